@@ -1,0 +1,804 @@
+/*
+ * main.c — the `rapport` command line: global options, subcommands, and the rule that errors
+ * go to stderr as "rapport: <what went wrong>" with exit status 1 (failed) or 2 (bad usage).
+ */
+#include <errno.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "rapport/events.h"
+#include "rapport/store.h"
+
+#define EXIT_FAIL 1
+#define EXIT_USAGE 2
+
+typedef struct cli {
+    const char *db;
+    bool sync_full;
+    rp_ctx_t ctx;
+    char actor[96];
+} cli_t;
+
+typedef struct command {
+    const char *name;
+    int (*run)(cli_t *c, int argc, char **argv);
+    const char *usage;
+    const char *help;
+} command_t;
+
+static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int fail(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("rapport: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return EXIT_FAIL;
+}
+
+static const command_t *find_command(const char *name);
+
+static int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("rapport: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    const command_t *c = cmd ? find_command(cmd) : NULL;
+    if (c)
+        fprintf(stderr, "usage: rapport %s\n", c->usage);
+    else
+        fprintf(stderr, "run `rapport --help` for the commands\n");
+    return EXIT_USAGE;
+}
+
+static int open_store(cli_t *c, bool create, rp_store_t **s)
+{
+    rp_store_opts_t o = {.sync_full = c->sync_full, .must_exist = !create};
+    rp_error_t err = {0};
+    if (rp_store_open(c->db, &o, s, &err) != 0) {
+        fail("%s", err.msg);
+        return EXIT_FAIL;
+    }
+    return 0;
+}
+
+static void print_json(json_t *j, bool pretty)
+{
+    char *d = json_dumps(j, JSON_ENCODE_ANY | (pretty ? JSON_INDENT(2) : JSON_COMPACT));
+    if (d) {
+        puts(d);
+        free(d);
+    }
+}
+
+/* Parses @p text as JSON, naming the argument and the line and column when it is not. */
+static json_t *json_arg(const char *cmd, const char *what, const char *text)
+{
+    json_error_t je;
+    json_t *j = json_loads(text, JSON_DECODE_ANY, &je);
+    if (!j)
+        fail("%s: %s is not valid JSON: line %d, column %d: %s", cmd, what, je.line, je.column,
+             je.text);
+    return j;
+}
+
+static bool parse_id(const char *s, int64_t *id)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end || end == s || v <= 0)
+        return false;
+    *id = v;
+    return true;
+}
+
+/* Leaves only the operands in argv after getopt-style "--name value" flags of one command. */
+static const char *flag_value(int *argc, char **argv, const char *flag, bool *present)
+{
+    for (int i = 1; i < *argc; i++) {
+        if (strcmp(argv[i], flag) != 0)
+            continue;
+        const char *v = NULL;
+        int take = 1;
+        if (present) {
+            *present = true;
+        } else {
+            if (i + 1 >= *argc)
+                return (const char *)-1;
+            v = argv[i + 1];
+            take = 2;
+        }
+        memmove(&argv[i], &argv[i + take], sizeof *argv * (size_t)(*argc - i - take + 1));
+        *argc -= take;
+        return v ? v : flag;
+    }
+    return NULL;
+}
+
+#define FLAG_MISSING ((const char *)-1)
+
+static int reject_unknown_flags(const char *cmd, int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (argv[i][0] == '-' && argv[i][1] != '\0' && !(argv[i][1] >= '0' && argv[i][1] <= '9'))
+            return usage_error(cmd, "%s: unknown option %s", cmd, argv[i]);
+    return 0;
+}
+
+/* ---- commands --------------------------------------------------------------------------- */
+
+static int cmd_init(cli_t *c, int argc, char **argv)
+{
+    if (argc != 1)
+        return usage_error("init", "init takes no arguments");
+    (void)argv;
+    rp_store_t *s;
+    if (open_store(c, true, &s))
+        return EXIT_FAIL;
+    int found = rp_store_schema_version_found(s);
+    if (found == 0)
+        printf("initialised %s (schema version %d)\n", c->db, RP_STORE_SCHEMA_VERSION);
+    else if (found < RP_STORE_SCHEMA_VERSION)
+        printf("upgraded %s from schema version %d to %d\n", c->db, found,
+               RP_STORE_SCHEMA_VERSION);
+    else
+        printf("%s is up to date (schema version %d)\n", c->db, found);
+    rp_store_close(s);
+    return 0;
+}
+
+static void print_schema_text(const char *name, json_t *d)
+{
+    printf("%s", name);
+    if (json_object_get(d, "label"))
+        printf(" (%s)", json_string_value(json_object_get(d, "label")));
+    printf("  [owner: %s]\n", json_string_value(json_object_get(d, "owner")));
+    printf("  %-20s %-10s %s\n", "id", "integer", "system");
+    const char *fname;
+    json_t *spec;
+    json_object_foreach(json_object_get(d, "fields"), fname, spec) {
+        char opts[512] = "";
+        int n = 0;
+        static const char *const flags[] = {"required", "unique", "indexed", "searchable"};
+        for (int i = 0; i < 4; i++)
+            if (json_is_true(json_object_get(spec, flags[i])))
+                n += snprintf(opts + n, sizeof opts - (size_t)n, "%s%s", n ? ", " : "", flags[i]);
+        json_t *x;
+        if ((x = json_object_get(spec, "ref")))
+            n += snprintf(opts + n, sizeof opts - (size_t)n, "%s-> %s", n ? ", " : "",
+                          json_string_value(x));
+        if ((x = json_object_get(spec, "values"))) {
+            char *v = json_dumps(x, JSON_COMPACT);
+            n += snprintf(opts + n, sizeof opts - (size_t)n, "%svalues %s", n ? ", " : "",
+                          v ? v : "");
+            free(v);
+        }
+        if ((x = json_object_get(spec, "default"))) {
+            char *v = json_dumps(x, JSON_ENCODE_ANY | JSON_COMPACT);
+            n += snprintf(opts + n, sizeof opts - (size_t)n, "%sdefault %s", n ? ", " : "",
+                          v ? v : "");
+            free(v);
+        }
+        if (json_object_get(spec, "scale"))
+            snprintf(opts + n, sizeof opts - (size_t)n, "%sscale %lld", n ? ", " : "",
+                     (long long)json_integer_value(json_object_get(spec, "scale")));
+        printf("  %-20s %-10s %s\n", fname, json_string_value(json_object_get(spec, "type")),
+               opts);
+    }
+    printf("  system fields: created_at, updated_at, deleted_at (datetime), version (integer),"
+           " created_by, updated_by (text)\n");
+}
+
+static int cmd_schema(cli_t *c, int argc, char **argv)
+{
+    bool as_json = false;
+    flag_value(&argc, argv, "--json", &as_json);
+    if (reject_unknown_flags("schema", argc, argv))
+        return EXIT_USAGE;
+    if (argc > 2)
+        return usage_error("schema", "schema takes at most one entity");
+    rp_store_t *s;
+    if (open_store(c, false, &s))
+        return EXIT_FAIL;
+    rp_error_t err = {0};
+    json_t *sch = rp_store_schema(s, argc == 2 ? argv[1] : NULL, &err);
+    int rc = 0;
+    if (!sch) {
+        rc = fail("%s", err.msg);
+    } else if (as_json) {
+        print_json(sch, true);
+    } else if (argc == 2) {
+        print_schema_text(argv[1], sch);
+    } else if (json_object_size(sch) == 0) {
+        printf("no entities defined yet (define one with `rapport define`)\n");
+    } else {
+        const char *name;
+        json_t *d;
+        json_object_foreach(sch, name, d) print_schema_text(name, d);
+    }
+    json_decref(sch);
+    rp_store_close(s);
+    return rc;
+}
+
+static int cmd_define(cli_t *c, int argc, char **argv)
+{
+    if (reject_unknown_flags("define", argc, argv))
+        return EXIT_USAGE;
+    if (argc != 3)
+        return usage_error("define", "define needs an entity name and a JSON specification");
+    json_t *spec = json_arg("define", "the specification", argv[2]);
+    if (!spec)
+        return EXIT_FAIL;
+    rp_store_t *s;
+    int rc = open_store(c, false, &s);
+    if (!rc) {
+        rp_error_t err = {0};
+        if (rp_store_define(s, &c->ctx, argv[1], spec, "admin", &err))
+            rc = fail("%s", err.msg);
+        else
+            printf("defined %s\n", argv[1]);
+        rp_store_close(s);
+    }
+    json_decref(spec);
+    return rc;
+}
+
+static int cmd_add_field(cli_t *c, int argc, char **argv)
+{
+    if (reject_unknown_flags("add-field", argc, argv))
+        return EXIT_USAGE;
+    if (argc != 4)
+        return usage_error("add-field", "add-field needs an entity, a field name and a JSON "
+                                        "field specification");
+    json_t *spec = json_arg("add-field", "the field specification", argv[3]);
+    if (!spec)
+        return EXIT_FAIL;
+    rp_store_t *s;
+    int rc = open_store(c, false, &s);
+    if (!rc) {
+        rp_error_t err = {0};
+        if (rp_store_add_field(s, &c->ctx, argv[1], argv[2], spec, "admin", &err))
+            rc = fail("%s", err.msg);
+        else
+            printf("added %s.%s\n", argv[1], argv[2]);
+        rp_store_close(s);
+    }
+    json_decref(spec);
+    return rc;
+}
+
+static int cmd_create(cli_t *c, int argc, char **argv)
+{
+    if (reject_unknown_flags("create", argc, argv))
+        return EXIT_USAGE;
+    if (argc != 3)
+        return usage_error("create", "create needs an entity and a JSON object (or an array of "
+                                     "them)");
+    json_t *in = json_arg("create", "the record", argv[2]);
+    if (!in)
+        return EXIT_FAIL;
+    rp_store_t *s;
+    int rc = open_store(c, false, &s);
+    if (!rc) {
+        rp_error_t err = {0};
+        json_t *batch = json_is_array(in) ? json_incref(in) : json_pack("[O]", in);
+        size_t n = json_array_size(batch);
+        int64_t *ids = calloc(n ? n : 1, sizeof *ids);
+        if (rp_store_create_many(s, &c->ctx, argv[1], batch, ids, NULL, &err)) {
+            rc = fail("%s", err.msg);
+        } else {
+            for (size_t i = 0; i < n; i++) {
+                json_t *r = NULL;
+                if (rp_store_get(s, argv[1], ids[i], &r, &err) == 0)
+                    print_json(r, false);
+                json_decref(r);
+            }
+        }
+        free(ids);
+        json_decref(batch);
+        rp_store_close(s);
+    }
+    json_decref(in);
+    return rc;
+}
+
+static int cmd_get(cli_t *c, int argc, char **argv)
+{
+    if (reject_unknown_flags("get", argc, argv))
+        return EXIT_USAGE;
+    int64_t id;
+    if (argc != 3 || !parse_id(argv[2], &id))
+        return usage_error("get", "get needs an entity and a record id (a positive integer)");
+    rp_store_t *s;
+    if (open_store(c, false, &s))
+        return EXIT_FAIL;
+    rp_error_t err = {0};
+    json_t *r = NULL;
+    int rc = 0;
+    if (rp_store_get(s, argv[1], id, &r, &err))
+        rc = fail("%s", err.msg);
+    else
+        print_json(r, true);
+    json_decref(r);
+    rp_store_close(s);
+    return rc;
+}
+
+static int cmd_update(cli_t *c, int argc, char **argv)
+{
+    const char *ver = flag_value(&argc, argv, "--if-version", NULL);
+    if (ver == FLAG_MISSING)
+        return usage_error("update", "update: --if-version needs a version number");
+    if (reject_unknown_flags("update", argc, argv))
+        return EXIT_USAGE;
+    int64_t id, version = 0;
+    if (argc != 4 || !parse_id(argv[2], &id))
+        return usage_error("update", "update needs an entity, a record id and a JSON object");
+    if (ver && !parse_id(ver, &version))
+        return usage_error("update", "update: --if-version needs a positive integer, not %s",
+                           ver);
+    json_t *patch = json_arg("update", "the changes", argv[3]);
+    if (!patch)
+        return EXIT_FAIL;
+    rp_store_t *s;
+    int rc = open_store(c, false, &s);
+    if (!rc) {
+        rp_error_t err = {0};
+        json_t *r = NULL;
+        if (rp_store_update(s, &c->ctx, argv[1], id, patch, version, NULL, &err) ||
+            rp_store_get(s, argv[1], id, &r, &err))
+            rc = fail("%s", err.msg);
+        else
+            print_json(r, false);
+        json_decref(r);
+        rp_store_close(s);
+    }
+    json_decref(patch);
+    return rc;
+}
+
+static int lifecycle(cli_t *c, int argc, char **argv,
+                     int (*op)(rp_store_t *, const rp_ctx_t *, const char *, int64_t,
+                               rp_error_t *),
+                     const char *done)
+{
+    if (reject_unknown_flags(argv[0], argc, argv))
+        return EXIT_USAGE;
+    int64_t id;
+    if (argc != 3 || !parse_id(argv[2], &id))
+        return usage_error(argv[0], "%s needs an entity and a record id", argv[0]);
+    rp_store_t *s;
+    if (open_store(c, false, &s))
+        return EXIT_FAIL;
+    rp_error_t err = {0};
+    int rc = 0;
+    if (op(s, &c->ctx, argv[1], id, &err))
+        rc = fail("%s", err.msg);
+    else
+        printf("%s %s %lld\n", done, argv[1], (long long)id);
+    rp_store_close(s);
+    return rc;
+}
+
+static int cmd_delete(cli_t *c, int argc, char **argv)
+{
+    return lifecycle(c, argc, argv, rp_store_delete, "deleted");
+}
+static int cmd_restore(cli_t *c, int argc, char **argv)
+{
+    return lifecycle(c, argc, argv, rp_store_restore, "restored");
+}
+static int cmd_purge(cli_t *c, int argc, char **argv)
+{
+    return lifecycle(c, argc, argv, rp_store_purge, "purged");
+}
+
+static int cmd_find(cli_t *c, int argc, char **argv)
+{
+    const char *where = flag_value(&argc, argv, "--where", NULL);
+    const char *order = flag_value(&argc, argv, "--order", NULL);
+    const char *limit = flag_value(&argc, argv, "--limit", NULL);
+    const char *offset = flag_value(&argc, argv, "--offset", NULL);
+    const char *after = flag_value(&argc, argv, "--after", NULL);
+    const char *fields = flag_value(&argc, argv, "--fields", NULL);
+    bool deleted = false, count_only = !strcmp(argv[0], "count");
+    flag_value(&argc, argv, "--deleted", &deleted);
+    const char *vals[] = {where, order, limit, offset, after, fields};
+    for (int i = 0; i < 6; i++)
+        if (vals[i] == FLAG_MISSING)
+            return usage_error(argv[0], "%s: an option is missing its value", argv[0]);
+    if (reject_unknown_flags(argv[0], argc, argv))
+        return EXIT_USAGE;
+    if (argc != 2)
+        return usage_error(argv[0], "%s needs one entity", argv[0]);
+    int64_t lim = 0, off = 0;
+    if (limit && !parse_id(limit, &lim))
+        return usage_error(argv[0], "--limit needs a positive integer, not %s", limit);
+    if (offset && strcmp(offset, "0") != 0 && !parse_id(offset, &off))
+        return usage_error(argv[0], "--offset needs a non-negative integer, not %s", offset);
+    json_t *w = where ? json_arg(argv[0], "--where", where) : NULL;
+    if (where && !w)
+        return EXIT_FAIL;
+    char *fcopy = fields ? strdup(fields) : NULL;
+    const char *flist[65] = {0};
+    if (fcopy) {
+        int n = 0;
+        for (char *tok = strtok(fcopy, ","); tok && n < 64; tok = strtok(NULL, ","))
+            flist[n++] = tok;
+    }
+    rp_store_t *s;
+    int rc = open_store(c, false, &s);
+    if (!rc) {
+        rp_error_t err = {0};
+        if (count_only) {
+            int64_t n;
+            if (rp_store_count(s, argv[1], w, deleted, &n, &err))
+                rc = fail("%s", err.msg);
+            else
+                printf("%lld\n", (long long)n);
+        } else {
+            rp_query_t q = {.entity = argv[1], .where = w, .order = order, .limit = lim,
+                            .offset = off, .after = after, .fields = fcopy ? flist : NULL,
+                            .with_deleted = deleted};
+            json_t *rows = NULL;
+            char *next = NULL;
+            if (rp_store_find(s, &q, &rows, &next, &err)) {
+                rc = fail("%s", err.msg);
+            } else {
+                size_t i;
+                json_t *r;
+                json_array_foreach(rows, i, r) print_json(r, false);
+                if (next)
+                    fprintf(stderr, "next page: --after %s\n", next);
+            }
+            json_decref(rows);
+            free(next);
+        }
+        rp_store_close(s);
+    }
+    free(fcopy);
+    json_decref(w);
+    return rc;
+}
+
+static int cmd_search(cli_t *c, int argc, char **argv)
+{
+    const char *entity = flag_value(&argc, argv, "--entity", NULL);
+    const char *limit = flag_value(&argc, argv, "--limit", NULL);
+    if (entity == FLAG_MISSING || limit == FLAG_MISSING)
+        return usage_error("search", "search: an option is missing its value");
+    if (reject_unknown_flags("search", argc, argv))
+        return EXIT_USAGE;
+    int64_t lim = 20;
+    if (limit && !parse_id(limit, &lim))
+        return usage_error("search", "--limit needs a positive integer, not %s", limit);
+    if (argc < 2)
+        return usage_error("search", "search needs some words to look for");
+    char text[2048];
+    size_t n = 0;
+    text[0] = '\0';
+    for (int i = 1; i < argc && n < sizeof text - 1; i++)
+        n += (size_t)snprintf(text + n, sizeof text - n, "%s%s", i > 1 ? " " : "", argv[i]);
+    rp_store_t *s;
+    if (open_store(c, false, &s))
+        return EXIT_FAIL;
+    rp_error_t err = {0};
+    json_t *hits = NULL;
+    int rc = 0;
+    if (rp_store_search(s, text, entity, (int)lim, &hits, &err)) {
+        rc = fail("%s", err.msg);
+    } else {
+        size_t i;
+        json_t *h;
+        json_array_foreach(hits, i, h) print_json(h, false);
+    }
+    json_decref(hits);
+    rp_store_close(s);
+    return rc;
+}
+
+static int cmd_explain(cli_t *c, int argc, char **argv)
+{
+    if (reject_unknown_flags("explain", argc, argv))
+        return EXIT_USAGE;
+    int64_t id;
+    if (argc != 4 || !parse_id(argv[2], &id))
+        return usage_error("explain", "explain needs an entity, a record id and a field");
+    rp_store_t *s;
+    if (open_store(c, false, &s))
+        return EXIT_FAIL;
+    rp_error_t err = {0};
+    json_t *h = NULL;
+    int rc = 0;
+    if (rp_events_explain(s, argv[1], id, argv[3], &h, &err)) {
+        rc = fail("%s", err.msg);
+    } else if (json_array_size(h) == 0) {
+        printf("%s %lld: no recorded change of %s\n", argv[1], (long long)id, argv[3]);
+    } else {
+        size_t i;
+        json_t *r;
+        json_array_foreach(h, i, r) {
+            char *o = json_dumps(json_object_get(r, "old"), JSON_ENCODE_ANY);
+            char *nv = json_dumps(json_object_get(r, "new"), JSON_ENCODE_ANY);
+            printf("%s  #%lld %-22s %s -> %s  by %s via %s\n",
+                   json_string_value(json_object_get(r, "at")),
+                   (long long)json_integer_value(json_object_get(r, "seq")),
+                   json_string_value(json_object_get(r, "type")), o ? o : "?", nv ? nv : "?",
+                   json_string_value(json_object_get(r, "actor")),
+                   json_string_value(json_object_get(r, "origin")));
+            free(o);
+            free(nv);
+            size_t j;
+            json_t *cz;
+            json_array_foreach(json_object_get(r, "causes"), j, cz)
+                printf("      caused by #%lld %s of %s %lld (by %s)\n",
+                       (long long)json_integer_value(json_object_get(cz, "seq")),
+                       json_string_value(json_object_get(cz, "type")),
+                       json_string_value(json_object_get(cz, "entity")),
+                       (long long)json_integer_value(json_object_get(cz, "record_id")),
+                       json_string_value(json_object_get(cz, "actor")));
+        }
+    }
+    json_decref(h);
+    rp_store_close(s);
+    return rc;
+}
+
+static volatile sig_atomic_t stop_following;
+static void on_stop(int sig)
+{
+    (void)sig;
+    stop_following = 1;
+}
+
+static int events_tail(cli_t *c, int argc, char **argv)
+{
+    const char *nval = flag_value(&argc, argv, "-n", NULL);
+    bool follow = false;
+    flag_value(&argc, argv, "--follow", &follow);
+    flag_value(&argc, argv, "-f", &follow);
+    if (nval == FLAG_MISSING)
+        return usage_error("events", "events tail: -n needs a number");
+    if (reject_unknown_flags("events", argc, argv))
+        return EXIT_USAGE;
+    if (argc != 1)
+        return usage_error("events", "events tail takes no operands");
+    int64_t n = 10;
+    if (nval && strcmp(nval, "0") != 0 && !parse_id(nval, &n))
+        return usage_error("events", "events tail: -n needs a non-negative integer, not %s",
+                           nval);
+    if (nval && strcmp(nval, "0") == 0)
+        n = 0;
+    rp_store_t *s;
+    if (open_store(c, false, &s))
+        return EXIT_FAIL;
+    enum { PAGE = 256 };
+    rp_event_t evs[PAGE];
+    rp_error_t err = {0};
+    int64_t last = 0;
+    int rc = 0;
+    if (n > 0) {
+        /* The newest n, oldest first, read in pages so n may be large. */
+        int64_t start = rp_events_last_seq(s) - n;
+        last = start > 0 ? start : 0;
+    } else {
+        last = rp_events_last_seq(s);
+    }
+    int64_t remaining = n;
+    while (remaining > 0) {
+        int got = rp_events_list(s, last, false, evs, remaining < PAGE ? (int)remaining : PAGE,
+                                 &err);
+        if (got < 0) {
+            rc = fail("%s", err.msg);
+            break;
+        }
+        for (int i = 0; i < got; i++) {
+            json_t *j = rp_event_json(&evs[i]);
+            print_json(j, false);
+            json_decref(j);
+            last = evs[i].seq;
+            rp_event_clear(&evs[i]);
+        }
+        remaining -= got;
+        if (got == 0)
+            break;
+    }
+    fflush(stdout);
+    if (follow && !rc) {
+        last = last > rp_events_last_seq(s) ? last : (n == 0 ? rp_events_last_seq(s) : last);
+        signal(SIGINT, on_stop);
+        signal(SIGTERM, on_stop);
+        signal(SIGPIPE, on_stop);
+        while (!stop_following) {
+            int got = rp_events_list(s, last, false, evs, PAGE, &err);
+            if (got < 0) {
+                rc = fail("%s", err.msg);
+                break;
+            }
+            for (int i = 0; i < got; i++) {
+                json_t *j = rp_event_json(&evs[i]);
+                print_json(j, false);
+                json_decref(j);
+                last = evs[i].seq;
+                rp_event_clear(&evs[i]);
+            }
+            if (fflush(stdout) != 0)
+                break;
+            if (got == 0) {
+                struct timespec ts = {0, 200 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+            }
+        }
+    }
+    rp_store_close(s);
+    return rc;
+}
+
+static int events_dead(cli_t *c, int argc, char **argv)
+{
+    if (argc > 2)
+        return usage_error("events", "events dead takes at most a subscriber name");
+    rp_store_t *s;
+    if (open_store(c, false, &s))
+        return EXIT_FAIL;
+    rp_error_t err = {0};
+    json_t *d = NULL;
+    int rc = 0;
+    if (rp_events_dead(s, argc == 2 ? argv[1] : NULL, &d, &err)) {
+        rc = fail("%s", err.msg);
+    } else {
+        size_t i;
+        json_t *r;
+        json_array_foreach(d, i, r) print_json(r, false);
+    }
+    json_decref(d);
+    rp_store_close(s);
+    return rc;
+}
+
+static int events_replay(cli_t *c, int argc, char **argv)
+{
+    int64_t id;
+    if (argc != 2 || !parse_id(argv[1], &id))
+        return usage_error("events", "events replay needs a dead letter id");
+    rp_store_t *s;
+    if (open_store(c, false, &s))
+        return EXIT_FAIL;
+    rp_error_t err = {0};
+    int rc = 0;
+    if (rp_events_replay(s, id, &err))
+        rc = fail("%s", err.msg);
+    else
+        printf("dead letter %lld queued for replay\n", (long long)id);
+    rp_store_close(s);
+    return rc;
+}
+
+static int cmd_events(cli_t *c, int argc, char **argv)
+{
+    if (argc < 2)
+        return usage_error("events", "events needs a subcommand: tail, dead or replay");
+    if (strcmp(argv[1], "tail") == 0)
+        return events_tail(c, argc - 1, argv + 1);
+    if (strcmp(argv[1], "dead") == 0)
+        return events_dead(c, argc - 1, argv + 1);
+    if (strcmp(argv[1], "replay") == 0)
+        return events_replay(c, argc - 1, argv + 1);
+    return usage_error("events", "events: unknown subcommand \"%s\" (tail, dead, replay)",
+                       argv[1]);
+}
+
+static const command_t commands[] = {
+    {"init", cmd_init, "init", "Create the database (or bring its schema up to date)."},
+    {"schema", cmd_schema, "schema [ENTITY] [--json]", "Show the entity registry."},
+    {"define", cmd_define, "define ENTITY SPEC_JSON",
+     "Define an entity: '{\"fields\": {\"name\": {\"type\": \"text\", \"required\": true}}}'."},
+    {"add-field", cmd_add_field, "add-field ENTITY FIELD FIELD_SPEC_JSON",
+     "Add a custom field: '{\"type\": \"integer\", \"indexed\": true}'."},
+    {"create", cmd_create, "create ENTITY RECORD_JSON|ARRAY_JSON",
+     "Create one record, or many in one transaction; prints them."},
+    {"get", cmd_get, "get ENTITY ID", "Print one record."},
+    {"update", cmd_update, "update ENTITY ID CHANGES_JSON [--if-version N]",
+     "Change some fields; with --if-version, only if nobody changed the record since."},
+    {"delete", cmd_delete, "delete ENTITY ID", "Soft-delete a record (restorable)."},
+    {"restore", cmd_restore, "restore ENTITY ID", "Restore a soft-deleted record."},
+    {"purge", cmd_purge, "purge ENTITY ID", "Remove a record for good (kept in its event)."},
+    {"find", cmd_find,
+     "find ENTITY [--where JSON] [--order F,-G] [--limit N] [--offset N] [--after CURSOR] "
+     "[--fields A,B] [--deleted]",
+     "Query records; prints JSON lines, and the next page's cursor on stderr."},
+    {"count", cmd_find, "count ENTITY [--where JSON] [--deleted]", "Count matching records."},
+    {"search", cmd_search, "search WORDS… [--entity E] [--limit N]",
+     "Full-text search over the searchable fields of every entity."},
+    {"explain", cmd_explain, "explain ENTITY ID FIELD",
+     "Show how a field came to hold its value: every change, who made it and why."},
+    {"events", cmd_events, "events tail [-n N] [--follow] | events dead [SUBSCRIBER] | events "
+                           "replay ID",
+     "Read the event log (JSON lines), list dead letters, replay one."},
+    {NULL, NULL, NULL, NULL},
+};
+
+static const command_t *find_command(const char *name)
+{
+    for (int i = 0; commands[i].name; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+static void print_help(FILE *f)
+{
+    fprintf(f, "rapport %s — a CRM engine: customer data, events and time, scripted in Lua.\n\n"
+               "usage: rapport [--db PATH] [--sync-full] COMMAND [ARGS…]\n"
+               "       rapport COMMAND --help | rapport --version\n\n"
+               "options:\n"
+               "  --db PATH     the database file (default: $RAPPORT_DB, else ./rapport.db)\n"
+               "  --sync-full   fsync every commit (synchronous=FULL) instead of the WAL default\n\n"
+               "commands:\n",
+            RP_VERSION);
+    for (int i = 0; commands[i].name; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+    fprintf(f, "\nexit status: 0 done, 1 the operation failed, 2 bad usage.\n");
+}
+
+int main(int argc, char **argv)
+{
+    cli_t c = {0};
+    c.db = getenv("RAPPORT_DB");
+    if (!c.db || !*c.db)
+        c.db = "./rapport.db";
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (strcmp(argv[i], "--version") == 0) {
+            printf("rapport %s (schema %d)\n", RP_VERSION, RP_STORE_SCHEMA_VERSION);
+            return 0;
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            print_help(stdout);
+            return 0;
+        } else if (strcmp(argv[i], "--db") == 0) {
+            if (++i >= argc)
+                return usage_error(NULL, "--db needs a path");
+            c.db = argv[i];
+        } else if (strncmp(argv[i], "--db=", 5) == 0) {
+            c.db = argv[i] + 5;
+        } else if (strcmp(argv[i], "--sync-full") == 0) {
+            c.sync_full = true;
+        } else {
+            return usage_error(NULL, "unknown option %s", argv[i]);
+        }
+    }
+    if (i >= argc) {
+        print_help(stderr);
+        return EXIT_USAGE;
+    }
+    const command_t *cmd = find_command(argv[i]);
+    if (!cmd)
+        return usage_error(NULL, "unknown command \"%s\"", argv[i]);
+    for (int j = i + 1; j < argc; j++) {
+        if (strcmp(argv[j], "--help") == 0 || strcmp(argv[j], "-h") == 0) {
+            printf("usage: rapport %s\n\n%s\n", cmd->usage, cmd->help);
+            return 0;
+        }
+    }
+    const char *user = getenv("USER");
+    if (!user || !*user) {
+        struct passwd *pw = getpwuid(getuid());
+        user = pw ? pw->pw_name : NULL;
+    }
+    snprintf(c.actor, sizeof c.actor, "local:%s", user && *user ? user : "unknown");
+    c.ctx = (rp_ctx_t){.actor = c.actor, .origin = "cli"};
+    return cmd->run(&c, argc - i, argv + i);
+}

@@ -1,0 +1,233 @@
+/*
+ * store.h — the store: an entity registry, records with exact types, queries, full-text
+ * search and nested transactions over one database file. Every write takes one path
+ * (before-hooks, row, event, search index) in one transaction; see events.h for the log.
+ * No SQLite type crosses this interface, so another driver can take its place.
+ */
+#ifndef RAPPORT_STORE_H
+#define RAPPORT_STORE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "rapport/error.h"
+
+/** The schema version of the core's own tables this build writes and understands. */
+#define RP_STORE_SCHEMA_VERSION 1
+
+/** The store: one open database. Not thread-safe; one per thread. */
+typedef struct rp_store rp_store_t;
+
+/** Options for rp_store_open(). Zero-initialise, then set what you need. */
+typedef struct rp_store_opts {
+    bool sync_full;      /**< synchronous=FULL (every commit fsyncs the WAL); default NORMAL. */
+    int busy_timeout_ms; /**< How long to wait for another writer; 0 means 5000. */
+    /** The engine's clock in milliseconds since the epoch (UTC); NULL means real time. */
+    int64_t (*now_ms)(void *ud);
+    void *now_ud;        /**< Passed to now_ms. */
+    int max_depth;       /**< Longest allowed chain of caused changes; 0 means 16. */
+    bool must_exist;     /**< Refuse (RP_ENOTFOUND) instead of creating a missing file. */
+} rp_store_opts_t;
+
+/**
+ * Opens (creating if needed) the database at @p path (":memory:" for a private one),
+ * applies pending migrations of the core's tables and loads the entity registry.
+ * A database written by a newer Rapport is refused (RP_EVERSION) naming both versions.
+ * @p opts may be NULL. On success *out is owned: close with rp_store_close().
+ */
+int rp_store_open(const char *path, const rp_store_opts_t *opts, rp_store_t **out,
+                  rp_error_t *err);
+
+/** Closes the store, rolling back any transaction left open. NULL is ignored. */
+void rp_store_close(rp_store_t *s);
+
+/** The schema version found in the file when it was opened (before migrations). */
+int rp_store_schema_version_found(const rp_store_t *s);
+
+/** The store's clock: milliseconds since the epoch (real or the opener's clock). */
+int64_t rp_store_now(const rp_store_t *s);
+
+/** Replaces the clock (e.g. with a virtual one). @p fn NULL restores real time. */
+void rp_store_set_clock(rp_store_t *s, int64_t (*fn)(void *ud), void *ud);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Who is writing                                                                            */
+
+/**
+ * The context every call carries: who acts, through which door, and which event's handler
+ * caused the change. Borrowed for the duration of the call.
+ */
+typedef struct rp_ctx {
+    const char *actor;  /**< "user:42", "plugin:loyalty", "script:rules.lua", "system"; NULL = "system". */
+    const char *origin; /**< "api", "cli", "script", "import", a plugin name; NULL = "core". */
+    int64_t cause;      /**< Sequence number of the event whose handler acts, or 0. */
+    int depth;          /**< Chain depth: 0 for a direct change, the cause's depth + 1 otherwise. */
+} rp_ctx_t;
+
+/* ---------------------------------------------------------------------------------------- */
+/* The entity registry                                                                       */
+
+/** Field types. */
+typedef enum rp_ftype {
+    RP_T_TEXT, RP_T_INTEGER, RP_T_REAL, RP_T_DECIMAL, RP_T_BOOLEAN, RP_T_DATE, RP_T_DATETIME,
+    RP_T_ENUM, RP_T_REF, RP_T_JSON, RP_T_EMAIL, RP_T_PHONE, RP_T_URL,
+} rp_ftype_t;
+
+/** The name of a field type ("text", "decimal", …). */
+const char *rp_ftype_name(rp_ftype_t t);
+
+/**
+ * Defines entity @p name (a lower-case identifier) with the fields of @p spec, a JSON object
+ * {"fields": {name: field_spec, …}, "label": "…"} where field_spec is
+ * {"type": "text"|"integer"|…, "required": bool, "unique": bool, "indexed": bool,
+ *  "searchable": bool, "default": value, "values": [..] (enum), "ref": "entity" (ref),
+ *  "scale": 0..9 (decimal, default 2)}. @p owner names who defines it ("admin", a plugin).
+ * Emits "schema.entity_defined". Borrowed arguments.
+ */
+int rp_store_define(rp_store_t *s, const rp_ctx_t *ctx, const char *name, json_t *spec,
+                    const char *owner, rp_error_t *err);
+
+/**
+ * Adds field @p field to entity @p entity with @p fspec (as in rp_store_define). Existing
+ * rows read the default (or null); this is a constant-time change whatever the table size,
+ * except that "unique" and "indexed" build an index. A required field without a default
+ * is refused on a table that has rows. Emits "schema.field_added".
+ */
+int rp_store_add_field(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, const char *field,
+                       json_t *fspec, const char *owner, rp_error_t *err);
+
+/** Whether entity @p name is defined. */
+bool rp_store_has_entity(const rp_store_t *s, const char *name);
+
+/**
+ * The registry as JSON: {entity: {"label":…, "owner":…, "fields": {name: field_spec}}} for all
+ * entities, or only @p entity's description when @p entity is not NULL.
+ * Returns a new reference (owned: json_decref), or NULL with @p err filled.
+ */
+json_t *rp_store_schema(rp_store_t *s, const char *entity, rp_error_t *err);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Transactions                                                                              */
+
+/**
+ * Opens a transaction, or a savepoint nested in the open one. Every begin is matched by one
+ * commit or rollback. Writes outside an explicit transaction run in their own.
+ */
+int rp_store_begin(rp_store_t *s, rp_error_t *err);
+/** Commits the innermost level (the outermost commits to disk). */
+int rp_store_commit(rp_store_t *s, rp_error_t *err);
+/** Rolls back the innermost level: its writes, events and index changes are gone. */
+int rp_store_rollback(rp_store_t *s, rp_error_t *err);
+/** The nesting depth of open transactions (0 when none). */
+int rp_store_txn_depth(const rp_store_t *s);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Records                                                                                   */
+
+/*
+ * A record crosses this interface as a JSON object: its fields by name plus "id",
+ * "version", "created_at", "updated_at", "created_by", "updated_by", "deleted_at".
+ * Values: text kinds as strings; integer as integer; real as real; decimal as a string of
+ * exactly the field's scale ("1234.50"; on input a string, an integer, or a JSON number of at
+ * most 15 significant digits); boolean as true/false; date "YYYY-MM-DD"; datetime as UTC
+ * "YYYY-MM-DDTHH:MM:SS.sssZ" (input may carry any offset); json as the JSON value; ref as the
+ * referenced record's id. Absent or null fields are null.
+ */
+
+/**
+ * Creates a record of @p entity from @p fields (borrowed; before-hooks may change a copy).
+ * On success *id_out (may be NULL) is the new id.
+ */
+int rp_store_create(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, json_t *fields,
+                    int64_t *id_out, rp_error_t *err);
+
+/**
+ * Fetches record @p id of @p entity. *out is a new reference (owned), or NULL when there is no
+ * such record (returns RP_ENOTFOUND). Soft-deleted records are returned (deleted_at set).
+ */
+int rp_store_get(rp_store_t *s, const char *entity, int64_t id, json_t **out, rp_error_t *err);
+
+/**
+ * Applies the partial update @p patch (borrowed) to record @p id. When @p expect_version > 0 the
+ * update happens only if the record's version is still that one, else RP_ECONFLICT and nothing
+ * changes. A patch that changes nothing writes nothing and emits no event.
+ * *version_out (may be NULL) receives the record's version afterwards.
+ */
+int rp_store_update(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, int64_t id,
+                    json_t *patch, int64_t expect_version, int64_t *version_out,
+                    rp_error_t *err);
+
+/** Soft-deletes record @p id (sets deleted_at; leaves search results). */
+int rp_store_delete(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, int64_t id,
+                    rp_error_t *err);
+/** Restores a soft-deleted record. */
+int rp_store_restore(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, int64_t id,
+                     rp_error_t *err);
+/**
+ * Removes record @p id for good; its last values are kept in the "purged" event. Refused while
+ * another record refers to it.
+ */
+int rp_store_purge(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, int64_t id,
+                   rp_error_t *err);
+
+/**
+ * Creates every record of the JSON array @p records (borrowed) in one transaction. Batch hooks
+ * see the whole array once, record hooks each record. Either all are stored or none: on failure
+ * @p err names the index of the failing record ("record 17: …") and *failed_index (may be NULL)
+ * is set to it. @p ids_out, when not NULL, must hold json_array_size(records) ids.
+ */
+int rp_store_create_many(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, json_t *records,
+                         int64_t *ids_out, size_t *failed_index, rp_error_t *err);
+
+/**
+ * Updates many records in one transaction: @p patches is an array of objects each with "id"
+ * (and optionally "version" to check) plus the fields to change. All or nothing, like
+ * rp_store_create_many().
+ */
+int rp_store_update_many(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, json_t *patches,
+                         size_t *failed_index, rp_error_t *err);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Queries                                                                                   */
+
+/**
+ * A query. The filter @p where is a JSON object (borrowed) whose keys are field names mapped to
+ * a value (equality) or to an object of operators, plus the keys "and" / "or" (arrays of such
+ * objects) and "not" (one such object); several keys are and-ed:
+ *   {"stage": "won", "amount": {"gt": "1000"}, "or": [{"owner": "u1"}, {"owner": "u2"}]}
+ * Operators: eq ne lt le gt ge (a value), in not_in (an array), contains starts_with (text),
+ * is_null (a boolean), between (an array of two values). Any field is allowed, including
+ * id, version, created_at, updated_at, created_by, updated_by, deleted_at.
+ */
+typedef struct rp_query {
+    const char *entity;   /**< Required. */
+    json_t *where;        /**< Filter, or NULL for all. */
+    const char *order;    /**< "field,-other" (a minus sorts descending); id breaks ties. */
+    int64_t limit;        /**< At most this many (0 = 100; capped at 10000). */
+    int64_t offset;       /**< Skip this many (ignored with a cursor). */
+    const char *after;    /**< A cursor from the previous page, or NULL. */
+    const char **fields;  /**< NULL-terminated subset of fields to return, or NULL for all. */
+    bool with_deleted;    /**< Include soft-deleted records. */
+} rp_query_t;
+
+/**
+ * Runs @p q. *out receives a new array of records (owned); *next (may be NULL) receives a
+ * cursor for the following page (owned: free()) or NULL when this page was the last.
+ */
+int rp_store_find(rp_store_t *s, const rp_query_t *q, json_t **out, char **next, rp_error_t *err);
+
+/** Counts the records of @p entity matching @p where (NULL for all). */
+int rp_store_count(rp_store_t *s, const char *entity, json_t *where, bool with_deleted,
+                   int64_t *count, rp_error_t *err);
+
+/**
+ * Full-text search over the searchable fields of every entity (or only @p entity when not NULL):
+ * words match by prefix ("jo smi" finds "John Smith"), case, accents and Arabic/Persian letter
+ * variants fold. *out is a new array of {"entity", "id", "rank", "snippet"} (best first, owned).
+ * Deleted records are not found.
+ */
+int rp_store_search(rp_store_t *s, const char *text, const char *entity, int limit, json_t **out,
+                    rp_error_t *err);
+
+#endif

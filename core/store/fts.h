@@ -1,0 +1,30 @@
+/*
+ * fts.h — the store's full-text tokenizer: SQLite FTS5's unicode61 with every token folded by
+ * rp_text_fold_cp(), so search agrees with duplicate detection on what "the same word" is.
+ * Internal to core/store.
+ */
+#ifndef RAPPORT_STORE_FTS_H
+#define RAPPORT_STORE_FTS_H
+
+#include <sqlite3.h>
+
+/** The name FTS5 tables give in `tokenize='rapport'` to use the tokenizer. */
+#define RP__FTS_TOKENIZER "rapport"
+
+/**
+ * Registers the "rapport" FTS5 tokenizer on @p db (borrowed; the tokenizer lives as long as the
+ * connection). Call it once per connection, before the first statement that touches an FTS5
+ * table using it.
+ *
+ * The tokenizer wraps unicode61 (remove_diacritics 2, categories 'L* N* Co Mn Mc', and ZWNJ,
+ * ZWJ and the other invisible format characters that rp_text_fold_cp() drops as token
+ * characters, so none of them splits a word). Each token is folded by rp_text_fold_cp() and
+ * reported with the byte offsets of the original text, so snippet() and highlight() show the
+ * text as written. Tokens that fold to nothing (a lone tatweel or haraka) are not reported.
+ * The tokenizer takes no arguments.
+ *
+ * @return SQLITE_OK, or the SQLite error code (SQLITE_ERROR if the library lacks FTS5).
+ */
+int rp__fts_register(sqlite3 *db);
+
+#endif

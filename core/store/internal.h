@@ -1,0 +1,149 @@
+/*
+ * internal.h — what the store's and the event log's files share: the store object, the
+ * in-memory registry, the statement cache and the value codec. Not installed; plugins and the
+ * CLI never include it.
+ */
+#ifndef RAPPORT_STORE_INTERNAL_H
+#define RAPPORT_STORE_INTERNAL_H
+
+#include <sqlite3.h>
+
+#include "rapport/events.h"
+#include "rapport/store.h"
+
+/** Record ids live in the low 40 bits of a search-index rowid; the entity number above. */
+#define RP__FTS_SHIFT 40
+
+/** One field of the registry. */
+typedef struct rp__field {
+    char *name;
+    rp_ftype_t type;
+    bool required, unique, indexed, searchable;
+    json_t *def;    /* Canonical default, or NULL. */
+    json_t *values; /* Enum values (array of strings), or NULL. */
+    char *ref;      /* Target entity of a ref, or NULL. */
+    int scale;      /* Decimal places of a decimal. */
+    char *owner;
+} rp__field_t;
+
+/** One entity of the registry, with its prepared SQL texts. */
+typedef struct rp__entity {
+    char *name, *label, *owner;
+    int64_t no; /* Its number in rp_entities: the high bits of its search rowids. */
+    rp__field_t *fields;
+    int nfields;
+    int nsearch;     /* How many searchable fields. */
+    char *sql_insert; /* INSERT of every column, fields in registry order. */
+    char *sql_select; /* SELECT of every column, without WHERE. */
+} rp__entity_t;
+
+/** A hook registration. */
+typedef struct rp__hook {
+    int id;
+    char *entity; /* "*" for all. */
+    rp_action_t action;
+    int priority;
+    rp_hook_fn fn;
+    rp_batch_hook_fn bfn;
+    void *ud;
+    char *owner;
+} rp__hook_t;
+
+#define RP__STMT_CACHE 256
+
+struct rp_store {
+    sqlite3 *db;
+    rp__entity_t **ents;
+    int nents;
+    int txn_depth;
+    int64_t (*now_fn)(void *ud);
+    void *now_ud;
+    int max_depth;
+    int schema_found;
+    bool schema_dirty; /* The registry changed in the open transaction. */
+    rp__hook_t *hooks;
+    int nhooks, caphooks, next_hook_id;
+    struct {
+        char *sql;
+        sqlite3_stmt *st;
+    } cache[RP__STMT_CACHE];
+    int64_t uid_last_ms;
+    uint64_t uid_hi, uid_lo, rng;
+};
+
+/* --- store.c ------------------------------------------------------------------------------ */
+
+/** A cached prepared statement for @p sql (reset, bindings cleared). NULL with err filled. */
+sqlite3_stmt *rp__stmt(rp_store_t *s, const char *sql, rp_error_t *err);
+/** Forgets every cached statement (after a schema change). */
+void rp__stmt_flush(rp_store_t *s);
+/** Fills @p err from the database's last error, naming @p what. Returns the RP_E* code. */
+int rp__dberr(rp_store_t *s, int rc, const char *what, rp_error_t *err);
+/** Executes @p sql (no parameters) once. */
+int rp__exec(rp_store_t *s, const char *sql, rp_error_t *err);
+/** The registry entry of @p name, or NULL. */
+rp__entity_t *rp__entity(const rp_store_t *s, const char *name);
+/** Like rp__entity() but fills @p err with an "unknown entity" message when missing. */
+rp__entity_t *rp__entity_req(const rp_store_t *s, const char *name, rp_error_t *err);
+/** The field @p name of @p e, or NULL. */
+rp__field_t *rp__field(const rp__entity_t *e, const char *name);
+/** Whether @p name is a valid lower-case identifier (and not reserved when @p field). */
+bool rp__ident_ok(const char *name);
+/** Whether @p name is one of the columns every record has (id, version, …). */
+bool rp__is_system_field(const char *name);
+/** Formats @p ms as UTC "YYYY-MM-DDTHH:MM:SS.sssZ" into @p out (at least 25 bytes). */
+void rp__fmt_time(int64_t ms, char *out);
+/** Days from 1970-01-01 to the civil date y-m-d (proleptic Gregorian). */
+int64_t rp__days_from_civil(int64_t y, unsigned m, unsigned d);
+/** A fresh time-ordered unique id (26 characters + NUL) into @p out. */
+void rp__uid(rp_store_t *s, char out[27]);
+/** A random 64-bit number from the store's generator. */
+uint64_t rp__rand(rp_store_t *s);
+
+/* --- values.c ----------------------------------------------------------------------------- */
+
+/**
+ * Checks @p in against field @p f and returns its canonical JSON form (new reference) in *out
+ * (JSON null for null). For decimals the canonical form is a string with exactly f->scale
+ * decimals. Fills @p err naming @p entity, the field and the value on failure.
+ */
+int rp__value_canon(const char *entity, const rp__field_t *f, json_t *in, json_t **out,
+                    rp_error_t *err);
+/** Binds the canonical value @p v of field @p f at parameter @p idx. */
+int rp__value_bind(sqlite3_stmt *st, int idx, const rp__field_t *f, json_t *v);
+/** Reads column @p col of @p st as the canonical JSON value of field @p f (new reference). */
+json_t *rp__value_column(sqlite3_stmt *st, int col, const rp__field_t *f);
+/** Parses an ISO-8601 date-time (any offset, or none for UTC) into ms. 0 on success. */
+int rp__parse_datetime(const char *s, int64_t *ms);
+/** The search-index text of a canonical value (strings as is, others formatted), or NULL. */
+const char *rp__value_text(json_t *v, char *buf, size_t cap);
+
+/* --- records.c ---------------------------------------------------------------------------- */
+
+/** Reads record @p id of @p e as JSON into *out (RP_ENOTFOUND when absent). */
+int rp__record_load(rp_store_t *s, rp__entity_t *e, int64_t id, const char **fields,
+                    json_t **out, rp_error_t *err);
+/** Builds a record's JSON from a row of e->sql_select (columns: 7 system, then fields). */
+json_t *rp__record_from_row(rp__entity_t *e, sqlite3_stmt *st, const char **fields);
+
+/* --- events.c ----------------------------------------------------------------------------- */
+
+/**
+ * Appends an event (in the open transaction). @p changes is a JSON object (borrowed; NULL is
+ * stored as {}). Checks the chain depth of @p ctx.
+ */
+int rp__event_append(rp_store_t *s, const rp_ctx_t *ctx, const char *type, const char *entity,
+                     int64_t record_id, json_t *changes, int64_t *seq_out, rp_error_t *err);
+/** Runs the batch then record hooks of @p action on @p batch (array of field objects). */
+int rp__hooks_run(rp_store_t *s, rp__entity_t *e, rp_action_t action, json_t *batch,
+                  const int64_t *ids, json_t **olds, const rp_ctx_t *ctx, size_t *failed,
+                  rp_error_t *err);
+/** Whether any hook is registered for @p e and @p action. */
+bool rp__hooks_any(rp_store_t *s, const rp__entity_t *e, rp_action_t action);
+/** Frees every hook registration. */
+void rp__hooks_free(rp_store_t *s);
+
+/* --- fts.c -------------------------------------------------------------------------------- */
+#include "fts.h"
+
+#endif

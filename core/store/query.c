@@ -1,0 +1,736 @@
+/*
+ * query.c — finding records: the filter tree compiled to a WHERE clause over registry names
+ * with bound values, sorting, offset and keyset pagination, counting, and full-text search.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define MAX_DEPTH 32   /* Nesting of and/or/not. */
+#define MAX_IN 1000    /* Values of one in / not_in. */
+#define MAX_ORDER 8    /* Sort keys. */
+
+/* The columns every record has, typed so filters and cursors treat them like fields. */
+static rp__field_t sys_fields[] = {
+    {.name = "id", .type = RP_T_INTEGER},           {.name = "created_at", .type = RP_T_DATETIME},
+    {.name = "updated_at", .type = RP_T_DATETIME},  {.name = "version", .type = RP_T_INTEGER},
+    {.name = "created_by", .type = RP_T_TEXT},      {.name = "updated_by", .type = RP_T_TEXT},
+    {.name = "deleted_at", .type = RP_T_DATETIME},
+};
+
+static rp__field_t *any_field(rp__entity_t *e, const char *name)
+{
+    for (size_t i = 0; i < sizeof sys_fields / sizeof *sys_fields; i++)
+        if (strcmp(sys_fields[i].name, name) == 0)
+            return &sys_fields[i];
+    return rp__field(e, name);
+}
+
+static int no_field(rp__entity_t *e, const char *name, rp_error_t *err)
+{
+    char known[600];
+    int n = 0;
+    for (int i = 0; i < e->nfields && n < (int)sizeof known - 60; i++)
+        n += snprintf(known + n, sizeof known - (size_t)n, "%s%s", i ? ", " : "",
+                      e->fields[i].name);
+    if (n == 0)
+        snprintf(known, sizeof known, "none besides the system fields");
+    return rp_error_set(err, RP_EINVAL, RP_C_NO_FIELD, "unknown field \"%s\" on %s (fields: %s)",
+                        name, e->name, known);
+}
+
+/* ---- a small string builder and the list of values to bind ------------------------------ */
+
+typedef struct {
+    const rp__field_t *f; /* Bind through the field's codec; NULL binds v's text or integer. */
+    json_t *v;            /* Owned reference. */
+} bindv_t;
+
+typedef struct {
+    char *sql;
+    size_t len, cap;
+    bindv_t *b;
+    int nb, capb;
+    bool oom;
+} qb_t;
+
+static void put(qb_t *q, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(qb_t *q, const char *fmt, ...)
+{
+    if (q->oom)
+        return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(q->sql + q->len, q->cap - q->len, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            q->oom = true;
+            return;
+        }
+        if (q->len + (size_t)n < q->cap) {
+            q->len += (size_t)n;
+            return;
+        }
+        size_t ncap = (q->cap ? q->cap * 2 : 256) + (size_t)n;
+        char *ns = realloc(q->sql, ncap);
+        if (!ns) {
+            q->oom = true;
+            return;
+        }
+        q->sql = ns;
+        q->cap = ncap;
+    }
+}
+
+static void bind_add(qb_t *q, const rp__field_t *f, json_t *v)
+{
+    if (q->oom || !v) {
+        q->oom = true;
+        json_decref(v);
+        return;
+    }
+    if (q->nb == q->capb) {
+        int nc = q->capb ? q->capb * 2 : 8;
+        bindv_t *nb = realloc(q->b, sizeof *nb * (size_t)nc);
+        if (!nb) {
+            q->oom = true;
+            json_decref(v);
+            return;
+        }
+        q->b = nb;
+        q->capb = nc;
+    }
+    q->b[q->nb].f = f;
+    q->b[q->nb].v = v;
+    q->nb++;
+}
+
+static void qb_free(qb_t *q)
+{
+    for (int i = 0; i < q->nb; i++)
+        json_decref(q->b[i].v);
+    free(q->b);
+    free(q->sql);
+}
+
+static int qb_bind(qb_t *q, sqlite3_stmt *st, int first)
+{
+    for (int i = 0; i < q->nb; i++) {
+        int rc;
+        if (q->b[i].f)
+            rc = rp__value_bind(st, first + i, q->b[i].f, q->b[i].v);
+        else if (json_is_integer(q->b[i].v))
+            rc = sqlite3_bind_int64(st, first + i, json_integer_value(q->b[i].v));
+        else
+            rc = sqlite3_bind_text(st, first + i, json_string_value(q->b[i].v), -1,
+                                   SQLITE_TRANSIENT);
+        if (rc != SQLITE_OK)
+            return rc;
+    }
+    return SQLITE_OK;
+}
+
+/* ---- the filter tree -------------------------------------------------------------------- */
+
+static int filter_err(rp__entity_t *e, rp_error_t *err, const char *fmt, const char *a,
+                      const char *b)
+{
+    char m[300];
+    snprintf(m, sizeof m, fmt, a, b);
+    return rp_error_set(err, RP_EINVAL, RP_C_FILTER, "filter on %s: %s", e->name, m);
+}
+
+/* A value compared with field @p f, canonicalised by the field's own rules. */
+static int value_for(rp__entity_t *e, const rp__field_t *f, json_t *v, qb_t *q, rp_error_t *err)
+{
+    json_t *c = NULL;
+    int rc = rp__value_canon(e->name, f, v, &c, err);
+    if (rc)
+        return rc;
+    if (f->type == RP_T_JSON) {
+        /* JSON columns hold compact text; compare with the same text. */
+        char *d = json_dumps(c, JSON_ENCODE_ANY | JSON_COMPACT);
+        json_decref(c);
+        bind_add(q, NULL, d ? json_string(d) : NULL);
+        free(d);
+        return 0;
+    }
+    bind_add(q, f, c);
+    return 0;
+}
+
+static bool is_textual(const rp__field_t *f)
+{
+    return f->type == RP_T_TEXT || f->type == RP_T_EMAIL || f->type == RP_T_PHONE ||
+           f->type == RP_T_URL || f->type == RP_T_ENUM || f->type == RP_T_JSON;
+}
+
+/* LIKE pattern for contains / starts_with: the user's text with %, _ and \ escaped. */
+static json_t *like_pattern(const char *s, bool leading)
+{
+    size_t n = strlen(s);
+    char *p = malloc(2 * n + 3), *o = p;
+    if (!p)
+        return NULL;
+    if (leading)
+        *o++ = '%';
+    for (; *s; s++) {
+        if (*s == '%' || *s == '_' || *s == '\\')
+            *o++ = '\\';
+        *o++ = *s;
+    }
+    *o++ = '%';
+    *o = '\0';
+    json_t *j = json_string(p);
+    free(p);
+    return j;
+}
+
+static int compile_op(rp__entity_t *e, const rp__field_t *f, const char *op, json_t *v, qb_t *q,
+                      rp_error_t *err)
+{
+    const char *col = f->name;
+    static const struct {
+        const char *name, *sql;
+    } cmp[] = {{"eq", "="}, {"ne", "IS NOT"}, {"lt", "<"}, {"le", "<="}, {"gt", ">"}, {"ge", ">="}};
+    for (size_t i = 0; i < sizeof cmp / sizeof *cmp; i++) {
+        if (strcmp(op, cmp[i].name) != 0)
+            continue;
+        if (json_is_null(v)) {
+            if (i > 1)
+                return filter_err(e, err, "%s.%s cannot compare with null", col, op);
+            put(q, "\"%s\" IS %s", col, i == 0 ? "NULL" : "NOT NULL");
+            return 0;
+        }
+        put(q, "\"%s\" %s ?", col, cmp[i].sql);
+        return value_for(e, f, v, q, err);
+    }
+    if (strcmp(op, "in") == 0 || strcmp(op, "not_in") == 0) {
+        bool neg = op[0] == 'n';
+        if (!json_is_array(v) || json_array_size(v) > MAX_IN)
+            return filter_err(e, err, "%s.%s needs an array of at most 1000 values", col, op);
+        if (json_array_size(v) == 0) {
+            put(q, neg ? "1" : "0");
+            return 0;
+        }
+        put(q, neg ? "(\"%s\" IS NULL OR \"%s\" NOT IN (" : "(\"%s\" IN (", col, col);
+        size_t i;
+        json_t *x;
+        json_array_foreach(v, i, x) {
+            put(q, i ? ",?" : "?");
+            int rc = value_for(e, f, x, q, err);
+            if (rc)
+                return rc;
+        }
+        put(q, "))");
+        return 0;
+    }
+    if (strcmp(op, "contains") == 0 || strcmp(op, "starts_with") == 0) {
+        if (!is_textual(f))
+            return filter_err(e, err, "%s.%s works on text fields only", col, op);
+        if (!json_is_string(v))
+            return filter_err(e, err, "%s.%s needs a text value", col, op);
+        put(q, "\"%s\" LIKE ? ESCAPE '\\'", col);
+        bind_add(q, NULL, like_pattern(json_string_value(v), op[0] == 'c'));
+        return 0;
+    }
+    if (strcmp(op, "is_null") == 0) {
+        if (!json_is_boolean(v))
+            return filter_err(e, err, "%s.%s needs true or false", col, op);
+        put(q, "\"%s\" IS %s", col, json_is_true(v) ? "NULL" : "NOT NULL");
+        return 0;
+    }
+    if (strcmp(op, "between") == 0) {
+        if (!json_is_array(v) || json_array_size(v) != 2)
+            return filter_err(e, err, "%s.%s needs an array of two values [low, high]", col, op);
+        put(q, "\"%s\" BETWEEN ? AND ?", col);
+        int rc = value_for(e, f, json_array_get(v, 0), q, err);
+        return rc ? rc : value_for(e, f, json_array_get(v, 1), q, err);
+    }
+    return filter_err(e, err,
+                      "unknown operator \"%s\" on field %s (operators: eq, ne, lt, le, gt, ge, "
+                      "in, not_in, contains, starts_with, is_null, between)",
+                      op, col);
+}
+
+static int compile_node(rp__entity_t *e, json_t *node, int depth, qb_t *q, rp_error_t *err)
+{
+    if (depth > MAX_DEPTH)
+        return rp_error_set(err, RP_EINVAL, RP_C_FILTER, "filter on %s: nested deeper than %d",
+                            e->name, MAX_DEPTH);
+    if (!json_is_object(node))
+        return rp_error_set(err, RP_EINVAL, RP_C_FILTER,
+                            "filter on %s: expected an object of conditions", e->name);
+    if (json_object_size(node) == 0) {
+        put(q, "1");
+        return 0;
+    }
+    const char *k;
+    json_t *v;
+    bool first = true;
+    put(q, "(");
+    json_object_foreach(node, k, v) {
+        if (!first)
+            put(q, " AND ");
+        first = false;
+        int rc = 0;
+        if (strcmp(k, "and") == 0 || strcmp(k, "or") == 0) {
+            if (!json_is_array(v))
+                return filter_err(e, err, "\"%s\" needs an array of conditions%s", k, "");
+            if (json_array_size(v) == 0) {
+                put(q, k[0] == 'a' ? "1" : "0");
+                continue;
+            }
+            put(q, "(");
+            size_t i;
+            json_t *x;
+            json_array_foreach(v, i, x) {
+                if (i)
+                    put(q, k[0] == 'a' ? " AND " : " OR ");
+                if ((rc = compile_node(e, x, depth + 1, q, err)))
+                    return rc;
+            }
+            put(q, ")");
+        } else if (strcmp(k, "not") == 0) {
+            put(q, "NOT ");
+            if ((rc = compile_node(e, v, depth + 1, q, err)))
+                return rc;
+        } else {
+            rp__field_t *f = any_field(e, k);
+            if (!f)
+                return no_field(e, k, err);
+            if (json_is_object(v)) {
+                if (json_object_size(v) == 0)
+                    return filter_err(e, err, "field %s has an empty set of operators%s", k, "");
+                const char *op;
+                json_t *ov;
+                bool firstop = true;
+                put(q, "(");
+                json_object_foreach(v, op, ov) {
+                    if (!firstop)
+                        put(q, " AND ");
+                    firstop = false;
+                    if ((rc = compile_op(e, f, op, ov, q, err)))
+                        return rc;
+                }
+                put(q, ")");
+            } else if ((rc = compile_op(e, f, "eq", v, q, err))) {
+                return rc;
+            }
+        }
+    }
+    put(q, ")");
+    return 0;
+}
+
+/* ---- sorting and cursors ---------------------------------------------------------------- */
+
+typedef struct {
+    const rp__field_t *f;
+    bool desc;
+} okey_t;
+
+static int parse_order(rp__entity_t *e, const char *order, okey_t *keys, int *nkeys,
+                       rp_error_t *err)
+{
+    *nkeys = 0;
+    bool has_id = false;
+    if (order && *order) {
+        const char *p = order;
+        while (*p) {
+            const char *end = strchr(p, ',');
+            size_t n = end ? (size_t)(end - p) : strlen(p);
+            char name[64];
+            bool desc = false;
+            while (n && *p == ' ')
+                p++, n--;
+            while (n && p[n - 1] == ' ')
+                n--;
+            if (n && (*p == '-' || *p == '+')) {
+                desc = *p == '-';
+                p++, n--;
+            }
+            if (n == 0 || n >= sizeof name)
+                return rp_error_set(err, RP_EINVAL, RP_C_ORDER,
+                                    "order on %s: \"%s\" is not a list of fields like "
+                                    "\"name,-amount\"",
+                                    e->name, order);
+            memcpy(name, p, n);
+            name[n] = '\0';
+            rp__field_t *f = any_field(e, name);
+            if (!f)
+                return no_field(e, name, err);
+            if (f->type == RP_T_JSON)
+                return rp_error_set(err, RP_EINVAL, RP_C_ORDER,
+                                    "order on %s: json field %s cannot be sorted on", e->name,
+                                    name);
+            if (*nkeys == MAX_ORDER - 1)
+                return rp_error_set(err, RP_EINVAL, RP_C_ORDER,
+                                    "order on %s: at most %d sort fields", e->name, MAX_ORDER - 1);
+            keys[(*nkeys)++] = (okey_t){f, desc};
+            has_id = has_id || strcmp(name, "id") == 0;
+            p += n;
+            if (*p == ',')
+                p++;
+            else
+                break;
+        }
+    }
+    /* The id breaks ties, so every order is total and cursors never skip or repeat. */
+    if (!has_id)
+        keys[(*nkeys)++] = (okey_t){&sys_fields[0], false};
+    return 0;
+}
+
+static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+static char *b64_encode(const char *in, size_t n)
+{
+    char *out = malloc(n / 3 * 4 + 5), *o = out;
+    if (!out)
+        return NULL;
+    size_t i = 0;
+    for (; i + 2 < n; i += 3) {
+        unsigned v = (unsigned char)in[i] << 16 | (unsigned char)in[i + 1] << 8 |
+                     (unsigned char)in[i + 2];
+        *o++ = b64[v >> 18];
+        *o++ = b64[(v >> 12) & 63];
+        *o++ = b64[(v >> 6) & 63];
+        *o++ = b64[v & 63];
+    }
+    if (i < n) {
+        unsigned v = (unsigned char)in[i] << 16 | (i + 1 < n ? (unsigned char)in[i + 1] << 8 : 0);
+        *o++ = b64[v >> 18];
+        *o++ = b64[(v >> 12) & 63];
+        if (i + 1 < n)
+            *o++ = b64[(v >> 6) & 63];
+    }
+    *o = '\0';
+    return out;
+}
+
+static char *b64_decode(const char *in, size_t *outlen)
+{
+    size_t n = strlen(in);
+    char *out = malloc(n * 3 / 4 + 3);
+    if (!out)
+        return NULL;
+    unsigned v = 0;
+    int bits = 0;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *p = strchr(b64, in[i]);
+        if (!p || !in[i]) {
+            free(out);
+            return NULL;
+        }
+        v = (v << 6) | (unsigned)(p - b64);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[o++] = (char)((v >> bits) & 0xFF);
+        }
+    }
+    out[o] = '\0';
+    *outlen = o;
+    return out;
+}
+
+static char *make_cursor(const char *order, okey_t *keys, int nkeys, json_t *rec)
+{
+    json_t *k = json_array();
+    for (int i = 0; i < nkeys; i++) {
+        json_t *v = json_object_get(rec, keys[i].f->name);
+        json_array_append(k, v ? v : json_null());
+    }
+    json_t *c = json_pack("{s:s,s:o}", "o", order ? order : "", "k", k);
+    char *text = c ? json_dumps(c, JSON_COMPACT) : NULL;
+    json_decref(c);
+    char *cur = text ? b64_encode(text, strlen(text)) : NULL;
+    free(text);
+    return cur;
+}
+
+/* Adds the keyset condition "after the cursor's row" for @p keys. */
+static int cursor_where(rp__entity_t *e, const char *cursor, const char *order, okey_t *keys,
+                        int nkeys, qb_t *q, rp_error_t *err)
+{
+    size_t n;
+    char *text = b64_decode(cursor, &n);
+    json_t *c = text ? json_loadb(text, n, 0, NULL) : NULL;
+    free(text);
+    json_t *k = json_object_get(c, "k");
+    const char *o = json_string_value(json_object_get(c, "o"));
+    int rc = 0;
+    if (!c || !json_is_array(k) || json_array_size(k) != (size_t)nkeys || !o) {
+        rc = rp_error_set(err, RP_EINVAL, RP_C_CURSOR,
+                          "cursor on %s is malformed or belongs to another query", e->name);
+        goto out;
+    }
+    if (strcmp(o, order ? order : "") != 0) {
+        rc = rp_error_set(err, RP_EINVAL, RP_C_CURSOR,
+                          "cursor on %s was made for the order \"%s\", not \"%s\"", e->name, o,
+                          order ? order : "");
+        goto out;
+    }
+    /* (k1 > v1) OR (k1 = v1 AND k2 > v2) OR …, with NULL sorting first ascending. */
+    put(q, " AND (");
+    for (int i = 0; i < nkeys; i++) {
+        put(q, i ? " OR (" : "(");
+        for (int j = 0; j < i; j++) {
+            put(q, "\"%s\" IS ? AND ", keys[j].f->name);
+            json_t *cv = NULL;
+            if ((rc = rp__value_canon(e->name, keys[j].f, json_array_get(k, (size_t)j), &cv,
+                                      err)))
+                goto bad;
+            bind_add(q, keys[j].f, cv);
+        }
+        json_t *v = json_array_get(k, (size_t)i);
+        const char *col = keys[i].f->name;
+        if (json_is_null(v)) {
+            put(q, keys[i].desc ? "0" : "\"%s\" IS NOT NULL", col);
+        } else {
+            if (keys[i].desc)
+                put(q, "(\"%s\" < ? OR \"%s\" IS NULL)", col, col);
+            else
+                put(q, "\"%s\" > ?", col);
+            json_t *cv = NULL;
+            if ((rc = rp__value_canon(e->name, keys[i].f, v, &cv, err)))
+                goto bad;
+            bind_add(q, keys[i].f, cv);
+        }
+        put(q, ")");
+    }
+    put(q, ")");
+    goto out;
+bad:
+    rc = rp_error_set(err, RP_EINVAL, RP_C_CURSOR, "cursor on %s holds values that do not fit "
+                      "its fields", e->name);
+out:
+    json_decref(c);
+    return rc;
+}
+
+/* ---- find and count --------------------------------------------------------------------- */
+
+static int where_clause(rp__entity_t *e, json_t *where, bool with_deleted, qb_t *q,
+                        rp_error_t *err)
+{
+    put(q, " WHERE %s", with_deleted ? "1" : "deleted_at IS NULL");
+    if (where && !json_is_null(where)) {
+        put(q, " AND ");
+        int rc = compile_node(e, where, 0, q, err);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+int rp_store_find(rp_store_t *s, const rp_query_t *qq, json_t **out, char **next, rp_error_t *err)
+{
+    *out = NULL;
+    if (next)
+        *next = NULL;
+    rp__entity_t *e = rp__entity_req(s, qq->entity, err);
+    if (!e)
+        return err->code;
+    if (qq->fields)
+        for (int i = 0; qq->fields[i]; i++)
+            if (!any_field(e, qq->fields[i]))
+                return no_field(e, qq->fields[i], err);
+    okey_t keys[MAX_ORDER];
+    int nkeys;
+    int rc = parse_order(e, qq->order, keys, &nkeys, err);
+    if (rc)
+        return rc;
+    int64_t limit = qq->limit <= 0 ? 100 : qq->limit > 10000 ? 10000 : qq->limit;
+    qb_t q = {0};
+    put(&q, "%s", e->sql_select);
+    if ((rc = where_clause(e, qq->where, qq->with_deleted, &q, err)))
+        goto out;
+    if (qq->after && (rc = cursor_where(e, qq->after, qq->order, keys, nkeys, &q, err)))
+        goto out;
+    put(&q, " ORDER BY ");
+    for (int i = 0; i < nkeys; i++)
+        put(&q, "%s\"%s\"%s", i ? ", " : "", keys[i].f->name, keys[i].desc ? " DESC" : "");
+    put(&q, " LIMIT %lld", (long long)limit + 1);
+    if (qq->offset > 0 && !qq->after)
+        put(&q, " OFFSET %lld", (long long)qq->offset);
+    if (q.oom) {
+        rc = rp_error_set(err, RP_ENOMEM, 0, "out of memory");
+        goto out;
+    }
+    sqlite3_stmt *st = rp__stmt(s, q.sql, err);
+    if (!st) {
+        rc = err->code;
+        goto out;
+    }
+    if (qb_bind(&q, st, 1) != SQLITE_OK) {
+        rc = rp__dberr(s, SQLITE_ERROR, "cannot bind the query", err);
+        sqlite3_reset(st);
+        goto out;
+    }
+    json_t *arr = json_array();
+    int64_t count = 0;
+    int src;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        if (count == limit) {
+            /* One row more than asked for: there is a next page, after the last we kept. */
+            if (next) {
+                json_t *last = json_array_get(arr, (size_t)count - 1);
+                json_t *full = qq->fields ? NULL : json_incref(last);
+                if (!full) {
+                    /* The page may lack the sort fields: read the last row whole. */
+                    rp__record_load(s, e, json_integer_value(json_object_get(last, "id")), NULL,
+                                    &full, NULL);
+                }
+                *next = full ? make_cursor(qq->order, keys, nkeys, full) : NULL;
+                json_decref(full);
+            }
+            break;
+        }
+        json_array_append_new(arr, rp__record_from_row(e, st, qq->fields));
+        count++;
+    }
+    sqlite3_reset(st);
+    if (src != SQLITE_ROW && src != SQLITE_DONE) {
+        json_decref(arr);
+        if (next) {
+            free(*next);
+            *next = NULL;
+        }
+        rc = rp__dberr(s, src, "query failed", err);
+        goto out;
+    }
+    *out = arr;
+out:
+    qb_free(&q);
+    return rc;
+}
+
+int rp_store_count(rp_store_t *s, const char *entity, json_t *where, bool with_deleted,
+                   int64_t *count, rp_error_t *err)
+{
+    rp__entity_t *e = rp__entity_req(s, entity, err);
+    if (!e)
+        return err->code;
+    qb_t q = {0};
+    put(&q, "SELECT count(*) FROM \"%s\"", e->name);
+    int rc = where_clause(e, where, with_deleted, &q, err);
+    if (rc)
+        goto out;
+    if (q.oom) {
+        rc = rp_error_set(err, RP_ENOMEM, 0, "out of memory");
+        goto out;
+    }
+    sqlite3_stmt *st = rp__stmt(s, q.sql, err);
+    if (!st) {
+        rc = err->code;
+        goto out;
+    }
+    qb_bind(&q, st, 1);
+    int src = sqlite3_step(st);
+    if (src == SQLITE_ROW)
+        *count = sqlite3_column_int64(st, 0);
+    else
+        rc = rp__dberr(s, src, "count failed", err);
+    sqlite3_reset(st);
+out:
+    qb_free(&q);
+    return rc;
+}
+
+/* ---- full-text search ------------------------------------------------------------------- */
+
+/* Turns free text into an FTS5 query: every word quoted (so no FTS syntax is taken from the
+ * user) and matched as a prefix; all words must match. */
+static char *match_expr(const char *text)
+{
+    size_t n = strlen(text);
+    char *out = malloc(n * 2 + 16), *o = out;
+    if (!out)
+        return NULL;
+    const char *p = text;
+    bool any = false;
+    while (*p) {
+        while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+            p++;
+        if (!*p)
+            break;
+        if (any)
+            *o++ = ' ';
+        *o++ = '"';
+        while (*p && *p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
+            if (*p == '"')
+                *o++ = '"';
+            *o++ = *p++;
+        }
+        *o++ = '"';
+        *o++ = '*';
+        any = true;
+    }
+    *o = '\0';
+    if (!any) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
+int rp_store_search(rp_store_t *s, const char *text, const char *entity, int limit, json_t **out,
+                    rp_error_t *err)
+{
+    *out = NULL;
+    rp__entity_t *only = NULL;
+    if (entity && !(only = rp__entity_req(s, entity, err)))
+        return err->code;
+    char *expr = text ? match_expr(text) : NULL;
+    if (!expr)
+        return rp_error_set(err, RP_EINVAL, RP_C_SEARCH, "search needs at least one word");
+    if (limit <= 0)
+        limit = 20;
+    if (limit > 1000)
+        limit = 1000;
+    const char *sql = only ? "SELECT rowid, rank, snippet(rp_search, 0, '[', ']', '…', 12)"
+                             " FROM rp_search WHERE rp_search MATCH ?1 AND rowid BETWEEN ?3 AND ?4"
+                             " ORDER BY rank LIMIT ?2"
+                           : "SELECT rowid, rank, snippet(rp_search, 0, '[', ']', '…', 12)"
+                             " FROM rp_search WHERE rp_search MATCH ?1 ORDER BY rank LIMIT ?2";
+    sqlite3_stmt *st = rp__stmt(s, sql, err);
+    if (!st) {
+        free(expr);
+        return err->code;
+    }
+    sqlite3_bind_text(st, 1, expr, -1, free);
+    sqlite3_bind_int(st, 2, limit);
+    if (only) {
+        sqlite3_bind_int64(st, 3, only->no << RP__FTS_SHIFT);
+        sqlite3_bind_int64(st, 4, ((only->no + 1) << RP__FTS_SHIFT) - 1);
+    }
+    json_t *hits = json_array();
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t rowid = sqlite3_column_int64(st, 0);
+        int64_t no = rowid >> RP__FTS_SHIFT, id = rowid & ((INT64_C(1) << RP__FTS_SHIFT) - 1);
+        const char *ename = NULL;
+        for (int i = 0; i < s->nents && !ename; i++)
+            if (s->ents[i]->no == no)
+                ename = s->ents[i]->name;
+        if (!ename)
+            continue;
+        json_array_append_new(hits, json_pack("{s:s,s:I,s:f,s:s}", "entity", ename, "id",
+                                              (json_int_t)id, "rank",
+                                              sqlite3_column_double(st, 1), "snippet",
+                                              (const char *)sqlite3_column_text(st, 2)));
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+        json_decref(hits);
+        return rp__dberr(s, rc, "search failed", err);
+    }
+    *out = hits;
+    return 0;
+}

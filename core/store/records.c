@@ -1,0 +1,804 @@
+/*
+ * records.c — the write path for records: before-hooks, the row, the search index and the
+ * event, all in one transaction; and reading a record back.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define NSYS 7 /* id, created_at, updated_at, version, created_by, updated_by, deleted_at */
+
+static const char *actor_of(const rp_ctx_t *ctx)
+{
+    return ctx && ctx->actor ? ctx->actor : "system";
+}
+
+/* ---- reading ---------------------------------------------------------------------------- */
+
+static bool wanted(const char **fields, const char *name)
+{
+    if (!fields)
+        return true;
+    for (int i = 0; fields[i]; i++)
+        if (strcmp(fields[i], name) == 0)
+            return true;
+    return false;
+}
+
+json_t *rp__record_from_row(rp__entity_t *e, sqlite3_stmt *st, const char **fields)
+{
+    static const char *const sys[NSYS] = {"id",         "created_at", "updated_at", "version",
+                                          "created_by", "updated_by", "deleted_at"};
+    json_t *r = json_object();
+    if (!r)
+        return NULL;
+    /* id and version always travel with a record: callers need them to update it. */
+    json_object_set_new(r, "id", json_integer(sqlite3_column_int64(st, 0)));
+    for (int i = 1; i < NSYS; i++) {
+        if (i != 3 && !wanted(fields, sys[i]))
+            continue;
+        if (i == 3)
+            json_object_set_new(r, sys[i], json_integer(sqlite3_column_int64(st, i)));
+        else if (sqlite3_column_type(st, i) == SQLITE_NULL)
+            json_object_set_new(r, sys[i], json_null());
+        else
+            json_object_set_new(r, sys[i],
+                                json_stringn((const char *)sqlite3_column_text(st, i),
+                                             (size_t)sqlite3_column_bytes(st, i)));
+    }
+    for (int i = 0; i < e->nfields; i++)
+        if (wanted(fields, e->fields[i].name))
+            json_object_set_new(r, e->fields[i].name,
+                                rp__value_column(st, NSYS + i, &e->fields[i]));
+    return r;
+}
+
+int rp__record_load(rp_store_t *s, rp__entity_t *e, int64_t id, const char **fields,
+                    json_t **out, rp_error_t *err)
+{
+    *out = NULL;
+    char sql[4096];
+    snprintf(sql, sizeof sql, "%s WHERE id = ?", e->sql_select);
+    sqlite3_stmt *st = rp__stmt(s, sql, err);
+    if (!st)
+        return err->code;
+    sqlite3_bind_int64(st, 1, id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE) {
+        sqlite3_reset(st);
+        return rp_error_set(err, RP_ENOTFOUND, RP_C_NO_RECORD, "no %s with id %lld", e->name,
+                            (long long)id);
+    }
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(st);
+        return rp__dberr(s, rc, "cannot read the record", err);
+    }
+    *out = rp__record_from_row(e, st, fields);
+    sqlite3_reset(st);
+    return *out ? 0 : rp_error_set(err, RP_ENOMEM, 0, "out of memory");
+}
+
+int rp_store_get(rp_store_t *s, const char *entity, int64_t id, json_t **out, rp_error_t *err)
+{
+    *out = NULL;
+    rp__entity_t *e = rp__entity_req(s, entity, err);
+    if (!e)
+        return err->code;
+    return rp__record_load(s, e, id, NULL, out, err);
+}
+
+/* ---- checks shared by every write -------------------------------------------------------- */
+
+/* Refuses keys that are not writable fields of @p e. */
+static int check_keys(rp__entity_t *e, json_t *fields, rp_error_t *err)
+{
+    if (!json_is_object(fields))
+        return rp_error_set(err, RP_EINVAL, RP_C_TYPE,
+                            "%s: the fields of a record must be a JSON object", e->name);
+    const char *k;
+    json_t *v;
+    json_object_foreach(fields, k, v) {
+        if (rp__field(e, k))
+            continue;
+        if (rp__is_system_field(k))
+            return rp_error_set(err, RP_EINVAL, RP_C_READONLY,
+                                "%s.%s is kept by the store and cannot be written", e->name, k);
+        char known[600];
+        int n = 0;
+        known[0] = '\0';
+        for (int i = 0; i < e->nfields && n < (int)sizeof known - 60; i++)
+            n += snprintf(known + n, sizeof known - (size_t)n, "%s%s", i ? ", " : "",
+                          e->fields[i].name);
+        return rp_error_set(err, RP_EINVAL, RP_C_NO_FIELD, "unknown field \"%s\" on %s (fields: %s)",
+                            k, e->name, n ? known : "none");
+    }
+    return 0;
+}
+
+static int check_ref(rp_store_t *s, rp__entity_t *e, rp__field_t *f, json_t *v, rp_error_t *err)
+{
+    if (json_is_null(v))
+        return 0;
+    char sql[160];
+    snprintf(sql, sizeof sql, "SELECT deleted_at IS NULL FROM \"%s\" WHERE id = ?", f->ref);
+    sqlite3_stmt *st = rp__stmt(s, sql, err);
+    if (!st)
+        return err->code;
+    sqlite3_bind_int64(st, 1, json_integer_value(v));
+    int rc = sqlite3_step(st);
+    int live = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return rp__dberr(s, rc, "cannot check a reference", err);
+    if (live < 0)
+        return rp_error_set(err, RP_EINVAL, RP_C_REF, "%s.%s: there is no %s with id %lld",
+                            e->name, f->name, f->ref, (long long)json_integer_value(v));
+    if (live == 0)
+        return rp_error_set(err, RP_EINVAL, RP_C_REF, "%s.%s: %s %lld is deleted", e->name,
+                            f->name, f->ref, (long long)json_integer_value(v));
+    return 0;
+}
+
+/* Turns a failed step into a message naming the entity, the field and the value. */
+static int write_error(rp_store_t *s, int rc, rp__entity_t *e, json_t *canon, rp_error_t *err)
+{
+    const char *msg = sqlite3_errmsg(s->db);
+    if (rc == SQLITE_CONSTRAINT_UNIQUE) {
+        const char *dot = strrchr(msg, '.');
+        const char *fname = dot ? dot + 1 : "?";
+        char ex[80] = "the value";
+        json_t *v = canon ? json_object_get(canon, fname) : NULL;
+        if (v) {
+            char *d = json_dumps(v, JSON_ENCODE_ANY);
+            if (d) {
+                snprintf(ex, sizeof ex, "%.70s", d);
+                free(d);
+            }
+        }
+        return rp_error_set(err, RP_ECONFLICT, RP_C_UNIQUE,
+                            "%s.%s: %s is already used by another %s (the field is unique)",
+                            e->name, fname, ex, e->name);
+    }
+    if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
+        return rp_error_set(err, RP_ECONFLICT, RP_C_REFERENCED,
+                            "%s: the change would break a reference between records", e->name);
+    return rp__dberr(s, rc, "cannot write the record", err);
+}
+
+/* ---- the search index ------------------------------------------------------------------- */
+
+static int64_t fts_rowid(const rp__entity_t *e, int64_t id)
+{
+    return (e->no << RP__FTS_SHIFT) | id;
+}
+
+/* Writes the searchable text of @p rec (canonical values by field name) for record @p id. */
+static int fts_put(rp_store_t *s, rp__entity_t *e, int64_t id, json_t *rec, rp_error_t *err)
+{
+    size_t cap = 256, len = 0;
+    char *body = malloc(cap);
+    if (!body)
+        return rp_error_set(err, RP_ENOMEM, 0, "out of memory");
+    for (int i = 0; i < e->nfields; i++) {
+        if (!e->fields[i].searchable)
+            continue;
+        char buf[64];
+        const char *t = rp__value_text(json_object_get(rec, e->fields[i].name), buf, sizeof buf);
+        if (!t)
+            continue;
+        size_t n = strlen(t);
+        if (len + n + 2 > cap) {
+            while (len + n + 2 > cap)
+                cap *= 2;
+            char *nb = realloc(body, cap);
+            if (!nb) {
+                free(body);
+                return rp_error_set(err, RP_ENOMEM, 0, "out of memory");
+            }
+            body = nb;
+        }
+        if (len)
+            body[len++] = '\n';
+        memcpy(body + len, t, n);
+        len += n;
+    }
+    if (len == 0) {
+        free(body);
+        return 0;
+    }
+    sqlite3_stmt *st = rp__stmt(s, "INSERT INTO rp_search(rowid, body) VALUES(?, ?)", err);
+    if (!st) {
+        free(body);
+        return err->code;
+    }
+    sqlite3_bind_int64(st, 1, fts_rowid(e, id));
+    sqlite3_bind_text(st, 2, body, (int)len, free);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : rp__dberr(s, rc, "cannot index the record for search", err);
+}
+
+static int fts_drop(rp_store_t *s, rp__entity_t *e, int64_t id, rp_error_t *err)
+{
+    sqlite3_stmt *st = rp__stmt(s, "DELETE FROM rp_search WHERE rowid = ?", err);
+    if (!st)
+        return err->code;
+    sqlite3_bind_int64(st, 1, fts_rowid(e, id));
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : rp__dberr(s, rc, "cannot update the search index", err);
+}
+
+/* ---- create ----------------------------------------------------------------------------- */
+
+/* Stores one record whose fields have passed the hooks. In the open transaction. */
+static int create_one(rp_store_t *s, const rp_ctx_t *ctx, rp__entity_t *e, json_t *fields,
+                      int64_t *id_out, rp_error_t *err)
+{
+    int rc = check_keys(e, fields, err);
+    if (rc)
+        return rc;
+    json_t *canon = json_object();
+    json_t *changes = json_object();
+    sqlite3_stmt *st = NULL;
+    if (!canon || !changes) {
+        rc = rp_error_set(err, RP_ENOMEM, 0, "out of memory");
+        goto out;
+    }
+    for (int i = 0; i < e->nfields; i++) {
+        rp__field_t *f = &e->fields[i];
+        json_t *in = json_object_get(fields, f->name), *v = NULL;
+        if ((!in || json_is_null(in)) && f->def)
+            in = f->def;
+        if ((rc = rp__value_canon(e->name, f, in, &v, err)))
+            goto out;
+        json_object_set_new(canon, f->name, v);
+        if (json_is_null(v)) {
+            if (f->required) {
+                rc = rp_error_set(err, RP_EINVAL, RP_C_REQUIRED, "%s.%s is required", e->name,
+                                  f->name);
+                goto out;
+            }
+            continue;
+        }
+        if (f->type == RP_T_REF && (rc = check_ref(s, e, f, v, err)))
+            goto out;
+        json_object_set_new(changes, f->name, json_pack("[nO]", v));
+    }
+    if (!(st = rp__stmt(s, e->sql_insert, err))) {
+        rc = err->code;
+        goto out;
+    }
+    char now[32];
+    rp__fmt_time(rp_store_now(s), now);
+    const char *actor = actor_of(ctx);
+    sqlite3_bind_text(st, 1, now, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, now, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 3, actor, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, actor, -1, SQLITE_STATIC);
+    for (int i = 0; i < e->nfields; i++)
+        rp__value_bind(st, 5 + i, &e->fields[i], json_object_get(canon, e->fields[i].name));
+    int src = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (src != SQLITE_DONE) {
+        rc = write_error(s, src, e, canon, err);
+        goto out;
+    }
+    int64_t id = sqlite3_last_insert_rowid(s->db);
+    if (e->nsearch && (rc = fts_put(s, e, id, canon, err)))
+        goto out;
+    char type[80];
+    snprintf(type, sizeof type, "%s.created", e->name);
+    if ((rc = rp__event_append(s, ctx, type, e->name, id, changes, NULL, err)))
+        goto out;
+    if (id_out)
+        *id_out = id;
+out:
+    json_decref(canon);
+    json_decref(changes);
+    return rc;
+}
+
+/* Shallow copies of the records of @p in, so hooks may edit them without touching the
+ * caller's objects. */
+static json_t *batch_copy(rp__entity_t *e, json_t *in, size_t *failed, rp_error_t *err)
+{
+    if (!json_is_array(in)) {
+        rp_error_set(err, RP_EINVAL, RP_C_TYPE, "%s: a batch must be a JSON array of records",
+                     e->name);
+        return NULL;
+    }
+    json_t *batch = json_array();
+    size_t i;
+    json_t *r;
+    json_array_foreach(in, i, r) {
+        if (!json_is_object(r)) {
+            if (failed)
+                *failed = i;
+            rp_error_set(err, RP_EINVAL, RP_C_TYPE, "record %zu: %s: not a JSON object", i,
+                         e->name);
+            json_decref(batch);
+            return NULL;
+        }
+        json_array_append_new(batch, json_copy(r));
+    }
+    return batch;
+}
+
+/* Prefixes err's message with "record N: " so a bulk caller knows which record failed. */
+static void name_record(rp_error_t *err, size_t i)
+{
+    if (!err)
+        return;
+    char prefix[32];
+    size_t p = (size_t)snprintf(prefix, sizeof prefix, "record %zu: ", i);
+    size_t len = strnlen(err->msg, sizeof err->msg - 1);
+    if (len + p >= sizeof err->msg)
+        len = sizeof err->msg - 1 - p;
+    memmove(err->msg + p, err->msg, len);
+    memcpy(err->msg, prefix, p);
+    err->msg[p + len] = '\0';
+}
+
+int rp_store_create_many(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, json_t *records,
+                         int64_t *ids_out, size_t *failed_index, rp_error_t *err)
+{
+    rp__entity_t *e = rp__entity_req(s, entity, err);
+    if (!e)
+        return err->code;
+    size_t failed = 0;
+    json_t *batch = batch_copy(e, records, &failed, err);
+    if (!batch) {
+        if (failed_index)
+            *failed_index = failed;
+        return err->code;
+    }
+    int rc = rp_store_begin(s, err);
+    if (rc) {
+        json_decref(batch);
+        return rc;
+    }
+    size_t n = json_array_size(batch);
+    if (rp__hooks_any(s, e, RP_ACT_CREATE) &&
+        (rc = rp__hooks_run(s, e, RP_ACT_CREATE, batch, NULL, NULL, ctx, &failed, err)))
+        goto fail;
+    for (size_t i = 0; i < n; i++) {
+        int64_t id = 0;
+        if ((rc = create_one(s, ctx, e, json_array_get(batch, i), &id, err))) {
+            failed = i;
+            if (n > 1)
+                name_record(err, i);
+            goto fail;
+        }
+        if (ids_out)
+            ids_out[i] = id;
+    }
+    json_decref(batch);
+    return rp_store_commit(s, err);
+fail:
+    json_decref(batch);
+    rp_store_rollback(s, NULL);
+    if (failed_index)
+        *failed_index = failed;
+    return rc;
+}
+
+int rp_store_create(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, json_t *fields,
+                    int64_t *id_out, rp_error_t *err)
+{
+    json_t *one = json_array();
+    json_array_append(one, fields);
+    int rc = rp_store_create_many(s, ctx, entity, one, id_out, NULL, err);
+    json_decref(one);
+    return rc;
+}
+
+/* ---- update ----------------------------------------------------------------------------- */
+
+/* Applies @p patch (past the hooks) to the record @p old. In the open transaction. */
+static int update_one(rp_store_t *s, const rp_ctx_t *ctx, rp__entity_t *e, json_t *old,
+                      json_t *patch, int64_t *version_out, rp_error_t *err)
+{
+    int64_t id = json_integer_value(json_object_get(old, "id"));
+    int64_t version = json_integer_value(json_object_get(old, "version"));
+    int rc = check_keys(e, patch, err);
+    if (rc)
+        return rc;
+    json_t *changes = json_object(), *canon = json_object();
+    rp__field_t **set = calloc((size_t)e->nfields + 1, sizeof *set);
+    int nset = 0;
+    char *sql = NULL;
+    if (!changes || !canon || !set) {
+        rc = rp_error_set(err, RP_ENOMEM, 0, "out of memory");
+        goto out;
+    }
+    const char *k;
+    json_t *in;
+    json_object_foreach(patch, k, in) {
+        rp__field_t *f = rp__field(e, k);
+        json_t *v = NULL;
+        if ((rc = rp__value_canon(e->name, f, in, &v, err)))
+            goto out;
+        json_t *was = json_object_get(old, k);
+        if (json_equal(was, v)) {
+            json_decref(v);
+            continue;
+        }
+        if (json_is_null(v) && f->required) {
+            json_decref(v);
+            rc = rp_error_set(err, RP_EINVAL, RP_C_REQUIRED, "%s.%s is required and cannot be "
+                              "cleared", e->name, f->name);
+            goto out;
+        }
+        if (f->type == RP_T_REF && (rc = check_ref(s, e, f, v, err))) {
+            json_decref(v);
+            goto out;
+        }
+        json_object_set_new(changes, k, json_pack("[OO]", was ? was : json_null(), v));
+        json_object_set_new(canon, k, v);
+        set[nset++] = f;
+    }
+    if (nset == 0) {
+        if (version_out)
+            *version_out = version;
+        goto out;
+    }
+    size_t cap = 160 + (size_t)nset * 56;
+    if (!(sql = malloc(cap))) {
+        rc = rp_error_set(err, RP_ENOMEM, 0, "out of memory");
+        goto out;
+    }
+    int n = snprintf(sql, cap, "UPDATE \"%s\" SET updated_at = ?, updated_by = ?,"
+                               " version = version + 1", e->name);
+    for (int i = 0; i < nset; i++)
+        n += snprintf(sql + n, cap - (size_t)n, ", \"%s\" = ?", set[i]->name);
+    snprintf(sql + n, cap - (size_t)n, " WHERE id = ? AND version = ?");
+    sqlite3_stmt *st = rp__stmt(s, sql, err);
+    if (!st) {
+        rc = err->code;
+        goto out;
+    }
+    char now[32];
+    rp__fmt_time(rp_store_now(s), now);
+    sqlite3_bind_text(st, 1, now, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, actor_of(ctx), -1, SQLITE_STATIC);
+    for (int i = 0; i < nset; i++)
+        rp__value_bind(st, 3 + i, set[i], json_object_get(canon, set[i]->name));
+    sqlite3_bind_int64(st, 3 + nset, id);
+    sqlite3_bind_int64(st, 4 + nset, version);
+    int src = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (src != SQLITE_DONE) {
+        rc = write_error(s, src, e, canon, err);
+        goto out;
+    }
+    if (sqlite3_changes(s->db) != 1) {
+        rc = rp_error_set(err, RP_ECONFLICT, RP_C_STALE,
+                          "%s %lld was changed by someone else while this update ran", e->name,
+                          (long long)id);
+        goto out;
+    }
+    bool reindex = false;
+    for (int i = 0; i < nset; i++)
+        reindex = reindex || set[i]->searchable;
+    if (reindex) {
+        json_t *now_rec = json_copy(old);
+        json_object_update(now_rec, canon);
+        rc = fts_drop(s, e, id, err);
+        if (!rc)
+            rc = fts_put(s, e, id, now_rec, err);
+        json_decref(now_rec);
+        if (rc)
+            goto out;
+    }
+    char type[80];
+    snprintf(type, sizeof type, "%s.updated", e->name);
+    if ((rc = rp__event_append(s, ctx, type, e->name, id, changes, NULL, err)))
+        goto out;
+    if (version_out)
+        *version_out = version + 1;
+out:
+    json_decref(changes);
+    json_decref(canon);
+    free(set);
+    free(sql);
+    return rc;
+}
+
+/* Loads the records a batch of updates touches and checks their versions. */
+static int load_for_update(rp_store_t *s, rp__entity_t *e, int64_t id, int64_t expect,
+                           json_t **old, rp_error_t *err)
+{
+    int rc = rp__record_load(s, e, id, NULL, old, err);
+    if (rc)
+        return rc;
+    if (!json_is_null(json_object_get(*old, "deleted_at")))
+        return rp_error_set(err, RP_ESTATE, RP_C_DELETED,
+                            "%s %lld is deleted; restore it before changing it", e->name,
+                            (long long)id);
+    int64_t have = json_integer_value(json_object_get(*old, "version"));
+    if (expect > 0 && have != expect)
+        return rp_error_set(err, RP_ECONFLICT, RP_C_STALE,
+                            "%s %lld: version %lld was read but the record is now at version "
+                            "%lld; read it again and reapply the change",
+                            e->name, (long long)id, (long long)expect, (long long)have);
+    return 0;
+}
+
+/* The shared body of single and bulk updates: @p batch holds the patches (mutable copies),
+ * @p ids and @p expect the record ids and expected versions. */
+static int update_batch(rp_store_t *s, const rp_ctx_t *ctx, rp__entity_t *e, json_t *batch,
+                        int64_t *ids, int64_t *expect, int64_t *version_out, size_t *failed,
+                        rp_error_t *err)
+{
+    size_t n = json_array_size(batch);
+    json_t **olds = calloc(n ? n : 1, sizeof *olds);
+    if (!olds)
+        return rp_error_set(err, RP_ENOMEM, 0, "out of memory");
+    int rc = rp_store_begin(s, err);
+    if (rc) {
+        free(olds);
+        return rc;
+    }
+    size_t i = 0;
+    for (i = 0; i < n; i++)
+        if ((rc = load_for_update(s, e, ids[i], expect[i], &olds[i], err)))
+            goto fail;
+    if (rp__hooks_any(s, e, RP_ACT_UPDATE) &&
+        (rc = rp__hooks_run(s, e, RP_ACT_UPDATE, batch, ids, olds, ctx, &i, err)))
+        goto fail;
+    for (i = 0; i < n; i++)
+        if ((rc = update_one(s, ctx, e, olds[i], json_array_get(batch, i), version_out, err)))
+            goto fail;
+    for (i = 0; i < n; i++)
+        json_decref(olds[i]);
+    free(olds);
+    return rp_store_commit(s, err);
+fail:
+    *failed = i;
+    if (n > 1)
+        name_record(err, i);
+    for (size_t j = 0; j < n; j++)
+        json_decref(olds[j]);
+    free(olds);
+    rp_store_rollback(s, NULL);
+    return rc;
+}
+
+int rp_store_update(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, int64_t id,
+                    json_t *patch, int64_t expect_version, int64_t *version_out,
+                    rp_error_t *err)
+{
+    rp__entity_t *e = rp__entity_req(s, entity, err);
+    if (!e)
+        return err->code;
+    if (!json_is_object(patch))
+        return rp_error_set(err, RP_EINVAL, RP_C_TYPE, "%s: an update must be a JSON object",
+                            entity);
+    json_t *batch = json_array();
+    json_array_append_new(batch, json_copy(patch));
+    size_t failed;
+    int rc = update_batch(s, ctx, e, batch, &id, &expect_version, version_out, &failed, err);
+    json_decref(batch);
+    return rc;
+}
+
+int rp_store_update_many(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, json_t *patches,
+                         size_t *failed_index, rp_error_t *err)
+{
+    rp__entity_t *e = rp__entity_req(s, entity, err);
+    if (!e)
+        return err->code;
+    size_t failed = 0;
+    json_t *batch = batch_copy(e, patches, &failed, err);
+    if (!batch) {
+        if (failed_index)
+            *failed_index = failed;
+        return err->code;
+    }
+    size_t n = json_array_size(batch);
+    int64_t *ids = calloc(n ? n : 1, sizeof *ids), *expect = calloc(n ? n : 1, sizeof *expect);
+    int rc = 0;
+    if (!ids || !expect) {
+        rc = rp_error_set(err, RP_ENOMEM, 0, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_t *p = json_array_get(batch, i);
+        json_t *jid = json_object_get(p, "id"), *jv = json_object_get(p, "version");
+        if (!json_is_integer(jid) || json_integer_value(jid) <= 0 ||
+            (jv && !json_is_integer(jv))) {
+            failed = i;
+            rc = rp_error_set(err, RP_EINVAL, RP_C_TYPE,
+                              "record %zu: %s: each update needs an integer \"id\" (and an "
+                              "integer \"version\" when given)",
+                              i, entity);
+            goto out;
+        }
+        ids[i] = json_integer_value(jid);
+        expect[i] = jv ? json_integer_value(jv) : 0;
+        json_object_del(p, "id");
+        json_object_del(p, "version");
+    }
+    rc = update_batch(s, ctx, e, batch, ids, expect, NULL, &failed, err);
+out:
+    if (rc && failed_index)
+        *failed_index = failed;
+    free(ids);
+    free(expect);
+    json_decref(batch);
+    return rc;
+}
+
+/* ---- delete, restore, purge ------------------------------------------------------------- */
+
+/* Runs the record hooks of a delete, restore or purge (no field object). */
+static int lifecycle_hooks(rp_store_t *s, const rp_ctx_t *ctx, rp__entity_t *e, rp_action_t act,
+                           int64_t id, json_t *old, rp_error_t *err)
+{
+    if (!rp__hooks_any(s, e, act))
+        return 0;
+    json_t *batch = json_array();
+    json_array_append_new(batch, json_object());
+    size_t failed;
+    int rc = rp__hooks_run(s, e, act, batch, &id, &old, ctx, &failed, err);
+    json_decref(batch);
+    return rc;
+}
+
+static int set_deleted(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, int64_t id,
+                       bool del, rp_error_t *err)
+{
+    rp__entity_t *e = rp__entity_req(s, entity, err);
+    if (!e)
+        return err->code;
+    int rc = rp_store_begin(s, err);
+    if (rc)
+        return rc;
+    json_t *old = NULL, *changes = NULL;
+    if ((rc = rp__record_load(s, e, id, NULL, &old, err)))
+        goto fail;
+    json_t *was = json_object_get(old, "deleted_at");
+    if (del != json_is_null(was)) {
+        rc = rp_error_set(err, RP_ESTATE, RP_C_DELETED, del ? "%s %lld is already deleted"
+                                                            : "%s %lld is not deleted",
+                          entity, (long long)id);
+        goto fail;
+    }
+    if ((rc = lifecycle_hooks(s, ctx, e, del ? RP_ACT_DELETE : RP_ACT_RESTORE, id, old, err)))
+        goto fail;
+    char now[32], sql[200];
+    rp__fmt_time(rp_store_now(s), now);
+    snprintf(sql, sizeof sql,
+             "UPDATE \"%s\" SET deleted_at = ?, updated_at = ?, updated_by = ?,"
+             " version = version + 1 WHERE id = ?",
+             entity);
+    sqlite3_stmt *st = rp__stmt(s, sql, err);
+    if (!st) {
+        rc = err->code;
+        goto fail;
+    }
+    if (del)
+        sqlite3_bind_text(st, 1, now, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, now, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 3, actor_of(ctx), -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, id);
+    int src = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (src != SQLITE_DONE) {
+        rc = write_error(s, src, e, NULL, err);
+        goto fail;
+    }
+    /* A deleted record leaves the search index; a restored one comes back. */
+    if (e->nsearch && (rc = del ? fts_drop(s, e, id, err) : fts_put(s, e, id, old, err)))
+        goto fail;
+    changes = del ? json_pack("{s:[ns]}", "deleted_at", now)
+                  : json_pack("{s:[On]}", "deleted_at", was);
+    char type[80];
+    snprintf(type, sizeof type, "%s.%s", entity, del ? "deleted" : "restored");
+    if ((rc = rp__event_append(s, ctx, type, entity, id, changes, NULL, err)))
+        goto fail;
+    json_decref(old);
+    json_decref(changes);
+    return rp_store_commit(s, err);
+fail:
+    json_decref(old);
+    json_decref(changes);
+    rp_store_rollback(s, NULL);
+    return rc;
+}
+
+int rp_store_delete(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, int64_t id,
+                    rp_error_t *err)
+{
+    return set_deleted(s, ctx, entity, id, true, err);
+}
+
+int rp_store_restore(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, int64_t id,
+                     rp_error_t *err)
+{
+    return set_deleted(s, ctx, entity, id, false, err);
+}
+
+/* Refuses when a record of any entity refers to (e, id). */
+static int check_unreferenced(rp_store_t *s, rp__entity_t *e, int64_t id, rp_error_t *err)
+{
+    for (int i = 0; i < s->nents; i++) {
+        rp__entity_t *o = s->ents[i];
+        for (int j = 0; j < o->nfields; j++) {
+            rp__field_t *f = &o->fields[j];
+            if (f->type != RP_T_REF || strcmp(f->ref, e->name) != 0)
+                continue;
+            char sql[200];
+            snprintf(sql, sizeof sql, "SELECT id FROM \"%s\" WHERE \"%s\" = ? LIMIT 1", o->name,
+                     f->name);
+            sqlite3_stmt *st = rp__stmt(s, sql, err);
+            if (!st)
+                return err->code;
+            sqlite3_bind_int64(st, 1, id);
+            int rc = sqlite3_step(st);
+            int64_t by = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+            sqlite3_reset(st);
+            if (rc == SQLITE_ROW)
+                return rp_error_set(err, RP_ECONFLICT, RP_C_REFERENCED,
+                                    "%s %lld cannot be purged: %s %lld refers to it through %s",
+                                    e->name, (long long)id, o->name, (long long)by, f->name);
+            if (rc != SQLITE_DONE)
+                return rp__dberr(s, rc, "cannot check references", err);
+        }
+    }
+    return 0;
+}
+
+int rp_store_purge(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, int64_t id,
+                   rp_error_t *err)
+{
+    rp__entity_t *e = rp__entity_req(s, entity, err);
+    if (!e)
+        return err->code;
+    int rc = rp_store_begin(s, err);
+    if (rc)
+        return rc;
+    json_t *old = NULL, *changes = json_object();
+    if ((rc = rp__record_load(s, e, id, NULL, &old, err)) ||
+        (rc = lifecycle_hooks(s, ctx, e, RP_ACT_PURGE, id, old, err)) ||
+        (rc = check_unreferenced(s, e, id, err)))
+        goto fail;
+    char sql[160];
+    snprintf(sql, sizeof sql, "DELETE FROM \"%s\" WHERE id = ?", entity);
+    sqlite3_stmt *st = rp__stmt(s, sql, err);
+    if (!st) {
+        rc = err->code;
+        goto fail;
+    }
+    sqlite3_bind_int64(st, 1, id);
+    int src = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (src != SQLITE_DONE) {
+        rc = write_error(s, src, e, NULL, err);
+        goto fail;
+    }
+    if (e->nsearch && (rc = fts_drop(s, e, id, err)))
+        goto fail;
+    /* The purged event keeps every last value, so the audit trail loses nothing. */
+    const char *k;
+    json_t *v;
+    json_object_foreach(old, k, v) {
+        if (strcmp(k, "id") != 0 && !json_is_null(v))
+            json_object_set_new(changes, k, json_pack("[On]", v));
+    }
+    char type[80];
+    snprintf(type, sizeof type, "%s.purged", entity);
+    if ((rc = rp__event_append(s, ctx, type, entity, id, changes, NULL, err)))
+        goto fail;
+    json_decref(old);
+    json_decref(changes);
+    return rp_store_commit(s, err);
+fail:
+    json_decref(old);
+    json_decref(changes);
+    rp_store_rollback(s, NULL);
+    return rc;
+}

@@ -1,0 +1,1208 @@
+/*
+ * store.c — opening the database, the core's migrations, transactions, the statement cache
+ * and the entity registry (define, add a field, describe).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* Ordered migrations of the core's own tables: entry i takes the schema from version i to i+1.
+ * Never edit a released entry; append a new one and raise RP_STORE_SCHEMA_VERSION. */
+static const char *const migrations[RP_STORE_SCHEMA_VERSION] = {
+    "CREATE TABLE rp_meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE rp_entities(no INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, label TEXT,"
+    " owner TEXT NOT NULL, created_at TEXT NOT NULL);"
+    "CREATE TABLE rp_fields(entity TEXT NOT NULL REFERENCES rp_entities(name), name TEXT NOT NULL,"
+    " position INTEGER NOT NULL, spec TEXT NOT NULL, owner TEXT NOT NULL,"
+    " created_at TEXT NOT NULL, PRIMARY KEY(entity, name)) WITHOUT ROWID;"
+    "CREATE TABLE rp_events(seq INTEGER PRIMARY KEY AUTOINCREMENT, uid TEXT NOT NULL,"
+    " type TEXT NOT NULL, entity TEXT NOT NULL, record_id INTEGER NOT NULL, actor TEXT NOT NULL,"
+    " origin TEXT NOT NULL, at INTEGER NOT NULL, changes TEXT NOT NULL,"
+    " cause INTEGER NOT NULL, depth INTEGER NOT NULL);"
+    "CREATE INDEX rp_events_record ON rp_events(entity, record_id);"
+    "CREATE TABLE rp_subscribers(name TEXT PRIMARY KEY, checkpoint INTEGER NOT NULL,"
+    " types TEXT NOT NULL DEFAULT '*', created_at INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE rp_retries(subscriber TEXT NOT NULL, seq INTEGER NOT NULL,"
+    " attempts INTEGER NOT NULL, next_at INTEGER NOT NULL, error TEXT NOT NULL,"
+    " PRIMARY KEY(subscriber, seq)) WITHOUT ROWID;"
+    "CREATE TABLE rp_dead(id INTEGER PRIMARY KEY AUTOINCREMENT, subscriber TEXT NOT NULL,"
+    " seq INTEGER NOT NULL, attempts INTEGER NOT NULL, error TEXT NOT NULL, at INTEGER NOT NULL,"
+    " replay INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX rp_dead_sub ON rp_dead(subscriber, replay, id);"
+    "CREATE VIRTUAL TABLE rp_search USING fts5(body, tokenize='rapport');",
+};
+
+static int64_t real_now(void *ud)
+{
+    (void)ud;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t rp_store_now(const rp_store_t *s)
+{
+    return s->now_fn(s->now_ud);
+}
+
+void rp_store_set_clock(rp_store_t *s, int64_t (*fn)(void *ud), void *ud)
+{
+    s->now_fn = fn ? fn : real_now;
+    s->now_ud = fn ? ud : NULL;
+}
+
+int rp_store_schema_version_found(const rp_store_t *s)
+{
+    return s->schema_found;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Small shared helpers                                                                      */
+
+int rp__dberr(rp_store_t *s, int rc, const char *what, rp_error_t *err)
+{
+    int code = (rc == SQLITE_NOMEM) ? RP_ENOMEM : RP_EIO;
+    return rp_error_set(err, code, RP_C_SQL, "%s: %s", what, sqlite3_errmsg(s->db));
+}
+
+int rp__exec(rp_store_t *s, const char *sql, rp_error_t *err)
+{
+    int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        return rp__dberr(s, rc, "database statement failed", err);
+    return 0;
+}
+
+static unsigned hash_str(const char *p)
+{
+    unsigned h = 2166136261u;
+    for (; *p; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    return h;
+}
+
+sqlite3_stmt *rp__stmt(rp_store_t *s, const char *sql, rp_error_t *err)
+{
+    unsigned h = hash_str(sql) % RP__STMT_CACHE;
+    for (unsigned i = 0; i < RP__STMT_CACHE; i++) {
+        unsigned k = (h + i) % RP__STMT_CACHE;
+        if (!s->cache[k].sql)
+            break;
+        if (strcmp(s->cache[k].sql, sql) == 0) {
+            sqlite3_reset(s->cache[k].st);
+            sqlite3_clear_bindings(s->cache[k].st);
+            return s->cache[k].st;
+        }
+    }
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
+    if (rc != SQLITE_OK) {
+        rp__dberr(s, rc, "cannot prepare a statement", err);
+        return NULL;
+    }
+    /* Probe for a free slot; a full cache is emptied rather than grown, since only
+     * filter shapes vary without bound. */
+    for (int pass = 0; pass < 2; pass++) {
+        for (unsigned i = 0; i < RP__STMT_CACHE; i++) {
+            unsigned k = (h + i) % RP__STMT_CACHE;
+            if (!s->cache[k].sql) {
+                s->cache[k].sql = strdup(sql);
+                if (!s->cache[k].sql) {
+                    sqlite3_finalize(st);
+                    rp_error_set(err, RP_ENOMEM, 0, "out of memory");
+                    return NULL;
+                }
+                s->cache[k].st = st;
+                return st;
+            }
+        }
+        rp__stmt_flush(s);
+    }
+    sqlite3_finalize(st);
+    rp_error_set(err, RP_ENOMEM, 0, "statement cache failure");
+    return NULL;
+}
+
+void rp__stmt_flush(rp_store_t *s)
+{
+    for (int i = 0; i < RP__STMT_CACHE; i++) {
+        if (s->cache[i].sql) {
+            sqlite3_finalize(s->cache[i].st);
+            free(s->cache[i].sql);
+            s->cache[i].sql = NULL;
+            s->cache[i].st = NULL;
+        }
+    }
+}
+
+bool rp__ident_ok(const char *name)
+{
+    if (!name || !*name || strlen(name) > 48)
+        return false;
+    if (!(name[0] >= 'a' && name[0] <= 'z'))
+        return false;
+    for (const char *p = name; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_'))
+            return false;
+    if (strncmp(name, "rp_", 3) == 0 || strncmp(name, "sqlite", 6) == 0)
+        return false;
+    return true;
+}
+
+static const char *const system_fields[] = {"id",         "created_at", "updated_at", "version",
+                                            "created_by", "updated_by", "deleted_at", NULL};
+
+bool rp__is_system_field(const char *name)
+{
+    for (int i = 0; system_fields[i]; i++)
+        if (strcmp(system_fields[i], name) == 0)
+            return true;
+    return false;
+}
+
+/* Days from 1970-01-01 to the given civil date (Howard Hinnant's algorithm). */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+    y -= m <= 2;
+    const int64_t era = (y >= 0 ? y : y - 399) / 400;
+    const unsigned yoe = (unsigned)(y - era * 400);
+    const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (int64_t)doe - 719468;
+}
+
+int64_t rp__days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+    return days_from_civil(y, m, d);
+}
+
+void rp__fmt_time(int64_t ms, char *out)
+{
+    int64_t secs = ms >= 0 ? ms / 1000 : (ms - 999) / 1000;
+    int msec = (int)(ms - secs * 1000);
+    int64_t z = (secs >= 0 ? secs : secs - 86399) / 86400;
+    int sod = (int)(secs - z * 86400);
+    z += 719468;
+    const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    const unsigned doe = (unsigned)(z - era * 146097);
+    const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t y = (int64_t)yoe + era * 400;
+    const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    const unsigned mp = (5 * doy + 2) / 153;
+    const unsigned d = doy - (153 * mp + 2) / 5 + 1;
+    const unsigned m = mp < 10 ? mp + 3 : mp - 9;
+    y += m <= 2;
+    char tmp[80];
+    snprintf(tmp, sizeof tmp, "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ", (int)(y % 10000), m, d,
+             sod / 3600, (sod / 60) % 60, sod % 60, msec);
+    memcpy(out, tmp, 25);
+    out[24] = '\0';
+}
+
+uint64_t rp__rand(rp_store_t *s)
+{
+    /* xorshift64*: good enough for ids and jitter, seeded from the OS at open. */
+    uint64_t x = s->rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    s->rng = x;
+    return x * 0x2545F4914F6CDD1DULL;
+}
+
+void rp__uid(rp_store_t *s, char out[27])
+{
+    /* A ULID: 48 bits of milliseconds then 80 bits that grow within the same millisecond,
+     * so ids sort by time and never repeat within one store. */
+    static const char b32[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    int64_t ms = rp_store_now(s);
+    if (ms != s->uid_last_ms) {
+        s->uid_last_ms = ms;
+        s->uid_hi = rp__rand(s) & 0xFFFF;
+        s->uid_lo = rp__rand(s) >> 1;
+    } else if (++s->uid_lo == 0) {
+        s->uid_hi++;
+    }
+    uint64_t t = (uint64_t)ms;
+    for (int i = 9; i >= 0; i--) {
+        out[i] = b32[t & 31];
+        t >>= 5;
+    }
+    /* 80 random bits: 16 from hi, 64 from lo, written as 16 base-32 digits. */
+    uint64_t lo = s->uid_lo, hi = s->uid_hi;
+    for (int i = 25; i >= 10; i--) {
+        out[i] = b32[lo & 31];
+        lo = (lo >> 5) | ((hi & 31) << 59);
+        hi >>= 5;
+    }
+    out[26] = '\0';
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* The registry in memory                                                                    */
+
+static void field_free(rp__field_t *f)
+{
+    free(f->name);
+    free(f->ref);
+    free(f->owner);
+    json_decref(f->def);
+    json_decref(f->values);
+}
+
+static void entity_free(rp__entity_t *e)
+{
+    if (!e)
+        return;
+    for (int i = 0; i < e->nfields; i++)
+        field_free(&e->fields[i]);
+    free(e->fields);
+    free(e->name);
+    free(e->label);
+    free(e->owner);
+    free(e->sql_insert);
+    free(e->sql_select);
+    free(e);
+}
+
+rp__entity_t *rp__entity(const rp_store_t *s, const char *name)
+{
+    if (!name)
+        return NULL;
+    for (int i = 0; i < s->nents; i++)
+        if (strcmp(s->ents[i]->name, name) == 0)
+            return s->ents[i];
+    return NULL;
+}
+
+rp__entity_t *rp__entity_req(const rp_store_t *s, const char *name, rp_error_t *err)
+{
+    rp__entity_t *e = rp__entity(s, name);
+    if (!e)
+        rp_error_set(err, RP_ENOTFOUND, RP_C_NO_ENTITY, "unknown entity \"%s\"",
+                     name ? name : "(null)");
+    return e;
+}
+
+rp__field_t *rp__field(const rp__entity_t *e, const char *name)
+{
+    for (int i = 0; i < e->nfields; i++)
+        if (strcmp(e->fields[i].name, name) == 0)
+            return &e->fields[i];
+    return NULL;
+}
+
+bool rp_store_has_entity(const rp_store_t *s, const char *name)
+{
+    return rp__entity(s, name) != NULL;
+}
+
+static const char *const type_names[] = {"text", "integer", "real",  "decimal", "boolean",
+                                          "date", "datetime", "enum", "ref",     "json",
+                                          "email", "phone",   "url"};
+
+const char *rp_ftype_name(rp_ftype_t t)
+{
+    return (unsigned)t < sizeof type_names / sizeof *type_names ? type_names[t] : "?";
+}
+
+static int ftype_parse(const char *s)
+{
+    for (unsigned i = 0; i < sizeof type_names / sizeof *type_names; i++)
+        if (strcmp(type_names[i], s) == 0)
+            return (int)i;
+    return -1;
+}
+
+static const char *sql_type(rp_ftype_t t)
+{
+    switch (t) {
+    case RP_T_INTEGER: case RP_T_DECIMAL: case RP_T_BOOLEAN: case RP_T_REF: return "INTEGER";
+    case RP_T_REAL: return "REAL";
+    default: return "TEXT";
+    }
+}
+
+/* Rebuilds the SQL texts that depend on an entity's field list. Identifiers come from the
+ * registry, where rp__ident_ok() admitted only [a-z0-9_]; values are always bound. */
+static int entity_build_sql(rp__entity_t *e)
+{
+    size_t cap = 256 + (size_t)e->nfields * 64;
+    char *ins = malloc(cap), *sel = malloc(cap);
+    if (!ins || !sel) {
+        free(ins);
+        free(sel);
+        return RP_ENOMEM;
+    }
+    int n = snprintf(ins, cap, "INSERT INTO \"%s\"(created_at,updated_at,version,created_by,"
+                               "updated_by", e->name);
+    int m = snprintf(sel, cap, "SELECT id,created_at,updated_at,version,created_by,updated_by,"
+                               "deleted_at");
+    for (int i = 0; i < e->nfields; i++) {
+        n += snprintf(ins + n, cap - (size_t)n, ",\"%s\"", e->fields[i].name);
+        m += snprintf(sel + m, cap - (size_t)m, ",\"%s\"", e->fields[i].name);
+    }
+    n += snprintf(ins + n, cap - (size_t)n, ") VALUES(?,?,1,?,?");
+    for (int i = 0; i < e->nfields; i++)
+        n += snprintf(ins + n, cap - (size_t)n, ",?");
+    snprintf(ins + n, cap - (size_t)n, ")");
+    snprintf(sel + m, cap - (size_t)m, " FROM \"%s\"", e->name);
+    free(e->sql_insert);
+    free(e->sql_select);
+    e->sql_insert = ins;
+    e->sql_select = sel;
+    return 0;
+}
+
+/* Parses one field specification into @p f (whose name is set). @p self is the entity being
+ * defined, so a ref may point at it. */
+static int field_parse(rp_store_t *s, const char *entity, const char *self, rp__field_t *f,
+                       json_t *spec, rp_error_t *err)
+{
+    if (!json_is_object(spec))
+        return rp_error_set(err, RP_EINVAL, RP_C_BAD_SPEC,
+                            "field \"%s\" of \"%s\": the specification must be an object",
+                            f->name, entity);
+    const char *key;
+    json_t *v;
+    json_object_foreach(spec, key, v) {
+        static const char *const known[] = {"type",  "required", "unique", "indexed", "searchable",
+                                            "default", "values", "ref",    "scale",   "label",
+                                            NULL};
+        bool ok = false;
+        for (int i = 0; known[i]; i++)
+            ok = ok || strcmp(known[i], key) == 0;
+        if (!ok)
+            return rp_error_set(err, RP_EINVAL, RP_C_BAD_SPEC,
+                                "field \"%s\" of \"%s\": unknown option \"%s\" (known: type, "
+                                "required, unique, indexed, searchable, default, values, ref, "
+                                "scale, label)",
+                                f->name, entity, key);
+    }
+    json_t *jt = json_object_get(spec, "type");
+    int t = json_is_string(jt) ? ftype_parse(json_string_value(jt)) : -1;
+    if (t < 0)
+        return rp_error_set(err, RP_EINVAL, RP_C_BAD_SPEC,
+                            "field \"%s\" of \"%s\": type must be one of text, integer, real, "
+                            "decimal, boolean, date, datetime, enum, ref, json, email, phone, url",
+                            f->name, entity);
+    f->type = (rp_ftype_t)t;
+    static const char *const flags[] = {"required", "unique", "indexed", "searchable"};
+    bool *dst[] = {&f->required, &f->unique, &f->indexed, &f->searchable};
+    for (int i = 0; i < 4; i++) {
+        json_t *b = json_object_get(spec, flags[i]);
+        if (b && !json_is_boolean(b))
+            return rp_error_set(err, RP_EINVAL, RP_C_BAD_SPEC,
+                                "field \"%s\" of \"%s\": \"%s\" must be true or false", f->name,
+                                entity, flags[i]);
+        *dst[i] = json_is_true(b);
+    }
+    json_t *vals = json_object_get(spec, "values");
+    if (f->type == RP_T_ENUM) {
+        if (!json_is_array(vals) || json_array_size(vals) == 0)
+            return rp_error_set(err, RP_EINVAL, RP_C_BAD_SPEC,
+                                "enum field \"%s\" of \"%s\" needs \"values\": a non-empty array "
+                                "of strings",
+                                f->name, entity);
+        size_t i, j;
+        json_t *a, *b;
+        json_array_foreach(vals, i, a) {
+            if (!json_is_string(a) || json_string_length(a) == 0)
+                return rp_error_set(err, RP_EINVAL, RP_C_BAD_SPEC,
+                                    "enum field \"%s\" of \"%s\": value %zu is not a non-empty "
+                                    "string",
+                                    f->name, entity, i + 1);
+            json_array_foreach(vals, j, b) {
+                if (j < i && json_equal(a, b))
+                    return rp_error_set(err, RP_EINVAL, RP_C_BAD_SPEC,
+                                        "enum field \"%s\" of \"%s\": value \"%s\" is listed twice",
+                                        f->name, entity, json_string_value(a));
+            }
+        }
+        f->values = json_incref(vals);
+    } else if (vals) {
+        return rp_error_set(err, RP_EINVAL, RP_C_BAD_SPEC,
+                            "field \"%s\" of \"%s\": \"values\" is only for enum fields", f->name,
+                            entity);
+    }
+    json_t *ref = json_object_get(spec, "ref");
+    if (f->type == RP_T_REF) {
+        const char *target = json_string_value(ref);
+        if (!target || (!rp__entity(s, target) && !(self && strcmp(self, target) == 0)))
+            return rp_error_set(err, RP_EINVAL, RP_C_BAD_SPEC,
+                                "ref field \"%s\" of \"%s\" needs \"ref\": the name of a defined "
+                                "entity (got %s%s%s)",
+                                f->name, entity, target ? "\"" : "", target ? target : "none",
+                                target ? "\"" : "");
+        f->ref = strdup(target);
+    } else if (ref) {
+        return rp_error_set(err, RP_EINVAL, RP_C_BAD_SPEC,
+                            "field \"%s\" of \"%s\": \"ref\" is only for ref fields", f->name,
+                            entity);
+    }
+    json_t *scale = json_object_get(spec, "scale");
+    f->scale = 2;
+    if (scale) {
+        if (f->type != RP_T_DECIMAL || !json_is_integer(scale) || json_integer_value(scale) < 0 ||
+            json_integer_value(scale) > 9)
+            return rp_error_set(err, RP_EINVAL, RP_C_BAD_SPEC,
+                                "field \"%s\" of \"%s\": \"scale\" is an integer 0..9, for "
+                                "decimal fields only",
+                                f->name, entity);
+        f->scale = (int)json_integer_value(scale);
+    }
+    json_t *def = json_object_get(spec, "default");
+    if (def && !json_is_null(def)) {
+        if (f->type == RP_T_REF)
+            return rp_error_set(err, RP_EINVAL, RP_C_BAD_SPEC,
+                                "ref field \"%s\" of \"%s\" cannot have a default", f->name,
+                                entity);
+        json_t *canon = NULL;
+        int rc = rp__value_canon(entity, f, def, &canon, err);
+        if (rc)
+            return rc;
+        f->def = canon;
+    }
+    return 0;
+}
+
+/* The canonical specification of a field, as stored in rp_fields and shown by the schema. */
+static json_t *field_spec_json(const rp__field_t *f)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "type", json_string(rp_ftype_name(f->type)));
+    if (f->required) json_object_set_new(o, "required", json_true());
+    if (f->unique) json_object_set_new(o, "unique", json_true());
+    if (f->indexed) json_object_set_new(o, "indexed", json_true());
+    if (f->searchable) json_object_set_new(o, "searchable", json_true());
+    if (f->def) json_object_set(o, "default", f->def);
+    if (f->values) json_object_set(o, "values", f->values);
+    if (f->ref) json_object_set_new(o, "ref", json_string(f->ref));
+    if (f->type == RP_T_DECIMAL) json_object_set_new(o, "scale", json_integer(f->scale));
+    return o;
+}
+
+static int registry_load(rp_store_t *s, rp_error_t *err)
+{
+    sqlite3_stmt *q = NULL, *qf = NULL;
+    int rc = 0;
+    if (sqlite3_prepare_v2(s->db, "SELECT no, name, label, owner FROM rp_entities ORDER BY no", -1,
+                           &q, NULL) ||
+        sqlite3_prepare_v2(s->db,
+                           "SELECT name, spec, owner FROM rp_fields WHERE entity = ?"
+                           " ORDER BY position",
+                           -1, &qf, NULL)) {
+        rc = rp__dberr(s, SQLITE_ERROR, "cannot read the entity registry", err);
+        goto out;
+    }
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        rp__entity_t *e = calloc(1, sizeof *e);
+        rp__entity_t **grown = realloc(s->ents, sizeof *s->ents * (size_t)(s->nents + 1));
+        if (!e || !grown) {
+            free(e);
+            if (grown)
+                s->ents = grown;
+            rc = rp_error_set(err, RP_ENOMEM, 0, "out of memory");
+            goto out;
+        }
+        s->ents = grown;
+        s->ents[s->nents++] = e;
+        e->no = sqlite3_column_int64(q, 0);
+        e->name = strdup((const char *)sqlite3_column_text(q, 1));
+        e->label = sqlite3_column_text(q, 2) ? strdup((const char *)sqlite3_column_text(q, 2))
+                                             : NULL;
+        e->owner = strdup((const char *)sqlite3_column_text(q, 3));
+        sqlite3_reset(qf);
+        sqlite3_bind_text(qf, 1, e->name, -1, SQLITE_STATIC);
+        while (sqlite3_step(qf) == SQLITE_ROW) {
+            rp__field_t *nf = realloc(e->fields, sizeof *nf * (size_t)(e->nfields + 1));
+            if (!nf) {
+                rc = rp_error_set(err, RP_ENOMEM, 0, "out of memory");
+                goto out;
+            }
+            e->fields = nf;
+            rp__field_t *f = &e->fields[e->nfields++];
+            memset(f, 0, sizeof *f);
+            f->name = strdup((const char *)sqlite3_column_text(qf, 0));
+            f->owner = strdup((const char *)sqlite3_column_text(qf, 2));
+            json_t *spec = json_loads((const char *)sqlite3_column_text(qf, 1), 0, NULL);
+            /* The ref target may be defined later in the file; the table was checked when
+             * the field was made, so accept the stored name as is. */
+            rc = spec ? field_parse(s, e->name, json_string_value(json_object_get(spec, "ref")),
+                                    f, spec, err)
+                      : rp_error_set(err, RP_EIO, RP_C_SQL,
+                                     "the registry entry of %s.%s is not valid JSON", e->name,
+                                     f->name);
+            json_decref(spec);
+            if (rc)
+                goto out;
+            if (f->searchable)
+                e->nsearch++;
+        }
+        if (entity_build_sql(e)) {
+            rc = rp_error_set(err, RP_ENOMEM, 0, "out of memory");
+            goto out;
+        }
+    }
+out:
+    sqlite3_finalize(q);
+    sqlite3_finalize(qf);
+    return rc;
+}
+
+static void registry_free(rp_store_t *s)
+{
+    for (int i = 0; i < s->nents; i++)
+        entity_free(s->ents[i]);
+    free(s->ents);
+    s->ents = NULL;
+    s->nents = 0;
+}
+
+/* After a failed schema change the in-memory registry may be ahead of the rolled-back file:
+ * reload it from the file. */
+static void registry_reload(rp_store_t *s)
+{
+    rp__stmt_flush(s);
+    registry_free(s);
+    rp_error_t ignored;
+    registry_load(s, &ignored);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Opening and migrations                                                                    */
+
+static int read_schema_version(rp_store_t *s, int *version, rp_error_t *err)
+{
+    sqlite3_stmt *st;
+    *version = 0;
+    int rc = sqlite3_prepare_v2(s->db,
+                                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='rp_meta'",
+                                -1, &st, NULL);
+    if (rc)
+        return rp__dberr(s, rc, "cannot read the database", err);
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc == SQLITE_DONE)
+        return 0;
+    if (rc != SQLITE_ROW)
+        return rp__dberr(s, rc, "cannot read the database", err);
+    rc = sqlite3_prepare_v2(s->db, "SELECT value FROM rp_meta WHERE key='schema_version'", -1,
+                            &st, NULL);
+    if (rc)
+        return rp__dberr(s, rc, "cannot read the schema version", err);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        *version = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return 0;
+}
+
+static int migrate(rp_store_t *s, rp_error_t *err)
+{
+    int found;
+    int rc = read_schema_version(s, &found, err);
+    if (rc)
+        return rc;
+    s->schema_found = found;
+    if (found > RP_STORE_SCHEMA_VERSION)
+        return rp_error_set(err, RP_EVERSION, RP_C_NEWER,
+                            "this database has schema version %d, written by a newer Rapport; "
+                            "this build (" RP_VERSION ") understands up to version %d",
+                            found, RP_STORE_SCHEMA_VERSION);
+    if (found == RP_STORE_SCHEMA_VERSION)
+        return 0;
+    if ((rc = rp__exec(s, "BEGIN IMMEDIATE", err)))
+        return rc;
+    for (int v = found; v < RP_STORE_SCHEMA_VERSION; v++)
+        if ((rc = rp__exec(s, migrations[v], err)))
+            goto fail;
+    sqlite3_stmt *st;
+    rc = sqlite3_prepare_v2(s->db,
+                            "INSERT INTO rp_meta(key, value) VALUES('schema_version', ?1),"
+                            " ('written_by', ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                            -1, &st, NULL);
+    if (rc) {
+        rc = rp__dberr(s, rc, "cannot record the schema version", err);
+        goto fail;
+    }
+    sqlite3_bind_int(st, 1, RP_STORE_SCHEMA_VERSION);
+    sqlite3_bind_text(st, 2, "rapport " RP_VERSION, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        rc = rp__dberr(s, rc, "cannot record the schema version", err);
+        goto fail;
+    }
+    return rp__exec(s, "COMMIT", err);
+fail:
+    sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+static uint64_t os_seed(void)
+{
+    uint64_t seed = 0;
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        if (read(fd, &seed, sizeof seed) != (ssize_t)sizeof seed)
+            seed = 0;
+        close(fd);
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    seed ^= (uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15ULL ^ (uint64_t)getpid();
+    return seed ? seed : 0x853c49e6748fea9bULL;
+}
+
+int rp_store_open(const char *path, const rp_store_opts_t *opts, rp_store_t **out,
+                  rp_error_t *err)
+{
+    rp_store_opts_t o = {0};
+    if (opts)
+        o = *opts;
+    *out = NULL;
+    if (!path || !*path)
+        return rp_error_set(err, RP_EINVAL, RP_C_OPEN, "no database path given");
+    if (o.must_exist && strcmp(path, ":memory:") != 0) {
+        struct stat stt;
+        if (stat(path, &stt) != 0)
+            return rp_error_set(err, RP_ENOTFOUND, RP_C_OPEN,
+                                "no database at %s (create it with `rapport init`)", path);
+    }
+    rp_store_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return rp_error_set(err, RP_ENOMEM, 0, "out of memory");
+    s->now_fn = o.now_ms ? o.now_ms : real_now;
+    s->now_ud = o.now_ud;
+    s->max_depth = o.max_depth > 0 ? o.max_depth : 16;
+    s->rng = os_seed();
+    s->next_hook_id = 1;
+    int rc = sqlite3_open_v2(path, &s->db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        rc = rp_error_set(err, RP_EIO, RP_C_OPEN, "cannot open database %s: %s", path,
+                          s->db ? sqlite3_errmsg(s->db) : "out of memory");
+        goto fail;
+    }
+    sqlite3_extended_result_codes(s->db, 1);
+    sqlite3_busy_timeout(s->db, o.busy_timeout_ms > 0 ? o.busy_timeout_ms : 5000);
+    if ((rc = rp__fts_register(s->db)) != SQLITE_OK) {
+        rc = rp__dberr(s, rc, "cannot register the search tokenizer", err);
+        goto fail;
+    }
+    /* journal_mode answers with a row; run it through exec and check the result. */
+    const char *pragmas = o.sync_full ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+                                        " PRAGMA foreign_keys=ON;"
+                                      : "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+                                        " PRAGMA foreign_keys=ON;";
+    if (sqlite3_exec(s->db, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL) != SQLITE_OK) {
+        rc = rp_error_set(err, RP_EIO, RP_C_OPEN, "%s is not a Rapport database (or is damaged): "
+                          "%s", path, sqlite3_errmsg(s->db));
+        goto fail;
+    }
+    if ((rc = rp__exec(s, pragmas, err)))
+        goto fail;
+    if ((rc = migrate(s, err)) || (rc = registry_load(s, err)))
+        goto fail;
+    *out = s;
+    return 0;
+fail:
+    rp_store_close(s);
+    return rc;
+}
+
+void rp_store_close(rp_store_t *s)
+{
+    if (!s)
+        return;
+    if (s->txn_depth > 0 && s->db)
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    rp__stmt_flush(s);
+    rp__hooks_free(s);
+    registry_free(s);
+    if (s->db)
+        sqlite3_close_v2(s->db);
+    free(s);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Transactions                                                                              */
+
+int rp_store_begin(rp_store_t *s, rp_error_t *err)
+{
+    char sql[40];
+    if (s->txn_depth == 0)
+        snprintf(sql, sizeof sql, "BEGIN IMMEDIATE");
+    else
+        snprintf(sql, sizeof sql, "SAVEPOINT rp_sp%d", s->txn_depth);
+    sqlite3_stmt *st = rp__stmt(s, sql, err);
+    if (!st)
+        return err ? err->code : RP_EIO;
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        return rp__dberr(s, rc, "cannot begin a transaction", err);
+    s->txn_depth++;
+    return 0;
+}
+
+int rp_store_commit(rp_store_t *s, rp_error_t *err)
+{
+    if (s->txn_depth == 0)
+        return rp_error_set(err, RP_ESTATE, RP_C_TXN, "commit without an open transaction");
+    char sql[40];
+    if (s->txn_depth == 1)
+        snprintf(sql, sizeof sql, "COMMIT");
+    else
+        snprintf(sql, sizeof sql, "RELEASE rp_sp%d", s->txn_depth - 1);
+    sqlite3_stmt *st = rp__stmt(s, sql, err);
+    if (!st)
+        return err ? err->code : RP_EIO;
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+        int code = rp__dberr(s, rc, "cannot commit", err);
+        /* A failed COMMIT leaves the transaction open: roll it back so nothing half-done
+         * lingers and the depth stays true. */
+        rp_store_rollback(s, NULL);
+        return code;
+    }
+    s->txn_depth--;
+    if (s->txn_depth == 0)
+        s->schema_dirty = false;
+    return 0;
+}
+
+int rp_store_rollback(rp_store_t *s, rp_error_t *err)
+{
+    if (s->txn_depth == 0)
+        return rp_error_set(err, RP_ESTATE, RP_C_TXN, "rollback without an open transaction");
+    s->txn_depth--;
+    int rc = 0;
+    if (s->txn_depth == 0) {
+        /* SQLite may already have rolled back by itself (e.g. after SQLITE_FULL). */
+        if (!sqlite3_get_autocommit(s->db) &&
+            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL) != SQLITE_OK)
+            rc = rp__dberr(s, SQLITE_ERROR, "cannot roll back", err);
+    } else {
+        char sql[64];
+        snprintf(sql, sizeof sql, "ROLLBACK TO rp_sp%d; RELEASE rp_sp%d", s->txn_depth,
+                 s->txn_depth);
+        if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+            rc = rp__dberr(s, SQLITE_ERROR, "cannot roll back to a savepoint", err);
+    }
+    /* A schema change undone by the rollback must leave the registry in memory too. */
+    if (s->schema_dirty) {
+        registry_reload(s);
+        s->schema_dirty = s->txn_depth > 0;
+    }
+    return rc;
+}
+
+int rp_store_txn_depth(const rp_store_t *s)
+{
+    return s->txn_depth;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Defining entities and fields                                                              */
+
+static int step_done(rp_store_t *s, sqlite3_stmt *st, const char *what, rp_error_t *err)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : rp__dberr(s, rc, what, err);
+}
+
+static int store_field_row(rp_store_t *s, const char *entity, const rp__field_t *f, int pos,
+                           const char *now, rp_error_t *err)
+{
+    sqlite3_stmt *st = rp__stmt(s,
+                                "INSERT INTO rp_fields(entity, name, position, spec, owner,"
+                                " created_at) VALUES(?,?,?,?,?,?)",
+                                err);
+    if (!st)
+        return err->code;
+    json_t *spec = field_spec_json(f);
+    char *text = json_dumps(spec, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(spec);
+    if (!text)
+        return rp_error_set(err, RP_ENOMEM, 0, "out of memory");
+    sqlite3_bind_text(st, 1, entity, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, f->name, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 3, pos);
+    sqlite3_bind_text(st, 4, text, -1, free);
+    sqlite3_bind_text(st, 5, f->owner, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, now, -1, SQLITE_STATIC);
+    return step_done(s, st, "cannot record the field", err);
+}
+
+/* CREATE INDEX for a unique or indexed field. */
+static int field_index(rp_store_t *s, const char *entity, const rp__field_t *f, rp_error_t *err)
+{
+    char sql[256];
+    if (f->unique || f->indexed || f->type == RP_T_REF) {
+        snprintf(sql, sizeof sql, "CREATE %sINDEX \"rp_ix_%s_%s\" ON \"%s\"(\"%s\")",
+                 f->unique ? "UNIQUE " : "", entity, f->name, entity, f->name);
+        int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+        if (rc != SQLITE_OK) {
+            if ((rc & 0xff) == SQLITE_CONSTRAINT)
+                return rp_error_set(err, RP_ECONFLICT, RP_C_UNIQUE,
+                                    "cannot make %s.%s unique: existing records share a value",
+                                    entity, f->name);
+            return rp__dberr(s, rc, "cannot index the field", err);
+        }
+    }
+    return 0;
+}
+
+static void column_def(const char *entity, const rp__field_t *f, char *out, size_t cap)
+{
+    int n = snprintf(out, cap, "\"%s\" %s", f->name, sql_type(f->type));
+    if (f->type == RP_T_REF)
+        snprintf(out + n, cap - (size_t)n, " REFERENCES \"%s\"(id)", f->ref);
+    (void)entity;
+}
+
+static int spec_fields_check(json_t *fields, const char *name, rp_error_t *err)
+{
+    if (!json_is_object(fields))
+        return rp_error_set(err, RP_EINVAL, RP_C_BAD_SPEC,
+                            "entity \"%s\": \"fields\" must be an object of field specifications",
+                            name);
+    const char *fname;
+    json_t *v;
+    json_object_foreach(fields, fname, v) {
+        if (!rp__ident_ok(fname) || rp__is_system_field(fname))
+            return rp_error_set(err, RP_EINVAL, RP_C_IDENT,
+                                "entity \"%s\": \"%s\" is not a valid field name (lower-case "
+                                "letters, digits and _, starting with a letter, at most 48, not "
+                                "one of id, version, created_at, updated_at, created_by, "
+                                "updated_by, deleted_at)",
+                                name, fname);
+    }
+    return 0;
+}
+
+int rp_store_define(rp_store_t *s, const rp_ctx_t *ctx, const char *name, json_t *spec,
+                    const char *owner, rp_error_t *err)
+{
+    if (!rp__ident_ok(name))
+        return rp_error_set(err, RP_EINVAL, RP_C_IDENT,
+                            "\"%s\" is not a valid entity name (lower-case letters, digits and _, "
+                            "starting with a letter, at most 48 characters, not starting with "
+                            "rp_ or sqlite)",
+                            name ? name : "(null)");
+    if (rp__entity(s, name))
+        return rp_error_set(err, RP_ECONFLICT, RP_C_DUP_ENTITY, "entity \"%s\" is already defined",
+                            name);
+    json_t *fields = json_is_object(spec) ? json_object_get(spec, "fields") : NULL;
+    if (!json_is_object(spec))
+        return rp_error_set(err, RP_EINVAL, RP_C_BAD_SPEC,
+                            "entity \"%s\": the specification must be an object {\"fields\": …}",
+                            name);
+    if (!fields)
+        fields = json_object_get(spec, "fields"); /* may stay NULL: an entity without fields */
+    if (fields && spec_fields_check(fields, name, err))
+        return err->code;
+    json_t *label = json_object_get(spec, "label");
+    if (label && !json_is_string(label))
+        return rp_error_set(err, RP_EINVAL, RP_C_BAD_SPEC, "entity \"%s\": label must be text",
+                            name);
+
+    rp__entity_t *e = calloc(1, sizeof *e);
+    if (!e)
+        return rp_error_set(err, RP_ENOMEM, 0, "out of memory");
+    e->name = strdup(name);
+    e->label = label ? strdup(json_string_value(label)) : NULL;
+    e->owner = strdup(owner ? owner : "admin");
+    size_t nf = fields ? json_object_size(fields) : 0;
+    e->fields = calloc(nf ? nf : 1, sizeof *e->fields);
+    int rc = 0;
+    char *sql = NULL;
+    size_t cap = 512 + nf * 160;
+    bool began = false;
+    if (!e->name || !e->owner || !e->fields || !(sql = malloc(cap))) {
+        rc = rp_error_set(err, RP_ENOMEM, 0, "out of memory");
+        goto fail;
+    }
+    /* Registry order is alphabetical by field name: JSON objects carry no order we can trust
+     * across languages, and a stable order keeps exports and schema output predictable. */
+    const char **names = calloc(nf ? nf : 1, sizeof *names);
+    if (!names) {
+        rc = rp_error_set(err, RP_ENOMEM, 0, "out of memory");
+        goto fail;
+    }
+    {
+        size_t k = 0;
+        const char *fname;
+        json_t *v;
+        json_object_foreach(fields, fname, v) names[k++] = fname;
+        for (size_t i = 1; i < nf; i++)
+            for (size_t j = i; j > 0 && strcmp(names[j - 1], names[j]) > 0; j--) {
+                const char *t = names[j];
+                names[j] = names[j - 1];
+                names[j - 1] = t;
+            }
+    }
+    for (size_t i = 0; i < nf; i++) {
+        rp__field_t *f = &e->fields[e->nfields++];
+        f->name = strdup(names[i]);
+        f->owner = strdup(e->owner);
+        if ((rc = field_parse(s, name, name, f, json_object_get(fields, names[i]), err)))
+            break;
+        if (f->searchable)
+            e->nsearch++;
+    }
+    free(names);
+    if (rc)
+        goto fail;
+
+    int n = snprintf(sql, cap,
+                     "CREATE TABLE \"%s\"(id INTEGER PRIMARY KEY AUTOINCREMENT,"
+                     " created_at TEXT NOT NULL, updated_at TEXT NOT NULL,"
+                     " version INTEGER NOT NULL, created_by TEXT NOT NULL,"
+                     " updated_by TEXT NOT NULL, deleted_at TEXT",
+                     name);
+    for (int i = 0; i < e->nfields; i++) {
+        char col[160];
+        column_def(name, &e->fields[i], col, sizeof col);
+        n += snprintf(sql + n, cap - (size_t)n, ", %s", col);
+    }
+    snprintf(sql + n, cap - (size_t)n, ")");
+
+    if ((rc = rp_store_begin(s, err)))
+        goto fail;
+    began = true;
+    s->schema_dirty = true;
+    if ((rc = rp__exec(s, sql, err)))
+        goto fail;
+    for (int i = 0; i < e->nfields; i++)
+        if ((rc = field_index(s, name, &e->fields[i], err)))
+            goto fail;
+    char now[32];
+    rp__fmt_time(rp_store_now(s), now);
+    sqlite3_stmt *st = rp__stmt(s,
+                                "INSERT INTO rp_entities(name, label, owner, created_at)"
+                                " VALUES(?,?,?,?)",
+                                err);
+    if (!st) {
+        rc = err->code;
+        goto fail;
+    }
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    if (e->label)
+        sqlite3_bind_text(st, 2, e->label, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, e->owner, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, now, -1, SQLITE_STATIC);
+    if ((rc = step_done(s, st, "cannot record the entity", err)))
+        goto fail;
+    e->no = sqlite3_last_insert_rowid(s->db);
+    for (int i = 0; i < e->nfields; i++)
+        if ((rc = store_field_row(s, name, &e->fields[i], i, now, err)))
+            goto fail;
+    if ((rc = entity_build_sql(e)) != 0) {
+        rc = rp_error_set(err, RP_ENOMEM, 0, "out of memory");
+        goto fail;
+    }
+    json_t *desc = json_object();
+    json_t *fdesc = json_object();
+    for (int i = 0; i < e->nfields; i++)
+        json_object_set_new(fdesc, e->fields[i].name, field_spec_json(&e->fields[i]));
+    json_object_set_new(desc, "fields", fdesc);
+    rc = rp__event_append(s, ctx, "schema.entity_defined", name, 0, desc, NULL, err);
+    json_decref(desc);
+    if (rc)
+        goto fail;
+    rp__entity_t **grown = realloc(s->ents, sizeof *s->ents * (size_t)(s->nents + 1));
+    if (!grown) {
+        rc = rp_error_set(err, RP_ENOMEM, 0, "out of memory");
+        goto fail;
+    }
+    s->ents = grown;
+    s->ents[s->nents++] = e;
+    if ((rc = rp_store_commit(s, err))) {
+        began = false;
+        registry_reload(s);
+        free(sql);
+        return rc;
+    }
+    free(sql);
+    return 0;
+fail:
+    if (began)
+        rp_store_rollback(s, NULL);
+    entity_free(e);
+    free(sql);
+    return rc;
+}
+
+static int table_has_rows(rp_store_t *s, const char *entity, bool *has, rp_error_t *err)
+{
+    char sql[128];
+    snprintf(sql, sizeof sql, "SELECT EXISTS(SELECT 1 FROM \"%s\")", entity);
+    sqlite3_stmt *st = rp__stmt(s, sql, err);
+    if (!st)
+        return err->code;
+    if (sqlite3_step(st) != SQLITE_ROW)
+        return rp__dberr(s, SQLITE_ERROR, "cannot read the table", err);
+    *has = sqlite3_column_int(st, 0) != 0;
+    sqlite3_reset(st);
+    return 0;
+}
+
+int rp_store_add_field(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, const char *field,
+                       json_t *fspec, const char *owner, rp_error_t *err)
+{
+    rp__entity_t *e = rp__entity_req(s, entity, err);
+    if (!e)
+        return err->code;
+    if (!rp__ident_ok(field) || rp__is_system_field(field))
+        return rp_error_set(err, RP_EINVAL, RP_C_IDENT,
+                            "\"%s\" is not a valid field name for \"%s\" (lower-case letters, "
+                            "digits and _, starting with a letter, at most 48, not a system field)",
+                            field ? field : "(null)", entity);
+    if (rp__field(e, field))
+        return rp_error_set(err, RP_ECONFLICT, RP_C_DUP_FIELD,
+                            "field \"%s\" is already defined on \"%s\"", field, entity);
+    rp__field_t f = {0};
+    f.name = strdup(field);
+    f.owner = strdup(owner ? owner : "admin");
+    int rc = field_parse(s, entity, entity, &f, fspec, err);
+    bool began = false;
+    if (rc)
+        goto fail;
+    if ((rc = rp_store_begin(s, err)))
+        goto fail;
+    began = true;
+    s->schema_dirty = true;
+    bool has_rows = false;
+    if ((rc = table_has_rows(s, entity, &has_rows, err)))
+        goto fail;
+    if (f.required && !f.def && has_rows) {
+        rc = rp_error_set(err, RP_EINVAL, RP_C_REQUIRED,
+                          "cannot add required field \"%s\" to \"%s\": it holds records, so give "
+                          "the field a default",
+                          field, entity);
+        goto fail;
+    }
+    char col[160], sql[400];
+    column_def(entity, &f, col, sizeof col);
+    /* A numeric default becomes the column's DEFAULT, so existing rows read it at no cost;
+     * its literal is printed from a number we parsed, never from the caller's text. A text
+     * default is written to the existing rows with a bound UPDATE instead. */
+    char lit[64] = "";
+    bool numeric_def = false;
+    if (f.def && (f.type == RP_T_INTEGER || f.type == RP_T_BOOLEAN)) {
+        snprintf(lit, sizeof lit, " DEFAULT %lld",
+                 (long long)(json_is_boolean(f.def) ? json_is_true(f.def)
+                                                    : json_integer_value(f.def)));
+        numeric_def = true;
+    } else if (f.def && f.type == RP_T_REAL) {
+        snprintf(lit, sizeof lit, " DEFAULT %.17g", json_real_value(f.def));
+        numeric_def = true;
+    } else if (f.def && f.type == RP_T_DECIMAL) {
+        sqlite3_stmt *tmp;
+        /* Reuse the codec: bind the canonical string into a SELECT to get the scaled integer. */
+        if (sqlite3_prepare_v2(s->db, "SELECT ?", -1, &tmp, NULL) == SQLITE_OK) {
+            rp__value_bind(tmp, 1, &f, f.def);
+            if (sqlite3_step(tmp) == SQLITE_ROW)
+                snprintf(lit, sizeof lit, " DEFAULT %lld",
+                         (long long)sqlite3_column_int64(tmp, 0));
+            sqlite3_finalize(tmp);
+        }
+        numeric_def = true;
+    }
+    snprintf(sql, sizeof sql, "ALTER TABLE \"%s\" ADD COLUMN %s%s", entity, col, lit);
+    if ((rc = rp__exec(s, sql, err)))
+        goto fail;
+    if (f.def && !numeric_def && has_rows) {
+        snprintf(sql, sizeof sql, "UPDATE \"%s\" SET \"%s\" = ?", entity, field);
+        sqlite3_stmt *st;
+        if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+            rc = rp__dberr(s, SQLITE_ERROR, "cannot fill the default", err);
+            goto fail;
+        }
+        rp__value_bind(st, 1, &f, f.def);
+        int src = sqlite3_step(st);
+        sqlite3_finalize(st);
+        if (src != SQLITE_DONE) {
+            rc = rp__dberr(s, src, "cannot fill the default", err);
+            goto fail;
+        }
+    }
+    if ((rc = field_index(s, entity, &f, err)))
+        goto fail;
+    char now[32];
+    rp__fmt_time(rp_store_now(s), now);
+    if ((rc = store_field_row(s, entity, &f, e->nfields, now, err)))
+        goto fail;
+    json_t *desc = json_object();
+    json_object_set_new(desc, "field", json_string(field));
+    json_object_set_new(desc, "spec", field_spec_json(&f));
+    rc = rp__event_append(s, ctx, "schema.field_added", entity, 0, desc, NULL, err);
+    json_decref(desc);
+    if (rc)
+        goto fail;
+    rp__field_t *nf = realloc(e->fields, sizeof *nf * (size_t)(e->nfields + 1));
+    if (!nf) {
+        rc = rp_error_set(err, RP_ENOMEM, 0, "out of memory");
+        goto fail;
+    }
+    e->fields = nf;
+    e->fields[e->nfields++] = f;
+    if (f.searchable)
+        e->nsearch++;
+    if (entity_build_sql(e)) {
+        e->nfields--;
+        rc = rp_error_set(err, RP_ENOMEM, 0, "out of memory");
+        goto fail;
+    }
+    rp__stmt_flush(s);
+    if ((rc = rp_store_commit(s, err))) {
+        registry_reload(s);
+        return rc;
+    }
+    return 0;
+fail:
+    if (began)
+        rp_store_rollback(s, NULL);
+    field_free(&f);
+    return rc;
+}
+
+json_t *rp_store_schema(rp_store_t *s, const char *entity, rp_error_t *err)
+{
+    json_t *all = json_object();
+    for (int i = 0; i < s->nents; i++) {
+        rp__entity_t *e = s->ents[i];
+        if (entity && strcmp(entity, e->name) != 0)
+            continue;
+        json_t *d = json_object();
+        if (e->label)
+            json_object_set_new(d, "label", json_string(e->label));
+        json_object_set_new(d, "owner", json_string(e->owner));
+        json_t *fs = json_object();
+        for (int j = 0; j < e->nfields; j++)
+            json_object_set_new(fs, e->fields[j].name, field_spec_json(&e->fields[j]));
+        json_object_set_new(d, "fields", fs);
+        if (entity) {
+            json_decref(all);
+            return d;
+        }
+        json_object_set_new(all, e->name, d);
+    }
+    if (entity) {
+        json_decref(all);
+        rp_error_set(err, RP_ENOTFOUND, RP_C_NO_ENTITY, "unknown entity \"%s\"", entity);
+        return NULL;
+    }
+    return all;
+}
