@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "rapport/events.h"
+#include "rapport/sched.h"
 #include "rapport/store.h"
 
 #define EXIT_FAIL 1
@@ -701,6 +702,134 @@ static int cmd_events(cli_t *c, int argc, char **argv)
                        argv[1]);
 }
 
+
+/* ---- the engine and its jobs ------------------------------------------------------------- */
+
+/* One line per notable thing: "time level component message key=value…". */
+static void log_line(void *ud, const char *level, const char *component, const char *msg)
+{
+    (void)ud;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    char when[32];
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+    fprintf(stderr, "%s.%03ldZ %s %s %s\n", when, ts.tv_nsec / 1000000, level, component, msg);
+    fflush(stderr);
+}
+
+static int cmd_serve(cli_t *c, int argc, char **argv)
+{
+    const char *poll = flag_value(&argc, argv, "--poll-ms", NULL);
+    if (poll == FLAG_MISSING)
+        return usage_error("serve", "serve: --poll-ms needs a number");
+    if (reject_unknown_flags("serve", argc, argv))
+        return EXIT_USAGE;
+    if (argc != 1)
+        return usage_error("serve", "serve takes no operands");
+    int64_t poll_ms = 100;
+    if (poll && !parse_id(poll, &poll_ms))
+        return usage_error("serve", "--poll-ms needs a positive integer, not %s", poll);
+    rp_store_t *s;
+    if (open_store(c, false, &s))
+        return EXIT_FAIL;
+    rp_sched_opts_t o = {.log = log_line};
+    rp_sched_t *e = rp_sched_new(s, &o);
+    int rc = 0;
+    rp_error_t err = {0};
+    if (!e) {
+        rc = fail("out of memory");
+    } else {
+        char msg[512];
+        snprintf(msg, sizeof msg, "serving db=%s version=%s", c->db, RP_VERSION);
+        log_line(NULL, "info", "engine", msg);
+        if (rp_sched_serve(e, (int)poll_ms, NULL, NULL, &err))
+            rc = fail("%s", err.msg);
+    }
+    rp_sched_free(e);
+    rp_store_close(s);
+    return rc;
+}
+
+static int jobs_add(cli_t *c, int argc, char **argv)
+{
+    const char *in = flag_value(&argc, argv, "--in", NULL);
+    const char *key = flag_value(&argc, argv, "--key", NULL);
+    const char *payload = flag_value(&argc, argv, "--payload", NULL);
+    if (in == FLAG_MISSING || key == FLAG_MISSING || payload == FLAG_MISSING)
+        return usage_error("jobs", "jobs add: an option is missing its value");
+    if (reject_unknown_flags("jobs", argc, argv))
+        return EXIT_USAGE;
+    if (argc != 2)
+        return usage_error("jobs", "jobs add needs a job name");
+    rp_error_t err = {0};
+    int64_t delay = 0;
+    if (in && rp_parse_delay(in, &delay, &err))
+        return usage_error("jobs", "jobs add: --in: %s", err.msg);
+    json_t *p = payload ? json_arg("jobs add", "--payload", payload) : NULL;
+    if (payload && !p)
+        return EXIT_FAIL;
+    rp_store_t *s;
+    int rc = open_store(c, false, &s);
+    if (!rc) {
+        int64_t id;
+        if (rp_jobs_schedule(s, &c->ctx, argv[1], p, rp_store_now(s) + delay, key, &id, &err))
+            rc = fail("%s", err.msg);
+        else
+            printf("scheduled job %lld (%s)\n", (long long)id, argv[1]);
+        rp_store_close(s);
+    }
+    json_decref(p);
+    return rc;
+}
+
+static int cmd_jobs(cli_t *c, int argc, char **argv)
+{
+    const char *sub = argc > 1 ? argv[1] : "list";
+    if (strcmp(sub, "add") == 0)
+        return jobs_add(c, argc - 1, argv + 1);
+    if (strcmp(sub, "list") && strcmp(sub, "dead") && strcmp(sub, "retry") &&
+        strcmp(sub, "cancel"))
+        return usage_error("jobs", "jobs: unknown subcommand \"%s\" (list, dead, retry, cancel, "
+                                   "add)", sub);
+    bool takes_arg = !strcmp(sub, "retry") || !strcmp(sub, "cancel");
+    if (argc != (takes_arg ? 3 : argc > 1 ? 2 : 1))
+        return usage_error("jobs", "jobs %s %s", sub,
+                           takes_arg ? "needs one argument" : "takes no arguments");
+    int64_t id = 0;
+    if (!strcmp(sub, "retry") && !parse_id(argv[2], &id))
+        return usage_error("jobs", "jobs retry needs a job id");
+    rp_store_t *s;
+    if (open_store(c, false, &s))
+        return EXIT_FAIL;
+    rp_error_t err = {0};
+    int rc = 0;
+    if (!strcmp(sub, "retry")) {
+        if (rp_jobs_retry(s, id, &err))
+            rc = fail("%s", err.msg);
+        else
+            printf("job %lld is pending again\n", (long long)id);
+    } else if (!strcmp(sub, "cancel")) {
+        if (rp_jobs_cancel(s, argv[2], &err))
+            rc = fail("%s", err.msg);
+        else
+            printf("cancelled the pending job with key %s\n", argv[2]);
+    } else {
+        json_t *jobs = NULL;
+        if (rp_jobs_list(s, !strcmp(sub, "dead") ? "dead" : NULL, &jobs, &err)) {
+            rc = fail("%s", err.msg);
+        } else {
+            size_t i;
+            json_t *j;
+            json_array_foreach(jobs, i, j) print_json(j, false);
+        }
+        json_decref(jobs);
+    }
+    rp_store_close(s);
+    return rc;
+}
+
 static const command_t commands[] = {
     {"init", cmd_init, "init", "Create the database (or bring its schema up to date)."},
     {"schema", cmd_schema, "schema [ENTITY] [--json]", "Show the entity registry."},
@@ -728,6 +857,11 @@ static const command_t commands[] = {
     {"events", cmd_events, "events tail [-n N] [--follow] | events dead [SUBSCRIBER] | events "
                            "replay ID",
      "Read the event log (JSON lines), list dead letters, replay one."},
+    {"serve", cmd_serve, "serve [--poll-ms N]",
+     "Run the engine: due jobs, cron schedules and event dispatch, until SIGTERM or SIGINT."},
+    {"jobs", cmd_jobs, "jobs [list] | jobs dead | jobs retry ID | jobs cancel KEY | jobs add NAME "
+                       "[--in DELAY] [--key KEY] [--payload JSON]",
+     "Durable jobs: list them, list and retry dead ones, cancel by key, schedule one."},
     {NULL, NULL, NULL, NULL},
 };
 

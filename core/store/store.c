@@ -37,6 +37,16 @@ static const char *const migrations[RP_STORE_SCHEMA_VERSION] = {
     " replay INTEGER NOT NULL DEFAULT 0);"
     "CREATE INDEX rp_dead_sub ON rp_dead(subscriber, replay, id);"
     "CREATE VIRTUAL TABLE rp_search USING fts5(body, tokenize='rapport');",
+    /* 2: durable jobs and cron schedules (core/sched). */
+    "CREATE TABLE rp_jobs(id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, key TEXT,"
+    " payload TEXT NOT NULL, due_at INTEGER NOT NULL, state TEXT NOT NULL DEFAULT 'pending',"
+    " attempts INTEGER NOT NULL DEFAULT 0, lease_until INTEGER, owner TEXT, error TEXT,"
+    " created_at INTEGER NOT NULL, created_by TEXT NOT NULL);"
+    "CREATE UNIQUE INDEX rp_jobs_key ON rp_jobs(key) WHERE key IS NOT NULL AND state = 'pending';"
+    "CREATE INDEX rp_jobs_due ON rp_jobs(state, due_at);"
+    "CREATE TABLE rp_schedules(name TEXT PRIMARY KEY, cron TEXT NOT NULL, tz TEXT NOT NULL,"
+    " job TEXT NOT NULL, payload TEXT NOT NULL, next_at INTEGER NOT NULL, last_at INTEGER)"
+    " WITHOUT ROWID;",
 };
 
 static int64_t real_now(void *ud)
@@ -183,8 +193,17 @@ int64_t rp__days_from_civil(int64_t y, unsigned m, unsigned d)
     return days_from_civil(y, m, d);
 }
 
+static void put_digits(char *p, unsigned v, int n)
+{
+    for (int i = n - 1; i >= 0; i--) {
+        p[i] = (char)('0' + v % 10);
+        v /= 10;
+    }
+}
+
 void rp__fmt_time(int64_t ms, char *out)
 {
+    /* Hand-rolled rather than snprintf: every event read formats its time. */
     int64_t secs = ms >= 0 ? ms / 1000 : (ms - 999) / 1000;
     int msec = (int)(ms - secs * 1000);
     int64_t z = (secs >= 0 ? secs : secs - 86399) / 86400;
@@ -199,11 +218,16 @@ void rp__fmt_time(int64_t ms, char *out)
     const unsigned d = doy - (153 * mp + 2) / 5 + 1;
     const unsigned m = mp < 10 ? mp + 3 : mp - 9;
     y += m <= 2;
-    char tmp[80];
-    snprintf(tmp, sizeof tmp, "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ", (int)(y % 10000), m, d,
-             sod / 3600, (sod / 60) % 60, sod % 60, msec);
-    memcpy(out, tmp, 25);
-    out[24] = '\0';
+    if (y < 0)
+        y = 0;
+    memcpy(out, "0000-00-00T00:00:00.000Z", 25);
+    put_digits(out, (unsigned)(y % 10000), 4);
+    put_digits(out + 5, m, 2);
+    put_digits(out + 8, d, 2);
+    put_digits(out + 11, (unsigned)(sod / 3600), 2);
+    put_digits(out + 14, (unsigned)((sod / 60) % 60), 2);
+    put_digits(out + 17, (unsigned)(sod % 60), 2);
+    put_digits(out + 20, (unsigned)msec, 3);
 }
 
 uint64_t rp__rand(rp_store_t *s)
@@ -676,6 +700,9 @@ int rp_store_open(const char *path, const rp_store_opts_t *opts, rp_store_t **ou
             return rp_error_set(err, RP_ENOTFOUND, RP_C_OPEN,
                                 "no database at %s (create it with `rapport init`)", path);
     }
+    /* Memory statistics cost a mutex on every allocation and nothing here reads them. The call
+     * only takes effect before SQLite is first initialised, and is harmless after. */
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
     rp_store_t *s = calloc(1, sizeof *s);
     if (!s)
         return rp_error_set(err, RP_ENOMEM, 0, "out of memory");
@@ -735,13 +762,35 @@ void rp_store_close(rp_store_t *s)
 /* ---------------------------------------------------------------------------------------- */
 /* Transactions                                                                              */
 
+/* Writes "<prefix><depth>" into @p out: savepoint names, made often, so without printf. */
+static const char *level_sql(char *out, const char *prefix, int depth)
+{
+    size_t n = strlen(prefix);
+    memcpy(out, prefix, n);
+    char digits[12];
+    int k = 0;
+    do {
+        digits[k++] = (char)('0' + depth % 10);
+        depth /= 10;
+    } while (depth && k < 11);
+    while (k)
+        out[n++] = digits[--k];
+    out[n] = '\0';
+    return out;
+}
+
 int rp_store_begin(rp_store_t *s, rp_error_t *err)
 {
-    char sql[40];
-    if (s->txn_depth == 0)
-        snprintf(sql, sizeof sql, "BEGIN IMMEDIATE");
-    else
-        snprintf(sql, sizeof sql, "SAVEPOINT rp_sp%d", s->txn_depth);
+    if (s->lazy_sp) {
+        s->lazy_sp = false;
+        int rc = rp_store_begin(s, err);
+        if (rc)
+            return rc;
+        s->lazy_open = true;
+    }
+    char buf[40];
+    const char *sql = s->txn_depth == 0 ? "BEGIN IMMEDIATE"
+                                         : level_sql(buf, "SAVEPOINT rp_sp", s->txn_depth);
     sqlite3_stmt *st = rp__stmt(s, sql, err);
     if (!st)
         return err ? err->code : RP_EIO;
@@ -757,11 +806,9 @@ int rp_store_commit(rp_store_t *s, rp_error_t *err)
 {
     if (s->txn_depth == 0)
         return rp_error_set(err, RP_ESTATE, RP_C_TXN, "commit without an open transaction");
-    char sql[40];
-    if (s->txn_depth == 1)
-        snprintf(sql, sizeof sql, "COMMIT");
-    else
-        snprintf(sql, sizeof sql, "RELEASE rp_sp%d", s->txn_depth - 1);
+    char buf[40];
+    const char *sql = s->txn_depth == 1 ? "COMMIT"
+                                         : level_sql(buf, "RELEASE rp_sp", s->txn_depth - 1);
     sqlite3_stmt *st = rp__stmt(s, sql, err);
     if (!st)
         return err ? err->code : RP_EIO;
@@ -792,11 +839,18 @@ int rp_store_rollback(rp_store_t *s, rp_error_t *err)
             sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL) != SQLITE_OK)
             rc = rp__dberr(s, SQLITE_ERROR, "cannot roll back", err);
     } else {
-        char sql[64];
-        snprintf(sql, sizeof sql, "ROLLBACK TO rp_sp%d; RELEASE rp_sp%d", s->txn_depth,
-                 s->txn_depth);
-        if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
-            rc = rp__dberr(s, SQLITE_ERROR, "cannot roll back to a savepoint", err);
+        char buf[40];
+        const char *steps[2] = {level_sql(buf, "ROLLBACK TO rp_sp", s->txn_depth), NULL};
+        for (int i = 0; i < 2 && !rc; i++) {
+            if (i == 1)
+                steps[1] = level_sql(buf, "RELEASE rp_sp", s->txn_depth);
+            sqlite3_stmt *st = rp__stmt(s, steps[i], err);
+            int src = st ? sqlite3_step(st) : SQLITE_ERROR;
+            if (st)
+                sqlite3_reset(st);
+            if (src != SQLITE_DONE)
+                rc = rp__dberr(s, src, "cannot roll back to a savepoint", err);
+        }
     }
     /* A schema change undone by the rollback must leave the registry in memory too. */
     if (s->schema_dirty) {

@@ -1,0 +1,143 @@
+/*
+ * sched.h — time: one clock (real, or virtual for tests), durable jobs (keyed, claimed
+ * atomically, retried with backoff, dead-lettered), cron schedules, and the engine loop that
+ * runs due jobs and hands new events to subscribers, on libuv.
+ */
+#ifndef RAPPORT_SCHED_H
+#define RAPPORT_SCHED_H
+
+#include "rapport/events.h"
+
+/** A job as its handler sees it. Borrowed: valid until the handler returns. */
+typedef struct rp_job {
+    int64_t id;          /**< The job's id in rp_jobs. */
+    const char *name;    /**< The handler's name. */
+    const char *key;     /**< The job's key, or NULL. */
+    const char *payload; /**< JSON text (an object); never NULL. */
+    int64_t due_ms;      /**< When it fell due. */
+    int attempts;        /**< Runs so far, this one included (1 on the first run). */
+} rp_job_t;
+
+/**
+ * A job handler: does the work and returns 0, or returns non-zero with @p err filled to have the
+ * job retried. Its writes (made with @p ctx) commit together with the job's completion, so a
+ * crash mid-run leaves neither.
+ */
+typedef int (*rp_job_fn)(rp_store_t *s, const rp_job_t *job, const rp_ctx_t *ctx, void *ud,
+                         rp_error_t *err);
+
+/* ---- durable jobs (work with or without a running engine) ------------------------------- */
+
+/**
+ * Schedules job @p name with @p payload (a JSON object, borrowed; NULL for {}) to run at
+ * @p due_ms. With @p key, scheduling replaces the pending job of that key (idempotent; it moves
+ * a deadline) and rp_jobs_cancel() can remove it. *id_out may be NULL.
+ */
+int rp_jobs_schedule(rp_store_t *s, const rp_ctx_t *ctx, const char *name, json_t *payload,
+                     int64_t due_ms, const char *key, int64_t *id_out, rp_error_t *err);
+
+/** Cancels the pending job of @p key: RP_ENOTFOUND when there is none. */
+int rp_jobs_cancel(rp_store_t *s, const char *key, rp_error_t *err);
+
+/**
+ * Lists jobs in @p state ("pending", "running", "dead", or NULL for all), oldest due first:
+ * a new array (owned) of {"id","name","key","due_at","state","attempts","error","payload"}.
+ */
+int rp_jobs_list(rp_store_t *s, const char *state, json_t **out, rp_error_t *err);
+
+/** Puts dead job @p id back to pending, due now, with its attempts reset. */
+int rp_jobs_retry(rp_store_t *s, int64_t id, rp_error_t *err);
+
+/* ---- the engine --------------------------------------------------------------------------- */
+
+/** The engine's loop state. One per store. */
+typedef struct rp_sched rp_sched_t;
+
+/** A log line: @p level is "info", "warn" or "error"; @p msg is one line, no newline. */
+typedef void (*rp_log_fn)(void *ud, const char *level, const char *component, const char *msg);
+
+/** Options for rp_sched_new(). Zero-initialise, then set what you need. */
+typedef struct rp_sched_opts {
+    bool virtual_clock;   /**< A clock that only rp_sched_advance() moves (tests). */
+    int64_t start_ms;     /**< The virtual clock's start (0 = the real time now). */
+    int64_t lease_ms;     /**< How long a claimed job is ours before others may retry it (300000). */
+    rp_retry_t retry;     /**< Retry rules for jobs and subscribers (5 attempts, 1 s doubling). */
+    rp_log_fn log;        /**< Where notable things are said (NULL: nowhere). */
+    void *log_ud;
+    const char *owner;    /**< This process's name in job leases (default "pid:<pid>"). */
+} rp_sched_opts_t;
+
+/**
+ * Makes the engine for @p s (borrowed; it must outlive the engine) and points the store's clock
+ * at the engine's. Returns NULL only when out of memory. Free with rp_sched_free().
+ */
+rp_sched_t *rp_sched_new(rp_store_t *s, const rp_sched_opts_t *opts);
+
+/** Frees the engine and gives the store back its real clock. */
+void rp_sched_free(rp_sched_t *e);
+
+/** The engine's time in ms since the epoch. */
+int64_t rp_sched_now(const rp_sched_t *e);
+
+/**
+ * Registers the handler of jobs named @p name (an identifier, dots allowed). Re-registering a
+ * name replaces its handler. @p owner names who registered it (a plugin, "core").
+ */
+int rp_sched_handler(rp_sched_t *e, const char *name, rp_job_fn fn, void *ud, const char *owner,
+                     rp_error_t *err);
+
+/**
+ * Registers subscriber @p name with handler @p fn for the events whose type matches @p types
+ * (a glob; NULL for all). The subscriber is durable: its checkpoint lives in the database.
+ * A new subscriber starts at the end of the log when @p from_now is true.
+ */
+int rp_sched_subscribe(rp_sched_t *e, const char *name, const char *types, bool from_now,
+                       rp_event_fn fn, void *ud, const char *owner, rp_error_t *err);
+
+/**
+ * Makes schedule @p name run job @p job with @p payload (borrowed, may be NULL) at every time
+ * matching the five-field cron expression @p cron in zone @p tz (NULL for UTC). Durable: kept in
+ * the database. Registering the same schedule again keeps its next fire time, so a slot missed
+ * while the engine was down fires once on start, not once per missed slot.
+ */
+int rp_sched_every(rp_sched_t *e, const char *name, const char *cron, const char *tz,
+                   const char *job, json_t *payload, rp_error_t *err);
+
+/**
+ * One pass: fires due cron schedules, claims and runs due jobs, delivers pending events.
+ * *did (may be NULL) is how many jobs and events were handled. A failing job or handler is
+ * retried later and logged; only a store failure returns non-zero.
+ */
+int rp_sched_run_due(rp_sched_t *e, int *did, rp_error_t *err);
+
+/**
+ * The earliest time anything is due (a job, a schedule, a subscriber's retry), or INT64_MAX.
+ * Now or earlier means there is work at once.
+ */
+int64_t rp_sched_next_due(rp_sched_t *e);
+
+/**
+ * Virtual clock only: moves time forward by @p ms, stopping at every due time in order and
+ * running what fell due there, so `advance(25h)` fires everything in due order,
+ * deterministically. RP_ESTATE on a real clock.
+ */
+int rp_sched_advance(rp_sched_t *e, int64_t ms, rp_error_t *err);
+
+/**
+ * Runs the engine on a libuv loop until rp_sched_stop() or SIGTERM/SIGINT (which finish the
+ * running handler, commit, and return 0). SIGHUP calls @p on_hup (may be NULL). New events and
+ * jobs written by other processes are picked up within @p poll_ms (0 = 100).
+ */
+int rp_sched_serve(rp_sched_t *e, int poll_ms, void (*on_hup)(void *ud), void *hup_ud,
+                   rp_error_t *err);
+
+/** Asks a running rp_sched_serve() to return after the current handler. Safe from a handler. */
+void rp_sched_stop(rp_sched_t *e);
+
+/**
+ * Parses a delay such as "90s", "15m", "24h", "3d", "2w" or "500ms" (also combined: "1h30m")
+ * into milliseconds. RP_EINVAL with the position of the bad part.
+ */
+int rp_parse_delay(const char *text, int64_t *ms, rp_error_t *err);
+
+#endif

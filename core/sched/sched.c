@@ -1,0 +1,875 @@
+/*
+ * sched.c — the engine's time: the clock, durable jobs (schedule, claim, run, retry, dead
+ * letters), cron schedules, and the loop that runs them and dispatches events, on libuv.
+ */
+#include <ctype.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "../store/internal.h"
+#include "rapport/cron.h"
+#include "rapport/sched.h"
+
+typedef struct {
+    char *name, *owner;
+    rp_job_fn fn;
+    void *ud;
+} handler_t;
+
+typedef struct {
+    char *name, *owner;
+    rp_event_fn fn;
+    void *ud;
+    rp_sched_t *e;
+} sub_t;
+
+struct rp_sched {
+    rp_store_t *s;
+    bool virt;
+    int64_t vnow;
+    int64_t lease_ms;
+    rp_retry_t retry;
+    rp_log_fn log;
+    void *log_ud;
+    char owner[64];
+    handler_t *handlers;
+    int nhandlers;
+    sub_t **subs;
+    int nsubs;
+    /* The serve loop. */
+    uv_loop_t *loop;
+    uv_timer_t timer;
+    uv_signal_t sig[3];
+    int poll_ms;
+    bool stopping;
+    void (*on_hup)(void *);
+    void *hup_ud;
+};
+
+static void say(rp_sched_t *e, const char *level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void say(rp_sched_t *e, const char *level, const char *fmt, ...)
+{
+    if (!e->log)
+        return;
+    char msg[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    /* One line, always: a message may quote an error that spans lines. */
+    for (char *p = msg; *p; p++)
+        if (*p == '\n' || *p == '\r')
+            *p = ' ';
+    e->log(e->log_ud, level, "sched", msg);
+}
+
+static int64_t real_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t engine_clock(void *ud)
+{
+    rp_sched_t *e = ud;
+    return e->virt ? e->vnow : real_ms();
+}
+
+int64_t rp_sched_now(const rp_sched_t *e)
+{
+    return e->virt ? e->vnow : real_ms();
+}
+
+static bool job_name_ok(const char *n)
+{
+    if (!n || !*n || strlen(n) > 96 || !islower((unsigned char)*n))
+        return false;
+    for (const char *p = n; *p; p++)
+        if (!(islower((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '_' || *p == '.' ||
+              *p == '-' || *p == ':'))
+            return false;
+    return true;
+}
+
+/* ---- delays ------------------------------------------------------------------------------ */
+
+int rp_parse_delay(const char *text, int64_t *ms, rp_error_t *err)
+{
+    static const struct {
+        const char *unit;
+        int64_t ms;
+    } units[] = {{"ms", 1},         {"s", 1000},        {"m", 60000},
+                 {"h", 3600000},    {"d", 86400000},    {"w", 604800000}};
+    if (!text || !*text)
+        return rp_error_set(err, RP_EINVAL, RP_C_TYPE, "an empty delay (write e.g. 90s, 15m, "
+                                                       "24h, 3d)");
+    int64_t total = 0;
+    const char *p = text;
+    while (*p) {
+        const char *start = p;
+        if (!isdigit((unsigned char)*p))
+            return rp_error_set(err, RP_EINVAL, RP_C_TYPE,
+                                "delay \"%s\" at position %d: expected a number (write e.g. 90s, "
+                                "15m, 24h, 3d, 1h30m)",
+                                text, (int)(p - text) + 1);
+        int64_t n = 0;
+        while (isdigit((unsigned char)*p)) {
+            if (n > INT64_MAX / 10 - 10)
+                return rp_error_set(err, RP_EINVAL, RP_C_TYPE, "delay \"%s\" is too long", text);
+            n = n * 10 + (*p++ - '0');
+        }
+        int64_t unit = 0;
+        for (size_t i = 0; i < sizeof units / sizeof *units && !unit; i++) {
+            size_t l = strlen(units[i].unit);
+            /* "m" must not swallow the "m" of "ms". */
+            if (strncmp(p, units[i].unit, l) == 0 && !(l == 1 && *p == 'm' && p[1] == 's')) {
+                unit = units[i].ms;
+                p += l;
+            }
+        }
+        if (!unit)
+            return rp_error_set(err, RP_EINVAL, RP_C_TYPE,
+                                "delay \"%s\" at position %d: \"%.*s\" needs a unit: ms, s, m, h, "
+                                "d or w",
+                                text, (int)(start - text) + 1, (int)(p - start), start);
+        if (n > (INT64_MAX - total) / unit)
+            return rp_error_set(err, RP_EINVAL, RP_C_TYPE, "delay \"%s\" is too long", text);
+        total += n * unit;
+    }
+    *ms = total;
+    return 0;
+}
+
+/* ---- durable jobs ------------------------------------------------------------------------ */
+
+static int step(rp_store_t *s, sqlite3_stmt *st, const char *what, rp_error_t *err)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : rp__dberr(s, rc, what, err);
+}
+
+int rp_jobs_schedule(rp_store_t *s, const rp_ctx_t *ctx, const char *name, json_t *payload,
+                     int64_t due_ms, const char *key, int64_t *id_out, rp_error_t *err)
+{
+    if (!job_name_ok(name))
+        return rp_error_set(err, RP_EINVAL, RP_C_IDENT,
+                            "\"%s\" is not a valid job name (lower-case letters, digits, _ . - :)",
+                            name ? name : "(null)");
+    if (payload && !json_is_object(payload))
+        return rp_error_set(err, RP_EINVAL, RP_C_TYPE,
+                            "the payload of job %s must be a JSON object", name);
+    if (key && (!*key || strlen(key) > 200))
+        return rp_error_set(err, RP_EINVAL, RP_C_TYPE,
+                            "the key of job %s must be 1 to 200 characters", name);
+    char *text = json_dumps(payload ? payload : json_object(), JSON_COMPACT);
+    if (!text)
+        return rp_error_set(err, RP_ENOMEM, 0, "out of memory");
+    int rc = rp_store_begin(s, err);
+    if (rc) {
+        free(text);
+        return rc;
+    }
+    sqlite3_stmt *st;
+    if (key) {
+        /* A key names one pending job: scheduling it again moves it. */
+        if (!(st = rp__stmt(s, "DELETE FROM rp_jobs WHERE key = ? AND state = 'pending'", err))) {
+            rc = err->code;
+            goto fail;
+        }
+        sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+        if ((rc = step(s, st, "cannot replace the job", err)))
+            goto fail;
+    }
+    if (!(st = rp__stmt(s, "INSERT INTO rp_jobs(name, key, payload, due_at, created_at,"
+                           " created_by) VALUES(?,?,?,?,?,?)", err))) {
+        rc = err->code;
+        goto fail;
+    }
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    if (key)
+        sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, text, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, due_ms);
+    sqlite3_bind_int64(st, 5, rp_store_now(s));
+    sqlite3_bind_text(st, 6, ctx && ctx->actor ? ctx->actor : "system", -1, SQLITE_STATIC);
+    if ((rc = step(s, st, "cannot schedule the job", err)))
+        goto fail;
+    if (id_out)
+        *id_out = sqlite3_last_insert_rowid(s->db);
+    free(text);
+    return rp_store_commit(s, err);
+fail:
+    free(text);
+    rp_store_rollback(s, NULL);
+    return rc;
+}
+
+int rp_jobs_cancel(rp_store_t *s, const char *key, rp_error_t *err)
+{
+    sqlite3_stmt *st = rp__stmt(s, "DELETE FROM rp_jobs WHERE key = ? AND state = 'pending'", err);
+    if (!st)
+        return err->code;
+    sqlite3_bind_text(st, 1, key ? key : "", -1, SQLITE_STATIC);
+    int rc = step(s, st, "cannot cancel the job", err);
+    if (!rc && sqlite3_changes(s->db) == 0)
+        return rp_error_set(err, RP_ENOTFOUND, RP_C_NO_RECORD, "no pending job with key \"%s\"",
+                            key ? key : "");
+    return rc;
+}
+
+int rp_jobs_list(rp_store_t *s, const char *state, json_t **out, rp_error_t *err)
+{
+    *out = NULL;
+    if (state && strcmp(state, "pending") && strcmp(state, "running") && strcmp(state, "dead"))
+        return rp_error_set(err, RP_EINVAL, RP_C_TYPE,
+                            "unknown job state \"%s\" (pending, running, dead)", state);
+    sqlite3_stmt *st = rp__stmt(s, "SELECT id, name, key, due_at, state, attempts, error, payload"
+                                   " FROM rp_jobs WHERE ?1 IS NULL OR state = ?1"
+                                   " ORDER BY due_at, id", err);
+    if (!st)
+        return err->code;
+    if (state)
+        sqlite3_bind_text(st, 1, state, -1, SQLITE_STATIC);
+    json_t *arr = json_array();
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        char due[32];
+        rp__fmt_time(sqlite3_column_int64(st, 3), due);
+        json_t *payload = json_loads((const char *)sqlite3_column_text(st, 7), 0, NULL);
+        json_t *j = json_pack("{s:I,s:s,s:s,s:s,s:i,s:o}", "id",
+                              (json_int_t)sqlite3_column_int64(st, 0), "name",
+                              (const char *)sqlite3_column_text(st, 1), "due_at", due, "state",
+                              (const char *)sqlite3_column_text(st, 4), "attempts",
+                              sqlite3_column_int(st, 5), "payload",
+                              payload ? payload : json_object());
+        json_object_set_new(j, "key", sqlite3_column_type(st, 2) == SQLITE_NULL
+                                          ? json_null()
+                                          : json_string((const char *)sqlite3_column_text(st, 2)));
+        json_object_set_new(j, "error", sqlite3_column_type(st, 6) == SQLITE_NULL
+                                            ? json_null()
+                                            : json_string((const char *)sqlite3_column_text(st, 6)));
+        json_array_append_new(arr, j);
+    }
+    sqlite3_reset(st);
+    *out = arr;
+    return 0;
+}
+
+int rp_jobs_retry(rp_store_t *s, int64_t id, rp_error_t *err)
+{
+    sqlite3_stmt *st = rp__stmt(s, "UPDATE rp_jobs SET state = 'pending', attempts = 0,"
+                                   " due_at = ?, owner = NULL, lease_until = NULL"
+                                   " WHERE id = ? AND state = 'dead'", err);
+    if (!st)
+        return err->code;
+    sqlite3_bind_int64(st, 1, rp_store_now(s));
+    sqlite3_bind_int64(st, 2, id);
+    int rc = step(s, st, "cannot retry the job", err);
+    if (rc && (err->msg[0] && strstr(err->msg, "UNIQUE")))
+        return rp_error_set(err, RP_ECONFLICT, RP_C_UNIQUE,
+                            "job %lld cannot be retried: a pending job already has its key",
+                            (long long)id);
+    if (!rc && sqlite3_changes(s->db) == 0)
+        return rp_error_set(err, RP_ENOTFOUND, RP_C_NO_RECORD, "no dead job with id %lld",
+                            (long long)id);
+    return rc;
+}
+
+/* ---- the engine -------------------------------------------------------------------------- */
+
+/* The built-in job "emit": appends the event its payload describes, {"type": …, "entity": …,
+ * "record_id": …, "payload": {…}}, so any event can be scheduled for later. */
+static int builtin_emit(rp_store_t *s, const rp_job_t *job, const rp_ctx_t *ctx, void *ud,
+                        rp_error_t *err)
+{
+    (void)ud;
+    json_t *p = json_loads(job->payload, 0, NULL);
+    json_t *type = json_object_get(p, "type"), *entity = json_object_get(p, "entity");
+    json_t *rid = json_object_get(p, "record_id"), *inner = json_object_get(p, "payload");
+    int rc;
+    if (!json_is_string(type) || (entity && !json_is_string(entity)) ||
+        (rid && !json_is_integer(rid)) || (inner && !json_is_object(inner)))
+        rc = rp_error_set(err, RP_EINVAL, RP_C_TYPE,
+                          "job emit needs a payload {\"type\": text, \"entity\": text, "
+                          "\"record_id\": integer, \"payload\": object}");
+    else
+        rc = rp_events_emit(s, ctx, json_string_value(type), json_string_value(entity),
+                            rid ? json_integer_value(rid) : 0, inner, NULL, err);
+    json_decref(p);
+    return rc;
+}
+
+rp_sched_t *rp_sched_new(rp_store_t *s, const rp_sched_opts_t *opts)
+{
+    rp_sched_t *e = calloc(1, sizeof *e);
+    if (!e)
+        return NULL;
+    rp_sched_opts_t o = opts ? *opts : (rp_sched_opts_t){0};
+    e->s = s;
+    e->virt = o.virtual_clock;
+    e->vnow = o.start_ms ? o.start_ms : real_ms();
+    e->lease_ms = o.lease_ms > 0 ? o.lease_ms : 300000;
+    e->retry = o.retry;
+    if (e->retry.max_attempts <= 0)
+        e->retry.max_attempts = 5;
+    e->log = o.log;
+    e->log_ud = o.log_ud;
+    if (o.owner)
+        snprintf(e->owner, sizeof e->owner, "%s", o.owner);
+    else
+        snprintf(e->owner, sizeof e->owner, "pid:%ld", (long)getpid());
+    rp_store_set_clock(s, engine_clock, e);
+    if (rp_sched_handler(e, "emit", builtin_emit, NULL, "core", NULL)) {
+        rp_sched_free(e);
+        return NULL;
+    }
+    return e;
+}
+
+void rp_sched_free(rp_sched_t *e)
+{
+    if (!e)
+        return;
+    rp_store_set_clock(e->s, NULL, NULL);
+    for (int i = 0; i < e->nhandlers; i++) {
+        free(e->handlers[i].name);
+        free(e->handlers[i].owner);
+    }
+    free(e->handlers);
+    for (int i = 0; i < e->nsubs; i++) {
+        free(e->subs[i]->name);
+        free(e->subs[i]->owner);
+        free(e->subs[i]);
+    }
+    free(e->subs);
+    free(e);
+}
+
+int rp_sched_handler(rp_sched_t *e, const char *name, rp_job_fn fn, void *ud, const char *owner,
+                     rp_error_t *err)
+{
+    if (!job_name_ok(name) || !fn)
+        return rp_error_set(err, RP_EINVAL, RP_C_IDENT,
+                            "\"%s\" is not a valid job name (lower-case letters, digits, _ . - :)",
+                            name ? name : "(null)");
+    for (int i = 0; i < e->nhandlers; i++) {
+        if (strcmp(e->handlers[i].name, name) == 0) {
+            e->handlers[i].fn = fn;
+            e->handlers[i].ud = ud;
+            return 0;
+        }
+    }
+    handler_t *nh = realloc(e->handlers, sizeof *nh * (size_t)(e->nhandlers + 1));
+    if (!nh)
+        return rp_error_set(err, RP_ENOMEM, 0, "out of memory");
+    e->handlers = nh;
+    nh[e->nhandlers++] = (handler_t){strdup(name), strdup(owner ? owner : ""), fn, ud};
+    return 0;
+}
+
+static handler_t *handler_of(rp_sched_t *e, const char *name)
+{
+    for (int i = 0; i < e->nhandlers; i++)
+        if (strcmp(e->handlers[i].name, name) == 0)
+            return &e->handlers[i];
+    return NULL;
+}
+
+/* Runs a subscriber's handler and says so when it fails, so failures are visible in the log. */
+static int sub_trampoline(rp_store_t *s, const rp_event_t *ev, const rp_ctx_t *ctx, void *ud,
+                          rp_error_t *err)
+{
+    sub_t *sub = ud;
+    int rc = sub->fn(s, ev, ctx, sub->ud, err);
+    if (rc) {
+        int attempt = ev->attempts + 1, max = sub->e->retry.max_attempts;
+        if (attempt >= max || ev->replay)
+            say(sub->e, "error", "event dead-lettered subscriber=%s seq=%lld type=%s attempt=%d "
+                "error=%s", sub->name, (long long)ev->seq, ev->type, attempt,
+                err && err->msg[0] ? err->msg : "(none)");
+        else
+            say(sub->e, "warn", "handler failed subscriber=%s seq=%lld type=%s attempt=%d/%d "
+                "error=%s", sub->name, (long long)ev->seq, ev->type, attempt, max,
+                err && err->msg[0] ? err->msg : "(none)");
+    }
+    return rc;
+}
+
+int rp_sched_subscribe(rp_sched_t *e, const char *name, const char *types, bool from_now,
+                       rp_event_fn fn, void *ud, const char *owner, rp_error_t *err)
+{
+    if (!fn)
+        return rp_error_set(err, RP_EINVAL, RP_C_TYPE, "subscriber %s needs a handler",
+                            name ? name : "(null)");
+    int rc = rp_events_subscribe(e->s, name, types, from_now, err);
+    if (rc)
+        return rc;
+    for (int i = 0; i < e->nsubs; i++) {
+        if (strcmp(e->subs[i]->name, name) == 0) {
+            e->subs[i]->fn = fn;
+            e->subs[i]->ud = ud;
+            return 0;
+        }
+    }
+    sub_t **ns = realloc(e->subs, sizeof *ns * (size_t)(e->nsubs + 1));
+    sub_t *sub = calloc(1, sizeof *sub);
+    if (!ns || !sub) {
+        free(sub);
+        if (ns)
+            e->subs = ns;
+        return rp_error_set(err, RP_ENOMEM, 0, "out of memory");
+    }
+    e->subs = ns;
+    *sub = (sub_t){strdup(name), strdup(owner ? owner : ""), fn, ud, e};
+    e->subs[e->nsubs++] = sub;
+    return 0;
+}
+
+int rp_sched_every(rp_sched_t *e, const char *name, const char *cron, const char *tz,
+                   const char *job, json_t *payload, rp_error_t *err)
+{
+    if (!job_name_ok(name) || !job_name_ok(job))
+        return rp_error_set(err, RP_EINVAL, RP_C_IDENT,
+                            "schedule \"%s\" of job \"%s\": names are lower-case letters, digits, "
+                            "_ . - :", name ? name : "(null)", job ? job : "(null)");
+    if (payload && !json_is_object(payload))
+        return rp_error_set(err, RP_EINVAL, RP_C_TYPE,
+                            "the payload of schedule %s must be a JSON object", name);
+    rp_cron_t c;
+    int rc = rp_cron_parse(cron, tz, &c, err);
+    if (rc)
+        return rc;
+    int64_t next;
+    if ((rc = rp_cron_next(&c, rp_sched_now(e), &next, err)))
+        return rc;
+    char *text = json_dumps(payload ? payload : json_object(), JSON_COMPACT);
+    if (!text)
+        return rp_error_set(err, RP_ENOMEM, 0, "out of memory");
+    /* The same expression keeps its next fire time (so a slot missed while the engine was down
+     * still fires on start); a changed one starts afresh from now. */
+    sqlite3_stmt *st = rp__stmt(e->s,
+                                "INSERT INTO rp_schedules(name, cron, tz, job, payload, next_at)"
+                                " VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(name) DO UPDATE SET"
+                                " job = excluded.job, payload = excluded.payload,"
+                                " next_at = CASE WHEN cron = excluded.cron AND tz = excluded.tz"
+                                " THEN next_at ELSE excluded.next_at END,"
+                                " cron = excluded.cron, tz = excluded.tz",
+                                err);
+    if (!st) {
+        free(text);
+        return err->code;
+    }
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, cron, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, tz && *tz ? tz : "UTC", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, job, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, text, -1, free);
+    sqlite3_bind_int64(st, 6, next);
+    return step(e->s, st, "cannot save the schedule", err);
+}
+
+/* Enqueues the job of every schedule whose time has come, once per schedule whatever the number
+ * of slots missed, and moves each schedule to its next slot after now. */
+static int fire_schedules(rp_sched_t *e, rp_error_t *err)
+{
+    rp_store_t *s = e->s;
+    int64_t now = rp_sched_now(e);
+    sqlite3_stmt *st = rp__stmt(s, "SELECT name, cron, tz, job, payload, next_at FROM rp_schedules"
+                                   " WHERE next_at <= ? ORDER BY next_at", err);
+    if (!st)
+        return err->code;
+    sqlite3_bind_int64(st, 1, now);
+    json_t *due = json_array();
+    while (sqlite3_step(st) == SQLITE_ROW)
+        json_array_append_new(due, json_pack("{s:s,s:s,s:s,s:s,s:s,s:I}", "name",
+                                             sqlite3_column_text(st, 0), "cron",
+                                             sqlite3_column_text(st, 1), "tz",
+                                             sqlite3_column_text(st, 2), "job",
+                                             sqlite3_column_text(st, 3), "payload",
+                                             sqlite3_column_text(st, 4), "next_at",
+                                             (json_int_t)sqlite3_column_int64(st, 5)));
+    sqlite3_reset(st);
+    size_t i;
+    json_t *d;
+    int rc = 0;
+    json_array_foreach(due, i, d) {
+        const char *name = json_string_value(json_object_get(d, "name"));
+        int64_t slot = json_integer_value(json_object_get(d, "next_at")), next = INT64_MAX;
+        rp_cron_t c;
+        rp_error_t cerr = {0};
+        if (rp_cron_parse(json_string_value(json_object_get(d, "cron")),
+                          json_string_value(json_object_get(d, "tz")), &c, &cerr) ||
+            rp_cron_next(&c, now, &next, &cerr)) {
+            say(e, "error", "schedule broken name=%s error=%s", name, cerr.msg);
+            next = INT64_MAX;
+        }
+        json_t *payload = json_loads(json_string_value(json_object_get(d, "payload")), 0, NULL);
+        if (payload)
+            json_object_set_new(payload, "scheduled_for", json_integer(slot));
+        char key[160];
+        snprintf(key, sizeof key, "cron:%s", name);
+        rp_ctx_t ctx = {.actor = "cron", .origin = "sched"};
+        if ((rc = rp_store_begin(s, err))) {
+            json_decref(payload);
+            break;
+        }
+        sqlite3_stmt *up = rp__stmt(s, "UPDATE rp_schedules SET last_at = ?1, next_at = ?2"
+                                       " WHERE name = ?3 AND next_at = ?1", err);
+        if (!up) {
+            rc = err->code;
+        } else {
+            sqlite3_bind_int64(up, 1, slot);
+            sqlite3_bind_int64(up, 2, next);
+            sqlite3_bind_text(up, 3, name, -1, SQLITE_STATIC);
+            rc = step(s, up, "cannot advance the schedule", err);
+        }
+        /* Another engine on this database may have fired it first: then we do nothing. */
+        if (!rc && sqlite3_changes(s->db) == 1)
+            rc = rp_jobs_schedule(s, &ctx, json_string_value(json_object_get(d, "job")), payload,
+                                  slot, key, NULL, err);
+        json_decref(payload);
+        if (rc) {
+            rp_store_rollback(s, NULL);
+            break;
+        }
+        if ((rc = rp_store_commit(s, err)))
+            break;
+    }
+    json_decref(due);
+    return rc;
+}
+
+/* Claims up to @p max due jobs (or jobs whose lease ran out) for this engine, atomically: one
+ * UPDATE … RETURNING, so two engines on one database never take the same job. */
+static int claim(rp_sched_t *e, json_t **jobs, int max, rp_error_t *err)
+{
+    int64_t now = rp_sched_now(e);
+    sqlite3_stmt *st = rp__stmt(e->s,
+                                "UPDATE rp_jobs SET state = 'running', owner = ?1,"
+                                " lease_until = ?2 + ?3, attempts = attempts + 1"
+                                " WHERE id IN (SELECT id FROM rp_jobs WHERE"
+                                " (state = 'pending' AND due_at <= ?2) OR"
+                                " (state = 'running' AND lease_until < ?2)"
+                                " ORDER BY due_at, id LIMIT ?4)"
+                                " RETURNING id, name, key, payload, due_at, attempts",
+                                err);
+    if (!st)
+        return err->code;
+    sqlite3_bind_text(st, 1, e->owner, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, now);
+    sqlite3_bind_int64(st, 3, e->lease_ms);
+    sqlite3_bind_int(st, 4, max);
+    json_t *arr = json_array();
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        json_t *j = json_pack("{s:I,s:s,s:s,s:I,s:i}", "id",
+                              (json_int_t)sqlite3_column_int64(st, 0), "name",
+                              sqlite3_column_text(st, 1), "payload", sqlite3_column_text(st, 3),
+                              "due_at", (json_int_t)sqlite3_column_int64(st, 4), "attempts",
+                              sqlite3_column_int(st, 5));
+        if (sqlite3_column_type(st, 2) != SQLITE_NULL)
+            json_object_set_new(j, "key", json_string((const char *)sqlite3_column_text(st, 2)));
+        json_array_append_new(arr, j);
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+        json_decref(arr);
+        return rp__dberr(e->s, rc, "cannot claim jobs", err);
+    }
+    /* RETURNING gives no order; run them in due order. */
+    size_t n = json_array_size(arr);
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = i; j > 0; j--) {
+            json_t *a = json_array_get(arr, j - 1), *b = json_array_get(arr, j);
+            int64_t da = json_integer_value(json_object_get(a, "due_at"));
+            int64_t db = json_integer_value(json_object_get(b, "due_at"));
+            if (da < db || (da == db && json_integer_value(json_object_get(a, "id")) <
+                                            json_integer_value(json_object_get(b, "id"))))
+                break;
+            json_incref(a);
+            json_array_set(arr, j - 1, b);
+            json_array_set_new(arr, j, a);
+        }
+    *jobs = arr;
+    return 0;
+}
+
+/* Records a failed run: back to pending after a backoff, or dead after the last attempt. */
+static int job_failed(rp_sched_t *e, const rp_job_t *job, const char *why, rp_error_t *err)
+{
+    bool dead = job->attempts >= e->retry.max_attempts;
+    int64_t base = e->retry.base_ms > 0 ? e->retry.base_ms : 1000;
+    int64_t ceiling = e->retry.max_delay_ms > 0 ? e->retry.max_delay_ms : 3600000;
+    int64_t delay = base;
+    for (int i = 1; i < job->attempts && delay < ceiling; i++)
+        delay *= 2;
+    if (delay > ceiling)
+        delay = ceiling;
+    delay = delay / 2 + (int64_t)(rp__rand(e->s) % (uint64_t)(delay / 2 + 1));
+    sqlite3_stmt *st = rp__stmt(e->s, "UPDATE rp_jobs SET state = ?1, due_at = ?2, error = ?3,"
+                                      " owner = NULL, lease_until = NULL"
+                                      " WHERE id = ?4 AND owner = ?5", err);
+    if (!st)
+        return err->code;
+    sqlite3_bind_text(st, 1, dead ? "dead" : "pending", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, dead ? job->due_ms : rp_sched_now(e) + delay);
+    sqlite3_bind_text(st, 3, why, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, job->id);
+    sqlite3_bind_text(st, 5, e->owner, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc == SQLITE_CONSTRAINT_UNIQUE) {
+        /* A newer job with the same key was scheduled meanwhile: it supersedes this one. */
+        st = rp__stmt(e->s, "DELETE FROM rp_jobs WHERE id = ? AND owner = ?", err);
+        if (!st)
+            return err->code;
+        sqlite3_bind_int64(st, 1, job->id);
+        sqlite3_bind_text(st, 2, e->owner, -1, SQLITE_STATIC);
+        return step(e->s, st, "cannot drop the superseded job", err);
+    }
+    if (rc != SQLITE_DONE)
+        return rp__dberr(e->s, rc, "cannot record the job failure", err);
+    if (dead)
+        say(e, "error", "job dead id=%lld name=%s attempts=%d error=%s", (long long)job->id,
+            job->name, job->attempts, why);
+    else
+        say(e, "warn", "job failed id=%lld name=%s attempt=%d/%d retry_in_ms=%lld error=%s",
+            (long long)job->id, job->name, job->attempts, e->retry.max_attempts,
+            (long long)delay, why);
+    return 0;
+}
+
+/* Runs one claimed job: the handler's writes and the job's removal commit together. Returns 1
+ * when it ran, 0 when it failed (and was rescheduled or dead-lettered), or a negative code. */
+static int run_job(rp_sched_t *e, json_t *j, rp_error_t *err)
+{
+    rp_job_t job = {.id = json_integer_value(json_object_get(j, "id")),
+                    .name = json_string_value(json_object_get(j, "name")),
+                    .key = json_string_value(json_object_get(j, "key")),
+                    .payload = json_string_value(json_object_get(j, "payload")),
+                    .due_ms = json_integer_value(json_object_get(j, "due_at")),
+                    .attempts = (int)json_integer_value(json_object_get(j, "attempts"))};
+    handler_t *h = handler_of(e, job.name);
+    rp_error_t herr = {0};
+    if (!h) {
+        snprintf(herr.msg, sizeof herr.msg, "no handler is registered for job \"%s\"", job.name);
+        return job_failed(e, &job, herr.msg, err);
+    }
+    char actor[128];
+    snprintf(actor, sizeof actor, "job:%s", job.name);
+    rp_ctx_t ctx = {.actor = actor, .origin = "job"};
+    int rc = rp_store_begin(e->s, err);
+    if (rc)
+        return rc;
+    int hrc = h->fn(e->s, &job, &ctx, h->ud, &herr);
+    if (hrc == 0) {
+        sqlite3_stmt *st = rp__stmt(e->s, "DELETE FROM rp_jobs WHERE id = ? AND owner = ?", err);
+        if (!st) {
+            rp_store_rollback(e->s, NULL);
+            return err->code;
+        }
+        sqlite3_bind_int64(st, 1, job.id);
+        sqlite3_bind_text(st, 2, e->owner, -1, SQLITE_STATIC);
+        if ((rc = step(e->s, st, "cannot complete the job", err))) {
+            rp_store_rollback(e->s, NULL);
+            return rc;
+        }
+        if (sqlite3_changes(e->s->db) == 0) {
+            /* Our lease ran out and another engine took the job: its run counts, not ours. */
+            rp_store_rollback(e->s, NULL);
+            say(e, "warn", "job lease lost id=%lld name=%s", (long long)job.id, job.name);
+            return 0;
+        }
+        return (rc = rp_store_commit(e->s, err)) ? rc : 1;
+    }
+    rp_store_rollback(e->s, NULL);
+    return job_failed(e, &job, herr.msg[0] ? herr.msg : "the handler failed without a message",
+                      err);
+}
+
+int rp_sched_run_due(rp_sched_t *e, int *did, rp_error_t *err)
+{
+    int work = 0, rc = 0;
+    /* Jobs and handlers may cause more work due now; go round until quiet (bounded). */
+    for (int round = 0; round < 1000; round++) {
+        int before = work;
+        if ((rc = fire_schedules(e, err)))
+            break;
+        for (;;) {
+            json_t *jobs = NULL;
+            if ((rc = claim(e, &jobs, 32, err)))
+                break;
+            size_t n = json_array_size(jobs), i;
+            json_t *j;
+            json_array_foreach(jobs, i, j) {
+                int ran = run_job(e, j, err);
+                if (ran < 0) {
+                    rc = ran;
+                    break;
+                }
+                work += ran;
+            }
+            json_decref(jobs);
+            if (rc || n == 0 || e->stopping)
+                break;
+        }
+        if (rc)
+            break;
+        for (int i = 0; i < e->nsubs && !e->stopping; i++) {
+            int n = rp_events_deliver(e->s, e->subs[i]->name, sub_trampoline, e->subs[i], 1000,
+                                      &e->retry, err);
+            if (n < 0) {
+                rc = n;
+                break;
+            }
+            work += n;
+        }
+        if (rc || work == before || e->stopping)
+            break;
+    }
+    if (did)
+        *did = work;
+    return rc;
+}
+
+static int64_t min64(int64_t a, int64_t b)
+{
+    return a < b ? a : b;
+}
+
+int64_t rp_sched_next_due(rp_sched_t *e)
+{
+    int64_t next = INT64_MAX;
+    static const char *const sql[] = {
+        "SELECT min(due_at) FROM rp_jobs WHERE state = 'pending'",
+        "SELECT min(lease_until) FROM rp_jobs WHERE state = 'running'",
+        "SELECT min(next_at) FROM rp_schedules"};
+    for (int i = 0; i < 3; i++) {
+        sqlite3_stmt *st = rp__stmt(e->s, sql[i], NULL);
+        if (st && sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+            next = min64(next, sqlite3_column_int64(st, 0) + (i == 1 ? 1 : 0));
+        if (st)
+            sqlite3_reset(st);
+    }
+    for (int i = 0; i < e->nsubs; i++) {
+        rp_event_t ev;
+        int64_t retry_at = 0;
+        int n = rp_events_read(e->s, e->subs[i]->name, &ev, 1, &retry_at, NULL);
+        if (n > 0) {
+            rp_event_clear(&ev);
+            next = min64(next, rp_sched_now(e));
+        } else if (retry_at > 0) {
+            next = min64(next, retry_at);
+        }
+    }
+    return next;
+}
+
+int rp_sched_advance(rp_sched_t *e, int64_t ms, rp_error_t *err)
+{
+    if (!e->virt)
+        return rp_error_set(err, RP_ESTATE, RP_C_TXN, "only a virtual clock can be advanced");
+    if (ms < 0)
+        return rp_error_set(err, RP_EINVAL, RP_C_TYPE, "time cannot go backwards (%lld ms)",
+                            (long long)ms);
+    int64_t target = e->vnow + ms;
+    for (int guard = 0; guard < 1000000; guard++) {
+        int rc = rp_sched_run_due(e, NULL, err);
+        if (rc)
+            return rc;
+        int64_t next = rp_sched_next_due(e);
+        if (next > target)
+            break;
+        if (next > e->vnow)
+            e->vnow = next;
+    }
+    e->vnow = target;
+    return rp_sched_run_due(e, NULL, err);
+}
+
+/* ---- the serve loop ---------------------------------------------------------------------- */
+
+static void on_tick(uv_timer_t *t)
+{
+    rp_sched_t *e = t->data;
+    rp_error_t err = {0};
+    int did = 0;
+    if (rp_sched_run_due(e, &did, &err))
+        say(e, "error", "pass failed error=%s", err.msg);
+    if (e->stopping) {
+        uv_stop(e->loop);
+        return;
+    }
+    int64_t wait = rp_sched_next_due(e) - rp_sched_now(e);
+    if (wait > e->poll_ms)
+        wait = e->poll_ms;
+    if (wait < 0)
+        wait = 0;
+    uv_timer_start(&e->timer, on_tick, (uint64_t)wait, 0);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    rp_sched_t *e = h->data;
+    if (signum == SIGHUP) {
+        say(e, "info", "reload requested (SIGHUP)");
+        if (e->on_hup)
+            e->on_hup(e->hup_ud);
+        return;
+    }
+    say(e, "info", "stopping on %s", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    rp_sched_stop(e);
+}
+
+void rp_sched_stop(rp_sched_t *e)
+{
+    e->stopping = true;
+    if (e->loop)
+        uv_stop(e->loop);
+}
+
+static void close_cb(uv_handle_t *h)
+{
+    (void)h;
+}
+
+int rp_sched_serve(rp_sched_t *e, int poll_ms, void (*on_hup)(void *ud), void *hup_ud,
+                   rp_error_t *err)
+{
+    uv_loop_t loop;
+    if (uv_loop_init(&loop) != 0)
+        return rp_error_set(err, RP_EIO, 0, "cannot start the event loop");
+    e->loop = &loop;
+    e->poll_ms = poll_ms > 0 ? poll_ms : 100;
+    e->on_hup = on_hup;
+    e->hup_ud = hup_ud;
+    e->stopping = false;
+    uv_timer_init(&loop, &e->timer);
+    e->timer.data = e;
+    static const int sigs[3] = {SIGTERM, SIGINT, SIGHUP};
+    for (int i = 0; i < 3; i++) {
+        uv_signal_init(&loop, &e->sig[i]);
+        e->sig[i].data = e;
+        uv_signal_start(&e->sig[i], on_signal, sigs[i]);
+    }
+    say(e, "info", "started owner=%s handlers=%d subscribers=%d", e->owner, e->nhandlers,
+        e->nsubs);
+    uv_timer_start(&e->timer, on_tick, 0, 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_close((uv_handle_t *)&e->timer, close_cb);
+    for (int i = 0; i < 3; i++)
+        uv_close((uv_handle_t *)&e->sig[i], close_cb);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    e->loop = NULL;
+    say(e, "info", "stopped");
+    return 0;
+}

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# End-to-end: `rapport serve` runs a job on time that the CLI scheduled from another process,
+# `rapport jobs` lists and cancels, and SIGTERM stops the engine gracefully with exit 0.
+set -u
+RAPPORT=${RAPPORT:-build/rapport}
+tmp=$(mktemp -d)
+serve_pid=
+trap '[ -n "$serve_pid" ] && kill -9 $serve_pid 2>/dev/null; rm -rf "$tmp"' EXIT
+export RAPPORT_DB="$tmp/crm.db"
+passed=0 failed=0
+ok() { passed=$((passed + 1)); }
+bad() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
+check() { if eval "$1"; then ok; else bad "$2"; fi; }
+
+"$RAPPORT" init >/dev/null
+"$RAPPORT" serve --poll-ms 20 2> "$tmp/serve.log" &
+serve_pid=$!
+sleep 0.3
+check 'grep -q " info engine serving db=" "$tmp/serve.log"' "no start line: $(cat "$tmp/serve.log")"
+
+# A delayed event, scheduled by another process, fires on time.
+"$RAPPORT" jobs add emit --in 600ms --payload '{"type": "reminder.due", "payload": {"n": 1}}' >/dev/null
+"$RAPPORT" jobs add emit --in 1h --key "sla:1" --payload '{"type": "sla.breached"}' >/dev/null
+check '"$RAPPORT" jobs list | grep -q "\"key\":\"sla:1\""' "jobs list lacks the keyed job"
+out=$("$RAPPORT" jobs cancel sla:1); st=$?; check '[ $st = 0 ]' "jobs cancel failed: $out"
+"$RAPPORT" jobs cancel sla:1 2>/dev/null; st=$?; check '[ $st = 1 ]' "cancelling twice should fail"
+sleep 0.3
+check '! "$RAPPORT" events tail -n 5 | grep -q reminder.due' "the job ran before it was due"
+for _ in $(seq 40); do "$RAPPORT" events tail -n 5 | grep -q reminder.due && break; sleep 0.05; done
+check '"$RAPPORT" events tail -n 5 | grep -q "\"type\":\"reminder.due\".*\"actor\":\"job:emit\""' "the delayed event did not fire"
+
+# A job that keeps failing is logged and ends in the dead letters.
+"$RAPPORT" jobs add emit --payload '{"no_type": true}' >/dev/null
+for _ in $(seq 100); do grep -q "job failed" "$tmp/serve.log" && break; sleep 0.05; done
+check 'grep -q " warn sched job failed id=.* name=emit attempt=1/5" "$tmp/serve.log"' "no failure line: $(cat "$tmp/serve.log")"
+
+# Bad input to the CLI is refused before it reaches the engine.
+"$RAPPORT" jobs add emit --in soon 2>"$tmp/err"; st=$?; check '[ $st = 2 ] && grep -q "needs a unit\|expected a number" "$tmp/err"' "bad delay accepted: $(cat "$tmp/err")"
+"$RAPPORT" jobs add "Bad Name" 2>"$tmp/err"; st=$?; check '[ $st = 1 ] && grep -q "not a valid job name" "$tmp/err"' "bad job name accepted"
+"$RAPPORT" jobs add emit --payload '[1]' 2>"$tmp/err"; st=$?; check '[ $st = 1 ] && grep -q "must be a JSON object" "$tmp/err"' "array payload accepted"
+"$RAPPORT" jobs retry 999 2>"$tmp/err"; st=$?; check '[ $st = 1 ] && grep -q "no dead job with id 999" "$tmp/err"' "retry of a missing job"
+
+kill -TERM $serve_pid
+wait $serve_pid; status=$?
+serve_pid=
+check '[ $status = 0 ]' "serve exited $status on SIGTERM"
+check 'grep -q " info sched stopping on SIGTERM" "$tmp/serve.log" && grep -q " info sched stopped" "$tmp/serve.log"' "no stop lines: $(cat "$tmp/serve.log")"
+check '[ "$("$RAPPORT" serve --bogus 2>&1; echo $?)" != 0 ]' "serve accepted a bad option"
+
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
