@@ -555,10 +555,11 @@ static int claim(rp_sched_t *e, json_t **jobs, int max, rp_error_t *err)
     sqlite3_stmt *st = rp__stmt(e->s,
                                 "UPDATE rp_jobs SET state = 'running', owner = ?1,"
                                 " lease_until = ?2 + ?3, attempts = attempts + 1"
-                                " WHERE id IN (SELECT id FROM rp_jobs WHERE"
-                                " (state = 'pending' AND due_at <= ?2) OR"
-                                " (state = 'running' AND lease_until < ?2)"
-                                " ORDER BY due_at, id LIMIT ?4)"
+                                " WHERE id IN (SELECT id FROM (SELECT id FROM rp_jobs"
+                                " WHERE state = 'pending' AND due_at <= ?2"
+                                " ORDER BY due_at, id LIMIT ?4) UNION ALL"
+                                " SELECT id FROM (SELECT id FROM rp_jobs"
+                                " WHERE state = 'running' AND lease_until < ?2 LIMIT ?4))"
                                 " RETURNING id, name, key, payload, due_at, attempts",
                                 err);
     if (!st)
@@ -647,8 +648,22 @@ static int job_failed(rp_sched_t *e, const rp_job_t *job, const char *why, rp_er
     return 0;
 }
 
-/* Runs one claimed job: the handler's writes and the job's removal commit together. Returns 1
- * when it ran, 0 when it failed (and was rescheduled or dead-lettered), or a negative code. */
+/* Ends the savepoint a handler's first write opened, if it wrote: kept or undone. */
+static int end_lazy(rp_store_t *s, bool keep, rp_error_t *err)
+{
+    s->lazy_sp = false;
+    if (!s->lazy_open)
+        return 0;
+    s->lazy_open = false;
+    if (keep)
+        return rp_store_commit(s, err);
+    rp_store_rollback(s, NULL);
+    return 0;
+}
+
+/* Runs one claimed job inside the caller's transaction: its handler's writes and its removal
+ * commit together, and a failing handler undoes only its own writes. Returns 1 when it ran, 0
+ * when it failed (and was rescheduled or dead-lettered), or a negative code. */
 static int run_job(rp_sched_t *e, json_t *j, rp_error_t *err)
 {
     rp_job_t job = {.id = json_integer_value(json_object_get(j, "id")),
@@ -666,33 +681,51 @@ static int run_job(rp_sched_t *e, json_t *j, rp_error_t *err)
     char actor[128];
     snprintf(actor, sizeof actor, "job:%s", job.name);
     rp_ctx_t ctx = {.actor = actor, .origin = "job"};
+    e->s->lazy_sp = true;
+    e->s->lazy_open = false;
+    int hrc = h->fn(e->s, &job, &ctx, h->ud, &herr);
+    if (hrc != 0) {
+        end_lazy(e->s, false, NULL);
+        return job_failed(e, &job,
+                          herr.msg[0] ? herr.msg : "the handler failed without a message", err);
+    }
+    sqlite3_stmt *st = rp__stmt(e->s, "DELETE FROM rp_jobs WHERE id = ? AND owner = ?", err);
+    int rc = st ? 0 : err->code;
+    if (!rc) {
+        sqlite3_bind_int64(st, 1, job.id);
+        sqlite3_bind_text(st, 2, e->owner, -1, SQLITE_STATIC);
+        rc = step(e->s, st, "cannot complete the job", err);
+    }
+    if (rc) {
+        end_lazy(e->s, false, NULL);
+        return rc;
+    }
+    if (sqlite3_changes(e->s->db) == 0) {
+        /* Our lease ran out and another engine took the job: its run counts, not ours. */
+        end_lazy(e->s, false, NULL);
+        say(e, "warn", "job lease lost id=%lld name=%s", (long long)job.id, job.name);
+        return 0;
+    }
+    return (rc = end_lazy(e->s, true, err)) ? rc : 1;
+}
+
+/* Runs a claimed batch in one transaction (one commit for many jobs). */
+static int run_jobs(rp_sched_t *e, json_t *jobs, int *work, rp_error_t *err)
+{
     int rc = rp_store_begin(e->s, err);
     if (rc)
         return rc;
-    int hrc = h->fn(e->s, &job, &ctx, h->ud, &herr);
-    if (hrc == 0) {
-        sqlite3_stmt *st = rp__stmt(e->s, "DELETE FROM rp_jobs WHERE id = ? AND owner = ?", err);
-        if (!st) {
+    size_t i;
+    json_t *j;
+    json_array_foreach(jobs, i, j) {
+        int ran = run_job(e, j, err);
+        if (ran < 0) {
             rp_store_rollback(e->s, NULL);
-            return err->code;
+            return ran;
         }
-        sqlite3_bind_int64(st, 1, job.id);
-        sqlite3_bind_text(st, 2, e->owner, -1, SQLITE_STATIC);
-        if ((rc = step(e->s, st, "cannot complete the job", err))) {
-            rp_store_rollback(e->s, NULL);
-            return rc;
-        }
-        if (sqlite3_changes(e->s->db) == 0) {
-            /* Our lease ran out and another engine took the job: its run counts, not ours. */
-            rp_store_rollback(e->s, NULL);
-            say(e, "warn", "job lease lost id=%lld name=%s", (long long)job.id, job.name);
-            return 0;
-        }
-        return (rc = rp_store_commit(e->s, err)) ? rc : 1;
+        *work += ran;
     }
-    rp_store_rollback(e->s, NULL);
-    return job_failed(e, &job, herr.msg[0] ? herr.msg : "the handler failed without a message",
-                      err);
+    return rp_store_commit(e->s, err);
 }
 
 int rp_sched_run_due(rp_sched_t *e, int *did, rp_error_t *err)
@@ -707,16 +740,9 @@ int rp_sched_run_due(rp_sched_t *e, int *did, rp_error_t *err)
             json_t *jobs = NULL;
             if ((rc = claim(e, &jobs, 32, err)))
                 break;
-            size_t n = json_array_size(jobs), i;
-            json_t *j;
-            json_array_foreach(jobs, i, j) {
-                int ran = run_job(e, j, err);
-                if (ran < 0) {
-                    rc = ran;
-                    break;
-                }
-                work += ran;
-            }
+            size_t n = json_array_size(jobs);
+            if (n)
+                rc = run_jobs(e, jobs, &work, err);
             json_decref(jobs);
             if (rc || n == 0 || e->stopping)
                 break;
