@@ -13,10 +13,13 @@ bad() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
 check() { if eval "$1"; then ok; else bad "$2"; fi; }
 
 "$RAPPORT" init >/dev/null
+# A job that falls due while no engine runs is run when one starts.
+"$RAPPORT" jobs add emit --payload '{"type": "while.down"}' >/dev/null
 "$RAPPORT" serve --poll-ms 20 2> "$tmp/serve.log" &
 serve_pid=$!
 sleep 0.3
 check 'grep -q " info engine serving db=" "$tmp/serve.log"' "no start line: $(cat "$tmp/serve.log")"
+check '"$RAPPORT" events tail -n 5 | grep -q "\"type\":\"while.down\""' "the job due during downtime did not run on start"
 
 # A delayed event, scheduled by another process, fires on time.
 "$RAPPORT" jobs add emit --in 600ms --payload '{"type": "reminder.due", "payload": {"n": 1}}' >/dev/null
@@ -38,6 +41,7 @@ check 'grep -q " warn sched job failed id=.* name=emit attempt=1/5" "$tmp/serve.
 "$RAPPORT" jobs add emit --in soon 2>"$tmp/err"; st=$?; check '[ $st = 2 ] && grep -q "needs a unit\|expected a number" "$tmp/err"' "bad delay accepted: $(cat "$tmp/err")"
 "$RAPPORT" jobs add "Bad Name" 2>"$tmp/err"; st=$?; check '[ $st = 1 ] && grep -q "not a valid job name" "$tmp/err"' "bad job name accepted"
 "$RAPPORT" jobs add emit --payload '[1]' 2>"$tmp/err"; st=$?; check '[ $st = 1 ] && grep -q "must be a JSON object" "$tmp/err"' "array payload accepted"
+"$RAPPORT" jobs add emit --payload '{"type": ' 2>"$tmp/err"; st=$?; check '[ $st = 1 ] && grep -q "is not valid JSON: line 1, column" "$tmp/err"' "broken payload JSON accepted"
 "$RAPPORT" jobs retry 999 2>"$tmp/err"; st=$?; check '[ $st = 1 ] && grep -q "no dead job with id 999" "$tmp/err"' "retry of a missing job"
 
 kill -TERM $serve_pid
