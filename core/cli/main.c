@@ -784,15 +784,85 @@ static int jobs_add(cli_t *c, int argc, char **argv)
     return rc;
 }
 
+/* jobs every NAME CRON JOB [--tz ZONE] [--payload JSON]; jobs schedules; jobs unschedule NAME */
+static int jobs_every(cli_t *c, int argc, char **argv)
+{
+    const char *tz = flag_value(&argc, argv, "--tz", NULL);
+    const char *payload = flag_value(&argc, argv, "--payload", NULL);
+    if (tz == FLAG_MISSING || payload == FLAG_MISSING)
+        return usage_error("jobs", "jobs every: an option is missing its value");
+    if (reject_unknown_flags("jobs", argc, argv))
+        return EXIT_USAGE;
+    if (argc != 4)
+        return usage_error("jobs", "jobs every needs a schedule name, a cron expression and a job "
+                                   "name");
+    if (!tz)
+        tz = getenv("RAPPORT_TZ");
+    json_t *p = payload ? json_arg("jobs every", "--payload", payload) : NULL;
+    if (payload && !p)
+        return EXIT_FAIL;
+    rp_store_t *s;
+    int rc = open_store(c, false, &s);
+    if (!rc) {
+        rp_error_t err = {0};
+        rp_sched_t *e = rp_sched_new(s, NULL);
+        if (!e || rp_sched_every(e, argv[1], argv[2], tz, argv[3], p, &err)) {
+            rc = fail("%s", e ? err.msg : "out of memory");
+        } else {
+            json_t *all = NULL;
+            if (rp_schedules_list(s, &all, &err) == 0) {
+                size_t i;
+                json_t *j;
+                json_array_foreach(all, i, j) {
+                    if (strcmp(json_string_value(json_object_get(j, "name")), argv[1]) == 0)
+                        printf("schedule %s (%s %s) runs %s next at %s\n", argv[1], argv[2],
+                               json_string_value(json_object_get(j, "tz")), argv[3],
+                               json_string_value(json_object_get(j, "next_at")));
+                }
+            }
+            json_decref(all);
+        }
+        rp_sched_free(e);
+        rp_store_close(s);
+    }
+    json_decref(p);
+    return rc;
+}
+
 static int cmd_jobs(cli_t *c, int argc, char **argv)
 {
     const char *sub = argc > 1 ? argv[1] : "list";
     if (strcmp(sub, "add") == 0)
         return jobs_add(c, argc - 1, argv + 1);
+    if (strcmp(sub, "every") == 0)
+        return jobs_every(c, argc - 1, argv + 1);
+    if (strcmp(sub, "schedules") == 0 || strcmp(sub, "unschedule") == 0) {
+        bool list = sub[0] == 's';
+        if (argc != (list ? 2 : 3))
+            return usage_error("jobs", list ? "jobs schedules takes no arguments"
+                                            : "jobs unschedule needs a schedule name");
+        rp_store_t *s;
+        if (open_store(c, false, &s))
+            return EXIT_FAIL;
+        rp_error_t err = {0};
+        json_t *all = NULL;
+        int rc = 0;
+        if (list ? rp_schedules_list(s, &all, &err) : rp_schedules_remove(s, argv[2], &err))
+            rc = fail("%s", err.msg);
+        else if (list) {
+            size_t i;
+            json_t *j;
+            json_array_foreach(all, i, j) print_json(j, false);
+        } else
+            printf("removed schedule %s\n", argv[2]);
+        json_decref(all);
+        rp_store_close(s);
+        return rc;
+    }
     if (strcmp(sub, "list") && strcmp(sub, "dead") && strcmp(sub, "retry") &&
         strcmp(sub, "cancel"))
         return usage_error("jobs", "jobs: unknown subcommand \"%s\" (list, dead, retry, cancel, "
-                                   "add)", sub);
+                                   "add, every, schedules, unschedule)", sub);
     bool takes_arg = !strcmp(sub, "retry") || !strcmp(sub, "cancel");
     if (argc != (takes_arg ? 3 : argc > 1 ? 2 : 1))
         return usage_error("jobs", "jobs %s %s", sub,
@@ -860,8 +930,9 @@ static const command_t commands[] = {
     {"serve", cmd_serve, "serve [--poll-ms N]",
      "Run the engine: due jobs, cron schedules and event dispatch, until SIGTERM or SIGINT."},
     {"jobs", cmd_jobs, "jobs [list] | jobs dead | jobs retry ID | jobs cancel KEY | jobs add NAME "
-                       "[--in DELAY] [--key KEY] [--payload JSON]",
-     "Durable jobs: list them, list and retry dead ones, cancel by key, schedule one."},
+                       "[--in DELAY] [--key KEY] [--payload JSON] | jobs every SCHEDULE CRON JOB "
+                       "[--tz ZONE] [--payload JSON] | jobs schedules | jobs unschedule SCHEDULE",
+     "Durable jobs and cron schedules: list, retry dead ones, cancel by key, add, schedule."},
     {NULL, NULL, NULL, NULL},
 };
 

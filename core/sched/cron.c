@@ -89,13 +89,17 @@ static void sanitize(char *dst, size_t cap, const char *s, size_t n)
     dst[i] = '\0';
 }
 
-/* Names the byte at @p at for a message: 'x', or its hex value when it is not printable. */
+/* Names the byte @p ch for a message: 'x', a blank, or its hex value when not printable. */
 static const char *describe(char *buf, size_t cap, char ch)
 {
     unsigned char u = (unsigned char)ch;
 
     if (u == 0)
         snprintf(buf, cap, "the end of the expression");
+    else if (u == ' ')
+        snprintf(buf, cap, "a blank");
+    else if (u == '\t')
+        snprintf(buf, cap, "a tab");
     else if (u > 0x20 && u < 0x7f)
         snprintf(buf, cap, "'%c'", ch);
     else
@@ -127,8 +131,8 @@ static int fail_unexpected(parser_t *p, const char *wanted)
 {
     char what[40];
 
-    return fail(p, p->pos, "unexpected %s; expected %s",
-                describe(what, sizeof what, p->s[p->pos]), wanted);
+    return fail(p, p->pos, "expected %s, found %s", wanted,
+                describe(what, sizeof what, p->s[p->pos]));
 }
 
 /* Reads one value — a number or, where the field allows, a three-letter name — into @p v. */
@@ -210,7 +214,7 @@ static int parse_item(parser_t *p, uint64_t *bits)
     } else if (s[p->pos] == '\0' || is_blank(s[p->pos]) || s[p->pos] == ',') {
         return fail(p, p->pos, "empty list item");
     } else {
-        return fail_unexpected(p, "a number, a name or '*'");
+        return fail_unexpected(p, f->names ? "a number, a name or '*'" : "a number or '*'");
     }
 
     if (s[p->pos] == '/') {
@@ -257,7 +261,7 @@ static int parse_field(parser_t *p, uint64_t *bits, bool *star)
         p->pos++;
     }
     if (p->s[p->pos] != '\0' && !is_blank(p->s[p->pos]))
-        return fail_unexpected(p, "',', a blank or the end of the field");
+        return fail_unexpected(p, "',' or a blank after the item");
     return 0;
 }
 

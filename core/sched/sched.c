@@ -283,6 +283,47 @@ int rp_jobs_retry(rp_store_t *s, int64_t id, rp_error_t *err)
     return rc;
 }
 
+int rp_schedules_list(rp_store_t *s, json_t **out, rp_error_t *err)
+{
+    *out = NULL;
+    sqlite3_stmt *st = rp__stmt(s, "SELECT name, cron, tz, job, payload, next_at, last_at"
+                                   " FROM rp_schedules ORDER BY name", err);
+    if (!st)
+        return err->code;
+    json_t *arr = json_array();
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        char next[32] = "", last[32] = "";
+        if (sqlite3_column_int64(st, 5) != INT64_MAX)
+            rp__fmt_time(sqlite3_column_int64(st, 5), next);
+        if (sqlite3_column_type(st, 6) != SQLITE_NULL)
+            rp__fmt_time(sqlite3_column_int64(st, 6), last);
+        json_t *payload = json_loads((const char *)sqlite3_column_text(st, 4), 0, NULL);
+        json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:o}", "name", sqlite3_column_text(st, 0),
+                              "cron", sqlite3_column_text(st, 1), "tz",
+                              sqlite3_column_text(st, 2), "job", sqlite3_column_text(st, 3),
+                              "payload", payload ? payload : json_object());
+        json_object_set_new(j, "next_at", next[0] ? json_string(next) : json_null());
+        json_object_set_new(j, "last_at", last[0] ? json_string(last) : json_null());
+        json_array_append_new(arr, j);
+    }
+    sqlite3_reset(st);
+    *out = arr;
+    return 0;
+}
+
+int rp_schedules_remove(rp_store_t *s, const char *name, rp_error_t *err)
+{
+    sqlite3_stmt *st = rp__stmt(s, "DELETE FROM rp_schedules WHERE name = ?", err);
+    if (!st)
+        return err->code;
+    sqlite3_bind_text(st, 1, name ? name : "", -1, SQLITE_STATIC);
+    int rc = step(s, st, "cannot remove the schedule", err);
+    if (!rc && sqlite3_changes(s->db) == 0)
+        return rp_error_set(err, RP_ENOTFOUND, RP_C_NO_RECORD, "no schedule named \"%s\"",
+                            name ? name : "");
+    return rc;
+}
+
 /* ---- the engine -------------------------------------------------------------------------- */
 
 /* The built-in job "emit": appends the event its payload describes, {"type": …, "entity": …,

@@ -42,6 +42,11 @@ check 'grep -q " warn sched job failed id=.* name=emit attempt=1/5" "$tmp/serve.
 "$RAPPORT" jobs add "Bad Name" 2>"$tmp/err"; st=$?; check '[ $st = 1 ] && grep -q "not a valid job name" "$tmp/err"' "bad job name accepted"
 "$RAPPORT" jobs add emit --payload '[1]' 2>"$tmp/err"; st=$?; check '[ $st = 1 ] && grep -q "must be a JSON object" "$tmp/err"' "array payload accepted"
 "$RAPPORT" jobs add emit --payload '{"type": ' 2>"$tmp/err"; st=$?; check '[ $st = 1 ] && grep -q "is not valid JSON: line 1, column" "$tmp/err"' "broken payload JSON accepted"
+"$RAPPORT" jobs every nightly '30 2 * * *' emit --tz Europe/Berlin --payload '{"type": "report.nightly"}' >"$tmp/out"; st=$?
+check '[ $st = 0 ] && grep -q "runs emit next at" "$tmp/out"' "jobs every failed: $(cat "$tmp/out")"
+check '"$RAPPORT" jobs schedules | grep -q "\"tz\":\"Europe/Berlin\""' "jobs schedules lacks the schedule"
+"$RAPPORT" jobs every bad '*/0 * * * *' emit 2>"$tmp/err"; st=$?; check '[ $st = 1 ] && grep -q "RP-E1601.*field 1 (minute) at position" "$tmp/err"' "malformed cron accepted: $(cat "$tmp/err")"
+"$RAPPORT" jobs every bad '* * * * *' emit --tz Mars/Olympus 2>"$tmp/err"; st=$?; check '[ $st = 1 ] && grep -q "unknown" "$tmp/err"' "unknown zone accepted"
 "$RAPPORT" jobs retry 999 2>"$tmp/err"; st=$?; check '[ $st = 1 ] && grep -q "no dead job with id 999" "$tmp/err"' "retry of a missing job"
 
 kill -TERM $serve_pid

@@ -48,6 +48,15 @@ int rp_jobs_list(rp_store_t *s, const char *state, json_t **out, rp_error_t *err
 /** Puts dead job @p id back to pending, due now, with its attempts reset. */
 int rp_jobs_retry(rp_store_t *s, int64_t id, rp_error_t *err);
 
+/**
+ * Lists the cron schedules: a new array (owned) of {"name","cron","tz","job","payload","next_at",
+ * "last_at"} by name.
+ */
+int rp_schedules_list(rp_store_t *s, json_t **out, rp_error_t *err);
+
+/** Removes schedule @p name (its pending job stays): RP_ENOTFOUND when there is none. */
+int rp_schedules_remove(rp_store_t *s, const char *name, rp_error_t *err);
+
 /* ---- the engine --------------------------------------------------------------------------- */
 
 /** The engine's loop state. One per store. */
