@@ -25,9 +25,9 @@
 
 /* What one of the five fields accepts. */
 typedef struct field_def {
-    const char *name;          /* as messages call it */
-    int lo, hi;                /* the values allowed, inclusive */
-    const char *const *names;  /* three-letter names for lo.., or NULL */
+    const char *name;         /* as messages call it */
+    int lo, hi;               /* the values allowed, inclusive */
+    const char *const *names; /* three-letter names for lo.., or NULL */
     int nnames;
 } field_def_t;
 
@@ -36,10 +36,8 @@ static const char *const month_names[] = {"JAN", "FEB", "MAR", "APR", "MAY", "JU
 static const char *const wday_names[] = {"SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"};
 
 static const field_def_t fields[5] = {
-    {"minute", 0, 59, NULL, 0},
-    {"hour", 0, 23, NULL, 0},
-    {"day-of-month", 1, 31, NULL, 0},
-    {"month", 1, 12, month_names, 12},
+    {"minute", 0, 59, NULL, 0},           {"hour", 0, 23, NULL, 0},
+    {"day-of-month", 1, 31, NULL, 0},     {"month", 1, 12, month_names, 12},
     {"day-of-week", 0, 7, wday_names, 7},
 };
 
@@ -48,8 +46,8 @@ static const struct {
     const char *name;
     const char *fields;
 } macros[] = {
-    {"@hourly", "0 * * * *"},  {"@daily", "0 0 * * *"},   {"@midnight", "0 0 * * *"},
-    {"@weekly", "0 0 * * 0"},  {"@monthly", "0 0 1 * *"}, {"@yearly", "0 0 1 1 *"},
+    {"@hourly", "0 * * * *"},   {"@daily", "0 0 * * *"},   {"@midnight", "0 0 * * *"},
+    {"@weekly", "0 0 * * 0"},   {"@monthly", "0 0 1 * *"}, {"@yearly", "0 0 1 1 *"},
     {"@annually", "0 0 1 1 *"},
 };
 
@@ -109,8 +107,7 @@ static const char *describe(char *buf, size_t cap, char ch)
 
 /* Refuses the expression with a sentence naming the field (when inside one) and the 1-based
  * position @p at + 1. Returns RP_EINVAL. */
-__attribute__((format(printf, 3, 4))) static int fail(parser_t *p, size_t at, const char *fmt,
-                                                       ...)
+__attribute__((format(printf, 3, 4))) static int fail(parser_t *p, size_t at, const char *fmt, ...)
 {
     char detail[200];
     va_list ap;
@@ -122,8 +119,8 @@ __attribute__((format(printf, 3, 4))) static int fail(parser_t *p, size_t at, co
         return rp_error_set(p->err, RP_EINVAL, RP_C_CRON,
                             "cron \"%s\": field %d (%s) at position %zu: %s", p->shown,
                             p->field + 1, fields[p->field].name, at + 1, detail);
-    return rp_error_set(p->err, RP_EINVAL, RP_C_CRON, "cron \"%s\" at position %zu: %s",
-                        p->shown, at + 1, detail);
+    return rp_error_set(p->err, RP_EINVAL, RP_C_CRON, "cron \"%s\" at position %zu: %s", p->shown,
+                        at + 1, detail);
 }
 
 /* Refuses the unexpected byte at the current position. */
@@ -169,8 +166,8 @@ static int parse_value(parser_t *p, int *v, int *was_name)
         len = p->pos - start;
         sanitize(word, sizeof word, s + start, len < sizeof word - 1 ? len : sizeof word - 1);
         if (f->names == NULL)
-            return fail(p, start, "unexpected name \"%s\"; the %s field takes numbers only",
-                        word, f->name);
+            return fail(p, start, "unexpected name \"%s\"; the %s field takes numbers only", word,
+                        f->name);
         for (int i = 0; len == 3 && i < f->nnames; i++) {
             if (strncasecmp(s + start, f->names[i], 3) == 0) {
                 *v = f->lo + i;
@@ -281,8 +278,9 @@ static int parse_fields(parser_t *p, rp_cron_t *out)
     for (int i = 0; i < 5; i++) {
         p->field = i;
         if (p->s[p->pos] == '\0')
-            return fail(p, p->pos, "missing; a cron expression has five fields: minute hour "
-                                   "day-of-month month day-of-week");
+            return fail(p, p->pos,
+                        "missing; a cron expression has five fields: minute hour "
+                        "day-of-month month day-of-week");
         if ((rc = parse_field(p, &bits[i], &star[i])) != 0)
             return rc;
         skip_blanks(p);
@@ -338,9 +336,8 @@ static int check_zone(const char *name, rp_error_t *err)
     int ok;
 
     sanitize(shown, sizeof shown, name, len < 64 ? len : 64);
-    if (len >= sizeof ((rp_cron_t *)0)->tz)
-        return rp_error_set(err, RP_EINVAL, RP_C_CRON, "cron time zone \"%s\" is too long",
-                            shown);
+    if (len >= sizeof((rp_cron_t *)0)->tz)
+        return rp_error_set(err, RP_EINVAL, RP_C_CRON, "cron time zone \"%s\" is too long", shown);
     for (size_t i = 0; i < len; i++) {
         char ch = name[i];
         int first = i == 0 || name[i - 1] == '/';
@@ -444,8 +441,8 @@ static const char *iso(char *buf, size_t cap, int64_t ms)
     int m, d;
 
     civil_from_days(days, &y, &m, &d);
-    snprintf(buf, cap, "%04lld-%02d-%02dT%02d:%02d:%02dZ", (long long)y, m, d,
-             (int)(sod / 3600), (int)(sod / 60 % 60), (int)(sod % 60));
+    snprintf(buf, cap, "%04lld-%02d-%02dT%02d:%02d:%02dZ", (long long)y, m, d, (int)(sod / 3600),
+             (int)(sod / 60 % 60), (int)(sod % 60));
     return buf;
 }
 
@@ -540,9 +537,9 @@ static int match_backward(const rp_cron_t *c, int64_t l, int64_t first_day, int6
  * -------------------------------------------------------------------------------------------*/
 
 typedef struct zone {
-    int utc;        /* no zone: offsets are 0 and TZ is left alone */
-    int had_tz;     /* TZ was set before the call */
-    char *saved;    /* its value then (malloc'd), restored on leave */
+    int utc;     /* no zone: offsets are 0 and TZ is left alone */
+    int had_tz;  /* TZ was set before the call */
+    char *saved; /* its value then (malloc'd), restored on leave */
 } zone_t;
 
 static int zone_enter(const rp_cron_t *c, zone_t *z, rp_error_t *err)
@@ -559,8 +556,8 @@ static int zone_enter(const rp_cron_t *c, zone_t *z, rp_error_t *err)
     if (old != NULL) {
         z->had_tz = 1;
         if ((z->saved = strdup(old)) == NULL)
-            return rp_error_set(err, RP_ENOMEM, RP_C_CRON,
-                                "cron \"%s\": out of memory saving TZ", c->expr);
+            return rp_error_set(err, RP_ENOMEM, RP_C_CRON, "cron \"%s\": out of memory saving TZ",
+                                c->expr);
     }
     /* An absolute path makes glibc read exactly the file rp_cron_parse() checked, whatever
      * TZDIR says. */
@@ -720,8 +717,8 @@ static int check_args(const rp_cron_t *c, const void *outp, int64_t ms, const ch
                             c == NULL ? "the schedule" : "the result pointer");
     if (ms < RP_CRON_MIN_MS || ms > RP_CRON_MAX_MS)
         return rp_error_set(err, RP_EINVAL, RP_C_CRON,
-                            "cron \"%s\": %s %lld ms is outside the years 1900-9999", c->expr,
-                            what, (long long)ms);
+                            "cron \"%s\": %s %lld ms is outside the years 1900-9999", c->expr, what,
+                            (long long)ms);
     return 0;
 }
 

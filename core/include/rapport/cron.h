@@ -10,12 +10,6 @@
 
 #include "rapport/error.h"
 
-/* The stable number of every cron message ("RP-E1601: cron ..."). It belongs in error.h's
- * enum; until it moves there it lives here. Defining it after error.h is harmless even once
- * the enum has it, since error.h has then already been read. */
-#ifndef RP_C_CRON
-#define RP_C_CRON 1601
-#endif
 
 /** The longest expression rp_cron_parse() accepts, in bytes (without the NUL). */
 #define RP_CRON_MAX_LEN 256
@@ -39,15 +33,15 @@
  * Bit v of a set means the field matches the value v. Every set holds at least one bit.
  */
 typedef struct rp_cron {
-    uint64_t minute;  /**< Minutes 0–59: bits 0–59. */
-    uint32_t hour;    /**< Hours 0–23: bits 0–23. */
-    uint32_t mday;    /**< Days of the month 1–31: bits 1–31 (bit 0 is never set). */
-    uint16_t month;   /**< Months 1–12 (January = 1): bits 1–12 (bit 0 is never set). */
-    uint8_t wday;     /**< Days of the week, 0 = Sunday … 6 = Saturday: bits 0–6. The value 7
-                           (also Sunday) is stored as bit 0. */
-    bool mday_star;   /**< The day-of-month field was written starting with '*' ("*", "*\/2"). */
-    bool wday_star;   /**< The day-of-week field was written starting with '*'. */
-    char tz[64];      /**< The IANA zone the schedule runs in ("Europe/Berlin"), or "" for UTC. */
+    uint64_t minute; /**< Minutes 0–59: bits 0–59. */
+    uint32_t hour;   /**< Hours 0–23: bits 0–23. */
+    uint32_t mday;   /**< Days of the month 1–31: bits 1–31 (bit 0 is never set). */
+    uint16_t month;  /**< Months 1–12 (January = 1): bits 1–12 (bit 0 is never set). */
+    uint8_t wday;    /**< Days of the week, 0 = Sunday … 6 = Saturday: bits 0–6. The value 7
+                          (also Sunday) is stored as bit 0. */
+    bool mday_star;  /**< The day-of-month field was written starting with '*' ("*", "*\/2"). */
+    bool wday_star;  /**< The day-of-week field was written starting with '*'. */
+    char tz[64];     /**< The IANA zone the schedule runs in ("Europe/Berlin"), or "" for UTC. */
     char expr[RP_CRON_MAX_LEN + 1]; /**< The expression as given, for messages. */
 } rp_cron_t;
 

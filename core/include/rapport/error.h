@@ -50,6 +50,7 @@ enum {
     RP_C_LOOP = 1402,        /**< Change chain too deep. */
     RP_C_SUBSCRIBER = 1403,  /**< Unknown subscriber or dead letter. */
     RP_C_TXN = 1501,         /**< Transaction misuse. */
+    RP_C_CRON = 1601,        /**< Malformed cron expression or unknown time zone. */
 };
 
 /** The detail of a failure. The caller owns it (usually on the stack). */
