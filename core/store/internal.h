@@ -35,6 +35,7 @@ typedef struct rp__entity {
     int nsearch;     /* How many searchable fields. */
     char *sql_insert; /* INSERT of every column, fields in registry order. */
     char *sql_select; /* SELECT of every column, without WHERE. */
+    char *sql_get;    /* sql_select WHERE id = ?. */
 } rp__entity_t;
 
 /** A hook registration. */

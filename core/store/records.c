@@ -35,23 +35,25 @@ json_t *rp__record_from_row(rp__entity_t *e, sqlite3_stmt *st, const char **fiel
     if (!r)
         return NULL;
     /* id and version always travel with a record: callers need them to update it. */
-    json_object_set_new(r, "id", json_integer(sqlite3_column_int64(st, 0)));
+    /* The store wrote only checked UTF-8 and registry names, so skip jansson's re-checks. */
+    json_object_set_new_nocheck(r, "id", json_integer(sqlite3_column_int64(st, 0)));
     for (int i = 1; i < NSYS; i++) {
         if (i != 3 && !wanted(fields, sys[i]))
             continue;
         if (i == 3)
-            json_object_set_new(r, sys[i], json_integer(sqlite3_column_int64(st, i)));
+            json_object_set_new_nocheck(r, sys[i], json_integer(sqlite3_column_int64(st, i)));
         else if (sqlite3_column_type(st, i) == SQLITE_NULL)
-            json_object_set_new(r, sys[i], json_null());
+            json_object_set_new_nocheck(r, sys[i], json_null());
         else
-            json_object_set_new(r, sys[i],
-                                json_stringn((const char *)sqlite3_column_text(st, i),
-                                             (size_t)sqlite3_column_bytes(st, i)));
+            json_object_set_new_nocheck(
+                r, sys[i],
+                json_stringn_nocheck((const char *)sqlite3_column_text(st, i),
+                                     (size_t)sqlite3_column_bytes(st, i)));
     }
     for (int i = 0; i < e->nfields; i++)
         if (wanted(fields, e->fields[i].name))
-            json_object_set_new(r, e->fields[i].name,
-                                rp__value_column(st, NSYS + i, &e->fields[i]));
+            json_object_set_new_nocheck(r, e->fields[i].name,
+                                        rp__value_column(st, NSYS + i, &e->fields[i]));
     return r;
 }
 
@@ -59,9 +61,7 @@ int rp__record_load(rp_store_t *s, rp__entity_t *e, int64_t id, const char **fie
                     json_t **out, rp_error_t *err)
 {
     *out = NULL;
-    char sql[4096];
-    snprintf(sql, sizeof sql, "%s WHERE id = ?", e->sql_select);
-    sqlite3_stmt *st = rp__stmt(s, sql, err);
+    sqlite3_stmt *st = rp__stmt(s, e->sql_get, err);
     if (!st)
         return err->code;
     sqlite3_bind_int64(st, 1, id);
