@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "rapport/events.h"
+#include "rapport/lua.h"
 #include "rapport/sched.h"
 #include "rapport/store.h"
 
@@ -21,6 +22,8 @@
 typedef struct cli {
     const char *db;
     bool sync_full;
+    const char *script_dirs[17]; /* the default folder, then each --scripts DIR; NULL-ended */
+    int nscripts;
     rp_ctx_t ctx;
     char actor[96];
 } cli_t;
@@ -719,6 +722,11 @@ static void log_line(void *ud, const char *level, const char *component, const c
     fflush(stderr);
 }
 
+static void reload_scripts(void *ud)
+{
+    rp_scripts_reload(ud);
+}
+
 static int cmd_serve(cli_t *c, int argc, char **argv)
 {
     const char *poll = flag_value(&argc, argv, "--poll-ms", NULL);
@@ -738,15 +746,19 @@ static int cmd_serve(cli_t *c, int argc, char **argv)
     rp_sched_t *e = rp_sched_new(s, &o);
     int rc = 0;
     rp_error_t err = {0};
+    rp_scripts_t *sc = NULL;
     if (!e) {
         rc = fail("out of memory");
     } else {
+        sc = rp_scripts_load(s, e, c->script_dirs, NULL, log_line, NULL);
         char msg[512];
-        snprintf(msg, sizeof msg, "serving db=%s version=%s", c->db, RP_VERSION);
+        snprintf(msg, sizeof msg, "serving db=%s version=%s scripts=%d", c->db, RP_VERSION,
+                 rp_scripts_count(sc));
         log_line(NULL, "info", "engine", msg);
-        if (rp_sched_serve(e, (int)poll_ms, NULL, NULL, &err))
+        if (rp_sched_serve(e, (int)poll_ms, reload_scripts, sc, &err))
             rc = fail("%s", err.msg);
     }
+    rp_scripts_free(sc);
     rp_sched_free(e);
     rp_store_close(s);
     return rc;
@@ -900,6 +912,123 @@ static int cmd_jobs(cli_t *c, int argc, char **argv)
     return rc;
 }
 
+
+/* ---- Lua --------------------------------------------------------------------------------- */
+
+/* The store, an engine on the real clock, and the scripts, as `serve` has them. */
+typedef struct env {
+    rp_store_t *s;
+    rp_sched_t *e;
+    rp_scripts_t *sc;
+} env_t;
+
+static int env_open(cli_t *c, env_t *env, rp_log_fn log)
+{
+    memset(env, 0, sizeof *env);
+    if (open_store(c, false, &env->s))
+        return EXIT_FAIL;
+    rp_sched_opts_t o = {.log = log};
+    env->e = rp_sched_new(env->s, &o);
+    if (!env->e) {
+        rp_store_close(env->s);
+        return fail("out of memory");
+    }
+    env->sc = rp_scripts_load(env->s, env->e, c->script_dirs, NULL, log, NULL);
+    return 0;
+}
+
+static void env_close(env_t *env)
+{
+    rp_scripts_free(env->sc);
+    rp_sched_free(env->e);
+    rp_store_close(env->s);
+}
+
+static void print_results(json_t *results)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(results, i, v) {
+        char *r = rp_lua_render(v);
+        if (r)
+            puts(r);
+        free(r);
+    }
+}
+
+static int run_lua(cli_t *c, const char *cmd, bool sandbox, const char *code, const char *file,
+                   int argc, char **argv)
+{
+    env_t env;
+    if (env_open(c, &env, log_line))
+        return EXIT_FAIL;
+    rp_lua_opts_t o = {.sandbox = sandbox, .name = file ? file : "eval",
+                       .actor = sandbox ? NULL : c->actor};
+    rp_error_t err = {0};
+    int rc = 0;
+    rp_lua_t *l = rp_lua_new(env.s, env.e, &o, &err);
+    json_t *results = NULL;
+    if (!l)
+        rc = fail("%s", err.msg);
+    else if (file ? rp_lua_run_file(l, file, argc, argv, &results, &err)
+                  : rp_lua_eval(l, code, "eval", &results, &err))
+        rc = fail("%s", err.msg);
+    else
+        print_results(results);
+    json_decref(results);
+    /* Work the chunk caused now (events for handlers, jobs due at once) is left to `serve`. */
+    rp_lua_free(l);
+    env_close(&env);
+    (void)cmd;
+    return rc;
+}
+
+static int cmd_eval(cli_t *c, int argc, char **argv)
+{
+    bool sandbox = false;
+    flag_value(&argc, argv, "--sandbox", &sandbox);
+    if (argc != 2)
+        return usage_error("eval", "eval needs one chunk of Lua");
+    return run_lua(c, "eval", sandbox, argv[1], NULL, 0, NULL);
+}
+
+static int cmd_run(cli_t *c, int argc, char **argv)
+{
+    bool sandbox = false;
+    /* Options stop at the file: what follows belongs to the script. */
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (strcmp(argv[i], "--sandbox") == 0)
+            sandbox = true;
+        else
+            return usage_error("run", "run: unknown option %s", argv[i]);
+    }
+    if (i >= argc)
+        return usage_error("run", "run needs a script file");
+    return run_lua(c, "run", sandbox, NULL, argv[i], argc - i - 1, argv + i + 1);
+}
+
+static int cmd_test(cli_t *c, int argc, char **argv)
+{
+    if (reject_unknown_flags("test", argc, argv))
+        return EXIT_USAGE;
+    const char *paths[16];
+    int n = 0;
+    for (int i = 1; i < argc && n < 16; i++)
+        paths[n++] = argv[i];
+    if (n == 0)
+        for (int i = 0; c->script_dirs[i] && n < 16; i++)
+            paths[n++] = c->script_dirs[i];
+    int passed = 0, failed = 0, rc = 0;
+    for (int i = 0; i < n; i++) {
+        rp_error_t err = {0};
+        if (rp_lua_test_path(paths[i], c->script_dirs, stdout, &passed, &failed, &err))
+            rc = fail("%s", err.msg);
+    }
+    printf("%d passed, %d failed\n", passed, failed);
+    return rc ? rc : failed ? EXIT_FAIL : 0;
+}
+
 static const command_t commands[] = {
     {"init", cmd_init, "init", "Create the database (or bring its schema up to date)."},
     {"schema", cmd_schema, "schema [ENTITY] [--json]", "Show the entity registry."},
@@ -933,6 +1062,11 @@ static const command_t commands[] = {
                        "[--in DELAY] [--key KEY] [--payload JSON] | jobs every SCHEDULE CRON JOB "
                        "[--tz ZONE] [--payload JSON] | jobs schedules | jobs unschedule SCHEDULE",
      "Durable jobs and cron schedules: list, retry dead ones, cancel by key, add, schedule."},
+    {"eval", cmd_eval, "eval [--sandbox] 'CHUNK'",
+     "Run Lua against the database (scripts loaded); print the results."},
+    {"run", cmd_run, "run [--sandbox] FILE [ARGS…]", "Run a Lua script file against the database."},
+    {"test", cmd_test, "test [FILE|DIR…]",
+     "Run *_test.lua files: each test on a fresh in-memory database with a virtual clock."},
     {NULL, NULL, NULL, NULL},
 };
 
@@ -947,10 +1081,12 @@ static const command_t *find_command(const char *name)
 static void print_help(FILE *f)
 {
     fprintf(f, "rapport %s — a CRM engine: customer data, events and time, scripted in Lua.\n\n"
-               "usage: rapport [--db PATH] [--sync-full] COMMAND [ARGS…]\n"
+               "usage: rapport [--db PATH] [--scripts DIR]… [--sync-full] COMMAND [ARGS…]\n"
                "       rapport COMMAND --help | rapport --version\n\n"
                "options:\n"
                "  --db PATH     the database file (default: $RAPPORT_DB, else ./rapport.db)\n"
+               "  --scripts DIR load the Lua scripts of DIR too (repeatable; the default rules\n"
+               "                come from $RAPPORT_SCRIPTS, else " RP_DEFAULT_SCRIPTS ")\n"
                "  --sync-full   fsync every commit (synchronous=FULL) instead of the WAL default\n\n"
                "commands:\n",
             RP_VERSION);
@@ -962,6 +1098,9 @@ static void print_help(FILE *f)
 int main(int argc, char **argv)
 {
     cli_t c = {0};
+    /* The default rules first, then each --scripts folder in the order given. */
+    const char *defaults = getenv("RAPPORT_SCRIPTS");
+    c.script_dirs[c.nscripts++] = defaults && *defaults ? defaults : RP_DEFAULT_SCRIPTS;
     c.db = getenv("RAPPORT_DB");
     if (!c.db || !*c.db)
         c.db = "./rapport.db";
@@ -979,6 +1118,12 @@ int main(int argc, char **argv)
             c.db = argv[i];
         } else if (strncmp(argv[i], "--db=", 5) == 0) {
             c.db = argv[i] + 5;
+        } else if (strcmp(argv[i], "--scripts") == 0) {
+            if (++i >= argc)
+                return usage_error(NULL, "--scripts needs a folder");
+            if (c.nscripts == 16)
+                return usage_error(NULL, "at most 15 --scripts folders");
+            c.script_dirs[c.nscripts++] = argv[i];
         } else if (strcmp(argv[i], "--sync-full") == 0) {
             c.sync_full = true;
         } else {

@@ -403,6 +403,12 @@ int rp_sched_handler(rp_sched_t *e, const char *name, rp_job_fn fn, void *ud, co
                             name ? name : "(null)");
     for (int i = 0; i < e->nhandlers; i++) {
         if (strcmp(e->handlers[i].name, name) == 0) {
+            /* The newest registration wins, and with it its owner. */
+            char *o = strdup(owner ? owner : "");
+            if (!o)
+                return rp_error_set(err, RP_ENOMEM, 0, "out of memory");
+            free(e->handlers[i].owner);
+            e->handlers[i].owner = o;
             e->handlers[i].fn = fn;
             e->handlers[i].ud = ud;
             return 0;
@@ -455,6 +461,11 @@ int rp_sched_subscribe(rp_sched_t *e, const char *name, const char *types, bool 
         return rc;
     for (int i = 0; i < e->nsubs; i++) {
         if (strcmp(e->subs[i]->name, name) == 0) {
+            char *o = strdup(owner ? owner : "");
+            if (!o)
+                return rp_error_set(err, RP_ENOMEM, 0, "out of memory");
+            free(e->subs[i]->owner);
+            e->subs[i]->owner = o;
             e->subs[i]->fn = fn;
             e->subs[i]->ud = ud;
             return 0;
@@ -472,6 +483,37 @@ int rp_sched_subscribe(rp_sched_t *e, const char *name, const char *types, bool 
     *sub = (sub_t){strdup(name), strdup(owner ? owner : ""), fn, ud, e};
     e->subs[e->nsubs++] = sub;
     return 0;
+}
+
+int rp_sched_unregister_owner(rp_sched_t *e, const char *owner)
+{
+    int n = 0;
+    for (int i = e->nhandlers - 1; i >= 0; i--) {
+        if (strcmp(e->handlers[i].owner, owner) != 0)
+            continue;
+        free(e->handlers[i].name);
+        free(e->handlers[i].owner);
+        memmove(&e->handlers[i], &e->handlers[i + 1],
+                sizeof *e->handlers * (size_t)(e->nhandlers - i - 1));
+        e->nhandlers--;
+        n++;
+    }
+    for (int i = e->nsubs - 1; i >= 0; i--) {
+        if (strcmp(e->subs[i]->owner, owner) != 0)
+            continue;
+        free(e->subs[i]->name);
+        free(e->subs[i]->owner);
+        free(e->subs[i]);
+        memmove(&e->subs[i], &e->subs[i + 1], sizeof *e->subs * (size_t)(e->nsubs - i - 1));
+        e->nsubs--;
+        n++;
+    }
+    return n;
+}
+
+bool rp_sched_is_virtual(const rp_sched_t *e)
+{
+    return e->virt;
 }
 
 int rp_sched_every(rp_sched_t *e, const char *name, const char *cron, const char *tz,

@@ -51,6 +51,8 @@ enum {
     RP_C_SUBSCRIBER = 1403,  /**< Unknown subscriber or dead letter. */
     RP_C_TXN = 1501,         /**< Transaction misuse. */
     RP_C_CRON = 1601,        /**< Malformed cron expression or unknown time zone. */
+    RP_C_LIMIT = 1701,       /**< A script went over one of its limits. */
+    RP_C_SCRIPT = 1702,      /**< A script failed (its message carries file:line). */
 };
 
 /** The detail of a failure. The caller owns it (usually on the stack). */

@@ -104,6 +104,15 @@ int rp_sched_subscribe(rp_sched_t *e, const char *name, const char *types, bool 
                        rp_event_fn fn, void *ud, const char *owner, rp_error_t *err);
 
 /**
+ * Forgets the job handlers and subscribers registered by @p owner (their durable checkpoints
+ * and pending jobs stay in the database). Returns how many were removed.
+ */
+int rp_sched_unregister_owner(rp_sched_t *e, const char *owner);
+
+/** Whether the engine runs on a virtual clock. */
+bool rp_sched_is_virtual(const rp_sched_t *e);
+
+/**
  * Makes schedule @p name run job @p job with @p payload (borrowed, may be NULL) at every time
  * matching the five-field cron expression @p cron in zone @p tz (NULL for UTC). Durable: kept in
  * the database. Registering the same schedule again keeps its next fire time, so a slot missed

@@ -1,0 +1,91 @@
+/*
+ * lua.h — Lua 5.4 for business rules and power users: the `crm` API over the store, the event
+ * log and the scheduler; sandboxed script states with an instruction budget, a wall-time limit
+ * and a memory ceiling; loading and reloading script files; and `rapport test`'s runner.
+ * The store knows nothing of Lua; this room sits above it.
+ */
+#ifndef RAPPORT_LUA_H
+#define RAPPORT_LUA_H
+
+#include "rapport/sched.h"
+
+/** A Lua state bound to one store and engine. */
+typedef struct rp_lua rp_lua_t;
+
+/** Options for rp_lua_new(). Zero-initialise; zero fields take the defaults shown. */
+typedef struct rp_lua_opts {
+    bool sandbox;          /**< A script's sandbox (no io, os, debug, package, binary chunks). */
+    int64_t max_instructions; /**< Per call into Lua (default 100,000,000). */
+    int64_t max_wall_ms;   /**< Per call into Lua (default 5000). */
+    size_t max_memory;     /**< Ceiling for the whole state in bytes (default 64 MiB). */
+    const char *actor;     /**< Who the script acts as (default "script:<name>"). */
+    const char *name;      /**< The script's name in messages and registrations. */
+} rp_lua_opts_t;
+
+/**
+ * Makes a Lua state with the `crm` API over @p s and @p e (both borrowed; they must outlive
+ * it). NULL with @p err filled on failure. Free with rp_lua_free().
+ */
+rp_lua_t *rp_lua_new(rp_store_t *s, rp_sched_t *e, const rp_lua_opts_t *opts, rp_error_t *err);
+
+/** Removes everything the state registered (hooks, handlers, jobs) and frees it. */
+void rp_lua_free(rp_lua_t *l);
+
+/**
+ * Runs the chunk @p code named @p chunkname (used as the file in "file:line: message") and
+ * stores its results as a JSON array in *results (owned; may be NULL to drop them). Errors
+ * come back as RP_EINVAL with "file:line: message" in @p err. Registrations the chunk makes
+ * (crm.before, crm.on, crm.job, crm.every) take effect only when it succeeds.
+ */
+int rp_lua_eval(rp_lua_t *l, const char *code, const char *chunkname, json_t **results,
+                rp_error_t *err);
+
+/** Runs the file @p path as rp_lua_eval() does; @p args become the global `arg` table. */
+int rp_lua_run_file(rp_lua_t *l, const char *path, int argc, char **argv, json_t **results,
+                    rp_error_t *err);
+
+/**
+ * Renders a value the way `rapport eval` prints it: strings and numbers plainly, nil as "nil",
+ * tables as JSON. Owned: free().
+ */
+char *rp_lua_render(json_t *value);
+
+/* ---- script folders ---------------------------------------------------------------------- */
+
+/** The scripts loaded from folders, each in its own sandboxed state. */
+typedef struct rp_scripts rp_scripts_t;
+
+/**
+ * Loads every `*.lua` file (not `*_test.lua`) of each folder in @p dirs (NULL-terminated),
+ * in name order, each in its own sandboxed state, so one broken script never stops the others.
+ * A script that fails to load is reported through @p log (file:line) and skipped.
+ * Returns NULL only when out of memory.
+ */
+rp_scripts_t *rp_scripts_load(rp_store_t *s, rp_sched_t *e, const char *const *dirs,
+                              const rp_lua_opts_t *opts, rp_log_fn log, void *log_ud);
+
+/**
+ * Reloads the scripts whose files changed since they were loaded (and loads new ones): a
+ * script that now fails to load keeps its previous version running. Returns how many were
+ * (re)loaded.
+ */
+int rp_scripts_reload(rp_scripts_t *sc);
+
+/** How many scripts are loaded. */
+int rp_scripts_count(const rp_scripts_t *sc);
+
+/** Unloads every script (removing its registrations) and frees @p sc. NULL is ignored. */
+void rp_scripts_free(rp_scripts_t *sc);
+
+/* ---- tests ------------------------------------------------------------------------------- */
+
+/**
+ * Runs the `*_test.lua` file @p path (or every such file under a folder): each `test(name, fn)`
+ * on a fresh in-memory database with a virtual clock and the scripts of @p script_dirs loaded.
+ * Prints one line per failure with file:line, expected and actual, to @p out. Adds to *passed
+ * and *failed. Returns 0, or a negative code when a file cannot be run at all.
+ */
+int rp_lua_test_path(const char *path, const char *const *script_dirs, FILE *out, int *passed,
+                     int *failed, rp_error_t *err);
+
+#endif

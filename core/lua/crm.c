@@ -1,0 +1,1011 @@
+/*
+ * crm.c — the `crm` table scripts see: records, queries, search, transactions and dry runs,
+ * before-hooks, event handlers, jobs and schedules, the clock, explain, logs and JSON.
+ * Every function checks its arguments before taking resources (a Lua error is a longjmp).
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lualib.h>
+
+#include "lua_internal.h"
+#include "rapport/cron.h"
+
+static int raise(lua_State *L, rp_error_t *err)
+{
+    return luaL_error(L, "%s", err->msg[0] ? err->msg : "failed");
+}
+
+/* Pushes a fresh JSON value to Lua and drops the reference. */
+static void push_owned(lua_State *L, json_t *j)
+{
+    rp__lua_push_json(L, j);
+    json_decref(j);
+}
+
+static int64_t check_id(lua_State *L, int idx, const char *fname)
+{
+    int isnum = 0;
+    lua_Integer id = lua_tointegerx(L, idx, &isnum);
+    if (!isnum || id <= 0)
+        return luaL_error(L, "%s: argument %d must be a record id (a positive integer)", fname,
+                          idx);
+    return id;
+}
+
+/* ---- records ----------------------------------------------------------------------------- */
+
+static int get_and_push(lua_State *L, rp_lua_t *l, const char *entity, int64_t id)
+{
+    rp_error_t err = {0};
+    json_t *r = NULL;
+    if (rp_store_get(l->s, entity, id, &r, &err))
+        return raise(L, &err);
+    push_owned(L, r);
+    return 1;
+}
+
+static int crm_create(lua_State *L)
+{
+    rp_lua_t *l = rp__lua_of(L);
+    const char *entity = luaL_checkstring(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    json_t *f = rp__lua_check_json(L, 2, "crm.create", "the fields");
+    rp_error_t err = {0};
+    int64_t id = 0;
+    int rc = rp_store_create(l->s, &l->ctx, entity, f, &id, &err);
+    json_decref(f);
+    if (rc)
+        return raise(L, &err);
+    return get_and_push(L, l, entity, id);
+}
+
+static int crm_create_many(lua_State *L)
+{
+    rp_lua_t *l = rp__lua_of(L);
+    const char *entity = luaL_checkstring(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    json_t *batch = rp__lua_check_json(L, 2, "crm.create_many", "the records");
+    if (json_is_object(batch) && json_object_size(batch) == 0) {
+        json_decref(batch);
+        batch = json_array();
+    }
+    size_t n = json_array_size(batch);
+    int64_t *ids = calloc(n ? n : 1, sizeof *ids);
+    rp_error_t err = {0};
+    int rc = ids ? rp_store_create_many(l->s, &l->ctx, entity, batch, ids, NULL, &err)
+                 : rp_error_set(&err, RP_ENOMEM, 0, "out of memory");
+    json_decref(batch);
+    if (rc) {
+        free(ids);
+        return raise(L, &err);
+    }
+    lua_createtable(L, (int)n, 0);
+    for (size_t i = 0; i < n; i++) {
+        lua_pushinteger(L, ids[i]);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    free(ids);
+    return 1;
+}
+
+static int crm_get(lua_State *L)
+{
+    rp_lua_t *l = rp__lua_of(L);
+    const char *entity = luaL_checkstring(L, 1);
+    int64_t id = check_id(L, 2, "crm.get");
+    rp_error_t err = {0};
+    json_t *r = NULL;
+    int rc = rp_store_get(l->s, entity, id, &r, &err);
+    if (rc == RP_ENOTFOUND && err.msgcode == RP_C_NO_RECORD) {
+        lua_pushnil(L);
+        return 1;
+    }
+    if (rc)
+        return raise(L, &err);
+    push_owned(L, r);
+    return 1;
+}
+
+static int crm_update(lua_State *L)
+{
+    rp_lua_t *l = rp__lua_of(L);
+    const char *entity = luaL_checkstring(L, 1);
+    int64_t id = check_id(L, 2, "crm.update");
+    luaL_checktype(L, 3, LUA_TTABLE);
+    int64_t version = 0;
+    if (!lua_isnoneornil(L, 4)) {
+        luaL_checktype(L, 4, LUA_TTABLE);
+        lua_getfield(L, 4, "version");
+        if (!lua_isnil(L, -1)) {
+            int isnum = 0;
+            version = lua_tointegerx(L, -1, &isnum);
+            if (!isnum || version <= 0)
+                return luaL_error(L, "crm.update: opts.version must be a positive integer");
+        }
+        lua_pop(L, 1);
+    }
+    json_t *p = rp__lua_check_json(L, 3, "crm.update", "the changes");
+    rp_error_t err = {0};
+    int rc = rp_store_update(l->s, &l->ctx, entity, id, p, version, NULL, &err);
+    json_decref(p);
+    if (rc)
+        return raise(L, &err);
+    return get_and_push(L, l, entity, id);
+}
+
+static int lifecycle(lua_State *L, const char *fname,
+                     int (*op)(rp_store_t *, const rp_ctx_t *, const char *, int64_t,
+                               rp_error_t *))
+{
+    rp_lua_t *l = rp__lua_of(L);
+    const char *entity = luaL_checkstring(L, 1);
+    int64_t id = check_id(L, 2, fname);
+    rp_error_t err = {0};
+    if (op(l->s, &l->ctx, entity, id, &err))
+        return raise(L, &err);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int crm_delete(lua_State *L)
+{
+    return lifecycle(L, "crm.delete", rp_store_delete);
+}
+static int crm_restore(lua_State *L)
+{
+    return lifecycle(L, "crm.restore", rp_store_restore);
+}
+static int crm_purge(lua_State *L)
+{
+    return lifecycle(L, "crm.purge", rp_store_purge);
+}
+
+/* ---- queries ----------------------------------------------------------------------------- */
+
+static int crm_find(lua_State *L)
+{
+    rp_lua_t *l = rp__lua_of(L);
+    const char *entity = luaL_checkstring(L, 1);
+    rp_query_t q = {.entity = entity};
+    const char *fields[65] = {0};
+    if (!lua_isnoneornil(L, 2)) {
+        luaL_checktype(L, 2, LUA_TTABLE);
+        lua_getfield(L, 2, "order");
+        q.order = lua_isnil(L, -1) ? NULL : luaL_checkstring(L, -1);
+        lua_getfield(L, 2, "limit");
+        q.limit = lua_isnil(L, -1) ? 0 : luaL_checkinteger(L, -1);
+        lua_getfield(L, 2, "offset");
+        q.offset = lua_isnil(L, -1) ? 0 : luaL_checkinteger(L, -1);
+        lua_getfield(L, 2, "after");
+        q.after = lua_isnil(L, -1) ? NULL : luaL_checkstring(L, -1);
+        lua_getfield(L, 2, "deleted");
+        q.with_deleted = lua_toboolean(L, -1);
+        lua_getfield(L, 2, "fields");
+        if (lua_istable(L, -1)) {
+            int n = (int)lua_rawlen(L, -1);
+            for (int i = 0; i < n && i < 64; i++) {
+                lua_rawgeti(L, -1, i + 1);
+                fields[i] = luaL_checkstring(L, -1);
+                lua_pop(L, 1); /* the string stays alive in the fields table */
+            }
+            q.fields = fields;
+        }
+        lua_pop(L, 1);
+        lua_getfield(L, 2, "where");
+    } else {
+        lua_pushnil(L);
+    }
+    json_t *where = lua_isnil(L, -1) ? NULL : rp__lua_check_json(L, -1, "crm.find", "where");
+    q.where = where;
+    json_t *rows = NULL;
+    char *next = NULL;
+    rp_error_t err = {0};
+    int rc = rp_store_find(l->s, &q, &rows, &next, &err);
+    json_decref(where);
+    if (rc)
+        return raise(L, &err);
+    push_owned(L, rows);
+    if (next)
+        lua_pushstring(L, next);
+    else
+        lua_pushnil(L);
+    free(next);
+    return 2;
+}
+
+static int crm_count(lua_State *L)
+{
+    rp_lua_t *l = rp__lua_of(L);
+    const char *entity = luaL_checkstring(L, 1);
+    json_t *where = lua_isnoneornil(L, 2) ? NULL : rp__lua_check_json(L, 2, "crm.count", "where");
+    bool deleted = false;
+    if (lua_istable(L, 3)) {
+        lua_getfield(L, 3, "deleted");
+        deleted = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+    }
+    int64_t n = 0;
+    rp_error_t err = {0};
+    int rc = rp_store_count(l->s, entity, where, deleted, &n, &err);
+    json_decref(where);
+    if (rc)
+        return raise(L, &err);
+    lua_pushinteger(L, n);
+    return 1;
+}
+
+static int crm_search(lua_State *L)
+{
+    rp_lua_t *l = rp__lua_of(L);
+    const char *text = luaL_checkstring(L, 1);
+    const char *entity = NULL;
+    int limit = 20;
+    if (lua_istable(L, 2)) {
+        lua_getfield(L, 2, "entity");
+        entity = lua_isnil(L, -1) ? NULL : luaL_checkstring(L, -1);
+        lua_getfield(L, 2, "limit");
+        limit = lua_isnil(L, -1) ? 20 : (int)luaL_checkinteger(L, -1);
+    }
+    json_t *hits = NULL;
+    rp_error_t err = {0};
+    if (rp_store_search(l->s, text, entity, limit, &hits, &err))
+        return raise(L, &err);
+    push_owned(L, hits);
+    return 1;
+}
+
+static int crm_explain(lua_State *L)
+{
+    rp_lua_t *l = rp__lua_of(L);
+    const char *entity = luaL_checkstring(L, 1);
+    int64_t id = check_id(L, 2, "crm.explain");
+    const char *field = luaL_checkstring(L, 3);
+    json_t *h = NULL;
+    rp_error_t err = {0};
+    if (rp_events_explain(l->s, entity, id, field, &h, &err))
+        return raise(L, &err);
+    push_owned(L, h);
+    return 1;
+}
+
+static int crm_history(lua_State *L)
+{
+    rp_lua_t *l = rp__lua_of(L);
+    const char *entity = luaL_checkstring(L, 1);
+    int64_t id = check_id(L, 2, "crm.history");
+    enum { MAX = 1000 };
+    rp_event_t *evs = malloc(sizeof *evs * MAX);
+    if (!evs)
+        return luaL_error(L, "out of memory");
+    rp_error_t err = {0};
+    int n = rp_events_for_record(l->s, entity, id, 0, evs, MAX, &err);
+    if (n < 0) {
+        free(evs);
+        return raise(L, &err);
+    }
+    json_t *arr = json_array();
+    for (int i = 0; i < n; i++) {
+        json_array_append_new(arr, rp_event_json(&evs[i]));
+        rp_event_clear(&evs[i]);
+    }
+    free(evs);
+    push_owned(L, arr);
+    return 1;
+}
+
+/* ---- schema ------------------------------------------------------------------------------ */
+
+static int crm_schema_define(lua_State *L)
+{
+    rp_lua_t *l = rp__lua_of(L);
+    const char *entity = luaL_checkstring(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    json_t *spec = rp__lua_check_json(L, 2, "crm.schema.define", "the specification");
+    rp_error_t err = {0};
+    int rc = rp_store_define(l->s, &l->ctx, entity, spec, l->actor, &err);
+    json_decref(spec);
+    if (rc)
+        return raise(L, &err);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int crm_schema_add_field(lua_State *L)
+{
+    rp_lua_t *l = rp__lua_of(L);
+    const char *entity = luaL_checkstring(L, 1);
+    const char *field = luaL_checkstring(L, 2);
+    luaL_checktype(L, 3, LUA_TTABLE);
+    json_t *spec = rp__lua_check_json(L, 3, "crm.schema.add_field", "the field specification");
+    rp_error_t err = {0};
+    int rc = rp_store_add_field(l->s, &l->ctx, entity, field, spec, l->actor, &err);
+    json_decref(spec);
+    if (rc)
+        return raise(L, &err);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int crm_schema_get(lua_State *L)
+{
+    rp_lua_t *l = rp__lua_of(L);
+    const char *entity = luaL_optstring(L, 1, NULL);
+    rp_error_t err = {0};
+    json_t *sch = rp_store_schema(l->s, entity, &err);
+    if (!sch)
+        return raise(L, &err);
+    push_owned(L, sch);
+    return 1;
+}
+
+/* ---- transactions and dry runs ------------------------------------------------------------ */
+
+static int call_fn_in_txn(lua_State *L, rp_lua_t *l, bool keep, const char *fname)
+{
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    lua_settop(L, 1);
+    rp_error_t err = {0};
+    if (rp_store_begin(l->s, &err))
+        return raise(L, &err);
+    int base = lua_gettop(L);
+    lua_pushvalue(L, 1);
+    int rc = rp__lua_pcall(l, 0, LUA_MULTRET, &err);
+    if (rc || !keep) {
+        rp_store_rollback(l->s, NULL);
+        if (rc)
+            return luaL_error(L, "%s", err.msg); /* the message already has file:line */
+        return lua_gettop(L) - base;
+    }
+    if (rp_store_commit(l->s, &err))
+        return raise(L, &err);
+    (void)fname;
+    return lua_gettop(L) - base;
+}
+
+static int crm_transaction(lua_State *L)
+{
+    return call_fn_in_txn(L, rp__lua_of(L), true, "crm.transaction");
+}
+
+static int64_t max_job_id(rp_store_t *s)
+{
+    json_t *jobs = NULL;
+    int64_t max = 0;
+    if (rp_jobs_list(s, NULL, &jobs, NULL) == 0) {
+        size_t i;
+        json_t *j;
+        json_array_foreach(jobs, i, j) {
+            int64_t id = json_integer_value(json_object_get(j, "id"));
+            max = id > max ? id : max;
+        }
+    }
+    json_decref(jobs);
+    return max;
+}
+
+static int crm_dry_run(lua_State *L)
+{
+    rp_lua_t *l = rp__lua_of(L);
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    lua_settop(L, 1);
+    int64_t seq0 = rp_events_last_seq(l->s), job0 = max_job_id(l->s);
+    rp_error_t err = {0};
+    if (rp_store_begin(l->s, &err))
+        return raise(L, &err);
+    lua_pushvalue(L, 1);
+    int rc = rp__lua_pcall(l, 0, 1, &err);
+    /* What it would have changed, read inside the transaction before it is undone. */
+    json_t *records = json_array(), *events = json_array(), *jobs = json_array();
+    enum { MAX = 10000 };
+    rp_event_t *evs = rc ? NULL : malloc(sizeof *evs * MAX);
+    int n = evs ? rp_events_list(l->s, seq0, false, evs, MAX, NULL) : 0;
+    for (int i = 0; i < n; i++) {
+        json_t *ev = rp_event_json(&evs[i]);
+        json_array_append(events, ev);
+        if (evs[i].record_id > 0 && strchr(evs[i].type, '.')) {
+            const char *action = strrchr(evs[i].type, '.') + 1;
+            json_array_append_new(records, json_pack("{s:s,s:I,s:s,s:O}", "entity",
+                                                     evs[i].entity, "id",
+                                                     (json_int_t)evs[i].record_id, "action",
+                                                     action, "changes",
+                                                     json_object_get(ev, "changes")));
+        }
+        json_decref(ev);
+        rp_event_clear(&evs[i]);
+    }
+    free(evs);
+    json_t *all = NULL;
+    if (!rc && rp_jobs_list(l->s, NULL, &all, NULL) == 0) {
+        size_t i;
+        json_t *j;
+        json_array_foreach(all, i, j) if (json_integer_value(json_object_get(j, "id")) > job0)
+            json_array_append(jobs, j);
+    }
+    json_decref(all);
+    rp_store_rollback(l->s, NULL);
+    if (rc) {
+        json_decref(records);
+        json_decref(events);
+        json_decref(jobs);
+        return luaL_error(L, "%s", err.msg);
+    }
+    json_t *changes = json_pack("{s:o,s:o,s:o}", "records", records, "events", events, "jobs",
+                                jobs);
+    push_owned(L, changes);
+    return 2; /* the function's result, then what it would have changed */
+}
+
+/* ---- registrations ----------------------------------------------------------------------- */
+
+static rp__reg_t *new_reg(lua_State *L, rp_lua_t *l, reg_kind_t kind, int fn_idx)
+{
+    rp__reg_t *r = calloc(1, sizeof *r);
+    if (!r)
+        luaL_error(L, "out of memory");
+    r->l = l;
+    r->kind = kind;
+    lua_pushvalue(L, fn_idx);
+    r->fnref = luaL_ref(L, LUA_REGISTRYINDEX);
+    return r;
+}
+
+static void free_reg(rp_lua_t *l, rp__reg_t *r)
+{
+    if (l->L)
+        luaL_unref(l->L, LUA_REGISTRYINDEX, r->fnref);
+    json_decref(r->payload);
+    free(r);
+}
+
+/* Appends to the pending list (applied when the chunk succeeds) or applies at once when no
+ * chunk is loading (a registration from the REPL, or from inside a handler). */
+static void add_reg(lua_State *L, rp_lua_t *l, rp__reg_t *r)
+{
+    rp__reg_t **tail = &l->pending;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = r;
+    if (l->pending_depth == 0) {
+        rp_error_t err = {0};
+        if (rp__lua_pending_apply(l, &err))
+            luaL_error(L, "%s", err.msg);
+    }
+}
+
+static int hook_tramp(rp_store_t *s, rp_change_t *ch, void *ud, rp_error_t *err)
+{
+    rp__reg_t *r = ud;
+    rp_lua_t *l = r->l;
+    lua_State *L = l->L;
+    bool fields = ch->action == RP_ACT_CREATE || ch->action == RP_ACT_UPDATE;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, r->fnref);
+    rp__lua_push_json(L, fields ? ch->fields : ch->old);
+    lua_pushvalue(L, -1); /* keep the record table to read the hook's edits back */
+    lua_insert(L, -3);
+    if (ch->old)
+        rp__lua_push_json(L, ch->old);
+    else
+        lua_pushnil(L);
+    lua_newtable(L);
+    lua_pushstring(L, ch->entity);
+    lua_setfield(L, -2, "entity");
+    static const char *const acts[] = {"create", "update", "delete", "restore", "purge"};
+    lua_pushstring(L, acts[ch->action]);
+    lua_setfield(L, -2, "action");
+    lua_pushinteger(L, ch->id);
+    lua_setfield(L, -2, "id");
+    lua_pushstring(L, ch->ctx && ch->ctx->actor ? ch->ctx->actor : "system");
+    lua_setfield(L, -2, "actor");
+    lua_pushstring(L, ch->ctx && ch->ctx->origin ? ch->ctx->origin : "core");
+    lua_setfield(L, -2, "origin");
+    rp_ctx_t saved = l->ctx;
+    if (ch->ctx)
+        l->ctx = *ch->ctx;
+    rp_error_t perr = {0};
+    int rc = rp__lua_pcall(l, 3, 1, &perr);
+    l->ctx = saved;
+    if (rc) {
+        lua_pop(L, 1);
+        return rp_error_set(err, RP_EVETO, RP_C_VETO, "%s", perr.msg);
+    }
+    /* The hook may edit the table it was given, or return a new one. */
+    if (lua_istable(L, -1))
+        lua_replace(L, -2);
+    else
+        lua_pop(L, 1);
+    if (fields) {
+        const char *why = NULL;
+        json_t *j = rp__lua_to_json(L, -1, &why);
+        if (!j || !json_is_object(j)) {
+            json_decref(j);
+            lua_pop(L, 1);
+            return rp_error_set(err, RP_EVETO, RP_C_VETO,
+                                "before-hook of %s in %s left the record as %s", ch->entity,
+                                l->name, why ? why : "something that is not a table");
+        }
+        /* A field the hook set to nil disappears from the table: on update that means "leave
+         * it", so only keys present are written back. */
+        json_object_clear(ch->fields);
+        json_object_update(ch->fields, j);
+        json_decref(j);
+    }
+    lua_pop(L, 1);
+    return 0;
+}
+
+static void push_event(lua_State *L, const rp_event_t *ev)
+{
+    json_t *j = rp_event_json(ev);
+    json_object_set(j, "id", json_object_get(j, "record_id"));
+    push_owned(L, j);
+}
+
+static int sub_tramp(rp_store_t *s, const rp_event_t *ev, const rp_ctx_t *ctx, void *ud,
+                     rp_error_t *err)
+{
+    rp__reg_t *r = ud;
+    rp_lua_t *l = r->l;
+    lua_rawgeti(l->L, LUA_REGISTRYINDEX, r->fnref);
+    push_event(l->L, ev);
+    rp_ctx_t saved = l->ctx;
+    l->ctx = *ctx;
+    int rc = rp__lua_pcall(l, 1, 0, err);
+    l->ctx = saved;
+    return rc;
+}
+
+static int job_tramp(rp_store_t *s, const rp_job_t *job, const rp_ctx_t *ctx, void *ud,
+                     rp_error_t *err)
+{
+    rp__reg_t *r = ud;
+    rp_lua_t *l = r->l;
+    lua_State *L = l->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, r->fnref);
+    json_t *p = json_loads(job->payload, 0, NULL);
+    push_owned(L, p ? p : json_object());
+    lua_newtable(L);
+    lua_pushinteger(L, job->id);
+    lua_setfield(L, -2, "id");
+    lua_pushstring(L, job->name);
+    lua_setfield(L, -2, "name");
+    if (job->key) {
+        lua_pushstring(L, job->key);
+        lua_setfield(L, -2, "key");
+    }
+    lua_pushinteger(L, job->attempts);
+    lua_setfield(L, -2, "attempts");
+    rp_ctx_t saved = l->ctx;
+    l->ctx = *ctx;
+    int rc = rp__lua_pcall(l, 2, 0, err);
+    l->ctx = saved;
+    return rc;
+}
+
+void rp__lua_pending_begin(rp_lua_t *l)
+{
+    l->pending_depth++;
+}
+
+void rp__lua_pending_discard(rp_lua_t *l)
+{
+    if (--l->pending_depth > 0)
+        return;
+    while (l->pending) {
+        rp__reg_t *r = l->pending;
+        l->pending = r->next;
+        free_reg(l, r);
+    }
+}
+
+int rp__lua_pending_apply(rp_lua_t *l, rp_error_t *err)
+{
+    if (l->pending_depth > 0 && --l->pending_depth > 0)
+        return 0;
+    int rc = 0;
+    while (l->pending && !rc) {
+        rp__reg_t *r = l->pending;
+        l->pending = r->next;
+        switch (r->kind) {
+        case REG_HOOK: {
+            int id = rp_hook_add(l->s, r->name, r->action, r->priority, hook_tramp, r, l->owner,
+                                 err);
+            rc = id < 0 ? id : 0;
+            break;
+        }
+        case REG_SUB:
+            rc = rp_sched_subscribe(l->e, r->name, r->types, r->from_now, sub_tramp, r, l->owner,
+                                    err);
+            break;
+        case REG_JOB:
+            rc = rp_sched_handler(l->e, r->name, job_tramp, r, l->owner, err);
+            break;
+        case REG_EVERY:
+            rc = rp_sched_every(l->e, r->name, r->types, r->tz[0] ? r->tz : NULL, r->extra,
+                                r->payload, err);
+            break;
+        }
+        r->next = l->regs;
+        l->regs = r;
+    }
+    if (rc)
+        rp__lua_pending_discard(l);
+    return rc;
+}
+
+void rp__lua_unregister_all(rp_lua_t *l)
+{
+    rp_hooks_remove_owner(l->s, l->owner);
+    if (l->e)
+        rp_sched_unregister_owner(l->e, l->owner);
+    l->pending_depth = 1;
+    rp__lua_pending_discard(l);
+    while (l->regs) {
+        rp__reg_t *r = l->regs;
+        l->regs = r->next;
+        free_reg(l, r);
+    }
+}
+
+static rp_sched_t *need_engine(lua_State *L, rp_lua_t *l, const char *fname)
+{
+    if (!l->e)
+        luaL_error(L, "%s needs the engine, which this state was made without", fname);
+    return l->e;
+}
+
+/* "contact.create" → entity "contact", action create; "*.update" for every entity. */
+static int crm_before(lua_State *L)
+{
+    rp_lua_t *l = rp__lua_of(L);
+    const char *type = luaL_checkstring(L, 1);
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    int priority = 0;
+    if (lua_istable(L, 3)) {
+        lua_getfield(L, 3, "priority");
+        priority = lua_isnil(L, -1) ? 0 : (int)luaL_checkinteger(L, -1);
+        lua_pop(L, 1);
+    }
+    const char *dot = strrchr(type, '.');
+    static const char *const acts[] = {"create", "update", "delete", "restore", "purge"};
+    int action = -1;
+    for (int i = 0; dot && i < 5; i++)
+        if (strcmp(dot + 1, acts[i]) == 0)
+            action = i;
+    size_t elen = dot ? (size_t)(dot - type) : 0;
+    if (action < 0 || elen == 0 || elen >= 64)
+        return luaL_error(L, "crm.before: \"%s\" is not ENTITY.ACTION (ACTION: create, update, "
+                             "delete, restore, purge; ENTITY may be *)", type);
+    char entity[64];
+    memcpy(entity, type, elen);
+    entity[elen] = '\0';
+    if (strcmp(entity, "*") != 0 && !rp_store_has_entity(l->s, entity))
+        return luaL_error(L, "crm.before: unknown entity \"%s\"", entity);
+    rp__reg_t *r = new_reg(L, l, REG_HOOK, 2);
+    snprintf(r->name, sizeof r->name, "%s", entity);
+    r->action = (rp_action_t)action;
+    r->priority = priority;
+    add_reg(L, l, r);
+    return 0;
+}
+
+static bool reg_name_taken(rp_lua_t *l, const char *name)
+{
+    for (int pass = 0; pass < 2; pass++)
+        for (rp__reg_t *r = pass ? l->regs : l->pending; r; r = r->next)
+            if (r->kind == REG_SUB && strcmp(r->name, name) == 0)
+                return true;
+    return false;
+}
+
+static int crm_on(lua_State *L)
+{
+    rp_lua_t *l = rp__lua_of(L);
+    const char *type = luaL_checkstring(L, 1);
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    need_engine(L, l, "crm.on");
+    const char *name = NULL;
+    bool from_start = false;
+    if (lua_istable(L, 3)) {
+        lua_getfield(L, 3, "name");
+        name = lua_isnil(L, -1) ? NULL : luaL_checkstring(L, -1);
+        lua_getfield(L, 3, "from_start");
+        from_start = lua_toboolean(L, -1);
+        lua_pop(L, 2);
+    }
+    if (!*type || strlen(type) > 90)
+        return luaL_error(L, "crm.on: \"%s\" is not an event type or pattern", type);
+    rp__reg_t *r = new_reg(L, l, REG_SUB, 2);
+    if (name) {
+        snprintf(r->name, sizeof r->name, "%s", name);
+    } else {
+        /* A stable default name, so the checkpoint survives restarts: script + event type. */
+        char base[160];
+        snprintf(base, sizeof base, "%s:%s", l->name, type);
+        for (char *p = base; *p; p++)
+            if (!(isalnum((unsigned char)*p) || *p == '_' || *p == '.' || *p == '-' || *p == ':'))
+                *p = '_';
+        snprintf(r->name, sizeof r->name, "%s", base);
+        for (int k = 2; reg_name_taken(l, r->name); k++)
+            snprintf(r->name, sizeof r->name, "%.140s:%d", base, k);
+    }
+    snprintf(r->types, sizeof r->types, "%s", type);
+    r->from_now = !from_start;
+    add_reg(L, l, r);
+    lua_pushstring(L, r->name);
+    return 1;
+}
+
+static int crm_emit(lua_State *L)
+{
+    rp_lua_t *l = rp__lua_of(L);
+    const char *type = luaL_checkstring(L, 1);
+    json_t *payload = lua_isnoneornil(L, 2) ? NULL
+                                            : rp__lua_check_json(L, 2, "crm.emit", "the payload");
+    const char *entity = NULL;
+    int64_t id = 0;
+    if (lua_istable(L, 3)) {
+        lua_getfield(L, 3, "entity");
+        entity = lua_isnil(L, -1) ? NULL : lua_tostring(L, -1);
+        lua_getfield(L, 3, "id");
+        id = lua_isnil(L, -1) ? 0 : lua_tointeger(L, -1);
+    }
+    if (payload && json_is_object(payload) == 0 && !(json_is_array(payload) &&
+                                                     json_array_size(payload) == 0)) {
+        json_decref(payload);
+        return luaL_error(L, "crm.emit: the payload must be a table of named values");
+    }
+    if (json_is_array(payload)) {
+        json_decref(payload);
+        payload = json_object();
+    }
+    rp_error_t err = {0};
+    int64_t seq = 0;
+    int rc = rp_events_emit(l->s, &l->ctx, type, entity, id, payload, &seq, &err);
+    json_decref(payload);
+    if (rc)
+        return raise(L, &err);
+    lua_pushinteger(L, seq);
+    return 1;
+}
+
+static int crm_job(lua_State *L)
+{
+    rp_lua_t *l = rp__lua_of(L);
+    const char *name = luaL_checkstring(L, 1);
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    need_engine(L, l, "crm.job");
+    rp__reg_t *r = new_reg(L, l, REG_JOB, 2);
+    snprintf(r->name, sizeof r->name, "%s", name);
+    add_reg(L, l, r);
+    return 0;
+}
+
+static int crm_after(lua_State *L)
+{
+    rp_lua_t *l = rp__lua_of(L);
+    const char *delay = luaL_checkstring(L, 1);
+    const char *name = luaL_checkstring(L, 2);
+    json_t *payload = lua_isnoneornil(L, 3) ? NULL
+                                            : rp__lua_check_json(L, 3, "crm.after", "the payload");
+    const char *key = NULL;
+    if (lua_istable(L, 4)) {
+        lua_getfield(L, 4, "key");
+        key = lua_isnil(L, -1) ? NULL : luaL_checkstring(L, -1);
+    }
+    if (json_is_array(payload) && json_array_size(payload) == 0) {
+        json_decref(payload);
+        payload = json_object();
+    }
+    rp_error_t err = {0};
+    int64_t ms = 0, id = 0;
+    int rc = rp_parse_delay(delay, &ms, &err);
+    if (!rc)
+        rc = rp_jobs_schedule(l->s, &l->ctx, name, payload, rp_store_now(l->s) + ms, key, &id,
+                              &err);
+    json_decref(payload);
+    if (rc)
+        return raise(L, &err);
+    lua_pushinteger(L, id);
+    return 1;
+}
+
+static int crm_every(lua_State *L)
+{
+    rp_lua_t *l = rp__lua_of(L);
+    const char *cron = luaL_checkstring(L, 1);
+    const char *job = luaL_checkstring(L, 2);
+    need_engine(L, l, "crm.every");
+    const char *name = job, *tz = NULL;
+    json_t *payload = NULL;
+    if (lua_istable(L, 3)) {
+        lua_getfield(L, 3, "name");
+        name = lua_isnil(L, -1) ? job : luaL_checkstring(L, -1);
+        lua_getfield(L, 3, "tz");
+        tz = lua_isnil(L, -1) ? NULL : luaL_checkstring(L, -1);
+        lua_getfield(L, 3, "payload");
+        if (!lua_isnil(L, -1))
+            payload = rp__lua_check_json(L, -1, "crm.every", "the payload");
+    }
+    rp_cron_t c;
+    rp_error_t err = {0};
+    if (rp_cron_parse(cron, tz, &c, &err)) {
+        json_decref(payload);
+        return raise(L, &err);
+    }
+    rp__reg_t *r = new_reg(L, l, REG_EVERY, 2);
+    snprintf(r->name, sizeof r->name, "%s", name);
+    snprintf(r->types, sizeof r->types, "%s", cron);
+    snprintf(r->extra, sizeof r->extra, "%s", job);
+    snprintf(r->tz, sizeof r->tz, "%s", tz ? tz : "");
+    r->payload = payload;
+    add_reg(L, l, r);
+    return 0;
+}
+
+static int crm_cancel(lua_State *L)
+{
+    rp_lua_t *l = rp__lua_of(L);
+    const char *key = luaL_checkstring(L, 1);
+    rp_error_t err = {0};
+    int rc = rp_jobs_cancel(l->s, key, &err);
+    if (rc && rc != RP_ENOTFOUND)
+        return raise(L, &err);
+    lua_pushboolean(L, rc == 0);
+    return 1;
+}
+
+/* ---- time, logs, JSON --------------------------------------------------------------------- */
+
+static int crm_now(lua_State *L)
+{
+    char buf[32];
+    rp_lua_fmt_now(rp__lua_of(L), buf);
+    lua_pushstring(L, buf);
+    return 1;
+}
+
+static int crm_now_ms(lua_State *L)
+{
+    lua_pushinteger(L, rp_store_now(rp__lua_of(L)->s));
+    return 1;
+}
+
+static int crm_clock_advance(lua_State *L)
+{
+    rp_lua_t *l = rp__lua_of(L);
+    const char *delay = luaL_checkstring(L, 1);
+    if (!l->e || !rp_sched_is_virtual(l->e))
+        return luaL_error(L, "crm.clock.advance works only on a virtual clock (rapport test)");
+    rp_error_t err = {0};
+    int64_t ms = 0;
+    if (rp_parse_delay(delay, &ms, &err) || rp_sched_advance(l->e, ms, &err))
+        return raise(L, &err);
+    return crm_now(L);
+}
+
+static int log_at(lua_State *L, const char *level)
+{
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (int i = 1; i <= lua_gettop(L); i++) {
+        if (i > 1)
+            luaL_addchar(&b, ' ');
+        luaL_tolstring(L, i, NULL);
+        luaL_addvalue(&b);
+    }
+    luaL_pushresult(&b);
+    rp__lua_log(rp__lua_of(L), level, lua_tostring(L, -1));
+    return 0;
+}
+static int crm_log_info(lua_State *L)
+{
+    return log_at(L, "info");
+}
+static int crm_log_warn(lua_State *L)
+{
+    return log_at(L, "warn");
+}
+static int crm_log_error(lua_State *L)
+{
+    return log_at(L, "error");
+}
+
+static int crm_json_encode(lua_State *L)
+{
+    json_t *j = rp__lua_check_json(L, 1, "crm.json.encode", "the value");
+    char *d = json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT);
+    json_decref(j);
+    if (!d)
+        return luaL_error(L, "crm.json.encode: out of memory");
+    lua_pushstring(L, d);
+    free(d);
+    return 1;
+}
+
+static int crm_json_decode(lua_State *L)
+{
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    json_error_t je;
+    json_t *j = json_loadb(s, n, JSON_DECODE_ANY, &je);
+    if (!j)
+        return luaL_error(L, "crm.json.decode: line %d, column %d: %s", je.line, je.column,
+                          je.text);
+    push_owned(L, j);
+    return 1;
+}
+
+/* Multi-step workflows: each step is a job named "<workflow>.<step>", the state between steps
+ * travels in the job's payload, so a restart resumes at the right step. */
+static const char prelude[] =
+    "local crm = ...\n"
+    "crm.workflow = setmetatable({}, {__call = function(_, name, steps)\n"
+    "  if type(name) ~= 'string' or type(steps) ~= 'table' then\n"
+    "    error('crm.workflow(name, {step = function(state, job) ... end, ...})', 2)\n"
+    "  end\n"
+    "  for step, fn in pairs(steps) do\n"
+    "    crm.job(name .. '.' .. step, function(p, job)\n"
+    "      local nxt, delay, state = fn(p.state or {}, job)\n"
+    "      if nxt ~= nil then\n"
+    "        if steps[nxt] == nil then error('workflow ' .. name .. ': no step ' .. tostring(nxt)) end\n"
+    "        crm.after(delay or '0s', name .. '.' .. nxt, {state = state or p.state or {}},\n"
+    "                  p.key and {key = p.key} or nil)\n"
+    "      end\n"
+    "    end)\n"
+    "  end\n"
+    "end})\n"
+    "function crm.workflow.start(name, step, state, opts)\n"
+    "  local key = opts and opts.key\n"
+    "  return crm.after(opts and opts.delay or '0s', name .. '.' .. step,\n"
+    "                   {state = state or {}, key = key}, key and {key = key} or nil)\n"
+    "end\n";
+
+int rp__lua_open_crm(rp_lua_t *l, rp_error_t *err)
+{
+    lua_State *L = l->L;
+    static const luaL_Reg top[] = {
+        {"create", crm_create},   {"create_many", crm_create_many}, {"get", crm_get},
+        {"update", crm_update},   {"delete", crm_delete},           {"restore", crm_restore},
+        {"purge", crm_purge},     {"find", crm_find},               {"count", crm_count},
+        {"search", crm_search},   {"explain", crm_explain},         {"history", crm_history},
+        {"transaction", crm_transaction}, {"dry_run", crm_dry_run}, {"before", crm_before},
+        {"on", crm_on},           {"emit", crm_emit},               {"job", crm_job},
+        {"after", crm_after},     {"every", crm_every},             {"cancel", crm_cancel},
+        {"now", crm_now},         {"now_ms", crm_now_ms},           {NULL, NULL}};
+    static const luaL_Reg schema[] = {{"define", crm_schema_define},
+                                      {"add_field", crm_schema_add_field},
+                                      {"get", crm_schema_get},
+                                      {NULL, NULL}};
+    static const luaL_Reg logs[] = {
+        {"info", crm_log_info}, {"warn", crm_log_warn}, {"error", crm_log_error}, {NULL, NULL}};
+    static const luaL_Reg json[] = {
+        {"encode", crm_json_encode}, {"decode", crm_json_decode}, {NULL, NULL}};
+    static const luaL_Reg clock[] = {{"advance", crm_clock_advance}, {NULL, NULL}};
+    luaL_newlib(L, top);
+    luaL_newlib(L, schema);
+    lua_setfield(L, -2, "schema");
+    luaL_newlib(L, logs);
+    lua_setfield(L, -2, "log");
+    luaL_newlib(L, json);
+    lua_setfield(L, -2, "json");
+    luaL_newlib(L, clock);
+    lua_setfield(L, -2, "clock");
+    lua_pushvalue(L, -1);
+    lua_setglobal(L, "crm");
+    if (luaL_loadbufferx(L, prelude, sizeof prelude - 1, "=crm.workflow", "t") != LUA_OK) {
+        rp_error_set(err, RP_EINVAL, 0, "%s", lua_tostring(L, -1));
+        lua_pop(L, 2);
+        return RP_EINVAL;
+    }
+    lua_insert(L, -2);
+    if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+        rp_error_set(err, RP_EINVAL, 0, "%s", lua_tostring(L, -1));
+        lua_pop(L, 1);
+        return RP_EINVAL;
+    }
+    return 0;
+}

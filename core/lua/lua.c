@@ -1,0 +1,533 @@
+/*
+ * lua.c — the Lua room: states with limits (instructions, wall time, memory), the sandbox,
+ * values crossing between Lua and JSON, the `crm` API, and deferred registrations, so a chunk
+ * that fails leaves nothing registered.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+
+#include "lua_internal.h"
+
+#define REG_KEY "rapport.lua" /* registry slot holding the rp_lua_t pointer */
+#define HOOK_EVERY 1000       /* instructions between two budget checks */
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+rp_lua_t *rp__lua_of(lua_State *L)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, REG_KEY);
+    rp_lua_t *l = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    return l;
+}
+
+/* ---- limits ------------------------------------------------------------------------------ */
+
+static void *l_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    rp_lua_t *l = ud;
+    size_t old = ptr ? osize : 0;
+    if (nsize == 0) {
+        free(ptr);
+        l->mem_used -= old;
+        return NULL;
+    }
+    if (l->limits_on && nsize > old && l->mem_used + (nsize - old) > l->o.max_memory) {
+        l->mem_hit = true;
+        return NULL;
+    }
+    void *np = realloc(ptr, nsize);
+    if (np)
+        l->mem_used = l->mem_used - old + nsize;
+    return np;
+}
+
+static void count_hook(lua_State *L, lua_Debug *ar)
+{
+    rp_lua_t *l = rp__lua_of(L);
+    if (!l || !l->limits_on)
+        return;
+    l->instructions += HOOK_EVERY;
+    const char *limit = NULL;
+    char what[96];
+    if (l->instructions > l->o.max_instructions) {
+        limit = "instruction budget";
+        snprintf(what, sizeof what, "%lld instructions", (long long)l->o.max_instructions);
+    } else if (mono_ms() > l->deadline) {
+        limit = "wall-time limit";
+        snprintf(what, sizeof what, "%lld ms", (long long)l->o.max_wall_ms);
+    }
+    if (!limit)
+        return;
+    lua_getinfo(L, "Sl", ar);
+    /* Stop the whole call, not just this function: keep the limits tripped until it unwinds. */
+    l->instructions = INT64_MAX / 2;
+    l->deadline = 0;
+    luaL_error(L, "%s:%d: RP-E1701: script %s stopped: over its %s of %s", ar->short_src,
+               ar->currentline, l->name, limit, what);
+}
+
+/* The message handler of every call into Lua: makes sure the message is a string that carries
+ * file:line, whatever was thrown (error({…}), error(nil), error(42)). */
+static int msgh(lua_State *L)
+{
+    if (lua_type(L, 1) == LUA_TSTRING)
+        return 1;
+    json_t *j = NULL;
+    if (lua_type(L, 1) == LUA_TTABLE)
+        j = rp__lua_to_json(L, 1, NULL);
+    char *d = j ? json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+    json_decref(j);
+    /* Level 1 is error() itself (a C function, no line); level 2 is the code that called it. */
+    luaL_where(L, 2);
+    if (d) {
+        lua_pushfstring(L, "error object %s", d);
+        free(d);
+    } else {
+        luaL_tolstring(L, 1, NULL);
+        lua_pushstring(L, " (error object is not a string)");
+        lua_concat(L, 2);
+    }
+    lua_concat(L, 2);
+    return 1;
+}
+
+int rp__lua_pcall(rp_lua_t *l, int nargs, int nres, rp_error_t *err)
+{
+    lua_State *L = l->L;
+    int base = lua_gettop(L) - nargs;
+    lua_pushcfunction(L, msgh);
+    lua_insert(L, base);
+    bool outer = l->depth++ == 0;
+    if (outer && l->o.sandbox) {
+        l->instructions = 0;
+        l->deadline = mono_ms() + l->o.max_wall_ms;
+        l->mem_hit = false;
+        l->limits_on = true;
+    }
+    int rc = lua_pcall(L, nargs, nres, base);
+    if (--l->depth == 0)
+        l->limits_on = false;
+    lua_remove(L, base);
+    if (rc == LUA_OK)
+        return 0;
+    if (rc == LUA_ERRMEM || l->mem_hit)
+        rp_error_set(err, RP_EINVAL, RP_C_LIMIT,
+                     "script %s stopped: over its memory ceiling of %zu bytes", l->name,
+                     l->o.max_memory);
+    else
+        rp_error_set(err, RP_EINVAL, 0, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "?");
+    lua_pop(L, 1);
+    return RP_EINVAL;
+}
+
+/* ---- values ------------------------------------------------------------------------------ */
+
+json_t *rp__lua_to_json(lua_State *L, int idx, const char **why)
+{
+    static const char *dummy;
+    if (!why)
+        why = &dummy;
+    idx = lua_absindex(L, idx);
+    switch (lua_type(L, idx)) {
+    case LUA_TNIL:
+    case LUA_TNONE:
+        return json_null();
+    case LUA_TBOOLEAN:
+        return json_boolean(lua_toboolean(L, idx));
+    case LUA_TNUMBER:
+        if (lua_isinteger(L, idx))
+            return json_integer(lua_tointeger(L, idx));
+        return json_real(lua_tonumber(L, idx));
+    case LUA_TSTRING: {
+        size_t n;
+        const char *s = lua_tolstring(L, idx, &n);
+        json_t *j = json_stringn(s, n);
+        if (!j)
+            *why = "a string that is not valid UTF-8";
+        return j;
+    }
+    case LUA_TTABLE:
+        break;
+    default:
+        *why = lua_typename(L, lua_type(L, idx));
+        return NULL;
+    }
+    if (!lua_checkstack(L, 4) || lua_gettop(L) > 200) {
+        *why = "a table nested too deeply (or a cycle)";
+        return NULL;
+    }
+    /* A sequence 1..n becomes an array; string keys an object; an empty table an object. */
+    lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
+    json_t *out = n > 0 ? json_array() : json_object();
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        json_t *v = NULL;
+        if (n > 0) {
+            if (!lua_isinteger(L, -2) || lua_tointeger(L, -2) < 1 || lua_tointeger(L, -2) > n) {
+                *why = "a table mixing a list with other keys";
+                goto bad;
+            }
+        } else if (lua_type(L, -2) != LUA_TSTRING) {
+            *why = "a table whose keys are neither a list nor strings";
+            goto bad;
+        }
+        if (!(v = rp__lua_to_json(L, -1, why)))
+            goto bad;
+        if (n > 0) {
+            /* lua_next walks in no particular order: place by index. */
+            lua_Integer k = lua_tointeger(L, -2);
+            while ((lua_Integer)json_array_size(out) < k)
+                json_array_append_new(out, json_null());
+            json_array_set_new(out, (size_t)k - 1, v);
+        } else {
+            json_object_set_new(out, lua_tostring(L, -2), v);
+        }
+        lua_pop(L, 1);
+    }
+    return out;
+bad:
+    lua_pop(L, 2);
+    json_decref(out);
+    return NULL;
+}
+
+void rp__lua_push_json(lua_State *L, json_t *j)
+{
+    luaL_checkstack(L, 4, "nested too deeply");
+    switch (json_typeof(j)) {
+    case JSON_OBJECT: {
+        lua_createtable(L, 0, (int)json_object_size(j));
+        const char *k;
+        json_t *v;
+        json_object_foreach(j, k, v) {
+            if (json_is_null(v))
+                continue; /* absent and null are the same to a script */
+            rp__lua_push_json(L, v);
+            lua_setfield(L, -2, k);
+        }
+        return;
+    }
+    case JSON_ARRAY: {
+        lua_createtable(L, (int)json_array_size(j), 0);
+        size_t i;
+        json_t *v;
+        json_array_foreach(j, i, v) {
+            rp__lua_push_json(L, v);
+            lua_rawseti(L, -2, (lua_Integer)i + 1);
+        }
+        return;
+    }
+    case JSON_STRING:
+        lua_pushlstring(L, json_string_value(j), json_string_length(j));
+        return;
+    case JSON_INTEGER:
+        lua_pushinteger(L, (lua_Integer)json_integer_value(j));
+        return;
+    case JSON_REAL:
+        lua_pushnumber(L, json_real_value(j));
+        return;
+    case JSON_TRUE:
+        lua_pushboolean(L, 1);
+        return;
+    case JSON_FALSE:
+        lua_pushboolean(L, 0);
+        return;
+    default:
+        lua_pushnil(L);
+    }
+}
+
+json_t *rp__lua_check_json(lua_State *L, int idx, const char *fname, const char *what)
+{
+    const char *why = "an unsupported value";
+    json_t *j = rp__lua_to_json(L, idx, &why);
+    if (!j)
+        luaL_error(L, "%s: %s must be plain data, not %s", fname, what, why);
+    return j;
+}
+
+/* ---- the sandbox ------------------------------------------------------------------------- */
+
+/* load() for scripts: text chunks only, run in the sandbox unless an env is given. */
+static int safe_load(lua_State *L)
+{
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    const char *name = luaL_optstring(L, 2, "=(load)");
+    if (luaL_loadbufferx(L, s, n, name, "t") != LUA_OK) {
+        lua_pushnil(L);
+        lua_insert(L, -2);
+        return 2;
+    }
+    if (!lua_isnoneornil(L, 4)) {
+        lua_pushvalue(L, 4);
+        if (!lua_setupvalue(L, -2, 1))
+            lua_pop(L, 1);
+    }
+    return 1;
+}
+
+static int script_print(lua_State *L)
+{
+    rp_lua_t *l = rp__lua_of(L);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (int i = 1; i <= lua_gettop(L); i++) {
+        if (i > 1)
+            luaL_addchar(&b, '\t');
+        luaL_tolstring(L, i, NULL);
+        luaL_addvalue(&b);
+    }
+    luaL_pushresult(&b);
+    rp__lua_log(l, "info", lua_tostring(L, -1));
+    return 0;
+}
+
+/* The exact set of globals a sandboxed script sees (the sandbox test walks it). */
+const char *const rp__lua_sandbox_globals[] = {
+    "_G", "_VERSION", "assert", "error", "getmetatable", "ipairs", "load", "next", "pairs",
+    "pcall", "print", "rawequal", "rawget", "rawlen", "rawset", "select", "setmetatable",
+    "tonumber", "tostring", "type", "xpcall", "string", "table", "math", "utf8", "coroutine",
+    "crm", NULL};
+
+static void open_sandbox(lua_State *L)
+{
+    static const luaL_Reg libs[] = {{LUA_GNAME, luaopen_base},      {LUA_STRLIBNAME, luaopen_string},
+                                    {LUA_TABLIBNAME, luaopen_table}, {LUA_MATHLIBNAME, luaopen_math},
+                                    {LUA_UTF8LIBNAME, luaopen_utf8}, {LUA_COLIBNAME, luaopen_coroutine},
+                                    {NULL, NULL}};
+    for (const luaL_Reg *lib = libs; lib->func; lib++) {
+        luaL_requiref(L, lib->name, lib->func, 1);
+        lua_pop(L, 1);
+    }
+    /* Take away what reaches outside the sandbox, or loads bytecode. */
+    static const char *const gone[] = {"dofile", "loadfile", "collectgarbage", "require",
+                                       "loadstring", NULL};
+    for (int i = 0; gone[i]; i++) {
+        lua_pushnil(L);
+        lua_setglobal(L, gone[i]);
+    }
+    lua_pushcfunction(L, safe_load);
+    lua_setglobal(L, "load");
+    lua_pushcfunction(L, script_print);
+    lua_setglobal(L, "print");
+    /* string.dump hands out bytecode, which the sandbox never loads anyway; drop it too. */
+    lua_getglobal(L, "string");
+    lua_pushnil(L);
+    lua_setfield(L, -2, "dump");
+    lua_pop(L, 1);
+}
+
+/* ---- the state --------------------------------------------------------------------------- */
+
+void rp__lua_log(rp_lua_t *l, const char *level, const char *msg)
+{
+    char comp[160];
+    snprintf(comp, sizeof comp, "script:%s", l->name);
+    if (l->log)
+        l->log(l->log_ud, level, comp, msg);
+    else {
+        char when[32];
+        rp_lua_fmt_now(l, when);
+        fprintf(stderr, "%s %s %s %s\n", when, level, comp, msg);
+    }
+}
+
+void rp_lua_fmt_now(rp_lua_t *l, char out[32])
+{
+    int64_t ms = rp_store_now(l->s);
+    time_t secs = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    char buf[20];
+    strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, 32, "%.19s.%03dZ", buf, (int)(((ms % 1000) + 1000) % 1000));
+}
+
+rp_lua_t *rp_lua_new(rp_store_t *s, rp_sched_t *e, const rp_lua_opts_t *opts, rp_error_t *err)
+{
+    rp_lua_t *l = calloc(1, sizeof *l);
+    if (!l) {
+        rp_error_set(err, RP_ENOMEM, 0, "out of memory");
+        return NULL;
+    }
+    l->o = opts ? *opts : (rp_lua_opts_t){0};
+    if (l->o.max_instructions <= 0)
+        l->o.max_instructions = 100000000;
+    if (l->o.max_wall_ms <= 0)
+        l->o.max_wall_ms = 5000;
+    if (l->o.max_memory == 0)
+        l->o.max_memory = 64u << 20;
+    l->s = s;
+    l->e = e;
+    static int generation;
+    snprintf(l->name, sizeof l->name, "%s", l->o.name ? l->o.name : "eval");
+    snprintf(l->actor, sizeof l->actor, "%s", l->o.actor ? l->o.actor : "");
+    if (!l->actor[0])
+        snprintf(l->actor, sizeof l->actor, "script:%s", l->name);
+    snprintf(l->owner, sizeof l->owner, "script:%s#%d", l->name, ++generation);
+    l->ctx = (rp_ctx_t){.actor = l->actor, .origin = "script"};
+    l->L = lua_newstate(l_alloc, l);
+    if (!l->L) {
+        free(l);
+        rp_error_set(err, RP_ENOMEM, 0, "out of memory");
+        return NULL;
+    }
+    lua_State *L = l->L;
+    lua_pushlightuserdata(L, l);
+    lua_setfield(L, LUA_REGISTRYINDEX, REG_KEY);
+    if (l->o.sandbox)
+        open_sandbox(L);
+    else
+        luaL_openlibs(L);
+    lua_sethook(L, count_hook, LUA_MASKCOUNT, HOOK_EVERY);
+    if (rp__lua_open_crm(l, err)) {
+        rp_lua_free(l);
+        return NULL;
+    }
+    return l;
+}
+
+void rp_lua_set_log(rp_lua_t *l, rp_log_fn log, void *ud)
+{
+    l->log = log;
+    l->log_ud = ud;
+}
+
+void rp_lua_free(rp_lua_t *l)
+{
+    if (!l)
+        return;
+    rp__lua_unregister_all(l);
+    if (l->L)
+        lua_close(l->L);
+    free(l);
+}
+
+/* Runs the chunk on top of the stack (already loaded) with @p nargs arguments under it. */
+static int run_loaded(rp_lua_t *l, int nargs, json_t **results, rp_error_t *err)
+{
+    lua_State *L = l->L;
+    int top = lua_gettop(L) - nargs - 1;
+    rp__lua_pending_begin(l);
+    int rc = rp__lua_pcall(l, nargs, LUA_MULTRET, err);
+    if (rc) {
+        rp__lua_pending_discard(l);
+        lua_settop(L, top);
+        return rc;
+    }
+    if ((rc = rp__lua_pending_apply(l, err))) {
+        lua_settop(L, top);
+        return rc;
+    }
+    if (results) {
+        json_t *arr = json_array();
+        for (int i = top + 1; i <= lua_gettop(L); i++) {
+            const char *why = NULL;
+            json_t *v = rp__lua_to_json(L, i, &why);
+            json_array_append_new(arr, v ? v : json_sprintf("<%s>", why ? why : "value"));
+        }
+        *results = arr;
+    }
+    lua_settop(L, top);
+    return 0;
+}
+
+int rp_lua_eval(rp_lua_t *l, const char *code, const char *chunkname, json_t **results,
+                rp_error_t *err)
+{
+    if (results)
+        *results = NULL;
+    lua_State *L = l->L;
+    char name[256];
+    snprintf(name, sizeof name, "=%s", chunkname ? chunkname : "eval");
+    size_t n = strlen(code);
+    /* An expression is printed, as in the REPL: try "return <code>" first. */
+    char *ret = malloc(n + 8);
+    if (!ret)
+        return rp_error_set(err, RP_ENOMEM, 0, "out of memory");
+    memcpy(ret, "return ", 7);
+    memcpy(ret + 7, code, n + 1);
+    int lrc = luaL_loadbufferx(L, ret, n + 7, name, "t");
+    free(ret);
+    if (lrc != LUA_OK) {
+        lua_pop(L, 1);
+        lrc = luaL_loadbufferx(L, code, n, name, "t");
+    }
+    if (lrc != LUA_OK) {
+        int rc = rp_error_set(err, RP_EINVAL, 0, "%s", lua_tostring(L, -1));
+        lua_pop(L, 1);
+        return rc;
+    }
+    return run_loaded(l, 0, results, err);
+}
+
+int rp_lua_run_file(rp_lua_t *l, const char *path, int argc, char **argv, json_t **results,
+                    rp_error_t *err)
+{
+    if (results)
+        *results = NULL;
+    lua_State *L = l->L;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return rp_error_set(err, RP_ENOTFOUND, 0, "cannot open %s: %s", path, strerror(errno));
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    size_t got;
+    while (buf && (got = fread(buf + n, 1, cap - n, f)) > 0) {
+        n += got;
+        if (n == cap) {
+            char *nb = realloc(buf, cap *= 2);
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+            }
+            buf = nb;
+        }
+    }
+    fclose(f);
+    if (!buf)
+        return rp_error_set(err, RP_ENOMEM, 0, "out of memory");
+    char name[512];
+    snprintf(name, sizeof name, "@%s", path);
+    int lrc = luaL_loadbufferx(L, buf, n, name, "t");
+    free(buf);
+    if (lrc != LUA_OK) {
+        int rc = rp_error_set(err, RP_EINVAL, 0, "%s", lua_tostring(L, -1));
+        lua_pop(L, 1);
+        return rc;
+    }
+    lua_createtable(L, argc, 1);
+    lua_pushstring(L, path);
+    lua_rawseti(L, -2, 0);
+    for (int i = 0; i < argc; i++) {
+        lua_pushstring(L, argv[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setglobal(L, "arg");
+    for (int i = 0; i < argc; i++)
+        lua_pushstring(L, argv[i]);
+    return run_loaded(l, argc, results, err);
+}
+
+char *rp_lua_render(json_t *v)
+{
+    if (!v || json_is_null(v))
+        return strdup("nil");
+    if (json_is_string(v))
+        return strdup(json_string_value(v));
+    return json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(17));
+}

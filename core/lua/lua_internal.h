@@ -1,0 +1,65 @@
+/*
+ * lua_internal.h — what the Lua room's files share: the state with its limits, the value
+ * conversions and the registrations a script makes.
+ */
+#ifndef RAPPORT_LUA_INTERNAL_H
+#define RAPPORT_LUA_INTERNAL_H
+
+#include <lua.h>
+
+#include "rapport/lua.h"
+
+/** What a registration is. */
+typedef enum { REG_HOOK, REG_SUB, REG_JOB, REG_EVERY } reg_kind_t;
+
+/** One registration a script made: kept until the state goes, so C callbacks can reach it. */
+typedef struct rp__reg {
+    struct rp__reg *next;
+    struct rp_lua *l;
+    reg_kind_t kind;
+    int fnref;          /* LUA_REGISTRYINDEX reference to the Lua function. */
+    char name[160];     /* hook: entity; sub: subscriber; job: job name; every: schedule. */
+    char types[96];     /* sub: type glob; every: cron expression. */
+    char extra[96];     /* every: job name; hook: "*" or entity. */
+    char tz[64];        /* every: zone. */
+    json_t *payload;    /* every: payload. */
+    rp_action_t action; /* hook */
+    int priority;       /* hook */
+    bool from_now;      /* sub */
+    bool applied;
+} rp__reg_t;
+
+struct rp_lua {
+    lua_State *L;
+    rp_store_t *s;
+    rp_sched_t *e;
+    rp_lua_opts_t o;
+    char name[128], actor[160], owner[176];
+    rp_ctx_t ctx;          /* The context the crm API writes with (a handler's while it runs). */
+    size_t mem_used;
+    bool mem_hit, limits_on;
+    int64_t instructions, deadline;
+    int depth;             /* Nesting of calls into Lua. */
+    rp__reg_t *regs;       /* Applied registrations. */
+    rp__reg_t *pending;    /* Made by the chunk that is running. */
+    int pending_depth;
+    rp_log_fn log;
+    void *log_ud;
+};
+
+rp_lua_t *rp__lua_of(lua_State *L);
+int rp__lua_pcall(rp_lua_t *l, int nargs, int nres, rp_error_t *err);
+json_t *rp__lua_to_json(lua_State *L, int idx, const char **why);
+void rp__lua_push_json(lua_State *L, json_t *j);
+json_t *rp__lua_check_json(lua_State *L, int idx, const char *fname, const char *what);
+void rp__lua_log(rp_lua_t *l, const char *level, const char *msg);
+void rp_lua_fmt_now(rp_lua_t *l, char out[32]);
+void rp_lua_set_log(rp_lua_t *l, rp_log_fn log, void *ud);
+int rp__lua_open_crm(rp_lua_t *l, rp_error_t *err);
+void rp__lua_pending_begin(rp_lua_t *l);
+void rp__lua_pending_discard(rp_lua_t *l);
+int rp__lua_pending_apply(rp_lua_t *l, rp_error_t *err);
+void rp__lua_unregister_all(rp_lua_t *l);
+extern const char *const rp__lua_sandbox_globals[];
+
+#endif
