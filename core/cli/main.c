@@ -755,6 +755,8 @@ static int cmd_serve(cli_t *c, int argc, char **argv)
         snprintf(msg, sizeof msg, "serving db=%s version=%s scripts=%d", c->db, RP_VERSION,
                  rp_scripts_count(sc));
         log_line(NULL, "info", "engine", msg);
+        /* Edited scripts are noticed within a second; SIGHUP reloads at once. */
+        rp_sched_on_interval(e, reload_scripts, sc, 1000);
         if (rp_sched_serve(e, (int)poll_ms, reload_scripts, sc, &err))
             rc = fail("%s", err.msg);
     }

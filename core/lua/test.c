@@ -121,9 +121,23 @@ static int test_count(rp_lua_t *l)
     return n;
 }
 
-static int run_file(const char *path, const char *const *dirs, FILE *out, int *passed,
+static int run_file(const char *path, const char *const *given, FILE *out, int *passed,
                     int *failed, rp_error_t *err)
 {
+    /* The scripts beside a test are the ones it tests: load its folder too. */
+    char folder[4096];
+    const char *slash = strrchr(path, '/');
+    snprintf(folder, sizeof folder, "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
+    const char *dirs[20];
+    int nd = 0;
+    bool have = false;
+    for (int i = 0; given && given[i] && nd < 18; i++) {
+        dirs[nd++] = given[i];
+        have = have || strcmp(given[i], folder) == 0;
+    }
+    if (!have)
+        dirs[nd++] = folder;
+    dirs[nd] = NULL;
     world_t w;
     int rc = world_new(&w, path, dirs, out, err);
     int n = rc ? 0 : test_count(w.l);

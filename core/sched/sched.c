@@ -50,6 +50,10 @@ struct rp_sched {
     bool stopping;
     void (*on_hup)(void *);
     void *hup_ud;
+    uv_timer_t interval;
+    void (*interval_fn)(void *);
+    void *interval_ud;
+    int interval_ms;
 };
 
 static void say(rp_sched_t *e, const char *level, const char *fmt, ...)
@@ -938,6 +942,20 @@ static void on_signal(uv_signal_t *h, int signum)
     rp_sched_stop(e);
 }
 
+void rp_sched_on_interval(rp_sched_t *e, void (*fn)(void *ud), void *ud, int every_ms)
+{
+    e->interval_fn = fn;
+    e->interval_ud = ud;
+    e->interval_ms = every_ms > 0 ? every_ms : 1000;
+}
+
+static void on_interval(uv_timer_t *t)
+{
+    rp_sched_t *e = t->data;
+    if (e->interval_fn && !e->stopping)
+        e->interval_fn(e->interval_ud);
+}
+
 void rp_sched_stop(rp_sched_t *e)
 {
     e->stopping = true;
@@ -969,11 +987,17 @@ int rp_sched_serve(rp_sched_t *e, int poll_ms, void (*on_hup)(void *ud), void *h
         e->sig[i].data = e;
         uv_signal_start(&e->sig[i], on_signal, sigs[i]);
     }
+    uv_timer_init(&loop, &e->interval);
+    e->interval.data = e;
+    if (e->interval_fn)
+        uv_timer_start(&e->interval, on_interval, (uint64_t)e->interval_ms,
+                       (uint64_t)e->interval_ms);
     say(e, "info", "started owner=%s handlers=%d subscribers=%d", e->owner, e->nhandlers,
         e->nsubs);
     uv_timer_start(&e->timer, on_tick, 0, 0);
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_close((uv_handle_t *)&e->timer, close_cb);
+    uv_close((uv_handle_t *)&e->interval, close_cb);
     for (int i = 0; i < 3; i++)
         uv_close((uv_handle_t *)&e->sig[i], close_cb);
     uv_run(&loop, UV_RUN_DEFAULT);

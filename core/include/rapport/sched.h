@@ -149,6 +149,12 @@ int rp_sched_advance(rp_sched_t *e, int64_t ms, rp_error_t *err);
 int rp_sched_serve(rp_sched_t *e, int poll_ms, void (*on_hup)(void *ud), void *hup_ud,
                    rp_error_t *err);
 
+/**
+ * Makes rp_sched_serve() call @p fn every @p every_ms milliseconds (e.g. to notice edited
+ * scripts). One such callback per engine; @p fn NULL removes it.
+ */
+void rp_sched_on_interval(rp_sched_t *e, void (*fn)(void *ud), void *ud, int every_ms);
+
 /** Asks a running rp_sched_serve() to return after the current handler. Safe from a handler. */
 void rp_sched_stop(rp_sched_t *e);
 

@@ -1,0 +1,35 @@
+-- Tests of escalation.lua, run by `rapport test examples/rules` on a fresh database each.
+
+test("an unanswered ticket is escalated when its deadline passes", function()
+  local t = crm.create("ticket", {subject = "  Printer on fire  ", priority = "high"})
+  assert_eq(t.subject, "Printer on fire")
+  crm.clock.advance("3h59m")
+  assert_eq(crm.get("ticket", t.id).escalated, false)
+  crm.clock.advance("2m")
+  local now = crm.get("ticket", t.id)
+  assert_eq(now.priority, "urgent")
+  assert_true(now.escalated)
+  assert_eq(crm.count("ticket", {escalated = true}), 1)
+end)
+
+test("answering cancels the escalation", function()
+  local t = crm.create("ticket", {subject = "Password reset"})
+  crm.clock.advance("1h")
+  crm.update("ticket", t.id, {status = "answered"})
+  crm.clock.advance("2d")
+  assert_eq(crm.get("ticket", t.id).escalated, false)
+end)
+
+test("a new priority moves the deadline", function()
+  local t = crm.create("ticket", {subject = "Slow pages", priority = "low"})
+  crm.clock.advance("30m")
+  crm.update("ticket", t.id, {priority = "urgent"})
+  crm.clock.advance("1h1m")
+  assert_true(crm.get("ticket", t.id).escalated, "escalated one hour after becoming urgent")
+end)
+
+test("a ticket cannot start answered", function()
+  assert_error(function() crm.create("ticket", {subject = "x", status = "answered"}) end,
+               "a new ticket is open")
+  assert_eq(crm.count("ticket"), 0)
+end)

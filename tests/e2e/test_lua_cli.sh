@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# End-to-end: Lua through the binary — eval and run, `rapport test`, and `serve` running
+# script handlers, reloading an edited script and keeping the old one when an edit is broken.
+set -u
+RAPPORT=${RAPPORT:-build/rapport}
+SRC=${RP_SOURCE:-.}
+tmp=$(mktemp -d)
+serve_pid=
+trap '[ -n "$serve_pid" ] && kill -9 $serve_pid 2>/dev/null; rm -rf "$tmp"' EXIT
+export RAPPORT_DB="$tmp/crm.db"
+export RAPPORT_SCRIPTS="$tmp/none"   # no default rules: this test brings its own
+mkdir -p "$RAPPORT_SCRIPTS"
+passed=0 failed=0
+ok() { passed=$((passed + 1)); }
+bad() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
+check() { if eval "$1"; then ok; else bad "$2"; fi; }
+
+"$RAPPORT" init >/dev/null
+out=$("$RAPPORT" eval '1 + 1, "text", nil, {a = 1, b = {true}}' 2>&1)
+check '[ "$out" = "$(printf "2\ntext\nnil\n{\"a\":1,\"b\":[true]}")" ]' "eval printed: $out"
+out=$("$RAPPORT" eval 'local x = nil; return x.field' 2>&1); st=$?
+check '[ $st = 1 ] && grep -q "^rapport: eval:1: attempt to index a nil value" <<<"$out"' "eval error: $st $out"
+out=$("$RAPPORT" eval --sandbox 'return io.open("/etc/passwd")' 2>&1); st=$?
+check '[ $st = 1 ] && grep -q "eval:1: attempt to index a nil value (global .io.)" <<<"$out"' "sandboxed eval reached io: $out"
+out=$("$RAPPORT" eval 'return io ~= nil' 2>&1)
+check '[ "$out" = true ]' "eval as the local user should have io: $out"
+out=$("$RAPPORT" eval --sandbox 'while true do end' 2>&1); st=$?
+check '[ $st = 1 ] && grep -q "RP-E1701: script eval stopped: over its instruction budget" <<<"$out"' "runaway loop: $out"
+"$RAPPORT" eval 'crm.schema.define("note", {fields = {body = {type = "text", required = true}}})' >/dev/null
+"$RAPPORT" eval 'crm.schema.define("audit", {fields = {what = {type = "text"}}})' >/dev/null
+out=$("$RAPPORT" eval 'crm.create("note", {body = "hi"}).body' 2>&1)
+check '[ "$out" = hi ]' "crm.create through eval: $out"
+out=$("$RAPPORT" eval 'crm.create("note", {})' 2>&1); st=$?
+check '[ $st = 1 ] && grep -q "eval:1: RP-E1205: note.body is required" <<<"$out"' "bad create: $out"
+printf 'local n = 0\nfor i, a in ipairs(arg) do n = n + #a end\nreturn #arg, n, arg[0]\n' > "$tmp/args.lua"
+out=$("$RAPPORT" run "$tmp/args.lua" one three 2>&1)
+check '[ "$out" = "$(printf "2\n8\n$tmp/args.lua")" ]' "run with arguments: $out"
+printf 'x = 1\nerror("broken on purpose")\n' > "$tmp/broken.lua"
+out=$("$RAPPORT" run "$tmp/broken.lua" 2>&1); st=$?
+check '[ $st = 1 ] && grep -q "broken.lua:2: broken on purpose" <<<"$out"' "run error: $out"
+
+# rapport test: the example rules pass; a failing test is reported with file:line and exit 1.
+out=$("$RAPPORT" test "$SRC/examples/rules" 2>&1); st=$?
+check '[ $st = 0 ] && [ "$(tail -n 1 <<<"$out")" = "4 passed, 0 failed" ]' "example rules: $out"
+mkdir -p "$tmp/t"
+cat > "$tmp/t/mixed_test.lua" <<'LUA'
+test("passes", function() assert_eq(crm.now(), "2026-01-01T00:00:00.000Z") end)
+test("fails", function()
+  assert_eq({a = 1}, {a = 2}, "tables differ")
+end)
+LUA
+out=$("$RAPPORT" test "$tmp/t" 2>&1); st=$?
+check '[ $st = 1 ] && grep -q "mixed_test.lua:3: tables differ: expected {\"a\":2}, got {\"a\":1}" <<<"$out" && [ "$(tail -n 1 <<<"$out")" = "1 passed, 1 failed" ]' "failing test: $out"
+
+# serve runs a script's handler; an edit is picked up; a broken edit keeps the old version.
+mkdir -p "$tmp/rules"
+cat > "$tmp/rules/audit.lua" <<'LUA'
+crm.on("note.created", function(ev) crm.create("audit", {what = "v1:" .. ev.id}) end)
+LUA
+"$RAPPORT" --scripts "$tmp/rules" serve --poll-ms 20 2> "$tmp/serve.log" &
+serve_pid=$!
+for _ in $(seq 50); do grep -q "serving" "$tmp/serve.log" && break; sleep 0.1; done
+check 'grep -q "script loaded file=$tmp/rules/audit.lua" "$tmp/serve.log"' "script not loaded: $(cat "$tmp/serve.log")"
+"$RAPPORT" eval 'crm.create("note", {body = "first"})' >/dev/null
+for _ in $(seq 50); do [ "$("$RAPPORT" count audit --where '{"what": {"starts_with": "v1:"}}')" = 1 ] && break; sleep 0.1; done
+check '[ "$("$RAPPORT" count audit)" = 1 ]' "the handler did not run"
+sleep 1.1  # a new mtime second, so the edit is seen as one
+sed -i 's/v1:/v2:/' "$tmp/rules/audit.lua"
+for _ in $(seq 40); do grep -q "script reloaded" "$tmp/serve.log" && break; sleep 0.1; done
+check 'grep -q "script reloaded file=$tmp/rules/audit.lua" "$tmp/serve.log"' "edit not reloaded: $(cat "$tmp/serve.log")"
+sleep 1.1
+printf 'crm.on("note.created", function(ev)\n  this is not lua\nend)\n' > "$tmp/rules/audit.lua"
+for _ in $(seq 40); do grep -q "script failed to load" "$tmp/serve.log" && break; sleep 0.1; done
+check 'grep -q "script failed to load file=$tmp/rules/audit.lua error=.*audit.lua:2:" "$tmp/serve.log"' "broken edit not reported with file:line: $(cat "$tmp/serve.log")"
+"$RAPPORT" eval 'crm.create("note", {body = "second"})' >/dev/null
+for _ in $(seq 50); do [ "$("$RAPPORT" count audit --where '{"what": {"starts_with": "v2:"}}')" = 1 ] && break; sleep 0.1; done
+check '[ "$("$RAPPORT" count audit --where "{\"what\": {\"starts_with\": \"v2:\"}}")" = 1 ]' "the previous version stopped running after a broken edit"
+kill -TERM $serve_pid; wait $serve_pid; st=$?; serve_pid=
+check '[ $st = 0 ]' "serve exited $st"
+
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
