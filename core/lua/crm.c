@@ -939,6 +939,39 @@ static int crm_json_decode(lua_State *L)
     return 1;
 }
 
+/* crm.config(key [, default]): a setting, with RAPPORT_<KEY> in the environment taking
+ * precedence for one run (dots and lower case become underscores and upper case). */
+static int crm_config(lua_State *L)
+{
+    rp_lua_t *l = rp__lua_of(L);
+    const char *key = luaL_checkstring(L, 1);
+    char env[128] = "RAPPORT_";
+    size_t n = strlen(env);
+    for (const char *p = key; *p && n < sizeof env - 1; p++)
+        env[n++] = *p == '.' ? '_' : (char)toupper((unsigned char)*p);
+    env[n] = '\0';
+    const char *over = getenv(env);
+    if (over) {
+        json_t *j = json_loads(over, JSON_DECODE_ANY, NULL);
+        if (j)
+            push_owned(L, j);
+        else
+            lua_pushstring(L, over);
+        return 1;
+    }
+    json_t *v = NULL;
+    rp_error_t err = {0};
+    int rc = rp_config_get(l->s, key, &v, &err);
+    if (rc == RP_ENOTFOUND) {
+        lua_settop(L, 2);
+        return 1; /* the default, or nil */
+    }
+    if (rc)
+        return raise(L, &err);
+    push_owned(L, v);
+    return 1;
+}
+
 /* Multi-step workflows: each step is a job named "<workflow>.<step>", the state between steps
  * travels in the job's payload, so a restart resumes at the right step. */
 static const char prelude[] =
@@ -975,7 +1008,8 @@ int rp__lua_open_crm(rp_lua_t *l, rp_error_t *err)
         {"transaction", crm_transaction}, {"dry_run", crm_dry_run}, {"before", crm_before},
         {"on", crm_on},           {"emit", crm_emit},               {"job", crm_job},
         {"after", crm_after},     {"every", crm_every},             {"cancel", crm_cancel},
-        {"now", crm_now},         {"now_ms", crm_now_ms},           {NULL, NULL}};
+        {"now", crm_now},         {"now_ms", crm_now_ms},           {"config", crm_config},
+        {NULL, NULL}};
     static const luaL_Reg schema[] = {{"define", crm_schema_define},
                                       {"add_field", crm_schema_add_field},
                                       {"get", crm_schema_get},

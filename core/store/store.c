@@ -49,7 +49,10 @@ static const char *const migrations[RP_STORE_SCHEMA_VERSION] = {
     "CREATE INDEX rp_jobs_due ON rp_jobs(state, due_at);"
     "CREATE TABLE rp_schedules(name TEXT PRIMARY KEY, cron TEXT NOT NULL, tz TEXT NOT NULL,"
     " job TEXT NOT NULL, payload TEXT NOT NULL, next_at INTEGER NOT NULL, last_at INTEGER)"
-    " WITHOUT ROWID;",
+    " WITHOUT ROWID;"
+    /* Configuration lives in the database, so a copy of the file is a copy of the install. */
+    "CREATE TABLE rp_settings(key TEXT PRIMARY KEY, value TEXT NOT NULL,"
+    " updated_at TEXT NOT NULL, updated_by TEXT NOT NULL) WITHOUT ROWID;",
 };
 
 static int64_t real_now(void *ud)
@@ -1273,4 +1276,102 @@ json_t *rp_store_schema(rp_store_t *s, const char *entity, rp_error_t *err)
         return NULL;
     }
     return all;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Configuration                                                                             */
+
+static bool config_key_ok(const char *k)
+{
+    if (!k || !*k || strlen(k) > 96 || !(k[0] >= 'a' && k[0] <= 'z'))
+        return false;
+    for (const char *p = k; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_' || *p == '.'))
+            return false;
+    return k[strlen(k) - 1] != '.';
+}
+
+int rp_config_get(rp_store_t *s, const char *key, json_t **value, rp_error_t *err)
+{
+    *value = NULL;
+    if (!config_key_ok(key))
+        return rp_error_set(err, RP_EINVAL, RP_C_IDENT,
+                            "\"%s\" is not a valid setting name (lower-case words joined by . or _)",
+                            key ? key : "(null)");
+    sqlite3_stmt *st = rp__stmt(s, "SELECT value FROM rp_settings WHERE key = ?", err);
+    if (!st)
+        return err->code;
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *value = json_loads((const char *)sqlite3_column_text(st, 0), JSON_DECODE_ANY, NULL);
+    sqlite3_reset(st);
+    if (rc == SQLITE_DONE)
+        return rp_error_set(err, RP_ENOTFOUND, RP_C_NO_RECORD, "setting \"%s\" is not set", key);
+    return rc == SQLITE_ROW ? 0 : rp__dberr(s, rc, "cannot read the setting", err);
+}
+
+int rp_config_set(rp_store_t *s, const rp_ctx_t *ctx, const char *key, json_t *value,
+                  rp_error_t *err)
+{
+    if (!config_key_ok(key))
+        return rp_error_set(err, RP_EINVAL, RP_C_IDENT,
+                            "\"%s\" is not a valid setting name (lower-case words joined by . or _)",
+                            key ? key : "(null)");
+    json_t *old = NULL;
+    rp_config_get(s, key, &old, NULL);
+    int rc = rp_store_begin(s, err);
+    if (rc) {
+        json_decref(old);
+        return rc;
+    }
+    sqlite3_stmt *st = rp__stmt(s, value ? "INSERT INTO rp_settings(key, value, updated_at,"
+                                           " updated_by) VALUES(?1, ?2, ?3, ?4) ON CONFLICT(key)"
+                                           " DO UPDATE SET value = ?2, updated_at = ?3,"
+                                           " updated_by = ?4"
+                                         : "DELETE FROM rp_settings WHERE key = ?1 AND"
+                                           " ?2 IS NULL AND ?3 IS NOT NULL AND ?4 IS NOT NULL",
+                                err);
+    char now[32];
+    rp__fmt_time(rp_store_now(s), now);
+    char *text = value ? json_dumps(value, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+    if (st) {
+        sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+        if (text)
+            sqlite3_bind_text(st, 2, text, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, now, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, ctx && ctx->actor ? ctx->actor : "system", -1, SQLITE_STATIC);
+        rc = step_done(s, st, "cannot save the setting", err);
+    } else {
+        rc = err->code;
+    }
+    if (!rc) {
+        json_t *ch = json_pack("{s:[OO]}", key, old ? old : json_null(),
+                               value ? value : json_null());
+        rc = rp__event_append(s, ctx, "config.changed", "", 0, ch, NULL, err);
+        json_decref(ch);
+    }
+    free(text);
+    json_decref(old);
+    if (rc) {
+        rp_store_rollback(s, NULL);
+        return rc;
+    }
+    return rp_store_commit(s, err);
+}
+
+int rp_config_list(rp_store_t *s, json_t **out, rp_error_t *err)
+{
+    *out = NULL;
+    sqlite3_stmt *st = rp__stmt(s, "SELECT key, value FROM rp_settings ORDER BY key", err);
+    if (!st)
+        return err->code;
+    json_t *all = json_object();
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        json_t *v = json_loads((const char *)sqlite3_column_text(st, 1), JSON_DECODE_ANY, NULL);
+        json_object_set_new(all, (const char *)sqlite3_column_text(st, 0), v ? v : json_null());
+    }
+    sqlite3_reset(st);
+    *out = all;
+    return 0;
 }

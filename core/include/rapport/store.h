@@ -230,4 +230,23 @@ int rp_store_count(rp_store_t *s, const char *entity, json_t *where, bool with_d
 int rp_store_search(rp_store_t *s, const char *text, const char *entity, int limit, json_t **out,
                     rp_error_t *err);
 
+/* ---------------------------------------------------------------------------------------- */
+/* Configuration (kept in the database, so a copy of the file is a copy of the installation)  */
+
+/**
+ * Reads setting @p key (lower-case words joined by "." or "_") into *value (a new reference to
+ * any JSON value). RP_ENOTFOUND when it is not set.
+ */
+int rp_config_get(rp_store_t *s, const char *key, json_t **value, rp_error_t *err);
+
+/**
+ * Sets @p key to @p value (borrowed; NULL removes the setting). Emits "config.changed" with the
+ * old and new values, so the event log says who changed the configuration and when.
+ */
+int rp_config_set(rp_store_t *s, const rp_ctx_t *ctx, const char *key, json_t *value,
+                  rp_error_t *err);
+
+/** Every setting as one JSON object {key: value} (owned). */
+int rp_config_list(rp_store_t *s, json_t **out, rp_error_t *err);
+
 #endif
