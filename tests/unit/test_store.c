@@ -667,6 +667,41 @@ static void test_hooks_normalise_and_veto(void **state)
     rp_store_close(s);
 }
 
+static void test_config(void **state)
+{
+    (void)state;
+    rp_store_t *s = test_open();
+    rp_error_t err = {0};
+    json_t *v = NULL;
+    assert_int_equal(rp_config_get(s, "timezone", &v, &err), RP_ENOTFOUND);
+    json_t *tz = json_string("Europe/Berlin");
+    assert_int_equal(rp_config_set(s, &test_ctx, "timezone", tz, &err), 0);
+    json_decref(tz);
+    assert_int_equal(rp_config_get(s, "timezone", &v, &err), 0);
+    assert_string_equal(json_string_value(v), "Europe/Berlin");
+    json_decref(v);
+    json_t *n = json_integer(5);
+    assert_int_equal(rp_config_set(s, &test_ctx, "sla.retries", n, &err), 0);
+    json_decref(n);
+    json_t *all = NULL;
+    assert_int_equal(rp_config_list(s, &all, &err), 0);
+    assert_int_equal(json_object_size(all), 2);
+    assert_int_equal(json_integer_value(json_object_get(all, "sla.retries")), 5);
+    json_decref(all);
+    /* Every change is an event: who changed the configuration, from what to what. */
+    rp_event_t ev;
+    assert_int_equal(rp_events_list(s, 0, true, &ev, 1, &err), 1);
+    assert_string_equal(ev.type, "config.changed");
+    assert_string_equal(ev.changes, "{\"sla.retries\":[null,5]}");
+    rp_event_clear(&ev);
+    assert_int_equal(rp_config_set(s, &test_ctx, "timezone", NULL, &err), 0);
+    assert_int_equal(rp_config_get(s, "timezone", &v, &err), RP_ENOTFOUND);
+    assert_int_equal(rp_config_set(s, &test_ctx, "Bad Key", NULL, &err), RP_EINVAL);
+    assert_contains(err.msg, "not a valid setting name");
+    assert_int_equal(rp_config_get(s, "x'; DROP TABLE rp_settings; --", &v, &err), RP_EINVAL);
+    rp_store_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -682,6 +717,7 @@ int main(void)
         cmocka_unit_test(test_nested_transactions),
         cmocka_unit_test(test_bulk_all_or_nothing),
         cmocka_unit_test(test_hooks_normalise_and_veto),
+        cmocka_unit_test(test_config),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
