@@ -592,7 +592,7 @@ void rp__lua_pending_begin(rp_lua_t *l)
 
 void rp__lua_pending_discard(rp_lua_t *l)
 {
-    if (--l->pending_depth > 0)
+    if (l->pending_depth > 0 && --l->pending_depth > 0)
         return;
     while (l->pending) {
         rp__reg_t *r = l->pending;
@@ -986,7 +986,7 @@ static const char prelude[] =
     "      if nxt ~= nil then\n"
     "        if steps[nxt] == nil then error('workflow ' .. name .. ': no step ' .. tostring(nxt)) end\n"
     "        crm.after(delay or '0s', name .. '.' .. nxt, {state = state or p.state or {}},\n"
-    "                  p.key and {key = p.key} or nil)\n"
+    "                  job.key and {key = job.key} or nil)\n"
     "      end\n"
     "    end)\n"
     "  end\n"
@@ -996,6 +996,60 @@ static const char prelude[] =
     "  return crm.after(opts and opts.delay or '0s', name .. '.' .. step,\n"
     "                   {state = state or {}, key = key}, key and {key = key} or nil)\n"
     "end\n";
+
+/* crm.<ns>.<name>(…) for an extension: arguments in as a JSON array, the result out as JSON. */
+static int ext_call(lua_State *L)
+{
+    const rp_lua_ext_t *x = lua_touserdata(L, lua_upvalueindex(1));
+    int n = lua_gettop(L);
+    json_t *args = json_array();
+    for (int i = 1; i <= n; i++) {
+        const char *why = "an unsupported value";
+        json_t *v = rp__lua_to_json(L, i, &why);
+        if (!v) {
+            json_decref(args);
+            return luaL_error(L, "crm.%s.%s: argument %d must be plain data, not %s", x->ns,
+                              x->name, i, why);
+        }
+        json_array_append_new(args, v);
+    }
+    char *text = json_dumps(args, JSON_COMPACT);
+    json_decref(args);
+    char *result = NULL, msg[512] = "";
+    int rc = text ? x->fn(x->ud, text, &result, msg, sizeof msg) : RP_ENOMEM;
+    free(text);
+    if (rc) {
+        free(result);
+        return luaL_error(L, "crm.%s.%s: %s", x->ns, x->name, msg[0] ? msg : "failed");
+    }
+    if (!result)
+        return 0;
+    json_error_t je;
+    json_t *j = json_loads(result, JSON_DECODE_ANY, &je);
+    free(result);
+    if (!j)
+        return luaL_error(L, "crm.%s.%s returned text that is not JSON: %s", x->ns, x->name,
+                          je.text);
+    push_owned(L, j);
+    return 1;
+}
+
+static void open_ext(lua_State *L, const rp_lua_ext_t *x)
+{
+    for (; x; x = x->next) {
+        lua_getfield(L, -1, x->ns);
+        if (!lua_istable(L, -1)) {
+            lua_pop(L, 1);
+            lua_newtable(L);
+            lua_pushvalue(L, -1);
+            lua_setfield(L, -3, x->ns);
+        }
+        lua_pushlightuserdata(L, (void *)x);
+        lua_pushcclosure(L, ext_call, 1);
+        lua_setfield(L, -2, x->name);
+        lua_pop(L, 1);
+    }
+}
 
 int rp__lua_open_crm(rp_lua_t *l, rp_error_t *err)
 {
@@ -1028,6 +1082,7 @@ int rp__lua_open_crm(rp_lua_t *l, rp_error_t *err)
     lua_setfield(L, -2, "json");
     luaL_newlib(L, clock);
     lua_setfield(L, -2, "clock");
+    open_ext(L, l->o.ext);
     lua_pushvalue(L, -1);
     lua_setglobal(L, "crm");
     if (luaL_loadbufferx(L, prelude, sizeof prelude - 1, "=crm.workflow", "t") != LUA_OK) {

@@ -53,6 +53,7 @@ enum {
     RP_C_CRON = 1601,        /**< Malformed cron expression or unknown time zone. */
     RP_C_LIMIT = 1701,       /**< A script went over one of its limits. */
     RP_C_SCRIPT = 1702,      /**< A script failed (its message carries file:line). */
+    RP_C_PLUGIN = 1801,      /**< A plugin was refused or failed. */
 };
 
 /** The detail of a failure. The caller owns it (usually on the stack). */

@@ -12,6 +12,23 @@
 /** A Lua state bound to one store and engine. */
 typedef struct rp_lua rp_lua_t;
 
+/**
+ * A function added to the `crm` table under a namespace (crm.<ns>.<name>), e.g. by a plugin.
+ * It gets its arguments as a JSON array and sets *result to JSON text (malloc'd; NULL for nil);
+ * non-zero with @p err filled raises a Lua error.
+ */
+typedef int (*rp_lua_ext_fn)(void *ud, const char *args, char **result, char *err,
+                             size_t errlen);
+
+/** One such function in a list (borrowed by every state made with it; keep it alive). */
+typedef struct rp_lua_ext {
+    const char *ns;              /**< Namespace: crm.<ns>. */
+    const char *name;            /**< Function name. */
+    rp_lua_ext_fn fn;
+    void *ud;
+    const struct rp_lua_ext *next;
+} rp_lua_ext_t;
+
 /** Options for rp_lua_new(). Zero-initialise; zero fields take the defaults shown. */
 typedef struct rp_lua_opts {
     bool sandbox;          /**< A script's sandbox (no io, os, debug, package, binary chunks). */
@@ -20,6 +37,7 @@ typedef struct rp_lua_opts {
     size_t max_memory;     /**< Ceiling for the whole state in bytes (default 64 MiB). */
     const char *actor;     /**< Who the script acts as (default "script:<name>"). */
     const char *name;      /**< The script's name in messages and registrations. */
+    const rp_lua_ext_t *ext; /**< Functions to add under crm.<ns> (borrowed), or NULL. */
 } rp_lua_opts_t;
 
 /**
@@ -43,6 +61,16 @@ int rp_lua_eval(rp_lua_t *l, const char *code, const char *chunkname, json_t **r
 /** Runs the file @p path as rp_lua_eval() does; @p args become the global `arg` table. */
 int rp_lua_run_file(rp_lua_t *l, const char *path, int argc, char **argv, json_t **results,
                     rp_error_t *err);
+
+struct lua_State;
+
+/**
+ * The Lua state inside @p l, for a tool that drives it between chunks: the REPL asks the parser
+ * whether an input is complete and walks the live `crm` table to complete names. Borrowed:
+ * valid until rp_lua_free(). Code should still run through rp_lua_eval(), which applies the
+ * limits and the deferred registrations; call nothing on the state while a chunk runs.
+ */
+struct lua_State *rp_lua_state(rp_lua_t *l);
 
 /**
  * Renders a value the way `rapport eval` prints it: strings and numbers plainly, nil as "nil",

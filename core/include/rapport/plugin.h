@@ -1,0 +1,56 @@
+/*
+ * plugin.h — the plugin host: finds shared objects in the plugin folders, checks their ABI,
+ * names and dependencies, runs init in dependency order (and fini in reverse), hands them the
+ * host table of sdk/include/rapport_plugin.h, and undoes whatever a failing init registered.
+ */
+#ifndef RAPPORT_PLUGIN_HOST_H
+#define RAPPORT_PLUGIN_HOST_H
+
+#include "rapport/lua.h"
+#include "rapport/sched.h"
+
+/** The loaded plugins of one engine. */
+typedef struct rp_plugins rp_plugins_t;
+
+/** Options for rp_plugins_load(). */
+typedef struct rp_plugins_opts {
+    const char *const *dirs; /**< Folders to search, NULL-terminated (borrowed). */
+    bool skip_broken;        /**< Start without a broken plugin (and say so) instead of failing. */
+    rp_log_fn log;           /**< Where skipped plugins and plugin logs are said. */
+    void *log_ud;
+} rp_plugins_opts_t;
+
+/**
+ * Loads every plugin found in the folders: a `*.so` in a folder, or `<name>/<name>.so` in a
+ * sub-folder (whose `scripts/` then ship with it). Each refusal names the plugin, its file and
+ * the reason. Without skip_broken the first refusal fails the whole load (RP_EINVAL) and
+ * nothing stays loaded. *out is owned: rp_plugins_unload(). @p e may be NULL (no jobs, handlers).
+ */
+int rp_plugins_load(rp_store_t *s, rp_sched_t *e, const rp_plugins_opts_t *opts,
+                    rp_plugins_t **out, rp_error_t *err);
+
+/** Runs fini in reverse order, removes every registration and unloads. NULL is ignored. */
+void rp_plugins_unload(rp_plugins_t *p);
+
+/** How many plugins are loaded. */
+int rp_plugins_count(const rp_plugins_t *p);
+
+/**
+ * What `rapport plugins` shows: an array (owned) of {"name","version","abi","file",
+ * "description","requires","entities","hooks","handlers","jobs","schedules","lua","commands"}.
+ */
+json_t *rp_plugins_describe(const rp_plugins_t *p);
+
+/** The Lua functions the plugins added (for rp_lua_opts_t.ext). Borrowed; may be NULL. */
+const rp_lua_ext_t *rp_plugins_lua(const rp_plugins_t *p);
+
+/** The `scripts/` folders the plugins ship (NULL-terminated, borrowed). */
+const char *const *rp_plugins_script_dirs(const rp_plugins_t *p);
+
+/**
+ * Runs `rapport <plugin> ARGS…`: argv[0] is the plugin's name. Returns the command's exit
+ * status, or -1 with @p err filled when the plugin or its command does not exist.
+ */
+int rp_plugins_command(rp_plugins_t *p, int argc, char **argv, rp_error_t *err);
+
+#endif

@@ -1,0 +1,234 @@
+/*
+ * rapport_plugin.h — the whole plugin ABI of Rapport, self-contained.
+ *
+ * A plugin is a shared object that exports one function, rapport_plugin_entry(), returning a
+ * static descriptor. The engine calls the descriptor's init() with a table of host functions
+ * (rapport_api); the plugin reaches the engine only through that table, so it resolves no host
+ * symbol by name and needs no library but libc. Values cross as JSON text (UTF-8, NUL-ended),
+ * so no JSON library's types are part of the ABI.
+ *
+ * Stability: within one RAPPORT_PLUGIN_ABI, functions are only ever appended to rapport_api,
+ * never removed, reordered or changed; api->size tells which exist (RAPPORT_HAS). Structures
+ * handed to the plugin only grow at their end. A new ABI number means a plugin must be rebuilt.
+ */
+#ifndef RAPPORT_PLUGIN_H
+#define RAPPORT_PLUGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** The ABI this header describes. The engine refuses a plugin built for another. */
+#define RAPPORT_PLUGIN_ABI 1
+
+/** The name of the one function a plugin exports. */
+#define RAPPORT_PLUGIN_ENTRY_NAME "rapport_plugin_entry"
+
+/** Marks the entry function exported (plugins build with -fvisibility=hidden). */
+#define RAPPORT_EXPORT __attribute__((visibility("default")))
+
+/** Status codes: 0 is success, negatives are failures (the same classes as the core's). */
+enum {
+    RAPPORT_OK = 0,
+    RAPPORT_EINVAL = -1,    /**< Bad input. */
+    RAPPORT_ENOTFOUND = -2, /**< No such entity, field or record. */
+    RAPPORT_ECONFLICT = -3, /**< Stale version or duplicate unique value. */
+    RAPPORT_EVETO = -4,     /**< A before-hook refused the change. */
+    RAPPORT_EIO = -5,       /**< The database failed. */
+    RAPPORT_ENOMEM = -6,    /**< Out of memory. */
+};
+
+/** Log levels for rapport_api.log. */
+enum { RAPPORT_LOG_INFO = 0, RAPPORT_LOG_WARN = 1, RAPPORT_LOG_ERROR = 2 };
+
+/** What a write does (for before-hooks). */
+enum {
+    RAPPORT_CREATE = 0, RAPPORT_UPDATE = 1, RAPPORT_DELETE = 2, RAPPORT_RESTORE = 3,
+    RAPPORT_PURGE = 4,
+};
+
+/** The engine's handle for one loaded plugin. Opaque. */
+typedef struct rapport_host rapport_host;
+
+/** A record being written, as a before-hook sees it. Opaque; read and edit it through the API. */
+typedef struct rapport_change rapport_change;
+
+/** A plugin this one needs, with the oldest version that will do ("1.2.0"). */
+typedef struct rapport_dep {
+    const char *name;        /**< The plugin's name; NULL ends the list. */
+    const char *min_version; /**< Semantic version, or NULL for any. */
+} rapport_dep;
+
+typedef struct rapport_api rapport_api;
+
+/** The static descriptor a plugin's entry function returns. */
+typedef struct rapport_plugin {
+    uint32_t abi;              /**< RAPPORT_PLUGIN_ABI at build time. */
+    const char *name;          /**< A lower-case identifier: the plugin's name everywhere. */
+    const char *version;       /**< Semantic version "MAJOR.MINOR.PATCH". */
+    const char *description;   /**< One line. */
+    const rapport_dep *requires; /**< Plugins needed first, ended by {NULL, NULL}; may be NULL. */
+    /**
+     * Registers what the plugin brings. Return 0, or a negative status with a message written
+     * into @p err (at most @p errlen bytes): everything registered so far is then undone.
+     */
+    int (*init)(rapport_host *h, const rapport_api *api, char *err, size_t errlen);
+    /** Releases what init made. Called in the reverse order of init. May be NULL. */
+    void (*fini)(rapport_host *h, const rapport_api *api);
+} rapport_plugin;
+
+/** The type of the entry function: `RAPPORT_EXPORT const rapport_plugin *rapport_plugin_entry(void)`. */
+typedef const rapport_plugin *(*rapport_entry_fn)(void);
+
+/** An event as a handler sees it. Borrowed: valid until the handler returns. */
+typedef struct rapport_event {
+    int64_t seq;          /**< Position in the log. */
+    const char *type;     /**< "contact.created", "deal.stage_changed", … */
+    const char *entity;   /**< The entity, or "". */
+    int64_t record_id;    /**< The record, or 0. */
+    const char *actor;    /**< Who acted. */
+    const char *at;       /**< UTC "YYYY-MM-DDTHH:MM:SS.sssZ". */
+    const char *changes;  /**< JSON object: {field: [old, new]}, or a custom event's payload. */
+    int depth;            /**< How many handlers deep this change was caused. */
+} rapport_event;
+
+/** A job as its handler sees it. Borrowed: valid until the handler returns. */
+typedef struct rapport_job {
+    int64_t id;           /**< The job's id. */
+    const char *name;     /**< The handler's name. */
+    const char *key;      /**< Its key, or NULL. */
+    const char *payload;  /**< JSON object. */
+    int attempts;         /**< Runs so far, this one included. */
+} rapport_job;
+
+/** A before-hook: edit or veto @p c; return non-zero with @p err filled to veto. */
+typedef int (*rapport_hook_fn)(rapport_host *h, const rapport_api *api, rapport_change *c,
+                               void *ud, char *err, size_t errlen);
+/** An event handler: return non-zero with @p err filled to have the event retried. */
+typedef int (*rapport_event_fn)(rapport_host *h, const rapport_api *api, const rapport_event *ev,
+                                void *ud, char *err, size_t errlen);
+/** A job handler: return non-zero with @p err filled to have the job retried. */
+typedef int (*rapport_job_fn)(rapport_host *h, const rapport_api *api, const rapport_job *job,
+                              void *ud, char *err, size_t errlen);
+/**
+ * A Lua function crm.<plugin>.<name>: @p args is a JSON array of the arguments; set *result to
+ * JSON text made with api->strdup (or leave it NULL for nil). Non-zero with @p err to raise.
+ */
+typedef int (*rapport_lua_fn)(rapport_host *h, const rapport_api *api, const char *args,
+                              char **result, void *ud, char *err, size_t errlen);
+/** A command `rapport <plugin> <name> ARGS…`: prints what it likes; returns the exit status. */
+typedef int (*rapport_command_fn)(rapport_host *h, const rapport_api *api, int argc, char **argv,
+                                  void *ud);
+
+/**
+ * The host's functions. Every function that can fail returns 0 or a negative status and leaves
+ * a message for api->last_error(h). Strings the host returns are owned by the caller: free them
+ * with api->free. JSON arguments are borrowed.
+ */
+struct rapport_api {
+    uint32_t size;            /**< sizeof(rapport_api) in the host: test with RAPPORT_HAS. */
+    uint32_t abi;             /**< The host's RAPPORT_PLUGIN_ABI. */
+    const char *host_version; /**< The engine's version. */
+
+    /* -- basics -- */
+    /** The message of the last failure of a call made through @p h ("" if none). */
+    const char *(*last_error)(rapport_host *h);
+    /** Frees a string the host returned. */
+    void (*free)(void *p);
+    /** Copies @p s into memory api->free can release (for results handed to the host). */
+    char *(*strdup)(const char *s);
+    /** Logs one line, printf-style, under the plugin's name. */
+    void (*log)(rapport_host *h, int level, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+    /** The engine's clock, in milliseconds since the epoch (virtual in tests). */
+    int64_t (*now_ms)(rapport_host *h);
+    /** The plugin's setting @p key ("plugin.<name>.<key>" in `rapport config`), as JSON text,
+     *  or NULL when it is not set. Owned. */
+    char *(*config)(rapport_host *h, const char *key);
+    /** The folder the plugin was loaded from (its scripts live in <dir>/scripts). Borrowed. */
+    const char *(*dir)(rapport_host *h);
+
+    /* -- the registry -- */
+    /** Defines an entity: @p spec as in `rapport define` ({"fields": {…}}). */
+    int (*define_entity)(rapport_host *h, const char *entity, const char *spec);
+    /** Adds a field to an entity. */
+    int (*add_field)(rapport_host *h, const char *entity, const char *field, const char *spec);
+    /** Whether an entity is defined (1) or not (0). */
+    int (*has_entity)(rapport_host *h, const char *entity);
+
+    /* -- records -- */
+    /** Creates a record from the JSON object @p fields; *id (may be NULL) gets its id. */
+    int (*create)(rapport_host *h, const char *entity, const char *fields, int64_t *id);
+    /** The record as JSON text (owned), or NULL (see last_error; not found is not an error
+     *  message of its own: last_error says "no <entity> with id N"). */
+    char *(*get)(rapport_host *h, const char *entity, int64_t id);
+    /** Applies the JSON object @p patch; @p version > 0 checks the version first. */
+    int (*update)(rapport_host *h, const char *entity, int64_t id, const char *patch,
+                  int64_t version);
+    /** Soft-deletes a record. */
+    int (*remove)(rapport_host *h, const char *entity, int64_t id);
+    /**
+     * Runs a query: @p query is {"where": …, "order": "f,-g", "limit": n, "after": cursor,
+     * "fields": [..], "deleted": bool}. Returns {"data": [...], "next": cursor|null} (owned).
+     */
+    char *(*find)(rapport_host *h, const char *entity, const char *query);
+    /** Counts the records matching @p where (JSON, or NULL for all) into *n. */
+    int (*count)(rapport_host *h, const char *entity, const char *where, int64_t *n);
+    /** Appends a custom event of @p type with the JSON object @p payload (may be NULL). */
+    int (*emit)(rapport_host *h, const char *type, const char *entity, int64_t record_id,
+                const char *payload);
+
+    /* -- registrations (each removed again if init fails, and when the plugin unloads) -- */
+    /** A before-hook on @p entity ("*" for all) and @p action (RAPPORT_CREATE…). */
+    int (*hook)(rapport_host *h, const char *entity, int action, int priority, rapport_hook_fn fn,
+                void *ud);
+    /** A batch before-hook on create or update: sees a bulk write once (see batch_*). */
+    int (*batch_hook)(rapport_host *h, const char *entity, int action, int priority,
+                      rapport_hook_fn fn, void *ud);
+    /** A durable event handler named "<plugin>.<name>" for the types matching @p types. */
+    int (*on)(rapport_host *h, const char *name, const char *types, rapport_event_fn fn,
+              void *ud);
+    /** The handler of jobs named @p name (use "<plugin>.<verb>"). */
+    int (*job)(rapport_host *h, const char *name, rapport_job_fn fn, void *ud);
+    /** Schedules job @p name in @p delay_ms with a JSON @p payload and an optional @p key. */
+    int (*schedule)(rapport_host *h, const char *name, const char *payload, int64_t delay_ms,
+                    const char *key);
+    /** Cancels the pending job of @p key (RAPPORT_ENOTFOUND when there is none). */
+    int (*cancel)(rapport_host *h, const char *key);
+    /** Runs job @p job on the cron expression @p cron in zone @p tz (NULL: the configured one). */
+    int (*every)(rapport_host *h, const char *schedule, const char *cron, const char *tz,
+                 const char *job, const char *payload);
+    /** Adds crm.<plugin>.<name> to every Lua state. */
+    int (*lua_function)(rapport_host *h, const char *name, rapport_lua_fn fn, void *ud);
+    /** Adds `rapport <plugin> <name>` with a one-line @p help. */
+    int (*command)(rapport_host *h, const char *name, const char *help, rapport_command_fn fn,
+                   void *ud);
+
+    /* -- inside a before-hook -- */
+    /** The entity of the change. Borrowed. */
+    const char *(*change_entity)(rapport_change *c);
+    /** The action (RAPPORT_CREATE…). */
+    int (*change_action)(rapport_change *c);
+    /** The record's id (0 on create). */
+    int64_t (*change_id)(rapport_change *c);
+    /** For a batch hook: how many records; for a record hook: 1. */
+    int (*change_count)(rapport_change *c);
+    /** Record @p i's field as JSON text (owned), or NULL when absent. On update, a field not in
+     *  the patch is read from the record as it was. */
+    char *(*change_get)(rapport_change *c, int i, const char *field);
+    /** Sets record @p i's field from JSON text (NULL removes it from the write). */
+    int (*change_set)(rapport_change *c, int i, const char *field, const char *json);
+};
+
+/** Whether @p api has function @p fn (so a plugin can run on an older host). */
+#define RAPPORT_HAS(api, fn) \
+    ((api)->size >= offsetof(rapport_api, fn) + sizeof((api)->fn) && (api)->fn != NULL)
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,273 @@
+/*
+ * test_plugin.c — the plugin host against real fixture shared objects (tests/plugins): a
+ * working plugin's registrations end to end, load order along a dependency chain and fini in
+ * reverse, and each refusal with the plugin, its file and the reason named.
+ */
+#include <unistd.h>
+
+#include "helpers.h"
+#include "rapport/lua.h"
+#include "rapport/plugin.h"
+
+static char logbuf[8192];
+static void capture(void *ud, const char *level, const char *component, const char *msg)
+{
+    size_t n = strlen(logbuf);
+    snprintf(logbuf + n, sizeof logbuf - n, "%s %s %s\n", level, component, msg);
+}
+
+/* A folder holding links to the named fixtures ("good", "chain_b", …); removed by cleanup(). */
+static char dir[64];
+static const char *folder_with(const char *const *names)
+{
+    const char *built = getenv("RP_TEST_PLUGINS");
+    if (!built)
+        fail_msg("RP_TEST_PLUGINS is not set (run through ctest)");
+    snprintf(dir, sizeof dir, "/tmp/rp_plug_XXXXXX");
+    if (!mkdtemp(dir))
+        fail_msg("mkdtemp");
+    for (int i = 0; names[i]; i++) {
+        char from[512], to[512];
+        snprintf(from, sizeof from, "%s/%s.so", built, names[i]);
+        snprintf(to, sizeof to, "%s/%s.so", dir, names[i]);
+        if (symlink(from, to) != 0)
+            fail_msg("symlink %s", from);
+    }
+    return dir;
+}
+
+static void cleanup(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        fail_msg("cleanup");
+}
+
+static int load(rp_store_t *s, rp_sched_t *e, const char *const *names, bool skip,
+                rp_plugins_t **out, rp_error_t *err)
+{
+    const char *dirs[] = {folder_with(names), NULL};
+    rp_plugins_opts_t o = {.dirs = dirs, .skip_broken = skip, .log = capture};
+    logbuf[0] = '\0';
+    return rp_plugins_load(s, e, &o, out, err);
+}
+
+static void test_a_working_plugin(void **state)
+{
+    (void)state;
+    rp_store_t *s = test_open();
+    rp_sched_opts_t so = {.virtual_clock = true, .start_ms = 1767225600000};
+    rp_sched_t *e = rp_sched_new(s, &so);
+    const char *names[] = {"good", NULL};
+    rp_plugins_t *p = NULL;
+    rp_error_t err = {0};
+    assert_int_equal(load(s, e, names, false, &p, &err), 0);
+    assert_int_equal(rp_plugins_count(p), 1);
+    assert_true(rp_store_has_entity(s, "good_item"));
+    assert_contains(logbuf, "info plugin:good init good");
+
+    /* Its hook edits the record, and vetoes with its message. */
+    int64_t id = create(s, "good_item", "{\"name\": \"widget\"}");
+    assert_string_equal(field_of(s, "good_item", id, "name"), "\"Widget\"");
+    assert_string_equal(field_of(s, "good_item", id, "points"), "1");
+    rp_error_t verr = {0};
+    assert_int_equal(try_create(s, "good_item", "{\"name\": \"forbidden\"}", &verr), RP_EVETO);
+    assert_contains(verr.msg, "the name \"forbidden\" is not allowed (plugin good)");
+    /* A bulk write goes through the same hook. */
+    json_t *batch = J("[{\"name\": \"alpha\"}, {\"name\": \"beta\", \"points\": 5}]");
+    assert_int_equal(rp_store_create_many(s, &test_ctx, "good_item", batch, NULL, NULL, &err), 0);
+    json_decref(batch);
+    assert_string_equal(field_of(s, "good_item", 3, "name"), "\"Beta\"");
+    assert_string_equal(field_of(s, "good_item", 3, "points"), "5");
+
+    /* Its event handler and its job run on the engine, writing as the plugin. */
+    assert_int_equal(rp_sched_run_due(e, NULL, &err), 0);
+    json_t *w = J("{}");
+    int64_t n = 0;
+    rp_event_t ev[8];
+    int k = rp_events_list(s, 0, true, ev, 8, &err);
+    int seen = 0;
+    for (int i = 0; i < k; i++) {
+        if (strcmp(ev[i].type, "good.seen") == 0) {
+            seen++;
+            assert_string_equal(ev[i].actor, "subscriber:good.seen");
+            assert_true(ev[i].depth == 1 && ev[i].cause > 0);
+        }
+        rp_event_clear(&ev[i]);
+    }
+    assert_int_equal(seen, 3);
+    json_decref(w);
+    json_t *payload = J("{\"n\": 7}");
+    assert_int_equal(rp_jobs_schedule(s, &test_ctx, "good.tick", payload, rp_sched_now(e) + 1000,
+                                      NULL, NULL, &err), 0);
+    json_decref(payload);
+    assert_int_equal(rp_sched_advance(e, 2000, &err), 0);
+    k = rp_events_list(s, 0, true, ev, 1, &err);
+    assert_int_equal(k, 1);
+    assert_string_equal(ev[0].type, "good.ticked");
+    assert_string_equal(ev[0].changes, "{\"n\":7}");
+    rp_event_clear(&ev[0]);
+    (void)n;
+
+    /* Its Lua function is crm.good.double in every state made with the plugins' list. */
+    rp_lua_opts_t lo = {.ext = rp_plugins_lua(p)};
+    rp_lua_t *l = rp_lua_new(s, e, &lo, &err);
+    assert_non_null(l);
+    json_t *res = NULL;
+    assert_int_equal(rp_lua_eval(l, "crm.good.double(21)", "t", &res, &err), 0);
+    assert_int_equal(json_integer_value(json_array_get(res, 0)), 42);
+    json_decref(res);
+    assert_int_equal(rp_lua_eval(l, "crm.good.double('x')", "t", &res, &err), RP_EINVAL);
+    assert_contains(err.msg, "t:1: crm.good.double: double needs one integer");
+    rp_lua_free(l);
+
+    /* Its command, and a command it lacks. */
+    char *argv1[] = {"good", "hello", "world", NULL};
+    assert_int_equal(rp_plugins_command(p, 3, argv1, &err), 0);
+    char *argv2[] = {"good", "nope", NULL};
+    assert_int_equal(rp_plugins_command(p, 2, argv2, &err), -1);
+    assert_contains(err.msg, "rapport good hello  say hello");
+
+    /* What `rapport plugins` shows. */
+    json_t *d = rp_plugins_describe(p);
+    json_t *g = json_array_get(d, 0);
+    assert_string_equal(json_string_value(json_object_get(g, "version")), "1.2.0");
+    assert_int_equal(json_integer_value(json_object_get(g, "abi")), 1);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(g, "entities"), 0)),
+                        "good_item");
+    assert_string_equal(json_string_value(json_array_get(json_object_get(g, "hooks"), 0)),
+                        "good_item.create");
+    assert_string_equal(json_string_value(json_array_get(json_object_get(g, "lua"), 0)),
+                        "crm.good.double");
+    assert_int_equal(json_array_size(json_object_get(g, "jobs")), 1);
+    assert_int_equal(json_array_size(json_object_get(g, "handlers")), 1);
+    json_decref(d);
+
+    rp_plugins_unload(p);
+    assert_contains(logbuf, "info plugin:good fini good");
+    /* After unloading, its hook no longer applies. */
+    id = create(s, "good_item", "{\"name\": \"lower\"}");
+    assert_string_equal(field_of(s, "good_item", id, "name"), "\"lower\"");
+    rp_sched_free(e);
+    rp_store_close(s);
+    cleanup();
+}
+
+static void test_dependency_order_and_fini_in_reverse(void **state)
+{
+    (void)state;
+    rp_store_t *s = test_open();
+    rp_sched_t *e = rp_sched_new(s, NULL);
+    /* File names sort c, b, good: the host must still start good, then chainb, then chainc. */
+    const char *names[] = {"chain_c", "chain_b", "good", NULL};
+    rp_plugins_t *p = NULL;
+    rp_error_t err = {0};
+    assert_int_equal(load(s, e, names, false, &p, &err), 0);
+    char *a = strstr(logbuf, "init good"), *b = strstr(logbuf, "init chainb"),
+         *c = strstr(logbuf, "init chainc");
+    assert_true(a && b && c && a < b && b < c);
+    rp_plugins_unload(p);
+    a = strstr(logbuf, "fini good");
+    b = strstr(logbuf, "fini chainb");
+    c = strstr(logbuf, "fini chainc");
+    assert_true(a && b && c && c < b && b < a);
+    rp_sched_free(e);
+    rp_store_close(s);
+    cleanup();
+}
+
+static void expect_refusal(const char *const *names, const char *needle1, const char *needle2)
+{
+    rp_store_t *s = test_open();
+    rp_sched_t *e = rp_sched_new(s, NULL);
+    rp_plugins_t *p = NULL;
+    rp_error_t err = {0};
+    int rc = load(s, e, names, false, &p, &err);
+    if (rc == 0)
+        fail_msg("expected a refusal containing \"%s\"", needle1);
+    assert_null(p);
+    assert_contains(err.msg, "RP-E1801");
+    assert_contains(err.msg, needle1);
+    if (needle2)
+        assert_contains(err.msg, needle2);
+    /* Nothing of the refused plugin stays. */
+    assert_false(rp_store_has_entity(s, "doomed_thing"));
+    rp_sched_free(e);
+    rp_store_close(s);
+    cleanup();
+}
+
+static void test_refusals(void **state)
+{
+    (void)state;
+    const char *notso[] = {"broken", NULL};
+    expect_refusal(notso, "broken.so is not a loadable shared object", NULL);
+    const char *noentry[] = {"noentry", NULL};
+    expect_refusal(noentry, "noentry.so has no entry function rapport_plugin_entry", NULL);
+    const char *abi[] = {"abi", NULL};
+    expect_refusal(abi, "plugin future (", "built for plugin ABI 99; this engine speaks ABI 1");
+    const char *missing[] = {"missing", NULL};
+    expect_refusal(missing, "plugin lonely (", "needs plugin ghost, which is not loaded");
+    const char *old[] = {"good", "toold", NULL};
+    expect_refusal(old, "plugin picky (", "needs plugin good >= 2.0.0, but good is version 1.2.0");
+    const char *cycle[] = {"cycle1", "cycle2", NULL};
+    expect_refusal(cycle, "dependency cycle: cycleone -> cycletwo -> cycleone", NULL);
+    const char *dup[] = {"good", "dup", NULL};
+    expect_refusal(dup, "has the same name as the plugin loaded from", "good.so");
+    const char *fails[] = {"good", "initfail", NULL};
+    expect_refusal(fails, "plugin doomed (", "the licence key is missing");
+}
+
+static void test_failed_init_is_rolled_back(void **state)
+{
+    (void)state;
+    rp_store_t *s = test_open();
+    rp_sched_t *e = rp_sched_new(s, NULL);
+    const char *names[] = {"initfail", "good", NULL};
+    rp_plugins_t *p = NULL;
+    rp_error_t err = {0};
+    /* With skip_broken the engine starts without it, says so, and keeps the good one. */
+    assert_int_equal(load(s, e, names, true, &p, &err), 0);
+    assert_int_equal(rp_plugins_count(p), 1);
+    assert_contains(logbuf, "warn plugins skipping broken plugin: RP-E1801: plugin doomed");
+    assert_contains(logbuf, "everything it registered was removed");
+    assert_false(rp_store_has_entity(s, "doomed_thing"));
+    /* Its "*" create hook is gone: a good_item is changed only by good's own hook. */
+    rp_lua_opts_t lo = {.ext = rp_plugins_lua(p)};
+    rp_lua_t *l = rp_lua_new(s, e, &lo, &err);
+    json_t *res = NULL;
+    assert_int_equal(rp_lua_eval(l, "crm.doomed == nil, crm.good.double(2)", "t", &res, &err), 0);
+    assert_true(json_is_true(json_array_get(res, 0)));
+    json_decref(res);
+    rp_lua_free(l);
+    json_t *d = rp_plugins_describe(p);
+    assert_int_equal(json_array_size(d), 1);
+    json_decref(d);
+    char *argv1[] = {"doomed", "hello", NULL};
+    assert_int_equal(rp_plugins_command(p, 2, argv1, &err), -1);
+    rp_plugins_unload(p);
+
+    /* Skipping a broken dependency skips what needs it too. */
+    const char *chain[] = {"chain_b", "chain_c", NULL};
+    assert_int_equal(load(s, e, chain, true, &p, &err), 0);
+    assert_int_equal(rp_plugins_count(p), 0);
+    assert_contains(logbuf, "plugin chainb (");
+    assert_contains(logbuf, "needs plugin good >= 1.0.0, which is not loaded");
+    assert_contains(logbuf, "plugin chainc (");
+    rp_plugins_unload(p);
+    rp_sched_free(e);
+    rp_store_close(s);
+    cleanup();
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_a_working_plugin),
+        cmocka_unit_test(test_dependency_order_and_fini_in_reverse),
+        cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_failed_init_is_rolled_back),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
