@@ -55,7 +55,7 @@ int rp__event_append(rp_store_t *s, const rp_ctx_t *ctx, const char *type, const
         return err->code;
     char uid[27];
     rp__uid(s, uid);
-    char *text = json_dumps(changes ? changes : json_object(), JSON_COMPACT);
+    char *text = changes ? json_dumps(changes, JSON_COMPACT) : strdup("{}");
     if (!text)
         return rp_error_set(err, RP_ENOMEM, 0, "out of memory");
     sqlite3_bind_text(st, 1, uid, 26, SQLITE_TRANSIENT);

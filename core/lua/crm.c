@@ -356,8 +356,11 @@ static int call_fn_in_txn(lua_State *L, rp_lua_t *l, bool keep, const char *fnam
     int rc = rp__lua_pcall(l, 0, LUA_MULTRET, &err);
     if (rc || !keep) {
         rp_store_rollback(l->s, NULL);
-        if (rc)
-            return luaL_error(L, "%s", err.msg); /* the message already has file:line */
+        if (rc) {
+            /* Pass the message on as it is: it already has file:line. */
+            lua_pushstring(L, err.msg);
+            return lua_error(L);
+        }
         return lua_gettop(L) - base;
     }
     if (rp_store_commit(l->s, &err))
@@ -431,7 +434,8 @@ static int crm_dry_run(lua_State *L)
         json_decref(records);
         json_decref(events);
         json_decref(jobs);
-        return luaL_error(L, "%s", err.msg);
+        lua_pushstring(L, err.msg);
+        return lua_error(L);
     }
     json_t *changes = json_pack("{s:o,s:o,s:o}", "records", records, "events", events, "jobs",
                                 jobs);

@@ -62,29 +62,64 @@ static void count_hook(lua_State *L, lua_Debug *ar)
     l->instructions += HOOK_EVERY;
     const char *limit = NULL;
     char what[96];
-    if (l->instructions > l->o.max_instructions) {
-        limit = "instruction budget";
-        snprintf(what, sizeof what, "%lld instructions", (long long)l->o.max_instructions);
-    } else if (mono_ms() > l->deadline) {
+    /* Once tripped, the same limit is named again until the call unwinds. */
+    if (l->tripped == 2 || (!l->tripped && l->instructions <= l->o.max_instructions &&
+                            mono_ms() > l->deadline)) {
+        l->tripped = 2;
         limit = "wall-time limit";
         snprintf(what, sizeof what, "%lld ms", (long long)l->o.max_wall_ms);
+    } else if (l->tripped == 1 || l->instructions > l->o.max_instructions) {
+        l->tripped = 1;
+        limit = "instruction budget";
+        snprintf(what, sizeof what, "%lld instructions", (long long)l->o.max_instructions);
     }
     if (!limit)
         return;
     lua_getinfo(L, "Sl", ar);
-    /* Stop the whole call, not just this function: keep the limits tripped until it unwinds. */
+    /* Stop the whole call, not just this function: keep the limits tripped until it unwinds,
+     * and check at every instruction, so a script that catches the error with pcall meets it
+     * again at its very next step outside the pcall. */
     l->instructions = INT64_MAX / 2;
     l->deadline = 0;
+    lua_sethook(L, count_hook, LUA_MASKCOUNT, 1);
     luaL_error(L, "%s:%d: RP-E1701: script %s stopped: over its %s of %s", ar->short_src,
                ar->currentline, l->name, limit, what);
 }
 
 /* The message handler of every call into Lua: makes sure the message is a string that carries
  * file:line, whatever was thrown (error({…}), error(nil), error(42)). */
+/* Whether @p msg already starts with a position "chunk:line:". */
+static bool has_position(const char *msg)
+{
+    const char *c = strchr(msg, ':');
+    if (!c || c == msg || !(c[1] >= '0' && c[1] <= '9'))
+        return false;
+    c++;
+    while (*c >= '0' && *c <= '9')
+        c++;
+    return *c == ':';
+}
+
 static int msgh(lua_State *L)
 {
-    if (lua_type(L, 1) == LUA_TSTRING)
+    if (lua_type(L, 1) == LUA_TSTRING) {
+        /* Errors from the C API (a yield outside a coroutine) or error(msg, 0) come without a
+         * position: add the line of the Lua code that was running. */
+        if (!has_position(lua_tostring(L, 1))) {
+            for (int level = 1; level < 8; level++) {
+                lua_Debug ar;
+                if (!lua_getstack(L, level, &ar))
+                    break;
+                lua_getinfo(L, "Sl", &ar);
+                if (ar.currentline > 0) {
+                    lua_pushfstring(L, "%s:%d: %s", ar.short_src, ar.currentline,
+                                    lua_tostring(L, 1));
+                    return 1;
+                }
+            }
+        }
         return 1;
+    }
     json_t *j = NULL;
     if (lua_type(L, 1) == LUA_TTABLE)
         j = rp__lua_to_json(L, 1, NULL);
@@ -113,9 +148,11 @@ int rp__lua_pcall(rp_lua_t *l, int nargs, int nres, rp_error_t *err)
     bool outer = l->depth++ == 0;
     if (outer && l->o.sandbox) {
         l->instructions = 0;
+        l->tripped = 0;
         l->deadline = mono_ms() + l->o.max_wall_ms;
         l->mem_hit = false;
         l->limits_on = true;
+        lua_sethook(L, count_hook, LUA_MASKCOUNT, HOOK_EVERY);
     }
     int rc = lua_pcall(L, nargs, nres, base);
     if (--l->depth == 0)
@@ -303,6 +340,24 @@ const char *const rp__lua_sandbox_globals[] = {
     "tonumber", "tostring", "type", "xpcall", "string", "table", "math", "utf8", "coroutine",
     "crm", NULL};
 
+/* setmetatable() for scripts: no __gc, since Lua runs finalizers with hooks off, so a
+ * finalizer would run outside every limit. */
+static int safe_setmetatable(lua_State *L)
+{
+    if (lua_istable(L, 2)) {
+        lua_getfield(L, 2, "__gc");
+        bool gc = !lua_isnil(L, -1);
+        lua_pop(L, 1);
+        if (gc)
+            return luaL_error(L, "setmetatable: __gc metamethods are not allowed in scripts "
+                                 "(a finalizer would run outside the script's limits)");
+    }
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
 static void open_sandbox(lua_State *L)
 {
     static const luaL_Reg libs[] = {{LUA_GNAME, luaopen_base},      {LUA_STRLIBNAME, luaopen_string},
@@ -315,7 +370,7 @@ static void open_sandbox(lua_State *L)
     }
     /* Take away what reaches outside the sandbox, or loads bytecode. */
     static const char *const gone[] = {"dofile", "loadfile", "collectgarbage", "require",
-                                       "loadstring", NULL};
+                                       "loadstring", "warn", NULL};
     for (int i = 0; gone[i]; i++) {
         lua_pushnil(L);
         lua_setglobal(L, gone[i]);
@@ -324,6 +379,21 @@ static void open_sandbox(lua_State *L)
     lua_setglobal(L, "load");
     lua_pushcfunction(L, script_print);
     lua_setglobal(L, "print");
+    lua_getglobal(L, "setmetatable");
+    lua_pushcclosure(L, safe_setmetatable, 1);
+    lua_setglobal(L, "setmetatable");
+    /* Lua runs a message handler with hooks off when the error came from a hook (a limit), so
+     * a looping handler would escape every limit. The sandbox's xpcall calls the handler after
+     * the stack has unwound instead, where the hooks hold. */
+    static const char safe_xpcall[] =
+        "local pcall, pack, unpack = pcall, table.pack, table.unpack\n"
+        "xpcall = function(f, h, ...)\n"
+        "  local r = pack(pcall(f, ...))\n"
+        "  if r[1] then return unpack(r, 1, r.n) end\n"
+        "  return false, h(r[2])\n"
+        "end\n";
+    if (luaL_loadbufferx(L, safe_xpcall, sizeof safe_xpcall - 1, "=sandbox", "t") == LUA_OK)
+        lua_call(L, 0, 0);
     /* string.dump hands out bytecode, which the sandbox never loads anyway; drop it too. */
     lua_getglobal(L, "string");
     lua_pushnil(L);
@@ -415,6 +485,11 @@ void rp_lua_free(rp_lua_t *l)
     if (l->L)
         lua_close(l->L);
     free(l);
+}
+
+lua_State *rp_lua_state(rp_lua_t *l)
+{
+    return l->L;
 }
 
 /* Runs the chunk on top of the stack (already loaded) with @p nargs arguments under it. */

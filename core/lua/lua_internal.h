@@ -39,6 +39,7 @@ struct rp_lua {
     size_t mem_used;
     bool mem_hit, limits_on;
     int64_t instructions, deadline;
+    int tripped;           /* The limit that stopped the running call: 0, 1 budget, 2 wall. */
     int depth;             /* Nesting of calls into Lua. */
     rp__reg_t *regs;       /* Applied registrations. */
     rp__reg_t *pending;    /* Made by the chunk that is running. */

@@ -85,7 +85,8 @@ static char **list_files(rp_scripts_t *sc, int *count)
             n++;
         }
         closedir(dir);
-        qsort(out + first, (size_t)(n - first), sizeof *out, cmp_str);
+        if (n - first > 1)
+            qsort(out + first, (size_t)(n - first), sizeof *out, cmp_str);
     }
     *count = n;
     return out;

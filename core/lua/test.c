@@ -213,7 +213,8 @@ int rp_lua_test_path(const char *path, const char *const *dirs, FILE *out, int *
         names[n++] = strdup(de->d_name);
     }
     closedir(d);
-    qsort(names, (size_t)n, sizeof *names, cmp_str);
+    if (n > 1)
+        qsort(names, (size_t)n, sizeof *names, cmp_str);
     int rc = 0;
     for (int i = 0; i < n; i++) {
         char sub[4096];

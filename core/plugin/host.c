@@ -937,7 +937,8 @@ int rp_plugins_load(rp_store_t *s, rp_sched_t *e, const rp_plugins_opts_t *opts,
     for (int i = 0; P->o.dirs && P->o.dirs[i]; i++) {
         int first = nfiles;
         find_files(P->o.dirs[i], &files, &nfiles);
-        qsort(files + first, (size_t)(nfiles - first), sizeof *files, cmp_str);
+        if (nfiles - first > 1)
+            qsort(files + first, (size_t)(nfiles - first), sizeof *files, cmp_str);
     }
     P->list = calloc((size_t)nfiles + 1, sizeof *P->list);
     for (int i = 0; i < nfiles && !rc; i++) {

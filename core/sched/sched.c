@@ -174,7 +174,7 @@ int rp_jobs_schedule(rp_store_t *s, const rp_ctx_t *ctx, const char *name, json_
     if (key && (!*key || strlen(key) > 200))
         return rp_error_set(err, RP_EINVAL, RP_C_TYPE,
                             "the key of job %s must be 1 to 200 characters", name);
-    char *text = json_dumps(payload ? payload : json_object(), JSON_COMPACT);
+    char *text = (payload ? json_dumps(payload, JSON_COMPACT) : strdup("{}"));
     if (!text)
         return rp_error_set(err, RP_ENOMEM, 0, "out of memory");
     int rc = rp_store_begin(s, err);
@@ -537,7 +537,7 @@ int rp_sched_every(rp_sched_t *e, const char *name, const char *cron, const char
     int64_t next;
     if ((rc = rp_cron_next(&c, rp_sched_now(e), &next, err)))
         return rc;
-    char *text = json_dumps(payload ? payload : json_object(), JSON_COMPACT);
+    char *text = (payload ? json_dumps(payload, JSON_COMPACT) : strdup("{}"));
     if (!text)
         return rp_error_set(err, RP_ENOMEM, 0, "out of memory");
     /* The same expression keeps its next fire time (so a slot missed while the engine was down
