@@ -1010,6 +1010,27 @@ static int cmd_run(cli_t *c, int argc, char **argv)
     return run_lua(c, "run", sandbox, NULL, argv[i], argc - i - 1, argv + i + 1);
 }
 
+/** Runs the REPL on stdin over @p s with @p l (both borrowed); returns the exit status. */
+int rp_cli_repl(rp_store_t *s, rp_lua_t *l, const char *db);
+
+static int cmd_repl(cli_t *c, int argc, char **argv)
+{
+    if (reject_unknown_flags("repl", argc, argv))
+        return EXIT_USAGE;
+    if (argc != 1)
+        return usage_error("repl", "repl takes no operands");
+    env_t env;
+    if (env_open(c, &env, log_line))
+        return EXIT_FAIL;
+    rp_lua_opts_t o = {.name = "repl", .actor = c->actor};
+    rp_error_t err = {0};
+    rp_lua_t *l = rp_lua_new(env.s, env.e, &o, &err);
+    int rc = l ? rp_cli_repl(env.s, l, c->db) : fail("%s", err.msg);
+    rp_lua_free(l);
+    env_close(&env);
+    return rc;
+}
+
 static int cmd_test(cli_t *c, int argc, char **argv)
 {
     if (reject_unknown_flags("test", argc, argv))
@@ -1067,6 +1088,8 @@ static const command_t commands[] = {
     {"eval", cmd_eval, "eval [--sandbox] 'CHUNK'",
      "Run Lua against the database (scripts loaded); print the results."},
     {"run", cmd_run, "run [--sandbox] FILE [ARGS…]", "Run a Lua script file against the database."},
+    {"repl", cmd_repl, "repl",
+     "Lua at a prompt on the live database: history, completion, tables, :dry on, :help."},
     {"test", cmd_test, "test [FILE|DIR…]",
      "Run *_test.lua files: each test on a fresh in-memory database with a virtual clock."},
     {NULL, NULL, NULL, NULL},
