@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <pwd.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 
 #include "rapport/events.h"
 #include "rapport/lua.h"
+#include "rapport/plugin.h"
 #include "rapport/sched.h"
 #include "rapport/store.h"
 
@@ -24,6 +26,10 @@ typedef struct cli {
     bool sync_full;
     const char *script_dirs[17]; /* the default folder, then each --scripts DIR; NULL-ended */
     int nscripts;
+    const char *plugin_dirs[33]; /* built-in, $RAPPORT_PLUGIN_PATH, then each --plugins DIR */
+    int nplugins;
+    bool skip_broken;
+    char *plugin_path;           /* owned copy of $RAPPORT_PLUGIN_PATH, split in place */
     rp_ctx_t ctx;
     char actor[96];
 } cli_t;
@@ -141,6 +147,93 @@ static int reject_unknown_flags(const char *cmd, int argc, char **argv)
     return 0;
 }
 
+/* One line per notable thing: "time level component message key=value…". */
+static void log_line(void *ud, const char *level, const char *component, const char *msg)
+{
+    (void)ud;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    char when[32];
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+    fprintf(stderr, "%s.%03ldZ %s %s %s\n", when, ts.tv_nsec / 1000000, level, component, msg);
+    fflush(stderr);
+}
+
+/* One-shot commands say only what went wrong; `serve` says everything notable. */
+static void log_quiet(void *ud, const char *level, const char *component, const char *msg)
+{
+    if (strcmp(level, "info") != 0)
+        log_line(ud, level, component, msg);
+}
+
+/* ---- the engine as every command that writes or runs Lua opens it ------------------- */
+
+typedef struct env {
+    rp_store_t *s;
+    rp_sched_t *e;
+    rp_plugins_t *pl;
+    rp_scripts_t *sc;
+    const rp_lua_ext_t *ext;
+} env_t;
+
+/* The script folders: the default and --scripts ones, then those the plugins ship. */
+static void all_script_dirs(cli_t *c, rp_plugins_t *pl, const char **out, int cap)
+{
+    int n = 0;
+    for (int i = 0; c->script_dirs[i] && n < cap - 1; i++)
+        out[n++] = c->script_dirs[i];
+    const char *const *pd = rp_plugins_script_dirs(pl);
+    for (int i = 0; pd[i] && n < cap - 1; i++)
+        out[n++] = pd[i];
+    out[n] = NULL;
+}
+
+static int load_plugins(cli_t *c, rp_store_t *s, rp_sched_t *e, rp_log_fn log,
+                        rp_plugins_t **out, rp_error_t *err)
+{
+    rp_plugins_opts_t po = {.dirs = c->plugin_dirs, .skip_broken = c->skip_broken, .log = log};
+    return rp_plugins_load(s, e, &po, out, err);
+}
+
+/* The store, an engine on the real clock, the plugins and the scripts, as `serve` has them:
+ * every command that writes or runs Lua opens this, so hooks apply whatever the door. */
+static int env_open(cli_t *c, env_t *env, rp_log_fn log)
+{
+    memset(env, 0, sizeof *env);
+    if (open_store(c, false, &env->s))
+        return EXIT_FAIL;
+    rp_sched_opts_t o = {.log = log};
+    env->e = rp_sched_new(env->s, &o);
+    if (!env->e) {
+        rp_store_close(env->s);
+        return fail("out of memory");
+    }
+    rp_error_t err = {0};
+    if (load_plugins(c, env->s, env->e, log, &env->pl, &err)) {
+        rp_sched_free(env->e);
+        rp_store_close(env->s);
+        fail("%s", err.msg);
+        fprintf(stderr, "rapport: (start without the broken plugin with --skip-broken)\n");
+        return EXIT_FAIL;
+    }
+    env->ext = rp_plugins_lua(env->pl);
+    const char *dirs[64];
+    all_script_dirs(c, env->pl, dirs, 64);
+    rp_lua_opts_t lo = {.ext = env->ext};
+    env->sc = rp_scripts_load(env->s, env->e, dirs, &lo, log, NULL);
+    return 0;
+}
+
+static void env_close(env_t *env)
+{
+    rp_scripts_free(env->sc);
+    rp_plugins_unload(env->pl);
+    rp_sched_free(env->e);
+    rp_store_close(env->s);
+}
+
 /* ---- commands --------------------------------------------------------------------------- */
 
 static int cmd_init(cli_t *c, int argc, char **argv)
@@ -246,15 +339,16 @@ static int cmd_define(cli_t *c, int argc, char **argv)
     json_t *spec = json_arg("define", "the specification", argv[2]);
     if (!spec)
         return EXIT_FAIL;
-    rp_store_t *s;
-    int rc = open_store(c, false, &s);
+    env_t env;
+    int rc = env_open(c, &env, log_quiet);
     if (!rc) {
+        rp_store_t *s = env.s;
         rp_error_t err = {0};
         if (rp_store_define(s, &c->ctx, argv[1], spec, "admin", &err))
             rc = fail("%s", err.msg);
         else
             printf("defined %s\n", argv[1]);
-        rp_store_close(s);
+        env_close(&env);
     }
     json_decref(spec);
     return rc;
@@ -270,15 +364,16 @@ static int cmd_add_field(cli_t *c, int argc, char **argv)
     json_t *spec = json_arg("add-field", "the field specification", argv[3]);
     if (!spec)
         return EXIT_FAIL;
-    rp_store_t *s;
-    int rc = open_store(c, false, &s);
+    env_t env;
+    int rc = env_open(c, &env, log_quiet);
     if (!rc) {
+        rp_store_t *s = env.s;
         rp_error_t err = {0};
         if (rp_store_add_field(s, &c->ctx, argv[1], argv[2], spec, "admin", &err))
             rc = fail("%s", err.msg);
         else
             printf("added %s.%s\n", argv[1], argv[2]);
-        rp_store_close(s);
+        env_close(&env);
     }
     json_decref(spec);
     return rc;
@@ -294,9 +389,10 @@ static int cmd_create(cli_t *c, int argc, char **argv)
     json_t *in = json_arg("create", "the record", argv[2]);
     if (!in)
         return EXIT_FAIL;
-    rp_store_t *s;
-    int rc = open_store(c, false, &s);
+    env_t env;
+    int rc = env_open(c, &env, log_quiet);
     if (!rc) {
+        rp_store_t *s = env.s;
         rp_error_t err = {0};
         json_t *batch = json_is_array(in) ? json_incref(in) : json_pack("[O]", in);
         size_t n = json_array_size(batch);
@@ -313,7 +409,7 @@ static int cmd_create(cli_t *c, int argc, char **argv)
         }
         free(ids);
         json_decref(batch);
-        rp_store_close(s);
+        env_close(&env);
     }
     json_decref(in);
     return rc;
@@ -357,9 +453,10 @@ static int cmd_update(cli_t *c, int argc, char **argv)
     json_t *patch = json_arg("update", "the changes", argv[3]);
     if (!patch)
         return EXIT_FAIL;
-    rp_store_t *s;
-    int rc = open_store(c, false, &s);
+    env_t env;
+    int rc = env_open(c, &env, log_quiet);
     if (!rc) {
+        rp_store_t *s = env.s;
         rp_error_t err = {0};
         json_t *r = NULL;
         if (rp_store_update(s, &c->ctx, argv[1], id, patch, version, NULL, &err) ||
@@ -368,7 +465,7 @@ static int cmd_update(cli_t *c, int argc, char **argv)
         else
             print_json(r, false);
         json_decref(r);
-        rp_store_close(s);
+        env_close(&env);
     }
     json_decref(patch);
     return rc;
@@ -384,16 +481,17 @@ static int lifecycle(cli_t *c, int argc, char **argv,
     int64_t id;
     if (argc != 3 || !parse_id(argv[2], &id))
         return usage_error(argv[0], "%s needs an entity and a record id", argv[0]);
-    rp_store_t *s;
-    if (open_store(c, false, &s))
+    env_t env;
+    if (env_open(c, &env, log_quiet))
         return EXIT_FAIL;
+    rp_store_t *s = env.s;
     rp_error_t err = {0};
     int rc = 0;
     if (op(s, &c->ctx, argv[1], id, &err))
         rc = fail("%s", err.msg);
     else
         printf("%s %s %lld\n", done, argv[1], (long long)id);
-    rp_store_close(s);
+    env_close(&env);
     return rc;
 }
 
@@ -708,20 +806,6 @@ static int cmd_events(cli_t *c, int argc, char **argv)
 
 /* ---- the engine and its jobs ------------------------------------------------------------- */
 
-/* One line per notable thing: "time level component message key=value…". */
-static void log_line(void *ud, const char *level, const char *component, const char *msg)
-{
-    (void)ud;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    char when[32];
-    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
-    fprintf(stderr, "%s.%03ldZ %s %s %s\n", when, ts.tv_nsec / 1000000, level, component, msg);
-    fflush(stderr);
-}
-
 static void reload_scripts(void *ud)
 {
     rp_scripts_reload(ud);
@@ -739,30 +823,20 @@ static int cmd_serve(cli_t *c, int argc, char **argv)
     int64_t poll_ms = 100;
     if (poll && !parse_id(poll, &poll_ms))
         return usage_error("serve", "--poll-ms needs a positive integer, not %s", poll);
-    rp_store_t *s;
-    if (open_store(c, false, &s))
+    env_t env;
+    if (env_open(c, &env, log_line))
         return EXIT_FAIL;
-    rp_sched_opts_t o = {.log = log_line};
-    rp_sched_t *e = rp_sched_new(s, &o);
-    int rc = 0;
+    char msg[512];
+    snprintf(msg, sizeof msg, "serving db=%s version=%s plugins=%d scripts=%d", c->db,
+             RP_VERSION, rp_plugins_count(env.pl), rp_scripts_count(env.sc));
+    log_line(NULL, "info", "engine", msg);
+    /* Edited scripts are noticed within a second; SIGHUP reloads at once. */
+    rp_sched_on_interval(env.e, reload_scripts, env.sc, 1000);
     rp_error_t err = {0};
-    rp_scripts_t *sc = NULL;
-    if (!e) {
-        rc = fail("out of memory");
-    } else {
-        sc = rp_scripts_load(s, e, c->script_dirs, NULL, log_line, NULL);
-        char msg[512];
-        snprintf(msg, sizeof msg, "serving db=%s version=%s scripts=%d", c->db, RP_VERSION,
-                 rp_scripts_count(sc));
-        log_line(NULL, "info", "engine", msg);
-        /* Edited scripts are noticed within a second; SIGHUP reloads at once. */
-        rp_sched_on_interval(e, reload_scripts, sc, 1000);
-        if (rp_sched_serve(e, (int)poll_ms, reload_scripts, sc, &err))
-            rc = fail("%s", err.msg);
-    }
-    rp_scripts_free(sc);
-    rp_sched_free(e);
-    rp_store_close(s);
+    int rc = 0;
+    if (rp_sched_serve(env.e, (int)poll_ms, reload_scripts, env.sc, &err))
+        rc = fail("%s", err.msg);
+    env_close(&env);
     return rc;
 }
 
@@ -918,34 +992,6 @@ static int cmd_jobs(cli_t *c, int argc, char **argv)
 /* ---- Lua --------------------------------------------------------------------------------- */
 
 /* The store, an engine on the real clock, and the scripts, as `serve` has them. */
-typedef struct env {
-    rp_store_t *s;
-    rp_sched_t *e;
-    rp_scripts_t *sc;
-} env_t;
-
-static int env_open(cli_t *c, env_t *env, rp_log_fn log)
-{
-    memset(env, 0, sizeof *env);
-    if (open_store(c, false, &env->s))
-        return EXIT_FAIL;
-    rp_sched_opts_t o = {.log = log};
-    env->e = rp_sched_new(env->s, &o);
-    if (!env->e) {
-        rp_store_close(env->s);
-        return fail("out of memory");
-    }
-    env->sc = rp_scripts_load(env->s, env->e, c->script_dirs, NULL, log, NULL);
-    return 0;
-}
-
-static void env_close(env_t *env)
-{
-    rp_scripts_free(env->sc);
-    rp_sched_free(env->e);
-    rp_store_close(env->s);
-}
-
 static void print_results(json_t *results)
 {
     size_t i;
@@ -962,10 +1008,10 @@ static int run_lua(cli_t *c, const char *cmd, bool sandbox, const char *code, co
                    int argc, char **argv)
 {
     env_t env;
-    if (env_open(c, &env, log_line))
+    if (env_open(c, &env, log_quiet))
         return EXIT_FAIL;
     rp_lua_opts_t o = {.sandbox = sandbox, .name = file ? file : "eval",
-                       .actor = sandbox ? NULL : c->actor};
+                       .actor = sandbox ? NULL : c->actor, .ext = env.ext};
     rp_error_t err = {0};
     int rc = 0;
     rp_lua_t *l = rp_lua_new(env.s, env.e, &o, &err);
@@ -1020,15 +1066,35 @@ static int cmd_repl(cli_t *c, int argc, char **argv)
     if (argc != 1)
         return usage_error("repl", "repl takes no operands");
     env_t env;
-    if (env_open(c, &env, log_line))
+    if (env_open(c, &env, log_quiet))
         return EXIT_FAIL;
-    rp_lua_opts_t o = {.name = "repl", .actor = c->actor};
+    rp_lua_opts_t o = {.name = "repl", .actor = c->actor, .ext = env.ext};
     rp_error_t err = {0};
     rp_lua_t *l = rp_lua_new(env.s, env.e, &o, &err);
     int rc = l ? rp_cli_repl(env.s, l, c->db) : fail("%s", err.msg);
     rp_lua_free(l);
     env_close(&env);
     return rc;
+}
+
+/* Every test world gets the plugins, started afresh on its in-memory database. */
+static int test_setup(void *ud, rp_store_t *s, rp_sched_t *e, const rp_lua_ext_t **ext,
+                      const char *const **dirs, void **state, rp_error_t *err)
+{
+    rp_plugins_t *pl = NULL;
+    int rc = load_plugins(ud, s, e, NULL, &pl, err);
+    if (rc)
+        return rc;
+    *ext = rp_plugins_lua(pl);
+    *dirs = rp_plugins_script_dirs(pl);
+    *state = pl;
+    return 0;
+}
+
+static void test_teardown(void *ud, void *state)
+{
+    (void)ud;
+    rp_plugins_unload(state);
 }
 
 static int cmd_test(cli_t *c, int argc, char **argv)
@@ -1043,13 +1109,62 @@ static int cmd_test(cli_t *c, int argc, char **argv)
         for (int i = 0; c->script_dirs[i] && n < 16; i++)
             paths[n++] = c->script_dirs[i];
     int passed = 0, failed = 0, rc = 0;
+    rp_test_setup_t setup = {test_setup, test_teardown, c};
     for (int i = 0; i < n; i++) {
         rp_error_t err = {0};
-        if (rp_lua_test_path(paths[i], c->script_dirs, stdout, &passed, &failed, &err))
+        if (rp_lua_test_path(paths[i], c->script_dirs, &setup, stdout, &passed, &failed, &err))
             rc = fail("%s", err.msg);
     }
     printf("%d passed, %d failed\n", passed, failed);
     return rc ? rc : failed ? EXIT_FAIL : 0;
+}
+
+static int cmd_plugins(cli_t *c, int argc, char **argv)
+{
+    bool as_json = false;
+    flag_value(&argc, argv, "--json", &as_json);
+    if (reject_unknown_flags("plugins", argc, argv))
+        return EXIT_USAGE;
+    if (argc != 1)
+        return usage_error("plugins", "plugins takes no operands");
+    env_t env;
+    if (env_open(c, &env, log_quiet))
+        return EXIT_FAIL;
+    json_t *d = rp_plugins_describe(env.pl);
+    if (as_json) {
+        print_json(d, true);
+    } else if (json_array_size(d) == 0) {
+        printf("no plugins loaded (folders:");
+        for (int i = 0; c->plugin_dirs[i]; i++)
+            printf(" %s", c->plugin_dirs[i]);
+        printf(")\n");
+    } else {
+        size_t i;
+        json_t *p;
+        json_array_foreach(d, i, p) {
+            printf("%s %s (ABI %lld) — %s\n  file: %s\n",
+                   json_string_value(json_object_get(p, "name")),
+                   json_string_value(json_object_get(p, "version")),
+                   (long long)json_integer_value(json_object_get(p, "abi")),
+                   json_string_value(json_object_get(p, "description")),
+                   json_string_value(json_object_get(p, "file")));
+            static const char *const parts[] = {"requires", "entities", "hooks", "handlers",
+                                                "jobs", "schedules", "lua", "commands"};
+            for (int k = 0; k < 8; k++) {
+                json_t *list = json_object_get(p, parts[k]);
+                if (json_array_size(list) == 0)
+                    continue;
+                printf("  %s:", parts[k]);
+                size_t j;
+                json_t *x;
+                json_array_foreach(list, j, x) printf("%s %s", j ? "," : "", json_string_value(x));
+                printf("\n");
+            }
+        }
+    }
+    json_decref(d);
+    env_close(&env);
+    return 0;
 }
 
 static const command_t commands[] = {
@@ -1092,6 +1207,8 @@ static const command_t commands[] = {
      "Lua at a prompt on the live database: history, completion, tables, :dry on, :help."},
     {"test", cmd_test, "test [FILE|DIR…]",
      "Run *_test.lua files: each test on a fresh in-memory database with a virtual clock."},
+    {"plugins", cmd_plugins, "plugins [--json]",
+     "List the loaded plugins: name, version, ABI, file, and what each registered."},
     {NULL, NULL, NULL, NULL},
 };
 
@@ -1103,15 +1220,54 @@ static const command_t *find_command(const char *name)
     return NULL;
 }
 
+/* `rapport <plugin> <command> …`, or an unknown command. */
+static int plugin_command(cli_t *c, int argc, char **argv)
+{
+    const char *user = getenv("USER");
+    snprintf(c->actor, sizeof c->actor, "local:%s", user && *user ? user : "unknown");
+    c->ctx = (rp_ctx_t){.actor = c->actor, .origin = "cli"};
+    struct stat st;
+    if (stat(c->db, &st) != 0)
+        return usage_error(NULL, "unknown command \"%s\"", argv[0]);
+    env_t env;
+    if (env_open(c, &env, log_quiet))
+        return EXIT_FAIL;
+    rp_error_t err = {0};
+    int rc = rp_plugins_command(env.pl, argc, argv, &err);
+    env_close(&env);
+    if (rc < 0) {
+        if (err.code == RP_ENOTFOUND && strstr(err.msg, "no plugin named"))
+            return usage_error(NULL, "unknown command \"%s\"", argv[0]);
+        return usage_error(NULL, "%s", err.msg);
+    }
+    return rc;
+}
+
+/* Whether this binary runs from its install prefix (then it uses the installed folders). */
+static bool running_installed(void)
+{
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return false;
+    exe[n] = '\0';
+    const char *bin = RP_INSTALL_PREFIX "/bin/";
+    return strncmp(exe, bin, strlen(bin)) == 0;
+}
+
 static void print_help(FILE *f)
 {
     fprintf(f, "rapport %s — a CRM engine: customer data, events and time, scripted in Lua.\n\n"
-               "usage: rapport [--db PATH] [--scripts DIR]… [--sync-full] COMMAND [ARGS…]\n"
+               "usage: rapport [--db PATH] [--scripts DIR]… [--plugins DIR]… [--skip-broken]\n"
+               "               [--sync-full] COMMAND [ARGS…]\n"
                "       rapport COMMAND --help | rapport --version\n\n"
                "options:\n"
                "  --db PATH     the database file (default: $RAPPORT_DB, else ./rapport.db)\n"
                "  --scripts DIR load the Lua scripts of DIR too (repeatable; the default rules\n"
                "                come from $RAPPORT_SCRIPTS, else " RP_DEFAULT_SCRIPTS ")\n"
+               "  --plugins DIR load the plugins of DIR too (repeatable; also $RAPPORT_PLUGIN_PATH,\n"
+               "                a colon-separated list, and the built-in plugin folder)\n"
+               "  --skip-broken start without a plugin that is refused, and say so\n"
                "  --sync-full   fsync every commit (synchronous=FULL) instead of the WAL default\n\n"
                "commands:\n",
             RP_VERSION);
@@ -1123,9 +1279,20 @@ static void print_help(FILE *f)
 int main(int argc, char **argv)
 {
     cli_t c = {0};
+    /* An installed binary uses the installed folders; one in the build tree uses the tree's. */
+    bool installed = running_installed();
     /* The default rules first, then each --scripts folder in the order given. */
     const char *defaults = getenv("RAPPORT_SCRIPTS");
-    c.script_dirs[c.nscripts++] = defaults && *defaults ? defaults : RP_DEFAULT_SCRIPTS;
+    c.script_dirs[c.nscripts++] =
+        defaults && *defaults ? defaults : installed ? RP_INSTALLED_SCRIPTS : RP_DEFAULT_SCRIPTS;
+    /* Plugins: the built-in folder, then $RAPPORT_PLUGIN_PATH, then each --plugins folder. */
+    c.plugin_dirs[c.nplugins++] = installed ? RP_INSTALLED_PLUGINS : RP_PLUGIN_DIR;
+    const char *ppath = getenv("RAPPORT_PLUGIN_PATH");
+    if (ppath && *ppath && (c.plugin_path = strdup(ppath))) {
+        for (char *tok = strtok(c.plugin_path, ":"); tok && c.nplugins < 16;
+             tok = strtok(NULL, ":"))
+            c.plugin_dirs[c.nplugins++] = tok;
+    }
     c.db = getenv("RAPPORT_DB");
     if (!c.db || !*c.db)
         c.db = "./rapport.db";
@@ -1143,6 +1310,14 @@ int main(int argc, char **argv)
             c.db = argv[i];
         } else if (strncmp(argv[i], "--db=", 5) == 0) {
             c.db = argv[i] + 5;
+        } else if (strcmp(argv[i], "--plugins") == 0) {
+            if (++i >= argc)
+                return usage_error(NULL, "--plugins needs a folder");
+            if (c.nplugins == 32)
+                return usage_error(NULL, "too many plugin folders");
+            c.plugin_dirs[c.nplugins++] = argv[i];
+        } else if (strcmp(argv[i], "--skip-broken") == 0) {
+            c.skip_broken = true;
         } else if (strcmp(argv[i], "--scripts") == 0) {
             if (++i >= argc)
                 return usage_error(NULL, "--scripts needs a folder");
@@ -1160,8 +1335,11 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     const command_t *cmd = find_command(argv[i]);
-    if (!cmd)
-        return usage_error(NULL, "unknown command \"%s\"", argv[i]);
+    if (!cmd) {
+        int rc = plugin_command(&c, argc - i, argv + i);
+        free(c.plugin_path);
+        return rc;
+    }
     for (int j = i + 1; j < argc; j++) {
         if (strcmp(argv[j], "--help") == 0 || strcmp(argv[j], "-h") == 0) {
             printf("usage: rapport %s\n\n%s\n", cmd->usage, cmd->help);
@@ -1175,5 +1353,7 @@ int main(int argc, char **argv)
     }
     snprintf(c.actor, sizeof c.actor, "local:%s", user && *user ? user : "unknown");
     c.ctx = (rp_ctx_t){.actor = c.actor, .origin = "cli"};
-    return cmd->run(&c, argc - i, argv + i);
+    int rc = cmd->run(&c, argc - i, argv + i);
+    free(c.plugin_path);
+    return rc;
 }

@@ -70,12 +70,16 @@ typedef struct {
     rp_sched_t *e;
     rp_scripts_t *sc;
     rp_lua_t *l;
+    const rp_test_setup_t *setup;
+    void *state;
 } world_t;
 
 static void world_free(world_t *w)
 {
     rp_lua_free(w->l);
     rp_scripts_free(w->sc);
+    if (w->setup && w->setup->teardown)
+        w->setup->teardown(w->setup->ud, w->state);
     rp_sched_free(w->e);
     rp_store_close(w->s);
 }
@@ -88,8 +92,8 @@ static void quiet(void *ud, const char *level, const char *component, const char
 }
 
 /* A fresh database, engine and scripts, and the test file loaded: its tests collected. */
-static int world_new(world_t *w, const char *path, const char *const *dirs, FILE *out,
-                     rp_error_t *err)
+static int world_new(world_t *w, const char *path, const char *const *given,
+                     const rp_test_setup_t *setup, FILE *out, rp_error_t *err)
 {
     memset(w, 0, sizeof *w);
     int rc = rp_store_open(":memory:", NULL, &w->s, err);
@@ -100,10 +104,26 @@ static int world_new(world_t *w, const char *path, const char *const *dirs, FILE
     w->e = rp_sched_new(w->s, &so);
     if (!w->e)
         return rp_error_set(err, RP_ENOMEM, 0, "out of memory");
-    if (dirs && dirs[0])
-        w->sc = rp_scripts_load(w->s, w->e, dirs, NULL, quiet, out);
+    const rp_lua_ext_t *ext = NULL;
+    const char *const *extra = NULL;
+    w->setup = setup;
+    if (setup && setup->setup &&
+        (rc = setup->setup(setup->ud, w->s, w->e, &ext, &extra, &w->state, err))) {
+        w->setup = NULL;
+        return rc;
+    }
+    const char *dirs[48];
+    int nd = 0;
+    for (int i = 0; given && given[i] && nd < 24; i++)
+        dirs[nd++] = given[i];
+    for (int i = 0; extra && extra[i] && nd < 47; i++)
+        dirs[nd++] = extra[i];
+    dirs[nd] = NULL;
+    rp_lua_opts_t so2 = {.ext = ext};
+    if (nd)
+        w->sc = rp_scripts_load(w->s, w->e, dirs, &so2, quiet, out);
     const char *base = strrchr(path, '/');
-    rp_lua_opts_t lo = {.name = base ? base + 1 : path, .actor = "test"};
+    rp_lua_opts_t lo = {.name = base ? base + 1 : path, .actor = "test", .ext = ext};
     w->l = rp_lua_new(w->s, w->e, &lo, err);
     if (!w->l)
         return err->code;
@@ -121,8 +141,8 @@ static int test_count(rp_lua_t *l)
     return n;
 }
 
-static int run_file(const char *path, const char *const *given, FILE *out, int *passed,
-                    int *failed, rp_error_t *err)
+static int run_file(const char *path, const char *const *given, const rp_test_setup_t *setup,
+                    FILE *out, int *passed, int *failed, rp_error_t *err)
 {
     /* The scripts beside a test are the ones it tests: load its folder too. */
     char folder[4096];
@@ -139,7 +159,7 @@ static int run_file(const char *path, const char *const *given, FILE *out, int *
         dirs[nd++] = folder;
     dirs[nd] = NULL;
     world_t w;
-    int rc = world_new(&w, path, dirs, out, err);
+    int rc = world_new(&w, path, dirs, setup, out, err);
     int n = rc ? 0 : test_count(w.l);
     world_free(&w);
     if (rc) {
@@ -151,7 +171,7 @@ static int run_file(const char *path, const char *const *given, FILE *out, int *
         fprintf(out, "note %s: no test(...) in this file\n", path);
     for (int i = 1; i <= n; i++) {
         rp_error_t terr = {0};
-        if ((rc = world_new(&w, path, dirs, out, &terr))) {
+        if ((rc = world_new(&w, path, dirs, setup, out, &terr))) {
             fprintf(out, "FAIL %s: the file does not load\n    %s\n", path, terr.msg);
             (*failed)++;
             world_free(&w);
@@ -189,14 +209,14 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int rp_lua_test_path(const char *path, const char *const *dirs, FILE *out, int *passed,
-                     int *failed, rp_error_t *err)
+int rp_lua_test_path(const char *path, const char *const *dirs, const rp_test_setup_t *setup,
+                     FILE *out, int *passed, int *failed, rp_error_t *err)
 {
     struct stat st;
     if (stat(path, &st) != 0)
         return rp_error_set(err, RP_ENOTFOUND, 0, "no such file or folder: %s", path);
     if (!S_ISDIR(st.st_mode))
-        return run_file(path, dirs, out, passed, failed, err);
+        return run_file(path, dirs, setup, out, passed, failed, err);
     DIR *d = opendir(path);
     if (!d)
         return rp_error_set(err, RP_EIO, 0, "cannot read folder %s", path);
@@ -221,7 +241,7 @@ int rp_lua_test_path(const char *path, const char *const *dirs, FILE *out, int *
         snprintf(sub, sizeof sub, "%s/%s", path, names[i]);
         struct stat sst;
         if (!rc && stat(sub, &sst) == 0 && (S_ISDIR(sst.st_mode) || is_test_file(names[i])))
-            rc = rp_lua_test_path(sub, dirs, out, passed, failed, err);
+            rc = rp_lua_test_path(sub, dirs, setup, out, passed, failed, err);
         free(names[i]);
     }
     free(names);

@@ -113,7 +113,20 @@ void rp_scripts_free(rp_scripts_t *sc);
  * Prints one line per failure with file:line, expected and actual, to @p out. Adds to *passed
  * and *failed. Returns 0, or a negative code when a file cannot be run at all.
  */
-int rp_lua_test_path(const char *path, const char *const *script_dirs, FILE *out, int *passed,
-                     int *failed, rp_error_t *err);
+/**
+ * What a test world needs besides the scripts: called for every test with the fresh store and
+ * engine, it may load plugins and hand back their Lua functions and script folders; the
+ * matching teardown undoes it. Both may be NULL.
+ */
+typedef struct rp_test_setup {
+    int (*setup)(void *ud, rp_store_t *s, rp_sched_t *e, const rp_lua_ext_t **ext,
+                 const char *const **script_dirs, void **state, rp_error_t *err);
+    void (*teardown)(void *ud, void *state);
+    void *ud;
+} rp_test_setup_t;
+
+int rp_lua_test_path(const char *path, const char *const *script_dirs,
+                     const rp_test_setup_t *setup, FILE *out, int *passed, int *failed,
+                     rp_error_t *err);
 
 #endif
