@@ -97,7 +97,7 @@ expect 0 "" -- events dead
 follow_pid=$!
 sleep 0.5
 "$RAPPORT" create contact '{"last_name": "Followed"}' >/dev/null
-for _ in $(seq 50); do grep -q Followed "$tmp/follow.out" && break; sleep 0.1; done
+for _ in $(seq 150); do grep -q Followed "$tmp/follow.out" && break; sleep 0.1; done
 grep -q '"type":"contact.created".*Followed' "$tmp/follow.out" && ok || bad "events tail --follow missed the new event: $(cat "$tmp/follow.out")"
 kill -INT $follow_pid; wait $follow_pid; status=$?
 [ "$status" = 0 ] && ok || bad "events tail --follow exited $status on SIGINT"

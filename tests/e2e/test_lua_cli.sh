@@ -59,21 +59,21 @@ crm.on("note.created", function(ev) crm.create("audit", {what = "v1:" .. ev.id})
 LUA
 "$RAPPORT" --scripts "$tmp/rules" serve --poll-ms 20 2> "$tmp/serve.log" &
 serve_pid=$!
-for _ in $(seq 50); do grep -q "serving" "$tmp/serve.log" && break; sleep 0.1; done
+for _ in $(seq 150); do grep -q "serving" "$tmp/serve.log" && break; sleep 0.1; done
 check 'grep -q "script loaded file=$tmp/rules/audit.lua" "$tmp/serve.log"' "script not loaded: $(cat "$tmp/serve.log")"
 "$RAPPORT" eval 'crm.create("note", {body = "first"})' >/dev/null
-for _ in $(seq 50); do [ "$("$RAPPORT" count audit --where '{"what": {"starts_with": "v1:"}}')" = 1 ] && break; sleep 0.1; done
+for _ in $(seq 150); do [ "$("$RAPPORT" count audit --where '{"what": {"starts_with": "v1:"}}')" = 1 ] && break; sleep 0.1; done
 check '[ "$("$RAPPORT" count audit)" = 1 ]' "the handler did not run"
 sleep 1.1  # a new mtime second, so the edit is seen as one
 sed -i 's/v1:/v2:/' "$tmp/rules/audit.lua"
-for _ in $(seq 40); do grep -q "script reloaded" "$tmp/serve.log" && break; sleep 0.1; done
+for _ in $(seq 150); do grep -q "script reloaded" "$tmp/serve.log" && break; sleep 0.1; done
 check 'grep -q "script reloaded file=$tmp/rules/audit.lua" "$tmp/serve.log"' "edit not reloaded: $(cat "$tmp/serve.log")"
 sleep 1.1
 printf 'crm.on("note.created", function(ev)\n  this is not lua\nend)\n' > "$tmp/rules/audit.lua"
-for _ in $(seq 40); do grep -q "script failed to load" "$tmp/serve.log" && break; sleep 0.1; done
+for _ in $(seq 150); do grep -q "script failed to load" "$tmp/serve.log" && break; sleep 0.1; done
 check 'grep -q "script failed to load file=$tmp/rules/audit.lua error=.*audit.lua:2:" "$tmp/serve.log"' "broken edit not reported with file:line: $(cat "$tmp/serve.log")"
 "$RAPPORT" eval 'crm.create("note", {body = "second"})' >/dev/null
-for _ in $(seq 50); do [ "$("$RAPPORT" count audit --where '{"what": {"starts_with": "v2:"}}')" = 1 ] && break; sleep 0.1; done
+for _ in $(seq 150); do [ "$("$RAPPORT" count audit --where '{"what": {"starts_with": "v2:"}}')" = 1 ] && break; sleep 0.1; done
 check '[ "$("$RAPPORT" count audit --where "{\"what\": {\"starts_with\": \"v2:\"}}")" = 1 ]' "the previous version stopped running after a broken edit"
 kill -TERM $serve_pid; wait $serve_pid; st=$?; serve_pid=
 check '[ $st = 0 ]' "serve exited $st"

@@ -29,7 +29,7 @@ out=$("$RAPPORT" jobs cancel sla:1); st=$?; check '[ $st = 0 ]' "jobs cancel fai
 "$RAPPORT" jobs cancel sla:1 2>/dev/null; st=$?; check '[ $st = 1 ]' "cancelling twice should fail"
 sleep 0.3
 check '! "$RAPPORT" events tail -n 5 | grep -q reminder.due' "the job ran before it was due"
-for _ in $(seq 40); do "$RAPPORT" events tail -n 5 | grep -q reminder.due && break; sleep 0.05; done
+for _ in $(seq 150); do "$RAPPORT" events tail -n 5 | grep -q reminder.due && break; sleep 0.05; done
 check '"$RAPPORT" events tail -n 5 | grep -q "\"type\":\"reminder.due\".*\"actor\":\"job:emit\""' "the delayed event did not fire"
 
 # A job that keeps failing is logged and ends in the dead letters.
