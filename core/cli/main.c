@@ -2,6 +2,7 @@
  * main.c — the `rapport` command line: global options, subcommands, and the rule that errors
  * go to stderr as "rapport: <what went wrong>" with exit status 1 (failed) or 2 (bad usage).
  */
+#include <ctype.h>
 #include <errno.h>
 #include <pwd.h>
 #include <sys/stat.h>
@@ -176,7 +177,34 @@ typedef struct env {
     rp_plugins_t *pl;
     rp_scripts_t *sc;
     const rp_lua_ext_t *ext;
+    rp_lua_opts_t limits; /* the scripts' limits, from the settings */
 } env_t;
+
+/* The limits of sandboxed scripts, from the settings lua.max_instructions, lua.max_wall_ms and
+ * lua.max_memory_mb (with RAPPORT_LUA_… overrides); unset ones keep the built-in defaults. */
+static rp_lua_opts_t script_limits(rp_store_t *s)
+{
+    static const char *const keys[] = {"lua.max_instructions", "lua.max_wall_ms",
+                                       "lua.max_memory_mb"};
+    int64_t v[3] = {0, 0, 0};
+    for (int i = 0; i < 3; i++) {
+        char env[64] = "RAPPORT_";
+        size_t n = strlen(env);
+        for (const char *p = keys[i]; *p && n < sizeof env - 1; p++)
+            env[n++] = *p == '.' ? '_' : (char)toupper((unsigned char)*p);
+        env[n] = '\0';
+        const char *over = getenv(env);
+        json_t *j = NULL;
+        if (over)
+            v[i] = strtoll(over, NULL, 10);
+        else if (rp_config_get(s, keys[i], &j, NULL) == 0 && json_is_integer(j))
+            v[i] = json_integer_value(j);
+        json_decref(j);
+    }
+    return (rp_lua_opts_t){.max_instructions = v[0] > 0 ? v[0] : 0,
+                           .max_wall_ms = v[1] > 0 ? v[1] : 0,
+                           .max_memory = v[2] > 0 ? (size_t)v[2] << 20 : 0};
+}
 
 /* The script folders: the default and --scripts ones, then those the plugins ship. */
 static void all_script_dirs(cli_t *c, rp_plugins_t *pl, const char **out, int cap)
@@ -221,8 +249,9 @@ static int env_open(cli_t *c, env_t *env, rp_log_fn log)
     env->ext = rp_plugins_lua(env->pl);
     const char *dirs[64];
     all_script_dirs(c, env->pl, dirs, 64);
-    rp_lua_opts_t lo = {.ext = env->ext};
-    env->sc = rp_scripts_load(env->s, env->e, dirs, &lo, log, NULL);
+    env->limits = script_limits(env->s);
+    env->limits.ext = env->ext;
+    env->sc = rp_scripts_load(env->s, env->e, dirs, &env->limits, log, NULL);
     return 0;
 }
 
@@ -886,11 +915,16 @@ static int jobs_every(cli_t *c, int argc, char **argv)
                                    "name");
     if (!tz)
         tz = getenv("RAPPORT_TZ");
+    if (!tz || !*tz)
+        tz = getenv("RAPPORT_TIMEZONE");
     json_t *p = payload ? json_arg("jobs every", "--payload", payload) : NULL;
     if (payload && !p)
         return EXIT_FAIL;
     rp_store_t *s;
     int rc = open_store(c, false, &s);
+    json_t *zone = NULL;
+    if (!rc && !tz && rp_config_get(s, "timezone", &zone, NULL) == 0)
+        tz = json_string_value(zone); /* the installation's configured zone */
     if (!rc) {
         rp_error_t err = {0};
         rp_sched_t *e = rp_sched_new(s, NULL);
@@ -913,6 +947,7 @@ static int jobs_every(cli_t *c, int argc, char **argv)
         rp_sched_free(e);
         rp_store_close(s);
     }
+    json_decref(zone);
     json_decref(p);
     return rc;
 }
@@ -1010,8 +1045,10 @@ static int run_lua(cli_t *c, const char *cmd, bool sandbox, const char *code, co
     env_t env;
     if (env_open(c, &env, log_quiet))
         return EXIT_FAIL;
-    rp_lua_opts_t o = {.sandbox = sandbox, .name = file ? file : "eval",
-                       .actor = sandbox ? NULL : c->actor, .ext = env.ext};
+    rp_lua_opts_t o = env.limits;
+    o.sandbox = sandbox;
+    o.name = file ? file : "eval";
+    o.actor = sandbox ? NULL : c->actor;
     rp_error_t err = {0};
     int rc = 0;
     rp_lua_t *l = rp_lua_new(env.s, env.e, &o, &err);
@@ -1119,6 +1156,59 @@ static int cmd_test(cli_t *c, int argc, char **argv)
     return rc ? rc : failed ? EXIT_FAIL : 0;
 }
 
+static int cmd_config(cli_t *c, int argc, char **argv)
+{
+    const char *sub = argc > 1 ? argv[1] : "list";
+    bool get = !strcmp(sub, "get"), set = !strcmp(sub, "set"), list = !strcmp(sub, "list"),
+         unset = !strcmp(sub, "unset");
+    if (!get && !set && !list && !unset)
+        return usage_error("config", "config: unknown subcommand \"%s\" (get, set, unset, list)",
+                           sub);
+    if (argc != (set ? 4 : list ? (argc > 1 ? 2 : 1) : 3))
+        return usage_error("config", "config %s: wrong number of arguments", sub);
+    json_t *value = NULL;
+    if (set) {
+        /* A value is JSON when it parses as JSON, else plain text: `set timezone Europe/Paris`. */
+        value = json_loads(argv[3], JSON_DECODE_ANY, NULL);
+        if (!value)
+            value = json_string(argv[3]);
+        if (!value)
+            return fail("config set: the value is not valid UTF-8");
+    }
+    rp_store_t *s;
+    if (open_store(c, false, &s)) {
+        json_decref(value);
+        return EXIT_FAIL;
+    }
+    rp_error_t err = {0};
+    int rc = 0;
+    json_t *out = NULL;
+    if (list) {
+        if (rp_config_list(s, &out, &err))
+            rc = fail("%s", err.msg);
+        const char *k;
+        json_t *v;
+        json_object_foreach(out, k, v) {
+            char *d = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+            printf("%s = %s\n", k, d ? d : "?");
+            free(d);
+        }
+    } else if (get) {
+        if (rp_config_get(s, argv[2], &out, &err))
+            rc = fail("%s", err.msg);
+        else
+            print_json(out, false);
+    } else if (rp_config_set(s, &c->ctx, argv[2], value, &err)) {
+        rc = fail("%s", err.msg);
+    } else {
+        printf("%s %s\n", set ? "set" : "unset", argv[2]);
+    }
+    json_decref(out);
+    json_decref(value);
+    rp_store_close(s);
+    return rc;
+}
+
 static int cmd_plugins(cli_t *c, int argc, char **argv)
 {
     bool as_json = false;
@@ -1207,6 +1297,8 @@ static const command_t commands[] = {
      "Lua at a prompt on the live database: history, completion, tables, :dry on, :help."},
     {"test", cmd_test, "test [FILE|DIR…]",
      "Run *_test.lua files: each test on a fresh in-memory database with a virtual clock."},
+    {"config", cmd_config, "config [list] | config get KEY | config set KEY VALUE | config unset KEY",
+     "Settings kept in the database (timezone, lua.max_instructions, plugin.<name>.<key>, …)."},
     {"plugins", cmd_plugins, "plugins [--json]",
      "List the loaded plugins: name, version, ABI, file, and what each registered."},
     {NULL, NULL, NULL, NULL},

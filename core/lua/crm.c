@@ -834,10 +834,14 @@ static int crm_every(lua_State *L)
         if (!lua_isnil(L, -1))
             payload = rp__lua_check_json(L, -1, "crm.every", "the payload");
     }
+    json_t *zone = NULL;
+    if (!tz && rp_config_get(l->s, "timezone", &zone, NULL) == 0 && json_is_string(zone))
+        tz = json_string_value(zone); /* the installation's configured zone */
     rp_cron_t c;
     rp_error_t err = {0};
     if (rp_cron_parse(cron, tz, &c, &err)) {
         json_decref(payload);
+        json_decref(zone);
         return raise(L, &err);
     }
     rp__reg_t *r = new_reg(L, l, REG_EVERY, 2);
@@ -845,6 +849,7 @@ static int crm_every(lua_State *L)
     snprintf(r->types, sizeof r->types, "%s", cron);
     snprintf(r->extra, sizeof r->extra, "%s", job);
     snprintf(r->tz, sizeof r->tz, "%s", tz ? tz : "");
+    json_decref(zone);
     r->payload = payload;
     add_reg(L, l, r);
     return 0;

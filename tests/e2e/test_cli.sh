@@ -103,6 +103,18 @@ kill -INT $follow_pid; wait $follow_pid; status=$?
 [ "$status" = 0 ] && ok || bad "events tail --follow exited $status on SIGINT"
 follow_pid=
 
+# Settings live in the database; each change is an event; bad names are refused.
+expect 0 "set timezone" -- config set timezone Europe/Paris
+expect 0 "set lua.max_instructions" -- config set lua.max_instructions 2000000
+expect 0 '"Europe/Paris"' -- config get timezone
+expect 0 "lua.max_instructions = 2000000" -- config list
+expect 1 "RP-E1202: setting \"nope\" is not set" -- config get nope
+expect 1 "not a valid setting name" -- config set "Bad Key" 1
+expect 0 '"type":"config.changed"' -- events tail -n 1
+expect 1 "over its instruction budget of 2000000 instructions" -- eval --sandbox 'while true do end'
+expect 0 "Europe/Paris" -- jobs every nightly '0 2 * * *' emit
+expect 0 "unset timezone" -- config unset timezone
+
 # --db takes precedence over RAPPORT_DB.
 expect 0 "initialised $tmp/other.db" -- --db "$tmp/other.db" init
 expect 0 "no entities defined yet" -- --db "$tmp/other.db" schema
