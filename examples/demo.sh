@@ -41,4 +41,10 @@ r search jose
 r search علی
 r explain deal 1 stage
 r events tail -n 5
-echo "The demo database is $DB. Try: $RAPPORT --db $DB find contact --order last_name"
+r eval 'local won = crm.count("deal", {stage = "won"}); return won .. " deal(s) won, worth " .. crm.get("deal", 1).amount'
+r eval 'local _, changes = crm.dry_run(function() crm.update("deal", 2, {stage = "won"}) end); return changes.records'
+echo "The demo database is $DB. Try:"
+echo "  $RAPPORT --db $DB repl"
+echo "  $RAPPORT --db $DB find contact --order last_name"
+echo "  $RAPPORT --db $DB serve        # the engine: jobs, schedules, event handlers (Ctrl-C stops it)"
+echo "  $RAPPORT test examples/rules   # an escalation rule and its tests, on a virtual clock"
