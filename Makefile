@@ -48,3 +48,20 @@ demo: build
 
 clean:
 	rm -rf build build-sanitize build-release
+
+# `make install [PREFIX=/usr/local]`: the binary, the default scripts, the built-in plugins and
+# the plugin SDK (header, rapport-plugin.pc, the RapportPlugin CMake package) under PREFIX.
+# A build folder of its own, because the installed binary is compiled to look in PREFIX.
+PREFIX ?= /usr/local
+INSTALL_BUILD ?= build-install
+
+.PHONY: install clean-install
+
+install: deps
+	cmake -S . -B $(INSTALL_BUILD) -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=$(PREFIX)
+	cmake --build $(INSTALL_BUILD) -j $(JOBS)
+	cmake --install $(INSTALL_BUILD)
+
+clean: clean-install
+clean-install:
+	rm -rf $(INSTALL_BUILD)
