@@ -1119,7 +1119,7 @@ static int test_setup(void *ud, rp_store_t *s, rp_sched_t *e, const rp_lua_ext_t
                       const char *const **dirs, void **state, rp_error_t *err)
 {
     rp_plugins_t *pl = NULL;
-    int rc = load_plugins(ud, s, e, NULL, &pl, err);
+    int rc = load_plugins(ud, s, e, log_quiet, &pl, err);
     if (rc)
         return rc;
     *ext = rp_plugins_lua(pl);

@@ -52,7 +52,7 @@ int rp__event_append(rp_store_t *s, const rp_ctx_t *ctx, const char *type, const
                                 " at, changes, cause, depth) VALUES(?,?,?,?,?,?,?,?,?,?)",
                                 err);
     if (!st)
-        return err->code;
+        return err ? err->code : RP_EIO;
     char uid[27];
     rp__uid(s, uid);
     char *text = changes ? json_dumps(changes, JSON_COMPACT) : strdup("{}");
@@ -111,7 +111,7 @@ int rp_events_emit(rp_store_t *s, const rp_ctx_t *ctx, const char *type, const c
         return rp_error_set(err, RP_EINVAL, RP_C_TYPE,
                             "the payload of event %s must be a JSON object", type);
     if (entity && *entity && !rp__entity_req(s, entity, err))
-        return err->code;
+        return err ? err->code : RP_EIO;
     int rc = rp_store_begin(s, err);
     if (rc)
         return rc;
@@ -204,7 +204,7 @@ int rp_events_list(rp_store_t *s, int64_t after_seq, bool newest, rp_event_t *ou
                                " LIMIT ?";
     sqlite3_stmt *st = rp__stmt(s, sql, err);
     if (!st)
-        return err->code;
+        return err ? err->code : RP_EIO;
     sqlite3_bind_int64(st, 1, after_seq);
     sqlite3_bind_int(st, 2, max);
     return read_rows(s, st, out, max, err);
@@ -220,7 +220,7 @@ int rp_events_for_record(rp_store_t *s, const char *entity, int64_t record_id, i
                                 " AND record_id = ? AND seq > ? ORDER BY seq LIMIT ?",
                                 err);
     if (!st)
-        return err->code;
+        return err ? err->code : RP_EIO;
     sqlite3_bind_text(st, 1, entity, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, record_id);
     sqlite3_bind_int64(st, 3, after_seq);
@@ -356,7 +356,7 @@ static int veto(rp_error_t *err, const char *owner, const char *entity)
         rp_error_set(err, RP_EVETO, RP_C_VETO,
                      "%s%sa before-hook of %s (registered by %s) refused the change",
                      err->msg, err->msg[0] ? ": " : "", entity, owner[0] ? owner : "no one");
-    return err->code;
+    return err ? err->code : RP_EIO;
 }
 
 int rp__hooks_run(rp_store_t *s, rp__entity_t *e, rp_action_t action, json_t *batch,
@@ -449,7 +449,7 @@ int rp_events_subscribe(rp_store_t *s, const char *name, const char *types, bool
                                 " ON CONFLICT(name) DO UPDATE SET types = excluded.types",
                                 err);
     if (!st)
-        return err->code;
+        return err ? err->code : RP_EIO;
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 2, from_now);
     sqlite3_bind_text(st, 3, types && *types ? types : "*", -1, SQLITE_STATIC);
@@ -470,7 +470,7 @@ int rp_events_unsubscribe(rp_store_t *s, const char *name, rp_error_t *err)
     for (int i = 0; i < 3; i++) {
         sqlite3_stmt *st = rp__stmt(s, sql[i], err);
         if (!st) {
-            rc = err->code;
+            rc = err ? err->code : RP_EIO;
             break;
         }
         sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
@@ -497,7 +497,7 @@ static int sub_state(rp_store_t *s, const char *name, int64_t *checkpoint, char 
     sqlite3_stmt *st = rp__stmt(s, "SELECT checkpoint, types FROM rp_subscribers WHERE name = ?",
                                 err);
     if (!st)
-        return err->code;
+        return err ? err->code : RP_EIO;
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
@@ -534,7 +534,7 @@ int rp_events_read(rp_store_t *s, const char *name, rp_event_t *out, int max,
                                 " WHERE d.subscriber = ? AND d.replay = 1 ORDER BY d.id LIMIT ?",
                                 err);
     if (!st)
-        return err->code;
+        return err ? err->code : RP_EIO;
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 2, max);
     int n = 0;
@@ -551,7 +551,7 @@ int rp_events_read(rp_store_t *s, const char *name, rp_event_t *out, int max,
     st = rp__stmt(s, "SELECT seq, attempts, next_at FROM rp_retries WHERE subscriber = ?"
                      " ORDER BY seq LIMIT 1", err);
     if (!st)
-        return err->code;
+        return err ? err->code : RP_EIO;
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     int64_t rseq = 0, rnext = 0;
     int rattempts = 0;
@@ -569,7 +569,7 @@ int rp_events_read(rp_store_t *s, const char *name, rp_event_t *out, int max,
     st = rp__stmt(s, "SELECT " EVENT_COLS " FROM rp_events WHERE seq > ? AND type GLOB ?"
                      " ORDER BY seq LIMIT ?", err);
     if (!st)
-        return err->code;
+        return err ? err->code : RP_EIO;
     sqlite3_bind_int64(st, 1, checkpoint);
     sqlite3_bind_text(st, 2, types, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int(st, 3, max);
@@ -585,7 +585,7 @@ static int exec_bound(rp_store_t *s, const char *sql, const char *name, int64_t 
 {
     sqlite3_stmt *st = rp__stmt(s, sql, err);
     if (!st)
-        return err->code;
+        return err ? err->code : RP_EIO;
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, a);
     sqlite3_bind_int64(st, 3, b);
@@ -652,7 +652,7 @@ int rp_events_fail(rp_store_t *s, const char *name, int64_t seq, const char *err
     sqlite3_stmt *st = rp__stmt(s, "SELECT attempts FROM rp_retries WHERE subscriber = ?"
                                    " AND seq = ?", err);
     if (!st) {
-        rc = err->code;
+        rc = err ? err->code : RP_EIO;
         goto fail;
     }
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
@@ -663,7 +663,7 @@ int rp_events_fail(rp_store_t *s, const char *name, int64_t seq, const char *err
         sqlite3_stmt *ins = rp__stmt(s, "INSERT INTO rp_dead(subscriber, seq, attempts, at,"
                                         " error) VALUES(?,?,?,?,?)", err);
         if (!ins) {
-            rc = err->code;
+            rc = err ? err->code : RP_EIO;
             goto fail;
         }
         sqlite3_bind_text(ins, 1, name, -1, SQLITE_STATIC);
@@ -698,7 +698,7 @@ int rp_events_fail(rp_store_t *s, const char *name, int64_t seq, const char *err
                                        " DO UPDATE SET attempts = excluded.attempts,"
                                        " next_at = excluded.next_at, error = excluded.error", err);
         if (!up) {
-            rc = err->code;
+            rc = err ? err->code : RP_EIO;
             goto fail;
         }
         sqlite3_bind_text(up, 1, name, -1, SQLITE_STATIC);
@@ -802,7 +802,7 @@ int rp_events_dead(rp_store_t *s, const char *name, json_t **out, rp_error_t *er
                                 " WHERE ?1 IS NULL OR d.subscriber = ?1 ORDER BY d.id",
                                 err);
     if (!st)
-        return err->code;
+        return err ? err->code : RP_EIO;
     if (name)
         sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     json_t *arr = json_array();
@@ -828,7 +828,7 @@ int rp_events_replay(rp_store_t *s, int64_t id, rp_error_t *err)
 {
     sqlite3_stmt *st = rp__stmt(s, "UPDATE rp_dead SET replay = 1 WHERE id = ?", err);
     if (!st)
-        return err->code;
+        return err ? err->code : RP_EIO;
     sqlite3_bind_int64(st, 1, id);
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
@@ -872,14 +872,14 @@ int rp_events_explain(rp_store_t *s, const char *entity, int64_t id, const char 
     *out = NULL;
     rp__entity_t *e = rp__entity_req(s, entity, err);
     if (!e)
-        return err->code;
+        return err ? err->code : RP_EIO;
     if (!field || (!rp__field(e, field) && strcmp(field, "deleted_at") != 0))
         return rp_error_set(err, RP_EINVAL, RP_C_NO_FIELD, "unknown field \"%s\" on %s",
                             field ? field : "(null)", entity);
     sqlite3_stmt *st = rp__stmt(s, "SELECT " EVENT_COLS " FROM rp_events WHERE entity = ?"
                                    " AND record_id = ? ORDER BY seq", err);
     if (!st)
-        return err->code;
+        return err ? err->code : RP_EIO;
     sqlite3_bind_text(st, 1, entity, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, id);
     /* Collect first: causes_of() uses another cached statement while this one is open. */

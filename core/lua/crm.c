@@ -344,6 +344,18 @@ static int crm_schema_get(lua_State *L)
 
 /* ---- transactions and dry runs ------------------------------------------------------------ */
 
+/* Calls the function on top of @p L with rp__lua_pcall(), which works on l->L: point that at
+ * the thread that called us, since in a coroutine the function and its results are on the
+ * coroutine's stack, not the main thread's. */
+static int pcall_here(lua_State *L, rp_lua_t *l, int nargs, int nres, rp_error_t *err)
+{
+    lua_State *main = l->L;
+    l->L = L;
+    int rc = rp__lua_pcall(l, nargs, nres, err);
+    l->L = main;
+    return rc;
+}
+
 static int call_fn_in_txn(lua_State *L, rp_lua_t *l, bool keep, const char *fname)
 {
     luaL_checktype(L, 1, LUA_TFUNCTION);
@@ -353,7 +365,7 @@ static int call_fn_in_txn(lua_State *L, rp_lua_t *l, bool keep, const char *fnam
         return raise(L, &err);
     int base = lua_gettop(L);
     lua_pushvalue(L, 1);
-    int rc = rp__lua_pcall(l, 0, LUA_MULTRET, &err);
+    int rc = pcall_here(L, l, 0, LUA_MULTRET, &err);
     if (rc || !keep) {
         rp_store_rollback(l->s, NULL);
         if (rc) {
@@ -390,6 +402,15 @@ static int64_t max_job_id(rp_store_t *s)
     return max;
 }
 
+static bool is_write_action(const char *action)
+{
+    static const char *const writes[] = {"created", "updated", "deleted", "restored", "purged"};
+    for (size_t i = 0; i < sizeof writes / sizeof *writes; i++)
+        if (strcmp(action, writes[i]) == 0)
+            return true;
+    return false;
+}
+
 static int crm_dry_run(lua_State *L)
 {
     rp_lua_t *l = rp__lua_of(L);
@@ -400,7 +421,7 @@ static int crm_dry_run(lua_State *L)
     if (rp_store_begin(l->s, &err))
         return raise(L, &err);
     lua_pushvalue(L, 1);
-    int rc = rp__lua_pcall(l, 0, 1, &err);
+    int rc = pcall_here(L, l, 0, 1, &err);
     /* What it would have changed, read inside the transaction before it is undone. */
     json_t *records = json_array(), *events = json_array(), *jobs = json_array();
     enum { MAX = 10000 };
@@ -409,8 +430,10 @@ static int crm_dry_run(lua_State *L)
     for (int i = 0; i < n; i++) {
         json_t *ev = rp_event_json(&evs[i]);
         json_array_append(events, ev);
-        if (evs[i].record_id > 0 && strchr(evs[i].type, '.')) {
-            const char *action = strrchr(evs[i].type, '.') + 1;
+        const char *action = strrchr(evs[i].type, '.');
+        action = action ? action + 1 : "";
+        /* A custom event about a record (crm.emit with an id) is an event, not a change. */
+        if (evs[i].record_id > 0 && is_write_action(action)) {
             json_array_append_new(records, json_pack("{s:s,s:I,s:s,s:O}", "entity",
                                                      evs[i].entity, "id",
                                                      (json_int_t)evs[i].record_id, "action",

@@ -82,8 +82,10 @@ static void count_hook(lua_State *L, lua_Debug *ar)
     l->instructions = INT64_MAX / 2;
     l->deadline = 0;
     lua_sethook(L, count_hook, LUA_MASKCOUNT, 1);
-    luaL_error(L, "%s:%d: RP-E1701: script %s stopped: over its %s of %s", ar->short_src,
-               ar->currentline, l->name, limit, what);
+    /* Not luaL_error: in a hook it would add the caller's position in front of this one. */
+    lua_pushfstring(L, "%s:%d: RP-E1701: script %s stopped: over its %s of %s", ar->short_src,
+                    ar->currentline, l->name, limit, what);
+    lua_error(L);
 }
 
 /* The message handler of every call into Lua: makes sure the message is a string that carries
@@ -463,7 +465,8 @@ rp_lua_t *rp_lua_new(rp_store_t *s, rp_sched_t *e, const rp_lua_opts_t *opts, rp
         open_sandbox(L);
     else
         luaL_openlibs(L);
-    lua_sethook(L, count_hook, LUA_MASKCOUNT, HOOK_EVERY);
+    /* No hook here: each call into a sandboxed state sets it (rp__lua_pcall), and a state
+     * without limits runs without one, as any count hook slows every instruction (bench_lua c). */
     if (rp__lua_open_crm(l, err)) {
         rp_lua_free(l);
         return NULL;

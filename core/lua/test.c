@@ -126,7 +126,7 @@ static int world_new(world_t *w, const char *path, const char *const *given,
     rp_lua_opts_t lo = {.name = base ? base + 1 : path, .actor = "test", .ext = ext};
     w->l = rp_lua_new(w->s, w->e, &lo, err);
     if (!w->l)
-        return err->code;
+        return err ? err->code : RP_EIO;
     rp_lua_set_log(w->l, quiet, out);
     if ((rc = rp_lua_eval(w->l, prelude, "rapport.test", NULL, err)))
         return rc;

@@ -1076,6 +1076,20 @@ json_t *rp_plugins_describe(const rp_plugins_t *P)
             json_array_append_new(req, json_sprintf("%s%s%s", d->name,
                                                     d->min_version ? " >= " : "",
                                                     d->min_version ? d->min_version : ""));
+        /* The entities it owns, whether defined in this run or an earlier one. */
+        json_t *sch = rp_store_schema(P->s, NULL, NULL);
+        const char *ename;
+        json_t *edesc;
+        json_object_foreach(sch, ename, edesc) {
+            const char *owner = json_string_value(json_object_get(edesc, "owner"));
+            bool listed = false;
+            size_t k;
+            json_t *x;
+            json_array_foreach(h->entities, k, x) listed = listed || !strcmp(json_string_value(x), ename);
+            if (owner && !strcmp(owner, h->owner) && !listed)
+                json_array_append_new(h->entities, json_string(ename));
+        }
+        json_decref(sch);
         json_array_append_new(
             arr, json_pack("{s:s,s:s,s:i,s:s,s:s,s:o,s:O,s:O,s:O,s:O,s:O,s:O,s:O}", "name",
                            h->desc->name, "version", h->desc->version, "abi", (int)h->desc->abi,

@@ -186,7 +186,7 @@ int rp_jobs_schedule(rp_store_t *s, const rp_ctx_t *ctx, const char *name, json_
     if (key) {
         /* A key names one pending job: scheduling it again moves it. */
         if (!(st = rp__stmt(s, "DELETE FROM rp_jobs WHERE key = ? AND state = 'pending'", err))) {
-            rc = err->code;
+            rc = err ? err->code : RP_EIO;
             goto fail;
         }
         sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
@@ -195,7 +195,7 @@ int rp_jobs_schedule(rp_store_t *s, const rp_ctx_t *ctx, const char *name, json_
     }
     if (!(st = rp__stmt(s, "INSERT INTO rp_jobs(name, key, payload, due_at, created_at,"
                            " created_by) VALUES(?,?,?,?,?,?)", err))) {
-        rc = err->code;
+        rc = err ? err->code : RP_EIO;
         goto fail;
     }
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
@@ -221,7 +221,7 @@ int rp_jobs_cancel(rp_store_t *s, const char *key, rp_error_t *err)
 {
     sqlite3_stmt *st = rp__stmt(s, "DELETE FROM rp_jobs WHERE key = ? AND state = 'pending'", err);
     if (!st)
-        return err->code;
+        return err ? err->code : RP_EIO;
     sqlite3_bind_text(st, 1, key ? key : "", -1, SQLITE_STATIC);
     int rc = step(s, st, "cannot cancel the job", err);
     if (!rc && sqlite3_changes(s->db) == 0)
@@ -240,7 +240,7 @@ int rp_jobs_list(rp_store_t *s, const char *state, json_t **out, rp_error_t *err
                                    " FROM rp_jobs WHERE ?1 IS NULL OR state = ?1"
                                    " ORDER BY due_at, id", err);
     if (!st)
-        return err->code;
+        return err ? err->code : RP_EIO;
     if (state)
         sqlite3_bind_text(st, 1, state, -1, SQLITE_STATIC);
     json_t *arr = json_array();
@@ -273,7 +273,7 @@ int rp_jobs_retry(rp_store_t *s, int64_t id, rp_error_t *err)
                                    " due_at = ?, owner = NULL, lease_until = NULL"
                                    " WHERE id = ? AND state = 'dead'", err);
     if (!st)
-        return err->code;
+        return err ? err->code : RP_EIO;
     sqlite3_bind_int64(st, 1, rp_store_now(s));
     sqlite3_bind_int64(st, 2, id);
     int rc = step(s, st, "cannot retry the job", err);
@@ -293,7 +293,7 @@ int rp_schedules_list(rp_store_t *s, json_t **out, rp_error_t *err)
     sqlite3_stmt *st = rp__stmt(s, "SELECT name, cron, tz, job, payload, next_at, last_at"
                                    " FROM rp_schedules ORDER BY name", err);
     if (!st)
-        return err->code;
+        return err ? err->code : RP_EIO;
     json_t *arr = json_array();
     while (sqlite3_step(st) == SQLITE_ROW) {
         char next[32] = "", last[32] = "";
@@ -319,7 +319,7 @@ int rp_schedules_remove(rp_store_t *s, const char *name, rp_error_t *err)
 {
     sqlite3_stmt *st = rp__stmt(s, "DELETE FROM rp_schedules WHERE name = ?", err);
     if (!st)
-        return err->code;
+        return err ? err->code : RP_EIO;
     sqlite3_bind_text(st, 1, name ? name : "", -1, SQLITE_STATIC);
     int rc = step(s, st, "cannot remove the schedule", err);
     if (!rc && sqlite3_changes(s->db) == 0)
@@ -552,7 +552,7 @@ int rp_sched_every(rp_sched_t *e, const char *name, const char *cron, const char
                                 err);
     if (!st) {
         free(text);
-        return err->code;
+        return err ? err->code : RP_EIO;
     }
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, cron, -1, SQLITE_STATIC);
@@ -572,7 +572,7 @@ static int fire_schedules(rp_sched_t *e, rp_error_t *err)
     sqlite3_stmt *st = rp__stmt(s, "SELECT name, cron, tz, job, payload, next_at FROM rp_schedules"
                                    " WHERE next_at <= ? ORDER BY next_at", err);
     if (!st)
-        return err->code;
+        return err ? err->code : RP_EIO;
     sqlite3_bind_int64(st, 1, now);
     json_t *due = json_array();
     while (sqlite3_step(st) == SQLITE_ROW)
@@ -611,7 +611,7 @@ static int fire_schedules(rp_sched_t *e, rp_error_t *err)
         sqlite3_stmt *up = rp__stmt(s, "UPDATE rp_schedules SET last_at = ?1, next_at = ?2"
                                        " WHERE name = ?3 AND next_at = ?1", err);
         if (!up) {
-            rc = err->code;
+            rc = err ? err->code : RP_EIO;
         } else {
             sqlite3_bind_int64(up, 1, slot);
             sqlite3_bind_int64(up, 2, next);
@@ -650,7 +650,7 @@ static int claim(rp_sched_t *e, json_t **jobs, int max, rp_error_t *err)
                                 " RETURNING id, name, key, payload, due_at, attempts",
                                 err);
     if (!st)
-        return err->code;
+        return err ? err->code : RP_EIO;
     sqlite3_bind_text(st, 1, e->owner, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, now);
     sqlite3_bind_int64(st, 3, e->lease_ms);
@@ -706,7 +706,7 @@ static int job_failed(rp_sched_t *e, const rp_job_t *job, const char *why, rp_er
                                       " owner = NULL, lease_until = NULL"
                                       " WHERE id = ?4 AND owner = ?5", err);
     if (!st)
-        return err->code;
+        return err ? err->code : RP_EIO;
     sqlite3_bind_text(st, 1, dead ? "dead" : "pending", -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, dead ? job->due_ms : rp_sched_now(e) + delay);
     sqlite3_bind_text(st, 3, why, -1, SQLITE_STATIC);
@@ -718,7 +718,7 @@ static int job_failed(rp_sched_t *e, const rp_job_t *job, const char *why, rp_er
         /* A newer job with the same key was scheduled meanwhile: it supersedes this one. */
         st = rp__stmt(e->s, "DELETE FROM rp_jobs WHERE id = ? AND owner = ?", err);
         if (!st)
-            return err->code;
+            return err ? err->code : RP_EIO;
         sqlite3_bind_int64(st, 1, job->id);
         sqlite3_bind_text(st, 2, e->owner, -1, SQLITE_STATIC);
         return step(e->s, st, "cannot drop the superseded job", err);

@@ -556,7 +556,7 @@ int rp_store_find(rp_store_t *s, const rp_query_t *qq, json_t **out, char **next
         *next = NULL;
     rp__entity_t *e = rp__entity_req(s, qq->entity, err);
     if (!e)
-        return err->code;
+        return err ? err->code : RP_EIO;
     if (qq->fields)
         for (int i = 0; qq->fields[i]; i++)
             if (!any_field(e, qq->fields[i]))
@@ -585,7 +585,7 @@ int rp_store_find(rp_store_t *s, const rp_query_t *qq, json_t **out, char **next
     }
     sqlite3_stmt *st = rp__stmt(s, q.sql, err);
     if (!st) {
-        rc = err->code;
+        rc = err ? err->code : RP_EIO;
         goto out;
     }
     if (qb_bind(&q, st, 1) != SQLITE_OK) {
@@ -636,7 +636,7 @@ int rp_store_count(rp_store_t *s, const char *entity, json_t *where, bool with_d
 {
     rp__entity_t *e = rp__entity_req(s, entity, err);
     if (!e)
-        return err->code;
+        return err ? err->code : RP_EIO;
     qb_t q = {0};
     put(&q, "SELECT count(*) FROM \"%s\"", e->name);
     int rc = where_clause(e, where, with_deleted, &q, err);
@@ -648,7 +648,7 @@ int rp_store_count(rp_store_t *s, const char *entity, json_t *where, bool with_d
     }
     sqlite3_stmt *st = rp__stmt(s, q.sql, err);
     if (!st) {
-        rc = err->code;
+        rc = err ? err->code : RP_EIO;
         goto out;
     }
     qb_bind(&q, st, 1);
@@ -706,7 +706,7 @@ int rp_store_search(rp_store_t *s, const char *text, const char *entity, int lim
     *out = NULL;
     rp__entity_t *only = NULL;
     if (entity && !(only = rp__entity_req(s, entity, err)))
-        return err->code;
+        return err ? err->code : RP_EIO;
     char *expr = text ? match_expr(text) : NULL;
     if (!expr)
         return rp_error_set(err, RP_EINVAL, RP_C_SEARCH, "search needs at least one word");
@@ -732,7 +732,7 @@ int rp_store_search(rp_store_t *s, const char *text, const char *entity, int lim
     sqlite3_stmt *st = rp__stmt(s, sql, err);
     if (!st) {
         free(expr);
-        return err->code;
+        return err ? err->code : RP_EIO;
     }
     sqlite3_bind_text(st, 1, expr, -1, free);
     sqlite3_bind_int(st, 2, limit);

@@ -63,7 +63,7 @@ int rp__record_load(rp_store_t *s, rp__entity_t *e, int64_t id, const char **fie
     *out = NULL;
     sqlite3_stmt *st = rp__stmt(s, e->sql_get, err);
     if (!st)
-        return err->code;
+        return err ? err->code : RP_EIO;
     sqlite3_bind_int64(st, 1, id);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_DONE) {
@@ -85,7 +85,7 @@ int rp_store_get(rp_store_t *s, const char *entity, int64_t id, json_t **out, rp
     *out = NULL;
     rp__entity_t *e = rp__entity_req(s, entity, err);
     if (!e)
-        return err->code;
+        return err ? err->code : RP_EIO;
     return rp__record_load(s, e, id, NULL, out, err);
 }
 
@@ -125,7 +125,7 @@ static int check_ref(rp_store_t *s, rp__entity_t *e, rp__field_t *f, json_t *v, 
     snprintf(sql, sizeof sql, "SELECT deleted_at IS NULL FROM \"%s\" WHERE id = ?", f->ref);
     sqlite3_stmt *st = rp__stmt(s, sql, err);
     if (!st)
-        return err->code;
+        return err ? err->code : RP_EIO;
     sqlite3_bind_int64(st, 1, json_integer_value(v));
     int rc = sqlite3_step(st);
     int live = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
@@ -211,7 +211,7 @@ static int fts_put(rp_store_t *s, rp__entity_t *e, int64_t id, json_t *rec, rp_e
     sqlite3_stmt *st = rp__stmt(s, "INSERT INTO rp_search(rowid, body) VALUES(?, ?)", err);
     if (!st) {
         free(body);
-        return err->code;
+        return err ? err->code : RP_EIO;
     }
     sqlite3_bind_int64(st, 1, fts_rowid(e, id));
     sqlite3_bind_text(st, 2, body, (int)len, free);
@@ -224,7 +224,7 @@ static int fts_drop(rp_store_t *s, rp__entity_t *e, int64_t id, rp_error_t *err)
 {
     sqlite3_stmt *st = rp__stmt(s, "DELETE FROM rp_search WHERE rowid = ?", err);
     if (!st)
-        return err->code;
+        return err ? err->code : RP_EIO;
     sqlite3_bind_int64(st, 1, fts_rowid(e, id));
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
@@ -268,7 +268,7 @@ static int create_one(rp_store_t *s, const rp_ctx_t *ctx, rp__entity_t *e, json_
         json_object_set_new(changes, f->name, json_pack("[nO]", v));
     }
     if (!(st = rp__stmt(s, e->sql_insert, err))) {
-        rc = err->code;
+        rc = err ? err->code : RP_EIO;
         goto out;
     }
     char now[32];
@@ -347,13 +347,13 @@ int rp_store_create_many(rp_store_t *s, const rp_ctx_t *ctx, const char *entity,
 {
     rp__entity_t *e = rp__entity_req(s, entity, err);
     if (!e)
-        return err->code;
+        return err ? err->code : RP_EIO;
     size_t failed = 0;
     json_t *batch = batch_copy(e, records, &failed, err);
     if (!batch) {
         if (failed_index)
             *failed_index = failed;
-        return err->code;
+        return err ? err->code : RP_EIO;
     }
     int rc = rp_store_begin(s, err);
     if (rc) {
@@ -457,7 +457,7 @@ static int update_one(rp_store_t *s, const rp_ctx_t *ctx, rp__entity_t *e, json_
     snprintf(sql + n, cap - (size_t)n, " WHERE id = ? AND version = ?");
     sqlite3_stmt *st = rp__stmt(s, sql, err);
     if (!st) {
-        rc = err->code;
+        rc = err ? err->code : RP_EIO;
         goto out;
     }
     char now[32];
@@ -573,7 +573,7 @@ int rp_store_update(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, int6
 {
     rp__entity_t *e = rp__entity_req(s, entity, err);
     if (!e)
-        return err->code;
+        return err ? err->code : RP_EIO;
     if (!json_is_object(patch))
         return rp_error_set(err, RP_EINVAL, RP_C_TYPE, "%s: an update must be a JSON object",
                             entity);
@@ -590,13 +590,13 @@ int rp_store_update_many(rp_store_t *s, const rp_ctx_t *ctx, const char *entity,
 {
     rp__entity_t *e = rp__entity_req(s, entity, err);
     if (!e)
-        return err->code;
+        return err ? err->code : RP_EIO;
     size_t failed = 0;
     json_t *batch = batch_copy(e, patches, &failed, err);
     if (!batch) {
         if (failed_index)
             *failed_index = failed;
-        return err->code;
+        return err ? err->code : RP_EIO;
     }
     size_t n = json_array_size(batch);
     int64_t *ids = calloc(n ? n : 1, sizeof *ids), *expect = calloc(n ? n : 1, sizeof *expect);
@@ -653,7 +653,7 @@ static int set_deleted(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, i
 {
     rp__entity_t *e = rp__entity_req(s, entity, err);
     if (!e)
-        return err->code;
+        return err ? err->code : RP_EIO;
     int rc = rp_store_begin(s, err);
     if (rc)
         return rc;
@@ -677,7 +677,7 @@ static int set_deleted(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, i
              entity);
     sqlite3_stmt *st = rp__stmt(s, sql, err);
     if (!st) {
-        rc = err->code;
+        rc = err ? err->code : RP_EIO;
         goto fail;
     }
     if (del)
@@ -736,7 +736,7 @@ static int check_unreferenced(rp_store_t *s, rp__entity_t *e, int64_t id, rp_err
                      f->name);
             sqlite3_stmt *st = rp__stmt(s, sql, err);
             if (!st)
-                return err->code;
+                return err ? err->code : RP_EIO;
             sqlite3_bind_int64(st, 1, id);
             int rc = sqlite3_step(st);
             int64_t by = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
@@ -757,7 +757,7 @@ int rp_store_purge(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, int64
 {
     rp__entity_t *e = rp__entity_req(s, entity, err);
     if (!e)
-        return err->code;
+        return err ? err->code : RP_EIO;
     int rc = rp_store_begin(s, err);
     if (rc)
         return rc;
@@ -770,7 +770,7 @@ int rp_store_purge(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, int64
     snprintf(sql, sizeof sql, "DELETE FROM \"%s\" WHERE id = ?", entity);
     sqlite3_stmt *st = rp__stmt(s, sql, err);
     if (!st) {
-        rc = err->code;
+        rc = err ? err->code : RP_EIO;
         goto fail;
     }
     sqlite3_bind_int64(st, 1, id);

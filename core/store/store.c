@@ -900,7 +900,7 @@ static int store_field_row(rp_store_t *s, const char *entity, const rp__field_t 
                                 " created_at) VALUES(?,?,?,?,?,?)",
                                 err);
     if (!st)
-        return err->code;
+        return err ? err->code : RP_EIO;
     json_t *spec = field_spec_json(f);
     char *text = json_dumps(spec, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(spec);
@@ -982,7 +982,7 @@ int rp_store_define(rp_store_t *s, const rp_ctx_t *ctx, const char *name, json_t
     if (!fields)
         fields = json_object_get(spec, "fields"); /* may stay NULL: an entity without fields */
     if (fields && spec_fields_check(fields, name, err))
-        return err->code;
+        return err ? err->code : RP_EIO;
     json_t *label = json_object_get(spec, "label");
     if (label && !json_is_string(label))
         return rp_error_set(err, RP_EINVAL, RP_C_BAD_SPEC, "entity \"%s\": label must be text",
@@ -1065,7 +1065,7 @@ int rp_store_define(rp_store_t *s, const rp_ctx_t *ctx, const char *name, json_t
                                 " VALUES(?,?,?,?)",
                                 err);
     if (!st) {
-        rc = err->code;
+        rc = err ? err->code : RP_EIO;
         goto fail;
     }
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
@@ -1121,7 +1121,7 @@ static int table_has_rows(rp_store_t *s, const char *entity, bool *has, rp_error
     snprintf(sql, sizeof sql, "SELECT EXISTS(SELECT 1 FROM \"%s\")", entity);
     sqlite3_stmt *st = rp__stmt(s, sql, err);
     if (!st)
-        return err->code;
+        return err ? err->code : RP_EIO;
     if (sqlite3_step(st) != SQLITE_ROW)
         return rp__dberr(s, SQLITE_ERROR, "cannot read the table", err);
     *has = sqlite3_column_int(st, 0) != 0;
@@ -1134,7 +1134,7 @@ int rp_store_add_field(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, c
 {
     rp__entity_t *e = rp__entity_req(s, entity, err);
     if (!e)
-        return err->code;
+        return err ? err->code : RP_EIO;
     if (!rp__ident_ok(field) || rp__is_system_field(field))
         return rp_error_set(err, RP_EINVAL, RP_C_IDENT,
                             "\"%s\" is not a valid field name for \"%s\" (lower-case letters, "
@@ -1300,7 +1300,7 @@ int rp_config_get(rp_store_t *s, const char *key, json_t **value, rp_error_t *er
                             key ? key : "(null)");
     sqlite3_stmt *st = rp__stmt(s, "SELECT value FROM rp_settings WHERE key = ?", err);
     if (!st)
-        return err->code;
+        return err ? err->code : RP_EIO;
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW)
@@ -1343,7 +1343,7 @@ int rp_config_set(rp_store_t *s, const rp_ctx_t *ctx, const char *key, json_t *v
         sqlite3_bind_text(st, 4, ctx && ctx->actor ? ctx->actor : "system", -1, SQLITE_STATIC);
         rc = step_done(s, st, "cannot save the setting", err);
     } else {
-        rc = err->code;
+        rc = err ? err->code : RP_EIO;
     }
     if (!rc) {
         json_t *ch = json_pack("{s:[OO]}", key, old ? old : json_null(),
@@ -1365,7 +1365,7 @@ int rp_config_list(rp_store_t *s, json_t **out, rp_error_t *err)
     *out = NULL;
     sqlite3_stmt *st = rp__stmt(s, "SELECT key, value FROM rp_settings ORDER BY key", err);
     if (!st)
-        return err->code;
+        return err ? err->code : RP_EIO;
     json_t *all = json_object();
     while (sqlite3_step(st) == SQLITE_ROW) {
         json_t *v = json_loads((const char *)sqlite3_column_text(st, 1), JSON_DECODE_ANY, NULL);

@@ -1,0 +1,972 @@
+/*
+ * test_lua.c — the Lua room: the sandbox's exact set of globals, each limit (instructions, wall
+ * time, memory, recursion) with what it leaves behind, error values, coroutines, before-hooks,
+ * handlers, jobs, schedules, a workflow across a restart, dry runs and deferred registrations.
+ */
+#include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+#include <lualib.h>
+
+#include "helpers.h"
+#include "rapport/lua.h"
+#include "rapport/sched.h"
+
+#include "../../core/lua/lua_internal.h"
+
+#define T0 INT64_C(1767225600000) /* 2026-01-01T00:00:00Z, the virtual clock's start */
+#define DAY INT64_C(86400000)
+
+/* The last line the engine or a script logged, so a test can check what a failure said. */
+static char last_log[2048];
+
+static void capture(void *ud, const char *level, const char *component, const char *msg)
+{
+    (void)ud;
+    if (strcmp(level, "info") != 0)
+        snprintf(last_log, sizeof last_log, "%s %s %s", level, component, msg);
+}
+
+/* A store with "account" and "contact", an engine on a virtual clock, and one Lua state. */
+typedef struct world {
+    rp_store_t *s;
+    rp_sched_t *e;
+    rp_lua_t *l;
+} world_t;
+
+static rp_sched_t *virtual_engine(rp_store_t *s, int64_t start)
+{
+    rp_sched_opts_t o = {.virtual_clock = true, .start_ms = start, .log = capture,
+                         .retry = {.max_attempts = 2, .base_ms = 1000}};
+    rp_sched_t *e = rp_sched_new(s, &o);
+    assert_non_null(e);
+    return e;
+}
+
+static rp_lua_t *new_state(world_t *w, const rp_lua_opts_t *o)
+{
+    rp_error_t err = {0};
+    rp_lua_t *l = rp_lua_new(w->s, w->e, o, &err);
+    if (!l)
+        fail_msg("rp_lua_new: %s", err.msg);
+    rp_lua_set_log(l, capture, NULL);
+    return l;
+}
+
+static void world_open(world_t *w, const rp_lua_opts_t *o)
+{
+    last_log[0] = '\0';
+    w->s = test_open_crm();
+    w->e = virtual_engine(w->s, T0);
+    w->l = new_state(w, o);
+}
+
+static void world_close(world_t *w)
+{
+    rp_lua_free(w->l);
+    rp_sched_free(w->e);
+    rp_store_close(w->s);
+}
+
+/* Runs @p code as chunk @p chunk and fails the test if it errs. Owned array of results. */
+static json_t *eval_ok(rp_lua_t *l, const char *chunk, const char *code)
+{
+    json_t *res = NULL;
+    rp_error_t err = {0};
+    if (rp_lua_eval(l, code, chunk, &res, &err) != 0)
+        fail_msg("%s failed: %s\n--- code:\n%s", chunk, err.msg, code);
+    return res;
+}
+
+/* Runs @p code for its effects, failing the test if it errs. */
+static void eval_do(rp_lua_t *l, const char *chunk, const char *code)
+{
+    json_decref(eval_ok(l, chunk, code));
+}
+
+/* The first result of @p code as `rapport eval` prints it (a static buffer). */
+static const char *eval1(rp_lua_t *l, const char *code)
+{
+    static char buf[4096];
+    json_t *res = eval_ok(l, "eval", code);
+    char *r = rp_lua_render(json_array_get(res, 0));
+    snprintf(buf, sizeof buf, "%s", r ? r : "(null)");
+    free(r);
+    json_decref(res);
+    return buf;
+}
+
+/* Runs @p code, which must fail; returns the message (a static buffer). */
+static const char *eval_fail(rp_lua_t *l, const char *chunk, const char *code)
+{
+    static char buf[sizeof ((rp_error_t *)0)->msg];
+    rp_error_t err = {0};
+    json_t *res = NULL;
+    int rc = rp_lua_eval(l, code, chunk, &res, &err);
+    if (rc == 0) {
+        char *r = json_dumps(res, JSON_COMPACT | JSON_ENCODE_ANY);
+        fail_msg("%s should have failed but returned %s\n--- code:\n%s", chunk, r, code);
+    }
+    assert_int_equal(rc, RP_EINVAL);
+    snprintf(buf, sizeof buf, "%s", err.msg);
+    return buf;
+}
+
+static int64_t count_of(rp_store_t *s, const char *entity)
+{
+    int64_t n = -1;
+    rp_error_t err = {0};
+    if (rp_store_count(s, entity, NULL, false, &n, &err) != 0)
+        fail_msg("count %s: %s", entity, err.msg);
+    return n;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- the sandbox ------------------------------------------------------------------------- */
+
+static bool allowed(const char *name)
+{
+    for (int i = 0; rp__lua_sandbox_globals[i]; i++)
+        if (strcmp(rp__lua_sandbox_globals[i], name) == 0)
+            return true;
+    return false;
+}
+
+static void test_sandbox_exact_globals(void **state)
+{
+    (void)state;
+    world_t w;
+    world_open(&w, &(rp_lua_opts_t){.sandbox = true, .name = "rules.lua"});
+    json_t *res = eval_ok(w.l, "globals.lua",
+                          "local names = {}\n"
+                          "for k in pairs(_G) do names[#names + 1] = tostring(k) end\n"
+                          "return names");
+    json_t *names = json_array_get(res, 0);
+    size_t i;
+    json_t *v;
+    json_array_foreach(names, i, v) {
+        if (!allowed(json_string_value(v)))
+            fail_msg("a sandboxed script sees the global \"%s\", which is not in "
+                     "rp__lua_sandbox_globals", json_string_value(v));
+    }
+    for (int k = 0; rp__lua_sandbox_globals[k]; k++) {
+        bool found = false;
+        json_array_foreach(names, i, v) found = found ||
+                                               strcmp(json_string_value(v),
+                                                      rp__lua_sandbox_globals[k]) == 0;
+        if (!found)
+            fail_msg("the allowed global \"%s\" is missing from the sandbox",
+                     rp__lua_sandbox_globals[k]);
+    }
+    json_decref(res);
+    world_close(&w);
+}
+
+/* Bytecode made by a plain Lua state, so the sandbox is offered a real binary chunk. */
+typedef struct bytes {
+    char data[4096];
+    size_t n;
+} bytes_t;
+
+static int dump_writer(lua_State *L, const void *p, size_t n, void *ud)
+{
+    (void)L;
+    bytes_t *b = ud;
+    if (b->n + n > sizeof b->data)
+        return 1;
+    memcpy(b->data + b->n, p, n);
+    b->n += n;
+    return 0;
+}
+
+static void test_sandbox_takes_away_the_outside(void **state)
+{
+    (void)state;
+    world_t w;
+    world_open(&w, &(rp_lua_opts_t){.sandbox = true, .name = "rules.lua"});
+    static const char *const gone[] = {
+        "io",          "os",         "debug",          "package", "dofile",
+        "loadfile",    "require",    "collectgarbage", "warn",    "string.dump",
+        "(\"\").dump", "loadstring", "module",         "setfenv", NULL};
+    for (int i = 0; gone[i]; i++) {
+        char code[128];
+        snprintf(code, sizeof code, "return %s == nil", gone[i]);
+        if (strcmp(eval1(w.l, code), "true") != 0)
+            fail_msg("%s is reachable from the sandbox", gone[i]);
+    }
+
+    /* A real binary chunk is refused, whatever mode the script asks for. */
+    lua_State *raw = luaL_newstate();
+    assert_int_equal(luaL_loadstring(raw, "return 42"), LUA_OK);
+    bytes_t bc = {.n = 0};
+    assert_int_equal(lua_dump(raw, dump_writer, &bc, 0), 0);
+    lua_close(raw);
+    assert_true(bc.n > 4 && bc.data[0] == '\033');
+    lua_pushlstring(w.l->L, bc.data, bc.n);
+    lua_setglobal(w.l->L, "bytecode");
+    json_t *res = eval_ok(w.l, "bin.lua",
+                          "local f1, e1 = load(bytecode)\n"
+                          "local f2, e2 = load(bytecode, 'x', 'b')\n"
+                          "local f3 = load(bytecode, 'x', 'bt', {})\n"
+                          "return f1 == nil and f2 == nil and f3 == nil, e1, e2");
+    assert_true(json_is_true(json_array_get(res, 0)));
+    assert_contains(json_string_value(json_array_get(res, 1)), "binary chunk");
+    assert_contains(json_string_value(json_array_get(res, 2)), "binary chunk");
+    json_decref(res);
+
+    /* Text chunks still load, and an environment given to load() is all they see. */
+    assert_string_equal(eval1(w.l, "return load('return 6 * 7')()"), "42");
+    assert_string_equal(eval1(w.l, "return load('return x', 'c', 't', {x = 7})()"), "7");
+    assert_string_equal(eval1(w.l, "return load('return crm', 'c', 't', {})() == nil"), "true");
+    /* The sandbox's own setmetatable and xpcall behave as the base library's do. */
+    assert_string_equal(eval1(w.l, "return getmetatable(setmetatable({}, {__index = {a = 1}}))"
+                                   ".__index.a"),
+                        "1");
+    assert_string_equal(eval1(w.l, "local t = setmetatable({}, {__metatable = 'locked'})\n"
+                                   "return select(2, pcall(setmetatable, t, {}))"),
+                        "cannot change a protected metatable");
+    assert_string_equal(eval1(w.l, "return select(2, xpcall(function() error('x', 0) end,"
+                                   " function(e) return 'handled ' .. e end))"),
+                        "handled x");
+    assert_string_equal(eval1(w.l, "return select(2, xpcall(function(a, b) return a + b end,"
+                                   " print, 2, 3))"),
+                        "5");
+    assert_string_equal(eval1(w.l, "local co = coroutine.wrap(function()\n"
+                                   "  return xpcall(function() coroutine.yield(1) return 2 end,"
+                                   " print)\n"
+                                   "end)\n"
+                                   "local a = co()\n"
+                                   "local ok, b = co()\n"
+                                   "return a .. ' ' .. tostring(ok) .. ' ' .. b"),
+                        "1 true 2");
+    /* print goes to the log, never to stdout. */
+    eval_do(w.l, "print.lua", "print('hello', 42)");
+    world_close(&w);
+}
+
+/* ---- limits ------------------------------------------------------------------------------ */
+
+static void test_limit_instructions(void **state)
+{
+    (void)state;
+    world_t w;
+    world_open(&w, &(rp_lua_opts_t){.sandbox = true, .name = "rules.lua",
+                                    .max_instructions = 1000000});
+    const char *m = eval_fail(w.l, "loop.lua", "local n = 0\n\nwhile true do n = n + 1 end\n");
+    assert_contains(m, "loop.lua:3: ");
+    assert_contains(m, "RP-E1701");
+    assert_contains(m, "script rules.lua");
+    assert_contains(m, "instruction budget of 1000000 instructions");
+    /* The position is the line that ran, once, even when the loop sits in a called function. */
+    m = eval_fail(w.l, "spin.lua", "local function spin()\n  while true do end\nend\n\nspin()\n");
+    if (strncmp(m, "spin.lua:2: RP-E1701", 20) != 0)
+        fail_msg("expected the message to start with \"spin.lua:2: RP-E1701\": %s", m);
+    /* The budget is per call: ten calls of a fifth of it each all finish. */
+    for (int i = 0; i < 10; i++)
+        assert_string_equal(eval1(w.l, "local n = 0 for i = 1, 50000 do n = n + i end return n"),
+                            "1250025000");
+    world_close(&w);
+}
+
+static void test_limit_wall_time(void **state)
+{
+    (void)state;
+    world_t w;
+    world_open(&w, &(rp_lua_opts_t){.sandbox = true, .name = "rules.lua", .max_wall_ms = 50,
+                                    .max_instructions = INT64_C(1) << 50});
+    int64_t t = mono_ms();
+    const char *m = eval_fail(w.l, "busy.lua", "local x = 0\nwhile true do x = x + 1 end\n");
+    t = mono_ms() - t;
+    assert_contains(m, "busy.lua:2: ");
+    assert_contains(m, "script rules.lua");
+    assert_contains(m, "wall-time limit of 50 ms");
+    if (t > 3000)
+        fail_msg("a 50 ms wall-time limit stopped the script only after %lld ms", (long long)t);
+    assert_string_equal(eval1(w.l, "return 'still serving'"), "still serving");
+    world_close(&w);
+}
+
+static void test_limit_memory(void **state)
+{
+    (void)state;
+    world_t w;
+    world_open(&w, &(rp_lua_opts_t){.sandbox = true, .name = "rules.lua",
+                                    .max_memory = 8u << 20});
+    static const char *const bombs[] = {
+        "local s = 'x'\nwhile true do s = s .. s end",
+        "return string.rep('x', 1 << 30)",
+        "return string.rep('ab', 1000000, string.rep('c', 1000))",
+        "local t = {}\nfor i = 1, 1e9 do t[i] = i end",
+        "local t = {}\nfor i = 1, 1e9 do t[#t + 1] = {i} end",
+        "local parts = {}\nfor i = 1, 64 do parts[i] = string.rep('z', 1 << 20) end",
+        NULL};
+    for (int i = 0; bombs[i]; i++) {
+        const char *m = eval_fail(w.l, "bomb.lua", bombs[i]);
+        if (!strstr(m, "memory ceiling of 8388608 bytes") || !strstr(m, "script rules.lua") ||
+            !strstr(m, "RP-E1701"))
+            fail_msg("bomb %d did not stop naming the memory ceiling and the script: %s", i, m);
+        /* The state is usable at once, and a fair allocation still fits under the ceiling. */
+        assert_string_equal(eval1(w.l, "return #string.rep('y', 1 << 20)"), "1048576");
+    }
+    world_close(&w);
+}
+
+static void test_limit_recursion(void **state)
+{
+    (void)state;
+    world_t w;
+    world_open(&w, &(rp_lua_opts_t){.sandbox = true, .name = "rules.lua"});
+    const char *m = eval_fail(w.l, "deep.lua",
+                              "local function f(n)\n"
+                              "  return 1 + f(n + 1)\n"
+                              "end\n"
+                              "return f(1)\n");
+    assert_contains(m, "deep.lua:2: ");
+    assert_contains(m, "stack overflow");
+    /* Through C: a metamethod calling itself, and transactions nested without end. */
+    m = eval_fail(w.l, "meta.lua",
+                  "local t = setmetatable({}, {__index = function(t, k) return t[k] end})\n"
+                  "return t.x\n");
+    assert_contains(m, "meta.lua:1: ");
+    assert_contains(m, "stack overflow");
+    m = eval_fail(w.l, "nest.lua",
+                  "local function f()\n"
+                  "  crm.transaction(f)\n"
+                  "end\n"
+                  "f()\n");
+    assert_contains(m, "nest.lua:2: ");
+    assert_contains(m, "stack overflow");
+    assert_int_equal(rp_store_txn_depth(w.s), 0);
+    assert_string_equal(eval1(w.l, "return crm.create('account', {name = 'After'}).name"),
+                        "After");
+    world_close(&w);
+}
+
+static void test_error_values_carry_file_line(void **state)
+{
+    (void)state;
+    world_t w;
+    world_open(&w, &(rp_lua_opts_t){.sandbox = true, .name = "rules.lua"});
+    assert_string_equal(eval_fail(w.l, "vals.lua", "error({code = 7})"),
+                        "vals.lua:1: error object {\"code\":7}");
+    assert_string_equal(eval_fail(w.l, "vals.lua", "error(nil)"),
+                        "vals.lua:1: nil (error object is not a string)");
+    assert_string_equal(eval_fail(w.l, "vals.lua", "error(42)"),
+                        "vals.lua:1: 42 (error object is not a string)");
+    assert_string_equal(eval_fail(w.l, "vals.lua", "local function f()\n  error(false)\nend\nf()"),
+                        "vals.lua:2: false (error object is not a string)");
+    const char *m = eval_fail(w.l, "vals.lua", "error({f = function() end})");
+    assert_contains(m, "vals.lua:1: table: ");
+    assert_contains(m, "(error object is not a string)");
+    assert_contains(eval_fail(w.l, "vals.lua", "error('plain')"), "vals.lua:1: plain");
+    /* Level 0 asks Lua to leave the position out; the engine puts it back. */
+    assert_contains(eval_fail(w.l, "vals.lua", "\nerror('no position', 0)"),
+                    "vals.lua:2: no position");
+    /* An error raised by the crm API names the script line that called it. */
+    assert_contains(eval_fail(w.l, "api.lua", "\n\ncrm.get('ghost', 1)"), "api.lua:3: ");
+    world_close(&w);
+}
+
+static void test_yield_at_the_wrong_place(void **state)
+{
+    (void)state;
+    world_t w;
+    world_open(&w, &(rp_lua_opts_t){.sandbox = true, .name = "rules.lua"});
+    const char *m = eval_fail(w.l, "co.lua", "\ncoroutine.yield(1)\n");
+    assert_contains(m, "attempt to yield from outside a coroutine");
+    assert_contains(m, "co.lua:2: ");
+
+    /* A yield across crm.transaction fails inside the coroutine, and the writes roll back. */
+    json_t *res = eval_ok(w.l, "co.lua",
+                          "local co = coroutine.create(function()\n"
+                          "  crm.transaction(function()\n"
+                          "    crm.create('account', {name = 'Half'})\n"
+                          "    coroutine.yield(1)\n"
+                          "  end)\n"
+                          "end)\n"
+                          "local ok, e = coroutine.resume(co)\n"
+                          "return ok, e, crm.count('account')\n");
+    assert_true(json_is_false(json_array_get(res, 0)));
+    assert_contains(json_string_value(json_array_get(res, 1)), "attempt to yield across");
+    assert_contains(json_string_value(json_array_get(res, 1)), "co.lua:4: ");
+    assert_int_equal(json_integer_value(json_array_get(res, 2)), 0);
+    json_decref(res);
+    m = eval_fail(w.l, "wrap.lua",
+                  "local f = coroutine.wrap(function()\n"
+                  "  crm.dry_run(function() coroutine.yield() end)\n"
+                  "end)\n"
+                  "f()\n");
+    assert_contains(m, "attempt to yield across");
+    assert_int_equal(rp_store_txn_depth(w.s), 0);
+    /* Coroutines that stay inside Lua work as usual, crm calls included. */
+    assert_string_equal(eval1(w.l, "local co = coroutine.wrap(function()\n"
+                                   "  coroutine.yield(crm.count('account'))\n"
+                                   "  return 'done'\n"
+                                   "end)\n"
+                                   "return co() .. ' ' .. co()"),
+                        "0 done");
+
+    /* A handler that yields fails like any other handler: logged with its line, retried. */
+    eval_do(w.l, "handler.lua",
+            "crm.on('account.created', function(ev)\n"
+            "  coroutine.yield()\n"
+            "end, {name = 'yielder'})\n");
+    create(w.s, "account", "{\"name\": \"A\"}");
+    rp_error_t err = {0};
+    assert_int_equal(rp_sched_advance(w.e, 1000, &err), 0);
+    assert_contains(last_log, "subscriber=yielder");
+    assert_contains(last_log, "attempt to yield from outside a coroutine");
+    assert_contains(last_log, "handler.lua:2: ");
+    assert_string_equal(eval1(w.l, "return crm.count('account')"), "1");
+    world_close(&w);
+}
+
+/* What each limit needs lowered to trip quickly, and a script that trips it. */
+typedef struct limit_case {
+    const char *name;
+    rp_lua_opts_t opts;
+    const char *bomb;
+} limit_case_t;
+
+static const limit_case_t limit_cases[] = {
+    {"instruction budget", {.max_instructions = 1000000}, "while true do end"},
+    {"wall-time limit", {.max_wall_ms = 30, .max_instructions = INT64_C(1) << 50},
+     "while true do end"},
+    {"memory ceiling", {.max_memory = 8u << 20}, "local s = 'x' while true do s = s .. s end"},
+};
+
+static void test_limits_roll_back_and_the_engine_serves_on(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof limit_cases / sizeof *limit_cases; i++) {
+        const limit_case_t *c = &limit_cases[i];
+        rp_lua_opts_t o = c->opts;
+        o.sandbox = true;
+        o.name = "rules.lua";
+        world_t w;
+        world_open(&w, &o);
+        char code[512];
+
+        /* The transaction the script opened is undone. */
+        snprintf(code, sizeof code,
+                 "crm.transaction(function()\n"
+                 "  crm.create('account', {name = 'Doomed'})\n"
+                 "  %s\n"
+                 "end)\n", c->bomb);
+        const char *m = eval_fail(w.l, "txn.lua", code);
+        if (!strstr(m, c->name))
+            fail_msg("over its %s, the script said: %s", c->name, m);
+        assert_int_equal(count_of(w.s, "account"), 0);
+        assert_int_equal(rp_store_txn_depth(w.s), 0);
+        assert_string_equal(eval1(w.l, "return crm.create('account', {name = 'Next'}).name"),
+                            "Next");
+
+        /* A before-hook over the limit vetoes the write that ran it; the next write works. */
+        snprintf(code, sizeof code,
+                 "crm.before('contact.create', function(r)\n"
+                 "  if r.last_name == 'Bomb' then %s end\n"
+                 "end)\n", c->bomb);
+        eval_do(w.l, "hook.lua", code);
+        rp_error_t err = {0};
+        assert_int_equal(try_create(w.s, "contact", "{\"last_name\": \"Bomb\"}", &err),
+                         RP_EVETO);
+        if (!strstr(err.msg, c->name))
+            fail_msg("a hook over its %s vetoed with: %s", c->name, err.msg);
+        assert_int_equal(count_of(w.s, "contact"), 0);
+        create(w.s, "contact", "{\"last_name\": \"Fine\"}");
+        assert_int_equal(count_of(w.s, "contact"), 1);
+
+        /* A handler over the limit loses its writes, and other handlers keep receiving. */
+        snprintf(code, sizeof code,
+                 "crm.on('account.created', function(ev)\n"
+                 "  if ev.changes.name[2] == 'Trigger' then\n"
+                 "    crm.create('contact', {last_name = 'From handler'})\n"
+                 "    %s\n"
+                 "  end\n"
+                 "end, {name = 'bomber'})\n", c->bomb);
+        eval_do(w.l, "handler.lua", code);
+        rp_lua_t *other = new_state(&w, &(rp_lua_opts_t){.sandbox = true, .name = "other.lua"});
+        eval_do(other, "other.lua",
+                "seen = 0\n"
+                "crm.on('account.created', function() seen = seen + 1 end, {name = 'counter'})\n");
+        create(w.s, "account", "{\"name\": \"Trigger\"}");
+        assert_int_equal(rp_sched_advance(w.e, 10 * 60000, &err), 0);
+        assert_int_equal(count_of(w.s, "contact"), 1);
+        assert_string_equal(eval1(other, "return seen"), "1");
+        json_t *dead = NULL;
+        assert_int_equal(rp_events_dead(w.s, "bomber", &dead, &err), 0);
+        assert_int_equal(json_array_size(dead), 1);
+        assert_contains(json_string_value(json_object_get(json_array_get(dead, 0), "error")),
+                        c->name);
+        json_decref(dead);
+        rp_lua_free(other);
+        world_close(&w);
+    }
+}
+
+/* Runs @p code in a child process (so a limit that fails to hold cannot hang the suite) and
+ * checks that it stops within @p seconds with @p needle in its message. */
+static void run_guarded(const rp_lua_opts_t *o, const char *code, const char *needle, int seconds)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        alarm((unsigned)seconds);
+        world_t w;
+        world_open(&w, o);
+        rp_error_t err = {0};
+        int rc = rp_lua_eval(w.l, code, "escape.lua", NULL, &err);
+        bool ok = rc != 0 && strstr(err.msg, needle);
+        if (!ok)
+            fprintf(stderr, "escape.lua: rc=%d message: %s\n", rc, err.msg);
+        world_close(&w); /* closing runs finalizers: that must not hang either */
+        _exit(ok ? 0 : 1);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (WIFSIGNALED(status))
+        fail_msg("still running after %d s, so the limit did not hold:\n%s", seconds, code);
+    if (WEXITSTATUS(status) != 0)
+        fail_msg("stopped without \"%s\" in its message:\n%s", needle, code);
+}
+
+static void test_limits_cannot_be_caught(void **state)
+{
+    (void)state;
+    rp_lua_opts_t budget = {.sandbox = true, .name = "rules.lua", .max_instructions = 1000000};
+    rp_lua_opts_t wall = {.sandbox = true, .name = "rules.lua", .max_wall_ms = 50,
+                          .max_instructions = INT64_C(1) << 50};
+    const char *pcall_loop = "local f = function() while true do end end\n"
+                             "while true do pcall(f) end\n";
+    const char *goto_loop = "local f = function() while true do end end\n"
+                            "::again:: pcall(f) goto again\n";
+    const char *resume_loop = "while true do\n"
+                              "  coroutine.resume(coroutine.create(function() while true do end "
+                              "end))\n"
+                              "end\n";
+    const char *xpcall_loop = "while true do xpcall(function() while true do end end, "
+                              "function(e) while true do end end) end\n";
+    run_guarded(&budget, pcall_loop, "instruction budget", 10);
+    run_guarded(&budget, goto_loop, "instruction budget", 10);
+    run_guarded(&budget, resume_loop, "instruction budget", 10);
+    run_guarded(&budget, xpcall_loop, "instruction budget", 10);
+    run_guarded(&wall, pcall_loop, "wall-time limit", 10);
+    /* A finalizer runs with hooks off, so a script may not set one. */
+    run_guarded(&budget,
+                "setmetatable({}, {__gc = function() while true do end end})\n"
+                "local t = {}\n"
+                "for i = 1, 1e6 do t[i] = {} end\n",
+                "__gc", 10);
+}
+
+/* ---- hooks and handlers ------------------------------------------------------------------ */
+
+static const char *rules_lua =
+    "crm.before('contact.create', function(r)\n"
+    "  if r.last_name == 'Nobody' then\n"
+    "    error('contacts need a real last name')\n"
+    "  end\n"
+    "  if r.email then r.email = string.lower(r.email) end\n"
+    "  r.first_name = r.first_name or '(unknown)'\n"
+    "end)\n"
+    "crm.before('account.create', function(r)\n"
+    "  return {name = string.upper(r.name)}\n"
+    "end)\n"
+    "crm.before('contact.update', function(patch, old, info)\n"
+    "  if patch.stage == 'won' and old.stage == 'new' then\n"
+    "    error({reason = 'qualify first', action = info.action})\n"
+    "  end\n"
+    "end)\n";
+
+static void test_before_hooks_veto_and_edit(void **state)
+{
+    (void)state;
+    world_t w;
+    world_open(&w, &(rp_lua_opts_t){.sandbox = true, .name = "rules.lua"});
+    eval_do(w.l, "rules.lua", rules_lua);
+    rp_lua_t *app = new_state(&w, &(rp_lua_opts_t){.name = "app"});
+
+    /* Veto: nothing is stored, and the caller hears the hook's own words and line. */
+    const char *m = eval_fail(app, "app.lua",
+                              "return crm.create('contact', {last_name = 'Nobody'})");
+    assert_contains(m, "RP-E1401");
+    assert_contains(m, "rules.lua:3: contacts need a real last name");
+    assert_contains(m, "app.lua:1: ");
+    assert_int_equal(count_of(w.s, "contact"), 0);
+    rp_error_t err = {0};
+    assert_int_equal(try_create(w.s, "contact", "{\"last_name\": \"Nobody\"}", &err), RP_EVETO);
+    assert_contains(err.msg, "rules.lua:3: contacts need a real last name");
+    assert_int_equal(count_of(w.s, "contact"), 0);
+
+    /* Edits: a changed field in the table given, or a new table returned. */
+    json_t *res = eval_ok(app, "app.lua", "local c = crm.create('contact', {last_name = "
+                                          "'Lovelace', email = 'ADA@Example.COM'})\n"
+                                          "return c.email, c.id");
+    assert_string_equal(json_string_value(json_array_get(res, 0)), "ada@example.com");
+    int64_t id = json_integer_value(json_array_get(res, 1));
+    json_decref(res);
+    assert_string_equal(field_of(w.s, "contact", id, "email"), "\"ada@example.com\"");
+    /* The store lower-cases emails itself; a field it leaves alone shows the hook's edit. */
+    assert_string_equal(field_of(w.s, "contact", id, "first_name"), "\"(unknown)\"");
+    assert_string_equal(eval1(app, "return crm.create('account', {name = 'acme'}).name"), "ACME");
+
+    /* An update hook sees the patch, the record before, and what is done; a table veto. */
+    char code[128];
+    snprintf(code, sizeof code, "crm.update('contact', %lld, {stage = 'won'})", (long long)id);
+    m = eval_fail(app, "app.lua", code);
+    assert_contains(m, "rules.lua:13: error object");
+    assert_contains(m, "\"reason\":\"qualify first\"");
+    assert_contains(m, "\"action\":\"update\"");
+    assert_string_equal(field_of(w.s, "contact", id, "stage"), "\"new\"");
+    rp_lua_free(app);
+    world_close(&w);
+}
+
+static void test_on_handlers_get_events_as_the_clock_moves(void **state)
+{
+    (void)state;
+    world_t w;
+    world_open(&w, &(rp_lua_opts_t){.name = "app"});
+    assert_string_equal(eval1(w.l, "seen = {}\n"
+                                   "return crm.on('contact.created', function(ev)\n"
+                                   "  seen[#seen + 1] = ev.changes.last_name[2] .. '#' .. ev.id\n"
+                                   "end)"),
+                        "app:contact.created");
+    eval_do(w.l, "app.lua", "crm.create('contact', {last_name = 'A'})\n"
+                            "crm.create('contact', {last_name = 'B'})\n"
+                            "crm.create('account', {name = 'not a contact'})\n");
+    assert_string_equal(eval1(w.l, "return #seen"), "0");
+    assert_string_equal(eval1(w.l, "crm.clock.advance('1s') return seen"), "[\"A#1\",\"B#2\"]");
+    assert_string_equal(eval1(w.l, "return crm.now()"), "2026-01-01T00:00:01.000Z");
+
+    /* A failing handler is retried by the event log's rules; the failure is logged. */
+    eval_do(w.l, "flaky.lua",
+            "tries = 0\n"
+            "crm.on('account.created', function(ev)\n"
+            "  tries = tries + 1\n"
+            "  if tries == 1 then error('not yet') end\n"
+            "end, {name = 'flaky', from_start = true})\n");
+    eval_do(w.l, "app.lua", "crm.clock.advance('1ms')");
+    assert_string_equal(eval1(w.l, "return tries"), "1");
+    assert_contains(last_log, "flaky.lua:4: not yet");
+    assert_string_equal(eval1(w.l, "crm.clock.advance('10s') return tries"), "2");
+    world_close(&w);
+}
+
+static void test_jobs_after_key_reschedule_cancel(void **state)
+{
+    (void)state;
+    world_t w;
+    world_open(&w, &(rp_lua_opts_t){.name = "app"});
+    eval_do(w.l, "jobs.lua",
+            "ran = {}\n"
+            "crm.job('remind', function(p, job)\n"
+            "  ran[#ran + 1] = p.n .. '@' .. crm.now() .. (job.key and (' ' .. job.key) or '')\n"
+            "end)\n");
+    eval_do(w.l, "jobs.lua", "crm.after('1h', 'remind', {n = 1}, {key = 'k'})\n"
+                             "crm.after('3h', 'remind', {n = 2}, {key = 'k'})\n"
+                             "crm.after('30m', 'remind', {n = 3})\n");
+    json_t *jobs = NULL;
+    rp_error_t err = {0};
+    assert_int_equal(rp_jobs_list(w.s, "pending", &jobs, &err), 0);
+    assert_int_equal(json_array_size(jobs), 2); /* the keyed job was moved, not doubled */
+    json_decref(jobs);
+    assert_string_equal(eval1(w.l, "crm.clock.advance('2h') return ran"),
+                        "[\"3@2026-01-01T00:30:00.000Z\"]");
+    assert_string_equal(eval1(w.l, "crm.clock.advance('1h') return ran[2]"),
+                        "2@2026-01-01T03:00:00.000Z k");
+    assert_string_equal(eval1(w.l, "crm.after('1h', 'remind', {n = 4}, {key = 'k2'})\n"
+                                   "return crm.cancel('k2')"),
+                        "true");
+    assert_string_equal(eval1(w.l, "return crm.cancel('k2')"), "false");
+    assert_string_equal(eval1(w.l, "crm.clock.advance('1d') return #ran"), "2");
+    assert_contains(eval_fail(w.l, "jobs.lua", "crm.after('soon', 'remind', {})"), "jobs.lua:1: ");
+    world_close(&w);
+}
+
+static void test_every(void **state)
+{
+    (void)state;
+    world_t w;
+    world_open(&w, &(rp_lua_opts_t){.name = "app"});
+    eval_do(w.l, "cron.lua",
+            "ticks = {}\n"
+            "crm.job('tick', function(p) ticks[#ticks + 1] = crm.now():sub(12, 16) end)\n"
+            "crm.every('0 * * * *', 'tick')\n"
+            "crm.every('30 9 * * 1-5', 'tick', {name = 'weekday_morning', tz = 'Europe/Paris',"
+            " payload = {why = 'standup'}})\n");
+    json_t *sch = NULL;
+    rp_error_t err = {0};
+    assert_int_equal(rp_schedules_list(w.s, &sch, &err), 0);
+    assert_int_equal(json_array_size(sch), 2);
+    json_decref(sch);
+    assert_string_equal(eval1(w.l, "crm.clock.advance('3h') return ticks"),
+                        "[\"01:00\",\"02:00\",\"03:00\"]");
+    assert_contains(eval_fail(w.l, "cron.lua", "crm.every('61 * * * *', 'tick')"), "cron.lua:1: ");
+    world_close(&w);
+}
+
+static const char *workflow_lua =
+    "crm.workflow('onboard', {\n"
+    "  welcome = function(state)\n"
+    "    crm.create('account', {name = 'welcome ' .. state.who})\n"
+    "    state.steps = 1\n"
+    "    return 'check', '3d', state\n"
+    "  end,\n"
+    "  check = function(state)\n"
+    "    state.steps = state.steps + 1\n"
+    "    crm.create('account', {name = 'check ' .. state.who .. ' ' .. state.steps})\n"
+    "    return 'call', '3d', state\n"
+    "  end,\n"
+    "  call = function(state)\n"
+    "    crm.create('account', {name = 'call ' .. state.who .. ' ' .. (state.steps + 1)})\n"
+    "  end,\n"
+    "})\n";
+
+static void test_workflow_resumes_after_a_restart(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/rp_test_lua_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[256];
+    snprintf(path, sizeof path, "%s/crm.db", dir);
+    rp_error_t err = {0};
+    world_t w = {0};
+    assert_int_equal(rp_store_open(path, NULL, &w.s, &err), 0);
+    define(w.s, "account", account_spec);
+    w.e = virtual_engine(w.s, T0);
+    w.l = new_state(&w, &(rp_lua_opts_t){.sandbox = true, .name = "onboard.lua"});
+    eval_do(w.l, "onboard.lua", workflow_lua);
+    eval_do(w.l, "start.lua",
+            "crm.workflow.start('onboard', 'welcome', {who = 'ada'}, {key = 'onboard:ada'})\n"
+            "crm.workflow.start('onboard', 'welcome', {who = 'bob'}, {key = 'onboard:bob'})\n");
+    assert_int_equal(rp_sched_advance(w.e, 1000, &err), 0);
+    assert_int_equal(count_of(w.s, "account"), 2);
+    assert_int_equal(rp_sched_advance(w.e, 3 * DAY, &err), 0);
+    assert_int_equal(count_of(w.s, "account"), 4);
+    /* Bob's third step is cancelled by the key his workflow was started with. */
+    assert_string_equal(eval1(w.l, "return crm.cancel('onboard:bob')"), "true");
+
+    /* What waits is a job in the database, with the state it carries. */
+    json_t *jobs = NULL;
+    assert_int_equal(rp_jobs_list(w.s, "pending", &jobs, &err), 0);
+    assert_int_equal(json_array_size(jobs), 1);
+    json_t *j = json_array_get(jobs, 0);
+    assert_string_equal(json_string_value(json_object_get(j, "name")), "onboard.call");
+    json_t *st = json_object_get(json_object_get(j, "payload"), "state");
+    assert_string_equal(json_string_value(json_object_get(st, "who")), "ada");
+    assert_int_equal(json_integer_value(json_object_get(st, "steps")), 2);
+    json_decref(jobs);
+    world_close(&w);
+
+    /* A new process: the same database, a fresh engine and the workflow's script reloaded. */
+    assert_int_equal(rp_store_open(path, NULL, &w.s, &err), 0);
+    w.e = virtual_engine(w.s, T0 + 3 * DAY + 1000);
+    w.l = new_state(&w, &(rp_lua_opts_t){.sandbox = true, .name = "onboard.lua"});
+    eval_do(w.l, "onboard.lua", workflow_lua);
+    assert_int_equal(rp_sched_advance(w.e, 3 * DAY, &err), 0);
+    json_t *res = eval_ok(w.l, "check.lua",
+                          "local names = {}\n"
+                          "for _, a in ipairs(crm.find('account', {order = 'id'})) do\n"
+                          "  names[#names + 1] = a.name\n"
+                          "end\n"
+                          "return table.concat(names, ', ')");
+    assert_string_equal(json_string_value(json_array_get(res, 0)),
+                        "welcome ada, welcome bob, check ada 2, check bob 2, call ada 3");
+    json_decref(res);
+    assert_int_equal(rp_jobs_list(w.s, NULL, &jobs, &err), 0);
+    assert_int_equal(json_array_size(jobs), 0);
+    json_decref(jobs);
+    /* A step that names no such step fails loudly. */
+    eval_do(w.l, "bad.lua", "crm.workflow('broken', {first = function() return 'nowhere' end})\n"
+                            "crm.workflow.start('broken', 'first', {})\n");
+    assert_int_equal(rp_sched_advance(w.e, 1000, &err), 0);
+    assert_contains(last_log, "no step nowhere");
+    world_close(&w);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* ---- dry runs and registrations ----------------------------------------------------------- */
+
+static void test_dry_run(void **state)
+{
+    (void)state;
+    world_t w;
+    world_open(&w, &(rp_lua_opts_t){.name = "app"});
+    create(w.s, "account", "{\"name\": \"Existing\"}");
+    int64_t seq0 = rp_events_last_seq(w.s);
+    json_t *res = eval_ok(w.l, "dry.lua",
+                          "return crm.dry_run(function()\n"
+                          "  local a = crm.create('account', {name = 'Acme'})\n"
+                          "  crm.update('account', a.id, {name = 'Acme Ltd'})\n"
+                          "  crm.delete('account', 1)\n"
+                          "  crm.emit('account.reviewed', {by = 'me'},\n"
+                          "           {entity = 'account', id = a.id})\n"
+                          "  crm.after('1d', 'follow_up', {account = a.id})\n"
+                          "  return a.id\n"
+                          "end)\n");
+    assert_int_equal(json_integer_value(json_array_get(res, 0)), 2);
+    json_t *ch = json_array_get(res, 1);
+    json_t *recs = json_object_get(ch, "records");
+    assert_int_equal(json_array_size(recs), 3);
+    json_t *r0 = json_array_get(recs, 0), *r1 = json_array_get(recs, 1);
+    assert_string_equal(json_string_value(json_object_get(r0, "action")), "created");
+    assert_string_equal(json_string_value(json_object_get(r0, "entity")), "account");
+    assert_string_equal(json_string_value(json_object_get(r1, "action")), "updated");
+    char *d = json_dumps(json_object_get(r1, "changes"), JSON_COMPACT);
+    assert_string_equal(d, "{\"name\":[\"Acme\",\"Acme Ltd\"]}");
+    free(d);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(recs, 2), "action")),
+                        "deleted");
+    assert_int_equal(json_array_size(json_object_get(ch, "events")), 4);
+    json_t *jobs = json_object_get(ch, "jobs");
+    assert_int_equal(json_array_size(jobs), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(jobs, 0), "name")),
+                        "follow_up");
+    json_decref(res);
+
+    /* Nothing stays: no record, no event, no job. */
+    assert_int_equal(count_of(w.s, "account"), 1);
+    assert_string_equal(field_of(w.s, "account", 1, "deleted_at"), "null");
+    assert_int_equal(rp_events_last_seq(w.s), seq0);
+    rp_error_t err = {0};
+    assert_int_equal(rp_jobs_list(w.s, NULL, &jobs, &err), 0);
+    assert_int_equal(json_array_size(jobs), 0);
+    json_decref(jobs);
+
+    /* A dry run whose function fails gives the error and leaves nothing either. */
+    const char *m = eval_fail(w.l, "dry.lua", "crm.dry_run(function()\n"
+                                              "  crm.create('account', {name = 'Gone'})\n"
+                                              "  error('changed my mind')\n"
+                                              "end)\n");
+    assert_contains(m, "dry.lua:3: changed my mind");
+    assert_int_equal(count_of(w.s, "account"), 1);
+    assert_int_equal(rp_store_txn_depth(w.s), 0);
+    world_close(&w);
+}
+
+static void test_failed_chunk_registers_nothing(void **state)
+{
+    (void)state;
+    world_t w;
+    world_open(&w, &(rp_lua_opts_t){.sandbox = true, .name = "rules.lua"});
+    const char *m = eval_fail(w.l, "rules.lua",
+                              "crm.before('account.create', function() error('hook ran') end)\n"
+                              "crm.on('account.created', function() error('handler ran') end,"
+                              " {name = 'never'})\n"
+                              "crm.job('never.job', function() error('job ran') end)\n"
+                              "crm.every('0 * * * *', 'never.job', {name = 'never_schedule'})\n"
+                              "error('late failure')\n");
+    assert_contains(m, "rules.lua:5: late failure");
+    create(w.s, "account", "{\"name\": \"Unhooked\"}");
+    rp_error_t err = {0};
+    assert_int_equal(rp_sched_advance(w.e, 2 * 3600000, &err), 0);
+    int64_t seq = 0;
+    assert_int_equal(rp_events_checkpoint(w.s, "never", &seq, &err), RP_ENOTFOUND);
+    json_t *list = NULL;
+    assert_int_equal(rp_schedules_list(w.s, &list, &err), 0);
+    assert_int_equal(json_array_size(list), 0);
+    json_decref(list);
+    assert_int_equal(rp_jobs_list(w.s, NULL, &list, &err), 0);
+    assert_int_equal(json_array_size(list), 0);
+    json_decref(list);
+
+    /* A registration the engine refuses fails its chunk, and later chunks still register. */
+    m = eval_fail(w.l, "rules.lua", "crm.on('account.created', function() end,"
+                                    " {name = 'Not A Name'})\n");
+    assert_contains(m, "Not A Name");
+    eval_do(w.l, "rules.lua",
+            "n = 0\n"
+            "crm.on('account.created', function() n = n + 1 end, {name = 'ok'})\n");
+    /* Outside a chunk (a function the engine calls) a registration applies at once; one that
+     * is refused must not hold back the ones after it. */
+    rp_lua_t *app = new_state(&w, &(rp_lua_opts_t){.name = "app"});
+    eval_do(app, "app.lua",
+            "function bad() crm.on('x.y', function() end, {name = 'Bad Name'}) end\n"
+            "function good()\n"
+            "  crm.before('account.create', function(r) r.name = r.name .. '!' end)\n"
+            "end\n");
+    lua_getglobal(app->L, "bad");
+    assert_int_equal(rp__lua_pcall(app, 0, 0, &err), RP_EINVAL);
+    assert_contains(err.msg, "Bad Name");
+    lua_getglobal(app->L, "good");
+    assert_int_equal(rp__lua_pcall(app, 0, 0, &err), 0);
+    create(w.s, "account", "{\"name\": \"Counted\"}");
+    assert_string_equal(field_of(w.s, "account", 2, "name"), "\"Counted!\"");
+    rp_lua_free(app);
+    assert_int_equal(rp_sched_advance(w.e, 1000, &err), 0);
+    assert_string_equal(eval1(w.l, "return n"), "1");
+    world_close(&w);
+}
+
+static void test_values_cross_exactly(void **state)
+{
+    (void)state;
+    world_t w;
+    world_open(&w, &(rp_lua_opts_t){.sandbox = true, .name = "rules.lua"});
+    json_t *res = eval_ok(w.l, "values.lua",
+                          "local c = crm.create('contact', {last_name = 'Ada', balance = '12.5',"
+                          " age = 36, score = 0.5, vip = true, birthday = '1815-12-10',"
+                          " last_seen = '2026-01-01T10:00:00+02:00',"
+                          " extra = {tags = {'a', 'b'}}})\n"
+                          "return math.type(c.id), math.type(c.version), c.balance, c.birthday,"
+                          " c.last_seen, c.first_name == nil, math.type(c.age), c.vip,"
+                          " c.extra.tags[2], c.created_at, c.score\n");
+    const char *want[] = {"\"integer\"", "\"integer\"", "\"12.50\"", "\"1815-12-10\"",
+                          "\"2026-01-01T08:00:00.000Z\"", "true", "\"integer\"", "true", "\"b\"",
+                          "\"2026-01-01T00:00:00.000Z\"", "0.5"};
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+        char *got = json_dumps(json_array_get(res, i), JSON_ENCODE_ANY | JSON_COMPACT);
+        if (strcmp(got, want[i]) != 0)
+            fail_msg("value %zu: expected %s, got %s", i + 1, want[i], got);
+        free(got);
+    }
+    json_decref(res);
+    /* A float that is not exactly a decimal of the field's scale is refused, not rounded. */
+    assert_contains(eval_fail(w.l, "values.lua",
+                              "crm.create('contact', {last_name = 'X', balance = 3.255})"),
+                    "RP-E1204");
+    assert_string_equal(
+        eval1(w.l, "return crm.json.encode(crm.json.decode('{\"a\":[1,2.5,\"x\",true]}'))"),
+        "{\"a\":[1,2.5,\"x\",true]}");
+    assert_contains(eval_fail(w.l, "values.lua", "crm.create('contact', {last_name = print})"),
+                    "must be plain data");
+    world_close(&w);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sandbox_exact_globals),
+        cmocka_unit_test(test_sandbox_takes_away_the_outside),
+        cmocka_unit_test(test_limit_instructions),
+        cmocka_unit_test(test_limit_wall_time),
+        cmocka_unit_test(test_limit_memory),
+        cmocka_unit_test(test_limit_recursion),
+        cmocka_unit_test(test_error_values_carry_file_line),
+        cmocka_unit_test(test_yield_at_the_wrong_place),
+        cmocka_unit_test(test_limits_roll_back_and_the_engine_serves_on),
+        cmocka_unit_test(test_limits_cannot_be_caught),
+        cmocka_unit_test(test_before_hooks_veto_and_edit),
+        cmocka_unit_test(test_on_handlers_get_events_as_the_clock_moves),
+        cmocka_unit_test(test_jobs_after_key_reschedule_cancel),
+        cmocka_unit_test(test_every),
+        cmocka_unit_test(test_workflow_resumes_after_a_restart),
+        cmocka_unit_test(test_dry_run),
+        cmocka_unit_test(test_failed_chunk_registers_nothing),
+        cmocka_unit_test(test_values_cross_exactly),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
