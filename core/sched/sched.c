@@ -226,15 +226,25 @@ fail:
 
 int rp_jobs_cancel(rp_store_t *s, const char *key, rp_error_t *err)
 {
+    /* A write like any other: inside a handler it belongs to the handler's savepoint. */
+    int rc = rp_store_begin(s, err);
+    if (rc)
+        return rc;
     sqlite3_stmt *st = rp__stmt(s, "DELETE FROM rp_jobs WHERE key = ? AND state = 'pending'", err);
-    if (!st)
+    if (!st) {
+        rp_store_rollback(s, NULL);
         return err ? err->code : RP_EIO;
+    }
     sqlite3_bind_text(st, 1, key ? key : "", -1, SQLITE_STATIC);
-    int rc = step(s, st, "cannot cancel the job", err);
+    rc = step(s, st, "cannot cancel the job", err);
     if (!rc && sqlite3_changes(s->db) == 0)
-        return rp_error_set(err, RP_ENOTFOUND, RP_C_NO_RECORD, "no pending job with key \"%s\"",
-                            key ? key : "");
-    return rc;
+        rc = rp_error_set(err, RP_ENOTFOUND, RP_C_NO_RECORD, "no pending job with key \"%s\"",
+                          key ? key : "");
+    if (rc) {
+        rp_store_rollback(s, NULL);
+        return rc;
+    }
+    return rp_store_commit(s, err);
 }
 
 int rp_jobs_list(rp_store_t *s, const char *state, json_t **out, rp_error_t *err)
@@ -405,6 +415,13 @@ void rp_sched_free(rp_sched_t *e)
     free(e);
 }
 
+/* Whether two owners are the same one, across reloads ("script:x#1" and "script:x#2"). */
+static bool same_owner(const char *a, const char *b)
+{
+    size_t la = strcspn(a, "#"), lb = strcspn(b, "#");
+    return la == lb && strncmp(a, b, la) == 0;
+}
+
 int rp_sched_handler(rp_sched_t *e, const char *name, rp_job_fn fn, void *ud, const char *owner,
                      rp_error_t *err)
 {
@@ -414,6 +431,10 @@ int rp_sched_handler(rp_sched_t *e, const char *name, rp_job_fn fn, void *ud, co
                             name ? name : "(null)");
     for (int i = 0; i < e->nhandlers; i++) {
         if (strcmp(e->handlers[i].name, name) == 0) {
+            if (!same_owner(e->handlers[i].owner, owner ? owner : ""))
+                return rp_error_set(err, RP_ECONFLICT, RP_C_DUP_FIELD,
+                                    "job handler \"%s\" is already registered by %s", name,
+                                    e->handlers[i].owner);
             /* The newest registration wins, and with it its owner. */
             char *o = strdup(owner ? owner : "");
             if (!o)
@@ -472,6 +493,10 @@ int rp_sched_subscribe(rp_sched_t *e, const char *name, const char *types, bool 
         return rc;
     for (int i = 0; i < e->nsubs; i++) {
         if (strcmp(e->subs[i]->name, name) == 0) {
+            if (!same_owner(e->subs[i]->owner, owner ? owner : ""))
+                return rp_error_set(err, RP_ECONFLICT, RP_C_DUP_FIELD,
+                                    "subscriber \"%s\" is already registered by %s", name,
+                                    e->subs[i]->owner);
             char *o = strdup(owner ? owner : "");
             if (!o)
                 return rp_error_set(err, RP_ENOMEM, 0, "out of memory");
@@ -567,7 +592,13 @@ int rp_sched_every(rp_sched_t *e, const char *name, const char *cron, const char
     sqlite3_bind_text(st, 4, job, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 5, text, -1, free);
     sqlite3_bind_int64(st, 6, next);
-    return step(e->s, st, "cannot save the schedule", err);
+    if ((rc = rp_store_begin(e->s, err)))
+        return rc;
+    if ((rc = step(e->s, st, "cannot save the schedule", err))) {
+        rp_store_rollback(e->s, NULL);
+        return rc;
+    }
+    return rp_store_commit(e->s, err);
 }
 
 /* Enqueues the job of every schedule whose time has come, once per schedule whatever the number

@@ -392,11 +392,9 @@ static int parse_order(rp__entity_t *e, const char *order, okey_t *keys, int *nk
                                     "order on %s: at most %d sort fields", e->name, MAX_ORDER - 1);
             keys[(*nkeys)++] = (okey_t){f, desc};
             has_id = has_id || strcmp(name, "id") == 0;
-            p += n;
-            if (*p == ',')
-                p++;
-            else
+            if (!end)
                 break;
+            p = end + 1;
         }
     }
     /* The id breaks ties, so every order is total and cursors never skip or repeat. */
@@ -576,9 +574,8 @@ int rp_store_find(rp_store_t *s, const rp_query_t *qq, json_t **out, char **next
     put(&q, " ORDER BY ");
     for (int i = 0; i < nkeys; i++)
         put(&q, "%s\"%s\"%s", i ? ", " : "", keys[i].f->name, keys[i].desc ? " DESC" : "");
-    put(&q, " LIMIT %lld", (long long)limit + 1);
-    if (qq->offset > 0 && !qq->after)
-        put(&q, " OFFSET %lld", (long long)qq->offset);
+    /* Bound, so every page of a query shares one cached statement. */
+    put(&q, " LIMIT ? OFFSET ?");
     if (q.oom) {
         rc = rp_error_set(err, RP_ENOMEM, 0, "out of memory");
         goto out;
@@ -588,34 +585,39 @@ int rp_store_find(rp_store_t *s, const rp_query_t *qq, json_t **out, char **next
         rc = err ? err->code : RP_EIO;
         goto out;
     }
-    if (qb_bind(&q, st, 1) != SQLITE_OK) {
+    if (qb_bind(&q, st, 1) != SQLITE_OK ||
+        sqlite3_bind_int64(st, q.nb + 1, limit + 1) != SQLITE_OK ||
+        sqlite3_bind_int64(st, q.nb + 2, qq->offset > 0 && !qq->after ? qq->offset : 0) !=
+            SQLITE_OK) {
         rc = rp__dberr(s, SQLITE_ERROR, "cannot bind the query", err);
         sqlite3_reset(st);
         goto out;
     }
     json_t *arr = json_array();
     int64_t count = 0;
+    bool more = false;
     int src;
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
         if (count == limit) {
-            /* One row more than asked for: there is a next page, after the last we kept. */
-            if (next) {
-                json_t *last = json_array_get(arr, (size_t)count - 1);
-                json_t *full = qq->fields ? NULL : json_incref(last);
-                if (!full) {
-                    /* The page may lack the sort fields: read the last row whole. */
-                    rp__record_load(s, e, json_integer_value(json_object_get(last, "id")), NULL,
-                                    &full, NULL);
-                }
-                *next = full ? make_cursor(qq->order, keys, nkeys, full) : NULL;
-                json_decref(full);
-            }
+            more = true; /* one row more than asked for: there is a next page */
             break;
         }
         json_array_append_new(arr, rp__record_from_row(e, st, qq->fields));
         count++;
     }
     sqlite3_reset(st);
+    if (more && next) {
+        /* After the reset: reading the last row whole may prepare another statement. */
+        json_t *last = json_array_get(arr, (size_t)count - 1);
+        json_t *full = qq->fields ? NULL : json_incref(last);
+        if (!full)
+            rp__record_load(s, e, json_integer_value(json_object_get(last, "id")), NULL, &full,
+                            NULL);
+        *next = full ? make_cursor(qq->order, keys, nkeys, full) : NULL;
+        json_decref(full);
+    }
+    if (src == SQLITE_ROW)
+        src = SQLITE_DONE;
     if (src != SQLITE_ROW && src != SQLITE_DONE) {
         json_decref(arr);
         if (next) {
@@ -669,8 +671,9 @@ out:
  * user) and matched as a prefix; all words must match. */
 static char *match_expr(const char *text)
 {
+    /* Worst case: every byte a quote (doubled) or a one-letter word (quotes, star, space). */
     size_t n = strlen(text);
-    char *out = malloc(n * 2 + 16), *o = out;
+    char *out = malloc(n * 4 + 8), *o = out;
     if (!out)
         return NULL;
     const char *p = text;

@@ -619,6 +619,16 @@ int rp_store_update_many(rp_store_t *s, const rp_ctx_t *ctx, const char *entity,
         }
         ids[i] = json_integer_value(jid);
         expect[i] = jv ? json_integer_value(jv) : 0;
+        for (size_t j = 0; j < i; j++) {
+            if (ids[j] == ids[i]) {
+                failed = i;
+                rc = rp_error_set(err, RP_EINVAL, RP_C_TYPE,
+                                  "record %zu: %s %lld is already updated by record %zu of this "
+                                  "batch; merge the two changes",
+                                  i, entity, (long long)ids[i], j);
+                goto out;
+            }
+        }
         json_object_del(p, "id");
         json_object_del(p, "version");
     }

@@ -123,27 +123,32 @@ sqlite3_stmt *rp__stmt(rp_store_t *s, const char *sql, rp_error_t *err)
         rp__dberr(s, rc, "cannot prepare a statement", err);
         return NULL;
     }
-    /* Probe for a free slot; a full cache is emptied rather than grown, since only
-     * filter shapes vary without bound. */
-    for (int pass = 0; pass < 2; pass++) {
-        for (unsigned i = 0; i < RP__STMT_CACHE; i++) {
-            unsigned k = (h + i) % RP__STMT_CACHE;
-            if (!s->cache[k].sql) {
-                s->cache[k].sql = strdup(sql);
-                if (!s->cache[k].sql) {
-                    sqlite3_finalize(st);
-                    rp_error_set(err, RP_ENOMEM, 0, "out of memory");
-                    return NULL;
-                }
-                s->cache[k].st = st;
-                return st;
-            }
+    /* A free slot on the probe path, else an idle statement's slot: a statement that is
+     * still stepping (a caller's loop) is never finalized under it. Only filter shapes vary
+     * without bound, so evicting is rare. */
+    unsigned victim = RP__STMT_CACHE;
+    for (unsigned i = 0; i < RP__STMT_CACHE; i++) {
+        unsigned k = (h + i) % RP__STMT_CACHE;
+        if (!s->cache[k].sql) {
+            victim = k;
+            break;
         }
-        rp__stmt_flush(s);
+        if (victim == RP__STMT_CACHE && !sqlite3_stmt_busy(s->cache[k].st))
+            victim = k;
     }
-    sqlite3_finalize(st);
-    rp_error_set(err, RP_ENOMEM, 0, "statement cache failure");
-    return NULL;
+    char *copy = victim < RP__STMT_CACHE ? strdup(sql) : NULL;
+    if (!copy) {
+        sqlite3_finalize(st);
+        rp_error_set(err, RP_ENOMEM, 0, "statement cache failure");
+        return NULL;
+    }
+    if (s->cache[victim].sql) {
+        sqlite3_finalize(s->cache[victim].st);
+        free(s->cache[victim].sql);
+    }
+    s->cache[victim].sql = copy;
+    s->cache[victim].st = st;
+    return st;
 }
 
 void rp__stmt_flush(rp_store_t *s)
@@ -823,6 +828,8 @@ int rp_store_commit(rp_store_t *s, rp_error_t *err)
 {
     if (s->txn_depth == 0)
         return rp_error_set(err, RP_ESTATE, RP_C_TXN, "commit without an open transaction");
+    if (sqlite3_get_autocommit(s->db))
+        return rp_store_rollback(s, err); /* nothing is left to commit: say so */
     char buf[40];
     const char *sql = s->txn_depth == 1 ? "COMMIT"
                                          : level_sql(buf, "RELEASE rp_sp", s->txn_depth - 1);
@@ -839,8 +846,11 @@ int rp_store_commit(rp_store_t *s, rp_error_t *err)
         return code;
     }
     s->txn_depth--;
-    if (s->txn_depth == 0)
+    if (s->txn_depth == 0 && s->schema_dirty) {
+        /* A nested rollback may have undone part of the schema: read it back once, here. */
+        registry_reload(s);
         s->schema_dirty = false;
+    }
     return 0;
 }
 
@@ -848,6 +858,17 @@ int rp_store_rollback(rp_store_t *s, rp_error_t *err)
 {
     if (s->txn_depth == 0)
         return rp_error_set(err, RP_ESTATE, RP_C_TXN, "rollback without an open transaction");
+    if (sqlite3_get_autocommit(s->db)) {
+        /* SQLite already rolled everything back by itself (disk full, I/O error): every level
+         * is gone, and the callers above learn it from their own commit or rollback. */
+        s->txn_depth = 0;
+        if (s->schema_dirty) {
+            registry_reload(s);
+            s->schema_dirty = false;
+        }
+        return rp_error_set(err, RP_EIO, RP_C_SQL,
+                            "the database rolled the whole transaction back after an error");
+    }
     s->txn_depth--;
     int rc = 0;
     if (s->txn_depth == 0) {
@@ -869,10 +890,11 @@ int rp_store_rollback(rp_store_t *s, rp_error_t *err)
                 rc = rp__dberr(s, src, "cannot roll back to a savepoint", err);
         }
     }
-    /* A schema change undone by the rollback must leave the registry in memory too. */
-    if (s->schema_dirty) {
+    /* A schema change undone by the rollback must leave the registry in memory too; but only
+     * at the outermost level, since callers below hold pointers into the registry. */
+    if (s->schema_dirty && s->txn_depth == 0) {
         registry_reload(s);
-        s->schema_dirty = s->txn_depth > 0;
+        s->schema_dirty = false;
     }
     return rc;
 }
@@ -1190,6 +1212,11 @@ int rp_store_add_field(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, c
             sqlite3_finalize(tmp);
         }
         numeric_def = true;
+        if (!lit[0]) {
+            rc = rp_error_set(err, RP_EIO, RP_C_SQL, "cannot compute the default of %s.%s",
+                              entity, field);
+            goto fail;
+        }
     }
     snprintf(sql, sizeof sql, "ALTER TABLE \"%s\" ADD COLUMN %s%s", entity, col, lit);
     if ((rc = rp__exec(s, sql, err)))
@@ -1320,6 +1347,8 @@ int rp_config_set(rp_store_t *s, const rp_ctx_t *ctx, const char *key, json_t *v
                             key ? key : "(null)");
     json_t *old = NULL;
     rp_config_get(s, key, &old, NULL);
+    if (!value && !old)
+        return rp_error_set(err, RP_ENOTFOUND, RP_C_NO_RECORD, "setting \"%s\" is not set", key);
     int rc = rp_store_begin(s, err);
     if (rc) {
         json_decref(old);

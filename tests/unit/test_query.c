@@ -321,6 +321,46 @@ static void test_search(void **state)
     rp_store_close(s);
 }
 
+/* Review findings: search text that expands most, a full statement cache under a running
+ * query, and spaces around commas in an order. */
+static void test_review_regressions(void **state)
+{
+    (void)state;
+    rp_store_t *s = sample();
+    rp_error_t err = {0};
+    json_t *hits = NULL;
+    /* One-letter words and quotes expand the most when quoted for FTS5. */
+    assert_int_equal(rp_store_search(s, "a b c d e f g h i j k l m n o p q r s t u v w x y z",
+                                     NULL, 10, &hits, &err), 0);
+    json_decref(hits);
+    assert_int_equal(rp_store_search(s, "\"\"\"\"\"\"\"\"\"\"\"\" \"", NULL, 10, &hits, &err), 0);
+    json_decref(hits);
+    /* Fill the statement cache with 300 filter shapes, then page a projected query: reading
+     * the page's last record must not finalize the query's own statement. */
+    for (int k = 1; k <= 300; k++) {
+        json_t *in = json_array();
+        for (int i = 0; i < k; i++)
+            json_array_append_new(in, json_integer(i));
+        json_t *w = json_pack("{s:{s:o}}", "age", "in", in);
+        int64_t n;
+        assert_int_equal(rp_store_count(s, "contact", w, false, &n, &err), 0);
+        json_decref(w);
+    }
+    const char *fields[] = {"last_name", NULL};
+    rp_query_t q = {.entity = "contact", .fields = fields, .limit = 2, .order = "last_name"};
+    json_t *rows = NULL;
+    char *next = NULL;
+    assert_int_equal(rp_store_find(s, &q, &rows, &next, &err), 0);
+    assert_int_equal(json_array_size(rows), 2);
+    assert_non_null(next);
+    json_decref(rows);
+    free(next);
+    /* Spaces around commas do not drop sort keys. */
+    assert_string_equal(ids_where(s, NULL, "age , -id"), "4,5,1,2,3");
+    assert_string_equal(ids_where(s, NULL, " stage ,first_name "), "2,4,5,1,3");
+    rp_store_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -329,6 +369,7 @@ int main(void)
         cmocka_unit_test(test_order_offset_fields_deleted),
         cmocka_unit_test(test_keyset_cursor),
         cmocka_unit_test(test_search),
+        cmocka_unit_test(test_review_regressions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

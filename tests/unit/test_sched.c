@@ -434,6 +434,40 @@ static void test_sigkill_mid_job_runs_again_once(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* A handler that cancels a job and then fails: the cancel is undone with the rest. */
+static int cancel_then_fail(rp_store_t *s, const rp_event_t *ev, const rp_ctx_t *ctx, void *ud,
+                            rp_error_t *err)
+{
+    rp_jobs_cancel(s, "keep-me", NULL);
+    return rp_error_set(err, RP_EINVAL, 0, "failed after cancelling");
+}
+
+static void test_handler_writes_roll_back_and_names_are_owned(void **state)
+{
+    (void)state;
+    rp_store_t *s = test_open_crm();
+    rp_sched_t *e = engine(s, 1767225600000);
+    rp_error_t err = {0};
+    schedule(s, "remind", 1, 1767225600000 + H, "keep-me");
+    assert_int_equal(rp_sched_subscribe(e, "canceller", "contact.created", false,
+                                        cancel_then_fail, NULL, "a", &err), 0);
+    create(s, "contact", "{\"last_name\": \"X\"}");
+    assert_int_equal(rp_sched_run_due(e, NULL, &err), 0);
+    json_t *jobs = NULL;
+    assert_int_equal(rp_jobs_list(s, "pending", &jobs, &err), 0);
+    assert_int_equal(json_array_size(jobs), 1);
+    json_decref(jobs);
+    /* Another owner cannot take the subscriber or a job handler over. */
+    assert_int_equal(rp_sched_subscribe(e, "canceller", NULL, false, cancel_then_fail, NULL,
+                                        "b", &err), RP_ECONFLICT);
+    assert_contains(err.msg, "already registered by a");
+    assert_int_equal(rp_sched_handler(e, "remind", log_job, NULL, "a", &err), 0);
+    assert_int_equal(rp_sched_handler(e, "remind", log_job, NULL, "b", &err), RP_ECONFLICT);
+    assert_int_equal(rp_sched_handler(e, "remind", log_job, NULL, "a#2", &err), 0);
+    rp_sched_free(e);
+    rp_store_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -444,6 +478,7 @@ int main(void)
         cmocka_unit_test(test_dispatch_in_order_and_isolated),
         cmocka_unit_test(test_two_engines_never_run_a_job_twice),
         cmocka_unit_test(test_sigkill_mid_job_runs_again_once),
+        cmocka_unit_test(test_handler_writes_roll_back_and_names_are_owned),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

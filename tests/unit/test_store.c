@@ -667,6 +667,40 @@ static void test_hooks_normalise_and_veto(void **state)
     rp_store_close(s);
 }
 
+/* A hook that makes a schema change fail inside the write that runs it: the rollback of that
+ * change must not free the entity the write is using (it did, under ASan). */
+static int failing_schema_change(rp_store_t *s, rp_change_t *ch, void *ud, rp_error_t *err)
+{
+    json_t *spec = J("{\"type\": \"text\", \"required\": true}");
+    rp_error_t inner = {0};
+    rp_store_add_field(s, &test_ctx, "contact", "must_have", spec, "admin", &inner);
+    json_decref(spec);
+    return 0;
+}
+
+static void test_failed_schema_change_inside_a_write(void **state)
+{
+    (void)state;
+    rp_store_t *s = test_open_crm();
+    create(s, "contact", "{\"last_name\": \"First\"}");
+    rp_error_t err = {0};
+    assert_true(rp_hook_add(s, "contact", RP_ACT_CREATE, 0, failing_schema_change, NULL, "t",
+                            &err) > 0);
+    int64_t id = create(s, "contact", "{\"last_name\": \"Second\"}");
+    assert_string_equal(field_of(s, "contact", id, "last_name"), "\"Second\"");
+    json_t *sch = rp_store_schema(s, "contact", &err);
+    assert_null(json_object_get(json_object_get(sch, "fields"), "must_have"));
+    json_decref(sch);
+    /* The same record twice in one bulk update is refused up front, clearly. */
+    json_t *ups = J("[{\"id\": 1, \"age\": 1}, {\"id\": 1, \"age\": 2}]");
+    size_t failed = 0;
+    assert_int_equal(rp_store_update_many(s, &test_ctx, "contact", ups, &failed, &err), RP_EINVAL);
+    assert_int_equal(failed, 1);
+    assert_contains(err.msg, "is already updated by record 0");
+    json_decref(ups);
+    rp_store_close(s);
+}
+
 static void test_config(void **state)
 {
     (void)state;
@@ -696,6 +730,9 @@ static void test_config(void **state)
     rp_event_clear(&ev);
     assert_int_equal(rp_config_set(s, &test_ctx, "timezone", NULL, &err), 0);
     assert_int_equal(rp_config_get(s, "timezone", &v, &err), RP_ENOTFOUND);
+    int64_t seq = rp_events_last_seq(s);
+    assert_int_equal(rp_config_set(s, &test_ctx, "timezone", NULL, &err), RP_ENOTFOUND);
+    assert_int_equal(rp_events_last_seq(s), seq); /* nothing changed, nothing said */
     assert_int_equal(rp_config_set(s, &test_ctx, "Bad Key", NULL, &err), RP_EINVAL);
     assert_contains(err.msg, "not a valid setting name");
     assert_int_equal(rp_config_get(s, "x'; DROP TABLE rp_settings; --", &v, &err), RP_EINVAL);
@@ -718,6 +755,7 @@ int main(void)
         cmocka_unit_test(test_bulk_all_or_nothing),
         cmocka_unit_test(test_hooks_normalise_and_veto),
         cmocka_unit_test(test_config),
+        cmocka_unit_test(test_failed_schema_change_inside_a_write),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
