@@ -225,6 +225,8 @@ static int load_plugins(cli_t *c, rp_store_t *s, rp_sched_t *e, rp_log_fn log,
     return rp_plugins_load(s, e, &po, out, err);
 }
 
+static void env_close(struct env *env);
+
 /* The store, an engine on the real clock, the plugins and the scripts, as `serve` has them:
  * every command that writes or runs Lua opens this, so hooks apply whatever the door. */
 static int env_open(cli_t *c, env_t *env, rp_log_fn log)
@@ -252,6 +254,23 @@ static int env_open(cli_t *c, env_t *env, rp_log_fn log)
     env->limits = script_limits(env->s);
     env->limits.ext = env->ext;
     env->sc = rp_scripts_load(env->s, env->e, dirs, &env->limits, log, NULL);
+    if (!env->sc) {
+        env_close(env);
+        return fail("out of memory");
+    }
+    /* A script that does not load means business rules that would not run: refuse, as for a
+     * broken plugin (the log line above names the file and line), unless told to go on. */
+    int broken = rp_scripts_broken(env->sc);
+    if (broken && !c->skip_broken) {
+        if (log != log_line)
+            fprintf(stderr, "rapport: a script failed to load; run with --skip-broken to go on "
+                            "without it, or see the error above\n");
+        else
+            fprintf(stderr, "rapport: %d script(s) failed to load (see above); start with "
+                            "--skip-broken to run without them\n", broken);
+        env_close(env);
+        return EXIT_FAIL;
+    }
     return 0;
 }
 

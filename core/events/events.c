@@ -244,9 +244,12 @@ static int hook_add(rp_store_t *s, const char *entity, rp_action_t action, int p
                     rp_hook_fn fn, rp_batch_hook_fn bfn, void *ud, const char *owner,
                     rp_error_t *err)
 {
-    if (!entity || (strcmp(entity, "*") != 0 && !rp__entity_req(s, entity, err)))
-        return entity ? err->code
-                      : rp_error_set(err, RP_EINVAL, RP_C_NO_ENTITY, "a hook needs an entity");
+    /* The entity need not exist yet: a rule may be loaded before an admin defines what it
+     * guards, and applies from then on. */
+    if (!entity || (strcmp(entity, "*") != 0 && !rp__ident_ok(entity)))
+        return rp_error_set(err, RP_EINVAL, RP_C_IDENT,
+                            "a hook needs an entity name or \"*\" (got \"%s\")",
+                            entity ? entity : "(null)");
     if ((unsigned)action > RP_ACT_PURGE)
         return rp_error_set(err, RP_EINVAL, RP_C_TYPE, "unknown action %d for a hook", action);
     if (bfn && action != RP_ACT_CREATE && action != RP_ACT_UPDATE)

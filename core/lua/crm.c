@@ -709,8 +709,6 @@ static int crm_before(lua_State *L)
     char entity[64];
     memcpy(entity, type, elen);
     entity[elen] = '\0';
-    if (strcmp(entity, "*") != 0 && !rp_store_has_entity(l->s, entity))
-        return luaL_error(L, "crm.before: unknown entity \"%s\"", entity);
     rp__reg_t *r = new_reg(L, l, REG_HOOK, 2);
     snprintf(r->name, sizeof r->name, "%s", entity);
     r->action = (rp_action_t)action;

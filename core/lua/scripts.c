@@ -184,6 +184,14 @@ int rp_scripts_reload(rp_scripts_t *sc)
     return loaded;
 }
 
+int rp_scripts_broken(const rp_scripts_t *sc)
+{
+    int n = 0;
+    for (int i = 0; sc && i < sc->n; i++)
+        n += sc->list[i].l == NULL;
+    return n;
+}
+
 int rp_scripts_count(const rp_scripts_t *sc)
 {
     int n = 0;

@@ -1019,13 +1019,28 @@ int rp_plugins_load(rp_store_t *s, rp_sched_t *e, const rp_plugins_opts_t *opts,
                 j--;
             }
     }
-    /* Keep the list in init order (fini walks it backwards). */
+    /* Keep the list in init order (fini walks it backwards), also when the load failed: the
+     * plugins that did start are then finalized dependents first. */
     if (!rc) {
         for (int i = 0; i < norder; i++)
             P->list[i] = order[i];
         for (int i = norder; i < P->n; i++)
             P->list[i] = NULL;
         P->n = norder;
+    } else {
+        rapport_host **sorted = calloc((size_t)P->n + 1, sizeof *sorted);
+        int k = 0;
+        for (int i = 0; sorted && i < norder; i++)
+            if (order[i] && order[i]->inited)
+                sorted[k++] = order[i];
+        for (int i = 0; sorted && i < P->n; i++)
+            if (P->list[i] && !P->list[i]->inited)
+                sorted[k++] = P->list[i];
+        if (sorted) {
+            free(P->list);
+            P->list = sorted;
+            P->n = k;
+        }
     }
     free(order);
     free(stack);

@@ -127,6 +127,9 @@ const char *rp__value_text(json_t *v, char *buf, size_t cap);
 /** Reads record @p id of @p e as JSON into *out (RP_ENOTFOUND when absent). */
 int rp__record_load(rp_store_t *s, rp__entity_t *e, int64_t id, const char **fields,
                     json_t **out, rp_error_t *err);
+/** Rewrites the search index rows of every live record of @p e (after a searchable field
+ *  was added with a default to existing rows). */
+int rp__reindex(rp_store_t *s, rp__entity_t *e, rp_error_t *err);
 /** Builds a record's JSON from a row of e->sql_select (columns: 7 system, then fields). */
 json_t *rp__record_from_row(rp__entity_t *e, sqlite3_stmt *st, const char **fields);
 

@@ -718,7 +718,7 @@ int rp_store_search(rp_store_t *s, const char *text, const char *entity, int lim
     if (limit > 1000)
         limit = 1000;
     /* Ranking costs about a microsecond a match, and a short prefix over a million records
-     * matches tens of thousands: rank only the newest RANK_WINDOW matches (the lower bound is
+     * matches tens of thousands: rank only the newest RANK_WINDOW matches (or `limit`, if more) (the lower bound is
      * the rowid of the window's oldest match, found in rowid order without ranking). Within one
      * entity rowids follow record ids, so "newest" is the latest created. */
     const char *sql =
@@ -739,7 +739,7 @@ int rp_store_search(rp_store_t *s, const char *text, const char *entity, int lim
     }
     sqlite3_bind_text(st, 1, expr, -1, free);
     sqlite3_bind_int(st, 2, limit);
-    sqlite3_bind_int(st, 5, RP__RANK_WINDOW - 1);
+    sqlite3_bind_int(st, 5, (limit > RP__RANK_WINDOW ? limit : RP__RANK_WINDOW) - 1);
     if (only) {
         sqlite3_bind_int64(st, 3, only->no << RP__FTS_SHIFT);
         sqlite3_bind_int64(st, 4, ((only->no + 1) << RP__FTS_SHIFT) - 1);

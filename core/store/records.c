@@ -231,6 +231,30 @@ static int fts_drop(rp_store_t *s, rp__entity_t *e, int64_t id, rp_error_t *err)
     return rc == SQLITE_DONE ? 0 : rp__dberr(s, rc, "cannot update the search index", err);
 }
 
+int rp__reindex(rp_store_t *s, rp__entity_t *e, rp_error_t *err)
+{
+    /* Rows are read first, then indexed: the index writes must not run under the SELECT. */
+    char sql[4200];
+    snprintf(sql, sizeof sql, "%s WHERE deleted_at IS NULL", e->sql_select);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return rp__dberr(s, SQLITE_ERROR, "cannot read the records to index", err);
+    json_t *rows = json_array();
+    while (sqlite3_step(st) == SQLITE_ROW)
+        json_array_append_new(rows, rp__record_from_row(e, st, NULL));
+    sqlite3_finalize(st);
+    int rc = 0;
+    size_t i;
+    json_t *r;
+    json_array_foreach(rows, i, r) {
+        int64_t id = json_integer_value(json_object_get(r, "id"));
+        if ((rc = fts_drop(s, e, id, err)) || (rc = fts_put(s, e, id, r, err)))
+            break;
+    }
+    json_decref(rows);
+    return rc;
+}
+
 /* ---- create ----------------------------------------------------------------------------- */
 
 /* Stores one record whose fields have passed the hooks. In the open transaction. */

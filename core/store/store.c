@@ -1264,6 +1264,13 @@ int rp_store_add_field(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, c
         goto fail;
     }
     rp__stmt_flush(s);
+    /* Existing rows now hold the default: a searchable one must be findable too. */
+    if (f.searchable && f.def && has_rows && (rc = rp__reindex(s, e, err))) {
+        e->nsearch--;
+        e->nfields--;
+        entity_build_sql(e);
+        goto fail;
+    }
     if ((rc = rp_store_commit(s, err))) {
         registry_reload(s);
         return rc;

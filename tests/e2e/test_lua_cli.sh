@@ -78,5 +78,13 @@ check '[ "$("$RAPPORT" count audit --where "{\"what\": {\"starts_with\": \"v2:\"
 kill -TERM $serve_pid; wait $serve_pid; st=$?; serve_pid=
 check '[ $st = 0 ]' "serve exited $st"
 
+# A script that does not load stops one-shot commands (its rules would not run), unless told.
+mkdir -p "$tmp/broken_rules"
+printf 'crm.before("note.create", function(n)\n  this is not lua\nend)\n' > "$tmp/broken_rules/rule.lua"
+out=$("$RAPPORT" --scripts "$tmp/broken_rules" create note '{"body": "x"}' 2>&1); st=$?
+check '[ $st = 1 ] && grep -q "script failed to load file=$tmp/broken_rules/rule.lua error=.*rule.lua:2:" <<<"$out" && grep -q -- "--skip-broken" <<<"$out"' "a broken rule let a write through: $out"
+out=$("$RAPPORT" --skip-broken --scripts "$tmp/broken_rules" create note '{"body": "x"}' 2>&1); st=$?
+check '[ $st = 0 ]' "--skip-broken did not go on: $out"
+
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

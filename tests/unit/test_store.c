@@ -168,6 +168,15 @@ static void test_add_field_on_populated_table(void **state)
                      0);
     json_decref(spec);
     assert_string_equal(field_of(s, "contact", 3, "ratio"), "\"1.500\"");
+    /* A searchable field with a default is searchable on the rows that predate it. */
+    spec = J("{\"type\": \"text\", \"default\": \"Zanzibar\", \"searchable\": true}");
+    assert_int_equal(rp_store_add_field(s, &test_ctx, "contact", "island", spec, "admin", &err),
+                     0);
+    json_decref(spec);
+    json_t *hits = NULL;
+    assert_int_equal(rp_store_search(s, "zanzi", "contact", 1000, &hits, &err), 0);
+    assert_int_equal(json_array_size(hits), 500);
+    json_decref(hits);
 
     /* The new field is queryable like any other. */
     json_t *w = J("{\"tier\": 7, \"last_name\": \"Odd\"}");
@@ -617,7 +626,9 @@ static void test_hooks_normalise_and_veto(void **state)
                             &err) > 0);
     assert_true(rp_hook_add(s, "contact", RP_ACT_CREATE, 20, no_spam, NULL, "rules", &err) > 0);
     assert_true(rp_hook_add(s, "contact", RP_ACT_DELETE, 0, no_delete, NULL, "rules", &err) > 0);
-    assert_true(rp_hook_add(s, "ghost", RP_ACT_CREATE, 0, no_spam, NULL, "rules", &err) < 0);
+    assert_true(rp_hook_add(s, "Ghost!", RP_ACT_CREATE, 0, no_spam, NULL, "rules", &err) < 0);
+    /* An entity defined later is guarded from then on. */
+    assert_true(rp_hook_add(s, "later", RP_ACT_CREATE, 0, no_spam, NULL, "rules", &err) > 0);
 
     int64_t id = create(s, "contact", "{\"last_name\": \"Case\", \"email\": \"MiXeD@Example.COM\"}");
     assert_string_equal(field_of(s, "contact", id, "email"), "\"mixed@example.com\"");
@@ -662,7 +673,7 @@ static void test_hooks_normalise_and_veto(void **state)
     assert_int_equal(rp_store_delete(s, &test_ctx, "contact", id, &err), RP_EVETO);
     assert_contains(err.msg, "is a VIP");
     assert_string_equal(field_of(s, "contact", id, "deleted_at"), "null");
-    assert_int_equal(rp_hooks_remove_owner(s, "rules"), 3);
+    assert_int_equal(rp_hooks_remove_owner(s, "rules"), 4);
     assert_int_equal(rp_store_delete(s, &test_ctx, "contact", id, &err), 0);
     rp_store_close(s);
 }

@@ -102,6 +102,9 @@ int rp_scripts_reload(rp_scripts_t *sc);
 /** How many scripts are loaded. */
 int rp_scripts_count(const rp_scripts_t *sc);
 
+/** How many script files failed to load and run no version at all (their rules are missing). */
+int rp_scripts_broken(const rp_scripts_t *sc);
+
 /** Unloads every script (removing its registrations) and frees @p sc. NULL is ignored. */
 void rp_scripts_free(rp_scripts_t *sc);
 
