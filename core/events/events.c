@@ -39,8 +39,19 @@ static void chain_text(rp_store_t *s, int64_t seq, char *out, size_t cap)
 int rp__event_append(rp_store_t *s, const rp_ctx_t *ctx, const char *type, const char *entity,
                      int64_t record_id, json_t *changes, int64_t *seq_out, rp_error_t *err)
 {
+    char *text = changes ? json_dumps(changes, JSON_COMPACT) : strdup("{}");
+    if (!text)
+        return rp_error_set(err, RP_ENOMEM, 0, "out of memory");
+    return rp__event_append_text(s, ctx, type, entity, record_id, text, seq_out, err);
+}
+
+int rp__event_append_text(rp_store_t *s, const rp_ctx_t *ctx, const char *type,
+                          const char *entity, int64_t record_id, char *text, int64_t *seq_out,
+                          rp_error_t *err)
+{
     rp_ctx_t c = ctx ? *ctx : (rp_ctx_t){0};
     if (c.depth > s->max_depth) {
+        free(text);
         char chain[400];
         chain_text(s, c.cause, chain, sizeof chain);
         return rp_error_set(err, RP_ELOOP, RP_C_LOOP,
@@ -51,13 +62,12 @@ int rp__event_append(rp_store_t *s, const rp_ctx_t *ctx, const char *type, const
                                 "INSERT INTO rp_events(uid, type, entity, record_id, actor, origin,"
                                 " at, changes, cause, depth) VALUES(?,?,?,?,?,?,?,?,?,?)",
                                 err);
-    if (!st)
+    if (!st) {
+        free(text);
         return err ? err->code : RP_EIO;
+    }
     char uid[27];
     rp__uid(s, uid);
-    char *text = changes ? json_dumps(changes, JSON_COMPACT) : strdup("{}");
-    if (!text)
-        return rp_error_set(err, RP_ENOMEM, 0, "out of memory");
     sqlite3_bind_text(st, 1, uid, 26, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 2, type, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, entity ? entity : "", -1, SQLITE_STATIC);

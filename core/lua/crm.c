@@ -55,12 +55,13 @@ static int crm_create(lua_State *L)
     luaL_checktype(L, 2, LUA_TTABLE);
     json_t *f = rp__lua_check_json(L, 2, "crm.create", "the fields");
     rp_error_t err = {0};
-    int64_t id = 0;
-    int rc = rp_store_create(l->s, &l->ctx, entity, f, &id, &err);
+    json_t *rec = NULL;
+    int rc = rp_store_create_record(l->s, &l->ctx, entity, f, &rec, &err);
     json_decref(f);
     if (rc)
         return raise(L, &err);
-    return get_and_push(L, l, entity, id);
+    push_owned(L, rec);
+    return 1;
 }
 
 static int crm_create_many(lua_State *L)

@@ -141,6 +141,10 @@ json_t *rp__record_from_row(rp__entity_t *e, sqlite3_stmt *st, const char **fiel
  */
 int rp__event_append(rp_store_t *s, const rp_ctx_t *ctx, const char *type, const char *entity,
                      int64_t record_id, json_t *changes, int64_t *seq_out, rp_error_t *err);
+/** As rp__event_append() with the changes already as JSON text (owned: freed here). */
+int rp__event_append_text(rp_store_t *s, const rp_ctx_t *ctx, const char *type,
+                          const char *entity, int64_t record_id, char *text, int64_t *seq_out,
+                          rp_error_t *err);
 /** Runs the batch then record hooks of @p action on @p batch (array of field objects). */
 int rp__hooks_run(rp_store_t *s, rp__entity_t *e, rp_action_t action, json_t *batch,
                   const int64_t *ids, json_t **olds, const rp_ctx_t *ctx, size_t *failed,

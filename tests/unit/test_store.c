@@ -235,6 +235,19 @@ static void test_field_types_canonical(void **state)
     assert_string_equal(field_of(s, "contact", id, "created_by"), "\"user:test\"");
     assert_string_equal(field_of(s, "contact", id, "created_at"), "\"2026-01-01T00:00:00.000Z\"");
 
+    /* A create that returns the record returns exactly what a read gives back. */
+    json_t *fields = J("{\"last_name\": \"Same\", \"balance\": 2.5, \"extra\": {\"k\": [1, \"x\"]},"
+                       " \"score\": 0.1, \"last_seen\": \"2026-01-02T03:04:05+01:00\"}");
+    json_t *made = NULL, *read = NULL;
+    rp_error_t err = {0};
+    assert_int_equal(rp_store_create_record(s, &test_ctx, "contact", fields, &made, &err), 0);
+    assert_int_equal(rp_store_get(s, "contact", json_integer_value(json_object_get(made, "id")),
+                                  &read, &err), 0);
+    assert_true(json_equal(made, read));
+    json_decref(fields);
+    json_decref(made);
+    json_decref(read);
+
     /* Defaults apply when a field is absent. */
     id = create(s, "contact", "{\"last_name\": \"Default\"}");
     assert_string_equal(field_of(s, "contact", id, "stage"), "\"new\"");

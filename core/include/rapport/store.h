@@ -143,6 +143,13 @@ int rp_store_create(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, json
                     int64_t *id_out, rp_error_t *err);
 
 /**
+ * As rp_store_create(), returning the record as stored (*record: a new reference, owned) rather
+ * than its id, without reading it back.
+ */
+int rp_store_create_record(rp_store_t *s, const rp_ctx_t *ctx, const char *entity,
+                           json_t *fields, json_t **record, rp_error_t *err);
+
+/**
  * Fetches record @p id of @p entity. *out is a new reference (owned), or NULL when there is no
  * such record (returns RP_ENOTFOUND). Soft-deleted records are returned (deleted_at set).
  */
