@@ -65,6 +65,9 @@ struct rp_store {
     /* A savepoint that rp_store_begin() opens only if a write happens: event handlers that
      * merely read cost no statement. lazy_open says whether it was opened. */
     bool lazy_sp, lazy_open;
+    /* SQLite rolled the whole transaction back by itself (disk full, I/O error) while levels
+     * were open: every statement fails until the outermost level has unwound. */
+    bool aborted;
     rp__hook_t *hooks;
     int nhooks, caphooks, next_hook_id;
     struct {

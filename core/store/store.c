@@ -106,6 +106,13 @@ static unsigned hash_str(const char *p)
 
 sqlite3_stmt *rp__stmt(rp_store_t *s, const char *sql, rp_error_t *err)
 {
+    if (s->aborted) {
+        /* Without this a write would run in autocommit mode and commit on its own. */
+        rp_error_set(err, RP_EIO, RP_C_SQL,
+                     "the database rolled the transaction back after an error; nothing more "
+                     "runs until it is unwound");
+        return NULL;
+    }
     unsigned h = hash_str(sql) % RP__STMT_CACHE;
     for (unsigned i = 0; i < RP__STMT_CACHE; i++) {
         unsigned k = (h + i) % RP__STMT_CACHE;
@@ -828,7 +835,7 @@ int rp_store_commit(rp_store_t *s, rp_error_t *err)
 {
     if (s->txn_depth == 0)
         return rp_error_set(err, RP_ESTATE, RP_C_TXN, "commit without an open transaction");
-    if (sqlite3_get_autocommit(s->db))
+    if (s->aborted || sqlite3_get_autocommit(s->db))
         return rp_store_rollback(s, err); /* nothing is left to commit: say so */
     char buf[40];
     const char *sql = s->txn_depth == 1 ? "COMMIT"
@@ -858,11 +865,11 @@ int rp_store_rollback(rp_store_t *s, rp_error_t *err)
 {
     if (s->txn_depth == 0)
         return rp_error_set(err, RP_ESTATE, RP_C_TXN, "rollback without an open transaction");
-    if (sqlite3_get_autocommit(s->db)) {
-        /* SQLite already rolled everything back by itself (disk full, I/O error): every level
-         * is gone, and the callers above learn it from their own commit or rollback. */
-        s->txn_depth = 0;
-        if (s->schema_dirty) {
+    if (s->aborted || sqlite3_get_autocommit(s->db)) {
+        /* SQLite already rolled everything back by itself (disk full, I/O error): each level
+         * unwinds with an error, and nothing runs meanwhile (see rp__stmt). */
+        s->aborted = --s->txn_depth > 0;
+        if (s->txn_depth == 0 && s->schema_dirty) {
             registry_reload(s);
             s->schema_dirty = false;
         }

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "helpers.h"
+#include "internal.h" /* the raw connection, to make the disk "full" */
 
 static int64_t count_of(rp_store_t *s, const char *entity)
 {
@@ -725,6 +726,47 @@ static void test_failed_schema_change_inside_a_write(void **state)
     rp_store_close(s);
 }
 
+/* When SQLite rolls a transaction back by itself (here: the database is full), nothing may
+ * run in autocommit mode behind the caller's back: later writes fail until it has unwound. */
+static void test_database_abort_unwinds(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/rp_full_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[256];
+    snprintf(path, sizeof path, "%s/full.db", dir);
+    rp_store_t *s = NULL;
+    rp_error_t err = {0};
+    assert_int_equal(rp_store_open(path, NULL, &s, &err), 0);
+    define(s, "note", "{\"fields\": {\"body\": {\"type\": \"text\"}}}");
+    assert_int_equal(sqlite3_exec(s->db, "PRAGMA max_page_count = 60", NULL, NULL, NULL), 0);
+    char big[3000];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    assert_int_equal(rp_store_begin(s, &err), 0);
+    int rc = 0;
+    for (int i = 0; i < 500 && !rc; i++) {
+        json_t *f = json_pack("{s:s}", "body", big);
+        rc = rp_store_create(s, &test_ctx, "note", f, NULL, &err);
+        json_decref(f);
+    }
+    assert_int_equal(rc, RP_EIO);
+    assert_contains(err.msg, "full");
+    json_t *f = json_pack("{s:s}", "body", "after the failure");
+    assert_int_equal(rp_store_create(s, &test_ctx, "note", f, NULL, &err), RP_EIO);
+    json_decref(f);
+    assert_int_equal(rp_store_commit(s, &err), RP_EIO);
+    assert_int_equal(rp_store_txn_depth(s), 0);
+    /* Nothing of the transaction is there, not even the write that came after. */
+    int64_t n = -1;
+    assert_int_equal(rp_store_count(s, "note", NULL, true, &n, &err), 0);
+    assert_int_equal(n, 0);
+    rp_store_close(s);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 static void test_config(void **state)
 {
     (void)state;
@@ -779,6 +821,7 @@ int main(void)
         cmocka_unit_test(test_bulk_all_or_nothing),
         cmocka_unit_test(test_hooks_normalise_and_veto),
         cmocka_unit_test(test_config),
+        cmocka_unit_test(test_database_abort_unwinds),
         cmocka_unit_test(test_failed_schema_change_inside_a_write),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
