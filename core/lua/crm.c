@@ -1161,6 +1161,8 @@ int rp__lua_open_crm(rp_lua_t *l, rp_error_t *err)
     lua_setfield(L, -2, "json");
     luaL_newlib(L, clock);
     lua_setfield(L, -2, "clock");
+    lua_pushlightuserdata(L, rp__lua_null);
+    lua_setfield(L, -2, "null");
     open_ext(L, l->o.ext);
     lua_pushvalue(L, -1);
     lua_setglobal(L, "crm");

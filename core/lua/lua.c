@@ -174,6 +174,10 @@ int rp__lua_pcall(rp_lua_t *l, int nargs, int nres, rp_error_t *err)
 
 /* ---- values ------------------------------------------------------------------------------ */
 
+/* The address whose light userdata is crm.null. */
+static const char null_marker = 0;
+void *const rp__lua_null = (void *)&null_marker;
+
 json_t *rp__lua_to_json(lua_State *L, int idx, const char **why)
 {
     static const char *dummy;
@@ -184,6 +188,12 @@ json_t *rp__lua_to_json(lua_State *L, int idx, const char **why)
     case LUA_TNIL:
     case LUA_TNONE:
         return json_null();
+    case LUA_TLIGHTUSERDATA:
+        /* crm.null: a value that is there and null, where nil would mean "absent". */
+        if (lua_touserdata(L, idx) == rp__lua_null)
+            return json_null();
+        *why = "a userdata";
+        return NULL;
     case LUA_TBOOLEAN:
         return json_boolean(lua_toboolean(L, idx));
     case LUA_TNUMBER:

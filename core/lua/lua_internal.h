@@ -62,5 +62,7 @@ void rp__lua_pending_discard(rp_lua_t *l);
 int rp__lua_pending_apply(rp_lua_t *l, rp_error_t *err);
 void rp__lua_unregister_all(rp_lua_t *l);
 extern const char *const rp__lua_sandbox_globals[];
+/** crm.null's light userdata: a JSON null in tables, where nil would mean "absent". */
+extern void *const rp__lua_null;
 
 #endif

@@ -178,6 +178,20 @@ int rp_scripts_reload(rp_scripts_t *sc)
         }
         loaded += l != NULL;
     }
+    /* A script whose file is gone stops: its hooks, handlers and jobs go with it. */
+    for (int j = sc->n - 1; j >= 0; j--) {
+        bool present = false;
+        for (int i = 0; i < nfiles && !present; i++)
+            present = strcmp(sc->list[j].path, files[i]) == 0;
+        if (present)
+            continue;
+        if (sc->list[j].l)
+            say(sc, "info", "script removed file=%s", sc->list[j].path);
+        rp_lua_free(sc->list[j].l);
+        free(sc->list[j].path);
+        memmove(&sc->list[j], &sc->list[j + 1], sizeof *sc->list * (size_t)(sc->n - j - 1));
+        sc->n--;
+    }
     for (int i = 0; i < nfiles; i++)
         free(files[i]);
     free(files);

@@ -75,6 +75,13 @@ check 'grep -q "script failed to load file=$tmp/rules/audit.lua error=.*audit.lu
 "$RAPPORT" eval 'crm.create("note", {body = "second"})' >/dev/null
 for _ in $(seq 150); do [ "$("$RAPPORT" count audit --where '{"what": {"starts_with": "v2:"}}')" = 1 ] && break; sleep 0.1; done
 check '[ "$("$RAPPORT" count audit --where "{\"what\": {\"starts_with\": \"v2:\"}}")" = 1 ]' "the previous version stopped running after a broken edit"
+rm "$tmp/rules/audit.lua"
+for _ in $(seq 150); do grep -q "script removed" "$tmp/serve.log" && break; sleep 0.1; done
+check 'grep -q "script removed file=$tmp/rules/audit.lua" "$tmp/serve.log"' "a deleted script was not unloaded: $(cat "$tmp/serve.log")"
+before=$("$RAPPORT" count audit)
+"$RAPPORT" eval 'crm.create("note", {body = "third"})' >/dev/null
+sleep 1
+check '[ "$("$RAPPORT" count audit)" = "$before" ]' "a deleted script's handler still ran"
 kill -TERM $serve_pid; wait $serve_pid; st=$?; serve_pid=
 check '[ $st = 0 ]' "serve exited $st"
 
