@@ -234,11 +234,16 @@ static int fts_drop(rp_store_t *s, rp__entity_t *e, int64_t id, rp_error_t *err)
 int rp__reindex(rp_store_t *s, rp__entity_t *e, rp_error_t *err)
 {
     /* Rows are read first, then indexed: the index writes must not run under the SELECT. */
-    char sql[4200];
-    snprintf(sql, sizeof sql, "%s WHERE deleted_at IS NULL", e->sql_select);
+    size_t len = strlen(e->sql_select) + 32;
+    char *sql = malloc(len);
+    if (!sql)
+        return rp_error_set(err, RP_ENOMEM, 0, "out of memory");
+    snprintf(sql, len, "%s WHERE deleted_at IS NULL", e->sql_select);
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
-        return rp__dberr(s, SQLITE_ERROR, "cannot read the records to index", err);
+    int prc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+    free(sql);
+    if (prc != SQLITE_OK)
+        return rp__dberr(s, prc, "cannot read the records to index", err);
     json_t *rows = json_array();
     while (sqlite3_step(st) == SQLITE_ROW)
         json_array_append_new(rows, rp__record_from_row(e, st, NULL));
