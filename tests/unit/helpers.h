@@ -95,6 +95,27 @@ __attribute__((unused)) static const char *field_of(rp_store_t *s, const char *e
     return buf;
 }
 
+/**
+ * Makes a fresh folder under /tmp (its name into @p dir, at least 64 bytes) and puts the path
+ * of database @p file inside it into @p path (at least 256 bytes). Remove it with test_rmdir().
+ */
+__attribute__((unused)) static void test_tmpdb(char *dir, char *path, const char *file)
+{
+    snprintf(dir, 64, "/tmp/rp_test_XXXXXX");
+    if (!mkdtemp(dir))
+        fail_msg("mkdtemp failed");
+    snprintf(path, 256, "%s/%s", dir, file);
+}
+
+/** Removes a folder made by test_tmpdb(). */
+__attribute__((unused)) static void test_rmdir(const char *dir)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        fail_msg("cannot remove %s", dir);
+}
+
 /** Asserts that @p haystack contains @p needle, printing both when not. */
 #define assert_contains(haystack, needle)                                                      \
     do {                                                                                       \

@@ -109,10 +109,8 @@ static int probe(rp_store_t *s, const rp_event_t *ev, const rp_ctx_t *ctx, void 
 static void test_subscriber_checkpoint_survives_reopen(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/rp_ev_XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    char path[256];
-    snprintf(path, sizeof path, "%s/e.db", dir);
+    char dir[64], path[256];
+    test_tmpdb(dir, path, "e.db");
     rp_store_opts_t o = {.now_ms = test_now};
     rp_store_t *s = NULL;
     rp_error_t err = {0};
@@ -146,9 +144,7 @@ static void test_subscriber_checkpoint_survives_reopen(void **state)
     assert_int_equal(rp_events_unsubscribe(s, "late", &err), 0);
     assert_int_equal(rp_events_unsubscribe(s, "late", &err), RP_ENOTFOUND);
     rp_store_close(s);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    assert_int_equal(system(cmd), 0);
+    test_rmdir(dir);
 }
 
 static void test_retry_backoff_dead_letter_and_replay(void **state)

@@ -309,10 +309,8 @@ static void worker(const char *path, const char *name)
 static void test_two_engines_never_run_a_job_twice(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/rp_sched_XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    char path[256];
-    snprintf(path, sizeof path, "%s/two.db", dir);
+    char dir[64], path[256];
+    test_tmpdb(dir, path, "two.db");
     rp_store_t *s = NULL;
     rp_error_t err = {0};
     assert_int_equal(rp_store_open(path, NULL, &s, &err), 0);
@@ -346,9 +344,7 @@ static void test_two_engines_never_run_a_job_twice(void **state)
     assert_int_equal(json_array_size(jobs), 0);
     json_decref(jobs);
     rp_store_close(s);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    assert_int_equal(system(cmd), 0);
+    test_rmdir(dir);
 }
 
 /* ---- SIGKILL in the middle of a job ------------------------------------------------------- */
@@ -372,10 +368,8 @@ static int hang_after_write(rp_store_t *s, const rp_job_t *job, const rp_ctx_t *
 static void test_sigkill_mid_job_runs_again_once(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/rp_kill_XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    char path[256];
-    snprintf(path, sizeof path, "%s/kill.db", dir);
+    char dir[64], path[256];
+    test_tmpdb(dir, path, "kill.db");
     rp_store_t *s = NULL;
     rp_error_t err = {0};
     assert_int_equal(rp_store_open(path, NULL, &s, &err), 0);
@@ -429,9 +423,7 @@ static void test_sigkill_mid_job_runs_again_once(void **state)
     assert_int_equal(n, 1); /* once, not twice */
     rp_sched_free(e);
     rp_store_close(s);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    assert_int_equal(system(cmd), 0);
+    test_rmdir(dir);
 }
 
 /* A handler that cancels a job and then fails: the cancel is undone with the rest. */

@@ -21,10 +21,8 @@ static int64_t count_of(rp_store_t *s, const char *entity)
 static void test_open_file_and_newer_schema_refused(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/rp_test_XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    char path[256];
-    snprintf(path, sizeof path, "%s/a.db", dir);
+    char dir[64], path[256];
+    test_tmpdb(dir, path, "a.db");
     rp_store_t *s = NULL;
     rp_error_t err = {0};
     rp_store_opts_t must = {.must_exist = true};
@@ -59,9 +57,7 @@ static void test_open_file_and_newer_schema_refused(void **state)
     assert_int_not_equal(rp_store_open(junk, NULL, &s, &err), 0);
     assert_contains(err.msg, "junk.db");
 
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    assert_int_equal(system(cmd), 0);
+    test_rmdir(dir);
 }
 
 /* ---- the registry ------------------------------------------------------------------------- */
@@ -731,10 +727,8 @@ static void test_failed_schema_change_inside_a_write(void **state)
 static void test_database_abort_unwinds(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/rp_full_XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    char path[256];
-    snprintf(path, sizeof path, "%s/full.db", dir);
+    char dir[64], path[256];
+    test_tmpdb(dir, path, "full.db");
     rp_store_t *s = NULL;
     rp_error_t err = {0};
     assert_int_equal(rp_store_open(path, NULL, &s, &err), 0);
@@ -762,9 +756,7 @@ static void test_database_abort_unwinds(void **state)
     assert_int_equal(rp_store_count(s, "note", NULL, true, &n, &err), 0);
     assert_int_equal(n, 0);
     rp_store_close(s);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    assert_int_equal(system(cmd), 0);
+    test_rmdir(dir);
 }
 
 static void test_config(void **state)
