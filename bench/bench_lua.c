@@ -212,11 +212,14 @@ static const char hook_lua[] =
     "  r.email = string.lower(r.email)\n"
     "end";
 
-static void bench_writes(const char *dir, long n)
+enum { WRITE_BATCH = 1000 };
+
+/* Ours: records per second through crm.create, into a fresh database in @p dir. */
+static double writes_ours(const char *dir, int round, long n)
 {
-    const int batch = 1000;
+    const int batch = WRITE_BATCH;
     char path[256];
-    snprintf(path, sizeof path, "%s/writes.db", dir);
+    snprintf(path, sizeof path, "%s/writes%d.db", dir, round);
     rp_store_t *s = NULL;
     rp_error_t err = {0};
     if (rp_store_open(path, NULL, &s, &err))
@@ -259,22 +262,30 @@ static void bench_writes(const char *dir, long n)
     long handled = eval_long(rules, "return n");
     if (handled != n)
         die("writes", "the after-handler did not see every record");
-    double ours = (double)n / secs;
     rp_lua_free(rules);
     rp_lua_free(app);
     rp_sched_free(e);
     rp_store_close(s);
+    return (double)n / secs;
+}
 
-    /* The floor: the same hook and handler as raw pcalls, the row and an event row as raw
-     * prepared INSERTs, the handler fed from a SELECT after each commit of 1,000. */
-    snprintf(path, sizeof path, "%s/raw.db", dir);
+/* The floor: the same hook and handler as raw pcalls, the row and an event row as raw prepared
+ * INSERTs, the handler fed from a SELECT after each commit of 1,000. */
+static double writes_raw(const char *dir, int round, long n)
+{
+    const int batch = WRITE_BATCH;
+    char path[256], code[1024];
+    snprintf(path, sizeof path, "%s/raw%d.db", dir, round);
     sqlite3 *db = raw_open(path);
-    exec(db, "CREATE TABLE contact(id INTEGER PRIMARY KEY, first_name TEXT, last_name TEXT,"
-             " email TEXT, version INTEGER, created_at INTEGER, updated_at INTEGER,"
-             " created_by TEXT, updated_by TEXT);"
+    /* The same storage work as the store's: ids never reused (AUTOINCREMENT) and the event
+     * log's index by record, which the history of a record reads. */
+    exec(db, "CREATE TABLE contact(id INTEGER PRIMARY KEY AUTOINCREMENT, first_name TEXT,"
+             " last_name TEXT, email TEXT, version INTEGER, created_at INTEGER,"
+             " updated_at INTEGER, created_by TEXT, updated_by TEXT, deleted_at TEXT);"
              "CREATE TABLE rp_events(seq INTEGER PRIMARY KEY AUTOINCREMENT, uid TEXT, type TEXT,"
              " entity TEXT, record_id INTEGER, actor TEXT, origin TEXT, at INTEGER,"
-             " changes TEXT, cause INTEGER, depth INTEGER);");
+             " changes TEXT, cause INTEGER, depth INTEGER);"
+             "CREATE INDEX rp_events_record ON rp_events(entity, record_id);");
     snprintf(code, sizeof code, "n = 0 hook = %s function handler(ev) n = n + 1 end", hook_lua);
     lua_State *L = raw_state(code);
     sqlite3_stmt *ins, *ev, *sel;
@@ -290,7 +301,7 @@ static void bench_writes(const char *dir, long n)
         die("prepare", sqlite3_errmsg(db));
     sqlite3_int64 last = 0;
     long delivered = 0;
-    t0 = now_s();
+    double t0 = now_s();
     for (long i = 0; i < n; i++) {
         if (i % batch == 0)
             exec(db, "BEGIN");
@@ -348,10 +359,23 @@ static void bench_writes(const char *dir, long n)
     sqlite3_finalize(sel);
     sqlite3_close(db);
     lua_close(L);
+    return raw;
+}
+
+static void bench_writes(const char *dir, long n)
+{
+    /* Three rounds, ours and the floor in turn, each on a fresh database; the best of each,
+     * so a slow moment of this shared machine falls on neither side alone. */
+    double ours = 0, raw = 0;
+    for (int round = 0; round < 3; round++) {
+        double o = writes_ours(dir, round, n), r = writes_raw(dir, round, n);
+        ours = o > ours ? o : ours;
+        raw = r > raw ? r : raw;
+    }
     printf("b. writes: %.0f records/s through crm.create + a Lua before-hook + its event + a Lua "
            "after-handler, floor (raw SQLite + raw lua_pcall) %.0f/s, ratio %.2f "
-           "(target >= 0.5; %ld records, commit every %d)\n",
-           ours, raw, ours / raw, n, batch);
+           "(target >= 0.5; %ld records, commit every %d, best of 3 rounds each)\n",
+           ours, raw, ours / raw, n, WRITE_BATCH);
 }
 
 /* ---- c. the instruction hook -------------------------------------------------------------- */

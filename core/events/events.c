@@ -58,10 +58,10 @@ int rp__event_append_text(rp_store_t *s, const rp_ctx_t *ctx, const char *type,
                             "a chain of %d caused changes (limit %d) stopped before %s: %s", c.depth,
                             s->max_depth, type, chain);
     }
-    sqlite3_stmt *st = rp__stmt(s,
-                                "INSERT INTO rp_events(uid, type, entity, record_id, actor, origin,"
-                                " at, changes, cause, depth) VALUES(?,?,?,?,?,?,?,?,?,?)",
-                                err);
+    sqlite3_stmt *st = rp__stmt_held(s, &s->held[RP__HELD_EVENT],
+                                     "INSERT INTO rp_events(uid, type, entity, record_id, actor,"
+                                     " origin, at, changes, cause, depth)"
+                                     " VALUES(?,?,?,?,?,?,?,?,?,?)", err);
     if (!st) {
         free(text);
         return err ? err->code : RP_EIO;
@@ -393,7 +393,7 @@ int rp__hooks_run(rp_store_t *s, rp__entity_t *e, rp_action_t action, json_t *ba
             if (hook_matches(&s->hooks[i], e, action) && (pass == 0) == (s->hooks[i].bfn != NULL))
                 snap[k++] = s->hooks[i].id;
     char ename[64], owner[128];
-    snprintf(ename, sizeof ename, "%s", e->name);
+    rp__cat(ename, sizeof ename, e->name, NULL);
     int rc = 0;
     for (int j = 0; j < nmatch && !rc; j++) {
         rp__hook_t h = {0};
@@ -402,7 +402,7 @@ int rp__hooks_run(rp_store_t *s, rp__entity_t *e, rp_action_t action, json_t *ba
                 h = s->hooks[i];
         if (!h.id)
             continue; /* Removed by an earlier hook of this run. */
-        snprintf(owner, sizeof owner, "%s", h.owner);
+        rp__cat(owner, sizeof owner, h.owner, NULL);
         if (err)
             rp_error_clear(err);
         if (h.bfn) {

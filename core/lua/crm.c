@@ -55,12 +55,36 @@ static int crm_create(lua_State *L)
     luaL_checktype(L, 2, LUA_TTABLE);
     json_t *f = rp__lua_check_json(L, 2, "crm.create", "the fields");
     rp_error_t err = {0};
-    json_t *rec = NULL;
-    int rc = rp_store_create_record(l->s, &l->ctx, entity, f, &rec, &err);
+    json_t *stored = NULL;
+    rp_created_t c;
+    int rc = rp_store_create_fields(l->s, &l->ctx, entity, f, &stored, &c, &err);
     json_decref(f);
     if (rc)
         return raise(L, &err);
-    push_owned(L, rec);
+    /* The record table built directly: the same as crm.get returns, without a JSON record
+     * between (a third of what crm.create cost beside the store's own work). */
+    lua_createtable(L, 0, (int)json_object_size(stored) + 6);
+    lua_pushinteger(L, c.id);
+    lua_setfield(L, -2, "id");
+    lua_pushstring(L, c.at);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -3, "created_at");
+    lua_setfield(L, -2, "updated_at");
+    lua_pushinteger(L, 1);
+    lua_setfield(L, -2, "version");
+    lua_pushstring(L, c.actor);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -3, "created_by");
+    lua_setfield(L, -2, "updated_by");
+    const char *k;
+    json_t *v;
+    json_object_foreach(stored, k, v) {
+        if (json_is_null(v))
+            continue;
+        rp__lua_push_json(L, v);
+        lua_setfield(L, -2, k);
+    }
+    json_decref(stored);
     return 1;
 }
 
@@ -504,6 +528,55 @@ static void add_reg(lua_State *L, rp_lua_t *l, rp__reg_t *r)
     }
 }
 
+/* Makes @p fields hold what the record table on top of the stack holds after a hook ran.
+ * A field the hook set to nil disappears from the table: on update that means "leave it", so
+ * only keys present stay. Text the hook left alone is kept as it was, not converted again
+ * (most hooks change one field of many). On failure *why says what the table held (NULL: not
+ * a table of fields) and @p fields is as before. */
+static int read_back(lua_State *L, json_t *fields, const char **why)
+{
+    if (!lua_istable(L, -1) || lua_rawlen(L, -1) != 0)
+        return -1;
+    json_t *j = json_object();
+    if (!j) {
+        *why = "more than memory allows";
+        return -1;
+    }
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+        size_t klen, vlen;
+        const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &klen) : NULL;
+        if (!k || strlen(k) != klen) {
+            *why = k ? "a table with a key that holds a NUL byte"
+                     : "a table whose keys are neither a list nor strings";
+            lua_pop(L, 2);
+            goto bad;
+        }
+        json_t *old = json_object_get(fields, k), *v;
+        const char *t = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &vlen) : NULL;
+        if (t && json_is_string(old) && vlen == json_string_length(old) &&
+            memcmp(t, json_string_value(old), vlen) == 0)
+            v = json_incref(old);
+        else if (!(v = rp__lua_to_json(L, -1, why))) {
+            lua_pop(L, 2);
+            goto bad;
+        }
+        lua_pop(L, 1);
+        if (json_object_set_new(j, k, v)) { /* v is released either way */
+            *why = "a table with a key that is not valid UTF-8 text";
+            lua_pop(L, 1);
+            goto bad;
+        }
+    }
+    json_object_clear(fields);
+    json_object_update(fields, j);
+    json_decref(j);
+    return 0;
+bad:
+    json_decref(j);
+    return -1;
+}
+
 static int hook_tramp(rp_store_t *s, rp_change_t *ch, void *ud, rp_error_t *err)
 {
     rp__reg_t *r = ud;
@@ -518,7 +591,7 @@ static int hook_tramp(rp_store_t *s, rp_change_t *ch, void *ud, rp_error_t *err)
         rp__lua_push_json(L, ch->old);
     else
         lua_pushnil(L);
-    lua_newtable(L);
+    lua_createtable(L, 0, 5);
     lua_pushstring(L, ch->entity);
     lua_setfield(L, -2, "entity");
     static const char *const acts[] = {"create", "update", "delete", "restore", "purge"};
@@ -547,19 +620,12 @@ static int hook_tramp(rp_store_t *s, rp_change_t *ch, void *ud, rp_error_t *err)
         lua_pop(L, 1);
     if (fields) {
         const char *why = NULL;
-        json_t *j = rp__lua_to_json(L, -1, &why);
-        if (!j || !json_is_object(j)) {
-            json_decref(j);
+        if (read_back(L, ch->fields, &why)) {
             lua_pop(L, 1);
             return rp_error_set(err, RP_EVETO, RP_C_VETO,
                                 "before-hook of %s in %s left the record as %s", ch->entity,
                                 l->name, why ? why : "something that is not a table");
         }
-        /* A field the hook set to nil disappears from the table: on update that means "leave
-         * it", so only keys present are written back. */
-        json_object_clear(ch->fields);
-        json_object_update(ch->fields, j);
-        json_decref(j);
     }
     lua_pop(L, 1);
     return 0;
@@ -643,7 +709,7 @@ static int job_tramp(rp_store_t *s, const rp_job_t *job, const rp_ctx_t *ctx, vo
     lua_rawgeti(L, LUA_REGISTRYINDEX, r->fnref);
     json_t *p = json_loads(job->payload, 0, NULL);
     push_owned(L, p ? p : json_object());
-    lua_newtable(L);
+    lua_createtable(L, 0, 4);
     lua_pushinteger(L, job->id);
     lua_setfield(L, -2, "id");
     lua_pushstring(L, job->name);

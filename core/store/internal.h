@@ -36,6 +36,7 @@ typedef struct rp__entity {
     char *sql_insert; /* INSERT of every column, fields in registry order. */
     char *sql_select; /* SELECT of every column, without WHERE. */
     char *sql_get;    /* sql_select WHERE id = ?. */
+    sqlite3_stmt *st_insert; /* sql_insert prepared, held (rp__stmt_held). */
 } rp__entity_t;
 
 /** A hook registration. */
@@ -51,6 +52,11 @@ typedef struct rp__hook {
 } rp__hook_t;
 
 #define RP__STMT_CACHE 256
+#define RP__SP_HELD 8 /* savepoint levels whose SAVEPOINT and RELEASE are held */
+
+/** The statements of the hottest paths, held by slot rather than looked up by text. */
+enum { RP__HELD_EVENT, RP__HELD_SP, RP__HELD_RELEASE = RP__HELD_SP + RP__SP_HELD,
+       RP__HELD_N = RP__HELD_RELEASE + RP__SP_HELD };
 
 struct rp_store {
     sqlite3 *db;
@@ -74,15 +80,34 @@ struct rp_store {
         char *sql;
         sqlite3_stmt *st;
     } cache[RP__STMT_CACHE];
+    sqlite3_stmt *held[RP__HELD_N];
     int64_t uid_last_ms;
     uint64_t uid_hi, uid_lo, rng;
 };
+
+/** Writes @p a then @p b into @p out (of @p cap bytes), cut to fit: a snprintf("%s%s")
+ * for the write path, where printf's parsing showed in the profile. */
+static inline void rp__cat(char *out, size_t cap, const char *a, const char *b)
+{
+    size_t n = 0;
+    for (; *a && n + 1 < cap; a++)
+        out[n++] = *a;
+    for (; b && *b && n + 1 < cap; b++)
+        out[n++] = *b;
+    out[n] = '\0';
+}
 
 /* --- store.c ------------------------------------------------------------------------------ */
 
 /** A cached prepared statement for @p sql (reset, bindings cleared). NULL with err filled. */
 sqlite3_stmt *rp__stmt(rp_store_t *s, const char *sql, rp_error_t *err);
-/** Forgets every cached statement (after a schema change). */
+/**
+ * As rp__stmt() for a statement kept in @p *slot (prepared on first use): for the few
+ * statements every write runs, where looking the text up cost as much as running them.
+ */
+sqlite3_stmt *rp__stmt_held(rp_store_t *s, sqlite3_stmt **slot, const char *sql,
+                            rp_error_t *err);
+/** Forgets every cached and held statement (after a schema change). */
 void rp__stmt_flush(rp_store_t *s);
 /** Fills @p err from the database's last error, naming @p what. Returns the RP_E* code. */
 int rp__dberr(rp_store_t *s, int rc, const char *what, rp_error_t *err);

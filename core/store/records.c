@@ -290,12 +290,49 @@ static void tput(tbuf_t *b, const char *s, size_t n)
     b->p[b->len] = '\0';
 }
 
+/* A JSON string literal of the UTF-8 text @p t: the escapes RFC 8259 requires, nothing more
+ * (the store's text is valid UTF-8, checked on the way in). */
+static void tput_string(tbuf_t *b, const char *t, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    tput(b, "\"", 1);
+    size_t run = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)t[i];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        tput(b, t + run, i - run);
+        run = i + 1;
+        char esc[7] = {'\\', (char)c, 0};
+        size_t len = 2;
+        if (c == '\n')
+            esc[1] = 'n';
+        else if (c == '\t')
+            esc[1] = 't';
+        else if (c == '\r')
+            esc[1] = 'r';
+        else if (c < 0x20) {
+            memcpy(esc + 1, "u00", 3);
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            len = 6;
+        }
+        tput(b, esc, len);
+    }
+    tput(b, t + run, n - run);
+    tput(b, "\"", 1);
+}
+
 static void tput_value(tbuf_t *b, json_t *v)
 {
     char num[32];
     if (json_is_integer(v)) {
         int n = snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
         tput(b, num, (size_t)n);
+        return;
+    }
+    if (json_is_string(v)) {
+        tput_string(b, json_string_value(v), json_string_length(v));
         return;
     }
     char *d = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
@@ -307,8 +344,10 @@ static void tput_value(tbuf_t *b, json_t *v)
     free(d);
 }
 
+/* Stores one record whose fields have passed the hooks. In the open transaction. With
+ * @p stored, hands back the canonical fields (owned) and the columns. */
 static int create_one(rp_store_t *s, const rp_ctx_t *ctx, rp__entity_t *e, json_t *fields,
-                      int64_t *id_out, json_t *records_out, rp_error_t *err)
+                      int64_t *id_out, json_t **stored, rp_created_t *cols, rp_error_t *err)
 {
     int rc = check_keys(e, fields, err);
     if (rc)
@@ -321,6 +360,9 @@ static int create_one(rp_store_t *s, const rp_ctx_t *ctx, rp__entity_t *e, json_
         rc = rp_error_set(err, RP_ENOMEM, 0, "out of memory");
         goto out;
     }
+    char now[32];
+    rp__fmt_time(rp_store_now(s), now);
+    const char *actor = actor_of(ctx);
     for (int i = 0; i < e->nfields; i++) {
         rp__field_t *f = &e->fields[i];
         json_t *in = json_object_get(fields, f->name), *v = NULL;
@@ -328,7 +370,7 @@ static int create_one(rp_store_t *s, const rp_ctx_t *ctx, rp__entity_t *e, json_
             in = f->def;
         if ((rc = rp__value_canon(e->name, f, in, &v, err)))
             goto out;
-        json_object_set_new(canon, f->name, v);
+        json_object_set_new_nocheck(canon, f->name, v);
         if (json_is_null(v)) {
             if (f->required) {
                 rc = rp_error_set(err, RP_EINVAL, RP_C_REQUIRED, "%s.%s is required", e->name,
@@ -351,13 +393,10 @@ static int create_one(rp_store_t *s, const rp_ctx_t *ctx, rp__entity_t *e, json_
         rc = rp_error_set(err, RP_ENOMEM, 0, "out of memory");
         goto out;
     }
-    if (!(st = rp__stmt(s, e->sql_insert, err))) {
+    if (!(st = rp__stmt_held(s, &e->st_insert, e->sql_insert, err))) {
         rc = err ? err->code : RP_EIO;
         goto out;
     }
-    char now[32];
-    rp__fmt_time(rp_store_now(s), now);
-    const char *actor = actor_of(ctx);
     sqlite3_bind_text(st, 1, now, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 2, now, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 3, actor, -1, SQLITE_STATIC);
@@ -374,20 +413,19 @@ static int create_one(rp_store_t *s, const rp_ctx_t *ctx, rp__entity_t *e, json_
     if (e->nsearch && (rc = fts_put(s, e, id, canon, err)))
         goto out;
     char type[80];
-    snprintf(type, sizeof type, "%s.created", e->name);
+    rp__cat(type, sizeof type, e->name, ".created");
     rc = rp__event_append_text(s, ctx, type, e->name, id, changes.p, NULL, err);
     changes.p = NULL;
     if (rc)
         goto out;
     if (id_out)
         *id_out = id;
-    if (records_out) {
+    if (stored) {
         /* The record as stored, without reading it back. */
-        json_t *r = json_pack("{s:I,s:s,s:s,s:i,s:s,s:s,s:n}", "id", (json_int_t)id,
-                              "created_at", now, "updated_at", now, "version", 1, "created_by",
-                              actor, "updated_by", actor, "deleted_at");
-        json_object_update(r, canon);
-        json_array_append_new(records_out, r);
+        *stored = json_incref(canon);
+        cols->id = id;
+        memcpy(cols->at, now, sizeof cols->at);
+        cols->actor = actor;
     }
 out:
     json_decref(canon);
@@ -396,8 +434,9 @@ out:
 }
 
 /* Shallow copies of the records of @p in, so hooks may edit them without touching the
- * caller's objects. */
-static json_t *batch_copy(rp__entity_t *e, json_t *in, size_t *failed, rp_error_t *err)
+ * caller's objects; with @p take, @p in itself (its caller lets the hooks edit it). */
+static json_t *batch_copy(rp__entity_t *e, json_t *in, bool take, size_t *failed,
+                          rp_error_t *err)
 {
     if (!json_is_array(in)) {
         rp_error_set(err, RP_EINVAL, RP_C_TYPE, "%s: a batch must be a JSON array of records",
@@ -416,7 +455,7 @@ static json_t *batch_copy(rp__entity_t *e, json_t *in, size_t *failed, rp_error_
             json_decref(batch);
             return NULL;
         }
-        json_array_append_new(batch, json_copy(r));
+        json_array_append_new(batch, take ? json_incref(r) : json_copy(r));
     }
     return batch;
 }
@@ -437,38 +476,59 @@ static void name_record(rp_error_t *err, size_t i)
 }
 
 static int create_many(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, json_t *records,
-                       int64_t *ids_out, json_t *records_out, size_t *failed_index,
-                       rp_error_t *err);
+                       int64_t *ids_out, json_t **stored, rp_created_t *cols,
+                       size_t *failed_index, rp_error_t *err);
 
 int rp_store_create_many(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, json_t *records,
                          int64_t *ids_out, size_t *failed_index, rp_error_t *err)
 {
-    return create_many(s, ctx, entity, records, ids_out, NULL, failed_index, err);
+    return create_many(s, ctx, entity, records, ids_out, NULL, NULL, failed_index, err);
+}
+
+int rp_store_create_fields(rp_store_t *s, const rp_ctx_t *ctx, const char *entity,
+                           json_t *fields, json_t **stored, rp_created_t *cols, rp_error_t *err)
+{
+    *stored = NULL;
+    json_t *one = json_array();
+    json_array_append(one, fields);
+    int rc = create_many(s, ctx, entity, one, NULL, stored, cols, NULL, err);
+    json_decref(one);
+    return rc;
 }
 
 int rp_store_create_record(rp_store_t *s, const rp_ctx_t *ctx, const char *entity,
                            json_t *fields, json_t **record, rp_error_t *err)
 {
     *record = NULL;
-    json_t *one = json_array(), *out = json_array();
-    json_array_append(one, fields);
-    int rc = create_many(s, ctx, entity, one, NULL, out, NULL, err);
-    if (!rc)
-        *record = json_incref(json_array_get(out, 0));
-    json_decref(one);
-    json_decref(out);
-    return rc;
+    json_t *stored = NULL, *copy = json_is_object(fields) ? json_copy(fields) : NULL;
+    rp_created_t c;
+    int rc = rp_store_create_fields(s, ctx, entity, copy ? copy : fields, &stored, &c, err);
+    json_decref(copy);
+    if (rc)
+        return rc;
+    /* The columns first, in the order a read returns them, then the fields. */
+    json_t *r = json_pack("{s:I,s:s,s:s,s:i,s:s,s:s,s:n}", "id", (json_int_t)c.id,
+                          "created_at", c.at, "updated_at", c.at, "version", 1, "created_by",
+                          c.actor, "updated_by", c.actor, "deleted_at");
+    if (!r || json_object_update(r, stored)) {
+        json_decref(r);
+        json_decref(stored);
+        return rp_error_set(err, RP_ENOMEM, 0, "out of memory");
+    }
+    json_decref(stored);
+    *record = r;
+    return 0;
 }
 
 static int create_many(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, json_t *records,
-                       int64_t *ids_out, json_t *records_out, size_t *failed_index,
-                       rp_error_t *err)
+                       int64_t *ids_out, json_t **stored, rp_created_t *cols,
+                       size_t *failed_index, rp_error_t *err)
 {
     rp__entity_t *e = rp__entity_req(s, entity, err);
     if (!e)
         return err ? err->code : RP_EIO;
     size_t failed = 0;
-    json_t *batch = batch_copy(e, records, &failed, err);
+    json_t *batch = batch_copy(e, records, stored != NULL, &failed, err);
     if (!batch) {
         if (failed_index)
             *failed_index = failed;
@@ -485,7 +545,8 @@ static int create_many(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, j
         goto fail;
     for (size_t i = 0; i < n; i++) {
         int64_t id = 0;
-        if ((rc = create_one(s, ctx, e, json_array_get(batch, i), &id, records_out, err))) {
+        if ((rc = create_one(s, ctx, e, json_array_get(batch, i), &id, i == 0 ? stored : NULL,
+                             cols, err))) {
             failed = i;
             if (n > 1)
                 name_record(err, i);
@@ -495,12 +556,19 @@ static int create_many(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, j
             ids_out[i] = id;
     }
     json_decref(batch);
-    return rp_store_commit(s, err);
+    if (!(rc = rp_store_commit(s, err)))
+        return 0;
+    goto gone;
 fail:
     json_decref(batch);
     rp_store_rollback(s, NULL);
     if (failed_index)
         *failed_index = failed;
+gone:
+    if (stored) {
+        json_decref(*stored);
+        *stored = NULL;
+    }
     return rc;
 }
 
@@ -711,7 +779,7 @@ int rp_store_update_many(rp_store_t *s, const rp_ctx_t *ctx, const char *entity,
     if (!e)
         return err ? err->code : RP_EIO;
     size_t failed = 0;
-    json_t *batch = batch_copy(e, patches, &failed, err);
+    json_t *batch = batch_copy(e, patches, false, &failed, err);
     if (!batch) {
         if (failed_index)
             *failed_index = failed;

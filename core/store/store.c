@@ -96,23 +96,35 @@ int rp__exec(rp_store_t *s, const char *sql, rp_error_t *err)
     return 0;
 }
 
+/* FNV-1a over the length, the first 48 and the last 48 bytes: the statements differ there
+ * (their verb and table up front, their column lists and filters at the end), and hashing
+ * every byte of a long INSERT was half of the lookup. strcmp decides equality. */
 static unsigned hash_str(const char *p)
 {
-    unsigned h = 2166136261u;
-    for (; *p; p++)
-        h = (h ^ (unsigned char)*p) * 16777619u;
+    size_t n = strlen(p);
+    unsigned h = 2166136261u ^ (unsigned)n;
+    size_t head = n < 96 ? n : 48;
+    for (size_t i = 0; i < head; i++)
+        h = (h ^ (unsigned char)p[i]) * 16777619u;
+    for (size_t i = n < 96 ? n : n - 48; i < n; i++)
+        h = (h ^ (unsigned char)p[i]) * 16777619u;
     return h;
+}
+
+/* Without this check a write after SQLite rolled back by itself would run in autocommit mode
+ * and commit on its own. */
+static sqlite3_stmt *aborted_error(rp_error_t *err)
+{
+    rp_error_set(err, RP_EIO, RP_C_SQL,
+                 "the database rolled the transaction back after an error; nothing more runs "
+                 "until it is unwound");
+    return NULL;
 }
 
 sqlite3_stmt *rp__stmt(rp_store_t *s, const char *sql, rp_error_t *err)
 {
-    if (s->aborted) {
-        /* Without this a write would run in autocommit mode and commit on its own. */
-        rp_error_set(err, RP_EIO, RP_C_SQL,
-                     "the database rolled the transaction back after an error; nothing more "
-                     "runs until it is unwound");
-        return NULL;
-    }
+    if (s->aborted)
+        return aborted_error(err);
     unsigned h = hash_str(sql) % RP__STMT_CACHE;
     for (unsigned i = 0; i < RP__STMT_CACHE; i++) {
         unsigned k = (h + i) % RP__STMT_CACHE;
@@ -158,8 +170,35 @@ sqlite3_stmt *rp__stmt(rp_store_t *s, const char *sql, rp_error_t *err)
     return st;
 }
 
+sqlite3_stmt *rp__stmt_held(rp_store_t *s, sqlite3_stmt **slot, const char *sql,
+                            rp_error_t *err)
+{
+    if (s->aborted)
+        return aborted_error(err);
+    if (*slot) {
+        sqlite3_reset(*slot);
+        sqlite3_clear_bindings(*slot);
+        return *slot;
+    }
+    int rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, slot, NULL);
+    if (rc != SQLITE_OK) {
+        *slot = NULL;
+        rp__dberr(s, rc, "cannot prepare a statement", err);
+        return NULL;
+    }
+    return *slot;
+}
+
 void rp__stmt_flush(rp_store_t *s)
 {
+    for (int i = 0; i < RP__HELD_N; i++) {
+        sqlite3_finalize(s->held[i]);
+        s->held[i] = NULL;
+    }
+    for (int i = 0; i < s->nents; i++) {
+        sqlite3_finalize(s->ents[i]->st_insert);
+        s->ents[i]->st_insert = NULL;
+    }
     for (int i = 0; i < RP__STMT_CACHE; i++) {
         if (s->cache[i].sql) {
             sqlite3_finalize(s->cache[i].st);
@@ -309,6 +348,7 @@ static void entity_free(rp__entity_t *e)
     free(e->name);
     free(e->label);
     free(e->owner);
+    sqlite3_finalize(e->st_insert);
     free(e->sql_insert);
     free(e->sql_select);
     free(e->sql_get);
@@ -405,6 +445,8 @@ static int entity_build_sql(rp__entity_t *e)
         return RP_ENOMEM;
     }
     snprintf(get, glen, "%s WHERE id = ?", sel);
+    sqlite3_finalize(e->st_insert);
+    e->st_insert = NULL;
     free(e->sql_insert);
     free(e->sql_select);
     free(e->sql_get);
@@ -820,7 +862,9 @@ int rp_store_begin(rp_store_t *s, rp_error_t *err)
     char buf[40];
     const char *sql = s->txn_depth == 0 ? "BEGIN IMMEDIATE"
                                          : level_sql(buf, "SAVEPOINT rp_sp", s->txn_depth);
-    sqlite3_stmt *st = rp__stmt(s, sql, err);
+    sqlite3_stmt *st = s->txn_depth > 0 && s->txn_depth <= RP__SP_HELD
+                           ? rp__stmt_held(s, &s->held[RP__HELD_SP + s->txn_depth - 1], sql, err)
+                           : rp__stmt(s, sql, err);
     if (!st)
         return err ? err->code : RP_EIO;
     int rc = sqlite3_step(st);
@@ -838,9 +882,11 @@ int rp_store_commit(rp_store_t *s, rp_error_t *err)
     if (s->aborted || sqlite3_get_autocommit(s->db))
         return rp_store_rollback(s, err); /* nothing is left to commit: say so */
     char buf[40];
-    const char *sql = s->txn_depth == 1 ? "COMMIT"
-                                         : level_sql(buf, "RELEASE rp_sp", s->txn_depth - 1);
-    sqlite3_stmt *st = rp__stmt(s, sql, err);
+    int level = s->txn_depth - 1;
+    const char *sql = level == 0 ? "COMMIT" : level_sql(buf, "RELEASE rp_sp", level);
+    sqlite3_stmt *st = level > 0 && level <= RP__SP_HELD
+                           ? rp__stmt_held(s, &s->held[RP__HELD_RELEASE + level - 1], sql, err)
+                           : rp__stmt(s, sql, err);
     if (!st)
         return err ? err->code : RP_EIO;
     int rc = sqlite3_step(st);

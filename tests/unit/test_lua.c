@@ -943,6 +943,44 @@ static void test_values_cross_exactly(void **state)
         "{\"a\":[1,2.5,\"x\",true]}");
     assert_contains(eval_fail(w.l, "values.lua", "crm.create('contact', {last_name = print})"),
                     "must be plain data");
+    /* A key jansson cannot hold is refused with the reason, never silently dropped. */
+    assert_contains(eval_fail(w.l, "values.lua",
+                              "crm.create('contact', {last_name = 'X', ['\\xff'] = 1})"),
+                    "not valid UTF-8");
+    assert_contains(eval_fail(w.l, "values.lua",
+                              "crm.create('contact', {last_name = 'X', ['a\\0b'] = 1})"),
+                    "NUL byte");
+    world_close(&w);
+}
+
+/* What a before-hook leaves in the record is what is stored: fields it changed, added or set
+ * to nil, and the ones it did not touch (kept without a second conversion). */
+static void test_hook_edits_read_back(void **state)
+{
+    (void)state;
+    world_t w;
+    world_open(&w, &(rp_lua_opts_t){.sandbox = true, .name = "rules.lua"});
+    eval_do(w.l, "rules.lua",
+            "crm.before('contact.create', function(r)\n"
+            "  r.first_name = nil\n"
+            "  r.last_name = r.last_name:upper()\n"
+            "  r.age = 40\n"
+            "end)\n");
+    json_t *res = eval_ok(w.l, "hook.lua",
+                          "local c = crm.create('contact', {first_name = 'Ada',"
+                          " last_name = 'Lovelace', balance = '1.5'})\n"
+                          "local g = crm.get('contact', c.id)\n"
+                          "return g.first_name == nil, g.last_name, g.age, g.balance\n");
+    char *got = json_dumps(res, JSON_COMPACT);
+    assert_string_equal(got, "[true,\"LOVELACE\",40,\"1.50\"]");
+    free(got);
+    json_decref(res);
+    /* A hook that leaves something that is not data vetoes the write, naming what it left. */
+    eval_do(w.l, "rules.lua",
+            "crm.before('contact.create', function(r) r.age = print end)\n");
+    assert_contains(eval_fail(w.l, "hook.lua", "crm.create('contact', {last_name = 'B'})"),
+                    "left the record as");
+    assert_string_equal(eval1(w.l, "return crm.count('contact')"), "1");
     world_close(&w);
 }
 
@@ -951,6 +989,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sandbox_exact_globals),
         cmocka_unit_test(test_sandbox_takes_away_the_outside),
+        cmocka_unit_test(test_hook_edits_read_back),
         cmocka_unit_test(test_limit_instructions),
         cmocka_unit_test(test_limit_wall_time),
         cmocka_unit_test(test_limit_memory),

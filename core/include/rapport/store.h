@@ -149,6 +149,22 @@ int rp_store_create(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, json
 int rp_store_create_record(rp_store_t *s, const rp_ctx_t *ctx, const char *entity,
                            json_t *fields, json_t **record, rp_error_t *err);
 
+/** The columns every record has, as a create wrote them (version 1, not deleted). */
+typedef struct rp_created {
+    int64_t id;
+    char at[32];       /**< created_at and updated_at, ISO-8601 UTC with milliseconds. */
+    const char *actor; /**< created_by and updated_by (the context's actor, or "system"). */
+} rp_created_t;
+
+/**
+ * As rp_store_create_record(), for a caller that builds its own form of the record (the Lua
+ * API): *stored (owned) holds every field of the entity by name with the value as stored (null
+ * where empty), and @p cols the columns. @p fields (borrowed) is not copied: the before-hooks
+ * edit it in place, so pass an object you do not keep.
+ */
+int rp_store_create_fields(rp_store_t *s, const rp_ctx_t *ctx, const char *entity,
+                           json_t *fields, json_t **stored, rp_created_t *cols, rp_error_t *err);
+
 /**
  * Fetches record @p id of @p entity. *out is a new reference (owned), or NULL when there is no
  * such record (returns RP_ENOTFOUND). Soft-deleted records are returned (deleted_at set).
