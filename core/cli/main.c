@@ -180,14 +180,15 @@ typedef struct env {
     rp_lua_opts_t limits; /* the scripts' limits, from the settings */
 } env_t;
 
-/* The limits of sandboxed scripts, from the settings lua.max_instructions, lua.max_wall_ms and
- * lua.max_memory_mb (with RAPPORT_LUA_… overrides); unset ones keep the built-in defaults. */
+/* The limits of sandboxed scripts, from the settings lua.max_cpu_ms, lua.max_wall_ms,
+ * lua.max_memory_mb and lua.max_instructions (with RAPPORT_LUA_… overrides); unset ones keep
+ * the built-in defaults. */
 static rp_lua_opts_t script_limits(rp_store_t *s)
 {
     static const char *const keys[] = {"lua.max_instructions", "lua.max_wall_ms",
-                                       "lua.max_memory_mb"};
-    int64_t v[3] = {0, 0, 0};
-    for (int i = 0; i < 3; i++) {
+                                       "lua.max_memory_mb", "lua.max_cpu_ms"};
+    int64_t v[4] = {0, 0, 0, 0};
+    for (int i = 0; i < 4; i++) {
         char env[64] = "RAPPORT_";
         size_t n = strlen(env);
         for (const char *p = keys[i]; *p && n < sizeof env - 1; p++)
@@ -203,7 +204,8 @@ static rp_lua_opts_t script_limits(rp_store_t *s)
     }
     return (rp_lua_opts_t){.max_instructions = v[0] > 0 ? v[0] : 0,
                            .max_wall_ms = v[1] > 0 ? v[1] : 0,
-                           .max_memory = v[2] > 0 ? (size_t)v[2] << 20 : 0};
+                           .max_memory = v[2] > 0 ? (size_t)v[2] << 20 : 0,
+                           .max_cpu_ms = v[3] > 0 ? v[3] : 0};
 }
 
 /* The script folders: the default and --scripts ones, then those the plugins ship. */
@@ -1317,7 +1319,7 @@ static const command_t commands[] = {
     {"test", cmd_test, "test [FILE|DIR…]",
      "Run *_test.lua files: each test on a fresh in-memory database with a virtual clock."},
     {"config", cmd_config, "config [list] | config get KEY | config set KEY VALUE | config unset KEY",
-     "Settings kept in the database (timezone, lua.max_instructions, plugin.<name>.<key>, …)."},
+     "Settings kept in the database (timezone, lua.max_cpu_ms, plugin.<name>.<key>, …)."},
     {"plugins", cmd_plugins, "plugins [--json]",
      "List the loaded plugins: name, version, ABI, file, and what each registered."},
     {NULL, NULL, NULL, NULL},

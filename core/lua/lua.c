@@ -1,9 +1,12 @@
 /*
- * lua.c — the Lua room: states with limits (instructions, wall time, memory), the sandbox,
+ * lua.c — the Lua room: states with limits (CPU, wall time, memory, optionally an exact
+ * instruction count), the sandbox,
  * values crossing between Lua and JSON, the `crm` API, and deferred registrations, so a chunk
  * that fails leaves nothing registered.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,38 +57,177 @@ static void *l_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     return np;
 }
 
-static void count_hook(lua_State *L, lua_Debug *ar)
+/* How a sandboxed call is stopped. Lua 5.4 sends every instruction through luaG_traceexec
+ * while any count hook is set, whatever its interval: a hook every 1,000 or every 1,000,000
+ * instructions both cost about 2x on a tight loop (bench_lua c). So by default no hook is set
+ * while a script runs. A per-thread timer on the thread's CPU clock raises a signal every
+ * TICK_MS of CPU; its handler counts the tick against the running calls and arms a one-shot
+ * hook on the running Lua thread (lua_sethook is safe in a signal handler: lua.c stops a
+ * script on Ctrl-C the same way). The hook checks the CPU budget and the wall-time limit,
+ * then disarms itself. An exact instruction budget (max_instructions > 0) keeps a count hook
+ * on all the time, at that cost. */
+#define TICK_MS 10
+
+typedef struct {
+    timer_t id;
+    int refs;
+    rp_lua_t *volatile running; /* The innermost sandboxed call on this thread, or NULL. */
+} ticker_t;
+
+static __thread ticker_t ticker __attribute__((tls_model("initial-exec")));
+static pthread_once_t tick_once = PTHREAD_ONCE_INIT;
+static int tick_installed;
+
+static void limit_hook(lua_State *L, lua_Debug *ar);
+
+static void on_tick(int sig, siginfo_t *si, void *uc)
+{
+    (void)sig;
+    (void)si;
+    (void)uc;
+    int saved = errno;
+    rp_lua_t *l = ticker.running;
+    for (rp_lua_t *x = l; x; x = x->tick_prev)
+        x->ticks++;
+    if (l && l->cur && !l->exact)
+        lua_sethook(l->cur, limit_hook, LUA_MASKCOUNT, 1);
+    errno = saved;
+}
+
+/* Makes and starts this thread's timer. */
+static bool ticker_start(void)
+{
+    struct sigevent sev = {0};
+    sev.sigev_notify = SIGEV_THREAD_ID;
+    sev.sigev_signo = SIGRTMIN + RP_LUA_TICK_SIGNAL;
+    sev._sigev_un._tid = gettid();
+    if (timer_create(CLOCK_THREAD_CPUTIME_ID, &sev, &ticker.id) != 0)
+        return false;
+    struct itimerspec it = {{0, TICK_MS * 1000000L}, {0, TICK_MS * 1000000L}};
+    if (timer_settime(ticker.id, 0, &it, NULL) != 0) {
+        timer_delete(ticker.id);
+        return false;
+    }
+    return true;
+}
+
+/* A forked child has no timers: the thread that forked gets its ticker back, so the states
+ * it carries over stay watched. */
+static void ticker_after_fork(void)
+{
+    if (ticker.refs > 0 && !ticker_start())
+        ticker.refs = 0;
+}
+
+static void tick_install(void)
+{
+    struct sigaction sa = {0};
+    sa.sa_sigaction = on_tick;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    tick_installed = sigaction(SIGRTMIN + RP_LUA_TICK_SIGNAL, &sa, NULL) == 0 &&
+                     pthread_atfork(NULL, NULL, ticker_after_fork) == 0;
+}
+
+/* Starts this thread's ticker for one more sandboxed state; false if the system refused. */
+static bool ticker_ref(void)
+{
+    if (ticker.refs > 0) {
+        ticker.refs++;
+        return true;
+    }
+    pthread_once(&tick_once, tick_install);
+    if (!tick_installed || !ticker_start())
+        return false;
+    ticker.refs = 1;
+    return true;
+}
+
+static void ticker_unref(void)
+{
+    if (ticker.refs > 0 && --ticker.refs == 0)
+        timer_delete(ticker.id);
+}
+
+/* The limit that stopped the running call, as "wall-time limit of 5000 ms". */
+static const char *tripped_limit(rp_lua_t *l, char *what, size_t cap)
+{
+    switch (l->tripped) {
+    case RP__TRIP_WALL:
+        snprintf(what, cap, "wall-time limit of %lld ms", (long long)l->o.max_wall_ms);
+        break;
+    case RP__TRIP_CPU:
+        snprintf(what, cap, "CPU budget of %lld ms", (long long)l->o.max_cpu_ms);
+        break;
+    case RP__TRIP_INSTRUCTIONS:
+        snprintf(what, cap, "instruction budget of %lld instructions",
+                 (long long)l->o.max_instructions);
+        break;
+    default:
+        return NULL;
+    }
+    return what;
+}
+
+static void limit_hook(lua_State *L, lua_Debug *ar)
 {
     rp_lua_t *l = rp__lua_of(L);
-    if (!l || !l->limits_on)
+    if (!l || !l->limits_on) {
+        if (l && !l->exact)
+            lua_sethook(L, NULL, 0, 0);
         return;
-    l->instructions += HOOK_EVERY;
-    const char *limit = NULL;
-    char what[96];
-    /* Once tripped, the same limit is named again until the call unwinds. */
-    if (l->tripped == 2 || (!l->tripped && l->instructions <= l->o.max_instructions &&
-                            mono_ms() > l->deadline)) {
-        l->tripped = 2;
-        limit = "wall-time limit";
-        snprintf(what, sizeof what, "%lld ms", (long long)l->o.max_wall_ms);
-    } else if (l->tripped == 1 || l->instructions > l->o.max_instructions) {
-        l->tripped = 1;
-        limit = "instruction budget";
-        snprintf(what, sizeof what, "%lld instructions", (long long)l->o.max_instructions);
     }
-    if (!limit)
+    if (l->exact)
+        l->instructions += HOOK_EVERY;
+    if (!l->tripped) {
+        if (mono_ms() > l->deadline)
+            l->tripped = RP__TRIP_WALL;
+        else if ((int64_t)l->ticks * TICK_MS > l->o.max_cpu_ms)
+            l->tripped = RP__TRIP_CPU;
+        else if (l->exact && l->instructions > l->o.max_instructions)
+            l->tripped = RP__TRIP_INSTRUCTIONS;
+    }
+    char what[96];
+    if (!tripped_limit(l, what, sizeof what)) {
+        if (!l->exact)
+            lua_sethook(L, NULL, 0, 0); /* the one-shot check is done */
         return;
+    }
     lua_getinfo(L, "Sl", ar);
-    /* Stop the whole call, not just this function: keep the limits tripped until it unwinds,
-     * and check at every instruction, so a script that catches the error with pcall meets it
-     * again at its very next step outside the pcall. */
-    l->instructions = INT64_MAX / 2;
-    l->deadline = 0;
-    lua_sethook(L, count_hook, LUA_MASKCOUNT, 1);
+    /* Stop the whole call, not just this function: the limit stays tripped until the call
+     * unwinds, checked at every instruction, so a script that catches the error with pcall
+     * meets it again at its very next step outside the pcall. */
+    lua_sethook(L, limit_hook, LUA_MASKCOUNT, 1);
+    snprintf(l->trip_msg, sizeof l->trip_msg, "%s:%d: RP-E1701: script %s stopped: over its %s",
+             ar->short_src, ar->currentline, l->name, what);
     /* Not luaL_error: in a hook it would add the caller's position in front of this one. */
-    lua_pushfstring(L, "%s:%d: RP-E1701: script %s stopped: over its %s of %s", ar->short_src,
-                    ar->currentline, l->name, limit, what);
+    lua_pushstring(L, l->trip_msg);
     lua_error(L);
+}
+
+/* coroutine.resume for scripts: the ticker must arm the thread that runs, and a limit that
+ * stopped a coroutine stops its resumer too. */
+static int safe_resume(lua_State *L)
+{
+    rp_lua_t *l = rp__lua_of(L);
+    lua_State *co = lua_tothread(L, 1);
+    luaL_argexpected(L, co, 1, "coroutine");
+    lua_State *prev = l->cur;
+    if (l->limits_on && l->exact && !l->tripped)
+        lua_sethook(co, limit_hook, LUA_MASKCOUNT, HOOK_EVERY);
+    l->cur = co;
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    int rc = lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0);
+    l->cur = prev;
+    if (l->limits_on && l->tripped) {
+        lua_sethook(L, limit_hook, LUA_MASKCOUNT, 1);
+        lua_pushstring(L, l->trip_msg);
+        return lua_error(L);
+    }
+    if (rc != LUA_OK)
+        return lua_error(L);
+    return lua_gettop(L);
 }
 
 /* The message handler of every call into Lua: makes sure the message is a string that carries
@@ -151,14 +293,25 @@ int rp__lua_pcall(rp_lua_t *l, int nargs, int nres, rp_error_t *err)
     if (outer && l->o.sandbox) {
         l->instructions = 0;
         l->tripped = 0;
+        l->ticks = 0;
         l->deadline = mono_ms() + l->o.max_wall_ms;
         l->mem_hit = false;
         l->limits_on = true;
-        lua_sethook(L, count_hook, LUA_MASKCOUNT, HOOK_EVERY);
+        l->cur = L;
+        if (l->exact)
+            lua_sethook(L, limit_hook, LUA_MASKCOUNT, HOOK_EVERY);
+        l->tick_prev = ticker.running;
+        ticker.running = l;
     }
     int rc = lua_pcall(L, nargs, nres, base);
-    if (--l->depth == 0)
+    if (--l->depth == 0) {
         l->limits_on = false;
+        if (l->o.sandbox) {
+            ticker.running = l->tick_prev;
+            l->tick_prev = NULL;
+            l->cur = NULL;
+        }
+    }
     lua_remove(L, base);
     if (rc == LUA_OK)
         return 0;
@@ -418,6 +571,25 @@ static void open_sandbox(lua_State *L)
         "end\n";
     if (luaL_loadbufferx(L, safe_xpcall, sizeof safe_xpcall - 1, "=sandbox", "t") == LUA_OK)
         lua_call(L, 0, 0);
+    /* coroutine.resume tells the limits which Lua thread runs; wrap goes through it. */
+    lua_getglobal(L, "coroutine");
+    lua_getfield(L, -1, "resume");
+    lua_pushcclosure(L, safe_resume, 1);
+    lua_setfield(L, -2, "resume");
+    lua_pop(L, 1);
+    static const char safe_wrap[] =
+        "local create, resume, pack, unpack = coroutine.create, coroutine.resume, table.pack,"
+        " table.unpack\n"
+        "coroutine.wrap = function(f)\n"
+        "  local co = create(f)\n"
+        "  return function(...)\n"
+        "    local r = pack(resume(co, ...))\n"
+        "    if r[1] then return unpack(r, 2, r.n) end\n"
+        "    error(r[2], 0)\n"
+        "  end\n"
+        "end\n";
+    if (luaL_loadbufferx(L, safe_wrap, sizeof safe_wrap - 1, "=sandbox", "t") == LUA_OK)
+        lua_call(L, 0, 0);
     /* string.dump hands out bytecode, which the sandbox never loads anyway; drop it too. */
     lua_getglobal(L, "string");
     lua_pushnil(L);
@@ -459,8 +631,10 @@ rp_lua_t *rp_lua_new(rp_store_t *s, rp_sched_t *e, const rp_lua_opts_t *opts, rp
         return NULL;
     }
     l->o = opts ? *opts : (rp_lua_opts_t){0};
-    if (l->o.max_instructions <= 0)
-        l->o.max_instructions = 100000000;
+    if (l->o.max_instructions < 0)
+        l->o.max_instructions = 0;
+    if (l->o.max_cpu_ms <= 0)
+        l->o.max_cpu_ms = 1000;
     if (l->o.max_wall_ms <= 0)
         l->o.max_wall_ms = 5000;
     if (l->o.max_memory == 0)
@@ -490,8 +664,15 @@ rp_lua_t *rp_lua_new(rp_store_t *s, rp_sched_t *e, const rp_lua_opts_t *opts, rp
         open_sandbox(L);
     else
         luaL_openlibs(L);
-    /* No hook here: each call into a sandboxed state sets it (rp__lua_pcall), and a state
-     * without limits runs without one, as any count hook slows every instruction (bench_lua c). */
+    /* No hook here: a sandboxed state's calls are watched by this thread's ticker, or carry
+     * a count hook when an exact instruction budget is asked for (rp__lua_pcall). If the
+     * system gives no timer, the exact budget stands in, at its default. */
+    if (l->o.sandbox) {
+        l->ticked = ticker_ref();
+        l->exact = l->o.max_instructions > 0 || !l->ticked;
+        if (l->exact && l->o.max_instructions == 0)
+            l->o.max_instructions = 100000000;
+    }
     if (rp__lua_open_crm(l, err)) {
         rp_lua_free(l);
         return NULL;
@@ -512,6 +693,8 @@ void rp_lua_free(rp_lua_t *l)
     rp__lua_unregister_all(l);
     if (l->L)
         lua_close(l->L);
+    if (l->ticked)
+        ticker_unref();
     free(l);
 }
 

@@ -29,6 +29,11 @@ typedef struct rp__reg {
     bool applied;
 } rp__reg_t;
 
+enum { RP__TRIP_INSTRUCTIONS = 1, RP__TRIP_WALL, RP__TRIP_CPU };
+
+/** The ticker's signal: SIGRTMIN + this. */
+#define RP_LUA_TICK_SIGNAL 4
+
 struct rp_lua {
     lua_State *L;
     rp_store_t *s;
@@ -39,7 +44,13 @@ struct rp_lua {
     size_t mem_used;
     bool mem_hit, limits_on;
     int64_t instructions, deadline;
-    int tripped;           /* The limit that stopped the running call: 0, 1 budget, 2 wall. */
+    int tripped;           /* The limit that stopped the running call (RP__TRIP_*), or 0. */
+    char trip_msg[512];    /* Its message, raised again wherever the call goes on. */
+    bool exact;            /* An exact instruction budget: a count hook on every call. */
+    bool ticked;           /* Holds a reference on this thread's ticker. */
+    volatile int ticks;    /* CPU ticks of the ticker during the running call. */
+    lua_State *cur;        /* The Lua thread running (a coroutine while it runs). */
+    struct rp_lua *tick_prev; /* The sandboxed call this one runs inside, or NULL. */
     int depth;             /* Nesting of calls into Lua. */
     rp__reg_t *regs;       /* Applied registrations. */
     rp__reg_t *pending;    /* Made by the chunk that is running. */

@@ -25,7 +25,9 @@ check '[ $st = 1 ] && grep -q "eval:1: attempt to index a nil value (global .io.
 out=$("$RAPPORT" eval 'return io ~= nil' 2>&1)
 check '[ "$out" = true ]' "eval as the local user should have io: $out"
 out=$("$RAPPORT" eval --sandbox 'while true do end' 2>&1); st=$?
-check '[ $st = 1 ] && grep -q "RP-E1701: script eval stopped: over its instruction budget" <<<"$out"' "runaway loop: $out"
+check '[ $st = 1 ] && grep -q "eval:1: RP-E1701: script eval stopped: over its CPU budget of 1000 ms" <<<"$out"' "runaway loop: $out"
+out=$(RAPPORT_LUA_MAX_CPU_MS=50 "$RAPPORT" eval --sandbox 'local t = {} for i = 1, 1e9 do t[i % 10] = i end' 2>&1); st=$?
+check '[ $st = 1 ] && grep -q "eval:1: RP-E1701: script eval stopped: over its CPU budget of 50 ms" <<<"$out"' "CPU budget from the environment: $out"
 "$RAPPORT" eval 'crm.schema.define("note", {fields = {body = {type = "text", required = true}}})' >/dev/null
 "$RAPPORT" eval 'crm.schema.define("audit", {fields = {what = {type = "text"}}})' >/dev/null
 out=$("$RAPPORT" eval 'crm.create("note", {body = "hi"}).body' 2>&1)

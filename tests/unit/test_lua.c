@@ -295,6 +295,42 @@ static void test_limit_wall_time(void **state)
     world_close(&w);
 }
 
+/* The default bound: CPU time, sampled every 10 ms without a hook on every instruction. */
+static void test_limit_cpu(void **state)
+{
+    (void)state;
+    world_t w;
+    world_open(&w, &(rp_lua_opts_t){.sandbox = true, .name = "rules.lua", .max_cpu_ms = 50});
+    int64_t t = mono_ms();
+    const char *m = eval_fail(w.l, "loop.lua", "local n = 0\n\nwhile true do n = n + 1 end\n");
+    t = mono_ms() - t;
+    assert_contains(m, "loop.lua:3: RP-E1701: script rules.lua stopped: over its CPU budget of "
+                       "50 ms");
+    if (t > 3000)
+        fail_msg("a 50 ms CPU budget stopped the script only after %lld ms", (long long)t);
+    /* Time spent in the engine on the script's behalf counts too. */
+    m = eval_fail(w.l, "writes.lua",
+                  "for i = 1, 1e9 do crm.count('account', {name = 'x' .. i}) end\n");
+    assert_contains(m, "writes.lua:1: RP-E1701");
+    assert_contains(m, "CPU budget of 50 ms");
+    /* Per call: ten calls of a few ms each all finish. */
+    for (int i = 0; i < 10; i++)
+        assert_string_equal(eval1(w.l, "local n = 0 for i = 1, 50000 do n = n + i end return n"),
+                            "1250025000");
+    /* A coroutine made in one call and resumed in a later one is watched there too. */
+    eval_do(w.l, "keep.lua", "spinner = coroutine.create(function() while true do end end)");
+    m = eval_fail(w.l, "later.lua", "return coroutine.resume(spinner)");
+    assert_contains(m, "keep.lua:1: RP-E1701: script rules.lua stopped: over its CPU budget");
+    /* Sampled too: the wall-time limit. */
+    rp_lua_t *slow = new_state(&w, &(rp_lua_opts_t){.sandbox = true, .name = "slow.lua",
+                                                     .max_wall_ms = 40, .max_cpu_ms = 100000});
+    m = eval_fail(slow, "busy.lua", "local x = 0\nwhile true do x = x + 1 end\n");
+    assert_contains(m, "busy.lua:2: RP-E1701: script slow.lua stopped: over its wall-time limit "
+                       "of 40 ms");
+    rp_lua_free(slow);
+    world_close(&w);
+}
+
 static void test_limit_memory(void **state)
 {
     (void)state;
@@ -439,6 +475,7 @@ typedef struct limit_case {
 
 static const limit_case_t limit_cases[] = {
     {"instruction budget", {.max_instructions = 1000000}, "while true do end"},
+    {"CPU budget", {.max_cpu_ms = 30}, "while true do end"},
     {"wall-time limit", {.max_wall_ms = 30, .max_instructions = INT64_C(1) << 50},
      "while true do end"},
     {"memory ceiling", {.max_memory = 8u << 20}, "local s = 'x' while true do s = s .. s end"},
@@ -561,6 +598,25 @@ static void test_limits_cannot_be_caught(void **state)
     run_guarded(&budget, resume_loop, "instruction budget", 10);
     run_guarded(&budget, xpcall_loop, "instruction budget", 10);
     run_guarded(&wall, pcall_loop, "wall-time limit", 10);
+    /* The same escapes against the sampled CPU budget, and the coroutine ones it must follow:
+     * the ticker arms whichever Lua thread runs. */
+    rp_lua_opts_t cpu = {.sandbox = true, .name = "rules.lua", .max_cpu_ms = 50};
+    run_guarded(&cpu, pcall_loop, "CPU budget", 10);
+    run_guarded(&cpu, goto_loop, "CPU budget", 10);
+    run_guarded(&cpu, resume_loop, "CPU budget", 10);
+    run_guarded(&cpu, xpcall_loop, "CPU budget", 10);
+    run_guarded(&cpu, "local co = coroutine.wrap(function() while true do end end)\n"
+                      "while true do pcall(co) end\n", "CPU budget", 10);
+    run_guarded(&cpu, "local co = coroutine.create(function()\n"
+                      "  while true do pcall(coroutine.yield) end\n"
+                      "end)\n"
+                      "while true do pcall(coroutine.resume, co) end\n", "CPU budget", 10);
+    run_guarded(&cpu, "local inner = coroutine.wrap(function() while true do end end)\n"
+                      "local outer = coroutine.wrap(function() while true do pcall(inner) end end)\n"
+                      "while true do pcall(outer) end\n", "CPU budget", 10);
+    rp_lua_opts_t cpu_wall = {.sandbox = true, .name = "rules.lua", .max_wall_ms = 50,
+                              .max_cpu_ms = 100000};
+    run_guarded(&cpu_wall, resume_loop, "wall-time limit", 10);
     /* A finalizer runs with hooks off, so a script may not set one. */
     run_guarded(&budget,
                 "setmetatable({}, {__gc = function() while true do end end})\n"
@@ -992,6 +1048,7 @@ int main(void)
         cmocka_unit_test(test_hook_edits_read_back),
         cmocka_unit_test(test_limit_instructions),
         cmocka_unit_test(test_limit_wall_time),
+        cmocka_unit_test(test_limit_cpu),
         cmocka_unit_test(test_limit_memory),
         cmocka_unit_test(test_limit_recursion),
         cmocka_unit_test(test_error_values_carry_file_line),

@@ -32,8 +32,12 @@ typedef struct rp_lua_ext {
 /** Options for rp_lua_new(). Zero-initialise; zero fields take the defaults shown. */
 typedef struct rp_lua_opts {
     bool sandbox;          /**< A script's sandbox (no io, os, debug, package, binary chunks). */
-    int64_t max_instructions; /**< Per call into Lua (default 100,000,000). */
+    int64_t max_cpu_ms;    /**< CPU time per call into Lua (default 1000), checked every 10 ms. */
     int64_t max_wall_ms;   /**< Per call into Lua (default 5000). */
+    /** An exact count of Lua instructions per call (default 0: none). Counting costs about 2x
+     * on Lua-bound code (Lua 5.4 traps every instruction while a count hook is set), so the
+     * CPU budget is the default bound; set this where a deterministic stop matters. */
+    int64_t max_instructions;
     size_t max_memory;     /**< Ceiling for the whole state in bytes (default 64 MiB). */
     const char *actor;     /**< Who the script acts as (default "script:<name>"). */
     const char *name;      /**< The script's name in messages and registrations. */
