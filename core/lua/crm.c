@@ -501,6 +501,9 @@ static rp__reg_t *new_reg(lua_State *L, rp_lua_t *l, reg_kind_t kind, int fn_idx
     r->l = l;
     r->kind = kind;
     lua_pushvalue(L, fn_idx);
+    lua_Debug ar;
+    lua_pushvalue(L, fn_idx);
+    r->nargs = lua_getinfo(L, ">u", &ar) && !ar.isvararg ? ar.nparams : 255;
     r->fnref = luaL_ref(L, LUA_REGISTRYINDEX);
     return r;
 }
@@ -528,20 +531,16 @@ static void add_reg(lua_State *L, rp_lua_t *l, rp__reg_t *r)
     }
 }
 
-/* Makes @p fields hold what the record table on top of the stack holds after a hook ran.
- * A field the hook set to nil disappears from the table: on update that means "leave it", so
- * only keys present stay. Text the hook left alone is kept as it was, not converted again
- * (most hooks change one field of many). On failure *why says what the table held (NULL: not
- * a table of fields) and @p fields is as before. */
+/* Makes @p fields hold what the record table on top of the stack holds after a hook ran,
+ * editing it in place: text the hook left alone is not converted again (most hooks change one
+ * field of many). A field the hook set to nil disappears from the table: on update that means
+ * "leave it", so only keys present stay. On failure *why says what the table held (NULL: not a
+ * table of fields), and @p fields may be half edited: the caller vetoes the write. */
 static int read_back(lua_State *L, json_t *fields, const char **why)
 {
     if (!lua_istable(L, -1) || lua_rawlen(L, -1) != 0)
         return -1;
-    json_t *j = json_object();
-    if (!j) {
-        *why = "more than memory allows";
-        return -1;
-    }
+    size_t before = json_object_size(fields), kept = 0;
     lua_pushnil(L);
     while (lua_next(L, -2)) {
         size_t klen, vlen;
@@ -550,47 +549,47 @@ static int read_back(lua_State *L, json_t *fields, const char **why)
             *why = k ? "a table with a key that holds a NUL byte"
                      : "a table whose keys are neither a list nor strings";
             lua_pop(L, 2);
-            goto bad;
+            return -1;
         }
         json_t *old = json_object_get(fields, k), *v;
+        kept += old != NULL;
         const char *t = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &vlen) : NULL;
         if (t && json_is_string(old) && vlen == json_string_length(old) &&
-            memcmp(t, json_string_value(old), vlen) == 0)
-            v = json_incref(old);
-        else if (!(v = rp__lua_to_json(L, -1, why))) {
+            memcmp(t, json_string_value(old), vlen) == 0) {
+            lua_pop(L, 1);
+            continue;
+        }
+        if (!(v = rp__lua_to_json(L, -1, why))) {
             lua_pop(L, 2);
-            goto bad;
+            return -1;
         }
         lua_pop(L, 1);
-        if (json_object_set_new(j, k, v)) { /* v is released either way */
+        /* A key already there is known to be good text; a new one is checked (v is released
+         * either way). */
+        if (old ? json_object_set_new_nocheck(fields, k, v) : json_object_set_new(fields, k, v)) {
             *why = "a table with a key that is not valid UTF-8 text";
             lua_pop(L, 1);
-            goto bad;
+            return -1;
         }
     }
-    json_object_clear(fields);
-    json_object_update(fields, j);
-    json_decref(j);
+    if (kept < before) {
+        const char *k;
+        json_t *v;
+        void *tmp;
+        json_object_foreach_safe(fields, tmp, k, v) {
+            lua_pushstring(L, k);
+            bool gone = lua_rawget(L, -2) == LUA_TNIL;
+            lua_pop(L, 1);
+            if (gone)
+                json_object_del(fields, k);
+        }
+    }
     return 0;
-bad:
-    json_decref(j);
-    return -1;
 }
 
-static int hook_tramp(rp_store_t *s, rp_change_t *ch, void *ud, rp_error_t *err)
+/* A before-hook's third argument: what is being done, to what, by whom. */
+static void push_hook_ctx(lua_State *L, const rp_change_t *ch)
 {
-    rp__reg_t *r = ud;
-    rp_lua_t *l = r->l;
-    lua_State *L = l->L;
-    bool fields = ch->action == RP_ACT_CREATE || ch->action == RP_ACT_UPDATE;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, r->fnref);
-    rp__lua_push_json(L, fields ? ch->fields : ch->old);
-    lua_pushvalue(L, -1); /* keep the record table to read the hook's edits back */
-    lua_insert(L, -3);
-    if (ch->old)
-        rp__lua_push_json(L, ch->old);
-    else
-        lua_pushnil(L);
     lua_createtable(L, 0, 5);
     lua_pushstring(L, ch->entity);
     lua_setfield(L, -2, "entity");
@@ -603,11 +602,34 @@ static int hook_tramp(rp_store_t *s, rp_change_t *ch, void *ud, rp_error_t *err)
     lua_setfield(L, -2, "actor");
     lua_pushstring(L, ch->ctx && ch->ctx->origin ? ch->ctx->origin : "core");
     lua_setfield(L, -2, "origin");
+}
+
+static int hook_tramp(rp_store_t *s, rp_change_t *ch, void *ud, rp_error_t *err)
+{
+    rp__reg_t *r = ud;
+    rp_lua_t *l = r->l;
+    lua_State *L = l->L;
+    bool fields = ch->action == RP_ACT_CREATE || ch->action == RP_ACT_UPDATE;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, r->fnref);
+    rp__lua_push_json(L, fields ? ch->fields : ch->old);
+    lua_pushvalue(L, -1); /* keep the record table to read the hook's edits back */
+    lua_insert(L, -3);
+    /* The old record and the context only for a function that names them: most hooks take
+     * the record alone, and making the context table was a tenth of a hook's cost. */
+    int nargs = r->nargs >= 3 ? 3 : r->nargs == 2 ? 2 : 1;
+    if (nargs >= 2) {
+        if (ch->old)
+            rp__lua_push_json(L, ch->old);
+        else
+            lua_pushnil(L);
+    }
+    if (nargs >= 3)
+        push_hook_ctx(L, ch);
     rp_ctx_t saved = l->ctx;
     if (ch->ctx)
         l->ctx = *ch->ctx;
     rp_error_t perr = {0};
-    int rc = rp__lua_pcall(l, 3, 1, &perr);
+    int rc = rp__lua_pcall(l, nargs, 1, &perr);
     l->ctx = saved;
     if (rc) {
         lua_pop(L, 1);

@@ -25,6 +25,7 @@ typedef struct rp__reg {
     json_t *payload;    /* every: payload. */
     rp_action_t action; /* hook */
     int priority;       /* hook */
+    int nargs;          /* How many arguments the function can see (all, if a vararg). */
     bool from_now;      /* sub */
     bool applied;
 } rp__reg_t;

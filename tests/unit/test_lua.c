@@ -1031,6 +1031,20 @@ static void test_hook_edits_read_back(void **state)
     assert_string_equal(got, "[true,\"LOVELACE\",40,\"1.50\"]");
     free(got);
     json_decref(res);
+    /* The old record and the context reach the hooks that name them, or take `...`. */
+    eval_do(w.l, "rules.lua",
+            "seen = {}\n"
+            "crm.before('contact.update', function(r, old, ctx)\n"
+            "  seen[#seen + 1] = ctx.action .. ' ' .. ctx.entity .. ' ' .. ctx.id .. ' ' .. ctx.actor\n"
+            "    .. ' ' .. old.last_name\n"
+            "end)\n"
+            "crm.before('contact.update', function(...)\n"
+            "  seen[#seen + 1] = select('#', ...) .. ' ' .. (select(2, ...)).last_name\n"
+            "end)\n"
+            "crm.before('contact.update', function(r, old) seen[#seen + 1] = old.last_name end)\n");
+    eval_do(w.l, "hook.lua", "crm.update('contact', 1, {age = 41})");
+    assert_string_equal(eval1(w.l, "return table.concat(seen, '|')"),
+                        "update contact 1 script:rules.lua LOVELACE|3 LOVELACE|LOVELACE");
     /* A hook that leaves something that is not data vetoes the write, naming what it left. */
     eval_do(w.l, "rules.lua",
             "crm.before('contact.create', function(r) r.age = print end)\n");
