@@ -38,6 +38,8 @@ rp_lua_t *rp__lua_of(lua_State *L)
 
 /* ---- limits ------------------------------------------------------------------------------ */
 
+static void limit_hook(lua_State *L, lua_Debug *ar);
+
 static void *l_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
     rp_lua_t *l = ud;
@@ -48,9 +50,29 @@ static void *l_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         return NULL;
     }
     if (l->limits_on && nsize > old && l->mem_used + (nsize - old) > l->o.max_memory) {
+        /* Over the ceiling: trip the limit and arm the hook, so the call stops at its next
+         * instruction with that instruction's file:line. Within a grace of an eighth of the
+         * ceiling the allocation still succeeds (the stop itself needs a little memory);
+         * beyond it, or for one huge allocation, Lua gets NULL and unwinds at once. */
+        size_t grace = l->o.max_memory / 8;
+        /* First refuse: Lua then runs an emergency full collection and asks again, and the
+         * garbage of a call that just stopped is often all that is over. */
+        if (!l->refused) {
+            l->refused = true;
+            return NULL;
+        }
+        l->refused = false;
+        if (!l->tripped) {
+            l->tripped = RP__TRIP_MEMORY;
+            if (l->cur)
+                lua_sethook(l->cur, limit_hook, LUA_MASKCOUNT, 1);
+        }
         l->mem_hit = true;
-        return NULL;
+        if (l->mem_used + (nsize - old) > l->o.max_memory + grace)
+            return NULL;
     }
+    if (nsize > old)
+        l->refused = false;
     void *np = realloc(ptr, nsize);
     if (np)
         l->mem_used = l->mem_used - old + nsize;
@@ -77,8 +99,6 @@ typedef struct {
 static __thread ticker_t ticker __attribute__((tls_model("initial-exec")));
 static pthread_once_t tick_once = PTHREAD_ONCE_INIT;
 static int tick_installed;
-
-static void limit_hook(lua_State *L, lua_Debug *ar);
 
 static void on_tick(int sig, siginfo_t *si, void *uc)
 {
@@ -158,6 +178,9 @@ static const char *tripped_limit(rp_lua_t *l, char *what, size_t cap)
         break;
     case RP__TRIP_CPU:
         snprintf(what, cap, "CPU budget of %lld ms", (long long)l->o.max_cpu_ms);
+        break;
+    case RP__TRIP_MEMORY:
+        snprintf(what, cap, "memory ceiling of %zu bytes", l->o.max_memory);
         break;
     case RP__TRIP_INSTRUCTIONS:
         snprintf(what, cap, "instruction budget of %lld instructions",
@@ -287,8 +310,12 @@ int rp__lua_pcall(rp_lua_t *l, int nargs, int nres, rp_error_t *err)
 {
     lua_State *L = l->L;
     int base = lua_gettop(L) - nargs;
+    /* Under the message handler, the function called: a memory error unwinds without a
+     * message handler, and is then placed at the function. */
+    lua_pushvalue(L, base);
     lua_pushcfunction(L, msgh);
-    lua_insert(L, base);
+    lua_rotate(L, base, 2);
+    base++;
     bool outer = l->depth++ == 0;
     if (outer && l->o.sandbox) {
         l->instructions = 0;
@@ -296,6 +323,7 @@ int rp__lua_pcall(rp_lua_t *l, int nargs, int nres, rp_error_t *err)
         l->ticks = 0;
         l->deadline = mono_ms() + l->o.max_wall_ms;
         l->mem_hit = false;
+        l->refused = false;
         l->limits_on = true;
         l->cur = L;
         if (l->exact)
@@ -310,18 +338,38 @@ int rp__lua_pcall(rp_lua_t *l, int nargs, int nres, rp_error_t *err)
             ticker.running = l->tick_prev;
             l->tick_prev = NULL;
             l->cur = NULL;
+            /* A call stopped at the memory ceiling leaves its garbage: collect it now, so the
+             * next call starts with the memory back (lauxlib's buffers get no emergency
+             * collection when an allocation is refused). */
+            if (l->mem_hit)
+                lua_gc(L, LUA_GCCOLLECT);
         }
     }
-    lua_remove(L, base);
-    if (rc == LUA_OK)
+    lua_remove(L, base); /* the message handler */
+    if (rc == LUA_OK) {
+        lua_remove(L, base - 1);
         return 0;
-    if (rc == LUA_ERRMEM || l->mem_hit)
-        rp_error_set(err, RP_EINVAL, RP_C_LIMIT,
-                     "script %s stopped: over its memory ceiling of %zu bytes", l->name,
-                     l->o.max_memory);
-    else
-        rp_error_set(err, RP_EINVAL, 0, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "?");
-    lua_pop(L, 1);
+    }
+    const char *msg = lua_tostring(L, -1);
+    if (rc == LUA_ERRMEM || (l->mem_hit && !(msg && strstr(msg, "RP-E1701")))) {
+        /* Stopped by a refused allocation, before any hook could name the line. */
+        lua_Debug ar;
+        char where[200] = "";
+        lua_pushvalue(L, base - 1);
+        if (lua_getinfo(L, ">S", &ar) && ar.linedefined > 0)
+            snprintf(where, sizeof where, "%s:%d: ", ar.short_src, ar.linedefined);
+        else if (ar.source[0] == '=' || ar.source[0] == '@')
+            snprintf(where, sizeof where, "%s:1: ", ar.short_src);
+        rp_error_set(err, RP_EINVAL, 0,
+                     "%sRP-E%d: script %s stopped: over its memory ceiling of %zu bytes%s", where,
+                     RP_C_LIMIT, l->name, l->o.max_memory,
+                     ar.linedefined > 0 ? " (in the function that starts there)" : "");
+        if (err)
+            err->msgcode = RP_C_LIMIT;
+    } else {
+        rp_error_set(err, RP_EINVAL, 0, "%s", msg ? msg : "?");
+    }
+    lua_pop(L, 2);
     return RP_EINVAL;
 }
 

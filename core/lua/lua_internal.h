@@ -30,7 +30,7 @@ typedef struct rp__reg {
     bool applied;
 } rp__reg_t;
 
-enum { RP__TRIP_INSTRUCTIONS = 1, RP__TRIP_WALL, RP__TRIP_CPU };
+enum { RP__TRIP_INSTRUCTIONS = 1, RP__TRIP_WALL, RP__TRIP_CPU, RP__TRIP_MEMORY };
 
 /** The ticker's signal: SIGRTMIN + this. */
 #define RP_LUA_TICK_SIGNAL 4
@@ -44,6 +44,7 @@ struct rp_lua {
     rp_ctx_t ctx;          /* The context the crm API writes with (a handler's while it runs). */
     size_t mem_used;
     bool mem_hit, limits_on;
+    bool refused;          /* The allocator just said no once: Lua collects and asks again. */
     int64_t instructions, deadline;
     int tripped;           /* The limit that stopped the running call (RP__TRIP_*), or 0. */
     char trip_msg[512];    /* Its message, raised again wherever the call goes on. */

@@ -350,9 +350,30 @@ static void test_limit_memory(void **state)
         if (!strstr(m, "memory ceiling of 8388608 bytes") || !strstr(m, "script rules.lua") ||
             !strstr(m, "RP-E1701"))
             fail_msg("bomb %d did not stop naming the memory ceiling and the script: %s", i, m);
+        /* It says where: the line that ran, or (for one allocation too big to make at all)
+         * the chunk. */
+        if (strncmp(m, "bomb.lua:", 9) != 0)
+            fail_msg("bomb %d stopped without file:line: %s", i, m);
         /* The state is usable at once, and a fair allocation still fits under the ceiling. */
         assert_string_equal(eval1(w.l, "return #string.rep('y', 1 << 20)"), "1048576");
     }
+    /* A loop that grows memory stops at its line, even when it catches errors. */
+    assert_contains(eval_fail(w.l, "grow.lua",
+                              "local t = {}\n"
+                              "for i = 1, 1e9 do\n"
+                              "  pcall(function() t[#t + 1] = string.rep('q', 1000) .. i end)\n"
+                              "end\n"),
+                    "grow.lua:3: RP-E1701: script rules.lua stopped: over its memory ceiling");
+    /* In a hook, a refused allocation names the hook's function. */
+    eval_do(w.l, "rules.lua", "crm.before('account.create', function(r)\n"
+                              "  r.name = string.rep('x', 1 << 30)\n"
+                              "end)\n");
+    rp_error_t err = {0};
+    json_t *acc = json_pack("{s:s}", "name", "A");
+    assert_int_not_equal(rp_store_create(w.s, NULL, "account", acc, NULL, &err), 0);
+    json_decref(acc);
+    assert_contains(err.msg, "rules.lua:1: RP-E1701: script rules.lua stopped: over its memory "
+                             "ceiling of 8388608 bytes (in the function that starts there)");
     world_close(&w);
 }
 
