@@ -223,7 +223,20 @@ static void all_script_dirs(cli_t *c, rp_plugins_t *pl, const char **out, int ca
 static int load_plugins(cli_t *c, rp_store_t *s, rp_sched_t *e, rp_log_fn log,
                         rp_plugins_t **out, rp_error_t *err)
 {
-    rp_plugins_opts_t po = {.dirs = c->plugin_dirs, .skip_broken = c->skip_broken, .log = log};
+    /* The built-in plugins load unless the setting plugins.builtin (or for one run
+     * $RAPPORT_PLUGINS_BUILTIN) says off: the bare core, with only the entities one defines. */
+    bool builtin = true;
+    const char *env = getenv("RAPPORT_PLUGINS_BUILTIN");
+    json_t *j = NULL;
+    if (env && *env)
+        builtin = !(strcmp(env, "0") == 0 || strcmp(env, "off") == 0 || strcmp(env, "false") == 0);
+    else if (rp_config_get(s, "plugins.builtin", &j, NULL) == 0)
+        builtin = !(json_is_false(j) || (json_is_integer(j) && json_integer_value(j) == 0) ||
+                    (json_is_string(j) && (strcmp(json_string_value(j), "off") == 0 ||
+                                           strcmp(json_string_value(j), "false") == 0)));
+    json_decref(j);
+    rp_plugins_opts_t po = {.dirs = builtin ? c->plugin_dirs : c->plugin_dirs + 1,
+                            .skip_broken = c->skip_broken, .log = log};
     return rp_plugins_load(s, e, &po, out, err);
 }
 

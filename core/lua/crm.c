@@ -1218,6 +1218,23 @@ static void open_ext(lua_State *L, const rp_lua_ext_t *x)
     }
 }
 
+/* crm.set_config(key, value): keeps a setting (nil unsets it); a config.changed event. */
+static int crm_set_config(lua_State *L)
+{
+    rp_lua_t *l = rp__lua_of(L);
+    const char *key = luaL_checkstring(L, 1);
+    json_t *v = lua_isnoneornil(L, 2) ? NULL : rp__lua_check_json(L, 2, "crm.set_config",
+                                                                     "the value");
+    rp_error_t err = {0};
+    int rc = rp_config_set(l->s, &l->ctx, key, v, &err);
+    json_decref(v);
+    if (rc == RP_ENOTFOUND && !v)
+        return 0; /* unsetting what is not set */
+    if (rc)
+        return raise(L, &err);
+    return 0;
+}
+
 int rp__lua_open_crm(rp_lua_t *l, rp_error_t *err)
 {
     lua_State *L = l->L;
@@ -1230,7 +1247,7 @@ int rp__lua_open_crm(rp_lua_t *l, rp_error_t *err)
         {"on", crm_on},           {"emit", crm_emit},               {"job", crm_job},
         {"after", crm_after},     {"every", crm_every},             {"cancel", crm_cancel},
         {"now", crm_now},         {"now_ms", crm_now_ms},           {"config", crm_config},
-        {NULL, NULL}};
+        {"set_config", crm_set_config}, {NULL, NULL}};
     static const luaL_Reg schema[] = {{"define", crm_schema_define},
                                       {"add_field", crm_schema_add_field},
                                       {"get", crm_schema_get},

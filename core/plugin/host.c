@@ -589,6 +589,24 @@ static int h_command(rapport_host *h, const char *name, const char *help, rappor
     return 0;
 }
 
+static int h_begin(rapport_host *h)
+{
+    rp_error_t err = {0};
+    return from_err(h, rp_store_begin(h->P->s, &err), &err);
+}
+
+static int h_commit(rapport_host *h)
+{
+    rp_error_t err = {0};
+    return from_err(h, rp_store_commit(h->P->s, &err), &err);
+}
+
+static int h_rollback(rapport_host *h)
+{
+    rp_error_t err = {0};
+    return from_err(h, rp_store_rollback(h->P->s, &err), &err);
+}
+
 static const rapport_api api_table = {
     .size = sizeof(rapport_api),
     .abi = RAPPORT_PLUGIN_ABI,
@@ -625,6 +643,9 @@ static const rapport_api api_table = {
     .change_count = c_count,
     .change_get = c_get,
     .change_set = c_set,
+    .begin = h_begin,
+    .commit = h_commit,
+    .rollback = h_rollback,
 };
 
 /* ---- loading ----------------------------------------------------------------------------- */
@@ -1131,6 +1152,23 @@ const char *const *rp_plugins_script_dirs(const rp_plugins_t *P)
 int rp_plugins_command(rp_plugins_t *P, int argc, char **argv, rp_error_t *err)
 {
     rapport_host *h = argc > 0 ? by_name(P, argv[0]) : NULL;
+    if (!h && argc > 0) {
+        /* `rapport <command>`: a plugin command reached by its own name, when exactly one
+         * plugin has it (`rapport demo-data`). */
+        reg_t *found = NULL;
+        int n = 0;
+        for (reg_t *r = P->regs; r; r = r->next)
+            if (r->kind == 5 && strcmp(r->name, argv[0]) == 0)
+                found = r, n++;
+        if (n == 1)
+            return found->fn.command(found->h, &api_table, argc, argv, found->ud);
+        if (n > 1) {
+            rp_error_set(err, RP_EINVAL, RP_C_PLUGIN,
+                         "several plugins have a command \"%s\": say which, as "
+                         "`rapport <plugin> %s`", argv[0], argv[0]);
+            return -1;
+        }
+    }
     if (!h) {
         rp_error_set(err, RP_ENOTFOUND, RP_C_PLUGIN, "no plugin named \"%s\"",
                      argc > 0 ? argv[0] : "");

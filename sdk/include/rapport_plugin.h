@@ -221,6 +221,18 @@ struct rapport_api {
     char *(*change_get)(rapport_change *c, int i, const char *field);
     /** Sets record @p i's field from JSON text (NULL removes it from the write). */
     int (*change_set)(rapport_change *c, int i, const char *field, const char *json);
+
+    /* -- transactions (since 0.2.0: test with RAPPORT_HAS) -- */
+    /**
+     * Opens a transaction, or a savepoint inside the caller's (a Lua function or a command
+     * that makes several records as one: a lead conversion). Every begin is closed by one
+     * commit or one rollback, in the same call into the plugin.
+     */
+    int (*begin)(rapport_host *h);
+    /** Commits what the matching begin opened (into the caller's transaction, if any). */
+    int (*commit)(rapport_host *h);
+    /** Undoes everything since the matching begin. */
+    int (*rollback)(rapport_host *h);
 };
 
 /** Whether @p api has function @p fn (so a plugin can run on an older host). */

@@ -3,6 +3,9 @@
 # that do not end the session, :dry on, :help) while `rapport serve` runs on the same database,
 # and, when tmux is installed, tab completion and the history file in a real terminal.
 set -u
+# The bare core (no built-in plugins): these tests define their own entities, such as a
+# "contact" of their own; the built-in plugins' entities are driven by their own tests.
+export RAPPORT_PLUGINS_BUILTIN=0
 RAPPORT=$(realpath "${RAPPORT:-build/rapport}")
 tmp=$(mktemp -d)
 serve_pid=

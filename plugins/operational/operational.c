@@ -1,0 +1,546 @@
+/*
+ * operational.c — the front office: accounts, contacts, leads and their conversion, deals in
+ * pipelines, activities, tickets with SLAs, products, orders with lines, invoices with gap-free
+ * numbers, campaigns and mailing lists with consent.
+ *
+ * The plugin defines its entities (and adds the fields a newer version brings to an older
+ * database), and keeps their rules in before-hooks, so every door — the command line, Lua, an
+ * import, the HTTP API — goes through them. The rules an admin changes (scoring, assignment,
+ * escalation, follow-ups) are Lua, in the engine's scripts/ folder; what lives here is what a
+ * record must be to be stored at all.
+ *
+ * Settings (rapport config set plugin.operational.<key> VALUE):
+ *   default_country  ISO code ("US", "IR", …) or calling code ("+98"): phones typed without
+ *                    one get it, so "0912 345 6789" and "+98 912 345 6789" are one number
+ *   pipelines        {"<name>": [{"name": s, "probability": 0..100, "kind": open|won|lost}, …]}
+ *   sla              {"<priority>": {"first_response": "1h", "resolution": "4h"}, …}
+ *   invoice_prefix   text before an invoice's number (default "INV-")
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "operational.h"
+
+const rapport_api *op_api;
+
+/* ---- entities ---------------------------------------------------------------------------- */
+
+#define OWNER "\"owner\": {\"type\": \"text\", \"indexed\": true}"
+
+/* Each entity with every field this version of the plugin knows; an older database gets the
+ * fields it lacks added. Order matters: a ref needs its target first. */
+static const struct {
+    const char *name, *spec;
+} entities[] = {
+    {"account",
+     "{\"fields\": {\"name\": {\"type\": \"text\", \"required\": true, \"searchable\": true,"
+     " \"indexed\": true}, \"domain\": {\"type\": \"text\", \"indexed\": true, \"searchable\": true},"
+     " \"industry\": {\"type\": \"text\"}, \"phone\": {\"type\": \"phone\", \"indexed\": true},"
+     " \"website\": {\"type\": \"url\"}, \"address\": {\"type\": \"text\"},"
+     " \"city\": {\"type\": \"text\"}, \"country\": {\"type\": \"text\"},"
+     " \"employees\": {\"type\": \"integer\"}, \"annual_revenue\": {\"type\": \"decimal\", \"scale\": 2},"
+     " \"description\": {\"type\": \"text\"}, " OWNER "}}"},
+    {"lead",
+     "{\"fields\": {\"first_name\": {\"type\": \"text\", \"searchable\": true},"
+     " \"last_name\": {\"type\": \"text\", \"required\": true, \"searchable\": true},"
+     " \"email\": {\"type\": \"email\", \"indexed\": true, \"searchable\": true},"
+     " \"phone\": {\"type\": \"phone\", \"indexed\": true}, \"title\": {\"type\": \"text\"},"
+     " \"company\": {\"type\": \"text\", \"searchable\": true},"
+     " \"status\": {\"type\": \"enum\", \"values\": [\"new\", \"contacted\", \"qualified\","
+     " \"unqualified\", \"converted\"], \"default\": \"new\", \"indexed\": true},"
+     " \"score\": {\"type\": \"integer\", \"default\": 0}, \"source\": {\"type\": \"text\"},"
+     " \"description\": {\"type\": \"text\"}, \"converted_at\": {\"type\": \"datetime\"}, " OWNER
+     "}}"},
+    {"contact",
+     "{\"fields\": {\"first_name\": {\"type\": \"text\", \"searchable\": true},"
+     " \"last_name\": {\"type\": \"text\", \"required\": true, \"searchable\": true},"
+     " \"email\": {\"type\": \"email\", \"indexed\": true, \"searchable\": true},"
+     " \"phone\": {\"type\": \"phone\", \"indexed\": true}, \"mobile\": {\"type\": \"phone\"},"
+     " \"title\": {\"type\": \"text\"}, \"account\": {\"type\": \"ref\", \"ref\": \"account\","
+     " \"indexed\": true}, \"lead\": {\"type\": \"ref\", \"ref\": \"lead\"},"
+     " \"source\": {\"type\": \"text\"}, \"birthday\": {\"type\": \"date\"},"
+     " \"address\": {\"type\": \"text\"}, \"city\": {\"type\": \"text\"},"
+     " \"country\": {\"type\": \"text\"},"
+     " \"do_not_contact\": {\"type\": \"boolean\", \"default\": false},"
+     " \"email_opt_out\": {\"type\": \"boolean\", \"default\": false}, " OWNER "}}"},
+    {"deal",
+     "{\"fields\": {\"name\": {\"type\": \"text\", \"required\": true, \"searchable\": true},"
+     " \"amount\": {\"type\": \"decimal\", \"scale\": 2},"
+     " \"currency\": {\"type\": \"text\", \"default\": \"USD\"},"
+     " \"pipeline\": {\"type\": \"text\", \"default\": \"default\", \"indexed\": true},"
+     " \"stage\": {\"type\": \"text\", \"indexed\": true},"
+     " \"probability\": {\"type\": \"integer\"},"
+     " \"account\": {\"type\": \"ref\", \"ref\": \"account\", \"indexed\": true},"
+     " \"contact\": {\"type\": \"ref\", \"ref\": \"contact\", \"indexed\": true},"
+     " \"expected_close\": {\"type\": \"date\"}, \"closed_at\": {\"type\": \"datetime\"},"
+     " \"close_reason\": {\"type\": \"text\"}, \"stage_changed_at\": {\"type\": \"datetime\"},"
+     " \"lead\": {\"type\": \"ref\", \"ref\": \"lead\"}, " OWNER "}}"},
+    {"activity",
+     "{\"fields\": {\"kind\": {\"type\": \"enum\", \"values\": [\"call\", \"meeting\", \"task\","
+     " \"note\"], \"required\": true, \"indexed\": true},"
+     " \"subject\": {\"type\": \"text\", \"required\": true, \"searchable\": true},"
+     " \"due_at\": {\"type\": \"datetime\", \"indexed\": true}, \"ends_at\": {\"type\": \"datetime\"},"
+     " \"done\": {\"type\": \"boolean\", \"default\": false},"
+     " \"related_entity\": {\"type\": \"text\"}, \"related_id\": {\"type\": \"integer\","
+     " \"indexed\": true}, \"location\": {\"type\": \"text\"},"
+     " \"description\": {\"type\": \"text\"}, \"next_step\": {\"type\": \"text\"}, " OWNER "}}"},
+    {"ticket",
+     "{\"fields\": {\"subject\": {\"type\": \"text\", \"required\": true, \"searchable\": true},"
+     " \"priority\": {\"type\": \"enum\", \"values\": [\"low\", \"normal\", \"high\", \"urgent\"],"
+     " \"default\": \"normal\", \"indexed\": true},"
+     " \"status\": {\"type\": \"enum\", \"values\": [\"new\", \"open\", \"pending\", \"resolved\","
+     " \"closed\"], \"default\": \"new\", \"indexed\": true},"
+     " \"contact\": {\"type\": \"ref\", \"ref\": \"contact\", \"indexed\": true},"
+     " \"account\": {\"type\": \"ref\", \"ref\": \"account\"},"
+     " \"description\": {\"type\": \"text\", \"searchable\": true},"
+     " \"first_response_at\": {\"type\": \"datetime\"}, \"resolved_at\": {\"type\": \"datetime\"},"
+     " \"first_response_due\": {\"type\": \"datetime\"},"
+     " \"resolution_due\": {\"type\": \"datetime\", \"indexed\": true},"
+     " \"sla_breached\": {\"type\": \"boolean\", \"default\": false},"
+     " \"first_response_breached\": {\"type\": \"boolean\", \"default\": false},"
+     " \"resolution_breached\": {\"type\": \"boolean\", \"default\": false},"
+     " \"escalated_to\": {\"type\": \"text\"}, " OWNER "}}"},
+    {"product",
+     "{\"fields\": {\"sku\": {\"type\": \"text\", \"required\": true, \"unique\": true},"
+     " \"name\": {\"type\": \"text\", \"required\": true, \"searchable\": true},"
+     " \"price\": {\"type\": \"decimal\", \"scale\": 2, \"required\": true},"
+     " \"currency\": {\"type\": \"text\", \"default\": \"USD\"},"
+     " \"active\": {\"type\": \"boolean\", \"default\": true},"
+     " \"description\": {\"type\": \"text\"}}}"},
+    {"order",
+     "{\"fields\": {\"contact\": {\"type\": \"ref\", \"ref\": \"contact\", \"indexed\": true},"
+     " \"account\": {\"type\": \"ref\", \"ref\": \"account\", \"indexed\": true},"
+     " \"status\": {\"type\": \"enum\", \"values\": [\"placed\", \"paid\", \"shipped\","
+     " \"delivered\", \"cancelled\"], \"default\": \"placed\", \"indexed\": true},"
+     " \"total\": {\"type\": \"decimal\", \"scale\": 2, \"default\": \"0.00\"},"
+     " \"currency\": {\"type\": \"text\", \"default\": \"USD\"},"
+     " \"placed_at\": {\"type\": \"datetime\"}, \"status_changed_at\": {\"type\": \"datetime\"},"
+     " \"unusual\": {\"type\": \"boolean\", \"default\": false}, " OWNER "}}"},
+    {"order_line",
+     "{\"fields\": {\"order\": {\"type\": \"ref\", \"ref\": \"order\", \"required\": true,"
+     " \"indexed\": true}, \"product\": {\"type\": \"ref\", \"ref\": \"product\"},"
+     " \"description\": {\"type\": \"text\"},"
+     " \"quantity\": {\"type\": \"decimal\", \"scale\": 3, \"default\": \"1.000\"},"
+     " \"unit_price\": {\"type\": \"decimal\", \"scale\": 2},"
+     " \"total\": {\"type\": \"decimal\", \"scale\": 2}}}"},
+    {"invoice",
+     "{\"fields\": {\"number\": {\"type\": \"text\", \"unique\": true},"
+     " \"seq\": {\"type\": \"integer\", \"unique\": true},"
+     " \"order\": {\"type\": \"ref\", \"ref\": \"order\", \"required\": true, \"indexed\": true},"
+     " \"total\": {\"type\": \"decimal\", \"scale\": 2},"
+     " \"currency\": {\"type\": \"text\", \"default\": \"USD\"},"
+     " \"issued_at\": {\"type\": \"datetime\"},"
+     " \"status\": {\"type\": \"enum\", \"values\": [\"issued\", \"paid\", \"void\"],"
+     " \"default\": \"issued\"}}}"},
+    {"mailing_list",
+     "{\"fields\": {\"name\": {\"type\": \"text\", \"required\": true, \"unique\": true},"
+     " \"description\": {\"type\": \"text\"}}}"},
+    {"campaign",
+     "{\"fields\": {\"name\": {\"type\": \"text\", \"required\": true, \"searchable\": true},"
+     " \"kind\": {\"type\": \"enum\", \"values\": [\"email\", \"sms\", \"event\", \"webinar\","
+     " \"ads\", \"other\"], \"default\": \"email\"},"
+     " \"status\": {\"type\": \"enum\", \"values\": [\"planned\", \"active\", \"completed\","
+     " \"cancelled\"], \"default\": \"planned\"},"
+     " \"starts_at\": {\"type\": \"datetime\"}, \"ends_at\": {\"type\": \"datetime\"},"
+     " \"budget\": {\"type\": \"decimal\", \"scale\": 2},"
+     " \"list\": {\"type\": \"ref\", \"ref\": \"mailing_list\"}, " OWNER "}}"},
+    {"list_member",
+     "{\"fields\": {\"list\": {\"type\": \"ref\", \"ref\": \"mailing_list\", \"required\": true,"
+     " \"indexed\": true}, \"contact\": {\"type\": \"ref\", \"ref\": \"contact\","
+     " \"required\": true, \"indexed\": true},"
+     " \"opted_in_at\": {\"type\": \"datetime\"}, \"source\": {\"type\": \"text\"},"
+     " \"opted_out_at\": {\"type\": \"datetime\"}, \"opt_out_source\": {\"type\": \"text\"}}}"},
+};
+
+/* Fields added after an entity was first defined (refs to entities defined after it). */
+static const struct {
+    const char *entity, *field, *spec;
+} late_fields[] = {
+    {"lead", "converted_contact", "{\"type\": \"ref\", \"ref\": \"contact\"}"},
+    {"lead", "converted_account", "{\"type\": \"ref\", \"ref\": \"account\"}"},
+    {"lead", "converted_deal", "{\"type\": \"ref\", \"ref\": \"deal\"}"},
+    {"deal", "campaign", "{\"type\": \"ref\", \"ref\": \"campaign\"}"},
+    {"lead", "campaign", "{\"type\": \"ref\", \"ref\": \"campaign\"}"},
+};
+
+/* Adds @p field unless it is there. */
+static int ensure_field(rapport_host *h, const char *entity, const char *field, const char *spec,
+                        char *err, size_t errlen)
+{
+    if (op_api->add_field(h, entity, field, spec) == 0)
+        return 0;
+    const char *m = op_api->last_error(h);
+    if (strstr(m, "already defined"))
+        return 0;
+    snprintf(err, errlen, "%s.%s: %s", entity, field, m);
+    return RAPPORT_EINVAL;
+}
+
+static int ensure_entities(rapport_host *h, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < sizeof entities / sizeof *entities; i++) {
+        const char *e = entities[i].name;
+        if (!op_api->has_entity(h, e)) {
+            if (op_api->define_entity(h, e, entities[i].spec)) {
+                snprintf(err, errlen, "%s: %s", e, op_api->last_error(h));
+                return RAPPORT_EINVAL;
+            }
+            continue;
+        }
+        /* Defined before (by an older version, or by an admin): add what is missing. */
+        json_t *spec = json_loads(entities[i].spec, 0, NULL);
+        json_t *fields = json_object_get(spec, "fields"), *v;
+        const char *k;
+        int rc = 0;
+        json_object_foreach(fields, k, v) {
+            char *t = json_dumps(v, JSON_COMPACT);
+            rc = ensure_field(h, e, k, t, err, errlen);
+            free(t);
+            if (rc)
+                break;
+        }
+        json_decref(spec);
+        if (rc)
+            return rc;
+    }
+    for (size_t i = 0; i < sizeof late_fields / sizeof *late_fields; i++)
+        if (ensure_field(h, late_fields[i].entity, late_fields[i].field, late_fields[i].spec, err,
+                         errlen))
+            return RAPPORT_EINVAL;
+    return 0;
+}
+
+/* ---- small helpers shared by the files of the plugin ------------------------------------- */
+
+json_t *op_json(char *text)
+{
+    json_t *j = text ? json_loads(text, JSON_DECODE_ANY, NULL) : NULL;
+    op_api->free(text);
+    return j;
+}
+
+json_t *op_get(rapport_host *h, const char *entity, int64_t id)
+{
+    return op_json(op_api->get(h, entity, id));
+}
+
+json_t *op_change_get(rapport_change *c, const char *field)
+{
+    return op_json(op_api->change_get(c, 0, field));
+}
+
+const char *op_str(json_t *obj, const char *field)
+{
+    return json_string_value(json_object_get(obj, field));
+}
+
+int op_change_set(rapport_change *c, const char *field, json_t *v)
+{
+    char *t = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+    json_decref(v);
+    int rc = t ? op_api->change_set(c, 0, field, t) : RAPPORT_ENOMEM;
+    free(t);
+    return rc;
+}
+
+json_t *op_config(rapport_host *h, const char *key)
+{
+    return op_json(op_api->config(h, key));
+}
+
+int op_fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return RAPPORT_EINVAL;
+}
+
+void op_fmt_time(int64_t ms, char out[32])
+{
+    time_t secs = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    char buf[24];
+    strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, 32, "%s.%03dZ", buf, (int)(ms % 1000));
+}
+
+int64_t op_parse_time(const char *s)
+{
+    struct tm tm = {0};
+    int ms = 0;
+    if (!s || sscanf(s, "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                     &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) < 6)
+        return -1;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    return (int64_t)timegm(&tm) * 1000 + ms;
+}
+
+int64_t op_parse_delay(const char *s)
+{
+    int64_t total = 0;
+    const char *p = s;
+    if (!p || !*p)
+        return -1;
+    while (*p) {
+        char *end;
+        long long n = strtoll(p, &end, 10);
+        if (end == p || n < 0)
+            return -1;
+        int64_t unit;
+        if (strncmp(end, "ms", 2) == 0)
+            unit = 1, end += 2;
+        else if (*end == 's')
+            unit = 1000, end++;
+        else if (*end == 'm')
+            unit = 60000, end++;
+        else if (*end == 'h')
+            unit = 3600000, end++;
+        else if (*end == 'd')
+            unit = 86400000, end++;
+        else if (*end == 'w')
+            unit = 7 * 86400000LL, end++;
+        else
+            return -1;
+        total += n * unit;
+        p = end;
+    }
+    return total;
+}
+
+/* Exact decimals: "12.50" at scale 2 is 1250. */
+bool op_dec_parse(const char *s, int scale, int64_t *out)
+{
+    if (!s || !*s)
+        return false;
+    bool neg = *s == '-';
+    if (neg || *s == '+')
+        s++;
+    int64_t v = 0;
+    int frac = -1;
+    for (; *s; s++) {
+        if (*s == '.' && frac < 0) {
+            frac = 0;
+            continue;
+        }
+        if (!isdigit((unsigned char)*s))
+            return false;
+        if (frac >= 0 && frac == scale)
+            continue; /* more decimals than the scale: the store already refuses those */
+        if (v > (INT64_MAX - 9) / 10)
+            return false;
+        v = v * 10 + (*s - '0');
+        if (frac >= 0)
+            frac++;
+    }
+    for (int f = frac < 0 ? 0 : frac; f < scale; f++)
+        v *= 10;
+    *out = neg ? -v : v;
+    return true;
+}
+
+json_t *op_dec_json(int64_t v, int scale)
+{
+    char buf[48], digits[32];
+    uint64_t a = v < 0 ? (uint64_t)(-(v + 1)) + 1 : (uint64_t)v;
+    int n = snprintf(digits, sizeof digits, "%0*" PRIu64, scale + 1, a);
+    snprintf(buf, sizeof buf, "%s%.*s%s%.*s", v < 0 ? "-" : "", n - scale, digits,
+             scale ? "." : "", scale, digits + n - scale);
+    return json_string(buf);
+}
+
+/* ---- normalising emails and phones ------------------------------------------------------- */
+
+/* ISO 3166 codes of the countries people here call from, and their calling codes. */
+static const struct {
+    const char *iso, *code;
+} countries[] = {
+    {"US", "1"},  {"CA", "1"},   {"GB", "44"},  {"DE", "49"},  {"FR", "33"},  {"IR", "98"},
+    {"IN", "91"}, {"AE", "971"}, {"SA", "966"}, {"NL", "31"},  {"ES", "34"},  {"IT", "39"},
+    {"AU", "61"}, {"TR", "90"},  {"BR", "55"},  {"JP", "81"},  {"CN", "86"},  {"SE", "46"},
+    {"CH", "41"}, {"AT", "43"},  {"BE", "32"},  {"IE", "353"}, {"PL", "48"},  {"PT", "351"},
+    {"MX", "52"}, {"AF", "93"},  {"TJ", "992"}, {"IQ", "964"}, {"PK", "92"},  {"EG", "20"},
+    {"RU", "7"},  {"KR", "82"},  {"NO", "47"},  {"DK", "45"},  {"FI", "358"}, {"NZ", "64"},
+};
+
+/* The calling code of the configured default country ("98"), or "" when none is set. */
+void op_default_cc(rapport_host *h, char cc[8])
+{
+    cc[0] = '\0';
+    json_t *j = op_config(h, "default_country");
+    const char *v = json_string_value(j);
+    if (v && v[0] == '+') {
+        size_t n = strspn(v + 1, "0123456789");
+        if (n >= 1 && n <= 4 && !v[1 + n])
+            snprintf(cc, 8, "%s", v + 1);
+    } else if (v) {
+        for (size_t i = 0; i < sizeof countries / sizeof *countries; i++)
+            if (strcasecmp(v, countries[i].iso) == 0)
+                snprintf(cc, 8, "%s", countries[i].code);
+        if (!cc[0])
+            op_api->log(h, RAPPORT_LOG_WARN,
+                        "plugin.operational.default_country \"%s\" is not a country code this "
+                        "plugin knows: give its calling code instead (\"+98\")", v);
+    }
+    json_decref(j);
+}
+
+int op_norm_phone(const char *in, const char *cc, char *out, size_t cap, char *why, size_t wlen)
+{
+    char digits[40];
+    size_t n = 0;
+    bool plus = false, any = false;
+    const unsigned char *p = (const unsigned char *)in;
+    for (; *p; p++) {
+        int d = -1;
+        if (*p >= '0' && *p <= '9')
+            d = *p - '0';
+        else if (p[0] == 0xDB && p[1] >= 0xB0 && p[1] <= 0xB9) /* Persian digits */
+            d = p[1] - 0xB0, p++;
+        else if (p[0] == 0xD9 && p[1] >= 0xA0 && p[1] <= 0xA9) /* Arabic-Indic digits */
+            d = p[1] - 0xA0, p++;
+        else if (*p == '+' && !any && !plus) {
+            plus = true;
+            continue;
+        } else if (strchr(" -.()/\t", *p)) {
+            continue;
+        } else if (*p == 'x' || *p == '#' || strncmp((const char *)p, "ext", 3) == 0) {
+            break; /* an extension: the number is what came before it */
+        } else {
+            snprintf(why, wlen, "\"%s\" is not a phone number (it holds '%c')", in, *p);
+            return -1;
+        }
+        any = true;
+        if (n + 1 >= sizeof digits) {
+            snprintf(why, wlen, "\"%s\" has too many digits for a phone number", in);
+            return -1;
+        }
+        digits[n++] = (char)('0' + d);
+    }
+    digits[n] = '\0';
+    const char *d = digits;
+    if (!plus && strncmp(d, "00", 2) == 0) { /* the international prefix */
+        plus = true;
+        d += 2;
+    }
+    if (plus) {
+        snprintf(out, cap, "+%s", d);
+    } else if (cc && *cc) {
+        if (*d == '0')
+            d++; /* the national trunk prefix */
+        snprintf(out, cap, "+%s%s", cc, d);
+    } else {
+        snprintf(out, cap, "%s", d);
+    }
+    size_t total = strspn(out + (out[0] == '+'), "0123456789");
+    if (total < 4 || total > 15) {
+        snprintf(why, wlen, "\"%s\" is not a phone number (%zu digits; 4 to 15 expected)", in,
+                 total);
+        return -1;
+    }
+    return 0;
+}
+
+/* Before-hook on accounts, contacts and leads: one form for emails, phones and domains, so
+ * lookups and duplicate checks match whatever was typed. */
+static int normalise(rapport_host *h, const rapport_api *api, rapport_change *c, void *ud,
+                     char *err, size_t errlen)
+{
+    (void)ud;
+    static const char *const phones[] = {"phone", "mobile", NULL};
+    char cc[8] = "", *txt;
+    bool cc_read = false;
+    const char *entity = api->change_entity(c);
+    for (int i = 0; phones[i]; i++) {
+        if (!(txt = api->change_get(c, 0, phones[i])))
+            continue;
+        json_t *j = op_json(txt);
+        const char *v = json_string_value(j);
+        if (v && *v) {
+            if (!cc_read) {
+                op_default_cc(h, cc);
+                cc_read = true;
+            }
+            char out[48], why[160];
+            if (op_norm_phone(v, cc, out, sizeof out, why, sizeof why)) {
+                json_decref(j);
+                return op_fail(err, errlen, "%s.%s: %s", entity, phones[i], why);
+            }
+            if (strcmp(out, v) != 0)
+                op_change_set(c, phones[i], json_string(out));
+        }
+        json_decref(j);
+    }
+    static const char *const lower[] = {"email", "domain", NULL};
+    for (int i = 0; lower[i]; i++) {
+        json_t *j = op_change_get(c, lower[i]);
+        const char *v = json_string_value(j);
+        if (v) {
+            char *t = strdup(v);
+            char *s = t;
+            while (*s == ' ')
+                s++;
+            size_t n = strlen(s);
+            while (n && s[n - 1] == ' ')
+                s[--n] = '\0';
+            for (char *q = s; *q; q++)
+                *q = (char)tolower((unsigned char)*q);
+            if (strcmp(s, v) != 0)
+                op_change_set(c, lower[i], json_string(s));
+            free(t);
+        }
+        json_decref(j);
+    }
+    return 0;
+}
+
+/* ---- the plugin -------------------------------------------------------------------------- */
+
+static int init(rapport_host *h, const rapport_api *api, char *err, size_t errlen)
+{
+    op_api = api;
+    if (!RAPPORT_HAS(api, rollback))
+        return op_fail(err, errlen, "this engine (%s) has no transactions for plugins; "
+                                    "operational needs 0.2.0 or newer", api->host_version);
+    int rc = ensure_entities(h, err, errlen);
+    if (rc)
+        return rc;
+    static const char *const people[] = {"account", "contact", "lead"};
+    for (int i = 0; i < 3; i++)
+        for (int act = RAPPORT_CREATE; act <= RAPPORT_UPDATE; act++)
+            if ((rc = api->hook(h, people[i], act, 10, normalise, NULL)))
+                return op_fail(err, errlen, "%s", api->last_error(h));
+    if ((rc = op_sales_init(h, err, errlen)) || (rc = op_service_init(h, err, errlen)) ||
+        (rc = op_orders_init(h, err, errlen)))
+        return rc;
+    return 0;
+}
+
+static const rapport_plugin descriptor = {
+    .abi = RAPPORT_PLUGIN_ABI,
+    .name = "operational",
+    .version = "0.2.0",
+    .description = "accounts, contacts, leads, deals and pipelines, activities, tickets with SLAs, "
+                   "products, orders, invoices, campaigns and consent",
+    .requires = NULL,
+    .init = init,
+    .fini = NULL,
+};
+
+RAPPORT_EXPORT const rapport_plugin *rapport_plugin_entry(void)
+{
+    return &descriptor;
+}

@@ -1,0 +1,235 @@
+-- The operational plugin's rules, end to end through the crm API (run by `rapport test`).
+
+test("emails and phones take one form, whatever was typed", function()
+  crm.set_config("plugin.operational.default_country", "IR")
+  local c = crm.create("contact", {last_name = "Rahimi", email = "  Sara.Rahimi@Example.COM ",
+                                   phone = "0912 345 6789", mobile = "۰۹۱۲-۳۴۵-۶۷۸۹"})
+  assert_eq(c.email, "sara.rahimi@example.com")
+  assert_eq(c.phone, "+989123456789")
+  assert_eq(c.mobile, "+989123456789")
+  local d = crm.create("contact", {last_name = "Doe", phone = "+1 (415) 555-0100 ext 12"})
+  assert_eq(d.phone, "+14155550100")
+  local e = crm.create("contact", {last_name = "Roe", phone = "0044 20 7946 0958"})
+  assert_eq(e.phone, "+442079460958")
+  assert_error(function() crm.create("contact", {last_name = "X", phone = "call me"}) end,
+               "contact.phone: \"call me\" is not a phone number")
+  -- A lookup by the typed form finds the stored one after the same normalising.
+  assert_eq(crm.count("contact", {phone = "+989123456789"}), 1)
+  local a = crm.create("account", {name = "Acme", domain = "ACME.example"})
+  assert_eq(a.domain, "acme.example")
+end)
+
+test("a deal starts at the first stage and records its stage changes", function()
+  local d = crm.create("deal", {name = "Big one", amount = "1200.50"})
+  assert_eq(d.pipeline, "default")
+  assert_eq(d.stage, "new")
+  assert_eq(d.probability, 10)
+  assert_eq(d.amount, "1200.50")
+  crm.clock.advance("1h")
+  d = crm.update("deal", d.id, {stage = "proposal"})
+  assert_eq(d.probability, 50)
+  assert_eq(d.stage_changed_at, "2026-01-01T01:00:00.000Z")
+  assert_error(function() crm.update("deal", d.id, {stage = "dreaming"}) end,
+               "stage \"dreaming\" is not in pipeline \"default\" %(stages: new, qualified")
+  assert_error(function() crm.update("deal", d.id, {stage = "lost"}) end,
+               "a lost deal needs its close_reason")
+  d = crm.update("deal", d.id, {stage = "lost", close_reason = "price"})
+  assert_eq(d.closed_at, "2026-01-01T01:00:00.000Z")
+  assert_eq(d.probability, 0)
+  -- Reopened: no longer closed.
+  d = crm.update("deal", d.id, {stage = "negotiation"})
+  assert_eq(d.closed_at, nil)
+  assert_eq(d.close_reason, nil)
+  d = crm.update("deal", d.id, {stage = "won"})
+  assert_eq(d.closed_at, "2026-01-01T01:00:00.000Z")
+end)
+
+test("deal.stage_changed reaches a handler with where from and to", function()
+  local seen = {}
+  crm.on("deal.stage_changed", function(ev)
+    seen[#seen + 1] = ev.changes.from .. ">" .. ev.changes.to
+  end, {name = "watch_stages"})
+  local d = crm.create("deal", {name = "D"})
+  crm.update("deal", d.id, {stage = "qualified"})
+  crm.update("deal", d.id, {amount = "10.00"}) -- not a stage change
+  crm.update("deal", d.id, {stage = "won"})
+  crm.clock.advance("1s")
+  assert_eq(table.concat(seen, " "), "new>qualified qualified>won")
+end)
+
+test("pipelines come from the settings", function()
+  crm.set_config("plugin.operational.pipelines", {
+    renewals = {{name = "due", probability = 60, kind = "open"},
+                {name = "renewed", probability = 100, kind = "won"}}})
+  local d = crm.create("deal", {name = "Renewal", pipeline = "renewals"})
+  assert_eq(d.stage, "due")
+  assert_eq(d.probability, 60)
+  assert_error(function() crm.create("deal", {name = "X", pipeline = "nope"}) end,
+               "no pipeline named \"nope\" %(pipelines: renewals%)")
+end)
+
+test("a lead converts once, into a contact, an account and a deal, atomically", function()
+  local lead = crm.create("lead", {first_name = "Ada", last_name = "Lovelace",
+                                   email = "ada@engines.example", company = "Analytical Engines",
+                                   source = "web", owner = "u1"})
+  local r = crm.operational.convert_lead(lead.id, {deal = {name = "Engine", amount = "5000"}})
+  assert_eq(r.contact.last_name, "Lovelace")
+  assert_eq(r.contact.email, "ada@engines.example")
+  assert_eq(r.contact.lead, lead.id)
+  assert_eq(r.account.name, "Analytical Engines")
+  assert_eq(r.contact.account, r.account.id)
+  assert_eq(r.deal.name, "Engine")
+  assert_eq(r.deal.amount, "5000.00")
+  assert_eq(r.deal.stage, "new")
+  assert_eq(r.deal.contact, r.contact.id)
+  local l = crm.get("lead", lead.id)
+  assert_eq(l.status, "converted")
+  assert_eq(l.converted_contact, r.contact.id)
+  assert_eq(l.converted_deal, r.deal.id)
+  assert_error(function() crm.operational.convert_lead(lead.id) end, "already converted")
+  assert_error(function() crm.update("lead", lead.id, {status = "new"}) end,
+               "its status stays \"converted\"")
+  -- A second lead of the same company joins the existing account.
+  local l2 = crm.create("lead", {last_name = "Babbage", company = "Analytical Engines"})
+  local r2 = crm.operational.convert_lead(l2.id)
+  assert_eq(r2.account.id, r.account.id)
+  assert_eq(r2.deal, nil)
+  assert_eq(crm.count("account"), 1)
+end)
+
+test("a conversion that fails stores nothing", function()
+  local lead = crm.create("lead", {last_name = "Hopper", company = "Navy"})
+  -- A deal the hooks refuse (no such pipeline) undoes the account and the contact too.
+  assert_error(function()
+    crm.operational.convert_lead(lead.id, {deal = {name = "X", pipeline = "none"}})
+  end, "no pipeline named")
+  assert_eq(crm.count("account"), 0)
+  assert_eq(crm.count("contact"), 0)
+  assert_eq(crm.get("lead", lead.id).status, "new")
+end)
+
+test("a ticket gets its SLA deadlines, moves them, and breaches on time", function()
+  local breaches = {}
+  crm.on("ticket.sla_breached", function(ev)
+    breaches[#breaches + 1] = ev.record_id .. ":" .. ev.changes.milestone
+  end, {name = "watch_breaches"})
+  local t = crm.create("ticket", {subject = "Printer on fire", priority = "high"})
+  assert_eq(t.status, "new")
+  assert_eq(t.first_response_due, "2026-01-01T04:00:00.000Z")
+  assert_eq(t.resolution_due, "2026-01-01T16:00:00.000Z")
+  -- Made urgent: the deadlines move, counted from when it opened.
+  crm.clock.advance("10m")
+  t = crm.update("ticket", t.id, {priority = "urgent"})
+  assert_eq(t.first_response_due, "2026-01-01T01:00:00.000Z")
+  assert_eq(t.resolution_due, "2026-01-01T04:00:00.000Z")
+  crm.clock.advance("49m")
+  assert_eq(#breaches, 0)
+  crm.clock.advance("2m")
+  assert_eq(table.concat(breaches, " "), t.id .. ":first_response")
+  assert_eq(crm.get("ticket", t.id).sla_breached, true)
+  -- Answered and resolved in time for the resolution target: no second breach.
+  crm.update("ticket", t.id, {status = "open"})
+  crm.update("ticket", t.id, {status = "resolved"})
+  crm.clock.advance("5h")
+  assert_eq(#breaches, 1)
+  local r = crm.get("ticket", t.id)
+  assert_eq(r.resolution_breached, false)
+  assert_eq(r.first_response_at ~= nil, true)
+end)
+
+test("a ticket answered in time never breaches; the default policy covers every priority", function()
+  local n = 0
+  crm.on("ticket.sla_breached", function() n = n + 1 end, {name = "count_breaches"})
+  local low = crm.create("ticket", {subject = "Question", priority = "low"})
+  assert_eq(low.first_response_due, "2026-01-02T00:00:00.000Z")
+  assert_eq(low.resolution_due, "2026-01-05T00:00:00.000Z")
+  local normal = crm.create("ticket", {subject = "Other"})
+  assert_eq(normal.first_response_due, "2026-01-01T08:00:00.000Z")
+  crm.clock.advance("1h")
+  crm.update("ticket", low.id, {status = "open"})
+  crm.update("ticket", normal.id, {status = "pending"})
+  crm.clock.advance("30h")
+  crm.update("ticket", normal.id, {status = "closed"})
+  crm.update("ticket", low.id, {status = "resolved"})
+  crm.clock.advance("10d")
+  assert_eq(n, 0)
+end)
+
+test("order totals are exact and follow their lines", function()
+  local p = crm.create("product", {sku = "W-1", name = "Widget", price = "19.99"})
+  local o = crm.create("order", {})
+  assert_eq(o.status, "placed")
+  assert_eq(o.total, "0.00")
+  crm.create("order_line", {order = o.id, product = p.id, quantity = 3})
+  local l2 = crm.create("order_line", {order = o.id, description = "Shipping", unit_price = "4.10"})
+  assert_eq(crm.get("order", o.id).total, "64.07")
+  crm.create("order_line", {order = o.id, unit_price = "0.10", quantity = "0.333"})
+  assert_eq(crm.get("order", o.id).total, "64.10") -- 0.0333 rounds to 0.03
+  crm.update("order_line", l2.id, {unit_price = "5.00"})
+  assert_eq(crm.get("order", o.id).total, "65.00")
+  crm.delete("order_line", l2.id)
+  assert_eq(crm.get("order", o.id).total, "60.00")
+  crm.restore("order_line", l2.id)
+  assert_eq(crm.get("order", o.id).total, "65.00")
+  assert_error(function() crm.create("order_line", {order = o.id}) end,
+               "a line needs a unit_price or a product")
+end)
+
+test("an order moves from placed to delivered, and says so", function()
+  local moves = {}
+  crm.on("order.status_changed", function(ev)
+    moves[#moves + 1] = ev.changes.to
+  end, {name = "watch_orders"})
+  local o = crm.create("order", {})
+  assert_error(function() crm.update("order", o.id, {status = "delivered"}) end,
+               "cannot go from placed to delivered")
+  crm.update("order", o.id, {status = "paid"})
+  crm.update("order", o.id, {status = "shipped"})
+  crm.update("order", o.id, {status = "delivered"})
+  assert_error(function() crm.update("order", o.id, {status = "cancelled"}) end,
+               "cannot go from delivered to cancelled")
+  crm.clock.advance("1s")
+  assert_eq(table.concat(moves, " "), "paid shipped delivered")
+end)
+
+test("invoices are numbered without gaps, even when one is refused", function()
+  local o = crm.create("order", {})
+  crm.create("order_line", {order = o.id, unit_price = "100.00"})
+  local i1 = crm.create("invoice", {order = o.id})
+  assert_eq(i1.number, "INV-000001")
+  assert_eq(i1.total, "100.00")
+  -- A refused invoice (a before-hook vetoes it) takes no number.
+  crm.before("invoice.create", function(r) if r.currency == "XXX" then error("no XXX") end end)
+  assert_error(function() crm.create("invoice", {order = o.id, currency = "XXX"}) end, "no XXX")
+  local i2 = crm.create("invoice", {order = o.id})
+  assert_eq(i2.number, "INV-000002")
+  assert_error(function() crm.update("invoice", i2.id, {number = "INV-999"}) end,
+               "its number never changes")
+  crm.delete("invoice", i2.id)
+  assert_eq(crm.create("invoice", {order = o.id}).number, "INV-000003")
+end)
+
+test("consent: an opt-in needs its source, an opt-out is honoured until a new opt-in", function()
+  local c = crm.create("contact", {last_name = "Lee"})
+  local list = crm.create("mailing_list", {name = "News"})
+  assert_error(function() crm.create("list_member", {list = list.id, contact = c.id}) end,
+               "consent needs its source")
+  local m = crm.create("list_member", {list = list.id, contact = c.id, source = "signup form"})
+  assert_eq(m.opted_in_at, "2026-01-01T00:00:00.000Z")
+  assert_eq(crm.operational.can_contact(c.id, list.id).ok, true)
+  assert_error(function() crm.create("list_member", {list = list.id, contact = c.id,
+                                                     source = "again"}) end, "already on list")
+  crm.clock.advance("1d")
+  crm.update("list_member", m.id, {opted_out_at = crm.now(), opt_out_source = "unsubscribe link"})
+  local r = crm.operational.can_contact(c.id, list.id)
+  assert_eq(r.ok, false)
+  assert_eq(r.why, "contact " .. c.id .. " opted out of list " .. list.id
+                   .. " at 2026-01-02T00:00:00.000Z")
+  assert_error(function() crm.update("list_member", m.id, {opted_out_at = crm.null}) end,
+               "coming back needs a new opt%-in")
+  crm.update("list_member", m.id, {opted_out_at = crm.null, opted_in_at = crm.now(),
+                                   source = "re-subscribed at the fair"})
+  assert_eq(crm.operational.can_contact(c.id, list.id).ok, true)
+  crm.update("contact", c.id, {do_not_contact = true})
+  assert_eq(crm.operational.can_contact(c.id).ok, false)
+end)
