@@ -1056,9 +1056,11 @@ static int crm_clock_advance(lua_State *L)
 
 static int log_at(lua_State *L, const char *level)
 {
+    /* The count before luaL_buffinit, which may push a placeholder of its own. */
+    int n = lua_gettop(L);
     luaL_Buffer b;
     luaL_buffinit(L, &b);
-    for (int i = 1; i <= lua_gettop(L); i++) {
+    for (int i = 1; i <= n; i++) {
         if (i > 1)
             luaL_addchar(&b, ' ');
         luaL_tolstring(L, i, NULL);
@@ -1158,7 +1160,16 @@ static const char prelude[] =
     "    end)\n"
     "  end\n"
     "end})\n"
+    "local has_job = crm.has_job\n"
+    "crm.has_job = nil\n"
     "function crm.workflow.start(name, step, state, opts)\n"
+    "  if type(name) ~= 'string' or type(step) ~= 'string' then\n"
+    "    error('crm.workflow.start(name, step [, state [, opts]])', 2)\n"
+    "  end\n"
+    "  if has_job(name .. '.' .. step) == false then\n"
+    "    error('workflow ' .. name .. ' has no step ' .. step .. ' (is the script that defines it'\n"
+    "          .. ' loaded?)', 2)\n"
+    "  end\n"
     "  local key = opts and opts.key\n"
     "  return crm.after(opts and opts.delay or '0s', name .. '.' .. step,\n"
     "                   {state = state or {}, key = key}, key and {key = key} or nil)\n"
@@ -1218,6 +1229,22 @@ static void open_ext(lua_State *L, const rp_lua_ext_t *x)
     }
 }
 
+/* Whether a job handler is registered: true/false, or nil without an engine. For the
+ * prelude only (it takes the function away from the crm table). */
+static int crm_has_job(lua_State *L)
+{
+    rp_lua_t *l = rp__lua_of(L);
+    if (!l->e)
+        return 0;
+    const char *name = luaL_checkstring(L, 1);
+    bool has = rp_sched_has_handler(l->e, name);
+    /* Or registered by the chunk that is running, applied when it ends. */
+    for (rp__reg_t *r = l->pending; r && !has; r = r->next)
+        has = r->kind == REG_JOB && strcmp(r->name, name) == 0;
+    lua_pushboolean(L, has);
+    return 1;
+}
+
 /* crm.set_config(key, value): keeps a setting (nil unsets it); a config.changed event. */
 static int crm_set_config(lua_State *L)
 {
@@ -1247,7 +1274,7 @@ int rp__lua_open_crm(rp_lua_t *l, rp_error_t *err)
         {"on", crm_on},           {"emit", crm_emit},               {"job", crm_job},
         {"after", crm_after},     {"every", crm_every},             {"cancel", crm_cancel},
         {"now", crm_now},         {"now_ms", crm_now_ms},           {"config", crm_config},
-        {"set_config", crm_set_config}, {NULL, NULL}};
+        {"set_config", crm_set_config}, {"has_job", crm_has_job}, {NULL, NULL}};
     static const luaL_Reg schema[] = {{"define", crm_schema_define},
                                       {"add_field", crm_schema_add_field},
                                       {"get", crm_schema_get},

@@ -216,13 +216,17 @@ static void limit_hook(lua_State *L, lua_Debug *ar)
             lua_sethook(L, NULL, 0, 0); /* the one-shot check is done */
         return;
     }
-    lua_getinfo(L, "Sl", ar);
     /* Stop the whole call, not just this function: the limit stays tripped until the call
      * unwinds, checked at every instruction, so a script that catches the error with pcall
-     * meets it again at its very next step outside the pcall. */
+     * meets it again at its very next step outside the pcall — with the message of the first
+     * stop, whose line is the script's, not that of the code that caught it. */
     lua_sethook(L, limit_hook, LUA_MASKCOUNT, 1);
-    snprintf(l->trip_msg, sizeof l->trip_msg, "%s:%d: RP-E1701: script %s stopped: over its %s",
-             ar->short_src, ar->currentline, l->name, what);
+    if (!l->trip_msg[0]) {
+        lua_getinfo(L, "Sl", ar);
+        snprintf(l->trip_msg, sizeof l->trip_msg,
+                 "%s:%d: RP-E1701: script %s stopped: over its %s", ar->short_src,
+                 ar->currentline, l->name, what);
+    }
     /* Not luaL_error: in a hook it would add the caller's position in front of this one. */
     lua_pushstring(L, l->trip_msg);
     lua_error(L);
@@ -317,9 +321,10 @@ int rp__lua_pcall(rp_lua_t *l, int nargs, int nres, rp_error_t *err)
     lua_rotate(L, base, 2);
     base++;
     bool outer = l->depth++ == 0;
-    if (outer && l->o.sandbox) {
+    if (outer && l->o.limits) {
         l->instructions = 0;
         l->tripped = 0;
+        l->trip_msg[0] = '\0';
         l->ticks = 0;
         l->deadline = mono_ms() + l->o.max_wall_ms;
         l->mem_hit = false;
@@ -334,7 +339,7 @@ int rp__lua_pcall(rp_lua_t *l, int nargs, int nres, rp_error_t *err)
     int rc = lua_pcall(L, nargs, nres, base);
     if (--l->depth == 0) {
         l->limits_on = false;
-        if (l->o.sandbox) {
+        if (l->o.limits) {
             ticker.running = l->tick_prev;
             l->tick_prev = NULL;
             l->cur = NULL;
@@ -545,11 +550,13 @@ static int safe_load(lua_State *L)
 static int script_print(lua_State *L)
 {
     rp_lua_t *l = rp__lua_of(L);
+    /* The count before luaL_buffinit, which may push a placeholder of its own. */
+    int n = lua_gettop(L);
     luaL_Buffer b;
     luaL_buffinit(L, &b);
-    for (int i = 1; i <= lua_gettop(L); i++) {
+    for (int i = 1; i <= n; i++) {
         if (i > 1)
-            luaL_addchar(&b, '\t');
+            luaL_addchar(&b, ' ');
         luaL_tolstring(L, i, NULL);
         luaL_addvalue(&b);
     }
@@ -581,6 +588,29 @@ static int safe_setmetatable(lua_State *L)
     lua_insert(L, 1);
     lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
     return lua_gettop(L);
+}
+
+/* coroutine.resume tells the limits which Lua thread runs; wrap goes through it. */
+static void watch_coroutines(lua_State *L)
+{
+    lua_getglobal(L, "coroutine");
+    lua_getfield(L, -1, "resume");
+    lua_pushcclosure(L, safe_resume, 1);
+    lua_setfield(L, -2, "resume");
+    lua_pop(L, 1);
+    static const char safe_wrap[] =
+        "local create, resume, pack, unpack = coroutine.create, coroutine.resume, table.pack,"
+        " table.unpack\n"
+        "coroutine.wrap = function(f)\n"
+        "  local co = create(f)\n"
+        "  return function(...)\n"
+        "    local r = pack(resume(co, ...))\n"
+        "    if r[1] then return unpack(r, 2, r.n) end\n"
+        "    error(r[2], 0)\n"
+        "  end\n"
+        "end\n";
+    if (luaL_loadbufferx(L, safe_wrap, sizeof safe_wrap - 1, "=sandbox", "t") == LUA_OK)
+        lua_call(L, 0, 0);
 }
 
 static void open_sandbox(lua_State *L)
@@ -615,28 +645,11 @@ static void open_sandbox(lua_State *L)
         "xpcall = function(f, h, ...)\n"
         "  local r = pack(pcall(f, ...))\n"
         "  if r[1] then return unpack(r, 1, r.n) end\n"
-        "  return false, h(r[2])\n"
+        "  local ok, v = pcall(h, r[2])\n"
+        "  if ok then return false, v end\n"
+        "  return false, 'error in error handling'\n"
         "end\n";
     if (luaL_loadbufferx(L, safe_xpcall, sizeof safe_xpcall - 1, "=sandbox", "t") == LUA_OK)
-        lua_call(L, 0, 0);
-    /* coroutine.resume tells the limits which Lua thread runs; wrap goes through it. */
-    lua_getglobal(L, "coroutine");
-    lua_getfield(L, -1, "resume");
-    lua_pushcclosure(L, safe_resume, 1);
-    lua_setfield(L, -2, "resume");
-    lua_pop(L, 1);
-    static const char safe_wrap[] =
-        "local create, resume, pack, unpack = coroutine.create, coroutine.resume, table.pack,"
-        " table.unpack\n"
-        "coroutine.wrap = function(f)\n"
-        "  local co = create(f)\n"
-        "  return function(...)\n"
-        "    local r = pack(resume(co, ...))\n"
-        "    if r[1] then return unpack(r, 2, r.n) end\n"
-        "    error(r[2], 0)\n"
-        "  end\n"
-        "end\n";
-    if (luaL_loadbufferx(L, safe_wrap, sizeof safe_wrap - 1, "=sandbox", "t") == LUA_OK)
         lua_call(L, 0, 0);
     /* string.dump hands out bytecode, which the sandbox never loads anyway; drop it too. */
     lua_getglobal(L, "string");
@@ -715,7 +728,10 @@ rp_lua_t *rp_lua_new(rp_store_t *s, rp_sched_t *e, const rp_lua_opts_t *opts, rp
     /* No hook here: a sandboxed state's calls are watched by this thread's ticker, or carry
      * a count hook when an exact instruction budget is asked for (rp__lua_pcall). If the
      * system gives no timer, the exact budget stands in, at its default. */
-    if (l->o.sandbox) {
+    if (l->o.sandbox)
+        l->o.limits = true;
+    if (l->o.limits) {
+        watch_coroutines(L);
         l->ticked = ticker_ref();
         l->exact = l->o.max_instructions > 0 || !l->ticked;
         if (l->exact && l->o.max_instructions == 0)

@@ -123,7 +123,13 @@ static int world_new(world_t *w, const char *path, const char *const *given,
     if (nd)
         w->sc = rp_scripts_load(w->s, w->e, dirs, &so2, quiet, out);
     const char *base = strrchr(path, '/');
-    rp_lua_opts_t lo = {.name = base ? base + 1 : path, .actor = "test", .ext = ext};
+    /* A test that loops stops, named, and the run goes on: generous limits, but limits
+     * (10 s of CPU per test, or $RAPPORT_TEST_MAX_CPU_MS). */
+    const char *cpu = getenv("RAPPORT_TEST_MAX_CPU_MS");
+    int64_t cpu_ms = cpu && atoll(cpu) > 0 ? atoll(cpu) : 10000;
+    rp_lua_opts_t lo = {.name = base ? base + 1 : path, .actor = "test", .ext = ext,
+                        .limits = true, .max_cpu_ms = cpu_ms, .max_wall_ms = 3 * cpu_ms,
+                        .max_memory = (size_t)1 << 30};
     w->l = rp_lua_new(w->s, w->e, &lo, err);
     if (!w->l)
         return err ? err->code : RP_EIO;

@@ -462,6 +462,11 @@ static handler_t *handler_of(rp_sched_t *e, const char *name)
     return NULL;
 }
 
+bool rp_sched_has_handler(rp_sched_t *e, const char *name)
+{
+    return e && name && handler_of(e, name) != NULL;
+}
+
 /* Runs a subscriber's handler and says so when it fails, so failures are visible in the log. */
 static int sub_trampoline(rp_store_t *s, const rp_event_t *ev, const rp_ctx_t *ctx, void *ud,
                           rp_error_t *err)

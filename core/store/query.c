@@ -230,6 +230,11 @@ static int compile_op(rp__entity_t *e, const rp__field_t *f, const char *op, jso
     }
     if (strcmp(op, "in") == 0 || strcmp(op, "not_in") == 0) {
         bool neg = op[0] == 'n';
+        /* An empty list from Lua arrives as an empty object: it is the empty list. */
+        if (json_is_object(v) && json_object_size(v) == 0) {
+            put(q, neg ? "1" : "0");
+            return 0;
+        }
         if (!json_is_array(v) || json_array_size(v) > MAX_IN)
             return filter_err(e, err, "%s.%s needs an array of at most 1000 values", col, op);
         if (json_array_size(v) == 0) {

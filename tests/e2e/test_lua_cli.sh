@@ -45,6 +45,14 @@ out=$("$RAPPORT" run "$tmp/broken.lua" 2>&1); st=$?
 check '[ $st = 1 ] && grep -q "broken.lua:2: broken on purpose" <<<"$out"' "run error: $out"
 
 # rapport test: the example rules pass; a failing test is reported with file:line and exit 1.
+# A test that never ends is stopped, named, and the run goes on to the next.
+cat > "$tmp/loop_test.lua" <<'LUA'
+test("loops", function() while true do end end)
+test("loops in a coroutine", function() coroutine.wrap(function() while true do end end)() end)
+test("after", function() assert_eq(1, 1) end)
+LUA
+out=$(RAPPORT_TEST_MAX_CPU_MS=200 "$RAPPORT" test "$tmp/loop_test.lua" 2>&1); st=$?
+check '[ $st = 1 ] && grep -q "loop_test.lua:1: RP-E1701: script loop_test.lua stopped: over its CPU budget of 200 ms" <<<"$out" && grep -q "^1 passed, 2 failed$" <<<"$out"' "runaway test: $out"
 out=$("$RAPPORT" test "$SRC/examples/rules" 2>&1); st=$?
 check '[ $st = 0 ] && [ "$(tail -n 1 <<<"$out")" = "4 passed, 0 failed" ]' "example rules: $out"
 mkdir -p "$tmp/t"

@@ -248,8 +248,10 @@ static void test_sandbox_takes_away_the_outside(void **state)
                                    "local ok, b = co()\n"
                                    "return a .. ' ' .. tostring(ok) .. ' ' .. b"),
                         "1 true 2");
-    /* print goes to the log, never to stdout. */
+    /* print goes to the log, never to stdout, its values joined by spaces and nothing else. */
     eval_do(w.l, "print.lua", "print('hello', 42)");
+    eval_do(w.l, "log.lua", "crm.log.warn('careful', 7, true)");
+    assert_string_equal(last_log, "warn script:rules.lua careful 7 true");
     world_close(&w);
 }
 

@@ -32,6 +32,7 @@ typedef struct rp_lua_ext {
 /** Options for rp_lua_new(). Zero-initialise; zero fields take the defaults shown. */
 typedef struct rp_lua_opts {
     bool sandbox;          /**< A script's sandbox (no io, os, debug, package, binary chunks). */
+    bool limits;           /**< The limits below without the sandbox (a sandbox has them). */
     int64_t max_cpu_ms;    /**< CPU time per call into Lua (default 1000), checked every 10 ms. */
     int64_t max_wall_ms;   /**< Per call into Lua (default 5000). */
     /** An exact count of Lua instructions per call (default 0: none). Counting costs about 2x

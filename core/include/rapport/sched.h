@@ -95,6 +95,9 @@ int64_t rp_sched_now(const rp_sched_t *e);
 int rp_sched_handler(rp_sched_t *e, const char *name, rp_job_fn fn, void *ud, const char *owner,
                      rp_error_t *err);
 
+/** Whether a handler for jobs named @p name is registered. */
+bool rp_sched_has_handler(rp_sched_t *e, const char *name);
+
 /**
  * Registers subscriber @p name with handler @p fn for the events whose type matches @p types
  * (a glob; NULL for all). The subscriber is durable: its checkpoint lives in the database.
