@@ -19,31 +19,9 @@
 #include "rapport/sched.h"
 #include "rapport/store.h"
 
-#define EXIT_FAIL 1
-#define EXIT_USAGE 2
+#include "cli.h"
 
-typedef struct cli {
-    const char *db;
-    bool sync_full;
-    const char *script_dirs[17]; /* the default folder, then each --scripts DIR; NULL-ended */
-    int nscripts;
-    const char *plugin_dirs[33]; /* built-in, $RAPPORT_PLUGIN_PATH, then each --plugins DIR */
-    int nplugins;
-    bool skip_broken;
-    char *plugin_path;           /* owned copy of $RAPPORT_PLUGIN_PATH, split in place */
-    rp_ctx_t ctx;
-    char actor[96];
-} cli_t;
-
-typedef struct command {
-    const char *name;
-    int (*run)(cli_t *c, int argc, char **argv);
-    const char *usage;
-    const char *help;
-} command_t;
-
-static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int fail(const char *fmt, ...)
+int fail(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -56,8 +34,7 @@ static int fail(const char *fmt, ...)
 
 static const command_t *find_command(const char *name);
 
-static int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int usage_error(const char *cmd, const char *fmt, ...)
+int usage_error(const char *cmd, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -73,7 +50,7 @@ static int usage_error(const char *cmd, const char *fmt, ...)
     return EXIT_USAGE;
 }
 
-static int open_store(cli_t *c, bool create, rp_store_t **s)
+int open_store(cli_t *c, bool create, rp_store_t **s)
 {
     rp_store_opts_t o = {.sync_full = c->sync_full, .must_exist = !create};
     rp_error_t err = {0};
@@ -84,7 +61,7 @@ static int open_store(cli_t *c, bool create, rp_store_t **s)
     return 0;
 }
 
-static void print_json(json_t *j, bool pretty)
+void print_json(json_t *j, bool pretty)
 {
     char *d = json_dumps(j, JSON_ENCODE_ANY | (pretty ? JSON_INDENT(2) : JSON_COMPACT));
     if (d) {
@@ -94,7 +71,7 @@ static void print_json(json_t *j, bool pretty)
 }
 
 /* Parses @p text as JSON, naming the argument and the line and column when it is not. */
-static json_t *json_arg(const char *cmd, const char *what, const char *text)
+json_t *json_arg(const char *cmd, const char *what, const char *text)
 {
     json_error_t je;
     json_t *j = json_loads(text, JSON_DECODE_ANY, &je);
@@ -104,7 +81,7 @@ static json_t *json_arg(const char *cmd, const char *what, const char *text)
     return j;
 }
 
-static bool parse_id(const char *s, int64_t *id)
+bool parse_id(const char *s, int64_t *id)
 {
     char *end;
     errno = 0;
@@ -116,7 +93,7 @@ static bool parse_id(const char *s, int64_t *id)
 }
 
 /* Leaves only the operands in argv after getopt-style "--name value" flags of one command. */
-static const char *flag_value(int *argc, char **argv, const char *flag, bool *present)
+const char *flag_value(int *argc, char **argv, const char *flag, bool *present)
 {
     for (int i = 1; i < *argc; i++) {
         if (strcmp(argv[i], flag) != 0)
@@ -138,9 +115,8 @@ static const char *flag_value(int *argc, char **argv, const char *flag, bool *pr
     return NULL;
 }
 
-#define FLAG_MISSING ((const char *)-1)
 
-static int reject_unknown_flags(const char *cmd, int argc, char **argv)
+int reject_unknown_flags(const char *cmd, int argc, char **argv)
 {
     for (int i = 1; i < argc; i++)
         if (argv[i][0] == '-' && argv[i][1] != '\0' && !(argv[i][1] >= '0' && argv[i][1] <= '9'))
@@ -163,7 +139,7 @@ static void log_line(void *ud, const char *level, const char *component, const c
 }
 
 /* One-shot commands say only what went wrong; `serve` says everything notable. */
-static void log_quiet(void *ud, const char *level, const char *component, const char *msg)
+void log_quiet(void *ud, const char *level, const char *component, const char *msg)
 {
     if (strcmp(level, "info") != 0)
         log_line(ud, level, component, msg);
@@ -171,14 +147,7 @@ static void log_quiet(void *ud, const char *level, const char *component, const 
 
 /* ---- the engine as every command that writes or runs Lua opens it ------------------- */
 
-typedef struct env {
-    rp_store_t *s;
-    rp_sched_t *e;
-    rp_plugins_t *pl;
-    rp_scripts_t *sc;
-    const rp_lua_ext_t *ext;
-    rp_lua_opts_t limits; /* the scripts' limits, from the settings */
-} env_t;
+
 
 /* The limits of sandboxed scripts, from the settings lua.max_cpu_ms, lua.max_wall_ms,
  * lua.max_memory_mb and lua.max_instructions (with RAPPORT_LUA_… overrides); unset ones keep
@@ -240,11 +209,10 @@ static int load_plugins(cli_t *c, rp_store_t *s, rp_sched_t *e, rp_log_fn log,
     return rp_plugins_load(s, e, &po, out, err);
 }
 
-static void env_close(struct env *env);
 
 /* The store, an engine on the real clock, the plugins and the scripts, as `serve` has them:
  * every command that writes or runs Lua opens this, so hooks apply whatever the door. */
-static int env_open(cli_t *c, env_t *env, rp_log_fn log)
+int env_open(cli_t *c, env_t *env, rp_log_fn log)
 {
     memset(env, 0, sizeof *env);
     if (open_store(c, false, &env->s))
@@ -289,7 +257,7 @@ static int env_open(cli_t *c, env_t *env, rp_log_fn log)
     return 0;
 }
 
-static void env_close(env_t *env)
+void env_close(env_t *env)
 {
     rp_scripts_free(env->sc);
     rp_plugins_unload(env->pl);
@@ -1333,6 +1301,14 @@ static const command_t commands[] = {
      "Run *_test.lua files: each test on a fresh in-memory database with a virtual clock."},
     {"config", cmd_config, "config [list] | config get KEY | config set KEY VALUE | config unset KEY",
      "Settings kept in the database (timezone, lua.max_cpu_ms, plugin.<name>.<key>, …)."},
+    {"import", cmd_import,
+     "import ENTITY FILE [--format csv|jsonl|vcf] [--map MAP.json] [--dry-run] [--skip-bad "
+     "[--rejects FILE]] [--upsert-by FIELD] [--strict] [--quiet]",
+     "Load records from CSV, JSON lines or vCard, through the business rules: all or nothing, "
+     "or the good rows with --skip-bad."},
+    {"export", cmd_export,
+     "export ENTITY [--format csv|jsonl|vcf|ics] [--where JSON] [--deleted] [-o FILE]",
+     "Write records as CSV, JSON lines, vCard (people) or iCalendar (meetings)."},
     {"plugins", cmd_plugins, "plugins [--json]",
      "List the loaded plugins: name, version, ABI, file, and what each registered."},
     {NULL, NULL, NULL, NULL},

@@ -420,7 +420,11 @@ int op_norm_phone(const char *in, const char *cc, char *out, size_t cap, char *w
         } else if (*p == 'x' || *p == '#' || strncmp((const char *)p, "ext", 3) == 0) {
             break; /* an extension: the number is what came before it */
         } else {
-            snprintf(why, wlen, "\"%s\" is not a phone number (it holds '%c')", in, *p);
+            if (*p < 0x20)
+                snprintf(why, wlen, "\"%s\" is not a phone number (it holds a control "
+                                    "character, 0x%02x)", in, *p);
+            else
+                snprintf(why, wlen, "\"%s\" is not a phone number (it holds '%c')", in, *p);
             return -1;
         }
         any = true;

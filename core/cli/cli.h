@@ -1,0 +1,78 @@
+/*
+ * cli.h — what the files of the command line share: the options every command sees, the
+ * engine as commands open it, and the helpers that print errors the one way.
+ */
+#ifndef RAPPORT_CLI_H
+#define RAPPORT_CLI_H
+
+#include <stdbool.h>
+
+#include <jansson.h>
+
+#include "rapport/lua.h"
+#include "rapport/plugin.h"
+#include "rapport/sched.h"
+#include "rapport/store.h"
+
+#define EXIT_FAIL 1
+#define EXIT_USAGE 2
+
+typedef struct cli {
+    const char *db;
+    bool sync_full;
+    const char *script_dirs[17]; /* the default folder, then each --scripts DIR; NULL-ended */
+    int nscripts;
+    const char *plugin_dirs[33]; /* built-in, $RAPPORT_PLUGIN_PATH, then each --plugins DIR */
+    int nplugins;
+    bool skip_broken;
+    char *plugin_path;           /* owned copy of $RAPPORT_PLUGIN_PATH, split in place */
+    rp_ctx_t ctx;
+    char actor[96];
+} cli_t;
+
+typedef struct command {
+    const char *name;
+    int (*run)(cli_t *c, int argc, char **argv);
+    const char *usage;
+    const char *help;
+} command_t;
+
+
+typedef struct env {
+    rp_store_t *s;
+    rp_sched_t *e;
+    rp_plugins_t *pl;
+    rp_scripts_t *sc;
+    const rp_lua_ext_t *ext;
+    rp_lua_opts_t limits; /* the scripts' limits, from the settings */
+} env_t;
+
+/** Prints "rapport: <message>" to stderr; returns EXIT_FAIL. */
+int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/** As fail(), then the usage of @p cmd; returns EXIT_USAGE. */
+int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/** Opens the database named by the options. */
+int open_store(cli_t *c, bool create, rp_store_t **s);
+/** Prints @p j on one line (or indented). */
+void print_json(json_t *j, bool pretty);
+/** Parses a JSON argument, naming it and the line and column when it is not JSON. */
+json_t *json_arg(const char *cmd, const char *what, const char *text);
+/** A positive record id. */
+bool parse_id(const char *s, int64_t *id);
+/** Takes "--flag value" (or "--flag" with @p present) out of argv; FLAG_MISSING if the value
+ *  is missing, NULL if the flag is absent. */
+const char *flag_value(int *argc, char **argv, const char *flag, bool *present);
+#define FLAG_MISSING ((const char *)-1)
+/** Refuses any option left in argv after the command took its own. */
+int reject_unknown_flags(const char *cmd, int argc, char **argv);
+/** The log of one-shot commands: warnings and errors only. */
+void log_quiet(void *ud, const char *level, const char *component, const char *msg);
+/** The store, an engine on the real clock, the plugins and the scripts. */
+int env_open(cli_t *c, env_t *env, rp_log_fn log);
+void env_close(env_t *env);
+
+/* io.c */
+int cmd_import(cli_t *c, int argc, char **argv);
+int cmd_export(cli_t *c, int argc, char **argv);
+
+#endif
