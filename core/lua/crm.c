@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <lauxlib.h>
 #include <lualib.h>
@@ -1041,6 +1042,56 @@ static int crm_now_ms(lua_State *L)
     return 1;
 }
 
+/* crm.time(ms) -> "YYYY-MM-DDTHH:MM:SS.sssZ" */
+static int crm_time(lua_State *L)
+{
+    lua_Integer ms = luaL_checkinteger(L, 1);
+    time_t secs = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+    struct tm tm;
+    if (!gmtime_r(&secs, &tm) || tm.tm_year + 1900 > 9999 || tm.tm_year + 1900 < 0)
+        return luaL_error(L, "crm.time: %I ms is outside the years 0 to 9999", ms);
+    char buf[20], out[32];
+    strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, sizeof out, "%s.%03dZ", buf, (int)(((ms % 1000) + 1000) % 1000));
+    lua_pushstring(L, out);
+    return 1;
+}
+
+/* crm.time_ms("2026-01-01T10:00:00.000Z") -> milliseconds since the epoch (a time as the
+ * store writes it, or a date "YYYY-MM-DD", taken at midnight UTC). */
+static int crm_time_ms(lua_State *L)
+{
+    const char *t = luaL_checkstring(L, 1);
+    struct tm tm = {0};
+    int ms = 0, n = 0;
+    size_t len = strlen(t);
+    bool ok = false;
+    if (len == 10 && sscanf(t, "%4d-%2d-%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &n) == 3)
+        ok = n == 10;
+    else if (len == 24 && t[23] == 'Z' &&
+             sscanf(t, "%4d-%2d-%2dT%2d:%2d:%2d.%3d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                    &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms, &n) == 7)
+        ok = n == 23;
+    if (!ok || tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31)
+        return luaL_error(L, "crm.time_ms: \"%s\" is not a time as the store writes it "
+                             "(YYYY-MM-DDTHH:MM:SS.sssZ) nor a date (YYYY-MM-DD)", t);
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    lua_pushinteger(L, (lua_Integer)timegm(&tm) * 1000 + ms);
+    return 1;
+}
+
+/* crm.delay_ms("1h30m") -> 5400000 */
+static int crm_delay_ms(lua_State *L)
+{
+    int64_t ms = 0;
+    rp_error_t err = {0};
+    if (rp_parse_delay(luaL_checkstring(L, 1), &ms, &err))
+        return raise(L, &err);
+    lua_pushinteger(L, ms);
+    return 1;
+}
+
 static int crm_clock_advance(lua_State *L)
 {
     rp_lua_t *l = rp__lua_of(L);
@@ -1274,7 +1325,8 @@ int rp__lua_open_crm(rp_lua_t *l, rp_error_t *err)
         {"on", crm_on},           {"emit", crm_emit},               {"job", crm_job},
         {"after", crm_after},     {"every", crm_every},             {"cancel", crm_cancel},
         {"now", crm_now},         {"now_ms", crm_now_ms},           {"config", crm_config},
-        {"set_config", crm_set_config}, {"has_job", crm_has_job}, {NULL, NULL}};
+        {"set_config", crm_set_config}, {"has_job", crm_has_job}, {"time", crm_time},
+        {"delay_ms", crm_delay_ms},       {"time_ms", crm_time_ms},         {NULL, NULL}};
     static const luaL_Reg schema[] = {{"define", crm_schema_define},
                                       {"add_field", crm_schema_add_field},
                                       {"get", crm_schema_get},

@@ -1,0 +1,32 @@
+-- Tests of onboarding.lua.
+
+test("a won deal gives its owner the onboarding tasks, once", function()
+  local d = crm.create("deal", {name = "Acme renewal", owner = "ana"})
+  crm.update("deal", d.id, {stage = "won"})
+  crm.clock.advance("1s")
+  local tasks = crm.find("activity", {where = {related_entity = "deal", related_id = d.id},
+                                      order = "due_at"})
+  assert_eq(#tasks, 3)
+  assert_eq(tasks[1].subject, "Onboarding: Welcome call — Acme renewal")
+  assert_eq(tasks[1].owner, "ana")
+  assert_eq(tasks[1].due_at, "2026-01-02T00:00:00.000Z")
+  assert_eq(tasks[3].due_at, "2026-01-08T00:00:00.000Z")
+  -- Reopened and won again: no second set.
+  crm.update("deal", d.id, {stage = "negotiation"})
+  crm.update("deal", d.id, {stage = "won"})
+  crm.clock.advance("1s")
+  assert_eq(crm.count("activity", {related_id = d.id}), 3)
+end)
+
+test("a lost deal gets none; the task list comes from the settings", function()
+  local lost = crm.create("deal", {name = "Lost"})
+  crm.update("deal", lost.id, {stage = "lost", close_reason = "budget"})
+  crm.set_config("rules.onboarding.tasks", {{subject = "Only this", due = "2h"}})
+  local won = crm.create("deal", {name = "Won"})
+  crm.update("deal", won.id, {stage = "won"})
+  crm.clock.advance("1s")
+  assert_eq(crm.count("activity", {related_id = lost.id}), 0)
+  local t = crm.find("activity", {where = {related_id = won.id}})
+  assert_eq(#t, 1)
+  assert_eq(t[1].due_at, "2026-01-01T02:00:00.000Z")
+end)
