@@ -13,6 +13,7 @@
 
 #include "../store/internal.h"
 #include "rapport/plugin.h"
+#include "rapport/text.h"
 #include "rapport_plugin.h"
 
 typedef struct reg reg_t;
@@ -607,6 +608,20 @@ static int h_rollback(rapport_host *h)
     return from_err(h, rp_store_rollback(h->P->s, &err), &err);
 }
 
+static char *h_schema(rapport_host *h, const char *entity)
+{
+    rp_error_t err = {0};
+    json_t *j = rp_store_schema(h->P->s, entity, &err);
+    from_err(h, j ? 0 : (err.code ? err.code : RP_ENOTFOUND), &err);
+    return dump(j);
+}
+
+static char *h_fold(rapport_host *h, const char *text)
+{
+    (void)h;
+    return text ? rp_text_fold(text, strlen(text), NULL) : NULL;
+}
+
 static const rapport_api api_table = {
     .size = sizeof(rapport_api),
     .abi = RAPPORT_PLUGIN_ABI,
@@ -646,6 +661,8 @@ static const rapport_api api_table = {
     .begin = h_begin,
     .commit = h_commit,
     .rollback = h_rollback,
+    .schema = h_schema,
+    .fold = h_fold,
 };
 
 /* ---- loading ----------------------------------------------------------------------------- */

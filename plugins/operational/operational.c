@@ -170,6 +170,9 @@ static const struct {
     {"lead", "converted_account", "{\"type\": \"ref\", \"ref\": \"account\"}"},
     {"lead", "converted_deal", "{\"type\": \"ref\", \"ref\": \"deal\"}"},
     {"deal", "campaign", "{\"type\": \"ref\", \"ref\": \"campaign\"}"},
+    {"account", "merged_into", "{\"type\": \"ref\", \"ref\": \"account\"}"},
+    {"contact", "merged_into", "{\"type\": \"ref\", \"ref\": \"contact\"}"},
+    {"lead", "merged_into", "{\"type\": \"ref\", \"ref\": \"lead\"}"},
     {"lead", "campaign", "{\"type\": \"ref\", \"ref\": \"campaign\"}"},
 };
 
@@ -516,9 +519,10 @@ static int normalise(rapport_host *h, const rapport_api *api, rapport_change *c,
 static int init(rapport_host *h, const rapport_api *api, char *err, size_t errlen)
 {
     op_api = api;
-    if (!RAPPORT_HAS(api, rollback))
-        return op_fail(err, errlen, "this engine (%s) has no transactions for plugins; "
-                                    "operational needs 0.2.0 or newer", api->host_version);
+    if (!RAPPORT_HAS(api, fold))
+        return op_fail(err, errlen, "this engine (%s) lacks what operational needs "
+                                    "(transactions, schema, fold): it needs 0.2.0 or newer",
+                       api->host_version);
     int rc = ensure_entities(h, err, errlen);
     if (rc)
         return rc;
@@ -528,7 +532,7 @@ static int init(rapport_host *h, const rapport_api *api, char *err, size_t errle
             if ((rc = api->hook(h, people[i], act, 10, normalise, NULL)))
                 return op_fail(err, errlen, "%s", api->last_error(h));
     if ((rc = op_sales_init(h, err, errlen)) || (rc = op_service_init(h, err, errlen)) ||
-        (rc = op_orders_init(h, err, errlen)))
+        (rc = op_orders_init(h, err, errlen)) || (rc = op_people_init(h, err, errlen)))
         return rc;
     return 0;
 }

@@ -50,5 +50,7 @@ int op_sales_init(rapport_host *h, char *err, size_t errlen);
 int op_service_init(rapport_host *h, char *err, size_t errlen);
 /** Products, orders, invoices, mailing lists and consent (orders.c). */
 int op_orders_init(rapport_host *h, char *err, size_t errlen);
+/** Duplicates and merging (people.c). */
+int op_people_init(rapport_host *h, char *err, size_t errlen);
 
 #endif

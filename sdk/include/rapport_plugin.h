@@ -233,6 +233,15 @@ struct rapport_api {
     int (*commit)(rapport_host *h);
     /** Undoes everything since the matching begin. */
     int (*rollback)(rapport_host *h);
+
+    /* -- the registry and text (since 0.2.0) -- */
+    /** The registry as JSON (owned): {entity: {"fields": {name: spec}, …}} for every entity,
+     *  or one entity's description when @p entity is not NULL. NULL when there is no such
+     *  entity (see last_error). */
+    char *(*schema)(rapport_host *h, const char *entity);
+    /** @p text folded as search and duplicate checks compare it (case, accents, the
+     *  Arabic/Persian letter variants, digits), owned. */
+    char *(*fold)(rapport_host *h, const char *text);
 };
 
 /** Whether @p api has function @p fn (so a plugin can run on an older host). */

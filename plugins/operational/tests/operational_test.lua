@@ -233,3 +233,57 @@ test("consent: an opt-in needs its source, an opt-out is honoured until a new op
   crm.update("contact", c.id, {do_not_contact = true})
   assert_eq(crm.operational.can_contact(c.id).ok, false)
 end)
+
+test("likely duplicates: same email, same phone, or close names at the same account", function()
+  crm.set_config("plugin.operational.default_country", "US")
+  local acme = crm.create("account", {name = "Acme"}).id
+  local a = crm.create("contact", {first_name = "Jon", last_name = "Smith", email = "JON@acme.example"})
+  local b = crm.create("contact", {first_name = "Jonathan", last_name = "Smith", email = "jon@acme.example"})
+  local c = crm.create("contact", {last_name = "Phone", phone = "(415) 555-0100"})
+  local d = crm.create("contact", {last_name = "Other", phone = "+1 415 555 0100"})
+  local e = crm.create("contact", {first_name = "Zoë", last_name = "Núñez", account = acme})
+  local f = crm.create("contact", {first_name = "Zoe", last_name = "Nunes", account = acme})
+  crm.create("contact", {first_name = "Zoe", last_name = "Nunes"})   -- no account: not her
+  crm.create("contact", {last_name = "Alone", email = "alone@example.com"})
+  local groups = crm.operational.duplicates("contact")
+  assert_eq(groups, {
+    {ids = {a.id, b.id}, reasons = {"email"}},
+    {ids = {c.id, d.id}, reasons = {"phone"}},
+    {ids = {e.id, f.id}, reasons = {"name"}},
+  })
+  assert_eq(crm.operational.duplicates("contact", d.id), {{ids = {c.id, d.id}, reasons = {"phone"}}})
+  assert_eq(crm.operational.duplicates("account"), {})
+  assert_error(function() crm.operational.duplicates("deal") end, "contact, account or lead")
+end)
+
+test("a merge keeps one record, fills it, re-points references, and is explainable", function()
+  local keep = crm.create("contact", {last_name = "Smith", email = "jon@acme.example"})
+  local dup = crm.create("contact", {first_name = "Jon", last_name = "Smith",
+                                     email = "jon@acme.example", title = "CTO"})
+  local deal = crm.create("deal", {name = "D", contact = dup.id})
+  local t = crm.create("ticket", {subject = "T", contact = dup.id})
+  local merged_events = {}
+  crm.on("contact.merged", function(ev) merged_events[#merged_events + 1] = ev.changes end,
+         {name = "watch_merges"})
+  local k = crm.operational.merge("contact", keep.id, {dup.id})
+  assert_eq(k.first_name, "Jon")
+  assert_eq(k.title, "CTO")
+  assert_eq(crm.get("deal", deal.id).contact, keep.id)
+  assert_eq(crm.get("ticket", t.id).contact, keep.id)
+  local gone = crm.get("contact", dup.id)
+  assert_true(gone.deleted_at ~= nil)
+  assert_eq(gone.merged_into, keep.id)
+  crm.clock.advance("1s")
+  assert_eq(#merged_events, 1)
+  assert_eq(merged_events[1].into, keep.id)
+  assert_eq(merged_events[1].merged, {dup.id})
+  assert_eq(merged_events[1].filled, {first_name = dup.id, title = dup.id})
+  assert_eq(merged_events[1].repointed, {["deal.contact"] = 1, ["ticket.contact"] = 1})
+  assert_eq(#crm.explain("contact", keep.id, "title") > 0, true)
+  -- Nothing lost: the merged record is still there, deleted, and can be restored.
+  assert_eq(crm.count("contact"), 1)
+  assert_error(function() crm.operational.merge("contact", keep.id, {dup.id}) end,
+               "deleted already")
+  assert_error(function() crm.operational.merge("contact", keep.id, {keep.id}) end,
+               "ids other than")
+end)

@@ -1,0 +1,628 @@
+/*
+ * people.c — duplicates and merging of accounts, contacts and leads.
+ *
+ * Records are likely duplicates when they share a (normalised) email or phone, or when their
+ * names fold to the same text or differ by one letter at the same account. A scan reads the
+ * table once, a page at a time, keeps a small key per record and joins records that share a
+ * key (union-find), so a million contacts take seconds. A merge keeps one record, fills its
+ * empty fields from the others, points every reference to the others at it, marks the others
+ * merged into it and deletes them (softly: nothing is lost), and records the whole merge as an
+ * event, so it can be explained afterwards.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "operational.h"
+
+#define PAGE 10000
+#define BUCKET_MAX 500 /* records per account compared pairwise for close names */
+
+enum { R_EMAIL = 1, R_PHONE = 2, R_NAME = 4 };
+
+/* ---- a string-keyed table of first occurrences ------------------------------------------ */
+
+typedef struct {
+    char **keys;
+    int *vals;
+    size_t cap, n;
+} table_t;
+
+static size_t hash(const char *s)
+{
+    size_t h = 1469598103934665603ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+/* The value stored under @p key, after storing @p v there if it was absent. -1 on no memory. */
+static int table_put(table_t *t, const char *key, int v)
+{
+    if ((t->n + 1) * 2 > t->cap) {
+        size_t nc = t->cap ? t->cap * 2 : 1024;
+        char **nk = calloc(nc, sizeof *nk);
+        int *nv = calloc(nc, sizeof *nv);
+        if (!nk || !nv) {
+            free(nk);
+            free(nv);
+            return -1;
+        }
+        for (size_t i = 0; i < t->cap; i++) {
+            if (!t->keys[i])
+                continue;
+            size_t j = hash(t->keys[i]) & (nc - 1);
+            while (nk[j])
+                j = (j + 1) & (nc - 1);
+            nk[j] = t->keys[i];
+            nv[j] = t->vals[i];
+        }
+        free(t->keys);
+        free(t->vals);
+        t->keys = nk;
+        t->vals = nv;
+        t->cap = nc;
+    }
+    size_t j = hash(key) & (t->cap - 1);
+    while (t->keys[j]) {
+        if (strcmp(t->keys[j], key) == 0)
+            return t->vals[j];
+        j = (j + 1) & (t->cap - 1);
+    }
+    t->keys[j] = strdup(key);
+    t->vals[j] = v;
+    t->n++;
+    return v;
+}
+
+static void table_free(table_t *t)
+{
+    for (size_t i = 0; i < t->cap; i++)
+        free(t->keys[i]);
+    free(t->keys);
+    free(t->vals);
+}
+
+/* ---- union-find ------------------------------------------------------------------------- */
+
+static int find_root(int *parent, int i)
+{
+    while (parent[i] != i) {
+        parent[i] = parent[parent[i]];
+        i = parent[i];
+    }
+    return i;
+}
+
+static void join(int *parent, unsigned char *why, int a, int b, int reason)
+{
+    int ra = find_root(parent, a), rb = find_root(parent, b);
+    if (ra != rb) {
+        if (ra < rb)
+            parent[rb] = ra, why[ra] |= why[rb];
+        else
+            parent[ra] = rb, why[rb] |= why[ra];
+    }
+    why[find_root(parent, a)] |= (unsigned char)reason;
+}
+
+/* Whether @p a and @p b differ by at most one letter (an insertion, deletion or change). */
+static bool one_apart(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > lb) {
+        const char *t = a;
+        a = b, b = t;
+        size_t tl = la;
+        la = lb, lb = tl;
+    }
+    if (lb - la > 1)
+        return false;
+    size_t i = 0;
+    while (i < la && a[i] == b[i])
+        i++;
+    if (i == la)
+        return true; /* equal, or b has one letter more at its end */
+    if (la == lb)
+        return strcmp(a + i + 1, b + i + 1) == 0;
+    return strcmp(a + i, b + i + 1) == 0;
+}
+
+/* qsort's comparison of indexes by the account of their record. */
+static int64_t *sort_keys;
+
+static int cmp_by_key(const void *x, const void *y)
+{
+    int64_t a = sort_keys[*(const int *)x], b = sort_keys[*(const int *)y];
+    return a < b ? -1 : a > b;
+}
+
+/* ---- the scan --------------------------------------------------------------------------- */
+
+typedef struct {
+    int64_t *ids, *accounts;
+    char **names;
+    int n, cap;
+} people_t;
+
+/* The folded name of @p rec: "first last" for people, the name of an account. */
+static char *name_key(rapport_host *h, json_t *rec, bool account)
+{
+    char buf[512];
+    if (account)
+        snprintf(buf, sizeof buf, "%s", op_str(rec, "name") ? op_str(rec, "name") : "");
+    else
+        snprintf(buf, sizeof buf, "%s %s", op_str(rec, "first_name") ? op_str(rec, "first_name")
+                                                                    : "",
+                 op_str(rec, "last_name") ? op_str(rec, "last_name") : "");
+    char *f = op_api->fold(h, buf);
+    /* Only letters and digits count: "O'Neil" is "oneil". */
+    size_t o = 0;
+    for (size_t i = 0; f && f[i]; i++)
+        if ((unsigned char)f[i] >= 0x80 || (f[i] >= 'a' && f[i] <= 'z') ||
+            (f[i] >= '0' && f[i] <= '9'))
+            f[o++] = f[i];
+    if (f)
+        f[o] = '\0';
+    return f;
+}
+
+/*
+ * The groups of likely duplicates among the live records of @p entity (account, contact or
+ * lead): [{"ids": [..], "reasons": ["email", "phone", "name"]}], ordered by their first id;
+ * only the group of record @p only when it is > 0. NULL with @p err on failure.
+ */
+static json_t *scan(rapport_host *h, const char *entity, int64_t only, char *err, size_t errlen)
+{
+    bool account = strcmp(entity, "account") == 0;
+    people_t P = {0};
+    table_t emails = {0}, phones = {0}, names = {0};
+    int *parent = NULL;
+    unsigned char *why = NULL;
+    json_t *out = NULL;
+    char *after = NULL;
+    int fail = 0;
+    for (;;) {
+        json_t *q = account ? json_pack("{s:i,s:[s,s,s,s]}", "limit", PAGE, "fields", "id", "name",
+                                        "domain", "phone")
+                            : json_pack("{s:i,s:[s,s,s,s,s,s]}", "limit", PAGE, "fields", "id",
+                                        "email", "phone", "first_name", "last_name", "account");
+        if (after)
+            json_object_set_new(q, "after", json_string(after));
+        free(after);
+        after = NULL;
+        char *qt = json_dumps(q, JSON_COMPACT);
+        json_decref(q);
+        json_t *page = op_json(op_api->find(h, entity, qt));
+        free(qt);
+        if (!page) {
+            op_fail(err, errlen, "duplicates: %s", op_api->last_error(h));
+            fail = 1;
+            goto done;
+        }
+        json_t *data = json_object_get(page, "data"), *r;
+        size_t i;
+        if (P.n + (int)json_array_size(data) > P.cap) {
+            P.cap = (P.n + (int)json_array_size(data)) * 2;
+            P.ids = realloc(P.ids, sizeof *P.ids * (size_t)P.cap);
+            P.accounts = realloc(P.accounts, sizeof *P.accounts * (size_t)P.cap);
+            P.names = realloc(P.names, sizeof *P.names * (size_t)P.cap);
+            parent = realloc(parent, sizeof *parent * (size_t)P.cap);
+            why = realloc(why, (size_t)P.cap);
+        }
+        json_array_foreach(data, i, r) {
+            int k = P.n++;
+            P.ids[k] = json_integer_value(json_object_get(r, "id"));
+            P.accounts[k] = json_integer_value(json_object_get(r, "account"));
+            P.names[k] = name_key(h, r, account);
+            parent[k] = k;
+            why[k] = 0;
+            const char *e = op_str(r, account ? "domain" : "email"), *p = op_str(r, "phone");
+            int at;
+            if (e && *e && (at = table_put(&emails, e, k)) != k && at >= 0)
+                join(parent, why, at, k, R_EMAIL);
+            if (p && *p && (at = table_put(&phones, p, k)) != k && at >= 0)
+                join(parent, why, at, k, R_PHONE);
+            /* The same folded name: at the same account for people; anywhere for accounts. */
+            if (P.names[k] && strlen(P.names[k]) >= 3) {
+                char key[600];
+                snprintf(key, sizeof key, "%lld:%s", account ? 0LL : (long long)P.accounts[k],
+                         P.names[k]);
+                if ((account || P.accounts[k]) && (at = table_put(&names, key, k)) != k && at >= 0)
+                    join(parent, why, at, k, R_NAME);
+            }
+        }
+        const char *next = op_str(page, "next");
+        after = next ? strdup(next) : NULL;
+        json_decref(page);
+        if (!after)
+            break;
+    }
+    if (!account) {
+        /* Names one letter apart at the same account: sort by account, compare in buckets. */
+        int *order = malloc(sizeof *order * (size_t)(P.n ? P.n : 1));
+        int m = 0;
+        for (int k = 0; k < P.n; k++)
+            if (P.accounts[k] && P.names[k] && strlen(P.names[k]) >= 5)
+                order[m++] = k;
+        int64_t *acc = P.accounts;
+        sort_keys = acc;
+        qsort(order, (size_t)m, sizeof *order, cmp_by_key);
+        for (int s = 0; s < m;) {
+            int e = s;
+            while (e < m && acc[order[e]] == acc[order[s]])
+                e++;
+            if (e - s <= BUCKET_MAX)
+                for (int x = s; x < e; x++)
+                    for (int y = x + 1; y < e; y++)
+                        if (one_apart(P.names[order[x]], P.names[order[y]]))
+                            join(parent, why, order[x], order[y], R_NAME);
+            s = e;
+        }
+        free(order);
+    }
+    /* The groups, by their smallest member (the root: join keeps the smaller index). */
+    out = json_array();
+    json_t **groups = calloc((size_t)(P.n ? P.n : 1), sizeof *groups);
+    int only_root = -1;
+    for (int k = 0; k < P.n; k++)
+        if (only > 0 && P.ids[k] == only)
+            only_root = find_root(parent, k);
+    for (int k = 0; k < P.n; k++) {
+        int root = find_root(parent, k);
+        if (root == k && !why[k])
+            continue; /* alone */
+        if (only > 0 && root != only_root)
+            continue;
+        if (!groups[root])
+            groups[root] = json_array();
+        json_array_append_new(groups[root], json_integer(P.ids[k]));
+    }
+    for (int k = 0; k < P.n; k++) {
+        if (!groups[k])
+            continue;
+        if (json_array_size(groups[k]) < 2) {
+            json_decref(groups[k]);
+            continue;
+        }
+        json_t *reasons = json_array();
+        if (why[k] & R_EMAIL)
+            json_array_append_new(reasons, json_string(account ? "domain" : "email"));
+        if (why[k] & R_PHONE)
+            json_array_append_new(reasons, json_string("phone"));
+        if (why[k] & R_NAME)
+            json_array_append_new(reasons, json_string("name"));
+        json_array_append_new(out, json_pack("{s:o,s:o}", "ids", groups[k], "reasons", reasons));
+    }
+    free(groups);
+done:
+    for (int k = 0; k < P.n; k++)
+        op_api->free(P.names[k]);
+    free(P.ids);
+    free(P.accounts);
+    free(P.names);
+    free(parent);
+    free(why);
+    free(after);
+    table_free(&emails);
+    table_free(&phones);
+    table_free(&names);
+    return fail ? NULL : out;
+}
+
+
+/* ---- merging ---------------------------------------------------------------------------- */
+
+static bool empty(json_t *v)
+{
+    return !v || json_is_null(v) || (json_is_string(v) && !*json_string_value(v));
+}
+
+static const char *const bookkeeping[] = {"id",         "created_at", "updated_at", "version",
+                                          "created_by", "updated_by", "deleted_at", "merged_into",
+                                          NULL};
+
+static bool is_bookkeeping(const char *f)
+{
+    for (int i = 0; bookkeeping[i]; i++)
+        if (strcmp(bookkeeping[i], f) == 0)
+            return true;
+    return false;
+}
+
+/* Points every reference to record @p from of @p entity at @p to; counts per "entity.field". */
+static int repoint(rapport_host *h, json_t *schema, const char *entity, int64_t from, int64_t to,
+                   json_t *counts, char *err, size_t errlen)
+{
+    const char *e, *f;
+    json_t *desc, *spec;
+    json_object_foreach(schema, e, desc) {
+        json_object_foreach(json_object_get(desc, "fields"), f, spec) {
+            if (!op_str(spec, "ref") || strcmp(op_str(spec, "ref"), entity) != 0 ||
+                strcmp(f, "merged_into") == 0)
+                continue;
+            int n = 0;
+            for (;;) {
+                /* Each page is re-read from the start: the records updated no longer match. */
+                json_t *q = json_pack("{s:{s:I},s:i,s:b,s:[s]}", "where", f, (json_int_t)from,
+                                      "limit", 1000, "deleted", 1, "fields", "id");
+                char *qt = json_dumps(q, JSON_COMPACT);
+                json_decref(q);
+                json_t *page = op_json(op_api->find(h, e, qt));
+                free(qt);
+                json_t *data = json_object_get(page, "data"), *r;
+                if (!page)
+                    return op_fail(err, errlen, "merge: %s", op_api->last_error(h));
+                if (json_array_size(data) == 0) {
+                    json_decref(page);
+                    break;
+                }
+                size_t i;
+                json_array_foreach(data, i, r) {
+                    char patch[128];
+                    snprintf(patch, sizeof patch, "{\"%s\": %lld}", f, (long long)to);
+                    if (op_api->update(h, e, json_integer_value(json_object_get(r, "id")), patch,
+                                       0)) {
+                        json_decref(page);
+                        return op_fail(err, errlen, "merge: %s %lld: %s", e,
+                                       (long long)json_integer_value(json_object_get(r, "id")),
+                                       op_api->last_error(h));
+                    }
+                    n++;
+                }
+                json_decref(page);
+            }
+            if (n) {
+                char key[160];
+                snprintf(key, sizeof key, "%s.%s", e, f);
+                json_object_set_new(counts, key,
+                                    json_integer(json_integer_value(json_object_get(counts, key)) +
+                                                 n));
+            }
+        }
+    }
+    return 0;
+}
+
+/*
+ * Merges the records @p others of @p entity into @p keep, in one transaction. Returns the kept
+ * record (owned) or NULL with @p err.
+ */
+static json_t *merge(rapport_host *h, const char *entity, int64_t keep, json_t *others, char *err,
+                     size_t errlen)
+{
+    const rapport_api *api = op_api;
+    if (!json_is_array(others) || json_array_size(others) == 0) {
+        op_fail(err, errlen, "merge: name the records to merge into %lld", (long long)keep);
+        return NULL;
+    }
+    json_t *kept = op_get(h, entity, keep), *schema = op_json(api->schema(h, NULL));
+    json_t *patch = json_object(), *filled = json_object(), *counts = json_object();
+    json_t *result = NULL;
+    bool open = false;
+    if (!kept || json_is_string(json_object_get(kept, "deleted_at"))) {
+        op_fail(err, errlen, "merge: %s",
+                kept ? "the record kept is deleted" : api->last_error(h));
+        goto out;
+    }
+    if (!json_object_get(json_object_get(json_object_get(schema, entity), "fields"),
+                         "merged_into")) {
+        op_fail(err, errlen, "merge: %s has no merged_into field: records of it are not merged",
+                entity);
+        goto out;
+    }
+    if (api->begin(h)) {
+        op_fail(err, errlen, "merge: %s", api->last_error(h));
+        goto out;
+    }
+    open = true;
+    size_t i;
+    json_t *ov;
+    json_array_foreach(others, i, ov) {
+        int64_t other = json_integer_value(ov);
+        if (!json_is_integer(ov) || other == keep) {
+            op_fail(err, errlen, "merge: the records to merge must be ids other than %lld",
+                    (long long)keep);
+            goto out;
+        }
+        json_t *rec = op_get(h, entity, other);
+        if (!rec || json_is_string(json_object_get(rec, "deleted_at"))) {
+            op_fail(err, errlen, "merge: %s", rec ? "a record to merge is deleted already"
+                                                  : api->last_error(h));
+            json_decref(rec);
+            goto out;
+        }
+        /* Empty fields of the kept record take the others' values, the first one's first. */
+        const char *f;
+        json_t *v;
+        json_object_foreach(rec, f, v) {
+            if (is_bookkeeping(f) || empty(v) || !empty(json_object_get(kept, f)) ||
+                json_object_get(patch, f))
+                continue;
+            json_object_set(patch, f, v);
+            json_object_set_new(filled, f, json_integer(other));
+        }
+        json_decref(rec);
+        if (repoint(h, schema, entity, other, keep, counts, err, errlen))
+            goto out;
+        char mark[96];
+        snprintf(mark, sizeof mark, "{\"merged_into\": %lld}", (long long)keep);
+        if (api->update(h, entity, other, mark, 0) || api->remove(h, entity, other)) {
+            op_fail(err, errlen, "merge: %s %lld: %s", entity, (long long)other,
+                    api->last_error(h));
+            goto out;
+        }
+    }
+    if (json_object_size(patch)) {
+        char *pt = json_dumps(patch, JSON_COMPACT);
+        int rc = api->update(h, entity, keep, pt, 0);
+        free(pt);
+        if (rc) {
+            op_fail(err, errlen, "merge: %s %lld: %s", entity, (long long)keep, api->last_error(h));
+            goto out;
+        }
+    }
+    json_t *ev = json_pack("{s:I,s:O,s:O,s:O}", "into", (json_int_t)keep, "merged", others,
+                           "filled", filled, "repointed", counts);
+    char *et = json_dumps(ev, JSON_COMPACT);
+    json_decref(ev);
+    char type[96];
+    snprintf(type, sizeof type, "%s.merged", entity);
+    int rc = api->emit(h, type, entity, keep, et);
+    free(et);
+    if (rc || api->commit(h)) {
+        op_fail(err, errlen, "merge: %s", api->last_error(h));
+        goto out;
+    }
+    open = false;
+    result = op_get(h, entity, keep);
+out:
+    if (open)
+        api->rollback(h);
+    json_decref(kept);
+    json_decref(schema);
+    json_decref(patch);
+    json_decref(filled);
+    json_decref(counts);
+    return result;
+}
+
+/* ---- the doors -------------------------------------------------------------------------- */
+
+static bool mergeable(const char *e)
+{
+    return e && (strcmp(e, "contact") == 0 || strcmp(e, "account") == 0 ||
+                 strcmp(e, "lead") == 0);
+}
+
+static int set_result(const rapport_api *api, json_t *r, char **result)
+{
+    char *t = json_dumps(r, JSON_COMPACT);
+    json_decref(r);
+    *result = api->strdup(t);
+    free(t);
+    return 0;
+}
+
+/* crm.operational.duplicates(entity [, id]) -> {{ids = {…}, reasons = {…}}, …} */
+static int lua_duplicates(rapport_host *h, const rapport_api *api, const char *args,
+                          char **result, void *ud, char *err, size_t errlen)
+{
+    (void)ud;
+    json_t *a = json_loads(args, 0, NULL);
+    const char *e = json_string_value(json_array_get(a, 0));
+    int64_t id = json_integer_value(json_array_get(a, 1));
+    if (!mergeable(e)) {
+        json_decref(a);
+        return op_fail(err, errlen, "duplicates(entity [, id]): entity is contact, account or "
+                                    "lead");
+    }
+    json_t *r = scan(h, e, id, err, errlen);
+    json_decref(a);
+    return r ? set_result(api, r, result) : RAPPORT_EINVAL;
+}
+
+/* crm.operational.merge(entity, keep_id, {other_id, …}) -> the kept record */
+static int lua_merge(rapport_host *h, const rapport_api *api, const char *args, char **result,
+                     void *ud, char *err, size_t errlen)
+{
+    (void)ud;
+    json_t *a = json_loads(args, 0, NULL);
+    const char *e = json_string_value(json_array_get(a, 0));
+    json_t *keep = json_array_get(a, 1), *others = json_array_get(a, 2);
+    if (!mergeable(e) || !json_is_integer(keep)) {
+        json_decref(a);
+        return op_fail(err, errlen, "merge(entity, keep_id, {other_id, …}): entity is contact, "
+                                    "account or lead");
+    }
+    json_t *r = merge(h, e, json_integer_value(keep), others, err, errlen);
+    json_decref(a);
+    return r ? set_result(api, r, result) : RAPPORT_EINVAL;
+}
+
+/* rapport duplicates ENTITY [--id N] */
+static int cmd_duplicates(rapport_host *h, const rapport_api *api, int argc, char **argv,
+                          void *ud)
+{
+    (void)api;
+    (void)ud;
+    int64_t id = 0;
+    const char *e = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--id") == 0 && i + 1 < argc)
+            id = strtoll(argv[++i], NULL, 10);
+        else if (!e)
+            e = argv[i];
+        else
+            e = "";
+    }
+    if (!mergeable(e)) {
+        fprintf(stderr, "usage: rapport duplicates contact|account|lead [--id N]\n");
+        return 2;
+    }
+    char err[512];
+    json_t *groups = scan(h, e, id, err, sizeof err);
+    if (!groups) {
+        fprintf(stderr, "rapport: %s\n", err);
+        return 1;
+    }
+    size_t i;
+    json_t *g;
+    json_array_foreach(groups, i, g) {
+        char *t = json_dumps(g, JSON_COMPACT);
+        printf("%s\n", t);
+        free(t);
+    }
+    fprintf(stderr, "rapport: %zu group(s) of likely duplicate %ss\n", json_array_size(groups),
+            e);
+    json_decref(groups);
+    return 0;
+}
+
+/* rapport merge ENTITY KEEP_ID OTHER_ID… */
+static int cmd_merge(rapport_host *h, const rapport_api *api, int argc, char **argv, void *ud)
+{
+    (void)api;
+    (void)ud;
+    char *end;
+    int64_t keep = argc > 2 ? strtoll(argv[2], &end, 10) : 0;
+    if (argc < 4 || !mergeable(argv[1]) || keep <= 0 || *end) {
+        fprintf(stderr, "usage: rapport merge contact|account|lead KEEP_ID OTHER_ID…\n");
+        return 2;
+    }
+    json_t *others = json_array();
+    for (int i = 3; i < argc; i++) {
+        int64_t o = strtoll(argv[i], &end, 10);
+        if (o <= 0 || *end) {
+            fprintf(stderr, "rapport: merge: \"%s\" is not a record id\n", argv[i]);
+            json_decref(others);
+            return 2;
+        }
+        json_array_append_new(others, json_integer(o));
+    }
+    char err[512];
+    json_t *r = merge(h, argv[1], keep, others, err, sizeof err);
+    json_decref(others);
+    if (!r) {
+        fprintf(stderr, "rapport: %s\n", err);
+        return 1;
+    }
+    char *t = json_dumps(r, JSON_COMPACT);
+    printf("%s\n", t);
+    free(t);
+    json_decref(r);
+    return 0;
+}
+
+int op_people_init(rapport_host *h, char *err, size_t errlen)
+{
+    const rapport_api *api = op_api;
+    if (api->lua_function(h, "duplicates", lua_duplicates, NULL) ||
+        api->lua_function(h, "merge", lua_merge, NULL) ||
+        api->command(h, "duplicates", "likely duplicates: duplicates contact|account|lead "
+                                      "[--id N]", cmd_duplicates, NULL) ||
+        api->command(h, "merge", "merge records into one: merge contact|account|lead KEEP_ID "
+                                 "OTHER_ID…", cmd_merge, NULL))
+        return op_fail(err, errlen, "%s", api->last_error(h));
+    return 0;
+}
