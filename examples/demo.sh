@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `make demo`: a fresh demo database, a small CRM defined at run time, a few changes, and what
-# the engine recorded about them (schema, search, explain, the event log).
+# `make demo`: a fresh demo database filled with a living CRM (the operational plugin's
+# entities and the default rules at work), a few things a user does every day, and the engine
+# running for a moment so the rules that wait for events and deadlines act.
 set -euo pipefail
 RAPPORT=${RAPPORT:-build/rapport}
 DB=${RAPPORT_DEMO_DB:-demo.db}
@@ -8,43 +9,38 @@ rm -f "$DB" "$DB-wal" "$DB-shm"
 r() { echo "\$ rapport $*" | cut -c1-160; "$RAPPORT" --db "$DB" "$@"; echo; }
 
 r init
-r define account '{"label": "Account", "fields": {
-  "name": {"type": "text", "required": true, "searchable": true},
-  "domain": {"type": "text", "unique": true},
-  "industry": {"type": "enum", "values": ["software", "retail", "finance", "health"]}}}'
-r define contact '{"label": "Contact", "fields": {
-  "first_name": {"type": "text", "searchable": true},
-  "last_name": {"type": "text", "required": true, "searchable": true},
-  "email": {"type": "email", "unique": true, "searchable": true},
-  "phone": {"type": "phone"},
-  "account": {"type": "ref", "ref": "account"}}}'
-r define deal '{"label": "Deal", "fields": {
-  "name": {"type": "text", "required": true, "searchable": true},
-  "amount": {"type": "decimal", "scale": 2},
-  "stage": {"type": "enum", "values": ["new", "qualified", "proposal", "negotiation", "won", "lost"], "default": "new", "indexed": true},
-  "account": {"type": "ref", "ref": "account"},
-  "expected_close": {"type": "date"}}}'
-r create account '[{"name": "Acme Corporation", "domain": "acme.example", "industry": "software"},
-                   {"name": "Globex", "domain": "globex.example", "industry": "finance"},
-                   {"name": "شرکت پارس", "domain": "pars.example", "industry": "retail"}]'
-r create contact '[{"first_name": "Ada", "last_name": "Lovelace", "email": "Ada@Acme.example", "phone": "+44 20 7946 0000", "account": 1},
-                   {"first_name": "José", "last_name": "Álvarez", "email": "jose@globex.example", "account": 2},
-                   {"first_name": "علي", "last_name": "رضايي", "email": "ali@pars.example", "account": 3}]'
-r create deal '[{"name": "Acme platform licence", "amount": "48000.00", "account": 1, "expected_close": "2026-12-15"},
-                {"name": "Globex audit", "amount": 12500.5, "stage": "qualified", "account": 2}]'
-r update deal 1 '{"stage": "proposal"}' --if-version 1
-r update deal 1 '{"stage": "won", "amount": "45000"}'
-r add-field contact score '{"type": "integer", "default": 0, "indexed": true}'
-r schema
-r find deal --where '{"amount": {"gt": "10000"}, "stage": {"ne": "lost"}}' --order -amount --fields name,amount,stage
-r search jose
-r search علی
-r explain deal 1 stage
-r events tail -n 5
-r eval 'local won = crm.count("deal", {stage = "won"}); return won .. " deal(s) won, worth " .. crm.get("deal", 1).amount'
-r eval 'local _, changes = crm.dry_run(function() crm.update("deal", 2, {stage = "won"}) end); return changes.records'
+# Who new leads and tickets go to, and who hears of a breached SLA (the default rules read these).
+r config set rules.assignment.users '["ana", "ben", "cy", "dana"]'
+r config set rules.sla_escalation.supervisor '"head_of_support"'
+r config set plugin.operational.default_country '"US"'
+r demo-data
+r count contact
+r find deal --where '{"stage": {"in": ["proposal", "negotiation"]}}' --order -amount --limit 5 --fields name,amount,stage,probability
+r search acme
+r eval 'local l = crm.create("lead", {first_name = "Grace", last_name = "Hopper", email = "GRACE@Navy.example", phone = "(202) 555-0199", company = "US Navy", source = "referral"})
+        return l.email .. " " .. l.phone .. ", score " .. l.score .. ", owner " .. l.owner'
+r convert-lead 31 --deal "Navy pilot" --amount 25000
+r explain lead 31 status
+printf 'first_name,last_name,email,phone\nAlan,Turing,alan@bletchley.example,020 7946 0001\nJoan,Clarke,,+44 20 7946 0002\n' > "$DB.import.csv"
+r import contact "$DB.import.csv"
+rm -f "$DB.import.csv"
+r eval 'local t = crm.create("ticket", {subject = "Site down", priority = "urgent"})
+        return t.subject .. ": first answer due " .. t.first_response_due .. ", owner " .. t.owner'
+echo "\$ rapport serve   # for three seconds: handlers, deadlines and the rules that wait on them"
+"$RAPPORT" --db "$DB" serve > "$DB.serve.log" 2>&1 &
+serve=$!
+sleep 3
+kill -TERM "$serve"
+wait "$serve" || true
+head -5 "$DB.serve.log"
+rm -f "$DB.serve.log"
+echo
+r find ticket --where '{"sla_breached": true}' --fields subject,priority,escalated_to --limit 3
+r find activity --where '{"subject": {"starts_with": "Onboarding"}}' --fields subject,owner,due_at --limit 3
+r duplicates contact
+r events tail -n 3
 echo "The demo database is $DB. Try:"
-echo "  $RAPPORT --db $DB repl"
-echo "  $RAPPORT --db $DB find contact --order last_name"
-echo "  $RAPPORT --db $DB serve        # the engine: jobs, schedules, event handlers (Ctrl-C stops it)"
-echo "  $RAPPORT test examples/rules   # an escalation rule and its tests, on a virtual clock"
+echo "  $RAPPORT --db $DB repl                       # Lua at a prompt: crm.find(\"deal\", {where = {stage = \"won\"}})"
+echo "  $RAPPORT --db $DB export contact -o contacts.vcf"
+echo "  $RAPPORT --db $DB serve                      # the engine (Ctrl-C stops it)"
+echo "  $RAPPORT test scripts                        # the default rules' tests, on a virtual clock"

@@ -532,7 +532,8 @@ static int init(rapport_host *h, const rapport_api *api, char *err, size_t errle
             if ((rc = api->hook(h, people[i], act, 10, normalise, NULL)))
                 return op_fail(err, errlen, "%s", api->last_error(h));
     if ((rc = op_sales_init(h, err, errlen)) || (rc = op_service_init(h, err, errlen)) ||
-        (rc = op_orders_init(h, err, errlen)) || (rc = op_people_init(h, err, errlen)))
+        (rc = op_orders_init(h, err, errlen)) || (rc = op_people_init(h, err, errlen)) ||
+        (rc = op_demo_init(h, err, errlen)))
         return rc;
     return 0;
 }
