@@ -726,6 +726,8 @@ int cmd_import(cli_t *c, int argc, char **argv)
         }
         fputs("line,error,row\n", im->rejects);
     }
+    /* A bulk load touches index pages all over: keep them in memory rather than spill. */
+    rp_store_set_cache_mb(env.s, 96, NULL);
     /* One transaction: the file goes in whole, or its good rows (--skip-bad), or nothing. */
     if (rp_store_begin(env.s, &err)) {
         rc = fail("%s", err.msg);

@@ -308,6 +308,7 @@ struct rapport_change {
     json_t *single_old;
     int64_t single_id;
     int count;
+    int failed; /* the record a batch hook refused (change_refuse) */
 };
 
 static const char *c_entity(rapport_change *c)
@@ -396,7 +397,7 @@ static int batch_tramp(rp_store_t *s, const char *entity, rp_action_t action, js
     char msg[512] = "";
     int rc = 0;
     WITH_CTX(r->h, ctx, rc = r->fn.hook(r->h, &api_table, &c, r->ud, msg, sizeof msg));
-    *failed = 0;
+    *failed = (size_t)c.failed;
     return rc ? veto_from(r->h, rc, msg, err) : 0;
 }
 
@@ -608,6 +609,12 @@ static int h_rollback(rapport_host *h)
     return from_err(h, rp_store_rollback(h->P->s, &err), &err);
 }
 
+static void c_refuse(rapport_change *c, int i)
+{
+    if (i >= 0 && i < c->count)
+        c->failed = i;
+}
+
 static char *h_schema(rapport_host *h, const char *entity)
 {
     rp_error_t err = {0};
@@ -663,6 +670,7 @@ static const rapport_api api_table = {
     .rollback = h_rollback,
     .schema = h_schema,
     .fold = h_fold,
+    .change_refuse = c_refuse,
 };
 
 /* ---- loading ----------------------------------------------------------------------------- */

@@ -189,6 +189,16 @@ sqlite3_stmt *rp__stmt_held(rp_store_t *s, sqlite3_stmt **slot, const char *sql,
     return *slot;
 }
 
+int rp_store_set_cache_mb(rp_store_t *s, int mb, rp_error_t *err)
+{
+    if (mb < 1 || mb > 4096)
+        return rp_error_set(err, RP_EINVAL, 0, "a page cache of %d MB: 1 to 4096 MB", mb);
+    char sql[64];
+    /* A number of our own, never user text. */
+    snprintf(sql, sizeof sql, "PRAGMA cache_size = -%d", mb * 1024);
+    return rp__exec(s, sql, err);
+}
+
 void rp__stmt_flush(rp_store_t *s)
 {
     for (int i = 0; i < RP__HELD_N; i++) {

@@ -461,55 +461,70 @@ int op_norm_phone(const char *in, const char *cc, char *out, size_t cap, char *w
     return 0;
 }
 
-/* Before-hook on accounts, contacts and leads: one form for emails, phones and domains, so
- * lookups and duplicate checks match whatever was typed. */
+/* Batch before-hook on accounts, contacts and leads: one form for emails, phones and domains,
+ * so lookups and duplicate checks match whatever was typed. A batch hook, so an import of a
+ * million reads the default country once per batch, not once per row. */
 static int normalise(rapport_host *h, const rapport_api *api, rapport_change *c, void *ud,
                      char *err, size_t errlen)
 {
     (void)ud;
     static const char *const phones[] = {"phone", "mobile", NULL};
+    static const char *const lower[] = {"email", "domain", NULL};
     char cc[8] = "", *txt;
     bool cc_read = false;
     const char *entity = api->change_entity(c);
-    for (int i = 0; phones[i]; i++) {
-        if (!(txt = api->change_get(c, 0, phones[i])))
-            continue;
-        json_t *j = op_json(txt);
-        const char *v = json_string_value(j);
-        if (v && *v) {
-            if (!cc_read) {
-                op_default_cc(h, cc);
-                cc_read = true;
+    int n = api->change_count(c);
+    for (int r = 0; r < n; r++) {
+        for (int i = 0; phones[i]; i++) {
+            if (!(txt = api->change_get(c, r, phones[i])))
+                continue;
+            json_t *j = op_json(txt);
+            const char *v = json_string_value(j);
+            if (v && *v) {
+                if (!cc_read) {
+                    op_default_cc(h, cc);
+                    cc_read = true;
+                }
+                char out[48], why[160];
+                if (op_norm_phone(v, cc, out, sizeof out, why, sizeof why)) {
+                    json_decref(j);
+                    api->change_refuse(c, r);
+                    return op_fail(err, errlen, "%s.%s: %s", entity, phones[i], why);
+                }
+                if (strcmp(out, v) != 0) {
+                    json_t *o = json_string(out);
+                    char *t = json_dumps(o, JSON_ENCODE_ANY);
+                    json_decref(o);
+                    api->change_set(c, r, phones[i], t);
+                    free(t);
+                }
             }
-            char out[48], why[160];
-            if (op_norm_phone(v, cc, out, sizeof out, why, sizeof why)) {
-                json_decref(j);
-                return op_fail(err, errlen, "%s.%s: %s", entity, phones[i], why);
+            json_decref(j);
+        }
+        for (int i = 0; lower[i]; i++) {
+            json_t *j = op_json(api->change_get(c, r, lower[i]));
+            const char *v = json_string_value(j);
+            if (v) {
+                char *t = strdup(v);
+                char *s = t;
+                while (*s == ' ')
+                    s++;
+                size_t len = strlen(s);
+                while (len && s[len - 1] == ' ')
+                    s[--len] = '\0';
+                for (char *q = s; *q; q++)
+                    *q = (char)tolower((unsigned char)*q);
+                if (strcmp(s, v) != 0) {
+                    json_t *o = json_string(s);
+                    char *d = json_dumps(o, JSON_ENCODE_ANY);
+                    json_decref(o);
+                    api->change_set(c, r, lower[i], d);
+                    free(d);
+                }
+                free(t);
             }
-            if (strcmp(out, v) != 0)
-                op_change_set(c, phones[i], json_string(out));
+            json_decref(j);
         }
-        json_decref(j);
-    }
-    static const char *const lower[] = {"email", "domain", NULL};
-    for (int i = 0; lower[i]; i++) {
-        json_t *j = op_change_get(c, lower[i]);
-        const char *v = json_string_value(j);
-        if (v) {
-            char *t = strdup(v);
-            char *s = t;
-            while (*s == ' ')
-                s++;
-            size_t n = strlen(s);
-            while (n && s[n - 1] == ' ')
-                s[--n] = '\0';
-            for (char *q = s; *q; q++)
-                *q = (char)tolower((unsigned char)*q);
-            if (strcmp(s, v) != 0)
-                op_change_set(c, lower[i], json_string(s));
-            free(t);
-        }
-        json_decref(j);
     }
     return 0;
 }
@@ -519,7 +534,7 @@ static int normalise(rapport_host *h, const rapport_api *api, rapport_change *c,
 static int init(rapport_host *h, const rapport_api *api, char *err, size_t errlen)
 {
     op_api = api;
-    if (!RAPPORT_HAS(api, fold))
+    if (!RAPPORT_HAS(api, change_refuse))
         return op_fail(err, errlen, "this engine (%s) lacks what operational needs "
                                     "(transactions, schema, fold): it needs 0.2.0 or newer",
                        api->host_version);
@@ -529,7 +544,7 @@ static int init(rapport_host *h, const rapport_api *api, char *err, size_t errle
     static const char *const people[] = {"account", "contact", "lead"};
     for (int i = 0; i < 3; i++)
         for (int act = RAPPORT_CREATE; act <= RAPPORT_UPDATE; act++)
-            if ((rc = api->hook(h, people[i], act, 10, normalise, NULL)))
+            if ((rc = api->batch_hook(h, people[i], act, 10, normalise, NULL)))
                 return op_fail(err, errlen, "%s", api->last_error(h));
     if ((rc = op_sales_init(h, err, errlen)) || (rc = op_service_init(h, err, errlen)) ||
         (rc = op_orders_init(h, err, errlen)) || (rc = op_people_init(h, err, errlen)) ||

@@ -242,6 +242,9 @@ struct rapport_api {
     /** @p text folded as search and duplicate checks compare it (case, accents, the
      *  Arabic/Persian letter variants, digits), owned. */
     char *(*fold)(rapport_host *h, const char *text);
+    /** In a batch hook that vetoes: the record @p i that is wrong, so a bulk write (an import)
+     *  names the right one (without it, the first). */
+    void (*change_refuse)(rapport_change *c, int i);
 };
 
 /** Whether @p api has function @p fn (so a plugin can run on an older host). */

@@ -45,6 +45,13 @@ void rp_store_close(rp_store_t *s);
 /** The schema version found in the file when it was opened (before migrations). */
 int rp_store_schema_version_found(const rp_store_t *s);
 
+/**
+ * Lets the database keep up to @p mb megabytes of pages in memory (SQLite's default is 2 MB): a
+ * bulk load that touches many index pages then writes each once instead of spilling and
+ * reading them back. Memory is taken only as pages are used.
+ */
+int rp_store_set_cache_mb(rp_store_t *s, int mb, rp_error_t *err);
+
 /** The store's clock: milliseconds since the epoch (real or the opener's clock). */
 int64_t rp_store_now(const rp_store_t *s);
 
