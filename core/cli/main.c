@@ -165,10 +165,21 @@ static rp_lua_opts_t script_limits(rp_store_t *s)
         env[n] = '\0';
         const char *over = getenv(env);
         json_t *j = NULL;
-        if (over)
-            v[i] = strtoll(over, NULL, 10);
-        else if (rp_config_get(s, keys[i], &j, NULL) == 0 && json_is_integer(j))
-            v[i] = json_integer_value(j);
+        char *end = NULL;
+        bool bad = false;
+        if (over) {
+            v[i] = strtoll(over, &end, 10);
+            bad = end == over || *end || v[i] <= 0;
+        } else if (rp_config_get(s, keys[i], &j, NULL) == 0) {
+            v[i] = json_is_integer(j) ? json_integer_value(j) : 0;
+            bad = v[i] <= 0;
+        }
+        /* A limit that is not a positive number keeps the default, and says so. */
+        if (bad) {
+            fprintf(stderr, "rapport: %s = %s is not a positive number: the default applies\n",
+                    over ? env : keys[i], over ? over : "the setting");
+            v[i] = 0;
+        }
         json_decref(j);
     }
     return (rp_lua_opts_t){.max_instructions = v[0] > 0 ? v[0] : 0,

@@ -772,6 +772,35 @@ static void complete_names(repl_t *r, const char *line, int upto, const char *te
     json_decref(schema);
 }
 
+/* Field names of the entity a string literal before the cursor names, as table keys. */
+static void complete_keys(repl_t *r, const char *line, int upto, const char *text)
+{
+    rp_error_t err = {0};
+    json_t *schema = rp_store_schema(r->s, NULL, &err);
+    if (!schema)
+        return;
+    json_t *named = NULL;
+    for (int i = 0; i < upto && !named; i++) {
+        if (line[i] != '"' && line[i] != '\'')
+            continue;
+        const char *end = strchr(line + i + 1, line[i]);
+        if (!end || end - line >= upto)
+            break;
+        char ent[128];
+        snprintf(ent, sizeof ent, "%.*s", (int)(end - line - i - 1), line + i + 1);
+        named = json_object_get(schema, ent);
+        i = (int)(end - line);
+    }
+    size_t tl = strlen(text);
+    const char *f;
+    json_t *spec;
+    json_object_foreach(json_object_get(named, "fields"), f, spec) {
+        if (strncmp(f, text, tl) == 0)
+            cands_add("", 0, f, "");
+    }
+    json_decref(schema);
+}
+
 static char **complete(const char *text, int start, int end)
 {
     (void)end;
@@ -781,10 +810,18 @@ static char **complete(const char *text, int start, int end)
     if (!active)
         return NULL;
     char q = open_quote(rl_line_buffer, start);
-    if (q)
+    if (q) {
         complete_names(active, rl_line_buffer, start, text);
-    else
+    } else {
         complete_path(active, text);
+        /* A key in a table constructor after an entity's name ({sc → score): its fields. */
+        int b = start - 1;
+        while (b >= 0 && (rl_line_buffer[b] == ' ' || rl_line_buffer[b] == '\t'))
+            b--;
+        if (b >= 0 && (rl_line_buffer[b] == '{' || rl_line_buffer[b] == ',') &&
+            !strchr(text, '.'))
+            complete_keys(active, rl_line_buffer, start, text);
+    }
     /* A lone name inside quotes is finished: close the string. */
     rl_completion_append_character = q && cands.n == 1 ? q : '\0';
     if (cands.n == 0)

@@ -444,8 +444,14 @@ static int crm_dry_run(lua_State *L)
     lua_settop(L, 1);
     int64_t seq0 = rp_events_last_seq(l->s), job0 = max_job_id(l->s);
     rp_error_t err = {0};
-    if (rp_store_begin(l->s, &err))
+    /* The pending jobs before: those gone after were cancelled (or moved, by their key). */
+    json_t *before = NULL;
+    if (rp_jobs_list(l->s, NULL, &before, &err))
         return raise(L, &err);
+    if (rp_store_begin(l->s, &err)) {
+        json_decref(before);
+        return raise(L, &err);
+    }
     lua_pushvalue(L, 1);
     int rc = pcall_here(L, l, 0, 1, &err);
     /* What it would have changed, read inside the transaction before it is undone. */
@@ -470,24 +476,41 @@ static int crm_dry_run(lua_State *L)
         rp_event_clear(&evs[i]);
     }
     free(evs);
-    json_t *all = NULL;
+    json_t *all = NULL, *cancelled = json_array();
     if (!rc && rp_jobs_list(l->s, NULL, &all, NULL) == 0) {
-        size_t i;
-        json_t *j;
+        size_t i, k;
+        json_t *j, *b;
         json_array_foreach(all, i, j) if (json_integer_value(json_object_get(j, "id")) > job0)
             json_array_append(jobs, j);
+        json_array_foreach(before, k, b) {
+            const char *st = json_string_value(json_object_get(b, "state"));
+            if (!st || strcmp(st, "pending") != 0)
+                continue;
+            bool still = false;
+            json_array_foreach(all, i, j) {
+                if (json_equal(json_object_get(j, "id"), json_object_get(b, "id"))) {
+                    const char *now = json_string_value(json_object_get(j, "state"));
+                    still = now && strcmp(now, "pending") == 0;
+                    break;
+                }
+            }
+            if (!still)
+                json_array_append(cancelled, b);
+        }
     }
     json_decref(all);
+    json_decref(before);
     rp_store_rollback(l->s, NULL);
     if (rc) {
         json_decref(records);
         json_decref(events);
         json_decref(jobs);
+        json_decref(cancelled);
         lua_pushstring(L, err.msg);
         return lua_error(L);
     }
-    json_t *changes = json_pack("{s:o,s:o,s:o}", "records", records, "events", events, "jobs",
-                                jobs);
+    json_t *changes = json_pack("{s:o,s:o,s:o,s:o}", "records", records, "events", events, "jobs",
+                                jobs, "cancelled_jobs", cancelled);
     push_owned(L, changes);
     return 2; /* the function's result, then what it would have changed */
 }

@@ -142,6 +142,12 @@ if command -v tmux >/dev/null; then
     wait_for '^rapport> crm\.schema\.get\(\("contact"$' && ok ||
         bad "Tab did not complete crm.schema.ge and \"con: $(screen)"
     t send-keys -t repl C-u
+    # A key of a table after an entity's name: its fields.
+    t send-keys -t repl -l 'crm.update("contact", 1, {la'
+    t send-keys -t repl Tab
+    wait_for '^rapport> crm\.update\("contact", 1, \{last_name$' && ok ||
+        bad "Tab did not complete the field key {la: $(screen)"
+    t send-keys -t repl C-u
     t send-keys -t repl -l '"typed " .. "in a terminal"'
     t send-keys -t repl Enter
     wait_for '^typed in a terminal$' && ok || bad "no result in the terminal: $(screen)"
