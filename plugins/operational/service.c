@@ -4,12 +4,15 @@
  * A ticket gets its first-response and resolution deadlines when it opens, from the policy of
  * its priority; the deadlines move when the priority changes (counted from when the ticket
  * opened). A durable job per deadline, keyed by ticket and milestone, fires at the deadline;
- * it is moved with the deadline and cancelled once the milestone is met. A job that finds its
+ * it is moved with the deadline and cancelled once the milestone is met. With business hours
+ * configured, the targets count only those hours, on the wall clock of their zone. A job that finds its
  * milestone unmet marks the ticket breached and appends ticket.sla_breached.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "operational.h"
 
@@ -49,6 +52,117 @@ static int targets(rapport_host *h, const char *priority, int64_t out[2], char *
     return rc;
 }
 
+/* ---- business hours ---------------------------------------------------------------------- */
+
+/* plugin.operational.business_hours: {"days": [1..7 (Monday 1)], "start": "09:00",
+ * "end": "17:00", "tz": "Europe/Berlin"}; SLA targets then count only those hours. */
+typedef struct {
+    bool on;
+    bool day[8]; /* 1 = Monday … 7 = Sunday */
+    int start, end; /* minutes after midnight */
+    char tz[64];
+} hours_t;
+
+static bool parse_hhmm(const char *s, int *min)
+{
+    int h, m;
+    if (!s || sscanf(s, "%d:%d", &h, &m) != 2 || h < 0 || h > 24 || m < 0 || m > 59 ||
+        h * 60 + m > 24 * 60)
+        return false;
+    *min = h * 60 + m;
+    return true;
+}
+
+static int business_hours(rapport_host *h, hours_t *bh, char *err, size_t errlen)
+{
+    memset(bh, 0, sizeof *bh);
+    json_t *j = op_config(h, "business_hours");
+    if (!j)
+        return 0;
+    int rc = 0;
+    json_t *days = json_object_get(j, "days"), *d;
+    size_t i;
+    if (!json_is_object(j) || !parse_hhmm(op_str(j, "start"), &bh->start) ||
+        !parse_hhmm(op_str(j, "end"), &bh->end) || bh->end <= bh->start) {
+        rc = op_fail(err, errlen, "plugin.operational.business_hours: needs {\"start\": "
+                                  "\"09:00\", \"end\": \"17:00\"} (end after start), with "
+                                  "\"days\" (1 Monday … 7 Sunday) and \"tz\" if not Monday to "
+                                  "Friday in UTC");
+        goto out;
+    }
+    if (json_is_array(days)) {
+        json_array_foreach(days, i, d) {
+            json_int_t n = json_integer_value(d);
+            if (n < 1 || n > 7) {
+                rc = op_fail(err, errlen, "plugin.operational.business_hours.days: %s is not "
+                                          "a day (1 Monday … 7 Sunday)",
+                             json_is_integer(d) ? "a number out of 1..7" : "a non-number");
+                goto out;
+            }
+            bh->day[n] = true;
+        }
+    } else {
+        for (int k = 1; k <= 5; k++)
+            bh->day[k] = true;
+    }
+    snprintf(bh->tz, sizeof bh->tz, "%s", op_str(j, "tz") ? op_str(j, "tz") : "UTC");
+    char zone[128];
+    snprintf(zone, sizeof zone, "/usr/share/zoneinfo/%s", bh->tz);
+    if (strcmp(bh->tz, "UTC") != 0 && (strstr(bh->tz, "..") || access(zone, R_OK) != 0)) {
+        rc = op_fail(err, errlen, "plugin.operational.business_hours.tz: no time zone \"%s\"",
+                     bh->tz);
+        goto out;
+    }
+    bh->on = true;
+out:
+    json_decref(j);
+    return rc;
+}
+
+/* @p dur of business time after @p from, on the wall clock of the hours' zone (daylight saving
+ * included). The engine runs plugins on one thread: TZ is switched for the call and put back,
+ * as the core's cron does. */
+static int64_t add_business(const hours_t *bh, int64_t from, int64_t dur)
+{
+    const char *was = getenv("TZ");
+    char saved[128] = "";
+    if (was)
+        snprintf(saved, sizeof saved, "%s", was);
+    setenv("TZ", bh->tz, 1);
+    tzset();
+    time_t t = (time_t)(from / 1000);
+    int64_t left = dur / 1000, out = from;
+    for (int guard = 0; guard < 3660; guard++) {
+        struct tm lt;
+        localtime_r(&t, &lt);
+        int wd = lt.tm_wday == 0 ? 7 : lt.tm_wday, now = lt.tm_hour * 60 + lt.tm_min;
+        struct tm open = lt, shut = lt;
+        open.tm_hour = bh->start / 60, open.tm_min = bh->start % 60, open.tm_sec = 0;
+        shut.tm_hour = bh->end / 60, shut.tm_min = bh->end % 60, shut.tm_sec = 0;
+        open.tm_isdst = shut.tm_isdst = -1;
+        if (!bh->day[wd] || now >= bh->end) {
+            struct tm next = lt; /* the next day's opening */
+            next.tm_mday++, next.tm_hour = bh->start / 60, next.tm_min = bh->start % 60;
+            next.tm_sec = 0, next.tm_isdst = -1;
+            t = mktime(&next);
+            continue;
+        }
+        time_t a = now < bh->start ? mktime(&open) : t, b = mktime(&shut);
+        if (left <= (int64_t)(b - a)) {
+            out = ((int64_t)a + left) * 1000 + (a == t ? from % 1000 : 0);
+            break;
+        }
+        left -= (int64_t)(b - a);
+        t = b;
+    }
+    if (was)
+        setenv("TZ", saved, 1);
+    else
+        unsetenv("TZ");
+    tzset();
+    return out;
+}
+
 /* Before-hook on tickets. */
 static int ticket_hook(rapport_host *h, const rapport_api *api, rapport_change *c, void *ud,
                        char *err, size_t errlen)
@@ -76,7 +190,8 @@ static int ticket_hook(rapport_host *h, const rapport_api *api, rapport_change *
     const char *oldp = op_str(old, "priority");
     if (act == RAPPORT_CREATE || !oldp || strcmp(oldp, p) != 0) {
         int64_t t[2];
-        if ((rc = targets(h, p, t, err, errlen)))
+        hours_t bh;
+        if ((rc = targets(h, p, t, err, errlen)) || (rc = business_hours(h, &bh, err, errlen)))
             goto out;
         int64_t opened = act == RAPPORT_CREATE ? now : op_parse_time(op_str(old, "created_at"));
         for (int m = 0; m < 2; m++) {
@@ -85,7 +200,7 @@ static int ticket_hook(rapport_host *h, const rapport_api *api, rapport_change *
                 op_change_set(c, due_field[m], json_null());
                 continue;
             }
-            op_fmt_time(opened + t[m], due);
+            op_fmt_time(bh.on ? add_business(&bh, opened, t[m]) : opened + t[m], due);
             op_change_set(c, due_field[m], json_string(due));
         }
     }

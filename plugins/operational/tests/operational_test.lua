@@ -287,3 +287,24 @@ test("a merge keeps one record, fills it, re-points references, and is explainab
   assert_error(function() crm.operational.merge("contact", keep.id, {keep.id}) end,
                "ids other than")
 end)
+
+test("with business hours, SLA targets count only those hours", function()
+  -- 2026-01-01 is a Thursday; the clock starts at midnight UTC.
+  crm.set_config("plugin.operational.business_hours", {days = {1, 2, 3, 4, 5},
+                                                      start = "09:00", ["end"] = "17:00"})
+  local high = crm.create("ticket", {subject = "High", priority = "high"})
+  assert_eq(high.first_response_due, "2026-01-01T13:00:00.000Z")   -- 4 h from 09:00 Thursday
+  assert_eq(high.resolution_due, "2026-01-02T17:00:00.000Z")       -- 16 h: Thursday and Friday
+  local low = crm.create("ticket", {subject = "Low", priority = "low"})
+  assert_eq(low.first_response_due, "2026-01-05T17:00:00.000Z")    -- 24 h: over the weekend
+  -- In a zone: Tehran is UTC+3:30, so 09:00 there is 05:30 UTC.
+  crm.set_config("plugin.operational.business_hours", {start = "09:00", ["end"] = "17:00",
+                                                      tz = "Asia/Tehran"})
+  local t = crm.create("ticket", {subject = "Tehran", priority = "urgent"})
+  assert_eq(t.first_response_due, "2026-01-01T06:30:00.000Z")
+  crm.set_config("plugin.operational.business_hours", {start = "17:00", ["end"] = "09:00"})
+  assert_error(function() crm.create("ticket", {subject = "x"}) end, "end after start")
+  crm.set_config("plugin.operational.business_hours", {start = "09:00", ["end"] = "17:00",
+                                                      tz = "Mars/Olympus"})
+  assert_error(function() crm.create("ticket", {subject = "x"}) end, "no time zone")
+end)
