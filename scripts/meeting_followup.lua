@@ -18,11 +18,12 @@ crm.job("rules.meeting_followup", function(p)
   if m.next_step and m.next_step ~= "" then return end
   if crm.time_ms(m.ends_at) > crm.now_ms() then return watch(m) end   -- moved later
   local subject = "Follow up: " .. m.subject
-  if crm.count("activity", {kind = "task", subject = subject, owner = m.owner}) > 0 then
+  local marker = "After meeting " .. m.id
+  if crm.count("activity", {kind = "task", description = marker}) > 0 then
     return                                                             -- a retried job
   end
   crm.create("activity", {
-    kind = "task", subject = subject, owner = m.owner,
+    kind = "task", subject = subject, owner = m.owner, description = marker,
     related_entity = m.related_entity, related_id = m.related_id,
     due_at = crm.time(crm.now_ms() + crm.delay_ms(crm.config("rules.meeting_followup.due", "1d")))})
 end)

@@ -336,7 +336,14 @@ int rp__lua_pcall(rp_lua_t *l, int nargs, int nres, rp_error_t *err)
         l->tick_prev = ticker.running;
         ticker.running = l;
     }
+    /* A nested call (a hook this state's own write runs) runs on the main thread even when
+     * the outer one is in a coroutine: that is the thread the ticker must arm meanwhile. */
+    lua_State *was_cur = l->cur;
+    if (l->o.limits)
+        l->cur = L;
     int rc = lua_pcall(L, nargs, nres, base);
+    if (l->o.limits)
+        l->cur = was_cur;
     if (--l->depth == 0) {
         l->limits_on = false;
         if (l->o.limits) {

@@ -237,9 +237,14 @@ json_t *op_get(rapport_host *h, const char *entity, int64_t id)
     return op_json(op_api->get(h, entity, id));
 }
 
+json_t *op_change_get_i(rapport_change *c, int i, const char *field)
+{
+    return op_json(op_api->change_get(c, i, field));
+}
+
 json_t *op_change_get(rapport_change *c, const char *field)
 {
-    return op_json(op_api->change_get(c, 0, field));
+    return op_change_get_i(c, 0, field);
 }
 
 const char *op_str(json_t *obj, const char *field)
@@ -247,13 +252,18 @@ const char *op_str(json_t *obj, const char *field)
     return json_string_value(json_object_get(obj, field));
 }
 
-int op_change_set(rapport_change *c, const char *field, json_t *v)
+int op_change_set_i(rapport_change *c, int i, const char *field, json_t *v)
 {
     char *t = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
     json_decref(v);
-    int rc = t ? op_api->change_set(c, 0, field, t) : RAPPORT_ENOMEM;
+    int rc = t ? op_api->change_set(c, i, field, t) : RAPPORT_ENOMEM;
     free(t);
     return rc;
+}
+
+int op_change_set(rapport_change *c, const char *field, json_t *v)
+{
+    return op_change_set_i(c, 0, field, v);
 }
 
 json_t *op_config(rapport_host *h, const char *key)
@@ -318,6 +328,8 @@ int64_t op_parse_delay(const char *s)
             unit = 7 * 86400000LL, end++;
         else
             return -1;
+        if (n > (INT64_MAX - total) / unit)
+            return -1; /* longer than time itself */
         total += n * unit;
         p = end;
     }
@@ -349,8 +361,11 @@ bool op_dec_parse(const char *s, int scale, int64_t *out)
         if (frac >= 0)
             frac++;
     }
-    for (int f = frac < 0 ? 0 : frac; f < scale; f++)
+    for (int f = frac < 0 ? 0 : frac; f < scale; f++) {
+        if (v > INT64_MAX / 10)
+            return false;
         v *= 10;
+    }
     *out = neg ? -v : v;
     return true;
 }

@@ -23,6 +23,9 @@ json_t *op_get(rapport_host *h, const char *entity, int64_t id);
 json_t *op_change_get(rapport_change *c, const char *field);
 /** Sets @p field of the change to @p v (stolen). */
 int op_change_set(rapport_change *c, const char *field, json_t *v);
+/** The same for record @p i of a batch hook's change. */
+json_t *op_change_get_i(rapport_change *c, int i, const char *field);
+int op_change_set_i(rapport_change *c, int i, const char *field, json_t *v);
 /** The string at @p field of @p obj, or NULL. */
 const char *op_str(json_t *obj, const char *field);
 /** The plugin's setting @p key (owned), or NULL. */

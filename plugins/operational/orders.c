@@ -13,7 +13,7 @@ static const struct {
     const char *from, *to;
 } moves[] = {
     {"placed", "paid"},     {"placed", "cancelled"}, {"paid", "shipped"},
-    {"paid", "cancelled"},  {"shipped", "delivered"}, {"placed", "shipped"},
+    {"paid", "cancelled"},  {"shipped", "delivered"},
 };
 
 /* ---- order lines ------------------------------------------------------------------------- */
@@ -67,33 +67,14 @@ static int set_order_total(rapport_host *h, int64_t order, int64_t total, char *
               : 0;
 }
 
-/* Before-hook on order lines: the line's total is quantity × unit price (the product's price
- * when none is given), rounded half up to the cent; the order's total is the sum of its lines,
- * kept in the same transaction. */
-static int line_hook(rapport_host *h, const rapport_api *api, rapport_change *c, void *ud,
-                     char *err, size_t errlen)
+/* The total of line @p i of the change: quantity × unit price (the product's price when none
+ * is given, set on the line), rounded half up to the cent, set as the line's total. */
+static int line_price(rapport_host *h, rapport_change *c, int i, int act, int64_t *out,
+                      char *err, size_t errlen)
 {
-    (void)ud;
-    int act = api->change_action(c);
-    int64_t id = api->change_id(c);
+    json_t *qv = op_change_get_i(c, i, "quantity"), *pv = op_change_get_i(c, i, "unit_price");
+    json_t *prodv = op_change_get_i(c, i, "product");
     int rc = 0;
-    json_t *orderv = NULL, *old = NULL, *qv = NULL, *pv = NULL, *prodv = NULL;
-    if (act == RAPPORT_DELETE || act == RAPPORT_PURGE || act == RAPPORT_RESTORE) {
-        old = op_get(h, "order_line", id);
-        int64_t order = json_integer_value(json_object_get(old, "order")), sum, mine = 0;
-        if (!order)
-            goto out;
-        if ((rc = lines_total(h, order, id, &sum, err, errlen)))
-            goto out;
-        if (act == RAPPORT_RESTORE)
-            op_dec_parse(op_str(old, "total"), 2, &mine);
-        rc = set_order_total(h, order, sum + mine, err, errlen);
-        goto out;
-    }
-    orderv = op_change_get(c, "order");
-    qv = op_change_get(c, "quantity");
-    pv = op_change_get(c, "unit_price");
-    prodv = op_change_get(c, "product");
     int64_t q = 1000, price = 0;
     if (json_is_string(qv) || json_is_integer(qv) || json_is_real(qv)) {
         char buf[48];
@@ -121,7 +102,7 @@ static int line_hook(rapport_host *h, const rapport_api *api, rapport_change *c,
             json_decref(prod);
             rc = op_fail(err, errlen, "order_line: product %lld: %s",
                          (long long)json_integer_value(prodv),
-                         prod ? "it has no price" : api->last_error(h));
+                         prod ? "it has no price" : op_api->last_error(h));
             goto out;
         }
         if (json_is_false(json_object_get(prod, "active")) && act == RAPPORT_CREATE) {
@@ -131,7 +112,7 @@ static int line_hook(rapport_host *h, const rapport_api *api, rapport_change *c,
             goto out;
         }
         json_decref(prod);
-        op_change_set(c, "unit_price", op_dec_json(price, 2));
+        op_change_set_i(c, i, "unit_price", op_dec_json(price, 2));
     } else {
         char buf[48];
         const char *ps = json_string_value(pv);
@@ -151,26 +132,91 @@ static int line_hook(rapport_host *h, const rapport_api *api, rapport_change *c,
         rc = op_fail(err, errlen, "order_line: the total is too large");
         goto out;
     }
-    op_change_set(c, "total", op_dec_json((int64_t)total, 2));
-    int64_t order = json_integer_value(orderv);
-    if (act == RAPPORT_UPDATE) {
-        old = op_get(h, "order_line", id);
-        int64_t was = json_integer_value(json_object_get(old, "order"));
-        if (was && was != order) {
-            rc = op_fail(err, errlen, "order_line %lld: a line stays on its order (%lld)",
-                         (long long)id, (long long)was);
-            goto out;
-        }
-    }
-    int64_t sum;
-    if (!(rc = lines_total(h, order, act == RAPPORT_UPDATE ? id : 0, &sum, err, errlen)))
-        rc = set_order_total(h, order, sum + (int64_t)total, err, errlen);
+    op_change_set_i(c, i, "total", op_dec_json((int64_t)total, 2));
+    *out = (int64_t)total;
 out:
-    json_decref(orderv);
-    json_decref(old);
     json_decref(qv);
     json_decref(pv);
     json_decref(prodv);
+    return rc;
+}
+
+/* Batch before-hook on new order lines: each line's total, then each order's total is the sum
+ * of its stored lines and of the batch's (a bulk create of several lines of one order counts
+ * them all), in the same transaction. */
+static int line_batch(rapport_host *h, const rapport_api *api, rapport_change *c, void *ud,
+                      char *err, size_t errlen)
+{
+    (void)ud;
+    int n = api->change_count(c), rc = 0;
+    int64_t *total = calloc((size_t)(n ? n : 1), sizeof *total);
+    int64_t *order = calloc((size_t)(n ? n : 1), sizeof *order);
+    if (!total || !order) {
+        free(total);
+        free(order);
+        return op_fail(err, errlen, "out of memory");
+    }
+    for (int i = 0; i < n && !rc; i++) {
+        json_t *ov = op_change_get_i(c, i, "order");
+        order[i] = json_integer_value(ov);
+        json_decref(ov);
+        if ((rc = line_price(h, c, i, RAPPORT_CREATE, &total[i], err, errlen)))
+            api->change_refuse(c, i);
+    }
+    for (int i = 0; i < n && !rc; i++) {
+        bool first = order[i] != 0;
+        for (int j = 0; j < i && first; j++)
+            first = order[j] != order[i];
+        if (!first)
+            continue; /* that order is summed already */
+        int64_t sum;
+        if ((rc = lines_total(h, order[i], 0, &sum, err, errlen)))
+            break;
+        for (int j = i; j < n; j++)
+            if (order[j] == order[i])
+                sum += total[j];
+        rc = set_order_total(h, order[i], sum, err, errlen);
+    }
+    free(total);
+    free(order);
+    return rc;
+}
+
+/* Before-hook on a changed, deleted or restored order line: its total again, and its order's
+ * total without it (deleted) or with it (restored, changed). */
+static int line_hook(rapport_host *h, const rapport_api *api, rapport_change *c, void *ud,
+                     char *err, size_t errlen)
+{
+    (void)ud;
+    int act = api->change_action(c);
+    int64_t id = api->change_id(c);
+    int rc = 0;
+    json_t *old = op_get(h, "order_line", id), *orderv = NULL;
+    int64_t was = json_integer_value(json_object_get(old, "order")), sum, mine = 0;
+    if (act == RAPPORT_DELETE || act == RAPPORT_PURGE || act == RAPPORT_RESTORE) {
+        if (!was)
+            goto out;
+        if ((rc = lines_total(h, was, id, &sum, err, errlen)))
+            goto out;
+        if (act == RAPPORT_RESTORE)
+            op_dec_parse(op_str(old, "total"), 2, &mine);
+        rc = set_order_total(h, was, sum + mine, err, errlen);
+        goto out;
+    }
+    orderv = op_change_get(c, "order");
+    int64_t order = json_integer_value(orderv);
+    if (was && was != order) {
+        rc = op_fail(err, errlen, "order_line %lld: a line stays on its order (%lld)",
+                     (long long)id, (long long)was);
+        goto out;
+    }
+    if ((rc = line_price(h, c, 0, act, &mine, err, errlen)))
+        goto out;
+    if (!(rc = lines_total(h, order, id, &sum, err, errlen)))
+        rc = set_order_total(h, order, sum + mine, err, errlen);
+out:
+    json_decref(orderv);
+    json_decref(old);
     return rc;
 }
 
@@ -222,9 +268,8 @@ out:
 
 /* ---- invoices ---------------------------------------------------------------------------- */
 
-/* Before-hook on invoices: a new invoice takes the next number, in the transaction that stores
- * it (a rolled-back invoice takes none, so numbers have no gaps), and its order's total; the
- * number never changes, and an invoice is voided, never purged. */
+/* Before-hook on invoices: the number never changes, and an invoice is voided, never purged
+ * (numbers must stay without gaps). */
 static int invoice_hook(rapport_host *h, const rapport_api *api, rapport_change *c, void *ud,
                         char *err, size_t errlen)
 {
@@ -234,19 +279,26 @@ static int invoice_hook(rapport_host *h, const rapport_api *api, rapport_change 
         return op_fail(err, errlen, "invoice %lld: invoices are never purged (numbers must stay "
                                     "without gaps): set its status to void",
                        (long long)api->change_id(c));
-    if (act == RAPPORT_UPDATE) {
-        json_t *old = op_get(h, "invoice", api->change_id(c));
-        json_t *n = op_change_get(c, "number"), *s = op_change_get(c, "seq");
-        bool same = json_equal(n, json_object_get(old, "number")) &&
-                    json_equal(s, json_object_get(old, "seq"));
-        json_decref(old);
-        json_decref(n);
-        json_decref(s);
-        return same ? 0 : op_fail(err, errlen, "invoice %lld: its number never changes",
-                                  (long long)api->change_id(c));
-    }
-    if (act != RAPPORT_CREATE)
+    if (act != RAPPORT_UPDATE)
         return 0;
+    json_t *old = op_get(h, "invoice", api->change_id(c));
+    json_t *n = op_change_get(c, "number"), *s = op_change_get(c, "seq");
+    bool same = json_equal(n, json_object_get(old, "number")) &&
+                json_equal(s, json_object_get(old, "seq"));
+    json_decref(old);
+    json_decref(n);
+    json_decref(s);
+    return same ? 0 : op_fail(err, errlen, "invoice %lld: its number never changes",
+                              (long long)api->change_id(c));
+}
+
+/* Batch before-hook on new invoices: the next numbers, one after another through the batch, in
+ * the transaction that stores them (a refused invoice takes none, so numbers have no gaps),
+ * and each its order's total. */
+static int invoice_batch(rapport_host *h, const rapport_api *api, rapport_change *c, void *ud,
+                         char *err, size_t errlen)
+{
+    (void)ud;
     json_t *q = json_pack("{s:s,s:i,s:b,s:[s]}", "order", "-seq", "limit", 1, "deleted", 1,
                           "fields", "seq");
     char *qt = json_dumps(q, JSON_COMPACT);
@@ -256,36 +308,42 @@ static int invoice_hook(rapport_host *h, const rapport_api *api, rapport_change 
     if (!last)
         return op_fail(err, errlen, "invoice: %s", api->last_error(h));
     int64_t seq = json_integer_value(json_object_get(json_array_get(json_object_get(last, "data"),
-                                                                    0), "seq")) + 1;
+                                                                    0), "seq"));
     json_decref(last);
     json_t *pre = op_config(h, "invoice_prefix");
-    char number[96];
-    snprintf(number, sizeof number, "%s%06lld",
-             json_is_string(pre) ? json_string_value(pre) : "INV-", (long long)seq);
-    json_decref(pre);
-    op_change_set(c, "seq", json_integer(seq));
-    op_change_set(c, "number", json_string(number));
+    const char *prefix = json_is_string(pre) ? json_string_value(pre) : "INV-";
     char now[32];
     op_fmt_time(api->now_ms(h), now);
-    json_t *at = op_change_get(c, "issued_at"), *tot = op_change_get(c, "total");
-    if (!json_is_string(at))
-        op_change_set(c, "issued_at", json_string(now));
-    json_t *ov = op_change_get(c, "order");
-    int rc = 0;
-    if (!json_is_string(tot) && json_is_integer(ov)) {
-        json_t *order = op_get(h, "order", json_integer_value(ov));
-        if (!order)
-            rc = op_fail(err, errlen, "invoice: %s", api->last_error(h));
-        else {
-            op_change_set(c, "total", json_incref(json_object_get(order, "total")));
-            if (op_str(order, "currency"))
-                op_change_set(c, "currency", json_incref(json_object_get(order, "currency")));
+    int rc = 0, n = api->change_count(c);
+    for (int i = 0; i < n && !rc; i++) {
+        char number[96];
+        snprintf(number, sizeof number, "%s%06lld", prefix, (long long)++seq);
+        op_change_set_i(c, i, "seq", json_integer(seq));
+        op_change_set_i(c, i, "number", json_string(number));
+        json_t *at = op_change_get_i(c, i, "issued_at"), *tot = op_change_get_i(c, i, "total");
+        json_t *ov = op_change_get_i(c, i, "order");
+        if (!json_is_string(at))
+            op_change_set_i(c, i, "issued_at", json_string(now));
+        if (!json_is_string(tot) && json_is_integer(ov)) {
+            json_t *order = op_get(h, "order", json_integer_value(ov));
+            if (!order) {
+                rc = op_fail(err, errlen, "invoice: %s", api->last_error(h));
+                api->change_refuse(c, i);
+            } else {
+                op_change_set_i(c, i, "total", json_incref(json_object_get(order, "total")));
+                json_t *cur = op_change_get_i(c, i, "currency");
+                if (!json_is_string(cur) && op_str(order, "currency"))
+                    op_change_set_i(c, i, "currency",
+                                    json_incref(json_object_get(order, "currency")));
+                json_decref(cur);
+            }
+            json_decref(order);
         }
-        json_decref(order);
+        json_decref(at);
+        json_decref(tot);
+        json_decref(ov);
     }
-    json_decref(at);
-    json_decref(tot);
-    json_decref(ov);
+    json_decref(pre);
     return rc;
 }
 
@@ -312,18 +370,17 @@ static int member_hook(rapport_host *h, const rapport_api *api, rapport_change *
         if (!json_is_string(in))
             op_change_set(c, "opted_in_at", json_string(now));
         json_t *lv = op_change_get(c, "list"), *cv = op_change_get(c, "contact");
-        json_t *q = json_pack("{s:{s:O,s:O},s:i}", "where", "list", lv, "contact", cv, "limit", 1);
-        char *qt = json_dumps(q, JSON_COMPACT);
-        int64_t n = 0;
-        json_t *w = json_object_get(q, "where");
-        char *wt = json_dumps(w, JSON_COMPACT);
-        if (api->count(h, "list_member", wt, &n) == 0 && n > 0)
-            rc = op_fail(err, errlen, "list_member: contact %lld is already on list %lld (update "
-                                      "that membership instead)",
-                         (long long)json_integer_value(cv), (long long)json_integer_value(lv));
-        free(wt);
-        free(qt);
-        json_decref(q);
+        if (json_is_integer(lv) && json_is_integer(cv)) { /* else the store says: required */
+            json_t *w = json_pack("{s:O,s:O}", "list", lv, "contact", cv);
+            char *wt = json_dumps(w, JSON_COMPACT);
+            int64_t n = 0;
+            if (api->count(h, "list_member", wt, &n) == 0 && n > 0)
+                rc = op_fail(err, errlen, "list_member: contact %lld is already on list %lld "
+                                          "(update that membership instead)",
+                             (long long)json_integer_value(cv), (long long)json_integer_value(lv));
+            free(wt);
+            json_decref(w);
+        }
         json_decref(lv);
         json_decref(cv);
         goto done;
@@ -414,9 +471,11 @@ int op_orders_init(rapport_host *h, char *err, size_t errlen)
 {
     const rapport_api *api = op_api;
     int rc = 0;
-    for (int act = RAPPORT_CREATE; act <= RAPPORT_PURGE && !rc; act++)
+    for (int act = RAPPORT_UPDATE; act <= RAPPORT_PURGE && !rc; act++)
         rc = api->hook(h, "order_line", act, 20, line_hook, NULL) ||
              api->hook(h, "invoice", act, 20, invoice_hook, NULL);
+    rc = rc || api->batch_hook(h, "order_line", RAPPORT_CREATE, 20, line_batch, NULL) ||
+         api->batch_hook(h, "invoice", RAPPORT_CREATE, 20, invoice_batch, NULL);
     if (rc || api->hook(h, "order", RAPPORT_CREATE, 20, order_hook, NULL) ||
         api->hook(h, "order", RAPPORT_UPDATE, 20, order_hook, NULL) ||
         api->hook(h, "list_member", RAPPORT_CREATE, 20, member_hook, NULL) ||

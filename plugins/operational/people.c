@@ -339,13 +339,16 @@ static int repoint(rapport_host *h, json_t *schema, const char *entity, int64_t 
     json_object_foreach(schema, e, desc) {
         json_object_foreach(json_object_get(desc, "fields"), f, spec) {
             if (!op_str(spec, "ref") || strcmp(op_str(spec, "ref"), entity) != 0 ||
-                strcmp(f, "merged_into") == 0)
-                continue;
+                strcmp(f, "merged_into") == 0 ||
+                (strcmp(e, "list_member") == 0 && strcmp(f, "contact") == 0))
+                continue; /* memberships merge on their own (merge_memberships) */
             int n = 0;
             for (;;) {
                 /* Each page is re-read from the start: the records updated no longer match. */
-                json_t *q = json_pack("{s:{s:I},s:i,s:b,s:[s]}", "where", f, (json_int_t)from,
-                                      "limit", 1000, "deleted", 1, "fields", "id");
+                /* Live records only: a deleted one keeps its reference as it was (the store
+                 * refuses changes to a deleted record, and it is history). */
+                json_t *q = json_pack("{s:{s:I},s:i,s:[s]}", "where", f, (json_int_t)from,
+                                      "limit", 1000, "fields", "id");
                 char *qt = json_dumps(q, JSON_COMPACT);
                 json_decref(q);
                 json_t *page = op_json(op_api->find(h, e, qt));
@@ -382,6 +385,110 @@ static int repoint(rapport_host *h, json_t *schema, const char *entity, int64_t 
         }
     }
     return 0;
+}
+
+/* The first page (up to 1000) of live @p entity records matching @p where (owned JSON). */
+static json_t *live(rapport_host *h, const char *entity, json_t *where)
+{
+    json_t *q = json_pack("{s:O,s:i}", "where", where, "limit", 1000);
+    char *qt = json_dumps(q, JSON_COMPACT);
+    json_decref(q);
+    json_t *page = op_json(op_api->find(h, entity, qt));
+    free(qt);
+    json_t *data = json_incref(json_object_get(page, "data"));
+    json_decref(page);
+    return data ? data : json_array();
+}
+
+/* Contact @p from's list memberships become @p to's: moved where @p to is not on that list;
+ * where it is, one membership stays, with the stricter consent (an opt-out on either holds),
+ * and @p from's is deleted. */
+static int merge_memberships(rapport_host *h, int64_t from, int64_t to, json_t *counts,
+                             char *err, size_t errlen)
+{
+    json_t *w = json_pack("{s:I}", "contact", (json_int_t)from);
+    json_t *mine = live(h, "list_member", w);
+    json_decref(w);
+    size_t i;
+    json_t *m;
+    int rc = 0, n = 0;
+    json_array_foreach(mine, i, m) {
+        int64_t id = json_integer_value(json_object_get(m, "id"));
+        json_t *w2 = json_pack("{s:I,s:O}", "contact", (json_int_t)to, "list",
+                               json_object_get(m, "list"));
+        json_t *theirs = live(h, "list_member", w2);
+        json_decref(w2);
+        json_t *t = json_array_get(theirs, 0);
+        char patch[256];
+        if (!t) {
+            snprintf(patch, sizeof patch, "{\"contact\": %lld}", (long long)to);
+            rc = op_api->update(h, "list_member", id, patch, 0);
+        } else {
+            if (json_is_string(json_object_get(m, "opted_out_at")) &&
+                !json_is_string(json_object_get(t, "opted_out_at"))) {
+                json_t *p = json_pack("{s:O,s:O}", "opted_out_at",
+                                      json_object_get(m, "opted_out_at"), "opt_out_source",
+                                      json_object_get(m, "opt_out_source"));
+                char *pt = json_dumps(p, JSON_COMPACT);
+                json_decref(p);
+                rc = op_api->update(h, "list_member",
+                                    json_integer_value(json_object_get(t, "id")), pt, 0);
+                free(pt);
+            }
+            if (!rc)
+                rc = op_api->remove(h, "list_member", id);
+        }
+        json_decref(theirs);
+        if (rc) {
+            op_fail(err, errlen, "merge: list_member %lld: %s", (long long)id,
+                    op_api->last_error(h));
+            break;
+        }
+        n++;
+    }
+    json_decref(mine);
+    if (n)
+        json_object_set_new(counts, "list_member.contact", json_integer(n));
+    return rc;
+}
+
+/* Activities about @p from (related_entity/related_id) come to @p to. */
+static int merge_activities(rapport_host *h, const char *entity, int64_t from, int64_t to,
+                            json_t *counts, char *err, size_t errlen)
+{
+    int n = 0;
+    for (;;) {
+        json_t *w = json_pack("{s:s,s:I}", "related_entity", entity, "related_id",
+                              (json_int_t)from);
+        json_t *page = live(h, "activity", w);
+        json_decref(w);
+        if (json_array_size(page) == 0) {
+            json_decref(page);
+            break;
+        }
+        size_t i;
+        json_t *a;
+        json_array_foreach(page, i, a) {
+            char patch[96];
+            snprintf(patch, sizeof patch, "{\"related_id\": %lld}", (long long)to);
+            if (op_api->update(h, "activity", json_integer_value(json_object_get(a, "id")), patch,
+                               0)) {
+                json_decref(page);
+                return op_fail(err, errlen, "merge: activity: %s", op_api->last_error(h));
+            }
+            n++;
+        }
+        json_decref(page);
+    }
+    if (n)
+        json_object_set_new(counts, "activity.related_id", json_integer(n));
+    return 0;
+}
+
+/* The consent flags: true on any record merged holds for the one kept. */
+static bool is_consent_flag(const char *f)
+{
+    return strcmp(f, "do_not_contact") == 0 || strcmp(f, "email_opt_out") == 0;
 }
 
 /*
@@ -436,6 +543,12 @@ static json_t *merge(rapport_host *h, const char *entity, int64_t keep, json_t *
         const char *f;
         json_t *v;
         json_object_foreach(rec, f, v) {
+            if (is_consent_flag(f) && json_is_true(v) &&
+                !json_is_true(json_object_get(kept, f)) && !json_object_get(patch, f)) {
+                json_object_set(patch, f, v); /* a "do not contact" is never lost */
+                json_object_set_new(filled, f, json_integer(other));
+                continue;
+            }
             if (is_bookkeeping(f) || empty(v) || !empty(json_object_get(kept, f)) ||
                 json_object_get(patch, f))
                 continue;
@@ -443,7 +556,10 @@ static json_t *merge(rapport_host *h, const char *entity, int64_t keep, json_t *
             json_object_set_new(filled, f, json_integer(other));
         }
         json_decref(rec);
-        if (repoint(h, schema, entity, other, keep, counts, err, errlen))
+        if (repoint(h, schema, entity, other, keep, counts, err, errlen) ||
+            (strcmp(entity, "contact") == 0 &&
+             merge_memberships(h, other, keep, counts, err, errlen)) ||
+            merge_activities(h, entity, other, keep, counts, err, errlen))
             goto out;
         char mark[96];
         snprintf(mark, sizeof mark, "{\"merged_into\": %lld}", (long long)keep);

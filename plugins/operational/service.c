@@ -101,6 +101,11 @@ static int business_hours(rapport_host *h, hours_t *bh, char *err, size_t errlen
             }
             bh->day[n] = true;
         }
+        if (json_array_size(days) == 0) {
+            rc = op_fail(err, errlen, "plugin.operational.business_hours.days: no business day "
+                                      "at all (1 Monday … 7 Sunday)");
+            goto out;
+        }
     } else {
         for (int k = 1; k <= 5; k++)
             bh->day[k] = true;

@@ -103,6 +103,15 @@ check '[ "$(wc -l < "$tmp/rejects.csv")" -ge 5 ] && grep -q "^7,.*call me" "$tmp
 out=$("$RAPPORT" find contact --where '{"last_name": "Lovelace"}' --fields email,phone 2>/dev/null)
 check 'grep -qF "\"email\":\"ada@example.com\",\"phone\":\"+442079460958\"" <<<"$out"' "normalised: $out"
 
+# A quoted first field over two lines: the row is named by the line it starts on, and goes
+# whole into the reject file.
+printf 'title,last_name,phone
+"two
+lines",Multi,not a phone
+' > "$tmp/multi.csv"
+out=$("$RAPPORT" import contact "$tmp/multi.csv" --skip-bad --rejects "$tmp/multi.rej" 2>&1)
+check 'grep -qF "multi.csv:2: column \"phone\"" <<<"$out" && grep -qF "\"two" "$tmp/multi.rej" && grep -qF "lines\",Multi" "$tmp/multi.rej"' "multi-line first field: $out / $(cat "$tmp/multi.rej")"
+
 # ---- whole-file problems: refused before any row, with the line ----------------------------
 printf 'first_name,last_name\nAda,"Love\n' > "$tmp/open.csv"
 expect 1 "open.csv:2:" -- import contact "$tmp/open.csv"
@@ -126,6 +135,13 @@ check '[ "$(count contact)" = $((n + 1)) ]' "upsert duplicated: $(count contact)
 out=$("$RAPPORT" find contact --where '{"email": "ada@example.com"}' --fields title 2>/dev/null)
 check 'grep -q Countess <<<"$out"' "upsert did not update: $out"
 expect 2 "has no such field" -- import contact "$tmp/up.csv" --upsert-by nickname
+# The key is compared as the rules store it: an email in capitals finds the lower-case one.
+printf 'last_name,email,title
+Lovelace,ADA@EXAMPLE.COM,Mathematician
+' > "$tmp/up2.csv"
+n=$(count contact)
+expect 0 "0 created, 1 updated" -- import contact "$tmp/up2.csv" --upsert-by email
+check '[ "$(count contact)" = "$n" ]' "an upsert by a differently typed email duplicated"
 
 # ---- JSON lines and vCard --------------------------------------------------------------------
 printf '{"last_name": "Json", "email": "J@Example.com"}\n\n{"last_name": 3\n["not", "an object"]\n' > "$tmp/in.jsonl"

@@ -308,3 +308,40 @@ test("with business hours, SLA targets count only those hours", function()
                                                       tz = "Mars/Olympus"})
   assert_error(function() crm.create("ticket", {subject = "x"}) end, "no time zone")
 end)
+
+test("a bulk create counts every line of an order and numbers every invoice", function()
+  local o = crm.create("order", {})
+  crm.create_many("order_line", {{order = o.id, unit_price = "10.00"},
+                                 {order = o.id, unit_price = "2.50", quantity = 2},
+                                 {order = o.id, unit_price = "0.99"}})
+  assert_eq(crm.get("order", o.id).total, "15.99")
+  local ids = crm.create_many("invoice", {{order = o.id}, {order = o.id}, {order = o.id}})
+  assert_eq(crm.get("invoice", ids[1]).number, "INV-000001")
+  assert_eq(crm.get("invoice", ids[3]).number, "INV-000003")
+  assert_eq(crm.get("invoice", ids[2]).total, "15.99")
+  assert_error(function() crm.update("order", o.id, {status = "shipped"}) end,
+               "cannot go from placed to shipped")
+end)
+
+test("a merge keeps the stricter consent, one membership per list, and the activities", function()
+  local list = crm.create("mailing_list", {name = "News"})
+  local other_list = crm.create("mailing_list", {name = "Offers"})
+  local keep = crm.create("contact", {last_name = "Keep", email = "k@example.com"})
+  local dup = crm.create("contact", {last_name = "Keep", do_not_contact = true})
+  crm.create("list_member", {list = list.id, contact = keep.id, source = "form"})
+  local m = crm.create("list_member", {list = list.id, contact = dup.id, source = "fair"})
+  crm.update("list_member", m.id, {opted_out_at = crm.now(), opt_out_source = "unsubscribe"})
+  crm.create("list_member", {list = other_list.id, contact = dup.id, source = "fair"})
+  local call = crm.create("activity", {kind = "call", subject = "Call", related_entity = "contact",
+                                       related_id = dup.id})
+  -- A record deleted earlier that points at the duplicate does not stop the merge.
+  local old_deal = crm.create("deal", {name = "Old", contact = dup.id})
+  crm.delete("deal", old_deal.id)
+  local k = crm.operational.merge("contact", keep.id, {dup.id})
+  assert_eq(k.do_not_contact, true)
+  assert_eq(crm.count("list_member", {contact = keep.id, list = list.id}), 1)
+  assert_eq(crm.count("list_member", {contact = keep.id, list = other_list.id}), 1)
+  assert_eq(crm.operational.can_contact(keep.id, list.id).ok, false)
+  assert_eq(crm.get("activity", call.id).related_id, keep.id)
+  assert_eq(crm.get("deal", old_deal.id).contact, dup.id)   -- history stays as it was
+end)
