@@ -1,6 +1,6 @@
 /*
  * io.c — `rapport import` and `rapport export`: CSV (RFC 4180, through libcsv), JSON lines,
- * vCard for people and iCalendar for meetings.
+ * vCard for people and iCalendar for meetings (written by libical).
  *
  * An import goes through the store's one write path, in batches, so the before-hooks (batch
  * hooks included), the events and the search index all apply, as for any other write. The
@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <csv.h>
+#include <libical/ical.h>
 
 #include "cli.h"
 #include "vcard.h"
@@ -856,30 +857,6 @@ static void csv_value(FILE *out, json_t *v)
     free(d);
 }
 
-/* iCalendar text: escaped and folded (RFC 5545). */
-static void ics_line(FILE *f, const char *name, const char *value)
-{
-    size_t col = (size_t)fprintf(f, "%s:", name);
-    for (const char *p = value; *p; p++) {
-        char esc[3] = {0};
-        if (*p == '\\' || *p == ';' || *p == ',')
-            esc[0] = '\\', esc[1] = *p;
-        else if (*p == '\n')
-            esc[0] = '\\', esc[1] = 'n';
-        else if (*p == '\r')
-            continue;
-        const char *w = esc[0] ? esc : p;
-        size_t n = esc[0] ? 2 : 1;
-        if (col + n > 74 && ((unsigned char)*p & 0xC0) != 0x80) {
-            fputs("\r\n ", f);
-            col = 1;
-        }
-        fwrite(w, 1, n, f);
-        col += n;
-    }
-    fputs("\r\n", f);
-}
-
 /* "2026-01-01T10:00:00.000Z" -> "20260101T100000Z" */
 static void ics_time(const char *iso, char out[20])
 {
@@ -921,6 +898,7 @@ int cmd_export(cli_t *c, int argc, char **argv)
     rp_error_t err = {0};
     int rc = 0;
     FILE *out = stdout;
+    icalcomponent *cal = NULL;
     json_t *schema = rp_store_schema(s, entity, &err);
     if (!schema) {
         rc = fail("%s", err.msg);
@@ -951,8 +929,10 @@ int cmd_export(cli_t *c, int argc, char **argv)
         }
         fputs(",created_at,updated_at\n", out);
     } else if (strcmp(format, "ics") == 0) {
-        fputs("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Rapport//CRM//EN\r\n"
-              "CALSCALE:GREGORIAN\r\n", out);
+        cal = icalcomponent_new_vcalendar();
+        icalcomponent_add_property(cal, icalproperty_new_version("2.0"));
+        icalcomponent_add_property(cal, icalproperty_new_prodid("-//Rapport//CRM//EN"));
+        icalcomponent_add_property(cal, icalproperty_new_calscale("GREGORIAN"));
     }
     char *after = NULL;
     long n = 0;
@@ -1006,30 +986,33 @@ int cmd_export(cli_t *c, int argc, char **argv)
                     n--;
                     continue; /* only what has a time; only meetings unless --where says */
                 }
+                /* libical writes the text: escaped and folded as RFC 5545 says. */
                 const char *end = json_string_value(json_object_get(r, "ends_at"));
                 char ts[20], te[20], uid[128];
                 ics_time(start, ts);
-                fputs("BEGIN:VEVENT\r\n", out);
+                icalcomponent *ev = icalcomponent_new_vevent();
                 snprintf(uid, sizeof uid, "%s-%lld@rapport", entity,
                          (long long)json_integer_value(json_object_get(r, "id")));
-                ics_line(out, "UID", uid);
-                ics_line(out, "DTSTAMP", stamp);
-                ics_line(out, "DTSTART", ts);
+                icalcomponent_add_property(ev, icalproperty_new_uid(uid));
+                icalcomponent_add_property(ev, icalproperty_new_dtstamp(
+                                                   icaltime_from_string(stamp)));
+                icalcomponent_add_property(ev, icalproperty_new_dtstart(icaltime_from_string(ts)));
                 if (end) {
                     ics_time(end, te);
-                    ics_line(out, "DTEND", te);
+                    icalcomponent_add_property(ev,
+                                               icalproperty_new_dtend(icaltime_from_string(te)));
                 }
                 const char *subj = json_string_value(json_object_get(r, "subject"));
-                ics_line(out, "SUMMARY", subj ? subj : "");
+                icalcomponent_add_property(ev, icalproperty_new_summary(subj ? subj : ""));
                 const char *loc = json_string_value(json_object_get(r, "location"));
                 if (loc)
-                    ics_line(out, "LOCATION", loc);
+                    icalcomponent_add_property(ev, icalproperty_new_location(loc));
                 const char *desc = json_string_value(json_object_get(r, "description"));
                 if (desc)
-                    ics_line(out, "DESCRIPTION", desc);
+                    icalcomponent_add_property(ev, icalproperty_new_description(desc));
                 if (json_is_true(json_object_get(r, "done")))
-                    ics_line(out, "STATUS", "CONFIRMED");
-                fputs("END:VEVENT\r\n", out);
+                    icalcomponent_add_property(ev, icalproperty_new_status(ICAL_STATUS_CONFIRMED));
+                icalcomponent_add_component(cal, ev);
             }
         }
         json_decref(page);
@@ -1037,11 +1020,17 @@ int cmd_export(cli_t *c, int argc, char **argv)
             break;
         after = next;
     }
-    if (strcmp(format, "ics") == 0)
-        fputs("END:VCALENDAR\r\n", out);
+    if (cal) {
+        char *text = icalcomponent_as_ical_string_r(cal);
+        if (text)
+            fputs(text, out);
+        free(text);
+    }
     if (outp)
         fprintf(stderr, "rapport: %ld %s records written to %s\n", n, entity, outp);
 done:
+    if (cal)
+        icalcomponent_free(cal);
     if (out != stdout && fclose(out) != 0 && !rc)
         rc = fail("%s: %s", outp, strerror(errno));
     json_decref(schema);
