@@ -199,6 +199,17 @@ static void property(json_t *card, const char *name, const char *params, size_t 
     free(b.p);
 }
 
+/* Whether the property on @p line says ENCODING=QUOTED-PRINTABLE (before its colon). */
+static bool qp_line(const char *line)
+{
+    const char *colon = strchr(line, ':');
+    size_t n = colon ? (size_t)(colon - line) : strlen(line);
+    for (size_t i = 0; i + 16 <= n; i++)
+        if (strncasecmp(line + i, "QUOTED-PRINTABLE", 16) == 0)
+            return true;
+    return false;
+}
+
 int rp_vcard_parse(const char *text, size_t len, rp_vcard_fn fn, void *ud, char *why,
                    size_t wlen)
 {
@@ -220,9 +231,15 @@ int rp_vcard_parse(const char *text, size_t len, rp_vcard_fn fn, void *ud, char 
             size_t e = i;
             while (e < len && text[e] != '\r' && text[e] != '\n')
                 e++;
-            if (any && !(text[i] == ' ' || text[i] == '\t'))
+            /* vCard 2.1 quoted-printable: a line ending in '=' goes on at the next one, which
+             * is not indented (the soft line break of RFC 2045). */
+            bool soft = any && line.len && line.p[line.len - 1] == '=' && qp_line(line.p);
+            if (soft)
+                line.p[--line.len] = '\0';
+            else if (any && !(text[i] == ' ' || text[i] == '\t'))
                 break;
-            put(&line, text + i + (any ? 1 : 0), e - i - (any ? 1 : 0));
+            size_t skip = any && !soft ? 1 : 0;
+            put(&line, text + i + skip, e - i - skip);
             any = true;
             lineno++;
             if (e < len && text[e] == '\r')
