@@ -71,6 +71,10 @@ void log_quiet(void *ud, const char *level, const char *component, const char *m
 int env_open(cli_t *c, env_t *env, rp_log_fn log);
 void env_close(env_t *env);
 
+/* users.c */
+int cmd_users(cli_t *c, int argc, char **argv);
+int cmd_tokens(cli_t *c, int argc, char **argv);
+
 /* io.c */
 int cmd_import(cli_t *c, int argc, char **argv);
 int cmd_export(cli_t *c, int argc, char **argv);

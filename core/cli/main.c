@@ -1320,6 +1320,13 @@ static const command_t commands[] = {
     {"export", cmd_export,
      "export ENTITY [--format csv|jsonl|vcf|ics] [--where JSON] [--deleted] [-o FILE]",
      "Write records as CSV, JSON lines, vCard (people) or iCalendar (meetings)."},
+    {"users", cmd_users,
+     "users add NAME --role ROLE [--team TEAM] [--password-stdin] | users list | users disable "
+     "NAME", "Users who may use the engine; passwords kept as argon2id hashes."},
+    {"tokens", cmd_tokens,
+     "tokens create --user NAME [--role ROLE] [--expires 30d] | tokens list [--user NAME] | "
+     "tokens revoke ID",
+     "API tokens: shown once, kept hashed, expiring and revocable."},
     {"plugins", cmd_plugins, "plugins [--json]",
      "List the loaded plugins: name, version, ABI, file, and what each registered."},
     {NULL, NULL, NULL, NULL},

@@ -53,6 +53,15 @@ static const char *const migrations[RP_STORE_SCHEMA_VERSION] = {
     /* Configuration lives in the database, so a copy of the file is a copy of the install. */
     "CREATE TABLE rp_settings(key TEXT PRIMARY KEY, value TEXT NOT NULL,"
     " updated_at TEXT NOT NULL, updated_by TEXT NOT NULL) WITHOUT ROWID;",
+    /* 3: users and API tokens (core/auth): a password only as its argon2id hash, a token only
+     * as its BLAKE2b hash. */
+    "CREATE TABLE rp_users(id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE,"
+    " role TEXT NOT NULL, team TEXT, password_hash TEXT NOT NULL,"
+    " disabled INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL, created_by TEXT NOT NULL);"
+    "CREATE TABLE rp_tokens(id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " user_id INTEGER NOT NULL REFERENCES rp_users(id), hash TEXT NOT NULL UNIQUE,"
+    " prefix TEXT NOT NULL, role TEXT, created_at TEXT NOT NULL, expires_at INTEGER,"
+    " revoked_at TEXT, last_used_at INTEGER);",
 };
 
 static int64_t real_now(void *ud)

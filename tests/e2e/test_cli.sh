@@ -122,5 +122,25 @@ expect 0 "unset timezone" -- config unset timezone
 expect 0 "initialised $tmp/other.db" -- --db "$tmp/other.db" init
 expect 0 "no entities defined yet" -- --db "$tmp/other.db" schema
 
+# ---- users and tokens ----------------------------------------------------------------------
+expect 0 "user ana added (role admin)" -- users add ana --role admin --team support --password-stdin <<<"correct horse"
+expect 1 "there is a user named ana already" -- users add ana --role admin --password-stdin <<<"correct horse"
+expect 1 "at least 8 characters" -- users add bob --role agent --password-stdin <<<"short"
+expect 1 "--password-stdin" -- users add bob --role agent </dev/null
+expect 2 "users add needs a NAME and --role ROLE" -- users add bob
+expect 0 '"name":"ana","role":"admin","team":"support","disabled":false' -- users list
+token=$("$RAPPORT" tokens create --user ana --expires 30d 2>/dev/null)
+[[ "$token" == rpt_* ]] && ok || bad "tokens create printed: $token"
+expect 0 '"user":"ana","role":"admin","prefix":"'"${token:0:12}"'"' -- tokens list
+# The secret is shown once and kept nowhere: not in the file, not in the events.
+if grep -qF -- "${token:12}" "$RAPPORT_DB"* 2>/dev/null; then bad "the token is stored in the database"; else ok; fi
+expect 0 "token.created" -- events tail -n 3
+expect 2 "--expires" -- tokens create --user ana --expires soon
+expect 1 "no user named zed" -- tokens create --user zed
+expect 0 "token 1 revoked" -- tokens revoke 1
+expect 1 "no live token with id 1" -- tokens revoke 1
+expect 0 "user ana disabled" -- users disable ana
+expect 1 "is disabled: no new tokens" -- tokens create --user ana
+
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

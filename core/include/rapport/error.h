@@ -54,6 +54,8 @@ enum {
     RP_C_LIMIT = 1701,       /**< A script went over one of its limits. */
     RP_C_SCRIPT = 1702,      /**< A script failed (its message carries file:line). */
     RP_C_PLUGIN = 1801,      /**< A plugin was refused or failed. */
+    RP_C_AUTH = 1901,        /**< A password or token that does not let one in. */
+    RP_C_USER = 1902,        /**< A user or token that cannot be made as asked. */
 };
 
 /** The detail of a failure. The caller owns it (usually on the stack). */

@@ -1,0 +1,392 @@
+/*
+ * auth.c — users and API tokens (libsodium: argon2id for passwords, BLAKE2b for tokens).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "internal.h"
+#include "rapport/auth.h"
+#include "rapport/events.h"
+
+static int ready(rp_error_t *err)
+{
+    if (sodium_init() < 0)
+        return rp_error_set(err, RP_EIO, RP_C_USER, "libsodium cannot start");
+    return 0;
+}
+
+/* The hex BLAKE2b-256 hash of @p token: what the database keeps instead of it. */
+static void token_hash(const char *token, char out[65])
+{
+    unsigned char h[32];
+    crypto_generichash(h, sizeof h, (const unsigned char *)token, strlen(token), NULL, 0);
+    sodium_bin2hex(out, 65, h, sizeof h);
+}
+
+static int security_event(rp_store_t *s, const rp_ctx_t *ctx, const char *type, int64_t id,
+                          json_t *payload, rp_error_t *err)
+{
+    int rc = rp_events_emit(s, ctx, type, NULL, id, payload, NULL, err);
+    json_decref(payload);
+    return rc;
+}
+
+/* The id of user @p name, 0 when there is none; *disabled and *role (may be NULL) too. */
+static int64_t user_id(rp_store_t *s, const char *name, bool *disabled, char *role, size_t rlen,
+                       char *team, size_t tlen)
+{
+    sqlite3_stmt *st = rp__stmt(s, "SELECT id, disabled, role, team FROM rp_users WHERE name = ?",
+                                NULL);
+    if (!st)
+        return 0;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    int64_t id = 0;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        id = sqlite3_column_int64(st, 0);
+        if (disabled)
+            *disabled = sqlite3_column_int(st, 1) != 0;
+        if (role)
+            snprintf(role, rlen, "%s", (const char *)sqlite3_column_text(st, 2));
+        if (team)
+            snprintf(team, tlen, "%s",
+                     sqlite3_column_text(st, 3) ? (const char *)sqlite3_column_text(st, 3) : "");
+    }
+    sqlite3_reset(st);
+    return id;
+}
+
+int rp_users_add(rp_store_t *s, const rp_ctx_t *ctx, const char *name, const char *role,
+                 const char *team, const char *password, rp_error_t *err)
+{
+    int rc = ready(err);
+    if (rc)
+        return rc;
+    if (!rp__ident_ok(name))
+        return rp_error_set(err, RP_EINVAL, RP_C_IDENT, "\"%s\" is not a user name (lower-case "
+                            "letters, digits and _, starting with a letter)", name ? name : "");
+    if (!rp__ident_ok(role))
+        return rp_error_set(err, RP_EINVAL, RP_C_IDENT, "\"%s\" is not a role name (lower-case "
+                            "letters, digits and _)", role ? role : "");
+    if (team && *team && !rp__ident_ok(team))
+        return rp_error_set(err, RP_EINVAL, RP_C_IDENT, "\"%s\" is not a team name", team);
+    if (!password || strlen(password) < 8)
+        return rp_error_set(err, RP_EINVAL, RP_C_USER, "a password needs at least 8 characters");
+    if (user_id(s, name, NULL, NULL, 0, NULL, 0))
+        return rp_error_set(err, RP_ECONFLICT, RP_C_USER, "there is a user named %s already",
+                            name);
+    char hash[crypto_pwhash_STRBYTES];
+    if (crypto_pwhash_str(hash, password, strlen(password), crypto_pwhash_OPSLIMIT_INTERACTIVE,
+                          crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0)
+        return rp_error_set(err, RP_ENOMEM, 0, "out of memory hashing the password");
+    if ((rc = rp_store_begin(s, err)))
+        return rc;
+    sqlite3_stmt *st = rp__stmt(s, "INSERT INTO rp_users(name, role, team, password_hash,"
+                                   " created_at, created_by) VALUES(?, ?, ?, ?, ?, ?)", err);
+    if (!st) {
+        rp_store_rollback(s, NULL);
+        return err ? err->code : RP_EIO;
+    }
+    char now[32];
+    rp__fmt_time(rp_store_now(s), now);
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, role, -1, SQLITE_STATIC);
+    if (team && *team)
+        sqlite3_bind_text(st, 3, team, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, hash, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, now, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, ctx && ctx->actor ? ctx->actor : "system", -1, SQLITE_STATIC);
+    int src = sqlite3_step(st);
+    sqlite3_reset(st);
+    sodium_memzero(hash, sizeof hash);
+    if (src != SQLITE_DONE) {
+        rc = rp__dberr(s, src, "cannot add the user", err);
+        rp_store_rollback(s, NULL);
+        return rc;
+    }
+    int64_t id = sqlite3_last_insert_rowid(s->db);
+    if ((rc = security_event(s, ctx, "user.added", id,
+                             json_pack("{s:s,s:s,s:s?}", "name", name, "role", role, "team",
+                                       team && *team ? team : NULL), err))) {
+        rp_store_rollback(s, NULL);
+        return rc;
+    }
+    return rp_store_commit(s, err);
+}
+
+int rp_users_list(rp_store_t *s, json_t **out, rp_error_t *err)
+{
+    *out = NULL;
+    sqlite3_stmt *st = rp__stmt(s, "SELECT id, name, role, team, disabled, created_at"
+                                   " FROM rp_users ORDER BY name", err);
+    if (!st)
+        return err ? err->code : RP_EIO;
+    json_t *a = json_array();
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        json_array_append_new(a, json_pack("{s:I,s:s,s:s,s:s?,s:b,s:s}", "id",
+                                           (json_int_t)sqlite3_column_int64(st, 0), "name",
+                                           sqlite3_column_text(st, 1), "role",
+                                           sqlite3_column_text(st, 2), "team",
+                                           sqlite3_column_text(st, 3), "disabled",
+                                           sqlite3_column_int(st, 4), "created_at",
+                                           sqlite3_column_text(st, 5)));
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+        json_decref(a);
+        return rp__dberr(s, rc, "cannot list the users", err);
+    }
+    *out = a;
+    return 0;
+}
+
+int rp_users_disable(rp_store_t *s, const rp_ctx_t *ctx, const char *name, rp_error_t *err)
+{
+    int64_t id = name ? user_id(s, name, NULL, NULL, 0, NULL, 0) : 0;
+    if (!id)
+        return rp_error_set(err, RP_ENOTFOUND, RP_C_USER, "no user named %s",
+                            name ? name : "(none)");
+    int rc = rp_store_begin(s, err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = rp__stmt(s, "UPDATE rp_users SET disabled = 1 WHERE id = ?", err);
+    if (!st) {
+        rp_store_rollback(s, NULL);
+        return err ? err->code : RP_EIO;
+    }
+    sqlite3_bind_int64(st, 1, id);
+    int src = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (src != SQLITE_DONE) {
+        rc = rp__dberr(s, src, "cannot disable the user", err);
+        rp_store_rollback(s, NULL);
+        return rc;
+    }
+    if ((rc = security_event(s, ctx, "user.disabled", id, json_pack("{s:s}", "name", name),
+                             err))) {
+        rp_store_rollback(s, NULL);
+        return rc;
+    }
+    return rp_store_commit(s, err);
+}
+
+int rp_users_check_password(rp_store_t *s, const char *name, const char *password,
+                            rp_error_t *err)
+{
+    int rc = ready(err);
+    if (rc)
+        return rc;
+    char hash[crypto_pwhash_STRBYTES] = "";
+    bool disabled = true;
+    sqlite3_stmt *st = name ? rp__stmt(s, "SELECT password_hash, disabled FROM rp_users"
+                                          " WHERE name = ?", err)
+                            : NULL;
+    if (st) {
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            snprintf(hash, sizeof hash, "%s", (const char *)sqlite3_column_text(st, 0));
+            disabled = sqlite3_column_int(st, 1) != 0;
+        }
+        sqlite3_reset(st);
+    }
+    const char *pw = password ? password : "";
+    bool ok;
+    if (hash[0]) {
+        ok = crypto_pwhash_str_verify(hash, pw, strlen(pw)) == 0 && !disabled;
+    } else {
+        /* No such user: spend the same time, so timing does not tell names apart. */
+        char dummy[crypto_pwhash_STRBYTES];
+        if (crypto_pwhash_str(dummy, pw, strlen(pw), crypto_pwhash_OPSLIMIT_INTERACTIVE,
+                              crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0)
+            dummy[0] = '\0';
+        ok = false;
+    }
+    sodium_memzero(hash, sizeof hash);
+    return ok ? 0 : rp_error_set(err, RP_EINVAL, RP_C_AUTH, "wrong user name or password");
+}
+
+int rp_tokens_create(rp_store_t *s, const rp_ctx_t *ctx, const char *user, const char *role,
+                     int64_t expires_in_ms, char **token, int64_t *id_out, rp_error_t *err)
+{
+    *token = NULL;
+    int rc = ready(err);
+    if (rc)
+        return rc;
+    bool disabled = false;
+    char urole[64] = "";
+    int64_t uid = user ? user_id(s, user, &disabled, urole, sizeof urole, NULL, 0) : 0;
+    if (!uid)
+        return rp_error_set(err, RP_ENOTFOUND, RP_C_USER, "no user named %s",
+                            user ? user : "(none)");
+    if (disabled)
+        return rp_error_set(err, RP_EINVAL, RP_C_USER, "user %s is disabled: no new tokens",
+                            user);
+    if (role && !rp__ident_ok(role))
+        return rp_error_set(err, RP_EINVAL, RP_C_IDENT, "\"%s\" is not a role name", role);
+    if (expires_in_ms < 0)
+        return rp_error_set(err, RP_EINVAL, RP_C_USER, "a token cannot expire in the past");
+    unsigned char raw[32];
+    randombytes_buf(raw, sizeof raw);
+    char b64[64];
+    sodium_bin2base64(b64, sizeof b64, raw, sizeof raw, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    sodium_memzero(raw, sizeof raw);
+    size_t tlen = strlen(RP_TOKEN_PREFIX) + strlen(b64) + 1;
+    char *t = malloc(tlen);
+    if (!t)
+        return rp_error_set(err, RP_ENOMEM, 0, "out of memory");
+    snprintf(t, tlen, "%s%s", RP_TOKEN_PREFIX, b64);
+    sodium_memzero(b64, sizeof b64);
+    char hash[65], prefix[16], now[32];
+    token_hash(t, hash);
+    snprintf(prefix, sizeof prefix, "%.12s", t);
+    rp__fmt_time(rp_store_now(s), now);
+    if ((rc = rp_store_begin(s, err))) {
+        sodium_memzero(t, tlen);
+        free(t);
+        return rc;
+    }
+    sqlite3_stmt *st = rp__stmt(s, "INSERT INTO rp_tokens(user_id, hash, prefix, role,"
+                                   " created_at, expires_at) VALUES(?, ?, ?, ?, ?, ?)", err);
+    int src = SQLITE_ERROR;
+    if (st) {
+        sqlite3_bind_int64(st, 1, uid);
+        sqlite3_bind_text(st, 2, hash, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, prefix, -1, SQLITE_STATIC);
+        if (role)
+            sqlite3_bind_text(st, 4, role, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 5, now, -1, SQLITE_STATIC);
+        if (expires_in_ms > 0)
+            sqlite3_bind_int64(st, 6, rp_store_now(s) + expires_in_ms);
+        src = sqlite3_step(st);
+        sqlite3_reset(st);
+    }
+    int64_t id = src == SQLITE_DONE ? sqlite3_last_insert_rowid(s->db) : 0;
+    if (src != SQLITE_DONE)
+        rc = st ? rp__dberr(s, src, "cannot keep the token", err) : (err ? err->code : RP_EIO);
+    else
+        rc = security_event(s, ctx, "token.created", id,
+                            json_pack("{s:s,s:s,s:s}", "user", user, "role",
+                                      role ? role : urole, "prefix", prefix), err);
+    if (rc || (rc = rp_store_commit(s, err))) {
+        rp_store_rollback(s, NULL);
+        sodium_memzero(t, tlen);
+        free(t);
+        return rc;
+    }
+    if (id_out)
+        *id_out = id;
+    *token = t;
+    return 0;
+}
+
+int rp_tokens_list(rp_store_t *s, const char *user, json_t **out, rp_error_t *err)
+{
+    *out = NULL;
+    sqlite3_stmt *st = rp__stmt(s, "SELECT t.id, u.name, coalesce(t.role, u.role), t.prefix,"
+                                   " t.created_at, t.expires_at, t.revoked_at, t.last_used_at"
+                                   " FROM rp_tokens t JOIN rp_users u ON u.id = t.user_id"
+                                   " WHERE ?1 IS NULL OR u.name = ?1 ORDER BY t.id", err);
+    if (!st)
+        return err ? err->code : RP_EIO;
+    if (user)
+        sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
+    json_t *a = json_array();
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        char exp[32] = "", used[32] = "";
+        if (sqlite3_column_type(st, 5) != SQLITE_NULL)
+            rp__fmt_time(sqlite3_column_int64(st, 5), exp);
+        if (sqlite3_column_type(st, 7) != SQLITE_NULL)
+            rp__fmt_time(sqlite3_column_int64(st, 7), used);
+        json_array_append_new(a, json_pack("{s:I,s:s,s:s,s:s,s:s,s:s?,s:s?,s:s?}", "id",
+                                           (json_int_t)sqlite3_column_int64(st, 0), "user",
+                                           sqlite3_column_text(st, 1), "role",
+                                           sqlite3_column_text(st, 2), "prefix",
+                                           sqlite3_column_text(st, 3), "created_at",
+                                           sqlite3_column_text(st, 4), "expires_at",
+                                           exp[0] ? exp : NULL, "revoked_at",
+                                           sqlite3_column_text(st, 6), "last_used_at",
+                                           used[0] ? used : NULL));
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+        json_decref(a);
+        return rp__dberr(s, rc, "cannot list the tokens", err);
+    }
+    *out = a;
+    return 0;
+}
+
+int rp_tokens_revoke(rp_store_t *s, const rp_ctx_t *ctx, int64_t id, rp_error_t *err)
+{
+    int rc = rp_store_begin(s, err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = rp__stmt(s, "UPDATE rp_tokens SET revoked_at = ?"
+                                   " WHERE id = ? AND revoked_at IS NULL", err);
+    if (!st) {
+        rp_store_rollback(s, NULL);
+        return err ? err->code : RP_EIO;
+    }
+    char now[32];
+    rp__fmt_time(rp_store_now(s), now);
+    sqlite3_bind_text(st, 1, now, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, id);
+    int src = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (src != SQLITE_DONE) {
+        rc = rp__dberr(s, src, "cannot revoke the token", err);
+    } else if (sqlite3_changes(s->db) == 0) {
+        rc = rp_error_set(err, RP_ENOTFOUND, RP_C_USER, "no live token with id %lld",
+                          (long long)id);
+    } else {
+        rc = security_event(s, ctx, "token.revoked", id, json_pack("{s:I}", "id",
+                                                                    (json_int_t)id), err);
+    }
+    if (rc) {
+        rp_store_rollback(s, NULL);
+        return rc;
+    }
+    return rp_store_commit(s, err);
+}
+
+int rp_tokens_check(rp_store_t *s, const char *token, json_t **who, rp_error_t *err)
+{
+    *who = NULL;
+    int rc = ready(err);
+    if (rc)
+        return rc;
+    if (!token || strncmp(token, RP_TOKEN_PREFIX, strlen(RP_TOKEN_PREFIX)) != 0)
+        return rp_error_set(err, RP_EINVAL, RP_C_AUTH, "not a Rapport token");
+    char hash[65];
+    token_hash(token, hash);
+    sqlite3_stmt *st = rp__stmt(s, "SELECT t.id, u.id, u.name, coalesce(t.role, u.role), u.team,"
+                                   " t.expires_at, t.revoked_at, u.disabled"
+                                   " FROM rp_tokens t JOIN rp_users u ON u.id = t.user_id"
+                                   " WHERE t.hash = ?", err);
+    if (!st)
+        return err ? err->code : RP_EIO;
+    sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
+    int src = sqlite3_step(st);
+    if (src != SQLITE_ROW) {
+        sqlite3_reset(st);
+        return src == SQLITE_DONE ? rp_error_set(err, RP_EINVAL, RP_C_AUTH, "unknown token")
+                                  : rp__dberr(s, src, "cannot check the token", err);
+    }
+    if (sqlite3_column_type(st, 6) != SQLITE_NULL)
+        rc = rp_error_set(err, RP_EINVAL, RP_C_AUTH, "the token was revoked");
+    else if (sqlite3_column_type(st, 5) != SQLITE_NULL &&
+             sqlite3_column_int64(st, 5) <= rp_store_now(s))
+        rc = rp_error_set(err, RP_EINVAL, RP_C_AUTH, "the token has expired");
+    else if (sqlite3_column_int(st, 7))
+        rc = rp_error_set(err, RP_EINVAL, RP_C_AUTH, "the token's user is disabled");
+    else
+        *who = json_pack("{s:s,s:I,s:s,s:s?,s:I}", "user", sqlite3_column_text(st, 2),
+                         "user_id", (json_int_t)sqlite3_column_int64(st, 1), "role",
+                         sqlite3_column_text(st, 3), "team", sqlite3_column_text(st, 4),
+                         "token_id", (json_int_t)sqlite3_column_int64(st, 0));
+    sqlite3_reset(st);
+    return rc;
+}
