@@ -384,7 +384,8 @@ int rp__hooks_run(rp_store_t *s, rp__entity_t *e, rp_action_t action, json_t *ba
         nmatch += hook_matches(&s->hooks[i], e, action);
     if (nmatch == 0)
         return 0;
-    int *snap = malloc(sizeof *snap * (size_t)nmatch);
+    int small[16];
+    int *snap = nmatch <= 16 ? small : malloc(sizeof *snap * (size_t)nmatch);
     if (!snap)
         return rp_error_set(err, RP_ENOMEM, 0, "out of memory");
     int k = 0;
@@ -424,7 +425,8 @@ int rp__hooks_run(rp_store_t *s, rp__entity_t *e, rp_action_t action, json_t *ba
             }
         }
     }
-    free(snap);
+    if (snap != small)
+        free(snap);
     return rc;
 }
 

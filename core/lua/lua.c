@@ -18,7 +18,6 @@
 
 #include "lua_internal.h"
 
-#define REG_KEY "rapport.lua" /* registry slot holding the rp_lua_t pointer */
 #define HOOK_EVERY 1000       /* instructions between two budget checks */
 
 static int64_t mono_ms(void)
@@ -28,12 +27,11 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The state's own pointer lives in the extra space Lua keeps before every lua_State for this
+ * purpose (copied into each coroutine): read on every crm call, it costs no table lookup. */
 rp_lua_t *rp__lua_of(lua_State *L)
 {
-    lua_getfield(L, LUA_REGISTRYINDEX, REG_KEY);
-    rp_lua_t *l = lua_touserdata(L, -1);
-    lua_pop(L, 1);
-    return l;
+    return *(rp_lua_t **)lua_getextraspace(L);
 }
 
 /* ---- limits ------------------------------------------------------------------------------ */
@@ -726,8 +724,7 @@ rp_lua_t *rp_lua_new(rp_store_t *s, rp_sched_t *e, const rp_lua_opts_t *opts, rp
     /* Generational: hooks and handlers make many short-lived tables (a record, an event) per
      * call, which the young generation collects cheaply (bench_lua a and b). */
     lua_gc(L, LUA_GCGEN, 0, 0);
-    lua_pushlightuserdata(L, l);
-    lua_setfield(L, LUA_REGISTRYINDEX, REG_KEY);
+    *(rp_lua_t **)lua_getextraspace(L) = l;
     if (l->o.sandbox)
         open_sandbox(L);
     else

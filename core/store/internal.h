@@ -103,7 +103,8 @@ static inline void rp__cat(char *out, size_t cap, const char *a, const char *b)
 sqlite3_stmt *rp__stmt(rp_store_t *s, const char *sql, rp_error_t *err);
 /**
  * As rp__stmt() for a statement kept in @p *slot (prepared on first use): for the few
- * statements every write runs, where looking the text up cost as much as running them.
+ * statements every write runs, where looking the text up cost as much as running them. Its
+ * bindings are not cleared: the caller binds every parameter.
  */
 sqlite3_stmt *rp__stmt_held(rp_store_t *s, sqlite3_stmt **slot, const char *sql,
                             rp_error_t *err);

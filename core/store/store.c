@@ -185,8 +185,8 @@ sqlite3_stmt *rp__stmt_held(rp_store_t *s, sqlite3_stmt **slot, const char *sql,
     if (s->aborted)
         return aborted_error(err);
     if (*slot) {
+        /* No clear_bindings: a held statement's caller binds every parameter. */
         sqlite3_reset(*slot);
-        sqlite3_clear_bindings(*slot);
         return *slot;
     }
     int rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, slot, NULL);
