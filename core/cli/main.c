@@ -1393,6 +1393,8 @@ static void print_help(FILE *f)
             RP_VERSION);
     for (int i = 0; commands[i].name; i++)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+    fprintf(f, "\nPlugins add commands of their own (`rapport plugins` lists them); the built-in\n"
+               "operational plugin adds demo-data, convert-lead, duplicates and merge.\n");
     fprintf(f, "\nexit status: 0 done, 1 the operation failed, 2 bad usage.\n");
 }
 
