@@ -74,6 +74,8 @@ typedef struct imp {
     FILE *rejects;
     char rejects_path[4096];
     bool fatal;      /* a failure that is not a row's: stop */
+    FILE *file;      /* what is read, and its size (0: unknown, a pipe) for the progress bar */
+    long size;
     double t0, last_shown;
 } imp_t;
 
@@ -141,6 +143,8 @@ static void row_bad(imp_t *im, const row_t *r, const char *msg)
     }
 }
 
+/* On a terminal: a bar of how much of the file is read (when its size is known), the rows
+ * so far and the rate, redrawn at most five times a second. */
 static void show_progress(imp_t *im, bool done)
 {
     if (!im->progress)
@@ -150,9 +154,20 @@ static void show_progress(imp_t *im, bool done)
         return;
     im->last_shown = now;
     double secs = now - im->t0;
-    fprintf(stderr, "\r%s: %ld rows read, %ld stored, %ld bad (%.0f rows/s)%s", im->path, im->rows,
-            im->created + im->updated, im->bad, secs > 0 ? (double)im->rows / secs : 0.0,
-            done ? "\n" : "");
+    char bar[64] = "";
+    if (im->size > 0) {
+        long pos = im->file ? ftell(im->file) : -1;
+        double part = done ? 1.0 : pos >= 0 ? (double)pos / (double)im->size : 0.0;
+        int full = (int)(part * 20 + 0.5);
+        if (full > 20)
+            full = 20;
+        snprintf(bar, sizeof bar, "[%.*s%.*s] %3d%% ", full, "####################", 20 - full,
+                 "....................", (int)(part * 100 + 0.5) > 100 ? 100
+                                                                         : (int)(part * 100 + 0.5));
+    }
+    fprintf(stderr, "\r%s%s: %ld rows, %ld stored, %ld bad (%.0f rows/s)%s", bar, im->path,
+            im->rows, im->created + im->updated, im->bad,
+            secs > 0 ? (double)im->rows / secs : 0.0, done ? "\n" : "");
     fflush(stderr);
 }
 
@@ -740,6 +755,10 @@ int cmd_import(cli_t *c, int argc, char **argv)
     im->skip_bad = skip;
     im->strict = strict;
     im->progress = !quiet && isatty(2);
+    im->file = f;
+    struct stat fst;
+    if (fstat(fileno(f), &fst) == 0 && S_ISREG(fst.st_mode))
+        im->size = (long)fst.st_size;
     im->reasons = json_object();
     im->t0 = mono();
     rp_error_t err = {0};
