@@ -144,10 +144,13 @@ int rp_users_list(rp_store_t *s, json_t **out, rp_error_t *err)
 
 int rp_users_disable(rp_store_t *s, const rp_ctx_t *ctx, const char *name, rp_error_t *err)
 {
-    int64_t id = name ? user_id(s, name, NULL, NULL, 0, NULL, 0) : 0;
+    bool already = false;
+    int64_t id = name ? user_id(s, name, &already, NULL, 0, NULL, 0) : 0;
     if (!id)
         return rp_error_set(err, RP_ENOTFOUND, RP_C_USER, "no user named %s",
                             name ? name : "(none)");
+    if (already)
+        return rp_error_set(err, RP_ECONFLICT, RP_C_USER, "user %s is disabled already", name);
     int rc = rp_store_begin(s, err);
     if (rc)
         return rc;
@@ -225,8 +228,13 @@ int rp_tokens_create(rp_store_t *s, const rp_ctx_t *ctx, const char *user, const
                             user);
     if (role && !rp__ident_ok(role))
         return rp_error_set(err, RP_EINVAL, RP_C_IDENT, "\"%s\" is not a role name", role);
+    /* 0 means never; anything else is a real delay, of at most a hundred years. */
     if (expires_in_ms < 0)
         return rp_error_set(err, RP_EINVAL, RP_C_USER, "a token cannot expire in the past");
+    if (expires_in_ms > INT64_C(100) * 366 * 86400000)
+        return rp_error_set(err, RP_EINVAL, RP_C_USER, "a token expires within a hundred years "
+                                                      "(leave the expiry out for one that never "
+                                                      "does)");
     unsigned char raw[32];
     randombytes_buf(raw, sizeof raw);
     char b64[64];
@@ -269,8 +277,11 @@ int rp_tokens_create(rp_store_t *s, const rp_ctx_t *ctx, const char *user, const
         rc = security_event(s, ctx, "token.created", id,
                             json_pack("{s:s,s:s,s:s}", "user", user, "role",
                                       role ? role : urole, "prefix", prefix), err);
-    if (rc || (rc = rp_store_commit(s, err))) {
+    if (rc)
         rp_store_rollback(s, NULL);
+    else
+        rc = rp_store_commit(s, err); /* a failed commit rolls back by itself */
+    if (rc) {
         sodium_memzero(t, tlen);
         free(t);
         return rc;

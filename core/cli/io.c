@@ -206,22 +206,16 @@ static void upsert_one(imp_t *im, row_t *r)
         json_decref(got);
         json_object_del(r->rec, "id");
     } else {
-        /* The key as the rules would store it (an email lower-cased, a phone in its one form):
-         * the row stored in a savepoint that is undone. A partial row (an update of some
-         * fields) cannot be stored whole: its key is taken as it is. */
-        json_t *stored = NULL, *copy = json_deep_copy(r->rec);
-        rp_created_t cols;
+        /* The key as the rules would store it (an email lower-cased, a phone in its one
+         * form), whether the row is whole or only the fields to change. */
+        json_t *stored = NULL;
         rp_error_t e0 = {0};
-        if (rp_store_begin(s, &e0) == 0) {
-            if (rp_store_create_fields(s, &im->ctx, im->entity, copy, &stored, &cols, &e0) == 0 &&
-                json_object_get(stored, im->upsert_by) &&
-                !json_is_null(json_object_get(stored, im->upsert_by)))
-                key = json_object_get(stored, im->upsert_by);
-            rp_store_rollback(s, NULL);
-        }
+        if (rp_store_stored_value(s, &im->ctx, im->entity, r->rec, im->upsert_by, &stored,
+                                  &e0) == 0 &&
+            stored && !json_is_null(stored))
+            key = stored;
         json_t *where = json_pack("{s:O}", im->upsert_by, key), *found = NULL;
         json_decref(stored);
-        json_decref(copy);
         rp_query_t q = {.entity = im->entity, .where = where, .limit = 2};
         const char *only[] = {"id", NULL};
         q.fields = only;

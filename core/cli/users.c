@@ -42,6 +42,12 @@ static char *read_password(bool from_stdin)
     }
     while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
         line[--n] = '\0';
+    if (strlen(line) != (size_t)n) {
+        memset(line, 0, (size_t)n);
+        free(line);
+        fail("users add: the password holds a NUL byte");
+        return NULL;
+    }
     return line;
 }
 
@@ -124,6 +130,10 @@ int cmd_tokens(cli_t *c, int argc, char **argv)
         int64_t ms = 0;
         if (expires && rp_parse_delay(expires, &ms, &err))
             return usage_error("tokens", "tokens create --expires: %s", err.msg);
+        if (expires && ms <= 0)
+            return usage_error("tokens", "tokens create --expires %s: a token that expires does "
+                                         "so after some time; leave --expires out for one that "
+                                         "never does", expires);
         if (open_store(c, false, &s))
             return EXIT_FAIL;
         char *token = NULL;

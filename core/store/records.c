@@ -572,6 +572,38 @@ gone:
     return rc;
 }
 
+int rp_store_stored_value(rp_store_t *s, const rp_ctx_t *ctx, const char *entity,
+                          json_t *fields, const char *field, json_t **value, rp_error_t *err)
+{
+    *value = NULL;
+    rp__entity_t *e = rp__entity_req(s, entity, err);
+    if (!e)
+        return err ? err->code : RP_EIO;
+    rp__field_t *f = field ? rp__field(e, field) : NULL;
+    if (!f)
+        return rp_error_set(err, RP_EINVAL, RP_C_NO_FIELD, "unknown field \"%s\" on %s",
+                            field ? field : "", entity);
+    if (!json_is_object(fields))
+        return rp_error_set(err, RP_EINVAL, RP_C_TYPE, "%s: a record must be a JSON object",
+                            entity);
+    json_t *batch = json_array();
+    json_array_append_new(batch, json_deep_copy(fields));
+    int rc = rp_store_begin(s, err);
+    if (rc) {
+        json_decref(batch);
+        return rc;
+    }
+    size_t failed = 0;
+    if (rp__hooks_any(s, e, RP_ACT_CREATE))
+        rc = rp__hooks_run(s, e, RP_ACT_CREATE, batch, NULL, NULL, ctx, &failed, err);
+    rp_store_rollback(s, NULL);
+    if (!rc)
+        rc = rp__value_canon(e->name, f, json_object_get(json_array_get(batch, 0), field), value,
+                             err);
+    json_decref(batch);
+    return rc;
+}
+
 int rp_store_create(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, json_t *fields,
                     int64_t *id_out, rp_error_t *err)
 {

@@ -16,6 +16,19 @@ static const struct {
     {"paid", "cancelled"},  {"shipped", "delivered"},
 };
 
+/* An id or count as a record holds it: an integer, or a numeric string (a CSV cell). */
+static int64_t as_int(json_t *v)
+{
+    if (json_is_integer(v))
+        return json_integer_value(v);
+    const char *t = json_string_value(v);
+    if (!t || !*t)
+        return 0;
+    char *end;
+    long long n = strtoll(t, &end, 10);
+    return *end ? 0 : n;
+}
+
 /* ---- order lines ------------------------------------------------------------------------- */
 
 /* The sum of the totals of the live lines of @p order, except line @p skip. */
@@ -91,24 +104,23 @@ static int line_price(rapport_host *h, rapport_change *c, int i, int act, int64_
             goto out;
         }
     }
-    if (json_is_null(pv) || !pv) {
-        if (!json_is_integer(prodv)) {
+    if (json_is_null(pv) || !pv || (json_is_string(pv) && !*json_string_value(pv))) {
+        if (as_int(prodv) <= 0) {
             rc = op_fail(err, errlen, "order_line: a line needs a unit_price or a product");
             goto out;
         }
-        json_t *prod = op_get(h, "product", json_integer_value(prodv));
+        json_t *prod = op_get(h, "product", as_int(prodv));
         const char *ps = op_str(prod, "price");
         if (!ps || !op_dec_parse(ps, 2, &price)) {
             json_decref(prod);
-            rc = op_fail(err, errlen, "order_line: product %lld: %s",
-                         (long long)json_integer_value(prodv),
+            rc = op_fail(err, errlen, "order_line: product %lld: %s", (long long)as_int(prodv),
                          prod ? "it has no price" : op_api->last_error(h));
             goto out;
         }
         if (json_is_false(json_object_get(prod, "active")) && act == RAPPORT_CREATE) {
             json_decref(prod);
             rc = op_fail(err, errlen, "order_line: product %lld is not active",
-                         (long long)json_integer_value(prodv));
+                         (long long)as_int(prodv));
             goto out;
         }
         json_decref(prod);
@@ -158,7 +170,7 @@ static int line_batch(rapport_host *h, const rapport_api *api, rapport_change *c
     }
     for (int i = 0; i < n && !rc; i++) {
         json_t *ov = op_change_get_i(c, i, "order");
-        order[i] = json_integer_value(ov);
+        order[i] = as_int(ov);
         json_decref(ov);
         if ((rc = line_price(h, c, i, RAPPORT_CREATE, &total[i], err, errlen)))
             api->change_refuse(c, i);
@@ -204,7 +216,7 @@ static int line_hook(rapport_host *h, const rapport_api *api, rapport_change *c,
         goto out;
     }
     orderv = op_change_get(c, "order");
-    int64_t order = json_integer_value(orderv);
+    int64_t order = as_int(orderv);
     if (was && was != order) {
         rc = op_fail(err, errlen, "order_line %lld: a line stays on its order (%lld)",
                      (long long)id, (long long)was);
@@ -324,8 +336,8 @@ static int invoice_batch(rapport_host *h, const rapport_api *api, rapport_change
         json_t *ov = op_change_get_i(c, i, "order");
         if (!json_is_string(at))
             op_change_set_i(c, i, "issued_at", json_string(now));
-        if (!json_is_string(tot) && json_is_integer(ov)) {
-            json_t *order = op_get(h, "order", json_integer_value(ov));
+        if (!json_is_string(tot) && as_int(ov) > 0) {
+            json_t *order = op_get(h, "order", as_int(ov));
             if (!order) {
                 rc = op_fail(err, errlen, "invoice: %s", api->last_error(h));
                 api->change_refuse(c, i);

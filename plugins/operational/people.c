@@ -152,8 +152,8 @@ static char *name_key(rapport_host *h, json_t *rec, bool account)
     if (account)
         snprintf(buf, sizeof buf, "%s", op_str(rec, "name") ? op_str(rec, "name") : "");
     else
-        snprintf(buf, sizeof buf, "%s %s", op_str(rec, "first_name") ? op_str(rec, "first_name")
-                                                                    : "",
+        snprintf(buf, sizeof buf, "%s %s",
+                 op_str(rec, "first_name") ? op_str(rec, "first_name") : "",
                  op_str(rec, "last_name") ? op_str(rec, "last_name") : "");
     char *f = op_api->fold(h, buf);
     /* Only letters and digits count: "O'Neil" is "oneil". */
@@ -210,7 +210,8 @@ static json_t *scan(rapport_host *h, const char *entity, int64_t only, char *err
             parent = realloc(parent, sizeof *parent * (size_t)P.cap);
             why = realloc(why, (size_t)P.cap);
         }
-        json_array_foreach(data, i, r) {
+        json_array_foreach(data, i, r)
+        {
             int k = P.n++;
             P.ids[k] = json_integer_value(json_object_get(r, "id"));
             P.accounts[k] = json_integer_value(json_object_get(r, "account"));
@@ -310,7 +311,6 @@ done:
     return fail ? NULL : out;
 }
 
-
 /* ---- merging ---------------------------------------------------------------------------- */
 
 static bool empty(json_t *v)
@@ -318,9 +318,9 @@ static bool empty(json_t *v)
     return !v || json_is_null(v) || (json_is_string(v) && !*json_string_value(v));
 }
 
-static const char *const bookkeeping[] = {"id",         "created_at", "updated_at", "version",
-                                          "created_by", "updated_by", "deleted_at", "merged_into",
-                                          NULL};
+static const char *const bookkeeping[] = {"id",         "created_at",  "updated_at",
+                                          "version",    "created_by",  "updated_by",
+                                          "deleted_at", "merged_into", NULL};
 
 static bool is_bookkeeping(const char *f)
 {
@@ -336,8 +336,10 @@ static int repoint(rapport_host *h, json_t *schema, const char *entity, int64_t 
 {
     const char *e, *f;
     json_t *desc, *spec;
-    json_object_foreach(schema, e, desc) {
-        json_object_foreach(json_object_get(desc, "fields"), f, spec) {
+    json_object_foreach(schema, e, desc)
+    {
+        json_object_foreach(json_object_get(desc, "fields"), f, spec)
+        {
             if (!op_str(spec, "ref") || strcmp(op_str(spec, "ref"), entity) != 0 ||
                 strcmp(f, "merged_into") == 0 ||
                 (strcmp(e, "list_member") == 0 && strcmp(f, "contact") == 0))
@@ -347,8 +349,8 @@ static int repoint(rapport_host *h, json_t *schema, const char *entity, int64_t 
                 /* Each page is re-read from the start: the records updated no longer match. */
                 /* Live records only: a deleted one keeps its reference as it was (the store
                  * refuses changes to a deleted record, and it is history). */
-                json_t *q = json_pack("{s:{s:I},s:i,s:[s]}", "where", f, (json_int_t)from,
-                                      "limit", 1000, "fields", "id");
+                json_t *q = json_pack("{s:{s:I},s:i,s:[s]}", "where", f, (json_int_t)from, "limit",
+                                      1000, "fields", "id");
                 char *qt = json_dumps(q, JSON_COMPACT);
                 json_decref(q);
                 json_t *page = op_json(op_api->find(h, e, qt));
@@ -361,7 +363,8 @@ static int repoint(rapport_host *h, json_t *schema, const char *entity, int64_t 
                     break;
                 }
                 size_t i;
-                json_array_foreach(data, i, r) {
+                json_array_foreach(data, i, r)
+                {
                     char patch[128];
                     snprintf(patch, sizeof patch, "{\"%s\": %lld}", f, (long long)to);
                     if (op_api->update(h, e, json_integer_value(json_object_get(r, "id")), patch,
@@ -378,9 +381,9 @@ static int repoint(rapport_host *h, json_t *schema, const char *entity, int64_t 
             if (n) {
                 char key[160];
                 snprintf(key, sizeof key, "%s.%s", e, f);
-                json_object_set_new(counts, key,
-                                    json_integer(json_integer_value(json_object_get(counts, key)) +
-                                                 n));
+                json_object_set_new(
+                    counts, key,
+                    json_integer(json_integer_value(json_object_get(counts, key)) + n));
             }
         }
     }
@@ -403,50 +406,60 @@ static json_t *live(rapport_host *h, const char *entity, json_t *where)
 /* Contact @p from's list memberships become @p to's: moved where @p to is not on that list;
  * where it is, one membership stays, with the stricter consent (an opt-out on either holds),
  * and @p from's is deleted. */
-static int merge_memberships(rapport_host *h, int64_t from, int64_t to, json_t *counts,
-                             char *err, size_t errlen)
+static int merge_memberships(rapport_host *h, int64_t from, int64_t to, json_t *counts, char *err,
+                             size_t errlen)
 {
-    json_t *w = json_pack("{s:I}", "contact", (json_int_t)from);
-    json_t *mine = live(h, "list_member", w);
-    json_decref(w);
-    size_t i;
-    json_t *m;
     int rc = 0, n = 0;
-    json_array_foreach(mine, i, m) {
-        int64_t id = json_integer_value(json_object_get(m, "id"));
-        json_t *w2 = json_pack("{s:I,s:O}", "contact", (json_int_t)to, "list",
-                               json_object_get(m, "list"));
-        json_t *theirs = live(h, "list_member", w2);
-        json_decref(w2);
-        json_t *t = json_array_get(theirs, 0);
-        char patch[256];
-        if (!t) {
-            snprintf(patch, sizeof patch, "{\"contact\": %lld}", (long long)to);
-            rc = op_api->update(h, "list_member", id, patch, 0);
-        } else {
-            if (json_is_string(json_object_get(m, "opted_out_at")) &&
-                !json_is_string(json_object_get(t, "opted_out_at"))) {
-                json_t *p = json_pack("{s:O,s:O}", "opted_out_at",
-                                      json_object_get(m, "opted_out_at"), "opt_out_source",
-                                      json_object_get(m, "opt_out_source"));
-                char *pt = json_dumps(p, JSON_COMPACT);
-                json_decref(p);
-                rc = op_api->update(h, "list_member",
-                                    json_integer_value(json_object_get(t, "id")), pt, 0);
-                free(pt);
-            }
-            if (!rc)
-                rc = op_api->remove(h, "list_member", id);
-        }
-        json_decref(theirs);
-        if (rc) {
-            op_fail(err, errlen, "merge: list_member %lld: %s", (long long)id,
-                    op_api->last_error(h));
+    /* A page at a time: each membership handled stops matching, so the next page is new. */
+    for (;;) {
+        json_t *w = json_pack("{s:I}", "contact", (json_int_t)from);
+        json_t *mine = live(h, "list_member", w);
+        json_decref(w);
+        if (json_array_size(mine) == 0) {
+            json_decref(mine);
             break;
         }
-        n++;
+        size_t i;
+        json_t *m;
+        json_array_foreach(mine, i, m)
+        {
+            int64_t id = json_integer_value(json_object_get(m, "id"));
+            json_t *w2 = json_pack("{s:I,s:O}", "contact", (json_int_t)to, "list",
+                                   json_object_get(m, "list"));
+            json_t *theirs = live(h, "list_member", w2);
+            json_decref(w2);
+            json_t *t = json_array_get(theirs, 0);
+            char patch[256];
+            if (!t) {
+                snprintf(patch, sizeof patch, "{\"contact\": %lld}", (long long)to);
+                rc = op_api->update(h, "list_member", id, patch, 0);
+            } else {
+                if (json_is_string(json_object_get(m, "opted_out_at")) &&
+                    !json_is_string(json_object_get(t, "opted_out_at"))) {
+                    json_t *p =
+                        json_pack("{s:O,s:O}", "opted_out_at", json_object_get(m, "opted_out_at"),
+                                  "opt_out_source", json_object_get(m, "opt_out_source"));
+                    char *pt = json_dumps(p, JSON_COMPACT);
+                    json_decref(p);
+                    rc = op_api->update(h, "list_member",
+                                        json_integer_value(json_object_get(t, "id")), pt, 0);
+                    free(pt);
+                }
+                if (!rc)
+                    rc = op_api->remove(h, "list_member", id);
+            }
+            json_decref(theirs);
+            if (rc) {
+                op_fail(err, errlen, "merge: list_member %lld: %s", (long long)id,
+                        op_api->last_error(h));
+                break;
+            }
+            n++;
+        }
+        json_decref(mine);
+        if (rc)
+            break;
     }
-    json_decref(mine);
     if (n)
         json_object_set_new(counts, "list_member.contact", json_integer(n));
     return rc;
@@ -458,8 +471,8 @@ static int merge_activities(rapport_host *h, const char *entity, int64_t from, i
 {
     int n = 0;
     for (;;) {
-        json_t *w = json_pack("{s:s,s:I}", "related_entity", entity, "related_id",
-                              (json_int_t)from);
+        json_t *w =
+            json_pack("{s:s,s:I}", "related_entity", entity, "related_id", (json_int_t)from);
         json_t *page = live(h, "activity", w);
         json_decref(w);
         if (json_array_size(page) == 0) {
@@ -468,7 +481,8 @@ static int merge_activities(rapport_host *h, const char *entity, int64_t from, i
         }
         size_t i;
         json_t *a;
-        json_array_foreach(page, i, a) {
+        json_array_foreach(page, i, a)
+        {
             char patch[96];
             snprintf(patch, sizeof patch, "{\"related_id\": %lld}", (long long)to);
             if (op_api->update(h, "activity", json_integer_value(json_object_get(a, "id")), patch,
@@ -508,8 +522,7 @@ static json_t *merge(rapport_host *h, const char *entity, int64_t keep, json_t *
     json_t *result = NULL;
     bool open = false;
     if (!kept || json_is_string(json_object_get(kept, "deleted_at"))) {
-        op_fail(err, errlen, "merge: %s",
-                kept ? "the record kept is deleted" : api->last_error(h));
+        op_fail(err, errlen, "merge: %s", kept ? "the record kept is deleted" : api->last_error(h));
         goto out;
     }
     if (!json_object_get(json_object_get(json_object_get(schema, entity), "fields"),
@@ -525,7 +538,8 @@ static json_t *merge(rapport_host *h, const char *entity, int64_t keep, json_t *
     open = true;
     size_t i;
     json_t *ov;
-    json_array_foreach(others, i, ov) {
+    json_array_foreach(others, i, ov)
+    {
         int64_t other = json_integer_value(ov);
         if (!json_is_integer(ov) || other == keep) {
             op_fail(err, errlen, "merge: the records to merge must be ids other than %lld",
@@ -534,17 +548,18 @@ static json_t *merge(rapport_host *h, const char *entity, int64_t keep, json_t *
         }
         json_t *rec = op_get(h, entity, other);
         if (!rec || json_is_string(json_object_get(rec, "deleted_at"))) {
-            op_fail(err, errlen, "merge: %s", rec ? "a record to merge is deleted already"
-                                                  : api->last_error(h));
+            op_fail(err, errlen, "merge: %s",
+                    rec ? "a record to merge is deleted already" : api->last_error(h));
             json_decref(rec);
             goto out;
         }
         /* Empty fields of the kept record take the others' values, the first one's first. */
         const char *f;
         json_t *v;
-        json_object_foreach(rec, f, v) {
-            if (is_consent_flag(f) && json_is_true(v) &&
-                !json_is_true(json_object_get(kept, f)) && !json_object_get(patch, f)) {
+        json_object_foreach(rec, f, v)
+        {
+            if (is_consent_flag(f) && json_is_true(v) && !json_is_true(json_object_get(kept, f)) &&
+                !json_object_get(patch, f)) {
                 json_object_set(patch, f, v); /* a "do not contact" is never lost */
                 json_object_set_new(filled, f, json_integer(other));
                 continue;
@@ -607,8 +622,7 @@ out:
 
 static bool mergeable(const char *e)
 {
-    return e && (strcmp(e, "contact") == 0 || strcmp(e, "account") == 0 ||
-                 strcmp(e, "lead") == 0);
+    return e && (strcmp(e, "contact") == 0 || strcmp(e, "account") == 0 || strcmp(e, "lead") == 0);
 }
 
 static int set_result(const rapport_api *api, json_t *r, char **result)
@@ -621,8 +635,8 @@ static int set_result(const rapport_api *api, json_t *r, char **result)
 }
 
 /* crm.operational.duplicates(entity [, id]) -> {{ids = {…}, reasons = {…}}, …} */
-static int lua_duplicates(rapport_host *h, const rapport_api *api, const char *args,
-                          char **result, void *ud, char *err, size_t errlen)
+static int lua_duplicates(rapport_host *h, const rapport_api *api, const char *args, char **result,
+                          void *ud, char *err, size_t errlen)
 {
     (void)ud;
     json_t *a = json_loads(args, 0, NULL);
@@ -630,8 +644,9 @@ static int lua_duplicates(rapport_host *h, const rapport_api *api, const char *a
     int64_t id = json_integer_value(json_array_get(a, 1));
     if (!mergeable(e)) {
         json_decref(a);
-        return op_fail(err, errlen, "duplicates(entity [, id]): entity is contact, account or "
-                                    "lead");
+        return op_fail(err, errlen,
+                       "duplicates(entity [, id]): entity is contact, account or "
+                       "lead");
     }
     json_t *r = scan(h, e, id, err, errlen);
     json_decref(a);
@@ -648,8 +663,9 @@ static int lua_merge(rapport_host *h, const rapport_api *api, const char *args, 
     json_t *keep = json_array_get(a, 1), *others = json_array_get(a, 2);
     if (!mergeable(e) || !json_is_integer(keep)) {
         json_decref(a);
-        return op_fail(err, errlen, "merge(entity, keep_id, {other_id, …}): entity is contact, "
-                                    "account or lead");
+        return op_fail(err, errlen,
+                       "merge(entity, keep_id, {other_id, …}): entity is contact, "
+                       "account or lead");
     }
     json_t *r = merge(h, e, json_integer_value(keep), others, err, errlen);
     json_decref(a);
@@ -657,8 +673,7 @@ static int lua_merge(rapport_host *h, const rapport_api *api, const char *args, 
 }
 
 /* rapport duplicates ENTITY [--id N] */
-static int cmd_duplicates(rapport_host *h, const rapport_api *api, int argc, char **argv,
-                          void *ud)
+static int cmd_duplicates(rapport_host *h, const rapport_api *api, int argc, char **argv, void *ud)
 {
     (void)api;
     (void)ud;
@@ -684,13 +699,13 @@ static int cmd_duplicates(rapport_host *h, const rapport_api *api, int argc, cha
     }
     size_t i;
     json_t *g;
-    json_array_foreach(groups, i, g) {
+    json_array_foreach(groups, i, g)
+    {
         char *t = json_dumps(g, JSON_COMPACT);
         printf("%s\n", t);
         free(t);
     }
-    fprintf(stderr, "rapport: %zu group(s) of likely duplicate %ss\n", json_array_size(groups),
-            e);
+    fprintf(stderr, "rapport: %zu group(s) of likely duplicate %ss\n", json_array_size(groups), e);
     json_decref(groups);
     return 0;
 }
@@ -735,10 +750,14 @@ int op_people_init(rapport_host *h, char *err, size_t errlen)
     const rapport_api *api = op_api;
     if (api->lua_function(h, "duplicates", lua_duplicates, NULL) ||
         api->lua_function(h, "merge", lua_merge, NULL) ||
-        api->command(h, "duplicates", "likely duplicates: duplicates contact|account|lead "
-                                      "[--id N]", cmd_duplicates, NULL) ||
-        api->command(h, "merge", "merge records into one: merge contact|account|lead KEEP_ID "
-                                 "OTHER_ID…", cmd_merge, NULL))
+        api->command(h, "duplicates",
+                     "likely duplicates: duplicates contact|account|lead "
+                     "[--id N]",
+                     cmd_duplicates, NULL) ||
+        api->command(h, "merge",
+                     "merge records into one: merge contact|account|lead KEEP_ID "
+                     "OTHER_ID…",
+                     cmd_merge, NULL))
         return op_fail(err, errlen, "%s", api->last_error(h));
     return 0;
 }

@@ -136,10 +136,14 @@ expect 0 '"user":"ana","role":"admin","prefix":"'"${token:0:12}"'"' -- tokens li
 if grep -qF -- "${token:12}" "$RAPPORT_DB"* 2>/dev/null; then bad "the token is stored in the database"; else ok; fi
 expect 0 "token.created" -- events tail -n 3
 expect 2 "--expires" -- tokens create --user ana --expires soon
+expect 2 "leave --expires out" -- tokens create --user ana --expires 0s
+expect 1 "within a hundred years" -- tokens create --user ana --expires 106751991167d
+expect 1 "NUL byte" -- users add nul --role agent --password-stdin < <(printf 'correct\0horse\n')
 expect 1 "no user named zed" -- tokens create --user zed
 expect 0 "token 1 revoked" -- tokens revoke 1
 expect 1 "no live token with id 1" -- tokens revoke 1
 expect 0 "user ana disabled" -- users disable ana
+expect 1 "disabled already" -- users disable ana
 expect 1 "is disabled: no new tokens" -- tokens create --user ana
 
 echo "$passed passed, $failed failed"

@@ -143,6 +143,36 @@ n=$(count contact)
 expect 0 "0 created, 1 updated" -- import contact "$tmp/up2.csv" --upsert-by email
 check '[ "$(count contact)" = "$n" ]' "an upsert by a differently typed email duplicated"
 
+# A partial row finds its record by a key in another form (the phone as typed elsewhere).
+"$RAPPORT" config set plugin.operational.default_country '"PT"' >/dev/null
+"$RAPPORT" create contact '{"last_name": "Faro", "phone": "+351912345678"}' >/dev/null
+printf 'phone,city
+912 345 678,Faro
+' > "$tmp/partial.csv"
+n=$(count contact)
+expect 0 "0 created, 1 updated" -- import contact "$tmp/partial.csv" --upsert-by phone
+check '[ "$(count contact)" = "$n" ] && [ "$(count contact --where "{\"city\": \"Faro\"}")" = 1 ]' "partial upsert by phone"
+
+# Order lines from CSV: the cells are text, the totals exact.
+"$RAPPORT" create order '{}' >/dev/null
+oid=$("$RAPPORT" find order --order -id --limit 1 --fields id 2>/dev/null | sed 's/.*"id":\([0-9]*\).*/\1/')
+"$RAPPORT" create product '{"sku": "IMP-1", "name": "Imported", "price": "3.30"}' >/dev/null
+pid=$("$RAPPORT" find product --where '{"sku": "IMP-1"}' --fields id 2>/dev/null | sed 's/.*"id":\([0-9]*\).*/\1/')
+printf 'order,product,unit_price,quantity
+%s,,10.00,2
+%s,%s,,3
+' "$oid" "$oid" "$pid" > "$tmp/lines.csv"
+expect 0 "2 created" -- import order_line "$tmp/lines.csv"
+out=$("$RAPPORT" get order "$oid" 2>&1)
+check 'grep -qF "\"total\": \"29.90\"" <<<"$out"' "order total after a CSV import of its lines: $out"
+printf 'order
+%s
+%s
+' "$oid" "$oid" > "$tmp/invoices.csv"
+expect 0 "2 created" -- import invoice "$tmp/invoices.csv"
+out=$("$RAPPORT" find invoice --order seq --fields number,total 2>/dev/null)
+check 'grep -qF "\"number\":\"INV-000001\",\"total\":\"29.90\"" <<<"$out" && grep -qF "INV-000002" <<<"$out"' "invoices from CSV: $out"
+
 # ---- JSON lines and vCard --------------------------------------------------------------------
 printf '{"last_name": "Json", "email": "J@Example.com"}\n\n{"last_name": 3\n["not", "an object"]\n' > "$tmp/in.jsonl"
 out=$("$RAPPORT" import contact "$tmp/in.jsonl" --skip-bad --rejects "$tmp/j.rej" 2>&1)

@@ -173,6 +173,15 @@ int rp_store_create_fields(rp_store_t *s, const rp_ctx_t *ctx, const char *entit
                            json_t *fields, json_t **stored, rp_created_t *cols, rp_error_t *err);
 
 /**
+ * The value @p field of a record made of @p fields (borrowed, not changed) would be stored
+ * with: after the create before-hooks (run in a savepoint that is undone, so nothing of theirs
+ * stays) and the field's own canonical form. For comparing a key typed by a person (an
+ * import's --upsert-by) with the stored ones. *value is owned (null when absent).
+ */
+int rp_store_stored_value(rp_store_t *s, const rp_ctx_t *ctx, const char *entity,
+                          json_t *fields, const char *field, json_t **value, rp_error_t *err);
+
+/**
  * Fetches record @p id of @p entity. *out is a new reference (owned), or NULL when there is no
  * such record (returns RP_ENOTFOUND). Soft-deleted records are returned (deleted_at set).
  */
