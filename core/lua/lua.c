@@ -308,6 +308,14 @@ static int msgh(lua_State *L)
     return 1;
 }
 
+/* The earlier of the store's current deadline and @p mine (an enclosing call's limit holds). */
+static int64_t was_deadline_min(rp_store_t *s, int64_t mine)
+{
+    int64_t cur = rp_store_set_deadline(s, 0);
+    rp_store_set_deadline(s, cur);
+    return cur && cur < mine ? cur : mine;
+}
+
 int rp__lua_pcall(rp_lua_t *l, int nargs, int nres, rp_error_t *err)
 {
     lua_State *L = l->L;
@@ -337,11 +345,17 @@ int rp__lua_pcall(rp_lua_t *l, int nargs, int nres, rp_error_t *err)
     /* A nested call (a hook this state's own write runs) runs on the main thread even when
      * the outer one is in a coroutine: that is the thread the ticker must arm meanwhile. */
     lua_State *was_cur = l->cur;
-    if (l->o.limits)
+    int64_t was_deadline = 0;
+    if (l->o.limits) {
         l->cur = L;
+        /* A lock the call waits on is waited on no longer than its wall-time limit. */
+        was_deadline = rp_store_set_deadline(l->s, was_deadline_min(l->s, l->deadline));
+    }
     int rc = lua_pcall(L, nargs, nres, base);
-    if (l->o.limits)
+    if (l->o.limits) {
         l->cur = was_cur;
+        rp_store_set_deadline(l->s, was_deadline);
+    }
     if (--l->depth == 0) {
         l->limits_on = false;
         if (l->o.limits) {

@@ -81,6 +81,9 @@ struct rp_store {
         sqlite3_stmt *st;
     } cache[RP__STMT_CACHE];
     sqlite3_stmt *held[RP__HELD_N];
+    int busy_ms;             /* how long to wait for another writer */
+    int64_t busy_since;      /* when the current wait began (monotonic ms) */
+    int64_t deadline_ms;     /* no wait past this (monotonic ms), 0 for none */
     int64_t uid_last_ms;
     uint64_t uid_hi, uid_lo, rng;
 };

@@ -198,6 +198,36 @@ sqlite3_stmt *rp__stmt_held(rp_store_t *s, sqlite3_stmt **slot, const char *sql,
     return *slot;
 }
 
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* SQLite's wait for another writer: up to busy_ms, in short sleeps, and never past the
+ * deadline of the call that waits (a script's wall-time limit), so a script blocked on a lock
+ * stops on time instead of at the end of the whole wait. */
+static int busy_wait(void *ud, int count)
+{
+    rp_store_t *s = ud;
+    int64_t now = mono_ms();
+    if (count == 0)
+        s->busy_since = now;
+    if (now - s->busy_since >= s->busy_ms || (s->deadline_ms && now >= s->deadline_ms))
+        return 0;
+    struct timespec nap = {0, (count < 10 ? 1 : 5) * 1000000L};
+    nanosleep(&nap, NULL);
+    return 1;
+}
+
+int64_t rp_store_set_deadline(rp_store_t *s, int64_t mono_deadline_ms)
+{
+    int64_t was = s->deadline_ms;
+    s->deadline_ms = mono_deadline_ms;
+    return was;
+}
+
 int rp_store_set_cache_mb(rp_store_t *s, int mb, rp_error_t *err)
 {
     if (mb < 1 || mb > 4096)
@@ -809,7 +839,8 @@ int rp_store_open(const char *path, const rp_store_opts_t *opts, rp_store_t **ou
         goto fail;
     }
     sqlite3_extended_result_codes(s->db, 1);
-    sqlite3_busy_timeout(s->db, o.busy_timeout_ms > 0 ? o.busy_timeout_ms : 5000);
+    s->busy_ms = o.busy_timeout_ms > 0 ? o.busy_timeout_ms : 5000;
+    sqlite3_busy_handler(s->db, busy_wait, s);
     if ((rc = rp__fts_register(s->db)) != SQLITE_OK) {
         rc = rp__dberr(s, rc, "cannot register the search tokenizer", err);
         goto fail;

@@ -333,6 +333,40 @@ static void test_limit_cpu(void **state)
     world_close(&w);
 }
 
+/* A script waiting on another writer's lock stops at its wall-time limit, not at the end of
+ * the store's whole busy wait (5 s). */
+static void test_limit_wall_time_while_blocked(void **state)
+{
+    (void)state;
+    char dir[64], path[256];
+    test_tmpdb(dir, path, "locked.db");
+    rp_store_t *a = NULL, *b = NULL;
+    rp_error_t err = {0};
+    assert_int_equal(rp_store_open(path, NULL, &a, &err), 0);
+    define(a, "account", account_spec);
+    assert_int_equal(rp_store_open(path, NULL, &b, &err), 0);
+    assert_int_equal(rp_store_begin(b, &err), 0); /* b holds the write lock */
+    rp_lua_t *l = rp_lua_new(a, NULL, &(rp_lua_opts_t){.sandbox = true, .name = "rules.lua",
+                                                       .max_wall_ms = 300}, &err);
+    assert_non_null(l);
+    int64_t t = mono_ms();
+    assert_int_not_equal(rp_lua_eval(l, "crm.create('account', {name = 'Blocked'})", "w.lua",
+                                     NULL, &err), 0);
+    t = mono_ms() - t;
+    assert_contains(err.msg, "locked");
+    if (t > 2000)
+        fail_msg("a 300 ms wall-time limit waited %lld ms on the lock", (long long)t);
+    /* Outside a script the store waits as long as it always did: the deadline is gone. */
+    assert_int_equal(rp_store_rollback(b, &err), 0);
+    json_t *rec = json_pack("{s:s}", "name", "Free");
+    assert_int_equal(rp_store_create(a, NULL, "account", rec, NULL, &err), 0);
+    json_decref(rec);
+    rp_lua_free(l);
+    rp_store_close(a);
+    rp_store_close(b);
+    test_rmdir(dir);
+}
+
 static void test_limit_memory(void **state)
 {
     (void)state;
@@ -1086,6 +1120,7 @@ int main(void)
         cmocka_unit_test(test_limit_instructions),
         cmocka_unit_test(test_limit_wall_time),
         cmocka_unit_test(test_limit_cpu),
+        cmocka_unit_test(test_limit_wall_time_while_blocked),
         cmocka_unit_test(test_limit_memory),
         cmocka_unit_test(test_limit_recursion),
         cmocka_unit_test(test_error_values_carry_file_line),

@@ -52,6 +52,13 @@ int rp_store_schema_version_found(const rp_store_t *s);
  */
 int rp_store_set_cache_mb(rp_store_t *s, int mb, rp_error_t *err);
 
+/**
+ * Until @p mono_deadline_ms (CLOCK_MONOTONIC milliseconds; 0 for none), a wait for another
+ * writer gives up at that time rather than after the whole busy timeout: a script's call with
+ * a wall-time limit sets it. Returns the deadline it replaces, to put back.
+ */
+int64_t rp_store_set_deadline(rp_store_t *s, int64_t mono_deadline_ms);
+
 /** The store's clock: milliseconds since the epoch (real or the opener's clock). */
 int64_t rp_store_now(const rp_store_t *s);
 
