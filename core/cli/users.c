@@ -2,6 +2,7 @@
  * users.c — `rapport users add|list|disable` and `rapport tokens create|list|revoke`.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,16 @@
 
 #include "cli.h"
 #include "rapport/auth.h"
+
+/* The terminal as it was, put back if Ctrl-C ends the prompt (else echo would stay off). */
+static struct termios saved_tty;
+
+static void restore_tty(int sig)
+{
+    tcsetattr(0, TCSAFLUSH, &saved_tty);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
 
 /* A password from standard input (--password-stdin: the first line), or asked at a terminal
  * without echo. Owned, or NULL with a message printed. */
@@ -24,8 +35,12 @@ static char *read_password(bool from_stdin)
              "a terminal to be asked for it");
         return NULL;
     }
+    void (*was_int)(int) = SIG_DFL, (*was_term)(int) = SIG_DFL;
     if (tty) {
         fputs("password: ", stderr);
+        saved_tty = old;
+        was_int = signal(SIGINT, restore_tty);
+        was_term = signal(SIGTERM, restore_tty);
         quiet = old;
         quiet.c_lflag &= ~(tcflag_t)ECHO;
         tcsetattr(0, TCSAFLUSH, &quiet);
@@ -33,6 +48,8 @@ static char *read_password(bool from_stdin)
     ssize_t n = getline(&line, &cap, stdin);
     if (tty) {
         tcsetattr(0, TCSAFLUSH, &old);
+        signal(SIGINT, was_int);
+        signal(SIGTERM, was_term);
         fputc('\n', stderr);
     }
     if (n <= 0) {
