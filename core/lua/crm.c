@@ -569,7 +569,7 @@ static int read_back(lua_State *L, json_t *fields, const char **why)
     while (lua_next(L, -2)) {
         size_t klen, vlen;
         const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &klen) : NULL;
-        if (!k || strlen(k) != klen) {
+        if (!k || strlen(k) != klen) { /* a NUL would match a shorter field's name */
             *why = k ? "a table with a key that holds a NUL byte"
                      : "a table whose keys are neither a list nor strings";
             lua_pop(L, 2);
@@ -588,10 +588,8 @@ static int read_back(lua_State *L, json_t *fields, const char **why)
             return -1;
         }
         lua_pop(L, 1);
-        /* A key already there is known to be good text; a new one is checked (v is released
-         * either way). */
-        if (old ? json_object_set_new_nocheck(fields, k, v) : json_object_set_new(fields, k, v)) {
-            *why = "a table with a key that is not valid UTF-8 text";
+        /* A key already there is known to be good text; a new one is checked. */
+        if (rp__lua_json_set(fields, k, klen, v, old != NULL, why)) {
             lua_pop(L, 1);
             return -1;
         }

@@ -308,14 +308,6 @@ static int msgh(lua_State *L)
     return 1;
 }
 
-/* The earlier of the store's current deadline and @p mine (an enclosing call's limit holds). */
-static int64_t was_deadline_min(rp_store_t *s, int64_t mine)
-{
-    int64_t cur = rp_store_set_deadline(s, 0);
-    rp_store_set_deadline(s, cur);
-    return cur && cur < mine ? cur : mine;
-}
-
 int rp__lua_pcall(rp_lua_t *l, int nargs, int nres, rp_error_t *err)
 {
     lua_State *L = l->L;
@@ -348,8 +340,11 @@ int rp__lua_pcall(rp_lua_t *l, int nargs, int nres, rp_error_t *err)
     int64_t was_deadline = 0;
     if (l->o.limits) {
         l->cur = L;
-        /* A lock the call waits on is waited on no longer than its wall-time limit. */
-        was_deadline = rp_store_set_deadline(l->s, was_deadline_min(l->s, l->deadline));
+        /* A lock the call waits on is waited on no longer than its wall-time limit (nor an
+         * enclosing call's, when that is earlier). */
+        was_deadline = rp_store_set_deadline(l->s, l->deadline);
+        if (was_deadline && was_deadline < l->deadline)
+            rp_store_set_deadline(l->s, was_deadline);
     }
     int rc = lua_pcall(L, nargs, nres, base);
     if (l->o.limits) {
@@ -402,6 +397,23 @@ int rp__lua_pcall(rp_lua_t *l, int nargs, int nres, rp_error_t *err)
 /* The address whose light userdata is crm.null. */
 static const char null_marker = 0;
 void *const rp__lua_null = (void *)&null_marker;
+
+int rp__lua_json_set(json_t *obj, const char *key, size_t klen, json_t *v, bool known,
+                     const char **why)
+{
+    /* jansson refuses a key that is not UTF-8 (and would cut one at a NUL): say so rather
+     * than drop the field. */
+    if (strlen(key) != klen) {
+        json_decref(v);
+        *why = "a table with a key that holds a NUL byte";
+        return -1;
+    }
+    if (known ? json_object_set_new_nocheck(obj, key, v) : json_object_set_new(obj, key, v)) {
+        *why = "a table with a key that is not valid UTF-8 text"; /* v is released either way */
+        return -1;
+    }
+    return 0;
+}
 
 json_t *rp__lua_to_json(lua_State *L, int idx, const char **why)
 {
@@ -469,17 +481,8 @@ json_t *rp__lua_to_json(lua_State *L, int idx, const char **why)
         } else {
             size_t klen;
             const char *key = lua_tolstring(L, -2, &klen);
-            /* jansson refuses a key that is not UTF-8 (and would cut one at a NUL): say so
-             * rather than drop the field. */
-            if (strlen(key) != klen) {
-                json_decref(v);
-                *why = "a table with a key that holds a NUL byte";
+            if (rp__lua_json_set(out, key, klen, v, false, why))
                 goto bad;
-            }
-            if (json_object_set_new(out, key, v)) { /* v is released either way */
-                *why = "a table with a key that is not valid UTF-8 text";
-                goto bad;
-            }
         }
         lua_pop(L, 1);
     }

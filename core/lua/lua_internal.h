@@ -64,6 +64,11 @@ struct rp_lua {
 rp_lua_t *rp__lua_of(lua_State *L);
 int rp__lua_pcall(rp_lua_t *l, int nargs, int nres, rp_error_t *err);
 json_t *rp__lua_to_json(lua_State *L, int idx, const char **why);
+/** Sets @p key (@p klen bytes, from Lua) of @p obj to @p v (stolen, released on failure);
+ *  refuses a key with a NUL byte or not UTF-8, saying so in *why. A @p known key (one
+ *  already in a JSON object) skips the UTF-8 check. */
+int rp__lua_json_set(json_t *obj, const char *key, size_t klen, json_t *v, bool known,
+                     const char **why);
 void rp__lua_push_json(lua_State *L, json_t *j);
 json_t *rp__lua_check_json(lua_State *L, int idx, const char *fname, const char *what);
 void rp__lua_log(rp_lua_t *l, const char *level, const char *msg);

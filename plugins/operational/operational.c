@@ -485,15 +485,13 @@ static int normalise(rapport_host *h, const rapport_api *api, rapport_change *c,
     (void)ud;
     static const char *const phones[] = {"phone", "mobile", NULL};
     static const char *const lower[] = {"email", "domain", NULL};
-    char cc[8] = "", *txt;
+    char cc[8] = "";
     bool cc_read = false;
     const char *entity = api->change_entity(c);
     int n = api->change_count(c);
     for (int r = 0; r < n; r++) {
         for (int i = 0; phones[i]; i++) {
-            if (!(txt = api->change_get(c, r, phones[i])))
-                continue;
-            json_t *j = op_json(txt);
+            json_t *j = op_change_get_i(c, r, phones[i]);
             const char *v = json_string_value(j);
             if (v && *v) {
                 if (!cc_read) {
@@ -506,18 +504,13 @@ static int normalise(rapport_host *h, const rapport_api *api, rapport_change *c,
                     api->change_refuse(c, r);
                     return op_fail(err, errlen, "%s.%s: %s", entity, phones[i], why);
                 }
-                if (strcmp(out, v) != 0) {
-                    json_t *o = json_string(out);
-                    char *t = json_dumps(o, JSON_ENCODE_ANY);
-                    json_decref(o);
-                    api->change_set(c, r, phones[i], t);
-                    free(t);
-                }
+                if (strcmp(out, v) != 0)
+                    op_change_set_i(c, r, phones[i], json_string(out));
             }
             json_decref(j);
         }
         for (int i = 0; lower[i]; i++) {
-            json_t *j = op_json(api->change_get(c, r, lower[i]));
+            json_t *j = op_change_get_i(c, r, lower[i]);
             const char *v = json_string_value(j);
             if (v) {
                 char *t = strdup(v);
@@ -529,13 +522,8 @@ static int normalise(rapport_host *h, const rapport_api *api, rapport_change *c,
                     s[--len] = '\0';
                 for (char *q = s; *q; q++)
                     *q = (char)tolower((unsigned char)*q);
-                if (strcmp(s, v) != 0) {
-                    json_t *o = json_string(s);
-                    char *d = json_dumps(o, JSON_ENCODE_ANY);
-                    json_decref(o);
-                    api->change_set(c, r, lower[i], d);
-                    free(d);
-                }
+                if (strcmp(s, v) != 0)
+                    op_change_set_i(c, r, lower[i], json_string(s));
                 free(t);
             }
             json_decref(j);

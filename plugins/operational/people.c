@@ -680,8 +680,13 @@ static int cmd_duplicates(rapport_host *h, const rapport_api *api, int argc, cha
     int64_t id = 0;
     const char *e = NULL;
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--id") == 0 && i + 1 < argc)
-            id = strtoll(argv[++i], NULL, 10);
+        if (strcmp(argv[i], "--id") == 0 && i + 1 < argc) {
+            char *end;
+            id = strtoll(argv[++i], &end, 10);
+            if (*end || id <= 0)
+                e = ""; /* not a record id: the usage below */
+        } else if (strcmp(argv[i], "--id") == 0)
+            e = "";
         else if (!e)
             e = argv[i];
         else

@@ -9,25 +9,7 @@ tmp=$(mktemp -d)
 trap 'kill $follow_pid 2>/dev/null; rm -rf "$tmp"' EXIT
 follow_pid=
 export RAPPORT_DB="$tmp/crm.db"
-passed=0 failed=0
-
-ok() { passed=$((passed + 1)); }
-bad() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
-
-# expect STATUS NEEDLE -- ARGS…: runs rapport, checks the exit status and that NEEDLE is in the
-# output (stdout and stderr together).
-expect() {
-    local want=$1 needle=$2; shift 3
-    local out status
-    out=$("$RAPPORT" "$@" 2>&1); status=$?
-    if [ "$status" != "$want" ]; then
-        bad "rapport $*: exit $status, wanted $want; output: $out"
-    elif [ -n "$needle" ] && ! grep -qF -- "$needle" <<<"$out"; then
-        bad "rapport $*: output lacks \"$needle\": $out"
-    else
-        ok
-    fi
-}
+. "$(dirname "$0")/lib.sh"
 
 expect 0 "rapport 0." -- --version
 expect 0 "usage: rapport" -- --help
@@ -146,5 +128,4 @@ expect 0 "user ana disabled" -- users disable ana
 expect 1 "disabled already" -- users disable ana
 expect 1 "is disabled: no new tokens" -- tokens create --user ana
 
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+finish

@@ -9,27 +9,7 @@ DATA="$RP_SOURCE/../shared/data"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 export RAPPORT_DB="$tmp/crm.db"
-passed=0 failed=0
-
-ok() { passed=$((passed + 1)); }
-bad() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
-
-# expect STATUS NEEDLE -- ARGS…: runs rapport; checks the exit status and that NEEDLE is in the
-# output (stdout and stderr together).
-expect() {
-    local want=$1 needle=$2; shift 3
-    local out status
-    out=$("$RAPPORT" "$@" 2>&1); status=$?
-    if [ "$status" != "$want" ]; then
-        bad "rapport $*: exit $status, wanted $want; output: $out"
-    elif [ -n "$needle" ] && ! grep -qF -- "$needle" <<<"$out"; then
-        bad "rapport $*: output lacks \"$needle\": $out"
-    else
-        ok
-    fi
-}
-check() { if eval "$1"; then ok; else bad "$2"; fi; }
-count() { "$RAPPORT" count "$@" 2>/dev/null; }
+. "$(dirname "$0")/lib.sh"
 
 "$RAPPORT" init >/dev/null
 
@@ -205,5 +185,4 @@ check 'grep -q "^BEGIN:VCALENDAR" <<<"$out" && grep -qF "SUMMARY:Kick-off\\; sco
 expect 1 "iCalendar is for meetings" -- export contact --format ics
 expect 1 "vCard is for people" -- export product --format vcf
 
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+finish

@@ -7,24 +7,7 @@ tmp=$(mktemp -d)
 trap 'kill $serve_pid 2>/dev/null; rm -rf "$tmp"' EXIT
 serve_pid=
 export RAPPORT_DB="$tmp/crm.db"
-passed=0 failed=0
-
-ok() { passed=$((passed + 1)); }
-bad() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
-expect() {
-    local want=$1 needle=$2; shift 3
-    local out status
-    out=$("$RAPPORT" "$@" 2>&1); status=$?
-    if [ "$status" != "$want" ]; then
-        bad "rapport $*: exit $status, wanted $want; output: $out"
-    elif [ -n "$needle" ] && ! grep -qF -- "$needle" <<<"$out"; then
-        bad "rapport $*: output lacks \"$needle\": $out"
-    else
-        ok
-    fi
-}
-check() { if eval "$1"; then ok; else bad "$2"; fi; }
-count() { "$RAPPORT" count "$@" 2>/dev/null; }
+. "$(dirname "$0")/lib.sh"
 
 "$RAPPORT" init >/dev/null
 expect 0 "operational 0.2.0" -- plugins
@@ -71,5 +54,4 @@ expect 1 "deleted already" -- merge contact "$1" "$2"
 expect 2 "usage: rapport merge" -- merge contact
 expect 0 "contact.merged" -- events tail -n 5
 
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+finish

@@ -1,0 +1,34 @@
+# lib.sh — what the end-to-end tests share: pass/fail counting and running rapport.
+# Source it after setting RAPPORT; end the test with `finish`.
+
+passed=0 failed=0
+
+ok() { passed=$((passed + 1)); }
+bad() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
+
+# expect STATUS NEEDLE -- ARGS…: runs rapport, checks the exit status and that NEEDLE is in the
+# output (stdout and stderr together).
+expect() {
+    local want=$1 needle=$2; shift 3
+    local out status
+    out=$("$RAPPORT" "$@" 2>&1); status=$?
+    if [ "$status" != "$want" ]; then
+        bad "rapport $*: exit $status, wanted $want; output: $out"
+    elif [ -n "$needle" ] && ! grep -qF -- "$needle" <<<"$out"; then
+        bad "rapport $*: output lacks \"$needle\": $out"
+    else
+        ok
+    fi
+}
+
+# check CONDITION MESSAGE: counts CONDITION (a shell expression) as passed, or fails with MESSAGE.
+check() { if eval "$1"; then ok; else bad "$2"; fi; }
+
+# count ENTITY [ARGS…]: how many records rapport counts.
+count() { "$RAPPORT" count "$@" 2>/dev/null; }
+
+# The summary line, and the exit status: 0 when nothing failed.
+finish() {
+    echo "$passed passed, $failed failed"
+    [ "$failed" = 0 ]
+}
