@@ -232,9 +232,9 @@ int rp_store_set_cache_mb(rp_store_t *s, int mb, rp_error_t *err)
 {
     if (mb < 1 || mb > 4096)
         return rp_error_set(err, RP_EINVAL, 0, "a page cache of %d MB: 1 to 4096 MB", mb);
-    char sql[64];
+    char sql[80];
     /* A number of our own, never user text. */
-    snprintf(sql, sizeof sql, "PRAGMA cache_size = -%d", mb * 1024);
+    snprintf(sql, sizeof sql, "PRAGMA cache_size = -%d; PRAGMA temp_store = MEMORY", mb * 1024);
     return rp__exec(s, sql, err);
 }
 
