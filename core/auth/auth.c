@@ -401,3 +401,31 @@ int rp_tokens_check(rp_store_t *s, const char *token, json_t **who, rp_error_t *
     sqlite3_reset(st);
     return rc;
 }
+
+int rp_tokens_used(rp_store_t *s, const rp_ctx_t *ctx, int64_t id, const char *client,
+                   rp_error_t *err)
+{
+    int rc = rp_store_begin(s, err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = rp__stmt(s, "UPDATE rp_tokens SET last_used_at = ? WHERE id = ?", err);
+    if (!st)
+        rc = err ? err->code : RP_EIO;
+    else {
+        sqlite3_bind_int64(st, 1, rp_store_now(s));
+        sqlite3_bind_int64(st, 2, id);
+        int src = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (src != SQLITE_DONE)
+            rc = rp__dberr(s, src, "cannot record the token's use", err);
+    }
+    if (!rc)
+        rc = security_event(s, ctx, "token.used", id,
+                            json_pack("{s:I,s:s?}", "token_id", (json_int_t)id, "client", client),
+                            err);
+    if (rc) {
+        rp_store_rollback(s, NULL);
+        return rc;
+    }
+    return rp_store_commit(s, err);
+}

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "rapport/events.h"
+#include "rapport/http.h"
 #include "rapport/lua.h"
 #include "rapport/plugin.h"
 #include "rapport/sched.h"
@@ -152,36 +153,44 @@ void log_quiet(void *ud, const char *level, const char *component, const char *m
 /* The limits of sandboxed scripts, from the settings lua.max_cpu_ms, lua.max_wall_ms,
  * lua.max_memory_mb and lua.max_instructions (with RAPPORT_LUA_… overrides); unset ones keep
  * the built-in defaults. */
+/* A positive whole-number setting: RAPPORT_<KEY> (dots as underscores) for this run, else the
+ * database's setting, else @p def; one that is not a positive number keeps @p def, and says
+ * so. */
+static int64_t config_int(rp_store_t *s, const char *key, int64_t def)
+{
+    char env[64] = "RAPPORT_";
+    size_t n = strlen(env);
+    for (const char *p = key; *p && n < sizeof env - 1; p++)
+        env[n++] = *p == '.' ? '_' : (char)toupper((unsigned char)*p);
+    env[n] = '\0';
+    const char *over = getenv(env);
+    json_t *j = NULL;
+    char *end = NULL;
+    int64_t v = def;
+    bool bad = false;
+    if (over) {
+        v = strtoll(over, &end, 10);
+        bad = end == over || *end || v <= 0;
+    } else if (rp_config_get(s, key, &j, NULL) == 0) {
+        v = json_is_integer(j) ? json_integer_value(j) : 0;
+        bad = v <= 0;
+    }
+    if (bad) {
+        fprintf(stderr, "rapport: %s = %s is not a positive number: the default applies\n",
+                over ? env : key, over ? over : "the setting");
+        v = def;
+    }
+    json_decref(j);
+    return v;
+}
+
 static rp_lua_opts_t script_limits(rp_store_t *s)
 {
     static const char *const keys[] = {"lua.max_instructions", "lua.max_wall_ms",
                                        "lua.max_memory_mb", "lua.max_cpu_ms"};
-    int64_t v[4] = {0, 0, 0, 0};
-    for (int i = 0; i < 4; i++) {
-        char env[64] = "RAPPORT_";
-        size_t n = strlen(env);
-        for (const char *p = keys[i]; *p && n < sizeof env - 1; p++)
-            env[n++] = *p == '.' ? '_' : (char)toupper((unsigned char)*p);
-        env[n] = '\0';
-        const char *over = getenv(env);
-        json_t *j = NULL;
-        char *end = NULL;
-        bool bad = false;
-        if (over) {
-            v[i] = strtoll(over, &end, 10);
-            bad = end == over || *end || v[i] <= 0;
-        } else if (rp_config_get(s, keys[i], &j, NULL) == 0) {
-            v[i] = json_is_integer(j) ? json_integer_value(j) : 0;
-            bad = v[i] <= 0;
-        }
-        /* A limit that is not a positive number keeps the default, and says so. */
-        if (bad) {
-            fprintf(stderr, "rapport: %s = %s is not a positive number: the default applies\n",
-                    over ? env : keys[i], over ? over : "the setting");
-            v[i] = 0;
-        }
-        json_decref(j);
-    }
+    int64_t v[4];
+    for (int i = 0; i < 4; i++)
+        v[i] = config_int(s, keys[i], 0);
     return (rp_lua_opts_t){.max_instructions = v[0] > 0 ? v[0] : 0,
                            .max_wall_ms = v[1] > 0 ? v[1] : 0,
                            .max_memory = v[2] > 0 ? (size_t)v[2] << 20 : 0,
@@ -858,6 +867,9 @@ static int cmd_serve(cli_t *c, int argc, char **argv)
     const char *poll = flag_value(&argc, argv, "--poll-ms", NULL);
     if (poll == FLAG_MISSING)
         return usage_error("serve", "serve: --poll-ms needs a number");
+    const char *listen = flag_value(&argc, argv, "--listen", NULL);
+    if (listen == FLAG_MISSING)
+        return usage_error("serve", "serve: --listen needs HOST:PORT (such as 127.0.0.1:8080)");
     if (reject_unknown_flags("serve", argc, argv))
         return EXIT_USAGE;
     if (argc != 1)
@@ -876,8 +888,28 @@ static int cmd_serve(cli_t *c, int argc, char **argv)
     rp_sched_on_interval(env.e, reload_scripts, env.sc, 1000);
     rp_error_t err = {0};
     int rc = 0;
+    rp_http_t *http = NULL;
+    if (!listen)
+        listen = getenv("RAPPORT_HTTP_LISTEN");
+    json_t *conf = NULL;
+    if (!listen && rp_config_get(env.s, "http.listen", &conf, NULL) == 0)
+        listen = json_string_value(conf);
+    if (listen) {
+        rp_http_opts_t ho = {.listen = listen, .log = log_line};
+        ho.max_body = (size_t)config_int(env.s, "http.max_body_bytes", 1 << 20);
+        ho.req_timeout_ms = (int)config_int(env.s, "http.request_timeout_ms", 10000);
+        ho.auth_fails = (int)config_int(env.s, "http.auth_failures", 5);
+        ho.auth_window_s = (int)config_int(env.s, "http.auth_window_s", 60);
+        if (rp_http_new(env.s, env.e, &ho, &http, &err)) {
+            json_decref(conf);
+            env_close(&env);
+            return usage_error("serve", "serve: --listen: %s", err.msg);
+        }
+    }
     if (rp_sched_serve(env.e, (int)poll_ms, reload_scripts, env.sc, &err))
         rc = fail("%s", err.msg);
+    rp_http_free(http);
+    json_decref(conf);
     env_close(&env);
     return rc;
 }
@@ -1297,7 +1329,7 @@ static const command_t commands[] = {
     {"events", cmd_events, "events tail [-n N] [--follow] | events dead [SUBSCRIBER] | events "
                            "replay ID",
      "Read the event log (JSON lines), list dead letters, replay one."},
-    {"serve", cmd_serve, "serve [--poll-ms N]",
+    {"serve", cmd_serve, "serve [--listen HOST:PORT] [--poll-ms N]",
      "Run the engine: due jobs, cron schedules and event dispatch, until SIGTERM or SIGINT."},
     {"jobs", cmd_jobs, "jobs [list] | jobs dead | jobs retry ID | jobs cancel KEY | jobs add NAME "
                        "[--in DELAY] [--key KEY] [--payload JSON] | jobs every SCHEDULE CRON JOB "

@@ -44,6 +44,11 @@ struct rp_sched {
     int nsubs;
     /* The serve loop. */
     uv_loop_t *loop;
+    /* Another part on the loop (rp_sched_attach). */
+    int (*att_start)(void *ud, uv_loop_t *loop, rp_error_t *err);
+    void (*att_stop)(void *ud, uv_loop_t *loop);
+    void *att_ud;
+    bool kicked;
     uv_timer_t timer;
     uv_signal_t sig[3];
     int poll_ms;
@@ -958,6 +963,7 @@ static void on_tick(uv_timer_t *t)
     rp_sched_t *e = t->data;
     rp_error_t err = {0};
     int did = 0;
+    e->kicked = false;
     if (rp_sched_run_due(e, &did, &err))
         say(e, "error", "pass failed error=%s", err.msg);
     if (e->stopping) {
@@ -997,6 +1003,23 @@ static void on_interval(uv_timer_t *t)
     rp_sched_t *e = t->data;
     if (e->interval_fn && !e->stopping)
         e->interval_fn(e->interval_ud);
+}
+
+void rp_sched_attach(rp_sched_t *e, int (*start)(void *ud, uv_loop_t *loop, rp_error_t *err),
+                     void (*stop)(void *ud, uv_loop_t *loop), void *ud)
+{
+    e->att_start = start;
+    e->att_stop = stop;
+    e->att_ud = ud;
+}
+
+void rp_sched_kick(rp_sched_t *e)
+{
+    /* One restart per loop turn however many writes asked: a timer of 0 runs on the next. */
+    if (!e->loop || e->stopping || e->kicked)
+        return;
+    e->kicked = true;
+    uv_timer_start(&e->timer, on_tick, 0, 0);
 }
 
 void rp_sched_stop(rp_sched_t *e)
@@ -1077,10 +1100,17 @@ int rp_sched_serve(rp_sched_t *e, int poll_ms, void (*on_hup)(void *ud), void *h
         sqlite3_wal_autocheckpoint(e->s->db, 0);
         uv_timer_start(&e->ckpt_timer, on_ckpt_timer, 200, 200);
     }
-    say(e, "info", "started owner=%s handlers=%d subscribers=%d", e->owner, e->nhandlers,
-        e->nsubs);
-    uv_timer_start(&e->timer, on_tick, 0, 0);
-    uv_run(&loop, UV_RUN_DEFAULT);
+    int rc = 0;
+    if (e->att_start && (rc = e->att_start(e->att_ud, &loop, err)) != 0)
+        e->stopping = true;
+    else {
+        say(e, "info", "started owner=%s handlers=%d subscribers=%d", e->owner, e->nhandlers,
+            e->nsubs);
+        uv_timer_start(&e->timer, on_tick, 0, 0);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        if (e->att_stop)
+            e->att_stop(e->att_ud, &loop);
+    }
     uv_close((uv_handle_t *)&e->timer, close_cb);
     uv_close((uv_handle_t *)&e->interval, close_cb);
     uv_close((uv_handle_t *)&e->ckpt_timer, close_cb);
@@ -1098,6 +1128,7 @@ int rp_sched_serve(rp_sched_t *e, int poll_ms, void (*on_hup)(void *ud), void *h
         free(e->db_path);
         e->db_path = NULL;
     }
-    say(e, "info", "stopped");
-    return 0;
+    if (rc == 0)
+        say(e, "info", "stopped");
+    return rc;
 }

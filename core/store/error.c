@@ -13,6 +13,7 @@ int rp_error_set(rp_error_t *err, int code, int msgcode, const char *fmt, ...)
         return code;
     err->code = code;
     err->msgcode = msgcode;
+    err->field[0] = '\0';
     int n = 0;
     if (msgcode > 0)
         n = snprintf(err->msg, sizeof err->msg, "RP-E%d: ", msgcode);
@@ -23,6 +24,13 @@ int rp_error_set(rp_error_t *err, int code, int msgcode, const char *fmt, ...)
     return code;
 }
 
+int rp_error_field(rp_error_t *err, const char *field, int code)
+{
+    if (err)
+        snprintf(err->field, sizeof err->field, "%s", field ? field : "");
+    return code;
+}
+
 void rp_error_clear(rp_error_t *err)
 {
     if (!err)
@@ -30,6 +38,7 @@ void rp_error_clear(rp_error_t *err)
     err->code = 0;
     err->msgcode = 0;
     err->msg[0] = '\0';
+    err->field[0] = '\0';
 }
 
 const char *rp_strerror(int code)

@@ -38,8 +38,8 @@ static int no_field(rp__entity_t *e, const char *name, rp_error_t *err)
                       e->fields[i].name);
     if (n == 0)
         snprintf(known, sizeof known, "none besides the system fields");
-    return rp_error_set(err, RP_EINVAL, RP_C_NO_FIELD, "unknown field \"%s\" on %s (fields: %s)",
-                        name, e->name, known);
+    return rp_error_field(err, name, rp_error_set(err, RP_EINVAL, RP_C_NO_FIELD,
+                        "unknown field \"%s\" on %s (fields: %s)", name, e->name, known));
 }
 
 /* ---- a small string builder and the list of values to bind ------------------------------ */

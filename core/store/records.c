@@ -103,16 +103,17 @@ static int check_keys(rp__entity_t *e, json_t *fields, rp_error_t *err)
         if (rp__field(e, k))
             continue;
         if (rp__is_system_field(k))
-            return rp_error_set(err, RP_EINVAL, RP_C_READONLY,
-                                "%s.%s is kept by the store and cannot be written", e->name, k);
+            return rp_error_field(err, k, rp_error_set(err, RP_EINVAL, RP_C_READONLY,
+                                "%s.%s is kept by the store and cannot be written", e->name, k));
         char known[600];
         int n = 0;
         known[0] = '\0';
         for (int i = 0; i < e->nfields && n < (int)sizeof known - 60; i++)
             n += snprintf(known + n, sizeof known - (size_t)n, "%s%s", i ? ", " : "",
                           e->fields[i].name);
-        return rp_error_set(err, RP_EINVAL, RP_C_NO_FIELD, "unknown field \"%s\" on %s (fields: %s)",
-                            k, e->name, n ? known : "none");
+        return rp_error_field(err, k, rp_error_set(err, RP_EINVAL, RP_C_NO_FIELD,
+                            "unknown field \"%s\" on %s (fields: %s)", k, e->name,
+                            n ? known : "none"));
     }
     return 0;
 }
@@ -133,11 +134,13 @@ static int check_ref(rp_store_t *s, rp__entity_t *e, rp__field_t *f, json_t *v, 
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
         return rp__dberr(s, rc, "cannot check a reference", err);
     if (live < 0)
-        return rp_error_set(err, RP_EINVAL, RP_C_REF, "%s.%s: there is no %s with id %lld",
-                            e->name, f->name, f->ref, (long long)json_integer_value(v));
+        return rp_error_field(err, f->name, rp_error_set(err, RP_EINVAL, RP_C_REF,
+                            "%s.%s: there is no %s with id %lld", e->name, f->name, f->ref,
+                            (long long)json_integer_value(v)));
     if (live == 0)
-        return rp_error_set(err, RP_EINVAL, RP_C_REF, "%s.%s: %s %lld is deleted", e->name,
-                            f->name, f->ref, (long long)json_integer_value(v));
+        return rp_error_field(err, f->name, rp_error_set(err, RP_EINVAL, RP_C_REF,
+                            "%s.%s: %s %lld is deleted", e->name, f->name, f->ref,
+                            (long long)json_integer_value(v)));
     return 0;
 }
 
@@ -157,9 +160,9 @@ static int write_error(rp_store_t *s, int rc, rp__entity_t *e, json_t *canon, rp
                 free(d);
             }
         }
-        return rp_error_set(err, RP_ECONFLICT, RP_C_UNIQUE,
+        return rp_error_field(err, fname, rp_error_set(err, RP_ECONFLICT, RP_C_UNIQUE,
                             "%s.%s: %s is already used by another %s (the field is unique)",
-                            e->name, fname, ex, e->name);
+                            e->name, fname, ex, e->name));
     }
     if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
         return rp_error_set(err, RP_ECONFLICT, RP_C_REFERENCED,
@@ -373,8 +376,8 @@ static int create_one(rp_store_t *s, const rp_ctx_t *ctx, rp__entity_t *e, json_
         json_object_set_new_nocheck(canon, f->name, v);
         if (json_is_null(v)) {
             if (f->required) {
-                rc = rp_error_set(err, RP_EINVAL, RP_C_REQUIRED, "%s.%s is required", e->name,
-                                  f->name);
+                rc = rp_error_field(err, f->name, rp_error_set(err, RP_EINVAL, RP_C_REQUIRED,
+                                  "%s.%s is required", e->name, f->name));
                 goto out;
             }
             continue;
@@ -581,8 +584,8 @@ int rp_store_stored_value(rp_store_t *s, const rp_ctx_t *ctx, const char *entity
         return err ? err->code : RP_EIO;
     rp__field_t *f = field ? rp__field(e, field) : NULL;
     if (!f)
-        return rp_error_set(err, RP_EINVAL, RP_C_NO_FIELD, "unknown field \"%s\" on %s",
-                            field ? field : "", entity);
+        return rp_error_field(err, field, rp_error_set(err, RP_EINVAL, RP_C_NO_FIELD,
+                            "unknown field \"%s\" on %s", field ? field : "", entity));
     if (!json_is_object(fields))
         return rp_error_set(err, RP_EINVAL, RP_C_TYPE, "%s: a record must be a JSON object",
                             entity);
@@ -647,8 +650,8 @@ static int update_one(rp_store_t *s, const rp_ctx_t *ctx, rp__entity_t *e, json_
         }
         if (json_is_null(v) && f->required) {
             json_decref(v);
-            rc = rp_error_set(err, RP_EINVAL, RP_C_REQUIRED, "%s.%s is required and cannot be "
-                              "cleared", e->name, f->name);
+            rc = rp_error_field(err, f->name, rp_error_set(err, RP_EINVAL, RP_C_REQUIRED,
+                              "%s.%s is required and cannot be cleared", e->name, f->name));
             goto out;
         }
         if (f->type == RP_T_REF && (rc = check_ref(s, e, f, v, err))) {

@@ -33,8 +33,9 @@ static int bad(rp_error_t *err, int msgcode, const char *entity, const rp__field
                const char *why)
 {
     char ex[80];
-    return rp_error_set(err, RP_EINVAL, msgcode, "%s.%s: %s is not %s", entity, f->name,
-                        excerpt(v, ex, sizeof ex), why);
+    return rp_error_field(err, f->name,
+                          rp_error_set(err, RP_EINVAL, msgcode, "%s.%s: %s is not %s", entity,
+                                       f->name, excerpt(v, ex, sizeof ex), why));
 }
 
 static bool utf8_ok(const unsigned char *p, size_t n)

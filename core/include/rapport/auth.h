@@ -60,4 +60,12 @@ int rp_tokens_revoke(rp_store_t *s, const rp_ctx_t *ctx, int64_t id, rp_error_t 
  */
 int rp_tokens_check(rp_store_t *s, const char *token, json_t **who, rp_error_t *err);
 
+/**
+ * Records that token @p id was used from @p client (an address, may be NULL): sets its
+ * last_used_at and appends "token.used" {token_id, user, client}. The HTTP server calls it once
+ * a minute per token at most, so the log says who used the API without growing per request.
+ */
+int rp_tokens_used(rp_store_t *s, const rp_ctx_t *ctx, int64_t id, const char *client,
+                   rp_error_t *err);
+
 #endif

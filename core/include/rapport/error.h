@@ -63,6 +63,7 @@ typedef struct rp_error {
     int code;       /**< The RP_E* class, or 0 when nothing failed. */
     int msgcode;    /**< The stable RP-E number, or 0. */
     char msg[512];  /**< A full sentence naming what was wrong; "" when nothing failed. */
+    char field[64]; /**< The field the error is about, or "" (for callers that point at it). */
 } rp_error_t;
 
 /**
@@ -75,6 +76,13 @@ int rp_error_set(rp_error_t *err, int code, int msgcode, const char *fmt, ...)
 
 /** Clears @p err to "no error". */
 void rp_error_clear(rp_error_t *err);
+
+/**
+ * Names the field @p field (may be NULL) that @p err is about and returns @p code, so that it
+ * wraps a call: return rp_error_field(err, name, rp_error_set(err, …)). rp_error_set() and
+ * rp_error_clear() forget the field.
+ */
+int rp_error_field(rp_error_t *err, const char *field, int code);
 
 /** A short constant name for an RP_E* code ("invalid input", "not found", …). */
 const char *rp_strerror(int code);

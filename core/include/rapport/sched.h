@@ -158,6 +158,23 @@ int rp_sched_serve(rp_sched_t *e, int poll_ms, void (*on_hup)(void *ud), void *h
  */
 void rp_sched_on_interval(rp_sched_t *e, void (*fn)(void *ud), void *ud, int every_ms);
 
+struct uv_loop_s;
+
+/**
+ * Lets another part of the program run on rp_sched_serve()'s loop (the HTTP server): @p start
+ * is called with the loop once it is set up (a failure stops the serve before it begins, with
+ * @p start's error); @p stop is called after the loop has stopped, before its handles are
+ * closed, and must close every handle it opened. One such part per engine; NULL removes it.
+ */
+void rp_sched_attach(rp_sched_t *e, int (*start)(void *ud, struct uv_loop_s *loop, rp_error_t *err),
+                     void (*stop)(void *ud, struct uv_loop_s *loop), void *ud);
+
+/**
+ * Tells a running rp_sched_serve() that new events or jobs were written in this process, so it
+ * dispatches them on the loop's next turn instead of at the next poll. Does nothing otherwise.
+ */
+void rp_sched_kick(rp_sched_t *e);
+
 /** Asks a running rp_sched_serve() to return after the current handler. Safe from a handler. */
 void rp_sched_stop(rp_sched_t *e);
 

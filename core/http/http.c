@@ -1,0 +1,1272 @@
+/*
+ * http.c — the JSON API (see rapport/http.h) on h2o's HTTP/1.1, on the engine's libuv loop.
+ *
+ * h2o parses requests, keeps connections alive, pipelines, buffers a body up to the limit
+ * (413 beyond) and drops a client that does not send its request in time. We route, check the
+ * token, call the store, and answer JSON or application/problem+json.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <h2o.h>
+#include <uv.h>
+
+#include "rapport/auth.h"
+#include "rapport/events.h"
+#include "rapport/http.h"
+
+#define FAILS_N 256  /* clients whose failed tokens are remembered */
+#define USES_N 64    /* tokens whose last recorded use is remembered */
+#define MAX_FIELDS 64
+#define TOKEN_USE_EVERY_MS 60000
+
+typedef struct client_fails {
+    char addr[64];
+    int count;
+    int64_t since_ms;   /* start of the window */
+    int64_t blocked_until_ms;
+} client_fails_t;
+
+typedef struct token_use {
+    int64_t id;
+    int64_t at_ms;
+} token_use_t;
+
+struct rp_http {
+    rp_store_t *s;
+    rp_sched_t *e;
+    rp_http_opts_t o;
+    char host[64];
+    int port;
+    int bound_port;
+    h2o_globalconf_t conf;
+    h2o_context_t ctx;
+    h2o_accept_ctx_t actx;
+    bool ctx_ready;
+    uv_tcp_t listener;
+    bool listening;
+    int conns;
+    client_fails_t fails[FAILS_N];
+    token_use_t uses[USES_N];
+};
+
+typedef struct handler {
+    h2o_handler_t super;
+    rp_http_t *h;
+} handler_t;
+
+typedef struct conn {
+    uv_tcp_t tcp; /* first: h2o closes it with a pointer to this */
+    rp_http_t *h;
+} conn_t;
+
+/* One request as we handle it. */
+typedef struct call {
+    rp_http_t *h;
+    h2o_req_t *req;
+    char client[64];
+    char actor[80];
+    rp_ctx_t ctx;
+    json_t *who;    /* the token's user, once checked */
+    json_t *params; /* the query string, decoded: {name: value} */
+} call_t;
+
+static void say(rp_http_t *h, const char *level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void say(rp_http_t *h, const char *level, const char *fmt, ...)
+{
+    if (!h->o.log)
+        return;
+    char msg[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    h->o.log(h->o.log_ud, level, "http", msg);
+}
+
+static int64_t mono_ms(void)
+{
+    return (int64_t)(uv_hrtime() / 1000000u);
+}
+
+/* ---- answers -------------------------------------------------------------------------- */
+
+static const char *reason(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
+    case 412: return "Precondition Failed";
+    case 413: return "Content Too Large";
+    case 415: return "Unsupported Media Type";
+    case 422: return "Unprocessable Content";
+    case 429: return "Too Many Requests";
+    case 503: return "Service Unavailable";
+    default: return "Internal Server Error";
+    }
+}
+
+static void add_header(call_t *c, const h2o_token_t *token, const char *value)
+{
+    h2o_iovec_t v = h2o_strdup(&c->req->pool, value, strlen(value));
+    h2o_add_header(&c->req->pool, &c->req->res.headers, token, NULL, v.base, v.len);
+}
+
+static int send_body(call_t *c, int status, const char *ctype, const char *body, size_t len)
+{
+    h2o_req_t *req = c->req;
+    req->res.status = status;
+    req->res.reason = reason(status);
+    if (ctype)
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, ctype,
+                       strlen(ctype));
+    h2o_send_inline(req, body, len);
+    return 0;
+}
+
+/* Answers @p status with a problem document (RFC 9457). An "RP-Ennnn: " in @p detail (at its
+ * start or after a batch's "record N: ") becomes "code". */
+static int problem(call_t *c, int status, const char *detail, const char *field)
+{
+    char code[16] = "", text[600];
+    const char *rp = strstr(detail, "RP-E");
+    size_t digits = rp ? strspn(rp + 4, "0123456789") : 0;
+    if (rp && digits && digits < 8 && rp[4 + digits] == ':' && rp[5 + digits] == ' ' &&
+        (rp == detail || (rp - detail >= 2 && rp[-2] == ':' && rp[-1] == ' '))) {
+        memcpy(code, rp, 4 + digits);
+        code[4 + digits] = '\0';
+        snprintf(text, sizeof text, "%.*s%s", (int)(rp - detail), detail, rp + 6 + digits);
+        detail = text;
+    }
+    json_t *p = json_pack("{s:s,s:s,s:i,s:s}", "type", "about:blank", "title", reason(status),
+                          "status", status, "detail", detail);
+    if (p && field && *field)
+        json_object_set_new(p, "field", json_string(field));
+    if (p && *code)
+        json_object_set_new(p, "code", json_string(code));
+    char *body = p ? json_dumps(p, JSON_COMPACT) : NULL;
+    json_decref(p);
+    static const char fallback[] = "{\"title\":\"Internal Server Error\",\"status\":500}";
+    send_body(c, body ? status : 500, "application/problem+json", body ? body : fallback,
+              body ? strlen(body) : sizeof fallback - 1);
+    free(body);
+    return 0;
+}
+
+static int problemf(call_t *c, int status, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int problemf(call_t *c, int status, const char *field, const char *fmt, ...)
+{
+    char msg[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return problem(c, status, msg, field);
+}
+
+/* The status a store error answers with; @p query: the error is about the request's own
+ * parameters (a filter, an order), not about a record. */
+static int status_of(const rp_error_t *err, bool query)
+{
+    switch (err->msgcode) {
+    case RP_C_NO_ENTITY:
+    case RP_C_NO_RECORD: return 404;
+    case RP_C_STALE: return 412;
+    case RP_C_FILTER:
+    case RP_C_ORDER:
+    case RP_C_CURSOR:
+    case RP_C_SEARCH: return 400;
+    case RP_C_UNIQUE:
+    case RP_C_DELETED:
+    case RP_C_REFERENCED: return 409;
+    case RP_C_AUTH: return 401;
+    default: break;
+    }
+    switch (err->code) {
+    case RP_EINVAL: return query ? 400 : 422;
+    case RP_EVETO: return 422;
+    case RP_ENOTFOUND: return 404;
+    case RP_ECONFLICT:
+    case RP_ESTATE: return 409;
+    case RP_EIO: return 503;
+    default: return 500;
+    }
+}
+
+static int store_problem(call_t *c, const rp_error_t *err, bool query)
+{
+    return problem(c, status_of(err, query), err->msg[0] ? err->msg : "the store failed",
+                   err->field);
+}
+
+/* Answers @p status with @p j (stolen). */
+static int send_json(call_t *c, int status, json_t *j)
+{
+    char *body = j ? json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    json_decref(j);
+    if (!body)
+        return problem(c, 500, "out of memory", NULL);
+    send_body(c, status, "application/json", body, strlen(body));
+    free(body);
+    return 0;
+}
+
+/* {"data": data, "next": next-or-null}; both stolen. */
+static int send_page(call_t *c, json_t *data, char *next)
+{
+    json_t *page = json_pack("{s:o,s:o}", "data", data, "next",
+                             next ? json_string(next) : json_null());
+    free(next);
+    return send_json(c, 200, page);
+}
+
+/* The record with its version as ETag. */
+static int send_record(call_t *c, int status, json_t *rec)
+{
+    json_t *v = json_object_get(rec, "version");
+    if (json_is_integer(v)) {
+        char etag[32];
+        snprintf(etag, sizeof etag, "\"%" JSON_INTEGER_FORMAT "\"", json_integer_value(v));
+        add_header(c, H2O_TOKEN_ETAG, etag);
+    }
+    return send_json(c, status, rec);
+}
+
+/* ---- the request ---------------------------------------------------------------------- */
+
+static bool method_is(const h2o_req_t *req, const char *m)
+{
+    return req->method.len == strlen(m) && memcmp(req->method.base, m, req->method.len) == 0;
+}
+
+/* The value of header @p token as a string in the request's pool, or NULL. */
+static const char *header(call_t *c, const h2o_token_t *token)
+{
+    ssize_t i = h2o_find_header(&c->req->headers, token, -1);
+    if (i < 0)
+        return NULL;
+    h2o_iovec_t v = c->req->headers.entries[i].value;
+    return h2o_strdup(&c->req->pool, v.base, v.len).base;
+}
+
+static int hexval(int ch)
+{
+    return ch >= '0' && ch <= '9' ? ch - '0'
+           : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+           : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
+                                    : -1;
+}
+
+/* Percent-decodes [p, p+n) ("+" is a space) into a new string; NULL when malformed. */
+static char *url_decode(const char *p, size_t n)
+{
+    char *out = malloc(n + 1), *o = out;
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] == '+')
+            *o++ = ' ';
+        else if (p[i] == '%') {
+            int a = i + 2 < n ? hexval(p[i + 1]) : -1;
+            int b = i + 2 < n ? hexval(p[i + 2]) : -1;
+            if (a < 0 || b < 0 || (a == 0 && b == 0)) {
+                free(out);
+                return NULL;
+            }
+            *o++ = (char)(a * 16 + b);
+            i += 2;
+        } else
+            *o++ = p[i];
+    }
+    *o = '\0';
+    return out;
+}
+
+/* Decodes the query string into c->params; answers 400 itself and returns -1 on a bad one. */
+static int parse_query(call_t *c)
+{
+    c->params = json_object();
+    h2o_req_t *req = c->req;
+    if (req->query_at == SIZE_MAX)
+        return 0;
+    const char *q = req->path.base + req->query_at + 1;
+    const char *end = req->path.base + req->path.len;
+    while (q < end) {
+        const char *amp = memchr(q, '&', (size_t)(end - q));
+        const char *stop = amp ? amp : end;
+        const char *eq = memchr(q, '=', (size_t)(stop - q));
+        if (stop > q) {
+            char *k = url_decode(q, (size_t)((eq ? eq : stop) - q));
+            char *v = eq ? url_decode(eq + 1, (size_t)(stop - eq - 1)) : strdup("");
+            json_t *sv = v ? json_string(v) : NULL; /* NULL when not UTF-8 */
+            if (!k || !sv) {
+                free(k);
+                free(v);
+                json_decref(sv);
+                return problem(c, 400, "the query string is not well formed: a % escape is "
+                               "malformed, decodes to NUL, or the text is not UTF-8", NULL) - 1;
+            }
+            if (json_object_get(c->params, k)) {
+                json_decref(sv);
+                problemf(c, 400, k, "the query parameter \"%s\" is given twice", k);
+                free(k);
+                free(v);
+                return -1;
+            }
+            json_object_set_new(c->params, k, sv);
+            free(k);
+            free(v);
+        }
+        q = amp ? amp + 1 : end;
+    }
+    return 0;
+}
+
+static const char *param(call_t *c, const char *name)
+{
+    return json_string_value(json_object_get(c->params, name));
+}
+
+/* A positive integer parameter within [1, max]; *out keeps its default when absent. */
+static int param_int(call_t *c, const char *name, int64_t max, int64_t *out)
+{
+    const char *v = param(c, name);
+    if (!v)
+        return 0;
+    char *endp;
+    errno = 0;
+    long long n = strtoll(v, &endp, 10);
+    if (errno || *endp || endp == v || n < 1 || n > max)
+        return problemf(c, 400, name, "%s must be a whole number from 1 to %" PRId64 ", not "
+                        "\"%s\"", name, max, v) - 1;
+    *out = n;
+    return 0;
+}
+
+/* The body as a JSON object or array (owned); answers 415/400 itself and returns NULL. */
+static json_t *body_json(call_t *c)
+{
+    const char *ct = header(c, H2O_TOKEN_CONTENT_TYPE);
+    size_t n = ct ? strcspn(ct, ";") : 0;
+    while (n && ct[n - 1] == ' ')
+        n--;
+    bool json = ct && ((n == 16 && strncasecmp(ct, "application/json", 16) == 0) ||
+                       (n > 17 && strncasecmp(ct, "application/", 12) == 0 &&
+                        strncasecmp(ct + n - 5, "+json", 5) == 0));
+    if (!json) {
+        problemf(c, 415, NULL, "the body must be JSON, sent with Content-Type: "
+                 "application/json (got %s)", ct ? ct : "none");
+        return NULL;
+    }
+    h2o_iovec_t b = c->req->entity;
+    if (!b.base || b.len == 0) {
+        problem(c, 400, "the request has no body; send a JSON object", NULL);
+        return NULL;
+    }
+    json_error_t je;
+    json_t *j = json_loadb(b.base, b.len, JSON_REJECT_DUPLICATES, &je);
+    if (!j)
+        problemf(c, 400, NULL, "the body is not valid JSON: line %d, column %d: %s", je.line,
+                 je.column, je.text);
+    return j;
+}
+
+static json_t *body_object(call_t *c)
+{
+    json_t *j = body_json(c);
+    if (j && !json_is_object(j)) {
+        json_decref(j);
+        problem(c, 422, "the body must be a JSON object of fields", NULL);
+        return NULL;
+    }
+    return j;
+}
+
+/* ---- authentication ------------------------------------------------------------------- */
+
+static client_fails_t *fails_of(rp_http_t *h, const char *addr, bool make)
+{
+    client_fails_t *oldest = &h->fails[0];
+    for (int i = 0; i < FAILS_N; i++) {
+        if (strcmp(h->fails[i].addr, addr) == 0)
+            return &h->fails[i];
+        if (h->fails[i].since_ms < oldest->since_ms)
+            oldest = &h->fails[i];
+    }
+    if (!make)
+        return NULL;
+    memset(oldest, 0, sizeof *oldest);
+    snprintf(oldest->addr, sizeof oldest->addr, "%s", addr);
+    return oldest;
+}
+
+static void security_event(call_t *c, const char *type, json_t *payload)
+{
+    rp_ctx_t ctx = {.actor = c->who ? c->actor : "anonymous", .origin = "api"};
+    rp_error_t err = {0};
+    if (rp_events_emit(c->h->s, &ctx, type, NULL, 0, payload, NULL, &err))
+        say(c->h, "error", "cannot log %s: %s", type, err.msg);
+    json_decref(payload);
+}
+
+/* Who the bearer token is; answers 401/429 itself and returns -1 when it lets no one in. */
+static int authenticate(call_t *c)
+{
+    rp_http_t *h = c->h;
+    int64_t now = mono_ms();
+    client_fails_t *f = fails_of(h, c->client, false);
+    if (f && f->blocked_until_ms > now) {
+        char secs[24];
+        snprintf(secs, sizeof secs, "%" PRId64, (f->blocked_until_ms - now + 999) / 1000);
+        add_header(c, H2O_TOKEN_RETRY_AFTER, secs);
+        return problemf(c, 429, NULL, "too many failed tokens from %s; try again in %s s",
+                        c->client, secs) - 1;
+    }
+    const char *auth = header(c, H2O_TOKEN_AUTHORIZATION);
+    if (!auth || strncasecmp(auth, "Bearer ", 7) != 0) {
+        add_header(c, H2O_TOKEN_WWW_AUTHENTICATE, "Bearer realm=\"rapport\"");
+        return problem(c, 401, auth ? "the Authorization header must be \"Bearer <token>\""
+                                    : "this needs a token: Authorization: Bearer <token> "
+                                      "(rapport tokens create)", NULL) - 1;
+    }
+    const char *token = auth + 7;
+    while (*token == ' ')
+        token++;
+    rp_error_t err = {0};
+    if (rp_tokens_check(h->s, token, &c->who, &err)) {
+        if (!f)
+            f = fails_of(h, c->client, true);
+        if (now - f->since_ms > (int64_t)h->o.auth_window_s * 1000) {
+            f->since_ms = now;
+            f->count = 0;
+        }
+        f->count++;
+        const char *why = strncmp(err.msg, "RP-E", 4) == 0 && strchr(err.msg, ' ')
+                              ? strchr(err.msg, ' ') + 1
+                              : err.msg;
+        security_event(c, "auth.refused",
+                       json_pack("{s:s,s:s,s:i}", "client", c->client, "reason", why,
+                                 "failures", f->count));
+        if (f->count >= h->o.auth_fails) {
+            f->blocked_until_ms = now + (int64_t)h->o.auth_window_s * 1000;
+            security_event(c, "auth.throttled",
+                           json_pack("{s:s,s:i,s:i}", "client", c->client, "failures",
+                                     f->count, "seconds", h->o.auth_window_s));
+            say(h, "warn", "client %s throttled for %d s after %d failed tokens", c->client,
+                h->o.auth_window_s, f->count);
+        }
+        add_header(c, H2O_TOKEN_WWW_AUTHENTICATE, "Bearer realm=\"rapport\", "
+                   "error=\"invalid_token\"");
+        return problem(c, status_of(&err, false) == 503 ? 503 : 401, err.msg, NULL) - 1;
+    }
+    if (f)
+        f->count = 0;
+    snprintf(c->actor, sizeof c->actor, "user:%s", json_string_value(json_object_get(c->who,
+                                                                                     "user")));
+    c->ctx = (rp_ctx_t){.actor = c->actor, .origin = "api"};
+    /* The token's use, in the log once a minute at most (not a write per request). */
+    int64_t tid = json_integer_value(json_object_get(c->who, "token_id"));
+    token_use_t *u = &h->uses[(uint64_t)tid % USES_N];
+    if (u->id != tid || now - u->at_ms >= TOKEN_USE_EVERY_MS) {
+        u->id = tid;
+        u->at_ms = now;
+        if (rp_tokens_used(h->s, &c->ctx, tid, c->client, &err))
+            say(h, "error", "cannot record the use of token %" PRId64 ": %s", tid, err.msg);
+    }
+    return 0;
+}
+
+/* ---- the handlers --------------------------------------------------------------------- */
+
+static void wrote(call_t *c)
+{
+    rp_sched_kick(c->h->e);
+}
+
+/* The typed value of filter text @p v for field @p name of @p fields (the entity's schema). */
+static json_t *typed_value(json_t *fields, const char *name, const char *v)
+{
+    static const char *const ints[] = {"id", "version", NULL};
+    const char *type = json_string_value(json_object_get(json_object_get(fields, name), "type"));
+    for (int i = 0; ints[i]; i++)
+        if (strcmp(name, ints[i]) == 0)
+            type = "integer";
+    if (type && (!strcmp(type, "integer") || !strcmp(type, "ref") || !strcmp(type, "real") ||
+                 !strcmp(type, "boolean"))) {
+        json_t *j = json_loads(v, JSON_DECODE_ANY, NULL);
+        if (j && (json_is_number(j) || json_is_boolean(j)))
+            return j;
+        json_decref(j);
+    }
+    if (strcmp(v, "null") == 0)
+        return json_null();
+    return json_string(v);
+}
+
+static int do_list(call_t *c, const char *entity)
+{
+    rp_query_t q = {.entity = entity, .limit = 50};
+    if (param_int(c, "limit", 1000, &q.limit))
+        return 0;
+    q.after = param(c, "after");
+    q.order = param(c, "order");
+    const char *wd = param(c, "with_deleted");
+    if (wd && strcmp(wd, "true") && strcmp(wd, "false"))
+        return problem(c, 400, "with_deleted must be true or false", "with_deleted");
+    q.with_deleted = wd && strcmp(wd, "true") == 0;
+    rp_error_t err = {0};
+    json_t *schema = rp_store_schema(c->h->s, entity, &err);
+    if (!schema)
+        return store_problem(c, &err, true);
+    json_t *fields = json_object_get(schema, "fields");
+    json_t *where = json_object();
+    const char *wtext = param(c, "where");
+    if (wtext) {
+        json_error_t je;
+        json_t *w = json_loads(wtext, 0, &je);
+        if (!json_is_object(w)) {
+            json_decref(w);
+            json_decref(where);
+            json_decref(schema);
+            return problemf(c, 400, "where", "where must be a JSON object filter (column %d: "
+                            "%s)", je.column, w ? "not an object" : je.text);
+        }
+        json_object_update(where, w);
+        json_decref(w);
+    }
+    static const char *const reserved[] = {"limit", "after", "order", "fields", "with_deleted",
+                                           "where", NULL};
+    const char *k;
+    json_t *v;
+    json_object_foreach(c->params, k, v) {
+        bool skip = false;
+        for (int i = 0; reserved[i]; i++)
+            skip |= strcmp(k, reserved[i]) == 0;
+        if (!skip)
+            json_object_set_new(where, k, typed_value(fields, k, json_string_value(v)));
+    }
+    char *fbuf = NULL;
+    const char *flist[MAX_FIELDS + 1];
+    const char *ftext = param(c, "fields");
+    if (ftext) {
+        fbuf = strdup(ftext);
+        int n = 0;
+        for (char *save = NULL, *t = strtok_r(fbuf, ",", &save); t;
+             t = strtok_r(NULL, ",", &save)) {
+            if (n == MAX_FIELDS)
+                break;
+            flist[n++] = t;
+        }
+        flist[n] = NULL;
+        q.fields = flist;
+    }
+    q.where = json_object_size(where) ? where : NULL;
+    json_t *out = NULL;
+    char *next = NULL;
+    int rc = rp_store_find(c->h->s, &q, &out, &next, &err);
+    free(fbuf);
+    json_decref(where);
+    json_decref(schema);
+    if (rc)
+        return store_problem(c, &err, true);
+    return send_page(c, out, next);
+}
+
+static int do_create(call_t *c, const char *entity)
+{
+    json_t *body = body_object(c);
+    if (!body)
+        return 0;
+    rp_error_t err = {0};
+    json_t *rec = NULL;
+    int rc = rp_store_create_record(c->h->s, &c->ctx, entity, body, &rec, &err);
+    json_decref(body);
+    if (rc)
+        return store_problem(c, &err, false);
+    wrote(c);
+    char loc[160];
+    snprintf(loc, sizeof loc, "/api/v1/%s/%" JSON_INTEGER_FORMAT, entity,
+             json_integer_value(json_object_get(rec, "id")));
+    add_header(c, H2O_TOKEN_LOCATION, loc);
+    return send_record(c, 201, rec);
+}
+
+/* Keeps only the fields the "fields" parameter names (and id, version). */
+static void select_fields(call_t *c, json_t *rec)
+{
+    const char *ftext = param(c, "fields");
+    if (!ftext || !json_is_object(rec))
+        return;
+    const char *k;
+    json_t *v;
+    void *tmp;
+    json_object_foreach_safe(rec, tmp, k, v) {
+        size_t n = strlen(k);
+        bool keep = !strcmp(k, "id") || !strcmp(k, "version");
+        for (const char *p = ftext; !keep && (p = strstr(p, k)); p += n)
+            keep = (p == ftext || p[-1] == ',') && (p[n] == ',' || p[n] == '\0');
+        if (!keep)
+            json_object_del(rec, k);
+    }
+}
+
+static int do_get(call_t *c, const char *entity, int64_t id)
+{
+    rp_error_t err = {0};
+    json_t *rec = NULL;
+    if (rp_store_get(c->h->s, entity, id, &rec, &err))
+        return store_problem(c, &err, false);
+    select_fields(c, rec);
+    return send_record(c, 200, rec);
+}
+
+/* The version an If-Match header asks for: 0 when absent, -1 (answered 400) when malformed. */
+static int64_t if_match(call_t *c)
+{
+    const char *v = header(c, H2O_TOKEN_IF_MATCH);
+    if (!v)
+        return 0;
+    if (strncmp(v, "W/", 2) == 0)
+        v += 2;
+    char *endp;
+    long long n = strtoll(v + (*v == '"'), &endp, 10);
+    if (n < 1 || (*v == '"' ? strcmp(endp, "\"") != 0 : *endp != '\0')) {
+        problemf(c, 400, NULL, "If-Match must be the record's version as its ETag gives it "
+                 "(\"3\"), not %s", v);
+        return -1;
+    }
+    return n;
+}
+
+static int do_patch(call_t *c, const char *entity, int64_t id)
+{
+    int64_t expect = if_match(c);
+    if (expect < 0)
+        return 0;
+    json_t *body = body_object(c);
+    if (!body)
+        return 0;
+    rp_error_t err = {0};
+    int rc = rp_store_update(c->h->s, &c->ctx, entity, id, body, expect, NULL, &err);
+    json_decref(body);
+    if (rc)
+        return store_problem(c, &err, false);
+    wrote(c);
+    return do_get(c, entity, id);
+}
+
+static int do_delete(call_t *c, const char *entity, int64_t id)
+{
+    rp_error_t err = {0};
+    if (rp_store_delete(c->h->s, &c->ctx, entity, id, &err))
+        return store_problem(c, &err, false);
+    wrote(c);
+    return send_body(c, 204, NULL, "", 0);
+}
+
+static int do_restore(call_t *c, const char *entity, int64_t id)
+{
+    rp_error_t err = {0};
+    if (rp_store_restore(c->h->s, &c->ctx, entity, id, &err))
+        return store_problem(c, &err, false);
+    wrote(c);
+    return do_get(c, entity, id);
+}
+
+/* {"create": [records], "update": [patches with id (and version)]}: all or nothing. */
+static int do_bulk(call_t *c, const char *entity)
+{
+    json_t *body = body_object(c);
+    if (!body)
+        return 0;
+    json_t *cr = json_object_get(body, "create"), *up = json_object_get(body, "update");
+    const char *k;
+    json_t *v;
+    json_object_foreach(body, k, v) {
+        if (strcmp(k, "create") && strcmp(k, "update")) {
+            json_decref(body);
+            return problemf(c, 422, k, "a bulk body has \"create\" and \"update\" arrays, not "
+                            "\"%s\"", k);
+        }
+        if (!json_is_array(v)) {
+            json_decref(body);
+            return problemf(c, 422, k, "\"%s\" must be an array", k);
+        }
+    }
+    size_t nc = json_array_size(cr);
+    if (nc + json_array_size(up) == 0) {
+        json_decref(body);
+        return problem(c, 422, "a bulk body needs records in \"create\" or \"update\"", NULL);
+    }
+    rp_store_t *s = c->h->s;
+    rp_error_t err = {0};
+    int64_t *ids = calloc(nc ? nc : 1, sizeof *ids);
+    size_t failed = 0;
+    const char *part = "create";
+    int rc = ids ? rp_store_begin(s, &err) : rp_error_set(&err, RP_ENOMEM, 0, "out of memory");
+    if (!rc && nc)
+        rc = rp_store_create_many(s, &c->ctx, entity, cr, ids, &failed, &err);
+    if (!rc && json_array_size(up)) {
+        part = "update";
+        rc = rp_store_update_many(s, &c->ctx, entity, up, &failed, &err);
+    }
+    if (!rc)
+        rc = rp_store_commit(s, &err);
+    else
+        rp_store_rollback(s, NULL);
+    if (rc) {
+        json_decref(body);
+        free(ids);
+        /* "field" points into the body: /create/17/email. */
+        char where[160];
+        snprintf(where, sizeof where, "/%s/%zu%s%s", part, failed, err.field[0] ? "/" : "",
+                 err.field);
+        return problem(c, status_of(&err, false), err.msg, where);
+    }
+    wrote(c);
+    json_t *created = json_array();
+    for (size_t i = 0; i < nc; i++)
+        json_array_append_new(created, json_integer(ids[i]));
+    free(ids);
+    json_t *out = json_pack("{s:o,s:I}", "created", created, "updated",
+                            (json_int_t)json_array_size(up));
+    json_decref(body);
+    return send_json(c, 200, out);
+}
+
+static int do_events(call_t *c, const char *entity, int64_t id)
+{
+    rp_error_t err = {0};
+    json_t *rec = NULL;
+    if (rp_store_get(c->h->s, entity, id, &rec, &err))
+        return store_problem(c, &err, false);
+    json_decref(rec);
+    int64_t limit = 100, after = 0;
+    if (param_int(c, "limit", 1000, &limit))
+        return 0;
+    const char *a = param(c, "after");
+    if (a) {
+        char *endp;
+        after = strtoll(a, &endp, 10);
+        if (*endp || endp == a || after < 0)
+            return problemf(c, 400, "after", "after must be an event's seq, not \"%s\"", a);
+    }
+    rp_event_t *evs = calloc((size_t)limit, sizeof *evs);
+    if (!evs)
+        return problem(c, 500, "out of memory", NULL);
+    int n = rp_events_for_record(c->h->s, entity, id, after, evs, (int)limit, &err);
+    if (n < 0) {
+        free(evs);
+        return store_problem(c, &err, true);
+    }
+    json_t *data = json_array();
+    for (int i = 0; i < n; i++) {
+        json_array_append_new(data, rp_event_json(&evs[i]));
+        rp_event_clear(&evs[i]);
+    }
+    char *next = NULL;
+    if (n == limit && asprintf(&next, "%" PRId64, evs[n - 1].seq) < 0)
+        next = NULL;
+    free(evs);
+    return send_page(c, data, next);
+}
+
+static int do_explain(call_t *c, const char *entity, int64_t id, const char *field)
+{
+    rp_error_t err = {0};
+    json_t *rec = NULL;
+    if (rp_store_get(c->h->s, entity, id, &rec, &err))
+        return store_problem(c, &err, false);
+    json_decref(rec);
+    json_t *out = NULL;
+    if (rp_events_explain(c->h->s, entity, id, field, &out, &err))
+        return store_problem(c, &err, true);
+    return send_json(c, 200, json_pack("{s:o}", "data", out));
+}
+
+static int do_search(call_t *c)
+{
+    const char *q = param(c, "q");
+    if (!q || !*q)
+        return problem(c, 400, "search needs q, the words to look for (/api/v1/search?q=…)",
+                       "q");
+    int64_t limit = 20;
+    if (param_int(c, "limit", 1000, &limit))
+        return 0;
+    rp_error_t err = {0};
+    json_t *out = NULL;
+    if (rp_store_search(c->h->s, q, param(c, "entity"), (int)limit, &out, &err))
+        return store_problem(c, &err, true);
+    return send_json(c, 200, json_pack("{s:o}", "data", out));
+}
+
+static int do_health(call_t *c)
+{
+    return send_json(c, 200, json_pack("{s:s,s:s,s:I}", "status", "ok", "version", RP_VERSION,
+                                       "last_event", (json_int_t)rp_events_last_seq(c->h->s)));
+}
+
+/* ---- OpenAPI, from the registry -------------------------------------------------------- */
+
+static json_t *field_schema(json_t *spec)
+{
+    const char *t = json_string_value(json_object_get(spec, "type"));
+    t = t ? t : "text";
+    json_t *s;
+    if (!strcmp(t, "integer") || !strcmp(t, "ref"))
+        s = json_pack("{s:s,s:s}", "type", "integer", "format", "int64");
+    else if (!strcmp(t, "real"))
+        s = json_pack("{s:s}", "type", "number");
+    else if (!strcmp(t, "boolean"))
+        s = json_pack("{s:s}", "type", "boolean");
+    else if (!strcmp(t, "json"))
+        s = json_object();
+    else if (!strcmp(t, "date"))
+        s = json_pack("{s:s,s:s}", "type", "string", "format", "date");
+    else if (!strcmp(t, "datetime"))
+        s = json_pack("{s:s,s:s}", "type", "string", "format", "date-time");
+    else if (!strcmp(t, "email"))
+        s = json_pack("{s:s,s:s}", "type", "string", "format", "email");
+    else if (!strcmp(t, "url"))
+        s = json_pack("{s:s,s:s}", "type", "string", "format", "uri");
+    else if (!strcmp(t, "decimal"))
+        s = json_pack("{s:s,s:s}", "type", "string", "format", "decimal");
+    else
+        s = json_pack("{s:s}", "type", "string");
+    if (!strcmp(t, "enum") && json_is_array(json_object_get(spec, "values")))
+        json_object_set(s, "enum", json_object_get(spec, "values"));
+    if (!strcmp(t, "ref") && json_is_string(json_object_get(spec, "ref")))
+        json_object_set_new(s, "description",
+                            json_sprintf("the id of a %s", json_string_value(json_object_get(
+                                                               spec, "ref"))));
+    if (json_is_string(json_object_get(spec, "label")))
+        json_object_set(s, "title", json_object_get(spec, "label"));
+    if (!json_is_true(json_object_get(spec, "required")))
+        json_object_set_new(s, "nullable", json_true());
+    return s;
+}
+
+static json_t *op(const char *summary, const char *tag, json_t *responses)
+{
+    return json_pack("{s:s,s:[s],s:o}", "summary", summary, "tags", tag, "responses", responses);
+}
+
+static json_t *ref_resp(const char *desc, const char *ref)
+{
+    char r[160];
+    snprintf(r, sizeof r, "#/components/schemas/%s", ref);
+    return json_pack("{s:s,s:{s:{s:{s:s}}}}", "description", desc, "content", "application/json",
+                     "schema", "$ref", r);
+}
+
+static json_t *openapi(rp_http_t *h, rp_error_t *err)
+{
+    json_t *reg = rp_store_schema(h->s, NULL, err);
+    if (!reg)
+        return NULL;
+    json_t *paths = json_object(), *schemas = json_object();
+    json_object_set_new(schemas, "Problem",
+                        json_pack("{s:s,s:{s:{s:s},s:{s:s},s:{s:s},s:{s:s},s:{s:s},s:{s:s}}}",
+                                  "type", "object", "properties", "type", "type", "string",
+                                  "title", "type", "string", "status", "type", "integer",
+                                  "detail", "type", "string", "field", "type", "string", "code",
+                                  "type", "string"));
+    const char *name;
+    json_t *ent;
+    json_object_foreach(reg, name, ent) {
+        json_t *props = json_pack(
+            "{s:{s:s,s:b},s:{s:s,s:b},s:{s:s,s:s,s:b},s:{s:s,s:s,s:b},s:{s:s,s:b},s:{s:s,s:b},"
+            "s:{s:s,s:s,s:b}}",
+            "id", "type", "integer", "readOnly", 1, "version", "type", "integer", "readOnly", 1,
+            "created_at", "type", "string", "format", "date-time", "readOnly", 1, "updated_at",
+            "type", "string", "format", "date-time", "readOnly", 1, "created_by", "type",
+            "string", "readOnly", 1, "updated_by", "type", "string", "readOnly", 1, "deleted_at",
+            "type", "string", "format", "date-time", "readOnly", 1);
+        json_t *req = json_array();
+        const char *fname;
+        json_t *spec;
+        json_object_foreach(json_object_get(ent, "fields"), fname, spec) {
+            json_object_set_new(props, fname, field_schema(spec));
+            if (json_is_true(json_object_get(spec, "required")))
+                json_array_append_new(req, json_string(fname));
+        }
+        json_t *sch = json_pack("{s:s,s:o,s:b}", "type", "object", "properties", props,
+                                "additionalProperties", 0);
+        if (json_is_string(json_object_get(ent, "label")))
+            json_object_set(sch, "title", json_object_get(ent, "label"));
+        if (json_array_size(req))
+            json_object_set_new(sch, "required", req);
+        else
+            json_decref(req);
+        json_object_set_new(schemas, name, sch);
+        char list_ref[160];
+        snprintf(list_ref, sizeof list_ref, "#/components/schemas/%s", name);
+        json_t *page = json_pack("{s:s,s:{s:{s:s,s:{s:s}},s:{s:s,s:b}}}", "type", "object",
+                                 "properties", "data", "type", "array", "items", "$ref",
+                                 list_ref, "next", "type", "string", "nullable", 1);
+        char p[200];
+        snprintf(p, sizeof p, "/api/v1/%s", name);
+        json_t *list = op("List records (filters: field=value, where=<JSON filter>; order, "
+                          "limit, after, fields, with_deleted)", name,
+                          json_pack("{s:{s:s,s:{s:{s:o}}}}", "200", "description", "a page",
+                                    "content", "application/json", "schema", page));
+        json_t *create = op("Create a record", name,
+                            json_pack("{s:o}", "201", ref_resp("the record as stored", name)));
+        json_object_set_new(create, "requestBody",
+                            json_pack("{s:b,s:{s:{s:{s:s}}}}", "required", 1, "content",
+                                      "application/json", "schema", "$ref", list_ref));
+        json_object_set_new(paths, p, json_pack("{s:o,s:o}", "get", list, "post", create));
+        snprintf(p, sizeof p, "/api/v1/%s/{id}", name);
+        json_t *patch = op("Change some fields (If-Match: the ETag, else 412 when stale)", name,
+                           json_pack("{s:o}", "200", ref_resp("the record", name)));
+        json_object_set_new(patch, "requestBody",
+                            json_pack("{s:b,s:{s:{s:{s:s}}}}", "required", 1, "content",
+                                      "application/json", "schema", "$ref", list_ref));
+        json_object_set_new(
+            paths, p,
+            json_pack("{s:[{s:s,s:s,s:b,s:{s:s}}],s:o,s:o,s:o}", "parameters", "name", "id",
+                      "in", "path", "required", 1, "schema", "type", "integer", "get",
+                      op("Read a record", name,
+                         json_pack("{s:o}", "200", ref_resp("the record", name))),
+                      "patch", patch, "delete",
+                      op("Delete a record (it can be restored)", name,
+                         json_pack("{s:{s:s}}", "204", "description", "deleted"))));
+        snprintf(p, sizeof p, "/api/v1/%s/{id}/restore", name);
+        json_object_set_new(paths, p,
+                            json_pack("{s:o}", "post",
+                                      op("Restore a deleted record", name,
+                                         json_pack("{s:o}", "200",
+                                                   ref_resp("the record", name)))));
+        snprintf(p, sizeof p, "/api/v1/%s/{id}/events", name);
+        json_object_set_new(paths, p,
+                            json_pack("{s:o}", "get",
+                                      op("The record's history", name,
+                                         json_pack("{s:{s:s}}", "200", "description",
+                                                   "{data: [events], next}"))));
+        snprintf(p, sizeof p, "/api/v1/%s/{id}/explain/{field}", name);
+        json_object_set_new(paths, p,
+                            json_pack("{s:o}", "get",
+                                      op("Why a field has its value", name,
+                                         json_pack("{s:{s:s}}", "200", "description",
+                                                   "{data: [changes with their causes]}"))));
+        snprintf(p, sizeof p, "/api/v1/%s/bulk", name);
+        json_object_set_new(paths, p,
+                            json_pack("{s:o}", "post",
+                                      op("Create and update many, all or nothing", name,
+                                         json_pack("{s:{s:s}}", "200", "description",
+                                                   "{created: [ids], updated: n}"))));
+    }
+    json_decref(reg);
+    json_object_set_new(paths, "/api/v1/search",
+                        json_pack("{s:o}", "get",
+                                  op("Full-text search (q, entity, limit)", "search",
+                                     json_pack("{s:{s:s}}", "200", "description",
+                                               "{data: [{entity, id, rank, snippet}]}"))));
+    json_object_set_new(paths, "/health",
+                        json_pack("{s:{s:s,s:[],s:{s:{s:s}}}}", "get", "summary",
+                                  "Is the engine up", "security", "responses", "200",
+                                  "description", "ok"));
+    return json_pack("{s:s,s:{s:s,s:s},s:o,s:{s:o,s:{s:{s:s,s:s}}},s:[{s:[]}]}", "openapi",
+                     "3.0.3", "info", "title", "Rapport", "version", RP_VERSION, "paths", paths,
+                     "components", "schemas", schemas, "securitySchemes", "bearer", "type",
+                     "http", "scheme", "bearer", "security", "bearer");
+}
+
+/* ---- routing -------------------------------------------------------------------------- */
+
+static int method_not_allowed(call_t *c, const char *allow)
+{
+    add_header(c, H2O_TOKEN_ALLOW, allow);
+    char m[16];
+    size_t n = c->req->method.len < sizeof m - 1 ? c->req->method.len : sizeof m - 1;
+    memcpy(m, c->req->method.base, n);
+    m[n] = '\0';
+    return problemf(c, 405, NULL, "%s is not allowed here; allowed: %s", m, allow);
+}
+
+static bool segment_id(const char *seg, int64_t *id)
+{
+    if (!*seg || strlen(seg) > 18)
+        return false;
+    for (const char *p = seg; *p; p++)
+        if (!isdigit((unsigned char)*p))
+            return false;
+    *id = strtoll(seg, NULL, 10);
+    return *id > 0;
+}
+
+static int route(call_t *c)
+{
+    h2o_req_t *req = c->req;
+    h2o_iovec_t p = req->path_normalized;
+    char path[512];
+    if (p.len >= sizeof path)
+        return problem(c, 404, "no such path", NULL);
+    memcpy(path, p.base, p.len);
+    path[p.len] = '\0';
+    if (parse_query(c))
+        return 0;
+    if (strcmp(path, "/health") == 0)
+        return method_is(req, "GET") ? do_health(c) : method_not_allowed(c, "GET");
+    if (strcmp(path, "/openapi.json") == 0) {
+        if (!method_is(req, "GET"))
+            return method_not_allowed(c, "GET");
+        rp_error_t err = {0};
+        json_t *doc = openapi(c->h, &err);
+        return doc ? send_json(c, 200, doc) : store_problem(c, &err, false);
+    }
+    if (strncmp(path, "/api/v1/", 8) != 0)
+        return problemf(c, 404, NULL, "no such path: %s (the API is under /api/v1/)", path);
+    /* Segments after /api/v1/: entity [/ id|bulk [/ restore|events|explain [/ field]]]. */
+    char *seg[5] = {0};
+    int n = 0;
+    for (char *save = NULL, *t = strtok_r(path + 8, "/", &save); t;
+         t = strtok_r(NULL, "/", &save)) {
+        if (n == 5)
+            return problem(c, 404, "no such path", NULL);
+        seg[n++] = t;
+    }
+    if (n == 0)
+        return problem(c, 404, "no such path: name an entity, /api/v1/<entity>", NULL);
+    if (authenticate(c))
+        return 0;
+    const char *entity = seg[0];
+    if (n == 1 && strcmp(entity, "search") == 0)
+        return method_is(req, "GET") ? do_search(c) : method_not_allowed(c, "GET");
+    if (!rp_store_has_entity(c->h->s, entity))
+        return problemf(c, 404, NULL, "there is no entity \"%s\"", entity);
+    if (n == 1)
+        return method_is(req, "GET")    ? do_list(c, entity)
+               : method_is(req, "POST") ? do_create(c, entity)
+                                        : method_not_allowed(c, "GET, POST");
+    if (n == 2 && strcmp(seg[1], "bulk") == 0)
+        return method_is(req, "POST") ? do_bulk(c, entity) : method_not_allowed(c, "POST");
+    int64_t id;
+    if (!segment_id(seg[1], &id))
+        return problemf(c, 404, NULL, "\"%s\" is not a record id", seg[1]);
+    if (n == 2)
+        return method_is(req, "GET")      ? do_get(c, entity, id)
+               : method_is(req, "PATCH")  ? do_patch(c, entity, id)
+               : method_is(req, "DELETE") ? do_delete(c, entity, id)
+                                          : method_not_allowed(c, "GET, PATCH, DELETE");
+    if (n == 3 && strcmp(seg[2], "restore") == 0)
+        return method_is(req, "POST") ? do_restore(c, entity, id) : method_not_allowed(c, "POST");
+    if (n == 3 && strcmp(seg[2], "events") == 0)
+        return method_is(req, "GET") ? do_events(c, entity, id) : method_not_allowed(c, "GET");
+    if (n == 4 && strcmp(seg[2], "explain") == 0)
+        return method_is(req, "GET") ? do_explain(c, entity, id, seg[3])
+                                     : method_not_allowed(c, "GET");
+    return problem(c, 404, "no such path", NULL);
+}
+
+static int on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    call_t c = {.h = ((handler_t *)self)->h, .req = req};
+    struct sockaddr_storage ss;
+    socklen_t len = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
+    if (len == 0 || h2o_socket_getnumerichost((struct sockaddr *)&ss, len, c.client) == SIZE_MAX)
+        snprintf(c.client, sizeof c.client, "unknown");
+    route(&c);
+    json_decref(c.who);
+    json_decref(c.params);
+    return 0;
+}
+
+/* ---- the listener --------------------------------------------------------------------- */
+
+static void conn_closed(uv_handle_t *handle)
+{
+    conn_t *cn = (conn_t *)handle;
+    cn->h->conns--;
+    free(cn);
+}
+
+static void on_accept(uv_stream_t *listener, int status)
+{
+    rp_http_t *h = listener->data;
+    if (status != 0)
+        return;
+    conn_t *cn = calloc(1, sizeof *cn);
+    if (!cn)
+        return;
+    cn->h = h;
+    uv_tcp_init(listener->loop, &cn->tcp);
+    if (uv_accept(listener, (uv_stream_t *)&cn->tcp) != 0) {
+        uv_close((uv_handle_t *)&cn->tcp, (uv_close_cb)free);
+        return;
+    }
+    uv_tcp_nodelay(&cn->tcp, 1);
+    h->conns++;
+    h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)&cn->tcp, conn_closed);
+    h2o_accept(&h->actx, sock);
+}
+
+static void listener_closed(uv_handle_t *handle)
+{
+    (void)handle;
+}
+
+static int start(void *ud, uv_loop_t *loop, rp_error_t *err)
+{
+    rp_http_t *h = ud;
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in4;
+        struct sockaddr_in6 in6;
+    } addr;
+    int rc = strchr(h->host, ':') ? uv_ip6_addr(h->host, h->port, &addr.in6)
+                                  : uv_ip4_addr(h->host, h->port, &addr.in4);
+    if (rc)
+        return rp_error_set(err, RP_EINVAL, 0, "listen: %s is not an IP address", h->host);
+    h2o_context_init(&h->ctx, loop, &h->conf);
+    h->ctx_ready = true;
+    h->actx.ctx = &h->ctx;
+    h->actx.hosts = h->conf.hosts;
+    uv_tcp_init(loop, &h->listener);
+    h->listener.data = h;
+    h->listening = true;
+    if ((rc = uv_tcp_bind(&h->listener, &addr.sa, 0)) != 0 ||
+        (rc = uv_listen((uv_stream_t *)&h->listener, 511, on_accept)) != 0) {
+        rp_error_set(err, RP_EIO, 0, "cannot listen on %s:%d: %s", h->host, h->port,
+                     uv_strerror(rc));
+        uv_close((uv_handle_t *)&h->listener, listener_closed);
+        h->listening = false;
+        uv_run(loop, UV_RUN_NOWAIT);
+        h2o_context_dispose(&h->ctx);
+        h->ctx_ready = false;
+        uv_run(loop, UV_RUN_NOWAIT);
+        return RP_EIO;
+    }
+    struct sockaddr_storage bound;
+    int blen = sizeof bound;
+    uv_tcp_getsockname(&h->listener, (struct sockaddr *)&bound, &blen);
+    h->bound_port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                      : ((struct sockaddr_in *)&bound)->sin_port);
+    say(h, "info", "listening on %s%s%s:%d", strchr(h->host, ':') ? "[" : "", h->host,
+        strchr(h->host, ':') ? "]" : "", h->bound_port);
+    return 0;
+}
+
+static void on_drain_timer(uv_timer_t *t)
+{
+    (void)t;
+}
+
+static void stop(void *ud, uv_loop_t *loop)
+{
+    rp_http_t *h = ud;
+    if (h->listening) {
+        uv_close((uv_handle_t *)&h->listener, listener_closed);
+        h->listening = false;
+    }
+    if (!h->ctx_ready)
+        return;
+    /* h2o 2.2 closes an HTTP/1 connection only when its request timeout fires (an idle
+     * keep-alive one waits there for its next request): fire them all now, as often as needed
+     * for connections that finish sending an answer first, for up to 2 s. */
+    h->ctx.http1.req_timeout.timeout = 0;
+    uv_timer_t t;
+    uv_timer_init(loop, &t);
+    int64_t until = mono_ms() + 2000;
+    while (h->conns > 0 && mono_ms() < until) {
+        uv_update_time(loop);
+        h2o_timeout_run(loop, &h->ctx.http1.req_timeout, uv_now(loop));
+        uv_timer_start(&t, on_drain_timer, 20, 0);
+        uv_run(loop, UV_RUN_ONCE);
+    }
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(loop, UV_RUN_NOWAIT);
+    if (h->conns > 0)
+        say(h, "warn", "%d connection(s) still open at shutdown", h->conns);
+    h2o_context_dispose(&h->ctx);
+    h->ctx_ready = false;
+}
+
+/* ---- the object ----------------------------------------------------------------------- */
+
+/* Splits "HOST:PORT" / "[V6]:PORT" into h->host and h->port. */
+static int parse_listen(rp_http_t *h, const char *listen, rp_error_t *err)
+{
+    const char *colon = strrchr(listen, ':');
+    const char *host = listen;
+    size_t hlen = colon ? (size_t)(colon - listen) : 0;
+    if (colon && *listen == '[' && colon > listen && colon[-1] == ']') {
+        host = listen + 1;
+        hlen -= 2;
+    }
+    char *endp;
+    long port = colon ? strtol(colon + 1, &endp, 10) : -1;
+    if (!colon || hlen == 0 || hlen >= sizeof h->host || colon[1] == '\0' || *endp ||
+        port < 0 || port > 65535)
+        return rp_error_set(err, RP_EINVAL, 0, "listen: \"%s\" is not HOST:PORT (such as "
+                            "127.0.0.1:8080 or [::1]:8080)", listen);
+    memcpy(h->host, host, hlen);
+    h->host[hlen] = '\0';
+    h->port = (int)port;
+    return 0;
+}
+
+int rp_http_new(rp_store_t *s, rp_sched_t *e, const rp_http_opts_t *o, rp_http_t **out,
+                rp_error_t *err)
+{
+    *out = NULL;
+    rp_http_t *h = calloc(1, sizeof *h);
+    if (!h)
+        return rp_error_set(err, RP_ENOMEM, 0, "out of memory");
+    h->s = s;
+    h->e = e;
+    h->o = *o;
+    if (!h->o.max_body)
+        h->o.max_body = 1u << 20;
+    if (h->o.req_timeout_ms <= 0)
+        h->o.req_timeout_ms = 10000;
+    if (h->o.auth_fails <= 0)
+        h->o.auth_fails = 5;
+    if (h->o.auth_window_s <= 0)
+        h->o.auth_window_s = 60;
+    int rc = parse_listen(h, o->listen ? o->listen : "127.0.0.1:8080", err);
+    if (rc) {
+        free(h);
+        return rc;
+    }
+    h2o_config_init(&h->conf);
+    h->conf.max_request_entity_size = h->o.max_body;
+    h->conf.http1.req_timeout = (uint64_t)h->o.req_timeout_ms;
+    h->conf.server_name = h2o_iovec_init(H2O_STRLIT("rapport"));
+    h2o_hostconf_t *host = h2o_config_register_host(&h->conf,
+                                                    h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    h2o_pathconf_t *pc = h2o_config_register_path(host, "/", 0);
+    handler_t *hd = (handler_t *)h2o_create_handler(pc, sizeof *hd);
+    hd->super.on_req = on_req;
+    hd->h = h;
+    rp_sched_attach(e, start, stop, h);
+    *out = h;
+    return 0;
+}
+
+int rp_http_port(const rp_http_t *h)
+{
+    return h ? h->bound_port : 0;
+}
+
+void rp_http_free(rp_http_t *h)
+{
+    if (!h)
+        return;
+    rp_sched_attach(h->e, NULL, NULL, NULL);
+    h2o_config_dispose(&h->conf);
+    free(h);
+}

@@ -1,0 +1,56 @@
+/*
+ * http.h — the JSON API over HTTP/1.1 (h2o on libuv), served on the engine's own loop so one
+ * thread runs requests, jobs and event handlers in turn.
+ *
+ *   GET /health                          no token needed
+ *   GET /openapi.json                    no token needed; generated from the entity registry
+ *   GET|POST /api/v1/<entity>            list (filters, order, cursor, fields) | create
+ *   POST /api/v1/<entity>/bulk           create and update many, all or nothing
+ *   GET|PATCH|DELETE /api/v1/<entity>/<id>   (PATCH honours If-Match: "<version>")
+ *   POST /api/v1/<entity>/<id>/restore
+ *   GET /api/v1/<entity>/<id>/events     the record's history
+ *   GET /api/v1/<entity>/<id>/explain/<field>
+ *   GET /api/v1/search?q=…[&entity=…][&limit=…]
+ *
+ * Every /api/v1 request needs "Authorization: Bearer <token>" (rapport tokens create). Errors
+ * are application/problem+json (RFC 9457) with "status", "title", "detail", and "field" and
+ * "code" when known. A client whose tokens fail repeatedly is answered 429 with Retry-After.
+ */
+#ifndef RAPPORT_HTTP_H
+#define RAPPORT_HTTP_H
+
+#include <stddef.h>
+
+#include "rapport/error.h"
+#include "rapport/sched.h"
+#include "rapport/store.h"
+
+typedef struct rp_http rp_http_t;
+
+typedef struct rp_http_opts {
+    const char *listen;  /**< "HOST:PORT": "127.0.0.1:8080", "[::1]:8080"; port 0 = any free. */
+    size_t max_body;     /**< Largest request body in bytes (413 beyond); 0 = 1 MiB. */
+    int req_timeout_ms;  /**< A request must arrive whole within this (slow clients are
+                              dropped); 0 = 10000. */
+    int auth_fails;      /**< Failed tokens from one client before it is answered 429; 0 = 5. */
+    int auth_window_s;   /**< ... within this many seconds, also how long the 429 lasts;
+                              0 = 60. */
+    rp_log_fn log;       /**< Where notable things are said (may be NULL). */
+    void *log_ud;
+} rp_http_opts_t;
+
+/**
+ * Makes a server for @p s and attaches it to @p e: it listens from the moment
+ * rp_sched_serve() starts the loop (a port that cannot be bound fails that call) and closes
+ * when it stops. @p o is copied. RP_EINVAL for a malformed listen address.
+ */
+int rp_http_new(rp_store_t *s, rp_sched_t *e, const rp_http_opts_t *o, rp_http_t **out,
+                rp_error_t *err);
+
+/** The port listened on, once serving (useful with port 0); 0 before. */
+int rp_http_port(const rp_http_t *h);
+
+/** Detaches and frees @p h (NULL is fine). Call after rp_sched_serve() has returned. */
+void rp_http_free(rp_http_t *h);
+
+#endif
