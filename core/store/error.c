@@ -54,6 +54,7 @@ const char *rp_strerror(int code)
     case RP_EVERSION: return "newer database";
     case RP_ELOOP: return "change chain too deep";
     case RP_ESTATE: return "wrong state";
+    case RP_EPERM: return "permission denied";
     default: return "unknown error";
     }
 }

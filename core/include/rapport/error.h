@@ -19,6 +19,7 @@ enum {
     RP_EVERSION = -7,  /**< The database was written by a newer Rapport. */
     RP_ELOOP = -8,     /**< A chain of caused changes grew past the depth limit. */
     RP_ESTATE = -9,    /**< The call does not fit the current state (e.g. no open transaction). */
+    RP_EPERM = -10,    /**< The actor lacks a permission (the message names it). */
 };
 
 /** Stable message codes; a user can search for "RP-E1203". */
@@ -56,6 +57,8 @@ enum {
     RP_C_PLUGIN = 1801,      /**< A plugin was refused or failed. */
     RP_C_AUTH = 1901,        /**< A password or token that does not let one in. */
     RP_C_USER = 1902,        /**< A user or token that cannot be made as asked. */
+    RP_C_ROLE = 1903,        /**< A role that is not defined or whose grants are malformed. */
+    RP_C_DENIED = 1904,      /**< A permission the actor lacks. */
 };
 
 /** The detail of a failure. The caller owns it (usually on the stack). */

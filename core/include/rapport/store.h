@@ -76,11 +76,14 @@ void rp_store_set_clock(rp_store_t *s, int64_t (*fn)(void *ud), void *ud);
  * The context every call carries: who acts, through which door, and which event's handler
  * caused the change. Borrowed for the duration of the call.
  */
+typedef struct rp_access rp_access_t; /* rapport/access.h */
+
 typedef struct rp_ctx {
     const char *actor;  /**< "user:42", "plugin:loyalty", "script:rules.lua", "system"; NULL = "system". */
     const char *origin; /**< "api", "cli", "script", "import", a plugin name; NULL = "core". */
     int64_t cause;      /**< Sequence number of the event whose handler acts, or 0. */
     int depth;          /**< Chain depth: 0 for a direct change, the cause's depth + 1 otherwise. */
+    const rp_access_t *access; /**< Whose permissions apply (rapport/access.h); NULL: none. */
 } rp_ctx_t;
 
 /* ---------------------------------------------------------------------------------------- */

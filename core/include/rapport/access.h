@@ -1,0 +1,76 @@
+/*
+ * access.h — roles and what they grant, enforced by the store for whoever acts.
+ *
+ * A role is a setting "roles.<name>" holding its grants:
+ *
+ *   {"entities": {"contact": {"read": "all", "create": true, "update": "own", "delete": "none"},
+ *                 "*":       {"read": "team"}},
+ *    "fields":   {"contact.email": "hidden", "deal.amount": "read_only"}}
+ *
+ * Per entity ("*" for every entity not named): read, update and delete take a scope, "none",
+ * "own" (records whose owner is the user; where an entity has no owner field, those the user
+ * created), "team" (owned by a user of the same team) or "all"; create is true or false. A
+ * permission not given is "none". A field is "hidden" (never shown, never written, never
+ * filtered, sorted or searched on) or "read_only" (shown, never written). The role "admin"
+ * grants everything unless a setting "roles.admin" says otherwise.
+ *
+ * A context (rp_ctx_t) whose access is NULL is unrestricted: the engine itself, plugins, the
+ * local command line run by the installation's owner. The HTTP API, and the command line with
+ * --as USER, act with the access of a user.
+ */
+#ifndef RAPPORT_ACCESS_H
+#define RAPPORT_ACCESS_H
+
+#include <stdbool.h>
+
+#include <jansson.h>
+
+#include "rapport/store.h"
+
+/** Scopes, widest last. */
+typedef enum rp_scope { RP_SCOPE_NONE, RP_SCOPE_OWN, RP_SCOPE_TEAM, RP_SCOPE_ALL } rp_scope_t;
+
+/** Permissions on an entity. */
+typedef enum rp_perm { RP_PERM_READ, RP_PERM_CREATE, RP_PERM_UPDATE, RP_PERM_DELETE } rp_perm_t;
+
+/**
+ * The access of user @p user (with team @p team, may be NULL) acting with role @p role, read
+ * from the settings now. RP_EINVAL (RP-E1903) when the role is not defined or its grants are
+ * malformed (the message says where). *out is owned: rp_access_free().
+ */
+int rp_access_load(rp_store_t *s, const char *user, const char *role, const char *team,
+                   rp_access_t **out, rp_error_t *err);
+
+/** The access of the enabled user @p name, with that user's role and team. */
+int rp_access_of_user(rp_store_t *s, const char *name, rp_access_t **out, rp_error_t *err);
+
+void rp_access_free(rp_access_t *a);
+
+/** The user, role and team of @p a. */
+const char *rp_access_user(const rp_access_t *a);
+const char *rp_access_role(const rp_access_t *a);
+const char *rp_access_team(const rp_access_t *a);
+
+/** The scope @p a has for @p perm on @p entity (create: NONE or ALL). */
+rp_scope_t rp_access_scope(const rp_access_t *a, const char *entity, rp_perm_t perm);
+
+/** Whether @p field of @p entity is hidden from / read-only for @p a (NULL @p a: no). */
+bool rp_access_hidden(const rp_access_t *a, const char *entity, const char *field);
+bool rp_access_read_only(const rp_access_t *a, const char *entity, const char *field);
+
+/**
+ * Removes the fields of @p entity hidden from @p a from @p obj (a record, or an event's
+ * changes {field: [old, new]}) in place.
+ */
+void rp_access_redact(const rp_access_t *a, const char *entity, json_t *obj);
+
+/**
+ * Whether event @p ev (rp_event_json()'s form) may be shown to @p a: 0 when not (the record
+ * is outside the user's read scope, or the entity is not readable), 1 when it may, after its
+ * hidden fields were taken out of "changes" in place. Events about no entity (security and
+ * custom events) are shown only to a role that reads "*" with scope "all". < 0 on a store
+ * error.
+ */
+int rp_access_event(rp_store_t *s, const rp_access_t *a, json_t *ev, rp_error_t *err);
+
+#endif
