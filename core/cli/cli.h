@@ -28,6 +28,8 @@ typedef struct cli {
     char *plugin_path;           /* owned copy of $RAPPORT_PLUGIN_PATH, split in place */
     rp_ctx_t ctx;
     char actor[96];
+    const char *as_user; /* --as NAME: act with that user's permissions */
+    rp_access_t *access; /* theirs, once the store is open (owned) */
 } cli_t;
 
 typedef struct command {
@@ -74,6 +76,7 @@ void env_close(env_t *env);
 /* users.c */
 int cmd_users(cli_t *c, int argc, char **argv);
 int cmd_tokens(cli_t *c, int argc, char **argv);
+int cmd_roles(cli_t *c, int argc, char **argv);
 
 /* io.c */
 int cmd_import(cli_t *c, int argc, char **argv);

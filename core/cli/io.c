@@ -23,6 +23,7 @@
 #include <libical/ical.h>
 
 #include "cli.h"
+#include "rapport/access.h"
 #include "vcard.h"
 
 #define BATCH 1000
@@ -201,7 +202,7 @@ static void upsert_one(imp_t *im, row_t *r)
         id = json_is_integer(key) ? json_integer_value(key)
              : json_is_string(key) ? strtoll(json_string_value(key), NULL, 10) : 0;
         json_t *got = NULL;
-        if (id <= 0 || rp_store_get(s, im->entity, id, &got, NULL) != 0)
+        if (id <= 0 || rp_store_get_as(s, &im->ctx, im->entity, id, &got, NULL) != 0)
             id = 0;
         json_decref(got);
         json_object_del(r->rec, "id");
@@ -216,7 +217,7 @@ static void upsert_one(imp_t *im, row_t *r)
             key = stored;
         json_t *where = json_pack("{s:O}", im->upsert_by, key), *found = NULL;
         json_decref(stored);
-        rp_query_t q = {.entity = im->entity, .where = where, .limit = 2};
+        rp_query_t q = {.entity = im->entity, .where = where, .limit = 2, .access = im->ctx.access};
         const char *only[] = {"id", NULL};
         q.fields = only;
         int rc = rp_store_find(s, &q, &found, NULL, &err);
@@ -918,6 +919,8 @@ int cmd_export(cli_t *c, int argc, char **argv)
         goto done;
     }
     json_t *fields = json_object_get(schema, "fields");
+    /* --as: the user's columns only. */
+    rp_access_redact(c->access, entity, fields);
     if (strcmp(format, "vcf") == 0 && !json_object_get(fields, "last_name"))
         rc = fail("export: vCard is for people: %s has no last_name field", entity);
     if (strcmp(format, "ics") == 0 &&
@@ -956,7 +959,7 @@ int cmd_export(cli_t *c, int argc, char **argv)
     strftime(nowiso, sizeof nowiso, "%Y-%m-%dT%H:%M:%S.000Z", &tm);
     ics_time(nowiso, stamp);
     for (;;) {
-        rp_query_t q = {.entity = entity, .where = where, .limit = 1000, .after = after,
+        rp_query_t q = {.entity = entity, .where = where, .limit = 1000, .after = after, .access = c->access,
                         .with_deleted = deleted};
         json_t *page = NULL;
         char *next = NULL;

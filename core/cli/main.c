@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "rapport/access.h"
 #include "rapport/events.h"
 #include "rapport/http.h"
 #include "rapport/lua.h"
@@ -58,6 +59,17 @@ int open_store(cli_t *c, bool create, rp_store_t **s)
     if (rp_store_open(c->db, &o, s, &err) != 0) {
         fail("%s", err.msg);
         return EXIT_FAIL;
+    }
+    /* --as NAME: everything this run reads and writes obeys that user's role. */
+    if (c->as_user && !c->access) {
+        if (rp_access_of_user(*s, c->as_user, &c->access, &err)) {
+            rp_store_close(*s);
+            *s = NULL;
+            fail("--as %s: %s", c->as_user, err.msg);
+            return EXIT_FAIL;
+        }
+        snprintf(c->actor, sizeof c->actor, "user:%s", c->as_user);
+        c->ctx.access = c->access;
     }
     return 0;
 }
@@ -453,7 +465,7 @@ static int cmd_create(cli_t *c, int argc, char **argv)
         } else {
             for (size_t i = 0; i < n; i++) {
                 json_t *r = NULL;
-                if (rp_store_get(s, argv[1], ids[i], &r, &err) == 0)
+                if (rp_store_get_as(s, &c->ctx, argv[1], ids[i], &r, &err) == 0)
                     print_json(r, false);
                 json_decref(r);
             }
@@ -479,7 +491,7 @@ static int cmd_get(cli_t *c, int argc, char **argv)
     rp_error_t err = {0};
     json_t *r = NULL;
     int rc = 0;
-    if (rp_store_get(s, argv[1], id, &r, &err))
+    if (rp_store_get_as(s, &c->ctx, argv[1], id, &r, &err))
         rc = fail("%s", err.msg);
     else
         print_json(r, true);
@@ -511,7 +523,7 @@ static int cmd_update(cli_t *c, int argc, char **argv)
         rp_error_t err = {0};
         json_t *r = NULL;
         if (rp_store_update(s, &c->ctx, argv[1], id, patch, version, NULL, &err) ||
-            rp_store_get(s, argv[1], id, &r, &err))
+            rp_store_get_as(s, &c->ctx, argv[1], id, &r, &err))
             rc = fail("%s", err.msg);
         else
             print_json(r, false);
@@ -598,12 +610,12 @@ static int cmd_find(cli_t *c, int argc, char **argv)
         rp_error_t err = {0};
         if (count_only) {
             int64_t n;
-            if (rp_store_count(s, argv[1], w, deleted, &n, &err))
+            if (rp_store_count_as(s, c->access, argv[1], w, deleted, &n, &err))
                 rc = fail("%s", err.msg);
             else
                 printf("%lld\n", (long long)n);
         } else {
-            rp_query_t q = {.entity = argv[1], .where = w, .order = order, .limit = lim,
+            rp_query_t q = {.entity = argv[1], .where = w, .order = order, .limit = lim, .access = c->access,
                             .offset = off, .after = after, .fields = fcopy ? flist : NULL,
                             .with_deleted = deleted};
             json_t *rows = NULL;
@@ -651,7 +663,7 @@ static int cmd_search(cli_t *c, int argc, char **argv)
     rp_error_t err = {0};
     json_t *hits = NULL;
     int rc = 0;
-    if (rp_store_search(s, text, entity, (int)lim, &hits, &err)) {
+    if (rp_store_search_as(s, c->access, text, entity, (int)lim, &hits, &err)) {
         rc = fail("%s", err.msg);
     } else {
         size_t i;
@@ -676,7 +688,7 @@ static int cmd_explain(cli_t *c, int argc, char **argv)
     rp_error_t err = {0};
     json_t *h = NULL;
     int rc = 0;
-    if (rp_events_explain(s, argv[1], id, argv[3], &h, &err)) {
+    if (rp_events_explain_as(s, &c->ctx, argv[1], id, argv[3], &h, &err)) {
         rc = fail("%s", err.msg);
     } else if (json_array_size(h) == 0) {
         printf("%s %lld: no recorded change of %s\n", argv[1], (long long)id, argv[3]);
@@ -760,7 +772,8 @@ static int events_tail(cli_t *c, int argc, char **argv)
         }
         for (int i = 0; i < got; i++) {
             json_t *j = rp_event_json(&evs[i]);
-            print_json(j, false);
+            if (rp_access_event(s, c->access, j, NULL) == 1) /* --as: that user's view */
+                print_json(j, false);
             json_decref(j);
             last = evs[i].seq;
             rp_event_clear(&evs[i]);
@@ -783,7 +796,8 @@ static int events_tail(cli_t *c, int argc, char **argv)
             }
             for (int i = 0; i < got; i++) {
                 json_t *j = rp_event_json(&evs[i]);
-                print_json(j, false);
+                if (rp_access_event(s, c->access, j, NULL) == 1)
+                    print_json(j, false);
                 json_decref(j);
                 last = evs[i].seq;
                 rp_event_clear(&evs[i]);
@@ -1094,6 +1108,7 @@ static int run_lua(cli_t *c, const char *cmd, bool sandbox, const char *code, co
     o.sandbox = sandbox;
     o.name = file ? file : "eval";
     o.actor = sandbox ? NULL : c->actor;
+    o.access = c->access;
     rp_error_t err = {0};
     int rc = 0;
     rp_lua_t *l = rp_lua_new(env.s, env.e, &o, &err);
@@ -1150,7 +1165,7 @@ static int cmd_repl(cli_t *c, int argc, char **argv)
     env_t env;
     if (env_open(c, &env, log_quiet))
         return EXIT_FAIL;
-    rp_lua_opts_t o = {.name = "repl", .actor = c->actor, .ext = env.ext};
+    rp_lua_opts_t o = {.name = "repl", .actor = c->actor, .ext = env.ext, .access = c->access};
     rp_error_t err = {0};
     rp_lua_t *l = rp_lua_new(env.s, env.e, &o, &err);
     int rc = l ? rp_cli_repl(env.s, l, c->db) : fail("%s", err.msg);
@@ -1359,6 +1374,8 @@ static const command_t commands[] = {
      "tokens create --user NAME [--role ROLE] [--expires 30d] | tokens list [--user NAME] | "
      "tokens revoke ID",
      "API tokens: shown once, kept hashed, expiring and revocable."},
+    {"roles", cmd_roles, "roles [list] | roles show NAME | roles set NAME GRANTS | roles remove NAME",
+     "Roles: per entity read/create/update/delete scopes, hidden and read-only fields."},
     {"plugins", cmd_plugins, "plugins [--json]",
      "List the loaded plugins: name, version, ABI, file, and what each registered."},
     {NULL, NULL, NULL, NULL},
@@ -1411,7 +1428,7 @@ static void print_help(FILE *f)
 {
     fprintf(f, "rapport %s — a CRM engine: customer data, events and time, scripted in Lua.\n\n"
                "usage: rapport [--db PATH] [--scripts DIR]… [--plugins DIR]… [--skip-broken]\n"
-               "               [--sync-full] COMMAND [ARGS…]\n"
+               "               [--sync-full] [--as USER] COMMAND [ARGS…]\n"
                "       rapport COMMAND --help | rapport --version\n\n"
                "options:\n"
                "  --db PATH     the database file (default: $RAPPORT_DB, else ./rapport.db)\n"
@@ -1420,7 +1437,9 @@ static void print_help(FILE *f)
                "  --plugins DIR load the plugins of DIR too (repeatable; also $RAPPORT_PLUGIN_PATH,\n"
                "                a colon-separated list, and the built-in plugin folder)\n"
                "  --skip-broken start without a plugin that is refused, and say so\n"
-               "  --sync-full   fsync every commit (synchronous=FULL) instead of the WAL default\n\n"
+               "  --sync-full   fsync every commit (synchronous=FULL) instead of the WAL default\n"
+               "  --as USER     read and write with USER's role: its scopes, hidden and read-only\n"
+               "                fields apply to get, find, search, export, import and scripts\n\n"
                "commands:\n",
             RP_VERSION);
     for (int i = 0; commands[i].name; i++)
@@ -1480,6 +1499,10 @@ int main(int argc, char **argv)
             c.script_dirs[c.nscripts++] = argv[i];
         } else if (strcmp(argv[i], "--sync-full") == 0) {
             c.sync_full = true;
+        } else if (strcmp(argv[i], "--as") == 0) {
+            if (++i >= argc)
+                return usage_error(NULL, "--as needs a user name");
+            c.as_user = argv[i];
         } else {
             return usage_error(NULL, "unknown option %s", argv[i]);
         }
@@ -1509,5 +1532,6 @@ int main(int argc, char **argv)
     c.ctx = (rp_ctx_t){.actor = c.actor, .origin = "cli"};
     int rc = cmd->run(&c, argc - i, argv + i);
     free(c.plugin_path);
+    rp_access_free(c.access);
     return rc;
 }

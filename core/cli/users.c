@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "rapport/access.h"
 #include "rapport/auth.h"
 
 /* The terminal as it was, put back if Ctrl-C ends the prompt (else echo would stay off). */
@@ -187,6 +188,76 @@ int cmd_tokens(cli_t *c, int argc, char **argv)
         return usage_error("tokens", "tokens: create --user NAME [--role ROLE] [--expires 30d] | "
                                      "list [--user NAME] | revoke ID");
     }
+    rp_store_close(s);
+    return rc;
+}
+
+/* `rapport roles list | show NAME | set NAME GRANTS | remove NAME`: roles live in the settings
+ * (roles.<name>), checked before they are kept. */
+int cmd_roles(cli_t *c, int argc, char **argv)
+{
+    if (reject_unknown_flags("roles", argc, argv))
+        return EXIT_USAGE;
+    const char *sub = argc > 1 ? argv[1] : "list";
+    bool list = strcmp(sub, "list") == 0, show = strcmp(sub, "show") == 0;
+    bool set = strcmp(sub, "set") == 0, rm = strcmp(sub, "remove") == 0;
+    if (!list && !show && !set && !rm)
+        return usage_error("roles", "roles: unknown subcommand \"%s\"", sub);
+    if ((list && argc > 2) || ((show || rm) && argc != 3) || (set && argc != 4))
+        return usage_error("roles", "roles %s: wrong number of operands", sub);
+    json_t *grants = set ? json_arg("roles set", "GRANTS", argv[3]) : NULL;
+    if (set && !grants)
+        return EXIT_FAIL;
+    rp_store_t *s;
+    int rc = open_store(c, false, &s);
+    if (rc) {
+        json_decref(grants);
+        return rc;
+    }
+    rp_error_t err = {0};
+    char key[128];
+    if (list) {
+        json_t *all = NULL;
+        if (rp_config_list(s, &all, &err))
+            rc = fail("%s", err.msg);
+        const char *k;
+        json_t *v;
+        json_object_foreach(all, k, v) {
+            if (strncmp(k, "roles.", 6) != 0)
+                continue;
+            json_t *line = json_pack("{s:s,s:O}", "role", k + 6, "grants", v);
+            print_json(line, false);
+            json_decref(line);
+        }
+        json_decref(all);
+    } else if (show) {
+        snprintf(key, sizeof key, "roles.%s", argv[2]);
+        json_t *v = NULL;
+        if (rp_config_get(s, key, &v, &err))
+            rc = fail("role \"%s\" is not defined%s", argv[2],
+                      strcmp(argv[2], "admin") == 0 ? " (admin, without a setting, grants "
+                                                      "everything)" : "");
+        else
+            print_json(v, true);
+        json_decref(v);
+    } else {
+        snprintf(key, sizeof key, "roles.%s", argv[2]);
+        rp_access_t *a = NULL;
+        /* Kept only if it reads back as a role: the check and the write are one transaction. */
+        if (rp_store_begin(s, &err) || rp_config_set(s, &c->ctx, key, set ? grants : NULL, &err))
+            rc = fail("roles %s: %s", sub, err.msg);
+        else if (set && rp_access_load(s, "", argv[2], NULL, &a, &err)) {
+            rp_store_rollback(s, NULL);
+            rc = fail("roles set: %s", err.msg);
+        } else if (rp_store_commit(s, &err))
+            rc = fail("roles %s: %s", sub, err.msg);
+        else
+            fprintf(stderr, "rapport: role %s %s\n", argv[2], set ? "set" : "removed");
+        if (rc && rp_store_txn_depth(s) > 0)
+            rp_store_rollback(s, NULL);
+        rp_access_free(a);
+    }
+    json_decref(grants);
     rp_store_close(s);
     return rc;
 }

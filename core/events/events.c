@@ -927,3 +927,22 @@ int rp_events_explain(rp_store_t *s, const char *entity, int64_t id, const char 
     *out = rows;
     return 0;
 }
+
+int rp_events_explain_as(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, int64_t id,
+                         const char *field, json_t **out, rp_error_t *err)
+{
+    const rp_access_t *a = RP__ACCESS(ctx);
+    if (a) {
+        *out = NULL;
+        json_t *rec = NULL;
+        int rc = rp_store_get_as(s, ctx, entity, id, &rec, err);
+        json_decref(rec);
+        if (rc)
+            return rc;
+        if (rp_access_hidden(a, entity, field))
+            return rp_error_field(err, field, rp_error_set(err, RP_EPERM, RP_C_DENIED,
+                                  "role %s may not read %s.%s: it is hidden (missing: read "
+                                  "%s.%s)", rp_access_role(a), entity, field, entity, field));
+    }
+    return rp_events_explain(s, entity, id, field, out, err);
+}

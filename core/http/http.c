@@ -15,6 +15,7 @@
 #include <h2o.h>
 #include <uv.h>
 
+#include "rapport/access.h"
 #include "rapport/auth.h"
 #include "rapport/events.h"
 #include "rapport/http.h"
@@ -72,6 +73,7 @@ typedef struct call {
     char actor[80];
     rp_ctx_t ctx;
     json_t *who;    /* the token's user, once checked */
+    rp_access_t *access; /* what that user may do */
     json_t *params; /* the query string, decoded: {name: value} */
 } call_t;
 
@@ -193,6 +195,8 @@ static int status_of(const rp_error_t *err, bool query)
     case RP_C_DELETED:
     case RP_C_REFERENCED: return 409;
     case RP_C_AUTH: return 401;
+    case RP_C_DENIED:
+    case RP_C_ROLE: return 403;
     default: break;
     }
     switch (err->code) {
@@ -202,14 +206,26 @@ static int status_of(const rp_error_t *err, bool query)
     case RP_ECONFLICT:
     case RP_ESTATE: return 409;
     case RP_EIO: return 503;
+    case RP_EPERM: return 403;
     default: return 500;
     }
 }
 
+static void security_event(call_t *c, const char *type, json_t *payload);
+
 static int store_problem(call_t *c, const rp_error_t *err, bool query)
 {
-    return problem(c, status_of(err, query), err->msg[0] ? err->msg : "the store failed",
-                   err->field);
+    int status = status_of(err, query);
+    if (status == 403) {
+        char what[300];
+        snprintf(what, sizeof what, "%.*s %.*s", (int)c->req->method.len, c->req->method.base,
+                 (int)c->req->path_normalized.len, c->req->path_normalized.base);
+        security_event(c, "access.denied",
+                       json_pack("{s:s,s:s,s:s,s:s}", "client", c->client, "request", what,
+                                 "reason", err->msg, "role",
+                                 c->access ? rp_access_role(c->access) : ""));
+    }
+    return problem(c, status, err->msg[0] ? err->msg : "the store failed", err->field);
 }
 
 /* Answers @p status with @p j (stolen). */
@@ -474,9 +490,12 @@ static int authenticate(call_t *c)
     }
     if (f)
         f->count = 0;
-    snprintf(c->actor, sizeof c->actor, "user:%s", json_string_value(json_object_get(c->who,
-                                                                                     "user")));
-    c->ctx = (rp_ctx_t){.actor = c->actor, .origin = "api"};
+    const char *user = json_string_value(json_object_get(c->who, "user"));
+    snprintf(c->actor, sizeof c->actor, "user:%s", user);
+    if (rp_access_load(h->s, user, json_string_value(json_object_get(c->who, "role")),
+                       json_string_value(json_object_get(c->who, "team")), &c->access, &err))
+        return store_problem(c, &err, false) - 1;
+    c->ctx = (rp_ctx_t){.actor = c->actor, .origin = "api", .access = c->access};
     /* The token's use, in the log once a minute at most (not a write per request). */
     int64_t tid = json_integer_value(json_object_get(c->who, "token_id"));
     token_use_t *u = &h->uses[(uint64_t)tid % USES_N];
@@ -518,7 +537,7 @@ static json_t *typed_value(json_t *fields, const char *name, const char *v)
 
 static int do_list(call_t *c, const char *entity)
 {
-    rp_query_t q = {.entity = entity, .limit = 50};
+    rp_query_t q = {.entity = entity, .limit = 50, .access = c->access};
     if (param_int(c, "limit", 1000, &q.limit))
         return 0;
     q.after = param(c, "after");
@@ -627,7 +646,7 @@ static int do_get(call_t *c, const char *entity, int64_t id)
 {
     rp_error_t err = {0};
     json_t *rec = NULL;
-    if (rp_store_get(c->h->s, entity, id, &rec, &err))
+    if (rp_store_get_as(c->h->s, &c->ctx, entity, id, &rec, &err))
         return store_problem(c, &err, false);
     select_fields(c, rec);
     return send_record(c, 200, rec);
@@ -751,7 +770,7 @@ static int do_events(call_t *c, const char *entity, int64_t id)
 {
     rp_error_t err = {0};
     json_t *rec = NULL;
-    if (rp_store_get(c->h->s, entity, id, &rec, &err))
+    if (rp_store_get_as(c->h->s, &c->ctx, entity, id, &rec, &err))
         return store_problem(c, &err, false);
     json_decref(rec);
     int64_t limit = 100, after = 0;
@@ -774,11 +793,20 @@ static int do_events(call_t *c, const char *entity, int64_t id)
     }
     json_t *data = json_array();
     for (int i = 0; i < n; i++) {
-        json_array_append_new(data, rp_event_json(&evs[i]));
-        rp_event_clear(&evs[i]);
+        json_t *ev = rp_event_json(&evs[i]);
+        /* The user's view of it: hidden fields out of its changes. */
+        if (ev && rp_access_event(c->h->s, c->access, ev, NULL) == 1)
+            json_array_append_new(data, ev);
+        else
+            json_decref(ev);
+        if (i < n - 1)
+            rp_event_clear(&evs[i]);
     }
+    int64_t last_seq = n ? evs[n - 1].seq : 0;
+    if (n)
+        rp_event_clear(&evs[n - 1]);
     char *next = NULL;
-    if (n == limit && asprintf(&next, "%" PRId64, evs[n - 1].seq) < 0)
+    if (n == limit && asprintf(&next, "%" PRId64, last_seq) < 0)
         next = NULL;
     free(evs);
     return send_page(c, data, next);
@@ -787,13 +815,9 @@ static int do_events(call_t *c, const char *entity, int64_t id)
 static int do_explain(call_t *c, const char *entity, int64_t id, const char *field)
 {
     rp_error_t err = {0};
-    json_t *rec = NULL;
-    if (rp_store_get(c->h->s, entity, id, &rec, &err))
-        return store_problem(c, &err, false);
-    json_decref(rec);
     json_t *out = NULL;
-    if (rp_events_explain(c->h->s, entity, id, field, &out, &err))
-        return store_problem(c, &err, true);
+    if (rp_events_explain_as(c->h->s, &c->ctx, entity, id, field, &out, &err))
+        return store_problem(c, &err, false);
     return send_json(c, 200, json_pack("{s:o}", "data", out));
 }
 
@@ -808,7 +832,7 @@ static int do_search(call_t *c)
         return 0;
     rp_error_t err = {0};
     json_t *out = NULL;
-    if (rp_store_search(c->h->s, q, param(c, "entity"), (int)limit, &out, &err))
+    if (rp_store_search_as(c->h->s, c->access, q, param(c, "entity"), (int)limit, &out, &err))
         return store_problem(c, &err, true);
     return send_json(c, 200, json_pack("{s:o}", "data", out));
 }
@@ -1080,6 +1104,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     if (len == 0 || h2o_socket_getnumerichost((struct sockaddr *)&ss, len, c.client) == SIZE_MAX)
         snprintf(c.client, sizeof c.client, "unknown");
     route(&c);
+    rp_access_free(c.access);
     json_decref(c.who);
     json_decref(c.params);
     return 0;

@@ -43,7 +43,7 @@ static int get_and_push(lua_State *L, rp_lua_t *l, const char *entity, int64_t i
 {
     rp_error_t err = {0};
     json_t *r = NULL;
-    if (rp_store_get(l->s, entity, id, &r, &err))
+    if (rp_store_get_as(l->s, &l->ctx, entity, id, &r, &err))
         return raise(L, &err);
     push_owned(L, r);
     return 1;
@@ -125,7 +125,7 @@ static int crm_get(lua_State *L)
     int64_t id = check_id(L, 2, "crm.get");
     rp_error_t err = {0};
     json_t *r = NULL;
-    int rc = rp_store_get(l->s, entity, id, &r, &err);
+    int rc = rp_store_get_as(l->s, &l->ctx, entity, id, &r, &err);
     if (rc == RP_ENOTFOUND && err.msgcode == RP_C_NO_RECORD) {
         lua_pushnil(L);
         return 1;
@@ -196,7 +196,7 @@ static int crm_find(lua_State *L)
 {
     rp_lua_t *l = rp__lua_of(L);
     const char *entity = luaL_checkstring(L, 1);
-    rp_query_t q = {.entity = entity};
+    rp_query_t q = {.entity = entity, .access = l->ctx.access};
     const char *fields[65] = {0};
     if (!lua_isnoneornil(L, 2)) {
         luaL_checktype(L, 2, LUA_TTABLE);
@@ -256,7 +256,7 @@ static int crm_count(lua_State *L)
     }
     int64_t n = 0;
     rp_error_t err = {0};
-    int rc = rp_store_count(l->s, entity, where, deleted, &n, &err);
+    int rc = rp_store_count_as(l->s, l->ctx.access, entity, where, deleted, &n, &err);
     json_decref(where);
     if (rc)
         return raise(L, &err);
@@ -278,7 +278,7 @@ static int crm_search(lua_State *L)
     }
     json_t *hits = NULL;
     rp_error_t err = {0};
-    if (rp_store_search(l->s, text, entity, limit, &hits, &err))
+    if (rp_store_search_as(l->s, l->ctx.access, text, entity, limit, &hits, &err))
         return raise(L, &err);
     push_owned(L, hits);
     return 1;

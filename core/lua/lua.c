@@ -730,7 +730,7 @@ rp_lua_t *rp_lua_new(rp_store_t *s, rp_sched_t *e, const rp_lua_opts_t *opts, rp
     if (!l->actor[0])
         snprintf(l->actor, sizeof l->actor, "script:%s", l->name);
     snprintf(l->owner, sizeof l->owner, "script:%s#%d", l->name, ++generation);
-    l->ctx = (rp_ctx_t){.actor = l->actor, .origin = "script"};
+    l->ctx = (rp_ctx_t){.actor = l->actor, .origin = "script", .access = opts ? opts->access : NULL};
     l->L = lua_newstate(l_alloc, l);
     if (!l->L) {
         free(l);

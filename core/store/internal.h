@@ -9,6 +9,7 @@
 #include <sqlite3.h>
 
 #include "rapport/events.h"
+#include "rapport/access.h"
 #include "rapport/store.h"
 
 /** Record ids live in the low 40 bits of a search-index rowid; the entity number above. */
@@ -188,5 +189,21 @@ void rp__hooks_free(rp_store_t *s);
 
 /* --- fts.c -------------------------------------------------------------------------------- */
 #include "fts.h"
+
+/* ---- access (core/auth/access.c): the checks the store makes for a context's user ---------- */
+
+/** Whether record @p rec is within @p scope for @p a (its owner, or creator, is the user, or
+ *  of the user's team). */
+bool rp__access_in_scope(rp_store_t *s, const rp_access_t *a, rp_scope_t scope, json_t *rec);
+/** RP_EPERM naming the permission @p perm on @p entity that @p a lacks, and @p why. */
+int rp__access_denied(rp_error_t *err, const rp_access_t *a, const char *entity, rp_perm_t perm,
+                      const char *why);
+/** 0 when @p a may @p perm record @p rec of @p entity; else RP_EPERM saying why. */
+int rp__access_record(rp_store_t *s, const rp_access_t *a, const char *entity, rp_perm_t perm,
+                      json_t *rec, rp_error_t *err);
+/** RP_EPERM when @p fields (an object) names a field hidden from or read-only for @p a. */
+int rp__access_fields(const rp_access_t *a, const char *entity, json_t *fields, rp_error_t *err);
+/** The access of @p ctx, or NULL (unrestricted). */
+#define RP__ACCESS(ctx) ((ctx) ? (ctx)->access : NULL)
 
 #endif

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "rapport/text.h"
 
 #define MAX_DEPTH 32   /* Nesting of and/or/not. */
 #define MAX_IN 1000    /* Values of one in / not_in. */
@@ -537,6 +538,73 @@ out:
     return rc;
 }
 
+/* ---- what a user may read ---------------------------------------------------------------- */
+
+/* RP_EPERM when filter @p node names a field hidden from @p a. */
+static int filter_hidden(const rp_access_t *a, rp__entity_t *e, json_t *node, rp_error_t *err)
+{
+    if (json_is_array(node)) {
+        for (size_t i = 0; i < json_array_size(node); i++) {
+            int rc = filter_hidden(a, e, json_array_get(node, i), err);
+            if (rc)
+                return rc;
+        }
+        return 0;
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(json_is_object(node) ? node : NULL, k, v) {
+        int rc = 0;
+        if (!strcmp(k, "and") || !strcmp(k, "or") || !strcmp(k, "not"))
+            rc = filter_hidden(a, e, v, err);
+        else if (rp_access_hidden(a, e->name, k))
+            rc = rp_error_field(err, k, rp__access_denied(err, a, e->name, RP_PERM_READ,
+                                                          "a filter names a hidden field"));
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static bool has_owner(rp__entity_t *e)
+{
+    for (int i = 0; i < e->nfields; i++)
+        if (strcmp(e->fields[i].name, "owner") == 0)
+            return true;
+    return false;
+}
+
+/* Limits @p q to the records @p a may read, or refuses (scope none, a hidden field named). */
+static int scope_clause(rp__entity_t *e, const rp_access_t *a, json_t *where, qb_t *q,
+                        rp_error_t *err)
+{
+    if (!a)
+        return 0;
+    rp_scope_t sc = rp_access_scope(a, e->name, RP_PERM_READ);
+    if (sc == RP_SCOPE_NONE)
+        return rp__access_denied(err, a, e->name, RP_PERM_READ, NULL);
+    int rc = filter_hidden(a, e, where, err);
+    if (rc || sc == RP_SCOPE_ALL)
+        return rc;
+    char actor[80];
+    snprintf(actor, sizeof actor, "user:%s", rp_access_user(a));
+    bool team = sc == RP_SCOPE_TEAM && rp_access_team(a)[0];
+    /* A record is the user's (or the team's) by its owner, or where it has none, its creator. */
+    if (has_owner(e)) {
+        put(q, team ? " AND (\"owner\" IN (SELECT name FROM rp_users WHERE team = ?) OR"
+                      " (coalesce(\"owner\", '') = '' AND created_by IN"
+                      " (SELECT 'user:' || name FROM rp_users WHERE team = ?)))"
+                    : " AND (\"owner\" = ? OR (coalesce(\"owner\", '') = '' AND created_by = ?))");
+        bind_add(q, NULL, json_string(team ? rp_access_team(a) : rp_access_user(a)));
+        bind_add(q, NULL, json_string(team ? rp_access_team(a) : actor));
+    } else {
+        put(q, team ? " AND created_by IN (SELECT 'user:' || name FROM rp_users WHERE team = ?)"
+                    : " AND created_by = ?");
+        bind_add(q, NULL, json_string(team ? rp_access_team(a) : actor));
+    }
+    return 0;
+}
+
 /* ---- find and count --------------------------------------------------------------------- */
 
 static int where_clause(rp__entity_t *e, json_t *where, bool with_deleted, qb_t *q,
@@ -560,19 +628,31 @@ int rp_store_find(rp_store_t *s, const rp_query_t *qq, json_t **out, char **next
     rp__entity_t *e = rp__entity_req(s, qq->entity, err);
     if (!e)
         return err ? err->code : RP_EIO;
+    const rp_access_t *a = qq->access;
     if (qq->fields)
-        for (int i = 0; qq->fields[i]; i++)
+        for (int i = 0; qq->fields[i]; i++) {
             if (!any_field(e, qq->fields[i]))
                 return no_field(e, qq->fields[i], err);
+            if (rp_access_hidden(a, e->name, qq->fields[i]))
+                return rp_error_field(err, qq->fields[i],
+                                      rp__access_denied(err, a, e->name, RP_PERM_READ,
+                                                        "the field list names a hidden field"));
+        }
     okey_t keys[MAX_ORDER];
     int nkeys;
     int rc = parse_order(e, qq->order, keys, &nkeys, err);
     if (rc)
         return rc;
+    for (int i = 0; a && i < nkeys; i++)
+        if (rp_access_hidden(a, e->name, keys[i].f->name))
+            return rp_error_field(err, keys[i].f->name,
+                                  rp__access_denied(err, a, e->name, RP_PERM_READ,
+                                                    "the order names a hidden field"));
     int64_t limit = qq->limit <= 0 ? 100 : qq->limit > 10000 ? 10000 : qq->limit;
     qb_t q = {0};
     put_str(&q, e->sql_select);
-    if ((rc = where_clause(e, qq->where, qq->with_deleted, &q, err)))
+    if ((rc = where_clause(e, qq->where, qq->with_deleted, &q, err)) ||
+        (rc = scope_clause(e, a, qq->where, &q, err)))
         goto out;
     if (qq->after && (rc = cursor_where(e, qq->after, qq->order, keys, nkeys, &q, err)))
         goto out;
@@ -607,14 +687,16 @@ int rp_store_find(rp_store_t *s, const rp_query_t *qq, json_t **out, char **next
             more = true; /* one row more than asked for: there is a next page */
             break;
         }
-        json_array_append_new(arr, rp__record_from_row(e, st, qq->fields));
+        json_t *rec = rp__record_from_row(e, st, qq->fields);
+        rp_access_redact(a, e->name, rec);
+        json_array_append_new(arr, rec);
         count++;
     }
     sqlite3_reset(st);
     if (more && next) {
         /* After the reset: reading the last row whole may prepare another statement. */
         json_t *last = json_array_get(arr, (size_t)count - 1);
-        json_t *full = qq->fields ? NULL : json_incref(last);
+        json_t *full = qq->fields || a ? NULL : json_incref(last);
         if (!full)
             rp__record_load(s, e, json_integer_value(json_object_get(last, "id")), NULL, &full,
                             NULL);
@@ -641,12 +723,20 @@ out:
 int rp_store_count(rp_store_t *s, const char *entity, json_t *where, bool with_deleted,
                    int64_t *count, rp_error_t *err)
 {
+    return rp_store_count_as(s, NULL, entity, where, with_deleted, count, err);
+}
+
+int rp_store_count_as(rp_store_t *s, const rp_access_t *a, const char *entity, json_t *where,
+                      bool with_deleted, int64_t *count, rp_error_t *err)
+{
     rp__entity_t *e = rp__entity_req(s, entity, err);
     if (!e)
         return err ? err->code : RP_EIO;
     qb_t q = {0};
     put(&q, "SELECT count(*) FROM \"%s\"", e->name);
     int rc = where_clause(e, where, with_deleted, &q, err);
+    if (!rc)
+        rc = scope_clause(e, a, where, &q, err);
     if (rc)
         goto out;
     if (q.oom) {
@@ -771,5 +861,148 @@ int rp_store_search(rp_store_t *s, const char *text, const char *entity, int lim
         return rp__dberr(s, rc, "search failed", err);
     }
     *out = hits;
+    return 0;
+}
+
+/* ---- search for a user ------------------------------------------------------------------ */
+
+static bool word_byte(unsigned char c)
+{
+    return c >= 0x80 || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+/* Whether every token of folded @p word starts some token of folded @p text. */
+static bool word_in(const char *word, const char *text)
+{
+    const char *w = word;
+    while (*w) {
+        while (*w && !word_byte((unsigned char)*w))
+            w++;
+        size_t n = 0;
+        while (word_byte((unsigned char)w[n]))
+            n++;
+        if (!n)
+            break;
+        bool found = false;
+        for (const char *t = text; *t && !found;) {
+            while (*t && !word_byte((unsigned char)*t))
+                t++;
+            size_t m = 0;
+            while (word_byte((unsigned char)t[m]))
+                m++;
+            found = m >= n && memcmp(t, w, n) == 0;
+            t += m;
+        }
+        if (!found)
+            return false;
+        w += n;
+    }
+    return true;
+}
+
+/* The text of @p rec's searchable fields not hidden from @p a, joined by " · ". */
+static char *visible_text(rp__entity_t *e, const rp_access_t *a, json_t *rec)
+{
+    size_t cap = 256, len = 0;
+    char *out = malloc(cap);
+    if (!out)
+        return NULL;
+    out[0] = '\0';
+    for (int i = 0; i < e->nfields; i++) {
+        if (!e->fields[i].searchable || rp_access_hidden(a, e->name, e->fields[i].name))
+            continue;
+        char buf[64];
+        const char *t = rp__value_text(json_object_get(rec, e->fields[i].name), buf, sizeof buf);
+        if (!t || !*t)
+            continue;
+        size_t n = strlen(t);
+        if (len + n + 8 > cap) {
+            while (len + n + 8 > cap)
+                cap *= 2;
+            char *nb = realloc(out, cap);
+            if (!nb) {
+                free(out);
+                return NULL;
+            }
+            out = nb;
+        }
+        len += (size_t)snprintf(out + len, cap - len, "%s%s", len ? " · " : "", t);
+    }
+    return out;
+}
+
+int rp_store_search_as(rp_store_t *s, const rp_access_t *a, const char *text, const char *entity,
+                       int limit, json_t **out, rp_error_t *err)
+{
+    if (!a)
+        return rp_store_search(s, text, entity, limit, out, err);
+    *out = NULL;
+    if (entity) {
+        rp__entity_t *e = rp__entity_req(s, entity, err);
+        if (!e)
+            return err ? err->code : RP_EIO;
+        if (rp_access_scope(a, entity, RP_PERM_READ) == RP_SCOPE_NONE)
+            return rp__access_denied(err, a, entity, RP_PERM_READ, NULL);
+    }
+    if (limit <= 0)
+        limit = 20;
+    if (limit > 1000)
+        limit = 1000;
+    /* Ask for more than wanted: some matches are not the user's to see. */
+    json_t *hits = NULL;
+    int rc = rp_store_search(s, text, entity, limit * 4 > 1000 ? 1000 : limit * 4, &hits, err);
+    if (rc)
+        return rc;
+    size_t flen;
+    char *words = rp_text_fold(text, strlen(text), &flen);
+    json_t *res = json_array();
+    size_t i;
+    json_t *h;
+    json_array_foreach(hits, i, h) {
+        if ((int)json_array_size(res) >= limit)
+            break;
+        const char *en = json_string_value(json_object_get(h, "entity"));
+        int64_t id = json_integer_value(json_object_get(h, "id"));
+        rp__entity_t *e = rp__entity_req(s, en, NULL);
+        rp_scope_t sc = e ? rp_access_scope(a, en, RP_PERM_READ) : RP_SCOPE_NONE;
+        if (sc == RP_SCOPE_NONE)
+            continue;
+        bool hides = false;
+        for (int f = 0; f < e->nfields && !hides; f++)
+            hides = e->fields[f].searchable && rp_access_hidden(a, en, e->fields[f].name);
+        if (sc == RP_SCOPE_ALL && !hides) {
+            json_array_append(res, h);
+            continue;
+        }
+        json_t *rec = NULL;
+        if (rp_store_get(s, en, id, &rec, NULL))
+            continue;
+        bool keep = rp__access_in_scope(s, a, sc, rec);
+        char *vis = keep && hides ? visible_text(e, a, rec) : NULL;
+        if (hides) {
+            /* Matched through a hidden field only: not a match for this user. */
+            char *fv = vis ? rp_text_fold(vis, strlen(vis), NULL) : NULL;
+            bool all = fv && words;
+            for (char *save = NULL, *w = all ? strtok_r(words, " \t\r\n", &save) : NULL; w;
+                 w = strtok_r(NULL, " \t\r\n", &save))
+                all = all && word_in(w, fv);
+            free(fv);
+            /* strtok_r cut words: fold it again for the next record. */
+            free(words);
+            words = rp_text_fold(text, strlen(text), &flen);
+            keep = keep && all;
+        }
+        if (keep) {
+            json_t *hit = json_copy(h);
+            if (hides)
+                json_object_set_new(hit, "snippet", json_string(vis ? vis : ""));
+            json_array_append_new(res, hit);
+        }
+        free(vis);
+        json_decref(rec);
+    }
+    free(words);
+    json_decref(hits);
+    *out = res;
     return 0;
 }

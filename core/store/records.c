@@ -92,6 +92,22 @@ int rp_store_get(rp_store_t *s, const char *entity, int64_t id, json_t **out, rp
 /* ---- checks shared by every write -------------------------------------------------------- */
 
 /* Refuses keys that are not writable fields of @p e. */
+int rp_store_get_as(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, int64_t id,
+                    json_t **out, rp_error_t *err)
+{
+    int rc = rp_store_get(s, entity, id, out, err);
+    const rp_access_t *a = RP__ACCESS(ctx);
+    if (rc || !a)
+        return rc;
+    if ((rc = rp__access_record(s, a, entity, RP_PERM_READ, *out, err))) {
+        json_decref(*out);
+        *out = NULL;
+        return rc;
+    }
+    rp_access_redact(a, entity, *out);
+    return 0;
+}
+
 static int check_keys(rp__entity_t *e, json_t *fields, rp_error_t *err)
 {
     if (!json_is_object(fields))
@@ -531,6 +547,21 @@ static int create_many(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, j
     if (!e)
         return err ? err->code : RP_EIO;
     size_t failed = 0;
+    const rp_access_t *a = RP__ACCESS(ctx);
+    if (a) {
+        if (rp_access_scope(a, entity, RP_PERM_CREATE) != RP_SCOPE_ALL)
+            return rp__access_denied(err, a, entity, RP_PERM_CREATE, NULL);
+        for (size_t i = 0; i < json_array_size(records); i++) {
+            int rc = rp__access_fields(a, entity, json_array_get(records, i), err);
+            if (rc) {
+                if (failed_index)
+                    *failed_index = i;
+                if (json_array_size(records) > 1)
+                    name_record(err, i);
+                return rc;
+            }
+        }
+    }
     json_t *batch = batch_copy(e, records, stored != NULL, &failed, err);
     if (!batch) {
         if (failed_index)
@@ -765,8 +796,11 @@ static int update_batch(rp_store_t *s, const rp_ctx_t *ctx, rp__entity_t *e, jso
         return rc;
     }
     size_t i = 0;
+    const rp_access_t *a = RP__ACCESS(ctx);
     for (i = 0; i < n; i++)
-        if ((rc = load_for_update(s, e, ids[i], expect[i], &olds[i], err)))
+        if ((rc = load_for_update(s, e, ids[i], expect[i], &olds[i], err)) ||
+            (a && ((rc = rp__access_record(s, a, e->name, RP_PERM_UPDATE, olds[i], err)) ||
+                   (rc = rp__access_fields(a, e->name, json_array_get(batch, i), err)))))
             goto fail;
     if (rp__hooks_any(s, e, RP_ACT_UPDATE) &&
         (rc = rp__hooks_run(s, e, RP_ACT_UPDATE, batch, ids, olds, ctx, &i, err)))
@@ -890,7 +924,8 @@ static int set_deleted(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, i
     if (rc)
         return rc;
     json_t *old = NULL, *changes = NULL;
-    if ((rc = rp__record_load(s, e, id, NULL, &old, err)))
+    if ((rc = rp__record_load(s, e, id, NULL, &old, err)) ||
+        (rc = rp__access_record(s, RP__ACCESS(ctx), entity, RP_PERM_DELETE, old, err)))
         goto fail;
     json_t *was = json_object_get(old, "deleted_at");
     if (del != json_is_null(was)) {
@@ -995,6 +1030,7 @@ int rp_store_purge(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, int64
         return rc;
     json_t *old = NULL, *changes = json_object();
     if ((rc = rp__record_load(s, e, id, NULL, &old, err)) ||
+        (rc = rp__access_record(s, RP__ACCESS(ctx), entity, RP_PERM_DELETE, old, err)) ||
         (rc = lifecycle_hooks(s, ctx, e, RP_ACT_PURGE, id, old, err)) ||
         (rc = check_unreferenced(s, e, id, err)))
         goto fail;

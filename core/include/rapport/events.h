@@ -195,4 +195,11 @@ int rp_events_replay(rp_store_t *s, int64_t id, rp_error_t *err);
 int rp_events_explain(rp_store_t *s, const char *entity, int64_t id, const char *field,
                       json_t **out, rp_error_t *err);
 
+/**
+ * As rp_events_explain(), for @p ctx's user (rapport/access.h): RP_EPERM when the record is
+ * outside the user's read scope or @p field is hidden from the user.
+ */
+int rp_events_explain_as(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, int64_t id,
+                         const char *field, json_t **out, rp_error_t *err);
+
 #endif

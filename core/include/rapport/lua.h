@@ -41,6 +41,11 @@ typedef struct rp_lua_opts {
     int64_t max_instructions;
     size_t max_memory;     /**< Ceiling for the whole state in bytes (default 64 MiB). */
     const char *actor;     /**< Who the script acts as (default "script:<name>"). */
+    /** Whose permissions the script's reads and writes obey (rapport/access.h; borrowed, must
+     *  outlive the state), or NULL for none: a script run for a user (`rapport --as NAME run`)
+     *  sees and changes only what that user may. Hooks and handlers it registers run with it
+     *  too. */
+    const rp_access_t *access;
     const char *name;      /**< The script's name in messages and registrations. */
     const rp_lua_ext_t *ext; /**< Functions to add under crm.<ns> (borrowed), or NULL. */
 } rp_lua_opts_t;

@@ -202,6 +202,14 @@ int rp_store_stored_value(rp_store_t *s, const rp_ctx_t *ctx, const char *entity
 int rp_store_get(rp_store_t *s, const char *entity, int64_t id, json_t **out, rp_error_t *err);
 
 /**
+ * As rp_store_get(), for @p ctx's user (rapport/access.h): RP_EPERM when the record is outside
+ * the user's read scope, and the fields hidden from the user left out. A @p ctx (or its
+ * access) of NULL reads as rp_store_get().
+ */
+int rp_store_get_as(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, int64_t id,
+                    json_t **out, rp_error_t *err);
+
+/**
  * Applies the partial update @p patch (borrowed) to record @p id. When @p expect_version > 0 the
  * update happens only if the record's version is still that one, else RP_ECONFLICT and nothing
  * changes. A patch that changes nothing writes nothing and emits no event.
@@ -262,6 +270,9 @@ typedef struct rp_query {
     const char *after;    /**< A cursor from the previous page, or NULL. */
     const char **fields;  /**< NULL-terminated subset of fields to return, or NULL for all. */
     bool with_deleted;    /**< Include soft-deleted records. */
+    const rp_access_t *access; /**< Whose read permissions apply (NULL: none): only records in
+                                    the user's read scope, hidden fields left out, and a filter,
+                                    order or field list naming a hidden field refused. */
 } rp_query_t;
 
 /**
@@ -274,6 +285,10 @@ int rp_store_find(rp_store_t *s, const rp_query_t *q, json_t **out, char **next,
 int rp_store_count(rp_store_t *s, const char *entity, json_t *where, bool with_deleted,
                    int64_t *count, rp_error_t *err);
 
+/** As rp_store_count(), counting only what @p a may read (NULL: everything). */
+int rp_store_count_as(rp_store_t *s, const rp_access_t *a, const char *entity, json_t *where,
+                      bool with_deleted, int64_t *count, rp_error_t *err);
+
 /**
  * Full-text search over the searchable fields of every entity (or only @p entity when not NULL):
  * words match by prefix ("jo smi" finds "John Smith"), case, accents and Arabic/Persian letter
@@ -282,6 +297,14 @@ int rp_store_count(rp_store_t *s, const char *entity, json_t *where, bool with_d
  */
 int rp_store_search(rp_store_t *s, const char *text, const char *entity, int limit, json_t **out,
                     rp_error_t *err);
+
+/**
+ * As rp_store_search(), for user @p a (NULL: everything): only records the user may read, and
+ * where the user's role hides a searchable field, only records whose visible fields hold every
+ * word, with a snippet made of those fields.
+ */
+int rp_store_search_as(rp_store_t *s, const rp_access_t *a, const char *text, const char *entity,
+                       int limit, json_t **out, rp_error_t *err);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Configuration (kept in the database, so a copy of the file is a copy of the installation)  */

@@ -1,0 +1,391 @@
+/*
+ * access.c — roles and their grants (see rapport/access.h), and the checks the store makes
+ * with them.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "rapport/access.h"
+#include "rapport/events.h"
+
+#define NAME_MAX_LEN 64
+
+typedef struct ent_grant {
+    char entity[NAME_MAX_LEN]; /* "*" for every entity not named */
+    rp_scope_t scope[4];       /* by rp_perm_t */
+} ent_grant_t;
+
+typedef struct field_rule {
+    char entity[NAME_MAX_LEN], field[NAME_MAX_LEN];
+    bool hidden; /* else read-only */
+} field_rule_t;
+
+struct rp_access {
+    char user[NAME_MAX_LEN], role[NAME_MAX_LEN], team[NAME_MAX_LEN];
+    bool all; /* the admin role without a setting of its own: everything */
+    ent_grant_t *ents;
+    int nents;
+    field_rule_t *fields;
+    int nfields;
+};
+
+static const char *const perm_names[4] = {"read", "create", "update", "delete"};
+static const char *const scope_names[4] = {"none", "own", "team", "all"};
+
+static int role_err(rp_error_t *err, const char *role, const char *what)
+{
+    return rp_error_set(err, RP_EINVAL, RP_C_ROLE, "roles.%s: %s", role, what);
+}
+
+static int parse_entities(rp_access_t *a, json_t *ents, rp_error_t *err)
+{
+    if (!json_is_object(ents))
+        return role_err(err, a->role, "\"entities\" must be an object {entity: {read, create, "
+                        "update, delete}}");
+    a->ents = calloc(json_object_size(ents) + 1, sizeof *a->ents);
+    if (!a->ents)
+        return rp_error_set(err, RP_ENOMEM, 0, "out of memory");
+    const char *name;
+    json_t *g;
+    json_object_foreach(ents, name, g) {
+        char msg[300];
+        if (strlen(name) >= NAME_MAX_LEN || !json_is_object(g)) {
+            snprintf(msg, sizeof msg, "entities.%.64s must be an object {read, create, update, "
+                     "delete}", name);
+            return role_err(err, a->role, msg);
+        }
+        ent_grant_t *eg = &a->ents[a->nents++];
+        snprintf(eg->entity, sizeof eg->entity, "%s", name);
+        const char *k;
+        json_t *v;
+        json_object_foreach(g, k, v) {
+            int p = -1;
+            for (int i = 0; i < 4; i++)
+                if (strcmp(k, perm_names[i]) == 0)
+                    p = i;
+            if (p < 0) {
+                snprintf(msg, sizeof msg, "entities.%s.%.64s: not a permission (read, create, "
+                         "update, delete)", name, k);
+                return role_err(err, a->role, msg);
+            }
+            if (p == RP_PERM_CREATE) {
+                if (!json_is_boolean(v)) {
+                    snprintf(msg, sizeof msg, "entities.%s.create must be true or false", name);
+                    return role_err(err, a->role, msg);
+                }
+                eg->scope[p] = json_is_true(v) ? RP_SCOPE_ALL : RP_SCOPE_NONE;
+                continue;
+            }
+            int sc = -1;
+            for (int i = 0; i < 4 && json_is_string(v); i++)
+                if (strcmp(json_string_value(v), scope_names[i]) == 0)
+                    sc = i;
+            if (sc < 0) {
+                snprintf(msg, sizeof msg, "entities.%s.%s must be \"none\", \"own\", \"team\" "
+                         "or \"all\"", name, k);
+                return role_err(err, a->role, msg);
+            }
+            eg->scope[p] = (rp_scope_t)sc;
+        }
+    }
+    return 0;
+}
+
+static int parse_fields(rp_access_t *a, json_t *fields, rp_error_t *err)
+{
+    if (!json_is_object(fields))
+        return role_err(err, a->role, "\"fields\" must be an object {\"entity.field\": "
+                        "\"hidden\" or \"read_only\"}");
+    a->fields = calloc(json_object_size(fields) + 1, sizeof *a->fields);
+    if (!a->fields)
+        return rp_error_set(err, RP_ENOMEM, 0, "out of memory");
+    const char *name;
+    json_t *v;
+    json_object_foreach(fields, name, v) {
+        const char *dot = strchr(name, '.');
+        const char *kind = json_string_value(v);
+        char msg[300];
+        if (!dot || dot == name || !dot[1] || dot - name >= NAME_MAX_LEN ||
+            strlen(dot + 1) >= NAME_MAX_LEN) {
+            snprintf(msg, sizeof msg, "fields: \"%.100s\" is not entity.field", name);
+            return role_err(err, a->role, msg);
+        }
+        if (!kind || (strcmp(kind, "hidden") && strcmp(kind, "read_only"))) {
+            snprintf(msg, sizeof msg, "fields.%.100s must be \"hidden\" or \"read_only\"", name);
+            return role_err(err, a->role, msg);
+        }
+        field_rule_t *fr = &a->fields[a->nfields++];
+        snprintf(fr->entity, sizeof fr->entity, "%.*s", (int)(dot - name), name);
+        snprintf(fr->field, sizeof fr->field, "%s", dot + 1);
+        fr->hidden = strcmp(kind, "hidden") == 0;
+    }
+    return 0;
+}
+
+int rp_access_load(rp_store_t *s, const char *user, const char *role, const char *team,
+                   rp_access_t **out, rp_error_t *err)
+{
+    *out = NULL;
+    rp_access_t *a = calloc(1, sizeof *a);
+    if (!a)
+        return rp_error_set(err, RP_ENOMEM, 0, "out of memory");
+    snprintf(a->user, sizeof a->user, "%s", user ? user : "");
+    snprintf(a->role, sizeof a->role, "%s", role ? role : "");
+    snprintf(a->team, sizeof a->team, "%s", team ? team : "");
+    char key[96];
+    snprintf(key, sizeof key, "roles.%s", a->role);
+    json_t *doc = NULL;
+    int rc = rp_config_get(s, key, &doc, NULL);
+    if (rc == RP_ENOTFOUND && strcmp(a->role, "admin") == 0) {
+        a->all = true;
+        *out = a;
+        return 0;
+    }
+    if (rc) {
+        free(a);
+        return rc == RP_ENOTFOUND
+                   ? rp_error_set(err, RP_EINVAL, RP_C_ROLE, "role \"%s\" is not defined (set "
+                                  "roles.%s: rapport roles set %s GRANTS)", a->role, a->role,
+                                  a->role)
+                   : rp_error_set(err, rc, RP_C_ROLE, "cannot read roles.%s", a->role);
+    }
+    if (!json_is_object(doc))
+        rc = role_err(err, a->role, "must be an object {\"entities\": …, \"fields\": …}");
+    const char *k;
+    json_t *v;
+    json_object_foreach(json_is_object(doc) ? doc : NULL, k, v) {
+        if (rc)
+            break;
+        if (strcmp(k, "entities") == 0)
+            rc = parse_entities(a, v, err);
+        else if (strcmp(k, "fields") == 0)
+            rc = parse_fields(a, v, err);
+        else {
+            char msg[200];
+            snprintf(msg, sizeof msg, "\"%.64s\" is not known (entities, fields)", k);
+            rc = role_err(err, a->role, msg);
+        }
+    }
+    json_decref(doc);
+    if (rc) {
+        rp_access_free(a);
+        return rc;
+    }
+    *out = a;
+    return 0;
+}
+
+int rp_access_of_user(rp_store_t *s, const char *name, rp_access_t **out, rp_error_t *err)
+{
+    *out = NULL;
+    sqlite3_stmt *st = rp__stmt(s, "SELECT role, team, disabled FROM rp_users WHERE name = ?",
+                                err);
+    if (!st)
+        return err ? err->code : RP_EIO;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    int src = sqlite3_step(st);
+    if (src != SQLITE_ROW) {
+        sqlite3_reset(st);
+        return src == SQLITE_DONE
+                   ? rp_error_set(err, RP_ENOTFOUND, RP_C_USER, "there is no user \"%s\"", name)
+                   : rp__dberr(s, src, "cannot read the user", err);
+    }
+    char role[NAME_MAX_LEN], team[NAME_MAX_LEN];
+    snprintf(role, sizeof role, "%s", (const char *)sqlite3_column_text(st, 0));
+    snprintf(team, sizeof team, "%s",
+             sqlite3_column_text(st, 1) ? (const char *)sqlite3_column_text(st, 1) : "");
+    bool disabled = sqlite3_column_int(st, 2) != 0;
+    sqlite3_reset(st);
+    if (disabled)
+        return rp_error_set(err, RP_EPERM, RP_C_USER, "user \"%s\" is disabled", name);
+    return rp_access_load(s, name, role, team, out, err);
+}
+
+void rp_access_free(rp_access_t *a)
+{
+    if (!a)
+        return;
+    free(a->ents);
+    free(a->fields);
+    free(a);
+}
+
+const char *rp_access_user(const rp_access_t *a)
+{
+    return a->user;
+}
+
+const char *rp_access_role(const rp_access_t *a)
+{
+    return a->role;
+}
+
+const char *rp_access_team(const rp_access_t *a)
+{
+    return a->team;
+}
+
+rp_scope_t rp_access_scope(const rp_access_t *a, const char *entity, rp_perm_t perm)
+{
+    if (!a || a->all)
+        return RP_SCOPE_ALL;
+    const ent_grant_t *any = NULL;
+    for (int i = 0; i < a->nents; i++) {
+        if (strcmp(a->ents[i].entity, entity) == 0)
+            return a->ents[i].scope[perm];
+        if (strcmp(a->ents[i].entity, "*") == 0)
+            any = &a->ents[i];
+    }
+    return any ? any->scope[perm] : RP_SCOPE_NONE;
+}
+
+static const field_rule_t *rule(const rp_access_t *a, const char *entity, const char *field)
+{
+    if (!a)
+        return NULL;
+    for (int i = 0; i < a->nfields; i++)
+        if (strcmp(a->fields[i].field, field) == 0 &&
+            (strcmp(a->fields[i].entity, entity) == 0 || strcmp(a->fields[i].entity, "*") == 0))
+            return &a->fields[i];
+    return NULL;
+}
+
+bool rp_access_hidden(const rp_access_t *a, const char *entity, const char *field)
+{
+    const field_rule_t *r = rule(a, entity, field);
+    return r && r->hidden;
+}
+
+bool rp_access_read_only(const rp_access_t *a, const char *entity, const char *field)
+{
+    return rule(a, entity, field) != NULL; /* a hidden field is not written either */
+}
+
+void rp_access_redact(const rp_access_t *a, const char *entity, json_t *obj)
+{
+    if (!a || !a->nfields || !json_is_object(obj))
+        return;
+    for (int i = 0; i < a->nfields; i++)
+        if (a->fields[i].hidden &&
+            (strcmp(a->fields[i].entity, entity) == 0 || strcmp(a->fields[i].entity, "*") == 0))
+            json_object_del(obj, a->fields[i].field);
+}
+
+/* ---- the checks the store makes ---------------------------------------------------------- */
+
+/* The team of user @p name ("" when none or unknown). */
+static void team_of(rp_store_t *s, const char *name, char *out, size_t n)
+{
+    out[0] = '\0';
+    sqlite3_stmt *st = rp__stmt(s, "SELECT team FROM rp_users WHERE name = ?", NULL);
+    if (!st)
+        return;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+        snprintf(out, n, "%s", (const char *)sqlite3_column_text(st, 0));
+    sqlite3_reset(st);
+}
+
+/* The user a record belongs to: its owner, or (where it has none) its creator. */
+static const char *record_user(json_t *rec, char *buf, size_t n)
+{
+    const char *owner = json_string_value(json_object_get(rec, "owner"));
+    if (owner && *owner)
+        return owner;
+    const char *by = json_string_value(json_object_get(rec, "created_by"));
+    if (by && strncmp(by, "user:", 5) == 0) {
+        snprintf(buf, n, "%s", by + 5);
+        return buf;
+    }
+    return "";
+}
+
+bool rp__access_in_scope(rp_store_t *s, const rp_access_t *a, rp_scope_t scope, json_t *rec)
+{
+    if (scope == RP_SCOPE_ALL)
+        return true;
+    if (scope == RP_SCOPE_NONE)
+        return false;
+    char buf[NAME_MAX_LEN + 8];
+    const char *who = record_user(rec, buf, sizeof buf);
+    if (strcmp(who, a->user) == 0)
+        return true;
+    if (scope != RP_SCOPE_TEAM || !*who || !a->team[0])
+        return false;
+    char team[NAME_MAX_LEN];
+    team_of(s, who, team, sizeof team);
+    return strcmp(team, a->team) == 0;
+}
+
+int rp__access_denied(rp_error_t *err, const rp_access_t *a, const char *entity, rp_perm_t perm,
+                      const char *why)
+{
+    return rp_error_set(err, RP_EPERM, RP_C_DENIED, "role %s may not %s %s%s%s (missing: "
+                        "%s.%s)", a->role, perm_names[perm], entity, why ? ": " : "",
+                        why ? why : "", entity, perm_names[perm]);
+}
+
+int rp__access_record(rp_store_t *s, const rp_access_t *a, const char *entity, rp_perm_t perm,
+                      json_t *rec, rp_error_t *err)
+{
+    if (!a || a->all)
+        return 0;
+    rp_scope_t sc = rp_access_scope(a, entity, perm);
+    if (rp__access_in_scope(s, a, sc, rec))
+        return 0;
+    if (sc == RP_SCOPE_NONE)
+        return rp__access_denied(err, a, entity, perm, NULL);
+    char msg[200];
+    snprintf(msg, sizeof msg, "%s %lld is outside its scope \"%s\"", entity,
+             (long long)json_integer_value(json_object_get(rec, "id")), scope_names[sc]);
+    return rp__access_denied(err, a, entity, perm, msg);
+}
+
+int rp__access_fields(const rp_access_t *a, const char *entity, json_t *fields, rp_error_t *err)
+{
+    if (!a || !a->nfields || !json_is_object(fields))
+        return 0;
+    const char *k;
+    json_t *v;
+    json_object_foreach(fields, k, v) {
+        const field_rule_t *r = rule(a, entity, k);
+        if (r)
+            return rp_error_field(err, k, rp_error_set(err, RP_EPERM, RP_C_DENIED,
+                                  "%s.%s is %s for role %s (missing: write %s.%s)", entity, k,
+                                  r->hidden ? "hidden" : "read-only", a->role, entity, k));
+    }
+    return 0;
+}
+
+int rp_access_event(rp_store_t *s, const rp_access_t *a, json_t *ev, rp_error_t *err)
+{
+    if (!a || a->all)
+        return 1;
+    const char *entity = json_string_value(json_object_get(ev, "entity"));
+    if (!entity || !*entity)
+        return rp_access_scope(a, "*", RP_PERM_READ) == RP_SCOPE_ALL ? 1 : 0;
+    rp_scope_t sc = rp_access_scope(a, entity, RP_PERM_READ);
+    if (sc == RP_SCOPE_NONE)
+        return 0;
+    if (sc != RP_SCOPE_ALL) {
+        json_t *rec = NULL;
+        rp_error_t e2 = {0};
+        int64_t id = json_integer_value(json_object_get(ev, "record_id"));
+        int rc = rp_store_get(s, entity, id, &rec, &e2);
+        if (rc == RP_ENOTFOUND)
+            return 0; /* purged: whose it was is not known any more */
+        if (rc) {
+            if (err)
+                *err = e2;
+            return rc;
+        }
+        bool in = rp__access_in_scope(s, a, sc, rec);
+        json_decref(rec);
+        if (!in)
+            return 0;
+    }
+    rp_access_redact(a, entity, json_object_get(ev, "changes"));
+    return 1;
+}
