@@ -144,12 +144,13 @@ int rp_access_load(rp_store_t *s, const char *user, const char *role, const char
         return 0;
     }
     if (rc) {
+        rc = rc == RP_ENOTFOUND
+                 ? rp_error_set(err, RP_EINVAL, RP_C_ROLE, "role \"%s\" is not defined (set "
+                                "roles.%s: rapport roles set %s GRANTS)", a->role, a->role,
+                                a->role)
+                 : rp_error_set(err, rc, RP_C_ROLE, "cannot read roles.%s", a->role);
         free(a);
-        return rc == RP_ENOTFOUND
-                   ? rp_error_set(err, RP_EINVAL, RP_C_ROLE, "role \"%s\" is not defined (set "
-                                  "roles.%s: rapport roles set %s GRANTS)", a->role, a->role,
-                                  a->role)
-                   : rp_error_set(err, rc, RP_C_ROLE, "cannot read roles.%s", a->role);
+        return rc;
     }
     if (!json_is_object(doc))
         rc = role_err(err, a->role, "must be an object {\"entities\": …, \"fields\": …}");
