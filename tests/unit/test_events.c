@@ -147,6 +147,40 @@ static void test_subscriber_checkpoint_survives_reopen(void **state)
     test_rmdir(dir);
 }
 
+static void test_subscriber_skips_what_it_does_not_want(void **state)
+{
+    (void)state;
+    char dir[64], path[256];
+    test_tmpdb(dir, path, "e.db");
+    rp_store_opts_t o = {.now_ms = test_now};
+    rp_store_t *s = NULL;
+    rp_error_t err = {0};
+    assert_int_equal(rp_store_open(path, &o, &s, &err), 0);
+    define(s, "account", account_spec);
+    assert_int_equal(rp_events_subscribe(s, "leads", "lead.*", false, &err), 0);
+    /* A stream of events it does not want: once enough are behind it, its checkpoint moves
+     * past them, so later reads do not scan them again. */
+    for (int i = 0; i < 300; i++)
+        create(s, "account", "{\"name\": \"Skipped\"}");
+    rp_event_t ev;
+    assert_int_equal(rp_events_read(s, "leads", &ev, 1, NULL, &err), 0);
+    int64_t cp = -1;
+    assert_int_equal(rp_events_checkpoint(s, "leads", &cp, &err), 0);
+    assert_int_equal(cp, rp_events_last_seq(s));
+    /* A few more: not worth a write yet; and what it wants is still delivered. */
+    create(s, "account", "{\"name\": \"One more\"}");
+    assert_int_equal(rp_events_read(s, "leads", &ev, 1, NULL, &err), 0);
+    int64_t cp2 = -1;
+    assert_int_equal(rp_events_checkpoint(s, "leads", &cp2, &err), 0);
+    assert_int_equal(cp2, cp);
+    assert_int_equal(rp_events_emit(s, NULL, "lead.scored", NULL, 0, NULL, NULL, &err), 0);
+    assert_int_equal(rp_events_read(s, "leads", &ev, 1, NULL, &err), 1);
+    assert_string_equal(ev.type, "lead.scored");
+    rp_event_clear(&ev);
+    rp_store_close(s);
+    test_rmdir(dir);
+}
+
 static void test_retry_backoff_dead_letter_and_replay(void **state)
 {
     (void)state;
@@ -301,6 +335,7 @@ int main(void)
         cmocka_unit_test(test_every_write_appends_one_event),
         cmocka_unit_test(test_custom_events),
         cmocka_unit_test(test_subscriber_checkpoint_survives_reopen),
+        cmocka_unit_test(test_subscriber_skips_what_it_does_not_want),
         cmocka_unit_test(test_retry_backoff_dead_letter_and_replay),
         cmocka_unit_test(test_handler_writes_are_all_or_nothing),
         cmocka_unit_test(test_loop_control_and_explain),
