@@ -32,6 +32,15 @@ typedef struct client_fails {
     int64_t blocked_until_ms;
 } client_fails_t;
 
+/* An answer held until the group's commit (see group_begin). */
+typedef struct pending {
+    h2o_req_t *req;       /* NULL once h2o has let the request go (its client left) */
+    struct pending **guard; /* in req's pool: tells us when that happens */
+    struct pending *next;
+    size_t len;
+    char body[];
+} pending_t;
+
 typedef struct token_use {
     int64_t id;
     int64_t at_ms;
@@ -53,6 +62,12 @@ struct rp_http {
     int conns;
     client_fails_t fails[FAILS_N];
     token_use_t uses[USES_N];
+    /* Group commit: the writes of one turn of the loop share a transaction, and their
+     * answers wait for its commit. */
+    uv_check_t check;
+    bool check_ready;
+    bool group;
+    pending_t *pend, **pend_tail;
 };
 
 typedef struct handler {
@@ -126,6 +141,13 @@ static void add_header(call_t *c, const h2o_token_t *token, const char *value)
     h2o_add_header(&c->req->pool, &c->req->res.headers, token, NULL, v.base, v.len);
 }
 
+static void guard_dispose(void *p)
+{
+    pending_t **guard = p;
+    if (*guard)
+        (*guard)->req = NULL;
+}
+
 static int send_body(call_t *c, int status, const char *ctype, const char *body, size_t len)
 {
     h2o_req_t *req = c->req;
@@ -134,7 +156,25 @@ static int send_body(call_t *c, int status, const char *ctype, const char *body,
     if (ctype)
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, ctype,
                        strlen(ctype));
-    h2o_send_inline(req, body, len);
+    rp_http_t *h = c->h;
+    if (!h->group) {
+        h2o_send_inline(req, body, len);
+        return 0;
+    }
+    /* A group is open: nothing is said before what it wrote is committed. */
+    pending_t *p = malloc(sizeof *p + len);
+    if (!p) {
+        h2o_send_error_503(req, "Service Unavailable", "out of memory", 0);
+        return 0;
+    }
+    p->req = req;
+    p->len = len;
+    p->next = NULL;
+    memcpy(p->body, body, len);
+    p->guard = h2o_mem_alloc_shared(&req->pool, sizeof *p->guard, guard_dispose);
+    *p->guard = p;
+    *h->pend_tail = p;
+    h->pend_tail = &p->next;
     return 0;
 }
 
@@ -505,6 +545,64 @@ static int authenticate(call_t *c)
         if (rp_tokens_used(h->s, &c->ctx, tid, c->client, &err))
             say(h, "error", "cannot record the use of token %" PRId64 ": %s", tid, err.msg);
     }
+    return 0;
+}
+
+/* ---- group commit ------------------------------------------------------------------------ */
+
+/* Commits the open group and sends the answers it held: each as it was, or, when the commit
+ * failed (and nothing of the group is stored), 503. */
+static void group_end(rp_http_t *h)
+{
+    if (!h->group)
+        return;
+    h->group = false;
+    uv_check_stop(&h->check);
+    rp_error_t err = {0};
+    int rc = rp_store_commit(h->s, &err);
+    if (rc) {
+        rp_store_rollback(h->s, NULL);
+        say(h, "error", "a group of writes could not be committed: %s", err.msg);
+    }
+    pending_t *p = h->pend;
+    h->pend = NULL;
+    h->pend_tail = &h->pend;
+    while (p) {
+        pending_t *next = p->next;
+        if (p->req) {
+            *p->guard = NULL;
+            if (rc) {
+                call_t c = {.h = h, .req = p->req};
+                p->req->res.headers = (h2o_headers_t){NULL, 0, 0};
+                problem(&c, 503, "the write could not be committed; nothing was stored", NULL);
+            } else
+                h2o_send_inline(p->req, p->body, p->len);
+        }
+        free(p);
+        p = next;
+    }
+    if (!rc)
+        rp_sched_kick(h->e);
+}
+
+static void on_check(uv_check_t *t)
+{
+    group_end(t->data);
+}
+
+/* Opens the loop turn's group of writes, if none is open: 0, or -1 (answered 503). */
+static int group_begin(call_t *c)
+{
+    rp_http_t *h = c->h;
+    if (h->group)
+        return 0;
+    rp_error_t err = {0};
+    if (rp_store_begin(h->s, &err)) {
+        problem(c, 503, err.msg, NULL);
+        return -1;
+    }
+    h->group = true;
+    uv_check_start(&h->check, on_check);
     return 0;
 }
 
@@ -1103,7 +1201,9 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     socklen_t len = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
     if (len == 0 || h2o_socket_getnumerichost((struct sockaddr *)&ss, len, c.client) == SIZE_MAX)
         snprintf(c.client, sizeof c.client, "unknown");
-    route(&c);
+    /* A request that may write joins the turn's group (reads meanwhile wait for it too). */
+    if ((method_is(req, "GET") || method_is(req, "HEAD") || group_begin(&c) == 0))
+        route(&c);
     rp_access_free(c.access);
     json_decref(c.who);
     json_decref(c.params);
@@ -1158,6 +1258,10 @@ static int start(void *ud, uv_loop_t *loop, rp_error_t *err)
         return rp_error_set(err, RP_EINVAL, 0, "listen: %s is not an IP address", h->host);
     h2o_context_init(&h->ctx, loop, &h->conf);
     h->ctx_ready = true;
+    uv_check_init(loop, &h->check);
+    h->check.data = h;
+    h->check_ready = true;
+    h->pend_tail = &h->pend;
     h->actx.ctx = &h->ctx;
     h->actx.hosts = h->conf.hosts;
     uv_tcp_init(loop, &h->listener);
@@ -1168,6 +1272,8 @@ static int start(void *ud, uv_loop_t *loop, rp_error_t *err)
         rp_error_set(err, RP_EIO, 0, "cannot listen on %s:%d: %s", h->host, h->port,
                      uv_strerror(rc));
         uv_close((uv_handle_t *)&h->listener, listener_closed);
+        uv_close((uv_handle_t *)&h->check, NULL);
+        h->check_ready = false;
         h->listening = false;
         uv_run(loop, UV_RUN_NOWAIT);
         h2o_context_dispose(&h->ctx);
@@ -1193,6 +1299,11 @@ static void on_drain_timer(uv_timer_t *t)
 static void stop(void *ud, uv_loop_t *loop)
 {
     rp_http_t *h = ud;
+    group_end(h);
+    if (h->check_ready) {
+        uv_close((uv_handle_t *)&h->check, NULL);
+        h->check_ready = false;
+    }
     if (h->listening) {
         uv_close((uv_handle_t *)&h->listener, listener_closed);
         h->listening = false;

@@ -134,6 +134,20 @@ req POST /api/v1/pet/bulk '{"create": [{"name": "A"}, {"name": "B"}], "update": 
 is 200 '"updated":1' "a bulk create and update"
 check '[ "$(count pet)" = "$((before + 2))" ]' "the bulk create did not store both"
 
+# Writes arriving together share one commit; a refused one among them stores nothing and
+# the others are stored (each request has its own savepoint in the group).
+before=$(count pet)
+args=()
+for i in 1 2 3 4 5 6; do
+    [ $i -gt 1 ] && args+=(--next)
+    body="{\"name\": \"Par$i\", \"legs\": $i}"
+    [ $i = 4 ] && body='{"name": "Bad", "legs": "many"}'
+    args+=(-s -o /dev/null -w '%{http_code}\n' -H "Authorization: Bearer $tok" -H 'Content-Type: application/json' -d "$body" "$U/api/v1/pet")
+done
+codes=$(curl -s -Z --parallel-immediate --parallel-max 6 "${args[@]}" 2>/dev/null | sort | tr '\n' ' ')
+check '[ "$codes" = "201 201 201 201 201 422 " ]' "parallel creates answered $codes"
+check '[ "$(count pet)" = "$((before + 5))" ]' "parallel creates: $(count pet) pets, wanted $((before + 5))"
+
 # serve copies its WAL into the database as it goes (a checkpoint on a worker), so the main
 # file grows while it runs rather than only at its exit.
 size0=$(stat -c %s "$RAPPORT_DB")
