@@ -39,8 +39,30 @@ r find ticket --where '{"sla_breached": true}' --fields subject,priority,escalat
 r find activity --where '{"subject": {"starts_with": "Onboarding"}}' --fields subject,owner,due_at --limit 3
 r duplicates contact
 r events tail -n 3
-echo "The demo database is $DB. Try:"
-echo "  $RAPPORT --db $DB repl                       # Lua at a prompt: crm.find(\"deal\", {where = {stage = \"won\"}})"
-echo "  $RAPPORT --db $DB export contact -o contacts.vcf"
-echo "  $RAPPORT --db $DB serve                      # the engine (Ctrl-C stops it)"
-echo "  $RAPPORT test scripts                        # the default rules' tests, on a virtual clock"
+# The API: an admin with a token, and the engine serving HTTP on the same loop as its rules.
+LISTEN=${RAPPORT_DEMO_LISTEN:-127.0.0.1:8080}
+head -c 18 /dev/urandom | base64 | "$RAPPORT" --db "$DB" users add admin --role admin --password-stdin
+TOKEN=$("$RAPPORT" --db "$DB" tokens create --user admin --expires 30d 2>/dev/null | grep -o 'rpt_[A-Za-z0-9_-]*' | head -1)
+cat <<EOT
+
+The demo database is $DB. An admin token for the API (shown once):
+
+  $TOKEN
+
+Try, while the engine serves http://$LISTEN below:
+  curl -s -H "Authorization: Bearer $TOKEN" 'http://$LISTEN/api/v1/deal?stage=won&limit=5'
+  curl -s -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \\
+       -d '{"first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.com"}' http://$LISTEN/api/v1/contact
+  curl -s http://$LISTEN/openapi.json | head -c 300
+
+And on the same database, from another terminal:
+  $RAPPORT --db $DB repl                       # Lua at a prompt: crm.find("deal", {where = {stage = "won"}})
+  $RAPPORT --db $DB export contact -o contacts.vcf
+  $RAPPORT test scripts                        # the default rules' tests, on a virtual clock
+
+EOT
+if [ -n "${RAPPORT_DEMO_NO_SERVE:-}" ]; then
+    exit 0
+fi
+echo "\$ rapport serve --listen $LISTEN   (Ctrl-C stops it)"
+exec "$RAPPORT" --db "$DB" serve --listen "$LISTEN"
