@@ -175,38 +175,77 @@ int rp_users_disable(rp_store_t *s, const rp_ctx_t *ctx, const char *name, rp_er
     return rp_store_commit(s, err);
 }
 
+struct rp_password_check {
+    char hash[crypto_pwhash_STRBYTES]; /* "" when there is no such user */
+    bool disabled;
+    bool ok;
+    char *password;
+    size_t len;
+};
+
+rp_password_check_t *rp_users_password_begin(rp_store_t *s, const char *name,
+                                             const char *password)
+{
+    if (sodium_init() < 0)
+        return NULL;
+    rp_password_check_t *pc = calloc(1, sizeof *pc);
+    const char *pw = password ? password : "";
+    if (!pc || !(pc->password = strdup(pw))) {
+        free(pc);
+        return NULL;
+    }
+    pc->len = strlen(pw);
+    pc->disabled = true;
+    sqlite3_stmt *st = name ? rp__stmt(s, "SELECT password_hash, disabled FROM rp_users"
+                                          " WHERE name = ?", NULL)
+                            : NULL;
+    if (st) {
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            snprintf(pc->hash, sizeof pc->hash, "%s", (const char *)sqlite3_column_text(st, 0));
+            pc->disabled = sqlite3_column_int(st, 1) != 0;
+        }
+        sqlite3_reset(st);
+    }
+    return pc;
+}
+
+bool rp_password_check_run(rp_password_check_t *pc)
+{
+    if (pc->hash[0]) {
+        pc->ok = crypto_pwhash_str_verify(pc->hash, pc->password, pc->len) == 0 && !pc->disabled;
+    } else {
+        /* No such user: spend the same time, so timing does not tell names apart. */
+        char dummy[crypto_pwhash_STRBYTES];
+        if (crypto_pwhash_str(dummy, pc->password, pc->len, crypto_pwhash_OPSLIMIT_INTERACTIVE,
+                              crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0)
+            dummy[0] = '\0';
+        pc->ok = false;
+    }
+    return pc->ok;
+}
+
+void rp_password_check_free(rp_password_check_t *pc)
+{
+    if (!pc)
+        return;
+    sodium_memzero(pc->password, pc->len);
+    free(pc->password);
+    sodium_memzero(pc->hash, sizeof pc->hash);
+    free(pc);
+}
+
 int rp_users_check_password(rp_store_t *s, const char *name, const char *password,
                             rp_error_t *err)
 {
     int rc = ready(err);
     if (rc)
         return rc;
-    char hash[crypto_pwhash_STRBYTES] = "";
-    bool disabled = true;
-    sqlite3_stmt *st = name ? rp__stmt(s, "SELECT password_hash, disabled FROM rp_users"
-                                          " WHERE name = ?", err)
-                            : NULL;
-    if (st) {
-        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) == SQLITE_ROW) {
-            snprintf(hash, sizeof hash, "%s", (const char *)sqlite3_column_text(st, 0));
-            disabled = sqlite3_column_int(st, 1) != 0;
-        }
-        sqlite3_reset(st);
-    }
-    const char *pw = password ? password : "";
-    bool ok;
-    if (hash[0]) {
-        ok = crypto_pwhash_str_verify(hash, pw, strlen(pw)) == 0 && !disabled;
-    } else {
-        /* No such user: spend the same time, so timing does not tell names apart. */
-        char dummy[crypto_pwhash_STRBYTES];
-        if (crypto_pwhash_str(dummy, pw, strlen(pw), crypto_pwhash_OPSLIMIT_INTERACTIVE,
-                              crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0)
-            dummy[0] = '\0';
-        ok = false;
-    }
-    sodium_memzero(hash, sizeof hash);
+    rp_password_check_t *pc = rp_users_password_begin(s, name, password);
+    if (!pc)
+        return rp_error_set(err, RP_ENOMEM, 0, "out of memory");
+    bool ok = rp_password_check_run(pc);
+    rp_password_check_free(pc);
     return ok ? 0 : rp_error_set(err, RP_EINVAL, RP_C_AUTH, "wrong user name or password");
 }
 

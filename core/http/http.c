@@ -66,6 +66,7 @@ struct rp_http {
      * answers wait for its commit. */
     uv_check_t check;
     bool check_ready;
+    uv_loop_t *loop;
     bool group;
     pending_t *pend, **pend_tail;
 };
@@ -478,8 +479,8 @@ static void security_event(call_t *c, const char *type, json_t *payload)
     json_decref(payload);
 }
 
-/* Who the bearer token is; answers 401/429 itself and returns -1 when it lets no one in. */
-static int authenticate(call_t *c)
+/* -1 (answered 429 with Retry-After) while @p c's client is slowed down after failures. */
+static int throttled(call_t *c)
 {
     rp_http_t *h = c->h;
     int64_t now = mono_ms();
@@ -488,9 +489,45 @@ static int authenticate(call_t *c)
         char secs[24];
         snprintf(secs, sizeof secs, "%" PRId64, (f->blocked_until_ms - now + 999) / 1000);
         add_header(c, H2O_TOKEN_RETRY_AFTER, secs);
-        return problemf(c, 429, NULL, "too many failed tokens from %s; try again in %s s",
+        return problemf(c, 429, NULL, "too many failed sign-ins from %s; try again in %s s",
                         c->client, secs) - 1;
     }
+    return 0;
+}
+
+/* Counts a failed token or password from @p c's client, in the log as auth.refused (and
+ * auth.throttled when it reaches the limit). */
+static void failed(call_t *c, const char *why, const char *user)
+{
+    rp_http_t *h = c->h;
+    int64_t now = mono_ms();
+    client_fails_t *f = fails_of(h, c->client, true);
+    if (now - f->since_ms > (int64_t)h->o.auth_window_s * 1000) {
+        f->since_ms = now;
+        f->count = 0;
+    }
+    f->count++;
+    security_event(c, "auth.refused",
+                   json_pack("{s:s,s:s,s:i,s:s?}", "client", c->client, "reason", why,
+                             "failures", f->count, "user", user));
+    if (f->count >= h->o.auth_fails) {
+        f->blocked_until_ms = now + (int64_t)h->o.auth_window_s * 1000;
+        security_event(c, "auth.throttled",
+                       json_pack("{s:s,s:i,s:i}", "client", c->client, "failures", f->count,
+                                 "seconds", h->o.auth_window_s));
+        say(h, "warn", "client %s throttled for %d s after %d failed sign-ins", c->client,
+            h->o.auth_window_s, f->count);
+    }
+}
+
+/* Who the bearer token is; answers 401/429 itself and returns -1 when it lets no one in. */
+static int authenticate(call_t *c)
+{
+    rp_http_t *h = c->h;
+    int64_t now = mono_ms();
+    if (throttled(c))
+        return -1;
+    client_fails_t *f = fails_of(h, c->client, false);
     const char *auth = header(c, H2O_TOKEN_AUTHORIZATION);
     if (!auth || strncasecmp(auth, "Bearer ", 7) != 0) {
         add_header(c, H2O_TOKEN_WWW_AUTHENTICATE, "Bearer realm=\"rapport\"");
@@ -503,27 +540,10 @@ static int authenticate(call_t *c)
         token++;
     rp_error_t err = {0};
     if (rp_tokens_check(h->s, token, &c->who, &err)) {
-        if (!f)
-            f = fails_of(h, c->client, true);
-        if (now - f->since_ms > (int64_t)h->o.auth_window_s * 1000) {
-            f->since_ms = now;
-            f->count = 0;
-        }
-        f->count++;
         const char *why = strncmp(err.msg, "RP-E", 4) == 0 && strchr(err.msg, ' ')
                               ? strchr(err.msg, ' ') + 1
                               : err.msg;
-        security_event(c, "auth.refused",
-                       json_pack("{s:s,s:s,s:i}", "client", c->client, "reason", why,
-                                 "failures", f->count));
-        if (f->count >= h->o.auth_fails) {
-            f->blocked_until_ms = now + (int64_t)h->o.auth_window_s * 1000;
-            security_event(c, "auth.throttled",
-                           json_pack("{s:s,s:i,s:i}", "client", c->client, "failures",
-                                     f->count, "seconds", h->o.auth_window_s));
-            say(h, "warn", "client %s throttled for %d s after %d failed tokens", c->client,
-                h->o.auth_window_s, f->count);
-        }
+        failed(c, why, NULL);
         add_header(c, H2O_TOKEN_WWW_AUTHENTICATE, "Bearer realm=\"rapport\", "
                    "error=\"invalid_token\"");
         return problem(c, status_of(&err, false) == 503 ? 503 : 401, err.msg, NULL) - 1;
@@ -604,6 +624,131 @@ static int group_begin(call_t *c)
     h->group = true;
     uv_check_start(&h->check, on_check);
     return 0;
+}
+
+/* ---- sign-in with a password ------------------------------------------------------------ */
+
+/* POST /api/v1/auth/login {"user", "password", "expires"}: a token for the user's role. The
+ * password check (argon2id, slow by design) runs on a worker, off the loop. */
+typedef struct login {
+    uv_work_t work;
+    rp_http_t *h;
+    h2o_req_t *req; /* NULL once h2o has let the request go */
+    struct login **guard;
+    rp_password_check_t *pc;
+    bool ok; /* set on the worker */
+    int64_t expires_ms;
+    char user[64], client[64];
+} login_t;
+
+static void login_guard_dispose(void *p)
+{
+    login_t **guard = p;
+    if (*guard)
+        (*guard)->req = NULL;
+}
+
+static void login_work(uv_work_t *w)
+{
+    login_t *l = w->data;
+    l->ok = rp_password_check_run(l->pc);
+}
+
+static void login_done(uv_work_t *w, int status)
+{
+    login_t *l = w->data;
+    rp_http_t *h = l->h;
+    if (l->req) {
+        *l->guard = NULL;
+        call_t c = {.h = h, .req = l->req};
+        snprintf(c.client, sizeof c.client, "%s", l->client);
+        char actor[80];
+        snprintf(actor, sizeof actor, "user:%s", l->user);
+        rp_ctx_t ctx = {.actor = actor, .origin = "api"};
+        rp_error_t err = {0};
+        char *token = NULL;
+        int64_t id = 0;
+        if (status != 0 || !l->ok) {
+            failed(&c, "wrong user name or password", l->user);
+            problem(&c, 401, "wrong user name or password", NULL);
+        } else if (rp_tokens_create(h->s, &ctx, l->user, NULL, l->expires_ms, &token, &id,
+                                    &err)) {
+            store_problem(&c, &err, false);
+        } else {
+            json_t *ev = json_pack("{s:s,s:s,s:I}", "user", l->user, "client", l->client,
+                                   "token_id", (json_int_t)id);
+            if (rp_events_emit(h->s, &ctx, "auth.login", NULL, 0, ev, NULL, &err))
+                say(h, "error", "cannot log auth.login: %s", err.msg);
+            json_decref(ev);
+            send_json(&c, 201, json_pack("{s:s,s:I,s:I}", "token", token, "token_id",
+                                         (json_int_t)id, "expires_in_s",
+                                         (json_int_t)(l->expires_ms / 1000)));
+            free(token);
+            rp_sched_kick(h->e);
+        }
+    }
+    rp_password_check_free(l->pc);
+    free(l);
+}
+
+static int do_login(call_t *c)
+{
+    if (throttled(c))
+        return 0;
+    json_t *body = body_object(c);
+    if (!body)
+        return 0;
+    const char *user = NULL, *password = NULL, *expires = "8h";
+    const char *k;
+    json_t *v;
+    json_object_foreach(body, k, v) {
+        const char **slot = !strcmp(k, "user") ? &user : !strcmp(k, "password") ? &password
+                            : !strcmp(k, "expires") ? &expires : NULL;
+        if (!slot || !json_is_string(v)) {
+            problemf(c, 422, k, slot ? "\"%s\" must be a string"
+                                     : "\"%s\" is not known (user, password, expires)", k);
+            json_decref(body); /* after: k is the body's */
+            return 0;
+        }
+        *slot = json_string_value(v);
+    }
+    if (!user || !password) {
+        json_decref(body);
+        return problem(c, 422, "sign-in needs \"user\" and \"password\"",
+                       user ? "password" : "user");
+    }
+    rp_error_t err = {0};
+    int64_t ms = 0;
+    if (rp_parse_delay(expires, &ms, &err) || ms <= 0 || ms > INT64_C(366) * 86400000) {
+        problemf(c, 422, "expires", "expires must be a delay up to a year (\"8h\", \"30d\"), "
+                 "not \"%s\"", expires);
+        json_decref(body); /* after: expires is the body's */
+        return 0;
+    }
+    login_t *l = calloc(1, sizeof *l);
+    if (l)
+        l->pc = rp_users_password_begin(c->h->s, user, password);
+    if (!l || !l->pc) {
+        free(l);
+        json_decref(body);
+        return problem(c, 503, "out of memory", NULL);
+    }
+    l->h = c->h;
+    l->req = c->req;
+    l->expires_ms = ms;
+    snprintf(l->user, sizeof l->user, "%s", user);
+    snprintf(l->client, sizeof l->client, "%s", c->client);
+    json_decref(body);
+    l->guard = h2o_mem_alloc_shared(&c->req->pool, sizeof *l->guard, login_guard_dispose);
+    *l->guard = l;
+    l->work.data = l;
+    if (uv_queue_work(c->h->loop, &l->work, login_work, login_done) != 0) {
+        *l->guard = NULL;
+        rp_password_check_free(l->pc);
+        free(l);
+        return problem(c, 503, "cannot check the password now", NULL);
+    }
+    return 0; /* answered by login_done */
 }
 
 /* ---- the handlers --------------------------------------------------------------------- */
@@ -814,13 +959,15 @@ static int do_bulk(call_t *c, const char *entity)
     json_t *v;
     json_object_foreach(body, k, v) {
         if (strcmp(k, "create") && strcmp(k, "update")) {
-            json_decref(body);
-            return problemf(c, 422, k, "a bulk body has \"create\" and \"update\" arrays, not "
-                            "\"%s\"", k);
+            problemf(c, 422, k, "a bulk body has \"create\" and \"update\" arrays, not "
+                     "\"%s\"", k);
+            json_decref(body); /* after: k is the body's */
+            return 0;
         }
         if (!json_is_array(v)) {
+            problemf(c, 422, k, "\"%s\" must be an array", k);
             json_decref(body);
-            return problemf(c, 422, k, "\"%s\" must be an array", k);
+            return 0;
         }
     }
     size_t nc = json_array_size(cr);
@@ -1163,6 +1310,8 @@ static int route(call_t *c)
     }
     if (n == 0)
         return problem(c, 404, "no such path: name an entity, /api/v1/<entity>", NULL);
+    if (n == 2 && strcmp(seg[0], "auth") == 0 && strcmp(seg[1], "login") == 0)
+        return method_is(req, "POST") ? do_login(c) : method_not_allowed(c, "POST");
     if (authenticate(c))
         return 0;
     const char *entity = seg[0];
@@ -1258,6 +1407,7 @@ static int start(void *ud, uv_loop_t *loop, rp_error_t *err)
         return rp_error_set(err, RP_EINVAL, 0, "listen: %s is not an IP address", h->host);
     h2o_context_init(&h->ctx, loop, &h->conf);
     h->ctx_ready = true;
+    h->loop = loop;
     uv_check_init(loop, &h->check);
     h->check.data = h;
     h->check_ready = true;

@@ -9,6 +9,7 @@
 #ifndef RAPPORT_AUTH_H
 #define RAPPORT_AUTH_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <jansson.h>
@@ -37,6 +38,19 @@ int rp_users_disable(rp_store_t *s, const rp_ctx_t *ctx, const char *name, rp_er
  */
 int rp_users_check_password(rp_store_t *s, const char *name, const char *password,
                             rp_error_t *err);
+
+/**
+ * The same check in two halves, so a server can run the slow one (argon2id, tens of
+ * milliseconds by design) off its loop: rp_users_password_begin() reads what the check needs
+ * on the thread that uses the store (NULL when out of memory); rp_password_check_run() checks,
+ * on any thread, true when the password is right for an enabled user (an unknown user takes
+ * as long); rp_password_check_free() wipes and frees.
+ */
+typedef struct rp_password_check rp_password_check_t;
+rp_password_check_t *rp_users_password_begin(rp_store_t *s, const char *name,
+                                             const char *password);
+bool rp_password_check_run(rp_password_check_t *pc);
+void rp_password_check_free(rp_password_check_t *pc);
 
 /**
  * Creates a token for user @p user acting with @p role (NULL: the user's), expiring
