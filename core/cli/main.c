@@ -919,6 +919,7 @@ static int cmd_serve(cli_t *c, int argc, char **argv)
             env_close(&env);
             return usage_error("serve", "serve: --listen: %s", err.msg);
         }
+        rp_http_set_routes(http, rp_plugins_route, env.pl);
     }
     if (rp_sched_serve(env.e, (int)poll_ms, reload_scripts, env.sc, &err))
         rc = fail("%s", err.msg);
@@ -1299,8 +1300,9 @@ static int cmd_plugins(cli_t *c, int argc, char **argv)
                    json_string_value(json_object_get(p, "description")),
                    json_string_value(json_object_get(p, "file")));
             static const char *const parts[] = {"requires", "entities", "hooks", "handlers",
-                                                "jobs", "schedules", "lua", "commands"};
-            for (int k = 0; k < 8; k++) {
+                                                "jobs", "schedules", "lua", "commands",
+                                                "routes"};
+            for (int k = 0; k < 9; k++) {
                 json_t *list = json_object_get(p, parts[k]);
                 if (json_array_size(list) == 0)
                     continue;

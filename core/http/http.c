@@ -67,6 +67,8 @@ struct rp_http {
     uv_check_t check;
     bool check_ready;
     uv_loop_t *loop;
+    rp_http_route_fn routes;
+    void *routes_ud;
     bool group;
     pending_t *pend, **pend_tail;
 };
@@ -1088,6 +1090,45 @@ static int do_health(call_t *c)
                                        "last_event", (json_int_t)rp_events_last_seq(c->h->s)));
 }
 
+/* /api/v1/plugins/<name>/…: a plugin's own route, acting as the caller. */
+static int do_plugin(call_t *c, const char *name)
+{
+    h2o_req_t *req = c->req;
+    char path[512], method[16], *body = NULL;
+    snprintf(path, sizeof path, "%.*s", (int)req->path_normalized.len, req->path_normalized.base);
+    snprintf(method, sizeof method, "%.*s", (int)req->method.len, req->method.base);
+    size_t skip = strlen("/api/v1/plugins/") + strlen(name);
+    const char *query = req->query_at == SIZE_MAX ? "" : NULL;
+    char *q = query ? NULL : strndup(req->path.base + req->query_at + 1,
+                                     req->path.len - req->query_at - 1);
+    char *b = req->entity.base ? strndup(req->entity.base, req->entity.len) : NULL;
+    rp_http_request_t r = {.method = method, .path = path, .sub = path + skip,
+                           .query = q ? q : "", .body = b, .body_len = b ? req->entity.len : 0,
+                           .user = json_string_value(json_object_get(c->who, "user")),
+                           .role = json_string_value(json_object_get(c->who, "role")),
+                           .ctx = &c->ctx};
+    int status = 200;
+    rp_error_t err = {0};
+    int rc = c->h->routes(c->h->routes_ud, name, &r, &status, &body, &err);
+    free(q);
+    free(b);
+    if (rc) {
+        free(body);
+        return rc == RP_ENOTFOUND && !err.msg[0]
+                   ? problemf(c, 404, NULL, "plugin %s has no route %s %s", name, method,
+                              r.sub)
+                   : store_problem(c, &err, false);
+    }
+    if (status < 200 || status > 599)
+        status = 500;
+    if (strcmp(method, "GET") != 0)
+        wrote(c);
+    send_body(c, status, body ? "application/json" : NULL, body ? body : "",
+              body ? strlen(body) : 0);
+    free(body);
+    return 0;
+}
+
 /* ---- OpenAPI, from the registry -------------------------------------------------------- */
 
 static json_t *field_schema(json_t *spec)
@@ -1315,6 +1356,8 @@ static int route(call_t *c)
     if (authenticate(c))
         return 0;
     const char *entity = seg[0];
+    if (n >= 2 && strcmp(entity, "plugins") == 0 && c->h->routes)
+        return do_plugin(c, seg[1]);
     if (n == 1 && strcmp(entity, "search") == 0)
         return method_is(req, "GET") ? do_search(c) : method_not_allowed(c, "GET");
     if (!rp_store_has_entity(c->h->s, entity))
@@ -1541,6 +1584,12 @@ int rp_http_new(rp_store_t *s, rp_sched_t *e, const rp_http_opts_t *o, rp_http_t
     rp_sched_attach(e, start, stop, h);
     *out = h;
     return 0;
+}
+
+void rp_http_set_routes(rp_http_t *h, rp_http_route_fn fn, void *ud)
+{
+    h->routes = fn;
+    h->routes_ud = ud;
 }
 
 int rp_http_port(const rp_http_t *h)

@@ -28,23 +28,25 @@ struct rapport_host {
     char actor[96];
     rp_ctx_t ctx;
     char last_error[512];
+    int last_rc;                /* the code of the last host call (a route reads it) */
     bool inited;
     int order;                  /* position in init order */
     /* What it registered, for `rapport plugins` and for undoing. */
-    json_t *entities, *hooks, *handlers, *jobs, *schedules, *lua, *commands;
+    json_t *entities, *hooks, *handlers, *jobs, *schedules, *lua, *commands, *routes;
 };
 
 /* A registration whose callback comes back through the host. */
 struct reg {
     reg_t *next;
     rapport_host *h;
-    int kind; /* 0 hook, 1 batch hook, 2 event, 3 job, 4 lua, 5 command */
+    int kind; /* 0 hook, 1 batch hook, 2 event, 3 job, 4 lua, 5 command, 6 route */
     union {
         rapport_hook_fn hook;
         rapport_event_fn event;
         rapport_job_fn job;
         rapport_lua_fn lua;
         rapport_command_fn command;
+        rapport_route_fn route;
     } fn;
     void *ud;
     char name[160];
@@ -78,6 +80,7 @@ static int64_t fail_host(rapport_host *h, int code, const char *fmt, ...)
 
 static int from_err(rapport_host *h, int rc, const rp_error_t *err)
 {
+    h->last_rc = rc;
     if (rc)
         snprintf(h->last_error, sizeof h->last_error, "%s", err->msg);
     else
@@ -208,7 +211,8 @@ static char *h_get(rapport_host *h, const char *entity, int64_t id)
 {
     json_t *r = NULL;
     rp_error_t err = {0};
-    from_err(h, rp_store_get(h->P->s, entity, id, &r, &err), &err);
+    /* In a route, as the calling user: their scope, without the fields hidden from them. */
+    from_err(h, rp_store_get_as(h->P->s, &h->ctx, entity, id, &r, &err), &err);
     return dump(r);
 }
 
@@ -246,7 +250,8 @@ static char *h_find(rapport_host *h, const char *entity, const char *query)
                      .offset = json_integer_value(json_object_get(q, "offset")),
                      .after = json_string_value(json_object_get(q, "after")),
                      .fields = json_is_array(jf) ? fields : NULL,
-                     .with_deleted = json_is_true(json_object_get(q, "deleted"))};
+                     .with_deleted = json_is_true(json_object_get(q, "deleted")),
+                     .access = h->ctx.access};
     json_t *rows = NULL;
     char *next = NULL;
     rp_error_t err = {0};
@@ -265,7 +270,7 @@ static int h_count(rapport_host *h, const char *entity, const char *where, int64
     if (where && !w)
         return RAPPORT_EINVAL;
     rp_error_t err = {0};
-    int rc = rp_store_count(h->P->s, entity, w, false, n, &err);
+    int rc = rp_store_count_as(h->P->s, h->ctx.access, entity, w, false, n, &err);
     json_decref(w);
     return from_err(h, rc, &err);
 }
@@ -591,6 +596,28 @@ static int h_command(rapport_host *h, const char *name, const char *help, rappor
     return 0;
 }
 
+static int h_route(rapport_host *h, const char *method, const char *path, rapport_route_fn fn,
+                   void *ud)
+{
+    if (!fn || !method || !*method || !path || strlen(method) > 15)
+        return (int)fail_host(h, RAPPORT_EINVAL, "a route needs a method, a path and a function");
+    while (*path == '/')
+        path++;
+    for (const char *p = path; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_' || *p == '-' ||
+              (*p == '/' && p[1] && p[1] != '/')))
+            return (int)fail_host(h, RAPPORT_EINVAL, "route path \"%s\": lower-case words "
+                                  "(a-z, 0-9, _ and -) joined by /", path);
+    reg_t *r = new_reg(h, 6, ud, path);
+    if (!r)
+        return (int)fail_host(h, RAPPORT_ENOMEM, "out of memory");
+    r->fn.route = fn;
+    snprintf(r->help, sizeof r->help, "%s", method);
+    json_array_append_new(h->routes, json_sprintf("%s /api/v1/plugins/%s%s%s", method,
+                                                  h->desc->name, *path ? "/" : "", path));
+    return 0;
+}
+
 static int h_begin(rapport_host *h)
 {
     rp_error_t err = {0};
@@ -671,6 +698,7 @@ static const rapport_api api_table = {
     .schema = h_schema,
     .fold = h_fold,
     .change_refuse = c_refuse,
+    .route = h_route,
 };
 
 /* ---- loading ----------------------------------------------------------------------------- */
@@ -691,6 +719,7 @@ static void host_free(rapport_host *h)
     json_decref(h->schedules);
     json_decref(h->lua);
     json_decref(h->commands);
+    json_decref(h->routes);
     free(h);
 }
 
@@ -819,6 +848,7 @@ static rapport_host *open_one(rp_plugins_t *P, const char *file, rp_error_t *err
     h->schedules = json_array();
     h->lua = json_array();
     h->commands = json_array();
+    h->routes = json_array();
     return h;
 fail:
     host_free(h);
@@ -1152,13 +1182,13 @@ json_t *rp_plugins_describe(const rp_plugins_t *P)
         }
         json_decref(sch);
         json_array_append_new(
-            arr, json_pack("{s:s,s:s,s:i,s:s,s:s,s:o,s:O,s:O,s:O,s:O,s:O,s:O,s:O}", "name",
+            arr, json_pack("{s:s,s:s,s:i,s:s,s:s,s:o,s:O,s:O,s:O,s:O,s:O,s:O,s:O,s:O}", "name",
                            h->desc->name, "version", h->desc->version, "abi", (int)h->desc->abi,
                            "file", h->file, "description",
                            h->desc->description ? h->desc->description : "", "requires", req,
                            "entities", h->entities, "hooks", h->hooks, "handlers", h->handlers,
                            "jobs", h->jobs, "schedules", h->schedules, "lua", h->lua, "commands",
-                           h->commands));
+                           h->commands, "routes", h->routes));
     }
     return arr;
 }
@@ -1212,4 +1242,54 @@ int rp_plugins_command(rp_plugins_t *P, int argc, char **argv, rp_error_t *err)
     rp_error_set(err, RP_ENOTFOUND, RP_C_PLUGIN, "plugin %s has no command \"%s\"; it has:%s",
                  h->desc->name, argc > 1 ? argv[1] : "", n ? list : " none");
     return -1;
+}
+
+int rp_plugins_route(void *ud, const char *name, const rp_http_request_t *req, int *status,
+                     char **body, rp_error_t *err)
+{
+    rp_plugins_t *P = ud;
+    *body = NULL;
+    rapport_host *h = by_name(P, name);
+    if (!h)
+        return rp_error_set(err, RP_ENOTFOUND, RP_C_PLUGIN, "no plugin named \"%s\"", name);
+    const char *sub = req->sub[0] == '/' ? req->sub + 1 : req->sub;
+    reg_t *best = NULL;
+    size_t best_len = 0;
+    for (reg_t *r = P->regs; r; r = r->next) {
+        if (r->h != h || r->kind != 6)
+            continue;
+        size_t n = strlen(r->name);
+        bool path_ok = strncmp(sub, r->name, n) == 0 && (sub[n] == '\0' || sub[n] == '/' || !n);
+        bool method_ok = !strcmp(r->help, "*") || !strcmp(r->help, req->method);
+        /* The longest path that fits wins. */
+        if (path_ok && method_ok && (!best || n > best_len))
+            best = r, best_len = n;
+    }
+    if (!best)
+        return RP_ENOTFOUND;
+    rapport_request rq = {.method = req->method, .path = req->path,
+                          .rest = sub + best_len, .query = req->query, .body = req->body,
+                          .body_len = req->body_len, .user = req->user, .role = req->role};
+    /* The host's functions act as the caller while the route runs. */
+    rp_ctx_t saved = h->ctx;
+    h->ctx = (rp_ctx_t){.actor = req->ctx->actor, .origin = h->ctx.origin,
+                        .access = req->ctx->access};
+    char msg[512] = "";
+    char *out = NULL;
+    *status = 200;
+    h->last_rc = 0;
+    int rc = best->fn.route(h, &api_table, &rq, status, &out, best->ud, msg, sizeof msg);
+    h->ctx = saved;
+    /* A route that failed because the caller may not do what it asked is a 403, whatever
+     * code the plugin chose. */
+    if (rc && h->last_rc == RP_EPERM)
+        rc = RP_EPERM;
+    *body = out; /* api->strdup is the C library's: free() is its pair */
+    if (rc) {
+        free(*body);
+        *body = NULL;
+        return rp_error_set(err, rc, rc == RP_EPERM ? RP_C_DENIED : 0, "%s",
+                            msg[0] ? msg : h->last_error[0] ? h->last_error : "the route failed");
+    }
+    return 0;
 }

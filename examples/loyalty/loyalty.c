@@ -554,6 +554,36 @@ static int balance(rapport_host *h, const rapport_api *api, const char *args, ch
     return *result ? 0 : RAPPORT_ENOMEM;
 }
 
+/* GET /api/v1/plugins/loyalty/balance/<member>: {"member", "points"}, as the caller (who must
+ * be allowed to read that member). */
+static int balance_route(rapport_host *h, const rapport_api *api, const rapport_request *req,
+                         int *status, char **body, void *ud, char *err, size_t errlen)
+{
+    const loyalty_t *L = ud;
+    int64_t member = 0, account = 0, points = 0;
+    if (req->rest[0] != '/' || as_int(req->rest + 1, &member) || member <= 0) {
+        snprintf(err, errlen, "the path is /api/v1/plugins/loyalty/balance/<member id>");
+        return RAPPORT_ENOTFOUND;
+    }
+    char *rec = api->get(h, L->member, member);
+    if (!rec) {
+        snprintf(err, errlen, "%s", api->last_error(h));
+        return RAPPORT_ENOTFOUND;
+    }
+    api->free(rec);
+    int rc = account_of(h, api, member, 0, &account, &points);
+    if (rc) {
+        snprintf(err, errlen, "%s", api->last_error(h));
+        return rc;
+    }
+    char text[96];
+    snprintf(text, sizeof text, "{\"member\": %" PRId64 ", \"points\": %" PRId64 "}", member,
+             points);
+    *status = 200;
+    *body = api->strdup(text);
+    return *body ? 0 : RAPPORT_ENOMEM;
+}
+
 /* The member's name for the table: "name", else "first_name last_name", else "". */
 static void member_name(rapport_host *h, const rapport_api *api, const loyalty_t *L, int64_t member,
                         char *out, size_t cap)
@@ -713,6 +743,9 @@ static int loyalty_init(rapport_host *h, const rapport_api *api, char *err, size
         api->every(h, "loyalty.expire", "0 3 * * *", NULL, "loyalty.expire", NULL) ||
         api->lua_function(h, "balance", balance, L) ||
         api->command(h, "top", "the members with the most points: top [N]", top, L))
+        goto fail;
+    /* An older engine without the HTTP API still runs the rest of the plugin. */
+    if (RAPPORT_HAS(api, route) && api->route(h, "GET", "balance", balance_route, L))
         goto fail;
     /* A bad setting is said at start, not only when the nightly job trips on it. */
     int64_t days = 0;

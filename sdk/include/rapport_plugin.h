@@ -39,6 +39,7 @@ enum {
     RAPPORT_EVETO = -4,     /**< A before-hook refused the change. */
     RAPPORT_EIO = -5,       /**< The database failed. */
     RAPPORT_ENOMEM = -6,    /**< Out of memory. */
+    RAPPORT_EPERM = -10,    /**< In a route: the calling user's role does not allow it. */
 };
 
 /** Log levels for rapport_api.log. */
@@ -120,6 +121,32 @@ typedef int (*rapport_job_fn)(rapport_host *h, const rapport_api *api, const rap
 typedef int (*rapport_lua_fn)(rapport_host *h, const rapport_api *api, const char *args,
                               char **result, void *ud, char *err, size_t errlen);
 /** A command `rapport <plugin> <name> ARGS…`: prints what it likes; returns the exit status. */
+/**
+ * A request to one of the plugin's HTTP routes (api->route), borrowed for the call. The caller
+ * has shown a valid token: @p user and @p role say who, and while the route runs the host's
+ * functions act as that user, with that role's permissions.
+ */
+typedef struct rapport_request {
+    const char *method;  /**< "GET", "POST", "PATCH", "DELETE", … */
+    const char *path;    /**< The whole path: "/api/v1/plugins/loyalty/balance/42". */
+    const char *rest;    /**< What follows the route's own path: "/42", or "". */
+    const char *query;   /**< The query string as sent (without "?"), or "". */
+    const char *body;    /**< The body, NUL-ended, or NULL when there is none. */
+    size_t body_len;
+    const char *user;    /**< The token's user. */
+    const char *role;    /**< The role it acts with. */
+} rapport_request;
+
+/**
+ * Answers a request: set *status (the host starts it at 200) and *body to JSON text allocated
+ * with api->strdup (or leave it NULL for no body). A negative return (with an error message
+ * in @p err) is answered as application/problem+json with the status that fits the code
+ * (RAPPORT_EINVAL 422, RAPPORT_ENOTFOUND 404, RAPPORT_ECONFLICT 409, …).
+ */
+typedef int (*rapport_route_fn)(rapport_host *h, const rapport_api *api,
+                                const rapport_request *req, int *status, char **body, void *ud,
+                                char *err, size_t errlen);
+
 typedef int (*rapport_command_fn)(rapport_host *h, const rapport_api *api, int argc, char **argv,
                                   void *ud);
 
@@ -245,6 +272,15 @@ struct rapport_api {
     /** In a batch hook that vetoes: the record @p i that is wrong, so a bulk write (an import)
      *  names the right one (without it, the first). */
     void (*change_refuse)(rapport_change *c, int i);
+
+    /* -- the HTTP API (since the API: test with RAPPORT_HAS) -- */
+    /**
+     * Serves @p method ("GET", … or "*" for any) on /api/v1/plugins/<plugin>/@p path and on
+     * every path below it (the rest reaches the route as req->rest). Requests need a token;
+     * the route's store calls obey the caller's role.
+     */
+    int (*route)(rapport_host *h, const char *method, const char *path, rapport_route_fn fn,
+                 void *ud);
 };
 
 /** Whether @p api has function @p fn (so a plugin can run on an older host). */

@@ -204,6 +204,33 @@ kill -TERM "$serve_pid"; wait "$serve_pid"; status=$?
 [ "$status" = 0 ] && ok || bad "rapport serve exited $status on SIGTERM: $(cat "$tmp/serve.log")"
 serve_pid=
 expect 0 "127" -- eval 'return crm.loyalty.balance(1)'
+# The same balance over HTTP, through the plugin's own route, as the calling user.
+expect 0 "routes: GET /api/v1/plugins/loyalty/balance" -- plugins
+"$RAPPORT" users add vera --role admin --password-stdin <<<"vera's password" >/dev/null
+"$RAPPORT" roles set nobody '{"entities": {"loyalty_account": {"read": "all"}}}' >/dev/null
+"$RAPPORT" users add nina --role nobody --password-stdin <<<"nina's password" >/dev/null
+vtok=$("$RAPPORT" tokens create --user vera 2>/dev/null | grep -o 'rpt_[A-Za-z0-9_-]*')
+ntok=$("$RAPPORT" tokens create --user nina 2>/dev/null | grep -o 'rpt_[A-Za-z0-9_-]*')
+"$RAPPORT" serve --listen 127.0.0.1:0 --poll-ms 50 > "$tmp/serve.log" 2>&1 &
+serve_pid=$!
+port=
+for _ in $(seq 100); do
+    port=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$tmp/serve.log" | cut -d: -f2)
+    [ -n "$port" ] && break
+    sleep 0.05
+done
+get() { curl -s -w ' %{http_code}' -H "Authorization: Bearer $1" "http://127.0.0.1:$port$2"; }
+out=$(get "$vtok" /api/v1/plugins/loyalty/balance/1)
+[ "$out" = '{"member": 1, "points": 127} 200' ] && ok || bad "the loyalty route answered: $out"
+out=$(get "$vtok" /api/v1/plugins/loyalty/balance/999)
+grep -q ' 404$' <<<"$out" && ok || bad "a missing member over the route: $out"
+out=$(get "$ntok" /api/v1/plugins/loyalty/balance/1)
+grep -q 'missing: loyalty_customer.read.* 403$' <<<"$out" && ok || bad "the route did not act as its caller: $out"
+out=$(get "$vtok" /api/v1/plugins/loyalty/nothing)
+grep -q 'plugin loyalty has no route GET /nothing.* 404$' <<<"$out" && ok || bad "an unknown route: $out"
+out=$(curl -s -w ' %{http_code}' "http://127.0.0.1:$port/api/v1/plugins/loyalty/balance/1")
+grep -q ' 401$' <<<"$out" && ok || bad "a route without a token: $out"
+kill -TERM "$serve_pid"; wait "$serve_pid"; serve_pid=
 out=$("$RAPPORT" loyalty top 2>&1)
 want="RANK  MEMBER  NAME          POINTS  TIER
    1       2  Grace Hopper     900  silver

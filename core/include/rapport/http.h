@@ -47,6 +47,29 @@ typedef struct rp_http_opts {
 int rp_http_new(rp_store_t *s, rp_sched_t *e, const rp_http_opts_t *o, rp_http_t **out,
                 rp_error_t *err);
 
+/** A request to an extension's route: /api/v1/plugins/<name>/<sub…>, from a signed-in user. */
+typedef struct rp_http_request {
+    const char *method;
+    const char *path;     /**< The whole path. */
+    const char *sub;      /**< After /api/v1/plugins/<name>: "/balance/42", or "". */
+    const char *query;    /**< Without "?", or "". */
+    const char *body;     /**< NUL-ended copy of the body, or NULL. */
+    size_t body_len;
+    const char *user, *role;
+    const rp_ctx_t *ctx;  /**< The caller's context (actor user:<name>, their access). */
+} rp_http_request_t;
+
+/**
+ * Answers extension @p name's route for @p req: 0 with *status and *body (JSON text, owned:
+ * free(), or NULL); RP_ENOTFOUND (with @p err) when it has no such route; another RP_E* code
+ * (with @p err) for a failure, answered as a problem.
+ */
+typedef int (*rp_http_route_fn)(void *ud, const char *name, const rp_http_request_t *req,
+                                int *status, char **body, rp_error_t *err);
+
+/** Routes /api/v1/plugins/… to @p fn (the plugin host: rp_plugins_route). */
+void rp_http_set_routes(rp_http_t *h, rp_http_route_fn fn, void *ud);
+
 /** The port listened on, once serving (useful with port 0); 0 before. */
 int rp_http_port(const rp_http_t *h);
 

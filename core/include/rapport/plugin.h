@@ -6,6 +6,7 @@
 #ifndef RAPPORT_PLUGIN_HOST_H
 #define RAPPORT_PLUGIN_HOST_H
 
+#include "rapport/http.h"
 #include "rapport/lua.h"
 #include "rapport/sched.h"
 
@@ -52,5 +53,13 @@ const char *const *rp_plugins_script_dirs(const rp_plugins_t *p);
  * status, or -1 with @p err filled when the plugin or its command does not exist.
  */
 int rp_plugins_command(rp_plugins_t *p, int argc, char **argv, rp_error_t *err);
+
+/**
+ * Serves a plugin's HTTP route (an rp_http_route_fn; @p ud is the rp_plugins_t): the route of
+ * plugin @p name whose method fits and whose path is the longest prefix of req->sub, run with
+ * the host acting as the caller (req->ctx). RP_ENOTFOUND (no message) when none fits.
+ */
+int rp_plugins_route(void *ud, const char *name, const rp_http_request_t *req, int *status,
+                     char **body, rp_error_t *err);
 
 #endif
