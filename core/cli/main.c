@@ -928,6 +928,8 @@ static int cmd_serve(cli_t *c, int argc, char **argv)
     wo.timeout_ms = (int)config_int(env.s, "webhooks.timeout_ms", 5000);
     wo.retry.max_attempts = (int)config_int(env.s, "webhooks.max_attempts", 5);
     wo.retry.base_ms = config_int(env.s, "webhooks.retry_base_ms", 1000);
+    int64_t keep_days = config_int(env.s, "webhooks.log_days", 30);
+    wo.log_keep_ms = (keep_days < 36500 ? keep_days : 36500) * 86400000;
     if (rp_webhook_deliverer_start(env.s, &wo, &hooks, &err))
         log_line(NULL, "warn", "webhook", err.msg);
     if (rp_sched_serve(env.e, (int)poll_ms, reload_scripts, env.sc, &err))

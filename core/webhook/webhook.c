@@ -505,7 +505,8 @@ int rp_webhook_replay(rp_store_t *s, int64_t dead_id, rp_error_t *err)
 
 /* ---- the deliverer ---------------------------------------------------------------------- */
 
-enum { QMAX = 32, SNIPPET = 200, REFRESH_MS = 1000, BACKOFF_MS = 1000 };
+enum { QMAX = 32, SNIPPET = 200, REFRESH_MS = 1000, BACKOFF_MS = 1000, PRUNE_MS = 60000,
+       PRUNE_ROWS = 500 };
 
 /* One webhook as the deliverer knows it. */
 typedef struct hook {
@@ -538,7 +539,7 @@ struct rp_webhook_deliverer {
     uv_thread_t thread;
     atomic_bool stop;
     hook_t *hooks;
-    int64_t refresh_at;
+    int64_t refresh_at, prune_at;
     int schema_cookie;
 };
 
@@ -1017,6 +1018,32 @@ static void finished(rp_webhook_deliverer_t *d, hook_t *h, CURLcode res)
     record(d, h, status, error, retryable, (int64_t)(us / 1000));
 }
 
+/* Drops the oldest rows of the delivery log past its age. A few hundred at a time, from the
+ * oldest id on (ids grow with time), so it never scans the table nor holds the write lock long;
+ * again at once while there is more. */
+static void prune(rp_webhook_deliverer_t *d)
+{
+    if (d->o.log_keep_ms <= 0)
+        return;
+    rp_error_t err = {0};
+    sqlite3_stmt *st = rp__stmt(d->s, "DELETE FROM rp_webhook_deliveries WHERE id IN (SELECT id"
+                                      " FROM rp_webhook_deliveries ORDER BY id LIMIT ?2)"
+                                      " AND at < ?1", &err);
+    if (!st)
+        return;
+    int64_t now = rp_store_now(d->s);
+    sqlite3_bind_int64(st, 1, now - d->o.log_keep_ms);
+    sqlite3_bind_int(st, 2, PRUNE_ROWS);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+        rp__dberr(d->s, rc, "cannot prune the delivery log", &err);
+        say(d, "warn", "%s", err.msg);
+    }
+    d->prune_at = now + (rc == SQLITE_DONE && sqlite3_changes(d->s->db) == PRUNE_ROWS ? REFRESH_MS
+                                                                                        : PRUNE_MS);
+}
+
 static void run(void *arg)
 {
     rp_webhook_deliverer_t *d = arg;
@@ -1027,6 +1054,8 @@ static void run(void *arg)
             refresh(d);
             d->refresh_at = now + REFRESH_MS;
         }
+        if (now >= d->prune_at)
+            prune(d);
         int64_t wake = d->refresh_at;
         for (hook_t *h = d->hooks; h && !atomic_load(&d->stop); h = h->next) {
             if (h->easy || !h->active)

@@ -299,7 +299,18 @@ static void test_deliverer_needs_a_file(void **state)
     rp_store_close(s);
 }
 
-/* Started and stopped on a file with nothing to deliver: the thread comes and goes cleanly. */
+static int64_t count_rows(rp_store_t *s, const char *sql)
+{
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(s->db, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return n;
+}
+
+/* Started and stopped on a file with nothing to deliver: the thread comes and goes cleanly,
+ * and meanwhile drops the delivery log's rows past their age. */
 static void test_deliverer_start_stop(void **state)
 {
     (void)state;
@@ -311,13 +322,24 @@ static void test_deliverer_start_stop(void **state)
     rp_store_t *s = NULL;
     rp_error_t err = {0};
     assert_int_equal(rp_store_open(path, NULL, &s, &err), 0);
+    char sql[512];
+    int64_t now = rp_store_now(s), day = 86400000;
+    snprintf(sql, sizeof sql, "INSERT INTO rp_webhook_deliveries(webhook_id, seq, attempt,"
+             " duration_ms, at, outcome) VALUES (1, 1, 1, 0, %lld, 'retry'),"
+             " (1, 1, 2, 0, %lld, 'retry'), (1, 1, 3, 0, %lld, 'delivered')",
+             (long long)(now - 40 * day), (long long)(now - 31 * day), (long long)(now - day));
+    assert_int_equal(rp__exec(s, sql, &err), 0);
     rp_webhook_deliverer_t *d = NULL;
-    rp_webhook_opts_t o = {.poll_ms = 10};
+    rp_webhook_opts_t o = {.poll_ms = 10, .log_keep_ms = 30 * day};
     assert_int_equal(rp_webhook_deliverer_start(s, &o, &d, &err), 0);
     assert_non_null(d);
-    struct timespec ts = {0, 50 * 1000 * 1000};
-    nanosleep(&ts, NULL);
+    struct timespec ts = {0, 20 * 1000 * 1000};
+    for (int i = 0; i < 250 && count_rows(s, "SELECT count(*) FROM rp_webhook_deliveries") > 1;
+         i++)
+        nanosleep(&ts, NULL);
     rp_webhook_deliverer_stop(d);
+    assert_int_equal(count_rows(s, "SELECT count(*) FROM rp_webhook_deliveries"), 1);
+    assert_int_equal(count_rows(s, "SELECT attempt FROM rp_webhook_deliveries"), 3);
     rp_store_close(s);
     char side[64];
     unlink(path);

@@ -115,8 +115,9 @@ int rp_webhook_deliveries(rp_store_t *s, int64_t id, int limit, json_t **out, rp
 int rp_webhook_dead(rp_store_t *s, int64_t id, json_t **out, rp_error_t *err);
 
 /**
- * Queues dead letter @p dead_id of a webhook to be delivered again (first, before newer
- * events). RP_ENOTFOUND when it is not a webhook's dead letter.
+ * Queues dead letter @p dead_id of a webhook to be delivered again, first, before newer events.
+ * It is tried once: if that fails it is a dead letter again. RP_ENOTFOUND when it is not a
+ * webhook's dead letter.
  */
 int rp_webhook_replay(rp_store_t *s, int64_t dead_id, rp_error_t *err);
 
@@ -130,6 +131,7 @@ typedef struct rp_webhook_opts {
     int timeout_ms;   /**< One attempt's whole time limit, connecting included (0 = 5000). */
     int poll_ms;      /**< How often an idle webhook looks for new events (0 = 100). */
     rp_retry_t retry; /**< Attempts and backoff (events.h defaults: 5 attempts, 1 s doubling). */
+    int64_t log_keep_ms; /**< Delivery log rows older than this are dropped (0: kept for ever). */
     /** Where notable things are said (may be NULL). Called on the deliverer's thread. */
     rp_log_fn log;
     void *log_ud;
