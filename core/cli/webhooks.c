@@ -9,10 +9,6 @@
 #include "cli.h"
 #include "rapport/webhook.h"
 
-#define WEBHOOKS_USAGE                                                                           \
-    "webhooks: add URL --events TYPES --user NAME [--secret S | --secret-stdin] | list | "      \
-    "remove ID | pause ID | resume ID | deliveries [ID] [-n N] | dead [ID] | replay DEAD_ID"
-
 static void print_rows(json_t *rows)
 {
     size_t i;
@@ -115,8 +111,14 @@ int cmd_webhooks(cli_t *c, int argc, char **argv)
     if (!is_list && !optional_id && !needs_id)
         return usage_error("webhooks", "webhooks: unknown subcommand \"%s\"", verb);
     int64_t id = 0, n = 20;
-    if ((is_list && argc > 2) || (needs_id && argc != 3) || (optional_id && argc > 3))
-        return usage_error("webhooks", "%s", WEBHOOKS_USAGE);
+    if (is_list && argc > 2)
+        return usage_error("webhooks", "webhooks list takes no operands");
+    if (needs_id && argc != 3)
+        return usage_error("webhooks", "webhooks %s needs one %s", verb,
+                           strcmp(verb, "replay") == 0 ? "dead letter id (see webhooks dead)"
+                                                       : "webhook id (see webhooks list)");
+    if (optional_id && argc > 3)
+        return usage_error("webhooks", "webhooks %s takes at most a webhook id", verb);
     if (argc == 3 && !parse_id(argv[2], &id))
         return usage_error("webhooks", "webhooks %s: \"%s\" is not an id", verb, argv[2]);
     if (nval && !parse_id(nval, &n))
