@@ -78,6 +78,9 @@ int cmd_users(cli_t *c, int argc, char **argv);
 int cmd_tokens(cli_t *c, int argc, char **argv);
 int cmd_roles(cli_t *c, int argc, char **argv);
 
+/* webhooks.c */
+int cmd_webhooks(cli_t *c, int argc, char **argv);
+
 /* io.c */
 int cmd_import(cli_t *c, int argc, char **argv);
 int cmd_export(cli_t *c, int argc, char **argv);

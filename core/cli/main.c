@@ -20,6 +20,7 @@
 #include "rapport/plugin.h"
 #include "rapport/sched.h"
 #include "rapport/store.h"
+#include "rapport/webhook.h"
 
 #include "cli.h"
 
@@ -921,8 +922,20 @@ static int cmd_serve(cli_t *c, int argc, char **argv)
         }
         rp_http_set_routes(http, rp_plugins_route, env.pl);
     }
+    /* Webhooks are delivered on a thread of their own, so a slow receiver never holds up the
+     * loop that serves requests and runs handlers. */
+    rp_webhook_deliverer_t *hooks = NULL;
+    rp_webhook_opts_t wo = {.poll_ms = (int)poll_ms, .log = log_line};
+    wo.timeout_ms = (int)config_int(env.s, "webhooks.timeout_ms", 5000);
+    wo.retry.max_attempts = (int)config_int(env.s, "webhooks.max_attempts", 5);
+    wo.retry.base_ms = config_int(env.s, "webhooks.retry_base_ms", 1000);
+    int64_t keep_days = config_int(env.s, "webhooks.log_days", 30);
+    wo.log_keep_ms = (keep_days < 36500 ? keep_days : 36500) * 86400000;
+    if (rp_webhook_deliverer_start(env.s, &wo, &hooks, &err))
+        log_line(NULL, "warn", "webhook", err.msg);
     if (rp_sched_serve(env.e, (int)poll_ms, reload_scripts, env.sc, &err))
         rc = fail("%s", err.msg);
+    rp_webhook_deliverer_stop(hooks);
     rp_http_free(http);
     json_decref(conf);
     env_close(&env);
@@ -1378,6 +1391,12 @@ static const command_t commands[] = {
      "API tokens: shown once, kept hashed, expiring and revocable."},
     {"roles", cmd_roles, "roles [list] | roles show NAME | roles set NAME GRANTS | roles remove NAME",
      "Roles: per entity read/create/update/delete scopes, hidden and read-only fields."},
+    {"webhooks", cmd_webhooks,
+     "webhooks add URL --events TYPES --user NAME [--secret S | --secret-stdin] | webhooks list | "
+     "webhooks remove|pause|resume ID | webhooks deliveries [ID] [-n N] | webhooks dead [ID] | "
+     "webhooks replay DEAD_ID",
+     "Outgoing webhooks: signed POSTs of events, retried, with a delivery log (sent while serve "
+     "runs)."},
     {"plugins", cmd_plugins, "plugins [--json]",
      "List the loaded plugins: name, version, ABI, file, and what each registered."},
     {NULL, NULL, NULL, NULL},

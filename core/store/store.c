@@ -62,6 +62,16 @@ static const char *const migrations[RP_STORE_SCHEMA_VERSION] = {
     " user_id INTEGER NOT NULL REFERENCES rp_users(id), hash TEXT NOT NULL UNIQUE,"
     " prefix TEXT NOT NULL, role TEXT, created_at TEXT NOT NULL, expires_at INTEGER,"
     " revoked_at TEXT, last_used_at INTEGER);",
+    /* 4: outgoing webhooks (core/webhook). The secret is kept as itself: it signs every
+     * delivery. One row per delivery attempt in the log. */
+    "CREATE TABLE rp_webhooks(id INTEGER PRIMARY KEY AUTOINCREMENT, url TEXT NOT NULL,"
+    " events TEXT NOT NULL, secret TEXT NOT NULL, owner TEXT NOT NULL,"
+    " active INTEGER NOT NULL DEFAULT 1, created_at TEXT NOT NULL, created_by TEXT NOT NULL);"
+    "CREATE TABLE rp_webhook_deliveries(id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " webhook_id INTEGER NOT NULL, seq INTEGER NOT NULL, attempt INTEGER NOT NULL,"
+    " status INTEGER, error TEXT, duration_ms INTEGER NOT NULL, at INTEGER NOT NULL,"
+    " outcome TEXT NOT NULL);"
+    "CREATE INDEX rp_webhook_deliveries_hook ON rp_webhook_deliveries(webhook_id, id);",
 };
 
 static int64_t real_now(void *ud)
