@@ -1393,6 +1393,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     socklen_t len = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
     if (len == 0 || h2o_socket_getnumerichost((struct sockaddr *)&ss, len, c.client) == SIZE_MAX)
         snprintf(c.client, sizeof c.client, "unknown");
+    /* An entity or field an admin added from another process is served at once. */
+    rp_store_refresh(c.h->s);
     /* A request that may write joins the turn's group (reads meanwhile wait for it too). */
     if ((method_is(req, "GET") || method_is(req, "HEAD") || group_begin(&c) == 0))
         route(&c);

@@ -965,6 +965,7 @@ static void on_tick(uv_timer_t *t)
     rp_error_t err = {0};
     int did = 0;
     e->kicked = false;
+    rp_store_refresh(e->s); /* entities another process defined meanwhile */
     if (rp_sched_run_due(e, &did, &err))
         say(e, "error", "pass failed error=%s", err.msg);
     if (e->stopping) {

@@ -711,6 +711,16 @@ out:
     return rc;
 }
 
+/* SQLite's count of schema changes to the file, by any connection. */
+static int schema_cookie(rp_store_t *s)
+{
+    sqlite3_stmt *st = rp__stmt(s, "PRAGMA schema_version", NULL);
+    int v = st && sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+    if (st)
+        sqlite3_reset(st);
+    return v;
+}
+
 static void registry_free(rp_store_t *s)
 {
     for (int i = 0; i < s->nents; i++)
@@ -728,6 +738,18 @@ static void registry_reload(rp_store_t *s)
     registry_free(s);
     rp_error_t ignored;
     registry_load(s, &ignored);
+    s->seen_schema = schema_cookie(s);
+}
+
+int rp_store_refresh(rp_store_t *s)
+{
+    if (s->txn_depth > 0)
+        return 0;
+    int v = schema_cookie(s);
+    if (v < 0 || v == s->seen_schema)
+        return 0;
+    registry_reload(s);
+    return 1;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -867,7 +889,9 @@ int rp_store_open(const char *path, const rp_store_opts_t *opts, rp_store_t **ou
     }
     if ((rc = rp__exec(s, pragmas, err)))
         goto fail;
-    if ((rc = migrate(s, err)) || (rc = registry_load(s, err)))
+    if (!(rc = migrate(s, err)) && !(rc = registry_load(s, err)))
+        s->seen_schema = schema_cookie(s);
+    if (rc)
         goto fail;
     *out = s;
     return 0;

@@ -98,6 +98,16 @@ req GET '/api/v1/pet?where=%7B%22name%22%3A%7B%22starts_with%22%3A%22T%22%7D%7D'
 is 200 '"name":"Tom"' "a where= JSON filter"
 check '! grep -qF "\"name\":\"Rex\"" <<<"$body"' "where= did not filter: $body"
 
+# An entity defined by another process while serve runs is served at once, and in OpenAPI.
+"$RAPPORT" define gadget '{"fields": {"label": {"type": "text", "required": true}}}' >/dev/null
+req POST /api/v1/gadget '{"label": "new"}'
+is 201 '"label":"new"' "an entity defined while serving"
+"$RAPPORT" add-field gadget weight '{"type": "integer"}' >/dev/null
+req PATCH /api/v1/gadget/1 '{"weight": 3}'
+is 200 '"weight":3' "a field added while serving"
+code=$(curl -s -o "$tmp/body" -w '%{http_code}' "$U/openapi.json"); body=$(cat "$tmp/body")
+is 200 '"weight":{"type":"integer"' "openapi has the field added while serving"
+
 # Update with If-Match; a stale version is 412 and changes nothing.
 req PATCH "/api/v1/contact/$id" '{"title": "Countess"}' -H 'If-Match: "1"'
 is 200 '"version":2' "a PATCH with the current version"

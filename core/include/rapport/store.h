@@ -63,6 +63,15 @@ int rp_store_set_cache_mb(rp_store_t *s, int mb, rp_error_t *err);
  */
 int64_t rp_store_set_deadline(rp_store_t *s, int64_t mono_deadline_ms);
 
+/**
+ * Outside a transaction, reads the entity registry again if another process changed the
+ * database's schema (an admin's `rapport define` or `add-field` while `rapport serve` runs).
+ * Returns 1 when it did, 0 when nothing changed. A long-running caller calls it between units
+ * of work (a request, a pass of the scheduler): registry pointers inside the store do not
+ * survive it, so never during a call into the store.
+ */
+int rp_store_refresh(rp_store_t *s);
+
 /** The store's clock: milliseconds since the epoch (real or the opener's clock). */
 int64_t rp_store_now(const rp_store_t *s);
 
