@@ -13,6 +13,7 @@
 #include <lualib.h>
 
 #include "lua_internal.h"
+#include "rapport/access.h"
 #include "rapport/cron.h"
 
 static int raise(lua_State *L, rp_error_t *err)
@@ -292,7 +293,7 @@ static int crm_explain(lua_State *L)
     const char *field = luaL_checkstring(L, 3);
     json_t *h = NULL;
     rp_error_t err = {0};
-    if (rp_events_explain(l->s, entity, id, field, &h, &err))
+    if (rp_events_explain_as(l->s, &l->ctx, entity, id, field, &h, &err))
         return raise(L, &err);
     push_owned(L, h);
     return 1;
@@ -315,7 +316,12 @@ static int crm_history(lua_State *L)
     }
     json_t *arr = json_array();
     for (int i = 0; i < n; i++) {
-        json_array_append_new(arr, rp_event_json(&evs[i]));
+        json_t *ev = rp_event_json(&evs[i]);
+        /* Run for a user: the events of records in their scope, without hidden fields. */
+        if (ev && rp_access_event(l->s, l->ctx.access, ev, NULL) == 1)
+            json_array_append_new(arr, ev);
+        else
+            json_decref(ev);
         rp_event_clear(&evs[i]);
     }
     free(evs);

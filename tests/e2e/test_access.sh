@@ -81,6 +81,9 @@ for _, r in ipairs(rows) do if r.email then emails = emails + 1 end end
 local ok, err = pcall(crm.update, "contact", tonumber(arg[1]), {title = "Hacked"})
 return #rows, emails, ok, tostring(err):match("missing: contact.update") ~= nil
 EOF
+out=$("$RAPPORT" --as sam eval "local h = crm.history('contact', $sam_c); return #h, crm.json.encode(h):find('zzsecret') == nil" 2>&1)
+check '[ "$(echo $out)" = "2 true" ]' "crm.history --as sam: wanted its 2 events without the email, got: $out"
+expect 1 'hidden' -- --as sam eval "return crm.explain('contact', $sam_c, 'email')"
 out=$("$RAPPORT" --as zoe run "$tmp/s.lua" "$tim_c" 2>&1)
 check '[ "$(echo $out)" = "1 0 false true" ]' "Lua --as zoe: wanted 1 0 false true, got: $out"
 out=$("$RAPPORT" run "$tmp/s.lua" "$tim_c" 2>&1)

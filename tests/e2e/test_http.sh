@@ -186,6 +186,8 @@ is 422 '"field":"id"' "a system field"
 head -c 70000 /dev/zero | tr '\0' a > "$tmp/big"
 code=$(curl -s -o "$tmp/body" -w '%{http_code}' -H "Authorization: Bearer $tok" -H 'Content-Type: application/json' --data-binary @"$tmp/big" "$U/api/v1/contact"); body=$(cat "$tmp/body")
 is 413 '' "a body over the limit"
+code409=$("$RAPPORT" add-field pet tag '{"type": "text", "unique": true}' >/dev/null 2>&1; req POST /api/v1/pet '{"name": "T1", "tag": "same"}'; req POST /api/v1/pet '{"name": "T2", "tag": "same"}'; echo "$code $body")
+check 'grep -q "^409 .*\"field\":\"tag\".*RP-E1207" <<<"$code409"' "a duplicate unique value: $code409"
 req GET /api/v1/contact/999999
 is 404 'RP-E1202' "a missing record"
 req GET /api/v1/nothing
@@ -215,6 +217,9 @@ exec 3<>"/dev/tcp/127.0.0.1/$port"
 printf 'POST /api/v1/contact HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"fir' >&3
 req GET /health
 is 200 '"ok"' "served while another request hangs half-sent"
+# ... and after the request timeout (1 s here) the server drops it.
+timeout 5 cat <&3 >/dev/null; st=$?
+check '[ $st != 124 ]' "a half-sent request was not dropped after the request timeout"
 exec 3>&-
 
 # Keep-alive and pipelining: two requests on one connection, both answered.
