@@ -344,6 +344,27 @@ int rp__access_record(rp_store_t *s, const rp_access_t *a, const char *entity, r
     return rp__access_denied(err, a, entity, perm, msg);
 }
 
+int rp__access_owner(rp_store_t *s, const rp_access_t *a, const char *entity, json_t *fields,
+                     rp_error_t *err)
+{
+    const char *owner = json_string_value(json_object_get(fields, "owner"));
+    if (!a || a->all || !owner || !*owner || strcmp(owner, a->user) == 0)
+        return 0;
+    rp_scope_t sc = rp_access_scope(a, entity, RP_PERM_UPDATE);
+    if (sc == RP_SCOPE_ALL)
+        return 0;
+    if (sc == RP_SCOPE_TEAM && a->team[0]) {
+        char team[NAME_MAX_LEN];
+        team_of(s, owner, team, sizeof team);
+        if (strcmp(team, a->team) == 0)
+            return 0;
+    }
+    return rp_error_field(err, "owner", rp_error_set(err, RP_EPERM, RP_C_DENIED,
+                          "role %s may not give %s records to %s (missing: %s.update scope %s)",
+                          a->role, entity, owner, entity,
+                          sc == RP_SCOPE_TEAM ? "all" : "team or all"));
+}
+
 int rp__access_fields(const rp_access_t *a, const char *entity, json_t *fields, rp_error_t *err)
 {
     if (!a || !a->nfields || !json_is_object(fields))

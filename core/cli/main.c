@@ -1423,7 +1423,7 @@ static int plugin_command(cli_t *c, int argc, char **argv)
     if (env_open(c, &env, log_quiet))
         return EXIT_FAIL;
     rp_error_t err = {0};
-    int rc = rp_plugins_command(env.pl, argc, argv, &err);
+    int rc = rp_plugins_command_as(env.pl, &c->ctx, argc, argv, &err);
     env_close(&env);
     if (rc < 0) {
         if (err.code == RP_ENOTFOUND && strstr(err.msg, "no plugin named"))

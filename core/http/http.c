@@ -28,6 +28,7 @@
 typedef struct client_fails {
     char addr[64];
     int count;
+    int pending;        /* sign-ins of this client being checked */
     int64_t since_ms;   /* start of the window */
     int64_t blocked_until_ms;
 } client_fails_t;
@@ -67,6 +68,8 @@ struct rp_http {
     uv_check_t check;
     bool check_ready;
     uv_loop_t *loop;
+    int logins;         /* sign-ins being checked on the thread pool */
+    bool stopping;
     rp_http_route_fn routes;
     void *routes_ud;
     bool group;
@@ -497,9 +500,9 @@ static int throttled(call_t *c)
     return 0;
 }
 
-/* Counts a failed token or password from @p c's client, in the log as auth.refused (and
- * auth.throttled when it reaches the limit). */
-static void failed(call_t *c, const char *why, const char *user)
+/* Counts a failure (or, for a sign-in, an attempt: it is taken back if the password was
+ * right) for @p c's client, and slows the client down at the limit (auth.throttled). */
+static client_fails_t *bump(call_t *c)
 {
     rp_http_t *h = c->h;
     int64_t now = mono_ms();
@@ -509,10 +512,7 @@ static void failed(call_t *c, const char *why, const char *user)
         f->count = 0;
     }
     f->count++;
-    security_event(c, "auth.refused",
-                   json_pack("{s:s,s:s,s:i,s:s?}", "client", c->client, "reason", why,
-                             "failures", f->count, "user", user));
-    if (f->count >= h->o.auth_fails) {
+    if (f->count == h->o.auth_fails) {
         f->blocked_until_ms = now + (int64_t)h->o.auth_window_s * 1000;
         security_event(c, "auth.throttled",
                        json_pack("{s:s,s:i,s:i}", "client", c->client, "failures", f->count,
@@ -520,6 +520,21 @@ static void failed(call_t *c, const char *why, const char *user)
         say(h, "warn", "client %s throttled for %d s after %d failed sign-ins", c->client,
             h->o.auth_window_s, f->count);
     }
+    return f;
+}
+
+static void refused(call_t *c, const char *why, const char *user, int count)
+{
+    security_event(c, "auth.refused",
+                   json_pack("{s:s,s:s,s:i,s:s?}", "client", c->client, "reason", why,
+                             "failures", count, "user", user));
+}
+
+/* A failed token from @p c's client: counted, and in the log as auth.refused. */
+static void failed(call_t *c, const char *why, const char *user)
+{
+    client_fails_t *f = bump(c);
+    refused(c, why, user, f->count);
 }
 
 /* Who the bearer token is; answers 401/429 itself and returns -1 when it lets no one in. */
@@ -550,8 +565,9 @@ static int authenticate(call_t *c)
                    "error=\"invalid_token\"");
         return problem(c, status_of(&err, false) == 503 ? 503 : 401, err.msg, NULL) - 1;
     }
-    if (f)
-        f->count = 0;
+    /* A good token does not wipe the failures before it: one valid token must not let a
+     * client go on guessing passwords or tokens. They expire with their window. */
+    (void)f;
     const char *user = json_string_value(json_object_get(c->who, "user"));
     snprintf(c->actor, sizeof c->actor, "user:%s", user);
     if (rp_access_load(h->s, user, json_string_value(json_object_get(c->who, "role")),
@@ -581,7 +597,16 @@ static void group_end(rp_http_t *h)
     h->group = false;
     uv_check_stop(&h->check);
     rp_error_t err = {0};
-    int rc = rp_store_commit(h->s, &err);
+    int rc = 0;
+    /* Something in the group (a plugin's route) left a begin without its commit: undo it
+     * rather than commit half of it, and fail the group. */
+    if (rp_store_txn_depth(h->s) > 1) {
+        say(h, "error", "a request left a transaction open: the group of writes is undone");
+        while (rp_store_txn_depth(h->s) > 0)
+            rp_store_rollback(h->s, NULL);
+        rc = rp_error_set(&err, RP_ESTATE, RP_C_TXN, "a request left a transaction open");
+    } else
+        rc = rp_store_commit(h->s, &err);
     if (rc) {
         rp_store_rollback(h->s, NULL);
         say(h, "error", "a group of writes could not be committed: %s", err.msg);
@@ -660,8 +685,13 @@ static void login_done(uv_work_t *w, int status)
 {
     login_t *l = w->data;
     rp_http_t *h = l->h;
-    if (l->req) {
-        *l->guard = NULL;
+    h->logins--;
+    client_fails_t *f = fails_of(h, l->client, false);
+    if (f && f->pending > 0)
+        f->pending--;
+    if (l->req)
+        *l->guard = NULL; /* disarmed whatever follows: l is freed below */
+    if (l->req && h->ctx_ready) {
         call_t c = {.h = h, .req = l->req};
         snprintf(c.client, sizeof c.client, "%s", l->client);
         char actor[80];
@@ -671,12 +701,17 @@ static void login_done(uv_work_t *w, int status)
         char *token = NULL;
         int64_t id = 0;
         if (status != 0 || !l->ok) {
-            failed(&c, "wrong user name or password", l->user);
+            if (f && f->count > 0)
+                f->count--; /* bump() counts it again, and slows the client at the limit */
+            f = bump(&c);
+            refused(&c, "wrong user name or password", l->user, f->count);
             problem(&c, 401, "wrong user name or password", NULL);
         } else if (rp_tokens_create(h->s, &ctx, l->user, NULL, l->expires_ms, &token, &id,
                                     &err)) {
             store_problem(&c, &err, false);
         } else {
+            if (f && f->count > 0)
+                f->count--; /* the attempt counted at its start was not a failure */
             json_t *ev = json_pack("{s:s,s:s,s:I}", "user", l->user, "client", l->client,
                                    "token_id", (json_int_t)id);
             if (rp_events_emit(h->s, &ctx, "auth.login", NULL, 0, ev, NULL, &err))
@@ -727,6 +762,26 @@ static int do_login(call_t *c)
         json_decref(body); /* after: expires is the body's */
         return 0;
     }
+    /* Each sign-in counts against the client's limit from the start (taken back when the
+     * password was right), and few are checked at once: argon2id costs 64 MiB and tens of
+     * milliseconds each, so a flood must not queue up on the thread pool. */
+    client_fails_t *f = fails_of(c->h, c->client, true);
+    if (mono_ms() - f->since_ms <= (int64_t)c->h->o.auth_window_s * 1000 &&
+        f->count >= c->h->o.auth_fails) {
+        /* The attempts being checked count already: no more than the limit in a window. */
+        add_header(c, H2O_TOKEN_RETRY_AFTER, "1");
+        problem(c, 429, "too many sign-ins from this client being checked or failed; try "
+                "again shortly", NULL);
+        json_decref(body);
+        return 0;
+    }
+    if (f->pending >= 2 || c->h->logins >= 8) {
+        add_header(c, H2O_TOKEN_RETRY_AFTER, "1");
+        problem(c, f->pending >= 2 ? 429 : 503, "too many sign-ins being checked; try again "
+                "in a second", NULL);
+        json_decref(body);
+        return 0;
+    }
     login_t *l = calloc(1, sizeof *l);
     if (l)
         l->pc = rp_users_password_begin(c->h->s, user, password);
@@ -750,6 +805,16 @@ static int do_login(call_t *c)
         free(l);
         return problem(c, 503, "cannot check the password now", NULL);
     }
+    /* Counted now, taken back if the password was right (bump() would slow the client at the
+     * limit before knowing: the count alone holds attempts back meanwhile). */
+    int64_t now = mono_ms();
+    if (now - f->since_ms > (int64_t)c->h->o.auth_window_s * 1000) {
+        f->since_ms = now;
+        f->count = 0;
+    }
+    f->count++;
+    f->pending++;
+    c->h->logins++;
     return 0; /* answered by login_done */
 }
 
@@ -897,14 +962,18 @@ static int do_get(call_t *c, const char *entity, int64_t id)
     return send_record(c, 200, rec);
 }
 
-/* The version an If-Match header asks for: 0 when absent, -1 (answered 400) when malformed. */
+/* The version an If-Match header asks for: 0 when absent or "*" (any version will do),
+ * -1 when it was answered (400 malformed; 412 for a weak tag, which If-Match never matches). */
 static int64_t if_match(call_t *c)
 {
     const char *v = header(c, H2O_TOKEN_IF_MATCH);
-    if (!v)
+    if (!v || strcmp(v, "*") == 0)
         return 0;
-    if (strncmp(v, "W/", 2) == 0)
-        v += 2;
+    if (strncmp(v, "W/", 2) == 0) {
+        problemf(c, 412, NULL, "If-Match compares strongly: a weak tag (%s) never matches; send "
+                 "the ETag as given (\"3\")", v);
+        return -1;
+    }
     char *endp;
     long long n = strtoll(v + (*v == '"'), &endp, 10);
     if (n < 1 || (*v == '"' ? strcmp(endp, "\"") != 0 : *endp != '\0')) {
@@ -913,6 +982,39 @@ static int64_t if_match(call_t *c)
         return -1;
     }
     return n;
+}
+
+/* For DELETE and restore, which the store does not version: 0 when If-Match is absent or
+ * matches the record as it is now (in the same transaction as the write that follows); -1
+ * when it was answered (412, or 404). */
+static int check_if_match(call_t *c, const char *entity, int64_t id)
+{
+    int64_t expect = if_match(c);
+    if (expect <= 0)
+        return (int)expect;
+    rp_error_t err = {0};
+    json_t *rec = NULL;
+    if (rp_store_get_as(c->h->s, &c->ctx, entity, id, &rec, &err))
+        return store_problem(c, &err, false) - 1;
+    int64_t have = json_integer_value(json_object_get(rec, "version"));
+    json_decref(rec);
+    if (have == expect)
+        return 0;
+    return problemf(c, 412, NULL, "%s %" PRId64 ": version %" PRId64 " was read but the record "
+                    "is now at version %" PRId64 "; read it again", entity, id, expect, have) - 1;
+}
+
+/* The record as a write left it, for its writer: without the fields hidden from them, but
+ * whether or not the write took it out of their read scope (handing a record to another
+ * team still answers with what was written). */
+static int send_written(call_t *c, const char *entity, int64_t id)
+{
+    rp_error_t err = {0};
+    json_t *rec = NULL;
+    if (rp_store_get(c->h->s, entity, id, &rec, &err))
+        return store_problem(c, &err, false);
+    rp_access_redact(c->access, entity, rec);
+    return send_record(c, 200, rec);
 }
 
 static int do_patch(call_t *c, const char *entity, int64_t id)
@@ -929,11 +1031,13 @@ static int do_patch(call_t *c, const char *entity, int64_t id)
     if (rc)
         return store_problem(c, &err, false);
     wrote(c);
-    return do_get(c, entity, id);
+    return send_written(c, entity, id);
 }
 
 static int do_delete(call_t *c, const char *entity, int64_t id)
 {
+    if (check_if_match(c, entity, id))
+        return 0;
     rp_error_t err = {0};
     if (rp_store_delete(c->h->s, &c->ctx, entity, id, &err))
         return store_problem(c, &err, false);
@@ -943,11 +1047,13 @@ static int do_delete(call_t *c, const char *entity, int64_t id)
 
 static int do_restore(call_t *c, const char *entity, int64_t id)
 {
+    if (check_if_match(c, entity, id))
+        return 0;
     rp_error_t err = {0};
     if (rp_store_restore(c->h->s, &c->ctx, entity, id, &err))
         return store_problem(c, &err, false);
     wrote(c);
-    return do_get(c, entity, id);
+    return send_written(c, entity, id);
 }
 
 /* {"create": [records], "update": [patches with id (and version)]}: all or nothing. */
@@ -1121,8 +1227,7 @@ static int do_plugin(call_t *c, const char *name)
     }
     if (status < 200 || status > 599)
         status = 500;
-    if (strcmp(method, "GET") != 0)
-        wrote(c);
+    wrote(c); /* a route may write whatever its method */
     send_body(c, status, body ? "application/json" : NULL, body ? body : "",
               body ? strlen(body) : 0);
     free(body);
@@ -1307,6 +1412,12 @@ static int method_not_allowed(call_t *c, const char *allow)
     return problemf(c, 405, NULL, "%s is not allowed here; allowed: %s", m, allow);
 }
 
+/* GET, or HEAD (h2o sends the head of the GET answer without its body). */
+static bool method_get(const h2o_req_t *req)
+{
+    return method_is(req, "GET") || method_is(req, "HEAD");
+}
+
 static bool segment_id(const char *seg, int64_t *id)
 {
     if (!*seg || strlen(seg) > 18)
@@ -1330,9 +1441,9 @@ static int route(call_t *c)
     if (parse_query(c))
         return 0;
     if (strcmp(path, "/health") == 0)
-        return method_is(req, "GET") ? do_health(c) : method_not_allowed(c, "GET");
+        return method_get(req) ? do_health(c) : method_not_allowed(c, "GET");
     if (strcmp(path, "/openapi.json") == 0) {
-        if (!method_is(req, "GET"))
+        if (!method_get(req))
             return method_not_allowed(c, "GET");
         rp_error_t err = {0};
         json_t *doc = openapi(c->h, &err);
@@ -1359,11 +1470,11 @@ static int route(call_t *c)
     if (n >= 2 && strcmp(entity, "plugins") == 0 && c->h->routes)
         return do_plugin(c, seg[1]);
     if (n == 1 && strcmp(entity, "search") == 0)
-        return method_is(req, "GET") ? do_search(c) : method_not_allowed(c, "GET");
+        return method_get(req) ? do_search(c) : method_not_allowed(c, "GET");
     if (!rp_store_has_entity(c->h->s, entity))
         return problemf(c, 404, NULL, "there is no entity \"%s\"", entity);
     if (n == 1)
-        return method_is(req, "GET")    ? do_list(c, entity)
+        return method_get(req)    ? do_list(c, entity)
                : method_is(req, "POST") ? do_create(c, entity)
                                         : method_not_allowed(c, "GET, POST");
     if (n == 2 && strcmp(seg[1], "bulk") == 0)
@@ -1372,16 +1483,16 @@ static int route(call_t *c)
     if (!segment_id(seg[1], &id))
         return problemf(c, 404, NULL, "\"%s\" is not a record id", seg[1]);
     if (n == 2)
-        return method_is(req, "GET")      ? do_get(c, entity, id)
+        return method_get(req)      ? do_get(c, entity, id)
                : method_is(req, "PATCH")  ? do_patch(c, entity, id)
                : method_is(req, "DELETE") ? do_delete(c, entity, id)
                                           : method_not_allowed(c, "GET, PATCH, DELETE");
     if (n == 3 && strcmp(seg[2], "restore") == 0)
         return method_is(req, "POST") ? do_restore(c, entity, id) : method_not_allowed(c, "POST");
     if (n == 3 && strcmp(seg[2], "events") == 0)
-        return method_is(req, "GET") ? do_events(c, entity, id) : method_not_allowed(c, "GET");
+        return method_get(req) ? do_events(c, entity, id) : method_not_allowed(c, "GET");
     if (n == 4 && strcmp(seg[2], "explain") == 0)
-        return method_is(req, "GET") ? do_explain(c, entity, id, seg[3])
+        return method_get(req) ? do_explain(c, entity, id, seg[3])
                                      : method_not_allowed(c, "GET");
     return problem(c, 404, "no such path", NULL);
 }
@@ -1393,6 +1504,10 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     socklen_t len = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
     if (len == 0 || h2o_socket_getnumerichost((struct sockaddr *)&ss, len, c.client) == SIZE_MAX)
         snprintf(c.client, sizeof c.client, "unknown");
+    if (c.h->stopping) {
+        problem(&c, 503, "the server is stopping", NULL);
+        return 0;
+    }
     /* An entity or field an admin added from another process is served at once. */
     rp_store_refresh(c.h->s);
     /* A request that may write joins the turn's group (reads meanwhile wait for it too). */
@@ -1494,6 +1609,7 @@ static void on_drain_timer(uv_timer_t *t)
 static void stop(void *ud, uv_loop_t *loop)
 {
     rp_http_t *h = ud;
+    h->stopping = true; /* requests still arriving on open connections get 503 */
     group_end(h);
     if (h->check_ready) {
         uv_close((uv_handle_t *)&h->check, NULL);
@@ -1512,7 +1628,7 @@ static void stop(void *ud, uv_loop_t *loop)
     uv_timer_t t;
     uv_timer_init(loop, &t);
     int64_t until = mono_ms() + 2000;
-    while (h->conns > 0 && mono_ms() < until) {
+    while ((h->conns > 0 || h->logins > 0) && mono_ms() < until) {
         uv_update_time(loop);
         h2o_timeout_run(loop, &h->ctx.http1.req_timeout, uv_now(loop));
         uv_timer_start(&t, on_drain_timer, 20, 0);

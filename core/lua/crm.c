@@ -467,6 +467,13 @@ static int crm_dry_run(lua_State *L)
     int n = evs ? rp_events_list(l->s, seq0, false, evs, MAX, NULL) : 0;
     for (int i = 0; i < n; i++) {
         json_t *ev = rp_event_json(&evs[i]);
+        /* Run for a user: what the user may see of it (the records in their scope, without
+         * hidden fields: a hook's change to one must not show through the dry run). */
+        if (!ev || rp_access_event(l->s, l->ctx.access, ev, NULL) != 1) {
+            json_decref(ev);
+            rp_event_clear(&evs[i]);
+            continue;
+        }
         json_array_append(events, ev);
         const char *action = strrchr(evs[i].type, '.');
         action = action ? action + 1 : "";
@@ -1272,7 +1279,7 @@ static int ext_call(lua_State *L)
     char *text = json_dumps(args, JSON_COMPACT);
     json_decref(args);
     char *result = NULL, msg[512] = "";
-    int rc = text ? x->fn(x->ud, text, &result, msg, sizeof msg) : RP_ENOMEM;
+    int rc = text ? x->fn(x->ud, &rp__lua_of(L)->ctx, text, &result, msg, sizeof msg) : RP_ENOMEM;
     free(text);
     if (rc) {
         free(result);

@@ -437,10 +437,27 @@ static int job_tramp(rp_store_t *s, const rp_job_t *job, const rp_ctx_t *ctx, vo
     return 0;
 }
 
-static int lua_tramp(void *ud, const char *args, char **result, char *err, size_t errlen)
+/* The context a plugin acts with for @p caller: its own, unless the caller acts for a user
+ * (`--as`, a user's Lua), whose actor and permissions it then takes on. */
+static rp_ctx_t as_caller(const rapport_host *h, const rp_ctx_t *caller)
+{
+    rp_ctx_t c = h->ctx;
+    if (caller && caller->access) {
+        c.actor = caller->actor;
+        c.access = caller->access;
+    }
+    return c;
+}
+
+static int lua_tramp(void *ud, const rp_ctx_t *caller, const char *args, char **result,
+                     char *err, size_t errlen)
 {
     reg_t *r = ud;
-    return r->fn.lua(r->h, &api_table, args, result, r->ud, err, errlen);
+    rp_ctx_t saved = r->h->ctx;
+    r->h->ctx = as_caller(r->h, caller);
+    int rc = r->fn.lua(r->h, &api_table, args, result, r->ud, err, errlen);
+    r->h->ctx = saved;
+    return rc;
 }
 
 static int action_ok(rapport_host *h, int action)
@@ -1204,7 +1221,22 @@ const char *const *rp_plugins_script_dirs(const rp_plugins_t *P)
     return P && P->script_dirs ? P->script_dirs : none;
 }
 
+static int run_command(reg_t *r, const rp_ctx_t *caller, int argc, char **argv)
+{
+    rp_ctx_t saved = r->h->ctx;
+    r->h->ctx = as_caller(r->h, caller);
+    int rc = r->fn.command(r->h, &api_table, argc, argv, r->ud);
+    r->h->ctx = saved;
+    return rc;
+}
+
 int rp_plugins_command(rp_plugins_t *P, int argc, char **argv, rp_error_t *err)
+{
+    return rp_plugins_command_as(P, NULL, argc, argv, err);
+}
+
+int rp_plugins_command_as(rp_plugins_t *P, const rp_ctx_t *caller, int argc, char **argv,
+                          rp_error_t *err)
 {
     rapport_host *h = argc > 0 ? by_name(P, argv[0]) : NULL;
     if (!h && argc > 0) {
@@ -1216,7 +1248,7 @@ int rp_plugins_command(rp_plugins_t *P, int argc, char **argv, rp_error_t *err)
             if (r->kind == 5 && strcmp(r->name, argv[0]) == 0)
                 found = r, n++;
         if (n == 1)
-            return found->fn.command(found->h, &api_table, argc, argv, found->ud);
+            return run_command(found, caller, argc, argv);
         if (n > 1) {
             rp_error_set(err, RP_EINVAL, RP_C_PLUGIN,
                          "several plugins have a command \"%s\": say which, as "
@@ -1231,7 +1263,7 @@ int rp_plugins_command(rp_plugins_t *P, int argc, char **argv, rp_error_t *err)
     }
     for (reg_t *r = P->regs; r; r = r->next) {
         if (r->h == h && r->kind == 5 && argc > 1 && strcmp(r->name, argv[1]) == 0)
-            return r->fn.command(h, &api_table, argc - 1, argv + 1, r->ud);
+            return run_command(r, caller, argc - 1, argv + 1);
     }
     char list[512] = "";
     int n = 0;

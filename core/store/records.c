@@ -512,6 +512,10 @@ int rp_store_create_fields(rp_store_t *s, const rp_ctx_t *ctx, const char *entit
     json_array_append(one, fields);
     int rc = create_many(s, ctx, entity, one, NULL, stored, cols, NULL, err);
     json_decref(one);
+    /* What the user gets back is what the user may see: defaults and values rules set in
+     * hidden fields stay out of it. */
+    if (!rc)
+        rp_access_redact(RP__ACCESS(ctx), entity, *stored);
     return rc;
 }
 
@@ -553,6 +557,8 @@ static int create_many(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, j
             return rp__access_denied(err, a, entity, RP_PERM_CREATE, NULL);
         for (size_t i = 0; i < json_array_size(records); i++) {
             int rc = rp__access_fields(a, entity, json_array_get(records, i), err);
+            if (!rc)
+                rc = rp__access_owner(s, a, entity, json_array_get(records, i), err);
             if (rc) {
                 if (failed_index)
                     *failed_index = i;
@@ -800,7 +806,8 @@ static int update_batch(rp_store_t *s, const rp_ctx_t *ctx, rp__entity_t *e, jso
     for (i = 0; i < n; i++)
         if ((rc = load_for_update(s, e, ids[i], expect[i], &olds[i], err)) ||
             (a && ((rc = rp__access_record(s, a, e->name, RP_PERM_UPDATE, olds[i], err)) ||
-                   (rc = rp__access_fields(a, e->name, json_array_get(batch, i), err)))))
+                   (rc = rp__access_fields(a, e->name, json_array_get(batch, i), err)) ||
+                   (rc = rp__access_owner(s, a, e->name, json_array_get(batch, i), err)))))
             goto fail;
     if (rp__hooks_any(s, e, RP_ACT_UPDATE) &&
         (rc = rp__hooks_run(s, e, RP_ACT_UPDATE, batch, ids, olds, ctx, &i, err)))

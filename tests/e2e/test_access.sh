@@ -89,6 +89,28 @@ check '[ "$(echo $out)" = "1 0 false true" ]' "Lua --as zoe: wanted 1 0 false tr
 out=$("$RAPPORT" run "$tmp/s.lua" "$tim_c" 2>&1)
 check 'grep -q "^true" <<<"$(echo "$out" | sed -n 3p)"' "Lua without --as should be unrestricted: $out"
 
+# Business rules run as the engine whoever writes: a clerk who reads only their own order
+# lines still gets the order's total from every line.
+"$RAPPORT" roles set clerk '{"entities": {"order_line": {"read": "own", "create": true, "update": "own"}, "order": {"read": "all", "update": "all"}}}' >/dev/null
+"$RAPPORT" users add cleo --role clerk --password-stdin <<<"password of cleo" >/dev/null
+order=$("$RAPPORT" create order '{"status": "placed"}' | grep -o '"id":[0-9]*' | head -1 | cut -d: -f2)
+"$RAPPORT" create order_line "{\"order\": $order, \"unit_price\": \"10.00\", \"quantity\": \"1\"}" >/dev/null
+expect 0 '' -- --as cleo create order_line "{\"order\": $order, \"unit_price\": \"5.00\", \"quantity\": \"1\"}"
+expect 0 '"total": "15.00"' -- get order "$order"
+
+# A user hands records only to whom their update scope reaches: own, themselves.
+expect 1 'may not give contact records to tim' -- --as sam create contact '{"first_name": "P", "last_name": "Planted", "owner": "tim"}'
+expect 1 'may not give contact records to zoe' -- --as sam update contact "$sam_c" '{"owner": "zoe"}'
+expect 0 '"owner":"sam"' -- --as sam create contact '{"first_name": "P", "last_name": "Mine", "owner": "sam"}'
+
+# Plugin functions and commands run for a user act as that user.
+out=$("$RAPPORT" --as zoe eval 'return crm.operational.duplicates("contact")' 2>&1)
+check '! grep -q "\"ids\":\[[^]]*'"$sam_c"'" <<<"$out"' "a plugin function run --as zoe reached sam's contacts: $out"
+expect 1 'outside its scope' -- --as zoe merge contact "$zoe_c" "$tim_c"
+# A dry run for a user shows no hidden field, even of a change a rule made.
+out=$("$RAPPORT" --as sam eval "local _, r = crm.dry_run(function() crm.update('contact', $sam_c, {title = 'Dry'}) end); return crm.json.encode(r)" 2>&1)
+check 'grep -q "Dry" <<<"$out" && ! grep -q zzsecret <<<"$out"' "dry run --as sam: $out"
+
 # ---- the HTTP API ------------------------------------------------------------------------
 tok() { "$RAPPORT" tokens create --user "$1" 2>/dev/null | grep -o 'rpt_[A-Za-z0-9_-]*' | head -1; }
 sam_t=$(tok sam); rita_t=$(tok rita)
@@ -141,6 +163,19 @@ api "$sam_t" GET "/api/v1/contact/$sam_c/explain/email"
 is 403 'hidden' "explain a hidden field"
 api "$sam_t" GET /api/v1/deal
 is 403 'missing: deal.read' "an entity without a grant"
+# What a write answers is what the writer may see: no hidden default.
+api "$sam_t" POST /api/v1/contact '{"first_name": "New", "last_name": "Lead"}'
+is 201 '"first_name":"New"' "create as sam"
+check '! grep -q "\"email\"" <<<"$body"' "the create answer shows the hidden email field: $body"
+# A write that takes the record out of the writer's read scope still answers with it.
+"$RAPPORT" roles set mover '{"entities": {"contact": {"read": "own", "update": "all"}}}' >/dev/null
+"$RAPPORT" users add max --role mover --password-stdin <<<"password of max" >/dev/null
+max_t=$(tok max)
+mc=$("$RAPPORT" create contact '{"first_name": "Hand", "last_name": "Off", "owner": "max"}' | grep -o '"id":[0-9]*' | head -1 | cut -d: -f2)
+api "$max_t" PATCH "/api/v1/contact/$mc" '{"owner": "rita"}'
+is 200 '"owner":"rita"' "hand a record to someone else"
+api "$max_t" GET "/api/v1/contact/$mc"
+is 403 'missing: contact.read' "then it is not theirs to read"
 api "$rita_t" GET "/api/v1/contact/$zoe_c"
 is 200 'zzsecret-zoe' "a reader sees every contact whole"
 api "$rita_t" POST /api/v1/contact '{"first_name": "A", "last_name": "B"}'

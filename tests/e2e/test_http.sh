@@ -20,8 +20,10 @@ short=$("$RAPPORT" tokens create --user ana --expires 1s 2>/dev/null | grep -o '
 gone=$("$RAPPORT" tokens create --user ana 2>/dev/null | grep -o 'rpt_[A-Za-z0-9_-]*' | head -1)
 check '[ -n "$tok" ] && [ -n "$short" ] && [ -n "$gone" ]' "tokens create printed no token"
 
-# Three failures from one client before it is slowed, so the test reaches the 429 quickly.
-RAPPORT_HTTP_AUTH_FAILURES=3 RAPPORT_HTTP_MAX_BODY_BYTES=65536 RAPPORT_HTTP_REQUEST_TIMEOUT_MS=1000 \
+# Five failures from one client within the window before it is slowed (a good token or
+# sign-in in between does not wipe them): a revoked and an expired token below, two wrong
+# tokens and a wrong password at the end.
+RAPPORT_HTTP_AUTH_FAILURES=5 RAPPORT_HTTP_MAX_BODY_BYTES=65536 RAPPORT_HTTP_REQUEST_TIMEOUT_MS=1000 \
     "$RAPPORT" serve --listen 127.0.0.1:0 --poll-ms 20 2> "$tmp/serve.log" &
 serve_pid=$!
 port=
@@ -117,6 +119,19 @@ req GET "/api/v1/contact/$id"
 is 200 '"title":"Countess"' "the stale write stored nothing"
 req PATCH "/api/v1/contact/$id" '{"title": "x"}' -H 'If-Match: soon'
 is 400 'If-Match' "a malformed If-Match"
+
+# DELETE with If-Match: a stale version is 412 and deletes nothing; HEAD answers as GET.
+req POST /api/v1/pet '{"name": "Vers", "legs": 1}'
+vid=$(grep -o '"id":[0-9]*' <<<"$body" | head -1 | cut -d: -f2)
+req PATCH "/api/v1/pet/$vid" '{"legs": 2}'
+req DELETE "/api/v1/pet/$vid" '' -H 'If-Match: "1"'
+is 412 'now at version 2' "a DELETE with a stale version"
+req DELETE "/api/v1/pet/$vid" '' -H 'If-Match: W/"2"'
+is 412 'weak' "a DELETE with a weak tag"
+req DELETE "/api/v1/pet/$vid" '' -H 'If-Match: "2"'
+is 204 '' "a DELETE with the current version"
+check '[ "$(curl -s -o /dev/null -w "%{http_code}" -I "$U/health")" = 200 ]' "HEAD /health is not 200"
+check '[ "$(curl -s -o /dev/null -w "%{http_code}" -I -H "Authorization: Bearer $tok" "$U/api/v1/pet/1")" = 200 ]' "HEAD of a record is not 200"
 
 # History and explain.
 req GET "/api/v1/contact/$id/events"
@@ -242,10 +257,12 @@ check '"$RAPPORT" events tail -n 50 | grep -q "\"type\":\"auth.login\".*\"actor\
 # Failed tokens from one client: 401 until the limit, then 429 with Retry-After, and logged.
 for _ in 1 2; do
     code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer rpt_wrong" "$U/api/v1/contact")
+    # A good token in between does not wipe the failures.
+    curl -s -o /dev/null -H "Authorization: Bearer $tok" "$U/api/v1/pet?limit=1"
 done
-check '[ "$code" = 401 ]' "the second failure was $code"
+check '[ "$code" = 401 ]' "the fourth failure was $code"
 code=$(curl -s -o "$tmp/body" -w '%{http_code}' -H 'Content-Type: application/json' -d '{"user": "ana", "password": "wrong"}' "$U/api/v1/auth/login"); body=$(cat "$tmp/body")
-is 401 'wrong user name or password' "sign-in with a wrong password (the third failure)"
+is 401 'wrong user name or password' "sign-in with a wrong password (the fifth failure)"
 hdrs=$(curl -s -i -H "Authorization: Bearer $tok" "$U/api/v1/contact")
 check 'grep -q "^HTTP/1.1 429" <<<"$hdrs" && grep -qi "^retry-after: [0-9]" <<<"$hdrs"' "no 429 with Retry-After after repeated failures: $hdrs"
 check '"$RAPPORT" events tail -n 50 | grep -q "\"type\":\"auth.refused\""' "refusals are not in the event log"

@@ -15,10 +15,11 @@ typedef struct rp_lua rp_lua_t;
 /**
  * A function added to the `crm` table under a namespace (crm.<ns>.<name>), e.g. by a plugin.
  * It gets its arguments as a JSON array and sets *result to JSON text (malloc'd; NULL for nil);
- * non-zero with @p err filled raises a Lua error.
+ * non-zero with @p err filled raises a Lua error. @p caller is the calling state's context:
+ * when it carries a user's access (a script run for a user), the function acts as that user.
  */
-typedef int (*rp_lua_ext_fn)(void *ud, const char *args, char **result, char *err,
-                             size_t errlen);
+typedef int (*rp_lua_ext_fn)(void *ud, const rp_ctx_t *caller, const char *args, char **result,
+                             char *err, size_t errlen);
 
 /** One such function in a list (borrowed by every state made with it; keep it alive). */
 typedef struct rp_lua_ext {

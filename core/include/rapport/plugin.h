@@ -54,6 +54,11 @@ const char *const *rp_plugins_script_dirs(const rp_plugins_t *p);
  */
 int rp_plugins_command(rp_plugins_t *p, int argc, char **argv, rp_error_t *err);
 
+/** As rp_plugins_command(), for @p caller: when it carries a user's access (`--as`), the
+ *  command acts as that user, with that user's permissions. */
+int rp_plugins_command_as(rp_plugins_t *p, const rp_ctx_t *caller, int argc, char **argv,
+                          rp_error_t *err);
+
 /**
  * Serves a plugin's HTTP route (an rp_http_route_fn; @p ud is the rp_plugins_t): the route of
  * plugin @p name whose method fits and whose path is the longest prefix of req->sub, run with
