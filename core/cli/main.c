@@ -1459,8 +1459,9 @@ static void print_help(FILE *f)
                "                a colon-separated list, and the built-in plugin folder)\n"
                "  --skip-broken start without a plugin that is refused, and say so\n"
                "  --sync-full   fsync every commit (synchronous=FULL) instead of the WAL default\n"
-               "  --as USER     read and write with USER's role: its scopes, hidden and read-only\n"
-               "                fields apply to get, find, search, export, import and scripts\n\n"
+               "  --as USER     read and write records with USER's role: its scopes, hidden and\n"
+               "                read-only fields apply to get, find, count, search, explain, events,\n"
+               "                export, import, Lua and plugin commands (not to administration)\n\n"
                "commands:\n",
             RP_VERSION);
     for (int i = 0; commands[i].name; i++)

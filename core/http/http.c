@@ -956,6 +956,22 @@ static int do_get(call_t *c, const char *entity, int64_t id)
 {
     rp_error_t err = {0};
     json_t *rec = NULL;
+    const char *ftext = param(c, "fields");
+    if (ftext && c->access) {
+        /* As a list does: a hidden field named in "fields" is refused, not passed over. */
+        char *buf = strdup(ftext);
+        for (char *save = NULL, *t = buf ? strtok_r(buf, ",", &save) : NULL; t;
+             t = strtok_r(NULL, ",", &save))
+            if (rp_access_hidden(c->access, entity, t)) {
+                rp_error_set(&err, RP_EPERM, RP_C_DENIED, "role %s may not read %s.%s: it is "
+                             "hidden (missing: read %s.%s)", rp_access_role(c->access), entity,
+                             t, entity, t);
+                rp_error_field(&err, t, 0);
+                free(buf);
+                return store_problem(c, &err, true);
+            }
+        free(buf);
+    }
     if (rp_store_get_as(c->h->s, &c->ctx, entity, id, &rec, &err))
         return store_problem(c, &err, false);
     select_fields(c, rec);
@@ -1508,6 +1524,11 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         problem(&c, 503, "the server is stopping", NULL);
         return 0;
     }
+    if (req->entity.base && req->entity.len > c.h->o.max_body) {
+        problemf(&c, 413, NULL, "the body is %zu bytes; the limit is %zu (http.max_body_bytes)",
+                 req->entity.len, c.h->o.max_body);
+        return 0;
+    }
     /* An entity or field an admin added from another process is served at once. */
     rp_store_refresh(c.h->s);
     /* A request that may write joins the turn's group (reads meanwhile wait for it too). */
@@ -1690,7 +1711,12 @@ int rp_http_new(rp_store_t *s, rp_sched_t *e, const rp_http_opts_t *o, rp_http_t
         return rc;
     }
     h2o_config_init(&h->conf);
-    h->conf.max_request_entity_size = h->o.max_body;
+    /* h2o refuses a body over its own limit with a plain-text 413 before we see it: let it
+     * take up to four times ours (at least 1 MiB more), and answer what is over ours with a
+     * problem document ourselves. */
+    h->conf.max_request_entity_size = h->o.max_body * 4 > h->o.max_body + (1u << 20)
+                                          ? h->o.max_body * 4
+                                          : h->o.max_body + (1u << 20);
     h->conf.http1.req_timeout = (uint64_t)h->o.req_timeout_ms;
     h->conf.server_name = h2o_iovec_init(H2O_STRLIT("rapport"));
     h2o_hostconf_t *host = h2o_config_register_host(&h->conf,

@@ -154,6 +154,8 @@ api "$sam_t" GET '/api/v1/contact?email=zzsecret-sam@example.com'
 is 403 'hidden' "filter on a hidden field"
 api "$sam_t" GET '/api/v1/contact?fields=email'
 is 403 'hidden' "select a hidden field"
+api "$sam_t" GET "/api/v1/contact/$sam_c?fields=first_name,email"
+is 403 'hidden' "select a hidden field of one record"
 api "$sam_t" GET '/api/v1/search?q=zzsecret'
 is 200 '"data":[]' "search through a hidden field"
 api "$sam_t" GET "/api/v1/contact/$sam_c/events"

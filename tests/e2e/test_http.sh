@@ -200,7 +200,7 @@ req POST /api/v1/contact '{"first_name": "A", "last_name": "B", "id": 9}'
 is 422 '"field":"id"' "a system field"
 head -c 70000 /dev/zero | tr '\0' a > "$tmp/big"
 code=$(curl -s -o "$tmp/body" -w '%{http_code}' -H "Authorization: Bearer $tok" -H 'Content-Type: application/json' --data-binary @"$tmp/big" "$U/api/v1/contact"); body=$(cat "$tmp/body")
-is 413 '' "a body over the limit"
+is 413 'http.max_body_bytes' "a body over the limit, as a problem document"
 code409=$("$RAPPORT" add-field pet tag '{"type": "text", "unique": true}' >/dev/null 2>&1; req POST /api/v1/pet '{"name": "T1", "tag": "same"}'; req POST /api/v1/pet '{"name": "T2", "tag": "same"}'; echo "$code $body")
 check 'grep -q "^409 .*\"field\":\"tag\".*RP-E1207" <<<"$code409"' "a duplicate unique value: $code409"
 req GET /api/v1/contact/999999
