@@ -970,5 +970,26 @@ int rp_events_explain_as(rp_store_t *s, const rp_ctx_t *ctx, const char *entity,
                                   "role %s may not read %s.%s: it is hidden (missing: read "
                                   "%s.%s)", rp_access_role(a), entity, field, entity, field));
     }
-    return rp_events_explain(s, entity, id, field, out, err);
+    int rc = rp_events_explain(s, entity, id, field, out, err);
+    if (rc || !a)
+        return rc;
+    /* The causes are other records' events: the user sees those they may read, and where a
+     * cause is not theirs to see, that there was one ({"seq", "hidden": true}). */
+    size_t i;
+    json_t *row;
+    json_array_foreach(*out, i, row) {
+        json_t *causes = json_object_get(row, "causes");
+        size_t j;
+        json_t *cz;
+        json_array_foreach(causes, j, cz) {
+            json_t *probe = json_pack("{s:O,s:O}", "entity", json_object_get(cz, "entity"),
+                                      "record_id", json_object_get(cz, "record_id"));
+            if (probe && rp_access_event(s, a, probe, NULL) != 1)
+                json_array_set_new(causes, j, json_pack("{s:O,s:b}", "seq",
+                                                        json_object_get(cz, "seq"), "hidden",
+                                                        1));
+            json_decref(probe);
+        }
+    }
+    return 0;
 }

@@ -91,6 +91,7 @@ typedef struct call {
     rp_http_t *h;
     h2o_req_t *req;
     char client[64];
+    char key[64];   /* whom failures are counted against: the address, an IPv6 one's /64 */
     char actor[80];
     rp_ctx_t ctx;
     json_t *who;    /* the token's user, once checked */
@@ -459,14 +460,22 @@ static json_t *body_object(call_t *c)
 
 /* ---- authentication ------------------------------------------------------------------- */
 
+/* The failures counted against @p addr; with @p make, a slot for it, taken from the client
+ * counted longest ago that is neither slowed down nor signing in (a flood of new addresses
+ * must not free the blocked ones). */
 static client_fails_t *fails_of(rp_http_t *h, const char *addr, bool make)
 {
-    client_fails_t *oldest = &h->fails[0];
+    int64_t now = mono_ms();
+    client_fails_t *oldest = NULL;
     for (int i = 0; i < FAILS_N; i++) {
-        if (strcmp(h->fails[i].addr, addr) == 0)
-            return &h->fails[i];
-        if (h->fails[i].since_ms < oldest->since_ms)
-            oldest = &h->fails[i];
+        client_fails_t *f = &h->fails[i];
+        if (strcmp(f->addr, addr) == 0)
+            return f;
+        bool busy = f->blocked_until_ms > now || f->pending > 0;
+        if (!oldest || (!busy && (oldest->blocked_until_ms > now || oldest->pending > 0)) ||
+            (!busy == !(oldest->blocked_until_ms > now || oldest->pending > 0) &&
+             f->since_ms < oldest->since_ms))
+            oldest = f;
     }
     if (!make)
         return NULL;
@@ -489,7 +498,7 @@ static int throttled(call_t *c)
 {
     rp_http_t *h = c->h;
     int64_t now = mono_ms();
-    client_fails_t *f = fails_of(h, c->client, false);
+    client_fails_t *f = fails_of(h, c->key, false);
     if (f && f->blocked_until_ms > now) {
         char secs[24];
         snprintf(secs, sizeof secs, "%" PRId64, (f->blocked_until_ms - now + 999) / 1000);
@@ -506,7 +515,7 @@ static client_fails_t *bump(call_t *c)
 {
     rp_http_t *h = c->h;
     int64_t now = mono_ms();
-    client_fails_t *f = fails_of(h, c->client, true);
+    client_fails_t *f = fails_of(h, c->key, true);
     if (now - f->since_ms > (int64_t)h->o.auth_window_s * 1000) {
         f->since_ms = now;
         f->count = 0;
@@ -544,7 +553,7 @@ static int authenticate(call_t *c)
     int64_t now = mono_ms();
     if (throttled(c))
         return -1;
-    client_fails_t *f = fails_of(h, c->client, false);
+    client_fails_t *f = fails_of(h, c->key, false);
     const char *auth = header(c, H2O_TOKEN_AUTHORIZATION);
     if (!auth || strncasecmp(auth, "Bearer ", 7) != 0) {
         add_header(c, H2O_TOKEN_WWW_AUTHENTICATE, "Bearer realm=\"rapport\"");
@@ -665,7 +674,7 @@ typedef struct login {
     rp_password_check_t *pc;
     bool ok; /* set on the worker */
     int64_t expires_ms;
-    char user[64], client[64];
+    char user[64], client[64], key[64];
 } login_t;
 
 static void login_guard_dispose(void *p)
@@ -686,7 +695,7 @@ static void login_done(uv_work_t *w, int status)
     login_t *l = w->data;
     rp_http_t *h = l->h;
     h->logins--;
-    client_fails_t *f = fails_of(h, l->client, false);
+    client_fails_t *f = fails_of(h, l->key, false);
     if (f && f->pending > 0)
         f->pending--;
     if (l->req)
@@ -694,6 +703,7 @@ static void login_done(uv_work_t *w, int status)
     if (l->req && h->ctx_ready) {
         call_t c = {.h = h, .req = l->req};
         snprintf(c.client, sizeof c.client, "%s", l->client);
+        snprintf(c.key, sizeof c.key, "%s", l->key);
         char actor[80];
         snprintf(actor, sizeof actor, "user:%s", l->user);
         rp_ctx_t ctx = {.actor = actor, .origin = "api"};
@@ -765,7 +775,7 @@ static int do_login(call_t *c)
     /* Each sign-in counts against the client's limit from the start (taken back when the
      * password was right), and few are checked at once: argon2id costs 64 MiB and tens of
      * milliseconds each, so a flood must not queue up on the thread pool. */
-    client_fails_t *f = fails_of(c->h, c->client, true);
+    client_fails_t *f = fails_of(c->h, c->key, true);
     if (mono_ms() - f->since_ms <= (int64_t)c->h->o.auth_window_s * 1000 &&
         f->count >= c->h->o.auth_fails) {
         /* The attempts being checked count already: no more than the limit in a window. */
@@ -795,6 +805,7 @@ static int do_login(call_t *c)
     l->expires_ms = ms;
     snprintf(l->user, sizeof l->user, "%s", user);
     snprintf(l->client, sizeof l->client, "%s", c->client);
+    snprintf(l->key, sizeof l->key, "%s", c->key);
     json_decref(body);
     l->guard = h2o_mem_alloc_shared(&c->req->pool, sizeof *l->guard, login_guard_dispose);
     *l->guard = l;
@@ -1520,6 +1531,15 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     socklen_t len = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
     if (len == 0 || h2o_socket_getnumerichost((struct sockaddr *)&ss, len, c.client) == SIZE_MAX)
         snprintf(c.client, sizeof c.client, "unknown");
+    /* One IPv6 host has a whole /64 to itself: count its failures as one client's. */
+    snprintf(c.key, sizeof c.key, "%s", c.client);
+    if (len && ss.ss_family == AF_INET6) {
+        const uint8_t *b = ((struct sockaddr_in6 *)&ss)->sin6_addr.s6_addr;
+        bool mapped = !memcmp(b, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12);
+        if (!mapped)
+            snprintf(c.key, sizeof c.key, "%02x%02x:%02x%02x:%02x%02x:%02x%02x::/64", b[0], b[1],
+                     b[2], b[3], b[4], b[5], b[6], b[7]);
+    }
     if (c.h->stopping) {
         problem(&c, 503, "the server is stopping", NULL);
         return 0;

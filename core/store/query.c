@@ -948,58 +948,71 @@ int rp_store_search_as(rp_store_t *s, const rp_access_t *a, const char *text, co
         limit = 20;
     if (limit > 1000)
         limit = 1000;
-    /* Ask for more than wanted: some matches are not the user's to see. */
-    json_t *hits = NULL;
-    int rc = rp_store_search(s, text, entity, limit * 4 > 1000 ? 1000 : limit * 4, &hits, err);
-    if (rc)
-        return rc;
+    /* Ask for more than wanted: some matches are not the user's to see; when too few of
+     * them are, ask again for four times as many, up to the search's own ceiling. */
+    json_t *hits = NULL, *res = NULL;
+    char *words = NULL;
     size_t flen;
-    char *words = rp_text_fold(text, strlen(text), &flen);
-    json_t *res = json_array();
-    size_t i;
-    json_t *h;
-    json_array_foreach(hits, i, h) {
-        if ((int)json_array_size(res) >= limit)
+    int want = limit * 4 > 1000 ? 1000 : limit * 4;
+    for (;;) {
+        json_decref(hits);
+        json_decref(res);
+        free(words);
+        hits = NULL;
+        int rc = rp_store_search(s, text, entity, want, &hits, err);
+        if (rc)
+            return rc;
+        words = rp_text_fold(text, strlen(text), &flen);
+        res = json_array();
+        size_t i;
+        json_t *h;
+        json_array_foreach(hits, i, h) {
+            if ((int)json_array_size(res) >= limit)
+                break;
+            const char *en = json_string_value(json_object_get(h, "entity"));
+            int64_t id = json_integer_value(json_object_get(h, "id"));
+            rp__entity_t *e = rp__entity_req(s, en, NULL);
+            rp_scope_t sc = e ? rp_access_scope(a, en, RP_PERM_READ) : RP_SCOPE_NONE;
+            if (sc == RP_SCOPE_NONE)
+                continue;
+            bool hides = false;
+            for (int f = 0; f < e->nfields && !hides; f++)
+                hides = e->fields[f].searchable && rp_access_hidden(a, en, e->fields[f].name);
+            if (sc == RP_SCOPE_ALL && !hides) {
+                json_array_append(res, h);
+                continue;
+            }
+            json_t *rec = NULL;
+            if (rp_store_get(s, en, id, &rec, NULL))
+                continue;
+            bool keep = rp__access_in_scope(s, a, sc, rec);
+            char *vis = keep && hides ? visible_text(e, a, rec) : NULL;
+            if (hides) {
+                /* Matched through a hidden field only: not a match for this user. */
+                char *fv = vis ? rp_text_fold(vis, strlen(vis), NULL) : NULL;
+                bool all = fv && words;
+                for (char *save = NULL, *w = all ? strtok_r(words, " \t\r\n", &save) : NULL; w;
+                     w = strtok_r(NULL, " \t\r\n", &save))
+                    all = all && word_in(w, fv);
+                free(fv);
+                /* strtok_r cut words: fold it again for the next record. */
+                free(words);
+                words = rp_text_fold(text, strlen(text), &flen);
+                keep = keep && all;
+            }
+            if (keep) {
+                json_t *hit = json_copy(h);
+                if (hides)
+                    json_object_set_new(hit, "snippet", json_string(vis ? vis : ""));
+                json_array_append_new(res, hit);
+            }
+            free(vis);
+            json_decref(rec);
+        }
+        if ((int)json_array_size(res) >= limit || (int)json_array_size(hits) < want ||
+            want >= 1000)
             break;
-        const char *en = json_string_value(json_object_get(h, "entity"));
-        int64_t id = json_integer_value(json_object_get(h, "id"));
-        rp__entity_t *e = rp__entity_req(s, en, NULL);
-        rp_scope_t sc = e ? rp_access_scope(a, en, RP_PERM_READ) : RP_SCOPE_NONE;
-        if (sc == RP_SCOPE_NONE)
-            continue;
-        bool hides = false;
-        for (int f = 0; f < e->nfields && !hides; f++)
-            hides = e->fields[f].searchable && rp_access_hidden(a, en, e->fields[f].name);
-        if (sc == RP_SCOPE_ALL && !hides) {
-            json_array_append(res, h);
-            continue;
-        }
-        json_t *rec = NULL;
-        if (rp_store_get(s, en, id, &rec, NULL))
-            continue;
-        bool keep = rp__access_in_scope(s, a, sc, rec);
-        char *vis = keep && hides ? visible_text(e, a, rec) : NULL;
-        if (hides) {
-            /* Matched through a hidden field only: not a match for this user. */
-            char *fv = vis ? rp_text_fold(vis, strlen(vis), NULL) : NULL;
-            bool all = fv && words;
-            for (char *save = NULL, *w = all ? strtok_r(words, " \t\r\n", &save) : NULL; w;
-                 w = strtok_r(NULL, " \t\r\n", &save))
-                all = all && word_in(w, fv);
-            free(fv);
-            /* strtok_r cut words: fold it again for the next record. */
-            free(words);
-            words = rp_text_fold(text, strlen(text), &flen);
-            keep = keep && all;
-        }
-        if (keep) {
-            json_t *hit = json_copy(h);
-            if (hides)
-                json_object_set_new(hit, "snippet", json_string(vis ? vis : ""));
-            json_array_append_new(res, hit);
-        }
-        free(vis);
-        json_decref(rec);
+        want = want * 4 > 1000 ? 1000 : want * 4;
     }
     free(words);
     json_decref(hits);

@@ -1519,8 +1519,18 @@ int rp_config_set(rp_store_t *s, const rp_ctx_t *ctx, const char *key, json_t *v
         rc = err ? err->code : RP_EIO;
     }
     if (!rc) {
-        json_t *ch = json_pack("{s:[OO]}", key, old ? old : json_null(),
-                               value ? value : json_null());
+        /* A setting that holds a secret (its name says so) is logged as changed, not shown:
+         * the event log is read by handlers, webhooks and anyone who may read events. */
+        bool secret = false;
+        static const char *const marks[] = {"secret", "password", "token", "api_key",
+                                            "apikey", "credential", "private_key", NULL};
+        for (int i = 0; marks[i] && !secret; i++)
+            secret = strstr(key, marks[i]) != NULL;
+        json_t *hid = json_string("[secret]");
+        json_t *ch = json_pack("{s:[OO]}", key,
+                               old ? (secret ? hid : old) : json_null(),
+                               value ? (secret ? hid : value) : json_null());
+        json_decref(hid);
         rc = rp__event_append(s, ctx, "config.changed", "", 0, ch, NULL, err);
         json_decref(ch);
     }

@@ -103,6 +103,11 @@ expect 1 'may not give contact records to tim' -- --as sam create contact '{"fir
 expect 1 'may not give contact records to zoe' -- --as sam update contact "$sam_c" '{"owner": "zoe"}'
 expect 0 '"owner":"sam"' -- --as sam create contact '{"first_name": "P", "last_name": "Mine", "owner": "sam"}'
 
+# A setting whose name says it holds a secret is logged as changed, never shown.
+"$RAPPORT" config set plugin.crmsync.api_key '"sk-live-12345"' >/dev/null
+check '! "$RAPPORT" events tail -n 20 | grep -q sk-live && "$RAPPORT" events tail -n 20 | grep -q "\[secret\]"' "a secret setting's value is in the event log"
+expect 0 'sk-live-12345' -- config get plugin.crmsync.api_key
+
 # Plugin functions and commands run for a user act as that user.
 out=$("$RAPPORT" --as zoe eval 'return crm.operational.duplicates("contact")' 2>&1)
 check '! grep -q "\"ids\":\[[^]]*'"$sam_c"'" <<<"$out"' "a plugin function run --as zoe reached sam's contacts: $out"

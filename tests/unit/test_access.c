@@ -162,6 +162,23 @@ static void test_the_store_checks(void **state)
                        "hid-"));
     json_decref(hits);
 
+    /* A narrow scope among many matches still finds its own: the search asks again, wider. */
+    rp_access_t *za = NULL;
+    assert_int_equal(rp_access_of_user(s, "zoe", &za, &err), 0);
+    for (int i = 0; i < 120; i++)
+        create(s, "contact", "{\"name\": \"Commonname\", \"owner\": \"tim\"}");
+    assert_int_equal(rp_store_search_as(s, za, "zoe", NULL, 5, &hits, &err), 0);
+    assert_int_equal(json_array_size(hits), 1);
+    json_decref(hits);
+    int64_t zc = create(s, "contact", "{\"name\": \"Commonname Zed\", \"owner\": \"zoe\"}");
+    for (int i = 0; i < 120; i++)
+        create(s, "contact", "{\"name\": \"Commonname\", \"owner\": \"tim\"}");
+    assert_int_equal(rp_store_search_as(s, za, "commonname", NULL, 5, &hits, &err), 0);
+    assert_int_equal(json_array_size(hits), 1);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(hits, 0), "id")), zc);
+    json_decref(hits);
+    rp_access_free(za);
+
     /* writes: own only; hidden and read-only fields refused, naming the field. */
     json_t *p = J("{\"name\": \"Renamed\"}");
     assert_int_equal(rp_store_update(s, &ctx, "contact", c_tim, p, 0, NULL, &err), RP_EPERM);
@@ -211,7 +228,28 @@ static void test_the_store_checks(void **state)
         rp_event_clear(&evs[i]);
     }
     assert_true(shown >= 3 && shown < ne);
+    /* A change caused by an event on a record the user may not read: explain shows that
+     * there was a cause, not what it was. */
+    rp_event_t zev;
+    assert_int_equal(rp_events_for_record(s, "contact", c_zoe, 0, &zev, 1, &err), 1);
+    rp_ctx_t caused = {.actor = "system", .origin = "test", .cause = zev.seq, .depth = 1};
+    rp_event_clear(&zev);
+    json_t *cp = J("{\"name\": \"Caused\"}");
+    assert_int_equal(rp_store_update(s, &caused, "contact", c_sam, cp, 0, NULL, &err), 0);
+    json_decref(cp);
     json_t *ex = NULL;
+    assert_int_equal(rp_events_explain_as(s, &ctx, "contact", c_sam, "name", &ex, &err), 0);
+    json_t *last = json_array_get(ex, json_array_size(ex) - 1);
+    json_t *cz = json_array_get(json_object_get(last, "causes"), 0);
+    assert_true(json_is_true(json_object_get(cz, "hidden")));
+    assert_null(json_object_get(cz, "entity"));
+    json_decref(ex);
+    assert_int_equal(rp_events_explain(s, "contact", c_sam, "name", &ex, &err), 0);
+    last = json_array_get(ex, json_array_size(ex) - 1);
+    assert_string_equal(json_string_value(json_object_get(
+                            json_array_get(json_object_get(last, "causes"), 0), "entity")),
+                        "contact");
+    json_decref(ex);
     assert_int_equal(rp_events_explain_as(s, &ctx, "contact", c_sam, "email", &ex, &err),
                      RP_EPERM);
     assert_int_equal(rp_events_explain_as(s, &ctx, "contact", c_sam, "name", &ex, &err), 0);
