@@ -345,13 +345,33 @@ int rp__access_record(rp_store_t *s, const rp_access_t *a, const char *entity, r
 }
 
 int rp__access_owner(rp_store_t *s, const rp_access_t *a, const char *entity, json_t *fields,
-                     rp_error_t *err)
+                     bool update, rp_error_t *err)
 {
-    const char *owner = json_string_value(json_object_get(fields, "owner"));
-    if (!a || a->all || !owner || !*owner || strcmp(owner, a->user) == 0)
+    json_t *v = json_object_get(fields, "owner");
+    if (!a || a->all || !v)
         return 0;
     rp_scope_t sc = rp_access_scope(a, entity, RP_PERM_UPDATE);
     if (sc == RP_SCOPE_ALL)
+        return 0;
+    /* The owner as the store will keep it: a number is stored as its text. */
+    char text[NAME_MAX_LEN + 8];
+    const char *owner = json_string_value(v);
+    if (!owner && json_is_integer(v)) {
+        snprintf(text, sizeof text, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        owner = text;
+    } else if (!owner && !json_is_null(v)) {
+        owner = "(not a user name)";
+    }
+    /* No owner: on a new record it is the creator's; taken off a record it hands the record
+     * back to whoever created it, which only scope all may do. */
+    if (!owner || !*owner) {
+        if (!update)
+            return 0;
+        return rp_error_field(err, "owner", rp_error_set(err, RP_EPERM, RP_C_DENIED,
+                              "role %s may not clear the owner of %s records (missing: %s.update "
+                              "scope all)", a->role, entity, entity));
+    }
+    if (strcmp(owner, a->user) == 0)
         return 0;
     if (sc == RP_SCOPE_TEAM && a->team[0]) {
         char team[NAME_MAX_LEN];

@@ -499,9 +499,15 @@ static int throttled(call_t *c)
     rp_http_t *h = c->h;
     int64_t now = mono_ms();
     client_fails_t *f = fails_of(h, c->key, false);
-    if (f && f->blocked_until_ms > now) {
+    int64_t window_end = f ? f->since_ms + (int64_t)h->o.auth_window_s * 1000 : 0;
+    /* Slowed down; or at the limit counting the sign-ins still being checked. */
+    int64_t until = !f ? 0
+                    : f->blocked_until_ms > now ? f->blocked_until_ms
+                    : f->count >= h->o.auth_fails && window_end > now ? window_end
+                                                                        : 0;
+    if (until > now) {
         char secs[24];
-        snprintf(secs, sizeof secs, "%" PRId64, (f->blocked_until_ms - now + 999) / 1000);
+        snprintf(secs, sizeof secs, "%" PRId64, (until - now + 999) / 1000);
         add_header(c, H2O_TOKEN_RETRY_AFTER, secs);
         return problemf(c, 429, NULL, "too many failed sign-ins from %s; try again in %s s",
                         c->client, secs) - 1;
@@ -521,7 +527,9 @@ static client_fails_t *bump(call_t *c)
         f->count = 0;
     }
     f->count++;
-    if (f->count == h->o.auth_fails) {
+    /* Slowed down when the failures known to be failures reach the limit: sign-ins still
+     * being checked count (see throttled) but do not slow it down before their answer. */
+    if (f->count - f->pending >= h->o.auth_fails && f->blocked_until_ms <= now) {
         f->blocked_until_ms = now + (int64_t)h->o.auth_window_s * 1000;
         security_event(c, "auth.throttled",
                        json_pack("{s:s,s:i,s:i}", "client", c->client, "failures", f->count,
@@ -700,6 +708,8 @@ static void login_done(uv_work_t *w, int status)
         f->pending--;
     if (l->req)
         *l->guard = NULL; /* disarmed whatever follows: l is freed below */
+    if ((!l->req || !h->ctx_ready) && status == 0 && l->ok && f && f->count > 0)
+        f->count--; /* nobody to answer, but the password was right: not a failure */
     if (l->req && h->ctx_ready) {
         call_t c = {.h = h, .req = l->req};
         snprintf(c.client, sizeof c.client, "%s", l->client);
@@ -776,15 +786,6 @@ static int do_login(call_t *c)
      * password was right), and few are checked at once: argon2id costs 64 MiB and tens of
      * milliseconds each, so a flood must not queue up on the thread pool. */
     client_fails_t *f = fails_of(c->h, c->key, true);
-    if (mono_ms() - f->since_ms <= (int64_t)c->h->o.auth_window_s * 1000 &&
-        f->count >= c->h->o.auth_fails) {
-        /* The attempts being checked count already: no more than the limit in a window. */
-        add_header(c, H2O_TOKEN_RETRY_AFTER, "1");
-        problem(c, 429, "too many sign-ins from this client being checked or failed; try "
-                "again shortly", NULL);
-        json_decref(body);
-        return 0;
-    }
     if (f->pending >= 2 || c->h->logins >= 8) {
         add_header(c, H2O_TOKEN_RETRY_AFTER, "1");
         problem(c, f->pending >= 2 ? 429 : 503, "too many sign-ins being checked; try again "
@@ -1031,15 +1032,31 @@ static int check_if_match(call_t *c, const char *entity, int64_t id)
                     "is now at version %" PRId64 "; read it again", entity, id, expect, have) - 1;
 }
 
-/* The record as a write left it, for its writer: without the fields hidden from them, but
- * whether or not the write took it out of their read scope (handing a record to another
- * team still answers with what was written). */
-static int send_written(call_t *c, const char *entity, int64_t id)
+/* Whether the caller may read record @p id now. */
+static bool readable(call_t *c, const char *entity, int64_t id)
+{
+    json_t *rec = NULL;
+    bool ok = rp_store_get_as(c->h->s, &c->ctx, entity, id, &rec, NULL) == 0;
+    json_decref(rec);
+    return ok;
+}
+
+/* The record as a write left it, for its writer, without the fields hidden from them: whole
+ * when they could read it before the write (@p could_read) or can after it (handing one's
+ * record to another team still answers with what was written); else only its id and version,
+ * so that a write the role allows is not a way to read what it does not. */
+static int send_written(call_t *c, const char *entity, int64_t id, bool could_read)
 {
     rp_error_t err = {0};
     json_t *rec = NULL;
     if (rp_store_get(c->h->s, entity, id, &rec, &err))
         return store_problem(c, &err, false);
+    if (!could_read && !readable(c, entity, id)) {
+        json_t *small = json_pack("{s:O,s:O}", "id", json_object_get(rec, "id"), "version",
+                                  json_object_get(rec, "version"));
+        json_decref(rec);
+        rec = small;
+    }
     rp_access_redact(c->access, entity, rec);
     return send_record(c, 200, rec);
 }
@@ -1053,12 +1070,13 @@ static int do_patch(call_t *c, const char *entity, int64_t id)
     if (!body)
         return 0;
     rp_error_t err = {0};
+    bool could_read = c->access ? readable(c, entity, id) : true;
     int rc = rp_store_update(c->h->s, &c->ctx, entity, id, body, expect, NULL, &err);
     json_decref(body);
     if (rc)
         return store_problem(c, &err, false);
     wrote(c);
-    return send_written(c, entity, id);
+    return send_written(c, entity, id, could_read);
 }
 
 static int do_delete(call_t *c, const char *entity, int64_t id)
@@ -1077,10 +1095,11 @@ static int do_restore(call_t *c, const char *entity, int64_t id)
     if (check_if_match(c, entity, id))
         return 0;
     rp_error_t err = {0};
+    bool could_read = c->access ? readable(c, entity, id) : true;
     if (rp_store_restore(c->h->s, &c->ctx, entity, id, &err))
         return store_problem(c, &err, false);
     wrote(c);
-    return send_written(c, entity, id);
+    return send_written(c, entity, id, could_read);
 }
 
 /* {"create": [records], "update": [patches with id (and version)]}: all or nothing. */
@@ -1230,6 +1249,8 @@ static int do_plugin(call_t *c, const char *name)
     char path[512], method[16], *body = NULL;
     snprintf(path, sizeof path, "%.*s", (int)req->path_normalized.len, req->path_normalized.base);
     snprintf(method, sizeof method, "%.*s", (int)req->method.len, req->method.base);
+    if (strcmp(method, "HEAD") == 0)
+        snprintf(method, sizeof method, "GET"); /* h2o leaves out the body */
     size_t skip = strlen("/api/v1/plugins/") + strlen(name);
     const char *query = req->query_at == SIZE_MAX ? "" : NULL;
     char *q = query ? NULL : strndup(req->path.base + req->query_at + 1,
@@ -1242,7 +1263,18 @@ static int do_plugin(call_t *c, const char *name)
                            .ctx = &c->ctx};
     int status = 200;
     rp_error_t err = {0};
+    int depth = rp_store_txn_depth(c->h->s);
     int rc = c->h->routes(c->h->routes_ud, name, &r, &status, &body, &err);
+    if (rp_store_txn_depth(c->h->s) > depth) {
+        /* A route that began and did not end: undo what it left open, answer 500. */
+        while (rp_store_txn_depth(c->h->s) > depth)
+            rp_store_rollback(c->h->s, NULL);
+        say(c->h, "error", "plugin %s left a transaction open in %s %s: undone", name, method,
+            path);
+        if (!rc)
+            rc = rp_error_set(&err, RP_ESTATE, RP_C_TXN, "plugin %s left a transaction open; "
+                              "what it wrote was undone", name);
+    }
     free(q);
     free(b);
     if (rc) {

@@ -493,8 +493,13 @@ static int crm_dry_run(lua_State *L)
     if (!rc && rp_jobs_list(l->s, NULL, &all, NULL) == 0) {
         size_t i, k;
         json_t *j, *b;
-        json_array_foreach(all, i, j) if (json_integer_value(json_object_get(j, "id")) > job0)
+        json_array_foreach(all, i, j) {
+            if (json_integer_value(json_object_get(j, "id")) <= job0)
+                continue;
             json_array_append(jobs, j);
+            if (l->ctx.access) /* for a user: that a job is due, not what rules put in it */
+                json_object_del(j, "payload");
+        }
         json_array_foreach(before, k, b) {
             const char *st = json_string_value(json_object_get(b, "state"));
             if (!st || strcmp(st, "pending") != 0)
@@ -507,8 +512,11 @@ static int crm_dry_run(lua_State *L)
                     break;
                 }
             }
-            if (!still)
+            if (!still) {
                 json_array_append(cancelled, b);
+                if (l->ctx.access)
+                    json_object_del(b, "payload");
+            }
         }
     }
     json_decref(all);
@@ -857,9 +865,20 @@ static rp_sched_t *need_engine(lua_State *L, rp_lua_t *l, const char *fname)
 }
 
 /* "contact.create" → entity "contact", action create; "*.update" for every entity. */
+/* Rules (hooks, handlers, jobs, schedules) run as the engine, unrestricted: a state run for a
+ * user (`--as`) may not register one, or the user's code would run without their limits. */
+static void no_rules_for_users(lua_State *L, rp_lua_t *l, const char *fn)
+{
+    if (l->o.access)
+        luaL_error(L, "%s: a script run for a user (--as) cannot register rules: hooks, "
+                   "handlers, jobs and schedules run as the engine; put them in scripts/",
+                   fn);
+}
+
 static int crm_before(lua_State *L)
 {
     rp_lua_t *l = rp__lua_of(L);
+    no_rules_for_users(L, l, "crm.before");
     const char *type = luaL_checkstring(L, 1);
     luaL_checktype(L, 2, LUA_TFUNCTION);
     int priority = 0;
@@ -903,6 +922,7 @@ static int crm_on(lua_State *L)
     rp_lua_t *l = rp__lua_of(L);
     const char *type = luaL_checkstring(L, 1);
     luaL_checktype(L, 2, LUA_TFUNCTION);
+    no_rules_for_users(L, l, "crm.on");
     need_engine(L, l, "crm.on");
     const char *name = NULL;
     bool from_start = false;
@@ -974,6 +994,7 @@ static int crm_job(lua_State *L)
     rp_lua_t *l = rp__lua_of(L);
     const char *name = luaL_checkstring(L, 1);
     luaL_checktype(L, 2, LUA_TFUNCTION);
+    no_rules_for_users(L, l, "crm.job");
     need_engine(L, l, "crm.job");
     rp__reg_t *r = new_reg(L, l, REG_JOB, 2);
     snprintf(r->name, sizeof r->name, "%s", name);
@@ -1015,6 +1036,7 @@ static int crm_every(lua_State *L)
     rp_lua_t *l = rp__lua_of(L);
     const char *cron = luaL_checkstring(L, 1);
     const char *job = luaL_checkstring(L, 2);
+    no_rules_for_users(L, l, "crm.every");
     need_engine(L, l, "crm.every");
     const char *name = job, *tz = NULL;
     json_t *payload = NULL;

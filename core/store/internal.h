@@ -205,7 +205,7 @@ int rp__access_record(rp_store_t *s, const rp_access_t *a, const char *entity, r
 /** RP_EPERM when @p fields gives the record an owner @p a may not hand records to: the user
  *  may always name themselves, a team mate with update scope team, anyone with scope all. */
 int rp__access_owner(rp_store_t *s, const rp_access_t *a, const char *entity, json_t *fields,
-                     rp_error_t *err);
+                     bool update, rp_error_t *err);
 /** RP_EPERM when @p fields (an object) names a field hidden from or read-only for @p a. */
 int rp__access_fields(const rp_access_t *a, const char *entity, json_t *fields, rp_error_t *err);
 /** The access of @p ctx, or NULL (unrestricted). */

@@ -558,7 +558,7 @@ static int create_many(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, j
         for (size_t i = 0; i < json_array_size(records); i++) {
             int rc = rp__access_fields(a, entity, json_array_get(records, i), err);
             if (!rc)
-                rc = rp__access_owner(s, a, entity, json_array_get(records, i), err);
+                rc = rp__access_owner(s, a, entity, json_array_get(records, i), false, err);
             if (rc) {
                 if (failed_index)
                     *failed_index = i;
@@ -786,6 +786,18 @@ static int load_for_update(rp_store_t *s, rp__entity_t *e, int64_t id, int64_t e
     return 0;
 }
 
+/* Whether @p patch leaves the owner as @p old has it (absent, or the same value). */
+static bool owner_same(json_t *patch, json_t *old)
+{
+    json_t *v = json_object_get(patch, "owner"), *was = json_object_get(old, "owner");
+    if (!v)
+        return true;
+    const char *a = json_string_value(v), *b = json_string_value(was);
+    if ((json_is_null(v) || (a && !*a)) && (!was || json_is_null(was) || (b && !*b)))
+        return true;
+    return a && b && strcmp(a, b) == 0;
+}
+
 /* The shared body of single and bulk updates: @p batch holds the patches (mutable copies),
  * @p ids and @p expect the record ids and expected versions. */
 static int update_batch(rp_store_t *s, const rp_ctx_t *ctx, rp__entity_t *e, json_t *batch,
@@ -807,7 +819,9 @@ static int update_batch(rp_store_t *s, const rp_ctx_t *ctx, rp__entity_t *e, jso
         if ((rc = load_for_update(s, e, ids[i], expect[i], &olds[i], err)) ||
             (a && ((rc = rp__access_record(s, a, e->name, RP_PERM_UPDATE, olds[i], err)) ||
                    (rc = rp__access_fields(a, e->name, json_array_get(batch, i), err)) ||
-                   (rc = rp__access_owner(s, a, e->name, json_array_get(batch, i), err)))))
+                   (!owner_same(json_array_get(batch, i), olds[i]) &&
+                    (rc = rp__access_owner(s, a, e->name, json_array_get(batch, i), true,
+                                           err))))))
             goto fail;
     if (rp__hooks_any(s, e, RP_ACT_UPDATE) &&
         (rc = rp__hooks_run(s, e, RP_ACT_UPDATE, batch, ids, olds, ctx, &i, err)))

@@ -108,6 +108,15 @@ expect 0 '"owner":"sam"' -- --as sam create contact '{"first_name": "P", "last_n
 check '! "$RAPPORT" events tail -n 20 | grep -q sk-live && "$RAPPORT" events tail -n 20 | grep -q "\[secret\]"' "a secret setting's value is in the event log"
 expect 0 'sk-live-12345' -- config get plugin.crmsync.api_key
 
+# A user may not register rules: they would run as the engine.
+expect 1 'cannot register rules' -- --as sam eval 'crm.before("contact.create", function(r) return r end)'
+expect 1 'cannot register rules' -- --as sam eval 'crm.on("contact.*", function(e) end)'
+expect 1 'cannot register rules' -- --as sam eval 'crm.job("mine", function(j) end)'
+# An owner that is not a name is still a hand-off; clearing one needs scope all.
+expect 1 'may not give contact records to 123' -- --as sam update contact "$sam_c" '{"owner": 123}'
+expect 1 'may not clear the owner' -- --as sam update contact "$sam_c" '{"owner": null}'
+expect 0 '' -- --as sam update contact "$sam_c" '{"owner": "sam", "title": "Same owner"}'
+
 # Plugin functions and commands run for a user act as that user.
 out=$("$RAPPORT" --as zoe eval 'return crm.operational.duplicates("contact")' 2>&1)
 check '! grep -q "\"ids\":\[[^]]*'"$sam_c"'" <<<"$out"' "a plugin function run --as zoe reached sam's contacts: $out"
@@ -183,6 +192,10 @@ api "$max_t" PATCH "/api/v1/contact/$mc" '{"owner": "rita"}'
 is 200 '"owner":"rita"' "hand a record to someone else"
 api "$max_t" GET "/api/v1/contact/$mc"
 is 403 'missing: contact.read' "then it is not theirs to read"
+# A write the role allows is not a way to read what it does not: only id and version.
+api "$max_t" PATCH "/api/v1/contact/$zoe_c" '{}'
+is 200 "{\"id\":$zoe_c,\"version\":" "a PATCH of a record one may update but not read"
+check '! grep -q zzsecret <<<"$body" && ! grep -q Zoey <<<"$body"' "the PATCH answer shows the record: $body"
 api "$rita_t" GET "/api/v1/contact/$zoe_c"
 is 200 'zzsecret-zoe' "a reader sees every contact whole"
 api "$rita_t" POST /api/v1/contact '{"first_name": "A", "last_name": "B"}'

@@ -263,6 +263,11 @@ done
 check '[ "$code" = 401 ]' "the fourth failure was $code"
 code=$(curl -s -o "$tmp/body" -w '%{http_code}' -H 'Content-Type: application/json' -d '{"user": "ana", "password": "wrong"}' "$U/api/v1/auth/login"); body=$(cat "$tmp/body")
 is 401 'wrong user name or password' "sign-in with a wrong password (the fifth failure)"
+# Once slowed, further bad tokens are refused too (no counting past the limit).
+for _ in 1 2 3; do
+    code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer rpt_wrong2" "$U/api/v1/contact")
+done
+check '[ "$code" = 429 ]' "bad tokens after the slowdown answered $code"
 hdrs=$(curl -s -i -H "Authorization: Bearer $tok" "$U/api/v1/contact")
 check 'grep -q "^HTTP/1.1 429" <<<"$hdrs" && grep -qi "^retry-after: [0-9]" <<<"$hdrs"' "no 429 with Retry-After after repeated failures: $hdrs"
 check '"$RAPPORT" events tail -n 50 | grep -q "\"type\":\"auth.refused\""' "refusals are not in the event log"
