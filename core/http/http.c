@@ -1449,6 +1449,19 @@ static json_t *openapi(rp_http_t *h, rp_error_t *err)
                                   op("Full-text search (q, entity, limit)", "search",
                                      json_pack("{s:{s:s}}", "200", "description",
                                                "{data: [{entity, id, rank, snippet}]}"))));
+    json_t *login = op("Sign in with a password: a token for the user's role (no token needed)",
+                       "auth", json_pack("{s:{s:s},s:{s:s},s:{s:s}}", "201", "description",
+                                         "{token, token_id, expires_in_s}", "401",
+                                         "description", "wrong user name or password", "429",
+                                         "description", "too many failed sign-ins"));
+    json_object_set_new(login, "security", json_array());
+    json_object_set_new(login, "requestBody",
+                        json_pack("{s:b,s:{s:{s:{s:s,s:[ss],s:{s:{s:s},s:{s:s},s:{s:s}}}}}}",
+                                  "required", 1, "content", "application/json", "schema",
+                                  "type", "object", "required", "user", "password",
+                                  "properties", "user", "type", "string", "password", "type",
+                                  "string", "expires", "type", "string"));
+    json_object_set_new(paths, "/api/v1/auth/login", json_pack("{s:o}", "post", login));
     json_object_set_new(paths, "/health",
                         json_pack("{s:{s:s,s:[],s:{s:{s:s}}}}", "get", "summary",
                                   "Is the engine up", "security", "responses", "200",

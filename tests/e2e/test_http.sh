@@ -56,6 +56,11 @@ is 200 '"status":"ok"' "health"
 code=$(curl -s -o "$tmp/body" -w '%{http_code}' "$U/openapi.json"); body=$(cat "$tmp/body")
 is 200 '"/api/v1/pet/{id}"' "openapi has the custom entity's paths"
 check 'grep -qF "\"openapi\":\"3.0.3\"" <<<"$body" && grep -qF "\"legs\":{\"type\":\"integer\"" <<<"$body"' "openapi lacks the version or the field types"
+check 'grep -qF "\"/api/v1/auth/login\"" <<<"$body"' "openapi lacks the sign-in"
+# The document is valid JSON that a tool can read (python's json, when there is python).
+if command -v python3 >/dev/null; then
+    check 'python3 -c "import json,sys; d=json.load(sys.stdin); assert d[\"paths\"][\"/api/v1/pet/{id}\"][\"patch\"]" <<<"$body"' "openapi does not parse"
+fi
 
 # Authentication.
 code=$(curl -s -o "$tmp/body" -w '%{http_code}' "$U/api/v1/contact"); body=$(cat "$tmp/body")
