@@ -11,10 +11,14 @@
  *   GET /api/v1/<entity>/<id>/events     the record's history
  *   GET /api/v1/<entity>/<id>/explain/<field>
  *   GET /api/v1/search?q=…[&entity=…][&limit=…]
+ *   POST /api/v1/auth/login              no token needed: {"user", "password", "expires"}
+ *   * /api/v1/plugins/<plugin>/…         a plugin's own routes (rp_http_set_routes)
  *
- * Every /api/v1 request needs "Authorization: Bearer <token>" (rapport tokens create). Errors
- * are application/problem+json (RFC 9457) with "status", "title", "detail", and "field" and
- * "code" when known. A client whose tokens fail repeatedly is answered 429 with Retry-After.
+ * Every other /api/v1 request needs "Authorization: Bearer <token>" (rapport tokens create),
+ * and acts with the token's role (rapport/access.h). Errors are application/problem+json
+ * (RFC 9457) with "status", "title", "detail", and "field" and "code" when known. A client
+ * whose tokens or passwords fail repeatedly is answered 429 with Retry-After. The writes of
+ * one loop turn share one commit, and every answer waits for it.
  */
 #ifndef RAPPORT_HTTP_H
 #define RAPPORT_HTTP_H
