@@ -1360,7 +1360,7 @@ static const command_t commands[] = {
                            "replay ID",
      "Read the event log (JSON lines), list dead letters, replay one."},
     {"serve", cmd_serve, "serve [--listen HOST:PORT] [--poll-ms N]",
-     "Run the engine: due jobs, cron schedules and event dispatch, until SIGTERM or SIGINT."},
+     "Run the engine: due jobs, cron schedules, event dispatch and, with --listen, the HTTP API."},
     {"jobs", cmd_jobs, "jobs [list] | jobs dead | jobs retry ID | jobs cancel KEY | jobs add NAME "
                        "[--in DELAY] [--key KEY] [--payload JSON] | jobs every SCHEDULE CRON JOB "
                        "[--tz ZONE] [--payload JSON] | jobs schedules | jobs unschedule SCHEDULE",
