@@ -1389,7 +1389,8 @@ static const command_t commands[] = {
      "tokens create --user NAME [--role ROLE] [--expires 30d] | tokens list [--user NAME] | "
      "tokens revoke ID",
      "API tokens: shown once, kept hashed, expiring and revocable."},
-    {"roles", cmd_roles, "roles [list] | roles show NAME | roles set NAME GRANTS | roles remove NAME",
+    {"roles", cmd_roles,
+     "roles [list] | roles show NAME | roles set NAME GRANTS | roles remove NAME",
      "Roles: per entity read/create/update/delete scopes, hidden and read-only fields."},
     {"webhooks", cmd_webhooks,
      "webhooks add URL --events TYPES --user NAME [--secret S | --secret-stdin] | webhooks list | "
