@@ -945,23 +945,33 @@ static int do_create(call_t *c, const char *entity)
     return send_record(c, 201, rec);
 }
 
-/* Keeps only the fields the "fields" parameter names (and id, version). */
-static void select_fields(call_t *c, json_t *rec)
+/* Keeps only the fields the "fields" parameter names (and id, version). Returns the first
+ * name that is not a field of @p rec, or NULL. */
+static const char *select_fields(call_t *c, json_t *rec)
 {
     const char *ftext = param(c, "fields");
     if (!ftext || !json_is_object(rec))
-        return;
+        return NULL;
+    static char unknown[64];
+    for (const char *t = ftext; *t;) {
+        size_t n = strcspn(t, ",");
+        snprintf(unknown, sizeof unknown, "%.*s", (int)(n < 63 ? n : 63), t);
+        if (n && !json_object_get(rec, unknown))
+            return unknown;
+        t += n + (t[n] == ',');
+    }
     const char *k;
     json_t *v;
     void *tmp;
     json_object_foreach_safe(rec, tmp, k, v) {
         size_t n = strlen(k);
         bool keep = !strcmp(k, "id") || !strcmp(k, "version");
-        for (const char *p = ftext; !keep && (p = strstr(p, k)); p += n)
-            keep = (p == ftext || p[-1] == ',') && (p[n] == ',' || p[n] == '\0');
+        for (const char *q = ftext; !keep && (q = strstr(q, k)); q += n)
+            keep = (q == ftext || q[-1] == ',') && (q[n] == ',' || q[n] == '\0');
         if (!keep)
             json_object_del(rec, k);
     }
+    return NULL;
 }
 
 static int do_get(call_t *c, const char *entity, int64_t id)
@@ -986,7 +996,11 @@ static int do_get(call_t *c, const char *entity, int64_t id)
     }
     if (rp_store_get_as(c->h->s, &c->ctx, entity, id, &rec, &err))
         return store_problem(c, &err, false);
-    select_fields(c, rec);
+    const char *unknown = select_fields(c, rec);
+    if (unknown) {
+        json_decref(rec);
+        return problemf(c, 400, unknown, "unknown field \"%s\" on %s", unknown, entity);
+    }
     return send_record(c, 200, rec);
 }
 
@@ -1338,6 +1352,16 @@ static json_t *op(const char *summary, const char *tag, json_t *responses)
     return json_pack("{s:s,s:[s],s:o}", "summary", summary, "tags", tag, "responses", responses);
 }
 
+/* Sets paths[@p path][@p method] to an operation whose 200 answer is described by @p desc. */
+static void plain_op(json_t *paths, const char *path, const char *method, const char *summary,
+                     const char *tag, const char *desc)
+{
+    json_object_set_new(paths, path,
+                        json_pack("{s:o}", method,
+                                  op(summary, tag, json_pack("{s:{s:s}}", "200", "description",
+                                                             desc))));
+}
+
 static json_t *ref_resp(const char *desc, const char *ref)
 {
     char r[160];
@@ -1425,30 +1449,17 @@ static json_t *openapi(rp_http_t *h, rp_error_t *err)
                                          json_pack("{s:o}", "200",
                                                    ref_resp("the record", name)))));
         snprintf(p, sizeof p, "/api/v1/%s/{id}/events", name);
-        json_object_set_new(paths, p,
-                            json_pack("{s:o}", "get",
-                                      op("The record's history", name,
-                                         json_pack("{s:{s:s}}", "200", "description",
-                                                   "{data: [events], next}"))));
+        plain_op(paths, p, "get", "The record's history", name, "{data: [events], next}");
         snprintf(p, sizeof p, "/api/v1/%s/{id}/explain/{field}", name);
-        json_object_set_new(paths, p,
-                            json_pack("{s:o}", "get",
-                                      op("Why a field has its value", name,
-                                         json_pack("{s:{s:s}}", "200", "description",
-                                                   "{data: [changes with their causes]}"))));
+        plain_op(paths, p, "get", "Why a field has its value", name,
+                 "{data: [changes with their causes]}");
         snprintf(p, sizeof p, "/api/v1/%s/bulk", name);
-        json_object_set_new(paths, p,
-                            json_pack("{s:o}", "post",
-                                      op("Create and update many, all or nothing", name,
-                                         json_pack("{s:{s:s}}", "200", "description",
-                                                   "{created: [ids], updated: n}"))));
+        plain_op(paths, p, "post", "Create and update many, all or nothing", name,
+                 "{created: [ids], updated: n}");
     }
     json_decref(reg);
-    json_object_set_new(paths, "/api/v1/search",
-                        json_pack("{s:o}", "get",
-                                  op("Full-text search (q, entity, limit)", "search",
-                                     json_pack("{s:{s:s}}", "200", "description",
-                                               "{data: [{entity, id, rank, snippet}]}"))));
+    plain_op(paths, "/api/v1/search", "get", "Full-text search (q, entity, limit)", "search",
+             "{data: [{entity, id, rank, snippet}]}");
     json_t *login = op("Sign in with a password: a token for the user's role (no token needed)",
                        "auth", json_pack("{s:{s:s},s:{s:s},s:{s:s}}", "201", "description",
                                          "{token, token_id, expires_in_s}", "401",

@@ -27,6 +27,20 @@ check() { if eval "$1"; then ok; else bad "$2"; fi; }
 # count ENTITY [ARGS…]: how many records rapport counts.
 count() { "$RAPPORT" count "$@" 2>/dev/null; }
 
+# listened_port LOG [TRIES]: the port `rapport serve --listen 127.0.0.1:0` took, read from its
+# "listening on 127.0.0.1:PORT" line in LOG, waiting TRIES × 0.05 s (default 100); empty if none.
+listened_port() {
+    local p
+    for _ in $(seq "${2:-100}"); do
+        p=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$1" 2>/dev/null | cut -d: -f2)
+        [ -n "$p" ] && { echo "$p"; return; }
+        sleep 0.05
+    done
+}
+
+# token_of USER: a new API token for USER.
+token_of() { "$RAPPORT" tokens create --user "$1" 2>/dev/null | grep -o 'rpt_[A-Za-z0-9_-]*' | head -1; }
+
 # The summary line, and the exit status: 0 when nothing failed.
 finish() {
     echo "$passed passed, $failed failed"

@@ -126,16 +126,10 @@ out=$("$RAPPORT" --as sam eval "local _, r = crm.dry_run(function() crm.update('
 check 'grep -q "Dry" <<<"$out" && ! grep -q zzsecret <<<"$out"' "dry run --as sam: $out"
 
 # ---- the HTTP API ------------------------------------------------------------------------
-tok() { "$RAPPORT" tokens create --user "$1" 2>/dev/null | grep -o 'rpt_[A-Za-z0-9_-]*' | head -1; }
-sam_t=$(tok sam); rita_t=$(tok rita)
+sam_t=$(token_of sam); rita_t=$(token_of rita)
 "$RAPPORT" serve --listen 127.0.0.1:0 --poll-ms 20 2> "$tmp/serve.log" &
 serve_pid=$!
-port=
-for _ in $(seq 100); do
-    port=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$tmp/serve.log" | cut -d: -f2)
-    [ -n "$port" ] && break
-    sleep 0.05
-done
+port=$(listened_port "$tmp/serve.log")
 U=http://127.0.0.1:$port
 api() { # api TOKEN METHOD PATH [BODY]: sets $code and $body
     local args=(-s -o "$tmp/body" -w '%{http_code}' -X "$2" -H "Authorization: Bearer $1")
@@ -186,7 +180,7 @@ check '! grep -q "\"email\"" <<<"$body"' "the create answer shows the hidden ema
 # A write that takes the record out of the writer's read scope still answers with it.
 "$RAPPORT" roles set mover '{"entities": {"contact": {"read": "own", "update": "all"}}}' >/dev/null
 "$RAPPORT" users add max --role mover --password-stdin <<<"password of max" >/dev/null
-max_t=$(tok max)
+max_t=$(token_of max)
 mc=$("$RAPPORT" create contact '{"first_name": "Hand", "last_name": "Off", "owner": "max"}' | grep -o '"id":[0-9]*' | head -1 | cut -d: -f2)
 api "$max_t" PATCH "/api/v1/contact/$mc" '{"owner": "rita"}'
 is 200 '"owner":"rita"' "hand a record to someone else"

@@ -13,12 +13,7 @@ cd "$tmp"
 RAPPORT="$RAPPORT" RAPPORT_DEMO_DB="$tmp/demo.db" RAPPORT_DEMO_LISTEN=127.0.0.1:0 \
     bash "$here/../../examples/demo.sh" > out.txt 2>&1 &
 demo_pid=$!
-port=
-for _ in $(seq 300); do
-    port=$(grep -o 'listening on 127.0.0.1:[0-9]*' out.txt | cut -d: -f2)
-    [ -n "$port" ] && break
-    sleep 0.1
-done
+port=$(listened_port out.txt 600) # the demo fills its database first
 check '[ -n "$port" ]' "the demo did not start serving: $(tail -20 out.txt)"
 tok=$(grep -o 'rpt_[A-Za-z0-9_-]*' out.txt | head -1)
 check '[ -n "$tok" ]' "the demo printed no token"

@@ -15,9 +15,9 @@ export RAPPORT_DB="$tmp/crm.db"
 "$RAPPORT" init >/dev/null
 "$RAPPORT" define pet '{"fields": {"name": {"type": "text", "required": true, "searchable": true}, "legs": {"type": "integer"}}}' >/dev/null
 "$RAPPORT" users add ana --role admin --password-stdin <<<"a long password" >/dev/null
-tok=$("$RAPPORT" tokens create --user ana 2>/dev/null | grep -o 'rpt_[A-Za-z0-9_-]*' | head -1)
+tok=$(token_of ana)
 short=$("$RAPPORT" tokens create --user ana --expires 1s 2>/dev/null | grep -o 'rpt_[A-Za-z0-9_-]*' | head -1)
-gone=$("$RAPPORT" tokens create --user ana 2>/dev/null | grep -o 'rpt_[A-Za-z0-9_-]*' | head -1)
+gone=$(token_of ana)
 check '[ -n "$tok" ] && [ -n "$short" ] && [ -n "$gone" ]' "tokens create printed no token"
 
 # Five failures from one client within the window before it is slowed (a good token or
@@ -26,12 +26,7 @@ check '[ -n "$tok" ] && [ -n "$short" ] && [ -n "$gone" ]' "tokens create printe
 RAPPORT_HTTP_AUTH_FAILURES=5 RAPPORT_HTTP_MAX_BODY_BYTES=65536 RAPPORT_HTTP_REQUEST_TIMEOUT_MS=1000 \
     "$RAPPORT" serve --listen 127.0.0.1:0 --poll-ms 20 2> "$tmp/serve.log" &
 serve_pid=$!
-port=
-for _ in $(seq 100); do
-    port=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$tmp/serve.log" | cut -d: -f2)
-    [ -n "$port" ] && break
-    sleep 0.05
-done
+port=$(listened_port "$tmp/serve.log")
 check '[ -n "$port" ]' "serve did not say where it listens: $(cat "$tmp/serve.log")"
 U=http://127.0.0.1:$port
 
@@ -82,6 +77,11 @@ check 'curl -s -i -X POST -H "Authorization: Bearer $tok" -H "Content-Type: appl
 req GET "/api/v1/contact/$id"
 is 200 '"last_name":"Lovelace"' "get a contact"
 check 'curl -s -i -H "Authorization: Bearer $tok" "$U/api/v1/contact/$id" | grep -qi "^etag: \"1\""' "get has no ETag"
+req GET "/api/v1/contact/$id?fields=last_name,shoe"
+is 400 '"field":"shoe"' "get one with an unknown field in fields="
+req GET "/api/v1/contact/$id?fields=last_name"
+is 200 '"last_name":"Lovelace"' "get one with fields="
+check '! grep -q first_name <<<"$body"' "fields= did not select: $body"
 req GET "/api/v1/contact?email=ada@example.com&fields=email,first_name"
 is 200 '{"data":[{"id":'"$id"',"version":1,"email":"ada@example.com","first_name":"Ada"}],"next":null}' "a filtered list with fields"
 
