@@ -18,6 +18,7 @@
 
 static int raise(lua_State *L, rp_error_t *err)
 {
+    rp__lua_raise_if_tripped(L);
     return luaL_error(L, "%s", err->msg[0] ? err->msg : "failed");
 }
 

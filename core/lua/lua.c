@@ -172,7 +172,11 @@ static const char *tripped_limit(rp_lua_t *l, char *what, size_t cap)
 {
     switch (l->tripped) {
     case RP__TRIP_WALL:
-        snprintf(what, cap, "wall-time limit of %lld ms", (long long)l->o.max_wall_ms);
+        if (l->deadline_inherited)
+            snprintf(what, cap, "time budget of the call it ran in (%lld ms were left when it "
+                     "started)", (long long)l->budget_ms);
+        else
+            snprintf(what, cap, "wall-time limit of %lld ms", (long long)l->o.max_wall_ms);
         break;
     case RP__TRIP_CPU:
         snprintf(what, cap, "CPU budget of %lld ms", (long long)l->o.max_cpu_ms);
@@ -190,6 +194,39 @@ static const char *tripped_limit(rp_lua_t *l, char *what, size_t cap)
     return what;
 }
 
+/* Trips the first limit the running call is over, if any; true when one is tripped. */
+static bool over_limits(rp_lua_t *l)
+{
+    if (!l->tripped) {
+        if (mono_ms() > l->deadline)
+            l->tripped = RP__TRIP_WALL;
+        else if ((int64_t)l->ticks * TICK_MS > l->o.max_cpu_ms)
+            l->tripped = RP__TRIP_CPU;
+        else if (l->exact && l->instructions > l->o.max_instructions)
+            l->tripped = RP__TRIP_INSTRUCTIONS;
+    }
+    return l->tripped != 0;
+}
+
+/* Writes the stop's message once, at the position @p ar (of thread @p L) names, and makes the
+ * stop stick: the limit stays tripped until the call unwinds, checked at every instruction,
+ * so a script that catches the error with pcall meets it again at its very next step outside
+ * the pcall — with the message of the first stop, whose line is the script's, not that of
+ * the code that caught it. */
+static void trip(rp_lua_t *l, lua_State *L, lua_Debug *ar)
+{
+    char what[128];
+    tripped_limit(l, what, sizeof what);
+    lua_sethook(L, limit_hook, LUA_MASKCOUNT, 1);
+    if (!l->trip_msg[0]) {
+        if (ar)
+            lua_getinfo(L, "Sl", ar);
+        snprintf(l->trip_msg, sizeof l->trip_msg,
+                 "%s:%d: RP-E1701: script %s stopped: over its %s", ar ? ar->short_src : "?",
+                 ar ? ar->currentline : 0, l->name, what);
+    }
+}
+
 static void limit_hook(lua_State *L, lua_Debug *ar)
 {
     rp_lua_t *l = rp__lua_of(L);
@@ -200,32 +237,65 @@ static void limit_hook(lua_State *L, lua_Debug *ar)
     }
     if (l->exact)
         l->instructions += HOOK_EVERY;
-    if (!l->tripped) {
-        if (mono_ms() > l->deadline)
-            l->tripped = RP__TRIP_WALL;
-        else if ((int64_t)l->ticks * TICK_MS > l->o.max_cpu_ms)
-            l->tripped = RP__TRIP_CPU;
-        else if (l->exact && l->instructions > l->o.max_instructions)
-            l->tripped = RP__TRIP_INSTRUCTIONS;
-    }
-    char what[96];
-    if (!tripped_limit(l, what, sizeof what)) {
+    if (!over_limits(l)) {
         if (!l->exact)
             lua_sethook(L, NULL, 0, 0); /* the one-shot check is done */
         return;
     }
-    /* Stop the whole call, not just this function: the limit stays tripped until the call
-     * unwinds, checked at every instruction, so a script that catches the error with pcall
-     * meets it again at its very next step outside the pcall — with the message of the first
-     * stop, whose line is the script's, not that of the code that caught it. */
-    lua_sethook(L, limit_hook, LUA_MASKCOUNT, 1);
-    if (!l->trip_msg[0]) {
-        lua_getinfo(L, "Sl", ar);
-        snprintf(l->trip_msg, sizeof l->trip_msg,
-                 "%s:%d: RP-E1701: script %s stopped: over its %s", ar->short_src,
-                 ar->currentline, l->name, what);
-    }
+    trip(l, L, ar);
     /* Not luaL_error: in a hook it would add the caller's position in front of this one. */
+    lua_pushstring(L, l->trip_msg);
+    lua_error(L);
+}
+
+/* The nearest Lua function on @p L's stack (the C function running was called by it, maybe
+ * through pcall), for a stop's position; level 0 when there is none. */
+static lua_Debug *caller_of_c(lua_State *L, lua_Debug *ar)
+{
+    for (int level = 1; lua_getstack(L, level, ar); level++) {
+        lua_getinfo(L, "l", ar);
+        if (ar->currentline > 0)
+            return ar;
+    }
+    return lua_getstack(L, 0, ar) ? ar : NULL;
+}
+
+void rp__lua_check_limits(lua_State *L, unsigned steps)
+{
+    rp_lua_t *l = rp__lua_of(L);
+    if (!l || !l->limits_on)
+        return;
+    if (l->exact)
+        l->instructions += steps;
+    if (!over_limits(l))
+        return;
+    lua_Debug ar;
+    trip(l, L, caller_of_c(L, &ar));
+    lua_pushstring(L, l->trip_msg);
+    lua_error(L);
+}
+
+/* The store's question between steps of a long read made for this state (crm.find, search,
+ * count): stop it? It trips the limit without raising, since SQLite is on the C stack; the
+ * crm call raises the stop's message when the store returns. */
+static int store_interrupt(void *ud)
+{
+    rp_lua_t *l = ud;
+    if (!l->limits_on || !over_limits(l))
+        return 0;
+    if (l->cur && !l->trip_msg[0]) {
+        lua_Debug ar;
+        trip(l, l->cur, caller_of_c(l->cur, &ar));
+    }
+    return 1;
+}
+
+void rp__lua_raise_if_tripped(lua_State *L)
+{
+    rp_lua_t *l = rp__lua_of(L);
+    if (!l || !l->limits_on || !l->tripped || !l->trip_msg[0])
+        return;
+    lua_sethook(L, limit_hook, LUA_MASKCOUNT, 1);
     lua_pushstring(L, l->trip_msg);
     lua_error(L);
 }
@@ -324,7 +394,15 @@ int rp__lua_pcall(rp_lua_t *l, int nargs, int nres, rp_error_t *err)
         l->tripped = 0;
         l->trip_msg[0] = '\0';
         l->ticks = 0;
-        l->deadline = mono_ms() + l->o.max_wall_ms;
+        /* A caller with a budget of its own (an HTTP request, an enclosing call) that ends
+         * sooner than the wall-time limit sets the deadline. */
+        int64_t now = mono_ms(), outer_deadline = rp_store_deadline(l->s);
+        l->deadline = now + l->o.max_wall_ms;
+        l->deadline_inherited = outer_deadline && outer_deadline < l->deadline;
+        if (l->deadline_inherited) {
+            l->deadline = outer_deadline;
+            l->budget_ms = outer_deadline > now ? outer_deadline - now : 0;
+        }
         l->mem_hit = false;
         l->refused = false;
         l->limits_on = true;
@@ -338,18 +416,30 @@ int rp__lua_pcall(rp_lua_t *l, int nargs, int nres, rp_error_t *err)
      * the outer one is in a coroutine: that is the thread the ticker must arm meanwhile. */
     lua_State *was_cur = l->cur;
     int64_t was_deadline = 0;
+    rp_store_interrupt_fn was_fn = NULL;
+    void *was_ud = NULL;
     if (l->o.limits) {
         l->cur = L;
-        /* A lock the call waits on is waited on no longer than its wall-time limit (nor an
-         * enclosing call's, when that is earlier). */
+        /* A lock the call waits on, or a read it makes, lasts no longer than its wall-time
+         * limit (nor an enclosing call's, when that is earlier); a read also stops at its CPU
+         * budget. */
         was_deadline = rp_store_set_deadline(l->s, l->deadline);
         if (was_deadline && was_deadline < l->deadline)
             rp_store_set_deadline(l->s, was_deadline);
+        rp_store_set_interrupt(l->s, store_interrupt, l, &was_fn, &was_ud);
     }
     int rc = lua_pcall(L, nargs, nres, base);
+    if (rc == LUA_OK && outer && l->o.limits && l->tripped && l->trip_msg[0]) {
+        /* The script caught the stop and returned at once (`return pcall(f)`, a tail call, has
+         * no instruction left to stop at): the call still failed. */
+        lua_settop(L, base);
+        lua_pushstring(L, l->trip_msg);
+        rc = LUA_ERRRUN;
+    }
     if (l->o.limits) {
         l->cur = was_cur;
         rp_store_set_deadline(l->s, was_deadline);
+        rp_store_set_interrupt(l->s, was_fn, was_ud, NULL, NULL);
     }
     if (--l->depth == 0) {
         l->limits_on = false;
@@ -753,6 +843,7 @@ rp_lua_t *rp_lua_new(rp_store_t *s, rp_sched_t *e, const rp_lua_opts_t *opts, rp
         l->o.limits = true;
     if (l->o.limits) {
         watch_coroutines(L);
+        rp__lua_open_strmatch(L);
         l->ticked = ticker_ref();
         l->exact = l->o.max_instructions > 0 || !l->ticked;
         if (l->exact && l->o.max_instructions == 0)

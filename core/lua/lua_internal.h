@@ -46,6 +46,8 @@ struct rp_lua {
     bool mem_hit, limits_on;
     bool refused;          /* The allocator just said no once: Lua collects and asks again. */
     int64_t instructions, deadline;
+    bool deadline_inherited; /* The deadline is the caller's budget, not the wall limit. */
+    int64_t budget_ms;     /* What was left of that budget when the call started. */
     int tripped;           /* The limit that stopped the running call (RP__TRIP_*), or 0. */
     char trip_msg[512];    /* Its message, raised again wherever the call goes on. */
     bool exact;            /* An exact instruction budget: a count hook on every call. */
@@ -80,6 +82,15 @@ void rp__lua_pending_discard(rp_lua_t *l);
 int rp__lua_pending_apply(rp_lua_t *l, rp_error_t *err);
 void rp__lua_unregister_all(rp_lua_t *l);
 extern const char *const rp__lua_sandbox_globals[];
+/** From C code that runs long inside one call (pattern matching): counts @p steps against an
+ *  exact instruction budget and stops the running call, as the hook would, when it is over one
+ *  of its limits. Raises a Lua error; holds no resources of the caller's. */
+void rp__lua_check_limits(lua_State *L, unsigned steps);
+/** Raises the stop's message when a limit tripped during a C call (a store read stopped at the
+ *  budget), so the script sees the limit rather than the store's failure. */
+void rp__lua_raise_if_tripped(lua_State *L);
+/** Puts the budget-aware string.find, match, gmatch and gsub in place of Lua's own. */
+void rp__lua_open_strmatch(lua_State *L);
 /** crm.null's light userdata: a JSON null in tables, where nil would mean "absent". */
 extern void *const rp__lua_null;
 

@@ -55,6 +55,7 @@ const char *rp_strerror(int code)
     case RP_ELOOP: return "change chain too deep";
     case RP_ESTATE: return "wrong state";
     case RP_EPERM: return "permission denied";
+    case RP_ELIMIT: return "over a limit";
     default: return "unknown error";
     }
 }

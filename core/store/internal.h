@@ -86,6 +86,9 @@ struct rp_store {
     int busy_ms;             /* how long to wait for another writer */
     int64_t busy_since;      /* when the current wait began (monotonic ms) */
     int64_t deadline_ms;     /* no wait past this (monotonic ms), 0 for none */
+    int (*interrupt)(void *ud); /* asked between steps of a long read: stop it? (or NULL) */
+    void *interrupt_ud;
+    bool interrupted;        /* the last statement was stopped by the budget */
     int64_t uid_last_ms;
     uint64_t uid_hi, uid_lo, rng;
 };

@@ -55,6 +55,7 @@ typedef struct {
     size_t len, cap;
     bindv_t *b;
     int nb, capb;
+    int nconds;  /* field conditions compiled, against RP_FILTER_MAX_CONDITIONS */
     bool oom;
 } qb_t;
 
@@ -210,10 +211,27 @@ static json_t *like_pattern(const char *s, bool leading)
     return j;
 }
 
+/* RP_ELIMIT when the filter compiled so far is over a published cap: thousands of terms would
+ * build an expression SQLite refuses (or takes long to plan) and say so in its own words. */
+static int over_cap(rp__entity_t *e, qb_t *q, rp_error_t *err)
+{
+    if (q->nconds > RP_FILTER_MAX_CONDITIONS)
+        return rp_error_set(err, RP_ELIMIT, RP_C_CAP, "filter on %s: more than %d conditions "
+                            "(the limit of one filter)", e->name, RP_FILTER_MAX_CONDITIONS);
+    if (q->nb > RP_FILTER_MAX_VALUES)
+        return rp_error_set(err, RP_ELIMIT, RP_C_CAP, "filter on %s: more than %d values in "
+                            "all (the limit of one filter)", e->name, RP_FILTER_MAX_VALUES);
+    return 0;
+}
+
 static int compile_op(rp__entity_t *e, const rp__field_t *f, const char *op, json_t *v, qb_t *q,
                       rp_error_t *err)
 {
     const char *col = f->name;
+    q->nconds++;
+    int rc = over_cap(e, q, err);
+    if (rc)
+        return rc;
     static const struct {
         const char *name, *sql;
     } cmp[] = {{"eq", "="}, {"ne", "IS NOT"}, {"lt", "<"}, {"le", "<="}, {"gt", ">"}, {"ge", ">="}};
@@ -247,12 +265,11 @@ static int compile_op(rp__entity_t *e, const rp__field_t *f, const char *op, jso
         json_t *x;
         json_array_foreach(v, i, x) {
             put(q, i ? ",?" : "?");
-            int rc = value_for(e, f, x, q, err);
-            if (rc)
+            if ((rc = value_for(e, f, x, q, err)))
                 return rc;
         }
         put(q, "))");
-        return 0;
+        return over_cap(e, q, err);
     }
     if (strcmp(op, "contains") == 0 || strcmp(op, "starts_with") == 0) {
         if (!is_textual(f))
@@ -273,7 +290,7 @@ static int compile_op(rp__entity_t *e, const rp__field_t *f, const char *op, jso
         if (!json_is_array(v) || json_array_size(v) != 2)
             return filter_err(e, err, "%s.%s needs an array of two values [low, high]", col, op);
         put(q, "\"%s\" BETWEEN ? AND ?", col);
-        int rc = value_for(e, f, json_array_get(v, 0), q, err);
+        rc = value_for(e, f, json_array_get(v, 0), q, err);
         return rc ? rc : value_for(e, f, json_array_get(v, 1), q, err);
     }
     return filter_err(e, err,
@@ -290,6 +307,10 @@ static int compile_node(rp__entity_t *e, json_t *node, int depth, qb_t *q, rp_er
     if (!json_is_object(node))
         return rp_error_set(err, RP_EINVAL, RP_C_FILTER,
                             "filter on %s: expected an object of conditions", e->name);
+    q->nconds++;
+    int crc = over_cap(e, q, err);
+    if (crc)
+        return crc;
     if (json_object_size(node) == 0) {
         put(q, "1");
         return 0;
@@ -798,6 +819,28 @@ static char *match_expr(const char *text)
     return out;
 }
 
+static bool word_byte(unsigned char c)
+{
+    return c >= 0x80 || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+/* RP_ELIMIT for a text over the published caps. Words are counted as the index sees them
+ * (runs of letters and digits), so "a.a.a.a…", one word to the eye, counts each "a". */
+static int search_cap(const char *text, rp_error_t *err)
+{
+    size_t n = text ? strlen(text) : 0, words = 0;
+    if (n > RP_SEARCH_MAX_BYTES)
+        return rp_error_set(err, RP_ELIMIT, RP_C_CAP, "the search text is %zu bytes long; the "
+                            "limit is %d", n, RP_SEARCH_MAX_BYTES);
+    for (size_t i = 0; i < n; i++)
+        if (word_byte((unsigned char)text[i]) && (i == 0 || !word_byte((unsigned char)text[i - 1])))
+            words++;
+    if (words > RP_SEARCH_MAX_WORDS)
+        return rp_error_set(err, RP_ELIMIT, RP_C_CAP, "the search text has %zu words; the limit "
+                            "is %d", words, RP_SEARCH_MAX_WORDS);
+    return 0;
+}
+
 int rp_store_search(rp_store_t *s, const char *text, const char *entity, int limit, json_t **out,
                     rp_error_t *err)
 {
@@ -805,6 +848,9 @@ int rp_store_search(rp_store_t *s, const char *text, const char *entity, int lim
     rp__entity_t *only = NULL;
     if (entity && !(only = rp__entity_req(s, entity, err)))
         return err ? err->code : RP_EIO;
+    int rc = search_cap(text, err);
+    if (rc)
+        return rc;
     char *expr = text ? match_expr(text) : NULL;
     if (!expr)
         return rp_error_set(err, RP_EINVAL, RP_C_SEARCH, "search needs at least one word");
@@ -840,7 +886,6 @@ int rp_store_search(rp_store_t *s, const char *text, const char *entity, int lim
         sqlite3_bind_int64(st, 4, ((only->no + 1) << RP__FTS_SHIFT) - 1);
     }
     json_t *hits = json_array();
-    int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         int64_t rowid = sqlite3_column_int64(st, 0);
         int64_t no = rowid >> RP__FTS_SHIFT, id = rowid & ((INT64_C(1) << RP__FTS_SHIFT) - 1);
@@ -865,11 +910,6 @@ int rp_store_search(rp_store_t *s, const char *text, const char *entity, int lim
 }
 
 /* ---- search for a user ------------------------------------------------------------------ */
-
-static bool word_byte(unsigned char c)
-{
-    return c >= 0x80 || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
 
 /* Whether every token of folded @p word starts some token of folded @p text. */
 static bool word_in(const char *word, const char *text)

@@ -103,6 +103,11 @@ int rp_store_schema_version_found(const rp_store_t *s)
 
 int rp__dberr(rp_store_t *s, int rc, const char *what, rp_error_t *err)
 {
+    if (rc == SQLITE_INTERRUPT && s->interrupted) {
+        s->interrupted = false;
+        return rp_error_set(err, RP_ELIMIT, RP_C_BUDGET, "%s: stopped at the time budget of "
+                            "the call it ran in", what);
+    }
     int code = (rc == SQLITE_NOMEM) ? RP_ENOMEM : RP_EIO;
     return rp_error_set(err, code, RP_C_SQL, "%s: %s", what, sqlite3_errmsg(s->db));
 }
@@ -236,6 +241,48 @@ int64_t rp_store_set_deadline(rp_store_t *s, int64_t mono_deadline_ms)
     int64_t was = s->deadline_ms;
     s->deadline_ms = mono_deadline_ms;
     return was;
+}
+
+int64_t rp_store_deadline(const rp_store_t *s)
+{
+    return s->deadline_ms;
+}
+
+void rp_store_set_interrupt(rp_store_t *s, rp_store_interrupt_fn fn, void *ud,
+                            rp_store_interrupt_fn *was_fn, void **was_ud)
+{
+    if (was_fn)
+        *was_fn = s->interrupt;
+    if (was_ud)
+        *was_ud = s->interrupt_ud;
+    s->interrupt = fn;
+    s->interrupt_ud = ud;
+}
+
+/* Whether a statement that writes is running: SQLite answers the interruption of one by
+ * rolling back the whole transaction, the group commit's other requests with it. */
+static bool writing(sqlite3 *db)
+{
+    for (sqlite3_stmt *st = sqlite3_next_stmt(db, NULL); st; st = sqlite3_next_stmt(db, st))
+        if (sqlite3_stmt_busy(st) && !sqlite3_stmt_readonly(st))
+            return true;
+    return false;
+}
+
+/* SQLite's progress handler, every PROGRESS_OPS virtual-machine steps (about 20 µs): stops a
+ * read that runs past the caller's deadline or that the caller's own check refuses. */
+#define PROGRESS_OPS 2000
+static int progress(void *ud)
+{
+    rp_store_t *s = ud;
+    if (!s->deadline_ms && !s->interrupt)
+        return 0;
+    bool stop = (s->deadline_ms && mono_ms() >= s->deadline_ms) ||
+                (s->interrupt && s->interrupt(s->interrupt_ud));
+    if (!stop || writing(s->db))
+        return 0;
+    s->interrupted = true;
+    return 1;
 }
 
 int rp_store_set_cache_mb(rp_store_t *s, int mb, rp_error_t *err)
@@ -873,6 +920,7 @@ int rp_store_open(const char *path, const rp_store_opts_t *opts, rp_store_t **ou
     sqlite3_extended_result_codes(s->db, 1);
     s->busy_ms = o.busy_timeout_ms > 0 ? o.busy_timeout_ms : 5000;
     sqlite3_busy_handler(s->db, busy_wait, s);
+    sqlite3_progress_handler(s->db, PROGRESS_OPS, progress, s);
     if ((rc = rp__fts_register(s->db)) != SQLITE_OK) {
         rc = rp__dberr(s, rc, "cannot register the search tokenizer", err);
         goto fail;

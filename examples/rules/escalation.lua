@@ -39,9 +39,15 @@ crm.on("incident.updated", function(ev)
   end
 end)
 
--- Subjects are trimmed, and an incident cannot be created already answered.
+-- Subjects are trimmed (in one pass: "^%s*(.-)%s*$" backtracks over a long run of spaces),
+-- and an incident cannot be created already answered.
+local function trim(s)
+  local first = s:find("%S")
+  if not first then return "" end
+  return s:sub(first, #s - s:reverse():find("%S") + 1)
+end
 crm.before("incident.create", function(t)
-  t.subject = t.subject and t.subject:match("^%s*(.-)%s*$")
+  t.subject = t.subject and trim(t.subject)
   if t.status and t.status ~= "open" then
     error("a new incident is open; got status " .. t.status)
   end

@@ -20,6 +20,7 @@ enum {
     RP_ELOOP = -8,     /**< A chain of caused changes grew past the depth limit. */
     RP_ESTATE = -9,    /**< The call does not fit the current state (e.g. no open transaction). */
     RP_EPERM = -10,    /**< The actor lacks a permission (the message names it). */
+    RP_ELIMIT = -11,   /**< Over a published cap or a time budget (the message names it). */
 };
 
 /** Stable message codes; a user can search for "RP-E1203". */
@@ -54,6 +55,8 @@ enum {
     RP_C_CRON = 1601,        /**< Malformed cron expression or unknown time zone. */
     RP_C_LIMIT = 1701,       /**< A script went over one of its limits. */
     RP_C_SCRIPT = 1702,      /**< A script failed (its message carries file:line). */
+    RP_C_CAP = 1703,         /**< A request over a published cap (words, conditions, items). */
+    RP_C_BUDGET = 1704,      /**< Work stopped at the time budget of the call it ran in. */
     RP_C_PLUGIN = 1801,      /**< A plugin was refused or failed. */
     RP_C_AUTH = 1901,        /**< A password or token that does not let one in. */
     RP_C_USER = 1902,        /**< A user or token that cannot be made as asked. */

@@ -64,6 +64,26 @@ int rp_store_set_cache_mb(rp_store_t *s, int mb, rp_error_t *err);
 int64_t rp_store_set_deadline(rp_store_t *s, int64_t mono_deadline_ms);
 
 /**
+ * The deadline set with rp_store_set_deadline(), or 0. The same deadline bounds every read:
+ * a query, count or search still running at that time is stopped between two of its steps
+ * and fails with RP_ELIMIT (RP-E1704), so that no caller with a budget (a request, a script)
+ * is held by one statement. A statement that writes is never stopped half-way (SQLite would
+ * roll the caller's whole transaction back): writes are bounded by their size instead.
+ */
+int64_t rp_store_deadline(const rp_store_t *s);
+
+/** Asked between steps of a long read, with @p ud: nonzero stops the read (RP_ELIMIT). */
+typedef int (*rp_store_interrupt_fn)(void *ud);
+
+/**
+ * Sets the function asked between steps of a long read besides the deadline (a script's CPU
+ * budget), or none with NULL. @p *was_fn and @p *was_ud (may be NULL) receive the one it
+ * replaces, to put back.
+ */
+void rp_store_set_interrupt(rp_store_t *s, rp_store_interrupt_fn fn, void *ud,
+                            rp_store_interrupt_fn *was_fn, void **was_ud);
+
+/**
  * Outside a transaction, reads the entity registry again if another process changed the
  * database's schema (an admin's `rapport define` or `add-field` while `rapport serve` runs).
  * Returns 1 when it did, 0 when nothing changed. A long-running caller calls it between units
@@ -270,6 +290,18 @@ int rp_store_update_many(rp_store_t *s, const rp_ctx_t *ctx, const char *entity,
  * is_null (a boolean), between (an array of two values). Any field is allowed, including
  * id, version, created_at, updated_at, created_by, updated_by, deleted_at.
  */
+/** The published caps of a filter (RP_ELIMIT, RP-E1703, beyond them): conditions in all (each
+ *  object of conditions and each field operator counts one), and values bound in all (an `in`
+ *  list counts its values). Nesting is capped at 32 and one `in` list at 1000 values (RP-E1301). */
+#define RP_FILTER_MAX_CONDITIONS 256
+#define RP_FILTER_MAX_VALUES 4000
+
+/** The published caps of a search text (RP_ELIMIT, RP-E1703, beyond them): a prefix query of
+ *  thousands of words costs seconds inside SQLite's full-text index, where no budget can stop
+ *  it, so the words are counted before it runs. */
+#define RP_SEARCH_MAX_WORDS 32
+#define RP_SEARCH_MAX_BYTES 1024
+
 typedef struct rp_query {
     const char *entity;   /**< Required. */
     json_t *where;        /**< Filter, or NULL for all. */
@@ -302,7 +334,8 @@ int rp_store_count_as(rp_store_t *s, const rp_access_t *a, const char *entity, j
  * Full-text search over the searchable fields of every entity (or only @p entity when not NULL):
  * words match by prefix ("jo smi" finds "John Smith"), case, accents and Arabic/Persian letter
  * variants fold. *out is a new array of {"entity", "id", "rank", "snippet"} (best first, owned).
- * Deleted records are not found.
+ * Deleted records are not found. A text of more than RP_SEARCH_MAX_WORDS words or
+ * RP_SEARCH_MAX_BYTES bytes is refused (RP_ELIMIT).
  */
 int rp_store_search(rp_store_t *s, const char *text, const char *entity, int limit, json_t **out,
                     rp_error_t *err);
