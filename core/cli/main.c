@@ -915,6 +915,8 @@ static int cmd_serve(cli_t *c, int argc, char **argv)
         ho.req_timeout_ms = (int)config_int(env.s, "http.request_timeout_ms", 10000);
         ho.auth_fails = (int)config_int(env.s, "http.auth_failures", 5);
         ho.auth_window_s = (int)config_int(env.s, "http.auth_window_s", 60);
+        ho.budget_ms = (int)config_int(env.s, "http.request_budget_ms", 100);
+        ho.max_bulk = (int)config_int(env.s, "http.max_bulk_items", 1000);
         if (rp_http_new(env.s, env.e, &ho, &http, &err)) {
             json_decref(conf);
             env_close(&env);

@@ -187,9 +187,45 @@ static int send_body(call_t *c, int status, const char *ctype, const char *body,
 
 /* Answers @p status with a problem document (RFC 9457). An "RP-Ennnn: " in @p detail (at its
  * start or after a batch's "record N: ") becomes "code". */
+/* Copies @p in into @p out (of @p cap bytes) with every byte that is not part of valid UTF-8
+ * written as \xNN: a detail quotes what the client sent, and JSON holds only UTF-8. */
+static const char *utf8_clean(const char *in, char *out, size_t cap)
+{
+    size_t o = 0;
+    const unsigned char *p = (const unsigned char *)in;
+    while (*p && o + 5 < cap) {
+        size_t n = *p < 0x80 ? 1 : (*p & 0xe0) == 0xc0 ? 2 : (*p & 0xf0) == 0xe0 ? 3
+                   : (*p & 0xf8) == 0xf0 ? 4 : 0;
+        bool ok = n > 0 && o + n < cap;
+        for (size_t i = 1; ok && i < n; i++)
+            ok = (p[i] & 0xc0) == 0x80;
+        /* jansson's own test of what it will encode: overlongs and surrogates are refused. */
+        if (ok && n > 1) {
+            char tmp[5] = {0};
+            memcpy(tmp, p, n);
+            json_t *t = json_string(tmp);
+            ok = t != NULL;
+            json_decref(t);
+        }
+        if (ok) {
+            memcpy(out + o, p, n);
+            o += n;
+            p += n;
+        } else {
+            o += (size_t)snprintf(out + o, cap - o, "\\x%02x", *p);
+            p++;
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
 static int problem(call_t *c, int status, const char *detail, const char *field)
 {
-    char code[16] = "", text[600];
+    char code[16] = "", text[600], clean[700], fclean[200];
+    detail = utf8_clean(detail, clean, sizeof clean);
+    if (field)
+        field = utf8_clean(field, fclean, sizeof fclean);
     const char *rp = strstr(detail, "RP-E");
     size_t digits = rp ? strspn(rp + 4, "0123456789") : 0;
     if (rp && digits && digits < 8 && rp[4 + digits] == ':' && rp[5 + digits] == ' ' &&
@@ -237,7 +273,9 @@ static int status_of(const rp_error_t *err, bool query)
     case RP_C_FILTER:
     case RP_C_ORDER:
     case RP_C_CURSOR:
-    case RP_C_SEARCH: return 400;
+    case RP_C_SEARCH:
+    case RP_C_CAP:
+    case RP_C_BUDGET: return 400;
     case RP_C_UNIQUE:
     case RP_C_DELETED:
     case RP_C_REFERENCED: return 409;
@@ -254,6 +292,7 @@ static int status_of(const rp_error_t *err, bool query)
     case RP_ESTATE: return 409;
     case RP_EIO: return 503;
     case RP_EPERM: return 403;
+    case RP_ELIMIT: return 400;
     default: return 500;
     }
 }
@@ -263,6 +302,20 @@ static void security_event(call_t *c, const char *type, json_t *payload);
 static int store_problem(call_t *c, const rp_error_t *err, bool query)
 {
     int status = status_of(err, query);
+    if (status >= 500) {
+        /* The database's own words (table names, SQL) are for the log, not for the client. */
+        char what[300];
+        snprintf(what, sizeof what, "%.*s %.*s", (int)c->req->method.len, c->req->method.base,
+                 (int)c->req->path_normalized.len, c->req->path_normalized.base);
+        say(c->h, "error", "%s failed: %s", what, err->msg);
+        return problem(c, status, status == 503 ? "the database could not do this now; the "
+                       "server's log has the detail" : "the server failed; its log has the "
+                       "detail", NULL);
+    }
+    if (err->msgcode == RP_C_BUDGET)
+        return problemf(c, status, NULL, "RP-E%d: the request was stopped at its time budget "
+                        "of %d ms (http.request_budget_ms): ask for less (a narrower filter, "
+                        "fewer words or records)", RP_C_BUDGET, c->h->o.budget_ms);
     if (status == 403) {
         char what[300];
         snprintf(what, sizeof what, "%.*s %.*s", (int)c->req->method.len, c->req->method.base,
@@ -440,10 +493,16 @@ static json_t *body_json(call_t *c)
         return NULL;
     }
     json_error_t je;
-    json_t *j = json_loadb(b.base, b.len, JSON_REJECT_DUPLICATES, &je);
+    json_t *j = json_loadb(b.base, b.len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
     if (!j)
         problemf(c, 400, NULL, "the body is not valid JSON: line %d, column %d: %s", je.line,
                  je.column, je.text);
+    else if (!json_is_object(j) && !json_is_array(j)) {
+        /* Well-formed, but not a document of fields: the same answer as for []. */
+        json_decref(j);
+        problem(c, 422, "the body must be a JSON object of fields, not a single value", NULL);
+        return NULL;
+    }
     return j;
 }
 
@@ -1139,6 +1198,13 @@ static int do_bulk(call_t *c, const char *entity)
         }
     }
     size_t nc = json_array_size(cr);
+    if (nc + json_array_size(up) > (size_t)c->h->o.max_bulk) {
+        size_t n = nc + json_array_size(up);
+        json_decref(body);
+        return problemf(c, 400, NULL, "RP-E%d: a bulk request of %zu records; the limit is %d "
+                        "(http.max_bulk_items): send them in several requests", RP_C_CAP, n,
+                        c->h->o.max_bulk);
+    }
     if (nc + json_array_size(up) == 0) {
         json_decref(body);
         return problem(c, 422, "a bulk body needs records in \"create\" or \"update\"", NULL);
@@ -1519,6 +1585,9 @@ static int route(call_t *c)
     char path[512];
     if (p.len >= sizeof path)
         return problem(c, 404, "no such path", NULL);
+    /* "%00" decodes to a NUL, which would end the path early: /api/v1/pet%00x is not pet. */
+    if (memchr(p.base, '\0', p.len))
+        return problem(c, 400, "the path holds a NUL byte (%00), which no name has", NULL);
     memcpy(path, p.base, p.len);
     path[p.len] = '\0';
     if (parse_query(c))
@@ -1607,9 +1676,12 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     }
     /* An entity or field an admin added from another process is served at once. */
     rp_store_refresh(c.h->s);
-    /* A request that may write joins the turn's group (reads meanwhile wait for it too). */
+    /* A request that may write joins the turn's group (reads meanwhile wait for it too).
+     * Its reads, and the scripts it runs, stop at its time budget. */
+    int64_t was = rp_store_set_deadline(c.h->s, mono_ms() + c.h->o.budget_ms);
     if ((method_is(req, "GET") || method_is(req, "HEAD") || group_begin(&c) == 0))
         route(&c);
+    rp_store_set_deadline(c.h->s, was);
     rp_access_free(c.access);
     json_decref(c.who);
     json_decref(c.params);
@@ -1781,6 +1853,10 @@ int rp_http_new(rp_store_t *s, rp_sched_t *e, const rp_http_opts_t *o, rp_http_t
         h->o.auth_fails = 5;
     if (h->o.auth_window_s <= 0)
         h->o.auth_window_s = 60;
+    if (h->o.budget_ms <= 0)
+        h->o.budget_ms = 100;
+    if (h->o.max_bulk <= 0)
+        h->o.max_bulk = 1000;
     int rc = parse_listen(h, o->listen ? o->listen : "127.0.0.1:8080", err);
     if (rc) {
         free(h);

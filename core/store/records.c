@@ -766,12 +766,16 @@ out:
     return rc;
 }
 
-/* Loads the records a batch of updates touches and checks their versions. */
-static int load_for_update(rp_store_t *s, rp__entity_t *e, int64_t id, int64_t expect,
-                           json_t **old, rp_error_t *err)
+/* Loads a record a batch of updates touches and checks that @p a (NULL: anyone) may update it,
+ * then its state and version: in that order, so that a user learns nothing of a record outside
+ * their scope, not even its version. */
+static int load_for_update(rp_store_t *s, rp__entity_t *e, const rp_access_t *a, int64_t id,
+                           int64_t expect, json_t **old, rp_error_t *err)
 {
     int rc = rp__record_load(s, e, id, NULL, old, err);
     if (rc)
+        return rc;
+    if (a && (rc = rp__access_record(s, a, e->name, RP_PERM_UPDATE, *old, err)))
         return rc;
     if (!json_is_null(json_object_get(*old, "deleted_at")))
         return rp_error_set(err, RP_ESTATE, RP_C_DELETED,
@@ -816,9 +820,8 @@ static int update_batch(rp_store_t *s, const rp_ctx_t *ctx, rp__entity_t *e, jso
     size_t i = 0;
     const rp_access_t *a = RP__ACCESS(ctx);
     for (i = 0; i < n; i++)
-        if ((rc = load_for_update(s, e, ids[i], expect[i], &olds[i], err)) ||
-            (a && ((rc = rp__access_record(s, a, e->name, RP_PERM_UPDATE, olds[i], err)) ||
-                   (rc = rp__access_fields(a, e->name, json_array_get(batch, i), err)) ||
+        if ((rc = load_for_update(s, e, a, ids[i], expect[i], &olds[i], err)) ||
+            (a && ((rc = rp__access_fields(a, e->name, json_array_get(batch, i), err)) ||
                    (!owner_same(json_array_get(batch, i), olds[i]) &&
                     (rc = rp__access_owner(s, a, e->name, json_array_get(batch, i), true,
                                            err))))))

@@ -19,6 +19,11 @@
  * (RFC 9457) with "status", "title", "detail", and "field" and "code" when known. A client
  * whose tokens or passwords fail repeatedly is answered 429 with Retry-After. The writes of
  * one loop turn share one commit, and every answer waits for it.
+ *
+ * No request holds the loop for long: each has a time budget (budget_ms) at which its reads
+ * and the scripts it runs stop, and its size is capped where the work grows with it (words of
+ * a search, conditions of a filter, records of a bulk request): beyond, 400 naming the limit.
+ * A failure of the database itself answers 503 without its internals (they go to the log).
  */
 #ifndef RAPPORT_HTTP_H
 #define RAPPORT_HTTP_H
@@ -39,6 +44,9 @@ typedef struct rp_http_opts {
     int auth_fails;      /**< Failed tokens from one client before it is answered 429; 0 = 5. */
     int auth_window_s;   /**< ... within this many seconds, also how long the 429 lasts;
                               0 = 60. */
+    int budget_ms;       /**< The time one request may hold the loop: its reads, and the
+                              scripts its writes run, stop at it (400, RP-E1704); 0 = 100. */
+    int max_bulk;        /**< Records in one bulk request (400, RP-E1703, beyond); 0 = 1000. */
     rp_log_fn log;       /**< Where notable things are said (may be NULL). */
     void *log_ud;
 } rp_http_opts_t;
