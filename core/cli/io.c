@@ -348,6 +348,18 @@ static void add_row(imp_t *im, json_t *rec, long line, char *raw)
 
 /* Turns the text of a cell into the value its field takes: empty is absent, a json field's
  * text is parsed; the store checks and converts the rest. NULL with @p why when it cannot. */
+/* Whether text @p s would be read as a formula by a spreadsheet: it starts with = + - @, a
+ * tab or a carriage return (OWASP's list) and is not simply a number, such as -12.50. */
+static bool formula_like(const char *s)
+{
+    if (!*s || !strchr("=+-@\t\r", *s))
+        return false;
+    char *end;
+    errno = 0;
+    (void)strtod(s, &end);
+    return *end != '\0' || end == s;
+}
+
 static json_t *cell_value(imp_t *im, const char *field, const char *text, size_t len,
                           const char **why)
 {
@@ -359,6 +371,11 @@ static json_t *cell_value(imp_t *im, const char *field, const char *text, size_t
         if (!j)
             *why = "is not JSON";
         return j;
+    }
+    /* What export guarded against spreadsheets ("'=SUM(…)") comes back as it was. */
+    if (len > 1 && text[0] == '\'' && strchr("=+-@\t\r", text[1]) && formula_like(text + 1)) {
+        text++;
+        len--;
     }
     json_t *s = json_stringn(text, len);
     if (!s)
@@ -857,13 +874,26 @@ out:
 /* ---- export ----------------------------------------------------------------------------- */
 
 /* A value as CSV text: strings as they are, numbers and booleans as JSON writes them, json
- * fields as compact JSON, null as nothing. */
-static void csv_value(FILE *out, json_t *v)
+ * fields as compact JSON, null as nothing. With @p guard, a text a spreadsheet would run as a
+ * formula ("=HYPERLINK(…)") is written behind a single quote, which the spreadsheet shows as
+ * text and `rapport import` takes off again. */
+static void csv_value(FILE *out, json_t *v, bool guard)
 {
     if (!v || json_is_null(v))
         return;
     if (json_is_string(v)) {
-        csv_out(out, json_string_value(v));
+        const char *t = json_string_value(v);
+        if (guard && formula_like(t)) {
+            char *q = malloc(strlen(t) + 2);
+            if (q) {
+                q[0] = '\'';
+                strcpy(q + 1, t);
+                csv_out(out, q);
+                free(q);
+                return;
+            }
+        }
+        csv_out(out, t);
         return;
     }
     char *d = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
@@ -884,8 +914,9 @@ int cmd_export(cli_t *c, int argc, char **argv)
     const char *wheres = flag_value(&argc, argv, "--where", NULL);
     const char *outp = flag_value(&argc, argv, "--output", NULL);
     const char *outp2 = flag_value(&argc, argv, "-o", NULL);
-    bool deleted = false;
+    bool deleted = false, keep_formulas = false;
     flag_value(&argc, argv, "--deleted", &deleted);
+    flag_value(&argc, argv, "--keep-formulas", &keep_formulas);
     if (fmt == FLAG_MISSING || wheres == FLAG_MISSING || outp == FLAG_MISSING ||
         outp2 == FLAG_MISSING)
         return usage_error("export", "export: an option lacks its value");
@@ -983,12 +1014,12 @@ int cmd_export(cli_t *c, int argc, char **argv)
                     if (is_system(k))
                         continue;
                     fputc(',', out);
-                    csv_value(out, json_object_get(r, k));
+                    csv_value(out, json_object_get(r, k), !keep_formulas);
                 }
                 fputc(',', out);
-                csv_value(out, json_object_get(r, "created_at"));
+                csv_value(out, json_object_get(r, "created_at"), false);
                 fputc(',', out);
-                csv_value(out, json_object_get(r, "updated_at"));
+                csv_value(out, json_object_get(r, "updated_at"), false);
                 fputc('\n', out);
             } else if (strcmp(format, "vcf") == 0) {
                 char uid[128];

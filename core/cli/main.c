@@ -1274,7 +1274,9 @@ static int cmd_config(cli_t *c, int argc, char **argv)
             rc = fail("%s", err.msg);
         else
             print_json(out, false);
-    } else if (rp_config_set(s, &c->ctx, argv[2], value, &err)) {
+    } else if (strncmp(argv[2], "roles.", 6) == 0
+                   ? role_store(s, &c->ctx, argv[2] + 6, value, &err) /* checked as a role */
+                   : rp_config_set(s, &c->ctx, argv[2], value, &err)) {
         rc = fail("%s", err.msg);
     } else {
         printf("%s %s\n", set ? "set" : "unset", argv[2]);
@@ -1382,7 +1384,7 @@ static const command_t commands[] = {
      "Load records from CSV, JSON lines or vCard, through the business rules: all or nothing, "
      "or the good rows with --skip-bad."},
     {"export", cmd_export,
-     "export ENTITY [--format csv|jsonl|vcf|ics] [--where JSON] [--deleted] [-o FILE]",
+     "export ENTITY [--format csv|jsonl|vcf|ics] [--where JSON] [--deleted] [--keep-formulas] [-o FILE]",
      "Write records as CSV, JSON lines, vCard (people) or iCalendar (meetings)."},
     {"users", cmd_users,
      "users add NAME --role ROLE [--team TEAM] [--password-stdin] | users list | users disable "

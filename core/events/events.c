@@ -109,6 +109,42 @@ static bool event_type_ok(const char *t)
     return !start;
 }
 
+/* The first segments of the types the engine writes itself: a user who could emit them could
+ * forge a sign-in, a settings change or a record's history for the rules that react to them. */
+static const char *const engine_types[] = {"auth", "access", "token", "user", "config", "schema",
+                                           "webhook", "job", "role", "plugin", "script", NULL};
+
+/* Whether user @p ctx may emit @p type about @p entity @p id: a custom type only (not one whose
+ * first segment is an entity's, as "deal.stage_changed", nor the engine's own), and about a
+ * record that exists and that the user may read. */
+static int user_may_emit(rp_store_t *s, const rp_ctx_t *ctx, const char *type,
+                         const char *entity, int64_t id, rp_error_t *err)
+{
+    const rp_access_t *a = RP__ACCESS(ctx);
+    size_t n = strcspn(type, ".");
+    char first[64];
+    snprintf(first, sizeof first, "%.*s", (int)(n < 63 ? n : 63), type);
+    bool taken = rp_store_has_entity(s, first);
+    for (int i = 0; engine_types[i] && !taken; i++)
+        taken = strcmp(first, engine_types[i]) == 0;
+    if (taken)
+        return rp_error_set(err, RP_EPERM, RP_C_DENIED, "role %s may not emit %s: \"%s.\" events "
+                            "are written by the engine itself; a user's events need a type of "
+                            "their own (e.g. survey.answered)", rp_access_role(a), type, first);
+    if ((!entity || !*entity) && id)
+        return rp_error_set(err, RP_EINVAL, RP_C_TYPE, "event %s names record %lld but no "
+                            "entity", type, (long long)id);
+    if (!entity || !*entity)
+        return 0;
+    if (id <= 0)
+        return rp_error_set(err, RP_EINVAL, RP_C_TYPE, "event %s about %s needs the id of one "
+                            "of its records", type, entity);
+    json_t *rec = NULL;
+    int rc = rp_store_get_as(s, ctx, entity, id, &rec, err);
+    json_decref(rec);
+    return rc;
+}
+
 int rp_events_emit(rp_store_t *s, const rp_ctx_t *ctx, const char *type, const char *entity,
                    int64_t record_id, json_t *payload, int64_t *seq_out, rp_error_t *err)
 {
@@ -122,7 +158,10 @@ int rp_events_emit(rp_store_t *s, const rp_ctx_t *ctx, const char *type, const c
                             "the payload of event %s must be a JSON object", type);
     if (entity && *entity && !rp__entity_req(s, entity, err))
         return err ? err->code : RP_EIO;
-    int rc = rp_store_begin(s, err);
+    int rc = RP__ACCESS(ctx) ? user_may_emit(s, ctx, type, entity, record_id, err) : 0;
+    if (rc)
+        return rc;
+    rc = rp_store_begin(s, err);
     if (rc)
         return rc;
     if ((rc = rp__event_append(s, ctx, type, entity, record_id, payload, seq_out, err))) {

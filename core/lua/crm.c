@@ -1006,6 +1006,8 @@ static int crm_job(lua_State *L)
 static int crm_after(lua_State *L)
 {
     rp_lua_t *l = rp__lua_of(L);
+    /* A job runs as the engine, unrestricted: scheduling one is a rule. */
+    no_rules_for_users(L, l, "crm.after");
     const char *delay = luaL_checkstring(L, 1);
     const char *name = luaL_checkstring(L, 2);
     json_t *payload = lua_isnoneornil(L, 3) ? NULL
@@ -1074,6 +1076,8 @@ static int crm_every(lua_State *L)
 static int crm_cancel(lua_State *L)
 {
     rp_lua_t *l = rp__lua_of(L);
+    /* Jobs are the engine's (an SLA deadline): a user's script may not take one away. */
+    no_rules_for_users(L, l, "crm.cancel");
     const char *key = luaL_checkstring(L, 1);
     rp_error_t err = {0};
     int rc = rp_jobs_cancel(l->s, key, &err);
@@ -1353,11 +1357,33 @@ static int crm_has_job(lua_State *L)
     return 1;
 }
 
+/* The settings that govern the sandbox, who may do what, and what the engine lets in or out:
+ * a rule that could change them could lift its own limits for good, grant itself a role, or
+ * open webhooks to the cloud's metadata address. Only an administrator sets them, at the
+ * command line or the REPL. */
+static const char *const guarded_settings[] = {"lua.", "roles.", "http.", "webhooks.",
+                                               "auth.", "security.", "plugins.", "scripts.",
+                                               "users.", "tokens.", NULL};
+
+static const char *guarded_setting(const char *key)
+{
+    for (int i = 0; guarded_settings[i]; i++)
+        if (strncmp(key, guarded_settings[i], strlen(guarded_settings[i])) == 0)
+            return guarded_settings[i];
+    return NULL;
+}
+
 /* crm.set_config(key, value): keeps a setting (nil unsets it); a config.changed event. */
 static int crm_set_config(lua_State *L)
 {
     rp_lua_t *l = rp__lua_of(L);
     const char *key = luaL_checkstring(L, 1);
+    const char *guard = guarded_setting(key);
+    if (guard && (l->o.sandbox || l->o.access))
+        return luaL_error(L, "crm.set_config: RP-E%d: \"%s\" is a %s* setting, which governs "
+                          "the sandbox, permissions or security: a script may not change it; "
+                          "an administrator sets it with `rapport config set`", RP_C_DENIED, key,
+                          guard);
     json_t *v = lua_isnoneornil(L, 2) ? NULL : rp__lua_check_json(L, 2, "crm.set_config",
                                                                      "the value");
     rp_error_t err = {0};

@@ -359,20 +359,36 @@ static int msgh(lua_State *L)
         }
         return 1;
     }
-    json_t *j = NULL;
-    if (lua_type(L, 1) == LUA_TTABLE)
-        j = rp__lua_to_json(L, 1, NULL);
-    char *d = j ? json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
-    json_decref(j);
     /* Level 1 is error() itself (a C function, no line); level 2 is the code that called it. */
     luaL_where(L, 2);
+    if (luaL_getmetafield(L, 1, "__tostring") != LUA_TNIL) {
+        lua_pop(L, 1);
+        luaL_tolstring(L, 1, NULL); /* the object says what it is */
+        lua_concat(L, 2);
+        return 1;
+    }
+    json_t *j = NULL;
+    const char *why = NULL;
+    if (lua_type(L, 1) == LUA_TTABLE)
+        j = rp__lua_to_json(L, 1, &why);
+    char *d = j ? json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+    json_decref(j);
     if (d) {
         lua_pushfstring(L, "error object %s", d);
         free(d);
-    } else {
+    } else if (lua_type(L, 1) == LUA_TTABLE) {
+        /* Never "table: 0x55…": an address says nothing to whoever reads it, and tells an
+         * attacker where the heap is. */
+        lua_pushfstring(L, "error object is a table that is not plain data (%s)",
+                        why ? why : "it cannot be shown");
+    } else if (lua_type(L, 1) == LUA_TNUMBER || lua_type(L, 1) == LUA_TBOOLEAN ||
+               lua_isnil(L, 1)) {
         luaL_tolstring(L, 1, NULL);
         lua_pushstring(L, " (error object is not a string)");
         lua_concat(L, 2);
+    } else {
+        lua_pushfstring(L, "error object is a %s value, not a message",
+                        luaL_typename(L, 1));
     }
     lua_concat(L, 2);
     return 1;

@@ -457,9 +457,15 @@ static void test_error_values_carry_file_line(void **state)
                         "vals.lua:1: 42 (error object is not a string)");
     assert_string_equal(eval_fail(w.l, "vals.lua", "local function f()\n  error(false)\nend\nf()"),
                         "vals.lua:2: false (error object is not a string)");
-    const char *m = eval_fail(w.l, "vals.lua", "error({f = function() end})");
-    assert_contains(m, "vals.lua:1: table: ");
-    assert_contains(m, "(error object is not a string)");
+    /* No heap address, whatever the object. */
+    assert_string_equal(eval_fail(w.l, "vals.lua", "error({f = function() end})"),
+                        "vals.lua:1: error object is a table that is not plain data (function)");
+    assert_string_equal(eval_fail(w.l, "vals.lua", "error(print)"),
+                        "vals.lua:1: error object is a function value, not a message");
+    assert_null(strstr(eval_fail(w.l, "vals.lua", "local t = {} t.t = t error(t)"), "0x"));
+    assert_string_equal(eval_fail(w.l, "vals.lua", "error(setmetatable({}, {__tostring = "
+                                                   "function() return 'mine' end}))"),
+                        "vals.lua:1: mine");
     assert_contains(eval_fail(w.l, "vals.lua", "error('plain')"), "vals.lua:1: plain");
     /* Level 0 asks Lua to leave the position out; the engine puts it back. */
     assert_contains(eval_fail(w.l, "vals.lua", "\nerror('no position', 0)"),

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# End-to-end: the security controls a script or a user could step around. Settings that govern
+# the sandbox, roles or security are not writable from a sandboxed script; `config set roles.X`
+# checks the role; a user's Lua (--as) may not schedule or cancel jobs, nor emit the store's or
+# the engine's events, nor events about records it cannot read; CSV export neutralises
+# formulas (and import takes the guard off); the API refuses %00 in a path, answers a top-level
+# scalar body 422, and says nothing of a record's version outside the caller's scope.
+set -u
+RAPPORT=${RAPPORT:-build/rapport}
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+tmp=$(mktemp -d)
+serve_pid=
+trap '[ -n "$serve_pid" ] && kill -9 $serve_pid 2>/dev/null; rm -rf "$tmp"' EXIT
+export RAPPORT_DB="$tmp/crm.db"
+"$RAPPORT" init >/dev/null
+
+# ---- settings a script may not change ------------------------------------------------------
+expect 1 'RP-E1904: "lua.max_cpu_ms" is a lua.* setting' -- eval --sandbox 'crm.set_config("lua.max_cpu_ms", 60000)'
+expect 1 'RP-E1904' -- eval --sandbox 'crm.set_config("roles.admin", {entities = {}})'
+expect 1 'RP-E1904' -- eval --sandbox 'crm.set_config("webhooks.allow_networks", "0.0.0.0/0")'
+expect 1 'RP-E1904' -- eval --sandbox 'crm.set_config("http.request_budget_ms", nil)'
+expect 1 '' -- config get lua.max_cpu_ms
+# A rule script is sandboxed too: it does not load.
+mkdir "$tmp/rules"
+echo 'crm.set_config("lua.max_wall_ms", 600000)' > "$tmp/rules/lift.lua"
+expect 1 'RP-E1904' -- --scripts "$tmp/rules" eval 'return 1'
+rm "$tmp/rules/lift.lua"
+expect 1 '' -- config get lua.max_wall_ms
+# A setting of the script's own is fine, and the administrator's REPL may set anything.
+expect 0 '3' -- eval --sandbox 'crm.set_config("shop.rounds", 3) return crm.config("shop.rounds")'
+expect 0 '2000' -- eval 'crm.set_config("lua.max_cpu_ms", 2000) return crm.config("lua.max_cpu_ms")'
+expect 0 'unset' -- config unset lua.max_cpu_ms
+
+# `config set roles.X` is checked as `roles set` is, and a refused role is not kept.
+expect 1 'entities.contact.read must be' -- config set roles.bad '{"entities": {"contact": {"read": "everything"}}}'
+expect 1 'is not defined' -- roles show bad
+expect 0 'set roles.guest' -- config set roles.guest '{"entities": {"contact": {"read": "own", "create": true, "update": "own"}}}'
+expect 0 '"read": "own"' -- roles show guest
+
+# ---- a user's Lua ----------------------------------------------------------------------------
+"$RAPPORT" users add gus --role guest --password-stdin <<<"a long password" >/dev/null
+"$RAPPORT" users add ana --role admin --password-stdin <<<"a long password" >/dev/null
+own=$("$RAPPORT" --as gus create contact '{"first_name": "Gus", "last_name": "Own"}' | grep -o '"id":[0-9]*' | head -1 | cut -d: -f2)
+other=$("$RAPPORT" create contact '{"first_name": "Ana", "last_name": "Other", "owner": "ana"}' | grep -o '"id":[0-9]*' | head -1 | cut -d: -f2)
+check '[ -n "$own" ] && [ -n "$other" ]' "no contacts to work with"
+"$RAPPORT" jobs add emit --in 1h --key sla:1 --payload '{"type": "sla.breached"}' >/dev/null
+expect 1 'crm.after: a script run for a user (--as) cannot register rules' -- --as gus eval 'crm.after("1s", "emit", {type = "contact.created", entity = "contact", record_id = 1})'
+expect 1 'crm.cancel: a script run for a user' -- --as gus eval 'crm.cancel("sla:1")'
+check '"$RAPPORT" jobs list | grep -q "sla:1"' "a user's script cancelled the engine's job"
+expect 1 'RP-E1904: role guest may not emit contact.created' -- --as gus eval "crm.emit('contact.created', {}, {entity = 'contact', id = $own})"
+expect 1 'may not emit deal.stage_changed' -- --as gus eval "crm.emit('deal.stage_changed', {})"
+expect 1 'may not emit config.changed' -- --as gus eval "crm.emit('config.changed', {key = 'lua.max_cpu_ms'})"
+expect 1 'RP-E1202' -- --as gus eval "crm.emit('survey.answered', {}, {entity = 'contact', id = 999999})"
+expect 1 'missing: contact.read' -- --as gus eval "crm.emit('survey.answered', {}, {entity = 'contact', id = $other})"
+expect 1 'needs the id' -- --as gus eval "crm.emit('survey.answered', {}, {entity = 'contact'})"
+expect 0 '' -- --as gus eval "return crm.emit('survey.answered', {score = 9}, {entity = 'contact', id = $own})"
+check '"$RAPPORT" events tail -n 1 | grep -q "survey.answered"' "the user's own event was not kept"
+# The engine's own Lua still emits what it likes.
+expect 0 '' -- eval "return crm.emit('contact.reviewed', {}, {entity = 'contact', id = $other})"
+
+# ---- CSV export and formulas ------------------------------------------------------------------
+"$RAPPORT" create contact '{"first_name": "=HYPERLINK(\"http://x.test\")", "last_name": "@SUM(1)", "title": "-5 days"}' >/dev/null
+"$RAPPORT" create contact '{"first_name": "Neg", "last_name": "-12.50"}' >/dev/null
+"$RAPPORT" export contact -o "$tmp/out.csv" 2>/dev/null
+check 'grep -qF "\"'"'"'=HYPERLINK(\"\"http://x.test\"\")\"" "$tmp/out.csv"' "export wrote a formula as it is: $(cat "$tmp/out.csv")"
+check 'grep -qF ",'"'"'@SUM(1)," "$tmp/out.csv" && grep -qF "'"'"'-5 days" "$tmp/out.csv"' "export left a formula unguarded: $(cat "$tmp/out.csv")"
+check 'grep -qF ",-12.50," "$tmp/out.csv"' "export guarded a plain number: $(cat "$tmp/out.csv")"
+"$RAPPORT" export contact --keep-formulas -o "$tmp/raw.csv" 2>/dev/null
+check 'grep -qF ",@SUM(1)," "$tmp/raw.csv"' "--keep-formulas still guarded: $(cat "$tmp/raw.csv")"
+# Round trip: what export guarded comes back as it was.
+RAPPORT_DB="$tmp/copy.db" "$RAPPORT" init >/dev/null
+RAPPORT_DB="$tmp/copy.db" "$RAPPORT" import contact "$tmp/out.csv" --quiet >/dev/null 2>&1
+out=$(RAPPORT_DB="$tmp/copy.db" "$RAPPORT" find contact --where '{"last_name": "@SUM(1)"}')
+check 'grep -qF "\"first_name\":\"=HYPERLINK(\\\"http://x.test\\\")\"" <<<"$out" && grep -qF "\"title\":\"-5 days\"" <<<"$out"' "import did not take the guard off: $out"
+
+# ---- the API ----------------------------------------------------------------------------------
+tok=$(token_of gus)
+"$RAPPORT" serve --listen 127.0.0.1:0 --poll-ms 20 2> "$tmp/serve.log" &
+serve_pid=$!
+port=$(listened_port "$tmp/serve.log")
+check '[ -n "$port" ]' "serve did not say where it listens: $(cat "$tmp/serve.log")"
+U=http://127.0.0.1:$port
+req() {
+    local m=$1 p=$2 d=${3-}; shift 2; [ $# -gt 0 ] && shift
+    local args=(-s -o "$tmp/body" -w '%{http_code}' -X "$m" -H "Authorization: Bearer $tok")
+    [ -n "$d" ] && args+=(-H 'Content-Type: application/json' --data-binary "$d")
+    code=$(curl "${args[@]}" "$@" "$U$p")
+    body=$(cat "$tmp/body")
+}
+is() {
+    if [ "$code" != "$1" ]; then bad "$3: status $code, wanted $1: $body"
+    elif [ -n "$2" ] && ! grep -qF -- "$2" <<<"$body"; then bad "$3: lacks $2: $body"
+    else ok; fi
+}
+req GET "/api/v1/contact%00x"
+is 400 "NUL" "%00 in a path"
+req GET "/api/v1/contact/$own%00"
+is 400 "NUL" "%00 after an id"
+for scalar in 42 '"text"' true null; do
+    req POST /api/v1/contact "$scalar"
+    is 422 "JSON object of fields" "a top-level $scalar"
+done
+req POST /api/v1/contact '[]'
+is 422 "JSON object of fields" "a top-level []"
+printf '{"first_name": "\\\xff"}' > "$tmp/bad.json"
+code=$(curl -s -o "$tmp/body" -w '%{http_code}' -H 'Content-Type: application/json' --data-binary @"$tmp/bad.json" "$U/api/v1/auth/login"); body=$(cat "$tmp/body")
+is 400 'not valid JSON' "a backslash before a byte that is not UTF-8, at sign-in"
+check 'python3 -c "import json,sys; json.load(sys.stdin)" < "$tmp/body" 2>/dev/null || ! command -v python3 >/dev/null' "the problem document is not JSON: $body"
+# A stale If-Match on a record outside the scope: refused for the scope, the version unsaid.
+"$RAPPORT" update contact "$other" '{"title": "v2"}' >/dev/null
+req PATCH "/api/v1/contact/$other" '{"title": "x"}' -H 'If-Match: "1"'
+is 403 "outside its scope" "a stale PATCH outside the scope"
+check '! grep -q "version" <<<"$body"' "a PATCH outside the scope told the version: $body"
+kill -TERM $serve_pid; wait $serve_pid 2>/dev/null; serve_pid=
+finish
