@@ -114,11 +114,8 @@ static bool event_type_ok(const char *t)
 static const char *const engine_types[] = {"auth", "access", "token", "user", "config", "schema",
                                            "webhook", "job", "role", "plugin", "script", NULL};
 
-/* Whether user @p ctx may emit @p type about @p entity @p id: a custom type only (not one whose
- * first segment is an entity's, as "deal.stage_changed", nor the engine's own), and about a
- * record that exists and that the user may read. */
-static int user_may_emit(rp_store_t *s, const rp_ctx_t *ctx, const char *type,
-                         const char *entity, int64_t id, rp_error_t *err)
+int rp_events_user_may_emit(rp_store_t *s, const rp_ctx_t *ctx, const char *type,
+                            const char *entity, int64_t id, rp_error_t *err)
 {
     const rp_access_t *a = RP__ACCESS(ctx);
     size_t n = strcspn(type, ".");
@@ -158,10 +155,7 @@ int rp_events_emit(rp_store_t *s, const rp_ctx_t *ctx, const char *type, const c
                             "the payload of event %s must be a JSON object", type);
     if (entity && *entity && !rp__entity_req(s, entity, err))
         return err ? err->code : RP_EIO;
-    int rc = RP__ACCESS(ctx) ? user_may_emit(s, ctx, type, entity, record_id, err) : 0;
-    if (rc)
-        return rc;
-    rc = rp_store_begin(s, err);
+    int rc = rp_store_begin(s, err);
     if (rc)
         return rc;
     if ((rc = rp__event_append(s, ctx, type, entity, record_id, payload, seq_out, err))) {

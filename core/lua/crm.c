@@ -982,7 +982,9 @@ static int crm_emit(lua_State *L)
     }
     rp_error_t err = {0};
     int64_t seq = 0;
-    int rc = rp_events_emit(l->s, &l->ctx, type, entity, id, payload, &seq, &err);
+    int rc = l->ctx.access ? rp_events_user_may_emit(l->s, &l->ctx, type, entity, id, &err) : 0;
+    if (!rc)
+        rc = rp_events_emit(l->s, &l->ctx, type, entity, id, payload, &seq, &err);
     json_decref(payload);
     if (rc)
         return raise(L, &err);

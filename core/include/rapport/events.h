@@ -41,6 +41,17 @@ int rp_events_emit(rp_store_t *s, const rp_ctx_t *ctx, const char *type, const c
                    int64_t record_id, json_t *payload, int64_t *seq_out, rp_error_t *err);
 
 /**
+ * Whether a user's own code (@p ctx carries their access) may emit @p type about @p entity
+ * record @p id (NULL and 0: about none): only a type of its own, not one whose first word is an
+ * entity's ("deal.stage_changed") or the engine's ("auth.", "config.", "token.", …), which
+ * rules trust as the store's and the engine's word; and only about a record that exists and
+ * that the user may read. 0, or RP_EPERM / RP_ENOTFOUND / RP_EINVAL with @p err filled. The
+ * engine's own events, written for a user (token.used), do not ask.
+ */
+int rp_events_user_may_emit(rp_store_t *s, const rp_ctx_t *ctx, const char *type,
+                            const char *entity, int64_t id, rp_error_t *err);
+
+/**
  * Reads up to @p max events with sequence number greater than @p after_seq, oldest first
  * (or, when @p newest is true, the @p max newest, still oldest first). Returns the number read
  * (≥ 0) into @p out, or a negative RP_E* code.
