@@ -971,6 +971,123 @@ static char *visible_text(rp__entity_t *e, const rp_access_t *a, json_t *rec)
     return out;
 }
 
+/* Whether @p a hides a searchable field of any entity: then the index's ranks, which weigh
+ * every word of a record and of the whole collection, would tell the reader something of
+ * what is hidden (whether a hidden field holds a word, roughly how long it is). */
+static bool hides_searchable(rp_store_t *s, const rp_access_t *a)
+{
+    for (int i = 0; i < s->nents; i++)
+        for (int f = 0; f < s->ents[i]->nfields; f++)
+            if (s->ents[i]->fields[f].searchable &&
+                rp_access_hidden(a, s->ents[i]->name, s->ents[i]->fields[f].name))
+                return true;
+    return false;
+}
+
+/* The length of the token at @p t (a run of letters and digits), 0 at none. */
+static size_t token_len(const char *t)
+{
+    size_t n = 0;
+    while (word_byte((unsigned char)t[n]))
+        n++;
+    return n;
+}
+
+/* BM25 (k1 1.2, b 0.75, as FTS5) of folded text @p doc for the folded query @p words, each
+ * word matching the tokens it starts; *dl receives the text's length in tokens. Every word
+ * of the query matches every hit, so the words weigh alike (no collection statistics, which
+ * would count hidden text). */
+static double visible_score(const char *words, const char *doc, double avgdl, int *dl)
+{
+    int len = 0;
+    for (const char *t = doc; *t;) {
+        size_t m = token_len(t);
+        if (m) {
+            len++;
+            t += m;
+        } else {
+            t++;
+        }
+    }
+    *dl = len;
+    if (avgdl <= 0)
+        return 0;
+    double score = 0;
+    for (const char *w = words; *w;) {
+        size_t n = token_len(w);
+        if (!n) {
+            w++;
+            continue;
+        }
+        int tf = 0;
+        for (const char *t = doc; *t;) {
+            size_t m = token_len(t);
+            if (!m) {
+                t++;
+                continue;
+            }
+            tf += m >= n && memcmp(t, w, n) == 0;
+            t += m;
+        }
+        score += tf * 2.2 / (tf + 1.2 * (0.25 + 0.75 * len / avgdl));
+        w += n;
+    }
+    return score;
+}
+
+typedef struct {
+    json_t *hit;
+    double rank;
+    size_t order;
+} ranked_t;
+
+static int by_rank(const void *x, const void *y)
+{
+    const ranked_t *a = x, *b = y;
+    if (a->rank != b->rank)
+        return a->rank < b->rank ? -1 : 1;
+    return a->order < b->order ? -1 : a->order > b->order;
+}
+
+/* Ranks the hits of @p res again on what the reader sees (their "_visible" text, taken out):
+ * rank is minus the score, lower first, as the index's own. */
+static void rank_visible(json_t *res, const char *text)
+{
+    size_t n = json_array_size(res), i;
+    char *words = rp_text_fold(text, strlen(text), NULL);
+    ranked_t *r = calloc(n ? n : 1, sizeof *r);
+    char **docs = calloc(n ? n : 1, sizeof *docs);
+    if (!words || !r || !docs)
+        goto out;
+    double total = 0;
+    int dl;
+    json_t *h;
+    json_array_foreach(res, i, h) {
+        const char *v = json_string_value(json_object_get(h, "_visible"));
+        docs[i] = rp_text_fold(v ? v : "", v ? strlen(v) : 0, NULL);
+        visible_score("", docs[i] ? docs[i] : "", 1, &dl);
+        total += dl;
+    }
+    double avgdl = n ? total / (double)n : 1;
+    json_array_foreach(res, i, h) {
+        r[i].hit = json_incref(h);
+        r[i].order = i;
+        r[i].rank = -visible_score(words, docs[i] ? docs[i] : "", avgdl > 0 ? avgdl : 1, &dl);
+        json_object_del(h, "_visible");
+        json_object_set_new(h, "rank", json_real(r[i].rank));
+    }
+    qsort(r, n, sizeof *r, by_rank);
+    json_array_clear(res);
+    for (i = 0; i < n; i++)
+        json_array_append_new(res, r[i].hit);
+out:
+    for (i = 0; docs && i < n; i++)
+        free(docs[i]);
+    free(docs);
+    free(r);
+    free(words);
+}
+
 int rp_store_search_as(rp_store_t *s, const rp_access_t *a, const char *text, const char *entity,
                        int limit, json_t **out, rp_error_t *err)
 {
@@ -993,6 +1110,7 @@ int rp_store_search_as(rp_store_t *s, const rp_access_t *a, const char *text, co
     json_t *hits = NULL, *res = NULL;
     char *words = NULL;
     size_t flen;
+    bool vis_rank = hides_searchable(s, a);
     int want = limit * 4 > 1000 ? 1000 : limit * 4;
     for (;;) {
         json_decref(hits);
@@ -1018,7 +1136,7 @@ int rp_store_search_as(rp_store_t *s, const rp_access_t *a, const char *text, co
             bool hides = false;
             for (int f = 0; f < e->nfields && !hides; f++)
                 hides = e->fields[f].searchable && rp_access_hidden(a, en, e->fields[f].name);
-            if (sc == RP_SCOPE_ALL && !hides) {
+            if (sc == RP_SCOPE_ALL && !hides && !vis_rank) {
                 json_array_append(res, h);
                 continue;
             }
@@ -1026,7 +1144,7 @@ int rp_store_search_as(rp_store_t *s, const rp_access_t *a, const char *text, co
             if (rp_store_get(s, en, id, &rec, NULL))
                 continue;
             bool keep = rp__access_in_scope(s, a, sc, rec);
-            char *vis = keep && hides ? visible_text(e, a, rec) : NULL;
+            char *vis = keep && (hides || vis_rank) ? visible_text(e, a, rec) : NULL;
             if (hides) {
                 /* Matched through a hidden field only: not a match for this user. */
                 char *fv = vis ? rp_text_fold(vis, strlen(vis), NULL) : NULL;
@@ -1044,6 +1162,8 @@ int rp_store_search_as(rp_store_t *s, const rp_access_t *a, const char *text, co
                 json_t *hit = json_copy(h);
                 if (hides)
                     json_object_set_new(hit, "snippet", json_string(vis ? vis : ""));
+                if (vis_rank)
+                    json_object_set_new(hit, "_visible", json_string(vis ? vis : ""));
                 json_array_append_new(res, hit);
             }
             free(vis);
@@ -1056,6 +1176,8 @@ int rp_store_search_as(rp_store_t *s, const rp_access_t *a, const char *text, co
     }
     free(words);
     json_decref(hits);
+    if (vis_rank)
+        rank_visible(res, text);
     *out = res;
     return 0;
 }

@@ -258,11 +258,65 @@ static void test_the_store_checks(void **state)
     rp_store_close(s);
 }
 
+/* The rank a reader gets for record @p id among @p hits, or 0 when it is not there. */
+static double rank_of(json_t *hits, int64_t id)
+{
+    size_t i;
+    json_t *h;
+    json_array_foreach(hits, i, h)
+        if (json_integer_value(json_object_get(h, "id")) == id)
+            return json_real_value(json_object_get(h, "rank"));
+    return 0;
+}
+
+/* Search ranks speak only of what the reader sees: two records alike in their visible fields
+ * rank alike, whatever their hidden field holds (a word of the query, many of them, or a long
+ * text), while the reader who sees everything gets the index's own ranks. */
+static void test_search_ranks_only_what_is_visible(void **state)
+{
+    (void)state;
+    rp_store_t *s = test_open();
+    rp_error_t err = {0};
+    define(s, "lead", "{\"fields\": {\"name\": {\"type\": \"text\", \"searchable\": true}, "
+                      "\"notes\": {\"type\": \"text\", \"searchable\": true}}}");
+    role(s, "clerk", "{\"entities\": {\"lead\": {\"read\": \"all\"}}, "
+                     "\"fields\": {\"lead.notes\": \"hidden\"}}");
+    user(s, "cleo", "clerk", NULL);
+    int64_t plain = create(s, "lead", "{\"name\": \"Acme fraud desk\"}");
+    int64_t word = create(s, "lead", "{\"name\": \"Acme fraud desk\", \"notes\": \"fraud fraud "
+                                     "fraud fraud\"}");
+    int64_t longer = create(s, "lead", "{\"name\": \"Acme fraud desk\", \"notes\": \"a b c d e f "
+                                       "g h i j k l m n o p q r s t u v w x y z\"}");
+    int64_t shorter = create(s, "lead", "{\"name\": \"Acme fraud\"}");
+    rp_access_t *a = NULL;
+    assert_int_equal(rp_access_of_user(s, "cleo", &a, &err), 0);
+    json_t *hits = NULL;
+    assert_int_equal(rp_store_search_as(s, a, "fraud", NULL, 10, &hits, &err), 0);
+    assert_int_equal(json_array_size(hits), 4);
+    double r_plain = rank_of(hits, plain), r_word = rank_of(hits, word);
+    double r_long = rank_of(hits, longer), r_short = rank_of(hits, shorter);
+    assert_true(r_plain < 0);
+    assert_true(r_plain == r_word);
+    assert_true(r_plain == r_long);
+    /* What the reader sees still ranks: the shorter visible text is the better match, first. */
+    assert_true(r_short < r_plain);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(hits, 0), "id")),
+                     shorter);
+    json_decref(hits);
+    /* The index's own ranks (for whoever sees all) do tell the hidden text apart. */
+    assert_int_equal(rp_store_search(s, "fraud", NULL, 10, &hits, &err), 0);
+    assert_true(rank_of(hits, plain) != rank_of(hits, word));
+    json_decref(hits);
+    rp_access_free(a);
+    rp_store_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_role_documents),
         cmocka_unit_test(test_the_store_checks),
+        cmocka_unit_test(test_search_ranks_only_what_is_visible),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
