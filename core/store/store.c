@@ -277,8 +277,9 @@ static int progress(void *ud)
     rp_store_t *s = ud;
     if (!s->deadline_ms && !s->interrupt)
         return 0;
-    bool stop = (s->deadline_ms && mono_ms() >= s->deadline_ms) ||
-                (s->interrupt && s->interrupt(s->interrupt_ud));
+    /* The caller's check first: it can say which of its limits stopped the read. */
+    bool stop = (s->interrupt && s->interrupt(s->interrupt_ud)) ||
+                (s->deadline_ms && mono_ms() >= s->deadline_ms);
     if (!stop || writing(s->db))
         return 0;
     s->interrupted = true;

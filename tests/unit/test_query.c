@@ -2,6 +2,8 @@
  * test_query.c — queries: every filter operator, and/or/not, sorting, offset and keyset
  * pagination, field subsets, deleted records, counting, and full-text search.
  */
+#include <time.h>
+
 #include "helpers.h"
 
 /* Ids of the records matching @p where, as "1,2,3". */
@@ -361,6 +363,93 @@ static void test_review_regressions(void **state)
     rp_store_close(s);
 }
 
+static int64_t mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int stop_asked;
+static int stop_now(void *ud)
+{
+    (void)ud;
+    return ++stop_asked > 3;
+}
+
+/* The published caps refuse before any work; a read still running at the caller's deadline is
+ * stopped between two steps (RP_ELIMIT), as is one its caller's own check stops; a write is
+ * never stopped half-way, and the transaction around the stopped read lives on. */
+static void test_caps_and_budget(void **state)
+{
+    (void)state;
+    rp_store_t *s = sample();
+    rp_error_t err = {0};
+    /* Caps. */
+    size_t cap = 64 + 40 * (RP_FILTER_MAX_CONDITIONS + 1);
+    char *big = malloc(cap), *p = big;
+    p += sprintf(p, "{\"or\": [");
+    for (int i = 0; i <= RP_FILTER_MAX_CONDITIONS; i++)
+        p += sprintf(p, "%s{\"age\": %d}", i ? "," : "", i);
+    sprintf(p, "]}");
+    assert_int_equal(find_error(s, big, NULL, &err), RP_ELIMIT);
+    assert_int_equal(err.msgcode, RP_C_CAP);
+    assert_non_null(strstr(err.msg, "conditions"));
+    free(big);
+    json_t *hits = NULL;
+    char words[400] = "";
+    for (int i = 0; i <= RP_SEARCH_MAX_WORDS; i++)
+        strcat(words, "ab ");
+    assert_int_equal(rp_store_search(s, words, NULL, 10, &hits, &err), RP_ELIMIT);
+    assert_non_null(strstr(err.msg, "words; the limit is 32"));
+    char *longtext = calloc(1, RP_SEARCH_MAX_BYTES + 2);
+    memset(longtext, 'a', RP_SEARCH_MAX_BYTES + 1);
+    assert_int_equal(rp_store_search(s, longtext, NULL, 10, &hits, &err), RP_ELIMIT);
+    free(longtext);
+    /* A slow read: every contact against many patterns, over a few thousand rows. */
+    json_t *many = json_array();
+    for (int i = 0; i < 20000; i++)
+        json_array_append_new(many, json_pack("{s:s,s:s}", "first_name", "Bulk", "last_name",
+                                              "Row"));
+    assert_int_equal(rp_store_create_many(s, &test_ctx, "contact", many, NULL, NULL, &err), 0);
+    json_decref(many);
+    json_t *slow = json_pack("{s:[]}", "or");
+    for (int i = 0; i < 120; i++)
+        json_array_append_new(json_object_get(slow, "or"),
+                              json_pack("{s:{s:s#}}", "last_name", "contains", "zq", (size_t)2));
+    int64_t n = 0;
+    assert_int_equal(rp_store_begin(s, &err), 0);
+    create(s, "contact", "{\"last_name\": \"Inside\"}");
+    rp_store_set_deadline(s, mono_now() + 30);
+    int64_t t0 = mono_now();
+    int rc = rp_store_count(s, "contact", slow, false, &n, &err);
+    int64_t took = mono_now() - t0;
+    rp_store_set_deadline(s, 0);
+    assert_int_equal(rc, RP_ELIMIT);
+    assert_int_equal(err.msgcode, RP_C_BUDGET);
+    if (took > 1000)
+        fail_msg("the read ran %lld ms past a 30 ms deadline", (long long)took);
+    /* The caller's own check stops it too. */
+    rp_store_set_interrupt(s, stop_now, NULL, NULL, NULL);
+    assert_int_equal(rp_store_count(s, "contact", slow, false, &n, &err), RP_ELIMIT);
+    rp_store_set_interrupt(s, NULL, NULL, NULL, NULL);
+    /* The transaction is whole: its write is there, and it commits. */
+    json_t *inside = J("{\"last_name\": \"Inside\"}");
+    assert_int_equal(rp_store_count(s, "contact", inside, false, &n, &err), 0);
+    assert_int_equal(n, 1);
+    json_decref(inside);
+    assert_int_equal(rp_store_commit(s, &err), 0);
+    /* A write past the deadline is not stopped half-way. */
+    rp_store_set_deadline(s, mono_now() - 1);
+    create(s, "contact", "{\"last_name\": \"Late\"}");
+    rp_store_set_deadline(s, 0);
+    /* Without a deadline the same read runs to its end. */
+    assert_int_equal(rp_store_count(s, "contact", slow, false, &n, &err), 0);
+    assert_int_equal(n, 0);
+    json_decref(slow);
+    rp_store_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -370,6 +459,7 @@ int main(void)
         cmocka_unit_test(test_keyset_cursor),
         cmocka_unit_test(test_search),
         cmocka_unit_test(test_review_regressions),
+        cmocka_unit_test(test_caps_and_budget),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

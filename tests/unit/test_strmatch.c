@@ -1,6 +1,7 @@
 /*
- * test_strmatch.c — the sandbox's string.find, match, gmatch and gsub: the same answers as
- * Lua's own on known and on random patterns, and stopped by the script's limits inside one call.
+ * test_strmatch.c — the limits of a script inside one call into C: the sandbox's string.find,
+ * match, gmatch and gsub (the same answers as Lua's own on known and on random patterns, and
+ * stopped by the script's limits), and a read the engine makes for the script.
  */
 #include <time.h>
 
@@ -238,12 +239,48 @@ static void test_limits_hold_inside_matching(void **state)
     rp_store_close(s);
 }
 
+/* A read the engine makes for a script (crm.count with a filter that scans) is stopped at the
+ * script's limits between two steps of the database, and the script sees its limit named. */
+static void test_limits_hold_inside_store_reads(void **state)
+{
+    (void)state;
+    rp_store_t *s = test_open();
+    define(s, "item", "{\"fields\": {\"name\": {\"type\": \"text\"}}}");
+    json_t *many = json_array();
+    for (int i = 0; i < 20000; i++)
+        json_array_append_new(many, json_pack("{s:s}", "name", "row"));
+    rp_error_t err = {0};
+    assert_int_equal(rp_store_create_many(s, &test_ctx, "item", many, NULL, NULL, &err), 0);
+    json_decref(many);
+    static const char script[] =
+        "local any = {}\n"
+        "for i = 1, 120 do any[i] = {name = {contains = 'zq' .. i}} end\n"
+        "return crm.count('item', {['or'] = any})\n";
+    for (int wall = 0; wall < 2; wall++) {
+        rp_lua_opts_t o = {.sandbox = true, .max_cpu_ms = wall ? 5000 : 40,
+                           .max_wall_ms = wall ? 40 : 5000};
+        rp_lua_t *l = rp_lua_new(s, NULL, &o, &err);
+        assert_non_null(l);
+        int64_t t0 = now_ms();
+        int rc = rp_lua_eval(l, script, "reads", NULL, &err);
+        int64_t took = now_ms() - t0;
+        if (rc == 0 || !strstr(err.msg, "reads:3: RP-E1701"))
+            fail_msg("the read was not stopped at the limit: rc %d, %s", rc, err.msg);
+        assert_non_null(strstr(err.msg, wall ? "wall-time limit of 40 ms" : "CPU budget of 40"));
+        if (took > 1000)
+            fail_msg("the read held its call %lld ms", (long long)took);
+        rp_lua_free(l);
+    }
+    rp_store_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_known_cases),
         cmocka_unit_test(test_random_patterns),
         cmocka_unit_test(test_limits_hold_inside_matching),
+        cmocka_unit_test(test_limits_hold_inside_store_reads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
