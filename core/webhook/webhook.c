@@ -3,6 +3,7 @@
  * (libsodium), and the deliverer: a thread with its own connection that POSTs with libcurl's
  * multi interface, one attempt in flight per webhook, so a slow receiver holds back only itself.
  */
+#include <arpa/inet.h>
 #include <fnmatch.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #include <curl/curl.h>
 #include <sodium.h>
@@ -36,6 +38,9 @@ int rp_webhook_check_url(const char *url, rp_error_t *err)
 {
     if (!url || !*url)
         return rp_error_set(err, RP_EINVAL, RP_C_WEBHOOK, "a webhook needs a URL");
+    /* Messages show the URL without the user and password it may carry. */
+    char shown[MAX_URL + 8];
+    rp_webhook_url_redact(url, shown, sizeof shown);
     size_t len = strlen(url);
     if (len > MAX_URL)
         return rp_error_set(err, RP_EINVAL, RP_C_WEBHOOK,
@@ -45,17 +50,17 @@ int rp_webhook_check_url(const char *url, rp_error_t *err)
             return rp_error_set(err, RP_EINVAL, RP_C_WEBHOOK,
                                 "the webhook URL \"%.200s\" holds a space or a control character "
                                 "at position %d (percent-encode it)",
-                                url, (int)(p - (const unsigned char *)url) + 1);
+                                shown, (int)(p - (const unsigned char *)url) + 1);
     if (strncasecmp(url, "http://", 7) != 0 && strncasecmp(url, "https://", 8) != 0)
         return rp_error_set(err, RP_EINVAL, RP_C_WEBHOOK,
                             "\"%.200s\" is not an http:// or https:// URL: webhooks are "
                             "delivered over HTTP only",
-                            url);
+                            shown);
     /* libcurl reads "http:///x" as the host "x"; a person who wrote it meant something else. */
     const char *rest = strstr(url, "://") + 3;
     if (*rest == '/' || *rest == '\0')
         return rp_error_set(err, RP_EINVAL, RP_C_WEBHOOK, "the webhook URL \"%.200s\" names no "
-                            "host", url);
+                            "host", shown);
     CURLU *u = curl_url();
     if (!u)
         return rp_error_set(err, RP_ENOMEM, 0, "out of memory");
@@ -63,11 +68,11 @@ int rp_webhook_check_url(const char *url, rp_error_t *err)
     char *host = NULL;
     CURLUcode uc = curl_url_set(u, CURLUPART_URL, url, 0);
     if (uc != CURLUE_OK)
-        rc = rp_error_set(err, RP_EINVAL, RP_C_WEBHOOK, "\"%.200s\" is not a valid URL: %s", url,
-                          curl_url_strerror(uc));
+        rc = rp_error_set(err, RP_EINVAL, RP_C_WEBHOOK, "\"%.200s\" is not a valid URL: %s",
+                          shown, curl_url_strerror(uc));
     else if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || !host || !*host)
         rc = rp_error_set(err, RP_EINVAL, RP_C_WEBHOOK, "the webhook URL \"%.200s\" names no "
-                          "host", url);
+                          "host", shown);
     curl_free(host);
     curl_url_cleanup(u);
     return rc;
@@ -226,6 +231,14 @@ int rp_webhook_add(rp_store_t *s, const rp_ctx_t *ctx, const rp_webhook_spec_t *
     if ((rc = rp_access_of_user(s, spec->user, &a, err)))
         return rc;
     rp_access_free(a);
+    /* Where it leads, judged now and again at every connection the deliverer opens. */
+    rp_webhook_allow_t *allow = NULL;
+    if ((rc = rp_webhook_allow_load(s, spec->allow_networks, &allow, err)))
+        return rc;
+    rc = rp_webhook_check_dest(spec->url, allow, err);
+    rp_webhook_allow_free(allow);
+    if (rc)
+        return rc;
     if (sodium_init() < 0)
         return rp_error_set(err, RP_EIO, RP_C_WEBHOOK, "libsodium cannot start");
     char made[64];
@@ -380,11 +393,12 @@ int rp_webhook_list(rp_store_t *s, json_t **out, rp_error_t *err)
         return err ? err->code : RP_EIO;
     json_t *a = json_array();
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+    char url[MAX_URL + 8];
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        rp_webhook_url_redact((const char *)sqlite3_column_text(st, 1), url, sizeof url);
         json_array_append_new(
             a, json_pack("{s:I,s:s,s:s,s:s,s:b,s:s,s:s,s:I,s:I}", "id",
-                         (json_int_t)sqlite3_column_int64(st, 0), "url",
-                         (const char *)sqlite3_column_text(st, 1), "events",
+                         (json_int_t)sqlite3_column_int64(st, 0), "url", url, "events",
                          (const char *)sqlite3_column_text(st, 2), "user",
                          (const char *)sqlite3_column_text(st, 3), "active",
                          sqlite3_column_int(st, 4), "created_at",
@@ -392,6 +406,7 @@ int rp_webhook_list(rp_store_t *s, json_t **out, rp_error_t *err)
                          (const char *)sqlite3_column_text(st, 6), "checkpoint",
                          (json_int_t)sqlite3_column_int64(st, 7), "dead",
                          (json_int_t)sqlite3_column_int64(st, 8)));
+    }
     sqlite3_reset(st);
     if (rc != SQLITE_DONE) {
         json_decref(a);
@@ -511,10 +526,12 @@ enum { QMAX = 32, SNIPPET = 200, REFRESH_MS = 1000, BACKOFF_MS = 1000, PRUNE_MS 
 /* One webhook as the deliverer knows it. */
 typedef struct hook {
     struct hook *next;
+    rp_webhook_deliverer_t *d;
     int64_t id;
     char name[32];
     char *url, *events, *secret, *owner;
     char origin[300];    /* the URL without what may be a credential, for log lines */
+    char host[264];      /* the URL's host as libcurl reads it, for the allow list */
     bool active, seen;
     int64_t next_at;     /* when to look for work again (store clock) */
     rp_event_t q[QMAX];  /* events read, not yet done: q[qi .. qn) */
@@ -529,6 +546,8 @@ typedef struct hook {
     char resp[SNIPPET + 1];
     size_t resp_len;
     char errbuf[CURL_ERROR_SIZE];
+    int opened, refused;  /* connections the attempt opened, and those refused */
+    char refused_why[160];
 } hook_t;
 
 struct rp_webhook_deliverer {
@@ -541,6 +560,9 @@ struct rp_webhook_deliverer {
     hook_t *hooks;
     int64_t refresh_at, prune_at;
     int schema_cookie;
+    rp_webhook_allow_t *allow; /* the allow list in force (NULL: empty) */
+    char *allow_text;          /* its text as last read, to notice a change */
+    char *allow_override;      /* o.allow_networks, copied */
 };
 
 static void say(rp_webhook_deliverer_t *d, const char *level, const char *fmt, ...)
@@ -628,10 +650,47 @@ static void follow_schema(rp_webhook_deliverer_t *d)
     d->schema_cookie = cookie;
 }
 
+/* Reads the allow list again, and takes it when it changed. One that does not parse leaves
+ * the list empty, so nothing is let through that should not be. */
+static void follow_allow(rp_webhook_deliverer_t *d)
+{
+    json_t *v = NULL;
+    char *text = NULL;
+    if (d->allow_override) {
+        text = strdup(d->allow_override);
+    } else {
+        int rc = rp_config_get(d->s, RP_WEBHOOK_ALLOW_SETTING, &v, NULL);
+        if (rc && rc != RP_ENOTFOUND)
+            return; /* unreadable now: the list in force stays */
+        text = v ? json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT) : strdup("");
+    }
+    if (!text || (d->allow_text && strcmp(text, d->allow_text) == 0)) {
+        json_decref(v);
+        free(text);
+        return;
+    }
+    rp_webhook_allow_t *a = NULL;
+    rp_error_t err = {0};
+    int rc = d->allow_override ? rp_webhook_allow_parse(d->allow_override, &a, &err)
+                               : rp_webhook_allow_json(v, &a, &err);
+    if (rc)
+        say(d, "warn", "%s; until it is fixed webhooks deliver to public addresses only",
+            err.msg);
+    else if (*text || d->allow_text)
+        say(d, "info", "%s is now %s", RP_WEBHOOK_ALLOW_SETTING,
+            *text ? text : "empty: webhooks deliver to public addresses only");
+    rp_webhook_allow_free(d->allow);
+    d->allow = a;
+    free(d->allow_text);
+    d->allow_text = text;
+    json_decref(v);
+}
+
 /* Brings the webhooks in memory in step with the table. */
 static void refresh(rp_webhook_deliverer_t *d)
 {
     follow_schema(d);
+    follow_allow(d);
     for (hook_t *h = d->hooks; h; h = h->next)
         h->seen = false;
     rp_error_t err = {0};
@@ -664,6 +723,8 @@ static void refresh(rp_webhook_deliverer_t *d)
                 break;
             }
             url_origin(h->url, h->origin, sizeof h->origin);
+            h->d = d;
+            rp_webhook_url_host(h->url, h->host, sizeof h->host, NULL);
             h->next = d->hooks;
             d->hooks = h;
         }
@@ -763,6 +824,48 @@ static int add_header(struct curl_slist **list, const char *name, const char *va
     return 0;
 }
 
+/* Every connection an attempt opens: refused unless its address may be delivered to. The
+ * resolved address is judged, so a name that resolves inside since it was added is caught;
+ * curl goes on to the host's next address. */
+static curl_socket_t open_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    hook_t *h = ud;
+    (void)purpose;
+    char why[sizeof h->refused_why];
+    if (rp_webhook_dest_refused(h->d->allow, &a->addr, why, sizeof why)) {
+        if (!h->refused++)
+            memcpy(h->refused_why, why, sizeof why);
+        return CURL_SOCKET_BAD;
+    }
+    h->opened++;
+    return socket(a->family, a->socktype, a->protocol);
+}
+
+/* Before each request, also on a connection kept from an earlier attempt (opened while the
+ * allow list was wider): the peer's address judged again. */
+static int before_request(void *ud, char *peer, char *local, int peer_port, int local_port)
+{
+    hook_t *h = ud;
+    (void)local;
+    (void)peer_port;
+    (void)local_port;
+    struct sockaddr_in in = {.sin_family = AF_INET};
+    struct sockaddr_in6 in6 = {.sin6_family = AF_INET6};
+    struct sockaddr_storage none = {.ss_family = AF_UNSPEC};
+    const struct sockaddr *sa = (const struct sockaddr *)&none;
+    if (peer && inet_pton(AF_INET, peer, &in.sin_addr) == 1)
+        sa = (const struct sockaddr *)&in;
+    else if (peer && inet_pton(AF_INET6, peer, &in6.sin6_addr) == 1)
+        sa = (const struct sockaddr *)&in6;
+    char why[sizeof h->refused_why];
+    if (!rp_webhook_dest_refused(h->d->allow, sa, why, sizeof why))
+        return CURL_PREREQFUNC_OK;
+    if (!h->refused++)
+        memcpy(h->refused_why, why, sizeof why);
+    h->opened = 0; /* nothing was sent: the attempt counts as refused */
+    return CURL_PREREQFUNC_ABORT;
+}
+
 /* Starts the POST of @p ev (redacted already, as @p body, owned) to @p h. */
 static int start_attempt(rp_webhook_deliverer_t *d, hook_t *h, const rp_event_t *ev, char *body)
 {
@@ -770,6 +873,8 @@ static int start_attempt(rp_webhook_deliverer_t *d, hook_t *h, const rp_event_t 
     h->resp_len = 0;
     h->resp[0] = '\0';
     h->errbuf[0] = '\0';
+    h->opened = h->refused = 0;
+    h->refused_why[0] = '\0';
     size_t len = strlen(body);
     int64_t ts = rp_store_now(d->s) / 1000;
     char sig[RP_WEBHOOK_SIG_SIZE], tstext[24], idtext[24];
@@ -793,7 +898,16 @@ static int start_attempt(rp_webhook_deliverer_t *d, hook_t *h, const rp_event_t 
     long timeout = d->o.timeout_ms;
     curl_easy_setopt(c, CURLOPT_URL, h->url);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    /* A redirect would lead elsewhere unchecked by the add; a proxy from the environment would
+     * connect in our stead, so the checks below would see the proxy, not the receiver. */
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(c, CURLOPT_PROXY, "");
+    if (!rp_webhook_allow_host(d->allow, h->host)) {
+        curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+        curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, h);
+        curl_easy_setopt(c, CURLOPT_PREREQFUNCTION, before_request);
+        curl_easy_setopt(c, CURLOPT_PREREQDATA, h);
+    }
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_POST, 1L);
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, h->body);
@@ -999,6 +1113,13 @@ static void finished(rp_webhook_deliverer_t *d, hook_t *h, CURLcode res)
     bool retryable = true;
     if (res == CURLE_OK && status >= 200 && status < 300) {
         error = NULL;
+    } else if (res != CURLE_OK && h->refused && !h->opened) {
+        /* Every address it led to is refused: no passing trouble, so dead at once. */
+        snprintf(why, sizeof why, "refused to connect to %s: webhooks deliver there only when "
+                 "the setting %s allows it", h->refused_why, RP_WEBHOOK_ALLOW_SETTING);
+        error = why;
+        retryable = false;
+        status = 0;
     } else if (res == CURLE_OK) {
         snippet_clean(h);
         snprintf(why, sizeof why, "HTTP %ld%s%s", status, h->resp[0] ? ": " : "", h->resp);
@@ -1107,11 +1228,18 @@ int rp_webhook_deliverer_start(rp_store_t *s, const rp_webhook_opts_t *o,
     }
     if (o)
         d->o = *o;
+    if (d->o.allow_networks && !(d->allow_override = strdup(d->o.allow_networks))) {
+        free(d->path);
+        free(d);
+        return rp_error_set(err, RP_ENOMEM, 0, "out of memory");
+    }
+    d->o.allow_networks = NULL;
     if (d->o.timeout_ms <= 0)
         d->o.timeout_ms = 5000;
     atomic_init(&d->stop, false);
     int rc = 0;
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        free(d->allow_override);
         free(d->path);
         free(d);
         return rp_error_set(err, RP_EIO, RP_C_WEBHOOK, "libcurl cannot start");
@@ -1143,6 +1271,7 @@ fail:
         curl_multi_cleanup(d->multi);
     rp_store_close(d->s);
     curl_global_cleanup();
+    free(d->allow_override);
     free(d->path);
     free(d);
     return rc;
@@ -1163,6 +1292,9 @@ void rp_webhook_deliverer_stop(rp_webhook_deliverer_t *d)
     curl_multi_cleanup(d->multi);
     rp_store_close(d->s);
     curl_global_cleanup();
+    rp_webhook_allow_free(d->allow);
+    free(d->allow_text);
+    free(d->allow_override);
     free(d->path);
     free(d);
 }
