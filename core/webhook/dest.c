@@ -122,7 +122,6 @@ static bool v6_denied(const uint8_t a[16], char *why, size_t cap)
         int bits;
         const char *what;
     } ranges[] = {
-        {{0x00, 0x64, 0xff, 0x9b}, 32, NULL}, /* 64:ff9b:1::/48 below; /96 handled above */
         {{0xfc}, 7, "a unique-local address"},
         {{0xfe, 0x80}, 10, "a link-local address"},
         {{0xfe, 0xc0}, 10, "a site-local address"},
@@ -159,7 +158,7 @@ static bool v6_denied(const uint8_t a[16], char *why, size_t cap)
         snprintf(why, cap, "a discard-only address");
         return true;
     }
-    for (size_t i = 1; i < sizeof ranges / sizeof ranges[0]; i++)
+    for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++)
         if (prefix_match(a, ranges[i].net, ranges[i].bits)) {
             snprintf(why, cap, "%s", ranges[i].what);
             return true;
