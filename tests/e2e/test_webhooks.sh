@@ -127,6 +127,9 @@ check 'grep -qF "\"id\":5,\"url\":\"$url_e\",\"events\":\"contact.*,deal.won\",\
 check '! grep -qF "$secret_a" <<<"$list" && ! grep -qF "$secret_b" <<<"$list" && ! grep -q "\"secret\"" <<<"$list"' "webhooks list shows a secret"
 check '"$RAPPORT" events tail -n 20 | grep -q "\"type\":\"webhook.added\".*\"url\":\"http://127.0.0.1:[0-9]*\"" && ! "$RAPPORT" events tail -n 20 | grep -qF path-secret && ! "$RAPPORT" events tail -n 20 | grep -qF hookpass' "webhook.added carries more of the URL than its origin"
 
+# A proxy from the environment (a closed port here) is not used: it would connect in the
+# receiver's stead, past the checks of where webhooks may go.
+http_proxy=http://127.0.0.1:9 ALL_PROXY=http://127.0.0.1:9 no_proxy= NO_PROXY= \
 RAPPORT_WEBHOOKS_TIMEOUT_MS=1500 RAPPORT_WEBHOOKS_RETRY_BASE_MS=200 RAPPORT_WEBHOOKS_MAX_ATTEMPTS=3 \
     "$RAPPORT" serve --listen 127.0.0.1:0 --poll-ms 20 2> "$tmp/serve.log" &
 serve_pid=$!
