@@ -933,6 +933,7 @@ static int cmd_serve(cli_t *c, int argc, char **argv)
     wo.retry.base_ms = config_int(env.s, "webhooks.retry_base_ms", 1000);
     int64_t keep_days = config_int(env.s, "webhooks.log_days", 30);
     wo.log_keep_ms = (keep_days < 36500 ? keep_days : 36500) * 86400000;
+    wo.allow_networks = getenv("RAPPORT_WEBHOOKS_ALLOW_NETWORKS");
     if (rp_webhook_deliverer_start(env.s, &wo, &hooks, &err))
         log_line(NULL, "warn", "webhook", err.msg);
     if (rp_sched_serve(env.e, (int)poll_ms, reload_scripts, env.sc, &err))
@@ -1232,6 +1233,24 @@ static int cmd_test(cli_t *c, int argc, char **argv)
     return rc ? rc : failed ? EXIT_FAIL : 0;
 }
 
+/* The allow list of webhooks is checked before it is stored: one that does not parse would
+ * leave deliveries to public addresses only, and say so only in serve's log. */
+static int check_allow_networks(json_t **value, const char *typed)
+{
+    /* "127.1" parses as a JSON number; the list is text (or an array of texts). */
+    if (!json_is_string(*value) && !json_is_array(*value)) {
+        json_decref(*value);
+        if (!(*value = json_string(typed)))
+            return fail("config set: the value is not valid UTF-8");
+    }
+    rp_webhook_allow_t *a = NULL;
+    rp_error_t err = {0};
+    if (rp_webhook_allow_json(*value, &a, &err))
+        return fail("config set: %s", err.msg);
+    rp_webhook_allow_free(a);
+    return 0;
+}
+
 static int cmd_config(cli_t *c, int argc, char **argv)
 {
     const char *sub = argc > 1 ? argv[1] : "list";
@@ -1274,6 +1293,9 @@ static int cmd_config(cli_t *c, int argc, char **argv)
             rc = fail("%s", err.msg);
         else
             print_json(out, false);
+    } else if (set && !strcmp(argv[2], RP_WEBHOOK_ALLOW_SETTING) &&
+               (rc = check_allow_networks(&value, argv[3]))) {
+        /* refused, said */
     } else if (strncmp(argv[2], "roles.", 6) == 0
                    ? role_store(s, &c->ctx, argv[2] + 6, value, &err) /* checked as a role */
                    : rp_config_set(s, &c->ctx, argv[2], value, &err)) {

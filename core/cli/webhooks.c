@@ -53,13 +53,16 @@ static int webhooks_add(cli_t *c, int argc, char **argv, const char *events, con
         return rc;
     }
     rp_webhook_spec_t spec = {.url = argv[2], .events = events, .user = user,
-                              .secret = typed ? typed : secret};
+                              .secret = typed ? typed : secret,
+                              .allow_networks = getenv("RAPPORT_WEBHOOKS_ALLOW_NETWORKS")};
     int64_t id = 0;
     char *made = NULL;
     if (rp_webhook_add(s, &c->ctx, &spec, &id, spec.secret ? NULL : &made, &err)) {
         rc = fail("%s", err.msg);
     } else {
-        printf("webhook %lld added: %s (events %s, as %s)\n", (long long)id, argv[2], events,
+        char shown[2100];
+        rp_webhook_url_redact(argv[2], shown, sizeof shown);
+        printf("webhook %lld added: %s (events %s, as %s)\n", (long long)id, shown, events,
                user);
         if (made) {
             /* The generated secret, this once: the receiver needs it to check signatures. */

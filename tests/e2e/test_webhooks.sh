@@ -4,6 +4,9 @@
 # a receiver that never answers, a 4xx dead at once and replayed, the last try dead-lettered,
 # the delivery log, hidden fields left out for a restricted owner, events the owner may not see
 # never sent, pause and resume, the API answering while a receiver hangs, and the CLI's errors.
+# Destinations inside (loopback, link-local, …) are refused when added and again when connected
+# to, unless webhooks.allow_networks allows them; the receivers here are on 127.0.0.1, so the
+# test allows 127.0.0.1/32 and takes it back at the end. A password in a URL is never shown.
 set -u
 RAPPORT=${RAPPORT:-build/rapport}
 RECEIVER=${RP_WEBHOOK_RECEIVER:-build/tests/webhook_receiver}
@@ -67,7 +70,28 @@ expect 1 '16 to 256 characters' -- webhooks add http://example.com --events '*' 
 expect 1 'no webhook 99' -- webhooks remove 99
 expect 2 'is not an id' -- webhooks pause x
 expect 2 'unknown subcommand' -- webhooks frob
+
+# Destinations inside are refused when added, whatever the notation, naming the address, what
+# it is and the setting that would allow it.
+expect 1 'RP-E2002: webhooks do not deliver to 127.0.0.1 (a loopback address) unless the setting webhooks.allow_networks allows it (rapport config set webhooks.allow_networks 127.0.0.1/32)' \
+    -- webhooks add http://127.0.0.1:9/hook --events '*' --user ana
+for u in http://2130706433:9/ http://0177.0.0.1:9/ http://0x7f000001:9/ http://127.1:9/ http://0x7f.1:9/; do
+    expect 1 'webhooks do not deliver to 127.0.0.1 (a loopback address)' -- webhooks add "$u" --events '*' --user ana
+done
+expect 1 'to 169.254.169.254 (a link-local address)' -- webhooks add http://169.254.169.254/latest/meta-data/ --events '*' --user ana
+expect 1 'to ::ffff:127.0.0.1 (a loopback address, as IPv4-mapped 127.0.0.1)' -- webhooks add 'http://[::ffff:127.0.0.1]:9/' --events '*' --user ana
+expect 1 'to ::1 (a loopback address)' -- webhooks add 'http://[::1]:9/' --events '*' --user ana
+expect 1 'to 10.0.0.1 (a private address)' -- webhooks add http://10.0.0.1/ --events '*' --user ana
+expect 1 'the webhook host localhost leads only where webhooks do not deliver' -- webhooks add http://localhost:9/ --events '*' --user ana
+# An allow list that does not parse is refused when set, naming the entry.
+expect 1 '"10.0.0.0/33" has a prefix length that is not 0 to 32' -- config set webhooks.allow_networks 10.0.0.0/33
+expect 1 '"127.1" is an IPv4 address in a short or numeric form' -- config set webhooks.allow_networks 127.1
+expect 1 '"[::1]" is bracketed' -- config set webhooks.allow_networks '[::1]'
+check '! "$RAPPORT" config get webhooks.allow_networks >/dev/null 2>&1' "a refused allow list was stored"
 check '[ -z "$("$RAPPORT" webhooks list)" ]' "a refused webhook was stored"
+expect 0 'set webhooks.allow_networks' -- config set webhooks.allow_networks 127.0.0.1/32
+# ::1 is not in the list: an address is allowed by its range, not by being "loopback".
+expect 1 'to ::1 (a loopback address)' -- webhooks add 'http://[::1]:9/' --events '*' --user ana
 
 # A: fails twice with 500, then takes it (the secret is given).
 receiver a "500,500,200"; url_a=$url
@@ -91,13 +115,21 @@ secret_e=$("$RAPPORT" webhooks add "$url_e" --events 'contact.*,deal.won' --user
 # F: owned by cy, who reads deals only: contact events are not sent.
 receiver f "200"; url_f=$url
 "$RAPPORT" webhooks add "$url_f" --events '*' --user cy >/dev/null 2>&1
+# G: a user and password in its URL (sent as Basic auth), shown nowhere.
+receiver g "200"; url_g=${url/http:\/\//http://hookuser:hookpass-0123@}
+out=$("$RAPPORT" webhooks add "$url_g" --events contact.created --user ana 2>&1)
+check 'grep -qF "webhook 7 added: http://***@127.0.0.1:" <<<"$out" && ! grep -qF hookpass <<<"$out"' "add shows the URL's password: $out"
 
 list=$("$RAPPORT" webhooks list)
-check '[ "$(wc -l <<<"$list")" = 6 ]' "webhooks list: $list"
+check '[ "$(wc -l <<<"$list")" = 7 ]' "webhooks list: $list"
+check 'grep -qF "\"id\":7,\"url\":\"http://***@127.0.0.1:$(cat "$tmp/g/port")/hooks/g?token=path-secret\"" <<<"$list" && ! grep -qF hookpass <<<"$list" && ! grep -qF hookuser <<<"$list"' "webhooks list shows the URL's user or password: $list"
 check 'grep -qF "\"id\":5,\"url\":\"$url_e\",\"events\":\"contact.*,deal.won\",\"user\":\"bo\",\"active\":true" <<<"$list"' "list lacks webhook 5 as made: $list"
 check '! grep -qF "$secret_a" <<<"$list" && ! grep -qF "$secret_b" <<<"$list" && ! grep -q "\"secret\"" <<<"$list"' "webhooks list shows a secret"
-check '"$RAPPORT" events tail -n 20 | grep -q "\"type\":\"webhook.added\".*\"url\":\"http://127.0.0.1:[0-9]*\"" && ! "$RAPPORT" events tail -n 20 | grep -qF path-secret' "webhook.added carries more of the URL than its origin"
+check '"$RAPPORT" events tail -n 20 | grep -q "\"type\":\"webhook.added\".*\"url\":\"http://127.0.0.1:[0-9]*\"" && ! "$RAPPORT" events tail -n 20 | grep -qF path-secret && ! "$RAPPORT" events tail -n 20 | grep -qF hookpass' "webhook.added carries more of the URL than its origin"
 
+# A proxy from the environment (a closed port here) is not used: it would connect in the
+# receiver's stead, past the checks of where webhooks may go.
+http_proxy=http://127.0.0.1:9 ALL_PROXY=http://127.0.0.1:9 no_proxy= NO_PROXY= \
 RAPPORT_WEBHOOKS_TIMEOUT_MS=1500 RAPPORT_WEBHOOKS_RETRY_BASE_MS=200 RAPPORT_WEBHOOKS_MAX_ATTEMPTS=3 \
     "$RAPPORT" serve --listen 127.0.0.1:0 --poll-ms 20 2> "$tmp/serve.log" &
 serve_pid=$!
@@ -155,6 +187,10 @@ check 'log_row 4 3 | grep -q "\"attempt\":3,\"status\":503,.*\"outcome\":\"dead\
 check '"$RAPPORT" events dead webhook:4 | grep -q "\"seq\":$seq,.*\"attempts\":3"' "events dead lacks D's letter"
 check 'grep -q " error webhook webhook 4 dead-lettered event $seq (contact.created) after attempt 3: HTTP 503" "$tmp/serve.log"' "no dead-letter log line: $(grep webhook "$tmp/serve.log")"
 
+# G: delivered with its credentials as Basic auth, though they are shown nowhere.
+wait_for '[ "$(requests "$tmp/g")" -ge 1 ]' || bad "G got no request"
+check '[ "$(hdr "$tmp/g/1.head" Authorization)" = "Basic $(printf %s hookuser:hookpass-0123 | base64)" ]' "G's request lacks its Basic auth: $(cat "$tmp/g/1.head" 2>/dev/null)"
+
 # E: the hidden field is not in what bo's webhook receives.
 check 'signed "$tmp/e" 1 "$secret_e"' "E's request is not signed with its generated secret"
 check 'grep -qF "\"first_name\":[null,\"Ada\"]" "$tmp/e/1.body" && ! grep -q "email\"" "$tmp/e/1.body" && ! grep -qF "ada@example.com" "$tmp/e/1.body"' "E's body shows the hidden field: $(cat "$tmp/e/1.body")"
@@ -178,8 +214,33 @@ expect 0 "removed" -- webhooks remove 6
 check '! "$RAPPORT" webhooks list | grep -q "\"id\":6,"' "a removed webhook is still listed"
 check '[ "$("$RAPPORT" webhooks deliveries -n 2 | wc -l)" = 2 ]' "deliveries -n 2 printed another number of rows"
 
+# Checked again at each connection. H is added while 127.0.0.1 is allowed; I names localhost
+# and is let in at its adding by the environment's allow list, as a name that resolved outside
+# then and inside now would be. With the allow list taken back, serve refuses to connect to
+# either: their events go dead at once with the reason, and their receivers hear nothing.
+receiver h "200"; url_h=$url
+receiver i "200"; url_i="http://localhost:$(cat "$tmp/i/port")/hooks/i"
+expect 0 "webhook 8 added" -- webhooks add "$url_h" --events contact.created --user ana
+RAPPORT_WEBHOOKS_ALLOW_NETWORKS=localhost expect 0 "webhook 9 added" -- webhooks add "$url_i" --events contact.created --user ana
+expect 0 'unset webhooks.allow_networks' -- config unset webhooks.allow_networks
+wait_for 'grep -q "info webhook webhooks.allow_networks is now empty" "$tmp/serve.log"' || bad "serve did not take the allow list back: $(grep webhook "$tmp/serve.log")"
+"$RAPPORT" create contact '{"first_name": "Hedy", "last_name": "Lamarr"}' >/dev/null
+seq=$("$RAPPORT" events tail -n 1 | grep -o '"seq":[0-9]*' | cut -d: -f2)
+refused='refused to connect to 127.0.0.1 (a loopback address): webhooks deliver there only when the setting webhooks.allow_networks allows it'
+wait_for 'log_row 8 1 | grep -q "\"outcome\":\"dead\""' || bad "H's refused delivery is not dead: $(log_row 8 1)"
+check 'log_row 8 1 | grep -qF "\"seq\":$seq," && log_row 8 1 | grep -qF "\"attempt\":1,\"status\":null,\"error\":\"$refused\""' "H's log: $(log_row 8 1)"
+check '"$RAPPORT" webhooks dead 8 | grep -qF "\"error\":\"$refused\""' "H's dead letter: $("$RAPPORT" webhooks dead 8)"
+wait_for 'log_row 9 1 | grep -q "\"outcome\":\"dead\""' || bad "I's refused delivery is not dead: $(log_row 9 1)"
+check 'log_row 9 1 | grep -q "\"attempt\":1,\"status\":null,\"error\":\"refused to connect to \(127.0.0.1\|::1\) (a loopback address)"' "I's log: $(log_row 9 1)"
+check 'grep -q " error webhook webhook 8 dead-lettered event $seq (contact.created) after attempt 1: refused to connect to 127.0.0.1" "$tmp/serve.log"' "no log line for H's refusal: $(grep webhook "$tmp/serve.log")"
+sleep 0.5 # no retry comes
+check '[ "$("$RAPPORT" webhooks deliveries 8 | wc -l)" = 1 ] && [ "$("$RAPPORT" webhooks deliveries 9 | wc -l)" = 1 ]' "a refused delivery was tried again"
+check '[ "$(requests "$tmp/h")" = 0 ] && [ "$(requests "$tmp/i")" = 0 ]' "a refused receiver was reached: h=$(requests "$tmp/h") i=$(requests "$tmp/i")"
+# G, added while allowed and still pointing inside, is refused the same way now.
+wait_for '"$RAPPORT" webhooks deliveries 7 | grep -q "\"seq\":$seq,.*\"error\":\"$refused\".*\"outcome\":\"dead\""' || bad "G's delivery after the allow list went: $("$RAPPORT" webhooks deliveries 7)"
+
 # No secret in the log; a clean stop.
-check '! grep -qF "$secret_a" "$tmp/serve.log" && ! grep -qF "$secret_b" "$tmp/serve.log" && ! grep -qF path-secret "$tmp/serve.log"' "the serve log shows a secret"
+check '! grep -qF "$secret_a" "$tmp/serve.log" && ! grep -qF "$secret_b" "$tmp/serve.log" && ! grep -qF path-secret "$tmp/serve.log" && ! grep -qF hookpass "$tmp/serve.log"' "the serve log shows a secret"
 kill -TERM "$serve_pid"
 wait "$serve_pid"; st=$?
 serve_pid=

@@ -6,6 +6,10 @@
  */
 #include "helpers.h"
 
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -79,6 +83,284 @@ static void test_check_url(void **state)
     url_refused(long_url, "at most 2048");
 }
 
+/* The verdict on one address written as the socket layer reads it (inet_aton's forms for IPv4,
+ * as getaddrinfo takes them); NULL when allowed, else its class. */
+static const char *class_of(const char *text, char *why, size_t cap)
+{
+    struct addrinfo hints = {.ai_flags = AI_NUMERICHOST, .ai_socktype = SOCK_STREAM}, *res;
+    if (getaddrinfo(text, NULL, &hints, &res) != 0)
+        fail_msg("%s is no address to getaddrinfo", text);
+    bool denied = rp_webhook_addr_denied(res->ai_addr, why, cap);
+    freeaddrinfo(res);
+    return denied ? why : NULL;
+}
+
+static void denied_as(const char *text, const char *cls)
+{
+    char why[128];
+    const char *got = class_of(text, why, sizeof why);
+    if (!got)
+        fail_msg("%s is allowed; wanted \"%s\"", text, cls);
+    if (!strstr(got, cls))
+        fail_msg("%s is \"%s\"; wanted \"%s\"", text, got, cls);
+}
+
+static void test_addr_classes(void **state)
+{
+    (void)state;
+    static const char *const denied[][2] = {
+        /* IPv4, also in the notations inet_aton and libcurl take */
+        {"127.0.0.1", "loopback"}, {"127.255.255.254", "loopback"},
+        {"2130706433", "loopback"}, {"0177.0.0.1", "loopback"}, {"0x7f000001", "loopback"},
+        {"0x7f.0.0.1", "loopback"}, {"127.1", "loopback"}, {"0177.1", "loopback"},
+        {"0.0.0.0", "unspecified"}, {"0", "unspecified"}, {"0.1.2.3", "unspecified"},
+        {"10.0.0.1", "private"}, {"012.1.2.3", "private"}, {"167772161", "private"},
+        {"172.16.0.1", "private"}, {"172.31.255.255", "private"},
+        {"192.168.1.1", "private"}, {"0xc0a80101", "private"},
+        {"100.64.0.1", "carrier-grade NAT"}, {"100.127.255.255", "carrier-grade NAT"},
+        {"169.254.169.254", "link-local"}, {"2852039166", "link-local"},
+        {"0xa9.0xfe.0xa9.0xfe", "link-local"}, {"169.254.0.1", "link-local"},
+        {"192.0.0.192", "IETF protocol"}, {"192.0.2.1", "documentation"},
+        {"198.51.100.7", "documentation"}, {"203.0.113.9", "documentation"},
+        {"198.18.0.1", "benchmarking"}, {"192.88.99.1", "6to4 relay"},
+        {"224.0.0.1", "multicast"}, {"239.255.255.250", "multicast"},
+        {"240.0.0.1", "reserved"}, {"255.255.255.255", "broadcast"},
+        {"4294967295", "broadcast"},
+        /* IPv6 */
+        {"::", "unspecified"}, {"::1", "loopback"}, {"0:0:0:0:0:0:0:1", "loopback"},
+        {"fe80::1", "link-local"}, {"febf::1", "link-local"}, {"fec0::1", "site-local"},
+        {"fc00::1", "unique-local"}, {"fd12:3456::1", "unique-local"},
+        {"ff02::1", "multicast"}, {"2001:db8::1", "documentation"},
+        {"3fff::1", "documentation"}, {"2001::1", "IETF protocol"}, {"100::1", "discard"},
+        {"64:ff9b:1::a00:1", "NAT64 local-use"}, {"4000::1", "reserved"},
+        /* IPv4 carried in IPv6: mapped, compatible, translated, NAT64, 6to4 */
+        {"::ffff:127.0.0.1", "loopback address, as IPv4-mapped 127.0.0.1"},
+        {"::ffff:7f00:1", "loopback address, as IPv4-mapped"},
+        {"::ffff:169.254.169.254", "link-local address, as IPv4-mapped"},
+        {"::ffff:10.0.0.1", "private address, as IPv4-mapped"},
+        {"::ffff:0.0.0.0", "unspecified address, as IPv4-mapped"},
+        {"::127.0.0.1", "loopback address, as IPv4-compatible"},
+        {"::8.8.8.8", "reserved address, as IPv4-compatible 8.8.8.8"},
+        {"::ffff:0:127.0.0.1", "loopback address, as IPv4-translated"},
+        {"64:ff9b::127.0.0.1", "loopback address, as NAT64 127.0.0.1"},
+        {"64:ff9b::a9fe:a9fe", "link-local address, as NAT64 169.254.169.254"},
+        {"64:ff9b::192.168.0.1", "private address, as NAT64"},
+        {"2002:7f00:1::1", "loopback address, as 6to4 127.0.0.1"},
+        {"2002:a9fe:a9fe::", "link-local address, as 6to4"},
+    };
+    for (size_t i = 0; i < sizeof denied / sizeof denied[0]; i++)
+        denied_as(denied[i][0], denied[i][1]);
+    /* Public addresses, also just outside the ranges refused. No traffic goes to any. */
+    static const char *const allowed[] = {
+        "8.8.8.8", "1.1.1.1", "134744072", "0x08080808", "11.0.0.1", "9.255.255.255",
+        "172.15.255.255", "172.32.0.1", "192.167.255.255", "192.169.0.1", "100.63.255.255",
+        "100.128.0.1", "169.253.255.255", "169.255.0.1", "126.255.255.255", "128.0.0.1",
+        "223.255.255.255", "198.20.0.1", "2001:4860::1", "2001:4860:4860::8888",
+        "2606:4700::1111", "2a00:1450::1", "::ffff:8.8.8.8", "64:ff9b::8.8.8.8",
+        "2002:808:808::1", "2001:200::1",
+    };
+    char why[128];
+    for (size_t i = 0; i < sizeof allowed / sizeof allowed[0]; i++)
+        if (class_of(allowed[i], why, sizeof why))
+            fail_msg("%s is refused as \"%s\"", allowed[i], why);
+    /* No other family gets through. */
+    struct sockaddr_un un = {.sun_family = AF_UNIX};
+    assert_true(rp_webhook_addr_denied((struct sockaddr *)&un, why, sizeof why));
+    assert_true(rp_webhook_addr_denied(NULL, NULL, 0));
+}
+
+/* rp_webhook_check_dest() with allow list @p allow (NULL: empty): @p code, with @p needle (may
+ * be NULL) in the message. */
+static void dest_is(const char *url, const char *allow, int code, const char *needle)
+{
+    rp_webhook_allow_t *a = NULL;
+    rp_error_t err = {0};
+    if (rp_webhook_allow_parse(allow, &a, &err))
+        fail_msg("allow list %s: %s", allow, err.msg);
+    int rc = rp_webhook_check_dest(url, a, &err);
+    rp_webhook_allow_free(a);
+    if (rc != code)
+        fail_msg("%s with allow list \"%s\": %d (%s); wanted %d", url, allow ? allow : "", rc,
+                 err.msg, code);
+    if (needle && !strstr(err.msg, needle))
+        fail_msg("%s: \"%s\" lacks \"%s\"", url, err.msg, needle);
+}
+
+/* URLs as libcurl reads them, with literal hosts (and localhost): nothing is sent. */
+static void test_check_dest(void **state)
+{
+    (void)state;
+    static const char *const inside[][2] = {
+        {"http://127.0.0.1:8080/hook", "127.0.0.1 (a loopback address)"},
+        {"http://2130706433/", "127.0.0.1 (a loopback address)"},
+        {"http://0177.0.0.1/", "127.0.0.1 (a loopback"},
+        {"http://0x7f000001/", "127.0.0.1 (a loopback"},
+        {"http://0x7f.1/", "127.0.0.1 (a loopback"},
+        {"http://127.1/", "127.0.0.1 (a loopback"},
+        {"http://[::1]:9000/x", "::1 (a loopback address)"},
+        {"http://[::ffff:127.0.0.1]/", "IPv4-mapped 127.0.0.1"},
+        {"http://[::ffff:7f00:1]/", "IPv4-mapped 127.0.0.1"},
+        {"http://[64:ff9b::7f00:1]/", "NAT64 127.0.0.1"},
+        {"http://169.254.169.254/latest/meta-data/", "169.254.169.254 (a link-local"},
+        {"http://2852039166/latest/meta-data/", "169.254.169.254 (a link-local"},
+        {"http://[fe80::1%25eth0]/", "fe80::1 (a link-local"},
+        {"http://[fd00:ec2::254]/", "fd00:ec2::254 (a unique-local"},
+        {"http://0/", "0.0.0.0 (an unspecified"},
+        {"http://[::]/", ":: (an unspecified"},
+        {"http://10.1.2.3/", "(a private"},
+        {"http://172.16.0.1/", "(a private"},
+        {"http://192.168.0.1/", "(a private"},
+        {"http://100.100.100.200/", "carrier-grade NAT"},
+        {"https://user:pass@127.0.0.1/", "127.0.0.1 (a loopback"},
+    };
+    for (size_t i = 0; i < sizeof inside / sizeof inside[0]; i++) {
+        dest_is(inside[i][0], NULL, RP_EPERM, inside[i][1]);
+        dest_is(inside[i][0], NULL, RP_EPERM, "RP-E2002");
+        dest_is(inside[i][0], NULL, RP_EPERM, "webhooks.allow_networks");
+    }
+    dest_is("http://127.0.0.1/", NULL, RP_EPERM,
+            "rapport config set webhooks.allow_networks 127.0.0.1/32");
+    dest_is("http://[::1]/", NULL, RP_EPERM, "webhooks.allow_networks ::1/128");
+    /* Public destinations pass, in any notation. */
+    static const char *const outside[] = {"http://8.8.8.8/hook", "https://134744072/",
+                                          "http://[2001:4860::1]:8080/",
+                                          "http://[::ffff:8.8.8.8]/",
+                                          "http://[64:ff9b::808:808]/"};
+    for (size_t i = 0; i < sizeof outside / sizeof outside[0]; i++)
+        dest_is(outside[i], NULL, 0, NULL);
+    /* The allow list lets ranges, addresses and host names through, in every notation. */
+    dest_is("http://127.0.0.1:8080/", "127.0.0.1/32", 0, NULL);
+    dest_is("http://2130706433/", "127.0.0.0/8", 0, NULL);
+    dest_is("http://[::ffff:127.0.0.1]/", "127.0.0.1", 0, NULL);
+    dest_is("http://[::1]/", "127.0.0.1/32", RP_EPERM, "::1");
+    dest_is("http://[::1]/", "::1", 0, NULL);
+    dest_is("http://10.9.8.7/", "10.0.0.0/8, 192.168.0.0/16", 0, NULL);
+    dest_is("http://192.168.0.1/", "10.0.0.0/8", RP_EPERM, "192.168.0.1");
+    dest_is("http://[fd00::5]/", "fd00::/8", 0, NULL);
+    dest_is("http://169.254.169.254/", "0.0.0.0/0", 0, NULL);
+    /* A host name allowed is not even looked up. */
+    dest_is("https://Hooks.Internal./x", "hooks.internal", 0, NULL);
+    dest_is("https://hooks.internal/x", "HOOKS.internal.", 0, NULL);
+    /* A name that resolves only inside is refused, naming the host. */
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+    if (getaddrinfo("localhost", NULL, &hints, &res) == 0) {
+        freeaddrinfo(res);
+        dest_is("http://localhost:9/", NULL, RP_EPERM, "host localhost leads only where");
+        dest_is("http://localhost:9/", NULL, RP_EPERM, "(a loopback address)");
+        dest_is("http://localhost:9/", "localhost", 0, NULL);
+        dest_is("http://localhost:9/", "127.0.0.0/8,::1", 0, NULL);
+    }
+    dest_is("http://", NULL, RP_EINVAL, "names no host");
+}
+
+static void allow_refused(const char *text, const char *needle)
+{
+    rp_webhook_allow_t *a = NULL;
+    rp_error_t err = {0};
+    assert_int_equal(rp_webhook_allow_parse(text, &a, &err), RP_EINVAL);
+    assert_null(a);
+    if (!strstr(err.msg, needle) || !strstr(err.msg, "webhooks.allow_networks"))
+        fail_msg("%s: \"%s\" lacks \"%s\"", text, err.msg, needle);
+}
+
+static void test_allow_list(void **state)
+{
+    (void)state;
+    rp_webhook_allow_t *a = NULL;
+    rp_error_t err = {0};
+    assert_int_equal(rp_webhook_allow_parse(NULL, &a, &err), 0);
+    rp_webhook_allow_free(a);
+    assert_int_equal(rp_webhook_allow_parse(" 10.0.0.0/8 ,fd00::/8,hooks.lan,192.168.1.7 ", &a,
+                                            &err), 0);
+    assert_true(rp_webhook_allow_host(a, "hooks.lan"));
+    assert_true(rp_webhook_allow_host(a, "HOOKS.LAN."));
+    assert_false(rp_webhook_allow_host(a, "evil.hooks.lan"));
+    assert_false(rp_webhook_allow_host(a, "hooks.la"));
+    struct sockaddr_in in = {.sin_family = AF_INET};
+    struct sockaddr_in6 in6 = {.sin6_family = AF_INET6};
+    inet_pton(AF_INET, "10.200.0.1", &in.sin_addr);
+    assert_true(rp_webhook_allow_addr(a, (struct sockaddr *)&in));
+    inet_pton(AF_INET, "192.168.1.8", &in.sin_addr);
+    assert_false(rp_webhook_allow_addr(a, (struct sockaddr *)&in));
+    inet_pton(AF_INET, "192.168.1.7", &in.sin_addr);
+    assert_true(rp_webhook_allow_addr(a, (struct sockaddr *)&in));
+    inet_pton(AF_INET6, "::ffff:10.1.1.1", &in6.sin6_addr);
+    assert_true(rp_webhook_allow_addr(a, (struct sockaddr *)&in6));
+    inet_pton(AF_INET6, "fdff::1", &in6.sin6_addr);
+    assert_true(rp_webhook_allow_addr(a, (struct sockaddr *)&in6));
+    inet_pton(AF_INET6, "fe80::1", &in6.sin6_addr);
+    assert_false(rp_webhook_allow_addr(a, (struct sockaddr *)&in6));
+    char why[160];
+    assert_true(rp_webhook_dest_refused(a, (struct sockaddr *)&in6, why, sizeof why));
+    assert_string_equal(why, "fe80::1 (a link-local address)");
+    rp_webhook_allow_free(a);
+    /* From a setting's value: a text or an array of texts. */
+    json_t *v = J("[\"127.0.0.1/32\", \"::1\"]");
+    assert_int_equal(rp_webhook_allow_json(v, &a, &err), 0);
+    inet_pton(AF_INET, "127.0.0.1", &in.sin_addr);
+    assert_false(rp_webhook_dest_refused(a, (struct sockaddr *)&in, why, sizeof why));
+    inet_pton(AF_INET, "127.0.0.2", &in.sin_addr);
+    assert_true(rp_webhook_dest_refused(a, (struct sockaddr *)&in, why, sizeof why));
+    assert_string_equal(why, "127.0.0.2 (a loopback address)");
+    rp_webhook_allow_free(a);
+    json_decref(v);
+    v = J("[\"10.0.0.0/8\", 7]");
+    assert_int_equal(rp_webhook_allow_json(v, &a, &err), RP_EINVAL);
+    assert_non_null(strstr(err.msg, "item 2"));
+    json_decref(v);
+    v = J("127.1");
+    assert_int_equal(rp_webhook_allow_json(v, &a, &err), RP_EINVAL);
+    json_decref(v);
+    /* Each wrong entry named. */
+    allow_refused("10.0.0.0/8,,fd00::/8", "empty part");
+    allow_refused("10.0.0.0/8,", "ends with a comma");
+    allow_refused("10.0.0.0/33", "not 0 to 32");
+    allow_refused("fd00::/129", "not 0 to 128");
+    allow_refused("10.0.0.0/x", "not 0 to 32");
+    allow_refused("10.0.0.0/-1", "not 0 to 32");
+    allow_refused("127.0.0.1/8", "bits set past its prefix length");
+    allow_refused("fd00::1/8", "bits set past its prefix length");
+    allow_refused("127.1", "short or numeric form");
+    allow_refused("2130706433", "short or numeric form");
+    allow_refused("0x7f000001", "short or numeric form");
+    allow_refused("[::1]", "bracketed");
+    allow_refused("10.0.0.0/8 10.1.0.0/16", "prefix length");
+    allow_refused("hooks.lan/24", "is not an address range");
+    allow_refused("hooks lan", "neither an address nor a host name");
+    allow_refused("http://hooks.lan/", "is not an address range");
+    allow_refused("hooks.lan:8080", "neither an address nor a host name");
+    allow_refused("a..b", "neither an address nor a host name");
+}
+
+static void test_redact(void **state)
+{
+    (void)state;
+    static const char *const cases[][2] = {
+        {"https://user:pass@hooks.example.com/a?b=c", "https://***@hooks.example.com/a?b=c"},
+        {"http://user@127.0.0.1:8080/x", "http://***@127.0.0.1:8080/x"},
+        {"http://a:b@c@host/", "http://***@host/"},
+        {"http://:@host", "http://***@host"},
+        {"https://hooks.example.com/p@th?m=a@b#x@y", "https://hooks.example.com/p@th?m=a@b#x@y"},
+        {"http://host?x=u:p@y", "http://host?x=u:p@y"},
+        {"http://[::1]:9/", "http://[::1]:9/"},
+        {"", ""},
+    };
+    char out[128];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        rp_webhook_url_redact(cases[i][0], out, sizeof out);
+        assert_string_equal(out, cases[i][1]);
+    }
+    rp_webhook_url_redact("https://user:pass@host/", out, 12);
+    assert_string_equal(out, "https://***");
+    /* The check of a URL does not repeat its password either. */
+    rp_error_t err = {0};
+    assert_int_equal(rp_webhook_check_url("ftp://u:hunter22@example.com/", &err), RP_EINVAL);
+    assert_null(strstr(err.msg, "hunter22"));
+    assert_non_null(strstr(err.msg, "ftp://***@example.com/"));
+    assert_int_equal(rp_webhook_check_url("http://u:hunter22@exa mple.com/", &err), RP_EINVAL);
+    assert_null(strstr(err.msg, "hunter22"));
+}
+
 static void test_events_filter(void **state)
 {
     (void)state;
@@ -144,8 +426,10 @@ static void test_subscriptions(void **state)
     int64_t before = rp_events_last_seq(s);
 
     /* A generated secret, handed back once. */
+    /* Allowed by name, so the test resolves nothing. */
     rp_webhook_spec_t spec = {.url = "https://hooks.example.com/path/SECRETPATH?key=abc",
-                              .events = "contact.*,deal.won", .user = "ana"};
+                              .events = "contact.*,deal.won", .user = "ana",
+                              .allow_networks = "hooks.example.com"};
     int64_t id = 0;
     char *secret = NULL;
     assert_int_equal(rp_webhook_add(s, &test_ctx, &spec, &id, &secret, &err), 0);
@@ -172,7 +456,8 @@ static void test_subscriptions(void **state)
 
     /* A given secret; one glob goes to the subscriber as its filter. */
     spec = (rp_webhook_spec_t){.url = "http://127.0.0.1:9/x", .events = "deal.*",
-                               .user = "ana", .secret = "0123456789abcdef"};
+                               .user = "ana", .secret = "0123456789abcdef",
+                               .allow_networks = "127.0.0.1/32"};
     secret = NULL;
     assert_int_equal(rp_webhook_add(s, &test_ctx, &spec, &id, &secret, &err), 0);
     assert_int_equal(id, 2);
@@ -354,6 +639,10 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sign),
         cmocka_unit_test(test_check_url),
+        cmocka_unit_test(test_addr_classes),
+        cmocka_unit_test(test_check_dest),
+        cmocka_unit_test(test_allow_list),
+        cmocka_unit_test(test_redact),
         cmocka_unit_test(test_events_filter),
         cmocka_unit_test(test_subscriptions),
         cmocka_unit_test(test_deliverer_needs_a_file),

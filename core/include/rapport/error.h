@@ -63,6 +63,7 @@ enum {
     RP_C_ROLE = 1903,        /**< A role that is not defined or whose grants are malformed. */
     RP_C_DENIED = 1904,      /**< A permission the actor lacks. */
     RP_C_WEBHOOK = 2001,     /**< A webhook that cannot be made as asked, or is not there. */
+    RP_C_WEBHOOK_DEST = 2002, /**< A webhook destination refused (webhooks.allow_networks). */
 };
 
 /** The detail of a failure. The caller owns it (usually on the stack). */

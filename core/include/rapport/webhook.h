@@ -19,6 +19,16 @@
  * A 2xx answer is delivered. A 5xx, 408 or 429 answer, a timeout or a connection failure is
  * retried with the subscriber's backoff; any other answer (a 3xx, another 4xx) goes to the dead
  * letters at once. Events the owner may not see are acknowledged without a delivery.
+ *
+ * Destinations: webhooks refuse addresses that lead inside — loopback, unspecified, private,
+ * shared (CGNAT), link-local (cloud metadata), unique-local, multicast, broadcast, reserved and
+ * documentation ranges, and the IPv6 forms that carry such an IPv4 address (IPv4-mapped and
+ * -compatible, NAT64, 6to4) — unless the setting webhooks.allow_networks allows them. The
+ * address is judged as the socket layer holds it, whatever notation the URL used: when a
+ * webhook is added (after resolving its host) and again for every connection the deliverer
+ * opens or reuses, so a name that resolves elsewhere later (DNS rebinding) is caught. A refused
+ * delivery goes to the dead letters at once. Redirects are not followed, and no proxy from the
+ * environment is used (it would connect in the webhook's stead, unchecked).
  */
 #ifndef RAPPORT_WEBHOOK_H
 #define RAPPORT_WEBHOOK_H
@@ -28,6 +38,8 @@
 #include <stdint.h>
 
 #include <jansson.h>
+
+struct sockaddr;
 
 #include "rapport/error.h"
 #include "rapport/events.h"
@@ -40,6 +52,13 @@
 /** The prefix of a generated secret ("whsec_…"). */
 #define RP_WEBHOOK_SECRET_PREFIX "whsec_"
 
+/**
+ * The setting that allows destinations refused by default: CIDR ranges ("10.0.0.0/8",
+ * "fd00::/8"), single addresses and host names, joined by commas (or a JSON array of them).
+ * Unset or empty by default: only public addresses.
+ */
+#define RP_WEBHOOK_ALLOW_SETTING "webhooks.allow_networks"
+
 /** What rp_webhook_add() makes. Borrowed strings. */
 typedef struct rp_webhook_spec {
     const char *url;    /**< Where to POST: an http:// or https:// URL (rp_webhook_check_url). */
@@ -48,6 +67,9 @@ typedef struct rp_webhook_spec {
     const char *user;   /**< The owner: an enabled user whose role decides what is delivered. */
     const char *secret; /**< The signing key (16 to 256 printable ASCII characters), or NULL
                              to have one generated. */
+    const char *allow_networks; /**< The allow list to judge the URL by, as the setting is
+                                     written, instead of webhooks.allow_networks (NULL: the
+                                     setting). */
 } rp_webhook_spec_t;
 
 /**
@@ -55,6 +77,74 @@ typedef struct rp_webhook_spec {
  * spaces or control characters. RP_EINVAL (RP-E2001) saying what is wrong.
  */
 int rp_webhook_check_url(const char *url, rp_error_t *err);
+
+/** The allow list of webhooks.allow_networks, parsed. */
+typedef struct rp_webhook_allow rp_webhook_allow_t;
+
+/**
+ * Parses an allow list: entries joined by commas, each a CIDR range or a single address (IPv4
+ * as four decimal numbers, IPv6 without brackets) or a host name, which then allows whatever
+ * that name resolves to. NULL or "" is the empty list. *out is owned (rp_webhook_allow_free).
+ * RP_EINVAL (RP-E2002) naming the entry that is wrong.
+ */
+int rp_webhook_allow_parse(const char *text, rp_webhook_allow_t **out, rp_error_t *err);
+
+/** As rp_webhook_allow_parse(), from a setting's value: a string, an array of them, or NULL. */
+int rp_webhook_allow_json(const json_t *value, rp_webhook_allow_t **out, rp_error_t *err);
+
+/**
+ * The allow list in force: @p override (the text of RAPPORT_WEBHOOKS_ALLOW_NETWORKS, say) when
+ * not NULL, else the setting webhooks.allow_networks of @p s (unset: empty).
+ */
+int rp_webhook_allow_load(rp_store_t *s, const char *override, rp_webhook_allow_t **out,
+                          rp_error_t *err);
+
+/** Frees an allow list (NULL is fine). */
+void rp_webhook_allow_free(rp_webhook_allow_t *a);
+
+/** Whether @p a (NULL: empty) names host @p host (case and a final dot do not count). */
+bool rp_webhook_allow_host(const rp_webhook_allow_t *a, const char *host);
+
+/**
+ * Whether @p a (NULL: empty) holds address @p sa; an IPv6 form of an IPv4 address (mapped,
+ * NAT64, …) is also looked up as that IPv4 address.
+ */
+bool rp_webhook_allow_addr(const rp_webhook_allow_t *a, const struct sockaddr *sa);
+
+/**
+ * Whether webhooks refuse address @p sa by default (an AF_INET or AF_INET6 socket address; any
+ * other family is refused). When refused, @p why (may be NULL) gets its class: "a loopback
+ * address", "a link-local address", "a loopback address, as IPv4-mapped 127.0.0.1", …
+ */
+bool rp_webhook_addr_denied(const struct sockaddr *sa, char *why, size_t cap);
+
+/**
+ * Whether address @p sa is refused with allow list @p a (NULL: empty) in force; when it is,
+ * @p why gets the address and its class: "169.254.169.254 (a link-local address)".
+ */
+bool rp_webhook_dest_refused(const rp_webhook_allow_t *a, const struct sockaddr *sa, char *why,
+                             size_t cap);
+
+/**
+ * Checks where @p url leads: resolves its host (this blocks) and refuses it when every address
+ * is refused with @p allow in force, unless @p allow names the host. RP_EPERM (RP-E2002) naming
+ * the addresses, their class and the setting that would allow them; RP_EINVAL for a URL without
+ * a host. A name that does not resolve passes: it is judged again at each delivery.
+ */
+int rp_webhook_check_dest(const char *url, const rp_webhook_allow_t *allow, rp_error_t *err);
+
+/**
+ * The host of @p url as libcurl reads it (IPv4 in any notation made dotted decimal, IPv6
+ * without brackets) into @p out. RP_EINVAL when it names none or it does not fit in @p cap.
+ */
+int rp_webhook_url_host(const char *url, char *out, size_t cap, rp_error_t *err);
+
+/**
+ * Writes @p url into @p out (@p cap bytes, cut to fit) with the user and password it may carry
+ * replaced by three asterisks (what stands before the "@" of the authority). What any listing
+ * or message shows of a URL.
+ */
+void rp_webhook_url_redact(const char *url, char *out, size_t cap);
 
 /**
  * Checks an event filter: comma-separated globs of lower-case letters, digits, "_", ".", "*"
@@ -76,7 +166,9 @@ int rp_webhook_sign(const char *secret, int64_t timestamp, const char *body, siz
  * Adds a webhook. It receives the events appended from now on. *id (may be NULL) is its id;
  * *secret_out (may be NULL; owned, free()) is its secret, the one chance to show a generated
  * one. Emits "webhook.added" {id, url (scheme, host and port only), events, user} — never the
- * secret. RP_EINVAL for a bad URL, filter or secret; RP_ENOTFOUND when there is no such user.
+ * secret. RP_EINVAL for a bad URL, filter or secret, or an allow list that does not parse;
+ * RP_ENOTFOUND when there is no such user; RP_EPERM when the URL leads only where webhooks do
+ * not deliver (rp_webhook_check_dest(): its host is resolved, which blocks).
  */
 int rp_webhook_add(rp_store_t *s, const rp_ctx_t *ctx, const rp_webhook_spec_t *spec,
                    int64_t *id, char **secret_out, rp_error_t *err);
@@ -96,7 +188,8 @@ int rp_webhook_set_active(rp_store_t *s, const rp_ctx_t *ctx, int64_t id, bool a
 
 /**
  * The webhooks as a new array (owned) of {"id", "url", "events", "user", "active",
- * "created_at", "created_by", "checkpoint", "dead"} by id; never a secret.
+ * "created_at", "created_by", "checkpoint", "dead"} by id; never a secret, and the URL without
+ * the user and password it may carry (rp_webhook_url_redact()).
  */
 int rp_webhook_list(rp_store_t *s, json_t **out, rp_error_t *err);
 
@@ -132,6 +225,9 @@ typedef struct rp_webhook_opts {
     int poll_ms;      /**< How often an idle webhook looks for new events (0 = 100). */
     rp_retry_t retry; /**< Attempts and backoff (events.h defaults: 5 attempts, 1 s doubling). */
     int64_t log_keep_ms; /**< Delivery log rows older than this are dropped (0: kept for ever). */
+    /** The allow list instead of the setting webhooks.allow_networks (NULL: the setting, read
+     *  again every second). Borrowed: valid until rp_webhook_deliverer_stop(). */
+    const char *allow_networks;
     /** Where notable things are said (may be NULL). Called on the deliverer's thread. */
     rp_log_fn log;
     void *log_ud;
