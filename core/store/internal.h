@@ -119,6 +119,10 @@ sqlite3_stmt *rp__stmt_held(rp_store_t *s, sqlite3_stmt **slot, const char *sql,
 /** Forgets every cached and held statement (after a schema change). */
 void rp__stmt_flush(rp_store_t *s);
 /** Fills @p err from the database's last error, naming @p what. Returns the RP_E* code. */
+/** RP_ELIMIT (RP-E1704) when the caller's deadline has passed or its check says stop: asked
+ *  between the records of a batch write, where stopping is clean (a statement cut half-way
+ *  would roll the whole transaction back). */
+int rp__over_budget(rp_store_t *s, rp_error_t *err);
 int rp__dberr(rp_store_t *s, int rc, const char *what, rp_error_t *err);
 /** Executes @p sql (no parameters) once. */
 int rp__exec(rp_store_t *s, const char *sql, rp_error_t *err);

@@ -585,7 +585,8 @@ static int create_many(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, j
         goto fail;
     for (size_t i = 0; i < n; i++) {
         int64_t id = 0;
-        if ((rc = create_one(s, ctx, e, json_array_get(batch, i), &id, i == 0 ? stored : NULL,
+        if ((i % 64 == 63 && (rc = rp__over_budget(s, err))) ||
+            (rc = create_one(s, ctx, e, json_array_get(batch, i), &id, i == 0 ? stored : NULL,
                              cols, err))) {
             failed = i;
             if (n > 1)
@@ -830,7 +831,8 @@ static int update_batch(rp_store_t *s, const rp_ctx_t *ctx, rp__entity_t *e, jso
         (rc = rp__hooks_run(s, e, RP_ACT_UPDATE, batch, ids, olds, ctx, &i, err)))
         goto fail;
     for (i = 0; i < n; i++)
-        if ((rc = update_one(s, ctx, e, olds[i], json_array_get(batch, i), version_out, err)))
+        if ((i % 64 == 63 && (rc = rp__over_budget(s, err))) ||
+            (rc = update_one(s, ctx, e, olds[i], json_array_get(batch, i), version_out, err)))
             goto fail;
     for (i = 0; i < n; i++)
         json_decref(olds[i]);

@@ -259,6 +259,17 @@ void rp_store_set_interrupt(rp_store_t *s, rp_store_interrupt_fn fn, void *ud,
     s->interrupt_ud = ud;
 }
 
+int rp__over_budget(rp_store_t *s, rp_error_t *err)
+{
+    if (!s->deadline_ms && !s->interrupt)
+        return 0;
+    if ((s->interrupt && s->interrupt(s->interrupt_ud)) ||
+        (s->deadline_ms && mono_ms() >= s->deadline_ms))
+        return rp_error_set(err, RP_ELIMIT, RP_C_BUDGET, "the batch was stopped at the time "
+                            "budget of the call it ran in; nothing of it was stored");
+    return 0;
+}
+
 /* Whether a statement that writes is running: SQLite answers the interruption of one by
  * rolling back the whole transaction, the group commit's other requests with it. */
 static bool writing(sqlite3 *db)

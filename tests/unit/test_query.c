@@ -439,10 +439,25 @@ static void test_caps_and_budget(void **state)
     assert_int_equal(n, 1);
     json_decref(inside);
     assert_int_equal(rp_store_commit(s, &err), 0);
-    /* A write past the deadline is not stopped half-way. */
+    /* A write past the deadline is not stopped half-way; a batch stops between its records,
+     * and nothing of it is stored. */
     rp_store_set_deadline(s, mono_now() - 1);
     create(s, "contact", "{\"last_name\": \"Late\"}");
+    json_t *batch = json_array();
+    for (int i = 0; i < 200; i++)
+        json_array_append_new(batch, json_pack("{s:s}", "last_name", "Batch"));
+    int64_t before = 0, after = 0;
+    assert_int_equal(rp_store_count(s, "contact", NULL, false, &before, &err), RP_ELIMIT);
     rp_store_set_deadline(s, 0);
+    assert_int_equal(rp_store_count(s, "contact", NULL, false, &before, &err), 0);
+    rp_store_set_deadline(s, mono_now() - 1);
+    assert_int_equal(rp_store_create_many(s, &test_ctx, "contact", batch, NULL, NULL, &err),
+                     RP_ELIMIT);
+    assert_int_equal(err.msgcode, RP_C_BUDGET);
+    rp_store_set_deadline(s, 0);
+    assert_int_equal(rp_store_count(s, "contact", NULL, false, &after, &err), 0);
+    assert_int_equal(after, before);
+    json_decref(batch);
     /* Without a deadline the same read runs to its end. */
     assert_int_equal(rp_store_count(s, "contact", slow, false, &n, &err), 0);
     assert_int_equal(n, 0);
