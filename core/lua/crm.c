@@ -1213,6 +1213,9 @@ static int crm_json_decode(lua_State *L)
 {
     size_t n;
     const char *s = luaL_checklstring(L, 1, &n);
+    if (n > RP_LUA_MAX_JSON)
+        return luaL_error(L, "crm.json.decode: RP-E%d: a text of %I bytes; the limit is %d",
+                          RP_C_CAP, (lua_Integer)n, RP_LUA_MAX_JSON);
     json_error_t je;
     json_t *j = json_loadb(s, n, JSON_DECODE_ANY, &je);
     if (!j)

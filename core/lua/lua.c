@@ -222,6 +222,17 @@ static void trip(rp_lua_t *l, lua_State *L, lua_Debug *ar)
     if (!l->trip_msg[0]) {
         if (ar)
             lua_getinfo(L, "Sl", ar);
+        /* Stopped inside the sandbox's own Lua (table.sort's comparison): name the script's
+         * line that called it. */
+        for (int level = 1; ar && strcmp(ar->short_src, "sandbox") == 0; level++) {
+            if (!lua_getstack(L, level, ar)) {
+                ar = NULL;
+                break;
+            }
+            lua_getinfo(L, "Sl", ar);
+            if (ar->currentline <= 0)
+                strcpy(ar->short_src, "sandbox"); /* a C function: keep looking */
+        }
         snprintf(l->trip_msg, sizeof l->trip_msg,
                  "%s:%d: RP-E1701: script %s stopped: over its %s", ar ? ar->short_src : "?",
                  ar ? ar->currentline : 0, l->name, what);
@@ -261,18 +272,25 @@ static lua_Debug *caller_of_c(lua_State *L, lua_Debug *ar)
     return lua_getstack(L, 0, ar) ? ar : NULL;
 }
 
-void rp__lua_check_limits(lua_State *L, unsigned steps)
+bool rp__lua_limits_hit(lua_State *L, unsigned steps)
 {
     rp_lua_t *l = rp__lua_of(L);
     if (!l || !l->limits_on)
-        return;
+        return false;
     if (l->exact)
         l->instructions += steps;
     if (!over_limits(l))
-        return;
+        return false;
     lua_Debug ar;
     trip(l, L, caller_of_c(L, &ar));
-    lua_pushstring(L, l->trip_msg);
+    return true;
+}
+
+void rp__lua_check_limits(lua_State *L, unsigned steps)
+{
+    if (!rp__lua_limits_hit(L, steps))
+        return;
+    lua_pushstring(L, rp__lua_of(L)->trip_msg);
     lua_error(L);
 }
 
@@ -565,9 +583,16 @@ json_t *rp__lua_to_json(lua_State *L, int idx, const char **why)
     /* A sequence 1..n becomes an array; string keys an object; an empty table an object. */
     lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
     json_t *out = n > 0 ? json_array() : json_object();
+    rp_lua_t *l = rp__lua_of(L);
     lua_pushnil(L);
     while (lua_next(L, idx)) {
         json_t *v = NULL;
+        /* A table of millions of values is one C call: the limits are asked as it goes (without
+         * raising here, where the JSON made so far would leak; the caller raises). */
+        if (l && ++l->c_steps % 4096 == 0 && rp__lua_limits_hit(L, 4096)) {
+            *why = "a value so large that converting it went over the script's limits";
+            goto bad;
+        }
         if (n > 0) {
             if (!lua_isinteger(L, -2) || lua_tointeger(L, -2) < 1 || lua_tointeger(L, -2) > n) {
                 *why = "a table mixing a list with other keys";
@@ -650,8 +675,10 @@ json_t *rp__lua_check_json(lua_State *L, int idx, const char *fname, const char 
 {
     const char *why = "an unsupported value";
     json_t *j = rp__lua_to_json(L, idx, &why);
-    if (!j)
+    if (!j) {
+        rp__lua_raise_if_tripped(L);
         luaL_error(L, "%s: %s must be plain data, not %s", fname, what, why);
+    }
     return j;
 }
 
@@ -663,6 +690,11 @@ static int safe_load(lua_State *L)
     size_t n;
     const char *s = luaL_checklstring(L, 1, &n);
     const char *name = luaL_optstring(L, 2, "=(load)");
+    /* Lua's parser runs a chunk in one C call, at some 30 MB/s: a chunk is capped so that
+     * the call stays within a few tens of milliseconds. */
+    if (n > RP_LUA_MAX_CHUNK)
+        return luaL_error(L, "load: RP-E%d: a chunk of %I bytes; the limit is %d",
+                          RP_C_CAP, (lua_Integer)n, RP_LUA_MAX_CHUNK);
     if (luaL_loadbufferx(L, s, n, name, "t") != LUA_OK) {
         lua_pushnil(L);
         lua_insert(L, -2);
@@ -779,6 +811,16 @@ static void open_sandbox(lua_State *L)
         "  return false, 'error in error handling'\n"
         "end\n";
     if (luaL_loadbufferx(L, safe_xpcall, sizeof safe_xpcall - 1, "=sandbox", "t") == LUA_OK)
+        lua_call(L, 0, 0);
+    /* table.sort compares in C when given no function, where no hook fires: a big table is
+     * sorted through a Lua comparison, so that the limits hold while it sorts. */
+    static const char safe_sort[] =
+        "local sort, lt = table.sort, function(a, b) return a < b end\n"
+        "table.sort = function(t, cmp)\n"
+        "  if cmp == nil and type(t) == 'table' and #t > 4096 then cmp = lt end\n"
+        "  return sort(t, cmp)\n"
+        "end\n";
+    if (luaL_loadbufferx(L, safe_sort, sizeof safe_sort - 1, "=sandbox", "t") == LUA_OK)
         lua_call(L, 0, 0);
     /* string.dump hands out bytecode, which the sandbox never loads anyway; drop it too. */
     lua_getglobal(L, "string");

@@ -56,6 +56,7 @@ struct rp_lua {
     lua_State *cur;        /* The Lua thread running (a coroutine while it runs). */
     struct rp_lua *tick_prev; /* The sandboxed call this one runs inside, or NULL. */
     int depth;             /* Nesting of calls into Lua. */
+    unsigned c_steps;      /* Values converted to JSON, for the limits' look every 4096. */
     rp__reg_t *regs;       /* Applied registrations. */
     rp__reg_t *pending;    /* Made by the chunk that is running. */
     int pending_depth;
@@ -86,6 +87,13 @@ extern const char *const rp__lua_sandbox_globals[];
  *  exact instruction budget and stops the running call, as the hook would, when it is over one
  *  of its limits. Raises a Lua error; holds no resources of the caller's. */
 void rp__lua_check_limits(lua_State *L, unsigned steps);
+/** As rp__lua_check_limits(), without raising: true (the stop's message set and made to stick)
+ *  when the running call is over a limit, for C code that must free what it holds first. */
+bool rp__lua_limits_hit(lua_State *L, unsigned steps);
+/** The largest chunk load() takes in the sandbox, and text crm.json.decode takes: one C call
+ *  each, kept to tens of milliseconds. */
+#define RP_LUA_MAX_CHUNK (1 << 20)
+#define RP_LUA_MAX_JSON (1 << 20)
 /** Raises the stop's message when a limit tripped during a C call (a store read stopped at the
  *  budget), so the script sees the limit rather than the store's failure. */
 void rp__lua_raise_if_tripped(lua_State *L);

@@ -274,6 +274,59 @@ static void test_limits_hold_inside_store_reads(void **state)
     rp_store_close(s);
 }
 
+/* The other library calls that run long in one C call: a big table.sort compares through Lua,
+ * where the limits hold (and still sorts right); load() and crm.json.decode take bounded text;
+ * a table converted to JSON asks the limits as it goes. */
+static void test_limits_hold_inside_library_calls(void **state)
+{
+    (void)state;
+    rp_store_t *s = test_open();
+    rp_error_t err = {0};
+    rp_lua_opts_t o = {.sandbox = true, .max_cpu_ms = 60, .max_wall_ms = 2000};
+    rp_lua_t *l = rp_lua_new(s, NULL, &o, &err);
+    assert_non_null(l);
+    json_t *res = NULL;
+    assert_int_equal(rp_lua_eval(l, "local t = {} for i = 1, 20000 do t[i] = (i * 7919) % 10007 "
+                                    "end table.sort(t) for i = 2, #t do assert(t[i - 1] <= t[i]) "
+                                    "end local u = {'b', 'a'} table.sort(u) return u[1], t[1]",
+                                 "sorts", &res, &err),
+                     0);
+    assert_string_equal(json_string_value(json_array_get(res, 0)), "a");
+    assert_int_equal(json_integer_value(json_array_get(res, 1)), 0);
+    json_decref(res);
+    static const struct {
+        const char *code, *want;
+    } cases[] = {
+        {"return load(string.rep(' ', 2 << 20))", "RP-E1703: a chunk of 2097152 bytes"},
+        {"return crm.json.decode('[' .. string.rep('1,', 1 << 20) .. '1]')",
+         "RP-E1703: a text of 2097155 bytes"},
+        {"local t = {} for i = 1, 5e4 do t[i] = {a = i, b = {i}} end\n"
+         "for k = 1, 1000 do crm.json.encode(t) end",
+         "big:2: RP-E1701"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        int64_t t0 = now_ms();
+        int rc = rp_lua_eval(l, cases[i].code, "big", NULL, &err);
+        int64_t took = now_ms() - t0;
+        if (rc == 0 || !strstr(err.msg, cases[i].want))
+            fail_msg("case %zu: rc %d, %s (wanted %s)", i, rc, err.msg, cases[i].want);
+        if (took > 2500)
+            fail_msg("case %zu held its call %lld ms", i, (long long)took);
+    }
+    rp_lua_free(l);
+    /* An exact instruction budget that the filling fits in and the sort does not: Lua's own
+     * sort would finish unseen, in C. */
+    rp_lua_opts_t exact = {.sandbox = true, .max_instructions = 5000000};
+    l = rp_lua_new(s, NULL, &exact, &err);
+    assert_non_null(l);
+    int rc = rp_lua_eval(l, "local t = {} for i = 1, 2e5 do t[i] = (i * 7919) % 1000003 end\n"
+                            "table.sort(t)", "big", NULL, &err);
+    if (rc == 0 || !strstr(err.msg, "big:2: RP-E1701") || !strstr(err.msg, "instruction"))
+        fail_msg("a big sort was not stopped inside: rc %d, %s", rc, err.msg);
+    rp_lua_free(l);
+    rp_store_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -281,6 +334,7 @@ int main(void)
         cmocka_unit_test(test_random_patterns),
         cmocka_unit_test(test_limits_hold_inside_matching),
         cmocka_unit_test(test_limits_hold_inside_store_reads),
+        cmocka_unit_test(test_limits_hold_inside_library_calls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
