@@ -244,7 +244,7 @@ static const char *utf8_text(const char *in, char *out, size_t cap)
 /* An "RP-Ennnn: " in @p detail (at its start or after a batch's "record N: ") becomes "code". */
 char *rp__http_problem_doc(int status, const char *detail, const char *field)
 {
-    char code[16] = "", text[600], clean[600], fclean[128];
+    char code[16] = "", text[600], clean[600], fclean[192];
     detail = utf8_text(detail, clean, sizeof clean);
     field = field ? utf8_text(field, fclean, sizeof fclean) : NULL;
     const char *rp = strstr(detail, "RP-E");
