@@ -20,6 +20,8 @@
 #include "rapport/events.h"
 #include "rapport/http.h"
 
+#include "http_internal.h"
+
 #define FAILS_N 256  /* clients whose failed tokens are remembered */
 #define USES_N 64    /* tokens whose last recorded use is remembered */
 #define MAX_FIELDS 64
@@ -185,47 +187,66 @@ static int send_body(call_t *c, int status, const char *ctype, const char *body,
     return 0;
 }
 
-/* Answers @p status with a problem document (RFC 9457). An "RP-Ennnn: " in @p detail (at its
- * start or after a batch's "record N: ") becomes "code". */
-/* Copies @p in into @p out (of @p cap bytes) with every byte that is not part of valid UTF-8
- * written as \xNN: a detail quotes what the client sent, and JSON holds only UTF-8. */
-static const char *utf8_clean(const char *in, char *out, size_t cap)
+/* The length of the UTF-8 sequence at @p s (shortest form, no surrogate, at most U+10FFFF,
+ * as jansson takes it), or 0 when it is not one. */
+static size_t utf8_len(const unsigned char *s)
 {
-    size_t o = 0;
-    const unsigned char *p = (const unsigned char *)in;
-    while (*p && o + 5 < cap) {
-        size_t n = *p < 0x80 ? 1 : (*p & 0xe0) == 0xc0 ? 2 : (*p & 0xf0) == 0xe0 ? 3
-                   : (*p & 0xf8) == 0xf0 ? 4 : 0;
-        bool ok = n > 0 && o + n < cap;
-        for (size_t i = 1; ok && i < n; i++)
-            ok = (p[i] & 0xc0) == 0x80;
-        /* jansson's own test of what it will encode: overlongs and surrogates are refused. */
-        if (ok && n > 1) {
-            char tmp[5] = {0};
-            memcpy(tmp, p, n);
-            json_t *t = json_string(tmp);
-            ok = t != NULL;
-            json_decref(t);
+    unsigned c = s[0], lo = 0x80, hi = 0xBF;
+    size_t need;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF) {
+        need = 1;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        need = 2;
+        lo = c == 0xE0 ? 0xA0 : 0x80;
+        hi = c == 0xED ? 0x9F : 0xBF;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        need = 3;
+        lo = c == 0xF0 ? 0x90 : 0x80;
+        hi = c == 0xF4 ? 0x8F : 0xBF;
+    } else {
+        return 0;
+    }
+    for (size_t k = 1; k <= need; k++) {
+        if (s[k] < lo || s[k] > hi)
+            return 0;
+        lo = 0x80;
+        hi = 0xBF;
+    }
+    return need + 1;
+}
+
+/* Copies @p in into the @p cap bytes at @p out with each byte that is not UTF-8 as '?': a
+ * detail quotes what the client sent (a Content-Type, a parameter's name), and a JSON string
+ * that is not UTF-8 would turn the answer into a bare 500. */
+static const char *utf8_text(const char *in, char *out, size_t cap)
+{
+    const unsigned char *s = (const unsigned char *)in;
+    size_t i = 0, o = 0;
+    while (s[i] && o + 1 < cap) {
+        size_t n = utf8_len(s + i);
+        if (n == 0) {
+            out[o++] = '?';
+            i++;
+            continue;
         }
-        if (ok) {
-            memcpy(out + o, p, n);
-            o += n;
-            p += n;
-        } else {
-            o += (size_t)snprintf(out + o, cap - o, "\\x%02x", *p);
-            p++;
-        }
+        if (o + n >= cap)
+            break;
+        memcpy(out + o, s + i, n);
+        o += n;
+        i += n;
     }
     out[o] = '\0';
     return out;
 }
 
-static int problem(call_t *c, int status, const char *detail, const char *field)
+/* An "RP-Ennnn: " in @p detail (at its start or after a batch's "record N: ") becomes "code". */
+char *rp__http_problem_doc(int status, const char *detail, const char *field)
 {
-    char code[16] = "", text[600], clean[700], fclean[200];
-    detail = utf8_clean(detail, clean, sizeof clean);
-    if (field)
-        field = utf8_clean(field, fclean, sizeof fclean);
+    char code[16] = "", text[600], clean[600], fclean[192];
+    detail = utf8_text(detail, clean, sizeof clean);
+    field = field ? utf8_text(field, fclean, sizeof fclean) : NULL;
     const char *rp = strstr(detail, "RP-E");
     size_t digits = rp ? strspn(rp + 4, "0123456789") : 0;
     if (rp && digits && digits < 8 && rp[4 + digits] == ':' && rp[5 + digits] == ' ' &&
@@ -243,6 +264,13 @@ static int problem(call_t *c, int status, const char *detail, const char *field)
         json_object_set_new(p, "code", json_string(code));
     char *body = p ? json_dumps(p, JSON_COMPACT) : NULL;
     json_decref(p);
+    return body;
+}
+
+/* Answers @p status with a problem document (RFC 9457). */
+static int problem(call_t *c, int status, const char *detail, const char *field)
+{
+    char *body = rp__http_problem_doc(status, detail, field);
     static const char fallback[] = "{\"title\":\"Internal Server Error\",\"status\":500}";
     send_body(c, body ? status : 500, "application/problem+json", body ? body : fallback,
               body ? strlen(body) : sizeof fallback - 1);
@@ -472,48 +500,51 @@ static int param_int(call_t *c, const char *name, int64_t max, int64_t *out)
     return 0;
 }
 
-/* The body as a JSON object or array (owned); answers 415/400 itself and returns NULL. */
-static json_t *body_json(call_t *c)
+json_t *rp__http_body_object(const char *ctype, const char *body, size_t len, int *status,
+                             char *detail, size_t cap)
 {
-    const char *ct = header(c, H2O_TOKEN_CONTENT_TYPE);
-    size_t n = ct ? strcspn(ct, ";") : 0;
-    while (n && ct[n - 1] == ' ')
+    size_t n = ctype ? strcspn(ctype, ";") : 0;
+    while (n && ctype[n - 1] == ' ')
         n--;
-    bool json = ct && ((n == 16 && strncasecmp(ct, "application/json", 16) == 0) ||
-                       (n > 17 && strncasecmp(ct, "application/", 12) == 0 &&
-                        strncasecmp(ct + n - 5, "+json", 5) == 0));
+    bool json = ctype && ((n == 16 && strncasecmp(ctype, "application/json", 16) == 0) ||
+                          (n > 17 && strncasecmp(ctype, "application/", 12) == 0 &&
+                           strncasecmp(ctype + n - 5, "+json", 5) == 0));
+    *status = 400;
     if (!json) {
-        problemf(c, 415, NULL, "the body must be JSON, sent with Content-Type: "
-                 "application/json (got %s)", ct ? ct : "none");
+        *status = 415;
+        snprintf(detail, cap, "the body must be JSON, sent with Content-Type: application/json "
+                 "(got %s)", ctype ? ctype : "none");
         return NULL;
     }
-    h2o_iovec_t b = c->req->entity;
-    if (!b.base || b.len == 0) {
-        problem(c, 400, "the request has no body; send a JSON object", NULL);
+    if (!body || len == 0) {
+        snprintf(detail, cap, "the request has no body; send a JSON object");
         return NULL;
     }
     json_error_t je;
-    json_t *j = json_loadb(b.base, b.len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
-    if (!j)
-        problemf(c, 400, NULL, "the body is not valid JSON: line %d, column %d: %s", je.line,
+    json_t *j = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
+    if (!j) {
+        snprintf(detail, cap, "the body is not valid JSON: line %d, column %d: %s", je.line,
                  je.column, je.text);
-    else if (!json_is_object(j) && !json_is_array(j)) {
-        /* Well-formed, but not a document of fields: the same answer as for []. */
+    } else if (!json_is_object(j)) {
+        /* Well-formed but not a document of fields ([] or a single value): 422 alike. */
+        snprintf(detail, cap, "the body must be a JSON object of fields%s",
+                 json_is_array(j) ? "" : ", not a single value");
         json_decref(j);
-        problem(c, 422, "the body must be a JSON object of fields, not a single value", NULL);
-        return NULL;
+        j = NULL;
+        *status = 422;
     }
     return j;
 }
 
+/* The body as a JSON object (owned); answers 415/400/422 itself and returns NULL. */
 static json_t *body_object(call_t *c)
 {
-    json_t *j = body_json(c);
-    if (j && !json_is_object(j)) {
-        json_decref(j);
-        problem(c, 422, "the body must be a JSON object of fields", NULL);
-        return NULL;
-    }
+    char detail[600];
+    int status;
+    json_t *j = rp__http_body_object(header(c, H2O_TOKEN_CONTENT_TYPE), c->req->entity.base,
+                                     c->req->entity.len, &status, detail, sizeof detail);
+    if (!j)
+        problem(c, status, detail, NULL);
     return j;
 }
 

@@ -67,7 +67,8 @@ static void put(qb_t *q, const char *fmt, ...)
     for (;;) {
         va_list ap;
         va_start(ap, fmt);
-        int n = vsnprintf(q->sql + q->len, q->cap - q->len, fmt, ap);
+        /* No pointer arithmetic on the NULL of an empty builder (undefined, UBSan says). */
+        int n = vsnprintf(q->sql ? q->sql + q->len : NULL, q->cap - q->len, fmt, ap);
         va_end(ap);
         if (n < 0) {
             q->oom = true;
