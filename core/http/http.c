@@ -752,7 +752,7 @@ static int group_begin(call_t *c)
         return 0;
     rp_error_t err = {0};
     if (rp_store_begin(h->s, &err)) {
-        problem(c, 503, err.msg, NULL);
+        store_problem(c, &err, false); /* 503, the database's words to the log */
         return -1;
     }
     h->group = true;

@@ -51,6 +51,14 @@ static const char render[] =
 static rp_store_t *store;
 static rp_lua_t *ours;
 static lua_State *theirs;
+static int render_ours, render_theirs; /* the compiled render chunk, in each registry */
+
+static int compile(lua_State *L)
+{
+    if (luaL_loadbuffer(L, render, sizeof render - 1, "=render") != LUA_OK)
+        abort();
+    return luaL_ref(L, LUA_REGISTRYINDEX);
+}
 
 static void setup(void)
 {
@@ -62,14 +70,15 @@ static void setup(void)
         abort();
     theirs = luaL_newstate();
     luaL_openlibs(theirs);
+    render_ours = compile(rp_lua_state(ours));
+    render_theirs = compile(theirs);
 }
 
 /* The rendering of one call on @p L; owned. */
-static char *call(lua_State *L, const char *fn, const char *s, size_t sl, const char *p,
-                  size_t pl, lua_Integer init)
+static char *call(lua_State *L, int fnref, const char *fn, const char *s, size_t sl,
+                  const char *p, size_t pl, lua_Integer init)
 {
-    if (luaL_loadbuffer(L, render, sizeof render - 1, "=render") != LUA_OK)
-        abort();
+    lua_rawgeti(L, LUA_REGISTRYINDEX, fnref);
     lua_pushstring(L, fn);
     lua_pushlstring(L, s, sl);
     lua_pushlstring(L, p, pl);
@@ -104,8 +113,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t sl = sep ? n - pl - 1 : 0;
     if (pl > 48 || sl > 96)
         return 0;
-    char *a = call(rp_lua_state(ours), fn, s, sl, rest, pl, init);
-    char *b = call(theirs, fn, s, sl, rest, pl, init);
+    char *a = call(rp_lua_state(ours), render_ours, fn, s, sl, rest, pl, init);
+    char *b = call(theirs, render_theirs, fn, s, sl, rest, pl, init);
     if (strcmp(a, b) != 0)
         __builtin_trap(); /* the matchers disagree */
     free(a);
