@@ -223,14 +223,19 @@ json_t *rp_event_json(const rp_event_t *ev)
 
 static int read_rows(rp_store_t *s, sqlite3_stmt *st, rp_event_t *out, int max, rp_error_t *err)
 {
-    int n = 0, rc;
-    while (n < max && (rc = sqlite3_step(st)) == SQLITE_ROW)
+    int n = 0, rc = SQLITE_DONE;
+    sqlite3_stmt *was_reading = rp__reading(s, st);
+    while (n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         event_from_row(st, &out[n++]);
-    if (n < max && rc != SQLITE_DONE) {
+        if (n % 16 == 0 && (rc = rp__over_budget(s, err)))
+            break;
+    }
+    rp__reading(s, was_reading);
+    if (rc < 0 || (n < max && rc != SQLITE_DONE)) {
         sqlite3_reset(st);
         for (int i = 0; i < n; i++)
             rp_event_clear(&out[i]);
-        return rp__dberr(s, rc, "cannot read events", err);
+        return rc < 0 ? rc : rp__dberr(s, rc, "cannot read events", err);
     }
     sqlite3_reset(st);
     return n;
@@ -958,7 +963,13 @@ int rp_events_explain(rp_store_t *s, const char *entity, int64_t id, const char 
     sqlite3_bind_int64(st, 2, id);
     /* Collect first: causes_of() uses another cached statement while this one is open. */
     json_t *rows = json_array();
-    while (sqlite3_step(st) == SQLITE_ROW) {
+    int rc;
+    sqlite3_stmt *was_reading = rp__reading(s, st);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        /* Each row's changes are parsed here, between the database's steps: a history of big
+         * changes is stopped at the caller's budget, and says so rather than answer a part. */
+        if ((rc = rp__over_budget(s, err)))
+            break;
         json_t *ch = json_loads((const char *)sqlite3_column_text(st, 8), 0, NULL);
         json_t *pair = json_object_get(ch, field);
         if (json_is_array(pair) && json_array_size(pair) == 2) {
@@ -975,7 +986,12 @@ int rp_events_explain(rp_store_t *s, const char *entity, int64_t id, const char 
         }
         json_decref(ch);
     }
+    rp__reading(s, was_reading);
     sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+        json_decref(rows);
+        return rc < 0 ? rc : rp__dberr(s, rc, "cannot read the record's history", err);
+    }
     size_t i;
     json_t *r;
     json_array_foreach(rows, i, r) {

@@ -89,6 +89,7 @@ struct rp_store {
     int (*interrupt)(void *ud); /* asked between steps of a long read: stop it? (or NULL) */
     void *interrupt_ud;
     bool interrupted;        /* the last statement was stopped by the budget */
+    sqlite3_stmt *reading;   /* the read the budget may stop (rp__reading), or NULL */
     int64_t uid_last_ms;
     uint64_t uid_hi, uid_lo, rng;
 };
@@ -123,6 +124,10 @@ void rp__stmt_flush(rp_store_t *s);
  *  between the records of a batch write, where stopping is clean (a statement cut half-way
  *  would roll the whole transaction back). */
 int rp__over_budget(rp_store_t *s, rp_error_t *err);
+/** Marks @p st as the read the caller's budget may stop between two of its steps (NULL: none;
+ *  returns the mark it replaces). Only a read-only statement, and only while nothing else
+ *  runs (no write, no FTS5 flush), is ever stopped: see progress() in store.c. */
+sqlite3_stmt *rp__reading(rp_store_t *s, sqlite3_stmt *st);
 int rp__dberr(rp_store_t *s, int rc, const char *what, rp_error_t *err);
 /** Executes @p sql (no parameters) once. */
 int rp__exec(rp_store_t *s, const char *sql, rp_error_t *err);

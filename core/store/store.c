@@ -270,28 +270,47 @@ int rp__over_budget(rp_store_t *s, rp_error_t *err)
     return 0;
 }
 
-/* Whether a statement that writes is running: SQLite answers the interruption of one by
- * rolling back the whole transaction, the group commit's other requests with it. */
-static bool writing(sqlite3 *db)
+int rp_store_over_budget(rp_store_t *s, rp_error_t *err)
 {
-    for (sqlite3_stmt *st = sqlite3_next_stmt(db, NULL); st; st = sqlite3_next_stmt(db, st))
-        if (sqlite3_stmt_busy(st) && !sqlite3_stmt_readonly(st))
-            return true;
-    return false;
+    return rp__over_budget(s, err);
 }
 
-/* SQLite's progress handler, every PROGRESS_OPS virtual-machine steps (about 20 µs): stops a
- * read that runs past the caller's deadline or that the caller's own check refuses. */
+sqlite3_stmt *rp__reading(rp_store_t *s, sqlite3_stmt *st)
+{
+    sqlite3_stmt *was = s->reading;
+    s->reading = st;
+    return was;
+}
+
+/* Whether the store's marked read is the only statement running. Anything else busy may be
+ * a write, which SQLite answers being cut by rolling back the whole transaction (the group
+ * commit's other requests with it), or FTS5's own statements flushing its index (measured:
+ * a commit cut there left the index malformed): those are never stopped. */
+static bool only_the_read(rp_store_t *s)
+{
+    if (!s->reading)
+        return false;
+    for (sqlite3_stmt *st = sqlite3_next_stmt(s->db, NULL); st; st = sqlite3_next_stmt(s->db, st))
+        if (st != s->reading && sqlite3_stmt_busy(st))
+            return false;
+    return sqlite3_stmt_readonly(s->reading);
+}
+
+/* SQLite's progress handler, every PROGRESS_OPS virtual-machine steps (about 20 µs): stops the
+ * store's marked read (rp__reading) when it runs past the caller's deadline or the caller's
+ * own check refuses it. */
 #define PROGRESS_OPS 2000
 static int progress(void *ud)
 {
     rp_store_t *s = ud;
-    if (!s->deadline_ms && !s->interrupt)
+    if (!s->reading || (!s->deadline_ms && !s->interrupt))
+        return 0;
+    if (!only_the_read(s))
         return 0;
     /* The caller's check first: it can say which of its limits stopped the read. */
     bool stop = (s->interrupt && s->interrupt(s->interrupt_ud)) ||
                 (s->deadline_ms && mono_ms() >= s->deadline_ms);
-    if (!stop || writing(s->db))
+    if (!stop)
         return 0;
     s->interrupted = true;
     return 1;

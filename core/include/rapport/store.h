@@ -72,6 +72,13 @@ int64_t rp_store_set_deadline(rp_store_t *s, int64_t mono_deadline_ms);
  */
 int64_t rp_store_deadline(const rp_store_t *s);
 
+/**
+ * RP_ELIMIT (RP-E1704, with @p err) when the deadline has passed or the interrupt function
+ * says stop; else 0. For loops above the store that work on what it read (an API answer made
+ * of many events), so that they stop at the same budget.
+ */
+int rp_store_over_budget(rp_store_t *s, rp_error_t *err);
+
 /** Asked between steps of a long read, with @p ud: nonzero stops the read (RP_ELIMIT). */
 typedef int (*rp_store_interrupt_fn)(void *ud);
 
@@ -332,7 +339,8 @@ int rp_store_count_as(rp_store_t *s, const rp_access_t *a, const char *entity, j
 
 /**
  * Full-text search over the searchable fields of every entity (or only @p entity when not NULL):
- * words match by prefix ("jo smi" finds "John Smith"), case, accents and Arabic/Persian letter
+ * words match by prefix ("jo smi" finds "John Smith"; a word of one letter matches whole words
+ * only), case, accents and Arabic/Persian letter
  * variants fold. *out is a new array of {"entity", "id", "rank", "snippet"} (best first, owned).
  * Deleted records are not found. A text of more than RP_SEARCH_MAX_WORDS words or
  * RP_SEARCH_MAX_BYTES bytes is refused (RP_ELIMIT).
