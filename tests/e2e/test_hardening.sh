@@ -135,5 +135,23 @@ done
 expect 0 '' -- create contact '{"first_name": "Cli", "last_name": "Whole"}'
 expect 0 '"id"' -- search after2
 check '! grep -q "constraint failed\|malformed" "$tmp/serve2.log"' "the index broke: $(grep -m3 'constraint\|malformed' "$tmp/serve2.log")"
+# A history of big changes: explain and the events page stop at the budget and say so; they
+# never answer 200 with part of the history.
+long=$(python3 -c 'print("x" * 100000)')
+for i in $(seq 1 60); do
+    "$RAPPORT" update contact "$own" "{\"address\": \"$i $long\"}" >/dev/null
+done
+req GET "/api/v1/contact/$own/explain/address"
+if [ "$code" = 200 ]; then
+    check '[ "$(grep -o "\"seq\"" <<<"$body" | wc -l)" -ge 40 ]' "explain answered part of the history: $(grep -o '"seq"' <<<"$body" | wc -l) rows"
+else
+    is 400 "RP-E1704" "explain of a long history under a 5 ms budget"
+fi
+req GET "/api/v1/contact/$own/events?limit=50"
+if [ "$code" = 200 ]; then
+    check '[ "$(grep -o "\"seq\"" <<<"$body" | wc -l)" -ge 40 ]' "the events page answered part of the history"
+else
+    is 400 "RP-E1704" "the events page of a long history under a 5 ms budget"
+fi
 kill -TERM $serve_pid; wait $serve_pid 2>/dev/null; serve_pid=
 finish
