@@ -69,6 +69,7 @@ struct rp_store {
     int max_depth;
     int schema_found;
     bool schema_dirty; /* The registry changed in the open transaction. */
+    uint64_t schema_gen; /* Moves whenever the registry is read or changed. */
     int seen_schema;   /* SQLite's schema_version when the registry was last read */
     /* A savepoint that rp_store_begin() opens only if a write happens: event handlers that
      * merely read cost no statement. lazy_open says whether it was opened. */

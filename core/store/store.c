@@ -723,6 +723,7 @@ static json_t *field_spec_json(const rp__field_t *f)
 
 static int registry_load(rp_store_t *s, rp_error_t *err)
 {
+    s->schema_gen++;
     sqlite3_stmt *q = NULL, *qf = NULL;
     int rc = 0;
     if (sqlite3_prepare_v2(s->db, "SELECT no, name, label, owner FROM rp_entities ORDER BY no", -1,
@@ -810,6 +811,11 @@ static void registry_free(rp_store_t *s)
 
 /* After a failed schema change the in-memory registry may be ahead of the rolled-back file:
  * reload it from the file. */
+uint64_t rp_store_schema_generation(const rp_store_t *s)
+{
+    return s->schema_gen;
+}
+
 static void registry_reload(rp_store_t *s)
 {
     rp__stmt_flush(s);
@@ -1291,6 +1297,7 @@ int rp_store_define(rp_store_t *s, const rp_ctx_t *ctx, const char *name, json_t
         goto fail;
     began = true;
     s->schema_dirty = true;
+    s->schema_gen++;
     if ((rc = rp__exec(s, sql, err)))
         goto fail;
     for (int i = 0; i < e->nfields; i++)
@@ -1392,6 +1399,7 @@ int rp_store_add_field(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, c
         goto fail;
     began = true;
     s->schema_dirty = true;
+    s->schema_gen++;
     bool has_rows = false;
     if ((rc = table_has_rows(s, entity, &has_rows, err)))
         goto fail;

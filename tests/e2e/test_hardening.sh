@@ -93,6 +93,16 @@ is() {
     elif [ -n "$2" ] && ! grep -qF -- "$2" <<<"$body"; then bad "$3: lacks $2: $body"
     else ok; fi
 }
+# The OpenAPI document is made once per version of the registry, and again when it moves.
+code=$(curl -s -o "$tmp/body" -w '%{http_code}' "$U/openapi.json"); body=$(cat "$tmp/body")
+is 200 '"/api/v1/contact/{id}"' "openapi"
+check '! grep -q "/api/v1/gadget" <<<"$body"' "openapi names an entity not yet defined"
+"$RAPPORT" define gadget '{"fields": {"name": {"type": "text"}}}' >/dev/null
+code=$(curl -s -o "$tmp/body" -w '%{http_code}' "$U/openapi.json"); body=$(cat "$tmp/body")
+is 200 '"/api/v1/gadget/{id}"' "openapi after another process defined an entity"
+"$RAPPORT" add-field gadget size '{"type": "integer"}' >/dev/null
+code=$(curl -s -o "$tmp/body" -w '%{http_code}' "$U/openapi.json"); body=$(cat "$tmp/body")
+is 200 '"size":{"type":"integer"' "openapi after another process added a field"
 req GET "/api/v1/contact%00x"
 is 400 "NUL" "%00 in a path"
 req GET "/api/v1/contact/$own%00"

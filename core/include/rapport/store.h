@@ -63,6 +63,10 @@ int rp_store_set_cache_mb(rp_store_t *s, int mb, rp_error_t *err);
  */
 int64_t rp_store_set_deadline(rp_store_t *s, int64_t mono_deadline_ms);
 
+/** A number that moves whenever the entity registry is read or changed: whoever keeps
+ *  something derived from the registry (the OpenAPI document) makes it again when it moves. */
+uint64_t rp_store_schema_generation(const rp_store_t *s);
+
 /**
  * The deadline set with rp_store_set_deadline(), or 0. The same deadline bounds every read:
  * a query, count or search still running at that time is stopped between two of its steps
