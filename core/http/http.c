@@ -25,6 +25,7 @@
 #define FAILS_N 256  /* clients whose failed tokens are remembered */
 #define USES_N 64    /* tokens whose last recorded use is remembered */
 #define MAX_FIELDS 64
+#define MAX_PARAMS 256 /* parameters of one query string */
 #define TOKEN_USE_EVERY_MS 60000
 
 typedef struct client_fails {
@@ -450,6 +451,13 @@ static int parse_query(call_t *c)
         return 0;
     const char *q = req->path.base + req->query_at + 1;
     const char *end = req->path.base + req->path.len;
+    /* Each parameter costs a decode and, on a list, a filter term: counted before any work. */
+    size_t n = 1;
+    for (const char *a = q; (a = memchr(a, '&', (size_t)(end - a))) != NULL; a++)
+        n++;
+    if (n > MAX_PARAMS)
+        return problemf(c, 400, NULL, "RP-E%d: the query string has %zu parameters; the limit "
+                        "is %d", RP_C_CAP, n, MAX_PARAMS) - 1;
     while (q < end) {
         const char *amp = memchr(q, '&', (size_t)(end - q));
         const char *stop = amp ? amp : end;
