@@ -565,6 +565,9 @@ json_t *rp__lua_to_json(lua_State *L, int idx, const char **why)
     case LUA_TSTRING: {
         size_t n;
         const char *s = lua_tolstring(L, idx, &n);
+        rp_lua_t *owner = rp__lua_of(L);
+        if (owner)
+            owner->c_text += n;
         json_t *j = json_stringn(s, n);
         if (!j)
             *why = "a string that is not valid UTF-8";

@@ -57,6 +57,7 @@ struct rp_lua {
     struct rp_lua *tick_prev; /* The sandboxed call this one runs inside, or NULL. */
     int depth;             /* Nesting of calls into Lua. */
     unsigned c_steps;      /* Values converted to JSON, for the limits' look every 4096. */
+    size_t c_text;         /* Bytes of text converted to JSON since crm.json.encode began. */
     rp__reg_t *regs;       /* Applied registrations. */
     rp__reg_t *pending;    /* Made by the chunk that is running. */
     int pending_depth;
@@ -90,8 +91,8 @@ void rp__lua_check_limits(lua_State *L, unsigned steps);
 /** As rp__lua_check_limits(), without raising: true (the stop's message set and made to stick)
  *  when the running call is over a limit, for C code that must free what it holds first. */
 bool rp__lua_limits_hit(lua_State *L, unsigned steps);
-/** The largest chunk load() takes in the sandbox, and text crm.json.decode takes: one C call
- *  each, kept to tens of milliseconds. */
+/** The largest chunk load() takes in the sandbox, and text crm.json.decode takes or
+ *  crm.json.encode writes: one C call each, kept to tens of milliseconds. */
 #define RP_LUA_MAX_CHUNK (1 << 20)
 #define RP_LUA_MAX_JSON (1 << 20)
 /** Raises the stop's message when a limit tripped during a C call (a store read stopped at the

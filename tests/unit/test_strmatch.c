@@ -300,6 +300,8 @@ static void test_limits_hold_inside_library_calls(void **state)
         {"return load(string.rep(' ', 2 << 20))", "RP-E1703: a chunk of 2097152 bytes"},
         {"return crm.json.decode('[' .. string.rep('1,', 1 << 20) .. '1]')",
          "RP-E1703: a text of 2097155 bytes"},
+        {"return crm.json.encode({s = string.rep('\\1', 2 << 20)})",
+         "RP-E1703: a value holding 2097152 bytes of text"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         int64_t t0 = now_ms();
