@@ -867,8 +867,14 @@ static void ckpt_done(uv_work_t *w, int status)
      * (measured: 1 GB after a minute of API creates, every read slower for it). Past 16 MB,
      * start it over here, on the loop, between two requests: the passive pass just copied
      * nearly all of it, so this copies the rest and waits only for other processes' readers. */
-    if (e->ckpt_log > RP__WAL_RESTART_FRAMES && !e->stopping)
+    if (e->ckpt_log > RP__WAL_RESTART_FRAMES && !e->stopping) {
+        /* A reader that keeps an old snapshot (`rapport backup` holds one for the whole copy)
+         * would make this wait out the store's busy timeout, 5 s of a stalled loop every 200 ms;
+         * a short reader is done within 20 ms, a long one is waited for at the next turn. */
+        int64_t was = rp_store_set_deadline(e->s, mono_ms() + 20);
         sqlite3_wal_checkpoint_v2(e->s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+        rp_store_set_deadline(e->s, was);
+    }
 }
 
 static void on_ckpt_timer(uv_timer_t *t)
