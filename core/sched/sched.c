@@ -20,7 +20,9 @@
 /* The lease of a claim: a bound on the time from the claim's commit to the BEGIN IMMEDIATE of its
  * run (the store waits up to 5 s for another writer, then gives up), six times over. During the
  * run the write lock keeps every other engine out. An owner of this machine that dies is found
- * by its pid at once, so the lease only decides for owners judged from afar. */
+ * by its pid at once, so the lease only decides for owners judged from afar. A driver where a
+ * run holds no lock that keeps other engines out (PostgreSQL, several nodes) must renew the
+ * lease from a heartbeat while a handler runs, every third of it, and never judge by pid. */
 #define RP__LEASE_MS 30000
 #define RP__RECLAIM_EVERY_MS 1000
 
