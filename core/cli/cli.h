@@ -86,6 +86,12 @@ int role_store(rp_store_t *s, const rp_ctx_t *ctx, const char *name, json_t *gra
 /* webhooks.c */
 int cmd_webhooks(cli_t *c, int argc, char **argv);
 
+/* backup.c */
+int cmd_backup(cli_t *c, int argc, char **argv);
+/** Whether `restore` was given one operand (a backup FILE) rather than ENTITY ID. */
+bool restore_is_database(int argc, char **argv);
+int cmd_restore_database(cli_t *c, int argc, char **argv);
+
 /* io.c */
 int cmd_import(cli_t *c, int argc, char **argv);
 int cmd_export(cli_t *c, int argc, char **argv);

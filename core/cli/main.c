@@ -565,6 +565,8 @@ static int cmd_delete(cli_t *c, int argc, char **argv)
 }
 static int cmd_restore(cli_t *c, int argc, char **argv)
 {
+    if (restore_is_database(argc, argv))
+        return cmd_restore_database(c, argc, argv);
     return lifecycle(c, argc, argv, rp_store_restore, "restored");
 }
 static int cmd_purge(cli_t *c, int argc, char **argv)
@@ -1371,7 +1373,8 @@ static const command_t commands[] = {
     {"update", cmd_update, "update ENTITY ID CHANGES_JSON [--if-version N]",
      "Change some fields; with --if-version, only if nobody changed the record since."},
     {"delete", cmd_delete, "delete ENTITY ID", "Soft-delete a record (restorable)."},
-    {"restore", cmd_restore, "restore ENTITY ID", "Restore a soft-deleted record."},
+    {"restore", cmd_restore, "restore ENTITY ID | restore FILE [--force]",
+     "Restore a soft-deleted record; or put backup FILE in place of the database (not in use)."},
     {"purge", cmd_purge, "purge ENTITY ID", "Remove a record for good (kept in its event)."},
     {"find", cmd_find,
      "find ENTITY [--where JSON] [--order F,-G] [--limit N] [--offset N] [--after CURSOR] "
@@ -1424,6 +1427,8 @@ static const command_t commands[] = {
      "webhooks replay DEAD_ID",
      "Outgoing webhooks: signed POSTs of events, retried, with a delivery log (sent while serve "
      "runs)."},
+    {"backup", cmd_backup, "backup FILE [--force]",
+     "Copy the database, live, to FILE (SQLite's online backup API), checked whole."},
     {"plugins", cmd_plugins, "plugins [--json]",
      "List the loaded plugins: name, version, ABI, file, and what each registered."},
     {NULL, NULL, NULL, NULL},

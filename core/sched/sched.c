@@ -15,6 +15,16 @@
 #include "../store/internal.h"
 #include "rapport/cron.h"
 #include "rapport/sched.h"
+#include "private.h"
+
+/* The lease of a claim: a bound on the time from the claim's commit to the BEGIN IMMEDIATE of its
+ * run (the store waits up to 5 s for another writer, then gives up), six times over. During the
+ * run the write lock keeps every other engine out. An owner of this machine that dies is found
+ * by its pid at once, so the lease only decides for owners judged from afar. A driver where a
+ * run holds no lock that keeps other engines out (PostgreSQL, several nodes) must renew the
+ * lease from a heartbeat while a handler runs, every third of it, and never judge by pid. */
+#define RP__LEASE_MS 30000
+#define RP__RECLAIM_EVERY_MS 1000
 
 typedef struct {
     char *name, *owner;
@@ -37,7 +47,8 @@ struct rp_sched {
     rp_retry_t retry;
     rp_log_fn log;
     void *log_ud;
-    char owner[64];
+    char owner[160];
+    int64_t reclaim_after; /* monotonic ms: when to look for stopped engines' jobs again */
     handler_t *handlers;
     int nhandlers;
     sub_t **subs;
@@ -105,251 +116,6 @@ int64_t rp_sched_now(const rp_sched_t *e)
     return e->virt ? e->vnow : real_ms();
 }
 
-static bool job_name_ok(const char *n)
-{
-    if (!n || !*n || strlen(n) > 96 || !islower((unsigned char)*n))
-        return false;
-    for (const char *p = n; *p; p++)
-        if (!(islower((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '_' || *p == '.' ||
-              *p == '-' || *p == ':'))
-            return false;
-    return true;
-}
-
-/* ---- delays ------------------------------------------------------------------------------ */
-
-int rp_parse_delay(const char *text, int64_t *ms, rp_error_t *err)
-{
-    static const struct {
-        const char *unit;
-        int64_t ms;
-    } units[] = {{"ms", 1},         {"s", 1000},        {"m", 60000},
-                 {"h", 3600000},    {"d", 86400000},    {"w", 604800000}};
-    if (!text || !*text)
-        return rp_error_set(err, RP_EINVAL, RP_C_TYPE, "an empty delay (write e.g. 90s, 15m, "
-                                                       "24h, 3d)");
-    int64_t total = 0;
-    const char *p = text;
-    while (*p) {
-        const char *start = p;
-        if (!isdigit((unsigned char)*p))
-            return rp_error_set(err, RP_EINVAL, RP_C_TYPE,
-                                "delay \"%s\" at position %d: expected a number (write e.g. 90s, "
-                                "15m, 24h, 3d, 1h30m)",
-                                text, (int)(p - text) + 1);
-        int64_t n = 0;
-        while (isdigit((unsigned char)*p)) {
-            if (n > INT64_MAX / 10 - 10)
-                return rp_error_set(err, RP_EINVAL, RP_C_TYPE, "delay \"%s\" is too long", text);
-            n = n * 10 + (*p++ - '0');
-        }
-        int64_t unit = 0;
-        for (size_t i = 0; i < sizeof units / sizeof *units && !unit; i++) {
-            size_t l = strlen(units[i].unit);
-            /* "m" must not swallow the "m" of "ms". */
-            if (strncmp(p, units[i].unit, l) == 0 && !(l == 1 && *p == 'm' && p[1] == 's')) {
-                unit = units[i].ms;
-                p += l;
-            }
-        }
-        if (!unit)
-            return rp_error_set(err, RP_EINVAL, RP_C_TYPE,
-                                "delay \"%s\" at position %d: \"%.*s\" needs a unit: ms, s, m, h, "
-                                "d or w",
-                                text, (int)(start - text) + 1, (int)(p - start), start);
-        if (n > (INT64_MAX - total) / unit)
-            return rp_error_set(err, RP_EINVAL, RP_C_TYPE, "delay \"%s\" is too long", text);
-        total += n * unit;
-    }
-    *ms = total;
-    return 0;
-}
-
-/* ---- durable jobs ------------------------------------------------------------------------ */
-
-static int step(rp_store_t *s, sqlite3_stmt *st, const char *what, rp_error_t *err)
-{
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : rp__dberr(s, rc, what, err);
-}
-
-int rp_jobs_schedule(rp_store_t *s, const rp_ctx_t *ctx, const char *name, json_t *payload,
-                     int64_t due_ms, const char *key, int64_t *id_out, rp_error_t *err)
-{
-    if (!job_name_ok(name))
-        return rp_error_set(err, RP_EINVAL, RP_C_IDENT,
-                            "\"%s\" is not a valid job name (lower-case letters, digits, _ . - :)",
-                            name ? name : "(null)");
-    if (payload && !json_is_object(payload))
-        return rp_error_set(err, RP_EINVAL, RP_C_TYPE,
-                            "the payload of job %s must be a JSON object", name);
-    if (key && (!*key || strlen(key) > 200))
-        return rp_error_set(err, RP_EINVAL, RP_C_TYPE,
-                            "the key of job %s must be 1 to 200 characters", name);
-    char *text = (payload ? json_dumps(payload, JSON_COMPACT) : strdup("{}"));
-    if (!text)
-        return rp_error_set(err, RP_ENOMEM, 0, "out of memory");
-    int rc = rp_store_begin(s, err);
-    if (rc) {
-        free(text);
-        return rc;
-    }
-    sqlite3_stmt *st;
-    if (key) {
-        /* A key names one pending job: scheduling it again moves it. */
-        if (!(st = rp__stmt(s, "DELETE FROM rp_jobs WHERE key = ? AND state = 'pending'", err))) {
-            rc = err ? err->code : RP_EIO;
-            goto fail;
-        }
-        sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-        if ((rc = step(s, st, "cannot replace the job", err)))
-            goto fail;
-    }
-    if (!(st = rp__stmt(s, "INSERT INTO rp_jobs(name, key, payload, due_at, created_at,"
-                           " created_by) VALUES(?,?,?,?,?,?)", err))) {
-        rc = err ? err->code : RP_EIO;
-        goto fail;
-    }
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    if (key)
-        sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, text, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 4, due_ms);
-    sqlite3_bind_int64(st, 5, rp_store_now(s));
-    sqlite3_bind_text(st, 6, ctx && ctx->actor ? ctx->actor : "system", -1, SQLITE_STATIC);
-    if ((rc = step(s, st, "cannot schedule the job", err)))
-        goto fail;
-    if (id_out)
-        *id_out = sqlite3_last_insert_rowid(s->db);
-    free(text);
-    return rp_store_commit(s, err);
-fail:
-    free(text);
-    rp_store_rollback(s, NULL);
-    return rc;
-}
-
-int rp_jobs_cancel(rp_store_t *s, const char *key, rp_error_t *err)
-{
-    /* A write like any other: inside a handler it belongs to the handler's savepoint. */
-    int rc = rp_store_begin(s, err);
-    if (rc)
-        return rc;
-    sqlite3_stmt *st = rp__stmt(s, "DELETE FROM rp_jobs WHERE key = ? AND state = 'pending'", err);
-    if (!st) {
-        rp_store_rollback(s, NULL);
-        return err ? err->code : RP_EIO;
-    }
-    sqlite3_bind_text(st, 1, key ? key : "", -1, SQLITE_STATIC);
-    rc = step(s, st, "cannot cancel the job", err);
-    if (!rc && sqlite3_changes(s->db) == 0)
-        rc = rp_error_set(err, RP_ENOTFOUND, RP_C_NO_RECORD, "no pending job with key \"%s\"",
-                          key ? key : "");
-    if (rc) {
-        rp_store_rollback(s, NULL);
-        return rc;
-    }
-    return rp_store_commit(s, err);
-}
-
-int rp_jobs_list(rp_store_t *s, const char *state, json_t **out, rp_error_t *err)
-{
-    *out = NULL;
-    if (state && strcmp(state, "pending") && strcmp(state, "running") && strcmp(state, "dead"))
-        return rp_error_set(err, RP_EINVAL, RP_C_TYPE,
-                            "unknown job state \"%s\" (pending, running, dead)", state);
-    sqlite3_stmt *st = rp__stmt(s, "SELECT id, name, key, due_at, state, attempts, error, payload"
-                                   " FROM rp_jobs WHERE ?1 IS NULL OR state = ?1"
-                                   " ORDER BY due_at, id", err);
-    if (!st)
-        return err ? err->code : RP_EIO;
-    if (state)
-        sqlite3_bind_text(st, 1, state, -1, SQLITE_STATIC);
-    json_t *arr = json_array();
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        char due[32];
-        rp__fmt_time(sqlite3_column_int64(st, 3), due);
-        json_t *payload = json_loads((const char *)sqlite3_column_text(st, 7), 0, NULL);
-        json_t *j = json_pack("{s:I,s:s,s:s,s:s,s:i,s:o}", "id",
-                              (json_int_t)sqlite3_column_int64(st, 0), "name",
-                              (const char *)sqlite3_column_text(st, 1), "due_at", due, "state",
-                              (const char *)sqlite3_column_text(st, 4), "attempts",
-                              sqlite3_column_int(st, 5), "payload",
-                              payload ? payload : json_object());
-        json_object_set_new(j, "key", sqlite3_column_type(st, 2) == SQLITE_NULL
-                                          ? json_null()
-                                          : json_string((const char *)sqlite3_column_text(st, 2)));
-        json_object_set_new(j, "error", sqlite3_column_type(st, 6) == SQLITE_NULL
-                                            ? json_null()
-                                            : json_string((const char *)sqlite3_column_text(st, 6)));
-        json_array_append_new(arr, j);
-    }
-    sqlite3_reset(st);
-    *out = arr;
-    return 0;
-}
-
-int rp_jobs_retry(rp_store_t *s, int64_t id, rp_error_t *err)
-{
-    sqlite3_stmt *st = rp__stmt(s, "UPDATE rp_jobs SET state = 'pending', attempts = 0,"
-                                   " due_at = ?, owner = NULL, lease_until = NULL"
-                                   " WHERE id = ? AND state = 'dead'", err);
-    if (!st)
-        return err ? err->code : RP_EIO;
-    sqlite3_bind_int64(st, 1, rp_store_now(s));
-    sqlite3_bind_int64(st, 2, id);
-    int rc = step(s, st, "cannot retry the job", err);
-    if (rc && (err->msg[0] && strstr(err->msg, "UNIQUE")))
-        return rp_error_set(err, RP_ECONFLICT, RP_C_UNIQUE,
-                            "job %lld cannot be retried: a pending job already has its key",
-                            (long long)id);
-    if (!rc && sqlite3_changes(s->db) == 0)
-        return rp_error_set(err, RP_ENOTFOUND, RP_C_NO_RECORD, "no dead job with id %lld",
-                            (long long)id);
-    return rc;
-}
-
-int rp_schedules_list(rp_store_t *s, json_t **out, rp_error_t *err)
-{
-    *out = NULL;
-    sqlite3_stmt *st = rp__stmt(s, "SELECT name, cron, tz, job, payload, next_at, last_at"
-                                   " FROM rp_schedules ORDER BY name", err);
-    if (!st)
-        return err ? err->code : RP_EIO;
-    json_t *arr = json_array();
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        char next[32] = "", last[32] = "";
-        if (sqlite3_column_int64(st, 5) != INT64_MAX)
-            rp__fmt_time(sqlite3_column_int64(st, 5), next);
-        if (sqlite3_column_type(st, 6) != SQLITE_NULL)
-            rp__fmt_time(sqlite3_column_int64(st, 6), last);
-        json_t *payload = json_loads((const char *)sqlite3_column_text(st, 4), 0, NULL);
-        json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:o}", "name", sqlite3_column_text(st, 0),
-                              "cron", sqlite3_column_text(st, 1), "tz",
-                              sqlite3_column_text(st, 2), "job", sqlite3_column_text(st, 3),
-                              "payload", payload ? payload : json_object());
-        json_object_set_new(j, "next_at", next[0] ? json_string(next) : json_null());
-        json_object_set_new(j, "last_at", last[0] ? json_string(last) : json_null());
-        json_array_append_new(arr, j);
-    }
-    sqlite3_reset(st);
-    *out = arr;
-    return 0;
-}
-
-int rp_schedules_remove(rp_store_t *s, const char *name, rp_error_t *err)
-{
-    sqlite3_stmt *st = rp__stmt(s, "DELETE FROM rp_schedules WHERE name = ?", err);
-    if (!st)
-        return err ? err->code : RP_EIO;
-    sqlite3_bind_text(st, 1, name ? name : "", -1, SQLITE_STATIC);
-    int rc = step(s, st, "cannot remove the schedule", err);
-    if (!rc && sqlite3_changes(s->db) == 0)
-        return rp_error_set(err, RP_ENOTFOUND, RP_C_NO_RECORD, "no schedule named \"%s\"",
-                            name ? name : "");
-    return rc;
-}
 
 /* ---- the engine -------------------------------------------------------------------------- */
 
@@ -384,7 +150,7 @@ rp_sched_t *rp_sched_new(rp_store_t *s, const rp_sched_opts_t *opts)
     e->s = s;
     e->virt = o.virtual_clock;
     e->vnow = o.start_ms ? o.start_ms : real_ms();
-    e->lease_ms = o.lease_ms > 0 ? o.lease_ms : 300000;
+    e->lease_ms = o.lease_ms > 0 ? o.lease_ms : RP__LEASE_MS;
     e->retry = o.retry;
     if (e->retry.max_attempts <= 0)
         e->retry.max_attempts = 5;
@@ -393,13 +159,18 @@ rp_sched_t *rp_sched_new(rp_store_t *s, const rp_sched_opts_t *opts)
     if (o.owner)
         snprintf(e->owner, sizeof e->owner, "%s", o.owner);
     else
-        snprintf(e->owner, sizeof e->owner, "pid:%ld", (long)getpid());
+        rp__owner_self(e->owner, sizeof e->owner);
     rp_store_set_clock(s, engine_clock, e);
     if (rp_sched_handler(e, "emit", builtin_emit, NULL, "core", NULL)) {
         rp_sched_free(e);
         return NULL;
     }
     return e;
+}
+
+const char *rp_sched_owner(const rp_sched_t *e)
+{
+    return e->owner;
 }
 
 void rp_sched_free(rp_sched_t *e)
@@ -431,7 +202,7 @@ static bool same_owner(const char *a, const char *b)
 int rp_sched_handler(rp_sched_t *e, const char *name, rp_job_fn fn, void *ud, const char *owner,
                      rp_error_t *err)
 {
-    if (!job_name_ok(name) || !fn)
+    if (!rp__job_name_ok(name) || !fn)
         return rp_error_set(err, RP_EINVAL, RP_C_IDENT,
                             "\"%s\" is not a valid job name (lower-case letters, digits, _ . - :)",
                             name ? name : "(null)");
@@ -566,7 +337,7 @@ bool rp_sched_is_virtual(const rp_sched_t *e)
 int rp_sched_every(rp_sched_t *e, const char *name, const char *cron, const char *tz,
                    const char *job, json_t *payload, rp_error_t *err)
 {
-    if (!job_name_ok(name) || !job_name_ok(job))
+    if (!rp__job_name_ok(name) || !rp__job_name_ok(job))
         return rp_error_set(err, RP_EINVAL, RP_C_IDENT,
                             "schedule \"%s\" of job \"%s\": names are lower-case letters, digits, "
                             "_ . - :", name ? name : "(null)", job ? job : "(null)");
@@ -605,7 +376,7 @@ int rp_sched_every(rp_sched_t *e, const char *name, const char *cron, const char
     sqlite3_bind_int64(st, 6, next);
     if ((rc = rp_store_begin(e->s, err)))
         return rc;
-    if ((rc = step(e->s, st, "cannot save the schedule", err))) {
+    if ((rc = rp__sched_step(e->s, st, "cannot save the schedule", err))) {
         rp_store_rollback(e->s, NULL);
         return rc;
     }
@@ -665,7 +436,7 @@ static int fire_schedules(rp_sched_t *e, rp_error_t *err)
             sqlite3_bind_int64(up, 1, slot);
             sqlite3_bind_int64(up, 2, next);
             sqlite3_bind_text(up, 3, name, -1, SQLITE_STATIC);
-            rc = step(s, up, "cannot advance the schedule", err);
+            rc = rp__sched_step(s, up, "cannot advance the schedule", err);
         }
         /* Another engine on this database may have fired it first: then we do nothing. */
         if (!rc && sqlite3_changes(s->db) == 1)
@@ -683,19 +454,23 @@ static int fire_schedules(rp_sched_t *e, rp_error_t *err)
     return rc;
 }
 
-/* Claims up to @p max due jobs (or jobs whose lease ran out) for this engine, atomically: one
- * UPDATE … RETURNING, so two engines on one database never take the same job. */
+/* Claims up to @p max due jobs (or jobs whose lease ran out), oldest due first, for this engine,
+ * atomically: one UPDATE … RETURNING, so two engines on one database never take the same job.
+ * The caller claims only what it starts at once (one job): a claim that waits behind a long job
+ * is time lost if the engine dies, and an attempt charged to a job that never began. */
 static int claim(rp_sched_t *e, json_t **jobs, int max, rp_error_t *err)
 {
     int64_t now = rp_sched_now(e);
     sqlite3_stmt *st = rp__stmt(e->s,
                                 "UPDATE rp_jobs SET state = 'running', owner = ?1,"
                                 " lease_until = ?2 + ?3, attempts = attempts + 1"
-                                " WHERE id IN (SELECT id FROM (SELECT id FROM rp_jobs"
+                                " WHERE id IN (SELECT id FROM (SELECT id, due_at FROM"
+                                " (SELECT id, due_at FROM rp_jobs"
                                 " WHERE state = 'pending' AND due_at <= ?2"
                                 " ORDER BY due_at, id LIMIT ?4) UNION ALL"
-                                " SELECT id FROM (SELECT id FROM rp_jobs"
-                                " WHERE state = 'running' AND lease_until < ?2 LIMIT ?4))"
+                                " SELECT id, due_at FROM (SELECT id, due_at FROM rp_jobs"
+                                " WHERE state = 'running' AND lease_until < ?2"
+                                " ORDER BY due_at, id LIMIT ?4)) ORDER BY due_at, id LIMIT ?4)"
                                 " RETURNING id, name, key, payload, due_at, attempts",
                                 err);
     if (!st)
@@ -770,7 +545,7 @@ static int job_failed(rp_sched_t *e, const rp_job_t *job, const char *why, rp_er
             return err ? err->code : RP_EIO;
         sqlite3_bind_int64(st, 1, job->id);
         sqlite3_bind_text(st, 2, e->owner, -1, SQLITE_STATIC);
-        return step(e->s, st, "cannot drop the superseded job", err);
+        return rp__sched_step(e->s, st, "cannot drop the superseded job", err);
     }
     if (rc != SQLITE_DONE)
         return rp__dberr(e->s, rc, "cannot record the job failure", err);
@@ -830,7 +605,7 @@ static int run_job(rp_sched_t *e, json_t *j, rp_error_t *err)
     if (!rc) {
         sqlite3_bind_int64(st, 1, job.id);
         sqlite3_bind_text(st, 2, e->owner, -1, SQLITE_STATIC);
-        rc = step(e->s, st, "cannot complete the job", err);
+        rc = rp__sched_step(e->s, st, "cannot complete the job", err);
     }
     if (rc) {
         end_lazy(e->s, false, NULL);
@@ -845,7 +620,9 @@ static int run_job(rp_sched_t *e, json_t *j, rp_error_t *err)
     return (rc = end_lazy(e->s, true, err)) ? rc : 1;
 }
 
-/* Runs a claimed batch in one transaction (one commit for many jobs). */
+/* Runs the claimed jobs in one transaction. BEGIN IMMEDIATE takes SQLite's write lock, which is
+ * held until the commit: while a handler runs no other engine can claim anything, so a live
+ * owner's job is never run twice however long it takes, and its lease needs no renewal. */
 static int run_jobs(rp_sched_t *e, json_t *jobs, int *work, rp_error_t *err)
 {
     int rc = rp_store_begin(e->s, err);
@@ -864,9 +641,30 @@ static int run_jobs(rp_sched_t *e, json_t *jobs, int *work, rp_error_t *err)
     return rp_store_commit(e->s, err);
 }
 
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Puts back the jobs of engines that died holding them: on the first pass, then at most once a
+ * second (one indexed read of the running jobs' owners, a /proc look-up for each other one). */
+static void reclaim_stopped(rp_sched_t *e)
+{
+    int64_t now = mono_ms();
+    if (e->reclaim_after && now < e->reclaim_after)
+        return;
+    e->reclaim_after = now + RP__RECLAIM_EVERY_MS;
+    rp_error_t err = {0};
+    if (rp__jobs_reclaim(e->s, e->owner, e->retry.max_attempts, e->log, e->log_ud, &err) < 0)
+        say(e, "warn", "cannot reclaim the jobs of stopped engines error=%s", err.msg);
+}
+
 int rp_sched_run_due(rp_sched_t *e, int *did, rp_error_t *err)
 {
     int work = 0, rc = 0;
+    reclaim_stopped(e);
     /* Jobs and handlers may cause more work due now; go round until quiet (bounded). */
     for (int round = 0; round < 1000; round++) {
         int before = work;
@@ -874,7 +672,7 @@ int rp_sched_run_due(rp_sched_t *e, int *did, rp_error_t *err)
             break;
         for (;;) {
             json_t *jobs = NULL;
-            if ((rc = claim(e, &jobs, 32, err)))
+            if ((rc = claim(e, &jobs, 1, err)))
                 break;
             size_t n = json_array_size(jobs);
             if (n)
@@ -966,15 +764,16 @@ static void on_tick(uv_timer_t *t)
     int did = 0;
     e->kicked = false;
     rp_store_refresh(e->s); /* entities another process defined meanwhile */
-    if (rp_sched_run_due(e, &did, &err))
+    bool failed = rp_sched_run_due(e, &did, &err) != 0;
+    if (failed)
         say(e, "error", "pass failed error=%s", err.msg);
     if (e->stopping) {
         uv_stop(e->loop);
         return;
     }
     int64_t wait = rp_sched_next_due(e) - rp_sched_now(e);
-    if (wait > e->poll_ms)
-        wait = e->poll_ms;
+    if (wait > e->poll_ms || failed)
+        wait = e->poll_ms; /* a failing pass is tried again at the poll, not in a tight loop */
     if (wait < 0)
         wait = 0;
     uv_timer_start(&e->timer, on_tick, (uint64_t)wait, 0);
@@ -1070,8 +869,14 @@ static void ckpt_done(uv_work_t *w, int status)
      * (measured: 1 GB after a minute of API creates, every read slower for it). Past 16 MB,
      * start it over here, on the loop, between two requests: the passive pass just copied
      * nearly all of it, so this copies the rest and waits only for other processes' readers. */
-    if (e->ckpt_log > RP__WAL_RESTART_FRAMES && !e->stopping)
+    if (e->ckpt_log > RP__WAL_RESTART_FRAMES && !e->stopping) {
+        /* A reader that keeps an old snapshot (`rapport backup` holds one for the whole copy)
+         * would make this wait out the store's busy timeout, 5 s of a stalled loop every 200 ms;
+         * a short reader is done within 20 ms, a long one is waited for at the next turn. */
+        int64_t was = rp_store_set_deadline(e->s, mono_ms() + 20);
         sqlite3_wal_checkpoint_v2(e->s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+        rp_store_set_deadline(e->s, was);
+    }
 }
 
 static void on_ckpt_timer(uv_timer_t *t)

@@ -1,11 +1,15 @@
 /*
  * test_sched.c — time: delays, durable jobs on a virtual clock (due order, keys, cancel,
  * backoff, dead letters), cron schedules and catch-up after downtime, event dispatch, two
- * engines claiming from one database, and a SIGKILL in the middle of a job.
+ * engines claiming from one database, a SIGKILL in the middle of a job, the jobs of a dead
+ * engine put back at once, and claims no bigger than the job about to run.
  */
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <sqlite3.h>
 
 #include "helpers.h"
 #include "rapport/sched.h"
@@ -426,6 +430,287 @@ static void test_sigkill_mid_job_runs_again_once(void **state)
     test_rmdir(dir);
 }
 
+/* ---- engines that died holding jobs --------------------------------------------------------- */
+
+/* Log lines of an engine, kept for the assertions. */
+static char said[8192];
+static void keep_log(void *ud, const char *level, const char *component, const char *msg)
+{
+    size_t n = strlen(said);
+    snprintf(said + n, sizeof said - n, "%s %s %s\n", level, component, msg);
+}
+
+static void test_sigkill_with_default_owner_is_reclaimed_at_once(void **state)
+{
+    (void)state;
+    char dir[64], path[256];
+    test_tmpdb(dir, path, "killed.db");
+    rp_store_t *s = NULL;
+    rp_error_t err = {0};
+    assert_int_equal(rp_store_open(path, NULL, &s, &err), 0);
+    define(s, "run", "{\"fields\": {\"job_id\": {\"type\": \"integer\", \"unique\": true},"
+                     " \"runner\": {\"type\": \"text\"}}}");
+    int64_t t0 = rp_store_now(s);
+    schedule(s, "charge", 1, t0, "charge:invoice:1");
+    rp_store_close(s);
+
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        close(fds[0]);
+        dup2(fds[1], 3);
+        rp_store_t *cs = NULL;
+        rp_error_t cerr = {0};
+        if (rp_store_open(path, NULL, &cs, &cerr))
+            _exit(10);
+        /* The default owner, and a lease of an hour: only the pid can free the job early. */
+        rp_sched_opts_t o = {.lease_ms = H};
+        rp_sched_t *e = rp_sched_new(cs, &o);
+        rp_sched_handler(e, "charge", hang_after_write, "doomed", "test", &cerr);
+        rp_sched_run_due(e, NULL, &cerr);
+        _exit(13);
+    }
+    close(fds[1]);
+    char c;
+    assert_int_equal(read(fds[0], &c, 1), 1); /* the job is mid-run */
+    kill(pid, SIGKILL);
+    int st;
+    waitpid(pid, &st, 0);
+    assert_true(WIFSIGNALED(st));
+    close(fds[0]);
+
+    assert_int_equal(rp_store_open(path, NULL, &s, &err), 0);
+    said[0] = '\0';
+    rp_sched_opts_t o = {.virtual_clock = true, .start_ms = t0, .log = keep_log};
+    rp_sched_t *e = rp_sched_new(s, &o);
+    assert_int_equal(rp_sched_handler(e, "charge", hang_after_write, "survivor", "test", &err),
+                     0);
+    /* No time passes: the first pass finds the owner gone and runs the job. */
+    assert_int_equal(rp_sched_run_due(e, NULL, &err), 0);
+    int64_t n = -1;
+    assert_int_equal(rp_store_count(s, "run", NULL, true, &n, &err), 0);
+    assert_int_equal(n, 1);
+    char want[64];
+    snprintf(want, sizeof want, ":%ld:", (long)pid);
+    assert_contains(said, "warn sched reclaimed the jobs of a stopped engine owner=");
+    assert_contains(said, want);
+    assert_contains(said, "jobs=1:charge");
+    json_t *jobs = NULL;
+    assert_int_equal(rp_jobs_list(s, NULL, &jobs, &err), 0);
+    assert_int_equal(json_array_size(jobs), 0);
+    json_decref(jobs);
+    assert_int_equal(rp_sched_advance(e, 2 * H, &err), 0);
+    assert_int_equal(rp_store_count(s, "run", NULL, true, &n, &err), 0);
+    assert_int_equal(n, 1); /* once, not twice */
+    rp_sched_free(e);
+    rp_store_close(s);
+    test_rmdir(dir);
+}
+
+static int64_t schedule_id(rp_store_t *s, const char *name, int n, int64_t due, const char *key)
+{
+    json_t *p = json_pack("{s:i}", "n", n);
+    rp_error_t err = {0};
+    int64_t id = 0;
+    if (rp_jobs_schedule(s, &test_ctx, name, p, due, key, &id, &err))
+        fail_msg("schedule %s: %s", name, err.msg);
+    json_decref(p);
+    return id;
+}
+
+/* Marks job @p id claimed by @p owner until @p lease_until, on a connection of its own. */
+static void fake_claim(const char *path, int64_t id, const char *owner, int64_t lease_until,
+                       int attempts)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    assert_int_equal(sqlite3_prepare_v2(db, "UPDATE rp_jobs SET state = 'running', owner = ?,"
+                                            " lease_until = ?, attempts = ? WHERE id = ?",
+                                        -1, &st, NULL), SQLITE_OK);
+    sqlite3_bind_text(st, 1, owner, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, lease_until);
+    sqlite3_bind_int(st, 3, attempts);
+    sqlite3_bind_int64(st, 4, id);
+    assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+    assert_int_equal(sqlite3_changes(db), 1);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
+/* @p self with its pid (and start time) replaced: "<host>:<pid>:<start>:<rest>". */
+static void owner_with(char *out, size_t cap, const char *self, long pid, const char *start)
+{
+    const char *c1 = strchr(self, ':'), *c2 = strchr(c1 + 1, ':'), *c3 = strchr(c2 + 1, ':');
+    if (start)
+        snprintf(out, cap, "%.*s:%ld:%s%s", (int)(c1 - self), self, pid, start, c3);
+    else
+        snprintf(out, cap, "%.*s:%ld%s", (int)(c1 - self), self, pid, c2);
+}
+
+static const char *job_state(rp_store_t *s, int64_t id, const char **error)
+{
+    static char buf[64], ebuf[512];
+    json_t *jobs = NULL;
+    rp_error_t err = {0};
+    assert_int_equal(rp_jobs_list(s, NULL, &jobs, &err), 0);
+    snprintf(buf, sizeof buf, "gone");
+    ebuf[0] = '\0';
+    size_t i;
+    json_t *j;
+    json_array_foreach(jobs, i, j) {
+        if (json_integer_value(json_object_get(j, "id")) != id)
+            continue;
+        snprintf(buf, sizeof buf, "%s", json_string_value(json_object_get(j, "state")));
+        const char *e = json_string_value(json_object_get(j, "error"));
+        snprintf(ebuf, sizeof ebuf, "%s", e ? e : "");
+    }
+    json_decref(jobs);
+    if (error)
+        *error = ebuf;
+    return buf;
+}
+
+static void test_owners_are_judged_by_pid_here_and_by_lease_elsewhere(void **state)
+{
+    (void)state;
+    char dir[64], path[256];
+    test_tmpdb(dir, path, "owners.db");
+    rp_store_t *s = NULL;
+    rp_error_t err = {0};
+    assert_int_equal(rp_store_open(path, NULL, &s, &err), 0);
+    int64_t t0 = rp_store_now(s);
+    said[0] = '\0';
+    rp_sched_opts_t o = {.virtual_clock = true, .start_ms = t0, .log = keep_log,
+                         .retry = {.max_attempts = 3, .base_ms = 1000}};
+    rp_sched_t *e = rp_sched_new(s, &o);
+    assert_int_equal(rp_sched_handler(e, "remind", log_job, NULL, "test", &err), 0);
+    const char *self = rp_sched_owner(e);
+
+    /* A pid that was ours a moment ago and is no more. */
+    pid_t dead = fork();
+    if (dead == 0)
+        _exit(0);
+    waitpid(dead, NULL, 0);
+    /* A live engine of this machine: a child that tells its owner name and waits. */
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t live = fork();
+    if (live == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a failed test */
+        close(fds[0]);
+        rp_store_t *cs = NULL;
+        if (rp_store_open(":memory:", NULL, &cs, NULL))
+            _exit(10);
+        rp_sched_t *ce = rp_sched_new(cs, NULL);
+        const char *me = rp_sched_owner(ce);
+        if (write(fds[1], me, strlen(me) + 1) != (ssize_t)strlen(me) + 1)
+            _exit(11);
+        for (;;)
+            pause();
+    }
+    close(fds[1]);
+    char live_owner[200] = "";
+    assert_true(read(fds[0], live_owner, sizeof live_owner - 1) > 0);
+    close(fds[0]);
+
+    char gone_owner[200], recycled[200], legacy[64];
+    owner_with(gone_owner, sizeof gone_owner, self, (long)dead, NULL);
+    owner_with(recycled, sizeof recycled, self, (long)getpid(), "12345");
+    snprintf(legacy, sizeof legacy, "pid:%ld", (long)dead);
+    const char *remote = "elsewhere:4242:918273:0badcafe:4026531836";
+    int64_t lease = t0 + H;
+    int64_t a = schedule_id(s, "remind", 1, t0 - 5000, NULL);
+    int64_t b = schedule_id(s, "remind", 2, t0 - 4000, NULL);
+    int64_t c = schedule_id(s, "remind", 3, t0 - 3000, NULL);
+    int64_t d = schedule_id(s, "remind", 4, t0 - 2000, NULL);
+    int64_t l = schedule_id(s, "remind", 5, t0 - 1000, NULL);
+    int64_t f = schedule_id(s, "remind", 6, t0 - 500, NULL);
+    int64_t g = schedule_id(s, "remind", 7, t0 - 400, "follow:7");
+    fake_claim(path, a, gone_owner, lease, 1);
+    fake_claim(path, b, recycled, lease, 1);
+    fake_claim(path, c, live_owner, lease, 1);
+    fake_claim(path, d, remote, lease, 1);
+    fake_claim(path, l, legacy, lease, 1);
+    fake_claim(path, f, gone_owner, lease, 3); /* its last attempt killed its engine */
+    fake_claim(path, g, gone_owner, lease, 1);
+    int64_t g2 = schedule_id(s, "remind", 8, t0 + 1000, "follow:7"); /* moved meanwhile */
+
+    run_log[0] = '\0';
+    assert_int_equal(rp_sched_run_due(e, NULL, &err), 0);
+    /* The dead pid's and the recycled pid's jobs ran at once, in due order; nothing else. */
+    assert_string_equal(run_log, "remind:1,remind:2");
+    assert_string_equal(job_state(s, c, NULL), "running");
+    assert_string_equal(job_state(s, d, NULL), "running");
+    assert_string_equal(job_state(s, l, NULL), "running");
+    const char *why = NULL;
+    assert_string_equal(job_state(s, f, &why), "dead");
+    assert_contains(why, "stopped while running it (attempt 3)");
+    assert_string_equal(job_state(s, g, NULL), "gone");    /* superseded by g2 */
+    assert_string_equal(job_state(s, g2, NULL), "pending");
+    char want[300];
+    snprintf(want, sizeof want, "reclaimed the jobs of a stopped engine owner=%s jobs=%lld:remind",
+             gone_owner, (long long)a);
+    assert_contains(said, want);
+    snprintf(want, sizeof want, "superseded=%lld:remind", (long long)g);
+    assert_contains(said, want);
+    snprintf(want, sizeof want, "error sched job dead: its engine stopped while running it on its "
+             "last attempt owner=%s jobs=%lld:remind", gone_owner, (long long)f);
+    assert_contains(said, want);
+    rp_sched_free(e);
+
+    /* The live engine dies: the next engine to start runs its job at once. */
+    kill(live, SIGKILL);
+    waitpid(live, NULL, 0);
+    e = rp_sched_new(s, &o);
+    assert_int_equal(rp_sched_handler(e, "remind", log_job, NULL, "test", &err), 0);
+    run_log[0] = '\0';
+    assert_int_equal(rp_sched_run_due(e, NULL, &err), 0);
+    assert_string_equal(run_log, "remind:3");
+    /* Owners judged from afar wait for their lease. */
+    assert_int_equal(rp_sched_advance(e, H + 1, &err), 0);
+    assert_string_equal(run_log, "remind:3,remind:8,remind:4,remind:5");
+    rp_sched_free(e);
+    rp_store_close(s);
+    test_rmdir(dir);
+}
+
+/* Counts the running jobs while a job runs: only itself may be claimed. */
+static int most_running;
+static int count_running(rp_store_t *s, const rp_job_t *job, const rp_ctx_t *ctx, void *ud,
+                         rp_error_t *err)
+{
+    json_t *jobs = NULL;
+    if (rp_jobs_list(s, "running", &jobs, err))
+        return -1;
+    if ((int)json_array_size(jobs) > most_running)
+        most_running = (int)json_array_size(jobs);
+    json_decref(jobs);
+    return 0;
+}
+
+static void test_only_the_job_about_to_run_is_claimed(void **state)
+{
+    (void)state;
+    rp_store_t *s = test_open();
+    int64_t t0 = 1767225600000;
+    rp_sched_t *e = engine(s, t0);
+    rp_error_t err = {0};
+    assert_int_equal(rp_sched_handler(e, "count", count_running, NULL, "test", &err), 0);
+    for (int i = 0; i < 5; i++)
+        schedule(s, "count", i, t0, NULL);
+    most_running = 0;
+    int did = 0;
+    assert_int_equal(rp_sched_run_due(e, &did, &err), 0);
+    assert_int_equal(did, 5);
+    assert_int_equal(most_running, 1);
+    rp_sched_free(e);
+    rp_store_close(s);
+}
+
 /* A handler that cancels a job and then fails: the cancel is undone with the rest. */
 static int cancel_then_fail(rp_store_t *s, const rp_event_t *ev, const rp_ctx_t *ctx, void *ud,
                             rp_error_t *err)
@@ -470,6 +755,9 @@ int main(void)
         cmocka_unit_test(test_dispatch_in_order_and_isolated),
         cmocka_unit_test(test_two_engines_never_run_a_job_twice),
         cmocka_unit_test(test_sigkill_mid_job_runs_again_once),
+        cmocka_unit_test(test_sigkill_with_default_owner_is_reclaimed_at_once),
+        cmocka_unit_test(test_owners_are_judged_by_pid_here_and_by_lease_elsewhere),
+        cmocka_unit_test(test_only_the_job_about_to_run_is_claimed),
         cmocka_unit_test(test_handler_writes_roll_back_and_names_are_owned),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

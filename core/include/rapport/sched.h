@@ -69,11 +69,17 @@ typedef void (*rp_log_fn)(void *ud, const char *level, const char *component, co
 typedef struct rp_sched_opts {
     bool virtual_clock;   /**< A clock that only rp_sched_advance() moves (tests). */
     int64_t start_ms;     /**< The virtual clock's start (0 = the real time now). */
-    int64_t lease_ms;     /**< How long a claimed job is ours before others may retry it (300000). */
+    /** How long a claimed job is ours before an engine that cannot judge us by our pid may run
+     *  it again (30000). Only the time from the claim to the run's start needs covering: the run
+     *  holds SQLite's write lock, and a dead owner of this machine is found by its pid at once. */
+    int64_t lease_ms;
     rp_retry_t retry;     /**< Retry rules for jobs and subscribers (5 attempts, 1 s doubling). */
     rp_log_fn log;        /**< Where notable things are said (NULL: nowhere). */
     void *log_ud;
-    const char *owner;    /**< This process's name in job leases (default "pid:<pid>"). */
+    /** This engine's name in job claims. The default, "<host>:<pid>:<start>:<boot>:<pidns>",
+     *  lets another engine of this machine tell at once that we are gone (no process with that
+     *  pid and start time) and put our jobs back; any other name is judged by its lease. */
+    const char *owner;
 } rp_sched_opts_t;
 
 /**
@@ -81,6 +87,9 @@ typedef struct rp_sched_opts {
  * at the engine's. Returns NULL only when out of memory. Free with rp_sched_free().
  */
 rp_sched_t *rp_sched_new(rp_store_t *s, const rp_sched_opts_t *opts);
+
+/** This engine's name in job claims (borrowed: valid until rp_sched_free()). */
+const char *rp_sched_owner(const rp_sched_t *e);
 
 /** Frees the engine and gives the store back its real clock. */
 void rp_sched_free(rp_sched_t *e);
@@ -125,7 +134,9 @@ int rp_sched_every(rp_sched_t *e, const char *name, const char *cron, const char
                    const char *job, json_t *payload, rp_error_t *err);
 
 /**
- * One pass: fires due cron schedules, claims and runs due jobs, delivers pending events.
+ * One pass: puts back the jobs of engines that died holding them (on the first pass, then at
+ * most once a second), fires due cron schedules, claims and runs due jobs one at a time, delivers
+ * pending events.
  * *did (may be NULL) is how many jobs and events were handled. A failing job or handler is
  * retried later and logged; only a store failure returns non-zero.
  */

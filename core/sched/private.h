@@ -1,0 +1,52 @@
+/*
+ * private.h — what the scheduler's own files share: job-name rules, one statement step, and who
+ * owns a claimed job. Not installed; nothing outside core/sched includes it.
+ */
+#ifndef RAPPORT_SCHED_PRIVATE_H
+#define RAPPORT_SCHED_PRIVATE_H
+
+#include <sqlite3.h>
+
+#include "rapport/sched.h"
+
+/** Whether @p n is a valid job or schedule name (lower-case letters, digits, _ . - :). */
+bool rp__job_name_ok(const char *n);
+
+/** Steps @p st once, resets it, and names @p what in @p err unless it finished (SQLITE_DONE). */
+int rp__sched_step(rp_store_t *s, sqlite3_stmt *st, const char *what, rp_error_t *err);
+
+/* ---- owners (owner.c) ----------------------------------------------------------------------- */
+
+/**
+ * Writes this process's name in job claims into @p out (@p cap bytes, 160 is enough):
+ * "<host>:<pid>:<start>:<boot>:<pidns>" — the host name, the process id, the process's start time
+ * in clock ticks since boot (field 22 of /proc/<pid>/stat, so a recycled pid is not taken for the
+ * old owner), the first 8 hex digits of the kernel's boot id, and the pid namespace's inode (so
+ * two containers on one kernel never judge each other's pids). A part this machine cannot tell
+ * is written "0", and an owner with such a part is judged by its lease only.
+ */
+void rp__owner_self(char *out, size_t cap);
+
+/** What rp__owner_judge() can say of an owner. */
+typedef enum {
+    RP__OWNER_UNKNOWN, /**< Not judged here (another host, another boot or namespace, a name given
+                            by the caller, the "pid:N" of older versions): its lease decides. */
+    RP__OWNER_ALIVE,   /**< A process on this machine with that pid and that start time. */
+    RP__OWNER_GONE,    /**< Of this machine, and no such process runs any more. */
+} rp__owner_state_t;
+
+/** Judges @p owner (a name made by rp__owner_self(), here or elsewhere) from this process. */
+rp__owner_state_t rp__owner_judge(const char *owner);
+
+/**
+ * Puts back at once the running jobs of every owner other than @p self that is judged gone:
+ * pending again, due when they were (so they run now, in due order), their attempt counted, or
+ * dead when that attempt was the last of @p max_attempts (a job that kills its engine each
+ * time). A job whose key was scheduled again meanwhile is dropped for the newer one. Says what
+ * it did through @p log (may be NULL), one line per owner naming it and the jobs. Returns how
+ * many jobs it put back or dead-lettered, or a negative RP_E* code.
+ */
+int rp__jobs_reclaim(rp_store_t *s, const char *self, int max_attempts, rp_log_fn log,
+                     void *log_ud, rp_error_t *err);
+
+#endif
