@@ -1,7 +1,7 @@
 /*
- * http_internal.h — the parts of http.c that need no connection: how a request body becomes
- * the JSON a write takes, and how a refusal becomes a problem document. Shared with the fuzz
- * target tests/fuzz/fuzz_http_body.c only.
+ * http_internal.h — the parts of the HTTP room that need no connection: how a request body
+ * becomes the JSON a write takes, how a refusal becomes a problem document (shared with the
+ * fuzz target tests/fuzz/fuzz_http_body.c), and the OpenAPI document (openapi.c).
  */
 #ifndef RAPPORT_HTTP_INTERNAL_H
 #define RAPPORT_HTTP_INTERNAL_H
@@ -9,6 +9,9 @@
 #include <stddef.h>
 
 #include <jansson.h>
+
+#include "rapport/error.h"
+#include "rapport/store.h"
 
 /**
  * Parses the @p len bytes at @p body, sent with the Content-Type header @p ctype (NULL: none),
@@ -25,5 +28,11 @@ json_t *rp__http_body_object(const char *ctype, const char *body, size_t len, in
  * becomes "code". Returns compact JSON text (owned: free()), or NULL when out of memory.
  */
 char *rp__http_problem_doc(int status, const char *detail, const char *field);
+
+/**
+ * The OpenAPI 3 document of the API for the entities of @p s (owned: json_decref), or NULL
+ * with @p err filled when the registry cannot be read.
+ */
+json_t *rp__http_openapi(rp_store_t *s, rp_error_t *err);
 
 #endif

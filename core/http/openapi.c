@@ -1,0 +1,182 @@
+/*
+ * openapi.c — the OpenAPI 3 document of the JSON API, made from the entity registry, so that
+ * the fields an admin adds are documented the moment they exist. http.c serves it (and keeps
+ * it until the registry moves).
+ */
+#include <string.h>
+
+#include "http_internal.h"
+
+static json_t *field_schema(json_t *spec)
+{
+    const char *t = json_string_value(json_object_get(spec, "type"));
+    t = t ? t : "text";
+    json_t *s;
+    if (!strcmp(t, "integer") || !strcmp(t, "ref"))
+        s = json_pack("{s:s,s:s}", "type", "integer", "format", "int64");
+    else if (!strcmp(t, "real"))
+        s = json_pack("{s:s}", "type", "number");
+    else if (!strcmp(t, "boolean"))
+        s = json_pack("{s:s}", "type", "boolean");
+    else if (!strcmp(t, "json"))
+        s = json_object();
+    else if (!strcmp(t, "date"))
+        s = json_pack("{s:s,s:s}", "type", "string", "format", "date");
+    else if (!strcmp(t, "datetime"))
+        s = json_pack("{s:s,s:s}", "type", "string", "format", "date-time");
+    else if (!strcmp(t, "email"))
+        s = json_pack("{s:s,s:s}", "type", "string", "format", "email");
+    else if (!strcmp(t, "url"))
+        s = json_pack("{s:s,s:s}", "type", "string", "format", "uri");
+    else if (!strcmp(t, "decimal"))
+        s = json_pack("{s:s,s:s}", "type", "string", "format", "decimal");
+    else
+        s = json_pack("{s:s}", "type", "string");
+    if (!strcmp(t, "enum") && json_is_array(json_object_get(spec, "values")))
+        json_object_set(s, "enum", json_object_get(spec, "values"));
+    if (!strcmp(t, "ref") && json_is_string(json_object_get(spec, "ref")))
+        json_object_set_new(s, "description",
+                            json_sprintf("the id of a %s", json_string_value(json_object_get(
+                                                               spec, "ref"))));
+    if (json_is_string(json_object_get(spec, "label")))
+        json_object_set(s, "title", json_object_get(spec, "label"));
+    if (!json_is_true(json_object_get(spec, "required")))
+        json_object_set_new(s, "nullable", json_true());
+    return s;
+}
+
+static json_t *op(const char *summary, const char *tag, json_t *responses)
+{
+    return json_pack("{s:s,s:[s],s:o}", "summary", summary, "tags", tag, "responses", responses);
+}
+
+/* Sets paths[@p path][@p method] to an operation whose 200 answer is described by @p desc. */
+static void plain_op(json_t *paths, const char *path, const char *method, const char *summary,
+                     const char *tag, const char *desc)
+{
+    json_object_set_new(paths, path,
+                        json_pack("{s:o}", method,
+                                  op(summary, tag, json_pack("{s:{s:s}}", "200", "description",
+                                                             desc))));
+}
+
+static json_t *ref_resp(const char *desc, const char *ref)
+{
+    char r[160];
+    snprintf(r, sizeof r, "#/components/schemas/%s", ref);
+    return json_pack("{s:s,s:{s:{s:{s:s}}}}", "description", desc, "content", "application/json",
+                     "schema", "$ref", r);
+}
+
+json_t *rp__http_openapi(rp_store_t *s, rp_error_t *err)
+{
+    json_t *reg = rp_store_schema(s, NULL, err);
+    if (!reg)
+        return NULL;
+    json_t *paths = json_object(), *schemas = json_object();
+    json_object_set_new(schemas, "Problem",
+                        json_pack("{s:s,s:{s:{s:s},s:{s:s},s:{s:s},s:{s:s},s:{s:s},s:{s:s}}}",
+                                  "type", "object", "properties", "type", "type", "string",
+                                  "title", "type", "string", "status", "type", "integer",
+                                  "detail", "type", "string", "field", "type", "string", "code",
+                                  "type", "string"));
+    const char *name;
+    json_t *ent;
+    json_object_foreach(reg, name, ent) {
+        json_t *props = json_pack(
+            "{s:{s:s,s:b},s:{s:s,s:b},s:{s:s,s:s,s:b},s:{s:s,s:s,s:b},s:{s:s,s:b},s:{s:s,s:b},"
+            "s:{s:s,s:s,s:b}}",
+            "id", "type", "integer", "readOnly", 1, "version", "type", "integer", "readOnly", 1,
+            "created_at", "type", "string", "format", "date-time", "readOnly", 1, "updated_at",
+            "type", "string", "format", "date-time", "readOnly", 1, "created_by", "type",
+            "string", "readOnly", 1, "updated_by", "type", "string", "readOnly", 1, "deleted_at",
+            "type", "string", "format", "date-time", "readOnly", 1);
+        json_t *req = json_array();
+        const char *fname;
+        json_t *spec;
+        json_object_foreach(json_object_get(ent, "fields"), fname, spec) {
+            json_object_set_new(props, fname, field_schema(spec));
+            if (json_is_true(json_object_get(spec, "required")))
+                json_array_append_new(req, json_string(fname));
+        }
+        json_t *sch = json_pack("{s:s,s:o,s:b}", "type", "object", "properties", props,
+                                "additionalProperties", 0);
+        if (json_is_string(json_object_get(ent, "label")))
+            json_object_set(sch, "title", json_object_get(ent, "label"));
+        if (json_array_size(req))
+            json_object_set_new(sch, "required", req);
+        else
+            json_decref(req);
+        json_object_set_new(schemas, name, sch);
+        char list_ref[160];
+        snprintf(list_ref, sizeof list_ref, "#/components/schemas/%s", name);
+        json_t *page = json_pack("{s:s,s:{s:{s:s,s:{s:s}},s:{s:s,s:b}}}", "type", "object",
+                                 "properties", "data", "type", "array", "items", "$ref",
+                                 list_ref, "next", "type", "string", "nullable", 1);
+        char p[200];
+        snprintf(p, sizeof p, "/api/v1/%s", name);
+        json_t *list = op("List records (filters: field=value, where=<JSON filter>; order, "
+                          "limit, after, fields, with_deleted)", name,
+                          json_pack("{s:{s:s,s:{s:{s:o}}}}", "200", "description", "a page",
+                                    "content", "application/json", "schema", page));
+        json_t *create = op("Create a record", name,
+                            json_pack("{s:o}", "201", ref_resp("the record as stored", name)));
+        json_object_set_new(create, "requestBody",
+                            json_pack("{s:b,s:{s:{s:{s:s}}}}", "required", 1, "content",
+                                      "application/json", "schema", "$ref", list_ref));
+        json_object_set_new(paths, p, json_pack("{s:o,s:o}", "get", list, "post", create));
+        snprintf(p, sizeof p, "/api/v1/%s/{id}", name);
+        json_t *patch = op("Change some fields (If-Match: the ETag, else 412 when stale)", name,
+                           json_pack("{s:o}", "200", ref_resp("the record", name)));
+        json_object_set_new(patch, "requestBody",
+                            json_pack("{s:b,s:{s:{s:{s:s}}}}", "required", 1, "content",
+                                      "application/json", "schema", "$ref", list_ref));
+        json_object_set_new(
+            paths, p,
+            json_pack("{s:[{s:s,s:s,s:b,s:{s:s}}],s:o,s:o,s:o}", "parameters", "name", "id",
+                      "in", "path", "required", 1, "schema", "type", "integer", "get",
+                      op("Read a record", name,
+                         json_pack("{s:o}", "200", ref_resp("the record", name))),
+                      "patch", patch, "delete",
+                      op("Delete a record (it can be restored)", name,
+                         json_pack("{s:{s:s}}", "204", "description", "deleted"))));
+        snprintf(p, sizeof p, "/api/v1/%s/{id}/restore", name);
+        json_object_set_new(paths, p,
+                            json_pack("{s:o}", "post",
+                                      op("Restore a deleted record", name,
+                                         json_pack("{s:o}", "200",
+                                                   ref_resp("the record", name)))));
+        snprintf(p, sizeof p, "/api/v1/%s/{id}/events", name);
+        plain_op(paths, p, "get", "The record's history", name, "{data: [events], next}");
+        snprintf(p, sizeof p, "/api/v1/%s/{id}/explain/{field}", name);
+        plain_op(paths, p, "get", "Why a field has its value", name,
+                 "{data: [changes with their causes]}");
+        snprintf(p, sizeof p, "/api/v1/%s/bulk", name);
+        plain_op(paths, p, "post", "Create and update many, all or nothing", name,
+                 "{created: [ids], updated: n}");
+    }
+    json_decref(reg);
+    plain_op(paths, "/api/v1/search", "get", "Full-text search (q, entity, limit)", "search",
+             "{data: [{entity, id, rank, snippet}]}");
+    json_t *login = op("Sign in with a password: a token for the user's role (no token needed)",
+                       "auth", json_pack("{s:{s:s},s:{s:s},s:{s:s}}", "201", "description",
+                                         "{token, token_id, expires_in_s}", "401",
+                                         "description", "wrong user name or password", "429",
+                                         "description", "too many failed sign-ins"));
+    json_object_set_new(login, "security", json_array());
+    json_object_set_new(login, "requestBody",
+                        json_pack("{s:b,s:{s:{s:{s:s,s:[ss],s:{s:{s:s},s:{s:s},s:{s:s}}}}}}",
+                                  "required", 1, "content", "application/json", "schema",
+                                  "type", "object", "required", "user", "password",
+                                  "properties", "user", "type", "string", "password", "type",
+                                  "string", "expires", "type", "string"));
+    json_object_set_new(paths, "/api/v1/auth/login", json_pack("{s:o}", "post", login));
+    json_object_set_new(paths, "/health",
+                        json_pack("{s:{s:s,s:[],s:{s:{s:s}}}}", "get", "summary",
+                                  "Is the engine up", "security", "responses", "200",
+                                  "description", "ok"));
+    return json_pack("{s:s,s:{s:s,s:s},s:o,s:{s:o,s:{s:{s:s,s:s}}},s:[{s:[]}]}", "openapi",
+                     "3.0.3", "info", "title", "Rapport", "version", RP_VERSION, "paths", paths,
+                     "components", "schemas", schemas, "securitySchemes", "bearer", "type",
+                     "http", "scheme", "bearer", "security", "bearer");
+}
