@@ -154,14 +154,10 @@ static void tell(rp_log_fn log, void *ud, const char *level, const char *fmt, ..
     __attribute__((format(printf, 4, 5)));
 static void tell(rp_log_fn log, void *ud, const char *level, const char *fmt, ...)
 {
-    if (!log)
-        return;
-    char msg[768];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    rp__sched_vsay(log, ud, level, fmt, ap);
     va_end(ap);
-    log(ud, level, "sched", msg);
 }
 
 /* Puts back the running jobs of @p owner, which is gone, in one transaction; logs them. */

@@ -5,12 +5,17 @@
 #ifndef RAPPORT_SCHED_PRIVATE_H
 #define RAPPORT_SCHED_PRIVATE_H
 
+#include <stdarg.h>
+
 #include <sqlite3.h>
 
 #include "rapport/sched.h"
 
 /** Whether @p n is a valid job or schedule name (lower-case letters, digits, _ . - :). */
 bool rp__job_name_ok(const char *n);
+
+/** Says one line through @p log (may be NULL) as component "sched", newlines flattened. */
+void rp__sched_vsay(rp_log_fn log, void *ud, const char *level, const char *fmt, va_list ap);
 
 /** Steps @p st once, resets it, and names @p what in @p err unless it finished (SQLITE_DONE). */
 int rp__sched_step(rp_store_t *s, sqlite3_stmt *st, const char *what, rp_error_t *err);

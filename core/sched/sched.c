@@ -80,22 +80,27 @@ struct rp_sched {
     char *db_path;
 };
 
-static void say(rp_sched_t *e, const char *level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void say(rp_sched_t *e, const char *level, const char *fmt, ...)
+void rp__sched_vsay(rp_log_fn log, void *ud, const char *level, const char *fmt, va_list ap)
 {
-    if (!e->log)
+    if (!log)
         return;
     char msg[768];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
     /* One line, always: a message may quote an error that spans lines. */
     for (char *p = msg; *p; p++)
         if (*p == '\n' || *p == '\r')
             *p = ' ';
-    e->log(e->log_ud, level, "sched", msg);
+    log(ud, level, "sched", msg);
+}
+
+static void say(rp_sched_t *e, const char *level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void say(rp_sched_t *e, const char *level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    rp__sched_vsay(e->log, e->log_ud, level, fmt, ap);
+    va_end(ap);
 }
 
 static int64_t real_ms(void)
