@@ -110,7 +110,7 @@ static bool owner_parse(const char *owner, char *host, size_t cap, long *pid,
     if (sscanf(c1 + 1, "%ld:%llu:%15[0-9a-f]:%llu%n", pid, start, b, pidns, &used) != 4 ||
         c1[1 + used] != '\0' || strlen(b) > 8 || *pid <= 0)
         return false;
-    snprintf(boot, 9, "%s", b);
+    memcpy(boot, b, strlen(b) + 1); /* at most 8 digits, checked above */
     return true;
 }
 
