@@ -431,3 +431,27 @@ int rp_access_event(rp_store_t *s, const rp_access_t *a, json_t *ev, rp_error_t 
     rp_access_redact(a, entity, json_object_get(ev, "changes"));
     return 1;
 }
+
+int rp_access_role_set(rp_store_t *s, const rp_ctx_t *ctx, const char *name, json_t *grants,
+                       rp_error_t *err)
+{
+    char key[128];
+    if (snprintf(key, sizeof key, "roles.%s", name) >= (int)sizeof key)
+        return rp_error_set(err, RP_EINVAL, RP_C_ROLE, "the role name \"%.40s…\" is too long",
+                            name);
+    rp_access_t *a = NULL;
+    /* Kept only if it reads back as a role: the check and the write are one transaction (a
+     * level of the caller's, when one is open). */
+    int depth = rp_store_txn_depth(s);
+    int rc = rp_store_begin(s, err);
+    if (!rc)
+        rc = rp_config_set(s, ctx, key, grants, err);
+    if (!rc && grants)
+        rc = rp_access_load(s, "", name, NULL, &a, err);
+    rp_access_free(a);
+    if (!rc)
+        return rp_store_commit(s, err);
+    while (rp_store_txn_depth(s) > depth)
+        rp_store_rollback(s, NULL);
+    return rc;
+}

@@ -77,11 +77,6 @@ void env_close(env_t *env);
 int cmd_users(cli_t *c, int argc, char **argv);
 int cmd_tokens(cli_t *c, int argc, char **argv);
 int cmd_roles(cli_t *c, int argc, char **argv);
-/** Sets role @p name to @p grants (NULL removes it), kept only if it reads back as a role:
- *  the check and the write are one transaction. What `roles set` and `config set roles.X`
- *  both do. */
-int role_store(rp_store_t *s, const rp_ctx_t *ctx, const char *name, json_t *grants,
-               rp_error_t *err);
 
 /* webhooks.c */
 int cmd_webhooks(cli_t *c, int argc, char **argv);

@@ -360,6 +360,15 @@ static bool formula_like(const char *s)
     return *end != '\0' || end == s;
 }
 
+/* Whether export guards @p s: a formula, or a formula behind quotes of its own ("'=1+1"), which
+ * gets one quote more so that import, taking one off, gives it back as it was. */
+static bool guarded(const char *s)
+{
+    while (*s == '\'')
+        s++;
+    return formula_like(s);
+}
+
 static json_t *cell_value(imp_t *im, const char *field, const char *text, size_t len,
                           const char **why)
 {
@@ -373,7 +382,7 @@ static json_t *cell_value(imp_t *im, const char *field, const char *text, size_t
         return j;
     }
     /* What export guarded against spreadsheets ("'=SUM(…)") comes back as it was. */
-    if (len > 1 && text[0] == '\'' && strchr("=+-@\t\r", text[1]) && formula_like(text + 1)) {
+    if (len > 1 && text[0] == '\'' && strlen(text) == len && guarded(text + 1)) {
         text++;
         len--;
     }
@@ -883,7 +892,7 @@ static void csv_value(FILE *out, json_t *v, bool guard)
         return;
     if (json_is_string(v)) {
         const char *t = json_string_value(v);
-        if (guard && formula_like(t)) {
+        if (guard && guarded(t)) {
             char *q = malloc(strlen(t) + 2);
             if (q) {
                 q[0] = '\'';

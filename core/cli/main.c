@@ -1299,7 +1299,7 @@ static int cmd_config(cli_t *c, int argc, char **argv)
                (rc = check_allow_networks(&value, argv[3]))) {
         /* refused, said */
     } else if (strncmp(argv[2], "roles.", 6) == 0
-                   ? role_store(s, &c->ctx, argv[2] + 6, value, &err) /* checked as a role */
+                   ? rp_access_role_set(s, &c->ctx, argv[2] + 6, value, &err) /* checked as a role */
                    : rp_config_set(s, &c->ctx, argv[2], value, &err)) {
         rc = fail("%s", err.msg);
     } else {

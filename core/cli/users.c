@@ -192,28 +192,6 @@ int cmd_tokens(cli_t *c, int argc, char **argv)
     return rc;
 }
 
-int role_store(rp_store_t *s, const rp_ctx_t *ctx, const char *name, json_t *grants,
-               rp_error_t *err)
-{
-    char key[128];
-    if (snprintf(key, sizeof key, "roles.%s", name) >= (int)sizeof key)
-        return rp_error_set(err, RP_EINVAL, RP_C_ROLE, "the role name \"%.40s…\" is too long",
-                            name);
-    rp_access_t *a = NULL;
-    /* Kept only if it reads back as a role: the check and the write are one transaction. */
-    int rc = rp_store_begin(s, err);
-    if (!rc)
-        rc = rp_config_set(s, ctx, key, grants, err);
-    if (!rc && grants)
-        rc = rp_access_load(s, "", name, NULL, &a, err);
-    rp_access_free(a);
-    if (!rc)
-        return rp_store_commit(s, err);
-    while (rp_store_txn_depth(s) > 0)
-        rp_store_rollback(s, NULL);
-    return rc;
-}
-
 /* `rapport roles list | show NAME | set NAME GRANTS | remove NAME`: roles live in the settings
  * (roles.<name>), checked before they are kept. */
 int cmd_roles(cli_t *c, int argc, char **argv)
@@ -262,7 +240,7 @@ int cmd_roles(cli_t *c, int argc, char **argv)
         else
             print_json(v, true);
         json_decref(v);
-    } else if (role_store(s, &c->ctx, argv[2], set ? grants : NULL, &err)) {
+    } else if (rp_access_role_set(s, &c->ctx, argv[2], set ? grants : NULL, &err)) {
         rc = fail("roles %s: %s", sub, err.msg);
     } else {
         fprintf(stderr, "rapport: role %s %s\n", argv[2], set ? "set" : "removed");

@@ -223,15 +223,14 @@ static void trip(rp_lua_t *l, lua_State *L, lua_Debug *ar)
         if (ar)
             lua_getinfo(L, "Sl", ar);
         /* Stopped inside the sandbox's own Lua (table.sort's comparison): name the script's
-         * line that called it. */
+         * line that called it, when the stack still holds it (a tail call may have left). */
+        lua_Debug up;
         for (int level = 1; ar && strcmp(ar->short_src, "sandbox") == 0; level++) {
-            if (!lua_getstack(L, level, ar)) {
-                ar = NULL;
+            if (!lua_getstack(L, level, &up))
                 break;
-            }
-            lua_getinfo(L, "Sl", ar);
-            if (ar->currentline <= 0)
-                strcpy(ar->short_src, "sandbox"); /* a C function: keep looking */
+            lua_getinfo(L, "Sl", &up);
+            if (up.currentline > 0 && strcmp(up.short_src, "sandbox") != 0)
+                ar = &up;
         }
         snprintf(l->trip_msg, sizeof l->trip_msg,
                  "%s:%d: RP-E1701: script %s stopped: over its %s", ar ? ar->short_src : "?",
@@ -616,6 +615,8 @@ json_t *rp__lua_to_json(lua_State *L, int idx, const char **why)
         } else {
             size_t klen;
             const char *key = lua_tolstring(L, -2, &klen);
+            if (l)
+                l->c_text += klen;
             if (rp__lua_json_set(out, key, klen, v, false, why))
                 goto bad;
         }
@@ -677,10 +678,21 @@ void rp__lua_push_json(lua_State *L, json_t *j)
 json_t *rp__lua_check_json(lua_State *L, int idx, const char *fname, const char *what)
 {
     const char *why = "an unsupported value";
+    rp_lua_t *l = rp__lua_of(L);
+    if (l)
+        l->c_text = 0;
     json_t *j = rp__lua_to_json(L, idx, &why);
     if (!j) {
         rp__lua_raise_if_tripped(L);
         luaL_error(L, "%s: %s must be plain data, not %s", fname, what, why);
+    }
+    /* What crosses into the engine is written as JSON in one C call (an event, a record):
+     * its text is bounded, as crm.json.encode's is, more widely. */
+    if (l && l->c_text > RP_LUA_MAX_VALUE) {
+        size_t n = l->c_text;
+        json_decref(j);
+        luaL_error(L, "%s: RP-E%d: %s holds %I bytes of text; the limit is %d", fname, RP_C_CAP,
+                   what, (lua_Integer)n, RP_LUA_MAX_VALUE);
     }
     return j;
 }
@@ -817,11 +829,31 @@ static void open_sandbox(lua_State *L)
         lua_call(L, 0, 0);
     /* table.sort compares in C when given no function, where no hook fires: a big table is
      * sorted through a Lua comparison, so that the limits hold while it sorts. */
+    /* The same for a comparison that is itself a C function (math.ult, rawequal), and for
+     * table.move of a long range, which runs in chunks with the limits looked at between. */
     static const char safe_sort[] =
-        "local sort, lt = table.sort, function(a, b) return a < b end\n"
+        "local sort, move, lt = table.sort, table.move, function(a, b) return a < b end\n"
+        "local min, max, rawequal, type = math.min, math.max, rawequal, type\n"
+        "local tointeger = function(v) return type(v) == 'number' and math.tointeger(v) end\n"
         "table.sort = function(t, cmp)\n"
-        "  if cmp == nil and type(t) == 'table' and #t > 4096 then cmp = lt end\n"
+        "  if type(t) == 'table' and #t > 4096 then\n"
+        "    if cmp == nil then cmp = lt\n"
+        "    else local c = cmp cmp = function(a, b) return c(a, b) end end\n"
+        "  end\n"
         "  return sort(t, cmp)\n"
+        "end\n"
+        "table.move = function(a1, f0, e0, t0, a2)\n"
+        "  if a2 == nil then a2 = a1 end\n"
+        "  local f, e, t = tointeger(f0), tointeger(e0), tointeger(t0)\n"
+        "  if not (f and e and t) or e - f < 4096 then return move(a1, f0, e0, t0, a2) end\n"
+        "  if t > e or t <= f or not rawequal(a1, a2) then\n"
+        "    local i = f\n"
+        "    while i <= e do local j = min(i + 4095, e) move(a1, i, j, t + (i - f), a2) i = j + 1 end\n"
+        "  else\n"
+        "    local j = e\n"
+        "    while j >= f do local i = max(j - 4095, f) move(a1, i, j, t + (i - f), a2) j = i - 1 end\n"
+        "  end\n"
+        "  return a2\n"
         "end\n";
     if (luaL_loadbufferx(L, safe_sort, sizeof safe_sort - 1, "=sandbox", "t") == LUA_OK)
         lua_call(L, 0, 0);

@@ -95,6 +95,9 @@ bool rp__lua_limits_hit(lua_State *L, unsigned steps);
  *  crm.json.encode writes: one C call each, kept to tens of milliseconds. */
 #define RP_LUA_MAX_CHUNK (1 << 20)
 #define RP_LUA_MAX_JSON (1 << 20)
+/** The text (keys and strings) one value handed to the engine may hold: a record, an event's
+ *  payload, a setting (8 MiB: eight times the largest body the API takes). */
+#define RP_LUA_MAX_VALUE (8 << 20)
 /** Raises the stop's message when a limit tripped during a C call (a store read stopped at the
  *  budget), so the script sees the limit rather than the store's failure. */
 void rp__lua_raise_if_tripped(lua_State *L);

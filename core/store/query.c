@@ -714,6 +714,12 @@ int rp_store_find(rp_store_t *s, const rp_query_t *qq, json_t **out, char **next
         rp_access_redact(a, e->name, rec);
         json_array_append_new(arr, rec);
         count++;
+        /* Big records cost their conversion here, between the database's steps. */
+        if (count % 32 == 0 && rp__over_budget(s, NULL)) {
+            s->interrupted = true;
+            src = SQLITE_INTERRUPT;
+            break;
+        }
     }
     rp__reading(s, was_reading);
     sqlite3_reset(st);
@@ -871,8 +877,20 @@ static int search_cap(const char *text, rp_error_t *err)
     return 0;
 }
 
+static int search_run(rp_store_t *s, const char *text, const char *entity, int limit,
+                      bool newest, json_t **out, rp_error_t *err);
+
 int rp_store_search(rp_store_t *s, const char *text, const char *entity, int limit, json_t **out,
                     rp_error_t *err)
+{
+    return search_run(s, text, entity, limit, false, out, err);
+}
+
+/* The search itself: ranked by the index, or with @p newest the newest matches unranked (for a
+ * reader whose ranks are made from what they see, so that the index's, which weigh hidden
+ * text, decide nothing). */
+static int search_run(rp_store_t *s, const char *text, const char *entity, int limit,
+                      bool newest, json_t **out, rp_error_t *err)
 {
     *out = NULL;
     rp__entity_t *only = NULL;
@@ -893,7 +911,12 @@ int rp_store_search(rp_store_t *s, const char *text, const char *entity, int lim
      * the rowid of the window's oldest match, found in rowid order without ranking). Within one
      * entity rowids follow record ids, so "newest" is the latest created. */
     const char *sql =
-        only ? "SELECT rowid, rank, snippet(rp_search, 0, '[', ']', '…', 12)"
+        newest && only ? "SELECT rowid, 0.0, snippet(rp_search, 0, '[', ']', '…', 12)"
+                         " FROM rp_search WHERE rp_search MATCH ?1 AND rowid BETWEEN ?3 AND ?4"
+                         " ORDER BY rowid DESC LIMIT ?2"
+        : newest ? "SELECT rowid, 0.0, snippet(rp_search, 0, '[', ']', '…', 12)"
+                   " FROM rp_search WHERE rp_search MATCH ?1 ORDER BY rowid DESC LIMIT ?2"
+        : only ? "SELECT rowid, rank, snippet(rp_search, 0, '[', ']', '…', 12)"
                " FROM rp_search WHERE rp_search MATCH ?1 AND rowid BETWEEN ?3 AND ?4"
                " AND rowid >= coalesce((SELECT rowid FROM rp_search WHERE rp_search MATCH ?1"
                " AND rowid BETWEEN ?3 AND ?4 ORDER BY rowid DESC LIMIT 1 OFFSET ?5), 0)"
@@ -910,7 +933,8 @@ int rp_store_search(rp_store_t *s, const char *text, const char *entity, int lim
     }
     sqlite3_bind_text(st, 1, expr, -1, free);
     sqlite3_bind_int(st, 2, limit);
-    sqlite3_bind_int(st, 5, (limit > RP__RANK_WINDOW ? limit : RP__RANK_WINDOW) - 1);
+    if (!newest)
+        sqlite3_bind_int(st, 5, (limit > RP__RANK_WINDOW ? limit : RP__RANK_WINDOW) - 1);
     if (only) {
         sqlite3_bind_int64(st, 3, only->no << RP__FTS_SHIFT);
         sqlite3_bind_int64(st, 4, ((only->no + 1) << RP__FTS_SHIFT) - 1);
@@ -1051,6 +1075,10 @@ static double visible_score(const char *words, const char *doc, double avgdl, in
             w++;
             continue;
         }
+        /* A word of one character matches whole words, as the index's query has it. */
+        size_t chars = 0;
+        for (size_t i = 0; i < n; i++)
+            chars += ((unsigned char)w[i] & 0xc0) != 0x80;
         int tf = 0;
         for (const char *t = doc; *t;) {
             size_t m = token_len(t);
@@ -1058,7 +1086,7 @@ static double visible_score(const char *words, const char *doc, double avgdl, in
                 t++;
                 continue;
             }
-            tf += m >= n && memcmp(t, w, n) == 0;
+            tf += (chars > 1 ? m >= n : m == n) && memcmp(t, w, n) == 0;
             t += m;
         }
         score += tf * 2.2 / (tf + 1.2 * (0.25 + 0.75 * len / avgdl));
@@ -1149,7 +1177,7 @@ int rp_store_search_as(rp_store_t *s, const rp_access_t *a, const char *text, co
         json_decref(res);
         free(words);
         hits = NULL;
-        int rc = rp_store_search(s, text, entity, want, &hits, err);
+        int rc = search_run(s, text, entity, want, vis_rank, &hits, err);
         if (rc)
             return rc;
         words = rp_text_fold(text, strlen(text), &flen);
@@ -1157,8 +1185,15 @@ int rp_store_search_as(rp_store_t *s, const rp_access_t *a, const char *text, co
         size_t i;
         json_t *h;
         json_array_foreach(hits, i, h) {
-            if ((int)json_array_size(res) >= limit)
+            /* Ranked on what the reader sees: every candidate first, the cut after. */
+            if (!vis_rank && (int)json_array_size(res) >= limit)
                 break;
+            if (i % 32 == 31 && (rc = rp__over_budget(s, err))) {
+                free(words);
+                json_decref(hits);
+                json_decref(res);
+                return rc;
+            }
             const char *en = json_string_value(json_object_get(h, "entity"));
             int64_t id = json_integer_value(json_object_get(h, "id"));
             rp__entity_t *e = rp__entity_req(s, en, NULL);
@@ -1208,8 +1243,11 @@ int rp_store_search_as(rp_store_t *s, const rp_access_t *a, const char *text, co
     }
     free(words);
     json_decref(hits);
-    if (vis_rank)
+    if (vis_rank) {
         rank_visible(res, text);
+        while ((int)json_array_size(res) > limit)
+            json_array_remove(res, json_array_size(res) - 1);
+    }
     *out = res;
     return 0;
 }

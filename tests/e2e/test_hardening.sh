@@ -47,6 +47,12 @@ check '[ -n "$own" ] && [ -n "$other" ]' "no contacts to work with"
 "$RAPPORT" jobs add emit --in 1h --key sla:1 --payload '{"type": "sla.breached"}' >/dev/null
 expect 1 'crm.after: a script run for a user (--as) cannot register rules' -- --as gus eval 'crm.after("1s", "emit", {type = "contact.created", entity = "contact", record_id = 1})'
 expect 1 'crm.cancel: a script run for a user' -- --as gus eval 'crm.cancel("sla:1")'
+# A user's script changes no setting at all: rules.assignment.users decides who owns new leads.
+expect 1 'may not change settings' -- --as gus eval 'crm.set_config("rules.assignment.users", {"gus"})'
+expect 1 '' -- config get rules.assignment.users
+# The administrator's Lua sets a role only as `roles set` would keep it.
+expect 1 'entities.contact.read must be' -- eval 'crm.set_config("roles.bad2", {entities = {contact = {read = "most"}}})'
+expect 1 'is not defined' -- roles show bad2
 check '"$RAPPORT" jobs list | grep -q "sla:1"' "a user's script cancelled the engine's job"
 expect 1 'RP-E1904: role guest may not emit contact.created' -- --as gus eval "crm.emit('contact.created', {}, {entity = 'contact', id = $own})"
 expect 1 'may not emit deal.stage_changed' -- --as gus eval "crm.emit('deal.stage_changed', {})"
@@ -62,6 +68,7 @@ expect 0 '' -- eval "return crm.emit('contact.reviewed', {}, {entity = 'contact'
 # ---- CSV export and formulas ------------------------------------------------------------------
 "$RAPPORT" create contact '{"first_name": "=HYPERLINK(\"http://x.test\")", "last_name": "@SUM(1)", "title": "-5 days"}' >/dev/null
 "$RAPPORT" create contact '{"first_name": "Neg", "last_name": "-12.50"}' >/dev/null
+"$RAPPORT" create contact '{"first_name": "'"'"'=1+1", "last_name": "Quoted"}' >/dev/null
 "$RAPPORT" export contact -o "$tmp/out.csv" 2>/dev/null
 check 'grep -qF "\"'"'"'=HYPERLINK(\"\"http://x.test\"\")\"" "$tmp/out.csv"' "export wrote a formula as it is: $(cat "$tmp/out.csv")"
 check 'grep -qF ",'"'"'@SUM(1)," "$tmp/out.csv" && grep -qF "'"'"'-5 days" "$tmp/out.csv"' "export left a formula unguarded: $(cat "$tmp/out.csv")"
@@ -73,6 +80,8 @@ RAPPORT_DB="$tmp/copy.db" "$RAPPORT" init >/dev/null
 RAPPORT_DB="$tmp/copy.db" "$RAPPORT" import contact "$tmp/out.csv" --quiet >/dev/null 2>&1
 out=$(RAPPORT_DB="$tmp/copy.db" "$RAPPORT" find contact --where '{"last_name": "@SUM(1)"}')
 check 'grep -qF "\"first_name\":\"=HYPERLINK(\\\"http://x.test\\\")\"" <<<"$out" && grep -qF "\"title\":\"-5 days\"" <<<"$out"' "import did not take the guard off: $out"
+out=$(RAPPORT_DB="$tmp/copy.db" "$RAPPORT" find contact --where '{"last_name": "Quoted"}')
+check 'grep -qF "\"first_name\":\"'"'"'=1+1\"" <<<"$out"' "a value that began with its own quote did not come back as it was: $out"
 
 # ---- the API ----------------------------------------------------------------------------------
 tok=$(token_of gus)

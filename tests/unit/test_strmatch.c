@@ -301,7 +301,12 @@ static void test_limits_hold_inside_library_calls(void **state)
         {"return crm.json.decode('[' .. string.rep('1,', 1 << 20) .. '1]')",
          "RP-E1703: a text of 2097155 bytes"},
         {"return crm.json.encode({s = string.rep('\\1', 2 << 20)})",
-         "RP-E1703: a value holding 2097152 bytes of text"},
+         "RP-E1703: a value holding 2097153 bytes of text"},
+        {"local s = string.rep('\\1', 3 << 20) local t = {} for i = 1, 4 do t[s .. i] = 1 end "
+         "return crm.json.encode(t)",
+         "RP-E1703: the value holds 12582916 bytes of text; the limit is 8388608"},
+        {"return table.move({}, 1, 3e9, 2)", "RP-E1701"},
+
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         int64_t t0 = now_ms();
@@ -332,6 +337,11 @@ static void test_limits_hold_inside_library_calls(void **state)
                             "table.sort(t)", "big", NULL, &err);
     if (rc == 0 || !strstr(err.msg, "big:2: RP-E1701") || !strstr(err.msg, "instruction"))
         fail_msg("a big sort was not stopped inside: rc %d, %s", rc, err.msg);
+    /* …and with a comparison that is a C function. */
+    rc = rp_lua_eval(l, "local t = {} for i = 1, 2e5 do t[i] = (i * 7919) % 1000003 end\n"
+                        "table.sort(t, math.ult)", "big", NULL, &err);
+    if (rc == 0 || !strstr(err.msg, "big:2: RP-E1701") || !strstr(err.msg, "instruction"))
+        fail_msg("a big sort by a C comparison was not stopped inside: rc %d, %s", rc, err.msg);
     rp_lua_free(l);
     rp_store_close(s);
 }

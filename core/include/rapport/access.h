@@ -41,6 +41,15 @@ typedef enum rp_perm { RP_PERM_READ, RP_PERM_CREATE, RP_PERM_UPDATE, RP_PERM_DEL
 int rp_access_load(rp_store_t *s, const char *user, const char *role, const char *team,
                    rp_access_t **out, rp_error_t *err);
 
+/**
+ * Keeps role @p name's grants @p grants (borrowed; NULL removes the role) in the setting
+ * roles.<name>, only if they read back as a role: the check and the write are one transaction,
+ * so a malformed role is refused with the message rp_access_load() gives and nothing is kept.
+ * Every path that sets a role goes through here (`roles set`, `config set roles.X`, Lua).
+ */
+int rp_access_role_set(rp_store_t *s, const rp_ctx_t *ctx, const char *name, json_t *grants,
+                       rp_error_t *err);
+
 /** The access of the enabled user @p name, with that user's role and team. */
 int rp_access_of_user(rp_store_t *s, const char *name, rp_access_t **out, rp_error_t *err);
 
