@@ -305,12 +305,11 @@ static int progress(void *ud)
     rp_store_t *s = ud;
     if (!s->reading || (!s->deadline_ms && !s->interrupt))
         return 0;
-    if (!only_the_read(s))
-        return 0;
-    /* The caller's check first: it can say which of its limits stopped the read. */
+    /* The caller's check first: it can say which of its limits stopped the read. The walk over
+     * the running statements only once the time is up. */
     bool stop = (s->interrupt && s->interrupt(s->interrupt_ud)) ||
                 (s->deadline_ms && mono_ms() >= s->deadline_ms);
-    if (!stop)
+    if (!stop || !only_the_read(s))
         return 0;
     s->interrupted = true;
     return 1;
