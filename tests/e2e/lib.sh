@@ -41,6 +41,22 @@ listened_port() {
 # token_of USER: a new API token for USER.
 token_of() { "$RAPPORT" tokens create --user "$1" 2>/dev/null | grep -o 'rpt_[A-Za-z0-9_-]*' | head -1; }
 
+# The API, for tests that set $tmp, $tok (a token) and $U (http://127.0.0.1:PORT):
+# req METHOD PATH [BODY] [extra curl args…]: sets $code and $body.
+req() {
+    local m=$1 p=$2 d=${3-}; shift 2; [ $# -gt 0 ] && shift
+    local args=(-s -o "$tmp/body" -w '%{http_code}' -X "$m" -H "Authorization: Bearer $tok")
+    [ -n "$d" ] && args+=(-H 'Content-Type: application/json' --data-binary "$d")
+    code=$(curl "${args[@]}" "$@" "$U$p")
+    body=$(cat "$tmp/body")
+}
+# is CODE NEEDLE WHAT: the last answer had status CODE and contains NEEDLE.
+is() {
+    if [ "$code" != "$1" ]; then bad "$3: status $code, wanted $1: $body"
+    elif [ -n "$2" ] && ! grep -qF -- "$2" <<<"$body"; then bad "$3: lacks $2: $body"
+    else ok; fi
+}
+
 # The summary line, and the exit status: 0 when nothing failed.
 finish() {
     echo "$passed passed, $failed failed"

@@ -90,18 +90,6 @@ serve_pid=$!
 port=$(listened_port "$tmp/serve.log")
 check '[ -n "$port" ]' "serve did not say where it listens: $(cat "$tmp/serve.log")"
 U=http://127.0.0.1:$port
-req() {
-    local m=$1 p=$2 d=${3-}; shift 2; [ $# -gt 0 ] && shift
-    local args=(-s -o "$tmp/body" -w '%{http_code}' -X "$m" -H "Authorization: Bearer $tok")
-    [ -n "$d" ] && args+=(-H 'Content-Type: application/json' --data-binary "$d")
-    code=$(curl "${args[@]}" "$@" "$U$p")
-    body=$(cat "$tmp/body")
-}
-is() {
-    if [ "$code" != "$1" ]; then bad "$3: status $code, wanted $1: $body"
-    elif [ -n "$2" ] && ! grep -qF -- "$2" <<<"$body"; then bad "$3: lacks $2: $body"
-    else ok; fi
-}
 # The OpenAPI document is made once per version of the registry, and again when it moves.
 code=$(curl -s -o "$tmp/body" -w '%{http_code}' "$U/openapi.json"); body=$(cat "$tmp/body")
 is 200 '"/api/v1/contact/{id}"' "openapi"

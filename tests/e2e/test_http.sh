@@ -30,20 +30,6 @@ port=$(listened_port "$tmp/serve.log")
 check '[ -n "$port" ]' "serve did not say where it listens: $(cat "$tmp/serve.log")"
 U=http://127.0.0.1:$port
 
-# req METHOD PATH [BODY] [extra curl args…]: sets $code and $body.
-req() {
-    local m=$1 p=$2 d=${3-}; shift 2; [ $# -gt 0 ] && shift
-    local args=(-s -o "$tmp/body" -w '%{http_code}' -X "$m" -H "Authorization: Bearer $tok")
-    [ -n "$d" ] && args+=(-H 'Content-Type: application/json' --data-binary "$d")
-    code=$(curl "${args[@]}" "$@" "$U$p")
-    body=$(cat "$tmp/body")
-}
-# is CODE NEEDLE WHAT: the last answer had status CODE and contains NEEDLE.
-is() {
-    if [ "$code" != "$1" ]; then bad "$3: status $code, wanted $1: $body"
-    elif [ -n "$2" ] && ! grep -qF -- "$2" <<<"$body"; then bad "$3: lacks $2: $body"
-    else ok; fi
-}
 
 # Health and the OpenAPI document need no token; the document knows the custom entity.
 code=$(curl -s -o "$tmp/body" -w '%{http_code}' "$U/health"); body=$(cat "$tmp/body")
