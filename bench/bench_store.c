@@ -14,7 +14,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "fts.h"
+#include <sqlite3.h>
+
+#include "fts.h" /* the floor registers the engine's tokenizer on its raw connection */
 #include "rapport/store.h"
 
 #define BATCH 1000       /* Records per transaction, on both sides. */

@@ -6,7 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "rapport/db.h"
+#include "rapport/store.h"
+
+/* The tables this file reads (tables.c): linking this file links them. */
+extern const rp_db_schema_t rp__auth_schema;
+__attribute__((used)) static const rp_db_schema_t *const needs_tables = &rp__auth_schema;
 #include "rapport/access.h"
 #include "rapport/events.h"
 
@@ -181,24 +186,24 @@ int rp_access_load(rp_store_t *s, const char *user, const char *role, const char
 int rp_access_of_user(rp_store_t *s, const char *name, rp_access_t **out, rp_error_t *err)
 {
     *out = NULL;
-    sqlite3_stmt *st = rp__stmt(s, "SELECT role, team, disabled FROM rp_users WHERE name = ?",
+    rp_db_stmt_t *st = rp_db_stmt(rp_store_db(s), "SELECT role, team, disabled FROM rp_users WHERE name = ?",
                                 err);
     if (!st)
         return err ? err->code : RP_EIO;
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    int src = sqlite3_step(st);
-    if (src != SQLITE_ROW) {
-        sqlite3_reset(st);
-        return src == SQLITE_DONE
+    rp_db_bind_text(st, 1, name, -1);
+    int src = rp_db_step(st);
+    if (src != RP_DB_ROW) {
+        rp_db_reset(st);
+        return src == RP_DB_DONE
                    ? rp_error_set(err, RP_ENOTFOUND, RP_C_USER, "there is no user \"%s\"", name)
-                   : rp__dberr(s, src, "cannot read the user", err);
+                   : rp_db_error(rp_store_db(s), src, "cannot read the user", err);
     }
     char role[NAME_MAX_LEN], team[NAME_MAX_LEN];
-    snprintf(role, sizeof role, "%s", (const char *)sqlite3_column_text(st, 0));
+    snprintf(role, sizeof role, "%s", rp_db_col_text(st, 0));
     snprintf(team, sizeof team, "%s",
-             sqlite3_column_text(st, 1) ? (const char *)sqlite3_column_text(st, 1) : "");
-    bool disabled = sqlite3_column_int(st, 2) != 0;
-    sqlite3_reset(st);
+             rp_db_col_text(st, 1) ? rp_db_col_text(st, 1) : "");
+    bool disabled = (int)rp_db_col_int(st, 2) != 0;
+    rp_db_reset(st);
     if (disabled)
         return rp_error_set(err, RP_EPERM, RP_C_USER, "user \"%s\" is disabled", name);
     return rp_access_load(s, name, role, team, out, err);
@@ -280,13 +285,13 @@ void rp_access_redact(const rp_access_t *a, const char *entity, json_t *obj)
 static void team_of(rp_store_t *s, const char *name, char *out, size_t n)
 {
     out[0] = '\0';
-    sqlite3_stmt *st = rp__stmt(s, "SELECT team FROM rp_users WHERE name = ?", NULL);
+    rp_db_stmt_t *st = rp_db_stmt(rp_store_db(s), "SELECT team FROM rp_users WHERE name = ?", NULL);
     if (!st)
         return;
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
-        snprintf(out, n, "%s", (const char *)sqlite3_column_text(st, 0));
-    sqlite3_reset(st);
+    rp_db_bind_text(st, 1, name, -1);
+    if (rp_db_step(st) == RP_DB_ROW && rp_db_col_text(st, 0))
+        snprintf(out, n, "%s", rp_db_col_text(st, 0));
+    rp_db_reset(st);
 }
 
 /* The user a record belongs to: its owner, or (where it has none) its creator. */

@@ -7,7 +7,15 @@
 
 #include <sodium.h>
 
-#include "internal.h"
+#include "rapport/db.h"
+#include "rapport/store.h"
+
+/* The tables this file reads (tables.c): linking this file links them. */
+extern const rp_db_schema_t rp__auth_schema;
+__attribute__((used)) static const rp_db_schema_t *const needs_tables = &rp__auth_schema;
+
+/* TODO(time.h) */
+void rp__fmt_time(int64_t ms, char *out);
 #include "rapport/auth.h"
 #include "rapport/events.h"
 
@@ -38,23 +46,23 @@ static int security_event(rp_store_t *s, const rp_ctx_t *ctx, const char *type, 
 static int64_t user_id(rp_store_t *s, const char *name, bool *disabled, char *role, size_t rlen,
                        char *team, size_t tlen)
 {
-    sqlite3_stmt *st = rp__stmt(s, "SELECT id, disabled, role, team FROM rp_users WHERE name = ?",
+    rp_db_stmt_t *st = rp_db_stmt(rp_store_db(s), "SELECT id, disabled, role, team FROM rp_users WHERE name = ?",
                                 NULL);
     if (!st)
         return 0;
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    rp_db_bind_text(st, 1, name, -1);
     int64_t id = 0;
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        id = sqlite3_column_int64(st, 0);
+    if (rp_db_step(st) == RP_DB_ROW) {
+        id = rp_db_col_int(st, 0);
         if (disabled)
-            *disabled = sqlite3_column_int(st, 1) != 0;
+            *disabled = (int)rp_db_col_int(st, 1) != 0;
         if (role)
-            snprintf(role, rlen, "%s", (const char *)sqlite3_column_text(st, 2));
+            snprintf(role, rlen, "%s", rp_db_col_text(st, 2));
         if (team)
             snprintf(team, tlen, "%s",
-                     sqlite3_column_text(st, 3) ? (const char *)sqlite3_column_text(st, 3) : "");
+                     rp_db_col_text(st, 3) ? rp_db_col_text(st, 3) : "");
     }
-    sqlite3_reset(st);
+    rp_db_reset(st);
     return id;
 }
 
@@ -64,13 +72,13 @@ int rp_users_add(rp_store_t *s, const rp_ctx_t *ctx, const char *name, const cha
     int rc = ready(err);
     if (rc)
         return rc;
-    if (!rp__ident_ok(name))
+    if (!rp_store_name_ok(name))
         return rp_error_set(err, RP_EINVAL, RP_C_IDENT, "\"%s\" is not a user name (lower-case "
                             "letters, digits and _, starting with a letter)", name ? name : "");
-    if (!rp__ident_ok(role))
+    if (!rp_store_name_ok(role))
         return rp_error_set(err, RP_EINVAL, RP_C_IDENT, "\"%s\" is not a role name (lower-case "
                             "letters, digits and _)", role ? role : "");
-    if (team && *team && !rp__ident_ok(team))
+    if (team && *team && !rp_store_name_ok(team))
         return rp_error_set(err, RP_EINVAL, RP_C_IDENT, "\"%s\" is not a team name", team);
     if (!password || strlen(password) < 8)
         return rp_error_set(err, RP_EINVAL, RP_C_USER, "a password needs at least 8 characters");
@@ -83,7 +91,7 @@ int rp_users_add(rp_store_t *s, const rp_ctx_t *ctx, const char *name, const cha
         return rp_error_set(err, RP_ENOMEM, 0, "out of memory hashing the password");
     if ((rc = rp_store_begin(s, err)))
         return rc;
-    sqlite3_stmt *st = rp__stmt(s, "INSERT INTO rp_users(name, role, team, password_hash,"
+    rp_db_stmt_t *st = rp_db_stmt(rp_store_db(s), "INSERT INTO rp_users(name, role, team, password_hash,"
                                    " created_at, created_by) VALUES(?, ?, ?, ?, ?, ?)", err);
     if (!st) {
         rp_store_rollback(s, NULL);
@@ -91,22 +99,22 @@ int rp_users_add(rp_store_t *s, const rp_ctx_t *ctx, const char *name, const cha
     }
     char now[32];
     rp__fmt_time(rp_store_now(s), now);
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, role, -1, SQLITE_STATIC);
+    rp_db_bind_text(st, 1, name, -1);
+    rp_db_bind_text(st, 2, role, -1);
     if (team && *team)
-        sqlite3_bind_text(st, 3, team, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, hash, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 5, now, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 6, ctx && ctx->actor ? ctx->actor : "system", -1, SQLITE_STATIC);
-    int src = sqlite3_step(st);
-    sqlite3_reset(st);
+        rp_db_bind_text(st, 3, team, -1);
+    rp_db_bind_text(st, 4, hash, -1);
+    rp_db_bind_text(st, 5, now, -1);
+    rp_db_bind_text(st, 6, ctx && ctx->actor ? ctx->actor : "system", -1);
+    int src = rp_db_step(st);
+    rp_db_reset(st);
     sodium_memzero(hash, sizeof hash);
-    if (src != SQLITE_DONE) {
-        rc = rp__dberr(s, src, "cannot add the user", err);
+    if (src != RP_DB_DONE) {
+        rc = rp_db_error(rp_store_db(s), src, "cannot add the user", err);
         rp_store_rollback(s, NULL);
         return rc;
     }
-    int64_t id = sqlite3_last_insert_rowid(s->db);
+    int64_t id = rp_db_last_id(rp_store_db(s));
     if ((rc = security_event(s, ctx, "user.added", id,
                              json_pack("{s:s,s:s,s:s?}", "name", name, "role", role, "team",
                                        team && *team ? team : NULL), err))) {
@@ -119,24 +127,24 @@ int rp_users_add(rp_store_t *s, const rp_ctx_t *ctx, const char *name, const cha
 int rp_users_list(rp_store_t *s, json_t **out, rp_error_t *err)
 {
     *out = NULL;
-    sqlite3_stmt *st = rp__stmt(s, "SELECT id, name, role, team, disabled, created_at"
+    rp_db_stmt_t *st = rp_db_stmt(rp_store_db(s), "SELECT id, name, role, team, disabled, created_at"
                                    " FROM rp_users ORDER BY name", err);
     if (!st)
         return err ? err->code : RP_EIO;
     json_t *a = json_array();
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+    while ((rc = rp_db_step(st)) == RP_DB_ROW)
         json_array_append_new(a, json_pack("{s:I,s:s,s:s,s:s?,s:b,s:s}", "id",
-                                           (json_int_t)sqlite3_column_int64(st, 0), "name",
-                                           sqlite3_column_text(st, 1), "role",
-                                           sqlite3_column_text(st, 2), "team",
-                                           sqlite3_column_text(st, 3), "disabled",
-                                           sqlite3_column_int(st, 4), "created_at",
-                                           sqlite3_column_text(st, 5)));
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE) {
+                                           (json_int_t)rp_db_col_int(st, 0), "name",
+                                           rp_db_col_text(st, 1), "role",
+                                           rp_db_col_text(st, 2), "team",
+                                           rp_db_col_text(st, 3), "disabled",
+                                           (int)rp_db_col_int(st, 4), "created_at",
+                                           rp_db_col_text(st, 5)));
+    rp_db_reset(st);
+    if (rc != RP_DB_DONE) {
         json_decref(a);
-        return rp__dberr(s, rc, "cannot list the users", err);
+        return rp_db_error(rp_store_db(s), rc, "cannot list the users", err);
     }
     *out = a;
     return 0;
@@ -154,16 +162,16 @@ int rp_users_disable(rp_store_t *s, const rp_ctx_t *ctx, const char *name, rp_er
     int rc = rp_store_begin(s, err);
     if (rc)
         return rc;
-    sqlite3_stmt *st = rp__stmt(s, "UPDATE rp_users SET disabled = 1 WHERE id = ?", err);
+    rp_db_stmt_t *st = rp_db_stmt(rp_store_db(s), "UPDATE rp_users SET disabled = 1 WHERE id = ?", err);
     if (!st) {
         rp_store_rollback(s, NULL);
         return err ? err->code : RP_EIO;
     }
-    sqlite3_bind_int64(st, 1, id);
-    int src = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (src != SQLITE_DONE) {
-        rc = rp__dberr(s, src, "cannot disable the user", err);
+    rp_db_bind_int(st, 1, id);
+    int src = rp_db_step(st);
+    rp_db_reset(st);
+    if (src != RP_DB_DONE) {
+        rc = rp_db_error(rp_store_db(s), src, "cannot disable the user", err);
         rp_store_rollback(s, NULL);
         return rc;
     }
@@ -196,16 +204,16 @@ rp_password_check_t *rp_users_password_begin(rp_store_t *s, const char *name,
     }
     pc->len = strlen(pw);
     pc->disabled = true;
-    sqlite3_stmt *st = name ? rp__stmt(s, "SELECT password_hash, disabled FROM rp_users"
+    rp_db_stmt_t *st = name ? rp_db_stmt(rp_store_db(s), "SELECT password_hash, disabled FROM rp_users"
                                           " WHERE name = ?", NULL)
                             : NULL;
     if (st) {
-        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) == SQLITE_ROW) {
-            snprintf(pc->hash, sizeof pc->hash, "%s", (const char *)sqlite3_column_text(st, 0));
-            pc->disabled = sqlite3_column_int(st, 1) != 0;
+        rp_db_bind_text(st, 1, name, -1);
+        if (rp_db_step(st) == RP_DB_ROW) {
+            snprintf(pc->hash, sizeof pc->hash, "%s", rp_db_col_text(st, 0));
+            pc->disabled = (int)rp_db_col_int(st, 1) != 0;
         }
-        sqlite3_reset(st);
+        rp_db_reset(st);
     }
     return pc;
 }
@@ -265,7 +273,7 @@ int rp_tokens_create(rp_store_t *s, const rp_ctx_t *ctx, const char *user, const
     if (disabled)
         return rp_error_set(err, RP_EINVAL, RP_C_USER, "user %s is disabled: no new tokens",
                             user);
-    if (role && !rp__ident_ok(role))
+    if (role && !rp_store_name_ok(role))
         return rp_error_set(err, RP_EINVAL, RP_C_IDENT, "\"%s\" is not a role name", role);
     /* 0 means never; anything else is a real delay, of at most a hundred years. */
     if (expires_in_ms < 0)
@@ -294,24 +302,24 @@ int rp_tokens_create(rp_store_t *s, const rp_ctx_t *ctx, const char *user, const
         free(t);
         return rc;
     }
-    sqlite3_stmt *st = rp__stmt(s, "INSERT INTO rp_tokens(user_id, hash, prefix, role,"
+    rp_db_stmt_t *st = rp_db_stmt(rp_store_db(s), "INSERT INTO rp_tokens(user_id, hash, prefix, role,"
                                    " created_at, expires_at) VALUES(?, ?, ?, ?, ?, ?)", err);
-    int src = SQLITE_ERROR;
+    int src = RP_DB_ERROR;
     if (st) {
-        sqlite3_bind_int64(st, 1, uid);
-        sqlite3_bind_text(st, 2, hash, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, prefix, -1, SQLITE_STATIC);
+        rp_db_bind_int(st, 1, uid);
+        rp_db_bind_text(st, 2, hash, -1);
+        rp_db_bind_text(st, 3, prefix, -1);
         if (role)
-            sqlite3_bind_text(st, 4, role, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 5, now, -1, SQLITE_STATIC);
+            rp_db_bind_text(st, 4, role, -1);
+        rp_db_bind_text(st, 5, now, -1);
         if (expires_in_ms > 0)
-            sqlite3_bind_int64(st, 6, rp_store_now(s) + expires_in_ms);
-        src = sqlite3_step(st);
-        sqlite3_reset(st);
+            rp_db_bind_int(st, 6, rp_store_now(s) + expires_in_ms);
+        src = rp_db_step(st);
+        rp_db_reset(st);
     }
-    int64_t id = src == SQLITE_DONE ? sqlite3_last_insert_rowid(s->db) : 0;
-    if (src != SQLITE_DONE)
-        rc = st ? rp__dberr(s, src, "cannot keep the token", err) : (err ? err->code : RP_EIO);
+    int64_t id = src == RP_DB_DONE ? rp_db_last_id(rp_store_db(s)) : 0;
+    if (src != RP_DB_DONE)
+        rc = st ? rp_db_error(rp_store_db(s), src, "cannot keep the token", err) : (err ? err->code : RP_EIO);
     else
         rc = security_event(s, ctx, "token.created", id,
                             json_pack("{s:s,s:s,s:s}", "user", user, "role",
@@ -334,36 +342,36 @@ int rp_tokens_create(rp_store_t *s, const rp_ctx_t *ctx, const char *user, const
 int rp_tokens_list(rp_store_t *s, const char *user, json_t **out, rp_error_t *err)
 {
     *out = NULL;
-    sqlite3_stmt *st = rp__stmt(s, "SELECT t.id, u.name, coalesce(t.role, u.role), t.prefix,"
+    rp_db_stmt_t *st = rp_db_stmt(rp_store_db(s), "SELECT t.id, u.name, coalesce(t.role, u.role), t.prefix,"
                                    " t.created_at, t.expires_at, t.revoked_at, t.last_used_at"
                                    " FROM rp_tokens t JOIN rp_users u ON u.id = t.user_id"
                                    " WHERE ?1 IS NULL OR u.name = ?1 ORDER BY t.id", err);
     if (!st)
         return err ? err->code : RP_EIO;
     if (user)
-        sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
+        rp_db_bind_text(st, 1, user, -1);
     json_t *a = json_array();
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = rp_db_step(st)) == RP_DB_ROW) {
         char exp[32] = "", used[32] = "";
-        if (sqlite3_column_type(st, 5) != SQLITE_NULL)
-            rp__fmt_time(sqlite3_column_int64(st, 5), exp);
-        if (sqlite3_column_type(st, 7) != SQLITE_NULL)
-            rp__fmt_time(sqlite3_column_int64(st, 7), used);
+        if (rp_db_col_type(st, 5) != RP_DB_NULL)
+            rp__fmt_time(rp_db_col_int(st, 5), exp);
+        if (rp_db_col_type(st, 7) != RP_DB_NULL)
+            rp__fmt_time(rp_db_col_int(st, 7), used);
         json_array_append_new(a, json_pack("{s:I,s:s,s:s,s:s,s:s,s:s?,s:s?,s:s?}", "id",
-                                           (json_int_t)sqlite3_column_int64(st, 0), "user",
-                                           sqlite3_column_text(st, 1), "role",
-                                           sqlite3_column_text(st, 2), "prefix",
-                                           sqlite3_column_text(st, 3), "created_at",
-                                           sqlite3_column_text(st, 4), "expires_at",
+                                           (json_int_t)rp_db_col_int(st, 0), "user",
+                                           rp_db_col_text(st, 1), "role",
+                                           rp_db_col_text(st, 2), "prefix",
+                                           rp_db_col_text(st, 3), "created_at",
+                                           rp_db_col_text(st, 4), "expires_at",
                                            exp[0] ? exp : NULL, "revoked_at",
-                                           sqlite3_column_text(st, 6), "last_used_at",
+                                           rp_db_col_text(st, 6), "last_used_at",
                                            used[0] ? used : NULL));
     }
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE) {
+    rp_db_reset(st);
+    if (rc != RP_DB_DONE) {
         json_decref(a);
-        return rp__dberr(s, rc, "cannot list the tokens", err);
+        return rp_db_error(rp_store_db(s), rc, "cannot list the tokens", err);
     }
     *out = a;
     return 0;
@@ -374,7 +382,7 @@ int rp_tokens_revoke(rp_store_t *s, const rp_ctx_t *ctx, int64_t id, rp_error_t 
     int rc = rp_store_begin(s, err);
     if (rc)
         return rc;
-    sqlite3_stmt *st = rp__stmt(s, "UPDATE rp_tokens SET revoked_at = ?"
+    rp_db_stmt_t *st = rp_db_stmt(rp_store_db(s), "UPDATE rp_tokens SET revoked_at = ?"
                                    " WHERE id = ? AND revoked_at IS NULL", err);
     if (!st) {
         rp_store_rollback(s, NULL);
@@ -382,13 +390,13 @@ int rp_tokens_revoke(rp_store_t *s, const rp_ctx_t *ctx, int64_t id, rp_error_t 
     }
     char now[32];
     rp__fmt_time(rp_store_now(s), now);
-    sqlite3_bind_text(st, 1, now, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, id);
-    int src = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (src != SQLITE_DONE) {
-        rc = rp__dberr(s, src, "cannot revoke the token", err);
-    } else if (sqlite3_changes(s->db) == 0) {
+    rp_db_bind_text(st, 1, now, -1);
+    rp_db_bind_int(st, 2, id);
+    int src = rp_db_step(st);
+    rp_db_reset(st);
+    if (src != RP_DB_DONE) {
+        rc = rp_db_error(rp_store_db(s), src, "cannot revoke the token", err);
+    } else if (rp_db_changes(rp_store_db(s)) == 0) {
         rc = rp_error_set(err, RP_ENOTFOUND, RP_C_USER, "no live token with id %lld",
                           (long long)id);
     } else {
@@ -412,32 +420,32 @@ int rp_tokens_check(rp_store_t *s, const char *token, json_t **who, rp_error_t *
         return rp_error_set(err, RP_EINVAL, RP_C_AUTH, "not a Rapport token");
     char hash[65];
     token_hash(token, hash);
-    sqlite3_stmt *st = rp__stmt(s, "SELECT t.id, u.id, u.name, coalesce(t.role, u.role), u.team,"
+    rp_db_stmt_t *st = rp_db_stmt(rp_store_db(s), "SELECT t.id, u.id, u.name, coalesce(t.role, u.role), u.team,"
                                    " t.expires_at, t.revoked_at, u.disabled"
                                    " FROM rp_tokens t JOIN rp_users u ON u.id = t.user_id"
                                    " WHERE t.hash = ?", err);
     if (!st)
         return err ? err->code : RP_EIO;
-    sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
-    int src = sqlite3_step(st);
-    if (src != SQLITE_ROW) {
-        sqlite3_reset(st);
-        return src == SQLITE_DONE ? rp_error_set(err, RP_EINVAL, RP_C_AUTH, "unknown token")
-                                  : rp__dberr(s, src, "cannot check the token", err);
+    rp_db_bind_text(st, 1, hash, -1);
+    int src = rp_db_step(st);
+    if (src != RP_DB_ROW) {
+        rp_db_reset(st);
+        return src == RP_DB_DONE ? rp_error_set(err, RP_EINVAL, RP_C_AUTH, "unknown token")
+                                  : rp_db_error(rp_store_db(s), src, "cannot check the token", err);
     }
-    if (sqlite3_column_type(st, 6) != SQLITE_NULL)
+    if (rp_db_col_type(st, 6) != RP_DB_NULL)
         rc = rp_error_set(err, RP_EINVAL, RP_C_AUTH, "the token was revoked");
-    else if (sqlite3_column_type(st, 5) != SQLITE_NULL &&
-             sqlite3_column_int64(st, 5) <= rp_store_now(s))
+    else if (rp_db_col_type(st, 5) != RP_DB_NULL &&
+             rp_db_col_int(st, 5) <= rp_store_now(s))
         rc = rp_error_set(err, RP_EINVAL, RP_C_AUTH, "the token has expired");
-    else if (sqlite3_column_int(st, 7))
+    else if ((int)rp_db_col_int(st, 7))
         rc = rp_error_set(err, RP_EINVAL, RP_C_AUTH, "the token's user is disabled");
     else
-        *who = json_pack("{s:s,s:I,s:s,s:s?,s:I}", "user", sqlite3_column_text(st, 2),
-                         "user_id", (json_int_t)sqlite3_column_int64(st, 1), "role",
-                         sqlite3_column_text(st, 3), "team", sqlite3_column_text(st, 4),
-                         "token_id", (json_int_t)sqlite3_column_int64(st, 0));
-    sqlite3_reset(st);
+        *who = json_pack("{s:s,s:I,s:s,s:s?,s:I}", "user", rp_db_col_text(st, 2),
+                         "user_id", (json_int_t)rp_db_col_int(st, 1), "role",
+                         rp_db_col_text(st, 3), "team", rp_db_col_text(st, 4),
+                         "token_id", (json_int_t)rp_db_col_int(st, 0));
+    rp_db_reset(st);
     return rc;
 }
 
@@ -447,16 +455,16 @@ int rp_tokens_used(rp_store_t *s, const rp_ctx_t *ctx, int64_t id, const char *c
     int rc = rp_store_begin(s, err);
     if (rc)
         return rc;
-    sqlite3_stmt *st = rp__stmt(s, "UPDATE rp_tokens SET last_used_at = ? WHERE id = ?", err);
+    rp_db_stmt_t *st = rp_db_stmt(rp_store_db(s), "UPDATE rp_tokens SET last_used_at = ? WHERE id = ?", err);
     if (!st)
         rc = err ? err->code : RP_EIO;
     else {
-        sqlite3_bind_int64(st, 1, rp_store_now(s));
-        sqlite3_bind_int64(st, 2, id);
-        int src = sqlite3_step(st);
-        sqlite3_reset(st);
-        if (src != SQLITE_DONE)
-            rc = rp__dberr(s, src, "cannot record the token's use", err);
+        rp_db_bind_int(st, 1, rp_store_now(s));
+        rp_db_bind_int(st, 2, id);
+        int src = rp_db_step(st);
+        rp_db_reset(st);
+        if (src != RP_DB_DONE)
+            rc = rp_db_error(rp_store_db(s), src, "cannot record the token's use", err);
     }
     if (!rc)
         rc = security_event(s, ctx, "token.used", id,

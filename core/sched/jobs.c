@@ -8,7 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../store/internal.h"
+#include "rapport/db.h"
+#include "rapport/store.h"
+
+/* TODO(time.h) */
+void rp__fmt_time(int64_t ms, char *out);
 #include "private.h"
 #include "rapport/sched.h"
 
@@ -74,11 +78,11 @@ int rp_parse_delay(const char *text, int64_t *ms, rp_error_t *err)
 
 /* ---- durable jobs ------------------------------------------------------------------------ */
 
-int rp__sched_step(rp_store_t *s, sqlite3_stmt *st, const char *what, rp_error_t *err)
+int rp__sched_step(rp_store_t *s, rp_db_stmt_t *st, const char *what, rp_error_t *err)
 {
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : rp__dberr(s, rc, what, err);
+    int rc = rp_db_step(st);
+    rp_db_reset(st);
+    return rc == RP_DB_DONE ? 0 : rp_db_error(rp_store_db(s), rc, what, err);
 }
 
 int rp_jobs_schedule(rp_store_t *s, const rp_ctx_t *ctx, const char *name, json_t *payload,
@@ -102,33 +106,33 @@ int rp_jobs_schedule(rp_store_t *s, const rp_ctx_t *ctx, const char *name, json_
         free(text);
         return rc;
     }
-    sqlite3_stmt *st;
+    rp_db_stmt_t *st;
     if (key) {
         /* A key names one pending job: scheduling it again moves it. */
-        if (!(st = rp__stmt(s, "DELETE FROM rp_jobs WHERE key = ? AND state = 'pending'", err))) {
+        if (!(st = rp_db_stmt(rp_store_db(s), "DELETE FROM rp_jobs WHERE key = ? AND state = 'pending'", err))) {
             rc = err ? err->code : RP_EIO;
             goto fail;
         }
-        sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+        rp_db_bind_text(st, 1, key, -1);
         if ((rc = rp__sched_step(s, st, "cannot replace the job", err)))
             goto fail;
     }
-    if (!(st = rp__stmt(s, "INSERT INTO rp_jobs(name, key, payload, due_at, created_at,"
+    if (!(st = rp_db_stmt(rp_store_db(s), "INSERT INTO rp_jobs(name, key, payload, due_at, created_at,"
                            " created_by) VALUES(?,?,?,?,?,?)", err))) {
         rc = err ? err->code : RP_EIO;
         goto fail;
     }
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    rp_db_bind_text(st, 1, name, -1);
     if (key)
-        sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, text, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 4, due_ms);
-    sqlite3_bind_int64(st, 5, rp_store_now(s));
-    sqlite3_bind_text(st, 6, ctx && ctx->actor ? ctx->actor : "system", -1, SQLITE_STATIC);
+        rp_db_bind_text(st, 2, key, -1);
+    rp_db_bind_text(st, 3, text, -1);
+    rp_db_bind_int(st, 4, due_ms);
+    rp_db_bind_int(st, 5, rp_store_now(s));
+    rp_db_bind_text(st, 6, ctx && ctx->actor ? ctx->actor : "system", -1);
     if ((rc = rp__sched_step(s, st, "cannot schedule the job", err)))
         goto fail;
     if (id_out)
-        *id_out = sqlite3_last_insert_rowid(s->db);
+        *id_out = rp_db_last_id(rp_store_db(s));
     free(text);
     return rp_store_commit(s, err);
 fail:
@@ -143,14 +147,14 @@ int rp_jobs_cancel(rp_store_t *s, const char *key, rp_error_t *err)
     int rc = rp_store_begin(s, err);
     if (rc)
         return rc;
-    sqlite3_stmt *st = rp__stmt(s, "DELETE FROM rp_jobs WHERE key = ? AND state = 'pending'", err);
+    rp_db_stmt_t *st = rp_db_stmt(rp_store_db(s), "DELETE FROM rp_jobs WHERE key = ? AND state = 'pending'", err);
     if (!st) {
         rp_store_rollback(s, NULL);
         return err ? err->code : RP_EIO;
     }
-    sqlite3_bind_text(st, 1, key ? key : "", -1, SQLITE_STATIC);
+    rp_db_bind_text(st, 1, key ? key : "", -1);
     rc = rp__sched_step(s, st, "cannot cancel the job", err);
-    if (!rc && sqlite3_changes(s->db) == 0)
+    if (!rc && rp_db_changes(rp_store_db(s)) == 0)
         rc = rp_error_set(err, RP_ENOTFOUND, RP_C_NO_RECORD, "no pending job with key \"%s\"",
                           key ? key : "");
     if (rc) {
@@ -166,52 +170,52 @@ int rp_jobs_list(rp_store_t *s, const char *state, json_t **out, rp_error_t *err
     if (state && strcmp(state, "pending") && strcmp(state, "running") && strcmp(state, "dead"))
         return rp_error_set(err, RP_EINVAL, RP_C_TYPE,
                             "unknown job state \"%s\" (pending, running, dead)", state);
-    sqlite3_stmt *st = rp__stmt(s, "SELECT id, name, key, due_at, state, attempts, error, payload"
+    rp_db_stmt_t *st = rp_db_stmt(rp_store_db(s), "SELECT id, name, key, due_at, state, attempts, error, payload"
                                    " FROM rp_jobs WHERE ?1 IS NULL OR state = ?1"
                                    " ORDER BY due_at, id", err);
     if (!st)
         return err ? err->code : RP_EIO;
     if (state)
-        sqlite3_bind_text(st, 1, state, -1, SQLITE_STATIC);
+        rp_db_bind_text(st, 1, state, -1);
     json_t *arr = json_array();
-    while (sqlite3_step(st) == SQLITE_ROW) {
+    while (rp_db_step(st) == RP_DB_ROW) {
         char due[32];
-        rp__fmt_time(sqlite3_column_int64(st, 3), due);
-        json_t *payload = json_loads((const char *)sqlite3_column_text(st, 7), 0, NULL);
+        rp__fmt_time(rp_db_col_int(st, 3), due);
+        json_t *payload = json_loads(rp_db_col_text(st, 7), 0, NULL);
         json_t *j = json_pack("{s:I,s:s,s:s,s:s,s:i,s:o}", "id",
-                              (json_int_t)sqlite3_column_int64(st, 0), "name",
-                              (const char *)sqlite3_column_text(st, 1), "due_at", due, "state",
-                              (const char *)sqlite3_column_text(st, 4), "attempts",
-                              sqlite3_column_int(st, 5), "payload",
+                              (json_int_t)rp_db_col_int(st, 0), "name",
+                              rp_db_col_text(st, 1), "due_at", due, "state",
+                              rp_db_col_text(st, 4), "attempts",
+                              (int)rp_db_col_int(st, 5), "payload",
                               payload ? payload : json_object());
-        json_object_set_new(j, "key", sqlite3_column_type(st, 2) == SQLITE_NULL
+        json_object_set_new(j, "key", rp_db_col_type(st, 2) == RP_DB_NULL
                                           ? json_null()
-                                          : json_string((const char *)sqlite3_column_text(st, 2)));
-        json_object_set_new(j, "error", sqlite3_column_type(st, 6) == SQLITE_NULL
+                                          : json_string(rp_db_col_text(st, 2)));
+        json_object_set_new(j, "error", rp_db_col_type(st, 6) == RP_DB_NULL
                                             ? json_null()
-                                            : json_string((const char *)sqlite3_column_text(st, 6)));
+                                            : json_string(rp_db_col_text(st, 6)));
         json_array_append_new(arr, j);
     }
-    sqlite3_reset(st);
+    rp_db_reset(st);
     *out = arr;
     return 0;
 }
 
 int rp_jobs_retry(rp_store_t *s, int64_t id, rp_error_t *err)
 {
-    sqlite3_stmt *st = rp__stmt(s, "UPDATE rp_jobs SET state = 'pending', attempts = 0,"
+    rp_db_stmt_t *st = rp_db_stmt(rp_store_db(s), "UPDATE rp_jobs SET state = 'pending', attempts = 0,"
                                    " due_at = ?, owner = NULL, lease_until = NULL"
                                    " WHERE id = ? AND state = 'dead'", err);
     if (!st)
         return err ? err->code : RP_EIO;
-    sqlite3_bind_int64(st, 1, rp_store_now(s));
-    sqlite3_bind_int64(st, 2, id);
+    rp_db_bind_int(st, 1, rp_store_now(s));
+    rp_db_bind_int(st, 2, id);
     int rc = rp__sched_step(s, st, "cannot retry the job", err);
     if (rc && (err->msg[0] && strstr(err->msg, "UNIQUE")))
         return rp_error_set(err, RP_ECONFLICT, RP_C_UNIQUE,
                             "job %lld cannot be retried: a pending job already has its key",
                             (long long)id);
-    if (!rc && sqlite3_changes(s->db) == 0)
+    if (!rc && rp_db_changes(rp_store_db(s)) == 0)
         return rp_error_set(err, RP_ENOTFOUND, RP_C_NO_RECORD, "no dead job with id %lld",
                             (long long)id);
     return rc;
@@ -220,39 +224,39 @@ int rp_jobs_retry(rp_store_t *s, int64_t id, rp_error_t *err)
 int rp_schedules_list(rp_store_t *s, json_t **out, rp_error_t *err)
 {
     *out = NULL;
-    sqlite3_stmt *st = rp__stmt(s, "SELECT name, cron, tz, job, payload, next_at, last_at"
+    rp_db_stmt_t *st = rp_db_stmt(rp_store_db(s), "SELECT name, cron, tz, job, payload, next_at, last_at"
                                    " FROM rp_schedules ORDER BY name", err);
     if (!st)
         return err ? err->code : RP_EIO;
     json_t *arr = json_array();
-    while (sqlite3_step(st) == SQLITE_ROW) {
+    while (rp_db_step(st) == RP_DB_ROW) {
         char next[32] = "", last[32] = "";
-        if (sqlite3_column_int64(st, 5) != INT64_MAX)
-            rp__fmt_time(sqlite3_column_int64(st, 5), next);
-        if (sqlite3_column_type(st, 6) != SQLITE_NULL)
-            rp__fmt_time(sqlite3_column_int64(st, 6), last);
-        json_t *payload = json_loads((const char *)sqlite3_column_text(st, 4), 0, NULL);
-        json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:o}", "name", sqlite3_column_text(st, 0),
-                              "cron", sqlite3_column_text(st, 1), "tz",
-                              sqlite3_column_text(st, 2), "job", sqlite3_column_text(st, 3),
+        if (rp_db_col_int(st, 5) != INT64_MAX)
+            rp__fmt_time(rp_db_col_int(st, 5), next);
+        if (rp_db_col_type(st, 6) != RP_DB_NULL)
+            rp__fmt_time(rp_db_col_int(st, 6), last);
+        json_t *payload = json_loads(rp_db_col_text(st, 4), 0, NULL);
+        json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:o}", "name", rp_db_col_text(st, 0),
+                              "cron", rp_db_col_text(st, 1), "tz",
+                              rp_db_col_text(st, 2), "job", rp_db_col_text(st, 3),
                               "payload", payload ? payload : json_object());
         json_object_set_new(j, "next_at", next[0] ? json_string(next) : json_null());
         json_object_set_new(j, "last_at", last[0] ? json_string(last) : json_null());
         json_array_append_new(arr, j);
     }
-    sqlite3_reset(st);
+    rp_db_reset(st);
     *out = arr;
     return 0;
 }
 
 int rp_schedules_remove(rp_store_t *s, const char *name, rp_error_t *err)
 {
-    sqlite3_stmt *st = rp__stmt(s, "DELETE FROM rp_schedules WHERE name = ?", err);
+    rp_db_stmt_t *st = rp_db_stmt(rp_store_db(s), "DELETE FROM rp_schedules WHERE name = ?", err);
     if (!st)
         return err ? err->code : RP_EIO;
-    sqlite3_bind_text(st, 1, name ? name : "", -1, SQLITE_STATIC);
+    rp_db_bind_text(st, 1, name ? name : "", -1);
     int rc = rp__sched_step(s, st, "cannot remove the schedule", err);
-    if (!rc && sqlite3_changes(s->db) == 0)
+    if (!rc && rp_db_changes(rp_store_db(s)) == 0)
         return rp_error_set(err, RP_ENOTFOUND, RP_C_NO_RECORD, "no schedule named \"%s\"",
                             name ? name : "");
     return rc;

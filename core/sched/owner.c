@@ -11,7 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../store/internal.h"
+#include "rapport/db.h"
+#include "rapport/store.h"
 #include "private.h"
 
 /* Reads the first line of @p path into @p out; false when it cannot. */
@@ -170,40 +171,40 @@ static int reclaim_owner(rp_store_t *s, const char *owner, int max_attempts, rp_
         return rc;
     /* A job scheduled again under the same key while this one ran supersedes it (as when a run
      * fails): putting this one back would break the one-pending-job-per-key rule. */
-    sqlite3_stmt *st = rp__stmt(s, "DELETE FROM rp_jobs WHERE state = 'running' AND owner = ?1"
+    rp_db_stmt_t *st = rp_db_stmt(rp_store_db(s), "DELETE FROM rp_jobs WHERE state = 'running' AND owner = ?1"
                                    " AND key IN (SELECT key FROM rp_jobs WHERE state = 'pending'"
                                    " AND key IS NOT NULL) RETURNING id, name", err);
     if (!st)
         goto fail;
-    sqlite3_bind_text(st, 1, owner, -1, SQLITE_STATIC);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        list_add(dropped, sizeof dropped, sqlite3_column_int64(st, 0),
-                 (const char *)sqlite3_column_text(st, 1));
+    rp_db_bind_text(st, 1, owner, -1);
+    while ((rc = rp_db_step(st)) == RP_DB_ROW) {
+        list_add(dropped, sizeof dropped, rp_db_col_int(st, 0),
+                 rp_db_col_text(st, 1));
         n++;
     }
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE) {
-        rp__dberr(s, rc, "cannot drop the superseded jobs of a stopped engine", err);
+    rp_db_reset(st);
+    if (rc != RP_DB_DONE) {
+        rp_db_error(rp_store_db(s), rc, "cannot drop the superseded jobs of a stopped engine", err);
         goto fail;
     }
-    st = rp__stmt(s, "UPDATE rp_jobs SET state = CASE WHEN attempts >= ?2 THEN 'dead'"
+    st = rp_db_stmt(rp_store_db(s), "UPDATE rp_jobs SET state = CASE WHEN attempts >= ?2 THEN 'dead'"
                      " ELSE 'pending' END, owner = NULL, lease_until = NULL,"
                      " error = 'its engine ' || ?1 || ' stopped while running it (attempt '"
                      " || attempts || ')' WHERE state = 'running' AND owner = ?1"
                      " RETURNING id, name, state", err);
     if (!st)
         goto fail;
-    sqlite3_bind_text(st, 1, owner, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 2, max_attempts);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        bool is_dead = strcmp((const char *)sqlite3_column_text(st, 2), "dead") == 0;
+    rp_db_bind_text(st, 1, owner, -1);
+    rp_db_bind_int(st, 2, max_attempts);
+    while ((rc = rp_db_step(st)) == RP_DB_ROW) {
+        bool is_dead = strcmp(rp_db_col_text(st, 2), "dead") == 0;
         list_add(is_dead ? dead : back, is_dead ? sizeof dead : sizeof back,
-                 sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1));
+                 rp_db_col_int(st, 0), rp_db_col_text(st, 1));
         n++;
     }
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE) {
-        rp__dberr(s, rc, "cannot put back the jobs of a stopped engine", err);
+    rp_db_reset(st);
+    if (rc != RP_DB_DONE) {
+        rp_db_error(rp_store_db(s), rc, "cannot put back the jobs of a stopped engine", err);
         goto fail;
     }
     if ((rc = rp_store_commit(s, err)))
@@ -223,23 +224,23 @@ fail:
 int rp__jobs_reclaim(rp_store_t *s, const char *self, int max_attempts, rp_log_fn log,
                      void *log_ud, rp_error_t *err)
 {
-    sqlite3_stmt *st = rp__stmt(s, "SELECT DISTINCT owner FROM rp_jobs WHERE state = 'running'"
+    rp_db_stmt_t *st = rp_db_stmt(rp_store_db(s), "SELECT DISTINCT owner FROM rp_jobs WHERE state = 'running'"
                                    " AND owner IS NOT NULL AND owner <> ?1", err);
     if (!st)
         return err ? err->code : RP_EIO;
-    sqlite3_bind_text(st, 1, self, -1, SQLITE_STATIC);
+    rp_db_bind_text(st, 1, self, -1);
     /* Judged after the read: the writes below must not run under an open statement. */
     json_t *gone = json_array();
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *owner = (const char *)sqlite3_column_text(st, 0);
+    while ((rc = rp_db_step(st)) == RP_DB_ROW) {
+        const char *owner = rp_db_col_text(st, 0);
         if (rp__owner_judge(owner) == RP__OWNER_GONE)
             json_array_append_new(gone, json_string(owner));
     }
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE) {
+    rp_db_reset(st);
+    if (rc != RP_DB_DONE) {
         json_decref(gone);
-        return rp__dberr(s, rc, "cannot read the owners of running jobs", err);
+        return rp_db_error(rp_store_db(s), rc, "cannot read the owners of running jobs", err);
     }
     int total = 0;
     size_t i;

@@ -7,7 +7,7 @@
 
 #include <stdarg.h>
 
-#include <sqlite3.h>
+#include "rapport/db.h"
 
 #include "rapport/sched.h"
 
@@ -17,8 +17,8 @@ bool rp__job_name_ok(const char *n);
 /** Says one line through @p log (may be NULL) as component "sched", newlines flattened. */
 void rp__sched_vsay(rp_log_fn log, void *ud, const char *level, const char *fmt, va_list ap);
 
-/** Steps @p st once, resets it, and names @p what in @p err unless it finished (SQLITE_DONE). */
-int rp__sched_step(rp_store_t *s, sqlite3_stmt *st, const char *what, rp_error_t *err);
+/** Steps @p st once, resets it, and names @p what in @p err unless it finished (RP_DB_DONE). */
+int rp__sched_step(rp_store_t *s, rp_db_stmt_t *st, const char *what, rp_error_t *err);
 
 /* ---- owners (owner.c) ----------------------------------------------------------------------- */
 

@@ -12,10 +12,29 @@
 
 #include <uv.h>
 
-#include "../store/internal.h"
+#include "rapport/db.h"
+#include "rapport/store.h"
 #include "rapport/cron.h"
 #include "rapport/sched.h"
 #include "private.h"
+
+/* Durable jobs and cron schedules. Never edit a released step; append one. */
+static const rp_db_step_t sched_steps[] = {
+    {1,
+     "CREATE TABLE rp_jobs(id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, key TEXT,"
+     " payload TEXT NOT NULL, due_at INTEGER NOT NULL, state TEXT NOT NULL DEFAULT 'pending',"
+     " attempts INTEGER NOT NULL DEFAULT 0, lease_until INTEGER, owner TEXT, error TEXT,"
+     " created_at INTEGER NOT NULL, created_by TEXT NOT NULL);"
+     "CREATE UNIQUE INDEX rp_jobs_key ON rp_jobs(key) WHERE key IS NOT NULL AND state = 'pending';"
+     "CREATE INDEX rp_jobs_due ON rp_jobs(state, due_at);"
+     "CREATE TABLE rp_schedules(name TEXT PRIMARY KEY, cron TEXT NOT NULL, tz TEXT NOT NULL,"
+     " job TEXT NOT NULL, payload TEXT NOT NULL, next_at INTEGER NOT NULL, last_at INTEGER)"
+     " WITHOUT ROWID;",
+     NULL},
+};
+static const int sched_legacy[] = {0, 1, 1, 1};
+static const rp_db_schema_t sched_schema = {"sched", sched_steps, 1, sched_legacy, 4};
+RP_DB_SCHEMA(sched_schema)
 
 /* The lease of a claim: a bound on the time from the claim's commit to the BEGIN IMMEDIATE of its
  * run (the store waits up to 5 s for another writer, then gives up), six times over. During the
@@ -75,7 +94,7 @@ struct rp_sched {
     uv_timer_t ckpt_timer;
     uv_work_t ckpt_work;
     bool ckpt_busy;
-    sqlite3 *ckpt_db;   /* opened and used only on the worker thread */
+    rp_db_t *ckpt_db;   /* opened and used only on the worker thread */
     int ckpt_log;       /* frames in the WAL after the last passive checkpoint */
     char *db_path;
 };
@@ -361,7 +380,7 @@ int rp_sched_every(rp_sched_t *e, const char *name, const char *cron, const char
         return rp_error_set(err, RP_ENOMEM, 0, "out of memory");
     /* The same expression keeps its next fire time (so a slot missed while the engine was down
      * still fires on start); a changed one starts afresh from now. */
-    sqlite3_stmt *st = rp__stmt(e->s,
+    rp_db_stmt_t *st = rp_db_stmt(rp_store_db(e->s),
                                 "INSERT INTO rp_schedules(name, cron, tz, job, payload, next_at)"
                                 " VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(name) DO UPDATE SET"
                                 " job = excluded.job, payload = excluded.payload,"
@@ -373,12 +392,12 @@ int rp_sched_every(rp_sched_t *e, const char *name, const char *cron, const char
         free(text);
         return err ? err->code : RP_EIO;
     }
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, cron, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, tz && *tz ? tz : "UTC", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, job, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 5, text, -1, free);
-    sqlite3_bind_int64(st, 6, next);
+    rp_db_bind_text(st, 1, name, -1);
+    rp_db_bind_text(st, 2, cron, -1);
+    rp_db_bind_text(st, 3, tz && *tz ? tz : "UTC", -1);
+    rp_db_bind_text(st, 4, job, -1);
+    rp_db_bind_text_owned(st, 5, text, -1);
+    rp_db_bind_int(st, 6, next);
     if ((rc = rp_store_begin(e->s, err)))
         return rc;
     if ((rc = rp__sched_step(e->s, st, "cannot save the schedule", err))) {
@@ -394,21 +413,21 @@ static int fire_schedules(rp_sched_t *e, rp_error_t *err)
 {
     rp_store_t *s = e->s;
     int64_t now = rp_sched_now(e);
-    sqlite3_stmt *st = rp__stmt(s, "SELECT name, cron, tz, job, payload, next_at FROM rp_schedules"
+    rp_db_stmt_t *st = rp_db_stmt(rp_store_db(s), "SELECT name, cron, tz, job, payload, next_at FROM rp_schedules"
                                    " WHERE next_at <= ? ORDER BY next_at", err);
     if (!st)
         return err ? err->code : RP_EIO;
-    sqlite3_bind_int64(st, 1, now);
+    rp_db_bind_int(st, 1, now);
     json_t *due = json_array();
-    while (sqlite3_step(st) == SQLITE_ROW)
+    while (rp_db_step(st) == RP_DB_ROW)
         json_array_append_new(due, json_pack("{s:s,s:s,s:s,s:s,s:s,s:I}", "name",
-                                             sqlite3_column_text(st, 0), "cron",
-                                             sqlite3_column_text(st, 1), "tz",
-                                             sqlite3_column_text(st, 2), "job",
-                                             sqlite3_column_text(st, 3), "payload",
-                                             sqlite3_column_text(st, 4), "next_at",
-                                             (json_int_t)sqlite3_column_int64(st, 5)));
-    sqlite3_reset(st);
+                                             rp_db_col_text(st, 0), "cron",
+                                             rp_db_col_text(st, 1), "tz",
+                                             rp_db_col_text(st, 2), "job",
+                                             rp_db_col_text(st, 3), "payload",
+                                             rp_db_col_text(st, 4), "next_at",
+                                             (json_int_t)rp_db_col_int(st, 5)));
+    rp_db_reset(st);
     size_t i;
     json_t *d;
     int rc = 0;
@@ -433,18 +452,18 @@ static int fire_schedules(rp_sched_t *e, rp_error_t *err)
             json_decref(payload);
             break;
         }
-        sqlite3_stmt *up = rp__stmt(s, "UPDATE rp_schedules SET last_at = ?1, next_at = ?2"
+        rp_db_stmt_t *up = rp_db_stmt(rp_store_db(s), "UPDATE rp_schedules SET last_at = ?1, next_at = ?2"
                                        " WHERE name = ?3 AND next_at = ?1", err);
         if (!up) {
             rc = err ? err->code : RP_EIO;
         } else {
-            sqlite3_bind_int64(up, 1, slot);
-            sqlite3_bind_int64(up, 2, next);
-            sqlite3_bind_text(up, 3, name, -1, SQLITE_STATIC);
+            rp_db_bind_int(up, 1, slot);
+            rp_db_bind_int(up, 2, next);
+            rp_db_bind_text(up, 3, name, -1);
             rc = rp__sched_step(s, up, "cannot advance the schedule", err);
         }
         /* Another engine on this database may have fired it first: then we do nothing. */
-        if (!rc && sqlite3_changes(s->db) == 1)
+        if (!rc && rp_db_changes(rp_store_db(s)) == 1)
             rc = rp_jobs_schedule(s, &ctx, json_string_value(json_object_get(d, "job")), payload,
                                   slot, key, NULL, err);
         json_decref(payload);
@@ -466,7 +485,7 @@ static int fire_schedules(rp_sched_t *e, rp_error_t *err)
 static int claim(rp_sched_t *e, json_t **jobs, int max, rp_error_t *err)
 {
     int64_t now = rp_sched_now(e);
-    sqlite3_stmt *st = rp__stmt(e->s,
+    rp_db_stmt_t *st = rp_db_stmt(rp_store_db(e->s),
                                 "UPDATE rp_jobs SET state = 'running', owner = ?1,"
                                 " lease_until = ?2 + ?3, attempts = attempts + 1"
                                 " WHERE id IN (SELECT id FROM (SELECT id, due_at FROM"
@@ -480,26 +499,26 @@ static int claim(rp_sched_t *e, json_t **jobs, int max, rp_error_t *err)
                                 err);
     if (!st)
         return err ? err->code : RP_EIO;
-    sqlite3_bind_text(st, 1, e->owner, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, now);
-    sqlite3_bind_int64(st, 3, e->lease_ms);
-    sqlite3_bind_int(st, 4, max);
+    rp_db_bind_text(st, 1, e->owner, -1);
+    rp_db_bind_int(st, 2, now);
+    rp_db_bind_int(st, 3, e->lease_ms);
+    rp_db_bind_int(st, 4, max);
     json_t *arr = json_array();
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = rp_db_step(st)) == RP_DB_ROW) {
         json_t *j = json_pack("{s:I,s:s,s:s,s:I,s:i}", "id",
-                              (json_int_t)sqlite3_column_int64(st, 0), "name",
-                              sqlite3_column_text(st, 1), "payload", sqlite3_column_text(st, 3),
-                              "due_at", (json_int_t)sqlite3_column_int64(st, 4), "attempts",
-                              sqlite3_column_int(st, 5));
-        if (sqlite3_column_type(st, 2) != SQLITE_NULL)
-            json_object_set_new(j, "key", json_string((const char *)sqlite3_column_text(st, 2)));
+                              (json_int_t)rp_db_col_int(st, 0), "name",
+                              rp_db_col_text(st, 1), "payload", rp_db_col_text(st, 3),
+                              "due_at", (json_int_t)rp_db_col_int(st, 4), "attempts",
+                              (int)rp_db_col_int(st, 5));
+        if (rp_db_col_type(st, 2) != RP_DB_NULL)
+            json_object_set_new(j, "key", json_string(rp_db_col_text(st, 2)));
         json_array_append_new(arr, j);
     }
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE) {
+    rp_db_reset(st);
+    if (rc != RP_DB_DONE) {
         json_decref(arr);
-        return rp__dberr(e->s, rc, "cannot claim jobs", err);
+        return rp_db_error(rp_store_db(e->s), rc, "cannot claim jobs", err);
     }
     /* RETURNING gives no order; run them in due order. */
     size_t n = json_array_size(arr);
@@ -530,30 +549,30 @@ static int job_failed(rp_sched_t *e, const rp_job_t *job, const char *why, rp_er
         delay *= 2;
     if (delay > ceiling)
         delay = ceiling;
-    delay = delay / 2 + (int64_t)(rp__rand(e->s) % (uint64_t)(delay / 2 + 1));
-    sqlite3_stmt *st = rp__stmt(e->s, "UPDATE rp_jobs SET state = ?1, due_at = ?2, error = ?3,"
+    delay = delay / 2 + (int64_t)(rp_store_random(e->s) % (uint64_t)(delay / 2 + 1));
+    rp_db_stmt_t *st = rp_db_stmt(rp_store_db(e->s), "UPDATE rp_jobs SET state = ?1, due_at = ?2, error = ?3,"
                                       " owner = NULL, lease_until = NULL"
                                       " WHERE id = ?4 AND owner = ?5", err);
     if (!st)
         return err ? err->code : RP_EIO;
-    sqlite3_bind_text(st, 1, dead ? "dead" : "pending", -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, dead ? job->due_ms : rp_sched_now(e) + delay);
-    sqlite3_bind_text(st, 3, why, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 4, job->id);
-    sqlite3_bind_text(st, 5, e->owner, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (rc == SQLITE_CONSTRAINT_UNIQUE) {
+    rp_db_bind_text(st, 1, dead ? "dead" : "pending", -1);
+    rp_db_bind_int(st, 2, dead ? job->due_ms : rp_sched_now(e) + delay);
+    rp_db_bind_text(st, 3, why, -1);
+    rp_db_bind_int(st, 4, job->id);
+    rp_db_bind_text(st, 5, e->owner, -1);
+    int rc = rp_db_step(st);
+    rp_db_reset(st);
+    if (rc == RP_DB_UNIQUE) {
         /* A newer job with the same key was scheduled meanwhile: it supersedes this one. */
-        st = rp__stmt(e->s, "DELETE FROM rp_jobs WHERE id = ? AND owner = ?", err);
+        st = rp_db_stmt(rp_store_db(e->s), "DELETE FROM rp_jobs WHERE id = ? AND owner = ?", err);
         if (!st)
             return err ? err->code : RP_EIO;
-        sqlite3_bind_int64(st, 1, job->id);
-        sqlite3_bind_text(st, 2, e->owner, -1, SQLITE_STATIC);
+        rp_db_bind_int(st, 1, job->id);
+        rp_db_bind_text(st, 2, e->owner, -1);
         return rp__sched_step(e->s, st, "cannot drop the superseded job", err);
     }
-    if (rc != SQLITE_DONE)
-        return rp__dberr(e->s, rc, "cannot record the job failure", err);
+    if (rc != RP_DB_DONE)
+        return rp_db_error(rp_store_db(e->s), rc, "cannot record the job failure", err);
     if (dead)
         say(e, "error", "job dead id=%lld name=%s attempts=%d error=%s", (long long)job->id,
             job->name, job->attempts, why);
@@ -567,10 +586,8 @@ static int job_failed(rp_sched_t *e, const rp_job_t *job, const char *why, rp_er
 /* Ends the savepoint a handler's first write opened, if it wrote: kept or undone. */
 static int end_lazy(rp_store_t *s, bool keep, rp_error_t *err)
 {
-    s->lazy_sp = false;
-    if (!s->lazy_open)
+    if (!rp_store_lazy_end(s))
         return 0;
-    s->lazy_open = false;
     if (keep)
         return rp_store_commit(s, err);
     rp_store_rollback(s, NULL);
@@ -597,26 +614,25 @@ static int run_job(rp_sched_t *e, json_t *j, rp_error_t *err)
     char actor[128];
     snprintf(actor, sizeof actor, "job:%s", job.name);
     rp_ctx_t ctx = {.actor = actor, .origin = "job"};
-    e->s->lazy_sp = true;
-    e->s->lazy_open = false;
+    rp_store_lazy_begin(e->s);
     int hrc = h->fn(e->s, &job, &ctx, h->ud, &herr);
     if (hrc != 0) {
         end_lazy(e->s, false, NULL);
         return job_failed(e, &job,
                           herr.msg[0] ? herr.msg : "the handler failed without a message", err);
     }
-    sqlite3_stmt *st = rp__stmt(e->s, "DELETE FROM rp_jobs WHERE id = ? AND owner = ?", err);
+    rp_db_stmt_t *st = rp_db_stmt(rp_store_db(e->s), "DELETE FROM rp_jobs WHERE id = ? AND owner = ?", err);
     int rc = st ? 0 : err->code;
     if (!rc) {
-        sqlite3_bind_int64(st, 1, job.id);
-        sqlite3_bind_text(st, 2, e->owner, -1, SQLITE_STATIC);
+        rp_db_bind_int(st, 1, job.id);
+        rp_db_bind_text(st, 2, e->owner, -1);
         rc = rp__sched_step(e->s, st, "cannot complete the job", err);
     }
     if (rc) {
         end_lazy(e->s, false, NULL);
         return rc;
     }
-    if (sqlite3_changes(e->s->db) == 0) {
+    if (rp_db_changes(rp_store_db(e->s)) == 0) {
         /* Our lease ran out and another engine took the job: its run counts, not ours. */
         end_lazy(e->s, false, NULL);
         say(e, "warn", "job lease lost id=%lld name=%s", (long long)job.id, job.name);
@@ -718,11 +734,11 @@ int64_t rp_sched_next_due(rp_sched_t *e)
         "SELECT min(lease_until) FROM rp_jobs WHERE state = 'running'",
         "SELECT min(next_at) FROM rp_schedules"};
     for (int i = 0; i < 3; i++) {
-        sqlite3_stmt *st = rp__stmt(e->s, sql[i], NULL);
-        if (st && sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
-            next = min64(next, sqlite3_column_int64(st, 0) + (i == 1 ? 1 : 0));
+        rp_db_stmt_t *st = rp_db_stmt(rp_store_db(e->s), sql[i], NULL);
+        if (st && rp_db_step(st) == RP_DB_ROW && rp_db_col_type(st, 0) != RP_DB_NULL)
+            next = min64(next, rp_db_col_int(st, 0) + (i == 1 ? 1 : 0));
         if (st)
-            sqlite3_reset(st);
+            rp_db_reset(st);
     }
     for (int i = 0; i < e->nsubs; i++) {
         rp_event_t ev;
@@ -846,21 +862,16 @@ static void ckpt_run(uv_work_t *w)
 {
     rp_sched_t *e = w->data;
     if (!e->ckpt_db) {
-        if (sqlite3_open_v2(e->db_path, &e->ckpt_db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
-                            NULL) != SQLITE_OK) {
-            sqlite3_close(e->ckpt_db);
-            e->ckpt_db = NULL;
+        /* Its own connection, on this worker thread only. Opening reads the file, which a
+         * connection must have done before it knows the file is in WAL mode (a checkpoint
+         * through it did nothing before that read, and the WAL of a busy serve grew). */
+        rp_db_opts_t o = {.no_migrate = true, .busy_timeout_ms = 100};
+        if (rp_db_open(e->db_path, &o, &e->ckpt_db, NULL) != 0)
             return;
-        }
-        sqlite3_busy_timeout(e->ckpt_db, 100);
-        /* A connection knows the file is in WAL mode only once it has read it; until then a
-         * checkpoint through it does nothing and says so only by a log size of -1 (it did
-         * nothing at all here before this read, and the WAL of a busy serve grew unchecked). */
-        sqlite3_exec(e->ckpt_db, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL);
     }
-    /* PASSIVE: copies what it can without waiting for or blocking the writer. */
-    int log = 0, done = 0;
-    sqlite3_wal_checkpoint_v2(e->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+    /* Passive: copies what it can without waiting for or blocking the writer. */
+    int log = 0;
+    rp_db_checkpoint(e->ckpt_db, false, &log);
     e->ckpt_log = log;
 }
 
@@ -879,7 +890,7 @@ static void ckpt_done(uv_work_t *w, int status)
          * would make this wait out the store's busy timeout, 5 s of a stalled loop every 200 ms;
          * a short reader is done within 20 ms, a long one is waited for at the next turn. */
         int64_t was = rp_store_set_deadline(e->s, mono_ms() + 20);
-        sqlite3_wal_checkpoint_v2(e->s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+        rp_db_checkpoint(rp_store_db(e->s), true, NULL);
         rp_store_set_deadline(e->s, was);
     }
 }
@@ -920,12 +931,12 @@ int rp_sched_serve(rp_sched_t *e, int poll_ms, void (*on_hup)(void *ud), void *h
         uv_timer_start(&e->interval, on_interval, (uint64_t)e->interval_ms,
                        (uint64_t)e->interval_ms);
     /* Checkpoint on a worker every 200 ms instead of inside a commit on the loop. */
-    const char *file = sqlite3_db_filename(e->s->db, "main");
-    e->db_path = file && *file ? strdup(file) : NULL;
+    const char *file = rp_db_path(rp_store_db(e->s));
+    e->db_path = file ? strdup(file) : NULL;
     uv_timer_init(&loop, &e->ckpt_timer);
     e->ckpt_timer.data = e;
     if (e->db_path) {
-        sqlite3_wal_autocheckpoint(e->s->db, 0);
+        rp_db_auto_checkpoint(rp_store_db(e->s), false);
         uv_timer_start(&e->ckpt_timer, on_ckpt_timer, 200, 200);
     }
     int rc = 0;
@@ -948,11 +959,11 @@ int rp_sched_serve(rp_sched_t *e, int poll_ms, void (*on_hup)(void *ud), void *h
     uv_loop_close(&loop);
     e->loop = NULL;
     if (e->ckpt_db) {
-        sqlite3_close(e->ckpt_db);
+        rp_db_close(e->ckpt_db);
         e->ckpt_db = NULL;
     }
     if (e->db_path) {
-        sqlite3_wal_autocheckpoint(e->s->db, 1000);
+        rp_db_auto_checkpoint(rp_store_db(e->s), true);
         free(e->db_path);
         e->db_path = NULL;
     }

@@ -6,10 +6,9 @@
 #ifndef RAPPORT_STORE_INTERNAL_H
 #define RAPPORT_STORE_INTERNAL_H
 
-#include <sqlite3.h>
-
 #include "rapport/events.h"
 #include "rapport/access.h"
+#include "rapport/db.h"
 #include "rapport/store.h"
 
 /** Record ids live in the low 40 bits of a search-index rowid; the entity number above. */
@@ -37,7 +36,7 @@ typedef struct rp__entity {
     char *sql_insert; /* INSERT of every column, fields in registry order. */
     char *sql_select; /* SELECT of every column, without WHERE. */
     char *sql_get;    /* sql_select WHERE id = ?. */
-    sqlite3_stmt *st_insert; /* sql_insert prepared, held (rp__stmt_held). */
+    rp_db_stmt_t *st_insert; /* sql_insert prepared, held (rp__stmt_held). */
 } rp__entity_t;
 
 /** A hook registration. */
@@ -53,44 +52,25 @@ typedef struct rp__hook {
 } rp__hook_t;
 
 #define RP__STMT_CACHE 256
-#define RP__SP_HELD 8 /* savepoint levels whose SAVEPOINT and RELEASE are held */
-
 /** The statements of the hottest paths, held by slot rather than looked up by text. */
-enum { RP__HELD_EVENT, RP__HELD_SP, RP__HELD_RELEASE = RP__HELD_SP + RP__SP_HELD,
-       RP__HELD_N = RP__HELD_RELEASE + RP__SP_HELD };
+enum { RP__HELD_EVENT, RP__HELD_N };
 
 struct rp_store {
-    sqlite3 *db;
+    rp_db_t *db;
     rp__entity_t **ents;
     int nents;
-    int txn_depth;
     int64_t (*now_fn)(void *ud);
     void *now_ud;
     int max_depth;
-    int schema_found;
     bool schema_dirty; /* The registry changed in the open transaction. */
     uint64_t schema_gen; /* Moves whenever the registry is read or changed. */
-    int seen_schema;   /* SQLite's schema_version when the registry was last read */
+    int seen_schema;   /* the database's schema cookie when the registry was last read */
     /* A savepoint that rp_store_begin() opens only if a write happens: event handlers that
      * merely read cost no statement. lazy_open says whether it was opened. */
     bool lazy_sp, lazy_open;
-    /* SQLite rolled the whole transaction back by itself (disk full, I/O error) while levels
-     * were open: every statement fails until the outermost level has unwound. */
-    bool aborted;
     rp__hook_t *hooks;
     int nhooks, caphooks, next_hook_id;
-    struct {
-        char *sql;
-        sqlite3_stmt *st;
-    } cache[RP__STMT_CACHE];
-    sqlite3_stmt *held[RP__HELD_N];
-    int busy_ms;             /* how long to wait for another writer */
-    int64_t busy_since;      /* when the current wait began (monotonic ms) */
-    int64_t deadline_ms;     /* no wait past this (monotonic ms), 0 for none */
-    int (*interrupt)(void *ud); /* asked between steps of a long read: stop it? (or NULL) */
-    void *interrupt_ud;
-    bool interrupted;        /* the last statement was stopped by the budget */
-    sqlite3_stmt *reading;   /* the read the budget may stop (rp__reading), or NULL */
+    rp_db_stmt_t *held[RP__HELD_N];
     int64_t uid_last_ms;
     uint64_t uid_hi, uid_lo, rng;
 };
@@ -110,28 +90,37 @@ static inline void rp__cat(char *out, size_t cap, const char *a, const char *b)
 /* --- store.c ------------------------------------------------------------------------------ */
 
 /** A cached prepared statement for @p sql (reset, bindings cleared). NULL with err filled. */
-sqlite3_stmt *rp__stmt(rp_store_t *s, const char *sql, rp_error_t *err);
-/**
- * As rp__stmt() for a statement kept in @p *slot (prepared on first use): for the few
- * statements every write runs, where looking the text up cost as much as running them. Its
- * bindings are not cleared: the caller binds every parameter.
- */
-sqlite3_stmt *rp__stmt_held(rp_store_t *s, sqlite3_stmt **slot, const char *sql,
-                            rp_error_t *err);
+static inline rp_db_stmt_t *rp__stmt(rp_store_t *s, const char *sql, rp_error_t *err)
+{
+    return rp_db_stmt(s->db, sql, err);
+}
+/** As rp__stmt() for a statement kept in @p *slot (see rp_db_stmt_held). */
+static inline rp_db_stmt_t *rp__stmt_held(rp_store_t *s, rp_db_stmt_t **slot, const char *sql,
+                                          rp_error_t *err)
+{
+    return rp_db_stmt_held(s->db, slot, sql, err);
+}
 /** Forgets every cached and held statement (after a schema change). */
 void rp__stmt_flush(rp_store_t *s);
-/** Fills @p err from the database's last error, naming @p what. Returns the RP_E* code. */
 /** RP_ELIMIT (RP-E1704) when the caller's deadline has passed or its check says stop: asked
  *  between the records of a batch write, where stopping is clean (a statement cut half-way
  *  would roll the whole transaction back). */
 int rp__over_budget(rp_store_t *s, rp_error_t *err);
-/** Marks @p st as the read the caller's budget may stop between two of its steps (NULL: none;
- *  returns the mark it replaces). Only a read-only statement, and only while nothing else
- *  runs (no write, no FTS5 flush), is ever stopped: see progress() in store.c. */
-sqlite3_stmt *rp__reading(rp_store_t *s, sqlite3_stmt *st);
-int rp__dberr(rp_store_t *s, int rc, const char *what, rp_error_t *err);
+/** Marks @p st as the read the caller's budget may stop (see rp_db_reading). */
+static inline rp_db_stmt_t *rp__reading(rp_store_t *s, rp_db_stmt_t *st)
+{
+    return rp_db_reading(s->db, st);
+}
+/** Fills @p err from the database's result @p rc (see rp_db_error). */
+static inline int rp__dberr(rp_store_t *s, int rc, const char *what, rp_error_t *err)
+{
+    return rp_db_error(s->db, rc, what, err);
+}
 /** Executes @p sql (no parameters) once. */
-int rp__exec(rp_store_t *s, const char *sql, rp_error_t *err);
+static inline int rp__exec(rp_store_t *s, const char *sql, rp_error_t *err)
+{
+    return rp_db_exec(s->db, sql, err);
+}
 /** The registry entry of @p name, or NULL. */
 rp__entity_t *rp__entity(const rp_store_t *s, const char *name);
 /** Like rp__entity() but fills @p err with an "unknown entity" message when missing. */
@@ -161,9 +150,9 @@ uint64_t rp__rand(rp_store_t *s);
 int rp__value_canon(const char *entity, const rp__field_t *f, json_t *in, json_t **out,
                     rp_error_t *err);
 /** Binds the canonical value @p v of field @p f at parameter @p idx. */
-int rp__value_bind(sqlite3_stmt *st, int idx, const rp__field_t *f, json_t *v);
+int rp__value_bind(rp_db_stmt_t *st, int idx, const rp__field_t *f, json_t *v);
 /** Reads column @p col of @p st as the canonical JSON value of field @p f (new reference). */
-json_t *rp__value_column(sqlite3_stmt *st, int col, const rp__field_t *f);
+json_t *rp__value_column(rp_db_stmt_t *st, int col, const rp__field_t *f);
 /** Parses an ISO-8601 date-time (any offset, or none for UTC) into ms. 0 on success. */
 int rp__parse_datetime(const char *s, int64_t *ms);
 /** The search-index text of a canonical value (strings as is, others formatted), or NULL. */
@@ -178,7 +167,7 @@ int rp__record_load(rp_store_t *s, rp__entity_t *e, int64_t id, const char **fie
  *  was added with a default to existing rows). */
 int rp__reindex(rp_store_t *s, rp__entity_t *e, rp_error_t *err);
 /** Builds a record's JSON from a row of e->sql_select (columns: 7 system, then fields). */
-json_t *rp__record_from_row(rp__entity_t *e, sqlite3_stmt *st, const char **fields);
+json_t *rp__record_from_row(rp__entity_t *e, rp_db_stmt_t *st, const char **fields);
 
 /* --- events.c ----------------------------------------------------------------------------- */
 
@@ -202,7 +191,6 @@ bool rp__hooks_any(rp_store_t *s, const rp__entity_t *e, rp_action_t action);
 void rp__hooks_free(rp_store_t *s);
 
 /* --- fts.c -------------------------------------------------------------------------------- */
-#include "fts.h"
 
 /* ---- access (core/auth/access.c): the checks the store makes for a context's user ---------- */
 

@@ -139,21 +139,20 @@ static void qb_free(qb_t *q)
     free(q->sql);
 }
 
-static int qb_bind(qb_t *q, sqlite3_stmt *st, int first)
+static int qb_bind(qb_t *q, rp_db_stmt_t *st, int first)
 {
     for (int i = 0; i < q->nb; i++) {
         int rc;
         if (q->b[i].f)
             rc = rp__value_bind(st, first + i, q->b[i].f, q->b[i].v);
         else if (json_is_integer(q->b[i].v))
-            rc = sqlite3_bind_int64(st, first + i, json_integer_value(q->b[i].v));
+            rc = rp_db_bind_int(st, first + i, json_integer_value(q->b[i].v));
         else
-            rc = sqlite3_bind_text(st, first + i, json_string_value(q->b[i].v), -1,
-                                   SQLITE_TRANSIENT);
-        if (rc != SQLITE_OK)
+            rc = rp_db_bind_text_copy(st, first + i, json_string_value(q->b[i].v), -1);
+        if (rc != RP_DB_OK)
             return rc;
     }
-    return SQLITE_OK;
+    return RP_DB_OK;
 }
 
 /* ---- the filter tree -------------------------------------------------------------------- */
@@ -687,25 +686,25 @@ int rp_store_find(rp_store_t *s, const rp_query_t *qq, json_t **out, char **next
         rc = rp_error_set(err, RP_ENOMEM, 0, "out of memory");
         goto out;
     }
-    sqlite3_stmt *st = rp__stmt(s, q.sql, err);
+    rp_db_stmt_t *st = rp__stmt(s, q.sql, err);
     if (!st) {
         rc = err ? err->code : RP_EIO;
         goto out;
     }
-    if (qb_bind(&q, st, 1) != SQLITE_OK ||
-        sqlite3_bind_int64(st, q.nb + 1, limit + 1) != SQLITE_OK ||
-        sqlite3_bind_int64(st, q.nb + 2, qq->offset > 0 && !qq->after ? qq->offset : 0) !=
-            SQLITE_OK) {
-        rc = rp__dberr(s, SQLITE_ERROR, "cannot bind the query", err);
-        sqlite3_reset(st);
+    if (qb_bind(&q, st, 1) != RP_DB_OK ||
+        rp_db_bind_int(st, q.nb + 1, limit + 1) != RP_DB_OK ||
+        rp_db_bind_int(st, q.nb + 2, qq->offset > 0 && !qq->after ? qq->offset : 0) !=
+            RP_DB_OK) {
+        rc = rp__dberr(s, RP_DB_ERROR, "cannot bind the query", err);
+        rp_db_reset(st);
         goto out;
     }
     json_t *arr = json_array();
     int64_t count = 0;
     bool more = false;
     int src;
-    sqlite3_stmt *was_reading = rp__reading(s, st);
-    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+    rp_db_stmt_t *was_reading = rp__reading(s, st);
+    while ((src = rp_db_step(st)) == RP_DB_ROW) {
         if (count == limit) {
             more = true; /* one row more than asked for: there is a next page */
             break;
@@ -716,13 +715,13 @@ int rp_store_find(rp_store_t *s, const rp_query_t *qq, json_t **out, char **next
         count++;
         /* Big records cost their conversion here, between the database's steps. */
         if (count % 32 == 0 && rp__over_budget(s, NULL)) {
-            s->interrupted = true;
-            src = SQLITE_INTERRUPT;
+            rp_db_stopped(s->db);
+            src = RP_DB_INTERRUPT;
             break;
         }
     }
     rp__reading(s, was_reading);
-    sqlite3_reset(st);
+    rp_db_reset(st);
     if (more && next) {
         /* After the reset: reading the last row whole may prepare another statement. */
         json_t *last = json_array_get(arr, (size_t)count - 1);
@@ -733,9 +732,9 @@ int rp_store_find(rp_store_t *s, const rp_query_t *qq, json_t **out, char **next
         *next = full ? make_cursor(qq->order, keys, nkeys, full) : NULL;
         json_decref(full);
     }
-    if (src == SQLITE_ROW)
-        src = SQLITE_DONE;
-    if (src != SQLITE_ROW && src != SQLITE_DONE) {
+    if (src == RP_DB_ROW)
+        src = RP_DB_DONE;
+    if (src != RP_DB_ROW && src != RP_DB_DONE) {
         json_decref(arr);
         if (next) {
             free(*next);
@@ -773,20 +772,20 @@ int rp_store_count_as(rp_store_t *s, const rp_access_t *a, const char *entity, j
         rc = rp_error_set(err, RP_ENOMEM, 0, "out of memory");
         goto out;
     }
-    sqlite3_stmt *st = rp__stmt(s, q.sql, err);
+    rp_db_stmt_t *st = rp__stmt(s, q.sql, err);
     if (!st) {
         rc = err ? err->code : RP_EIO;
         goto out;
     }
     qb_bind(&q, st, 1);
-    sqlite3_stmt *was_reading = rp__reading(s, st);
-    int src = sqlite3_step(st);
+    rp_db_stmt_t *was_reading = rp__reading(s, st);
+    int src = rp_db_step(st);
     rp__reading(s, was_reading);
-    if (src == SQLITE_ROW)
-        *count = sqlite3_column_int64(st, 0);
+    if (src == RP_DB_ROW)
+        *count = rp_db_col_int(st, 0);
     else
         rc = rp__dberr(s, src, "count failed", err);
-    sqlite3_reset(st);
+    rp_db_reset(st);
 out:
     qb_free(&q);
     return rc;

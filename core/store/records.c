@@ -27,7 +27,7 @@ static bool wanted(const char **fields, const char *name)
     return false;
 }
 
-json_t *rp__record_from_row(rp__entity_t *e, sqlite3_stmt *st, const char **fields)
+json_t *rp__record_from_row(rp__entity_t *e, rp_db_stmt_t *st, const char **fields)
 {
     static const char *const sys[NSYS] = {"id",         "created_at", "updated_at", "version",
                                           "created_by", "updated_by", "deleted_at"};
@@ -36,19 +36,19 @@ json_t *rp__record_from_row(rp__entity_t *e, sqlite3_stmt *st, const char **fiel
         return NULL;
     /* id and version always travel with a record: callers need them to update it. */
     /* The store wrote only checked UTF-8 and registry names, so skip jansson's re-checks. */
-    json_object_set_new_nocheck(r, "id", json_integer(sqlite3_column_int64(st, 0)));
+    json_object_set_new_nocheck(r, "id", json_integer(rp_db_col_int(st, 0)));
     for (int i = 1; i < NSYS; i++) {
         if (i != 3 && !wanted(fields, sys[i]))
             continue;
         if (i == 3)
-            json_object_set_new_nocheck(r, sys[i], json_integer(sqlite3_column_int64(st, i)));
-        else if (sqlite3_column_type(st, i) == SQLITE_NULL)
+            json_object_set_new_nocheck(r, sys[i], json_integer(rp_db_col_int(st, i)));
+        else if (rp_db_col_type(st, i) == RP_DB_NULL)
             json_object_set_new_nocheck(r, sys[i], json_null());
         else
             json_object_set_new_nocheck(
                 r, sys[i],
-                json_stringn_nocheck((const char *)sqlite3_column_text(st, i),
-                                     (size_t)sqlite3_column_bytes(st, i)));
+                json_stringn_nocheck(rp_db_col_text(st, i),
+                                     (size_t)rp_db_col_bytes(st, i)));
     }
     for (int i = 0; i < e->nfields; i++)
         if (wanted(fields, e->fields[i].name))
@@ -61,22 +61,22 @@ int rp__record_load(rp_store_t *s, rp__entity_t *e, int64_t id, const char **fie
                     json_t **out, rp_error_t *err)
 {
     *out = NULL;
-    sqlite3_stmt *st = rp__stmt(s, e->sql_get, err);
+    rp_db_stmt_t *st = rp__stmt(s, e->sql_get, err);
     if (!st)
         return err ? err->code : RP_EIO;
-    sqlite3_bind_int64(st, 1, id);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_DONE) {
-        sqlite3_reset(st);
+    rp_db_bind_int(st, 1, id);
+    int rc = rp_db_step(st);
+    if (rc == RP_DB_DONE) {
+        rp_db_reset(st);
         return rp_error_set(err, RP_ENOTFOUND, RP_C_NO_RECORD, "no %s with id %lld", e->name,
                             (long long)id);
     }
-    if (rc != SQLITE_ROW) {
-        sqlite3_reset(st);
+    if (rc != RP_DB_ROW) {
+        rp_db_reset(st);
         return rp__dberr(s, rc, "cannot read the record", err);
     }
     *out = rp__record_from_row(e, st, fields);
-    sqlite3_reset(st);
+    rp_db_reset(st);
     return *out ? 0 : rp_error_set(err, RP_ENOMEM, 0, "out of memory");
 }
 
@@ -140,14 +140,14 @@ static int check_ref(rp_store_t *s, rp__entity_t *e, rp__field_t *f, json_t *v, 
         return 0;
     char sql[160];
     snprintf(sql, sizeof sql, "SELECT deleted_at IS NULL FROM \"%s\" WHERE id = ?", f->ref);
-    sqlite3_stmt *st = rp__stmt(s, sql, err);
+    rp_db_stmt_t *st = rp__stmt(s, sql, err);
     if (!st)
         return err ? err->code : RP_EIO;
-    sqlite3_bind_int64(st, 1, json_integer_value(v));
-    int rc = sqlite3_step(st);
-    int live = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
-    sqlite3_reset(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+    rp_db_bind_int(st, 1, json_integer_value(v));
+    int rc = rp_db_step(st);
+    int live = rc == RP_DB_ROW ? (int)rp_db_col_int(st, 0) : -1;
+    rp_db_reset(st);
+    if (rc != RP_DB_ROW && rc != RP_DB_DONE)
         return rp__dberr(s, rc, "cannot check a reference", err);
     if (live < 0)
         return rp_error_field(err, f->name, rp_error_set(err, RP_EINVAL, RP_C_REF,
@@ -163,8 +163,8 @@ static int check_ref(rp_store_t *s, rp__entity_t *e, rp__field_t *f, json_t *v, 
 /* Turns a failed step into a message naming the entity, the field and the value. */
 static int write_error(rp_store_t *s, int rc, rp__entity_t *e, json_t *canon, rp_error_t *err)
 {
-    const char *msg = sqlite3_errmsg(s->db);
-    if (rc == SQLITE_CONSTRAINT_UNIQUE) {
+    const char *msg = rp_db_errmsg(s->db);
+    if (rc == RP_DB_UNIQUE) {
         const char *dot = strrchr(msg, '.');
         const char *fname = dot ? dot + 1 : "?";
         char ex[80] = "the value";
@@ -180,7 +180,7 @@ static int write_error(rp_store_t *s, int rc, rp__entity_t *e, json_t *canon, rp
                             "%s.%s: %s is already used by another %s (the field is unique)",
                             e->name, fname, ex, e->name));
     }
-    if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
+    if (rc == RP_DB_FOREIGN)
         return rp_error_set(err, RP_ECONFLICT, RP_C_REFERENCED,
                             "%s: the change would break a reference between records", e->name);
     return rp__dberr(s, rc, "cannot write the record", err);
@@ -227,27 +227,27 @@ static int fts_put(rp_store_t *s, rp__entity_t *e, int64_t id, json_t *rec, rp_e
         free(body);
         return 0;
     }
-    sqlite3_stmt *st = rp__stmt(s, "INSERT INTO rp_search(rowid, body) VALUES(?, ?)", err);
+    rp_db_stmt_t *st = rp__stmt(s, "INSERT INTO rp_search(rowid, body) VALUES(?, ?)", err);
     if (!st) {
         free(body);
         return err ? err->code : RP_EIO;
     }
-    sqlite3_bind_int64(st, 1, fts_rowid(e, id));
-    sqlite3_bind_text(st, 2, body, (int)len, free);
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : rp__dberr(s, rc, "cannot index the record for search", err);
+    rp_db_bind_int(st, 1, fts_rowid(e, id));
+    rp_db_bind_text_owned(st, 2, body, (int)len);
+    int rc = rp_db_step(st);
+    rp_db_reset(st);
+    return rc == RP_DB_DONE ? 0 : rp__dberr(s, rc, "cannot index the record for search", err);
 }
 
 static int fts_drop(rp_store_t *s, rp__entity_t *e, int64_t id, rp_error_t *err)
 {
-    sqlite3_stmt *st = rp__stmt(s, "DELETE FROM rp_search WHERE rowid = ?", err);
+    rp_db_stmt_t *st = rp__stmt(s, "DELETE FROM rp_search WHERE rowid = ?", err);
     if (!st)
         return err ? err->code : RP_EIO;
-    sqlite3_bind_int64(st, 1, fts_rowid(e, id));
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : rp__dberr(s, rc, "cannot update the search index", err);
+    rp_db_bind_int(st, 1, fts_rowid(e, id));
+    int rc = rp_db_step(st);
+    rp_db_reset(st);
+    return rc == RP_DB_DONE ? 0 : rp__dberr(s, rc, "cannot update the search index", err);
 }
 
 int rp__reindex(rp_store_t *s, rp__entity_t *e, rp_error_t *err)
@@ -258,15 +258,15 @@ int rp__reindex(rp_store_t *s, rp__entity_t *e, rp_error_t *err)
     if (!sql)
         return rp_error_set(err, RP_ENOMEM, 0, "out of memory");
     snprintf(sql, len, "%s WHERE deleted_at IS NULL", e->sql_select);
-    sqlite3_stmt *st = NULL;
-    int prc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+    rp_db_stmt_t *st = NULL;
+    st = rp_db_prepare(s->db, sql, err);
     free(sql);
-    if (prc != SQLITE_OK)
-        return rp__dberr(s, prc, "cannot read the records to index", err);
+    if (!st)
+        return err ? err->code : RP_EIO;
     json_t *rows = json_array();
-    while (sqlite3_step(st) == SQLITE_ROW)
+    while (rp_db_step(st) == RP_DB_ROW)
         json_array_append_new(rows, rp__record_from_row(e, st, NULL));
-    sqlite3_finalize(st);
+    rp_db_finalize(st);
     int rc = 0;
     size_t i;
     json_t *r;
@@ -373,7 +373,7 @@ static int create_one(rp_store_t *s, const rp_ctx_t *ctx, rp__entity_t *e, json_
         return rc;
     json_t *canon = json_object();
     tbuf_t changes = {0};
-    sqlite3_stmt *st = NULL;
+    rp_db_stmt_t *st = NULL;
     tput(&changes, "{", 1);
     if (!canon) {
         rc = rp_error_set(err, RP_ENOMEM, 0, "out of memory");
@@ -416,19 +416,19 @@ static int create_one(rp_store_t *s, const rp_ctx_t *ctx, rp__entity_t *e, json_
         rc = err ? err->code : RP_EIO;
         goto out;
     }
-    sqlite3_bind_text(st, 1, now, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 2, now, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 3, actor, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, actor, -1, SQLITE_STATIC);
+    rp_db_bind_text_copy(st, 1, now, -1);
+    rp_db_bind_text_copy(st, 2, now, -1);
+    rp_db_bind_text(st, 3, actor, -1);
+    rp_db_bind_text(st, 4, actor, -1);
     for (int i = 0; i < e->nfields; i++)
         rp__value_bind(st, 5 + i, &e->fields[i], json_object_get(canon, e->fields[i].name));
-    int src = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (src != SQLITE_DONE) {
+    int src = rp_db_step(st);
+    rp_db_reset(st);
+    if (src != RP_DB_DONE) {
         rc = write_error(s, src, e, canon, err);
         goto out;
     }
-    int64_t id = sqlite3_last_insert_rowid(s->db);
+    int64_t id = rp_db_last_id(s->db);
     if (e->nsearch && (rc = fts_put(s, e, id, canon, err)))
         goto out;
     char type[80];
@@ -715,26 +715,26 @@ static int update_one(rp_store_t *s, const rp_ctx_t *ctx, rp__entity_t *e, json_
     for (int i = 0; i < nset; i++)
         n += snprintf(sql + n, cap - (size_t)n, ", \"%s\" = ?", set[i]->name);
     snprintf(sql + n, cap - (size_t)n, " WHERE id = ? AND version = ?");
-    sqlite3_stmt *st = rp__stmt(s, sql, err);
+    rp_db_stmt_t *st = rp__stmt(s, sql, err);
     if (!st) {
         rc = err ? err->code : RP_EIO;
         goto out;
     }
     char now[32];
     rp__fmt_time(rp_store_now(s), now);
-    sqlite3_bind_text(st, 1, now, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 2, actor_of(ctx), -1, SQLITE_STATIC);
+    rp_db_bind_text_copy(st, 1, now, -1);
+    rp_db_bind_text(st, 2, actor_of(ctx), -1);
     for (int i = 0; i < nset; i++)
         rp__value_bind(st, 3 + i, set[i], json_object_get(canon, set[i]->name));
-    sqlite3_bind_int64(st, 3 + nset, id);
-    sqlite3_bind_int64(st, 4 + nset, version);
-    int src = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (src != SQLITE_DONE) {
+    rp_db_bind_int(st, 3 + nset, id);
+    rp_db_bind_int(st, 4 + nset, version);
+    int src = rp_db_step(st);
+    rp_db_reset(st);
+    if (src != RP_DB_DONE) {
         rc = write_error(s, src, e, canon, err);
         goto out;
     }
-    if (sqlite3_changes(s->db) != 1) {
+    if (rp_db_changes(s->db) != 1) {
         rc = rp_error_set(err, RP_ECONFLICT, RP_C_STALE,
                           "%s %lld was changed by someone else while this update ran", e->name,
                           (long long)id);
@@ -968,19 +968,19 @@ static int set_deleted(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, i
              "UPDATE \"%s\" SET deleted_at = ?, updated_at = ?, updated_by = ?,"
              " version = version + 1 WHERE id = ?",
              entity);
-    sqlite3_stmt *st = rp__stmt(s, sql, err);
+    rp_db_stmt_t *st = rp__stmt(s, sql, err);
     if (!st) {
         rc = err ? err->code : RP_EIO;
         goto fail;
     }
     if (del)
-        sqlite3_bind_text(st, 1, now, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 2, now, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 3, actor_of(ctx), -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 4, id);
-    int src = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (src != SQLITE_DONE) {
+        rp_db_bind_text_copy(st, 1, now, -1);
+    rp_db_bind_text_copy(st, 2, now, -1);
+    rp_db_bind_text(st, 3, actor_of(ctx), -1);
+    rp_db_bind_int(st, 4, id);
+    int src = rp_db_step(st);
+    rp_db_reset(st);
+    if (src != RP_DB_DONE) {
         rc = write_error(s, src, e, NULL, err);
         goto fail;
     }
@@ -1027,18 +1027,18 @@ static int check_unreferenced(rp_store_t *s, rp__entity_t *e, int64_t id, rp_err
             char sql[200];
             snprintf(sql, sizeof sql, "SELECT id FROM \"%s\" WHERE \"%s\" = ? LIMIT 1", o->name,
                      f->name);
-            sqlite3_stmt *st = rp__stmt(s, sql, err);
+            rp_db_stmt_t *st = rp__stmt(s, sql, err);
             if (!st)
                 return err ? err->code : RP_EIO;
-            sqlite3_bind_int64(st, 1, id);
-            int rc = sqlite3_step(st);
-            int64_t by = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-            sqlite3_reset(st);
-            if (rc == SQLITE_ROW)
+            rp_db_bind_int(st, 1, id);
+            int rc = rp_db_step(st);
+            int64_t by = rc == RP_DB_ROW ? rp_db_col_int(st, 0) : 0;
+            rp_db_reset(st);
+            if (rc == RP_DB_ROW)
                 return rp_error_set(err, RP_ECONFLICT, RP_C_REFERENCED,
                                     "%s %lld cannot be purged: %s %lld refers to it through %s",
                                     e->name, (long long)id, o->name, (long long)by, f->name);
-            if (rc != SQLITE_DONE)
+            if (rc != RP_DB_DONE)
                 return rp__dberr(s, rc, "cannot check references", err);
         }
     }
@@ -1062,15 +1062,15 @@ int rp_store_purge(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, int64
         goto fail;
     char sql[160];
     snprintf(sql, sizeof sql, "DELETE FROM \"%s\" WHERE id = ?", entity);
-    sqlite3_stmt *st = rp__stmt(s, sql, err);
+    rp_db_stmt_t *st = rp__stmt(s, sql, err);
     if (!st) {
         rc = err ? err->code : RP_EIO;
         goto fail;
     }
-    sqlite3_bind_int64(st, 1, id);
-    int src = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (src != SQLITE_DONE) {
+    rp_db_bind_int(st, 1, id);
+    int src = rp_db_step(st);
+    rp_db_reset(st);
+    if (src != RP_DB_DONE) {
         rc = write_error(s, src, e, NULL, err);
         goto fail;
     }

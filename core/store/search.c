@@ -144,23 +144,23 @@ static int search_run(rp_store_t *s, const char *text, const char *entity, int l
                " AND rowid >= coalesce((SELECT rowid FROM rp_search WHERE rp_search MATCH ?1"
                " ORDER BY rowid DESC LIMIT 1 OFFSET ?5), 0)"
                " ORDER BY rank LIMIT ?2";
-    sqlite3_stmt *st = rp__stmt(s, sql, err);
+    rp_db_stmt_t *st = rp__stmt(s, sql, err);
     if (!st) {
         free(expr);
         return err ? err->code : RP_EIO;
     }
-    sqlite3_bind_text(st, 1, expr, -1, free);
-    sqlite3_bind_int(st, 2, limit);
+    rp_db_bind_text_owned(st, 1, expr, -1);
+    rp_db_bind_int(st, 2, limit);
     if (!newest)
-        sqlite3_bind_int(st, 5, (limit > RP__RANK_WINDOW ? limit : RP__RANK_WINDOW) - 1);
+        rp_db_bind_int(st, 5, (limit > RP__RANK_WINDOW ? limit : RP__RANK_WINDOW) - 1);
     if (only) {
-        sqlite3_bind_int64(st, 3, only->no << RP__FTS_SHIFT);
-        sqlite3_bind_int64(st, 4, ((only->no + 1) << RP__FTS_SHIFT) - 1);
+        rp_db_bind_int(st, 3, only->no << RP__FTS_SHIFT);
+        rp_db_bind_int(st, 4, ((only->no + 1) << RP__FTS_SHIFT) - 1);
     }
     json_t *hits = json_array();
-    sqlite3_stmt *was_reading = rp__reading(s, st);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        int64_t rowid = sqlite3_column_int64(st, 0);
+    rp_db_stmt_t *was_reading = rp__reading(s, st);
+    while ((rc = rp_db_step(st)) == RP_DB_ROW) {
+        int64_t rowid = rp_db_col_int(st, 0);
         int64_t no = rowid >> RP__FTS_SHIFT, id = rowid & ((INT64_C(1) << RP__FTS_SHIFT) - 1);
         const char *ename = NULL;
         for (int i = 0; i < s->nents && !ename; i++)
@@ -170,12 +170,12 @@ static int search_run(rp_store_t *s, const char *text, const char *entity, int l
             continue;
         json_array_append_new(hits, json_pack("{s:s,s:I,s:f,s:s}", "entity", ename, "id",
                                               (json_int_t)id, "rank",
-                                              sqlite3_column_double(st, 1), "snippet",
-                                              (const char *)sqlite3_column_text(st, 2)));
+                                              rp_db_col_float(st, 1), "snippet",
+                                              rp_db_col_text(st, 2)));
     }
     rp__reading(s, was_reading);
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE) {
+    rp_db_reset(st);
+    if (rc != RP_DB_DONE) {
         json_decref(hits);
         return rp__dberr(s, rc, "search failed", err);
     }

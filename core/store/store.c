@@ -13,66 +13,40 @@
 
 #include "internal.h"
 
-/* Ordered migrations of the core's own tables: entry i takes the schema from version i to i+1.
- * Never edit a released entry; append a new one and raise RP_STORE_SCHEMA_VERSION. */
-static const char *const migrations[RP_STORE_SCHEMA_VERSION] = {
-    "CREATE TABLE rp_meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;"
-    "CREATE TABLE rp_entities(no INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, label TEXT,"
-    " owner TEXT NOT NULL, created_at TEXT NOT NULL);"
-    "CREATE TABLE rp_fields(entity TEXT NOT NULL REFERENCES rp_entities(name), name TEXT NOT NULL,"
-    " position INTEGER NOT NULL, spec TEXT NOT NULL, owner TEXT NOT NULL,"
-    " created_at TEXT NOT NULL, PRIMARY KEY(entity, name)) WITHOUT ROWID;"
-    "CREATE TABLE rp_events(seq INTEGER PRIMARY KEY AUTOINCREMENT, uid TEXT NOT NULL,"
-    " type TEXT NOT NULL, entity TEXT NOT NULL, record_id INTEGER NOT NULL, actor TEXT NOT NULL,"
-    " origin TEXT NOT NULL, at INTEGER NOT NULL, changes TEXT NOT NULL,"
-    " cause INTEGER NOT NULL, depth INTEGER NOT NULL);"
-    "CREATE INDEX rp_events_record ON rp_events(entity, record_id);"
-    "CREATE TABLE rp_subscribers(name TEXT PRIMARY KEY, checkpoint INTEGER NOT NULL,"
-    " types TEXT NOT NULL DEFAULT '*', created_at INTEGER NOT NULL) WITHOUT ROWID;"
-    "CREATE TABLE rp_retries(subscriber TEXT NOT NULL, seq INTEGER NOT NULL,"
-    " attempts INTEGER NOT NULL, next_at INTEGER NOT NULL, error TEXT NOT NULL,"
-    " PRIMARY KEY(subscriber, seq)) WITHOUT ROWID;"
-    "CREATE TABLE rp_dead(id INTEGER PRIMARY KEY AUTOINCREMENT, subscriber TEXT NOT NULL,"
-    " seq INTEGER NOT NULL, attempts INTEGER NOT NULL, error TEXT NOT NULL, at INTEGER NOT NULL,"
-    " replay INTEGER NOT NULL DEFAULT 0);"
-    "CREATE INDEX rp_dead_sub ON rp_dead(subscriber, replay, id);"
-    /* Prefix indexes for 2 and 3 characters: a short prefix then reads one index entry
-     * instead of every term it starts (measured: p99 of a 3-letter count over 1M rows 4.0 ms
-     * to 1.5 ms, for about 5% more index and no measurable cost on writes). */
-    "CREATE VIRTUAL TABLE rp_search USING fts5(body, tokenize='rapport', prefix='2 3');",
-    /* 2: durable jobs and cron schedules (core/sched). */
-    "CREATE TABLE rp_jobs(id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, key TEXT,"
-    " payload TEXT NOT NULL, due_at INTEGER NOT NULL, state TEXT NOT NULL DEFAULT 'pending',"
-    " attempts INTEGER NOT NULL DEFAULT 0, lease_until INTEGER, owner TEXT, error TEXT,"
-    " created_at INTEGER NOT NULL, created_by TEXT NOT NULL);"
-    "CREATE UNIQUE INDEX rp_jobs_key ON rp_jobs(key) WHERE key IS NOT NULL AND state = 'pending';"
-    "CREATE INDEX rp_jobs_due ON rp_jobs(state, due_at);"
-    "CREATE TABLE rp_schedules(name TEXT PRIMARY KEY, cron TEXT NOT NULL, tz TEXT NOT NULL,"
-    " job TEXT NOT NULL, payload TEXT NOT NULL, next_at INTEGER NOT NULL, last_at INTEGER)"
-    " WITHOUT ROWID;"
-    /* Configuration lives in the database, so a copy of the file is a copy of the install. */
-    "CREATE TABLE rp_settings(key TEXT PRIMARY KEY, value TEXT NOT NULL,"
-    " updated_at TEXT NOT NULL, updated_by TEXT NOT NULL) WITHOUT ROWID;",
-    /* 3: users and API tokens (core/auth): a password only as its argon2id hash, a token only
-     * as its BLAKE2b hash. */
-    "CREATE TABLE rp_users(id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE,"
-    " role TEXT NOT NULL, team TEXT, password_hash TEXT NOT NULL,"
-    " disabled INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL, created_by TEXT NOT NULL);"
-    "CREATE TABLE rp_tokens(id INTEGER PRIMARY KEY AUTOINCREMENT,"
-    " user_id INTEGER NOT NULL REFERENCES rp_users(id), hash TEXT NOT NULL UNIQUE,"
-    " prefix TEXT NOT NULL, role TEXT, created_at TEXT NOT NULL, expires_at INTEGER,"
-    " revoked_at TEXT, last_used_at INTEGER);",
-    /* 4: outgoing webhooks (core/webhook). The secret is kept as itself: it signs every
-     * delivery. One row per delivery attempt in the log. */
-    "CREATE TABLE rp_webhooks(id INTEGER PRIMARY KEY AUTOINCREMENT, url TEXT NOT NULL,"
-    " events TEXT NOT NULL, secret TEXT NOT NULL, owner TEXT NOT NULL,"
-    " active INTEGER NOT NULL DEFAULT 1, created_at TEXT NOT NULL, created_by TEXT NOT NULL);"
-    "CREATE TABLE rp_webhook_deliveries(id INTEGER PRIMARY KEY AUTOINCREMENT,"
-    " webhook_id INTEGER NOT NULL, seq INTEGER NOT NULL, attempt INTEGER NOT NULL,"
-    " status INTEGER, error TEXT, duration_ms INTEGER NOT NULL, at INTEGER NOT NULL,"
-    " outcome TEXT NOT NULL);"
-    "CREATE INDEX rp_webhook_deliveries_hook ON rp_webhook_deliveries(webhook_id, id);",
+/* The store's own tables. Never edit a released step; append one. legacy: files of the
+ * release-wide numbering had all of these from version 1. */
+static const rp_db_step_t store_steps[] = {
+    {1,
+     "CREATE TABLE rp_entities(no INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, label TEXT,"
+     " owner TEXT NOT NULL, created_at TEXT NOT NULL);"
+     "CREATE TABLE rp_fields(entity TEXT NOT NULL REFERENCES rp_entities(name), name TEXT NOT NULL,"
+     " position INTEGER NOT NULL, spec TEXT NOT NULL, owner TEXT NOT NULL,"
+     " created_at TEXT NOT NULL, PRIMARY KEY(entity, name)) WITHOUT ROWID;"
+     "CREATE TABLE rp_events(seq INTEGER PRIMARY KEY AUTOINCREMENT, uid TEXT NOT NULL,"
+     " type TEXT NOT NULL, entity TEXT NOT NULL, record_id INTEGER NOT NULL, actor TEXT NOT NULL,"
+     " origin TEXT NOT NULL, at INTEGER NOT NULL, changes TEXT NOT NULL,"
+     " cause INTEGER NOT NULL, depth INTEGER NOT NULL);"
+     "CREATE INDEX rp_events_record ON rp_events(entity, record_id);"
+     /* Prefix indexes for 2 and 3 characters: a short prefix then reads one index entry
+      * instead of every term it starts (measured: p99 of a 3-letter count over 1M rows 4.0 ms
+      * to 1.5 ms, for about 5% more index and no measurable cost on writes). */
+     "CREATE VIRTUAL TABLE rp_search USING fts5(body, tokenize='rapport', prefix='2 3');",
+     NULL},
 };
+static const int store_legacy[] = {1, 1, 1, 1};
+static const rp_db_schema_t store_schema = {"store", store_steps, 1, store_legacy, 4};
+RP_DB_SCHEMA(store_schema)
+
+/* Configuration lives in the database, so a copy of the file is a copy of the install. */
+static const rp_db_step_t settings_steps[] = {
+    {1,
+     "CREATE TABLE rp_settings(key TEXT PRIMARY KEY, value TEXT NOT NULL,"
+     " updated_at TEXT NOT NULL, updated_by TEXT NOT NULL) WITHOUT ROWID;",
+     NULL},
+};
+static const int settings_legacy[] = {0, 1, 1, 1};
+static const rp_db_schema_t settings_schema = {"settings", settings_steps, 1, settings_legacy, 4};
+RP_DB_SCHEMA(settings_schema)
 
 static int64_t real_now(void *ud)
 {
@@ -95,176 +69,31 @@ void rp_store_set_clock(rp_store_t *s, int64_t (*fn)(void *ud), void *ud)
 
 int rp_store_schema_version_found(const rp_store_t *s)
 {
-    return s->schema_found;
+    return rp_db_schema_found(s->db, NULL);
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* Small shared helpers                                                                      */
-
-int rp__dberr(rp_store_t *s, int rc, const char *what, rp_error_t *err)
-{
-    if (rc == SQLITE_INTERRUPT && s->interrupted) {
-        s->interrupted = false;
-        return rp_error_set(err, RP_ELIMIT, RP_C_BUDGET, "%s: stopped at the time budget of "
-                            "the call it ran in", what);
-    }
-    int code = (rc == SQLITE_NOMEM) ? RP_ENOMEM : RP_EIO;
-    return rp_error_set(err, code, RP_C_SQL, "%s: %s", what, sqlite3_errmsg(s->db));
-}
-
-int rp__exec(rp_store_t *s, const char *sql, rp_error_t *err)
-{
-    int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
-    if (rc != SQLITE_OK)
-        return rp__dberr(s, rc, "database statement failed", err);
-    return 0;
-}
-
-/* FNV-1a over the length, the first 48 and the last 48 bytes: the statements differ there
- * (their verb and table up front, their column lists and filters at the end), and hashing
- * every byte of a long INSERT was half of the lookup. strcmp decides equality. */
-static unsigned hash_str(const char *p)
-{
-    size_t n = strlen(p);
-    unsigned h = 2166136261u ^ (unsigned)n;
-    size_t head = n < 96 ? n : 48;
-    for (size_t i = 0; i < head; i++)
-        h = (h ^ (unsigned char)p[i]) * 16777619u;
-    for (size_t i = n < 96 ? n : n - 48; i < n; i++)
-        h = (h ^ (unsigned char)p[i]) * 16777619u;
-    return h;
-}
-
-/* Without this check a write after SQLite rolled back by itself would run in autocommit mode
- * and commit on its own. */
-static sqlite3_stmt *aborted_error(rp_error_t *err)
-{
-    rp_error_set(err, RP_EIO, RP_C_SQL,
-                 "the database rolled the transaction back after an error; nothing more runs "
-                 "until it is unwound");
-    return NULL;
-}
-
-sqlite3_stmt *rp__stmt(rp_store_t *s, const char *sql, rp_error_t *err)
-{
-    if (s->aborted)
-        return aborted_error(err);
-    unsigned h = hash_str(sql) % RP__STMT_CACHE;
-    for (unsigned i = 0; i < RP__STMT_CACHE; i++) {
-        unsigned k = (h + i) % RP__STMT_CACHE;
-        if (!s->cache[k].sql)
-            break;
-        if (strcmp(s->cache[k].sql, sql) == 0) {
-            sqlite3_reset(s->cache[k].st);
-            sqlite3_clear_bindings(s->cache[k].st);
-            return s->cache[k].st;
-        }
-    }
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
-    if (rc != SQLITE_OK) {
-        rp__dberr(s, rc, "cannot prepare a statement", err);
-        return NULL;
-    }
-    /* A free slot on the probe path, else an idle statement's slot: a statement that is
-     * still stepping (a caller's loop) is never finalized under it. Only filter shapes vary
-     * without bound, so evicting is rare. */
-    unsigned victim = RP__STMT_CACHE;
-    for (unsigned i = 0; i < RP__STMT_CACHE; i++) {
-        unsigned k = (h + i) % RP__STMT_CACHE;
-        if (!s->cache[k].sql) {
-            victim = k;
-            break;
-        }
-        if (victim == RP__STMT_CACHE && !sqlite3_stmt_busy(s->cache[k].st))
-            victim = k;
-    }
-    char *copy = victim < RP__STMT_CACHE ? strdup(sql) : NULL;
-    if (!copy) {
-        sqlite3_finalize(st);
-        rp_error_set(err, RP_ENOMEM, 0, "statement cache failure");
-        return NULL;
-    }
-    if (s->cache[victim].sql) {
-        sqlite3_finalize(s->cache[victim].st);
-        free(s->cache[victim].sql);
-    }
-    s->cache[victim].sql = copy;
-    s->cache[victim].st = st;
-    return st;
-}
-
-sqlite3_stmt *rp__stmt_held(rp_store_t *s, sqlite3_stmt **slot, const char *sql,
-                            rp_error_t *err)
-{
-    if (s->aborted)
-        return aborted_error(err);
-    if (*slot) {
-        /* No clear_bindings: a held statement's caller binds every parameter. */
-        sqlite3_reset(*slot);
-        return *slot;
-    }
-    int rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, slot, NULL);
-    if (rc != SQLITE_OK) {
-        *slot = NULL;
-        rp__dberr(s, rc, "cannot prepare a statement", err);
-        return NULL;
-    }
-    return *slot;
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* SQLite's wait for another writer: up to busy_ms, in short sleeps, and never past the
- * deadline of the call that waits (a script's wall-time limit), so a script blocked on a lock
- * stops on time instead of at the end of the whole wait. */
-static int busy_wait(void *ud, int count)
-{
-    rp_store_t *s = ud;
-    int64_t now = mono_ms();
-    if (count == 0)
-        s->busy_since = now;
-    if (now - s->busy_since >= s->busy_ms || (s->deadline_ms && now >= s->deadline_ms))
-        return 0;
-    struct timespec nap = {0, (count < 10 ? 1 : 5) * 1000000L};
-    nanosleep(&nap, NULL);
-    return 1;
-}
+/* The budget and the statement cache, on the database room                                 */
 
 int64_t rp_store_set_deadline(rp_store_t *s, int64_t mono_deadline_ms)
 {
-    int64_t was = s->deadline_ms;
-    s->deadline_ms = mono_deadline_ms;
-    return was;
+    return rp_db_set_deadline(s->db, mono_deadline_ms);
 }
 
 int64_t rp_store_deadline(const rp_store_t *s)
 {
-    return s->deadline_ms;
+    return rp_db_deadline(s->db);
 }
 
 void rp_store_set_interrupt(rp_store_t *s, rp_store_interrupt_fn fn, void *ud,
                             rp_store_interrupt_fn *was_fn, void **was_ud)
 {
-    if (was_fn)
-        *was_fn = s->interrupt;
-    if (was_ud)
-        *was_ud = s->interrupt_ud;
-    s->interrupt = fn;
-    s->interrupt_ud = ud;
+    rp_db_set_interrupt(s->db, fn, ud, was_fn, was_ud);
 }
 
 int rp__over_budget(rp_store_t *s, rp_error_t *err)
 {
-    if (!s->deadline_ms && !s->interrupt)
-        return 0;
-    if ((s->interrupt && s->interrupt(s->interrupt_ud)) ||
-        (s->deadline_ms && mono_ms() >= s->deadline_ms))
+    if (rp_db_over_budget(s->db))
         return rp_error_set(err, RP_ELIMIT, RP_C_BUDGET, "the batch was stopped at the time "
                             "budget of the call it ran in; nothing of it was stored");
     return 0;
@@ -275,74 +104,27 @@ int rp_store_over_budget(rp_store_t *s, rp_error_t *err)
     return rp__over_budget(s, err);
 }
 
-sqlite3_stmt *rp__reading(rp_store_t *s, sqlite3_stmt *st)
-{
-    sqlite3_stmt *was = s->reading;
-    s->reading = st;
-    return was;
-}
-
-/* Whether the store's marked read is the only statement running. Anything else busy may be
- * a write, which SQLite answers being cut by rolling back the whole transaction (the group
- * commit's other requests with it), or FTS5's own statements flushing its index (measured:
- * a commit cut there left the index malformed): those are never stopped. */
-static bool only_the_read(rp_store_t *s)
-{
-    if (!s->reading)
-        return false;
-    for (sqlite3_stmt *st = sqlite3_next_stmt(s->db, NULL); st; st = sqlite3_next_stmt(s->db, st))
-        if (st != s->reading && sqlite3_stmt_busy(st))
-            return false;
-    return sqlite3_stmt_readonly(s->reading);
-}
-
-/* SQLite's progress handler, every PROGRESS_OPS virtual-machine steps (about 20 µs): stops the
- * store's marked read (rp__reading) when it runs past the caller's deadline or the caller's
- * own check refuses it. */
-#define PROGRESS_OPS 2000
-static int progress(void *ud)
-{
-    rp_store_t *s = ud;
-    if (!s->reading || (!s->deadline_ms && !s->interrupt))
-        return 0;
-    /* The caller's check first: it can say which of its limits stopped the read. The walk over
-     * the running statements only once the time is up. */
-    bool stop = (s->interrupt && s->interrupt(s->interrupt_ud)) ||
-                (s->deadline_ms && mono_ms() >= s->deadline_ms);
-    if (!stop || !only_the_read(s))
-        return 0;
-    s->interrupted = true;
-    return 1;
-}
-
 int rp_store_set_cache_mb(rp_store_t *s, int mb, rp_error_t *err)
 {
-    if (mb < 1 || mb > 4096)
-        return rp_error_set(err, RP_EINVAL, 0, "a page cache of %d MB: 1 to 4096 MB", mb);
-    char sql[80];
-    /* A number of our own, never user text. */
-    snprintf(sql, sizeof sql, "PRAGMA cache_size = -%d; PRAGMA temp_store = MEMORY", mb * 1024);
-    return rp__exec(s, sql, err);
+    return rp_db_set_cache_mb(s->db, mb, err);
+}
+
+rp_db_t *rp_store_db(rp_store_t *s)
+{
+    return s->db;
 }
 
 void rp__stmt_flush(rp_store_t *s)
 {
     for (int i = 0; i < RP__HELD_N; i++) {
-        sqlite3_finalize(s->held[i]);
+        rp_db_finalize(s->held[i]);
         s->held[i] = NULL;
     }
     for (int i = 0; i < s->nents; i++) {
-        sqlite3_finalize(s->ents[i]->st_insert);
+        rp_db_finalize(s->ents[i]->st_insert);
         s->ents[i]->st_insert = NULL;
     }
-    for (int i = 0; i < RP__STMT_CACHE; i++) {
-        if (s->cache[i].sql) {
-            sqlite3_finalize(s->cache[i].st);
-            free(s->cache[i].sql);
-            s->cache[i].sql = NULL;
-            s->cache[i].st = NULL;
-        }
-    }
+    rp_db_flush(s->db);
 }
 
 bool rp__ident_ok(const char *name)
@@ -357,6 +139,11 @@ bool rp__ident_ok(const char *name)
     if (strncmp(name, "rp_", 3) == 0 || strncmp(name, "sqlite", 6) == 0)
         return false;
     return true;
+}
+
+bool rp_store_name_ok(const char *name)
+{
+    return rp__ident_ok(name);
 }
 
 static const char *const system_fields[] = {"id",         "created_at", "updated_at", "version",
@@ -434,6 +221,11 @@ uint64_t rp__rand(rp_store_t *s)
     return x * 0x2545F4914F6CDD1DULL;
 }
 
+uint64_t rp_store_random(rp_store_t *s)
+{
+    return rp__rand(s);
+}
+
 void rp__uid(rp_store_t *s, char out[27])
 {
     /* A ULID: 48 bits of milliseconds then 80 bits that grow within the same millisecond,
@@ -484,7 +276,7 @@ static void entity_free(rp__entity_t *e)
     free(e->name);
     free(e->label);
     free(e->owner);
-    sqlite3_finalize(e->st_insert);
+    rp_db_finalize(e->st_insert);
     free(e->sql_insert);
     free(e->sql_select);
     free(e->sql_get);
@@ -521,6 +313,12 @@ rp__field_t *rp__field(const rp__entity_t *e, const char *name)
 bool rp_store_has_entity(const rp_store_t *s, const char *name)
 {
     return rp__entity(s, name) != NULL;
+}
+
+bool rp_store_has_field(const rp_store_t *s, const char *entity, const char *field)
+{
+    rp__entity_t *e = rp__entity(s, entity);
+    return e && field && (rp__field(e, field) || rp__is_system_field(field));
 }
 
 static const char *const type_names[] = {"text", "integer", "real",  "decimal", "boolean",
@@ -581,7 +379,7 @@ static int entity_build_sql(rp__entity_t *e)
         return RP_ENOMEM;
     }
     snprintf(get, glen, "%s WHERE id = ?", sel);
-    sqlite3_finalize(e->st_insert);
+    rp_db_finalize(e->st_insert);
     e->st_insert = NULL;
     free(e->sql_insert);
     free(e->sql_select);
@@ -723,18 +521,16 @@ static json_t *field_spec_json(const rp__field_t *f)
 static int registry_load(rp_store_t *s, rp_error_t *err)
 {
     s->schema_gen++;
-    sqlite3_stmt *q = NULL, *qf = NULL;
+    rp_db_stmt_t *q = NULL, *qf = NULL;
     int rc = 0;
-    if (sqlite3_prepare_v2(s->db, "SELECT no, name, label, owner FROM rp_entities ORDER BY no", -1,
-                           &q, NULL) ||
-        sqlite3_prepare_v2(s->db,
-                           "SELECT name, spec, owner FROM rp_fields WHERE entity = ?"
-                           " ORDER BY position",
-                           -1, &qf, NULL)) {
-        rc = rp__dberr(s, SQLITE_ERROR, "cannot read the entity registry", err);
+    if (!(q = rp_db_prepare(s->db, "SELECT no, name, label, owner FROM rp_entities"
+                                   " ORDER BY no", err)) ||
+        !(qf = rp_db_prepare(s->db, "SELECT name, spec, owner FROM rp_fields WHERE entity = ?"
+                                    " ORDER BY position", err))) {
+        rc = err ? err->code : RP_EIO;
         goto out;
     }
-    while (sqlite3_step(q) == SQLITE_ROW) {
+    while (rp_db_step(q) == RP_DB_ROW) {
         rp__entity_t *e = calloc(1, sizeof *e);
         rp__entity_t **grown = realloc(s->ents, sizeof *s->ents * (size_t)(s->nents + 1));
         if (!e || !grown) {
@@ -746,14 +542,14 @@ static int registry_load(rp_store_t *s, rp_error_t *err)
         }
         s->ents = grown;
         s->ents[s->nents++] = e;
-        e->no = sqlite3_column_int64(q, 0);
-        e->name = strdup((const char *)sqlite3_column_text(q, 1));
-        e->label = sqlite3_column_text(q, 2) ? strdup((const char *)sqlite3_column_text(q, 2))
+        e->no = rp_db_col_int(q, 0);
+        e->name = strdup(rp_db_col_text(q, 1));
+        e->label = rp_db_col_text(q, 2) ? strdup(rp_db_col_text(q, 2))
                                              : NULL;
-        e->owner = strdup((const char *)sqlite3_column_text(q, 3));
-        sqlite3_reset(qf);
-        sqlite3_bind_text(qf, 1, e->name, -1, SQLITE_STATIC);
-        while (sqlite3_step(qf) == SQLITE_ROW) {
+        e->owner = strdup(rp_db_col_text(q, 3));
+        rp_db_reset(qf);
+        rp_db_bind_text(qf, 1, e->name, -1);
+        while (rp_db_step(qf) == RP_DB_ROW) {
             rp__field_t *nf = realloc(e->fields, sizeof *nf * (size_t)(e->nfields + 1));
             if (!nf) {
                 rc = rp_error_set(err, RP_ENOMEM, 0, "out of memory");
@@ -762,9 +558,9 @@ static int registry_load(rp_store_t *s, rp_error_t *err)
             e->fields = nf;
             rp__field_t *f = &e->fields[e->nfields++];
             memset(f, 0, sizeof *f);
-            f->name = strdup((const char *)sqlite3_column_text(qf, 0));
-            f->owner = strdup((const char *)sqlite3_column_text(qf, 2));
-            json_t *spec = json_loads((const char *)sqlite3_column_text(qf, 1), 0, NULL);
+            f->name = strdup(rp_db_col_text(qf, 0));
+            f->owner = strdup(rp_db_col_text(qf, 2));
+            json_t *spec = json_loads(rp_db_col_text(qf, 1), 0, NULL);
             /* The ref target may be defined later in the file; the table was checked when
              * the field was made, so accept the stored name as is. */
             rc = spec ? field_parse(s, e->name, json_string_value(json_object_get(spec, "ref")),
@@ -784,19 +580,9 @@ static int registry_load(rp_store_t *s, rp_error_t *err)
         }
     }
 out:
-    sqlite3_finalize(q);
-    sqlite3_finalize(qf);
+    rp_db_finalize(q);
+    rp_db_finalize(qf);
     return rc;
-}
-
-/* SQLite's count of schema changes to the file, by any connection. */
-static int schema_cookie(rp_store_t *s)
-{
-    sqlite3_stmt *st = rp__stmt(s, "PRAGMA schema_version", NULL);
-    int v = st && sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
-    if (st)
-        sqlite3_reset(st);
-    return v;
 }
 
 static void registry_free(rp_store_t *s)
@@ -821,14 +607,14 @@ static void registry_reload(rp_store_t *s)
     registry_free(s);
     rp_error_t ignored;
     registry_load(s, &ignored);
-    s->seen_schema = schema_cookie(s);
+    s->seen_schema = rp_db_schema_cookie(s->db);
 }
 
 int rp_store_refresh(rp_store_t *s)
 {
-    if (s->txn_depth > 0)
+    if (rp_db_depth(s->db) > 0)
         return 0;
-    int v = schema_cookie(s);
+    int v = rp_db_schema_cookie(s->db);
     if (v < 0 || v == s->seen_schema)
         return 0;
     registry_reload(s);
@@ -836,74 +622,7 @@ int rp_store_refresh(rp_store_t *s)
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* Opening and migrations                                                                    */
-
-static int read_schema_version(rp_store_t *s, int *version, rp_error_t *err)
-{
-    sqlite3_stmt *st;
-    *version = 0;
-    int rc = sqlite3_prepare_v2(s->db,
-                                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='rp_meta'",
-                                -1, &st, NULL);
-    if (rc)
-        return rp__dberr(s, rc, "cannot read the database", err);
-    rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (rc == SQLITE_DONE)
-        return 0;
-    if (rc != SQLITE_ROW)
-        return rp__dberr(s, rc, "cannot read the database", err);
-    rc = sqlite3_prepare_v2(s->db, "SELECT value FROM rp_meta WHERE key='schema_version'", -1,
-                            &st, NULL);
-    if (rc)
-        return rp__dberr(s, rc, "cannot read the schema version", err);
-    if (sqlite3_step(st) == SQLITE_ROW)
-        *version = sqlite3_column_int(st, 0);
-    sqlite3_finalize(st);
-    return 0;
-}
-
-static int migrate(rp_store_t *s, rp_error_t *err)
-{
-    int found;
-    int rc = read_schema_version(s, &found, err);
-    if (rc)
-        return rc;
-    s->schema_found = found;
-    if (found > RP_STORE_SCHEMA_VERSION)
-        return rp_error_set(err, RP_EVERSION, RP_C_NEWER,
-                            "this database has schema version %d, written by a newer Rapport; "
-                            "this build (" RP_VERSION ") understands up to version %d",
-                            found, RP_STORE_SCHEMA_VERSION);
-    if (found == RP_STORE_SCHEMA_VERSION)
-        return 0;
-    if ((rc = rp__exec(s, "BEGIN IMMEDIATE", err)))
-        return rc;
-    for (int v = found; v < RP_STORE_SCHEMA_VERSION; v++)
-        if ((rc = rp__exec(s, migrations[v], err)))
-            goto fail;
-    sqlite3_stmt *st;
-    rc = sqlite3_prepare_v2(s->db,
-                            "INSERT INTO rp_meta(key, value) VALUES('schema_version', ?1),"
-                            " ('written_by', ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                            -1, &st, NULL);
-    if (rc) {
-        rc = rp__dberr(s, rc, "cannot record the schema version", err);
-        goto fail;
-    }
-    sqlite3_bind_int(st, 1, RP_STORE_SCHEMA_VERSION);
-    sqlite3_bind_text(st, 2, "rapport " RP_VERSION, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE) {
-        rc = rp__dberr(s, rc, "cannot record the schema version", err);
-        goto fail;
-    }
-    return rp__exec(s, "COMMIT", err);
-fail:
-    sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-    return rc;
-}
+/* Opening                                                                                   */
 
 static uint64_t os_seed(void)
 {
@@ -935,9 +654,6 @@ int rp_store_open(const char *path, const rp_store_opts_t *opts, rp_store_t **ou
             return rp_error_set(err, RP_ENOTFOUND, RP_C_OPEN,
                                 "no database at %s (create it with `rapport init`)", path);
     }
-    /* Memory statistics cost a mutex on every allocation and nothing here reads them. The call
-     * only takes effect before SQLite is first initialised, and is harmless after. */
-    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
     rp_store_t *s = calloc(1, sizeof *s);
     if (!s)
         return rp_error_set(err, RP_ENOMEM, 0, "out of memory");
@@ -946,77 +662,33 @@ int rp_store_open(const char *path, const rp_store_opts_t *opts, rp_store_t **ou
     s->max_depth = o.max_depth > 0 ? o.max_depth : 16;
     s->rng = os_seed();
     s->next_hook_id = 1;
-    int rc = sqlite3_open_v2(path, &s->db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
-    if (rc != SQLITE_OK) {
-        rc = rp_error_set(err, RP_EIO, RP_C_OPEN, "cannot open database %s: %s", path,
-                          s->db ? sqlite3_errmsg(s->db) : "out of memory");
-        goto fail;
+    rp_db_opts_t dbo = {.sync_full = o.sync_full, .busy_timeout_ms = o.busy_timeout_ms};
+    int rc = rp_db_open(path, &dbo, &s->db, err);
+    if (!rc && !(rc = registry_load(s, err)))
+        s->seen_schema = rp_db_schema_cookie(s->db);
+    if (rc) {
+        rp_store_close(s);
+        return rc;
     }
-    sqlite3_extended_result_codes(s->db, 1);
-    s->busy_ms = o.busy_timeout_ms > 0 ? o.busy_timeout_ms : 5000;
-    sqlite3_busy_handler(s->db, busy_wait, s);
-    sqlite3_progress_handler(s->db, PROGRESS_OPS, progress, s);
-    if ((rc = rp__fts_register(s->db)) != SQLITE_OK) {
-        rc = rp__dberr(s, rc, "cannot register the search tokenizer", err);
-        goto fail;
-    }
-    /* journal_mode answers with a row; run it through exec and check the result. */
-    const char *pragmas = o.sync_full ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-                                        " PRAGMA foreign_keys=ON;"
-                                      : "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-                                        " PRAGMA foreign_keys=ON;";
-    if (sqlite3_exec(s->db, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL) != SQLITE_OK) {
-        rc = rp_error_set(err, RP_EIO, RP_C_OPEN, "%s is not a Rapport database (or is damaged): "
-                          "%s", path, sqlite3_errmsg(s->db));
-        goto fail;
-    }
-    if ((rc = rp__exec(s, pragmas, err)))
-        goto fail;
-    if (!(rc = migrate(s, err)) && !(rc = registry_load(s, err)))
-        s->seen_schema = schema_cookie(s);
-    if (rc)
-        goto fail;
     *out = s;
     return 0;
-fail:
-    rp_store_close(s);
-    return rc;
 }
 
 void rp_store_close(rp_store_t *s)
 {
     if (!s)
         return;
-    if (s->txn_depth > 0 && s->db)
-        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-    rp__stmt_flush(s);
+    if (s->db)
+        rp__stmt_flush(s);
     rp__hooks_free(s);
     registry_free(s);
-    if (s->db)
-        sqlite3_close_v2(s->db);
+    rp_db_close(s->db);
     free(s);
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* Transactions                                                                              */
-
-/* Writes "<prefix><depth>" into @p out: savepoint names, made often, so without printf. */
-static const char *level_sql(char *out, const char *prefix, int depth)
-{
-    size_t n = strlen(prefix);
-    memcpy(out, prefix, n);
-    char digits[12];
-    int k = 0;
-    do {
-        digits[k++] = (char)('0' + depth % 10);
-        depth /= 10;
-    } while (depth && k < 11);
-    while (k)
-        out[n++] = digits[--k];
-    out[n] = '\0';
-    return out;
-}
+/* Transactions: the database room's levels, with a savepoint opened only if a write happens,
+ * and the registry read back when a schema change was undone                                */
 
 int rp_store_begin(rp_store_t *s, rp_error_t *err)
 {
@@ -1027,118 +699,65 @@ int rp_store_begin(rp_store_t *s, rp_error_t *err)
             return rc;
         s->lazy_open = true;
     }
-    char buf[40];
-    const char *sql = s->txn_depth == 0 ? "BEGIN IMMEDIATE"
-                                         : level_sql(buf, "SAVEPOINT rp_sp", s->txn_depth);
-    sqlite3_stmt *st = s->txn_depth > 0 && s->txn_depth <= RP__SP_HELD
-                           ? rp__stmt_held(s, &s->held[RP__HELD_SP + s->txn_depth - 1], sql, err)
-                           : rp__stmt(s, sql, err);
-    if (!st)
-        return err ? err->code : RP_EIO;
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE)
-        return rp__dberr(s, rc, "cannot begin a transaction", err);
-    s->txn_depth++;
-    return 0;
+    return rp_db_begin(s->db, err);
+}
+
+void rp_store_lazy_begin(rp_store_t *s)
+{
+    s->lazy_sp = true;
+    s->lazy_open = false;
+}
+
+bool rp_store_lazy_end(rp_store_t *s)
+{
+    bool opened = s->lazy_open;
+    s->lazy_sp = s->lazy_open = false;
+    return opened;
+}
+
+/* A nested rollback may have undone part of the schema: read it back once, at the outermost
+ * level only, since callers below hold pointers into the registry. */
+static void schema_settle(rp_store_t *s)
+{
+    if (rp_db_depth(s->db) == 0 && s->schema_dirty) {
+        registry_reload(s);
+        s->schema_dirty = false;
+    }
 }
 
 int rp_store_commit(rp_store_t *s, rp_error_t *err)
 {
-    if (s->txn_depth == 0)
-        return rp_error_set(err, RP_ESTATE, RP_C_TXN, "commit without an open transaction");
-    if (s->aborted || sqlite3_get_autocommit(s->db))
-        return rp_store_rollback(s, err); /* nothing is left to commit: say so */
-    char buf[40];
-    int level = s->txn_depth - 1;
-    const char *sql = level == 0 ? "COMMIT" : level_sql(buf, "RELEASE rp_sp", level);
-    sqlite3_stmt *st = level > 0 && level <= RP__SP_HELD
-                           ? rp__stmt_held(s, &s->held[RP__HELD_RELEASE + level - 1], sql, err)
-                           : rp__stmt(s, sql, err);
-    if (!st)
-        return err ? err->code : RP_EIO;
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE) {
-        int code = rp__dberr(s, rc, "cannot commit", err);
-        /* A failed COMMIT leaves the transaction open: roll it back so nothing half-done
-         * lingers and the depth stays true. */
-        rp_store_rollback(s, NULL);
-        return code;
-    }
-    s->txn_depth--;
-    if (s->txn_depth == 0 && s->schema_dirty) {
-        /* A nested rollback may have undone part of the schema: read it back once, here. */
-        registry_reload(s);
-        s->schema_dirty = false;
-    }
-    return 0;
+    int rc = rp_db_commit(s->db, err);
+    schema_settle(s);
+    return rc;
 }
 
 int rp_store_rollback(rp_store_t *s, rp_error_t *err)
 {
-    if (s->txn_depth == 0)
-        return rp_error_set(err, RP_ESTATE, RP_C_TXN, "rollback without an open transaction");
-    if (s->aborted || sqlite3_get_autocommit(s->db)) {
-        /* SQLite already rolled everything back by itself (disk full, I/O error): each level
-         * unwinds with an error, and nothing runs meanwhile (see rp__stmt). */
-        s->aborted = --s->txn_depth > 0;
-        if (s->txn_depth == 0 && s->schema_dirty) {
-            registry_reload(s);
-            s->schema_dirty = false;
-        }
-        return rp_error_set(err, RP_EIO, RP_C_SQL,
-                            "the database rolled the whole transaction back after an error");
-    }
-    s->txn_depth--;
-    int rc = 0;
-    if (s->txn_depth == 0) {
-        /* SQLite may already have rolled back by itself (e.g. after SQLITE_FULL). */
-        if (!sqlite3_get_autocommit(s->db) &&
-            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL) != SQLITE_OK)
-            rc = rp__dberr(s, SQLITE_ERROR, "cannot roll back", err);
-    } else {
-        char buf[40];
-        const char *steps[2] = {level_sql(buf, "ROLLBACK TO rp_sp", s->txn_depth), NULL};
-        for (int i = 0; i < 2 && !rc; i++) {
-            if (i == 1)
-                steps[1] = level_sql(buf, "RELEASE rp_sp", s->txn_depth);
-            sqlite3_stmt *st = rp__stmt(s, steps[i], err);
-            int src = st ? sqlite3_step(st) : SQLITE_ERROR;
-            if (st)
-                sqlite3_reset(st);
-            if (src != SQLITE_DONE)
-                rc = rp__dberr(s, src, "cannot roll back to a savepoint", err);
-        }
-    }
-    /* A schema change undone by the rollback must leave the registry in memory too; but only
-     * at the outermost level, since callers below hold pointers into the registry. */
-    if (s->schema_dirty && s->txn_depth == 0) {
-        registry_reload(s);
-        s->schema_dirty = false;
-    }
+    int rc = rp_db_rollback(s->db, err);
+    schema_settle(s);
     return rc;
 }
 
 int rp_store_txn_depth(const rp_store_t *s)
 {
-    return s->txn_depth;
+    return rp_db_depth(s->db);
 }
 
 /* ---------------------------------------------------------------------------------------- */
 /* Defining entities and fields                                                              */
 
-static int step_done(rp_store_t *s, sqlite3_stmt *st, const char *what, rp_error_t *err)
+static int step_done(rp_store_t *s, rp_db_stmt_t *st, const char *what, rp_error_t *err)
 {
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : rp__dberr(s, rc, what, err);
+    int rc = rp_db_step(st);
+    rp_db_reset(st);
+    return rc == RP_DB_DONE ? 0 : rp__dberr(s, rc, what, err);
 }
 
 static int store_field_row(rp_store_t *s, const char *entity, const rp__field_t *f, int pos,
                            const char *now, rp_error_t *err)
 {
-    sqlite3_stmt *st = rp__stmt(s,
+    rp_db_stmt_t *st = rp__stmt(s,
                                 "INSERT INTO rp_fields(entity, name, position, spec, owner,"
                                 " created_at) VALUES(?,?,?,?,?,?)",
                                 err);
@@ -1149,12 +768,12 @@ static int store_field_row(rp_store_t *s, const char *entity, const rp__field_t 
     json_decref(spec);
     if (!text)
         return rp_error_set(err, RP_ENOMEM, 0, "out of memory");
-    sqlite3_bind_text(st, 1, entity, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, f->name, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 3, pos);
-    sqlite3_bind_text(st, 4, text, -1, free);
-    sqlite3_bind_text(st, 5, f->owner, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 6, now, -1, SQLITE_STATIC);
+    rp_db_bind_text(st, 1, entity, -1);
+    rp_db_bind_text(st, 2, f->name, -1);
+    rp_db_bind_int(st, 3, pos);
+    rp_db_bind_text_copy(st, 4, text, -1) /* FIXME free */;
+    rp_db_bind_text(st, 5, f->owner, -1);
+    rp_db_bind_text(st, 6, now, -1);
     return step_done(s, st, "cannot record the field", err);
 }
 
@@ -1165,9 +784,13 @@ static int field_index(rp_store_t *s, const char *entity, const rp__field_t *f, 
     if (f->unique || f->indexed || f->type == RP_T_REF) {
         snprintf(sql, sizeof sql, "CREATE %sINDEX \"rp_ix_%s_%s\" ON \"%s\"(\"%s\")",
                  f->unique ? "UNIQUE " : "", entity, f->name, entity, f->name);
-        int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
-        if (rc != SQLITE_OK) {
-            if ((rc & 0xff) == SQLITE_CONSTRAINT)
+        rp_db_stmt_t *st = rp_db_prepare(s->db, sql, err);
+        if (!st)
+            return err ? err->code : RP_EIO;
+        int rc = rp_db_step(st);
+        rp_db_finalize(st);
+        if (rc != RP_DB_DONE) {
+            if ((rc & 0xff) == RP_DB_CONSTRAINT)
                 return rp_error_set(err, RP_ECONFLICT, RP_C_UNIQUE,
                                     "cannot make %s.%s unique: existing records share a value",
                                     entity, f->name);
@@ -1304,7 +927,7 @@ int rp_store_define(rp_store_t *s, const rp_ctx_t *ctx, const char *name, json_t
             goto fail;
     char now[32];
     rp__fmt_time(rp_store_now(s), now);
-    sqlite3_stmt *st = rp__stmt(s,
+    rp_db_stmt_t *st = rp__stmt(s,
                                 "INSERT INTO rp_entities(name, label, owner, created_at)"
                                 " VALUES(?,?,?,?)",
                                 err);
@@ -1312,14 +935,14 @@ int rp_store_define(rp_store_t *s, const rp_ctx_t *ctx, const char *name, json_t
         rc = err ? err->code : RP_EIO;
         goto fail;
     }
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    rp_db_bind_text(st, 1, name, -1);
     if (e->label)
-        sqlite3_bind_text(st, 2, e->label, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, e->owner, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, now, -1, SQLITE_STATIC);
+        rp_db_bind_text(st, 2, e->label, -1);
+    rp_db_bind_text(st, 3, e->owner, -1);
+    rp_db_bind_text(st, 4, now, -1);
     if ((rc = step_done(s, st, "cannot record the entity", err)))
         goto fail;
-    e->no = sqlite3_last_insert_rowid(s->db);
+    e->no = rp_db_last_id(s->db);
     for (int i = 0; i < e->nfields; i++)
         if ((rc = store_field_row(s, name, &e->fields[i], i, now, err)))
             goto fail;
@@ -1363,13 +986,13 @@ static int table_has_rows(rp_store_t *s, const char *entity, bool *has, rp_error
 {
     char sql[128];
     snprintf(sql, sizeof sql, "SELECT EXISTS(SELECT 1 FROM \"%s\")", entity);
-    sqlite3_stmt *st = rp__stmt(s, sql, err);
+    rp_db_stmt_t *st = rp__stmt(s, sql, err);
     if (!st)
         return err ? err->code : RP_EIO;
-    if (sqlite3_step(st) != SQLITE_ROW)
-        return rp__dberr(s, SQLITE_ERROR, "cannot read the table", err);
-    *has = sqlite3_column_int(st, 0) != 0;
-    sqlite3_reset(st);
+    if (rp_db_step(st) != RP_DB_ROW)
+        return rp__dberr(s, RP_DB_ERROR, "cannot read the table", err);
+    *has = (int)rp_db_col_int(st, 0) != 0;
+    rp_db_reset(st);
     return 0;
 }
 
@@ -1425,14 +1048,14 @@ int rp_store_add_field(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, c
         snprintf(lit, sizeof lit, " DEFAULT %.17g", json_real_value(f.def));
         numeric_def = true;
     } else if (f.def && f.type == RP_T_DECIMAL) {
-        sqlite3_stmt *tmp;
+        rp_db_stmt_t *tmp;
         /* Reuse the codec: bind the canonical string into a SELECT to get the scaled integer. */
-        if (sqlite3_prepare_v2(s->db, "SELECT ?", -1, &tmp, NULL) == SQLITE_OK) {
+        if ((tmp = rp_db_prepare(s->db, "SELECT ?", NULL))) {
             rp__value_bind(tmp, 1, &f, f.def);
-            if (sqlite3_step(tmp) == SQLITE_ROW)
+            if (rp_db_step(tmp) == RP_DB_ROW)
                 snprintf(lit, sizeof lit, " DEFAULT %lld",
-                         (long long)sqlite3_column_int64(tmp, 0));
-            sqlite3_finalize(tmp);
+                         (long long)rp_db_col_int(tmp, 0));
+            rp_db_finalize(tmp);
         }
         numeric_def = true;
         if (!lit[0]) {
@@ -1446,15 +1069,15 @@ int rp_store_add_field(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, c
         goto fail;
     if (f.def && !numeric_def && has_rows) {
         snprintf(sql, sizeof sql, "UPDATE \"%s\" SET \"%s\" = ?", entity, field);
-        sqlite3_stmt *st;
-        if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
-            rc = rp__dberr(s, SQLITE_ERROR, "cannot fill the default", err);
+        rp_db_stmt_t *st;
+        if (!(st = rp_db_prepare(s->db, sql, err))) {
+            rc = err ? err->code : RP_EIO;
             goto fail;
         }
         rp__value_bind(st, 1, &f, f.def);
-        int src = sqlite3_step(st);
-        sqlite3_finalize(st);
-        if (src != SQLITE_DONE) {
+        int src = rp_db_step(st);
+        rp_db_finalize(st);
+        if (src != RP_DB_DONE) {
             rc = rp__dberr(s, src, "cannot fill the default", err);
             goto fail;
         }
@@ -1555,17 +1178,17 @@ int rp_config_get(rp_store_t *s, const char *key, json_t **value, rp_error_t *er
         return rp_error_set(err, RP_EINVAL, RP_C_IDENT,
                             "\"%s\" is not a valid setting name (lower-case words joined by . or _)",
                             key ? key : "(null)");
-    sqlite3_stmt *st = rp__stmt(s, "SELECT value FROM rp_settings WHERE key = ?", err);
+    rp_db_stmt_t *st = rp__stmt(s, "SELECT value FROM rp_settings WHERE key = ?", err);
     if (!st)
         return err ? err->code : RP_EIO;
-    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        *value = json_loads((const char *)sqlite3_column_text(st, 0), JSON_DECODE_ANY, NULL);
-    sqlite3_reset(st);
-    if (rc == SQLITE_DONE)
+    rp_db_bind_text(st, 1, key, -1);
+    int rc = rp_db_step(st);
+    if (rc == RP_DB_ROW)
+        *value = json_loads(rp_db_col_text(st, 0), JSON_DECODE_ANY, NULL);
+    rp_db_reset(st);
+    if (rc == RP_DB_DONE)
         return rp_error_set(err, RP_ENOTFOUND, RP_C_NO_RECORD, "setting \"%s\" is not set", key);
-    return rc == SQLITE_ROW ? 0 : rp__dberr(s, rc, "cannot read the setting", err);
+    return rc == RP_DB_ROW ? 0 : rp__dberr(s, rc, "cannot read the setting", err);
 }
 
 int rp_config_set(rp_store_t *s, const rp_ctx_t *ctx, const char *key, json_t *value,
@@ -1584,7 +1207,7 @@ int rp_config_set(rp_store_t *s, const rp_ctx_t *ctx, const char *key, json_t *v
         json_decref(old);
         return rc;
     }
-    sqlite3_stmt *st = rp__stmt(s, value ? "INSERT INTO rp_settings(key, value, updated_at,"
+    rp_db_stmt_t *st = rp__stmt(s, value ? "INSERT INTO rp_settings(key, value, updated_at,"
                                            " updated_by) VALUES(?1, ?2, ?3, ?4) ON CONFLICT(key)"
                                            " DO UPDATE SET value = ?2, updated_at = ?3,"
                                            " updated_by = ?4"
@@ -1595,11 +1218,11 @@ int rp_config_set(rp_store_t *s, const rp_ctx_t *ctx, const char *key, json_t *v
     rp__fmt_time(rp_store_now(s), now);
     char *text = value ? json_dumps(value, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
     if (st) {
-        sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+        rp_db_bind_text(st, 1, key, -1);
         if (text)
-            sqlite3_bind_text(st, 2, text, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, now, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 4, ctx && ctx->actor ? ctx->actor : "system", -1, SQLITE_STATIC);
+            rp_db_bind_text(st, 2, text, -1);
+        rp_db_bind_text(st, 3, now, -1);
+        rp_db_bind_text(st, 4, ctx && ctx->actor ? ctx->actor : "system", -1);
         rc = step_done(s, st, "cannot save the setting", err);
     } else {
         rc = err ? err->code : RP_EIO;
@@ -1632,15 +1255,15 @@ int rp_config_set(rp_store_t *s, const rp_ctx_t *ctx, const char *key, json_t *v
 int rp_config_list(rp_store_t *s, json_t **out, rp_error_t *err)
 {
     *out = NULL;
-    sqlite3_stmt *st = rp__stmt(s, "SELECT key, value FROM rp_settings ORDER BY key", err);
+    rp_db_stmt_t *st = rp__stmt(s, "SELECT key, value FROM rp_settings ORDER BY key", err);
     if (!st)
         return err ? err->code : RP_EIO;
     json_t *all = json_object();
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        json_t *v = json_loads((const char *)sqlite3_column_text(st, 1), JSON_DECODE_ANY, NULL);
-        json_object_set_new(all, (const char *)sqlite3_column_text(st, 0), v ? v : json_null());
+    while (rp_db_step(st) == RP_DB_ROW) {
+        json_t *v = json_loads(rp_db_col_text(st, 1), JSON_DECODE_ANY, NULL);
+        json_object_set_new(all, rp_db_col_text(st, 0), v ? v : json_null());
     }
-    sqlite3_reset(st);
+    rp_db_reset(st);
     *out = all;
     return 0;
 }

@@ -548,59 +548,58 @@ int rp__value_canon(const char *entity, const rp__field_t *f, json_t *in, json_t
     return *out ? 0 : rp_error_set(err, RP_ENOMEM, 0, "out of memory");
 }
 
-int rp__value_bind(sqlite3_stmt *st, int idx, const rp__field_t *f, json_t *v)
+int rp__value_bind(rp_db_stmt_t *st, int idx, const rp__field_t *f, json_t *v)
 {
     if (!v || json_is_null(v))
-        return sqlite3_bind_null(st, idx);
+        return rp_db_bind_null(st, idx);
     switch (f->type) {
     case RP_T_INTEGER:
     case RP_T_REF:
-        return sqlite3_bind_int64(st, idx, json_integer_value(v));
+        return rp_db_bind_int(st, idx, json_integer_value(v));
     case RP_T_REAL:
-        return sqlite3_bind_double(st, idx, json_number_value(v));
+        return rp_db_bind_float(st, idx, json_number_value(v));
     case RP_T_BOOLEAN:
-        return sqlite3_bind_int(st, idx, json_is_true(v));
+        return rp_db_bind_int(st, idx, json_is_true(v));
     case RP_T_DECIMAL: {
         int64_t x = 0;
         parse_decimal(json_string_value(v), f->scale, &x);
-        return sqlite3_bind_int64(st, idx, x);
+        return rp_db_bind_int(st, idx, x);
     }
     case RP_T_JSON: {
         char *d = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-        return d ? sqlite3_bind_text(st, idx, d, -1, free) : SQLITE_NOMEM;
+        return d ? rp_db_bind_text_owned(st, idx, d, -1) : RP_DB_NOMEM;
     }
     default:
-        return sqlite3_bind_text(st, idx, json_string_value(v), (int)json_string_length(v),
-                                 SQLITE_TRANSIENT);
+        return rp_db_bind_text_copy(st, idx, json_string_value(v), (int)json_string_length(v));
     }
 }
 
-json_t *rp__value_column(sqlite3_stmt *st, int col, const rp__field_t *f)
+json_t *rp__value_column(rp_db_stmt_t *st, int col, const rp__field_t *f)
 {
-    if (sqlite3_column_type(st, col) == SQLITE_NULL)
+    if (rp_db_col_type(st, col) == RP_DB_NULL)
         return json_null();
     switch (f->type) {
     case RP_T_INTEGER:
     case RP_T_REF:
-        return json_integer(sqlite3_column_int64(st, col));
+        return json_integer(rp_db_col_int(st, col));
     case RP_T_REAL:
-        return json_real(sqlite3_column_double(st, col));
+        return json_real(rp_db_col_float(st, col));
     case RP_T_BOOLEAN:
-        return json_boolean(sqlite3_column_int64(st, col) != 0);
+        return json_boolean(rp_db_col_int(st, col) != 0);
     case RP_T_DECIMAL: {
         char buf[40];
-        format_decimal(sqlite3_column_int64(st, col), f->scale, buf, sizeof buf);
+        format_decimal(rp_db_col_int(st, col), f->scale, buf, sizeof buf);
         return json_string(buf);
     }
     case RP_T_JSON: {
-        json_t *v = json_loadb((const char *)sqlite3_column_text(st, col),
-                               (size_t)sqlite3_column_bytes(st, col), JSON_DECODE_ANY, NULL);
+        json_t *v = json_loadb(rp_db_col_text(st, col),
+                               (size_t)rp_db_col_bytes(st, col), JSON_DECODE_ANY, NULL);
         return v ? v : json_null();
     }
     default:
         /* Only checked UTF-8 was ever written here. */
-        return json_stringn_nocheck((const char *)sqlite3_column_text(st, col),
-                                    (size_t)sqlite3_column_bytes(st, col));
+        return json_stringn_nocheck(rp_db_col_text(st, col),
+                                    (size_t)rp_db_col_bytes(st, col));
     }
 }
 

@@ -16,7 +16,8 @@
 #include <sodium.h>
 #include <uv.h>
 
-#include "internal.h"
+#include "rapport/db.h"
+#include "rapport/store.h"
 #include "rapport/access.h"
 #include "rapport/webhook.h"
 #include "webhook_int.h"
@@ -121,22 +122,11 @@ static void hook_free(rp_webhook_deliverer_t *d, hook_t *h)
     free(h);
 }
 
-static int sqlite_schema_cookie(rp_store_t *s)
-{
-    sqlite3_stmt *st = NULL;
-    int v = -1;
-    if (sqlite3_prepare_v2(s->db, "PRAGMA schema_version", -1, &st, NULL) == SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int(st, 0);
-    sqlite3_finalize(st);
-    return v;
-}
-
 /* An entity defined by another process is not in this connection's registry, and the owner's
  * read scope may need a record of it: open afresh when the schema changed. */
 static void follow_schema(rp_webhook_deliverer_t *d)
 {
-    int cookie = sqlite_schema_cookie(d->s);
+    int cookie = rp_db_schema_cookie(rp_store_db(d->s));
     if (cookie == d->schema_cookie)
         return;
     rp_store_t *fresh = NULL;
@@ -195,7 +185,7 @@ static void refresh(rp_webhook_deliverer_t *d)
     for (hook_t *h = d->hooks; h; h = h->next)
         h->seen = false;
     rp_error_t err = {0};
-    sqlite3_stmt *st = rp__stmt(d->s, "SELECT id, url, events, secret, owner, active"
+    rp_db_stmt_t *st = rp_db_stmt(rp_store_db(d->s), "SELECT id, url, events, secret, owner, active"
                                       " FROM rp_webhooks ORDER BY id", &err);
     if (!st) {
         say(d, "error", "cannot read the webhooks: %s", err.msg);
@@ -204,8 +194,8 @@ static void refresh(rp_webhook_deliverer_t *d)
         return;
     }
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        int64_t id = sqlite3_column_int64(st, 0);
+    while ((rc = rp_db_step(st)) == RP_DB_ROW) {
+        int64_t id = rp_db_col_int(st, 0);
         hook_t *h = d->hooks;
         while (h && h->id != id)
             h = h->next;
@@ -215,10 +205,10 @@ static void refresh(rp_webhook_deliverer_t *d)
                 break;
             h->id = id;
             rp__webhook_sub_name(id, h->name);
-            h->url = strdup((const char *)sqlite3_column_text(st, 1));
-            h->events = strdup((const char *)sqlite3_column_text(st, 2));
-            h->secret = strdup((const char *)sqlite3_column_text(st, 3));
-            h->owner = strdup((const char *)sqlite3_column_text(st, 4));
+            h->url = strdup(rp_db_col_text(st, 1));
+            h->events = strdup(rp_db_col_text(st, 2));
+            h->secret = strdup(rp_db_col_text(st, 3));
+            h->owner = strdup(rp_db_col_text(st, 4));
             if (!h->url || !h->events || !h->secret || !h->owner) {
                 hook_free(d, h);
                 break;
@@ -229,16 +219,16 @@ static void refresh(rp_webhook_deliverer_t *d)
             h->next = d->hooks;
             d->hooks = h;
         }
-        h->active = sqlite3_column_int(st, 5) != 0;
+        h->active = (int)rp_db_col_int(st, 5) != 0;
         h->seen = true;
     }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        rp__dberr(d->s, rc, "cannot read the webhooks", &err);
+    if (rc != RP_DB_ROW && rc != RP_DB_DONE) {
+        rp_db_error(rp_store_db(d->s), rc, "cannot read the webhooks", &err);
         say(d, "error", "%s", err.msg);
         for (hook_t *h = d->hooks; h; h = h->next)
             h->seen = true;
     }
-    sqlite3_reset(st);
+    rp_db_reset(st);
     /* Removed webhooks go; one with an attempt in flight abandons it (its subscriber is gone,
      * so there is nothing to record it against). */
     for (hook_t **pp = &d->hooks; *pp;) {
@@ -452,27 +442,27 @@ static void record(rp_webhook_deliverer_t *d, hook_t *h, long status, const char
                             &dead, &err);
     if (rc)
         goto rollback;
-    sqlite3_stmt *st = rp__stmt(d->s, "INSERT INTO rp_webhook_deliveries(webhook_id, seq, attempt,"
+    rp_db_stmt_t *st = rp_db_stmt(rp_store_db(d->s), "INSERT INTO rp_webhook_deliveries(webhook_id, seq, attempt,"
                                       " status, error, duration_ms, at, outcome)"
                                       " VALUES(?, ?, ?, ?, ?, ?, ?, ?)", &err);
     if (!st) {
         rc = err.code ? err.code : RP_EIO;
         goto rollback;
     }
-    sqlite3_bind_int64(st, 1, h->id);
-    sqlite3_bind_int64(st, 2, ev->seq);
-    sqlite3_bind_int(st, 3, attempt);
+    rp_db_bind_int(st, 1, h->id);
+    rp_db_bind_int(st, 2, ev->seq);
+    rp_db_bind_int(st, 3, attempt);
     if (status > 0)
-        sqlite3_bind_int64(st, 4, status);
+        rp_db_bind_int(st, 4, status);
     else
-        sqlite3_bind_null(st, 4);
+        rp_db_bind_null(st, 4);
     if (error)
-        sqlite3_bind_text(st, 5, error, -1, SQLITE_STATIC);
+        rp_db_bind_text(st, 5, error, -1);
     else
-        sqlite3_bind_null(st, 5);
-    sqlite3_bind_int64(st, 6, duration_ms);
-    sqlite3_bind_int64(st, 7, rp_store_now(d->s));
-    sqlite3_bind_text(st, 8, !error ? "delivered" : dead ? "dead" : "retry", -1, SQLITE_STATIC);
+        rp_db_bind_null(st, 5);
+    rp_db_bind_int(st, 6, duration_ms);
+    rp_db_bind_int(st, 7, rp_store_now(d->s));
+    rp_db_bind_text(st, 8, !error ? "delivered" : dead ? "dead" : "retry", -1);
     if ((rc = rp__webhook_step_done(d->s, st, "cannot write the delivery log", &err)) ||
         (rc = rp_store_commit(d->s, &err)))
         goto rollback;
@@ -511,12 +501,12 @@ static int refill(rp_webhook_deliverer_t *d, hook_t *h)
     int64_t now = rp_store_now(d->s), retry_at = 0;
     rp_error_t err = {0};
     /* Paused or removed since the last refresh: a pause applies from the next batch on. */
-    sqlite3_stmt *st = rp__stmt(d->s, "SELECT active FROM rp_webhooks WHERE id = ?", &err);
+    rp_db_stmt_t *st = rp_db_stmt(rp_store_db(d->s), "SELECT active FROM rp_webhooks WHERE id = ?", &err);
     if (st) {
-        sqlite3_bind_int64(st, 1, h->id);
-        if (sqlite3_step(st) != SQLITE_ROW || sqlite3_column_int(st, 0) == 0)
+        rp_db_bind_int(st, 1, h->id);
+        if (rp_db_step(st) != RP_DB_ROW || (int)rp_db_col_int(st, 0) == 0)
             h->active = false;
-        sqlite3_reset(st);
+        rp_db_reset(st);
     }
     if (!h->active) {
         h->next_at = now + BACKOFF_MS;
@@ -648,21 +638,21 @@ static void prune(rp_webhook_deliverer_t *d)
     if (d->o.log_keep_ms <= 0)
         return;
     rp_error_t err = {0};
-    sqlite3_stmt *st = rp__stmt(d->s, "DELETE FROM rp_webhook_deliveries WHERE id IN (SELECT id"
+    rp_db_stmt_t *st = rp_db_stmt(rp_store_db(d->s), "DELETE FROM rp_webhook_deliveries WHERE id IN (SELECT id"
                                       " FROM rp_webhook_deliveries ORDER BY id LIMIT ?2)"
                                       " AND at < ?1", &err);
     if (!st)
         return;
     int64_t now = rp_store_now(d->s);
-    sqlite3_bind_int64(st, 1, now - d->o.log_keep_ms);
-    sqlite3_bind_int(st, 2, PRUNE_ROWS);
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE) {
-        rp__dberr(d->s, rc, "cannot prune the delivery log", &err);
+    rp_db_bind_int(st, 1, now - d->o.log_keep_ms);
+    rp_db_bind_int(st, 2, PRUNE_ROWS);
+    int rc = rp_db_step(st);
+    rp_db_reset(st);
+    if (rc != RP_DB_DONE) {
+        rp_db_error(rp_store_db(d->s), rc, "cannot prune the delivery log", &err);
         say(d, "warn", "%s", err.msg);
     }
-    d->prune_at = now + (rc == SQLITE_DONE && sqlite3_changes(d->s->db) == PRUNE_ROWS ? REFRESH_MS
+    d->prune_at = now + (rc == RP_DB_DONE && rp_db_changes(rp_store_db(d->s)) == PRUNE_ROWS ? REFRESH_MS
                                                                                         : PRUNE_MS);
 }
 
@@ -716,8 +706,8 @@ int rp_webhook_deliverer_start(rp_store_t *s, const rp_webhook_opts_t *o,
                                rp_webhook_deliverer_t **out, rp_error_t *err)
 {
     *out = NULL;
-    const char *file = sqlite3_db_filename(s->db, "main");
-    if (!file || !*file)
+    const char *file = rp_db_path(rp_store_db(s));
+    if (!file)
         return rp_error_set(err, RP_EINVAL, RP_C_WEBHOOK,
                             "webhooks are delivered from a database file, not from memory");
     if (sodium_init() < 0)
@@ -748,7 +738,7 @@ int rp_webhook_deliverer_start(rp_store_t *s, const rp_webhook_opts_t *o,
     rp_store_opts_t so = {.must_exist = true};
     if ((rc = rp_store_open(d->path, &so, &d->s, err)))
         goto fail;
-    d->schema_cookie = sqlite_schema_cookie(d->s);
+    d->schema_cookie = rp_db_schema_cookie(rp_store_db(d->s));
     if (!(d->multi = curl_multi_init())) {
         rc = rp_error_set(err, RP_ENOMEM, 0, "out of memory");
         goto fail;

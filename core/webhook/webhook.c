@@ -11,7 +11,29 @@
 #include <curl/curl.h>
 #include <sodium.h>
 
-#include "internal.h"
+#include "rapport/db.h"
+#include "rapport/store.h"
+
+/* Outgoing webhooks. The secret is kept as itself: it signs every delivery. One row per
+ * delivery attempt in the log. Never edit a released step; append one. */
+static const rp_db_step_t webhook_steps[] = {
+    {1,
+     "CREATE TABLE rp_webhooks(id INTEGER PRIMARY KEY AUTOINCREMENT, url TEXT NOT NULL,"
+     " events TEXT NOT NULL, secret TEXT NOT NULL, owner TEXT NOT NULL,"
+     " active INTEGER NOT NULL DEFAULT 1, created_at TEXT NOT NULL, created_by TEXT NOT NULL);"
+     "CREATE TABLE rp_webhook_deliveries(id INTEGER PRIMARY KEY AUTOINCREMENT,"
+     " webhook_id INTEGER NOT NULL, seq INTEGER NOT NULL, attempt INTEGER NOT NULL,"
+     " status INTEGER, error TEXT, duration_ms INTEGER NOT NULL, at INTEGER NOT NULL,"
+     " outcome TEXT NOT NULL);"
+     "CREATE INDEX rp_webhook_deliveries_hook ON rp_webhook_deliveries(webhook_id, id);",
+     NULL},
+};
+static const int webhook_legacy[] = {0, 0, 0, 1};
+static const rp_db_schema_t webhook_schema = {"webhook", webhook_steps, 1, webhook_legacy, 4};
+RP_DB_SCHEMA(webhook_schema)
+
+/* TODO(time.h) */
+void rp__fmt_time(int64_t ms, char *out);
 #include "rapport/access.h"
 #include "rapport/webhook.h"
 #include "webhook_int.h"
@@ -177,11 +199,11 @@ int rp_webhook_sign(const char *secret, int64_t timestamp, const char *body, siz
 
 /* ---- subscriptions ---------------------------------------------------------------------- */
 
-int rp__webhook_step_done(rp_store_t *s, sqlite3_stmt *st, const char *what, rp_error_t *err)
+int rp__webhook_step_done(rp_store_t *s, rp_db_stmt_t *st, const char *what, rp_error_t *err)
 {
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : rp__dberr(s, rc, what, err);
+    int rc = rp_db_step(st);
+    rp_db_reset(st);
+    return rc == RP_DB_DONE ? 0 : rp_db_error(rp_store_db(s), rc, what, err);
 }
 
 static int no_webhook(int64_t id, rp_error_t *err)
@@ -250,7 +272,7 @@ int rp_webhook_add(rp_store_t *s, const rp_ctx_t *ctx, const rp_webhook_spec_t *
     }
     if ((rc = rp_store_begin(s, err)))
         goto out;
-    sqlite3_stmt *st = rp__stmt(s, "INSERT INTO rp_webhooks(url, events, secret, owner,"
+    rp_db_stmt_t *st = rp_db_stmt(rp_store_db(s), "INSERT INTO rp_webhooks(url, events, secret, owner,"
                                    " created_at, created_by) VALUES(?, ?, ?, ?, ?, ?)", err);
     if (!st) {
         rc = err ? err->code : RP_EIO;
@@ -258,15 +280,15 @@ int rp_webhook_add(rp_store_t *s, const rp_ctx_t *ctx, const rp_webhook_spec_t *
     }
     char now[32];
     rp__fmt_time(rp_store_now(s), now);
-    sqlite3_bind_text(st, 1, spec->url, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, events, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, secret, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, spec->user, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 5, now, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 6, ctx && ctx->actor ? ctx->actor : "system", -1, SQLITE_STATIC);
+    rp_db_bind_text(st, 1, spec->url, -1);
+    rp_db_bind_text(st, 2, events, -1);
+    rp_db_bind_text(st, 3, secret, -1);
+    rp_db_bind_text(st, 4, spec->user, -1);
+    rp_db_bind_text(st, 5, now, -1);
+    rp_db_bind_text(st, 6, ctx && ctx->actor ? ctx->actor : "system", -1);
     if ((rc = rp__webhook_step_done(s, st, "cannot add the webhook", err)))
         goto fail;
-    int64_t id = sqlite3_last_insert_rowid(s->db);
+    int64_t id = rp_db_last_id(rp_store_db(s));
     char origin[300], name[32];
     rp__webhook_url_origin(spec->url, origin, sizeof origin);
     rp__webhook_sub_name(id, name);
@@ -303,15 +325,15 @@ int rp_webhook_remove(rp_store_t *s, const rp_ctx_t *ctx, int64_t id, rp_error_t
     int rc = rp_store_begin(s, err);
     if (rc)
         return rc;
-    sqlite3_stmt *st = rp__stmt(s, "DELETE FROM rp_webhooks WHERE id = ?", err);
+    rp_db_stmt_t *st = rp_db_stmt(rp_store_db(s), "DELETE FROM rp_webhooks WHERE id = ?", err);
     if (!st) {
         rc = err ? err->code : RP_EIO;
         goto fail;
     }
-    sqlite3_bind_int64(st, 1, id);
+    rp_db_bind_int(st, 1, id);
     if ((rc = rp__webhook_step_done(s, st, "cannot remove the webhook", err)))
         goto fail;
-    if (sqlite3_changes(s->db) == 0) {
+    if (rp_db_changes(rp_store_db(s)) == 0) {
         rc = no_webhook(id, err);
         goto fail;
     }
@@ -336,15 +358,15 @@ fail:
 int rp_webhook_set_active(rp_store_t *s, const rp_ctx_t *ctx, int64_t id, bool active,
                           rp_error_t *err)
 {
-    sqlite3_stmt *st = rp__stmt(s, "SELECT active FROM rp_webhooks WHERE id = ?", err);
+    rp_db_stmt_t *st = rp_db_stmt(rp_store_db(s), "SELECT active FROM rp_webhooks WHERE id = ?", err);
     if (!st)
         return err ? err->code : RP_EIO;
-    sqlite3_bind_int64(st, 1, id);
-    int src = sqlite3_step(st);
-    int was = src == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
-    sqlite3_reset(st);
-    if (src != SQLITE_ROW && src != SQLITE_DONE)
-        return rp__dberr(s, src, "cannot read the webhook", err);
+    rp_db_bind_int(st, 1, id);
+    int src = rp_db_step(st);
+    int was = src == RP_DB_ROW ? (int)rp_db_col_int(st, 0) : -1;
+    rp_db_reset(st);
+    if (src != RP_DB_ROW && src != RP_DB_DONE)
+        return rp_db_error(rp_store_db(s), src, "cannot read the webhook", err);
     if (was < 0)
         return no_webhook(id, err);
     if ((was != 0) == active)
@@ -353,12 +375,12 @@ int rp_webhook_set_active(rp_store_t *s, const rp_ctx_t *ctx, int64_t id, bool a
     int rc = rp_store_begin(s, err);
     if (rc)
         return rc;
-    if (!(st = rp__stmt(s, "UPDATE rp_webhooks SET active = ? WHERE id = ?", err))) {
+    if (!(st = rp_db_stmt(rp_store_db(s), "UPDATE rp_webhooks SET active = ? WHERE id = ?", err))) {
         rc = err ? err->code : RP_EIO;
         goto fail;
     }
-    sqlite3_bind_int(st, 1, active);
-    sqlite3_bind_int64(st, 2, id);
+    rp_db_bind_int(st, 1, active);
+    rp_db_bind_int(st, 2, id);
     if ((rc = rp__webhook_step_done(s, st, "cannot change the webhook", err)) ||
         (rc = emit(s, ctx, active ? "webhook.resumed" : "webhook.paused", id,
                    json_pack("{s:I}", "id", (json_int_t)id), err)))
@@ -372,8 +394,8 @@ fail:
 int rp_webhook_list(rp_store_t *s, json_t **out, rp_error_t *err)
 {
     *out = NULL;
-    sqlite3_stmt *st = rp__stmt(
-        s,
+    rp_db_stmt_t *st = rp_db_stmt(rp_store_db(
+        s),
         "SELECT w.id, w.url, w.events, w.owner, w.active, w.created_at, w.created_by,"
         " (SELECT checkpoint FROM rp_subscribers WHERE name = 'webhook:' || w.id),"
         " (SELECT count(*) FROM rp_dead WHERE subscriber = 'webhook:' || w.id AND replay = 0)"
@@ -384,40 +406,40 @@ int rp_webhook_list(rp_store_t *s, json_t **out, rp_error_t *err)
     json_t *a = json_array();
     int rc;
     char url[MAX_URL + 8];
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        rp_webhook_url_redact((const char *)sqlite3_column_text(st, 1), url, sizeof url);
+    while ((rc = rp_db_step(st)) == RP_DB_ROW) {
+        rp_webhook_url_redact(rp_db_col_text(st, 1), url, sizeof url);
         json_array_append_new(
             a, json_pack("{s:I,s:s,s:s,s:s,s:b,s:s,s:s,s:I,s:I}", "id",
-                         (json_int_t)sqlite3_column_int64(st, 0), "url", url, "events",
-                         (const char *)sqlite3_column_text(st, 2), "user",
-                         (const char *)sqlite3_column_text(st, 3), "active",
-                         sqlite3_column_int(st, 4), "created_at",
-                         (const char *)sqlite3_column_text(st, 5), "created_by",
-                         (const char *)sqlite3_column_text(st, 6), "checkpoint",
-                         (json_int_t)sqlite3_column_int64(st, 7), "dead",
-                         (json_int_t)sqlite3_column_int64(st, 8)));
+                         (json_int_t)rp_db_col_int(st, 0), "url", url, "events",
+                         rp_db_col_text(st, 2), "user",
+                         rp_db_col_text(st, 3), "active",
+                         (int)rp_db_col_int(st, 4), "created_at",
+                         rp_db_col_text(st, 5), "created_by",
+                         rp_db_col_text(st, 6), "checkpoint",
+                         (json_int_t)rp_db_col_int(st, 7), "dead",
+                         (json_int_t)rp_db_col_int(st, 8)));
     }
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE) {
+    rp_db_reset(st);
+    if (rc != RP_DB_DONE) {
         json_decref(a);
-        return rp__dberr(s, rc, "cannot list the webhooks", err);
+        return rp_db_error(rp_store_db(s), rc, "cannot list the webhooks", err);
     }
     *out = a;
     return 0;
 }
 
 /* Column @p col as a JSON string, or null. */
-static json_t *text_or_null(sqlite3_stmt *st, int col)
+static json_t *text_or_null(rp_db_stmt_t *st, int col)
 {
-    const char *t = (const char *)sqlite3_column_text(st, col);
+    const char *t = rp_db_col_text(st, col);
     return t ? json_string(t) : json_null();
 }
 
 int rp_webhook_deliveries(rp_store_t *s, int64_t id, int limit, json_t **out, rp_error_t *err)
 {
     *out = NULL;
-    sqlite3_stmt *st = rp__stmt(
-        s,
+    rp_db_stmt_t *st = rp_db_stmt(rp_store_db(
+        s),
         "SELECT * FROM (SELECT d.id, d.webhook_id, d.seq, e.uid, e.type, d.attempt, d.status,"
         " d.error, d.duration_ms, d.at, d.outcome FROM rp_webhook_deliveries d"
         " LEFT JOIN rp_events e ON e.seq = d.seq WHERE ?1 = 0 OR d.webhook_id = ?1"
@@ -425,30 +447,30 @@ int rp_webhook_deliveries(rp_store_t *s, int64_t id, int limit, json_t **out, rp
         err);
     if (!st)
         return err ? err->code : RP_EIO;
-    sqlite3_bind_int64(st, 1, id);
-    sqlite3_bind_int(st, 2, limit > 0 ? limit : 20);
+    rp_db_bind_int(st, 1, id);
+    rp_db_bind_int(st, 2, limit > 0 ? limit : 20);
     json_t *a = json_array();
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = rp_db_step(st)) == RP_DB_ROW) {
         char at[32];
-        rp__fmt_time(sqlite3_column_int64(st, 9), at);
-        json_t *status = sqlite3_column_type(st, 6) == SQLITE_NULL
+        rp__fmt_time(rp_db_col_int(st, 9), at);
+        json_t *status = rp_db_col_type(st, 6) == RP_DB_NULL
                              ? json_null()
-                             : json_integer(sqlite3_column_int64(st, 6));
+                             : json_integer(rp_db_col_int(st, 6));
         json_array_append_new(
             a, json_pack("{s:I,s:I,s:I,s:o,s:o,s:i,s:o,s:o,s:I,s:s,s:s}", "id",
-                         (json_int_t)sqlite3_column_int64(st, 0), "webhook",
-                         (json_int_t)sqlite3_column_int64(st, 1), "seq",
-                         (json_int_t)sqlite3_column_int64(st, 2), "event", text_or_null(st, 3),
-                         "type", text_or_null(st, 4), "attempt", sqlite3_column_int(st, 5),
+                         (json_int_t)rp_db_col_int(st, 0), "webhook",
+                         (json_int_t)rp_db_col_int(st, 1), "seq",
+                         (json_int_t)rp_db_col_int(st, 2), "event", text_or_null(st, 3),
+                         "type", text_or_null(st, 4), "attempt", (int)rp_db_col_int(st, 5),
                          "status", status, "error", text_or_null(st, 7), "duration_ms",
-                         (json_int_t)sqlite3_column_int64(st, 8), "at", at, "outcome",
-                         (const char *)sqlite3_column_text(st, 10)));
+                         (json_int_t)rp_db_col_int(st, 8), "at", at, "outcome",
+                         rp_db_col_text(st, 10)));
     }
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE) {
+    rp_db_reset(st);
+    if (rc != RP_DB_DONE) {
         json_decref(a);
-        return rp__dberr(s, rc, "cannot read the delivery log", err);
+        return rp_db_error(rp_store_db(s), rc, "cannot read the delivery log", err);
     }
     *out = a;
     return 0;
@@ -456,12 +478,12 @@ int rp_webhook_deliveries(rp_store_t *s, int64_t id, int limit, json_t **out, rp
 
 static bool webhook_exists(rp_store_t *s, int64_t id)
 {
-    sqlite3_stmt *st = rp__stmt(s, "SELECT 1 FROM rp_webhooks WHERE id = ?", NULL);
+    rp_db_stmt_t *st = rp_db_stmt(rp_store_db(s), "SELECT 1 FROM rp_webhooks WHERE id = ?", NULL);
     if (!st)
         return false;
-    sqlite3_bind_int64(st, 1, id);
-    bool yes = sqlite3_step(st) == SQLITE_ROW;
-    sqlite3_reset(st);
+    rp_db_bind_int(st, 1, id);
+    bool yes = rp_db_step(st) == RP_DB_ROW;
+    rp_db_reset(st);
     return yes;
 }
 
@@ -494,13 +516,13 @@ int rp_webhook_dead(rp_store_t *s, int64_t id, json_t **out, rp_error_t *err)
 
 int rp_webhook_replay(rp_store_t *s, int64_t dead_id, rp_error_t *err)
 {
-    sqlite3_stmt *st = rp__stmt(s, "SELECT 1 FROM rp_dead WHERE id = ? AND subscriber GLOB"
+    rp_db_stmt_t *st = rp_db_stmt(rp_store_db(s), "SELECT 1 FROM rp_dead WHERE id = ? AND subscriber GLOB"
                                    " 'webhook:[0-9]*'", err);
     if (!st)
         return err ? err->code : RP_EIO;
-    sqlite3_bind_int64(st, 1, dead_id);
-    bool found = sqlite3_step(st) == SQLITE_ROW;
-    sqlite3_reset(st);
+    rp_db_bind_int(st, 1, dead_id);
+    bool found = rp_db_step(st) == RP_DB_ROW;
+    rp_db_reset(st);
     if (!found)
         return rp_error_set(err, RP_ENOTFOUND, RP_C_WEBHOOK,
                             "there is no webhook dead letter %lld (see webhooks dead)",

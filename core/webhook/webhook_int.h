@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <sqlite3.h>
+#include "rapport/db.h"
 
 #include "rapport/error.h"
 #include "rapport/store.h"
@@ -26,6 +26,6 @@ void rp__webhook_sub_name(int64_t id, char out[32]);
 void rp__webhook_url_origin(const char *url, char *out, size_t cap);
 
 /** Steps @p st once and resets it: 0 when done, else the database's error as "@p what: …". */
-int rp__webhook_step_done(rp_store_t *s, sqlite3_stmt *st, const char *what, rp_error_t *err);
+int rp__webhook_step_done(rp_store_t *s, rp_db_stmt_t *st, const char *what, rp_error_t *err);
 
 #endif

@@ -5,7 +5,8 @@
  */
 #include "helpers.h"
 
-#include "internal.h"
+#include "rapport/db.h"
+#include "rapport/store.h"
 #include "rapport/access.h"
 #include "rapport/auth.h"
 #include "rapport/events.h"

@@ -5,9 +5,10 @@
  */
 #include "helpers.h"
 
-#include <sqlite3.h>
+#include "rapport/db.h"
 
-#include "internal.h"
+#include "rapport/db.h"
+#include "rapport/store.h"
 #include "rapport/auth.h"
 #include "rapport/events.h"
 
@@ -25,17 +26,17 @@ static bool stored_anywhere(rp_store_t *s, const char *needle)
     for (int t = 0; tables[t]; t++) {
         char sql[128];
         snprintf(sql, sizeof sql, "SELECT * FROM %s", tables[t]);
-        sqlite3_stmt *st;
-        assert_int_equal(sqlite3_prepare_v2(s->db, sql, -1, &st, NULL), SQLITE_OK);
-        while (sqlite3_step(st) == SQLITE_ROW)
-            for (int c = 0; c < sqlite3_column_count(st); c++) {
-                const char *v = (const char *)sqlite3_column_text(st, c);
+        rp_db_stmt_t *st;
+        assert_non_null(st = rp_db_prepare(rp_store_db(s), sql, NULL));
+        while (rp_db_step(st) == RP_DB_ROW)
+            for (int c = 0; c < rp_db_col_count(st); c++) {
+                const char *v = rp_db_col_text(st, c);
                 if (v && strstr(v, needle)) {
-                    sqlite3_finalize(st);
+                    rp_db_finalize(st);
                     return true;
                 }
             }
-        sqlite3_finalize(st);
+        rp_db_finalize(st);
     }
     return false;
 }

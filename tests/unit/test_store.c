@@ -2,7 +2,9 @@
  * test_store.c — the store: opening and migrations, the registry, every field type, bad input,
  * records' life cycle, versions, nested transactions, bulk writes and before-hooks.
  */
-#include <sqlite3.h>
+#include <sqlite3.h> /* another writer, tampering with the file */
+
+#include "rapport/db.h"
 #include <unistd.h>
 
 #include "helpers.h"
@@ -37,9 +39,9 @@ static void test_open_file_and_newer_schema_refused(void **state)
 
     /* A database from the future is refused with both versions named. */
     sqlite3 *db;
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_open(path, &db), RP_DB_OK);
     assert_int_equal(sqlite3_exec(db, "UPDATE rp_meta SET value = '99' WHERE key = "
-                                      "'schema_version'", NULL, NULL, NULL), SQLITE_OK);
+                                      "'schema_version'", NULL, NULL, NULL), RP_DB_OK);
     sqlite3_close(db);
     assert_int_equal(rp_store_open(path, NULL, &s, &err), RP_EVERSION);
     assert_null(s);
@@ -733,7 +735,7 @@ static void test_database_abort_unwinds(void **state)
     rp_error_t err = {0};
     assert_int_equal(rp_store_open(path, NULL, &s, &err), 0);
     define(s, "note", "{\"fields\": {\"body\": {\"type\": \"text\"}}}");
-    assert_int_equal(sqlite3_exec(s->db, "PRAGMA max_page_count = 60", NULL, NULL, NULL), 0);
+    assert_int_equal(rp_db_exec(rp_store_db(s), "PRAGMA max_page_count = 60", NULL), 0);
     char big[3000];
     memset(big, 'x', sizeof big - 1);
     big[sizeof big - 1] = '\0';

@@ -13,9 +13,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <sqlite3.h>
+#include "rapport/db.h"
 
-#include "internal.h"
+#include "rapport/db.h"
+#include "rapport/store.h"
 #include "rapport/auth.h"
 #include "rapport/webhook.h"
 
@@ -404,16 +405,16 @@ static bool in_table(rp_store_t *s, const char *table, const char *needle)
 {
     char sql[128];
     snprintf(sql, sizeof sql, "SELECT * FROM %s", table);
-    sqlite3_stmt *st;
-    assert_int_equal(sqlite3_prepare_v2(s->db, sql, -1, &st, NULL), SQLITE_OK);
+    rp_db_stmt_t *st;
+    assert_non_null(st = rp_db_prepare(rp_store_db(s), sql, NULL));
     bool found = false;
-    while (!found && sqlite3_step(st) == SQLITE_ROW)
-        for (int c = 0; c < sqlite3_column_count(st); c++) {
-            const char *v = (const char *)sqlite3_column_text(st, c);
+    while (!found && rp_db_step(st) == RP_DB_ROW)
+        for (int c = 0; c < rp_db_col_count(st); c++) {
+            const char *v = rp_db_col_text(st, c);
             if (v && strstr(v, needle))
                 found = true;
         }
-    sqlite3_finalize(st);
+    rp_db_finalize(st);
     return found;
 }
 
@@ -531,7 +532,7 @@ static void test_subscriptions(void **state)
     rp_event_clear(&got[0]);
 
     /* The delivery log, newest N in order, filtered by webhook. */
-    assert_int_equal(rp__exec(s, "INSERT INTO rp_webhook_deliveries(webhook_id, seq, attempt,"
+    assert_int_equal(rp_db_exec(rp_store_db(s), "INSERT INTO rp_webhook_deliveries(webhook_id, seq, attempt,"
                                  " status, error, duration_ms, at, outcome) VALUES"
                                  " (2, 1, 1, 500, 'HTTP 500', 12, 1767225600000, 'retry'),"
                                  " (1, 1, 1, NULL, 'refused', 0, 1767225601000, 'retry'),"
@@ -586,11 +587,11 @@ static void test_deliverer_needs_a_file(void **state)
 
 static int64_t count_rows(rp_store_t *s, const char *sql)
 {
-    sqlite3_stmt *st;
-    assert_int_equal(sqlite3_prepare_v2(s->db, sql, -1, &st, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    int64_t n = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
+    rp_db_stmt_t *st;
+    assert_non_null(st = rp_db_prepare(rp_store_db(s), sql, NULL));
+    assert_int_equal(rp_db_step(st), RP_DB_ROW);
+    int64_t n = rp_db_col_int(st, 0);
+    rp_db_finalize(st);
     return n;
 }
 
@@ -613,7 +614,7 @@ static void test_deliverer_start_stop(void **state)
              " duration_ms, at, outcome) VALUES (1, 1, 1, 0, %lld, 'retry'),"
              " (1, 1, 2, 0, %lld, 'retry'), (1, 1, 3, 0, %lld, 'delivered')",
              (long long)(now - 40 * day), (long long)(now - 31 * day), (long long)(now - day));
-    assert_int_equal(rp__exec(s, sql, &err), 0);
+    assert_int_equal(rp_db_exec(rp_store_db(s), sql, &err), 0);
     rp_webhook_deliverer_t *d = NULL;
     rp_webhook_opts_t o = {.poll_ms = 10, .log_keep_ms = 30 * day};
     assert_int_equal(rp_webhook_deliverer_start(s, &o, &d, &err), 0);

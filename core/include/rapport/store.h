@@ -42,6 +42,19 @@ int rp_store_open(const char *path, const rp_store_opts_t *opts, rp_store_t **ou
 /** Closes the store, rolling back any transaction left open. NULL is ignored. */
 void rp_store_close(rp_store_t *s);
 
+/** The database connection under @p s (rapport/db.h), for the rooms that keep tables of their
+ *  own (events' subscribers, jobs, users, webhooks). Borrowed: it lives as long as @p s. */
+struct rp_db *rp_store_db(rp_store_t *s);
+
+/**
+ * Arms a savepoint that the next rp_store_begin() opens only if a write happens, so that an
+ * event handler that merely reads costs no statement. rp_store_lazy_end() disarms it and says
+ * whether it was opened (then the caller ends that level with commit or rollback).
+ */
+void rp_store_lazy_begin(rp_store_t *s);
+/** See rp_store_lazy_begin(). */
+bool rp_store_lazy_end(rp_store_t *s);
+
 /** The schema version found in the file when it was opened (before migrations). */
 int rp_store_schema_version_found(const rp_store_t *s);
 
@@ -105,6 +118,9 @@ int rp_store_refresh(rp_store_t *s);
 
 /** The store's clock: milliseconds since the epoch (real or the opener's clock). */
 int64_t rp_store_now(const rp_store_t *s);
+/** A random 64-bit number from the store's generator (seeded from the OS at open): ids,
+ *  jitter. Not for secrets. */
+uint64_t rp_store_random(rp_store_t *s);
 
 /** Replaces the clock (e.g. with a virtual one). @p fn NULL restores real time. */
 void rp_store_set_clock(rp_store_t *s, int64_t (*fn)(void *ud), void *ud);
@@ -160,6 +176,11 @@ int rp_store_add_field(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, c
 
 /** Whether entity @p name is defined. */
 bool rp_store_has_entity(const rp_store_t *s, const char *name);
+/** Whether @p name is an identifier the registry accepts: [a-z][a-z0-9_]*, 48 bytes at most,
+ *  not starting with rp_ or sqlite. */
+bool rp_store_name_ok(const char *name);
+/** Whether @p entity is defined and has a field @p field (system fields included). */
+bool rp_store_has_field(const rp_store_t *s, const char *entity, const char *field);
 
 /**
  * The registry as JSON: {entity: {"label":…, "owner":…, "fields": {name: field_spec}}} for all

@@ -1,0 +1,334 @@
+/*
+ * sqlite.c — the embedded driver: the one file of Rapport that talks to SQLite. It opens the
+ * file in WAL mode, registers the search tokenizer, waits for other writers within the
+ * caller's deadline and lets the budget stop a long read (db.c decides when).
+ */
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "driver.h"
+#include "fts.h"
+
+/* The driver's statement: the head every statement has, then SQLite's. */
+typedef struct sq_stmt {
+    rp_db_stmt_t base;
+    sqlite3_stmt *st;
+} sq_stmt_t;
+
+#define CONN(db) ((sqlite3 *)(db)->conn)
+#define ST(s) (((sq_stmt_t *)(s))->st)
+
+/* SQLite's codes are ours (db.h took their numbers); extended codes keep the two that callers
+ * tell apart and fold the rest into their primary code. */
+static int code(int rc)
+{
+    if (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY)
+        return RP_DB_UNIQUE;
+    if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
+        return RP_DB_FOREIGN;
+    return rc & 0xff;
+}
+
+/* SQLite's wait for another writer: see rp__db_busy_wait(). */
+static int busy(void *ud, int count)
+{
+    return rp__db_busy_wait(ud, count) ? 1 : 0;
+}
+
+/* SQLite's progress handler, every PROGRESS_OPS virtual-machine steps (about 20 µs). */
+#define PROGRESS_OPS 2000
+static int progress(void *ud)
+{
+    return rp__db_progress(ud) ? 1 : 0;
+}
+
+static int sq_open(rp_db_t *db, const char *path, const rp_db_opts_t *o, rp_error_t *err)
+{
+    /* Memory statistics cost a mutex on every allocation and nothing here reads them. The call
+     * only takes effect before SQLite is first initialised, and is harmless after. */
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    sqlite3 *c = NULL;
+    int flags = o->read_only ? SQLITE_OPEN_READONLY
+                             : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+    int rc = sqlite3_open_v2(path, &c, flags | SQLITE_OPEN_NOMUTEX, NULL);
+    db->conn = c;
+    if (rc != SQLITE_OK)
+        return rp_error_set(err, RP_EIO, RP_C_OPEN, "cannot open database %s: %s", path,
+                            c ? sqlite3_errmsg(c) : "out of memory");
+    sqlite3_extended_result_codes(c, 1);
+    sqlite3_busy_handler(c, busy, db);
+    sqlite3_progress_handler(c, PROGRESS_OPS, progress, db);
+    if ((rc = rp__fts_register(c)) != SQLITE_OK)
+        return rp_db_error(db, code(rc), "cannot register the search tokenizer", err);
+    if (sqlite3_exec(c, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL) != SQLITE_OK)
+        return rp_error_set(err, RP_EIO, RP_C_OPEN, "%s is not a Rapport database (or is "
+                            "damaged): %s", path, sqlite3_errmsg(c));
+    if (o->read_only)
+        return 0;
+    /* journal_mode answers with a row; exec runs it and checks the result. */
+    return rp_db_exec(db, o->sync_full ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+                                         " PRAGMA foreign_keys=ON;"
+                                       : "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+                                         " PRAGMA foreign_keys=ON;", err);
+}
+
+static void sq_close(rp_db_t *db)
+{
+    sqlite3_close_v2(CONN(db));
+    db->conn = NULL;
+}
+
+static const char *sq_errmsg(rp_db_t *db)
+{
+    return db->conn ? sqlite3_errmsg(CONN(db)) : "no connection";
+}
+
+static int sq_exec(rp_db_t *db, const char *sql)
+{
+    return code(sqlite3_exec(CONN(db), sql, NULL, NULL, NULL));
+}
+
+static int64_t sq_changes(rp_db_t *db)
+{
+    return sqlite3_changes64(CONN(db));
+}
+
+static int64_t sq_last_id(rp_db_t *db)
+{
+    return sqlite3_last_insert_rowid(CONN(db));
+}
+
+static bool sq_in_txn(rp_db_t *db)
+{
+    return !sqlite3_get_autocommit(CONN(db));
+}
+
+static const char *sq_path(rp_db_t *db)
+{
+    const char *file = sqlite3_db_filename(CONN(db), "main");
+    return file && *file ? file : NULL;
+}
+
+static void sq_auto_checkpoint(rp_db_t *db, bool on)
+{
+    sqlite3_wal_autocheckpoint(CONN(db), on ? 1000 : 0);
+}
+
+static int sq_checkpoint(rp_db_t *db, bool restart, int *pending)
+{
+    int log = 0, done = 0;
+    int rc = sqlite3_wal_checkpoint_v2(CONN(db), NULL, restart ? SQLITE_CHECKPOINT_TRUNCATE
+                                                               : SQLITE_CHECKPOINT_PASSIVE,
+                                       &log, &done);
+    if (pending)
+        *pending = log;
+    return code(rc);
+}
+
+static bool sq_only_running(rp_db_t *db, rp_db_stmt_t *only)
+{
+    sqlite3_stmt *mine = ST(only);
+    for (sqlite3_stmt *st = sqlite3_next_stmt(CONN(db), NULL); st;
+         st = sqlite3_next_stmt(CONN(db), st))
+        if (st != mine && sqlite3_stmt_busy(st))
+            return false;
+    return true;
+}
+
+static int sq_prepare(rp_db_t *db, const char *sql, bool keep, rp_db_stmt_t **out)
+{
+    sq_stmt_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return RP_DB_NOMEM;
+    int rc = sqlite3_prepare_v3(CONN(db), sql, -1, keep ? SQLITE_PREPARE_PERSISTENT : 0,
+                                &s->st, NULL);
+    if (rc != SQLITE_OK || !s->st) {
+        sqlite3_finalize(s->st);
+        free(s);
+        return rc != SQLITE_OK ? code(rc) : RP_DB_ERROR;
+    }
+    *out = &s->base;
+    return RP_DB_OK;
+}
+
+static void sq_finalize(rp_db_stmt_t *st)
+{
+    sqlite3_finalize(ST(st));
+    free(st);
+}
+
+static int sq_bind_int(rp_db_stmt_t *st, int i, int64_t v)
+{
+    return code(sqlite3_bind_int64(ST(st), i, v));
+}
+
+static int sq_bind_float(rp_db_stmt_t *st, int i, double v)
+{
+    return code(sqlite3_bind_double(ST(st), i, v));
+}
+
+static int sq_bind_text(rp_db_stmt_t *st, int i, const char *s, int len, int how)
+{
+    return code(sqlite3_bind_text(ST(st), i, s, len, how == 2   ? free
+                                                     : how == 1 ? SQLITE_TRANSIENT
+                                                                : SQLITE_STATIC));
+}
+
+static int sq_bind_blob(rp_db_stmt_t *st, int i, const void *p, int len)
+{
+    return code(sqlite3_bind_blob(ST(st), i, p, len, SQLITE_TRANSIENT));
+}
+
+static int sq_bind_null(rp_db_stmt_t *st, int i)
+{
+    return code(sqlite3_bind_null(ST(st), i));
+}
+
+static int sq_param_index(rp_db_stmt_t *st, const char *name)
+{
+    return sqlite3_bind_parameter_index(ST(st), name);
+}
+
+static int sq_step(rp_db_stmt_t *st)
+{
+    return code(sqlite3_step(ST(st)));
+}
+
+static void sq_reset(rp_db_stmt_t *st)
+{
+    sqlite3_reset(ST(st));
+}
+
+static void sq_clear(rp_db_stmt_t *st)
+{
+    sqlite3_clear_bindings(ST(st));
+}
+
+static bool sq_busy(rp_db_stmt_t *st)
+{
+    return sqlite3_stmt_busy(ST(st));
+}
+
+static bool sq_readonly(rp_db_stmt_t *st)
+{
+    return sqlite3_stmt_readonly(ST(st));
+}
+
+static int sq_col_count(rp_db_stmt_t *st)
+{
+    return sqlite3_column_count(ST(st));
+}
+
+static rp_db_type_t sq_col_type(rp_db_stmt_t *st, int c)
+{
+    /* SQLITE_INTEGER 1 … SQLITE_NULL 5 are rp_db_type_t's numbers. */
+    return (rp_db_type_t)sqlite3_column_type(ST(st), c);
+}
+
+static int64_t sq_col_int(rp_db_stmt_t *st, int c)
+{
+    return sqlite3_column_int64(ST(st), c);
+}
+
+static double sq_col_float(rp_db_stmt_t *st, int c)
+{
+    return sqlite3_column_double(ST(st), c);
+}
+
+static const char *sq_col_text(rp_db_stmt_t *st, int c)
+{
+    return (const char *)sqlite3_column_text(ST(st), c);
+}
+
+static const void *sq_col_blob(rp_db_stmt_t *st, int c)
+{
+    return sqlite3_column_blob(ST(st), c);
+}
+
+static int sq_col_bytes(rp_db_stmt_t *st, int c)
+{
+    return sqlite3_column_bytes(ST(st), c);
+}
+
+static const char *sq_col_name(rp_db_stmt_t *st, int c)
+{
+    return sqlite3_column_name(ST(st), c);
+}
+
+const rp_db_driver_t rp__db_sqlite = {
+    .name = "sqlite",
+    .begin_sql = "BEGIN IMMEDIATE",
+    .has_table_sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+    .open = sq_open,
+    .close = sq_close,
+    .errmsg = sq_errmsg,
+    .exec = sq_exec,
+    .changes = sq_changes,
+    .last_id = sq_last_id,
+    .in_txn = sq_in_txn,
+    .path = sq_path,
+    .auto_checkpoint = sq_auto_checkpoint,
+    .checkpoint = sq_checkpoint,
+    .only_running = sq_only_running,
+    .prepare = sq_prepare,
+    .finalize = sq_finalize,
+    .bind_int = sq_bind_int,
+    .bind_float = sq_bind_float,
+    .bind_text = sq_bind_text,
+    .bind_blob = sq_bind_blob,
+    .bind_null = sq_bind_null,
+    .param_index = sq_param_index,
+    .step = sq_step,
+    .reset = sq_reset,
+    .clear = sq_clear,
+    .busy = sq_busy,
+    .readonly = sq_readonly,
+    .col_count = sq_col_count,
+    .col_type = sq_col_type,
+    .col_int = sq_col_int,
+    .col_float = sq_col_float,
+    .col_text = sq_col_text,
+    .col_blob = sq_col_blob,
+    .col_bytes = sq_col_bytes,
+    .col_name = sq_col_name,
+};
+
+/* ---------------------------------------------------------------------------------------- */
+/* Copies of the whole file                                                                  */
+
+int rp_db_copy(rp_db_t *src, const char *path, int64_t *pages, rp_error_t *err)
+{
+    sqlite3 *dst = NULL;
+    int rc = sqlite3_open_v2(path, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    if (rc != SQLITE_OK) {
+        rc = rp_error_set(err, RP_EIO, RP_C_OPEN, "cannot create %s: %s", path,
+                          dst ? sqlite3_errmsg(dst) : "out of memory");
+        sqlite3_close(dst);
+        return rc;
+    }
+    sqlite3_backup *b = sqlite3_backup_init(dst, "main", CONN(src), "main");
+    if (!b) {
+        rc = rp_error_set(err, RP_EIO, RP_C_SQL, "cannot copy to %s: %s", path,
+                          sqlite3_errmsg(dst));
+        sqlite3_close(dst);
+        return rc;
+    }
+    /* The whole file in one step: a copy made in steps restarts whenever the source is
+     * written meanwhile, and this one holds the read for its length instead. */
+    rc = sqlite3_backup_step(b, -1);
+    if (pages)
+        *pages = sqlite3_backup_pagecount(b);
+    sqlite3_backup_finish(b);
+    int fin = rc == SQLITE_DONE ? sqlite3_exec(dst, "PRAGMA journal_mode=DELETE", NULL, NULL,
+                                               NULL)
+                                : rc;
+    if (fin != SQLITE_OK)
+        rc = rp_error_set(err, RP_EIO, RP_C_SQL, "cannot copy to %s: %s", path,
+                          sqlite3_errstr(fin));
+    else
+        rc = 0;
+    sqlite3_close(dst);
+    return rc;
+}
