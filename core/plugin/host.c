@@ -11,7 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "../store/internal.h"
+#include "rapport/store.h"
 #include "rapport/plugin.h"
 #include "rapport/text.h"
 #include "rapport_plugin.h"
@@ -839,7 +839,7 @@ static rapport_host *open_one(rp_plugins_t *P, const char *file, rp_error_t *err
                      name, file, h->desc->abi, RAPPORT_PLUGIN_ABI);
         goto fail;
     }
-    if (!rp__ident_ok(name) || !semver_ok(h->desc->version) || !h->desc->init) {
+    if (!rp_store_name_ok(name) || !semver_ok(h->desc->version) || !h->desc->init) {
         rp_error_set(err, RP_EINVAL, RP_C_PLUGIN,
                      "plugin %s (%s) has a bad descriptor: it needs a lower-case name, a version "
                      "MAJOR.MINOR.PATCH (got %s) and an init function",

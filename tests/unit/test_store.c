@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include "helpers.h"
-#include "internal.h" /* the raw connection, to make the disk "full" */
 
 static int64_t count_of(rp_store_t *s, const char *entity)
 {

@@ -109,12 +109,6 @@ void rp_db_auto_checkpoint(rp_db_t *db, bool on);
  */
 int rp_db_checkpoint(rp_db_t *db, bool restart, int *pending);
 
-/**
- * Copies the whole database of @p src into a new file at @p path (which must not exist), while
- * others keep writing to @p src; *@p pages gets the number of pages copied.
- */
-int rp_db_copy(rp_db_t *src, const char *path, int64_t *pages, rp_error_t *err);
-
 /* --- statements --------------------------------------------------------------------------- */
 
 /**
