@@ -308,7 +308,7 @@ static const char *record_user(json_t *rec, char *buf, size_t n)
     return "";
 }
 
-bool rp__access_in_scope(rp_store_t *s, const rp_access_t *a, rp_scope_t scope, json_t *rec)
+static bool az_in_scope(rp_store_t *s, const rp_access_t *a, rp_scope_t scope, json_t *rec)
 {
     if (scope == RP_SCOPE_ALL)
         return true;
@@ -325,7 +325,7 @@ bool rp__access_in_scope(rp_store_t *s, const rp_access_t *a, rp_scope_t scope, 
     return strcmp(team, a->team) == 0;
 }
 
-int rp__access_denied(rp_error_t *err, const rp_access_t *a, const char *entity, rp_perm_t perm,
+static int az_denied(rp_error_t *err, const rp_access_t *a, const char *entity, rp_perm_t perm,
                       const char *why)
 {
     return rp_error_set(err, RP_EPERM, RP_C_DENIED, "role %s may not %s %s%s%s (missing: "
@@ -333,23 +333,23 @@ int rp__access_denied(rp_error_t *err, const rp_access_t *a, const char *entity,
                         why ? why : "", entity, perm_names[perm]);
 }
 
-int rp__access_record(rp_store_t *s, const rp_access_t *a, const char *entity, rp_perm_t perm,
+static int az_record(rp_store_t *s, const rp_access_t *a, const char *entity, rp_perm_t perm,
                       json_t *rec, rp_error_t *err)
 {
     if (!a || a->all)
         return 0;
     rp_scope_t sc = rp_access_scope(a, entity, perm);
-    if (rp__access_in_scope(s, a, sc, rec))
+    if (az_in_scope(s, a, sc, rec))
         return 0;
     if (sc == RP_SCOPE_NONE)
-        return rp__access_denied(err, a, entity, perm, NULL);
+        return az_denied(err, a, entity, perm, NULL);
     char msg[200];
     snprintf(msg, sizeof msg, "%s %lld is outside its scope \"%s\"", entity,
              (long long)json_integer_value(json_object_get(rec, "id")), scope_names[sc]);
-    return rp__access_denied(err, a, entity, perm, msg);
+    return az_denied(err, a, entity, perm, msg);
 }
 
-int rp__access_owner(rp_store_t *s, const rp_access_t *a, const char *entity, json_t *fields,
+static int az_owner(rp_store_t *s, const rp_access_t *a, const char *entity, json_t *fields,
                      bool update, rp_error_t *err)
 {
     json_t *v = json_object_get(fields, "owner");
@@ -390,7 +390,7 @@ int rp__access_owner(rp_store_t *s, const rp_access_t *a, const char *entity, js
                           sc == RP_SCOPE_TEAM ? "all" : "team or all"));
 }
 
-int rp__access_fields(const rp_access_t *a, const char *entity, json_t *fields, rp_error_t *err)
+static int az_fields(const rp_access_t *a, const char *entity, json_t *fields, rp_error_t *err)
 {
     if (!a || !a->nfields || !json_is_object(fields))
         return 0;
@@ -428,13 +428,40 @@ int rp_access_event(rp_store_t *s, const rp_access_t *a, json_t *ev, rp_error_t 
                 *err = e2;
             return rc;
         }
-        bool in = rp__access_in_scope(s, a, sc, rec);
+        bool in = az_in_scope(s, a, sc, rec);
         json_decref(rec);
         if (!in)
             return 0;
     }
     rp_access_redact(a, entity, json_object_get(ev, "changes"));
     return 1;
+}
+
+static const char *az_user(const rp_access_t *a) { return a->user; }
+static const char *az_role(const rp_access_t *a) { return a->role; }
+static const char *az_team(const rp_access_t *a) { return a->team; }
+
+/* What the store asks about a restricted context, answered here. */
+static const rp_authorizer_t authorizer = {
+    .user = az_user,
+    .role = az_role,
+    .team = az_team,
+    .scope = rp_access_scope,
+    .hidden = rp_access_hidden,
+    .redact = rp_access_redact,
+    .in_scope = az_in_scope,
+    .denied = az_denied,
+    .record = az_record,
+    .owner = az_owner,
+    .fields = az_fields,
+    .team_users_sql = "SELECT name FROM rp_users WHERE team = ?",
+};
+
+/* Installed before main(): linking this file (the only maker of an rp_access_t) is what lets
+ * the store serve a restricted context at all. */
+__attribute__((constructor)) static void install(void)
+{
+    rp_store_set_authorizer(&authorizer);
 }
 
 int rp_access_role_set(rp_store_t *s, const rp_ctx_t *ctx, const char *name, json_t *grants,

@@ -126,7 +126,7 @@ int rp_events_user_may_emit(rp_store_t *s, const rp_ctx_t *ctx, const char *type
     if (taken)
         return rp_error_set(err, RP_EPERM, RP_C_DENIED, "role %s may not emit %s: \"%s.\" events "
                             "are written by the engine itself; a user's events need a type of "
-                            "their own (e.g. survey.answered)", rp_access_role(a), type, first);
+                            "their own (e.g. survey.answered)", rp__access_role(a), type, first);
     if ((!entity || !*entity) && id)
         return rp_error_set(err, RP_EINVAL, RP_C_TYPE, "event %s names record %lld but no "
                             "entity", type, (long long)id);

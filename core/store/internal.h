@@ -7,7 +7,6 @@
 #define RAPPORT_STORE_INTERNAL_H
 
 #include "rapport/events.h"
-#include "rapport/access.h"
 #include "rapport/db.h"
 #include "rapport/store.h"
 
@@ -192,23 +191,68 @@ void rp__hooks_free(rp_store_t *s);
 
 /* --- fts.c -------------------------------------------------------------------------------- */
 
-/* ---- access (core/auth/access.c): the checks the store makes for a context's user ---------- */
+/* ---- the authorizer (rp_store_set_authorizer): every check the store makes for a restricted
+ * context goes through these; with none installed, a restricted context is refused ---------- */
 
-/** Whether record @p rec is within @p scope for @p a (its owner, or creator, is the user, or
- *  of the user's team). */
-bool rp__access_in_scope(rp_store_t *s, const rp_access_t *a, rp_scope_t scope, json_t *rec);
-/** RP_EPERM naming the permission @p perm on @p entity that @p a lacks, and @p why. */
-int rp__access_denied(rp_error_t *err, const rp_access_t *a, const char *entity, rp_perm_t perm,
-                      const char *why);
-/** 0 when @p a may @p perm record @p rec of @p entity; else RP_EPERM saying why. */
-int rp__access_record(rp_store_t *s, const rp_access_t *a, const char *entity, rp_perm_t perm,
-                      json_t *rec, rp_error_t *err);
-/** RP_EPERM when @p fields gives the record an owner @p a may not hand records to: the user
- *  may always name themselves, a team mate with update scope team, anyone with scope all. */
-int rp__access_owner(rp_store_t *s, const rp_access_t *a, const char *entity, json_t *fields,
-                     bool update, rp_error_t *err);
-/** RP_EPERM when @p fields (an object) names a field hidden from or read-only for @p a. */
-int rp__access_fields(const rp_access_t *a, const char *entity, json_t *fields, rp_error_t *err);
+extern const rp_authorizer_t *rp__authorizer;
+
+static inline rp_scope_t rp__access_scope(const rp_access_t *a, const char *entity, rp_perm_t p)
+{
+    return !a ? RP_SCOPE_ALL : rp__authorizer ? rp__authorizer->scope(a, entity, p)
+                                              : RP_SCOPE_NONE;
+}
+static inline bool rp__access_hidden(const rp_access_t *a, const char *entity, const char *f)
+{
+    return a && (!rp__authorizer || rp__authorizer->hidden(a, entity, f));
+}
+static inline void rp__access_redact(const rp_access_t *a, const char *entity, json_t *obj)
+{
+    if (a && rp__authorizer)
+        rp__authorizer->redact(a, entity, obj);
+}
+static inline const char *rp__access_user(const rp_access_t *a)
+{
+    return rp__authorizer ? rp__authorizer->user(a) : "";
+}
+static inline const char *rp__access_role(const rp_access_t *a)
+{
+    return rp__authorizer ? rp__authorizer->role(a) : "(no authorizer)";
+}
+static inline const char *rp__access_team(const rp_access_t *a)
+{
+    return rp__authorizer ? rp__authorizer->team(a) : "";
+}
+/** RP_EPERM: no authorizer answers for a restricted context. */
+int rp__access_unanswered(rp_error_t *err);
+static inline bool rp__access_in_scope(rp_store_t *s, const rp_access_t *a, rp_scope_t scope,
+                                       json_t *rec)
+{
+    return !a || (rp__authorizer && rp__authorizer->in_scope(s, a, scope, rec));
+}
+static inline int rp__access_denied(rp_error_t *err, const rp_access_t *a, const char *entity,
+                                    rp_perm_t perm, const char *why)
+{
+    return rp__authorizer ? rp__authorizer->denied(err, a, entity, perm, why)
+                          : rp__access_unanswered(err);
+}
+static inline int rp__access_record(rp_store_t *s, const rp_access_t *a, const char *entity,
+                                    rp_perm_t perm, json_t *rec, rp_error_t *err)
+{
+    return !a ? 0 : rp__authorizer ? rp__authorizer->record(s, a, entity, perm, rec, err)
+                                   : rp__access_unanswered(err);
+}
+static inline int rp__access_owner(rp_store_t *s, const rp_access_t *a, const char *entity,
+                                   json_t *fields, bool update, rp_error_t *err)
+{
+    return !a ? 0 : rp__authorizer ? rp__authorizer->owner(s, a, entity, fields, update, err)
+                                   : rp__access_unanswered(err);
+}
+static inline int rp__access_fields(const rp_access_t *a, const char *entity, json_t *fields,
+                                    rp_error_t *err)
+{
+    return !a ? 0 : rp__authorizer ? rp__authorizer->fields(a, entity, fields, err)
+                                   : rp__access_unanswered(err);
+}
 /** The access of @p ctx, or NULL (unrestricted). */
 #define RP__ACCESS(ctx) ((ctx) ? (ctx)->access : NULL)
 

@@ -578,7 +578,7 @@ static int filter_hidden(const rp_access_t *a, rp__entity_t *e, json_t *node, rp
         int rc = 0;
         if (!strcmp(k, "and") || !strcmp(k, "or") || !strcmp(k, "not"))
             rc = filter_hidden(a, e, v, err);
-        else if (rp_access_hidden(a, e->name, k))
+        else if (rp__access_hidden(a, e->name, k))
             rc = rp_error_field(err, k, rp__access_denied(err, a, e->name, RP_PERM_READ,
                                                           "a filter names a hidden field"));
         if (rc)
@@ -601,27 +601,38 @@ static int scope_clause(rp__entity_t *e, const rp_access_t *a, json_t *where, qb
 {
     if (!a)
         return 0;
-    rp_scope_t sc = rp_access_scope(a, e->name, RP_PERM_READ);
+    rp_scope_t sc = rp__access_scope(a, e->name, RP_PERM_READ);
     if (sc == RP_SCOPE_NONE)
         return rp__access_denied(err, a, e->name, RP_PERM_READ, NULL);
     int rc = filter_hidden(a, e, where, err);
     if (rc || sc == RP_SCOPE_ALL)
         return rc;
     char actor[80];
-    snprintf(actor, sizeof actor, "user:%s", rp_access_user(a));
-    bool team = sc == RP_SCOPE_TEAM && rp_access_team(a)[0];
+    snprintf(actor, sizeof actor, "user:%s", rp__access_user(a));
+    bool team = sc == RP_SCOPE_TEAM && rp__access_team(a)[0];
     /* A record is the user's (or the team's) by its owner, or where it has none, its creator. */
     if (has_owner(e)) {
-        put(q, team ? " AND (\"owner\" IN (SELECT name FROM rp_users WHERE team = ?) OR"
-                      " (coalesce(\"owner\", '') = '' AND created_by IN"
-                      " (SELECT 'user:' || name FROM rp_users WHERE team = ?)))"
-                    : " AND (\"owner\" = ? OR (coalesce(\"owner\", '') = '' AND created_by = ?))");
-        bind_add(q, NULL, json_string(team ? rp_access_team(a) : rp_access_user(a)));
-        bind_add(q, NULL, json_string(team ? rp_access_team(a) : actor));
+        if (team) {
+            put(q, " AND (\"owner\" IN (");
+            put_str(q, rp__authorizer->team_users_sql);
+            put(q, ") OR (coalesce(\"owner\", '') = '' AND created_by IN (SELECT 'user:' || name"
+                   " FROM (");
+            put_str(q, rp__authorizer->team_users_sql);
+            put(q, ") AS t)))");
+        } else {
+            put(q, " AND (\"owner\" = ? OR (coalesce(\"owner\", '') = '' AND created_by = ?))");
+        }
+        bind_add(q, NULL, json_string(team ? rp__access_team(a) : rp__access_user(a)));
+        bind_add(q, NULL, json_string(team ? rp__access_team(a) : actor));
     } else {
-        put(q, team ? " AND created_by IN (SELECT 'user:' || name FROM rp_users WHERE team = ?)"
-                    : " AND created_by = ?");
-        bind_add(q, NULL, json_string(team ? rp_access_team(a) : actor));
+        if (team) {
+            put(q, " AND created_by IN (SELECT 'user:' || name FROM (");
+            put_str(q, rp__authorizer->team_users_sql);
+            put(q, ") AS t)");
+        } else {
+            put(q, " AND created_by = ?");
+        }
+        bind_add(q, NULL, json_string(team ? rp__access_team(a) : actor));
     }
     return 0;
 }
@@ -654,7 +665,7 @@ int rp_store_find(rp_store_t *s, const rp_query_t *qq, json_t **out, char **next
         for (int i = 0; qq->fields[i]; i++) {
             if (!any_field(e, qq->fields[i]))
                 return no_field(e, qq->fields[i], err);
-            if (rp_access_hidden(a, e->name, qq->fields[i]))
+            if (rp__access_hidden(a, e->name, qq->fields[i]))
                 return rp_error_field(err, qq->fields[i],
                                       rp__access_denied(err, a, e->name, RP_PERM_READ,
                                                         "the field list names a hidden field"));
@@ -665,7 +676,7 @@ int rp_store_find(rp_store_t *s, const rp_query_t *qq, json_t **out, char **next
     if (rc)
         return rc;
     for (int i = 0; a && i < nkeys; i++)
-        if (rp_access_hidden(a, e->name, keys[i].f->name))
+        if (rp__access_hidden(a, e->name, keys[i].f->name))
             return rp_error_field(err, keys[i].f->name,
                                   rp__access_denied(err, a, e->name, RP_PERM_READ,
                                                     "the order names a hidden field"));
@@ -710,7 +721,7 @@ int rp_store_find(rp_store_t *s, const rp_query_t *qq, json_t **out, char **next
             break;
         }
         json_t *rec = rp__record_from_row(e, st, qq->fields);
-        rp_access_redact(a, e->name, rec);
+        rp__access_redact(a, e->name, rec);
         json_array_append_new(arr, rec);
         count++;
         /* Big records cost their conversion here, between the database's steps. */

@@ -104,7 +104,7 @@ int rp_store_get_as(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, int6
         *out = NULL;
         return rc;
     }
-    rp_access_redact(a, entity, *out);
+    rp__access_redact(a, entity, *out);
     return 0;
 }
 
@@ -515,7 +515,7 @@ int rp_store_create_fields(rp_store_t *s, const rp_ctx_t *ctx, const char *entit
     /* What the user gets back is what the user may see: defaults and values rules set in
      * hidden fields stay out of it. */
     if (!rc)
-        rp_access_redact(RP__ACCESS(ctx), entity, *stored);
+        rp__access_redact(RP__ACCESS(ctx), entity, *stored);
     return rc;
 }
 
@@ -553,7 +553,7 @@ static int create_many(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, j
     size_t failed = 0;
     const rp_access_t *a = RP__ACCESS(ctx);
     if (a) {
-        if (rp_access_scope(a, entity, RP_PERM_CREATE) != RP_SCOPE_ALL)
+        if (rp__access_scope(a, entity, RP_PERM_CREATE) != RP_SCOPE_ALL)
             return rp__access_denied(err, a, entity, RP_PERM_CREATE, NULL);
         for (size_t i = 0; i < json_array_size(records); i++) {
             int rc = rp__access_fields(a, entity, json_array_get(records, i), err);

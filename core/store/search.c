@@ -221,7 +221,7 @@ static char *visible_text(rp__entity_t *e, const rp_access_t *a, json_t *rec)
         return NULL;
     out[0] = '\0';
     for (int i = 0; i < e->nfields; i++) {
-        if (!e->fields[i].searchable || rp_access_hidden(a, e->name, e->fields[i].name))
+        if (!e->fields[i].searchable || rp__access_hidden(a, e->name, e->fields[i].name))
             continue;
         char buf[64];
         const char *t = rp__value_text(json_object_get(rec, e->fields[i].name), buf, sizeof buf);
@@ -251,7 +251,7 @@ static bool hides_searchable(rp_store_t *s, const rp_access_t *a)
     for (int i = 0; i < s->nents; i++)
         for (int f = 0; f < s->ents[i]->nfields; f++)
             if (s->ents[i]->fields[f].searchable &&
-                rp_access_hidden(a, s->ents[i]->name, s->ents[i]->fields[f].name))
+                rp__access_hidden(a, s->ents[i]->name, s->ents[i]->fields[f].name))
                 return true;
     return false;
 }
@@ -374,7 +374,7 @@ int rp_store_search_as(rp_store_t *s, const rp_access_t *a, const char *text, co
         rp__entity_t *e = rp__entity_req(s, entity, err);
         if (!e)
             return err ? err->code : RP_EIO;
-        if (rp_access_scope(a, entity, RP_PERM_READ) == RP_SCOPE_NONE)
+        if (rp__access_scope(a, entity, RP_PERM_READ) == RP_SCOPE_NONE)
             return rp__access_denied(err, a, entity, RP_PERM_READ, NULL);
     }
     if (limit <= 0)
@@ -413,12 +413,12 @@ int rp_store_search_as(rp_store_t *s, const rp_access_t *a, const char *text, co
             const char *en = json_string_value(json_object_get(h, "entity"));
             int64_t id = json_integer_value(json_object_get(h, "id"));
             rp__entity_t *e = rp__entity_req(s, en, NULL);
-            rp_scope_t sc = e ? rp_access_scope(a, en, RP_PERM_READ) : RP_SCOPE_NONE;
+            rp_scope_t sc = e ? rp__access_scope(a, en, RP_PERM_READ) : RP_SCOPE_NONE;
             if (sc == RP_SCOPE_NONE)
                 continue;
             bool hides = false;
             for (int f = 0; f < e->nfields && !hides; f++)
-                hides = e->fields[f].searchable && rp_access_hidden(a, en, e->fields[f].name);
+                hides = e->fields[f].searchable && rp__access_hidden(a, en, e->fields[f].name);
             if (sc == RP_SCOPE_ALL && !hides && !vis_rank) {
                 json_array_append(res, h);
                 continue;

@@ -109,6 +109,21 @@ int rp_store_set_cache_mb(rp_store_t *s, int mb, rp_error_t *err)
     return rp_db_set_cache_mb(s->db, mb, err);
 }
 
+const rp_authorizer_t *rp__authorizer;
+
+const rp_authorizer_t *rp_store_set_authorizer(const rp_authorizer_t *auth)
+{
+    const rp_authorizer_t *was = rp__authorizer;
+    rp__authorizer = auth;
+    return was;
+}
+
+int rp__access_unanswered(rp_error_t *err)
+{
+    return rp_error_set(err, RP_EPERM, RP_C_DENIED, "no authorizer is installed to answer for a "
+                        "restricted user: access refused");
+}
+
 rp_db_t *rp_store_db(rp_store_t *s)
 {
     return s->db;

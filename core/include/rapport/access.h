@@ -27,11 +27,8 @@
 
 #include "rapport/store.h"
 
-/** Scopes, widest last. */
-typedef enum rp_scope { RP_SCOPE_NONE, RP_SCOPE_OWN, RP_SCOPE_TEAM, RP_SCOPE_ALL } rp_scope_t;
-
-/** Permissions on an entity. */
-typedef enum rp_perm { RP_PERM_READ, RP_PERM_CREATE, RP_PERM_UPDATE, RP_PERM_DELETE } rp_perm_t;
+/* rp_scope_t and rp_perm_t are the store's words (rapport/store.h): it asks this room about
+ * them through the authorizer that access.c installs. */
 
 /**
  * The access of user @p user (with team @p team, may be NULL) acting with role @p role, read

@@ -134,6 +134,50 @@ void rp_store_set_clock(rp_store_t *s, int64_t (*fn)(void *ud), void *ud);
  */
 typedef struct rp_access rp_access_t; /* rapport/access.h */
 
+/** Scopes, widest last. */
+typedef enum rp_scope { RP_SCOPE_NONE, RP_SCOPE_OWN, RP_SCOPE_TEAM, RP_SCOPE_ALL } rp_scope_t;
+
+/** Permissions on an entity. */
+typedef enum rp_perm { RP_PERM_READ, RP_PERM_CREATE, RP_PERM_UPDATE, RP_PERM_DELETE } rp_perm_t;
+
+/**
+ * The authorizer: what the store asks about whoever acts (a context's access, never NULL
+ * here) before it reads or writes for them, the way SQLite asks its authorizer callback. The
+ * store knows no roles, users or teams beyond these answers; core/auth (access.c) installs
+ * the one the engine uses. While none is installed, every restricted context is refused.
+ */
+typedef struct rp_authorizer {
+    const char *(*user)(const rp_access_t *a);
+    const char *(*role)(const rp_access_t *a);
+    const char *(*team)(const rp_access_t *a); /**< "" when the user has none */
+    /** How far @p a may @p perm records of @p entity. */
+    rp_scope_t (*scope)(const rp_access_t *a, const char *entity, rp_perm_t perm);
+    /** Whether @p field of @p entity is hidden from @p a (never shown, filtered or searched). */
+    bool (*hidden)(const rp_access_t *a, const char *entity, const char *field);
+    /** Takes the fields hidden from @p a out of @p obj (a record or its changes). */
+    void (*redact)(const rp_access_t *a, const char *entity, json_t *obj);
+    /** Whether record @p rec is within @p scope for @p a. */
+    bool (*in_scope)(rp_store_t *s, const rp_access_t *a, rp_scope_t scope, json_t *rec);
+    /** RP_EPERM naming the permission @p perm on @p entity that @p a lacks, and @p why. */
+    int (*denied)(rp_error_t *err, const rp_access_t *a, const char *entity, rp_perm_t perm,
+                  const char *why);
+    /** 0 when @p a may @p perm record @p rec of @p entity; else RP_EPERM saying why. */
+    int (*record)(rp_store_t *s, const rp_access_t *a, const char *entity, rp_perm_t perm,
+                  json_t *rec, rp_error_t *err);
+    /** RP_EPERM when @p fields gives the record an owner @p a may not hand records to. */
+    int (*owner)(rp_store_t *s, const rp_access_t *a, const char *entity, json_t *fields,
+                 bool update, rp_error_t *err);
+    /** RP_EPERM when @p fields names a field hidden from or read-only for @p a. */
+    int (*fields)(const rp_access_t *a, const char *entity, json_t *fields, rp_error_t *err);
+    /** SQL whose rows are the names (a column "name") of the users of one team, its one
+     *  parameter: how a filter limits a read to "the team's records". */
+    const char *team_users_sql;
+} rp_authorizer_t;
+
+/** Installs @p auth (static storage) for every store of the process (NULL removes it) and
+ *  returns the one it replaces. */
+const rp_authorizer_t *rp_store_set_authorizer(const rp_authorizer_t *auth);
+
 typedef struct rp_ctx {
     const char *actor;  /**< "user:42", "plugin:loyalty", "script:rules.lua", "system"; NULL = "system". */
     const char *origin; /**< "api", "cli", "script", "import", a plugin name; NULL = "core". */
