@@ -120,6 +120,14 @@ static inline int rp__exec(rp_store_t *s, const char *sql, rp_error_t *err)
 {
     return rp_db_exec(s->db, sql, err);
 }
+/** Runs @p st, which returns no rows, and resets it: 0 or the error of @p what. */
+static inline int rp__step_done(rp_store_t *s, rp_db_stmt_t *st, const char *what,
+                                rp_error_t *err)
+{
+    int rc = rp_db_step(st);
+    rp_db_reset(st);
+    return rc == RP_DB_DONE ? 0 : rp__dberr(s, rc, what, err);
+}
 /** The registry entry of @p name, or NULL. */
 rp__entity_t *rp__entity(const rp_store_t *s, const char *name);
 /** Like rp__entity() but fills @p err with an "unknown entity" message when missing. */
@@ -138,6 +146,16 @@ int64_t rp__days_from_civil(int64_t y, unsigned m, unsigned d);
 void rp__uid(rp_store_t *s, char out[27]);
 /** A random 64-bit number from the store's generator. */
 uint64_t rp__rand(rp_store_t *s);
+
+/* --- registry.c --------------------------------------------------------------------------- */
+
+/** Reads the registry from the file into @p s (empty before). */
+int rp__registry_load(rp_store_t *s, rp_error_t *err);
+/** Frees the registry in memory. */
+void rp__registry_free(rp_store_t *s);
+/** Reads the registry back from the file (after a schema change was undone, or another process
+ *  changed it), forgetting every statement made from the old one. */
+void rp__registry_reload(rp_store_t *s);
 
 /* --- values.c ----------------------------------------------------------------------------- */
 
