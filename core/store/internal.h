@@ -10,6 +10,10 @@
 #include "rapport/db.h"
 #include "rapport/store.h"
 
+/** The system columns every record has: id, created_at, updated_at, version, created_by,
+ *  updated_by, deleted_at. */
+#define RP__NSYS 7
+
 /** Record ids live in the low 40 bits of a search-index rowid; the entity number above. */
 #define RP__FTS_SHIFT 40
 
@@ -183,6 +187,23 @@ int rp__record_load(rp_store_t *s, rp__entity_t *e, int64_t id, const char **fie
 /** Rewrites the search index rows of every live record of @p e (after a searchable field
  *  was added with a default to existing rows). */
 int rp__reindex(rp_store_t *s, rp__entity_t *e, rp_error_t *err);
+/** The actor of @p ctx, "system" when none. */
+const char *rp__actor_of(const rp_ctx_t *ctx);
+/** RP_EINVAL when @p fields (an object) names a field @p e lacks or a system field. */
+int rp__check_keys(rp__entity_t *e, json_t *fields, rp_error_t *err);
+/** RP_EINVAL unless ref value @p v of field @p f names a live record of its target. */
+int rp__check_ref(rp_store_t *s, rp__entity_t *e, rp__field_t *f, json_t *v, rp_error_t *err);
+/** Turns a failed step @p rc into a message naming the entity, the field and the value. */
+int rp__write_error(rp_store_t *s, int rc, rp__entity_t *e, json_t *canon, rp_error_t *err);
+/** Writes the searchable text of @p rec (canonical values by field name) for record @p id. */
+int rp__fts_put(rp_store_t *s, rp__entity_t *e, int64_t id, json_t *rec, rp_error_t *err);
+/** Removes record @p id from the search index. */
+int rp__fts_drop(rp_store_t *s, rp__entity_t *e, int64_t id, rp_error_t *err);
+/** Shallow copies of the records of @p in, so hooks may edit them without touching the
+ *  caller's objects; with @p take, @p in itself. */
+json_t *rp__batch_copy(rp__entity_t *e, json_t *in, bool take, size_t *failed, rp_error_t *err);
+/** Prefixes err's message with "record N: " so a bulk caller knows which record failed. */
+void rp__name_record(rp_error_t *err, size_t i);
 /** Builds a record's JSON from a row of e->sql_select (columns: 7 system, then fields). */
 json_t *rp__record_from_row(rp__entity_t *e, rp_db_stmt_t *st, const char **fields);
 

@@ -1,6 +1,7 @@
 /*
- * records.c — the write path for records: before-hooks, the row, the search index and the
- * event, all in one transaction; and reading a record back.
+ * records.c — the write path for new records (before-hooks, the row, the search index and the
+ * event in one transaction), the checks every write shares, and reading a record back.
+ * Changing stored records is change.c.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,9 +9,8 @@
 
 #include "internal.h"
 
-#define NSYS 7 /* id, created_at, updated_at, version, created_by, updated_by, deleted_at */
 
-static const char *actor_of(const rp_ctx_t *ctx)
+const char *rp__actor_of(const rp_ctx_t *ctx)
 {
     return ctx && ctx->actor ? ctx->actor : "system";
 }
@@ -29,7 +29,7 @@ static bool wanted(const char **fields, const char *name)
 
 json_t *rp__record_from_row(rp__entity_t *e, rp_db_stmt_t *st, const char **fields)
 {
-    static const char *const sys[NSYS] = {"id",         "created_at", "updated_at", "version",
+    static const char *const sys[RP__NSYS] = {"id",         "created_at", "updated_at", "version",
                                           "created_by", "updated_by", "deleted_at"};
     json_t *r = json_object();
     if (!r)
@@ -37,7 +37,7 @@ json_t *rp__record_from_row(rp__entity_t *e, rp_db_stmt_t *st, const char **fiel
     /* id and version always travel with a record: callers need them to update it. */
     /* The store wrote only checked UTF-8 and registry names, so skip jansson's re-checks. */
     json_object_set_new_nocheck(r, "id", json_integer(rp_db_col_int(st, 0)));
-    for (int i = 1; i < NSYS; i++) {
+    for (int i = 1; i < RP__NSYS; i++) {
         if (i != 3 && !wanted(fields, sys[i]))
             continue;
         if (i == 3)
@@ -53,7 +53,7 @@ json_t *rp__record_from_row(rp__entity_t *e, rp_db_stmt_t *st, const char **fiel
     for (int i = 0; i < e->nfields; i++)
         if (wanted(fields, e->fields[i].name))
             json_object_set_new_nocheck(r, e->fields[i].name,
-                                        rp__value_column(st, NSYS + i, &e->fields[i]));
+                                        rp__value_column(st, RP__NSYS + i, &e->fields[i]));
     return r;
 }
 
@@ -108,7 +108,7 @@ int rp_store_get_as(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, int6
     return 0;
 }
 
-static int check_keys(rp__entity_t *e, json_t *fields, rp_error_t *err)
+int rp__check_keys(rp__entity_t *e, json_t *fields, rp_error_t *err)
 {
     if (!json_is_object(fields))
         return rp_error_set(err, RP_EINVAL, RP_C_TYPE,
@@ -134,7 +134,7 @@ static int check_keys(rp__entity_t *e, json_t *fields, rp_error_t *err)
     return 0;
 }
 
-static int check_ref(rp_store_t *s, rp__entity_t *e, rp__field_t *f, json_t *v, rp_error_t *err)
+int rp__check_ref(rp_store_t *s, rp__entity_t *e, rp__field_t *f, json_t *v, rp_error_t *err)
 {
     if (json_is_null(v))
         return 0;
@@ -161,7 +161,7 @@ static int check_ref(rp_store_t *s, rp__entity_t *e, rp__field_t *f, json_t *v, 
 }
 
 /* Turns a failed step into a message naming the entity, the field and the value. */
-static int write_error(rp_store_t *s, int rc, rp__entity_t *e, json_t *canon, rp_error_t *err)
+int rp__write_error(rp_store_t *s, int rc, rp__entity_t *e, json_t *canon, rp_error_t *err)
 {
     const char *msg = rp_db_errmsg(s->db);
     if (rc == RP_DB_UNIQUE) {
@@ -194,7 +194,7 @@ static int64_t fts_rowid(const rp__entity_t *e, int64_t id)
 }
 
 /* Writes the searchable text of @p rec (canonical values by field name) for record @p id. */
-static int fts_put(rp_store_t *s, rp__entity_t *e, int64_t id, json_t *rec, rp_error_t *err)
+int rp__fts_put(rp_store_t *s, rp__entity_t *e, int64_t id, json_t *rec, rp_error_t *err)
 {
     size_t cap = 256, len = 0;
     char *body = malloc(cap);
@@ -239,7 +239,7 @@ static int fts_put(rp_store_t *s, rp__entity_t *e, int64_t id, json_t *rec, rp_e
     return rc == RP_DB_DONE ? 0 : rp__dberr(s, rc, "cannot index the record for search", err);
 }
 
-static int fts_drop(rp_store_t *s, rp__entity_t *e, int64_t id, rp_error_t *err)
+int rp__fts_drop(rp_store_t *s, rp__entity_t *e, int64_t id, rp_error_t *err)
 {
     rp_db_stmt_t *st = rp__stmt(s, "DELETE FROM rp_search WHERE rowid = ?", err);
     if (!st)
@@ -272,7 +272,7 @@ int rp__reindex(rp_store_t *s, rp__entity_t *e, rp_error_t *err)
     json_t *r;
     json_array_foreach(rows, i, r) {
         int64_t id = json_integer_value(json_object_get(r, "id"));
-        if ((rc = fts_drop(s, e, id, err)) || (rc = fts_put(s, e, id, r, err)))
+        if ((rc = rp__fts_drop(s, e, id, err)) || (rc = rp__fts_put(s, e, id, r, err)))
             break;
     }
     json_decref(rows);
@@ -368,7 +368,7 @@ static void tput_value(tbuf_t *b, json_t *v)
 static int create_one(rp_store_t *s, const rp_ctx_t *ctx, rp__entity_t *e, json_t *fields,
                       int64_t *id_out, json_t **stored, rp_created_t *cols, rp_error_t *err)
 {
-    int rc = check_keys(e, fields, err);
+    int rc = rp__check_keys(e, fields, err);
     if (rc)
         return rc;
     json_t *canon = json_object();
@@ -381,7 +381,7 @@ static int create_one(rp_store_t *s, const rp_ctx_t *ctx, rp__entity_t *e, json_
     }
     char now[32];
     rp__fmt_time(rp_store_now(s), now);
-    const char *actor = actor_of(ctx);
+    const char *actor = rp__actor_of(ctx);
     for (int i = 0; i < e->nfields; i++) {
         rp__field_t *f = &e->fields[i];
         json_t *in = json_object_get(fields, f->name), *v = NULL;
@@ -398,7 +398,7 @@ static int create_one(rp_store_t *s, const rp_ctx_t *ctx, rp__entity_t *e, json_
             }
             continue;
         }
-        if (f->type == RP_T_REF && (rc = check_ref(s, e, f, v, err)))
+        if (f->type == RP_T_REF && (rc = rp__check_ref(s, e, f, v, err)))
             goto out;
         /* Field names are registry identifiers: no escaping needed. */
         tput(&changes, changes.len > 1 ? ",\"" : "\"", changes.len > 1 ? 2 : 1);
@@ -425,11 +425,11 @@ static int create_one(rp_store_t *s, const rp_ctx_t *ctx, rp__entity_t *e, json_
     int src = rp_db_step(st);
     rp_db_reset(st);
     if (src != RP_DB_DONE) {
-        rc = write_error(s, src, e, canon, err);
+        rc = rp__write_error(s, src, e, canon, err);
         goto out;
     }
     int64_t id = rp_db_last_id(s->db);
-    if (e->nsearch && (rc = fts_put(s, e, id, canon, err)))
+    if (e->nsearch && (rc = rp__fts_put(s, e, id, canon, err)))
         goto out;
     char type[80];
     rp__cat(type, sizeof type, e->name, ".created");
@@ -454,7 +454,7 @@ out:
 
 /* Shallow copies of the records of @p in, so hooks may edit them without touching the
  * caller's objects; with @p take, @p in itself (its caller lets the hooks edit it). */
-static json_t *batch_copy(rp__entity_t *e, json_t *in, bool take, size_t *failed,
+json_t *rp__batch_copy(rp__entity_t *e, json_t *in, bool take, size_t *failed,
                           rp_error_t *err)
 {
     if (!json_is_array(in)) {
@@ -480,7 +480,7 @@ static json_t *batch_copy(rp__entity_t *e, json_t *in, bool take, size_t *failed
 }
 
 /* Prefixes err's message with "record N: " so a bulk caller knows which record failed. */
-static void name_record(rp_error_t *err, size_t i)
+void rp__name_record(rp_error_t *err, size_t i)
 {
     if (!err)
         return;
@@ -563,12 +563,12 @@ static int create_many(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, j
                 if (failed_index)
                     *failed_index = i;
                 if (json_array_size(records) > 1)
-                    name_record(err, i);
+                    rp__name_record(err, i);
                 return rc;
             }
         }
     }
-    json_t *batch = batch_copy(e, records, stored != NULL, &failed, err);
+    json_t *batch = rp__batch_copy(e, records, stored != NULL, &failed, err);
     if (!batch) {
         if (failed_index)
             *failed_index = failed;
@@ -590,7 +590,7 @@ static int create_many(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, j
                              cols, err))) {
             failed = i;
             if (n > 1)
-                name_record(err, i);
+                rp__name_record(err, i);
             goto fail;
         }
         if (ids_out)
@@ -652,447 +652,5 @@ int rp_store_create(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, json
     json_array_append(one, fields);
     int rc = rp_store_create_many(s, ctx, entity, one, id_out, NULL, err);
     json_decref(one);
-    return rc;
-}
-
-/* ---- update ----------------------------------------------------------------------------- */
-
-/* Applies @p patch (past the hooks) to the record @p old. In the open transaction. */
-static int update_one(rp_store_t *s, const rp_ctx_t *ctx, rp__entity_t *e, json_t *old,
-                      json_t *patch, int64_t *version_out, rp_error_t *err)
-{
-    int64_t id = json_integer_value(json_object_get(old, "id"));
-    int64_t version = json_integer_value(json_object_get(old, "version"));
-    int rc = check_keys(e, patch, err);
-    if (rc)
-        return rc;
-    json_t *changes = json_object(), *canon = json_object();
-    rp__field_t **set = calloc((size_t)e->nfields + 1, sizeof *set);
-    int nset = 0;
-    char *sql = NULL;
-    if (!changes || !canon || !set) {
-        rc = rp_error_set(err, RP_ENOMEM, 0, "out of memory");
-        goto out;
-    }
-    const char *k;
-    json_t *in;
-    json_object_foreach(patch, k, in) {
-        rp__field_t *f = rp__field(e, k);
-        json_t *v = NULL;
-        if ((rc = rp__value_canon(e->name, f, in, &v, err)))
-            goto out;
-        json_t *was = json_object_get(old, k);
-        if (json_equal(was, v)) {
-            json_decref(v);
-            continue;
-        }
-        if (json_is_null(v) && f->required) {
-            json_decref(v);
-            rc = rp_error_field(err, f->name, rp_error_set(err, RP_EINVAL, RP_C_REQUIRED,
-                              "%s.%s is required and cannot be cleared", e->name, f->name));
-            goto out;
-        }
-        if (f->type == RP_T_REF && (rc = check_ref(s, e, f, v, err))) {
-            json_decref(v);
-            goto out;
-        }
-        json_object_set_new(changes, k, json_pack("[OO]", was ? was : json_null(), v));
-        json_object_set_new(canon, k, v);
-        set[nset++] = f;
-    }
-    if (nset == 0) {
-        if (version_out)
-            *version_out = version;
-        goto out;
-    }
-    size_t cap = 160 + (size_t)nset * 56;
-    if (!(sql = malloc(cap))) {
-        rc = rp_error_set(err, RP_ENOMEM, 0, "out of memory");
-        goto out;
-    }
-    int n = snprintf(sql, cap, "UPDATE \"%s\" SET updated_at = ?, updated_by = ?,"
-                               " version = version + 1", e->name);
-    for (int i = 0; i < nset; i++)
-        n += snprintf(sql + n, cap - (size_t)n, ", \"%s\" = ?", set[i]->name);
-    snprintf(sql + n, cap - (size_t)n, " WHERE id = ? AND version = ?");
-    rp_db_stmt_t *st = rp__stmt(s, sql, err);
-    if (!st) {
-        rc = err ? err->code : RP_EIO;
-        goto out;
-    }
-    char now[32];
-    rp__fmt_time(rp_store_now(s), now);
-    rp_db_bind_text_copy(st, 1, now, -1);
-    rp_db_bind_text(st, 2, actor_of(ctx), -1);
-    for (int i = 0; i < nset; i++)
-        rp__value_bind(st, 3 + i, set[i], json_object_get(canon, set[i]->name));
-    rp_db_bind_int(st, 3 + nset, id);
-    rp_db_bind_int(st, 4 + nset, version);
-    int src = rp_db_step(st);
-    rp_db_reset(st);
-    if (src != RP_DB_DONE) {
-        rc = write_error(s, src, e, canon, err);
-        goto out;
-    }
-    if (rp_db_changes(s->db) != 1) {
-        rc = rp_error_set(err, RP_ECONFLICT, RP_C_STALE,
-                          "%s %lld was changed by someone else while this update ran", e->name,
-                          (long long)id);
-        goto out;
-    }
-    bool reindex = false;
-    for (int i = 0; i < nset; i++)
-        reindex = reindex || set[i]->searchable;
-    if (reindex) {
-        json_t *now_rec = json_copy(old);
-        json_object_update(now_rec, canon);
-        rc = fts_drop(s, e, id, err);
-        if (!rc)
-            rc = fts_put(s, e, id, now_rec, err);
-        json_decref(now_rec);
-        if (rc)
-            goto out;
-    }
-    char type[80];
-    snprintf(type, sizeof type, "%s.updated", e->name);
-    if ((rc = rp__event_append(s, ctx, type, e->name, id, changes, NULL, err)))
-        goto out;
-    if (version_out)
-        *version_out = version + 1;
-out:
-    json_decref(changes);
-    json_decref(canon);
-    free(set);
-    free(sql);
-    return rc;
-}
-
-/* Loads a record a batch of updates touches and checks that @p a (NULL: anyone) may update it,
- * then its state and version: in that order, so that a user learns nothing of a record outside
- * their scope, not even its version. */
-static int load_for_update(rp_store_t *s, rp__entity_t *e, const rp_access_t *a, int64_t id,
-                           int64_t expect, json_t **old, rp_error_t *err)
-{
-    int rc = rp__record_load(s, e, id, NULL, old, err);
-    if (rc)
-        return rc;
-    if (a && (rc = rp__access_record(s, a, e->name, RP_PERM_UPDATE, *old, err)))
-        return rc;
-    if (!json_is_null(json_object_get(*old, "deleted_at")))
-        return rp_error_set(err, RP_ESTATE, RP_C_DELETED,
-                            "%s %lld is deleted; restore it before changing it", e->name,
-                            (long long)id);
-    int64_t have = json_integer_value(json_object_get(*old, "version"));
-    if (expect > 0 && have != expect)
-        return rp_error_set(err, RP_ECONFLICT, RP_C_STALE,
-                            "%s %lld: version %lld was read but the record is now at version "
-                            "%lld; read it again and reapply the change",
-                            e->name, (long long)id, (long long)expect, (long long)have);
-    return 0;
-}
-
-/* Whether @p patch leaves the owner as @p old has it (absent, or the same value). */
-static bool owner_same(json_t *patch, json_t *old)
-{
-    json_t *v = json_object_get(patch, "owner"), *was = json_object_get(old, "owner");
-    if (!v)
-        return true;
-    const char *a = json_string_value(v), *b = json_string_value(was);
-    if ((json_is_null(v) || (a && !*a)) && (!was || json_is_null(was) || (b && !*b)))
-        return true;
-    return a && b && strcmp(a, b) == 0;
-}
-
-/* The shared body of single and bulk updates: @p batch holds the patches (mutable copies),
- * @p ids and @p expect the record ids and expected versions. */
-static int update_batch(rp_store_t *s, const rp_ctx_t *ctx, rp__entity_t *e, json_t *batch,
-                        int64_t *ids, int64_t *expect, int64_t *version_out, size_t *failed,
-                        rp_error_t *err)
-{
-    size_t n = json_array_size(batch);
-    json_t **olds = calloc(n ? n : 1, sizeof *olds);
-    if (!olds)
-        return rp_error_set(err, RP_ENOMEM, 0, "out of memory");
-    int rc = rp_store_begin(s, err);
-    if (rc) {
-        free(olds);
-        return rc;
-    }
-    size_t i = 0;
-    const rp_access_t *a = RP__ACCESS(ctx);
-    for (i = 0; i < n; i++)
-        if ((rc = load_for_update(s, e, a, ids[i], expect[i], &olds[i], err)) ||
-            (a && ((rc = rp__access_fields(a, e->name, json_array_get(batch, i), err)) ||
-                   (!owner_same(json_array_get(batch, i), olds[i]) &&
-                    (rc = rp__access_owner(s, a, e->name, json_array_get(batch, i), true,
-                                           err))))))
-            goto fail;
-    if (rp__hooks_any(s, e, RP_ACT_UPDATE) &&
-        (rc = rp__hooks_run(s, e, RP_ACT_UPDATE, batch, ids, olds, ctx, &i, err)))
-        goto fail;
-    for (i = 0; i < n; i++)
-        if ((i % 64 == 63 && (rc = rp__over_budget(s, err))) ||
-            (rc = update_one(s, ctx, e, olds[i], json_array_get(batch, i), version_out, err)))
-            goto fail;
-    for (i = 0; i < n; i++)
-        json_decref(olds[i]);
-    free(olds);
-    return rp_store_commit(s, err);
-fail:
-    *failed = i;
-    if (n > 1)
-        name_record(err, i);
-    for (size_t j = 0; j < n; j++)
-        json_decref(olds[j]);
-    free(olds);
-    rp_store_rollback(s, NULL);
-    return rc;
-}
-
-int rp_store_update(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, int64_t id,
-                    json_t *patch, int64_t expect_version, int64_t *version_out,
-                    rp_error_t *err)
-{
-    rp__entity_t *e = rp__entity_req(s, entity, err);
-    if (!e)
-        return err ? err->code : RP_EIO;
-    if (!json_is_object(patch))
-        return rp_error_set(err, RP_EINVAL, RP_C_TYPE, "%s: an update must be a JSON object",
-                            entity);
-    json_t *batch = json_array();
-    json_array_append_new(batch, json_copy(patch));
-    size_t failed;
-    int rc = update_batch(s, ctx, e, batch, &id, &expect_version, version_out, &failed, err);
-    json_decref(batch);
-    return rc;
-}
-
-int rp_store_update_many(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, json_t *patches,
-                         size_t *failed_index, rp_error_t *err)
-{
-    rp__entity_t *e = rp__entity_req(s, entity, err);
-    if (!e)
-        return err ? err->code : RP_EIO;
-    size_t failed = 0;
-    json_t *batch = batch_copy(e, patches, false, &failed, err);
-    if (!batch) {
-        if (failed_index)
-            *failed_index = failed;
-        return err ? err->code : RP_EIO;
-    }
-    size_t n = json_array_size(batch);
-    int64_t *ids = calloc(n ? n : 1, sizeof *ids), *expect = calloc(n ? n : 1, sizeof *expect);
-    int rc = 0;
-    if (!ids || !expect) {
-        rc = rp_error_set(err, RP_ENOMEM, 0, "out of memory");
-        goto out;
-    }
-    for (size_t i = 0; i < n; i++) {
-        json_t *p = json_array_get(batch, i);
-        json_t *jid = json_object_get(p, "id"), *jv = json_object_get(p, "version");
-        if (!json_is_integer(jid) || json_integer_value(jid) <= 0 ||
-            (jv && !json_is_integer(jv))) {
-            failed = i;
-            rc = rp_error_set(err, RP_EINVAL, RP_C_TYPE,
-                              "record %zu: %s: each update needs an integer \"id\" (and an "
-                              "integer \"version\" when given)",
-                              i, entity);
-            goto out;
-        }
-        ids[i] = json_integer_value(jid);
-        expect[i] = jv ? json_integer_value(jv) : 0;
-        for (size_t j = 0; j < i; j++) {
-            if (ids[j] == ids[i]) {
-                failed = i;
-                rc = rp_error_set(err, RP_EINVAL, RP_C_TYPE,
-                                  "record %zu: %s %lld is already updated by record %zu of this "
-                                  "batch; merge the two changes",
-                                  i, entity, (long long)ids[i], j);
-                goto out;
-            }
-        }
-        json_object_del(p, "id");
-        json_object_del(p, "version");
-    }
-    rc = update_batch(s, ctx, e, batch, ids, expect, NULL, &failed, err);
-out:
-    if (rc && failed_index)
-        *failed_index = failed;
-    free(ids);
-    free(expect);
-    json_decref(batch);
-    return rc;
-}
-
-/* ---- delete, restore, purge ------------------------------------------------------------- */
-
-/* Runs the record hooks of a delete, restore or purge (no field object). */
-static int lifecycle_hooks(rp_store_t *s, const rp_ctx_t *ctx, rp__entity_t *e, rp_action_t act,
-                           int64_t id, json_t *old, rp_error_t *err)
-{
-    if (!rp__hooks_any(s, e, act))
-        return 0;
-    json_t *batch = json_array();
-    json_array_append_new(batch, json_object());
-    size_t failed;
-    int rc = rp__hooks_run(s, e, act, batch, &id, &old, ctx, &failed, err);
-    json_decref(batch);
-    return rc;
-}
-
-static int set_deleted(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, int64_t id,
-                       bool del, rp_error_t *err)
-{
-    rp__entity_t *e = rp__entity_req(s, entity, err);
-    if (!e)
-        return err ? err->code : RP_EIO;
-    int rc = rp_store_begin(s, err);
-    if (rc)
-        return rc;
-    json_t *old = NULL, *changes = NULL;
-    if ((rc = rp__record_load(s, e, id, NULL, &old, err)) ||
-        (rc = rp__access_record(s, RP__ACCESS(ctx), entity, RP_PERM_DELETE, old, err)))
-        goto fail;
-    json_t *was = json_object_get(old, "deleted_at");
-    if (del != json_is_null(was)) {
-        rc = rp_error_set(err, RP_ESTATE, RP_C_DELETED, del ? "%s %lld is already deleted"
-                                                            : "%s %lld is not deleted",
-                          entity, (long long)id);
-        goto fail;
-    }
-    if ((rc = lifecycle_hooks(s, ctx, e, del ? RP_ACT_DELETE : RP_ACT_RESTORE, id, old, err)))
-        goto fail;
-    char now[32], sql[200];
-    rp__fmt_time(rp_store_now(s), now);
-    snprintf(sql, sizeof sql,
-             "UPDATE \"%s\" SET deleted_at = ?, updated_at = ?, updated_by = ?,"
-             " version = version + 1 WHERE id = ?",
-             entity);
-    rp_db_stmt_t *st = rp__stmt(s, sql, err);
-    if (!st) {
-        rc = err ? err->code : RP_EIO;
-        goto fail;
-    }
-    if (del)
-        rp_db_bind_text_copy(st, 1, now, -1);
-    rp_db_bind_text_copy(st, 2, now, -1);
-    rp_db_bind_text(st, 3, actor_of(ctx), -1);
-    rp_db_bind_int(st, 4, id);
-    int src = rp_db_step(st);
-    rp_db_reset(st);
-    if (src != RP_DB_DONE) {
-        rc = write_error(s, src, e, NULL, err);
-        goto fail;
-    }
-    /* A deleted record leaves the search index; a restored one comes back. */
-    if (e->nsearch && (rc = del ? fts_drop(s, e, id, err) : fts_put(s, e, id, old, err)))
-        goto fail;
-    changes = del ? json_pack("{s:[ns]}", "deleted_at", now)
-                  : json_pack("{s:[On]}", "deleted_at", was);
-    char type[80];
-    snprintf(type, sizeof type, "%s.%s", entity, del ? "deleted" : "restored");
-    if ((rc = rp__event_append(s, ctx, type, entity, id, changes, NULL, err)))
-        goto fail;
-    json_decref(old);
-    json_decref(changes);
-    return rp_store_commit(s, err);
-fail:
-    json_decref(old);
-    json_decref(changes);
-    rp_store_rollback(s, NULL);
-    return rc;
-}
-
-int rp_store_delete(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, int64_t id,
-                    rp_error_t *err)
-{
-    return set_deleted(s, ctx, entity, id, true, err);
-}
-
-int rp_store_restore(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, int64_t id,
-                     rp_error_t *err)
-{
-    return set_deleted(s, ctx, entity, id, false, err);
-}
-
-/* Refuses when a record of any entity refers to (e, id). */
-static int check_unreferenced(rp_store_t *s, rp__entity_t *e, int64_t id, rp_error_t *err)
-{
-    for (int i = 0; i < s->nents; i++) {
-        rp__entity_t *o = s->ents[i];
-        for (int j = 0; j < o->nfields; j++) {
-            rp__field_t *f = &o->fields[j];
-            if (f->type != RP_T_REF || strcmp(f->ref, e->name) != 0)
-                continue;
-            char sql[200];
-            snprintf(sql, sizeof sql, "SELECT id FROM \"%s\" WHERE \"%s\" = ? LIMIT 1", o->name,
-                     f->name);
-            rp_db_stmt_t *st = rp__stmt(s, sql, err);
-            if (!st)
-                return err ? err->code : RP_EIO;
-            rp_db_bind_int(st, 1, id);
-            int rc = rp_db_step(st);
-            int64_t by = rc == RP_DB_ROW ? rp_db_col_int(st, 0) : 0;
-            rp_db_reset(st);
-            if (rc == RP_DB_ROW)
-                return rp_error_set(err, RP_ECONFLICT, RP_C_REFERENCED,
-                                    "%s %lld cannot be purged: %s %lld refers to it through %s",
-                                    e->name, (long long)id, o->name, (long long)by, f->name);
-            if (rc != RP_DB_DONE)
-                return rp__dberr(s, rc, "cannot check references", err);
-        }
-    }
-    return 0;
-}
-
-int rp_store_purge(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, int64_t id,
-                   rp_error_t *err)
-{
-    rp__entity_t *e = rp__entity_req(s, entity, err);
-    if (!e)
-        return err ? err->code : RP_EIO;
-    int rc = rp_store_begin(s, err);
-    if (rc)
-        return rc;
-    json_t *old = NULL, *changes = json_object();
-    if ((rc = rp__record_load(s, e, id, NULL, &old, err)) ||
-        (rc = rp__access_record(s, RP__ACCESS(ctx), entity, RP_PERM_DELETE, old, err)) ||
-        (rc = lifecycle_hooks(s, ctx, e, RP_ACT_PURGE, id, old, err)) ||
-        (rc = check_unreferenced(s, e, id, err)))
-        goto fail;
-    char sql[160];
-    snprintf(sql, sizeof sql, "DELETE FROM \"%s\" WHERE id = ?", entity);
-    rp_db_stmt_t *st = rp__stmt(s, sql, err);
-    if (!st) {
-        rc = err ? err->code : RP_EIO;
-        goto fail;
-    }
-    rp_db_bind_int(st, 1, id);
-    int src = rp_db_step(st);
-    rp_db_reset(st);
-    if (src != RP_DB_DONE) {
-        rc = write_error(s, src, e, NULL, err);
-        goto fail;
-    }
-    if (e->nsearch && (rc = fts_drop(s, e, id, err)))
-        goto fail;
-    /* The purged event keeps every last value, so the audit trail loses nothing. */
-    const char *k;
-    json_t *v;
-    json_object_foreach(old, k, v) {
-        if (strcmp(k, "id") != 0 && !json_is_null(v))
-            json_object_set_new(changes, k, json_pack("[On]", v));
-    }
-    char type[80];
-    snprintf(type, sizeof type, "%s.purged", entity);
-    if ((rc = rp__event_append(s, ctx, type, entity, id, changes, NULL, err)))
-        goto fail;
-    json_decref(old);
-    json_decref(changes);
-    return rp_store_commit(s, err);
-fail:
-    json_decref(old);
-    json_decref(changes);
-    rp_store_rollback(s, NULL);
     return rc;
 }
