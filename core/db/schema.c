@@ -66,14 +66,31 @@ static int meta_set(rp_db_t *db, const char *key, const char *value, rp_error_t 
     return rc == RP_DB_DONE ? 0 : rp_db_error(db, rc, "cannot record the schema version", err);
 }
 
-/* The version of @p s in the file, from its own key or else the release-wide number. */
-static int found_version(rp_db_t *db, const rp_db_schema_t *s, int legacy, rp_error_t *err,
-                         int *out)
+/* Whether the file keeps each module's version (else it is of the release-wide numbering). */
+static int has_module_keys(rp_db_t *db, bool *yes, rp_error_t *err)
+{
+    *yes = false;
+    int legacy;
+    int rc = meta_int(db, "schema_version", err, &legacy); /* also: is there an rp_meta? */
+    if (rc || !legacy)
+        return rc;
+    rp_db_stmt_t *st = rp_db_prepare(db, "SELECT 1 FROM rp_meta WHERE key LIKE 'schema.%'", err);
+    if (!st)
+        return err ? err->code : RP_EIO;
+    *yes = rp_db_step(st) == RP_DB_ROW;
+    rp_db_finalize(st);
+    return 0;
+}
+
+/* The version of @p s in the file: its own key; in a file of the release-wide numbering, what
+ * that number meant for it. A module missing from a file that keeps keys is new there. */
+static int found_version(rp_db_t *db, const rp_db_schema_t *s, int legacy, bool keys,
+                         rp_error_t *err, int *out)
 {
     char key[80];
     snprintf(key, sizeof key, "schema.%s", s->module);
     int rc = meta_int(db, key, err, out);
-    if (rc || *out)
+    if (rc || *out || keys)
         return rc;
     if (legacy > 0 && s->legacy)
         *out = s->legacy[(legacy <= s->nlegacy ? legacy : s->nlegacy) - 1];
@@ -95,15 +112,24 @@ int rp__db_migrate(rp_db_t *db, rp_error_t *err)
     if (rc)
         return rc;
     db->legacy_found = legacy;
-    if (legacy > LEGACY_VERSION)
+    bool keys;
+    if ((rc = has_module_keys(db, &keys, err)))
+        return rc;
+    /* The release-wide number this build writes when every module is at its newest (below):
+     * a file with a larger one was written by a newer build. */
+    int newest = LEGACY_VERSION;
+    for (int i = 0; i < nschemas; i++)
+        if (schemas[i]->legacy)
+            newest += schemas[i]->nsteps - 1;
+    if (legacy > newest)
         return rp_error_set(err, RP_EVERSION, RP_C_NEWER,
                             "this database has schema version %d, written by a newer Rapport; "
                             "this build (" RP_VERSION ") understands up to version %d",
-                            legacy, LEGACY_VERSION);
+                            legacy, newest);
     int have[MAX_SCHEMAS];
     bool todo = legacy == 0;
     for (int i = 0; i < nschemas; i++) {
-        if ((rc = found_version(db, schemas[i], legacy, err, &have[i])))
+        if ((rc = found_version(db, schemas[i], legacy, keys, err, &have[i])))
             return rc;
         const rp_db_schema_t *s = schemas[i];
         if (have[i] > s->nsteps)
@@ -120,6 +146,10 @@ int rp__db_migrate(rp_db_t *db, rp_error_t *err)
         return rc;
     rc = rp_db_exec(db, "CREATE TABLE IF NOT EXISTS rp_meta(key TEXT PRIMARY KEY,"
                         " value TEXT NOT NULL) WITHOUT ROWID", err);
+    /* The release-wide number goes on being written for the releases that read only it: 4,
+     * plus every step a core module (one with a legacy table) took since, so that such a
+     * release refuses a file whose core tables it no longer knows. */
+    int marker = LEGACY_VERSION;
     for (int i = 0; i < nschemas && !rc; i++) {
         const rp_db_schema_t *s = schemas[i];
         for (int v = have[i]; v < s->nsteps && !rc; v++)
@@ -129,9 +159,13 @@ int rp__db_migrate(rp_db_t *db, rp_error_t *err)
         snprintf(val, sizeof val, "%d", s->nsteps);
         if (!rc)
             rc = meta_set(db, key, val, err);
+        if (s->legacy)
+            marker += s->nsteps - 1;
     }
+    char mark[16];
+    snprintf(mark, sizeof mark, "%d", marker > legacy ? marker : legacy);
     if (!rc)
-        rc = meta_set(db, "schema_version", "4", err);
+        rc = meta_set(db, "schema_version", mark, err);
     if (!rc)
         rc = meta_set(db, "written_by", "rapport " RP_VERSION, err);
     if (!rc)

@@ -83,6 +83,17 @@ static void test_legacy_file_migrates(void **state)
     assert_int_equal(rp_db_schema_found(rp_store_db(s), "webhook"), 1);
     assert_int_equal(rp_db_schema_version(rp_store_db(s), "webhook"), 0);
     rp_store_close(s);
+
+    /* A file that keeps each module's version, made by a program that did not link the
+     * webhooks: the module is new there, whatever the release-wide number says. */
+    raw(path, "INSERT INTO rp_meta(key, value) VALUES('schema.store', '1'),"
+              " ('schema.events', '1'), ('schema.sched', '1'), ('schema.auth', '1'),"
+              " ('schema.settings', '1');"
+              " DROP TABLE rp_webhooks; DROP TABLE rp_webhook_deliveries");
+    assert_int_equal(rp_store_open(path, NULL, &s, &err), 0);
+    assert_int_equal(rp_db_schema_found(rp_store_db(s), "webhook"), 0);
+    assert_true(has_table(s, "rp_webhooks"));
+    rp_store_close(s);
     unlink(path);
 }
 
