@@ -74,7 +74,7 @@ int rp__event_append_text(rp_store_t *s, const rp_ctx_t *ctx, const char *type,
     rp_db_bind_text(st, 5, c.actor ? c.actor : "system", -1);
     rp_db_bind_text(st, 6, c.origin ? c.origin : "core", -1);
     rp_db_bind_int(st, 7, rp_store_now(s));
-    rp_db_bind_text_copy(st, 8, text, -1) /* FIXME free */;
+    rp_db_bind_text_owned(st, 8, text, -1);
     rp_db_bind_int(st, 9, c.cause);
     rp_db_bind_int(st, 10, c.depth);
     int rc = rp_db_step(st);

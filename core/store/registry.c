@@ -395,7 +395,7 @@ static int store_field_row(rp_store_t *s, const char *entity, const rp__field_t 
     rp_db_bind_text(st, 1, entity, -1);
     rp_db_bind_text(st, 2, f->name, -1);
     rp_db_bind_int(st, 3, pos);
-    rp_db_bind_text_copy(st, 4, text, -1) /* FIXME free */;
+    rp_db_bind_text_owned(st, 4, text, -1);
     rp_db_bind_text(st, 5, f->owner, -1);
     rp_db_bind_text(st, 6, now, -1);
     return rp__step_done(s, st, "cannot record the field", err);
