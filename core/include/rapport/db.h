@@ -243,4 +243,58 @@ int rp_db_schema_version(rp_db_t *db, const char *module);
     static void var##_register(void) __attribute__((constructor));                              \
     static void var##_register(void) { rp_db_schema_register(&var); }
 
+/* --- whole files ---------------------------------------------------------------------------- */
+/*
+ * What `rapport backup` and `rapport restore` do to a database as one file (core/db/copy.c).
+ * The embedded driver works on its file through SQLite; a server driver would do the same with
+ * its own tools (pg_dump or pg_basebackup, pg_amcheck, an advisory lock).
+ */
+
+/**
+ * Opens the file @p path as it is, for copying or checking it: no schema is created or
+ * migrated and its journal mode is left as found; another writer is waited for up to 5 s.
+ * Read-only unless @p writable (which still never creates the file). RP_EIO with "PATH is not
+ * a SQLite database: …" when the file cannot be opened or read as one. Owned: close *@p out
+ * with rp_db_close().
+ */
+int rp_db_open_file(const char *path, bool writable, rp_db_t **out, rp_error_t *err);
+
+/**
+ * Copies the whole of @p src, live, into a new file at @p path (whatever was there, with its
+ * journal and log files, is removed first). One read snapshot of @p src is held for the whole
+ * copy, so writers in other connections go on and the copy never starts over; it proceeds in
+ * steps of 1024 pages and waits up to 5 s for a step another connection locks. The copy is
+ * left as one self-contained file (no write-ahead log) and is on disk when this returns; on
+ * failure nothing is left at @p path. *@p pages (may be NULL) gets the number of pages copied.
+ * RP_ESTATE when @p src is inside a transaction, RP_EIO otherwise.
+ */
+int rp_db_copy(rp_db_t *src, const char *path, int64_t *pages, rp_error_t *err);
+
+/**
+ * Checks every page and index of @p db (SQLite's integrity_check). RP_EIO with the first five
+ * problems named when it finds any.
+ */
+int rp_db_verify(rp_db_t *db, rp_error_t *err);
+
+/** The size of @p db: *@p pages pages of *@p page_size bytes (either may be NULL). */
+int rp_db_size(rp_db_t *db, int64_t *pages, int64_t *page_size, rp_error_t *err);
+
+/**
+ * Takes the database file @p path for the caller alone, to put another file in its place: it
+ * waits 200 ms at most and refuses with RP_ESTATE ("PATH is open in another connection") while
+ * any other connection (a process serving it, a REPL, a command) has the file open. On success
+ * *@p out holds an exclusive lock that keeps newcomers out until rp_db_close(*out); it is NULL
+ * when the file is no database at all, which nobody can be using as one. The file is left in
+ * rollback-journal mode (the next rp_db_open() turns its log back on).
+ */
+int rp_db_lock_file(const char *path, rp_db_t **out, rp_error_t *err);
+
+/** Removes the database file @p path and the journal and log files kept beside it; the files
+ *  that are not there are passed over. */
+void rp_db_remove(const char *path);
+
+/** Removes only the write-ahead log and shared-memory files beside @p path, which would
+ *  otherwise be read into a new file put at that path. */
+void rp_db_remove_logs(const char *path);
+
 #endif
