@@ -8,7 +8,7 @@
 
 #include "rapport/store.h"
 
-/** One event as read from the log. Owned by whoever read it: free with rp_event_free(). */
+/** One event as read from the log. Owned by whoever read it: free with rp_event_clear(). */
 typedef struct rp_event {
     int64_t seq;       /**< Position in the log; strictly increasing, never reused. */
     char *uid;         /**< A unique id (time-ordered, 26 characters). */
