@@ -20,6 +20,7 @@
 #include "rapport/access.h"
 #include "rapport/error.h"
 #include "rapport/http.h"
+#include "rapport/log.h"
 #include "rapport/store.h"
 
 #define FAILS_N 256  /* clients whose failed tokens are remembered */

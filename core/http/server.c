@@ -27,12 +27,10 @@ void rp__http_say(rp_http_t *h, const char *level, const char *fmt, ...)
 {
     if (!h->o.log)
         return;
-    char msg[600];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    rp_log_vto(h->o.log, h->o.log_ud, level, "http", fmt, ap);
     va_end(ap);
-    h->o.log(h->o.log_ud, level, "http", msg);
 }
 
 /* ---- group commit ------------------------------------------------------------------------ */
