@@ -16,6 +16,7 @@
 #include "rapport/access.h"
 #include "rapport/events.h"
 #include "rapport/http.h"
+#include "rapport/log.h"
 #include "rapport/lua.h"
 #include "rapport/plugin.h"
 #include "rapport/sched.h"
@@ -141,15 +142,7 @@ int reject_unknown_flags(const char *cmd, int argc, char **argv)
 /* One line per notable thing: "time level component message key=value…". */
 static void log_line(void *ud, const char *level, const char *component, const char *msg)
 {
-    (void)ud;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    char when[32];
-    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
-    fprintf(stderr, "%s.%03ldZ %s %s %s\n", when, ts.tv_nsec / 1000000, level, component, msg);
-    fflush(stderr);
+    rp_log_write(level, component, msg);
 }
 
 /* One-shot commands say only what went wrong; `serve` says everything notable. */

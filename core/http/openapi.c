@@ -1,6 +1,6 @@
 /*
  * openapi.c — the OpenAPI 3 document of the JSON API, made from the entity registry, so that
- * the fields an admin adds are documented the moment they exist. http.c serves it (and keeps
+ * the fields an admin adds are documented the moment they exist. server.c serves it (and keeps
  * it until the registry moves).
  */
 #include <string.h>

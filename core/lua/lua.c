@@ -870,13 +870,7 @@ void rp__lua_log(rp_lua_t *l, const char *level, const char *msg)
 {
     char comp[160];
     snprintf(comp, sizeof comp, "script:%s", l->name);
-    if (l->log)
-        l->log(l->log_ud, level, comp, msg);
-    else {
-        char when[32];
-        rp_lua_fmt_now(l, when);
-        fprintf(stderr, "%s %s %s %s\n", when, level, comp, msg);
-    }
+    rp_log_to(l->log, l->log_ud, level, comp, "%s", msg);
 }
 
 void rp_lua_fmt_now(rp_lua_t *l, char out[32])

@@ -7,6 +7,7 @@
 
 #include <lua.h>
 
+#include "rapport/log.h"
 #include "rapport/lua.h"
 
 /** What a registration is. */

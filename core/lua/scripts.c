@@ -31,18 +31,10 @@ static void say(rp_scripts_t *sc, const char *level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void say(rp_scripts_t *sc, const char *level, const char *fmt, ...)
 {
-    char msg[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    rp_log_vto(sc->log, sc->log_ud, level, "scripts", fmt, ap);
     va_end(ap);
-    for (char *p = msg; *p; p++)
-        if (*p == '\n')
-            *p = ' ';
-    if (sc->log)
-        sc->log(sc->log_ud, level, "scripts", msg);
-    else
-        fprintf(stderr, "%s scripts %s\n", level, msg);
 }
 
 static bool is_script(const char *name)

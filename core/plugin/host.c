@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "rapport/log.h"
 #include "rapport/store.h"
 #include "rapport/plugin.h"
 #include "rapport/text.h"
@@ -133,17 +134,11 @@ static void h_log(rapport_host *h, int level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    for (char *p = msg; *p; p++)
-        if (*p == '\n')
-            *p = ' ';
     const char *lv = level == RAPPORT_LOG_ERROR ? "error" : level == RAPPORT_LOG_WARN ? "warn"
                                                                                         : "info";
     char comp[96];
     snprintf(comp, sizeof comp, "plugin:%s", h->desc->name);
-    if (h->P->o.log)
-        h->P->o.log(h->P->o.log_ud, lv, comp, msg);
-    else
-        fprintf(stderr, "%s %s %s\n", lv, comp, msg);
+    rp_log_to(h->P->o.log, h->P->o.log_ud, lv, comp, "%s", msg);
 }
 
 static int64_t h_now(rapport_host *h)

@@ -15,6 +15,7 @@
 #include "rapport/db.h"
 #include "rapport/store.h"
 #include "rapport/cron.h"
+#include "rapport/log.h"
 #include "rapport/sched.h"
 #include "private.h"
 
@@ -101,15 +102,8 @@ struct rp_sched {
 
 void rp__sched_vsay(rp_log_fn log, void *ud, const char *level, const char *fmt, va_list ap)
 {
-    if (!log)
-        return;
-    char msg[768];
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    /* One line, always: a message may quote an error that spans lines. */
-    for (char *p = msg; *p; p++)
-        if (*p == '\n' || *p == '\r')
-            *p = ' ';
-    log(ud, level, "sched", msg);
+    if (log) /* NULL: nowhere (rp_sched_opts_t.log) */
+        rp_log_vto(log, ud, level, "sched", fmt, ap);
 }
 
 static void say(rp_sched_t *e, const char *level, const char *fmt, ...)

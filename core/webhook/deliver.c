@@ -19,6 +19,7 @@
 #include "rapport/db.h"
 #include "rapport/store.h"
 #include "rapport/access.h"
+#include "rapport/log.h"
 #include "rapport/webhook.h"
 #include "webhook_int.h"
 
@@ -73,15 +74,10 @@ static void say(rp_webhook_deliverer_t *d, const char *level, const char *fmt, .
 {
     if (!d->o.log)
         return;
-    char msg[768];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    rp_log_vto(d->o.log, d->o.log_ud, level, "webhook", fmt, ap);
     va_end(ap);
-    for (char *p = msg; *p; p++)
-        if (*p == '\n' || *p == '\r')
-            *p = ' ';
-    d->o.log(d->o.log_ud, level, "webhook", msg);
 }
 
 /* Forgets the events read and the access they were to be checked with. */

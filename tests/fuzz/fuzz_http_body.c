@@ -1,6 +1,6 @@
 /*
  * fuzz_http_body.c — libFuzzer target for how the HTTP API reads a write's body
- * (rp__http_body_object in core/http/http.c) and answers a refusal (rp__http_problem_doc): any
+ * (rp__http_body_object in core/http/request.c) and answers a refusal (rp__http_problem_doc): any
  * bytes, under any Content-Type, either parse into a JSON object or are refused with 400, 415 or
  * 422 and a sentence; and every refusal becomes a problem document that is JSON with that status,
  * its title and the detail, never the bare 500 kept for running out of memory.

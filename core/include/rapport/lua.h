@@ -97,7 +97,8 @@ typedef struct rp_scripts rp_scripts_t;
 /**
  * Loads every `*.lua` file (not `*_test.lua`) of each folder in @p dirs (NULL-terminated),
  * in name order, each in its own sandboxed state, so one broken script never stops the others.
- * A script that fails to load is reported through @p log (file:line) and skipped.
+ * A script that fails to load is reported through @p log (file:line; NULL: the sink of
+ * rapport/log.h) and skipped.
  * Returns NULL only when out of memory.
  */
 rp_scripts_t *rp_scripts_load(rp_store_t *s, rp_sched_t *e, const char *const *dirs,

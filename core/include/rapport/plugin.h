@@ -17,7 +17,8 @@ typedef struct rp_plugins rp_plugins_t;
 typedef struct rp_plugins_opts {
     const char *const *dirs; /**< Folders to search, NULL-terminated (borrowed). */
     bool skip_broken;        /**< Start without a broken plugin (and say so) instead of failing. */
-    rp_log_fn log;           /**< Where skipped plugins and plugin logs are said. */
+    rp_log_fn log;           /**< Where skipped plugins and plugin logs are said (NULL: the
+                                  sink of rapport/log.h). */
     void *log_ud;
 } rp_plugins_opts_t;
 

@@ -7,6 +7,7 @@
 #define RAPPORT_SCHED_H
 
 #include "rapport/events.h"
+#include "rapport/log.h"
 
 /** A job as its handler sees it. Borrowed: valid until the handler returns. */
 typedef struct rp_job {
@@ -61,9 +62,6 @@ int rp_schedules_remove(rp_store_t *s, const char *name, rp_error_t *err);
 
 /** The engine's loop state. One per store. */
 typedef struct rp_sched rp_sched_t;
-
-/** A log line: @p level is "info", "warn" or "error"; @p msg is one line, no newline. */
-typedef void (*rp_log_fn)(void *ud, const char *level, const char *component, const char *msg);
 
 /** Options for rp_sched_new(). Zero-initialise, then set what you need. */
 typedef struct rp_sched_opts {

@@ -1,0 +1,528 @@
+/*
+ * handlers.c — the HTTP API's routes on records: list, create, read, patch, delete, restore,
+ * bulk, history, explain, search, health, and a plugin's own routes.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <h2o.h>
+#include <uv.h>
+
+#include "rapport/access.h"
+#include "rapport/auth.h"
+#include "rapport/events.h"
+#include "rapport/http.h"
+
+#include "http_internal.h"
+
+#define MAX_FIELDS 64
+
+/* ---- the handlers --------------------------------------------------------------------- */
+
+static void wrote(call_t *c)
+{
+    rp_sched_kick(c->h->e);
+}
+
+/* The typed value of filter text @p v for field @p name of @p fields (the entity's schema). */
+static json_t *typed_value(json_t *fields, const char *name, const char *v)
+{
+    static const char *const ints[] = {"id", "version", NULL};
+    const char *type = json_string_value(json_object_get(json_object_get(fields, name), "type"));
+    for (int i = 0; ints[i]; i++)
+        if (strcmp(name, ints[i]) == 0)
+            type = "integer";
+    if (type && (!strcmp(type, "integer") || !strcmp(type, "ref") || !strcmp(type, "real") ||
+                 !strcmp(type, "boolean"))) {
+        json_t *j = json_loads(v, JSON_DECODE_ANY, NULL);
+        if (j && (json_is_number(j) || json_is_boolean(j)))
+            return j;
+        json_decref(j);
+    }
+    if (strcmp(v, "null") == 0)
+        return json_null();
+    return json_string(v);
+}
+
+int rp__http_list(call_t *c, const char *entity)
+{
+    rp_query_t q = {.entity = entity, .limit = 50, .access = c->access};
+    if (rp__http_param_int(c, "limit", 1000, &q.limit))
+        return 0;
+    q.after = rp__http_param(c, "after");
+    q.order = rp__http_param(c, "order");
+    const char *wd = rp__http_param(c, "with_deleted");
+    if (wd && strcmp(wd, "true") && strcmp(wd, "false"))
+        return rp__http_problem(c, 400, "with_deleted must be true or false", "with_deleted");
+    q.with_deleted = wd && strcmp(wd, "true") == 0;
+    rp_error_t err = {0};
+    json_t *schema = rp_store_schema(c->h->s, entity, &err);
+    if (!schema)
+        return rp__http_store_problem(c, &err, true);
+    json_t *fields = json_object_get(schema, "fields");
+    json_t *where = json_object();
+    const char *wtext = rp__http_param(c, "where");
+    if (wtext) {
+        json_error_t je;
+        json_t *w = json_loads(wtext, 0, &je);
+        if (!json_is_object(w)) {
+            json_decref(w);
+            json_decref(where);
+            json_decref(schema);
+            return rp__http_problemf(c, 400, "where",
+                                     "where must be a JSON object filter (column %d: "
+                                     "%s)",
+                                     je.column, w ? "not an object" : je.text);
+        }
+        json_object_update(where, w);
+        json_decref(w);
+    }
+    static const char *const reserved[] = {"limit", "after", "order", "fields", "with_deleted",
+                                           "where", NULL};
+    const char *k;
+    json_t *v;
+    json_object_foreach(c->params, k, v) {
+        bool skip = false;
+        for (int i = 0; reserved[i]; i++)
+            skip |= strcmp(k, reserved[i]) == 0;
+        if (!skip)
+            json_object_set_new(where, k, typed_value(fields, k, json_string_value(v)));
+    }
+    char *fbuf = NULL;
+    const char *flist[MAX_FIELDS + 1];
+    const char *ftext = rp__http_param(c, "fields");
+    if (ftext) {
+        fbuf = strdup(ftext);
+        int n = 0;
+        for (char *save = NULL, *t = strtok_r(fbuf, ",", &save); t;
+             t = strtok_r(NULL, ",", &save)) {
+            if (n == MAX_FIELDS)
+                break;
+            flist[n++] = t;
+        }
+        flist[n] = NULL;
+        q.fields = flist;
+    }
+    q.where = json_object_size(where) ? where : NULL;
+    json_t *out = NULL;
+    char *next = NULL;
+    int rc = rp_store_find(c->h->s, &q, &out, &next, &err);
+    free(fbuf);
+    json_decref(where);
+    json_decref(schema);
+    if (rc)
+        return rp__http_store_problem(c, &err, true);
+    return rp__http_send_page(c, out, next);
+}
+
+int rp__http_create(call_t *c, const char *entity)
+{
+    json_t *body = rp__http_body(c);
+    if (!body)
+        return 0;
+    rp_error_t err = {0};
+    json_t *rec = NULL;
+    int rc = rp_store_create_record(c->h->s, &c->ctx, entity, body, &rec, &err);
+    json_decref(body);
+    if (rc)
+        return rp__http_store_problem(c, &err, false);
+    wrote(c);
+    char loc[160];
+    snprintf(loc, sizeof loc, "/api/v1/%s/%" JSON_INTEGER_FORMAT, entity,
+             json_integer_value(json_object_get(rec, "id")));
+    rp__http_add_header(c, H2O_TOKEN_LOCATION, loc);
+    return rp__http_send_record(c, 201, rec);
+}
+
+/* Keeps only the fields the "fields" parameter names (and id, version). Returns the first
+ * name that is not a field of @p rec, or NULL. */
+static const char *select_fields(call_t *c, json_t *rec)
+{
+    const char *ftext = rp__http_param(c, "fields");
+    if (!ftext || !json_is_object(rec))
+        return NULL;
+    static char unknown[64];
+    for (const char *t = ftext; *t;) {
+        size_t n = strcspn(t, ",");
+        snprintf(unknown, sizeof unknown, "%.*s", (int)(n < 63 ? n : 63), t);
+        if (n && !json_object_get(rec, unknown))
+            return unknown;
+        t += n + (t[n] == ',');
+    }
+    const char *k;
+    json_t *v;
+    void *tmp;
+    json_object_foreach_safe(rec, tmp, k, v) {
+        size_t n = strlen(k);
+        bool keep = !strcmp(k, "id") || !strcmp(k, "version");
+        for (const char *q = ftext; !keep && (q = strstr(q, k)); q += n)
+            keep = (q == ftext || q[-1] == ',') && (q[n] == ',' || q[n] == '\0');
+        if (!keep)
+            json_object_del(rec, k);
+    }
+    return NULL;
+}
+
+int rp__http_get(call_t *c, const char *entity, int64_t id)
+{
+    rp_error_t err = {0};
+    json_t *rec = NULL;
+    const char *ftext = rp__http_param(c, "fields");
+    if (ftext && c->access) {
+        /* As a list does: a hidden field named in "fields" is refused, not passed over. */
+        char *buf = strdup(ftext);
+        for (char *save = NULL, *t = buf ? strtok_r(buf, ",", &save) : NULL; t;
+             t = strtok_r(NULL, ",", &save))
+            if (rp_access_hidden(c->access, entity, t)) {
+                rp_error_set(&err, RP_EPERM, RP_C_DENIED, "role %s may not read %s.%s: it is "
+                             "hidden (missing: read %s.%s)", rp_access_role(c->access), entity,
+                             t, entity, t);
+                rp_error_field(&err, t, 0);
+                free(buf);
+                return rp__http_store_problem(c, &err, true);
+            }
+        free(buf);
+    }
+    if (rp_store_get_as(c->h->s, &c->ctx, entity, id, &rec, &err))
+        return rp__http_store_problem(c, &err, false);
+    const char *unknown = select_fields(c, rec);
+    if (unknown) {
+        json_decref(rec);
+        return rp__http_problemf(c, 400, unknown, "unknown field \"%s\" on %s", unknown, entity);
+    }
+    return rp__http_send_record(c, 200, rec);
+}
+
+/* The version an If-Match header asks for: 0 when absent or "*" (any version will do),
+ * -1 when it was answered (400 malformed; 412 for a weak tag, which If-Match never matches). */
+static int64_t if_match(call_t *c)
+{
+    const char *v = rp__http_header(c, H2O_TOKEN_IF_MATCH);
+    if (!v || strcmp(v, "*") == 0)
+        return 0;
+    if (strncmp(v, "W/", 2) == 0) {
+        rp__http_problemf(c, 412, NULL,
+                          "If-Match compares strongly: a weak tag (%s) never matches; send "
+                          "the ETag as given (\"3\")",
+                          v);
+        return -1;
+    }
+    char *endp;
+    long long n = strtoll(v + (*v == '"'), &endp, 10);
+    if (n < 1 || (*v == '"' ? strcmp(endp, "\"") != 0 : *endp != '\0')) {
+        rp__http_problemf(c, 400, NULL,
+                          "If-Match must be the record's version as its ETag gives it "
+                          "(\"3\"), not %s",
+                          v);
+        return -1;
+    }
+    return n;
+}
+
+/* For DELETE and restore, which the store does not version: 0 when If-Match is absent or
+ * matches the record as it is now (in the same transaction as the write that follows); -1
+ * when it was answered (412, or 404). */
+static int check_if_match(call_t *c, const char *entity, int64_t id)
+{
+    int64_t expect = if_match(c);
+    if (expect <= 0)
+        return (int)expect;
+    rp_error_t err = {0};
+    json_t *rec = NULL;
+    if (rp_store_get_as(c->h->s, &c->ctx, entity, id, &rec, &err))
+        return rp__http_store_problem(c, &err, false) - 1;
+    int64_t have = json_integer_value(json_object_get(rec, "version"));
+    json_decref(rec);
+    if (have == expect)
+        return 0;
+    return rp__http_problemf(c, 412, NULL,
+                             "%s %" PRId64 ": version %" PRId64 " was read but the record "
+                             "is now at version %" PRId64 "; read it again",
+                             entity, id, expect, have) -
+           1;
+}
+
+/* Whether the caller may read record @p id now. */
+static bool readable(call_t *c, const char *entity, int64_t id)
+{
+    json_t *rec = NULL;
+    bool ok = rp_store_get_as(c->h->s, &c->ctx, entity, id, &rec, NULL) == 0;
+    json_decref(rec);
+    return ok;
+}
+
+/* The record as a write left it, for its writer, without the fields hidden from them: whole
+ * when they could read it before the write (@p could_read) or can after it (handing one's
+ * record to another team still answers with what was written); else only its id and version,
+ * so that a write the role allows is not a way to read what it does not. */
+static int send_written(call_t *c, const char *entity, int64_t id, bool could_read)
+{
+    rp_error_t err = {0};
+    json_t *rec = NULL;
+    if (rp_store_get(c->h->s, entity, id, &rec, &err))
+        return rp__http_store_problem(c, &err, false);
+    if (!could_read && !readable(c, entity, id)) {
+        json_t *small = json_pack("{s:O,s:O}", "id", json_object_get(rec, "id"), "version",
+                                  json_object_get(rec, "version"));
+        json_decref(rec);
+        rec = small;
+    }
+    rp_access_redact(c->access, entity, rec);
+    return rp__http_send_record(c, 200, rec);
+}
+
+int rp__http_patch(call_t *c, const char *entity, int64_t id)
+{
+    int64_t expect = if_match(c);
+    if (expect < 0)
+        return 0;
+    json_t *body = rp__http_body(c);
+    if (!body)
+        return 0;
+    rp_error_t err = {0};
+    bool could_read = c->access ? readable(c, entity, id) : true;
+    int rc = rp_store_update(c->h->s, &c->ctx, entity, id, body, expect, NULL, &err);
+    json_decref(body);
+    if (rc)
+        return rp__http_store_problem(c, &err, false);
+    wrote(c);
+    return send_written(c, entity, id, could_read);
+}
+
+int rp__http_delete(call_t *c, const char *entity, int64_t id)
+{
+    if (check_if_match(c, entity, id))
+        return 0;
+    rp_error_t err = {0};
+    if (rp_store_delete(c->h->s, &c->ctx, entity, id, &err))
+        return rp__http_store_problem(c, &err, false);
+    wrote(c);
+    return rp__http_send_body(c, 204, NULL, "", 0);
+}
+
+int rp__http_restore(call_t *c, const char *entity, int64_t id)
+{
+    if (check_if_match(c, entity, id))
+        return 0;
+    rp_error_t err = {0};
+    bool could_read = c->access ? readable(c, entity, id) : true;
+    if (rp_store_restore(c->h->s, &c->ctx, entity, id, &err))
+        return rp__http_store_problem(c, &err, false);
+    wrote(c);
+    return send_written(c, entity, id, could_read);
+}
+
+/* {"create": [records], "update": [patches with id (and version)]}: all or nothing. */
+int rp__http_bulk(call_t *c, const char *entity)
+{
+    json_t *body = rp__http_body(c);
+    if (!body)
+        return 0;
+    json_t *cr = json_object_get(body, "create"), *up = json_object_get(body, "update");
+    const char *k;
+    json_t *v;
+    json_object_foreach(body, k, v) {
+        if (strcmp(k, "create") && strcmp(k, "update")) {
+            rp__http_problemf(c, 422, k, "a bulk body has \"create\" and \"update\" arrays, not "
+                     "\"%s\"", k);
+            json_decref(body); /* after: k is the body's */
+            return 0;
+        }
+        if (!json_is_array(v)) {
+            rp__http_problemf(c, 422, k, "\"%s\" must be an array", k);
+            json_decref(body);
+            return 0;
+        }
+    }
+    size_t nc = json_array_size(cr);
+    if (nc + json_array_size(up) > (size_t)c->h->o.max_bulk) {
+        size_t n = nc + json_array_size(up);
+        json_decref(body);
+        return rp__http_problemf(c, 400, NULL,
+                                 "RP-E%d: a bulk request of %zu records; the limit is %d "
+                                 "(http.max_bulk_items): send them in several requests",
+                                 RP_C_CAP, n, c->h->o.max_bulk);
+    }
+    if (nc + json_array_size(up) == 0) {
+        json_decref(body);
+        return rp__http_problem(c, 422, "a bulk body needs records in \"create\" or \"update\"",
+                                NULL);
+    }
+    rp_store_t *s = c->h->s;
+    rp_error_t err = {0};
+    int64_t *ids = calloc(nc ? nc : 1, sizeof *ids);
+    size_t failed = 0;
+    const char *part = "create";
+    int rc = ids ? rp_store_begin(s, &err) : rp_error_set(&err, RP_ENOMEM, 0, "out of memory");
+    if (!rc && nc)
+        rc = rp_store_create_many(s, &c->ctx, entity, cr, ids, &failed, &err);
+    if (!rc && json_array_size(up)) {
+        part = "update";
+        rc = rp_store_update_many(s, &c->ctx, entity, up, &failed, &err);
+    }
+    if (!rc)
+        rc = rp_store_commit(s, &err);
+    else
+        rp_store_rollback(s, NULL);
+    if (rc) {
+        json_decref(body);
+        free(ids);
+        /* "field" points into the body: /create/17/email. */
+        char where[160];
+        snprintf(where, sizeof where, "/%s/%zu%s%s", part, failed, err.field[0] ? "/" : "",
+                 err.field);
+        return rp__http_problem(c, rp__http_status_of(&err, false), err.msg, where);
+    }
+    wrote(c);
+    json_t *created = json_array();
+    for (size_t i = 0; i < nc; i++)
+        json_array_append_new(created, json_integer(ids[i]));
+    free(ids);
+    json_t *out = json_pack("{s:o,s:I}", "created", created, "updated",
+                            (json_int_t)json_array_size(up));
+    json_decref(body);
+    return rp__http_send_json(c, 200, out);
+}
+
+int rp__http_events(call_t *c, const char *entity, int64_t id)
+{
+    rp_error_t err = {0};
+    json_t *rec = NULL;
+    if (rp_store_get_as(c->h->s, &c->ctx, entity, id, &rec, &err))
+        return rp__http_store_problem(c, &err, false);
+    json_decref(rec);
+    int64_t limit = 100, after = 0;
+    if (rp__http_param_int(c, "limit", 1000, &limit))
+        return 0;
+    const char *a = rp__http_param(c, "after");
+    if (a) {
+        char *endp;
+        after = strtoll(a, &endp, 10);
+        if (*endp || endp == a || after < 0)
+            return rp__http_problemf(c, 400, "after", "after must be an event's seq, not \"%s\"",
+                                     a);
+    }
+    rp_event_t *evs = calloc((size_t)limit, sizeof *evs);
+    if (!evs)
+        return rp__http_problem(c, 500, "out of memory", NULL);
+    int n = rp_events_for_record(c->h->s, entity, id, after, evs, (int)limit, &err);
+    if (n < 0) {
+        free(evs);
+        return rp__http_store_problem(c, &err, true);
+    }
+    json_t *data = json_array();
+    for (int i = 0; i < n; i++) {
+        /* Events with big changes cost their parsing here: the budget holds over it too. */
+        if (i % 8 == 7 && rp_store_over_budget(c->h->s, &err)) {
+            for (int k = i; k < n; k++)
+                rp_event_clear(&evs[k]);
+            free(evs);
+            json_decref(data);
+            return rp__http_store_problem(c, &err, true);
+        }
+        json_t *ev = rp_event_json(&evs[i]);
+        /* The user's view of it: hidden fields out of its changes. */
+        if (ev && rp_access_event(c->h->s, c->access, ev, NULL) == 1)
+            json_array_append_new(data, ev);
+        else
+            json_decref(ev);
+        if (i < n - 1)
+            rp_event_clear(&evs[i]);
+    }
+    int64_t last_seq = n ? evs[n - 1].seq : 0;
+    if (n)
+        rp_event_clear(&evs[n - 1]);
+    char *next = NULL;
+    if (n == limit && asprintf(&next, "%" PRId64, last_seq) < 0)
+        next = NULL;
+    free(evs);
+    return rp__http_send_page(c, data, next);
+}
+
+int rp__http_explain(call_t *c, const char *entity, int64_t id, const char *field)
+{
+    rp_error_t err = {0};
+    json_t *out = NULL;
+    if (rp_events_explain_as(c->h->s, &c->ctx, entity, id, field, &out, &err))
+        return rp__http_store_problem(c, &err, false);
+    return rp__http_send_json(c, 200, json_pack("{s:o}", "data", out));
+}
+
+int rp__http_search(call_t *c)
+{
+    const char *q = rp__http_param(c, "q");
+    if (!q || !*q)
+        return rp__http_problem(c, 400,
+                                "search needs q, the words to look for (/api/v1/search?q=…)", "q");
+    int64_t limit = 20;
+    if (rp__http_param_int(c, "limit", 1000, &limit))
+        return 0;
+    rp_error_t err = {0};
+    json_t *out = NULL;
+    if (rp_store_search_as(c->h->s, c->access, q, rp__http_param(c, "entity"), (int)limit, &out,
+                           &err))
+        return rp__http_store_problem(c, &err, true);
+    return rp__http_send_json(c, 200, json_pack("{s:o}", "data", out));
+}
+
+int rp__http_health(call_t *c)
+{
+    return rp__http_send_json(c, 200,
+                              json_pack("{s:s,s:s,s:I}", "status", "ok", "version", RP_VERSION,
+                                        "last_event", (json_int_t)rp_events_last_seq(c->h->s)));
+}
+
+/* /api/v1/plugins/<name>/…: a plugin's own route, acting as the caller. */
+int rp__http_plugin(call_t *c, const char *name)
+{
+    h2o_req_t *req = c->req;
+    char path[512], method[16], *body = NULL;
+    snprintf(path, sizeof path, "%.*s", (int)req->path_normalized.len, req->path_normalized.base);
+    snprintf(method, sizeof method, "%.*s", (int)req->method.len, req->method.base);
+    if (strcmp(method, "HEAD") == 0)
+        snprintf(method, sizeof method, "GET"); /* h2o leaves out the body */
+    size_t skip = strlen("/api/v1/plugins/") + strlen(name);
+    const char *query = req->query_at == SIZE_MAX ? "" : NULL;
+    char *q = query ? NULL : strndup(req->path.base + req->query_at + 1,
+                                     req->path.len - req->query_at - 1);
+    char *b = req->entity.base ? strndup(req->entity.base, req->entity.len) : NULL;
+    rp_http_request_t r = {.method = method, .path = path, .sub = path + skip,
+                           .query = q ? q : "", .body = b, .body_len = b ? req->entity.len : 0,
+                           .user = json_string_value(json_object_get(c->who, "user")),
+                           .role = json_string_value(json_object_get(c->who, "role")),
+                           .ctx = &c->ctx};
+    int status = 200;
+    rp_error_t err = {0};
+    int depth = rp_store_txn_depth(c->h->s);
+    int rc = c->h->routes(c->h->routes_ud, name, &r, &status, &body, &err);
+    if (rp_store_txn_depth(c->h->s) > depth) {
+        /* A route that began and did not end: undo what it left open, answer 500. */
+        while (rp_store_txn_depth(c->h->s) > depth)
+            rp_store_rollback(c->h->s, NULL);
+        rp__http_say(c->h, "error", "plugin %s left a transaction open in %s %s: undone", name,
+                     method, path);
+        if (!rc)
+            rc = rp_error_set(&err, RP_ESTATE, RP_C_TXN, "plugin %s left a transaction open; "
+                              "what it wrote was undone", name);
+    }
+    free(q);
+    free(b);
+    if (rc) {
+        free(body);
+        return rc == RP_ENOTFOUND && !err.msg[0]
+                   ? rp__http_problemf(c, 404, NULL, "plugin %s has no route %s %s", name, method,
+                              r.sub)
+                   : rp__http_store_problem(c, &err, false);
+    }
+    if (status < 200 || status > 599)
+        status = 500;
+    wrote(c); /* a route may write whatever its method */
+    rp__http_send_body(c, status, body ? "application/json" : NULL, body ? body : "",
+              body ? strlen(body) : 0);
+    free(body);
+    return 0;
+}
