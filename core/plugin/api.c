@@ -9,7 +9,9 @@
 #include <string.h>
 
 #include "host.h"
+#include "rapport/decimal.h"
 #include "rapport/text.h"
+#include "rapport/time.h"
 
 static int64_t fail_host(rapport_host *h, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -233,7 +235,7 @@ static int h_emit(rapport_host *h, const char *type, const char *entity, int64_t
 
 /* ---- registrations and their trampolines -------------------------------------------------- */
 
-static reg_t *new_reg(rapport_host *h, int kind, void *ud, const char *name)
+reg_t *rp__plugin_reg(rapport_host *h, int kind, void *ud, const char *name)
 {
     reg_t *r = calloc(1, sizeof *r);
     if (!r)
@@ -416,7 +418,7 @@ static int h_hook(rapport_host *h, const char *entity, int action, int priority,
 {
     if (action_ok(h, action) || !fn)
         return fn ? RAPPORT_EINVAL : (int)fail_host(h, RAPPORT_EINVAL, "a hook needs a function");
-    reg_t *r = new_reg(h, 0, ud, entity);
+    reg_t *r = rp__plugin_reg(h, 0, ud, entity);
     if (!r)
         return (int)fail_host(h, RAPPORT_ENOMEM, "out of memory");
     r->fn.hook = fn;
@@ -435,7 +437,7 @@ static int h_batch_hook(rapport_host *h, const char *entity, int action, int pri
 {
     if (action_ok(h, action) || !fn)
         return fn ? RAPPORT_EINVAL : (int)fail_host(h, RAPPORT_EINVAL, "a hook needs a function");
-    reg_t *r = new_reg(h, 1, ud, entity);
+    reg_t *r = rp__plugin_reg(h, 1, ud, entity);
     if (!r)
         return (int)fail_host(h, RAPPORT_ENOMEM, "out of memory");
     r->fn.hook = fn;
@@ -461,7 +463,7 @@ static int h_on(rapport_host *h, const char *name, const char *types, rapport_ev
         return RAPPORT_EINVAL;
     char full[160];
     snprintf(full, sizeof full, "%s.%s", h->desc->name, name ? name : "");
-    reg_t *r = new_reg(h, 2, ud, full);
+    reg_t *r = rp__plugin_reg(h, 2, ud, full);
     if (!r)
         return (int)fail_host(h, RAPPORT_ENOMEM, "out of memory");
     r->fn.event = fn;
@@ -476,7 +478,7 @@ static int h_job(rapport_host *h, const char *name, rapport_job_fn fn, void *ud)
 {
     if (need_engine(h) || !fn)
         return RAPPORT_EINVAL;
-    reg_t *r = new_reg(h, 3, ud, name);
+    reg_t *r = rp__plugin_reg(h, 3, ud, name);
     if (!r)
         return (int)fail_host(h, RAPPORT_ENOMEM, "out of memory");
     r->fn.job = fn;
@@ -530,7 +532,7 @@ static int h_lua_function(rapport_host *h, const char *name, rapport_lua_fn fn, 
 {
     if (!fn || !name || !*name)
         return (int)fail_host(h, RAPPORT_EINVAL, "a Lua function needs a name and a function");
-    reg_t *r = new_reg(h, 4, ud, name);
+    reg_t *r = rp__plugin_reg(h, 4, ud, name);
     if (!r)
         return (int)fail_host(h, RAPPORT_ENOMEM, "out of memory");
     r->fn.lua = fn;
@@ -548,7 +550,7 @@ static int h_command(rapport_host *h, const char *name, const char *help, rappor
 {
     if (!fn || !name || !*name)
         return (int)fail_host(h, RAPPORT_EINVAL, "a command needs a name and a function");
-    reg_t *r = new_reg(h, 5, ud, name);
+    reg_t *r = rp__plugin_reg(h, 5, ud, name);
     if (!r)
         return (int)fail_host(h, RAPPORT_ENOMEM, "out of memory");
     r->fn.command = fn;
@@ -569,7 +571,7 @@ static int h_route(rapport_host *h, const char *method, const char *path, rappor
               (*p == '/' && p[1] && p[1] != '/')))
             return (int)fail_host(h, RAPPORT_EINVAL, "route path \"%s\": lower-case words "
                                   "(a-z, 0-9, _ and -) joined by /", path);
-    reg_t *r = new_reg(h, 6, ud, path);
+    reg_t *r = rp__plugin_reg(h, 6, ud, path);
     if (!r)
         return (int)fail_host(h, RAPPORT_ENOMEM, "out of memory");
     r->fn.route = fn;
@@ -617,6 +619,69 @@ static char *h_fold(rapport_host *h, const char *text)
     return text ? rp_text_fold(text, strlen(text), NULL) : NULL;
 }
 
+/* ---- time and exact decimals ------------------------------------------------------------ */
+
+/* The result of a core call that may fail, kept for last_error when there is a host. */
+static int kept(rapport_host *h, int rc, const rp_error_t *err)
+{
+    return h ? from_err(h, rc, err) : rc;
+}
+
+static int h_time_format(rapport_host *h, int64_t ms, char *out)
+{
+    if (!out)
+        return h ? (int)fail_host(h, RAPPORT_EINVAL, "time_format needs a buffer")
+                 : RAPPORT_EINVAL;
+    if (ms < RP_TIME_MIN || ms > RP_TIME_MAX) {
+        out[0] = '\0';
+        return h ? (int)fail_host(h, RAPPORT_EINVAL, "%lld ms is outside the years 0 to 9999",
+                                  (long long)ms)
+                 : RAPPORT_EINVAL;
+    }
+    rp_time_format(ms, out);
+    return 0;
+}
+
+static int h_time_parse(rapport_host *h, const char *text, int64_t *ms)
+{
+    rp_error_t err = {0};
+    return kept(h, ms ? rp_time_parse(text, ms, &err) : RP_EINVAL, &err);
+}
+
+static int h_delay_parse(rapport_host *h, const char *text, int64_t *ms)
+{
+    rp_error_t err = {0};
+    return kept(h, ms ? rp_parse_delay(text, ms, &err) : RP_EINVAL, &err);
+}
+
+static int h_dec_parse(rapport_host *h, const char *text, int scale, int64_t *out)
+{
+    rp_error_t err = {0};
+    return kept(h, out ? rp_dec_parse(text, scale, out, &err) : RP_EINVAL, &err);
+}
+
+static int h_dec_format(rapport_host *h, int64_t v, int scale, char *out, size_t cap)
+{
+    if (rp_dec_format(v, scale, out, cap) == 0)
+        return 0;
+    return h ? (int)fail_host(h, RAPPORT_EINVAL, "dec_format: scale %d is not between 0 and %d, "
+                              "or %zu bytes are too few", scale, RP_DEC_MAX_SCALE, cap)
+             : RAPPORT_EINVAL;
+}
+
+static int h_dec_add(rapport_host *h, int64_t a, int64_t b, int64_t *out)
+{
+    rp_error_t err = {0};
+    return kept(h, out ? rp_dec_add(a, b, out, &err) : RP_EINVAL, &err);
+}
+
+static int h_dec_mul(rapport_host *h, int64_t a, int ascale, int64_t b, int bscale, int scale,
+                     int64_t *out)
+{
+    rp_error_t err = {0};
+    return kept(h, out ? rp_dec_mul(a, ascale, b, bscale, scale, out, &err) : RP_EINVAL, &err);
+}
+
 const rapport_api rp__plugin_api = {
     .size = sizeof(rapport_api),
     .abi = RAPPORT_PLUGIN_ABI,
@@ -660,4 +725,13 @@ const rapport_api rp__plugin_api = {
     .fold = h_fold,
     .change_refuse = c_refuse,
     .route = h_route,
+    .time_format = h_time_format,
+    .time_parse = h_time_parse,
+    .delay_parse = h_delay_parse,
+    .dec_parse = h_dec_parse,
+    .dec_format = h_dec_format,
+    .dec_add = h_dec_add,
+    .dec_mul = h_dec_mul,
+    .dec_cmp = rp_dec_cmp,
+    .format = rp__plugin_format,
 };

@@ -27,14 +27,14 @@ struct rapport_host {
     bool inited;
     int order;                  /* position in init order */
     /* What it registered, for `rapport plugins` and for undoing. */
-    json_t *entities, *hooks, *handlers, *jobs, *schedules, *lua, *commands, *routes;
+    json_t *entities, *hooks, *handlers, *jobs, *schedules, *lua, *commands, *routes, *formats;
 };
 
 /* A registration whose callback comes back through the host. */
 struct reg {
     reg_t *next;
     rapport_host *h;
-    int kind; /* 0 hook, 1 batch hook, 2 event, 3 job, 4 lua, 5 command, 6 route */
+    int kind; /* 0 hook, 1 batch hook, 2 event, 3 job, 4 lua, 5 command, 6 route, 7 format */
     union {
         rapport_hook_fn hook;
         rapport_event_fn event;
@@ -47,6 +47,10 @@ struct reg {
     char name[160];
     char help[160];
     rp_lua_ext_t ext; /* for kind 4 */
+    /* For kind 7, a file format: its reader and writer, and its file endings. */
+    rapport_import_fn reader;
+    rapport_export_fn writer;
+    char exts[96];
 };
 
 struct rp_plugins {
@@ -68,5 +72,11 @@ extern const rapport_api rp__plugin_api;
  * (`--as`, a user's Lua), whose actor and permissions it then takes on.
  */
 rp_ctx_t rp__plugin_as_caller(const rapport_host *h, const rp_ctx_t *caller);
+
+/** A new registration of @p h, linked into its plugin set (api.c). NULL when out of memory. */
+reg_t *rp__plugin_reg(rapport_host *h, int kind, void *ud, const char *name);
+
+/** api->format (formats.c). */
+int rp__plugin_format(rapport_host *h, const rapport_format *f, void *ud);
 
 #endif

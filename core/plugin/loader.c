@@ -31,6 +31,7 @@ static void host_free(rapport_host *h)
     json_decref(h->lua);
     json_decref(h->commands);
     json_decref(h->routes);
+    json_decref(h->formats);
     free(h);
 }
 
@@ -160,6 +161,7 @@ static rapport_host *open_one(rp_plugins_t *P, const char *file, rp_error_t *err
     h->lua = json_array();
     h->commands = json_array();
     h->routes = json_array();
+    h->formats = json_array();
     return h;
 fail:
     host_free(h);
@@ -493,13 +495,13 @@ json_t *rp_plugins_describe(const rp_plugins_t *P)
         }
         json_decref(sch);
         json_array_append_new(
-            arr, json_pack("{s:s,s:s,s:i,s:s,s:s,s:o,s:O,s:O,s:O,s:O,s:O,s:O,s:O,s:O}", "name",
+            arr, json_pack("{s:s,s:s,s:i,s:s,s:s,s:o,s:O,s:O,s:O,s:O,s:O,s:O,s:O,s:O,s:O}", "name",
                            h->desc->name, "version", h->desc->version, "abi", (int)h->desc->abi,
                            "file", h->file, "description",
                            h->desc->description ? h->desc->description : "", "requires", req,
                            "entities", h->entities, "hooks", h->hooks, "handlers", h->handlers,
                            "jobs", h->jobs, "schedules", h->schedules, "lua", h->lua, "commands",
-                           h->commands, "routes", h->routes));
+                           h->commands, "routes", h->routes, "formats", h->formats));
     }
     return arr;
 }
