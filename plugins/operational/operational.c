@@ -485,7 +485,7 @@ static int init(rapport_host *h, const rapport_api *api, char *err, size_t errle
                 return op_fail(err, errlen, "%s", api->last_error(h));
     if ((rc = op_sales_init(h, err, errlen)) || (rc = op_service_init(h, err, errlen)) ||
         (rc = op_orders_init(h, err, errlen)) || (rc = op_people_init(h, err, errlen)) ||
-        (rc = op_demo_init(h, err, errlen)))
+        (rc = op_demo_init(h, err, errlen)) || (rc = op_formats_init(h, err, errlen)))
         return rc;
     return 0;
 }

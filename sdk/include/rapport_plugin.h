@@ -172,8 +172,9 @@ typedef struct rapport_export {
  * Writes one part of an export into *out (text made with api->strdup or malloc; the host frees
  * it): at BEGIN the head, or a negative status with a message in @p err when the entity does
  * not fit the format ("vCard is for people: product has no last_name field"); at RECORD the
- * record's text, or *out left NULL to leave the record out (it is then not counted); at END
- * the tail. END comes once after a successful BEGIN, also when the export failed.
+ * record's text ("" counts it without writing, for a writer that builds its file whole at
+ * END), or *out left NULL to leave the record out (it is then not counted); at END the tail.
+ * END comes once after a successful BEGIN, also when the export failed.
  */
 typedef int (*rapport_export_fn)(rapport_host *h, const rapport_api *api, rapport_export *x,
                                  char **out, void *ud, char *err, size_t errlen);
