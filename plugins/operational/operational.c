@@ -6,8 +6,8 @@
  * The plugin defines its entities (and adds the fields a newer version brings to an older
  * database), and keeps their rules in before-hooks, so every door — the command line, Lua, an
  * import, the HTTP API — goes through them. The rules an admin changes (scoring, assignment,
- * escalation, follow-ups) are Lua, in the engine's scripts/ folder; what lives here is what a
- * record must be to be stored at all.
+ * escalation, follow-ups) are Lua, in scripts/ beside it (the engine's default rules); what
+ * lives here is what a record must be to be stored at all.
  *
  * Settings (rapport config set plugin.operational.<key> VALUE):
  *   default_country  ISO code ("US", "IR", …) or calling code ("+98"): phones typed without
