@@ -147,6 +147,10 @@ static int ics_write(rapport_host *h, const rapport_api *api, rapport_export *x,
     if (!x->failed)
         *out = icalcomponent_as_ical_string_r(cal);
     icalcomponent_free(cal);
+    /* libical keeps its zone table (read for the first UTC time) and scratch buffers in
+     * globals; the engine may unload the plugin, and libical with it, so they go now. */
+    icaltimezone_free_builtin_timezones();
+    icalmemory_free_ring();
     x->state = NULL;
     return 0;
 }
