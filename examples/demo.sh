@@ -58,7 +58,7 @@ Try, while the engine serves http://$LISTEN below:
 And on the same database, from another terminal:
   $RAPPORT --db $DB repl                       # Lua at a prompt: crm.find("deal", {where = {stage = "won"}})
   $RAPPORT --db $DB export contact -o contacts.vcf
-  $RAPPORT test scripts                        # the default rules' tests, on a virtual clock
+  $RAPPORT test plugins/operational/scripts    # the default rules' tests, on a virtual clock
 
 EOT
 if [ -n "${RAPPORT_DEMO_NO_SERVE:-}" ]; then

@@ -9,13 +9,11 @@
 
 #include "rapport/db.h"
 #include "rapport/store.h"
+#include "rapport/time.h"
 
 /* The tables this file reads (tables.c): linking this file links them. */
 extern const rp_db_schema_t rp__auth_schema;
 __attribute__((used)) static const rp_db_schema_t *const needs_tables = &rp__auth_schema;
-
-/* TODO(time.h) */
-void rp__fmt_time(int64_t ms, char *out);
 #include "rapport/auth.h"
 #include "rapport/events.h"
 
@@ -98,7 +96,7 @@ int rp_users_add(rp_store_t *s, const rp_ctx_t *ctx, const char *name, const cha
         return err ? err->code : RP_EIO;
     }
     char now[32];
-    rp__fmt_time(rp_store_now(s), now);
+    rp_time_format(rp_store_now(s), now);
     rp_db_bind_text(st, 1, name, -1);
     rp_db_bind_text(st, 2, role, -1);
     if (team && *team)
@@ -296,7 +294,7 @@ int rp_tokens_create(rp_store_t *s, const rp_ctx_t *ctx, const char *user, const
     char hash[65], prefix[16], now[32];
     token_hash(t, hash);
     snprintf(prefix, sizeof prefix, "%.12s", t);
-    rp__fmt_time(rp_store_now(s), now);
+    rp_time_format(rp_store_now(s), now);
     if ((rc = rp_store_begin(s, err))) {
         sodium_memzero(t, tlen);
         free(t);
@@ -355,9 +353,9 @@ int rp_tokens_list(rp_store_t *s, const char *user, json_t **out, rp_error_t *er
     while ((rc = rp_db_step(st)) == RP_DB_ROW) {
         char exp[32] = "", used[32] = "";
         if (rp_db_col_type(st, 5) != RP_DB_NULL)
-            rp__fmt_time(rp_db_col_int(st, 5), exp);
+            rp_time_format(rp_db_col_int(st, 5), exp);
         if (rp_db_col_type(st, 7) != RP_DB_NULL)
-            rp__fmt_time(rp_db_col_int(st, 7), used);
+            rp_time_format(rp_db_col_int(st, 7), used);
         json_array_append_new(a, json_pack("{s:I,s:s,s:s,s:s,s:s,s:s?,s:s?,s:s?}", "id",
                                            (json_int_t)rp_db_col_int(st, 0), "user",
                                            rp_db_col_text(st, 1), "role",
@@ -389,7 +387,7 @@ int rp_tokens_revoke(rp_store_t *s, const rp_ctx_t *ctx, int64_t id, rp_error_t 
         return err ? err->code : RP_EIO;
     }
     char now[32];
-    rp__fmt_time(rp_store_now(s), now);
+    rp_time_format(rp_store_now(s), now);
     rp_db_bind_text(st, 1, now, -1);
     rp_db_bind_int(st, 2, id);
     int src = rp_db_step(st);

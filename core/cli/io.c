@@ -1,6 +1,6 @@
 /*
  * io.c — `rapport import` and `rapport export`: CSV (RFC 4180, through libcsv), JSON lines,
- * vCard for people and iCalendar for meetings (written by libical).
+ * and the formats plugins register (the operational plugin's vCard and iCalendar).
  *
  * An import goes through the store's one write path, in batches, so the before-hooks (batch
  * hooks included), the events and the search index all apply, as for any other write. The
@@ -20,11 +20,9 @@
 #include <unistd.h>
 
 #include <csv.h>
-#include <libical/ical.h>
 
 #include "cli.h"
 #include "rapport/access.h"
-#include "vcard.h"
 
 #define BATCH 1000
 #define SHOW_ERRORS 20 /* bad rows printed one by one; the rest are counted */
@@ -652,27 +650,28 @@ static int read_jsonl(imp_t *im, FILE *f)
     return im->fatal ? EXIT_FAIL : 0;
 }
 
-/* ---- vCard ------------------------------------------------------------------------------ */
+/* ---- formats plugins bring ------------------------------------------------------------- */
 
-static int vcard_card(void *ud, json_t *card, long line)
+static int plugin_record(void *ud, json_t *rec, long line)
 {
     imp_t *im = ud;
-    json_t *rec = json_object();
+    json_t *row = json_object();
     const char *k;
     json_t *v;
-    /* What a card says that the entity has a field for. */
-    json_object_foreach(card, k, v) {
+    /* What the record says that the entity has a field for. */
+    json_object_foreach(rec, k, v) {
         if (json_object_get(im->fields, k))
-            json_object_set(rec, k, v);
+            json_object_set(row, k, v);
     }
-    char *raw = json_dumps(card, JSON_COMPACT);
-    add_row(im, rec, line, raw);
+    char *raw = json_dumps(rec, JSON_COMPACT);
+    json_decref(rec);
+    add_row(im, row, line, raw);
     return im->fatal;
 }
 
-static int read_vcf(imp_t *im, FILE *f)
+static int read_plugin_format(imp_t *im, FILE *f)
 {
-    /* Cards are small; the reader works on the whole text. */
+    /* The reader works on the whole text. */
     char *text = NULL;
     size_t len = 0, cap = 0, got;
     char chunk[65536];
@@ -689,18 +688,21 @@ static int read_vcf(imp_t *im, FILE *f)
         memcpy(text + len, chunk, got);
         len += got;
     }
-    char why[256];
-    int rc = rp_vcard_parse(text ? text : "", len, vcard_card, im, why, sizeof why);
+    rp_error_t err = {0};
+    int rc = rp_plugins_import(im->env->pl, im->format, im->entity, text ? text : "", len,
+                               plugin_record, im, &err);
     free(text);
     if (rc && !im->fatal) {
         im->fatal = true;
-        return fail("%s: %s", im->path, why);
+        return fail("%s: %s", im->path, err.msg);
     }
     return im->fatal ? EXIT_FAIL : 0;
 }
 
 /* ---- the command ------------------------------------------------------------------------ */
 
+/* The format @p given, or the engine's own a file's ending names; NULL when the ending is
+ * another (a plugin's format may claim it: see plugin_format_of). */
 static const char *format_of(const char *path, const char *given)
 {
     if (given)
@@ -708,11 +710,33 @@ static const char *format_of(const char *path, const char *given)
     const char *dot = strrchr(path, '.');
     if (dot && (strcasecmp(dot, ".jsonl") == 0 || strcasecmp(dot, ".ndjson") == 0))
         return "jsonl";
-    if (dot && (strcasecmp(dot, ".vcf") == 0 || strcasecmp(dot, ".vcard") == 0))
-        return "vcf";
-    if (dot && strcasecmp(dot, ".ics") == 0)
-        return "ics";
-    return "csv";
+    return !dot || strcasecmp(dot, ".csv") == 0 ? "csv" : NULL;
+}
+
+static bool builtin_format(const char *format)
+{
+    return format && (strcmp(format, "csv") == 0 || strcmp(format, "jsonl") == 0);
+}
+
+/* The format for @p path once the plugins are loaded: @p format, else the plugin format whose
+ * ending @p path has, else CSV. NULL when @p format is nobody's. */
+static const char *plugin_format_of(env_t *env, const char *format, const char *path,
+                                    bool for_import)
+{
+    if (builtin_format(format))
+        return format;
+    if (format)
+        return rp_plugins_format(env->pl, format, NULL, for_import);
+    const char *by_ending = rp_plugins_format(env->pl, NULL, path, for_import);
+    return by_ending ? by_ending : "csv";
+}
+
+/* "csv, jsonl and vcf": the formats that read (or write). */
+static void format_list(env_t *env, bool for_import, char *buf, size_t cap)
+{
+    char more[200];
+    rp_plugins_format_names(env ? env->pl : NULL, for_import, more, sizeof more);
+    snprintf(buf, cap, "csv%s%s", more[0] ? ", jsonl" : " and jsonl", more);
 }
 
 int cmd_import(cli_t *c, int argc, char **argv)
@@ -735,9 +759,6 @@ int cmd_import(cli_t *c, int argc, char **argv)
         return usage_error("import", "import needs an entity and a file");
     const char *entity = argv[1], *path = argv[2];
     const char *format = format_of(path, fmt);
-    if (strcmp(format, "csv") && strcmp(format, "jsonl") && strcmp(format, "vcf"))
-        return usage_error("import", "import: format \"%s\" (csv, jsonl and vcf are read)",
-                           format);
     if (rej && !skip)
         return usage_error("import", "import: --rejects goes with --skip-bad");
     json_t *map = NULL;
@@ -763,6 +784,17 @@ int cmd_import(cli_t *c, int argc, char **argv)
         json_decref(map);
         return EXIT_FAIL;
     }
+    const char *known = plugin_format_of(&env, format, path, true);
+    if (!known) {
+        char list[256];
+        format_list(&env, true, list, sizeof list);
+        env_close(&env);
+        if (f != stdin)
+            fclose(f);
+        json_decref(map);
+        return usage_error("import", "import: format \"%s\" (%s are read)", format, list);
+    }
+    format = known;
     imp_t *im = calloc(1, sizeof *im);
     im->env = &env;
     im->ctx = c->ctx;
@@ -815,8 +847,8 @@ int cmd_import(cli_t *c, int argc, char **argv)
         goto out;
     }
     rc = strcmp(format, "jsonl") == 0 ? read_jsonl(im, f)
-         : strcmp(format, "vcf") == 0 ? read_vcf(im, f)
-                                      : read_csv(im, f);
+         : strcmp(format, "csv") == 0 ? read_csv(im, f)
+                                      : read_plugin_format(im, f);
     if (!im->fatal)
         flush(im);
     show_progress(im, true);
@@ -910,11 +942,12 @@ static void csv_value(FILE *out, json_t *v, bool guard)
     free(d);
 }
 
-/* "2026-01-01T10:00:00.000Z" -> "20260101T100000Z" */
-static void ics_time(const char *iso, char out[20])
+/* Writes @p text (owned; NULL writes nothing) to @p out. */
+static void put_text(FILE *out, char *text)
 {
-    snprintf(out, 20, "%.4s%.2s%.2sT%.2s%.2s%.2sZ", iso, iso + 5, iso + 8, iso + 11, iso + 14,
-             iso + 17);
+    if (text)
+        fputs(text, out);
+    free(text);
 }
 
 int cmd_export(cli_t *c, int argc, char **argv)
@@ -937,22 +970,34 @@ int cmd_export(cli_t *c, int argc, char **argv)
     if (!outp)
         outp = outp2;
     const char *format = fmt ? fmt : outp ? format_of(outp, NULL) : "csv";
-    if (strcmp(format, "csv") && strcmp(format, "jsonl") && strcmp(format, "vcf") &&
-        strcmp(format, "ics"))
-        return usage_error("export", "export: format \"%s\" (csv, jsonl, vcf and ics are "
-                                     "written)", format);
     json_t *where = wheres ? json_arg("export", "--where", wheres) : NULL;
     if (wheres && !where)
         return EXIT_FAIL;
+    /* The engine's own formats need only the store; the others, the plugins that write them. */
     rp_store_t *s = NULL;
-    if (open_store(c, false, &s)) {
+    env_t env = {0};
+    bool with_plugins = !builtin_format(format);
+    if (with_plugins ? env_open(c, &env, log_quiet) : open_store(c, false, &s)) {
         json_decref(where);
         return EXIT_FAIL;
+    }
+    if (with_plugins) {
+        s = env.s;
+        const char *known = plugin_format_of(&env, format, outp, false);
+        if (!known) {
+            char list[256];
+            format_list(&env, false, list, sizeof list);
+            env_close(&env);
+            json_decref(where);
+            return usage_error("export", "export: format \"%s\" (%s are written)", format,
+                               list);
+        }
+        format = known;
     }
     rp_error_t err = {0};
     int rc = 0;
     FILE *out = stdout;
-    icalcomponent *cal = NULL;
+    rp_export_t *x = NULL;
     json_t *schema = rp_store_schema(s, entity, &err);
     if (!schema) {
         rc = fail("%s", err.msg);
@@ -961,19 +1006,19 @@ int cmd_export(cli_t *c, int argc, char **argv)
     json_t *fields = json_object_get(schema, "fields");
     /* --as: the user's columns only. */
     rp_access_redact(c->access, entity, fields);
-    if (strcmp(format, "vcf") == 0 && !json_object_get(fields, "last_name"))
-        rc = fail("export: vCard is for people: %s has no last_name field", entity);
-    if (strcmp(format, "ics") == 0 &&
-        (!json_object_get(fields, "subject") || !json_object_get(fields, "due_at")))
-        rc = fail("export: iCalendar is for meetings: %s has no subject and due_at fields",
-                  entity);
-    if (rc)
+    char *head = NULL;
+    if (!builtin_format(format) &&
+        rp_plugins_export_begin(env.pl, format, entity, fields, where != NULL, &x, &head, &err)) {
+        rc = fail("export: %s", err.msg);
         goto done;
+    }
     if (outp && !(out = fopen(outp, "w"))) {
+        free(head);
         rc = fail("%s: %s", outp, strerror(errno));
         out = stdout;
         goto done;
     }
+    put_text(out, head);
     /* The columns: id, the fields in the registry's order, then the record's times. */
     const char *k;
     json_t *spec;
@@ -984,20 +1029,9 @@ int cmd_export(cli_t *c, int argc, char **argv)
                 fprintf(out, ",%s", k);
         }
         fputs(",created_at,updated_at\n", out);
-    } else if (strcmp(format, "ics") == 0) {
-        cal = icalcomponent_new_vcalendar();
-        icalcomponent_add_property(cal, icalproperty_new_version("2.0"));
-        icalcomponent_add_property(cal, icalproperty_new_prodid("-//Rapport//CRM//EN"));
-        icalcomponent_add_property(cal, icalproperty_new_calscale("GREGORIAN"));
     }
     char *after = NULL;
     long n = 0;
-    char stamp[20], nowiso[32];
-    time_t t = time(NULL);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(nowiso, sizeof nowiso, "%Y-%m-%dT%H:%M:%S.000Z", &tm);
-    ics_time(nowiso, stamp);
     for (;;) {
         rp_query_t q = {.entity = entity, .where = where, .limit = 1000, .after = after, .access = c->access,
                         .with_deleted = deleted};
@@ -1012,7 +1046,7 @@ int cmd_export(cli_t *c, int argc, char **argv)
         size_t i;
         json_t *r;
         json_array_foreach(page, i, r) {
-            n++; /* (an .ics export takes it back below for what it leaves out) */
+            n++; /* (a plugin's format takes it back below for what it leaves out) */
             if (strcmp(format, "jsonl") == 0) {
                 char *d = json_dumps(r, JSON_COMPACT);
                 fprintf(out, "%s\n", d);
@@ -1030,45 +1064,16 @@ int cmd_export(cli_t *c, int argc, char **argv)
                 fputc(',', out);
                 csv_value(out, json_object_get(r, "updated_at"), false);
                 fputc('\n', out);
-            } else if (strcmp(format, "vcf") == 0) {
-                char uid[128];
-                snprintf(uid, sizeof uid, "urn:rapport:%s:%lld", entity,
-                         (long long)json_integer_value(json_object_get(r, "id")));
-                rp_vcard_write(out, r, uid);
             } else {
-                const char *start = json_string_value(json_object_get(r, "due_at"));
-                const char *kind = json_string_value(json_object_get(r, "kind"));
-                if (!start || (kind && strcmp(kind, "meeting") != 0 && !where)) {
-                    n--;
-                    continue; /* only what has a time; only meetings unless --where says */
+                char *text = NULL;
+                if (rp_plugins_export_record(x, r, &text, &err)) {
+                    json_decref(page);
+                    free(next);
+                    rc = fail("export: %s", err.msg);
+                    goto done;
                 }
-                /* libical writes the text: escaped and folded as RFC 5545 says. */
-                const char *end = json_string_value(json_object_get(r, "ends_at"));
-                char ts[20], te[20], uid[128];
-                ics_time(start, ts);
-                icalcomponent *ev = icalcomponent_new_vevent();
-                snprintf(uid, sizeof uid, "%s-%lld@rapport", entity,
-                         (long long)json_integer_value(json_object_get(r, "id")));
-                icalcomponent_add_property(ev, icalproperty_new_uid(uid));
-                icalcomponent_add_property(ev, icalproperty_new_dtstamp(
-                                                   icaltime_from_string(stamp)));
-                icalcomponent_add_property(ev, icalproperty_new_dtstart(icaltime_from_string(ts)));
-                if (end) {
-                    ics_time(end, te);
-                    icalcomponent_add_property(ev,
-                                               icalproperty_new_dtend(icaltime_from_string(te)));
-                }
-                const char *subj = json_string_value(json_object_get(r, "subject"));
-                icalcomponent_add_property(ev, icalproperty_new_summary(subj ? subj : ""));
-                const char *loc = json_string_value(json_object_get(r, "location"));
-                if (loc)
-                    icalcomponent_add_property(ev, icalproperty_new_location(loc));
-                const char *desc = json_string_value(json_object_get(r, "description"));
-                if (desc)
-                    icalcomponent_add_property(ev, icalproperty_new_description(desc));
-                if (json_is_true(json_object_get(r, "done")))
-                    icalcomponent_add_property(ev, icalproperty_new_status(ICAL_STATUS_CONFIRMED));
-                icalcomponent_add_component(cal, ev);
+                n -= text == NULL;
+                put_text(out, text);
             }
         }
         json_decref(page);
@@ -1076,21 +1081,30 @@ int cmd_export(cli_t *c, int argc, char **argv)
             break;
         after = next;
     }
-    if (cal) {
-        char *text = icalcomponent_as_ical_string_r(cal);
-        if (text)
-            fputs(text, out);
-        free(text);
+    if (x) {
+        char *tail = NULL;
+        rp_export_t *ending = x;
+        x = NULL;
+        if (rp_plugins_export_end(ending, false, &tail, &err)) {
+            rc = fail("export: %s", err.msg);
+            goto done;
+        }
+        put_text(out, tail);
     }
     if (outp)
         fprintf(stderr, "rapport: %ld %s records written to %s\n", n, entity, outp);
 done:
-    if (cal)
-        icalcomponent_free(cal);
+    if (x) {
+        char *tail = NULL;
+        rp_plugins_export_end(x, true, &tail, NULL);
+    }
     if (out != stdout && fclose(out) != 0 && !rc)
         rc = fail("%s: %s", outp, strerror(errno));
     json_decref(schema);
     json_decref(where);
-    rp_store_close(s);
+    if (with_plugins)
+        env_close(&env);
+    else
+        rp_store_close(s);
     return rc;
 }

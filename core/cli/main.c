@@ -1335,8 +1335,8 @@ static int cmd_plugins(cli_t *c, int argc, char **argv)
                    json_string_value(json_object_get(p, "file")));
             static const char *const parts[] = {"requires", "entities", "hooks", "handlers",
                                                 "jobs", "schedules", "lua", "commands",
-                                                "routes"};
-            for (int k = 0; k < 9; k++) {
+                                                "routes", "formats"};
+            for (int k = 0; k < 10; k++) {
                 json_t *list = json_object_get(p, parts[k]);
                 if (json_array_size(list) == 0)
                     continue;

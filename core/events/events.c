@@ -11,6 +11,7 @@
 #include "rapport/db.h"
 #include "rapport/events.h"
 #include "rapport/store.h"
+#include "rapport/time.h"
 
 /* The subscribers' tables. Never edit a released step; append one. */
 static const rp_db_step_t events_steps[] = {
@@ -29,9 +30,6 @@ static const rp_db_step_t events_steps[] = {
 static const int events_legacy[] = {1, 1, 1, 1};
 static const rp_db_schema_t events_schema = {"events", events_steps, 1, events_legacy, 4};
 RP_DB_SCHEMA(events_schema)
-
-/* TODO(time.h) */
-void rp__fmt_time(int64_t ms, char *out);
 
 /* ---- reading ---------------------------------------------------------------------------- */
 
@@ -65,7 +63,7 @@ static void event_from_row(rp_db_stmt_t *st, rp_event_t *ev)
     ev->seq = rp_db_col_int(st, 0);
     ev->record_id = rp_db_col_int(st, 4);
     ev->at_ms = rp_db_col_int(st, 7);
-    rp__fmt_time(ev->at_ms, ev->at);
+    rp_time_format(ev->at_ms, ev->at);
     ev->cause = rp_db_col_int(st, 9);
     ev->depth = (int)rp_db_col_int(st, 10);
 }
@@ -566,7 +564,7 @@ int rp_events_dead(rp_store_t *s, const char *name, json_t **out, rp_error_t *er
     json_t *arr = json_array();
     while (rp_db_step(st) == RP_DB_ROW) {
         char at[32];
-        rp__fmt_time(rp_db_col_int(st, 6), at);
+        rp_time_format(rp_db_col_int(st, 6), at);
         json_array_append_new(
             arr, json_pack("{s:I,s:s,s:I,s:s,s:s,s:i,s:s,s:b}", "id",
                            (json_int_t)rp_db_col_int(st, 0), "subscriber",
@@ -653,7 +651,7 @@ int rp_events_explain(rp_store_t *s, const char *entity, int64_t id, const char 
         json_t *pair = json_object_get(ch, field);
         if (json_is_array(pair) && json_array_size(pair) == 2) {
             char at[32];
-            rp__fmt_time(rp_db_col_int(st, 7), at);
+            rp_time_format(rp_db_col_int(st, 7), at);
             json_array_append_new(
                 rows, json_pack("{s:I,s:s,s:s,s:s,s:s,s:O,s:O,s:I}", "seq",
                                 (json_int_t)rp_db_col_int(st, 0), "at", at, "type",

@@ -15,6 +15,7 @@
 #include "lua_internal.h"
 #include "rapport/access.h"
 #include "rapport/cron.h"
+#include "rapport/time.h"
 
 static int raise(lua_State *L, rp_error_t *err)
 {
@@ -1111,13 +1112,10 @@ static int crm_now_ms(lua_State *L)
 static int crm_time(lua_State *L)
 {
     lua_Integer ms = luaL_checkinteger(L, 1);
-    time_t secs = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
-    struct tm tm;
-    if (!gmtime_r(&secs, &tm) || tm.tm_year + 1900 > 9999 || tm.tm_year + 1900 < 0)
+    if (ms < RP_TIME_MIN || ms > RP_TIME_MAX)
         return luaL_error(L, "crm.time: %I ms is outside the years 0 to 9999", ms);
-    char buf[20], out[32];
-    strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out, sizeof out, "%s.%03dZ", buf, (int)(((ms % 1000) + 1000) % 1000));
+    char out[RP_TIME_LEN];
+    rp_time_format(ms, out);
     lua_pushstring(L, out);
     return 1;
 }
@@ -1127,22 +1125,11 @@ static int crm_time(lua_State *L)
 static int crm_time_ms(lua_State *L)
 {
     const char *t = luaL_checkstring(L, 1);
-    struct tm tm = {0};
-    int ms = 0, n = 0;
-    size_t len = strlen(t);
-    bool ok = false;
-    if (len == 10 && sscanf(t, "%4d-%2d-%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &n) == 3)
-        ok = n == 10;
-    else if (len == 24 && t[23] == 'Z' &&
-             sscanf(t, "%4d-%2d-%2dT%2d:%2d:%2d.%3d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-                    &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms, &n) == 7)
-        ok = n == 23;
-    if (!ok || tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31)
+    int64_t ms;
+    if (rp_time_parse(t, &ms, NULL))
         return luaL_error(L, "crm.time_ms: \"%s\" is not a time as the store writes it "
                              "(YYYY-MM-DDTHH:MM:SS.sssZ) nor a date (YYYY-MM-DD)", t);
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    lua_pushinteger(L, (lua_Integer)timegm(&tm) * 1000 + ms);
+    lua_pushinteger(L, (lua_Integer)ms);
     return 1;
 }
 

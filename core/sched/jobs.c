@@ -10,9 +10,7 @@
 
 #include "rapport/db.h"
 #include "rapport/store.h"
-
-/* TODO(time.h) */
-void rp__fmt_time(int64_t ms, char *out);
+#include "rapport/time.h"
 #include "private.h"
 #include "rapport/sched.h"
 
@@ -25,55 +23,6 @@ bool rp__job_name_ok(const char *n)
               *p == '-' || *p == ':'))
             return false;
     return true;
-}
-
-/* ---- delays ------------------------------------------------------------------------------ */
-
-int rp_parse_delay(const char *text, int64_t *ms, rp_error_t *err)
-{
-    static const struct {
-        const char *unit;
-        int64_t ms;
-    } units[] = {{"ms", 1},         {"s", 1000},        {"m", 60000},
-                 {"h", 3600000},    {"d", 86400000},    {"w", 604800000}};
-    if (!text || !*text)
-        return rp_error_set(err, RP_EINVAL, RP_C_TYPE, "an empty delay (write e.g. 90s, 15m, "
-                                                       "24h, 3d)");
-    int64_t total = 0;
-    const char *p = text;
-    while (*p) {
-        const char *start = p;
-        if (!isdigit((unsigned char)*p))
-            return rp_error_set(err, RP_EINVAL, RP_C_TYPE,
-                                "delay \"%s\" at position %d: expected a number (write e.g. 90s, "
-                                "15m, 24h, 3d, 1h30m)",
-                                text, (int)(p - text) + 1);
-        int64_t n = 0;
-        while (isdigit((unsigned char)*p)) {
-            if (n > INT64_MAX / 10 - 10)
-                return rp_error_set(err, RP_EINVAL, RP_C_TYPE, "delay \"%s\" is too long", text);
-            n = n * 10 + (*p++ - '0');
-        }
-        int64_t unit = 0;
-        for (size_t i = 0; i < sizeof units / sizeof *units && !unit; i++) {
-            size_t l = strlen(units[i].unit);
-            /* "m" must not swallow the "m" of "ms". */
-            if (strncmp(p, units[i].unit, l) == 0 && !(l == 1 && *p == 'm' && p[1] == 's')) {
-                unit = units[i].ms;
-                p += l;
-            }
-        }
-        if (!unit)
-            return rp_error_set(err, RP_EINVAL, RP_C_TYPE,
-                                "delay \"%s\" at position %d: \"%.*s\" needs a unit: ms, s, m, h, "
-                                "d or w",
-                                text, (int)(start - text) + 1, (int)(p - start), start);
-        if (n > (INT64_MAX - total) / unit)
-            return rp_error_set(err, RP_EINVAL, RP_C_TYPE, "delay \"%s\" is too long", text);
-        total += n * unit;
-    }
-    *ms = total;
-    return 0;
 }
 
 /* ---- durable jobs ------------------------------------------------------------------------ */
@@ -180,7 +129,7 @@ int rp_jobs_list(rp_store_t *s, const char *state, json_t **out, rp_error_t *err
     json_t *arr = json_array();
     while (rp_db_step(st) == RP_DB_ROW) {
         char due[32];
-        rp__fmt_time(rp_db_col_int(st, 3), due);
+        rp_time_format(rp_db_col_int(st, 3), due);
         json_t *payload = json_loads(rp_db_col_text(st, 7), 0, NULL);
         json_t *j = json_pack("{s:I,s:s,s:s,s:s,s:i,s:o}", "id",
                               (json_int_t)rp_db_col_int(st, 0), "name",
@@ -232,9 +181,9 @@ int rp_schedules_list(rp_store_t *s, json_t **out, rp_error_t *err)
     while (rp_db_step(st) == RP_DB_ROW) {
         char next[32] = "", last[32] = "";
         if (rp_db_col_int(st, 5) != INT64_MAX)
-            rp__fmt_time(rp_db_col_int(st, 5), next);
+            rp_time_format(rp_db_col_int(st, 5), next);
         if (rp_db_col_type(st, 6) != RP_DB_NULL)
-            rp__fmt_time(rp_db_col_int(st, 6), last);
+            rp_time_format(rp_db_col_int(st, 6), last);
         json_t *payload = json_loads(rp_db_col_text(st, 4), 0, NULL);
         json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:o}", "name", rp_db_col_text(st, 0),
                               "cron", rp_db_col_text(st, 1), "tz",

@@ -9,6 +9,7 @@
 #include "rapport/events.h"
 #include "rapport/db.h"
 #include "rapport/store.h"
+#include "rapport/time.h"
 
 /** The system columns every record has: id, created_at, updated_at, version, created_by,
  *  updated_by, deleted_at. */
@@ -142,10 +143,10 @@ rp__field_t *rp__field(const rp__entity_t *e, const char *name);
 bool rp__ident_ok(const char *name);
 /** Whether @p name is one of the columns every record has (id, version, …). */
 bool rp__is_system_field(const char *name);
-/** Formats @p ms as UTC "YYYY-MM-DDTHH:MM:SS.sssZ" into @p out (at least 25 bytes). */
-void rp__fmt_time(int64_t ms, char *out);
-/** Days from 1970-01-01 to the civil date y-m-d (proleptic Gregorian). */
-int64_t rp__days_from_civil(int64_t y, unsigned m, unsigned d);
+/** Formats @p ms as UTC "YYYY-MM-DDTHH:MM:SS.sssZ" into @p out (rapport/time.h). */
+#define rp__fmt_time(ms, out) rp_time_format((ms), (out))
+/** Days from 1970-01-01 to the civil date y-m-d (rapport/time.h). */
+#define rp__days_from_civil(y, m, d) rp_time_days_from_civil((y), (m), (d))
 /** A fresh time-ordered unique id (26 characters + NUL) into @p out. */
 void rp__uid(rp_store_t *s, char out[27]);
 /** A random 64-bit number from the store's generator. */
@@ -174,8 +175,8 @@ int rp__value_canon(const char *entity, const rp__field_t *f, json_t *in, json_t
 int rp__value_bind(rp_db_stmt_t *st, int idx, const rp__field_t *f, json_t *v);
 /** Reads column @p col of @p st as the canonical JSON value of field @p f (new reference). */
 json_t *rp__value_column(rp_db_stmt_t *st, int col, const rp__field_t *f);
-/** Parses an ISO-8601 date-time (any offset, or none for UTC) into ms. 0 on success. */
-int rp__parse_datetime(const char *s, int64_t *ms);
+/** Parses an ISO-8601 date-time (any offset, or none for UTC) into ms (rapport/time.h). */
+#define rp__parse_datetime(s, ms) rp_time_parse((s), (ms), NULL)
 /** The search-index text of a canonical value (strings as is, others formatted), or NULL. */
 const char *rp__value_text(json_t *v, char *buf, size_t cap);
 

@@ -172,59 +172,6 @@ bool rp__is_system_field(const char *name)
     return false;
 }
 
-/* Days from 1970-01-01 to the given civil date (Howard Hinnant's algorithm). */
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-    y -= m <= 2;
-    const int64_t era = (y >= 0 ? y : y - 399) / 400;
-    const unsigned yoe = (unsigned)(y - era * 400);
-    const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + (int64_t)doe - 719468;
-}
-
-int64_t rp__days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-    return days_from_civil(y, m, d);
-}
-
-static void put_digits(char *p, unsigned v, int n)
-{
-    for (int i = n - 1; i >= 0; i--) {
-        p[i] = (char)('0' + v % 10);
-        v /= 10;
-    }
-}
-
-void rp__fmt_time(int64_t ms, char *out)
-{
-    /* Hand-rolled rather than snprintf: every event read formats its time. */
-    int64_t secs = ms >= 0 ? ms / 1000 : (ms - 999) / 1000;
-    int msec = (int)(ms - secs * 1000);
-    int64_t z = (secs >= 0 ? secs : secs - 86399) / 86400;
-    int sod = (int)(secs - z * 86400);
-    z += 719468;
-    const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    const unsigned doe = (unsigned)(z - era * 146097);
-    const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t y = (int64_t)yoe + era * 400;
-    const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    const unsigned mp = (5 * doy + 2) / 153;
-    const unsigned d = doy - (153 * mp + 2) / 5 + 1;
-    const unsigned m = mp < 10 ? mp + 3 : mp - 9;
-    y += m <= 2;
-    if (y < 0)
-        y = 0;
-    memcpy(out, "0000-00-00T00:00:00.000Z", 25);
-    put_digits(out, (unsigned)(y % 10000), 4);
-    put_digits(out + 5, m, 2);
-    put_digits(out + 8, d, 2);
-    put_digits(out + 11, (unsigned)(sod / 3600), 2);
-    put_digits(out + 14, (unsigned)((sod / 60) % 60), 2);
-    put_digits(out + 17, (unsigned)(sod % 60), 2);
-    put_digits(out + 20, (unsigned)msec, 3);
-}
-
 uint64_t rp__rand(rp_store_t *s)
 {
     /* xorshift64*: good enough for ids and jitter, seeded from the OS at open. */

@@ -162,102 +162,6 @@ static void format_decimal(int64_t v, int scale, char *out, size_t cap)
         snprintf(out, cap, "%s%" PRIu64 ".%0*" PRIu64, v < 0 ? "-" : "", a / p10, scale, a % p10);
 }
 
-/* ---- dates and times -------------------------------------------------------------------- */
-
-static int digits(const char *p, int n)
-{
-    int v = 0;
-    for (int i = 0; i < n; i++) {
-        if (!isdigit((unsigned char)p[i]))
-            return -1;
-        v = v * 10 + (p[i] - '0');
-    }
-    return v;
-}
-
-static bool date_ok(int y, int m, int d)
-{
-    static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    if (y < 1 || m < 1 || m > 12 || d < 1)
-        return false;
-    int md = mdays[m - 1] + (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0));
-    return d <= md;
-}
-
-static bool parse_date(const char *s, int *y, int *m, int *d)
-{
-    if (strlen(s) < 10 || s[4] != '-' || s[7] != '-')
-        return false;
-    *y = digits(s, 4);
-    *m = digits(s + 5, 2);
-    *d = digits(s + 8, 2);
-    return *y >= 0 && *m >= 0 && *d >= 0 && date_ok(*y, *m, *d);
-}
-
-int rp__parse_datetime(const char *s, int64_t *ms)
-{
-    int y, mo, d;
-    if (!parse_date(s, &y, &mo, &d))
-        return -1;
-    const char *p = s + 10;
-    int hh = 0, mi = 0, ss = 0, frac = 0;
-    if (*p == 'T' || *p == 't' || *p == ' ') {
-        p++;
-        hh = digits(p, 2);
-        if (hh < 0 || hh > 23 || p[2] != ':')
-            return -1;
-        mi = digits(p + 3, 2);
-        if (mi < 0 || mi > 59)
-            return -1;
-        p += 5;
-        if (*p == ':') {
-            ss = digits(p + 1, 2);
-            if (ss < 0 || ss > 59)
-                return -1;
-            p += 3;
-            if (*p == '.' || *p == ',') {
-                p++;
-                int n = 0;
-                while (isdigit((unsigned char)*p)) {
-                    if (n < 3)
-                        frac = frac * 10 + (*p - '0');
-                    n++, p++;
-                }
-                if (n == 0)
-                    return -1;
-                for (; n < 3; n++)
-                    frac *= 10;
-            }
-        }
-    } else if (*p) {
-        return -1;
-    }
-    int offset_min = 0;
-    if (*p == 'Z' || *p == 'z') {
-        p++;
-    } else if (*p == '+' || *p == '-') {
-        int sign = *p == '-' ? -1 : 1;
-        int oh = digits(p + 1, 2), om;
-        if (oh < 0 || oh > 23)
-            return -1;
-        if (p[3] == ':') {
-            om = digits(p + 4, 2);
-            p += 6;
-        } else {
-            om = isdigit((unsigned char)p[3]) ? digits(p + 3, 2) : 0;
-            p += isdigit((unsigned char)p[3]) ? 5 : 3;
-        }
-        if (om < 0 || om > 59)
-            return -1;
-        offset_min = sign * (oh * 60 + om);
-    }
-    if (*p)
-        return -1;
-    int64_t days = rp__days_from_civil(y, (unsigned)mo, (unsigned)d);
-    *ms = ((days * 86400 + hh * 3600 + mi * 60 + ss) - (int64_t)offset_min * 60) * 1000 + frac;
-    return 0;
-}
-
 /* ---- text kinds ------------------------------------------------------------------------- */
 
 static bool email_ok(char *s)
@@ -452,7 +356,7 @@ int rp__value_canon(const char *entity, const rp__field_t *f, json_t *in, json_t
         return bad(err, RP_C_TYPE, entity, f, in, "a boolean (true or false)");
     case RP_T_DATE: {
         int y, m, d;
-        if (!str || strlen(str) != 10 || !parse_date(str, &y, &m, &d))
+        if (!str || strlen(str) != 10 || rp_time_parse_date(str, &y, &m, &d) != 0)
             return bad(err, RP_C_TYPE, entity, f, in, "a date (YYYY-MM-DD)");
         *out = json_string(str);
         return 0;

@@ -13,6 +13,7 @@
 
 #include "rapport/db.h"
 #include "rapport/store.h"
+#include "rapport/time.h"
 
 /* Outgoing webhooks. The secret is kept as itself: it signs every delivery. One row per
  * delivery attempt in the log. Never edit a released step; append one. */
@@ -31,9 +32,6 @@ static const rp_db_step_t webhook_steps[] = {
 static const int webhook_legacy[] = {0, 0, 0, 1};
 static const rp_db_schema_t webhook_schema = {"webhook", webhook_steps, 1, webhook_legacy, 4};
 RP_DB_SCHEMA(webhook_schema)
-
-/* TODO(time.h) */
-void rp__fmt_time(int64_t ms, char *out);
 #include "rapport/access.h"
 #include "rapport/webhook.h"
 #include "webhook_int.h"
@@ -279,7 +277,7 @@ int rp_webhook_add(rp_store_t *s, const rp_ctx_t *ctx, const rp_webhook_spec_t *
         goto fail;
     }
     char now[32];
-    rp__fmt_time(rp_store_now(s), now);
+    rp_time_format(rp_store_now(s), now);
     rp_db_bind_text(st, 1, spec->url, -1);
     rp_db_bind_text(st, 2, events, -1);
     rp_db_bind_text(st, 3, secret, -1);
@@ -453,7 +451,7 @@ int rp_webhook_deliveries(rp_store_t *s, int64_t id, int limit, json_t **out, rp
     int rc;
     while ((rc = rp_db_step(st)) == RP_DB_ROW) {
         char at[32];
-        rp__fmt_time(rp_db_col_int(st, 9), at);
+        rp_time_format(rp_db_col_int(st, 9), at);
         json_t *status = rp_db_col_type(st, 6) == RP_DB_NULL
                              ? json_null()
                              : json_integer(rp_db_col_int(st, 6));

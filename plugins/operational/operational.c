@@ -6,8 +6,8 @@
  * The plugin defines its entities (and adds the fields a newer version brings to an older
  * database), and keeps their rules in before-hooks, so every door — the command line, Lua, an
  * import, the HTTP API — goes through them. The rules an admin changes (scoring, assignment,
- * escalation, follow-ups) are Lua, in the engine's scripts/ folder; what lives here is what a
- * record must be to be stored at all.
+ * escalation, follow-ups) are Lua, in scripts/ beside it (the engine's default rules); what
+ * lives here is what a record must be to be stored at all.
  *
  * Settings (rapport config set plugin.operational.<key> VALUE):
  *   default_country  ISO code ("US", "IR", …) or calling code ("+98"): phones typed without
@@ -25,7 +25,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <jansson.h>
 
@@ -280,104 +279,35 @@ int op_fail(char *err, size_t errlen, const char *fmt, ...)
     return RAPPORT_EINVAL;
 }
 
+/* Time and decimals: the engine's own codecs (rapport_api), so the plugin reads and writes
+ * exactly what the store does. */
 void op_fmt_time(int64_t ms, char out[32])
 {
-    time_t secs = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    char buf[24];
-    strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out, 32, "%s.%03dZ", buf, (int)(ms % 1000));
+    if (op_api->time_format(NULL, ms, out))
+        out[0] = '\0';
 }
 
 int64_t op_parse_time(const char *s)
 {
-    struct tm tm = {0};
-    int ms = 0;
-    if (!s || sscanf(s, "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-                     &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) < 6)
-        return -1;
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    return (int64_t)timegm(&tm) * 1000 + ms;
+    int64_t ms;
+    return s && op_api->time_parse(NULL, s, &ms) == 0 ? ms : -1;
 }
 
 int64_t op_parse_delay(const char *s)
 {
-    int64_t total = 0;
-    const char *p = s;
-    if (!p || !*p)
-        return -1;
-    while (*p) {
-        char *end;
-        long long n = strtoll(p, &end, 10);
-        if (end == p || n < 0)
-            return -1;
-        int64_t unit;
-        if (strncmp(end, "ms", 2) == 0)
-            unit = 1, end += 2;
-        else if (*end == 's')
-            unit = 1000, end++;
-        else if (*end == 'm')
-            unit = 60000, end++;
-        else if (*end == 'h')
-            unit = 3600000, end++;
-        else if (*end == 'd')
-            unit = 86400000, end++;
-        else if (*end == 'w')
-            unit = 7 * 86400000LL, end++;
-        else
-            return -1;
-        if (n > (INT64_MAX - total) / unit)
-            return -1; /* longer than time itself */
-        total += n * unit;
-        p = end;
-    }
-    return total;
+    int64_t ms;
+    return s && op_api->delay_parse(NULL, s, &ms) == 0 ? ms : -1;
 }
 
-/* Exact decimals: "12.50" at scale 2 is 1250. */
 bool op_dec_parse(const char *s, int scale, int64_t *out)
 {
-    if (!s || !*s)
-        return false;
-    bool neg = *s == '-';
-    if (neg || *s == '+')
-        s++;
-    int64_t v = 0;
-    int frac = -1;
-    for (; *s; s++) {
-        if (*s == '.' && frac < 0) {
-            frac = 0;
-            continue;
-        }
-        if (!isdigit((unsigned char)*s))
-            return false;
-        if (frac >= 0 && frac == scale)
-            continue; /* more decimals than the scale: the store already refuses those */
-        if (v > (INT64_MAX - 9) / 10)
-            return false;
-        v = v * 10 + (*s - '0');
-        if (frac >= 0)
-            frac++;
-    }
-    for (int f = frac < 0 ? 0 : frac; f < scale; f++) {
-        if (v > INT64_MAX / 10)
-            return false;
-        v *= 10;
-    }
-    *out = neg ? -v : v;
-    return true;
+    return s && op_api->dec_parse(NULL, s, scale, out) == 0;
 }
 
 json_t *op_dec_json(int64_t v, int scale)
 {
-    char buf[48], digits[32];
-    uint64_t a = v < 0 ? (uint64_t)(-(v + 1)) + 1 : (uint64_t)v;
-    int n = snprintf(digits, sizeof digits, "%0*" PRIu64, scale + 1, a);
-    snprintf(buf, sizeof buf, "%s%.*s%s%.*s", v < 0 ? "-" : "", n - scale, digits,
-             scale ? "." : "", scale, digits + n - scale);
-    return json_string(buf);
+    char buf[RAPPORT_DEC_LEN];
+    return op_api->dec_format(NULL, v, scale, buf, sizeof buf) ? NULL : json_string(buf);
 }
 
 /* ---- normalising emails and phones ------------------------------------------------------- */
@@ -541,6 +471,10 @@ static int init(rapport_host *h, const rapport_api *api, char *err, size_t errle
         return op_fail(err, errlen, "this engine (%s) lacks what operational needs "
                                     "(transactions, schema, fold): it needs 0.2.0 or newer",
                        api->host_version);
+    if (!RAPPORT_HAS(api, format))
+        return op_fail(err, errlen, "this engine (%s) lacks the time, decimal and file format "
+                                    "functions operational uses (rapport_api.format)",
+                       api->host_version);
     int rc = ensure_entities(h, err, errlen);
     if (rc)
         return rc;
@@ -551,7 +485,7 @@ static int init(rapport_host *h, const rapport_api *api, char *err, size_t errle
                 return op_fail(err, errlen, "%s", api->last_error(h));
     if ((rc = op_sales_init(h, err, errlen)) || (rc = op_service_init(h, err, errlen)) ||
         (rc = op_orders_init(h, err, errlen)) || (rc = op_people_init(h, err, errlen)) ||
-        (rc = op_demo_init(h, err, errlen)))
+        (rc = op_demo_init(h, err, errlen)) || (rc = op_formats_init(h, err, errlen)))
         return rc;
     return 0;
 }

@@ -55,6 +55,8 @@ int op_service_init(rapport_host *h, char *err, size_t errlen);
 int op_orders_init(rapport_host *h, char *err, size_t errlen);
 /** Duplicates and merging (people.c). */
 int op_people_init(rapport_host *h, char *err, size_t errlen);
+/** The vCard and iCalendar import/export formats (formats.c). */
+int op_formats_init(rapport_host *h, char *err, size_t errlen);
 /** `rapport demo-data` (demo.c). */
 int op_demo_init(rapport_host *h, char *err, size_t errlen);
 

@@ -56,8 +56,11 @@ static int lines_total(rapport_host *h, int64_t order, int64_t skip, int64_t *su
         json_array_foreach(json_object_get(page, "data"), i, line) {
             int64_t v = 0;
             if (json_integer_value(json_object_get(line, "id")) != skip &&
-                op_dec_parse(op_str(line, "total"), 2, &v))
-                *sum += v;
+                op_dec_parse(op_str(line, "total"), 2, &v) && op_api->dec_add(h, *sum, v, sum)) {
+                json_decref(page);
+                return op_fail(err, errlen, "order %lld: the total of its lines is too large",
+                               (long long)order);
+            }
         }
         const char *next = op_str(page, "next");
         after = next ? strdup(next) : NULL;
@@ -137,15 +140,15 @@ static int line_price(rapport_host *h, rapport_change *c, int i, int act, int64_
             goto out;
         }
     }
-    /* q has 3 decimals, price 2: the product has 5; round half up (away from zero) to 2. */
-    __int128 p5 = (__int128)q * price;
-    __int128 total = (p5 >= 0 ? p5 + 500 : p5 - 500) / 1000;
-    if (total > INT64_MAX / 2 || total < -(INT64_MAX / 2)) {
+    /* q has 3 decimals, price 2: their product, rounded half up (away from zero) to 2. */
+    int64_t total;
+    if (op_api->dec_mul(h, q, 3, price, 2, 2, &total) || total > INT64_MAX / 2 ||
+        total < -(INT64_MAX / 2)) {
         rc = op_fail(err, errlen, "order_line: the total is too large");
         goto out;
     }
-    op_change_set_i(c, i, "total", op_dec_json((int64_t)total, 2));
-    *out = (int64_t)total;
+    op_change_set_i(c, i, "total", op_dec_json(total, 2));
+    *out = total;
 out:
     json_decref(qv);
     json_decref(pv);

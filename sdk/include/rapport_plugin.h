@@ -147,6 +147,64 @@ typedef int (*rapport_route_fn)(rapport_host *h, const rapport_api *api,
                                 const rapport_request *req, int *status, char **body, void *ud,
                                 char *err, size_t errlen);
 
+/** Bytes api->time_format writes: "YYYY-MM-DDTHH:MM:SS.sssZ" and its NUL. */
+#define RAPPORT_TIME_LEN 25
+
+/** Bytes enough for any text api->dec_format writes. */
+#define RAPPORT_DEC_LEN 24
+
+/** Where an export stands when its format's writer is called. */
+enum { RAPPORT_EXPORT_BEGIN = 0, RAPPORT_EXPORT_RECORD = 1, RAPPORT_EXPORT_END = 2 };
+
+/** One call of an export's writer. Borrowed: valid for the call. */
+typedef struct rapport_export {
+    int phase;          /**< RAPPORT_EXPORT_BEGIN, _RECORD or _END. */
+    const char *entity; /**< What is exported. */
+    const char *fields; /**< JSON object {field: spec}: the fields the caller may see. */
+    const char *record; /**< At RAPPORT_EXPORT_RECORD, the record as JSON; else NULL. */
+    int filtered;       /**< Non-zero when the caller chose the records (`--where`). */
+    int failed;         /**< At RAPPORT_EXPORT_END: the export stopped early; write nothing. */
+    int64_t now_ms;     /**< The wall clock when the export began (for stamps such as DTSTAMP). */
+    void *state;        /**< The writer's own: NULL at BEGIN, kept across calls; free it at END. */
+} rapport_export;
+
+/**
+ * Writes one part of an export into *out (text made with api->strdup or malloc; the host frees
+ * it): at BEGIN the head, or a negative status with a message in @p err when the entity does
+ * not fit the format ("vCard is for people: product has no last_name field"); at RECORD the
+ * record's text ("" counts it without writing, for a writer that builds its file whole at
+ * END), or *out left NULL to leave the record out (it is then not counted); at END the tail.
+ * END comes once after a successful BEGIN, also when the export failed.
+ */
+typedef int (*rapport_export_fn)(rapport_host *h, const rapport_api *api, rapport_export *x,
+                                 char **out, void *ud, char *err, size_t errlen);
+
+/**
+ * Takes one record an import format read: @p record is a JSON object named by the entity's
+ * fields (fields the entity lacks are left out by the host), @p line where it starts in the
+ * file. Returns non-zero when the import stops: read no further.
+ */
+typedef int (*rapport_sink_fn)(void *sink, const char *record, long line);
+
+/**
+ * Reads the @p len bytes of @p text (a whole file, NUL-ended) for an import into @p entity and
+ * hands each record to @p sink with @p sink_ud. Returns 0, or a negative status with a message
+ * that starts with the line ("line 3: BEGIN:VCARD without END:VCARD") in @p err.
+ */
+typedef int (*rapport_import_fn)(rapport_host *h, const rapport_api *api, const char *entity,
+                                 const char *text, size_t len, rapport_sink_fn sink,
+                                 void *sink_ud, void *ud, char *err, size_t errlen);
+
+/** A file format for `rapport import` and `rapport export` (api->format). */
+typedef struct rapport_format {
+    const char *name;        /**< The `--format` name: lower-case letters and digits ("vcf"). */
+    const char *extensions;  /**< File endings that choose it, space-separated (".vcf .vcard"),
+                                  or NULL. */
+    const char *description; /**< One line ("vCard 4.0 for people"), or NULL. */
+    rapport_import_fn reader; /**< Reads files for import; NULL when it only exports. */
+    rapport_export_fn writer; /**< Writes files for export; NULL when it only imports. */
+} rapport_format;
+
 typedef int (*rapport_command_fn)(rapport_host *h, const rapport_api *api, int argc, char **argv,
                                   void *ud);
 
@@ -281,6 +339,40 @@ struct rapport_api {
      */
     int (*route)(rapport_host *h, const char *method, const char *path, rapport_route_fn fn,
                  void *ud);
+
+    /* -- time and exact decimals (appended after route: test with RAPPORT_HAS) -- */
+    /* @p h may be NULL in these: the message of a failure is then not kept for last_error. */
+    /** Writes @p ms (since the epoch) as UTC "YYYY-MM-DDTHH:MM:SS.sssZ" into @p out, which has
+     *  room for RAPPORT_TIME_LEN bytes. RAPPORT_EINVAL outside the years 0 to 9999. */
+    int (*time_format)(rapport_host *h, int64_t ms, char *out);
+    /** Reads an ISO-8601 date-time ("2026-01-05T09:30:00.000Z", any offset, "T09:30" without
+     *  seconds) or a date ("2026-01-05", at midnight UTC) into *ms. RAPPORT_EINVAL. */
+    int (*time_parse)(rapport_host *h, const char *text, int64_t *ms);
+    /** Reads a delay ("90s", "15m", "24h", "3d", "2w", "500ms", "1h30m") into *ms. */
+    int (*delay_parse)(rapport_host *h, const char *text, int64_t *ms);
+    /** Reads a decimal ("-12.50") as an integer scaled by 10^@p scale (0–18) into *out:
+     *  "12.5" at scale 2 is 1250. Refused: not a decimal, more than @p scale decimals (unless
+     *  zeros), out of range. */
+    int (*dec_parse)(rapport_host *h, const char *text, int scale, int64_t *out);
+    /** Writes @p v at @p scale as text ("-12.50") into @p out of @p cap bytes (RAPPORT_DEC_LEN
+     *  is enough). */
+    int (*dec_format)(rapport_host *h, int64_t v, int scale, char *out, size_t cap);
+    /** *out = @p a + @p b (the same scale); RAPPORT_EINVAL when it leaves the range. */
+    int (*dec_add)(rapport_host *h, int64_t a, int64_t b, int64_t *out);
+    /** *out = @p a (at @p ascale) × @p b (at @p bscale) at @p scale, rounded half away from
+     *  zero (1.005 × 1 at scale 2 is 1.01); RAPPORT_EINVAL when it leaves the range. */
+    int (*dec_mul)(rapport_host *h, int64_t a, int ascale, int64_t b, int bscale, int scale,
+                   int64_t *out);
+    /** -1, 0 or 1 as @p a (at @p ascale) is less than, equal to or more than @p b. */
+    int (*dec_cmp)(int64_t a, int ascale, int64_t b, int bscale);
+
+    /* -- file formats (appended after dec_cmp: test with RAPPORT_HAS) -- */
+    /**
+     * Adds an import/export format (`rapport import|export --format NAME`, or chosen by a
+     * file's ending). @p f is copied; @p ud reaches its reader and writer. A name another
+     * plugin (or the engine: csv, jsonl) has is refused.
+     */
+    int (*format)(rapport_host *h, const rapport_format *f, void *ud);
 };
 
 /** Whether @p api has function @p fn (so a plugin can run on an older host). */

@@ -20,7 +20,7 @@ if [ ! -f "$doc" ]; then
     exit 1
 fi
 
-# The examples stand alone: no default rules from scripts/, no other script beside them (a
+# The examples stand alone: no default rules from plugins/operational/scripts/, no other script beside them (a
 # test file's folder is loaded as scripts, so each block gets a folder of its own).
 mkdir -p "$tmp/no-scripts"
 export RAPPORT_SCRIPTS="$tmp/no-scripts"

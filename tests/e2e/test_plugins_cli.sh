@@ -31,6 +31,22 @@ out=$("$RAPPORT" --plugins "$tmp/good" create good_item '{"name": "widget"}' 2>&
 check 'grep -q "\"name\":\"Widget\"" <<<"$out"' "the plugin hook did not run on a CLI write: $out"
 out=$("$RAPPORT" --plugins "$tmp/good" create good_item '{"name": "forbidden"}' 2>&1); st=$?
 check '[ $st = 1 ] && grep -q "is not allowed (plugin good)" <<<"$out"' "plugin veto: $out"
+# A format a plugin registers: found by --format and by a file's ending, both ways.
+out=$("$RAPPORT" --plugins "$tmp/good" plugins 2>&1)
+check 'grep -q "formats: goodlist (import, export)" <<<"$out"' "plugins list formats: $out"
+out=$("$RAPPORT" --plugins "$tmp/good" export good_item --format goodlist 2>&1); st=$?
+check '[ $st = 0 ] && [ "$out" = "$(printf "# goodlist\nWidget\n# end")" ]' "export --format goodlist: $st $out"
+out=$("$RAPPORT" --plugins "$tmp/good" export good_item -o "$tmp/items.good" 2>&1); st=$?
+check '[ $st = 0 ] && grep -q "1 good_item records written" <<<"$out" && grep -qx "Widget" "$tmp/items.good"' "export by ending: $st $out"
+printf '# goodlist\nsprocket\ngizmo\n' > "$tmp/more.goods"
+out=$("$RAPPORT" --plugins "$tmp/good" import good_item "$tmp/more.goods" 2>&1); st=$?
+check '[ $st = 0 ] && grep -q "2 created" <<<"$out"' "import by ending: $st $out"
+out=$("$RAPPORT" --plugins "$tmp/good" find good_item --where '{"name": "Gizmo"}' 2>&1)
+check 'grep -q "\"points\":1" <<<"$out"' "imported through the plugin's hook: $out"
+out=$("$RAPPORT" --plugins "$tmp/good" export good_item --format nope 2>&1); st=$?
+check '[ $st = 2 ] && grep -qF "export: format \"nope\" (csv, jsonl, " <<<"$out" && grep -qF " and goodlist are written)" <<<"$out"' "unknown format: $st $out"
+out=$("$RAPPORT" --plugins "$tmp/good" export good_item --format jsonl 2>&1); st=$?
+check '[ $st = 0 ] && [ $(wc -l <<<"$out") = 3 ]' "jsonl beside a plugin format: $st $out"
 out=$("$RAPPORT" --plugins "$tmp/good" eval 'crm.good.double(21)' 2>&1)
 check '[ "$out" = 42 ]' "plugin Lua function: $out"
 out=$(RAPPORT_PLUGIN_PATH="$tmp/nowhere:$tmp/good" "$RAPPORT" eval 'crm.good.double(2)' 2>&1)

@@ -1,5 +1,5 @@
 /*
- * fuzz_vcard.c — libFuzzer target for the vCard reader (core/cli/vcard.c): any bytes either
+ * fuzz_vcard.c — libFuzzer target for the vCard reader (plugins/operational/vcard.c): any bytes either
  * parse into cards whose values are UTF-8 text, or are refused with a reason that starts with
  * the line ("line N: …"); and a card written out and read back is read the same way ever
  * after (one round of writing is a fixed point), with exactly one card each time.
@@ -41,11 +41,11 @@ static json_t *rewrite(json_t *card)
     char *text = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
-    rp_vcard_write(f, card, "urn:fuzz:1");
+    op_vcard_write(f, card, "urn:fuzz:1");
     fclose(f);
     got_t g = {json_array()};
     char why[256];
-    if (rp_vcard_parse(text, len, keep, &g, why, sizeof why) != 0 ||
+    if (op_vcard_parse(text, len, keep, &g, why, sizeof why) != 0 ||
         json_array_size(g.cards) != 1)
         __builtin_trap();
     free(text);
@@ -58,7 +58,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     got_t g = {json_array()};
     char why[256] = "";
-    int rc = rp_vcard_parse((const char *)data, size, keep, &g, why, sizeof why);
+    int rc = op_vcard_parse((const char *)data, size, keep, &g, why, sizeof why);
     if (rc != 0 && strncmp(why, "line ", 5) != 0)
         __builtin_trap();
     size_t i;

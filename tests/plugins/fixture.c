@@ -3,6 +3,7 @@
  * built to be loaded or refused for one reason (see tests/plugins/CMakeLists.txt).
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "rapport_plugin.h"
@@ -68,6 +69,119 @@ static int hello(rapport_host *h, const rapport_api *api, int argc, char **argv,
 #endif
 
 #if FIXTURE_GOOD
+/* crm.good.dec(op, …): the host's time and decimal functions, as a plugin calls them; a
+ * refusal is raised with the host's message. Arguments come as a JSON array of scalars. */
+static int raise(rapport_host *h, const rapport_api *api, char *err, size_t errlen)
+{
+    snprintf(err, errlen, "%s", api->last_error(h));
+    return RAPPORT_EINVAL;
+}
+
+static int dec(rapport_host *h, const rapport_api *api, const char *args, char **result,
+               void *ud, char *err, size_t errlen)
+{
+    char op[16] = "", a[64] = "", b[64] = "", out[64];
+    int x = 0, y = 0, z = 0;
+    int64_t p = 0, q = 0, r = 0;
+    if (sscanf(args, "[\"%15[^\"]\",\"%63[^\"]\",%d,\"%63[^\"]\",%d,%d]", op, a, &x, b, &y,
+               &z) == 6 && strcmp(op, "mul") == 0) {
+        if (api->dec_parse(h, a, x, &p) || api->dec_parse(h, b, y, &q) ||
+            api->dec_mul(h, p, x, q, y, z, &r) || api->dec_format(h, r, z, out, sizeof out))
+            return raise(h, api, err, errlen);
+    } else if (sscanf(args, "[\"%15[^\"]\",\"%63[^\"]\",\"%63[^\"]\",%d]", op, a, b, &x) == 4 &&
+               strcmp(op, "add") == 0) {
+        if (api->dec_parse(h, a, x, &p) || api->dec_parse(h, b, x, &q) ||
+            api->dec_add(h, p, q, &r) || api->dec_format(h, r, x, out, sizeof out))
+            return raise(h, api, err, errlen);
+    } else if (sscanf(args, "[\"%15[^\"]\",\"%63[^\"]\",%d,\"%63[^\"]\",%d]", op, a, &x, b,
+                      &y) == 5 && strcmp(op, "cmp") == 0) {
+        if (api->dec_parse(h, a, x, &p) || api->dec_parse(h, b, y, &q))
+            return raise(h, api, err, errlen);
+        snprintf(out, sizeof out, "%d", api->dec_cmp(p, x, q, y));
+        *result = api->strdup(out);
+        return 0;
+    } else if (sscanf(args, "[\"%15[^\"]\",\"%63[^\"]\",%d]", op, a, &x) == 3 &&
+               strcmp(op, "parse") == 0) {
+        if (api->dec_parse(h, a, x, &p) || api->dec_format(h, p, x, out, sizeof out))
+            return raise(h, api, err, errlen);
+    } else if (sscanf(args, "[\"%15[^\"]\",\"%63[^\"]\"]", op, a) == 2 &&
+               strcmp(op, "time") == 0) {
+        if (api->time_parse(h, a, &p) || api->time_format(h, p, out))
+            return raise(h, api, err, errlen);
+    } else if (sscanf(args, "[\"%15[^\"]\",\"%63[^\"]\"]", op, a) == 2 &&
+               strcmp(op, "delay") == 0) {
+        if (api->delay_parse(h, a, &p))
+            return raise(h, api, err, errlen);
+        snprintf(out, sizeof out, "%lld", (long long)p);
+        *result = api->strdup(out);
+        return 0;
+    } else if (sscanf(args, "[\"%15[^\"]\",%lld]", op, (long long *)&p) == 2 &&
+               strcmp(op, "fmt") == 0) {
+        if (api->time_format(h, p, out))
+            return raise(h, api, err, errlen);
+    } else {
+        snprintf(err, errlen, "dec: unknown call %s", args);
+        return RAPPORT_EINVAL;
+    }
+    char json[80];
+    snprintf(json, sizeof json, "\"%s\"", out);
+    *result = api->strdup(json);
+    return 0;
+}
+
+/* Format "goodlist" (files ending .good): one good_item name a line. */
+static int goodlist_write(rapport_host *h, const rapport_api *api, rapport_export *x,
+                          char **out, void *ud, char *err, size_t errlen)
+{
+    if (x->phase == RAPPORT_EXPORT_BEGIN) {
+        if (!strstr(x->fields, "\"name\":")) {
+            snprintf(err, errlen, "goodlist is for things with a name: %s has none", x->entity);
+            return RAPPORT_EINVAL;
+        }
+        *out = api->strdup("# goodlist\n");
+    } else if (x->phase == RAPPORT_EXPORT_RECORD) {
+        const char *n = strstr(x->record, "\"name\":\"");
+        if (!n)
+            return 0; /* left out */
+        n += 8;
+        size_t len = strcspn(n, "\"");
+        char *line = malloc(len + 2);
+        memcpy(line, n, len);
+        memcpy(line + len, "\n", 2);
+        *out = line;
+    } else if (!x->failed) {
+        *out = api->strdup("# end\n");
+    }
+    return 0;
+}
+
+static int goodlist_read(rapport_host *h, const rapport_api *api, const char *entity,
+                         const char *text, size_t len, rapport_sink_fn sink, void *sink_ud,
+                         void *ud, char *err, size_t errlen)
+{
+    long line = 0;
+    for (const char *p = text; p < text + len; p += strcspn(p, "\n") + 1) {
+        line++;
+        size_t n = strcspn(p, "\n");
+        if (*p == '#' || n == 0)
+            continue;
+        if (n > 200 || memchr(p, '"', n)) {
+            snprintf(err, errlen, "line %ld: not a name", line);
+            return RAPPORT_EINVAL;
+        }
+        char rec[256];
+        snprintf(rec, sizeof rec, "{\"name\": \"%.*s\", \"colour\": \"red\"}", (int)n, p);
+        if (sink(sink_ud, rec, line))
+            break;
+    }
+    return 0;
+}
+
+static const rapport_format goodlist = {"goodlist", ".good .goods", "one name a line",
+                                        goodlist_read, goodlist_write};
+#endif
+
+#if FIXTURE_GOOD
 static int good_init(rapport_host *h, const rapport_api *api, char *err, size_t errlen)
 {
     api->log(h, RAPPORT_LOG_INFO, "init good");
@@ -79,7 +193,10 @@ static int good_init(rapport_host *h, const rapport_api *api, char *err, size_t 
     if (api->hook(h, "good_item", RAPPORT_CREATE, 0, capitalise, NULL) ||
         api->on(h, "seen", "good_item.created", seen, NULL) ||
         api->job(h, "good.tick", tick, NULL) || api->lua_function(h, "double", twice, NULL) ||
-        api->command(h, "hello", "say hello", hello, NULL))
+        api->command(h, "hello", "say hello", hello, NULL) ||
+        api->lua_function(h, "dec", dec, NULL))
+        goto fail;
+    if (RAPPORT_HAS(api, format) && api->format(h, &goodlist, NULL))
         goto fail;
     return 0;
 fail:

@@ -261,6 +261,146 @@ static void test_failed_init_is_rolled_back(void **state)
     cleanup();
 }
 
+/* Evaluates @p code and checks it gives the JSON @p want (or fails with @p want in its message). */
+static void check_eval(rp_lua_t *l, const char *code, const char *want, bool fails)
+{
+    json_t *res = NULL;
+    rp_error_t err = {0};
+    int rc = rp_lua_eval(l, code, "t", &res, &err);
+    if (fails) {
+        assert_int_equal(rc, RP_EINVAL);
+        assert_contains(err.msg, want);
+        return;
+    }
+    if (rc)
+        fail_msg("%s: %s", code, err.msg);
+    char *got = json_dumps(json_array_get(res, 0), JSON_ENCODE_ANY);
+    assert_string_equal(got, want);
+    free(got);
+    json_decref(res);
+}
+
+static void test_api_time_and_decimals(void **state)
+{
+    (void)state;
+    rp_store_t *s = test_open();
+    rp_sched_opts_t so = {.virtual_clock = true, .start_ms = 1767225600000};
+    rp_sched_t *e = rp_sched_new(s, &so);
+    const char *names[] = {"good", NULL};
+    rp_plugins_t *p = NULL;
+    rp_error_t err = {0};
+    assert_int_equal(load(s, e, names, false, &p, &err), 0);
+    rp_lua_opts_t lo = {.ext = rp_plugins_lua(p)};
+    rp_lua_t *l = rp_lua_new(s, e, &lo, &err);
+    assert_non_null(l);
+    /* Decimals round trip exactly, negative ones and trailing zeros past the scale too. */
+    check_eval(l, "crm.good.dec('parse', '12.5', 2)", "\"12.50\"", false);
+    check_eval(l, "crm.good.dec('parse', '-0.07', 2)", "\"-0.07\"", false);
+    check_eval(l, "crm.good.dec('parse', '-.5', 3)", "\"-0.500\"", false);
+    check_eval(l, "crm.good.dec('parse', '+7.1000', 1)", "\"7.1\"", false);
+    check_eval(l, "crm.good.dec('parse', '-9223372036854775807', 0)", "\"-9223372036854775807\"",
+               false);
+    check_eval(l, "crm.good.dec('parse', '92233720368547758.07', 2)", "\"92233720368547758.07\"",
+               false);
+    /* What is refused says why. */
+    check_eval(l, "crm.good.dec('parse', '1.234', 2)", "decimal \"1.234\" has more than 2 decimal "
+                                                       "places", true);
+    check_eval(l, "crm.good.dec('parse', '92233720368547758.08', 2)",
+               "decimal \"92233720368547758.08\" is out of range at scale 2", true);
+    check_eval(l, "crm.good.dec('parse', '99999999999999999999', 0)", "is out of range", true);
+    check_eval(l, "crm.good.dec('parse', '1.', 2)", "\"1.\" is not a decimal number", true);
+    check_eval(l, "crm.good.dec('parse', '1e3', 2)", "\"1e3\" is not a decimal number", true);
+    check_eval(l, "crm.good.dec('parse', '5', 19)", "scale 19 is not between 0 and 18", true);
+    /* Products round half away from zero; sums and products that overflow are refused. */
+    check_eval(l, "crm.good.dec('mul', '1.005', 3, '1', 0, 2)", "\"1.01\"", false);
+    check_eval(l, "crm.good.dec('mul', '-1.005', 3, '1', 0, 2)", "\"-1.01\"", false);
+    check_eval(l, "crm.good.dec('mul', '2.5', 3, '19.99', 2, 2)", "\"49.98\"", false);
+    check_eval(l, "crm.good.dec('mul', '3', 0, '0.5', 1, 3)", "\"1.500\"", false);
+    check_eval(l, "crm.good.dec('mul', '9223372036854775807', 0, '2', 0, 0)",
+               "the product is out of range", true);
+    check_eval(l, "crm.good.dec('add', '0.10', '0.20', 2)", "\"0.30\"", false);
+    check_eval(l, "crm.good.dec('add', '-5', '3.25', 2)", "\"-1.75\"", false);
+    check_eval(l, "crm.good.dec('add', '92233720368547758.07', '0.01', 2)",
+               "the sum is out of range", true);
+    check_eval(l, "crm.good.dec('cmp', '1.50', 2, '1.5', 1)", "0", false);
+    check_eval(l, "crm.good.dec('cmp', '-2', 0, '-1.999', 3)", "-1", false);
+    check_eval(l, "crm.good.dec('cmp', '0.001', 3, '0', 0)", "1", false);
+    /* Times: any ISO-8601 offset in, the store's UTC form out; delays. */
+    check_eval(l, "crm.good.dec('time', '2026-01-01T01:30+01:30')", "\"2026-01-01T00:00:00.000Z\"",
+               false);
+    check_eval(l, "crm.good.dec('time', '2024-02-29')", "\"2024-02-29T00:00:00.000Z\"", false);
+    check_eval(l, "crm.good.dec('time', '2023-02-29')", "\"2023-02-29\" is not an ISO-8601", true);
+    check_eval(l, "crm.good.dec('fmt', -1)", "\"1969-12-31T23:59:59.999Z\"", false);
+    check_eval(l, "crm.good.dec('fmt', 253402300800000)", "outside the years 0 to 9999", true);
+    check_eval(l, "crm.good.dec('delay', '1h30m')", "5400000", false);
+    check_eval(l, "crm.good.dec('delay', '3 days')", "delay \"3 days\" at position 1", true);
+    rp_lua_free(l);
+    rp_plugins_unload(p);
+    rp_sched_free(e);
+    rp_store_close(s);
+    cleanup();
+}
+
+static void test_formats(void **state)
+{
+    (void)state;
+    rp_store_t *s = test_open();
+    rp_sched_opts_t so = {.virtual_clock = true, .start_ms = 1767225600000};
+    rp_sched_t *e = rp_sched_new(s, &so);
+    const char *names[] = {"good", NULL};
+    rp_plugins_t *p = NULL;
+    rp_error_t err = {0};
+    assert_int_equal(load(s, e, names, false, &p, &err), 0);
+    /* Found by name, by a file's ending in any case, and listed after the engine's own. */
+    assert_string_equal(rp_plugins_format(p, "goodlist", NULL, true), "goodlist");
+    assert_string_equal(rp_plugins_format(p, NULL, "/x/names.GOODS", false), "goodlist");
+    assert_null(rp_plugins_format(p, NULL, "names.txt", true));
+    assert_null(rp_plugins_format(p, "vcf", NULL, true));
+    char list[128];
+    rp_plugins_format_names(p, false, list, sizeof list);
+    assert_string_equal(list, " and goodlist");
+    json_t *d = rp_plugins_describe(p);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(json_array_get(d, 0),
+                                                                         "formats"), 0)),
+                        "goodlist (import, export)");
+    json_decref(d);
+    /* An export: head, each record (or none), tail. */
+    json_t *fields = J("{\"name\": {\"type\": \"text\"}}");
+    rp_export_t *x = NULL;
+    char *head = NULL, *text = NULL, *tail = NULL;
+    assert_int_equal(rp_plugins_export_begin(p, "goodlist", "good_item", fields, false, &x, &head,
+                                             &err), 0);
+    assert_string_equal(head, "# goodlist\n");
+    json_t *rec = J("{\"id\": 1, \"name\": \"Widget\"}");
+    assert_int_equal(rp_plugins_export_record(x, rec, &text, &err), 0);
+    assert_string_equal(text, "Widget\n");
+    free(text);
+    json_decref(rec);
+    rec = J("{\"id\": 2}");
+    assert_int_equal(rp_plugins_export_record(x, rec, &text, &err), 0);
+    assert_null(text);
+    json_decref(rec);
+    assert_int_equal(rp_plugins_export_end(x, false, &tail, &err), 0);
+    assert_string_equal(tail, "# end\n");
+    free(head);
+    free(tail);
+    json_decref(fields);
+    /* The format refuses an entity it does not fit, with its own words. */
+    fields = J("{\"title\": {\"type\": \"text\"}}");
+    assert_int_equal(rp_plugins_export_begin(p, "goodlist", "memo", fields, false, &x, &head,
+                                             &err), RP_EINVAL);
+    assert_null(x);
+    assert_contains(err.msg, "goodlist is for things with a name: memo has none");
+    json_decref(fields);
+    assert_int_equal(rp_plugins_export_begin(p, "nope", "memo", NULL, false, &x, &head, &err),
+                     RP_ENOTFOUND);
+    assert_contains(err.msg, "no plugin writes format \"nope\"");
+    rp_plugins_unload(p);
+    rp_sched_free(e);
+    rp_store_close(s);
+    cleanup();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -268,6 +408,8 @@ int main(void)
         cmocka_unit_test(test_dependency_order_and_fini_in_reverse),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_failed_init_is_rolled_back),
+        cmocka_unit_test(test_api_time_and_decimals),
+        cmocka_unit_test(test_formats),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -39,7 +39,8 @@ int rp_plugins_count(const rp_plugins_t *p);
 
 /**
  * What `rapport plugins` shows: an array (owned) of {"name","version","abi","file",
- * "description","requires","entities","hooks","handlers","jobs","schedules","lua","commands"}.
+ * "description","requires","entities","hooks","handlers","jobs","schedules","lua","commands",
+ * "routes","formats"}.
  */
 json_t *rp_plugins_describe(const rp_plugins_t *p);
 
@@ -67,5 +68,53 @@ int rp_plugins_command_as(rp_plugins_t *p, const rp_ctx_t *caller, int argc, cha
  */
 int rp_plugins_route(void *ud, const char *name, const rp_http_request_t *req, int *status,
                      char **body, rp_error_t *err);
+
+/* ---- import and export formats the plugins registered ---------------------------------- */
+
+/**
+ * The name of the format plugins registered as @p name, or, when @p name is NULL, the one whose
+ * file endings match @p path ("cards.VCF" -> "vcf"); with @p for_import, only formats that
+ * read, else only those that write. Borrowed (valid until rp_plugins_unload), or NULL.
+ */
+const char *rp_plugins_format(const rp_plugins_t *p, const char *name, const char *path,
+                              bool for_import);
+
+/**
+ * Writes the names of the formats that read (@p for_import) or write into @p buf as a list
+ * to append to the engine's own: ", vcf and ics" (or "" when there are none).
+ */
+void rp_plugins_format_names(const rp_plugins_t *p, bool for_import, char *buf, size_t cap);
+
+/** Takes one record an import format read (owned by the caller); non-zero stops the read. */
+typedef int (*rp_format_sink_fn)(void *ud, json_t *record, long line);
+
+/**
+ * Reads the @p len bytes of @p text (NUL-ended) with format @p format for an import into
+ * @p entity, handing each record to @p sink. RP_EINVAL with the format's message ("line 1: …").
+ */
+int rp_plugins_import(rp_plugins_t *p, const char *format, const char *entity,
+                      const char *text, size_t len, rp_format_sink_fn sink, void *ud,
+                      rp_error_t *err);
+
+/** One export through a plugin's format, between rp_plugins_export_begin() and _end(). */
+typedef struct rp_export rp_export_t;
+
+/**
+ * Starts exporting @p entity (whose visible @p fields are given, borrowed) with @p format:
+ * *head gets the text to write first (owned, free(); may be NULL). @p filtered says the caller
+ * chose the records. RP_EINVAL when the format refuses the entity; then *x is NULL.
+ */
+int rp_plugins_export_begin(rp_plugins_t *p, const char *format, const char *entity,
+                            json_t *fields, bool filtered, rp_export_t **x, char **head,
+                            rp_error_t *err);
+
+/** The text of @p record (owned, free()), or *text NULL when the format leaves it out. */
+int rp_plugins_export_record(rp_export_t *x, json_t *record, char **text, rp_error_t *err);
+
+/**
+ * Ends the export and frees @p x: *tail gets the text to write last (owned, free(); NULL when
+ * @p failed, the export having stopped early).
+ */
+int rp_plugins_export_end(rp_export_t *x, bool failed, char **tail, rp_error_t *err);
 
 #endif

@@ -187,10 +187,7 @@ void rp_sched_kick(rp_sched_t *e);
 /** Asks a running rp_sched_serve() to return after the current handler. Safe from a handler. */
 void rp_sched_stop(rp_sched_t *e);
 
-/**
- * Parses a delay such as "90s", "15m", "24h", "3d", "2w" or "500ms" (also combined: "1h30m")
- * into milliseconds. RP_EINVAL with the position of the bad part.
- */
-int rp_parse_delay(const char *text, int64_t *ms, rp_error_t *err);
+/* rp_parse_delay() lives in rapport/time.h. */
+#include "rapport/time.h"
 
 #endif

@@ -2,8 +2,8 @@
  * vcard.h — reading and writing vCards (RFC 2426 version 3.0, RFC 6350 version 4.0): small and
  * ours, so it has a fuzz target (tests/fuzz/fuzz_vcard.c).
  */
-#ifndef RAPPORT_VCARD_H
-#define RAPPORT_VCARD_H
+#ifndef OPERATIONAL_VCARD_H
+#define OPERATIONAL_VCARD_H
 
 #include <stddef.h>
 #include <stdio.h>
@@ -16,17 +16,17 @@
  * address, city, country, website, note), each present only when the card has it; @p line is
  * the line of its BEGIN:VCARD. Return non-zero to stop.
  */
-typedef int (*rp_vcard_fn)(void *ud, json_t *card, long line);
+typedef int (*op_vcard_fn)(void *ud, json_t *card, long line);
 
 /**
  * Reads every card of the @p len bytes at @p text (unfolded, unescaped, any line ending).
  * Returns 0, or -1 with @p why (line and reason) when the text is not vCard: a card without
  * END, a line without a colon, a version other than 2.1, 3.0 or 4.0.
  */
-int rp_vcard_parse(const char *text, size_t len, rp_vcard_fn fn, void *ud, char *why,
+int op_vcard_parse(const char *text, size_t len, op_vcard_fn fn, void *ud, char *why,
                    size_t wlen);
 
 /** Writes @p rec (a person record, as above) as one vCard 4.0 with UID @p uid. */
-void rp_vcard_write(FILE *f, json_t *rec, const char *uid);
+void op_vcard_write(FILE *f, json_t *rec, const char *uid);
 
 #endif

@@ -210,7 +210,7 @@ static bool qp_line(const char *line)
     return false;
 }
 
-int rp_vcard_parse(const char *text, size_t len, rp_vcard_fn fn, void *ud, char *why,
+int op_vcard_parse(const char *text, size_t len, op_vcard_fn fn, void *ud, char *why,
                    size_t wlen)
 {
     buf_t line = {0};
@@ -394,7 +394,7 @@ static void comp(buf_t *b, const char *v)
     }
 }
 
-void rp_vcard_write(FILE *f, json_t *rec, const char *uid)
+void op_vcard_write(FILE *f, json_t *rec, const char *uid)
 {
     fputs("BEGIN:VCARD\r\nVERSION:4.0\r\n", f);
     const char *first = str(rec, "first_name"), *last = str(rec, "last_name");

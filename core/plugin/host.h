@@ -1,0 +1,83 @@
+/*
+ * host.h — what the plugin host's two files share (core/plugin/ only): one loaded plugin, one
+ * registration whose callback comes back through the host, and the set of loaded plugins.
+ */
+#ifndef RP_PLUGIN_HOST_H
+#define RP_PLUGIN_HOST_H
+
+#include <stdbool.h>
+
+#include "rapport/log.h"
+#include "rapport/store.h"
+#include "rapport/plugin.h"
+#include "rapport_plugin.h"
+
+typedef struct reg reg_t;
+
+/* One loaded (or loading) plugin. */
+struct rapport_host {
+    rp_plugins_t *P;
+    void *dl;
+    const rapport_plugin *desc;
+    char *file, *dir, *scripts;
+    char owner[96];
+    char actor[96];
+    rp_ctx_t ctx;
+    char last_error[512];
+    int last_rc;                /* the code of the last host call (a route reads it) */
+    bool inited;
+    int order;                  /* position in init order */
+    /* What it registered, for `rapport plugins` and for undoing. */
+    json_t *entities, *hooks, *handlers, *jobs, *schedules, *lua, *commands, *routes, *formats;
+};
+
+/* A registration whose callback comes back through the host. */
+struct reg {
+    reg_t *next;
+    rapport_host *h;
+    int kind; /* 0 hook, 1 batch hook, 2 event, 3 job, 4 lua, 5 command, 6 route, 7 format */
+    union {
+        rapport_hook_fn hook;
+        rapport_event_fn event;
+        rapport_job_fn job;
+        rapport_lua_fn lua;
+        rapport_command_fn command;
+        rapport_route_fn route;
+    } fn;
+    void *ud;
+    char name[160];
+    char help[160];
+    rp_lua_ext_t ext; /* for kind 4 */
+    /* For kind 7, a file format: its reader and writer, and its file endings. */
+    rapport_import_fn reader;
+    rapport_export_fn writer;
+    char exts[96];
+};
+
+struct rp_plugins {
+    rp_store_t *s;
+    rp_sched_t *e;
+    rp_plugins_opts_t o;
+    rapport_host **list;
+    int n;
+    reg_t *regs;
+    const char **script_dirs;
+    rp_lua_ext_t *ext_head;
+};
+
+/** The host function table every plugin gets (api.c). */
+extern const rapport_api rp__plugin_api;
+
+/**
+ * The context a plugin acts with for @p caller: its own, unless the caller acts for a user
+ * (`--as`, a user's Lua), whose actor and permissions it then takes on.
+ */
+rp_ctx_t rp__plugin_as_caller(const rapport_host *h, const rp_ctx_t *caller);
+
+/** A new registration of @p h, linked into its plugin set (api.c). NULL when out of memory. */
+reg_t *rp__plugin_reg(rapport_host *h, int kind, void *ud, const char *name);
+
+/** api->format (formats.c). */
+int rp__plugin_format(rapport_host *h, const rapport_format *f, void *ud);
+
+#endif
