@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "rapport/decimal.h"
 
 #define MAX_TEXT (1 << 20) /* One mebibyte per text value. */
 
@@ -102,64 +103,6 @@ static bool parse_int(const char *s, int64_t *out)
         return false;
     *out = neg ? (int64_t)(0 - v) : (int64_t)v;
     return true;
-}
-
-/* Parses a decimal written as [+-]digits[.digits] with at most @p scale decimals into an
- * integer scaled by 10^scale. Returns 0, or -1 for a bad form, -2 for too many decimals,
- * -3 for overflow. */
-static int parse_decimal(const char *s, int scale, int64_t *out)
-{
-    const char *p = s;
-    bool neg = false;
-    if (*p == '+' || *p == '-')
-        neg = *p++ == '-';
-    if (!isdigit((unsigned char)*p) && !(*p == '.' && isdigit((unsigned char)p[1])))
-        return -1;
-    uint64_t v = 0;
-    const uint64_t lim = UINT64_C(9223372036854775807);
-    for (; isdigit((unsigned char)*p); p++) {
-        if (v > (lim - (unsigned)(*p - '0')) / 10)
-            return -3;
-        v = v * 10 + (unsigned)(*p - '0');
-    }
-    int decs = 0;
-    if (*p == '.') {
-        p++;
-        if (!isdigit((unsigned char)*p))
-            return -1;
-        for (; isdigit((unsigned char)*p); p++) {
-            if (decs == scale) {
-                if (*p != '0')
-                    return -2;
-                continue; /* Trailing zeros past the scale are harmless. */
-            }
-            if (v > (lim - (unsigned)(*p - '0')) / 10)
-                return -3;
-            v = v * 10 + (unsigned)(*p - '0');
-            decs++;
-        }
-    }
-    if (*p)
-        return -1;
-    for (; decs < scale; decs++) {
-        if (v > lim / 10)
-            return -3;
-        v *= 10;
-    }
-    *out = neg ? -(int64_t)v : (int64_t)v;
-    return 0;
-}
-
-static void format_decimal(int64_t v, int scale, char *out, size_t cap)
-{
-    uint64_t a = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-    uint64_t p10 = 1;
-    for (int i = 0; i < scale; i++)
-        p10 *= 10;
-    if (scale == 0)
-        snprintf(out, cap, "%s%" PRIu64, v < 0 ? "-" : "", a);
-    else
-        snprintf(out, cap, "%s%" PRIu64 ".%0*" PRIu64, v < 0 ? "-" : "", a / p10, scale, a % p10);
 }
 
 /* ---- text kinds ------------------------------------------------------------------------- */
@@ -297,7 +240,7 @@ int rp__value_canon(const char *entity, const rp__field_t *f, json_t *in, json_t
         int r;
         if (json_is_integer(in)) {
             snprintf(buf, sizeof buf, "%" JSON_INTEGER_FORMAT, json_integer_value(in));
-            r = parse_decimal(buf, f->scale, &v);
+            r = rp_dec_read(buf, f->scale, &v);
         } else if (json_is_real(in)) {
             /* A JSON number reaches us as a double. Its shortest round-trip form is the
              * literal the sender wrote whenever that had at most 15 significant digits;
@@ -308,25 +251,25 @@ int rp__value_canon(const char *entity, const rp__field_t *f, json_t *in, json_t
                 strchr(buf, 'i'))
                 return bad(err, RP_C_TYPE, entity, f, in,
                            "an exact decimal (send more than 15 digits as a string)");
-            r = parse_decimal(buf, f->scale, &v);
+            r = rp_dec_read(buf, f->scale, &v);
         } else if (str) {
             char *t = trimmed(str, json_string_length(in));
             if (!t)
                 return rp_error_set(err, RP_ENOMEM, 0, "out of memory");
-            r = parse_decimal(t, f->scale, &v);
+            r = rp_dec_read(t, f->scale, &v);
             free(t);
         } else {
-            r = -1;
+            r = RP_DEC_BAD;
         }
-        if (r == -2) {
+        if (r == RP_DEC_PLACES) {
             char why[64];
             snprintf(why, sizeof why, "a decimal with at most %d decimal places", f->scale);
             return bad(err, RP_C_TYPE, entity, f, in, why);
         }
         if (r)
             return bad(err, RP_C_TYPE, entity, f, in,
-                       r == -3 ? "a decimal in range" : "a decimal number");
-        format_decimal(v, f->scale, buf, sizeof buf);
+                       r == RP_DEC_RANGE ? "a decimal in range" : "a decimal number");
+        rp_dec_format(v, f->scale, buf, sizeof buf);
         *out = json_string(buf);
         return 0;
     }
@@ -466,7 +409,7 @@ int rp__value_bind(rp_db_stmt_t *st, int idx, const rp__field_t *f, json_t *v)
         return rp_db_bind_int(st, idx, json_is_true(v));
     case RP_T_DECIMAL: {
         int64_t x = 0;
-        parse_decimal(json_string_value(v), f->scale, &x);
+        rp_dec_read(json_string_value(v), f->scale, &x);
         return rp_db_bind_int(st, idx, x);
     }
     case RP_T_JSON: {
@@ -492,7 +435,7 @@ json_t *rp__value_column(rp_db_stmt_t *st, int col, const rp__field_t *f)
         return json_boolean(rp_db_col_int(st, col) != 0);
     case RP_T_DECIMAL: {
         char buf[40];
-        format_decimal(rp_db_col_int(st, col), f->scale, buf, sizeof buf);
+        rp_dec_format(rp_db_col_int(st, col), f->scale, buf, sizeof buf);
         return json_string(buf);
     }
     case RP_T_JSON: {

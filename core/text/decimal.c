@@ -29,6 +29,48 @@ static bool in_range(wide_t v)
     return v <= INT64_MAX && v >= -(wide_t)INT64_MAX;
 }
 
+int rp_dec_read(const char *text, int scale, int64_t *out)
+{
+    if (!text || !scale_ok(scale))
+        return RP_DEC_BAD;
+    const char *p = text;
+    bool neg = false;
+    if (*p == '+' || *p == '-')
+        neg = *p++ == '-';
+    if (!isdigit((unsigned char)*p) && !(*p == '.' && isdigit((unsigned char)p[1])))
+        return RP_DEC_BAD;
+    wide_t v = 0;
+    int decs = 0;
+    for (; isdigit((unsigned char)*p); p++) {
+        v = v * 10 + (*p - '0');
+        if (v > INT64_MAX)
+            return RP_DEC_RANGE;
+    }
+    if (*p == '.') {
+        p++;
+        if (!isdigit((unsigned char)*p))
+            return RP_DEC_BAD;
+        for (; isdigit((unsigned char)*p); p++) {
+            if (decs == scale) {
+                if (*p != '0')
+                    return RP_DEC_PLACES;
+                continue; /* Trailing zeros past the scale are harmless. */
+            }
+            v = v * 10 + (*p - '0');
+            decs++;
+            if (v > INT64_MAX)
+                return RP_DEC_RANGE;
+        }
+    }
+    if (*p)
+        return RP_DEC_BAD;
+    v *= pow10w(scale - decs);
+    if (v > INT64_MAX)
+        return RP_DEC_RANGE;
+    *out = (int64_t)(neg ? -v : v);
+    return RP_DEC_OK;
+}
+
 int rp_dec_parse(const char *text, int scale, int64_t *out, rp_error_t *err)
 {
     if (!text)
@@ -36,50 +78,19 @@ int rp_dec_parse(const char *text, int scale, int64_t *out, rp_error_t *err)
     if (!scale_ok(scale))
         return rp_error_set(err, RP_EINVAL, RP_C_TYPE, "scale %d is not between 0 and %d",
                             scale, RP_DEC_MAX_SCALE);
-    const char *p = text;
-    bool neg = false;
-    if (*p == '+' || *p == '-')
-        neg = *p++ == '-';
-    if (!isdigit((unsigned char)*p) && !(*p == '.' && isdigit((unsigned char)p[1])))
-        goto bad;
-    wide_t v = 0;
-    int decs = 0;
-    for (; isdigit((unsigned char)*p); p++) {
-        v = v * 10 + (*p - '0');
-        if (v > INT64_MAX)
-            goto range;
+    switch (rp_dec_read(text, scale, out)) {
+    case RP_DEC_OK:
+        return 0;
+    case RP_DEC_PLACES:
+        return rp_error_set(err, RP_EINVAL, RP_C_TYPE,
+                            "decimal \"%.40s\" has more than %d decimal places", text, scale);
+    case RP_DEC_RANGE:
+        return rp_error_set(err, RP_EINVAL, RP_C_TYPE,
+                            "decimal \"%.40s\" is out of range at scale %d", text, scale);
+    default:
+        return rp_error_set(err, RP_EINVAL, RP_C_TYPE,
+                            "\"%.40s\" is not a decimal number (write e.g. 12.50 or -3)", text);
     }
-    if (*p == '.') {
-        p++;
-        if (!isdigit((unsigned char)*p))
-            goto bad;
-        for (; isdigit((unsigned char)*p); p++) {
-            if (decs == scale) {
-                if (*p != '0')
-                    return rp_error_set(err, RP_EINVAL, RP_C_TYPE,
-                                        "decimal \"%.40s\" has more than %d decimal places",
-                                        text, scale);
-                continue; /* Trailing zeros past the scale are harmless. */
-            }
-            v = v * 10 + (*p - '0');
-            decs++;
-            if (v > INT64_MAX)
-                goto range;
-        }
-    }
-    if (*p)
-        goto bad;
-    v *= pow10w(scale - decs);
-    if (v > INT64_MAX)
-        goto range;
-    *out = (int64_t)(neg ? -v : v);
-    return 0;
-bad:
-    return rp_error_set(err, RP_EINVAL, RP_C_TYPE,
-                        "\"%.40s\" is not a decimal number (write e.g. 12.50 or -3)", text);
-range:
-    return rp_error_set(err, RP_EINVAL, RP_C_TYPE,
-                        "decimal \"%.40s\" is out of range at scale %d", text, scale);
 }
 
 int rp_dec_format(int64_t v, int scale, char *out, size_t cap)

@@ -25,6 +25,12 @@
  */
 int rp_dec_parse(const char *text, int scale, int64_t *out, rp_error_t *err);
 
+/** What rp_dec_read() found. */
+enum { RP_DEC_OK, RP_DEC_BAD, RP_DEC_PLACES, RP_DEC_RANGE };
+/** As rp_dec_parse() without a message: RP_DEC_OK, or which of the three refusals (a bad
+ *  scale or no text is RP_DEC_BAD), for a caller that words the refusal itself. */
+int rp_dec_read(const char *text, int scale, int64_t *out);
+
 /**
  * Writes @p v at @p scale ("-12.50") into @p out of @p cap bytes (RP_DEC_LEN is enough).
  * @return 0, or RP_EINVAL for a scale outside 0–RP_DEC_MAX_SCALE or a buffer too small.
