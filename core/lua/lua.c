@@ -17,6 +17,7 @@
 #include <lualib.h>
 
 #include "lua_internal.h"
+#include "rapport/time.h"
 
 #define HOOK_EVERY 1000       /* instructions between two budget checks */
 
@@ -875,13 +876,7 @@ void rp__lua_log(rp_lua_t *l, const char *level, const char *msg)
 
 void rp_lua_fmt_now(rp_lua_t *l, char out[32])
 {
-    int64_t ms = rp_store_now(l->s);
-    time_t secs = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    char buf[20];
-    strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out, 32, "%.19s.%03dZ", buf, (int)(((ms % 1000) + 1000) % 1000));
+    rp_time_format(rp_store_now(l->s), out);
 }
 
 rp_lua_t *rp_lua_new(rp_store_t *s, rp_sched_t *e, const rp_lua_opts_t *opts, rp_error_t *err)

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "rapport/log.h"
+#include "rapport/time.h"
 
 #define MSG_MAX 4096 /* a message, before and after cleaning */
 #define LINE_CAP (MSG_MAX + 256)
@@ -141,13 +142,10 @@ size_t rp_log_format(char *out, size_t cap, int64_t ms, const char *level, const
 {
     char clean[MSG_MAX];
     rp_log_clean(msg, clean, sizeof clean);
-    time_t secs = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
-    struct tm tm;
-    char when[32] = "1970-01-01T00:00:00";
-    if (gmtime_r(&secs, &tm))
-        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
-    int n = snprintf(out, cap, "%s.%03dZ %s %s %s\n", when, (int)(((ms % 1000) + 1000) % 1000),
-                     level ? level : "info", component ? component : "-", clean);
+    char when[RP_TIME_LEN];
+    rp_time_format(ms, when);
+    int n = snprintf(out, cap, "%s %s %s %s\n", when, level ? level : "info",
+                     component ? component : "-", clean);
     return n < 0 ? 0 : (size_t)n;
 }
 
