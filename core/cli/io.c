@@ -1091,6 +1091,6 @@ done:
         rc = fail("%s: %s", outp, strerror(errno));
     json_decref(schema);
     json_decref(where);
-    rp_store_close(s);
+    close_store(c, s);
     return rc;
 }

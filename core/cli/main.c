@@ -14,11 +14,13 @@
 #include <unistd.h>
 
 #include "rapport/access.h"
+#include "rapport/engine.h"
 #include "rapport/events.h"
 #include "rapport/http.h"
 #include "rapport/lua.h"
 #include "rapport/plugin.h"
 #include "rapport/sched.h"
+#include "rapport/settings.h"
 #include "rapport/store.h"
 #include "rapport/webhook.h"
 
@@ -51,28 +53,6 @@ int usage_error(const char *cmd, const char *fmt, ...)
     else
         fprintf(stderr, "run `rapport --help` for the commands\n");
     return EXIT_USAGE;
-}
-
-int open_store(cli_t *c, bool create, rp_store_t **s)
-{
-    rp_store_opts_t o = {.sync_full = c->sync_full, .must_exist = !create};
-    rp_error_t err = {0};
-    if (rp_store_open(c->db, &o, s, &err) != 0) {
-        fail("%s", err.msg);
-        return EXIT_FAIL;
-    }
-    /* --as NAME: everything this run reads and writes obeys that user's role. */
-    if (c->as_user && !c->access) {
-        if (rp_access_of_user(*s, c->as_user, &c->access, &err)) {
-            rp_store_close(*s);
-            *s = NULL;
-            fail("--as %s: %s", c->as_user, err.msg);
-            return EXIT_FAIL;
-        }
-        snprintf(c->actor, sizeof c->actor, "user:%s", c->as_user);
-        c->ctx.access = c->access;
-    }
-    return 0;
 }
 
 void print_json(json_t *j, bool pretty)
@@ -161,141 +141,89 @@ void log_quiet(void *ud, const char *level, const char *component, const char *m
 
 /* ---- the engine as every command that writes or runs Lua opens it ------------------- */
 
-
-
-/* The limits of sandboxed scripts, from the settings lua.max_cpu_ms, lua.max_wall_ms,
- * lua.max_memory_mb and lua.max_instructions (with RAPPORT_LUA_… overrides); unset ones keep
- * the built-in defaults. */
-/* A positive whole-number setting: RAPPORT_<KEY> (dots as underscores) for this run, else the
- * database's setting, else @p def; one that is not a positive number keeps @p def, and says
- * so. */
-static int64_t config_int(rp_store_t *s, const char *key, int64_t def)
+/* The engine options of this run: its database, folders and user. */
+static rp_engine_opts_t engine_opts(cli_t *c, rp_log_fn log)
 {
-    char env[64] = "RAPPORT_";
-    size_t n = strlen(env);
-    for (const char *p = key; *p && n < sizeof env - 1; p++)
-        env[n++] = *p == '.' ? '_' : (char)toupper((unsigned char)*p);
-    env[n] = '\0';
-    const char *over = getenv(env);
-    json_t *j = NULL;
-    char *end = NULL;
-    int64_t v = def;
-    bool bad = false;
-    if (over) {
-        v = strtoll(over, &end, 10);
-        bad = end == over || *end || v <= 0;
-    } else if (rp_config_get(s, key, &j, NULL) == 0) {
-        v = json_is_integer(j) ? json_integer_value(j) : 0;
-        bad = v <= 0;
+    return (rp_engine_opts_t){.db = c->db, .sync_full = c->sync_full,
+                              .builtin_plugins = c->plugin_dirs[0],
+                              .plugin_dirs = c->plugin_dirs + 1, .script_dirs = c->script_dirs,
+                              .skip_broken = c->skip_broken, .user = c->as_user, .log = log};
+}
+
+/* Says why an engine did not open, with the way round a broken plugin or script. */
+static int engine_failed(cli_t *c, const rp_error_t *err, rp_log_fn log)
+{
+    if (!strcmp(err->field, "user"))
+        return fail("--as %s: %s", c->as_user, err->msg);
+    if (!strcmp(err->field, "scripts")) {
+        if (log != log_line)
+            return fail("a script failed to load; run with --skip-broken to go on without it, "
+                        "or see the error above");
+        return fail("%s; start with --skip-broken to run without them", err->msg);
     }
-    if (bad) {
-        fprintf(stderr, "rapport: %s = %s is not a positive number: the default applies\n",
-                over ? env : key, over ? over : "the setting");
-        v = def;
+    fail("%s", err->msg);
+    if (!strcmp(err->field, "plugins"))
+        fprintf(stderr, "rapport: (start without the broken plugin with --skip-broken)\n");
+    return EXIT_FAIL;
+}
+
+/* Takes the user the engine acts as (--as NAME) into the context of every call. */
+static void act_as(cli_t *c, rp_engine_t *en)
+{
+    c->access = rp_engine_access(en);
+    c->ctx.access = c->access;
+    if (c->as_user)
+        snprintf(c->actor, sizeof c->actor, "user:%s", c->as_user);
+}
+
+int open_store(cli_t *c, bool create, rp_store_t **s)
+{
+    rp_engine_opts_t o = engine_opts(c, log_quiet);
+    o.create = create;
+    o.bare = true;
+    rp_error_t err = {0};
+    if (c->engine)
+        return fail("the database is already open (a second open_store())");
+    if (rp_engine_open(&o, &c->engine, &err))
+        return engine_failed(c, &err, log_quiet);
+    act_as(c, c->engine);
+    *s = rp_engine_store(c->engine);
+    return 0;
+}
+
+void close_store(cli_t *c, rp_store_t *s)
+{
+    if (c->engine && rp_engine_store(c->engine) == s) {
+        rp_engine_close(c->engine);
+        c->engine = NULL;
+        c->access = NULL;
+        c->ctx.access = NULL;
     }
-    json_decref(j);
-    return v;
 }
 
-static rp_lua_opts_t script_limits(rp_store_t *s)
-{
-    static const char *const keys[] = {"lua.max_instructions", "lua.max_wall_ms",
-                                       "lua.max_memory_mb", "lua.max_cpu_ms"};
-    int64_t v[4];
-    for (int i = 0; i < 4; i++)
-        v[i] = config_int(s, keys[i], 0);
-    return (rp_lua_opts_t){.max_instructions = v[0] > 0 ? v[0] : 0,
-                           .max_wall_ms = v[1] > 0 ? v[1] : 0,
-                           .max_memory = v[2] > 0 ? (size_t)v[2] << 20 : 0,
-                           .max_cpu_ms = v[3] > 0 ? v[3] : 0};
-}
-
-/* The script folders: the default and --scripts ones, then those the plugins ship. */
-static void all_script_dirs(cli_t *c, rp_plugins_t *pl, const char **out, int cap)
-{
-    int n = 0;
-    for (int i = 0; c->script_dirs[i] && n < cap - 1; i++)
-        out[n++] = c->script_dirs[i];
-    const char *const *pd = rp_plugins_script_dirs(pl);
-    for (int i = 0; pd[i] && n < cap - 1; i++)
-        out[n++] = pd[i];
-    out[n] = NULL;
-}
-
-static int load_plugins(cli_t *c, rp_store_t *s, rp_sched_t *e, rp_log_fn log,
-                        rp_plugins_t **out, rp_error_t *err)
-{
-    /* The built-in plugins load unless the setting plugins.builtin (or for one run
-     * $RAPPORT_PLUGINS_BUILTIN) says off: the bare core, with only the entities one defines. */
-    bool builtin = true;
-    const char *env = getenv("RAPPORT_PLUGINS_BUILTIN");
-    json_t *j = NULL;
-    if (env && *env)
-        builtin = !(strcmp(env, "0") == 0 || strcmp(env, "off") == 0 || strcmp(env, "false") == 0);
-    else if (rp_config_get(s, "plugins.builtin", &j, NULL) == 0)
-        builtin = !(json_is_false(j) || (json_is_integer(j) && json_integer_value(j) == 0) ||
-                    (json_is_string(j) && (strcmp(json_string_value(j), "off") == 0 ||
-                                           strcmp(json_string_value(j), "false") == 0)));
-    json_decref(j);
-    rp_plugins_opts_t po = {.dirs = builtin ? c->plugin_dirs : c->plugin_dirs + 1,
-                            .skip_broken = c->skip_broken, .log = log};
-    return rp_plugins_load(s, e, &po, out, err);
-}
-
-
-/* The store, an engine on the real clock, the plugins and the scripts, as `serve` has them:
+/* The store, a scheduler on the real clock, the plugins and the scripts, as `serve` has them:
  * every command that writes or runs Lua opens this, so hooks apply whatever the door. */
 int env_open(cli_t *c, env_t *env, rp_log_fn log)
 {
     memset(env, 0, sizeof *env);
-    if (open_store(c, false, &env->s))
-        return EXIT_FAIL;
-    rp_sched_opts_t o = {.log = log};
-    env->e = rp_sched_new(env->s, &o);
-    if (!env->e) {
-        rp_store_close(env->s);
-        return fail("out of memory");
-    }
+    rp_engine_opts_t o = engine_opts(c, log);
     rp_error_t err = {0};
-    if (load_plugins(c, env->s, env->e, log, &env->pl, &err)) {
-        rp_sched_free(env->e);
-        rp_store_close(env->s);
-        fail("%s", err.msg);
-        fprintf(stderr, "rapport: (start without the broken plugin with --skip-broken)\n");
-        return EXIT_FAIL;
-    }
-    env->ext = rp_plugins_lua(env->pl);
-    const char *dirs[64];
-    all_script_dirs(c, env->pl, dirs, 64);
-    env->limits = script_limits(env->s);
-    env->limits.ext = env->ext;
-    env->sc = rp_scripts_load(env->s, env->e, dirs, &env->limits, log, NULL);
-    if (!env->sc) {
-        env_close(env);
-        return fail("out of memory");
-    }
-    /* A script that does not load means business rules that would not run: refuse, as for a
-     * broken plugin (the log line above names the file and line), unless told to go on. */
-    int broken = rp_scripts_broken(env->sc);
-    if (broken && !c->skip_broken) {
-        if (log != log_line)
-            fprintf(stderr, "rapport: a script failed to load; run with --skip-broken to go on "
-                            "without it, or see the error above\n");
-        else
-            fprintf(stderr, "rapport: %d script(s) failed to load (see above); start with "
-                            "--skip-broken to run without them\n", broken);
-        env_close(env);
-        return EXIT_FAIL;
-    }
+    if (rp_engine_open(&o, &env->engine, &err))
+        return engine_failed(c, &err, log);
+    act_as(c, env->engine);
+    env->s = rp_engine_store(env->engine);
+    env->e = rp_engine_sched(env->engine);
+    env->pl = rp_engine_plugins(env->engine);
+    env->sc = rp_engine_scripts(env->engine);
+    env->limits = rp_engine_lua_opts(env->engine);
+    env->ext = env->limits.ext;
     return 0;
 }
 
 void env_close(env_t *env)
 {
-    rp_scripts_free(env->sc);
-    rp_plugins_unload(env->pl);
-    rp_sched_free(env->e);
-    rp_store_close(env->s);
+    rp_engine_close(env->engine);
+    memset(env, 0, sizeof *env);
 }
 
 /* ---- commands --------------------------------------------------------------------------- */
@@ -316,7 +244,7 @@ static int cmd_init(cli_t *c, int argc, char **argv)
                RP_STORE_SCHEMA_VERSION);
     else
         printf("%s is up to date (schema version %d)\n", c->db, found);
-    rp_store_close(s);
+    close_store(c, s);
     return 0;
 }
 
@@ -390,7 +318,7 @@ static int cmd_schema(cli_t *c, int argc, char **argv)
         json_object_foreach(sch, name, d) print_schema_text(name, d);
     }
     json_decref(sch);
-    rp_store_close(s);
+    close_store(c, s);
     return rc;
 }
 
@@ -497,7 +425,7 @@ static int cmd_get(cli_t *c, int argc, char **argv)
     else
         print_json(r, true);
     json_decref(r);
-    rp_store_close(s);
+    close_store(c, s);
     return rc;
 }
 
@@ -635,7 +563,7 @@ static int cmd_find(cli_t *c, int argc, char **argv)
             json_decref(rows);
             free(next);
         }
-        rp_store_close(s);
+        close_store(c, s);
     }
     free(fcopy);
     json_decref(w);
@@ -674,7 +602,7 @@ static int cmd_search(cli_t *c, int argc, char **argv)
         json_array_foreach(hits, i, h) print_json(h, false);
     }
     json_decref(hits);
-    rp_store_close(s);
+    close_store(c, s);
     return rc;
 }
 
@@ -721,7 +649,7 @@ static int cmd_explain(cli_t *c, int argc, char **argv)
         }
     }
     json_decref(h);
-    rp_store_close(s);
+    close_store(c, s);
     return rc;
 }
 
@@ -813,7 +741,7 @@ static int events_tail(cli_t *c, int argc, char **argv)
             }
         }
     }
-    rp_store_close(s);
+    close_store(c, s);
     return rc;
 }
 
@@ -835,7 +763,7 @@ static int events_dead(cli_t *c, int argc, char **argv)
         json_array_foreach(d, i, r) print_json(r, false);
     }
     json_decref(d);
-    rp_store_close(s);
+    close_store(c, s);
     return rc;
 }
 
@@ -853,7 +781,7 @@ static int events_replay(cli_t *c, int argc, char **argv)
         rc = fail("%s", err.msg);
     else
         printf("dead letter %lld queued for replay\n", (long long)id);
-    rp_store_close(s);
+    close_store(c, s);
     return rc;
 }
 
@@ -874,11 +802,6 @@ static int cmd_events(cli_t *c, int argc, char **argv)
 
 /* ---- the engine and its jobs ------------------------------------------------------------- */
 
-static void reload_scripts(void *ud)
-{
-    rp_scripts_reload(ud);
-}
-
 static int cmd_serve(cli_t *c, int argc, char **argv)
 {
     const char *poll = flag_value(&argc, argv, "--poll-ms", NULL);
@@ -897,52 +820,13 @@ static int cmd_serve(cli_t *c, int argc, char **argv)
     env_t env;
     if (env_open(c, &env, log_line))
         return EXIT_FAIL;
-    char msg[512];
-    snprintf(msg, sizeof msg, "serving db=%s version=%s plugins=%d scripts=%d", c->db,
-             RP_VERSION, rp_plugins_count(env.pl), rp_scripts_count(env.sc));
-    log_line(NULL, "info", "engine", msg);
-    /* Edited scripts are noticed within a second; SIGHUP reloads at once. */
-    rp_sched_on_interval(env.e, reload_scripts, env.sc, 1000);
+    rp_engine_serve_opts_t so = {.listen = listen, .poll_ms = (int)poll_ms};
     rp_error_t err = {0};
-    int rc = 0;
-    rp_http_t *http = NULL;
-    if (!listen)
-        listen = getenv("RAPPORT_HTTP_LISTEN");
-    json_t *conf = NULL;
-    if (!listen && rp_config_get(env.s, "http.listen", &conf, NULL) == 0)
-        listen = json_string_value(conf);
-    if (listen) {
-        rp_http_opts_t ho = {.listen = listen, .log = log_line};
-        ho.max_body = (size_t)config_int(env.s, "http.max_body_bytes", 1 << 20);
-        ho.req_timeout_ms = (int)config_int(env.s, "http.request_timeout_ms", 10000);
-        ho.auth_fails = (int)config_int(env.s, "http.auth_failures", 5);
-        ho.auth_window_s = (int)config_int(env.s, "http.auth_window_s", 60);
-        ho.budget_ms = (int)config_int(env.s, "http.request_budget_ms", 100);
-        ho.max_bulk = (int)config_int(env.s, "http.max_bulk_items", 1000);
-        if (rp_http_new(env.s, env.e, &ho, &http, &err)) {
-            json_decref(conf);
-            env_close(&env);
-            return usage_error("serve", "serve: --listen: %s", err.msg);
-        }
-        rp_http_set_routes(http, rp_plugins_route, env.pl);
-    }
-    /* Webhooks are delivered on a thread of their own, so a slow receiver never holds up the
-     * loop that serves requests and runs handlers. */
-    rp_webhook_deliverer_t *hooks = NULL;
-    rp_webhook_opts_t wo = {.poll_ms = (int)poll_ms, .log = log_line};
-    wo.timeout_ms = (int)config_int(env.s, "webhooks.timeout_ms", 5000);
-    wo.retry.max_attempts = (int)config_int(env.s, "webhooks.max_attempts", 5);
-    wo.retry.base_ms = config_int(env.s, "webhooks.retry_base_ms", 1000);
-    int64_t keep_days = config_int(env.s, "webhooks.log_days", 30);
-    wo.log_keep_ms = (keep_days < 36500 ? keep_days : 36500) * 86400000;
-    wo.allow_networks = getenv("RAPPORT_WEBHOOKS_ALLOW_NETWORKS");
-    if (rp_webhook_deliverer_start(env.s, &wo, &hooks, &err))
-        log_line(NULL, "warn", "webhook", err.msg);
-    if (rp_sched_serve(env.e, (int)poll_ms, reload_scripts, env.sc, &err))
+    int rc = rp_engine_serve(env.engine, &so, &err);
+    if (rc && !strcmp(err.field, "listen"))
+        rc = usage_error("serve", "serve: --listen: %s", err.msg);
+    else if (rc)
         rc = fail("%s", err.msg);
-    rp_webhook_deliverer_stop(hooks);
-    rp_http_free(http);
-    json_decref(conf);
     env_close(&env);
     return rc;
 }
@@ -973,7 +857,7 @@ static int jobs_add(cli_t *c, int argc, char **argv)
             rc = fail("%s", err.msg);
         else
             printf("scheduled job %lld (%s)\n", (long long)id, argv[1]);
-        rp_store_close(s);
+        close_store(c, s);
     }
     json_decref(p);
     return rc;
@@ -993,15 +877,15 @@ static int jobs_every(cli_t *c, int argc, char **argv)
                                    "name");
     if (!tz)
         tz = getenv("RAPPORT_TZ");
-    if (!tz || !*tz)
-        tz = getenv("RAPPORT_TIMEZONE");
+    if (tz && !*tz)
+        tz = NULL;
     json_t *p = payload ? json_arg("jobs every", "--payload", payload) : NULL;
     if (payload && !p)
         return EXIT_FAIL;
     rp_store_t *s;
     int rc = open_store(c, false, &s);
     json_t *zone = NULL;
-    if (!rc && !tz && rp_config_get(s, "timezone", &zone, NULL) == 0)
+    if (!rc && !tz && rp_setting_get(s, "timezone", &zone, NULL) == 0)
         tz = json_string_value(zone); /* the installation's configured zone */
     if (!rc) {
         rp_error_t err = {0};
@@ -1023,7 +907,7 @@ static int jobs_every(cli_t *c, int argc, char **argv)
             json_decref(all);
         }
         rp_sched_free(e);
-        rp_store_close(s);
+        close_store(c, s);
     }
     json_decref(zone);
     json_decref(p);
@@ -1057,7 +941,7 @@ static int cmd_jobs(cli_t *c, int argc, char **argv)
         } else
             printf("removed schedule %s\n", argv[2]);
         json_decref(all);
-        rp_store_close(s);
+        close_store(c, s);
         return rc;
     }
     if (strcmp(sub, "list") && strcmp(sub, "dead") && strcmp(sub, "retry") &&
@@ -1097,7 +981,7 @@ static int cmd_jobs(cli_t *c, int argc, char **argv)
         }
         json_decref(jobs);
     }
-    rp_store_close(s);
+    close_store(c, s);
     return rc;
 }
 
@@ -1193,24 +1077,34 @@ static int cmd_repl(cli_t *c, int argc, char **argv)
     return rc;
 }
 
-/* Every test world gets the plugins, started afresh on its in-memory database. */
-static int test_setup(void *ud, rp_store_t *s, rp_sched_t *e, const rp_lua_ext_t **ext,
-                      const char *const **dirs, void **state, rp_error_t *err)
+/* Every test world is an engine of its own: a fresh in-memory database on the test's virtual
+ * clock, with the plugins and the scripts, opened the way every command opens it. */
+static int test_open(void *ud, const char *const *script_dirs, int64_t start_ms, rp_log_fn log,
+                     void *log_ud, rp_test_world_t *w, rp_error_t *err)
 {
-    rp_plugins_t *pl = NULL;
-    int rc = load_plugins(ud, s, e, log_quiet, &pl, err);
+    cli_t *c = ud;
+    rp_engine_opts_t o = engine_opts(c, log);
+    o.db = ":memory:";
+    o.create = true;
+    o.user = NULL;
+    o.script_dirs = script_dirs;
+    o.broken_scripts_ok = true;
+    o.virtual_clock = true;
+    o.start_ms = start_ms;
+    o.log_ud = log_ud;
+    rp_engine_t *en = NULL;
+    int rc = rp_engine_open(&o, &en, err);
     if (rc)
         return rc;
-    *ext = rp_plugins_lua(pl);
-    *dirs = rp_plugins_script_dirs(pl);
-    *state = pl;
+    *w = (rp_test_world_t){.s = rp_engine_store(en), .e = rp_engine_sched(en),
+                           .ext = rp_engine_lua_opts(en).ext, .state = en};
     return 0;
 }
 
-static void test_teardown(void *ud, void *state)
+static void test_close(void *ud, rp_test_world_t *w)
 {
     (void)ud;
-    rp_plugins_unload(state);
+    rp_engine_close(w->state);
 }
 
 static int cmd_test(cli_t *c, int argc, char **argv)
@@ -1225,7 +1119,7 @@ static int cmd_test(cli_t *c, int argc, char **argv)
         for (int i = 0; c->script_dirs[i] && n < 16; i++)
             paths[n++] = c->script_dirs[i];
     int passed = 0, failed = 0, rc = 0;
-    rp_test_setup_t setup = {test_setup, test_teardown, c};
+    rp_test_setup_t setup = {test_open, test_close, c};
     for (int i = 0; i < n; i++) {
         rp_error_t err = {0};
         if (rp_lua_test_path(paths[i], c->script_dirs, &setup, stdout, &passed, &failed, &err))
@@ -1307,7 +1201,7 @@ static int cmd_config(cli_t *c, int argc, char **argv)
     }
     json_decref(out);
     json_decref(value);
-    rp_store_close(s);
+    close_store(c, s);
     return rc;
 }
 
@@ -1586,6 +1480,5 @@ int main(int argc, char **argv)
     c.ctx = (rp_ctx_t){.actor = c.actor, .origin = "cli"};
     int rc = cmd->run(&c, argc - i, argv + i);
     free(c.plugin_path);
-    rp_access_free(c.access);
     return rc;
 }
