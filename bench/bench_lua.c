@@ -20,6 +20,7 @@
 #include <lualib.h>
 #include <sqlite3.h>
 
+#include "rapport/engine.h"
 #include "rapport/lua.h"
 
 static double now_s(void)
@@ -33,6 +34,18 @@ static void die(const char *what, const char *msg)
 {
     fprintf(stderr, "bench_lua: %s: %s\n", what, msg);
     exit(1);
+}
+
+/* The engine as every door opens it (rapport/engine.h): the store and its scheduler, here
+ * with no plugins and no scripts, so the figure is the core's. */
+static rp_engine_t *open_engine(const char *path)
+{
+    rp_engine_opts_t o = {.db = path, .create = true};
+    rp_engine_t *en = NULL;
+    rp_error_t err = {0};
+    if (rp_engine_open(&o, &en, &err))
+        die("open", err.msg);
+    return en;
 }
 
 static void eval(rp_lua_t *l, const char *code)
@@ -142,10 +155,9 @@ static void bench_events(const char *dir, long n)
 {
     char path[256];
     snprintf(path, sizeof path, "%s/events.db", dir);
-    rp_store_t *s = NULL;
+    rp_engine_t *en = open_engine(path);
+    rp_store_t *s = rp_engine_store(en);
     rp_error_t err = {0};
-    if (rp_store_open(path, NULL, &s, &err))
-        die("open", err.msg);
     if (rp_store_begin(s, &err))
         die("begin", err.msg);
     json_t *p = json_pack("{s:[s,s],s:[i,i]}", "stage", "new", "won", "amount", 10, 20);
@@ -176,8 +188,7 @@ static void bench_events(const char *dir, long n)
     lua_close(L);
 
     /* Ours: a sandboxed script's crm.on handler, fed by the engine from its checkpoint. */
-    rp_sched_opts_t o = {0};
-    rp_sched_t *e = rp_sched_new(s, &o);
+    rp_sched_t *e = rp_engine_sched(en);
     rp_lua_t *l = rp_lua_new(s, e, &(rp_lua_opts_t){.sandbox = true, .name = "bench.lua"}, &err);
     if (!l)
         die("lua", err.msg);
@@ -199,8 +210,7 @@ static void bench_events(const char *dir, long n)
            "with a fresh table per row) %.0f/s, ratio %.2f (target >= 0.5; %ld events)\n",
            ours, raw, ours / raw, handled);
     rp_lua_free(l);
-    rp_sched_free(e);
-    rp_store_close(s);
+    rp_engine_close(en);
 }
 
 /* ---- b. the whole write path -------------------------------------------------------------- */
@@ -219,12 +229,10 @@ static double writes_ours(const char *dir, int round, long n)
     const int batch = WRITE_BATCH;
     char path[256];
     snprintf(path, sizeof path, "%s/writes%d.db", dir, round);
-    rp_store_t *s = NULL;
+    rp_engine_t *en = open_engine(path);
+    rp_store_t *s = rp_engine_store(en);
+    rp_sched_t *e = rp_engine_sched(en);
     rp_error_t err = {0};
-    if (rp_store_open(path, NULL, &s, &err))
-        die("open", err.msg);
-    rp_sched_opts_t o = {0};
-    rp_sched_t *e = rp_sched_new(s, &o);
     rp_lua_t *app = rp_lua_new(s, e, &(rp_lua_opts_t){.name = "app"}, &err);
     rp_lua_t *rules = rp_lua_new(s, e, &(rp_lua_opts_t){.sandbox = true, .name = "rules.lua"},
                                  &err);
@@ -263,8 +271,7 @@ static double writes_ours(const char *dir, int round, long n)
         die("writes", "the after-handler did not see every record");
     rp_lua_free(rules);
     rp_lua_free(app);
-    rp_sched_free(e);
-    rp_store_close(s);
+    rp_engine_close(en);
     return (double)n / secs;
 }
 

@@ -14,6 +14,7 @@
 
 #include <sqlite3.h>
 
+#include "rapport/engine.h"
 #include "rapport/events.h"
 #include "rapport/sched.h"
 
@@ -45,6 +46,18 @@ static void die(const char *what, const char *msg)
     exit(1);
 }
 
+/* The engine as every door opens it (rapport/engine.h): the store and its scheduler, here
+ * with no plugins and no scripts, so the figure is the core's. */
+static rp_engine_t *open_engine(const char *path)
+{
+    rp_engine_opts_t o = {.db = path, .create = true};
+    rp_engine_t *en = NULL;
+    rp_error_t err = {0};
+    if (rp_engine_open(&o, &en, &err))
+        die("open", err.msg);
+    return en;
+}
+
 static int cmp64(const void *a, const void *b)
 {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
@@ -72,10 +85,9 @@ static void bench_jobs(const char *dir, long n)
 {
     char path[256];
     snprintf(path, sizeof path, "%s/jobs.db", dir);
-    rp_store_t *s = NULL;
+    rp_engine_t *en = open_engine(path);
+    rp_store_t *s = rp_engine_store(en);
     rp_error_t err = {0};
-    if (rp_store_open(path, NULL, &s, &err))
-        die("open", err.msg);
     srand(42);
     /* Schedule all jobs first, due 1–11 s from now, so the 10 s window is all firing. */
     int64_t start = wall_ms() + 1000;
@@ -89,8 +101,7 @@ static void bench_jobs(const char *dir, long n)
     if (rp_store_commit(s, &err))
         die("commit", err.msg);
     jobs_t j = {.late = calloc((size_t)n, sizeof(int64_t)), .want = n};
-    rp_sched_opts_t o = {0};
-    j.e = rp_sched_new(s, &o);
+    j.e = rp_engine_sched(en);
     rp_sched_handler(j.e, "tick", on_job, &j, "bench", &err);
     double cpu0 = cpu_s(), t0 = now_s();
     if (rp_sched_serve(j.e, 1, NULL, NULL, &err))
@@ -102,8 +113,7 @@ static void bench_jobs(const char *dir, long n)
            j.n, n, wall, (long long)j.late[j.n / 2], (long long)j.late[(j.n * 99) / 100],
            (long long)j.late[j.n - 1], cpu, 100.0 * cpu / wall);
     free(j.late);
-    rp_sched_free(j.e);
-    rp_store_close(s);
+    rp_engine_close(en);
 }
 
 static long handled;
@@ -118,10 +128,9 @@ static void bench_dispatch(const char *dir, long n)
 {
     char path[256];
     snprintf(path, sizeof path, "%s/events.db", dir);
-    rp_store_t *s = NULL;
+    rp_engine_t *en = open_engine(path);
+    rp_store_t *s = rp_engine_store(en);
     rp_error_t err = {0};
-    if (rp_store_open(path, NULL, &s, &err))
-        die("open", err.msg);
     /* n custom events with a small payload, like a stream of changes. */
     if (rp_store_begin(s, &err))
         die("begin", err.msg);
@@ -163,8 +172,7 @@ static void bench_dispatch(const char *dir, long n)
     sqlite3_finalize(st);
     sqlite3_close(db);
 
-    rp_sched_opts_t o = {0};
-    rp_sched_t *e = rp_sched_new(s, &o);
+    rp_sched_t *e = rp_engine_sched(en);
     if (rp_sched_subscribe(e, "noop", NULL, false, nothing, NULL, "bench", &err))
         die("subscribe", err.msg);
     t0 = now_s();
@@ -174,8 +182,7 @@ static void bench_dispatch(const char *dir, long n)
     printf("dispatch: %.0f events/s to a no-op C handler, raw SELECT loop %.0f rows/s, "
            "ratio %.2f (target >= 0.5; %ld handled, %zu bytes read raw)\n",
            ours, raw, ours / raw, handled, bytes);
-    rp_sched_free(e);
-    rp_store_close(s);
+    rp_engine_close(en);
 }
 
 int main(int argc, char **argv)

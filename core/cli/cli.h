@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 
+#include "rapport/engine.h"
 #include "rapport/lua.h"
 #include "rapport/plugin.h"
 #include "rapport/sched.h"
@@ -29,7 +30,8 @@ typedef struct cli {
     rp_ctx_t ctx;
     char actor[96];
     const char *as_user; /* --as NAME: act with that user's permissions */
-    rp_access_t *access; /* theirs, once the store is open (owned) */
+    rp_access_t *access; /* theirs, while an engine is open (the engine's) */
+    rp_engine_t *engine; /* the bare engine open_store() opened, or NULL */
 } cli_t;
 
 typedef struct command {
@@ -41,6 +43,7 @@ typedef struct command {
 
 
 typedef struct env {
+    rp_engine_t *engine; /* what the fields below are borrowed from */
     rp_store_t *s;
     rp_sched_t *e;
     rp_plugins_t *pl;
@@ -53,8 +56,10 @@ typedef struct env {
 int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /** As fail(), then the usage of @p cmd; returns EXIT_USAGE. */
 int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/** Opens the database named by the options. */
+/** Opens the database named by the options: a bare engine (the store and the --as user). */
 int open_store(cli_t *c, bool create, rp_store_t **s);
+/** Closes what open_store() opened (@p s is its store; anything else is ignored). */
+void close_store(cli_t *c, rp_store_t *s);
 /** Prints @p j on one line (or indented). */
 void print_json(json_t *j, bool pretty);
 /** Parses a JSON argument, naming it and the line and column when it is not JSON. */
@@ -67,11 +72,42 @@ const char *flag_value(int *argc, char **argv, const char *flag, bool *present);
 #define FLAG_MISSING ((const char *)-1)
 /** Refuses any option left in argv after the command took its own. */
 int reject_unknown_flags(const char *cmd, int argc, char **argv);
+/** The log of `serve`: one line per notable thing, "time level component message…". */
+void log_line(void *ud, const char *level, const char *component, const char *msg);
 /** The log of one-shot commands: warnings and errors only. */
 void log_quiet(void *ud, const char *level, const char *component, const char *msg);
-/** The store, an engine on the real clock, the plugins and the scripts. */
+/** The engine options of this run: its database, folders, user and @p log. */
+rp_engine_opts_t engine_opts(cli_t *c, rp_log_fn log);
+/** The engine of this run: the store, the scheduler on the real clock, the plugins and the
+ *  scripts; says what failed and returns EXIT_FAIL when it does not open. */
 int env_open(cli_t *c, env_t *env, rp_log_fn log);
+/** Closes the engine env_open() opened. */
 void env_close(env_t *env);
+
+/* records.c: init, schema, find and count, search; and the record commands (define,
+ * add-field, create, get, update, delete, restore, purge, explain) through one runner. */
+int cmd_init(cli_t *c, int argc, char **argv);
+int cmd_schema(cli_t *c, int argc, char **argv);
+int cmd_find(cli_t *c, int argc, char **argv);
+int cmd_search(cli_t *c, int argc, char **argv);
+int cmd_record(cli_t *c, int argc, char **argv);
+
+/* events.c */
+int cmd_events(cli_t *c, int argc, char **argv);
+
+/* jobs.c */
+int cmd_serve(cli_t *c, int argc, char **argv);
+int cmd_jobs(cli_t *c, int argc, char **argv);
+
+/* lua.c */
+int cmd_eval(cli_t *c, int argc, char **argv);
+int cmd_run(cli_t *c, int argc, char **argv);
+int cmd_repl(cli_t *c, int argc, char **argv);
+int cmd_test(cli_t *c, int argc, char **argv);
+
+/* config.c */
+int cmd_config(cli_t *c, int argc, char **argv);
+int cmd_plugins(cli_t *c, int argc, char **argv);
 
 /* users.c */
 int cmd_users(cli_t *c, int argc, char **argv);

@@ -1105,6 +1105,6 @@ done:
     if (with_plugins)
         env_close(&env);
     else
-        rp_store_close(s);
+        close_store(c, s);
     return rc;
 }

@@ -125,7 +125,7 @@ int cmd_users(cli_t *c, int argc, char **argv)
     } else {
         return usage_error("users", "users: add NAME --role ROLE | list | disable NAME");
     }
-    rp_store_close(s);
+    close_store(c, s);
     return rc;
 }
 
@@ -188,7 +188,7 @@ int cmd_tokens(cli_t *c, int argc, char **argv)
         return usage_error("tokens", "tokens: create --user NAME [--role ROLE] [--expires 30d] | "
                                      "list [--user NAME] | revoke ID");
     }
-    rp_store_close(s);
+    close_store(c, s);
     return rc;
 }
 
@@ -246,6 +246,6 @@ int cmd_roles(cli_t *c, int argc, char **argv)
         fprintf(stderr, "rapport: role %s %s\n", argv[2], set ? "set" : "removed");
     }
     json_decref(grants);
-    rp_store_close(s);
+    close_store(c, s);
     return rc;
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "rapport/settings.h"
 #include "rapport/webhook.h"
 
 static void print_rows(json_t *rows)
@@ -54,7 +55,7 @@ static int webhooks_add(cli_t *c, int argc, char **argv, const char *events, con
     }
     rp_webhook_spec_t spec = {.url = argv[2], .events = events, .user = user,
                               .secret = typed ? typed : secret,
-                              .allow_networks = getenv("RAPPORT_WEBHOOKS_ALLOW_NETWORKS")};
+                              .allow_networks = rp_setting_override(RP_WEBHOOK_ALLOW_SETTING)};
     int64_t id = 0;
     char *made = NULL;
     if (rp_webhook_add(s, &c->ctx, &spec, &id, spec.secret ? NULL : &made, &err)) {
@@ -79,7 +80,7 @@ static int webhooks_add(cli_t *c, int argc, char **argv, const char *events, con
         memset(typed, 0, strlen(typed));
         free(typed);
     }
-    rp_store_close(s);
+    close_store(c, s);
     return rc;
 }
 
@@ -160,6 +161,6 @@ int cmd_webhooks(cli_t *c, int argc, char **argv)
     else
         print_rows(rows);
     json_decref(rows);
-    rp_store_close(s);
+    close_store(c, s);
     return rc;
 }

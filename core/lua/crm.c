@@ -16,6 +16,7 @@
 #include "rapport/access.h"
 #include "rapport/cron.h"
 #include "rapport/time.h"
+#include "rapport/settings.h"
 
 static int raise(lua_State *L, rp_error_t *err)
 {
@@ -1222,29 +1223,15 @@ static int crm_json_decode(lua_State *L)
     return 1;
 }
 
-/* crm.config(key [, default]): a setting, with RAPPORT_<KEY> in the environment taking
- * precedence for one run (dots and lower case become underscores and upper case). */
+/* crm.config(key [, default]): a setting, through the one settings reader (settings.h):
+ * RAPPORT_<KEY> in the environment for one run, else the database's value. */
 static int crm_config(lua_State *L)
 {
     rp_lua_t *l = rp__lua_of(L);
     const char *key = luaL_checkstring(L, 1);
-    char env[128] = "RAPPORT_";
-    size_t n = strlen(env);
-    for (const char *p = key; *p && n < sizeof env - 1; p++)
-        env[n++] = *p == '.' ? '_' : (char)toupper((unsigned char)*p);
-    env[n] = '\0';
-    const char *over = getenv(env);
-    if (over) {
-        json_t *j = json_loads(over, JSON_DECODE_ANY, NULL);
-        if (j)
-            push_owned(L, j);
-        else
-            lua_pushstring(L, over);
-        return 1;
-    }
     json_t *v = NULL;
     rp_error_t err = {0};
-    int rc = rp_config_get(l->s, key, &v, &err);
+    int rc = rp_setting_get(l->s, key, &v, &err);
     if (rc == RP_ENOTFOUND) {
         lua_settop(L, 2);
         return 1; /* the default, or nil */

@@ -66,22 +66,16 @@ static const char prelude[] =
 #define TEST_EPOCH 1767225600000LL /* 2026-01-01T00:00:00Z: tests see the same clock every run */
 
 typedef struct {
-    rp_store_t *s;
-    rp_sched_t *e;
-    rp_scripts_t *sc;
+    rp_test_world_t tw;
     rp_lua_t *l;
-    const rp_test_setup_t *setup;
-    void *state;
+    const rp_test_setup_t *setup; /* NULL until the world is open */
 } world_t;
 
 static void world_free(world_t *w)
 {
     rp_lua_free(w->l);
-    rp_scripts_free(w->sc);
-    if (w->setup && w->setup->teardown)
-        w->setup->teardown(w->setup->ud, w->state);
-    rp_sched_free(w->e);
-    rp_store_close(w->s);
+    if (w->setup)
+        w->setup->close(w->setup->ud, &w->tw);
 }
 
 static void quiet(void *ud, const char *level, const char *component, const char *msg)
@@ -91,46 +85,25 @@ static void quiet(void *ud, const char *level, const char *component, const char
         fprintf(out, "    %s %s %s\n", level, component, msg);
 }
 
-/* A fresh database, engine and scripts, and the test file loaded: its tests collected. */
-static int world_new(world_t *w, const char *path, const char *const *given,
+/* A fresh world (database, scheduler on the virtual clock, scripts) and the test file loaded:
+ * its tests collected. */
+static int world_new(world_t *w, const char *path, const char *const *dirs,
                      const rp_test_setup_t *setup, FILE *out, rp_error_t *err)
 {
     memset(w, 0, sizeof *w);
-    int rc = rp_store_open(":memory:", NULL, &w->s, err);
+    int rc = setup->open(setup->ud, dirs, TEST_EPOCH, quiet, out, &w->tw, err);
     if (rc)
         return rc;
-    rp_sched_opts_t so = {.virtual_clock = true, .start_ms = TEST_EPOCH, .log = quiet,
-                          .log_ud = out};
-    w->e = rp_sched_new(w->s, &so);
-    if (!w->e)
-        return rp_error_set(err, RP_ENOMEM, 0, "out of memory");
-    const rp_lua_ext_t *ext = NULL;
-    const char *const *extra = NULL;
     w->setup = setup;
-    if (setup && setup->setup &&
-        (rc = setup->setup(setup->ud, w->s, w->e, &ext, &extra, &w->state, err))) {
-        w->setup = NULL;
-        return rc;
-    }
-    const char *dirs[48];
-    int nd = 0;
-    for (int i = 0; given && given[i] && nd < 24; i++)
-        dirs[nd++] = given[i];
-    for (int i = 0; extra && extra[i] && nd < 47; i++)
-        dirs[nd++] = extra[i];
-    dirs[nd] = NULL;
-    rp_lua_opts_t so2 = {.ext = ext};
-    if (nd)
-        w->sc = rp_scripts_load(w->s, w->e, dirs, &so2, quiet, out);
     const char *base = strrchr(path, '/');
     /* A test that loops stops, named, and the run goes on: generous limits, but limits
      * (10 s of CPU per test, or $RAPPORT_TEST_MAX_CPU_MS). */
     const char *cpu = getenv("RAPPORT_TEST_MAX_CPU_MS");
     int64_t cpu_ms = cpu && atoll(cpu) > 0 ? atoll(cpu) : 10000;
-    rp_lua_opts_t lo = {.name = base ? base + 1 : path, .actor = "test", .ext = ext,
+    rp_lua_opts_t lo = {.name = base ? base + 1 : path, .actor = "test", .ext = w->tw.ext,
                         .limits = true, .max_cpu_ms = cpu_ms, .max_wall_ms = 3 * cpu_ms,
                         .max_memory = (size_t)1 << 30};
-    w->l = rp_lua_new(w->s, w->e, &lo, err);
+    w->l = rp_lua_new(w->tw.s, w->tw.e, &lo, err);
     if (!w->l)
         return err ? err->code : RP_EIO;
     rp_lua_set_log(w->l, quiet, out);
@@ -218,6 +191,9 @@ static int cmp_str(const void *a, const void *b)
 int rp_lua_test_path(const char *path, const char *const *dirs, const rp_test_setup_t *setup,
                      FILE *out, int *passed, int *failed, rp_error_t *err)
 {
+    if (!setup || !setup->open || !setup->close)
+        return rp_error_set(err, RP_EINVAL, 0, "running the tests of %s needs a way to open "
+                            "their worlds (an rp_test_setup_t with open and close)", path);
     struct stat st;
     if (stat(path, &st) != 0)
         return rp_error_set(err, RP_ENOTFOUND, 0, "no such file or folder: %s", path);

@@ -29,6 +29,7 @@ int usage_error(const char *cmd, const char *fmt, ...)
 }
 
 int open_store(cli_t *c, bool create, rp_store_t **s) { __builtin_trap(); }
+void close_store(cli_t *c, rp_store_t *s) { __builtin_trap(); }
 json_t *json_arg(const char *cmd, const char *what, const char *text) { __builtin_trap(); }
 const char *flag_value(int *argc, char **argv, const char *flag, bool *present)
 {

@@ -122,24 +122,33 @@ void rp_scripts_free(rp_scripts_t *sc);
 
 /* ---- tests ------------------------------------------------------------------------------- */
 
+/** One test's world, as rp_test_setup_t's open makes it. */
+typedef struct rp_test_world {
+    rp_store_t *s;            /**< A fresh database (borrowed until close). */
+    rp_sched_t *e;            /**< Its scheduler, on the virtual clock asked for. */
+    const rp_lua_ext_t *ext;  /**< Lua functions to add under crm.<ns> (plugins'), or NULL. */
+    void *state;              /**< The opener's own (the engine), handed back to close. */
+} rp_test_world_t;
+
+/**
+ * How a test world is made, for every test: @p open makes a fresh in-memory database with a
+ * virtual clock starting at @p start_ms and the scripts of @p script_dirs (NULL-ended) loaded,
+ * saying what is notable through @p log; @p close undoes it. The CLI opens an engine
+ * (rapport/engine.h) here, so a test sees the plugins and scripts every command sees.
+ */
+typedef struct rp_test_setup {
+    int (*open)(void *ud, const char *const *script_dirs, int64_t start_ms, rp_log_fn log,
+                void *log_ud, rp_test_world_t *w, rp_error_t *err);
+    void (*close)(void *ud, rp_test_world_t *w);
+    void *ud;
+} rp_test_setup_t;
+
 /**
  * Runs the `*_test.lua` file @p path (or every such file under a folder): each `test(name, fn)`
  * on a fresh in-memory database with a virtual clock and the scripts of @p script_dirs loaded.
  * Prints one line per failure with file:line, expected and actual, to @p out. Adds to *passed
  * and *failed. Returns 0, or a negative code when a file cannot be run at all.
  */
-/**
- * What a test world needs besides the scripts: called for every test with the fresh store and
- * engine, it may load plugins and hand back their Lua functions and script folders; the
- * matching teardown undoes it. Both may be NULL.
- */
-typedef struct rp_test_setup {
-    int (*setup)(void *ud, rp_store_t *s, rp_sched_t *e, const rp_lua_ext_t **ext,
-                 const char *const **script_dirs, void **state, rp_error_t *err);
-    void (*teardown)(void *ud, void *state);
-    void *ud;
-} rp_test_setup_t;
-
 int rp_lua_test_path(const char *path, const char *const *script_dirs,
                      const rp_test_setup_t *setup, FILE *out, int *passed, int *failed,
                      rp_error_t *err);
