@@ -102,6 +102,12 @@ bool rp__lua_limits_hit(lua_State *L, unsigned steps);
 /** Raises the stop's message when a limit tripped during a C call (a store read stopped at the
  *  budget), so the script sees the limit rather than the store's failure. */
 void rp__lua_raise_if_tripped(lua_State *L);
+/** Raises @p err as a Lua error (a limit that tripped first wins); does not return. */
+int rp__lua_raise(lua_State *L, rp_error_t *err);
+/** Pushes a fresh JSON value to Lua and drops the reference. */
+void rp__lua_push_owned(lua_State *L, json_t *j);
+/** Adds crm.before, on, emit, job, after, every and cancel to the table on top of the stack. */
+void rp__lua_open_rules(lua_State *L);
 /** Puts the budget-aware string.find, match, gmatch and gsub in place of Lua's own. */
 void rp__lua_open_strmatch(lua_State *L);
 /** crm.null's light userdata: a JSON null in tables, where nil would mean "absent". */
