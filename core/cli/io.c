@@ -1,6 +1,6 @@
 /*
- * io.c — `rapport import` and `rapport export`: CSV (RFC 4180, through libcsv), JSON lines,
- * and the formats plugins register (the operational plugin's vCard and iCalendar).
+ * io.c — `rapport import`: CSV (RFC 4180, through libcsv), JSON lines, and the formats plugins
+ * register (the operational plugin's vCard); the format helpers export shares (io.h).
  *
  * An import goes through the store's one write path, in batches, so the before-hooks (batch
  * hooks included), the events and the search index all apply, as for any other write. The
@@ -22,6 +22,7 @@
 #include <csv.h>
 
 #include "cli.h"
+#include "io.h"
 #include "rapport/access.h"
 
 #define BATCH 1000
@@ -30,7 +31,7 @@
 static const char *const system_cols[] = {"id",         "created_at", "updated_at", "version",
                                           "created_by", "updated_by", "deleted_at", NULL};
 
-static bool is_system(const char *name)
+bool is_system(const char *name)
 {
     for (int i = 0; system_cols[i]; i++)
         if (strcmp(system_cols[i], name) == 0)
@@ -88,7 +89,7 @@ static const char *column_of(imp_t *im, const char *field)
 }
 
 /* Writes @p s as one CSV field (quoted when it must be). */
-static void csv_out(FILE *f, const char *s)
+void csv_out(FILE *f, const char *s)
 {
     if (!s)
         return;
@@ -360,7 +361,7 @@ static bool formula_like(const char *s)
 
 /* Whether export guards @p s: a formula, or a formula behind quotes of its own ("'=1+1"), which
  * gets one quote more so that import, taking one off, gives it back as it was. */
-static bool guarded(const char *s)
+bool guarded(const char *s)
 {
     while (*s == '\'')
         s++;
@@ -703,7 +704,7 @@ static int read_plugin_format(imp_t *im, FILE *f)
 
 /* The format @p given, or the engine's own a file's ending names; NULL when the ending is
  * another (a plugin's format may claim it: see plugin_format_of). */
-static const char *format_of(const char *path, const char *given)
+const char *format_of(const char *path, const char *given)
 {
     if (given)
         return given;
@@ -713,14 +714,14 @@ static const char *format_of(const char *path, const char *given)
     return !dot || strcasecmp(dot, ".csv") == 0 ? "csv" : NULL;
 }
 
-static bool builtin_format(const char *format)
+bool builtin_format(const char *format)
 {
     return format && (strcmp(format, "csv") == 0 || strcmp(format, "jsonl") == 0);
 }
 
 /* The format for @p path once the plugins are loaded: @p format, else the plugin format whose
  * ending @p path has, else CSV. NULL when @p format is nobody's. */
-static const char *plugin_format_of(env_t *env, const char *format, const char *path,
+const char *plugin_format_of(env_t *env, const char *format, const char *path,
                                     bool for_import)
 {
     if (builtin_format(format))
@@ -732,7 +733,7 @@ static const char *plugin_format_of(env_t *env, const char *format, const char *
 }
 
 /* "csv, jsonl and vcf": the formats that read (or write). */
-static void format_list(env_t *env, bool for_import, char *buf, size_t cap)
+void format_list(env_t *env, bool for_import, char *buf, size_t cap)
 {
     char more[200];
     rp_plugins_format_names(env ? env->pl : NULL, for_import, more, sizeof more);
@@ -909,202 +910,5 @@ out:
     env_close(&env);
     if (f != stdin)
         fclose(f);
-    return rc;
-}
-
-/* ---- export ----------------------------------------------------------------------------- */
-
-/* A value as CSV text: strings as they are, numbers and booleans as JSON writes them, json
- * fields as compact JSON, null as nothing. With @p guard, a text a spreadsheet would run as a
- * formula ("=HYPERLINK(…)") is written behind a single quote, which the spreadsheet shows as
- * text and `rapport import` takes off again. */
-static void csv_value(FILE *out, json_t *v, bool guard)
-{
-    if (!v || json_is_null(v))
-        return;
-    if (json_is_string(v)) {
-        const char *t = json_string_value(v);
-        if (guard && guarded(t)) {
-            char *q = malloc(strlen(t) + 2);
-            if (q) {
-                q[0] = '\'';
-                strcpy(q + 1, t);
-                csv_out(out, q);
-                free(q);
-                return;
-            }
-        }
-        csv_out(out, t);
-        return;
-    }
-    char *d = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-    csv_out(out, d);
-    free(d);
-}
-
-/* Writes @p text (owned; NULL writes nothing) to @p out. */
-static void put_text(FILE *out, char *text)
-{
-    if (text)
-        fputs(text, out);
-    free(text);
-}
-
-int cmd_export(cli_t *c, int argc, char **argv)
-{
-    const char *fmt = flag_value(&argc, argv, "--format", NULL);
-    const char *wheres = flag_value(&argc, argv, "--where", NULL);
-    const char *outp = flag_value(&argc, argv, "--output", NULL);
-    const char *outp2 = flag_value(&argc, argv, "-o", NULL);
-    bool deleted = false, keep_formulas = false;
-    flag_value(&argc, argv, "--deleted", &deleted);
-    flag_value(&argc, argv, "--keep-formulas", &keep_formulas);
-    if (fmt == FLAG_MISSING || wheres == FLAG_MISSING || outp == FLAG_MISSING ||
-        outp2 == FLAG_MISSING)
-        return usage_error("export", "export: an option lacks its value");
-    if (reject_unknown_flags("export", argc, argv))
-        return EXIT_USAGE;
-    if (argc != 2)
-        return usage_error("export", "export needs an entity");
-    const char *entity = argv[1];
-    if (!outp)
-        outp = outp2;
-    const char *format = fmt ? fmt : outp ? format_of(outp, NULL) : "csv";
-    json_t *where = wheres ? json_arg("export", "--where", wheres) : NULL;
-    if (wheres && !where)
-        return EXIT_FAIL;
-    /* The engine's own formats need only the store; the others, the plugins that write them. */
-    rp_store_t *s = NULL;
-    env_t env = {0};
-    bool with_plugins = !builtin_format(format);
-    if (with_plugins ? env_open(c, &env, log_quiet) : open_store(c, false, &s)) {
-        json_decref(where);
-        return EXIT_FAIL;
-    }
-    if (with_plugins) {
-        s = env.s;
-        const char *known = plugin_format_of(&env, format, outp, false);
-        if (!known) {
-            char list[256];
-            format_list(&env, false, list, sizeof list);
-            env_close(&env);
-            json_decref(where);
-            return usage_error("export", "export: format \"%s\" (%s are written)", format,
-                               list);
-        }
-        format = known;
-    }
-    rp_error_t err = {0};
-    int rc = 0;
-    FILE *out = stdout;
-    rp_export_t *x = NULL;
-    json_t *schema = rp_store_schema(s, entity, &err);
-    if (!schema) {
-        rc = fail("%s", err.msg);
-        goto done;
-    }
-    json_t *fields = json_object_get(schema, "fields");
-    /* --as: the user's columns only. */
-    rp_access_redact(c->access, entity, fields);
-    char *head = NULL;
-    if (!builtin_format(format) &&
-        rp_plugins_export_begin(env.pl, format, entity, fields, where != NULL, &x, &head, &err)) {
-        rc = fail("export: %s", err.msg);
-        goto done;
-    }
-    if (outp && !(out = fopen(outp, "w"))) {
-        free(head);
-        rc = fail("%s: %s", outp, strerror(errno));
-        out = stdout;
-        goto done;
-    }
-    put_text(out, head);
-    /* The columns: id, the fields in the registry's order, then the record's times. */
-    const char *k;
-    json_t *spec;
-    if (strcmp(format, "csv") == 0) {
-        fputs("id", out);
-        json_object_foreach(fields, k, spec) {
-            if (!is_system(k))
-                fprintf(out, ",%s", k);
-        }
-        fputs(",created_at,updated_at\n", out);
-    }
-    char *after = NULL;
-    long n = 0;
-    for (;;) {
-        rp_query_t q = {.entity = entity, .where = where, .limit = 1000, .after = after, .access = c->access,
-                        .with_deleted = deleted};
-        json_t *page = NULL;
-        char *next = NULL;
-        if (rp_store_find(s, &q, &page, &next, &err)) {
-            rc = fail("%s", err.msg);
-            free(after);
-            goto done;
-        }
-        free(after);
-        size_t i;
-        json_t *r;
-        json_array_foreach(page, i, r) {
-            n++; /* (a plugin's format takes it back below for what it leaves out) */
-            if (strcmp(format, "jsonl") == 0) {
-                char *d = json_dumps(r, JSON_COMPACT);
-                fprintf(out, "%s\n", d);
-                free(d);
-            } else if (strcmp(format, "csv") == 0) {
-                fprintf(out, "%lld", (long long)json_integer_value(json_object_get(r, "id")));
-                json_object_foreach(fields, k, spec) {
-                    if (is_system(k))
-                        continue;
-                    fputc(',', out);
-                    csv_value(out, json_object_get(r, k), !keep_formulas);
-                }
-                fputc(',', out);
-                csv_value(out, json_object_get(r, "created_at"), false);
-                fputc(',', out);
-                csv_value(out, json_object_get(r, "updated_at"), false);
-                fputc('\n', out);
-            } else {
-                char *text = NULL;
-                if (rp_plugins_export_record(x, r, &text, &err)) {
-                    json_decref(page);
-                    free(next);
-                    rc = fail("export: %s", err.msg);
-                    goto done;
-                }
-                n -= text == NULL;
-                put_text(out, text);
-            }
-        }
-        json_decref(page);
-        if (!next)
-            break;
-        after = next;
-    }
-    if (x) {
-        char *tail = NULL;
-        rp_export_t *ending = x;
-        x = NULL;
-        if (rp_plugins_export_end(ending, false, &tail, &err)) {
-            rc = fail("export: %s", err.msg);
-            goto done;
-        }
-        put_text(out, tail);
-    }
-    if (outp)
-        fprintf(stderr, "rapport: %ld %s records written to %s\n", n, entity, outp);
-done:
-    if (x) {
-        char *tail = NULL;
-        rp_plugins_export_end(x, true, &tail, NULL);
-    }
-    if (out != stdout && fclose(out) != 0 && !rc)
-        rc = fail("%s: %s", outp, strerror(errno));
-    json_decref(schema);
-    json_decref(where);
-    if (with_plugins)
-        env_close(&env);
-    else
-        close_store(c, s);
     return rc;
 }
