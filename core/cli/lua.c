@@ -10,6 +10,7 @@
 #include "rapport/lua.h"
 
 #include "cli.h"
+#include "repl.h"
 
 /* Each value a chunk returned, rendered as the REPL shows it, one per line. */
 static void print_results(json_t *results)
@@ -78,9 +79,6 @@ int cmd_run(cli_t *c, int argc, char **argv)
         return usage_error("run", "run needs a script file");
     return run_lua(c, "run", sandbox, NULL, argv[i], argc - i - 1, argv + i + 1);
 }
-
-/** Runs the REPL on stdin over @p s with @p l (both borrowed); returns the exit status. */
-int rp_cli_repl(rp_store_t *s, rp_lua_t *l, const char *db);
 
 int cmd_repl(cli_t *c, int argc, char **argv)
 {
