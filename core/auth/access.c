@@ -13,7 +13,7 @@
 extern const rp_db_schema_t rp__auth_schema;
 __attribute__((used)) static const rp_db_schema_t *const needs_tables = &rp__auth_schema;
 #include "rapport/access.h"
-#include "rapport/events.h"
+#include "rapport/write.h"
 
 #define NAME_MAX_LEN 64
 

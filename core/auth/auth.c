@@ -15,7 +15,7 @@
 extern const rp_db_schema_t rp__auth_schema;
 __attribute__((used)) static const rp_db_schema_t *const needs_tables = &rp__auth_schema;
 #include "rapport/auth.h"
-#include "rapport/events.h"
+#include "rapport/write.h"
 
 static int ready(rp_error_t *err)
 {

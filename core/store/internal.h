@@ -6,7 +6,7 @@
 #ifndef RAPPORT_STORE_INTERNAL_H
 #define RAPPORT_STORE_INTERNAL_H
 
-#include "rapport/events.h"
+#include "rapport/write.h"
 #include "rapport/db.h"
 #include "rapport/store.h"
 #include "rapport/time.h"

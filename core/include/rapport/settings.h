@@ -13,7 +13,7 @@
 #include <jansson.h>
 
 #include "rapport/error.h"
-#include "rapport/sched.h"
+#include "rapport/log.h"
 #include "rapport/store.h"
 
 /**

@@ -1,7 +1,8 @@
 /*
  * store.h — the store: an entity registry, records with exact types, queries, full-text
  * search and nested transactions over one database file. Every write takes one path
- * (before-hooks, row, event, search index) in one transaction; see events.h for the log.
+ * (before-hooks, row, event, search index) in one transaction; write.h says how others join
+ * that path (hooks, emit), events.h how the log is read.
  * No SQLite type crosses this interface, so another driver can take its place.
  */
 #ifndef RAPPORT_STORE_H
