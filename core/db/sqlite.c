@@ -10,6 +10,7 @@
 
 #include "driver.h"
 #include "fts.h"
+#include "rapport/time.h"
 
 /* The driver's statement: the head every statement has, then SQLite's. */
 typedef struct sq_stmt {
@@ -44,6 +45,50 @@ static int progress(void *ud)
     return rp__db_progress(ud) ? 1 : 0;
 }
 
+/* rapport_bucket(value, unit, zone): the calendar bucket of a date-time (text as the store
+ * writes it) on the wall clock of zone (an IANA name, "" for UTC), or of a date (with no zone).
+ * unit is RP_BUCKET_*. Every driver provides it (db.h); here it is C, the zone read once per
+ * statement and kept as the argument's auxiliary data. */
+static void bucket_fn(sqlite3_context *cx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    const char *v = (const char *)sqlite3_value_text(argv[0]);
+    if (!v) {
+        sqlite3_result_null(cx);
+        return;
+    }
+    int unit = sqlite3_value_int(argv[1]);
+    char out[RP_BUCKET_LEN];
+    int rc;
+    int y, m, d;
+    if (sqlite3_value_bytes(argv[0]) == 10 && rp_time_parse_date(v, &y, &m, &d) == 0) {
+        rc = rp_time_bucket_days(rp_time_days_from_civil(y, (unsigned)m, (unsigned)d), unit, out);
+    } else {
+        rp_zone_t *z = sqlite3_get_auxdata(cx, 2);
+        if (!z) {
+            rp_error_t err = {0};
+            if (rp_zone_open((const char *)sqlite3_value_text(argv[2]), &z, &err)) {
+                sqlite3_result_error(cx, err.msg, -1);
+                return;
+            }
+            sqlite3_set_auxdata(cx, 2, z, (void (*)(void *))rp_zone_close);
+            z = sqlite3_get_auxdata(cx, 2);
+            if (!z) {
+                sqlite3_result_error_nomem(cx);
+                return;
+            }
+        }
+        int64_t ms;
+        rc = rp_time_parse(v, &ms, NULL);
+        if (rc == 0)
+            rc = rp_time_bucket(ms, unit, z, out);
+    }
+    if (rc)
+        sqlite3_result_null(cx);
+    else
+        sqlite3_result_text(cx, out, -1, SQLITE_TRANSIENT);
+}
+
 static int sq_open(rp_db_t *db, const char *path, const rp_db_opts_t *o, rp_error_t *err)
 {
     /* Memory statistics cost a mutex on every allocation and nothing here reads them. The call
@@ -62,6 +107,10 @@ static int sq_open(rp_db_t *db, const char *path, const rp_db_opts_t *o, rp_erro
     sqlite3_progress_handler(c, PROGRESS_OPS, progress, db);
     if ((rc = rp__fts_register(c)) != SQLITE_OK)
         return rp_db_error(db, code(rc), "cannot register the search tokenizer", err);
+    if ((rc = sqlite3_create_function(c, "rapport_bucket", 3,
+                                      SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, NULL,
+                                      bucket_fn, NULL, NULL)) != SQLITE_OK)
+        return rp_db_error(db, code(rc), "cannot register rapport_bucket", err);
     if (sqlite3_exec(c, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL) != SQLITE_OK)
         return rp_error_set(err, RP_EIO, RP_C_OPEN, "%s is not a Rapport database (or is "
                             "damaged): %s", path, sqlite3_errmsg(c));

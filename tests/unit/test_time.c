@@ -123,6 +123,106 @@ static void test_delay(void **state)
     assert_non_null(strstr(err.msg, "is too long"));
 }
 
+
+static int64_t at(const char *iso)
+{
+    int64_t ms;
+    assert_int_equal(rp_time_parse(iso, &ms, NULL), 0);
+    return ms;
+}
+
+/* Offsets checked against the published rules: Berlin CET/CEST (last Sunday of March and
+ * October, 01:00 UTC), New York EST/EDT (second Sunday of March 07:00 UTC, first Sunday of
+ * November 06:00 UTC), Kolkata +05:30 without DST, Tehran +03:30. */
+static void test_zone_offsets(void **state)
+{
+    (void)state;
+    rp_zone_t *z = NULL;
+    assert_int_equal(rp_zone_open("Europe/Berlin", &z, NULL), 0);
+    assert_string_equal(rp_zone_name(z), "Europe/Berlin");
+    assert_int_equal(rp_zone_offset(z, at("2026-01-15T12:00:00Z")), 3600);
+    assert_int_equal(rp_zone_offset(z, at("2026-03-29T00:59:59Z")), 3600);
+    assert_int_equal(rp_zone_offset(z, at("2026-03-29T01:00:00Z")), 7200);
+    assert_int_equal(rp_zone_offset(z, at("2026-10-25T00:59:59Z")), 7200);
+    assert_int_equal(rp_zone_offset(z, at("2026-10-25T01:00:00Z")), 3600);
+    rp_zone_close(z);
+    assert_int_equal(rp_zone_open("America/New_York", &z, NULL), 0);
+    assert_int_equal(rp_zone_offset(z, at("2026-03-08T06:59:59Z")), -5 * 3600);
+    assert_int_equal(rp_zone_offset(z, at("2026-03-08T07:00:00Z")), -4 * 3600);
+    assert_int_equal(rp_zone_offset(z, at("2026-11-01T05:59:59Z")), -4 * 3600);
+    assert_int_equal(rp_zone_offset(z, at("2026-11-01T06:00:00Z")), -5 * 3600);
+    rp_zone_close(z);
+    assert_int_equal(rp_zone_open("Asia/Kolkata", &z, NULL), 0);
+    assert_int_equal(rp_zone_offset(z, at("2026-06-01T00:00:00Z")), 5 * 3600 + 1800);
+    rp_zone_close(z);
+    assert_int_equal(rp_zone_open("Asia/Tehran", &z, NULL), 0);
+    assert_int_equal(rp_zone_offset(z, at("2025-01-01T00:00:00Z")), 3 * 3600 + 1800);
+    rp_zone_close(z);
+    const char *utc[] = {NULL, "", "UTC", "Etc/UTC"};
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(rp_zone_open(utc[i], &z, NULL), 0);
+        assert_string_equal(rp_zone_name(z), "UTC");
+        assert_int_equal(rp_zone_offset(z, at("2026-07-01T00:00:00Z")), 0);
+        rp_zone_close(z);
+    }
+    assert_int_equal(rp_zone_offset(NULL, 0), 0);
+}
+
+static void test_zone_refuses(void **state)
+{
+    (void)state;
+    const char *bad[] = {"../../etc/passwd", "/etc/localtime", "Europe/../../etc/passwd",
+                         "Europe//Berlin", "Europe/", ".hidden", "Mars/Olympus_Mons",
+                         "Europe/Berlin\n", "zone.tab", "-Foo", NULL};
+    for (int i = 0; bad[i]; i++) {
+        rp_zone_t *z = (rp_zone_t *)1;
+        rp_error_t err = {0};
+        assert_int_equal(rp_zone_open(bad[i], &z, &err), RP_EINVAL);
+        assert_null(z);
+        assert_non_null(strstr(err.msg, "zone"));
+    }
+}
+
+static void test_buckets(void **state)
+{
+    (void)state;
+    char b[RP_BUCKET_LEN];
+    assert_int_equal(rp_time_bucket_unit("month"), RP_BUCKET_MONTH);
+    assert_int_equal(rp_time_bucket_unit("fortnight"), -1);
+    int64_t t = at("2026-01-01T02:30:00Z"); /* a Thursday */
+    assert_int_equal(rp_time_bucket(t, RP_BUCKET_DAY, NULL, b), 0);
+    assert_string_equal(b, "2026-01-01");
+    assert_int_equal(rp_time_bucket(t, RP_BUCKET_WEEK, NULL, b), 0);
+    assert_string_equal(b, "2025-12-29");
+    assert_int_equal(rp_time_bucket(t, RP_BUCKET_MONTH, NULL, b), 0);
+    assert_string_equal(b, "2026-01");
+    assert_int_equal(rp_time_bucket(t, RP_BUCKET_QUARTER, NULL, b), 0);
+    assert_string_equal(b, "2026-Q1");
+    assert_int_equal(rp_time_bucket(t, RP_BUCKET_YEAR, NULL, b), 0);
+    assert_string_equal(b, "2026");
+    /* In New York it is still New Year's Eve of 2025. */
+    rp_zone_t *ny = NULL;
+    assert_int_equal(rp_zone_open("America/New_York", &ny, NULL), 0);
+    assert_int_equal(rp_time_bucket(t, RP_BUCKET_YEAR, ny, b), 0);
+    assert_string_equal(b, "2025");
+    assert_int_equal(rp_time_bucket(t, RP_BUCKET_QUARTER, ny, b), 0);
+    assert_string_equal(b, "2025-Q4");
+    assert_int_equal(rp_time_bucket(t, RP_BUCKET_DAY, ny, b), 0);
+    assert_string_equal(b, "2025-12-31");
+    rp_zone_close(ny);
+    /* Weeks start on Monday, including a Monday itself and a Sunday. */
+    assert_int_equal(rp_time_bucket(at("2026-01-05T00:00:00Z"), RP_BUCKET_WEEK, NULL, b), 0);
+    assert_string_equal(b, "2026-01-05");
+    assert_int_equal(rp_time_bucket(at("2026-01-11T23:59:59Z"), RP_BUCKET_WEEK, NULL, b), 0);
+    assert_string_equal(b, "2026-01-05");
+    assert_int_equal(rp_time_bucket(at("1969-12-31T23:00:00Z"), RP_BUCKET_WEEK, NULL, b), 0);
+    assert_string_equal(b, "1969-12-29");
+    assert_int_equal(rp_time_bucket_days(rp_time_days_from_civil(2024, 2, 29), RP_BUCKET_QUARTER,
+                                         b), 0);
+    assert_string_equal(b, "2024-Q1");
+    assert_int_equal(rp_time_bucket(t, 9, NULL, b), RP_EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -131,6 +231,9 @@ int main(void)
         cmocka_unit_test(test_parse_refuses),
         cmocka_unit_test(test_parse_date),
         cmocka_unit_test(test_delay),
+        cmocka_unit_test(test_zone_offsets),
+        cmocka_unit_test(test_zone_refuses),
+        cmocka_unit_test(test_buckets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

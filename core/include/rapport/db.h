@@ -19,6 +19,10 @@
  *   - the lock that lets one process own a job is a lease written in the row (see
  *     core/sched/owner.c), so a driver with `FOR UPDATE SKIP LOCKED` or advisory locks can
  *     claim faster without changing the callers; rp_db_dialect() tells them which they have.
+ *   - calendar buckets: every driver provides the SQL function rapport_bucket(value, unit,
+ *     zone) — the label rp_time_bucket() writes for a date-time text on the wall clock of an
+ *     IANA zone ("" for UTC), or for a date, with unit one of RP_BUCKET_* (the embedded driver
+ *     registers it in C; a server driver defines it in SQL over date_trunc … AT TIME ZONE);
  * A schema step that the two dialects write differently carries both texts (rp_db_step_t).
  */
 #ifndef RAPPORT_DB_H

@@ -1,8 +1,10 @@
 /*
  * time.h — the one codec for time as the engine writes it: milliseconds since the epoch shown
  * as UTC ISO-8601 ("2026-01-05T09:30:00.000Z"), ISO-8601 dates and date-times read back, and
- * delays written the way people say them ("90s", "24h", "1h30m"). No locale, no time zone
- * database, no libc calendar (timegm, strftime): the same text on every platform.
+ * delays written the way people say them ("90s", "24h", "1h30m"), time zones read from the
+ * system's zone files, and the calendar buckets times are grouped into. No locale, no libc
+ * calendar or TZ variable (timegm, strftime, localtime): the same text on every platform, and
+ * safe on any thread.
  */
 #ifndef RAPPORT_TIME_H
 #define RAPPORT_TIME_H
@@ -49,5 +51,57 @@ int rp_time_parse(const char *text, int64_t *ms, rp_error_t *err);
  * into milliseconds. RP_EINVAL with the position of the bad part.
  */
 int rp_parse_delay(const char *text, int64_t *ms, rp_error_t *err);
+
+/* ---- time zones and calendar buckets --------------------------------------------------- */
+
+/** A time zone, read once from its zone file. Opaque; free with rp_zone_close(). */
+typedef struct rp_zone rp_zone_t;
+
+/** The longest zone name accepted (bytes, with its NUL). */
+#define RP_ZONE_NAME_MAX 64
+
+/**
+ * Opens zone @p name: an IANA name ("Europe/Berlin") read from Debian's tzdata
+ * (/usr/share/zoneinfo, TZif), or NULL, "", "UTC", "Etc/UTC" for UTC. A name is only letters,
+ * digits, "_", "+", "-" and "/" between parts (no path escapes the zone folder).
+ * @param out receives the zone (owned: rp_zone_close()).
+ * @return 0, or RP_EINVAL naming the unknown zone (and @p err filled), RP_ENOMEM.
+ * Known limit: past a zone file's last transition the last offset holds (Debian's files list
+ * transitions up to 2037).
+ */
+int rp_zone_open(const char *name, rp_zone_t **out, rp_error_t *err);
+
+/** Frees @p z (NULL is fine). */
+void rp_zone_close(rp_zone_t *z);
+
+/** The zone's name as opened ("UTC" for UTC and for NULL). Borrowed from @p z. */
+const char *rp_zone_name(const rp_zone_t *z);
+
+/** Seconds east of UTC in zone @p z (NULL: UTC) at the instant @p ms. */
+int32_t rp_zone_offset(const rp_zone_t *z, int64_t ms);
+
+/** Calendar buckets: the values rp_time_bucket_unit() returns. */
+#define RP_BUCKET_DAY 0
+#define RP_BUCKET_WEEK 1
+#define RP_BUCKET_MONTH 2
+#define RP_BUCKET_QUARTER 3
+#define RP_BUCKET_YEAR 4
+
+/** Bytes a bucket label takes, with its NUL. */
+#define RP_BUCKET_LEN 16
+
+/** The bucket named @p name ("day", "week", "month", "quarter", "year"), or -1. */
+int rp_time_bucket_unit(const char *name);
+
+/**
+ * Writes the label of the bucket @p unit that holds instant @p ms on the wall clock of @p z
+ * (NULL: UTC) into @p out (RP_BUCKET_LEN bytes). Labels sort as the buckets do: a day
+ * "2026-01-05", a week by its Monday "2026-01-05" (ISO weeks), a month "2026-01", a quarter
+ * "2026-Q1", a year "2026". @return 0, or RP_EINVAL for a unit not known or a year past 9999.
+ */
+int rp_time_bucket(int64_t ms, int unit, const rp_zone_t *z, char *out);
+
+/** As rp_time_bucket() for the civil day @p days since 1970-01-01 (a date, with no zone). */
+int rp_time_bucket_days(int64_t days, int unit, char *out);
 
 #endif
