@@ -48,6 +48,7 @@ enum {
     RP_C_ORDER = 1302,       /**< Malformed sort order. */
     RP_C_CURSOR = 1303,      /**< Malformed or foreign cursor. */
     RP_C_SEARCH = 1304,      /**< Malformed search text. */
+    RP_C_AGGREGATE = 1305,   /**< Malformed aggregate (a group or measure). */
     RP_C_VETO = 1401,        /**< A before-hook vetoed. */
     RP_C_LOOP = 1402,        /**< Change chain too deep. */
     RP_C_SUBSCRIBER = 1403,  /**< Unknown subscriber or dead letter. */

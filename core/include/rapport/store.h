@@ -427,6 +427,60 @@ int rp_store_search_as(rp_store_t *s, const rp_access_t *a, const char *text, co
                        int limit, json_t **out, rp_error_t *err);
 
 /* ---------------------------------------------------------------------------------------- */
+/* Aggregates                                                                                */
+
+/** The published caps of an aggregate (RP-E1305 beyond them). */
+#define RP_AGG_MAX_GROUPS 8
+#define RP_AGG_MAX_MEASURES 32
+
+/**
+ * A grouped aggregate, computed in one SQL statement (GROUP BY), never a loop over records.
+ *
+ * Groups, each "field" or "field:unit" where unit is day, week, month, quarter or year on a
+ * date or date-time field (see rp_time_bucket() for the labels). Measures, each "count" (rows),
+ * "count:F" (rows where F is not null), "count_distinct:F", "sum:F" and "avg:F" (integer,
+ * real and decimal fields), "min:F" and "max:F" (any field but JSON).
+ *
+ * Each result row is an object: every group under its field name ("at_month" for a bucket),
+ * then every measure under "count", "count_F", "count_distinct_F", "sum_F", "avg_F", "min_F",
+ * "max_F". Sums of integers are integers; of decimals, exact decimals at the field's scale
+ * (RP_EINVAL past the 64-bit range); an average of decimals is rounded half away from zero to
+ * the field's scale; of integers and reals, a real. A measure over no values is null (count: 0).
+ */
+typedef struct rp_aggregate {
+    const char *entity;        /**< Required. */
+    json_t *where;             /**< Filter, as rp_query_t's, or NULL for all. */
+    const char **group_by;     /**< NULL-terminated groups (at most RP_AGG_MAX_GROUPS), or NULL
+                                    for one row over everything. */
+    const char **measures;     /**< NULL-terminated measures (at most RP_AGG_MAX_MEASURES), or
+                                    NULL for "count". */
+    const char *zone;          /**< The IANA zone date-time buckets are cut in; NULL: the
+                                    `timezone` setting, else UTC. Dates have no zone. */
+    const char *order;         /**< "key,-key" over the row's keys (a minus: descending);
+                                    NULL: the groups ascending. */
+    int64_t limit;             /**< At most this many rows (0: no limit). */
+    int64_t offset;            /**< Skip this many rows. */
+    bool with_deleted;         /**< Count soft-deleted records too. */
+    const rp_access_t *access; /**< Whose read permissions apply (NULL: none): only records in
+                                    the user's read scope; a group, measure or filter naming a
+                                    field hidden from the user is refused (RP_EPERM). */
+} rp_aggregate_t;
+
+/** Called with each row of an aggregate (borrowed: valid during the call). A non-zero return
+ *  stops the aggregate, which returns it. */
+typedef int (*rp_aggregate_fn)(json_t *row, void *ud);
+
+/**
+ * Runs @p q and hands each row to @p fn, so a million groups never sit in memory at once.
+ * A read under a deadline (rp_db_set_deadline) stops there with RP_ELIMIT, as find does.
+ */
+int rp_store_aggregate_each(rp_store_t *s, const rp_aggregate_t *q, rp_aggregate_fn fn, void *ud,
+                            rp_error_t *err);
+
+/** As rp_store_aggregate_each(), collecting the rows into *out (a new array, owned). */
+int rp_store_aggregate(rp_store_t *s, const rp_aggregate_t *q, json_t **out, rp_error_t *err);
+
+/* ---------------------------------------------------------------------------------------- */
 /* Configuration (kept in the database, so a copy of the file is a copy of the installation)  */
 
 /**
