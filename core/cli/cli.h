@@ -90,6 +90,7 @@ int cmd_init(cli_t *c, int argc, char **argv);
 int cmd_schema(cli_t *c, int argc, char **argv);
 int cmd_find(cli_t *c, int argc, char **argv);
 int cmd_search(cli_t *c, int argc, char **argv);
+int cmd_aggregate(cli_t *c, int argc, char **argv);
 int cmd_record(cli_t *c, int argc, char **argv);
 
 /* events.c */

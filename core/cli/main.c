@@ -233,6 +233,11 @@ static const command_t commands[] = {
      "[--fields A,B] [--deleted]",
      "Query records; prints JSON lines, and the next page's cursor on stderr."},
     {"count", cmd_find, "count ENTITY [--where JSON] [--deleted]", "Count matching records."},
+    {"aggregate", cmd_aggregate,
+     "aggregate ENTITY [--group-by F,G:month] [--measures count,sum:F,avg:F,min:F,max:F,"
+     "count_distinct:F] [--where JSON] [--zone TZ] [--order K,-K] [--limit N] [--offset N] "
+     "[--deleted] [--json|--csv]",
+     "Grouped aggregates (buckets: day, week, month, quarter, year), as a table, JSON or CSV."},
     {"search", cmd_search, "search WORDS… [--entity E] [--limit N]",
      "Full-text search over the searchable fields of every entity."},
     {"explain", cmd_record, "explain ENTITY ID FIELD",

@@ -48,21 +48,18 @@ static json_t *typed_value(json_t *fields, const char *name, const char *v)
     return json_string(v);
 }
 
-int rp__http_list(call_t *c, const char *entity)
+/* The filter of a read: the JSON of ?where= and every other parameter not in @p reserved as
+ * field=value (typed by the entity's schema). 0 with *out (owned, NULL for none), or the
+ * problem already answered. */
+static int query_where(call_t *c, const char *entity, const char *const *reserved, json_t **out)
 {
-    rp_query_t q = {.entity = entity, .limit = 50, .access = c->access};
-    if (rp__http_param_int(c, "limit", 1000, &q.limit))
-        return 0;
-    q.after = rp__http_param(c, "after");
-    q.order = rp__http_param(c, "order");
-    const char *wd = rp__http_param(c, "with_deleted");
-    if (wd && strcmp(wd, "true") && strcmp(wd, "false"))
-        return rp__http_problem(c, 400, "with_deleted must be true or false", "with_deleted");
-    q.with_deleted = wd && strcmp(wd, "true") == 0;
+    *out = NULL;
     rp_error_t err = {0};
     json_t *schema = rp_store_schema(c->h->s, entity, &err);
-    if (!schema)
-        return rp__http_store_problem(c, &err, true);
+    if (!schema) {
+        rp__http_store_problem(c, &err, true);
+        return -1;
+    }
     json_t *fields = json_object_get(schema, "fields");
     json_t *where = json_object();
     const char *wtext = rp__http_param(c, "where");
@@ -73,25 +70,56 @@ int rp__http_list(call_t *c, const char *entity)
             json_decref(w);
             json_decref(where);
             json_decref(schema);
-            return rp__http_problemf(c, 400, "where",
-                                     "where must be a JSON object filter (column %d: "
-                                     "%s)",
-                                     je.column, w ? "not an object" : je.text);
+            rp__http_problemf(c, 400, "where",
+                              "where must be a JSON object filter (column %d: %s)", je.column,
+                              w ? "not an object" : je.text);
+            return -1;
         }
         json_object_update(where, w);
         json_decref(w);
     }
-    static const char *const reserved[] = {"limit", "after", "order", "fields", "with_deleted",
-                                           "where", NULL};
     const char *k;
     json_t *v;
     json_object_foreach(c->params, k, v) {
-        bool skip = false;
+        bool skip = strcmp(k, "where") == 0;
         for (int i = 0; reserved[i]; i++)
             skip |= strcmp(k, reserved[i]) == 0;
         if (!skip)
             json_object_set_new(where, k, typed_value(fields, k, json_string_value(v)));
     }
+    json_decref(schema);
+    if (json_object_size(where))
+        *out = where;
+    else
+        json_decref(where);
+    return 0;
+}
+
+static int with_deleted(call_t *c, bool *out)
+{
+    const char *wd = rp__http_param(c, "with_deleted");
+    if (wd && strcmp(wd, "true") && strcmp(wd, "false")) {
+        rp__http_problem(c, 400, "with_deleted must be true or false", "with_deleted");
+        return -1;
+    }
+    *out = wd && strcmp(wd, "true") == 0;
+    return 0;
+}
+
+int rp__http_list(call_t *c, const char *entity)
+{
+    rp_query_t q = {.entity = entity, .limit = 50, .access = c->access};
+    if (rp__http_param_int(c, "limit", 1000, &q.limit))
+        return 0;
+    q.after = rp__http_param(c, "after");
+    q.order = rp__http_param(c, "order");
+    if (with_deleted(c, &q.with_deleted))
+        return 0;
+    static const char *const reserved[] = {"limit", "after", "order", "fields", "with_deleted",
+                                           NULL};
+    json_t *where = NULL;
+    if (query_where(c, entity, reserved, &where))
+        return 0;
     char *fbuf = NULL;
     const char *flist[MAX_FIELDS + 1];
     const char *ftext = rp__http_param(c, "fields");
@@ -107,16 +135,63 @@ int rp__http_list(call_t *c, const char *entity)
         flist[n] = NULL;
         q.fields = flist;
     }
-    q.where = json_object_size(where) ? where : NULL;
+    q.where = where;
     json_t *out = NULL;
     char *next = NULL;
+    rp_error_t err = {0};
     int rc = rp_store_find(c->h->s, &q, &out, &next, &err);
     free(fbuf);
     json_decref(where);
-    json_decref(schema);
     if (rc)
         return rp__http_store_problem(c, &err, true);
     return rp__http_send_page(c, out, next);
+}
+
+/* Splits the comma list @p text (copied into @p buf) into @p out, NULL-terminated; more than
+ * @p max items keeps max + 1, so the store names its cap. */
+static void split_list(const char *text, char *buf, size_t cap, const char **out, int max)
+{
+    int n = 0;
+    out[0] = NULL;
+    if (!text)
+        return;
+    snprintf(buf, cap, "%s", text);
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t && n <= max;
+         t = strtok_r(NULL, ",", &save))
+        out[n++] = t;
+    out[n] = NULL;
+}
+
+int rp__http_aggregate(call_t *c, const char *entity)
+{
+    rp_aggregate_t q = {.entity = entity, .limit = 1000, .access = c->access};
+    const char *off = rp__http_param(c, "offset");
+    if (rp__http_param_int(c, "limit", 10000, &q.limit) ||
+        (off && strcmp(off, "0") && rp__http_param_int(c, "offset", INT64_MAX, &q.offset)) ||
+        with_deleted(c, &q.with_deleted))
+        return 0;
+    q.order = rp__http_param(c, "order");
+    q.zone = rp__http_param(c, "zone");
+    static const char *const reserved[] = {"limit", "offset", "order", "zone", "group_by",
+                                           "measures", "with_deleted", NULL};
+    char gbuf[1024], mbuf[2048];
+    const char *groups[RP_AGG_MAX_GROUPS + 2], *measures[RP_AGG_MAX_MEASURES + 2];
+    split_list(rp__http_param(c, "group_by"), gbuf, sizeof gbuf, groups, RP_AGG_MAX_GROUPS);
+    split_list(rp__http_param(c, "measures"), mbuf, sizeof mbuf, measures,
+               RP_AGG_MAX_MEASURES);
+    q.group_by = groups;
+    q.measures = measures;
+    json_t *where = NULL;
+    if (query_where(c, entity, reserved, &where))
+        return 0;
+    q.where = where;
+    json_t *rows = NULL;
+    rp_error_t err = {0};
+    int rc = rp_store_aggregate(c->h->s, &q, &rows, &err);
+    json_decref(where);
+    if (rc)
+        return rp__http_store_problem(c, &err, true);
+    return rp__http_send_page(c, rows, NULL);
 }
 
 int rp__http_create(call_t *c, const char *entity)

@@ -182,6 +182,8 @@ int rp__http_login(call_t *c);
 int rp__http_list(call_t *c, const char *entity);
 /** POST /api/v1/<entity>. */
 int rp__http_create(call_t *c, const char *entity);
+/** GET /api/v1/<entity>/aggregate: grouped aggregates (rp_store_aggregate). */
+int rp__http_aggregate(call_t *c, const char *entity);
 /** GET /api/v1/<entity>/<id>. */
 int rp__http_get(call_t *c, const char *entity, int64_t id);
 /** PATCH /api/v1/<entity>/<id> (If-Match: "<version>"). */

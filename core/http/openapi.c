@@ -151,6 +151,10 @@ json_t *rp__http_openapi(rp_store_t *s, rp_error_t *err)
         snprintf(p, sizeof p, "/api/v1/%s/{id}/explain/{field}", name);
         plain_op(paths, p, "get", "Why a field has its value", name,
                  "{data: [changes with their causes]}");
+        snprintf(p, sizeof p, "/api/v1/%s/aggregate", name);
+        plain_op(paths, p, "get",
+                 "Grouped aggregates (group_by, measures, where, zone, order, limit, offset)",
+                 name, "{data: [rows]}");
         snprintf(p, sizeof p, "/api/v1/%s/bulk", name);
         plain_op(paths, p, "post", "Create and update many, all or nothing", name,
                  "{created: [ids], updated: n}");

@@ -199,6 +199,8 @@ static int route(call_t *c)
         return method_get(req)    ? rp__http_list(c, entity)
                : rp__http_method_is(req, "POST") ? rp__http_create(c, entity)
                                         : method_not_allowed(c, "GET, POST");
+    if (n == 2 && strcmp(seg[1], "aggregate") == 0)
+        return method_get(req) ? rp__http_aggregate(c, entity) : method_not_allowed(c, "GET");
     if (n == 2 && strcmp(seg[1], "bulk") == 0)
         return rp__http_method_is(req, "POST") ? rp__http_bulk(c, entity)
                                                : method_not_allowed(c, "POST");

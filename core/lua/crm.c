@@ -267,6 +267,76 @@ static int crm_count(lua_State *L)
     return 1;
 }
 
+/* Strings at opts[key]: one string, or an array of them, into @p out (NULL-terminated; at
+ * most @p max). The strings stay alive in the opts table. */
+static void agg_list(lua_State *L, int opts, const char *key, const char **out, int max)
+{
+    lua_getfield(L, opts, key);
+    if (lua_type(L, -1) == LUA_TSTRING) {
+        out[0] = lua_tostring(L, -1);
+    } else if (lua_istable(L, -1)) {
+        int n = (int)lua_rawlen(L, -1);
+        if (n > max)
+            luaL_error(L, "crm.aggregate: %s has %d entries, more than %d", key, n, max);
+        for (int i = 0; i < n; i++) {
+            lua_rawgeti(L, -1, i + 1);
+            if (lua_type(L, -1) != LUA_TSTRING)
+                luaL_error(L, "crm.aggregate: %s[%d] must be a string", key, i + 1);
+            out[i] = lua_tostring(L, -1);
+            lua_pop(L, 1);
+        }
+    } else if (!lua_isnil(L, -1)) {
+        luaL_error(L, "crm.aggregate: %s must be a string or an array of strings", key);
+    }
+    lua_pop(L, 1);
+}
+
+/* crm.aggregate(entity, {group_by=…, measures=…, where=…, zone=…, order=…, limit=…,
+ * offset=…, deleted=…}) -> array of rows. At most 100,000 rows a call (1,000 unless limit
+ * says), built in C before Lua sees them: page with offset beyond. */
+static int crm_aggregate(lua_State *L)
+{
+    rp_lua_t *l = rp__lua_of(L);
+    rp_aggregate_t q = {.entity = luaL_checkstring(L, 1), .access = l->ctx.access,
+                        .limit = 1000};
+    const char *groups[RP_AGG_MAX_GROUPS + 2] = {0};
+    const char *measures[RP_AGG_MAX_MEASURES + 2] = {0};
+    json_t *where = NULL;
+    if (!lua_isnoneornil(L, 2)) {
+        luaL_checktype(L, 2, LUA_TTABLE);
+        /* One more than the cap, so the store says what the cap is. */
+        agg_list(L, 2, "group_by", groups, RP_AGG_MAX_GROUPS + 1);
+        agg_list(L, 2, "measures", measures, RP_AGG_MAX_MEASURES + 1);
+        lua_getfield(L, 2, "zone");
+        q.zone = lua_isnil(L, -1) ? NULL : luaL_checkstring(L, -1);
+        lua_getfield(L, 2, "order");
+        q.order = lua_isnil(L, -1) ? NULL : luaL_checkstring(L, -1);
+        lua_getfield(L, 2, "limit");
+        q.limit = lua_isnil(L, -1) ? 1000 : luaL_checkinteger(L, -1);
+        lua_getfield(L, 2, "offset");
+        q.offset = lua_isnil(L, -1) ? 0 : luaL_checkinteger(L, -1);
+        lua_getfield(L, 2, "deleted");
+        q.with_deleted = lua_toboolean(L, -1);
+        lua_pop(L, 5);
+        if (q.limit < 1 || q.limit > 100000)
+            return luaL_error(L, "crm.aggregate: limit must be 1 to 100000 (page with offset)");
+        lua_getfield(L, 2, "where");
+        where = lua_isnil(L, -1) ? NULL : rp__lua_check_json(L, -1, "crm.aggregate", "where");
+        lua_pop(L, 1);
+    }
+    q.group_by = groups;
+    q.measures = measures;
+    q.where = where;
+    json_t *rows = NULL;
+    rp_error_t err = {0};
+    int rc = rp_store_aggregate(l->s, &q, &rows, &err);
+    json_decref(where);
+    if (rc)
+        return rp__lua_raise(L, &err);
+    rp__lua_push_owned(L, rows);
+    return 1;
+}
+
 static int crm_search(lua_State *L)
 {
     rp_lua_t *l = rp__lua_of(L);
@@ -844,6 +914,7 @@ int rp__lua_open_crm(rp_lua_t *l, rp_error_t *err)
         {"create", crm_create},   {"create_many", crm_create_many}, {"get", crm_get},
         {"update", crm_update},   {"delete", crm_delete},           {"restore", crm_restore},
         {"purge", crm_purge},     {"find", crm_find},               {"count", crm_count},
+        {"aggregate", crm_aggregate},
         {"search", crm_search},   {"explain", crm_explain},         {"history", crm_history},
         {"transaction", crm_transaction}, {"dry_run", crm_dry_run},
         {"now", crm_now},         {"now_ms", crm_now_ms},           {"config", crm_config},

@@ -215,6 +215,67 @@ static int h_count(rapport_host *h, const char *entity, const char *where, int64
     return from_err(h, rc, &err);
 }
 
+/* The strings of @p arr (a JSON array, or one string) into @p out, NULL-terminated; more than
+ * @p max keeps max + 1, so the store names its cap. Borrowed from @p arr. */
+static void str_list(json_t *arr, const char **out, int max)
+{
+    int n = 0;
+    if (json_is_string(arr))
+        out[n++] = json_string_value(arr);
+    for (size_t i = 0; json_is_array(arr) && i < json_array_size(arr) && n <= max; i++)
+        if (json_is_string(json_array_get(arr, i)))
+            out[n++] = json_string_value(json_array_get(arr, i));
+    out[n] = NULL;
+}
+
+typedef struct {
+    rapport_host *h;
+    int (*row)(void *ud, const char *json);
+    void *ud;
+} agg_pass_t;
+
+static int agg_row(json_t *row, void *ud)
+{
+    agg_pass_t *p = ud;
+    char *text = json_dumps(row, JSON_COMPACT);
+    if (!text)
+        return RP_ENOMEM;
+    int rc = p->row(p->ud, text);
+    free(text);
+    return rc;
+}
+
+static int h_aggregate(rapport_host *h, const char *entity, const char *query,
+                       int (*row)(void *ud, const char *json), void *ud)
+{
+    if (!row)
+        return (int)fail_host(h, RAPPORT_EINVAL, "aggregate needs a row function");
+    json_t *q = query ? parse(h, query, "the query") : json_object();
+    if (!q)
+        return RAPPORT_EINVAL;
+    const char *groups[RP_AGG_MAX_GROUPS + 2], *measures[RP_AGG_MAX_MEASURES + 2];
+    str_list(json_object_get(q, "group_by"), groups, RP_AGG_MAX_GROUPS);
+    str_list(json_object_get(q, "measures"), measures, RP_AGG_MAX_MEASURES);
+    rp_aggregate_t rq = {.entity = entity,
+                         .where = json_object_get(q, "where"),
+                         .group_by = groups,
+                         .measures = measures,
+                         .zone = json_string_value(json_object_get(q, "zone")),
+                         .order = json_string_value(json_object_get(q, "order")),
+                         .limit = json_integer_value(json_object_get(q, "limit")),
+                         .offset = json_integer_value(json_object_get(q, "offset")),
+                         .with_deleted = json_is_true(json_object_get(q, "deleted")),
+                         .access = h->ctx.access};
+    agg_pass_t pass = {h, row, ud};
+    rp_error_t err = {0};
+    int rc = rp_store_aggregate_each(h->P->s, &rq, agg_row, &pass, &err);
+    json_decref(q);
+    /* A stop the plugin's own function asked for is its own code, returned as it is. */
+    if (rc && !err.msg[0])
+        return rc;
+    return from_err(h, rc, &err);
+}
+
 static int h_emit(rapport_host *h, const char *type, const char *entity, int64_t id,
                   const char *payload)
 {
@@ -728,4 +789,5 @@ const rapport_api rp__plugin_api = {
     .dec_mul = h_dec_mul,
     .dec_cmp = rp_dec_cmp,
     .format = rp__plugin_format,
+    .aggregate = h_aggregate,
 };

@@ -373,6 +373,19 @@ struct rapport_api {
      * plugin (or the engine: csv, jsonl) has is refused.
      */
     int (*format)(rapport_host *h, const rapport_format *f, void *ud);
+
+    /* -- aggregates (appended after format: test with RAPPORT_HAS) -- */
+    /**
+     * A grouped aggregate of @p entity, computed by the store in one statement: @p query is
+     * {"group_by": ["field", "at:month", …], "measures": ["count", "sum:amount", "avg:F",
+     * "min:F", "max:F", "count:F", "count_distinct:F"], "where": filter, "zone": "Europe/Berlin",
+     * "order": "-sum_amount", "limit": n, "offset": n, "deleted": bool} (all optional).
+     * @p row is called with each row as a JSON object (text borrowed during the call), keyed
+     * as the README's `rapport aggregate` says; a non-zero return stops and is returned as it
+     * is. The caller's role applies (a route's request). @return 0, or an error (last_error).
+     */
+    int (*aggregate)(rapport_host *h, const char *entity, const char *query,
+                     int (*row)(void *ud, const char *json), void *ud);
 };
 
 /** Whether @p api has function @p fn (so a plugin can run on an older host). */
