@@ -1,0 +1,419 @@
+/*
+ * analytical.c — analytical CRM: who the valuable customers are, what they are worth, who is
+ * slipping away. The plugin brings the purchase fact table (and the fields it stores on
+ * contacts), and the analyses — RFM, historic and predictive CLV with BG/NBD, Pareto/NBD and
+ * Gamma-Gamma, Pareto 80/20, churn risk, cohorts, the pipeline forecast — each as a command
+ * (`rapport analytics …`), a Lua function (crm.analytical.*) and an HTTP route
+ * (/api/v1/plugins/analytical/…), and refreshed on a schedule when one is set.
+ *
+ * Settings (rapport config set plugin.analytical.<key> VALUE):
+ *   rfm_segments     the segment table (see rfm.c); the 11 widely used segments by default
+ *   refresh_cron     a cron expression: refresh RFM, CLV and churn on it ("0 3 * * *")
+ *   discount_rate    the annual rate of the time value of money (0.1)
+ *   cost_per_ticket, cost_per_activity   the cost of serving a customer, per ticket, activity
+ *   churn_p_alive    P(alive) below which a customer is at risk (0.5)
+ *   churn_gap_factor a customer is at risk past this many of their own usual gaps (2)
+ *   model            the purchase model of `clv` and churn: bgnbd (default) or paretonbd
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "analytical.h"
+
+const rapport_api *an_api;
+
+/* ---- helpers ------------------------------------------------------------------------------ */
+
+int an_fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return RAPPORT_EINVAL;
+}
+
+json_t *an_json(char *text)
+{
+    if (!text)
+        return NULL;
+    json_t *j = json_loads(text, JSON_DECODE_ANY, NULL);
+    an_api->free(text);
+    return j;
+}
+
+json_t *an_config(rapport_host *h, const char *key)
+{
+    return an_json(an_api->config(h, key));
+}
+
+double an_config_num(rapport_host *h, const char *key, double def)
+{
+    json_t *j = an_config(h, key);
+    double v = json_is_number(j) ? json_number_value(j)
+               : json_is_string(j) ? strtod(json_string_value(j), NULL)
+                                   : def;
+    json_decref(j);
+    return v;
+}
+
+double an_num(json_t *v)
+{
+    if (json_is_number(v))
+        return json_number_value(v);
+    const char *t = json_string_value(v);
+    return t ? strtod(t, NULL) : 0;
+}
+
+int64_t an_time(const char *text)
+{
+    int64_t ms;
+    if (!text || an_api->time_parse(NULL, text, &ms))
+        return -1;
+    return ms;
+}
+
+int64_t an_day(const char *label)
+{
+    int y, m, d;
+    if (!label || sscanf(label, "%4d-%2d-%2d", &y, &m, &d) != 3 || m < 1 || m > 12 || d < 1 ||
+        d > 31)
+        return INT64_MIN;
+    /* Howard Hinnant's days_from_civil. */
+    int64_t yy = y - (m <= 2);
+    int64_t era = (yy >= 0 ? yy : yy - 399) / 400;
+    int64_t yoe = yy - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    return era * 146097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719468;
+}
+
+void an_time_fmt(int64_t ms, char *out)
+{
+    an_api->time_format(NULL, ms, out);
+}
+
+int64_t an_opt_time(json_t *opts, const char *key, int64_t def, char *err, size_t errlen)
+{
+    json_t *v = json_object_get(opts, key);
+    if (!v || json_is_null(v))
+        return def;
+    int64_t ms = an_time(json_string_value(v));
+    if (ms < 0)
+        an_fail(err, errlen, "%s must be a date (YYYY-MM-DD) or an ISO-8601 date-time", key);
+    return ms;
+}
+
+typedef struct {
+    int (*fn)(json_t *row, void *ud);
+    void *ud;
+    int rc;
+} agg_t;
+
+static int agg_row(void *ud, const char *text)
+{
+    agg_t *a = ud;
+    json_t *row = json_loads(text, 0, NULL);
+    if (!row)
+        return a->rc = RAPPORT_ENOMEM;
+    a->rc = a->fn(row, a->ud);
+    json_decref(row);
+    return a->rc;
+}
+
+int an_aggregate(rapport_host *h, const char *entity, json_t *query,
+                 int (*fn)(json_t *row, void *ud), void *ud, char *err, size_t errlen)
+{
+    char *q = json_dumps(query, JSON_COMPACT);
+    if (!q)
+        return an_fail(err, errlen, "out of memory");
+    agg_t a = {fn, ud, 0};
+    int rc = an_api->aggregate(h, entity, q, agg_row, &a);
+    free(q);
+    if (rc && rc == a.rc)
+        return rc; /* the callback's own stop, with its message already in err */
+    if (rc)
+        an_fail(err, errlen, "%s", an_api->last_error(h));
+    return rc;
+}
+
+/* ---- entities ----------------------------------------------------------------------------- */
+
+static const char purchase_spec[] =
+    "{\"fields\": {\"customer\": {\"type\": \"ref\", \"ref\": \"contact\", \"required\": true,"
+    " \"indexed\": true}, \"at\": {\"type\": \"datetime\", \"required\": true, \"indexed\": true},"
+    " \"amount\": {\"type\": \"decimal\", \"scale\": 2, \"required\": true},"
+    " \"cost\": {\"type\": \"decimal\", \"scale\": 2}, \"ref\": {\"type\": \"text\","
+    " \"indexed\": true}, \"source\": {\"type\": \"text\"}}}";
+
+/* What the plugin adds to contacts: the key another system knows a customer by, the cost of
+ * winning them, and what the analyses store. */
+static const struct {
+    const char *field, *spec;
+} contact_fields[] = {
+    {"external_id", "{\"type\": \"text\", \"unique\": true, \"indexed\": true}"},
+    {"acquisition_cost", "{\"type\": \"decimal\", \"scale\": 2}"},
+    {"last_purchase_at", "{\"type\": \"datetime\"}"},
+    {"rfm_frequency", "{\"type\": \"integer\"}"},
+    {"rfm_monetary", "{\"type\": \"decimal\", \"scale\": 2}"},
+    {"rfm_score", "{\"type\": \"text\", \"indexed\": true}"},
+    {"rfm_segment", "{\"type\": \"text\", \"indexed\": true}"},
+    {"clv_historic", "{\"type\": \"decimal\", \"scale\": 2}"},
+    {"clv_predicted", "{\"type\": \"decimal\", \"scale\": 2}"},
+    {"expected_purchases", "{\"type\": \"real\"}"},
+    {"p_alive", "{\"type\": \"real\"}"},
+    {"churn_risk", "{\"type\": \"boolean\", \"default\": false, \"indexed\": true}"},
+    {"analyzed_at", "{\"type\": \"datetime\"}"},
+};
+
+static int ensure(rapport_host *h, char *err, size_t errlen)
+{
+    if (!an_api->has_entity(h, "purchase") &&
+        an_api->define_entity(h, "purchase", purchase_spec))
+        return an_fail(err, errlen, "purchase: %s", an_api->last_error(h));
+    for (size_t i = 0; i < sizeof contact_fields / sizeof *contact_fields; i++)
+        if (an_api->add_field(h, "contact", contact_fields[i].field, contact_fields[i].spec) &&
+            !strstr(an_api->last_error(h), "already defined"))
+            return an_fail(err, errlen, "contact.%s: %s", contact_fields[i].field,
+                           an_api->last_error(h));
+    return 0;
+}
+
+/* ---- the doors: a command line, Lua, HTTP, each into the same analysis -------------------- */
+
+typedef int (*analysis_fn)(rapport_host *h, json_t *opts, json_t **out, char *err,
+                           size_t errlen);
+
+typedef struct {
+    const char *name, *help;
+    analysis_fn fn;
+} analysis_t;
+
+static const analysis_t analyses[] = {
+    {"rfm", "RFM scores and segments, stored on contacts [--as-of DATE] [--dry-run]", an_rfm},
+    {"pareto", "the share of revenue from the top 20 % (--cut 10,20,50), the curve, its Gini, "
+               "key customers [--top N] [--as-of DATE]", an_pareto},
+    {"cohorts", "customers by first purchase, retention per later period [--by month] "
+                "[--revenue]", an_cohorts},
+    {"forecast", "open deals × stage probability by expected close month and owner, beside "
+                 "what was won", an_forecast},
+};
+
+/* "--as-of 2026-01-01" -> {"as_of": "2026-01-01"}; "--dry-run" -> {"dry_run": true}; the
+ * output flags into @p o. */
+static int parse_args(int argc, char **argv, json_t *opts, an_output_t *o, char *err,
+                      size_t errlen)
+{
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, "--", 2) != 0)
+            return an_fail(err, errlen, "unexpected argument \"%s\" (options start with --)", a);
+        if (!strcmp(a, "--json")) {
+            o->json = true;
+            continue;
+        }
+        if (!strcmp(a, "--csv")) {
+            o->csv = true;
+            continue;
+        }
+        char key[64];
+        snprintf(key, sizeof key, "%s", a + 2);
+        for (char *p = key; *p; p++)
+            if (*p == '-')
+                *p = '_';
+        static const char *const flags[] = {"dry_run", "revenue", "predicted", "customers", NULL};
+        bool flag = false;
+        for (int k = 0; flags[k]; k++)
+            flag |= strcmp(key, flags[k]) == 0;
+        if (flag) {
+            json_object_set_new(opts, key, json_true());
+            continue;
+        }
+        if (i + 1 >= argc)
+            return an_fail(err, errlen, "%s needs a value", a);
+        if (!strcmp(a, "--svg")) {
+            o->svg = argv[++i];
+            continue;
+        }
+        json_object_set_new(opts, key, json_string(argv[++i]));
+    }
+    if (o->json && o->csv)
+        return an_fail(err, errlen, "choose one of --json and --csv");
+    return 0;
+}
+
+/* `rapport analytics NAME [options]`. */
+static int analytics_cmd(rapport_host *h, const rapport_api *api, int argc, char **argv,
+                         void *ud)
+{
+    (void)api;
+    (void)ud;
+    char err[512] = "";
+    if (argc < 2) {
+        fprintf(stderr, "usage: rapport analytics ANALYSIS [options] [--json|--csv] "
+                        "[--svg FILE]\n");
+        for (size_t i = 0; i < sizeof analyses / sizeof *analyses; i++)
+            fprintf(stderr, "  %-9s %s\n", analyses[i].name, analyses[i].help);
+        return 2;
+    }
+    for (size_t i = 0; i < sizeof analyses / sizeof *analyses; i++) {
+        if (strcmp(argv[1], analyses[i].name) != 0)
+            continue;
+        json_t *opts = json_object(), *report = NULL;
+        an_output_t o = {0};
+        int rc = parse_args(argc - 2, argv + 2, opts, &o, err, sizeof err);
+        if (rc) {
+            json_decref(opts);
+            fprintf(stderr, "rapport analytics %s: %s\n", argv[1], err);
+            return 2;
+        }
+        rc = analyses[i].fn(h, opts, &report, err, sizeof err);
+        if (!rc)
+            rc = an_print(report, &o, err, sizeof err);
+        json_decref(opts);
+        json_decref(report);
+        if (rc) {
+            fprintf(stderr, "rapport analytics %s: %s\n", argv[1], err);
+            return 1;
+        }
+        return 0;
+    }
+    fprintf(stderr, "rapport analytics: no analysis \"%s\" (run `rapport analytics` for the "
+                    "list)\n", argv[1]);
+    return 2;
+}
+
+/* crm.analytical.NAME(opts) -> the report. */
+static int lua_analysis(rapport_host *h, const rapport_api *api, const char *args, char **result,
+                        void *ud, char *err, size_t errlen)
+{
+    analysis_fn fn = ((const analysis_t *)ud)->fn;
+    json_t *a = json_loads(args, 0, NULL);
+    json_t *opts = json_array_get(a, 0);
+    if (opts && !json_is_object(opts) && !json_is_null(opts)) {
+        json_decref(a);
+        return an_fail(err, errlen, "the options must be a table");
+    }
+    json_t *o = json_is_object(opts) ? json_incref(opts) : json_object();
+    json_decref(a);
+    json_t *report = NULL;
+    int rc = fn(h, o, &report, err, errlen);
+    json_decref(o);
+    if (rc)
+        return rc;
+    char *text = json_dumps(report, JSON_COMPACT);
+    json_decref(report);
+    *result = text ? api->strdup(text) : NULL;
+    free(text);
+    return 0;
+}
+
+/* GET /api/v1/plugins/analytical/NAME?key=value…: the analysis, without storing anything. */
+static int route_analysis(rapport_host *h, const rapport_api *api, const rapport_request *req,
+                          int *status, char **body, void *ud, char *err, size_t errlen)
+{
+    analysis_fn fn = ((const analysis_t *)ud)->fn;
+    if (req->rest[0] && strcmp(req->rest, "/") != 0)
+        return RAPPORT_ENOTFOUND;
+    json_t *opts = json_object();
+    char *q = strdup(req->query ? req->query : "");
+    for (char *save = NULL, *kv = strtok_r(q, "&", &save); kv; kv = strtok_r(NULL, "&", &save)) {
+        char *eq = strchr(kv, '=');
+        if (!eq)
+            continue;
+        *eq = '\0';
+        /* Values are dates, numbers and names: undo %XX and '+' only. */
+        char *v = eq + 1, *w = v;
+        for (char *r = v; *r; r++) {
+            if (*r == '%' && r[1] && r[2]) {
+                char hex[3] = {r[1], r[2], 0};
+                *w++ = (char)strtol(hex, NULL, 16);
+                r += 2;
+            } else {
+                *w++ = *r == '+' ? ' ' : *r;
+            }
+        }
+        *w = '\0';
+        json_object_set_new(opts, kv, json_string(v));
+    }
+    free(q);
+    /* A GET reads: nothing is stored on the contacts from here. */
+    json_object_set_new(opts, "dry_run", json_true());
+    json_t *report = NULL;
+    int rc = fn(h, opts, &report, err, errlen);
+    json_decref(opts);
+    if (rc)
+        return rc;
+    char *text = json_dumps(report, JSON_COMPACT);
+    json_decref(report);
+    *body = text ? api->strdup(text) : NULL;
+    free(text);
+    *status = 200;
+    return 0;
+}
+
+/* crm.analytical.segments() -> the RFM segment table in force. */
+static int lua_segments(rapport_host *h, const rapport_api *api, const char *args, char **result,
+                        void *ud, char *err, size_t errlen)
+{
+    (void)args;
+    (void)ud;
+    json_t *t = an_rfm_segments(h, err, errlen);
+    if (!t)
+        return RAPPORT_EINVAL;
+    char *text = json_dumps(t, JSON_COMPACT);
+    json_decref(t);
+    *result = text ? api->strdup(text) : NULL;
+    free(text);
+    return 0;
+}
+
+/* ---- the plugin --------------------------------------------------------------------------- */
+
+static int init(rapport_host *h, const rapport_api *api, char *err, size_t errlen)
+{
+    an_api = api;
+    if (!RAPPORT_HAS(api, aggregate))
+        return an_fail(err, errlen, "this engine (%s) lacks grouped aggregates "
+                                    "(rapport_api.aggregate), which analytical needs",
+                       api->host_version);
+    int rc = ensure(h, err, errlen);
+    if (rc)
+        return rc;
+    if ((rc = an_purchases_init(h, err, errlen)))
+        return rc;
+    if (api->command(h, "analytics", "analytical CRM: rfm, clv, fit, pareto, churn, cohorts, "
+                                     "forecast (rapport analytics for the list)",
+                     analytics_cmd, NULL))
+        return an_fail(err, errlen, "%s", api->last_error(h));
+    if (api->lua_function(h, "segments", lua_segments, NULL))
+        return an_fail(err, errlen, "%s", api->last_error(h));
+    for (size_t i = 0; i < sizeof analyses / sizeof *analyses; i++) {
+        void *a = (void *)&analyses[i];
+        if (api->lua_function(h, analyses[i].name, lua_analysis, a) ||
+            api->route(h, "GET", analyses[i].name, route_analysis, a))
+            return an_fail(err, errlen, "%s", api->last_error(h));
+    }
+    return 0;
+}
+
+static const rapport_dep deps[] = {{"operational", "0.2.0"}, {NULL, NULL}};
+
+static const rapport_plugin descriptor = {
+    .abi = RAPPORT_PLUGIN_ABI,
+    .name = "analytical",
+    .version = "0.1.0",
+    .description = "purchases; RFM, CLV (historic, BG/NBD, Pareto/NBD, Gamma-Gamma), Pareto "
+                   "80/20, churn risk, cohorts, pipeline forecast",
+    .requires = deps,
+    .init = init,
+    .fini = NULL,
+};
+
+RAPPORT_EXPORT const rapport_plugin *rapport_plugin_entry(void)
+{
+    return &descriptor;
+}
