@@ -194,6 +194,13 @@ typedef struct {
 
 static const analysis_t analyses[] = {
     {"rfm", "RFM scores and segments, stored on contacts [--as-of DATE] [--dry-run]", an_rfm},
+    {"fit", "fit bgnbd|paretonbd|gammagamma on a window: --model M [--calibration-end DATE] "
+            "[--unit week|day]", an_fit},
+    {"clv", "historic and predicted CLV, P(alive), churn risk, stored on contacts [--horizon "
+            "52w] [--rate 0.1] [--model bgnbd|paretonbd] [--as-of DATE] [--top N] [--dry-run]",
+     an_clv},
+    {"churn", "the customers at risk (P(alive) under plugin.analytical.churn_p_alive, or "
+              "silent past churn_gap_factor × their usual gap), stored, an event each", an_churn},
     {"pareto", "the share of revenue from the top 20 % (--cut 10,20,50), the curve, its Gini, "
                "key customers [--top N] [--as-of DATE]", an_pareto},
     {"cohorts", "customers by first purchase, retention per later period [--by month] "
@@ -264,7 +271,13 @@ static int analytics_cmd(rapport_host *h, const rapport_api *api, int argc, char
             continue;
         json_t *opts = json_object(), *report = NULL;
         an_output_t o = {0};
-        int rc = parse_args(argc - 2, argv + 2, opts, &o, err, sizeof err);
+        int skip = 2;
+        /* `rapport analytics fit bgnbd`: the model may come first, without --model. */
+        if (!strcmp(argv[1], "fit") && argc > 2 && strncmp(argv[2], "--", 2) != 0) {
+            json_object_set_new(opts, "model", json_string(argv[2]));
+            skip = 3;
+        }
+        int rc = parse_args(argc - skip, argv + skip, opts, &o, err, sizeof err);
         if (rc) {
             json_decref(opts);
             fprintf(stderr, "rapport analytics %s: %s\n", argv[1], err);
@@ -273,6 +286,15 @@ static int analytics_cmd(rapport_host *h, const rapport_api *api, int argc, char
         rc = analyses[i].fn(h, opts, &report, err, sizeof err);
         if (!rc)
             rc = an_print(report, &o, err, sizeof err);
+        json_t *conv = json_object_get(report, "converged");
+        if (!rc && json_is_false(conv)) {
+            /* The figures are shown, and the exit status says they are not to be trusted. */
+            fprintf(stderr, "rapport analytics %s: the fit did not converge: %s\n", argv[1],
+                    json_string_value(json_object_get(report, "reason")));
+            json_decref(opts);
+            json_decref(report);
+            return 1;
+        }
         json_decref(opts);
         json_decref(report);
         if (rc) {
@@ -371,6 +393,29 @@ static int lua_segments(rapport_host *h, const rapport_api *api, const char *arg
     return 0;
 }
 
+/* The job analytical.refresh: RFM, then CLV and churn, stored; scheduled by the setting
+ * refresh_cron, or by a rule (crm.every(…, "analytical.refresh")). A failure is retried. */
+static int refresh_job(rapport_host *h, const rapport_api *api, const rapport_job *job, void *ud,
+                       char *err, size_t errlen)
+{
+    (void)ud;
+    (void)job;
+    static const analysis_fn steps[] = {an_rfm, an_clv};
+    for (size_t i = 0; i < sizeof steps / sizeof *steps; i++) {
+        json_t *opts = json_object(), *rep = NULL;
+        int rc = steps[i](h, opts, &rep, err, errlen);
+        if (!rc)
+            api->log(h, RAPPORT_LOG_INFO, "refreshed %s: %lld contacts changed",
+                     i ? "clv and churn" : "rfm",
+                     (long long)json_integer_value(json_object_get(rep, "contacts_changed")));
+        json_decref(opts);
+        json_decref(rep);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 /* ---- the plugin --------------------------------------------------------------------------- */
 
 static int init(rapport_host *h, const rapport_api *api, char *err, size_t errlen)
@@ -389,8 +434,17 @@ static int init(rapport_host *h, const rapport_api *api, char *err, size_t errle
                                      "forecast (rapport analytics for the list)",
                      analytics_cmd, NULL))
         return an_fail(err, errlen, "%s", api->last_error(h));
-    if (api->lua_function(h, "segments", lua_segments, NULL))
+    if (api->lua_function(h, "segments", lua_segments, NULL) ||
+        api->job(h, "analytical.refresh", refresh_job, NULL))
         return an_fail(err, errlen, "%s", api->last_error(h));
+    json_t *cron = an_config(h, "refresh_cron");
+    if (json_is_string(cron) &&
+        api->every(h, "analytical.refresh", json_string_value(cron), NULL, "analytical.refresh",
+                   "{}")) {
+        json_decref(cron);
+        return an_fail(err, errlen, "plugin.analytical.refresh_cron: %s", api->last_error(h));
+    }
+    json_decref(cron);
     for (size_t i = 0; i < sizeof analyses / sizeof *analyses; i++) {
         void *a = (void *)&analyses[i];
         if (api->lua_function(h, analyses[i].name, lua_analysis, a) ||

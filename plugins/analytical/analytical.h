@@ -76,6 +76,13 @@ const char *an_rfm_segment_of(json_t *table, int r, int f, int m);
 /** The 1–5 quintile scores of @p n values, ties kept together (reports.c, tested). */
 void an_quintiles(const double *v, size_t n, bool reverse, int *score);
 
+/** Fits BG/NBD, Pareto/NBD or Gamma-Gamma on a calibration window (clv.c). */
+int an_fit(rapport_host *h, json_t *opts, json_t **out, char *err, size_t errlen);
+/** Historic and predicted CLV, P(alive), churn risk, stored on contacts (clv.c). */
+int an_clv(rapport_host *h, json_t *opts, json_t **out, char *err, size_t errlen);
+/** As an_clv(), listing the customers at risk. */
+int an_churn(rapport_host *h, json_t *opts, json_t **out, char *err, size_t errlen);
+
 /** Pareto 80/20 and key customers (reports.c). */
 int an_pareto(rapport_host *h, json_t *opts, json_t **out, char *err, size_t errlen);
 /** Cohorts by first purchase (reports.c). */

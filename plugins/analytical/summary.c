@@ -28,7 +28,7 @@ typedef struct {
 static int grow(an_summary_t *s)
 {
     size_t nc = s->cap ? 2 * s->cap : 4096;
-    an_customer_t *n = realloc(s->c, nc * sizeof *n);
+    an_hist_t *n = realloc(s->c, nc * sizeof *n);
     if (!n)
         return RAPPORT_ENOMEM;
     s->c = n;
@@ -46,7 +46,7 @@ static void close_customer(pass_t *p)
 {
     if (p->cur < 0 || !p->s->n)
         return;
-    an_customer_t *c = &p->s->c[p->s->n - 1];
+    an_hist_t *c = &p->s->c[p->s->n - 1];
     c->m_x = c->x > 0 ? p->repeat_sum / c->x : 0;
 }
 
@@ -59,7 +59,7 @@ static int add_day(json_t *row, void *ud)
         return 0;
     double amount = an_num(json_object_get(row, "sum_amount"));
     double cost = an_num(json_object_get(row, "sum_cost"));
-    an_customer_t *c;
+    an_hist_t *c;
     if (cust != p->cur) {
         close_customer(p);
         if (p->s->n == p->s->cap && grow(p->s))
@@ -75,8 +75,8 @@ static int add_day(json_t *row, void *ud)
     }
     c->revenue += amount;
     c->value += at_ref(amount - cost, day, p->end_day, p->rate);
-    /* A day of returns only is no transaction. */
-    if (amount <= 0)
+    /* A day of returns only is no transaction (a free one, at 0.00, is: CDNOW has them). */
+    if (amount < 0)
         return 0;
     if (c->first_day < 0) {
         c->first_day = day;
@@ -110,7 +110,7 @@ int an_summary_load(rapport_host *h, int64_t end_ms, double unit_days, double ra
     s->end_day = end_day;
     s->unit_days = unit_days;
     for (size_t i = 0; i < s->n; i++) {
-        an_customer_t *c = &s->c[i];
+        an_hist_t *c = &s->c[i];
         if (c->first_day < 0) { /* returns only: no transaction yet */
             c->t_x = c->T = 0;
             continue;
@@ -121,7 +121,7 @@ int an_summary_load(rapport_host *h, int64_t end_ms, double unit_days, double ra
     return 0;
 }
 
-an_customer_t *an_summary_find(an_summary_t *s, int64_t id)
+an_hist_t *an_summary_find(an_summary_t *s, int64_t id)
 {
     size_t lo = 0, hi = s->n;
     while (lo < hi) {
@@ -152,7 +152,7 @@ typedef struct {
 static int add_cost(json_t *row, void *ud)
 {
     cost_t *k = ud;
-    an_customer_t *c = an_summary_find(k->s, json_integer_value(json_object_get(row, k->idkey)));
+    an_hist_t *c = an_summary_find(k->s, json_integer_value(json_object_get(row, k->idkey)));
     if (!c)
         return 0;
     int64_t day = an_day(json_string_value(json_object_get(row, k->daykey)));
@@ -170,7 +170,7 @@ typedef struct {
 static int add_acquisition(json_t *row, void *ud)
 {
     acq_t *a = ud;
-    an_customer_t *c = an_summary_find(a->s, json_integer_value(json_object_get(row, "id")));
+    an_hist_t *c = an_summary_find(a->s, json_integer_value(json_object_get(row, "id")));
     if (c && c->first_day >= 0)
         c->value -= at_ref(an_num(json_object_get(row, "max_acquisition_cost")), c->first_day,
                            a->s->end_day, a->rate);

@@ -208,3 +208,96 @@ test("the forecast weighs open deals by their stage and shows what was won", fun
   assert_eq(r.won, "70.00")
   assert_eq(r.chart.categories, {"2026-01", "2026-02", "2026-03"})
 end)
+
+test("historic CLV: purchases less costs, at the time value of money", function()
+  crm.set_config("plugin.analytical.cost_per_ticket", 5)
+  local c = crm.create("contact", {last_name = "Val", acquisition_cost = "10.00"})
+  buy(c.id, "2024-01-01", "100.00")
+  crm.create("ticket", {subject = "help", contact = c.id})   -- now: 2026-01-01, the reference day
+  local r = crm.analytical.clv({as_of = "2026-01-01", rate = 0.1, dry_run = true})
+  -- By hand: 731 days before the reference day at 10 % a year, 100 is worth
+  -- 100 × 1.1^(731/365.25) = 121.0158; the acquisition cost on the same day 12.1016; the
+  -- ticket 5 on the day itself: 103.9142.
+  assert_eq(r.rows[1][8], "103.91")
+  assert_eq(r.stored, false)
+  -- At a rate of 0 the value is plain arithmetic.
+  r = crm.analytical.clv({as_of = "2026-01-01", rate = 0})
+  assert_eq(r.rows[1][8], "85.00")
+  assert_eq(crm.get("contact", c.id).clv_historic, "85.00")
+  -- One customer is too few for a model: said, and the historic value still stored.
+  assert_eq(r.model_error ~= nil, true)
+  assert_error(function() crm.analytical.clv({rate = -1}) end, "rate must be")
+  assert_error(function() crm.analytical.clv({horizon = "3x"}) end, "horizon must be")
+  assert_error(function() crm.analytical.clv({model = "magic"}) end, "model must be bgnbd")
+end)
+
+-- Forty customers: some buy every week until the end, some stopped early.
+local function crowd()
+  local ids = {}
+  for i = 1, 40 do
+    local c = crm.create("contact", {last_name = "P" .. i, owner = "ana"})
+    ids[i] = c.id
+    local stop = (i % 4 == 0) and 4 or 40
+    for w = 0, stop, (i % 3) + 1 do
+      buy(c.id, crm.time(crm.time_ms("2025-01-01") + w * 7 * 86400000):sub(1, 10),
+          tostring(10 + i % 7) .. ".00")
+    end
+  end
+  return ids
+end
+
+test("predicted CLV and churn risk: stored, an event for each newly at risk", function()
+  local ids = crowd()
+  local events = {}
+  crm.on("contact.churn_risk", function(ev) events[#events + 1] = ev end)
+  local r = crm.analytical.clv({as_of = "2025-10-15", top = 3})
+  assert_eq(r.model, "bgnbd")
+  assert_eq(r.customers, 40)
+  assert_eq(r.model_error, nil)
+  assert_eq(#r.rows, 3)
+  -- Those who stopped after four weeks are the ones at risk, and only they.
+  local quitter, regular = crm.get("contact", ids[4]), crm.get("contact", ids[1])
+  assert_eq(quitter.churn_risk, true)
+  assert_eq(regular.churn_risk, false)
+  assert_eq(quitter.p_alive < regular.p_alive, true)
+  assert_eq(tonumber(regular.clv_predicted) > tonumber(quitter.clv_predicted), true)
+  assert_eq(r.at_risk, 10)
+  crm.clock.advance("1s")
+  assert_eq(#events, 10)
+  -- Again: nobody is newly at risk.
+  local again = crm.analytical.churn({as_of = "2025-10-15"})
+  assert_eq(again.newly_at_risk, 0)
+  assert_eq(#again.rows, 10)
+end)
+
+test("the retention rule opens a task for each customer newly at risk, when switched on", function()
+  local ids = crowd()
+  crm.analytical.churn({as_of = "2025-10-15"})
+  crm.clock.advance("1s")
+  assert_eq(crm.count("activity"), 0)             -- off by default
+  crm.set_config("rules.churn_retention.enabled", true)
+  for _, id in ipairs(ids) do crm.update("contact", id, {churn_risk = false}) end
+  crm.analytical.churn({as_of = "2025-10-15"})
+  crm.clock.advance("1s")
+  assert_eq(crm.count("activity", {kind = "task"}), 10)
+  local t = crm.find("activity", {where = {related_id = ids[4]}})[1]
+  assert_eq(t.owner, "ana")
+  assert_eq(t.subject:find("Retention: P4 may be slipping away", 1, true) ~= nil, true)
+  assert_eq(t.due_at, "2026-01-03T00:00:01.000Z")
+end)
+
+test("fit: BG/NBD, Pareto/NBD and Gamma-Gamma on a calibration window", function()
+  crowd()
+  local f = crm.analytical.fit({model = "bgnbd", calibration_end = "2025-10-15"})
+  assert_eq(f.converged, true)
+  assert_eq(f.customers, 40)
+  assert_eq(f.params.r > 0 and f.params.alpha > 0, true)
+  local p = crm.analytical.fit({model = "paretonbd", calibration_end = "2025-10-15"})
+  assert_eq(p.model, "paretonbd")
+  local g = crm.analytical.fit({model = "gammagamma", calibration_end = "2025-10-15"})
+  assert_eq(g.customers, 40)
+  assert_error(function() crm.analytical.fit({model = "bgnbd", unit = "month"}) end,
+               "unit must be week or day")
+  assert_error(function() crm.analytical.fit({model = "bgnbd", calibration_end = "1990-01-01"}) end,
+               "no customer to fit")
+end)
