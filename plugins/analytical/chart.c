@@ -22,7 +22,7 @@ enum { FS_TITLE = 16, FS_LABEL = 12, FS_SMALL = 11 };
 #define MAX_MARKS 64
 #define MAX_FMT 64
 #define MAX_FMT_NUM 20
-#define MAX_GRID 1000
+#define MAX_GRID AN_CHART_MAX_ITEMS
 #define CURVE_VERTICES 2000
 
 #define C_TEXT "#222222"

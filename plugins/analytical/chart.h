@@ -30,6 +30,9 @@ enum { AN_CHART_WIDTH = 800, AN_CHART_HEIGHT = 500 };
 /** Accepted sizes: smaller leaves no room for the labels, larger is a mistake. */
 enum { AN_CHART_MIN_SIDE = 200, AN_CHART_MAX_SIDE = 16384 };
 
+/** Most rows or columns of a heatmap, categories or series of a bar chart. */
+enum { AN_CHART_MAX_ITEMS = 1000 };
+
 /** A point marked on a curve, with a dot, guides to both axes and an optional label. */
 typedef struct an_chart_mark {
     double x;          /**< Share of customers, 0..1. */
@@ -50,8 +53,9 @@ typedef struct an_chart {
      * floating conversion (f F e E g G a A) with optional flags "-+ #0", a width and a precision
      * up to 20 (no '*', no length modifier), at most 64 bytes in all; e.g. "%.0f%%", "%+.1f k€".
      * Anything else ("%s", "%n", "%d", two conversions) is refused. Used by the heatmap cells
-     * and legend (default "%.2f") and the bars' axis ticks (default: a short number such as
-     * "250", "1.5k", "2M"); the curve, whose axes are percentages, checks but does not use it.
+     * and legend (default "%.2f"), the bars' axis ticks (default: a short number such as "250",
+     * "1.5k", "2M") and tooltips (default "%.2f"); the curve, whose axes are percentages, checks
+     * but does not use it.
      */
     const char *value_fmt;
     int width;  /**< Width in pixels, AN_CHART_MIN_SIDE..AN_CHART_MAX_SIDE; 0: AN_CHART_WIDTH. */
@@ -83,6 +87,7 @@ char *an_svg_curve(const an_chart_t *c, const double *x, const double *y, size_t
  * purchase ("0", "1", …), each cell coloured on a sequential blue scale from the smallest to the
  * largest finite value and printed with c->value_fmt; a colour key sits below the grid. Cells
  * grow the picture beyond c->width × c->height when that is needed to keep each value readable.
+ * At most 1,000 rows and 1,000 columns (AN_CHART_MAX_ITEMS).
  *
  * @param c     how it looks (borrowed; NULL for defaults).
  * @param rows  @p nrows cohort names (borrowed; a NULL name is drawn empty).
@@ -102,7 +107,8 @@ char *an_svg_heatmap(const an_chart_t *c, const char *const *rows, size_t nrows,
  * Grouped bars: one group per category (a month), one bar per series ("forecast", "won") in the
  * series' colour, a legend, and a y axis from 0 (or a round minimum below the most negative
  * value, which is drawn below the zero line) to a round maximum with ticks. Category names that
- * do not fit under their group are turned 45°.
+ * do not fit under their group are turned 45°. At most 1,000 categories and 1,000 series
+ * (AN_CHART_MAX_ITEMS).
  *
  * @param c       how it looks (borrowed; NULL for defaults).
  * @param cats    @p ncats category names (borrowed; a NULL name is drawn empty).
