@@ -1,327 +1,1266 @@
 /*
- * chart.c — SVG written by hand: a small document builder, escaping, axes, and the three
- * charts of chart.h.
+ * chart.c — the SVG charts of the analytical plugin (chart.h): a small string builder, text
+ * escaping and fitting, a checked value format, and one layout function per chart.
  */
-#define _POSIX_C_SOURCE 200809L
-
 #include "chart.h"
 
+#include <locale.h>
 #include <math.h>
 #include <stdarg.h>
-#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct {
-    char *s;
-    size_t len, cap;
-    bool oom;
-} buf_t;
+/* Font sizes in pixels, and the average advance of a Latin glyph in a sans-serif font (Arial's
+ * digits are 0.556 em, its capitals up to 0.72 em: 0.6 keeps labels inside their boxes). */
+enum { FS_TITLE = 16, FS_LABEL = 12, FS_SMALL = 11 };
+#define GLYPH_EM 0.6
+#define WIDE_EM 1.0
+#define ELLIPSIS_EM 1.0
 
-static void put(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(buf_t *b, const char *fmt, ...)
+#define MAX_MARKS 64
+#define MAX_FMT 64
+#define MAX_FMT_NUM 20
+#define MAX_GRID AN_CHART_MAX_ITEMS
+#define CURVE_VERTICES 2000
+
+#define C_TEXT "#222222"
+#define C_MUTED "#555555"
+#define C_AXIS "#444444"
+#define C_GRID "#e6e6e6"
+#define C_CURVE "#2563a8"
+#define C_EQUAL "#999999"
+#define C_MARK "#d9480f"
+
+/* ---------------------------------------------------------------------------------------- */
+
+/** A growing string; after the first failed allocation every append is a no-op. */
+typedef struct sb {
+    char *s;
+    size_t len;
+    size_t cap;
+    int oom;
+} sb_t;
+
+static void sb_putn(sb_t *b, const char *s, size_t n)
 {
     if (b->oom)
         return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(b->s ? b->s + b->len : NULL, b->cap - b->len, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            b->oom = true;
-            return;
-        }
-        if (b->len + (size_t)n < b->cap) {
-            b->len += (size_t)n;
-            return;
-        }
-        size_t nc = (b->cap ? b->cap * 2 : 4096) + (size_t)n;
-        char *ns = realloc(b->s, nc);
-        if (!ns) {
-            b->oom = true;
-            return;
-        }
-        b->s = ns;
-        b->cap = nc;
+    if (n >= SIZE_MAX - b->len) {
+        b->oom = 1;
+        return;
     }
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 8192;
+        while (cap < b->len + n + 1) {
+            if (cap > SIZE_MAX / 2) {
+                b->oom = 1;
+                return;
+            }
+            cap *= 2;
+        }
+        char *p = realloc(b->s, cap);
+        if (!p) {
+            b->oom = 1;
+            return;
+        }
+        b->s = p;
+        b->cap = cap;
+    }
+    memcpy(b->s + b->len, s, n);
+    b->len += n;
+    b->s[b->len] = '\0';
 }
 
-/* @p t as XML text: & < > " ' escaped, control characters dropped. */
-static void text(buf_t *b, const char *t)
+static void sb_puts(sb_t *b, const char *s)
 {
-    for (; t && *t; t++) {
-        unsigned char c = (unsigned char)*t;
-        switch (c) {
-        case '&': put(b, "&amp;"); break;
-        case '<': put(b, "&lt;"); break;
-        case '>': put(b, "&gt;"); break;
-        case '"': put(b, "&quot;"); break;
-        case '\'': put(b, "&#39;"); break;
+    sb_putn(b, s, strlen(s));
+}
+
+/*
+ * The decimal separator printf used is the current locale's; SVG wants '.', whatever locale the
+ * program that loaded us chose (no thousands separator is ever asked for).
+ */
+static void fix_point(char *num)
+{
+    const struct lconv *lc = localeconv();
+    const char *dp = lc && lc->decimal_point ? lc->decimal_point : ".";
+    if (dp[0] == '\0' || (dp[0] == '.' && dp[1] == '\0'))
+        return;
+    char *p = strstr(num, dp);
+    if (!p)
+        return;
+    size_t dl = strlen(dp);
+    *p = '.';
+    memmove(p + 1, p + dl, strlen(p + dl) + 1);
+}
+
+/** Writes a coordinate or length as "%.2f" with a '.' separator, and 0 without a sign. */
+static void sb_num(sb_t *b, double v)
+{
+    char num[64];
+    if (!isfinite(v))
+        v = 0;
+    snprintf(num, sizeof num, "%.2f", v);
+    fix_point(num);
+    sb_puts(b, strcmp(num, "-0.00") == 0 ? "0.00" : num);
+}
+
+/** Writes ` name="v"` with v a number. */
+static void sb_kv(sb_t *b, const char *name, double v)
+{
+    sb_puts(b, " ");
+    sb_puts(b, name);
+    sb_puts(b, "=\"");
+    sb_num(b, v);
+    sb_puts(b, "\"");
+}
+
+static void sb_int(sb_t *b, long v)
+{
+    char num[32];
+    snprintf(num, sizeof num, "%ld", v);
+    sb_puts(b, num);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/*
+ * Decodes one UTF-8 sequence at @p s (not at its terminating NUL). Returns the bytes consumed;
+ * a malformed, overlong or surrogate sequence gives U+FFFD and consumes only what was bad, so
+ * the next call resynchronises (and never reads past a NUL).
+ */
+static size_t utf8_next(const unsigned char *s, uint32_t *cp)
+{
+    unsigned c = s[0];
+    size_t len;
+    uint32_t min;
+    if (c < 0x80) {
+        *cp = c;
+        return 1;
+    }
+    if (c >= 0xC2 && c <= 0xDF) {
+        len = 2, min = 0x80, *cp = c & 0x1F;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3, min = 0x800, *cp = c & 0x0F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4, min = 0x10000, *cp = c & 0x07;
+    } else {
+        *cp = 0xFFFD;
+        return 1;
+    }
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80) {
+            *cp = 0xFFFD;
+            return i;
+        }
+        *cp = (*cp << 6) | (s[i] & 0x3F);
+    }
+    if (*cp < min || *cp > 0x10FFFF || (*cp >= 0xD800 && *cp <= 0xDFFF))
+        *cp = 0xFFFD;
+    return len;
+}
+
+/* Control characters (C0, DEL, C1) and the XML non-characters are dropped from labels. */
+static int cp_kept(uint32_t cp)
+{
+    return cp >= 0x20 && !(cp >= 0x7F && cp <= 0x9F) && cp != 0xFFFE && cp != 0xFFFF;
+}
+
+static double cp_em(uint32_t cp)
+{
+    return cp >= 0x2E80 ? WIDE_EM : GLYPH_EM;
+}
+
+/** Estimated width of @p s in em, counting only what sb_text would write. */
+static double text_em(const char *s)
+{
+    double em = 0;
+    if (!s)
+        return 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        uint32_t cp;
+        p += utf8_next(p, &cp);
+        if (cp_kept(cp))
+            em += cp_em(cp);
+    }
+    return em;
+}
+
+/**
+ * Writes @p s XML-escaped, control characters dropped, invalid UTF-8 as U+FFFD, and cut with "…"
+ * to at most @p max_em em (max_em < 0: no limit).
+ */
+static void sb_text(sb_t *b, const char *s, double max_em)
+{
+    if (!s)
+        return;
+    int cut = max_em >= 0 && text_em(s) > max_em;
+    double room = cut ? max_em - ELLIPSIS_EM : 0, used = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        uint32_t cp;
+        size_t n = utf8_next(p, &cp);
+        const char *raw = (const char *)p;
+        p += n;
+        if (!cp_kept(cp))
+            continue;
+        if (cut) {
+            if (used + cp_em(cp) > room)
+                break;
+            used += cp_em(cp);
+        }
+        switch (cp) {
+        case '&':
+            sb_puts(b, "&amp;");
+            break;
+        case '<':
+            sb_puts(b, "&lt;");
+            break;
+        case '>':
+            sb_puts(b, "&gt;");
+            break;
+        case '"':
+            sb_puts(b, "&quot;");
+            break;
+        case '\'':
+            sb_puts(b, "&#39;");
+            break;
+        case 0xFFFD:
+            sb_puts(b, "\xEF\xBF\xBD");
+            break;
         default:
-            if (c >= 0x20 && c != 0x7f)
-                put(b, "%c", c);
+            sb_putn(b, raw, n);
+            break;
         }
+    }
+    if (cut)
+        sb_puts(b, "\xE2\x80\xA6");
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+/** A checked value format: the one conversion is fmt[at .. at + len). */
+typedef struct vfmt {
+    const char *fmt;
+    size_t at;
+    size_t len;
+} vfmt_t;
+
+/* Reads up to two digits worth at most MAX_FMT_NUM; returns -1 when there are more. */
+static int fmt_number(const char *f, size_t *j)
+{
+    int v = 0, digits = 0;
+    while (f[*j] >= '0' && f[*j] <= '9') {
+        v = v * 10 + (f[*j] - '0');
+        (*j)++;
+        if (++digits > 2)
+            return -1;
+    }
+    return v > MAX_FMT_NUM ? -1 : 0;
+}
+
+/*
+ * A caller's format reaches snprintf only through this check: literal text, "%%", and exactly
+ * one floating conversion, so that no other argument is ever read (%s, %n, %d, '*').
+ */
+static int vfmt_parse(const char *fn, const char *fmt, vfmt_t *vf, char *err, size_t errlen)
+{
+    static const char rule[] = "it may hold literal text, \"%%\" and exactly one floating "
+                               "conversion (%f, %e, %g or %a, with flags \"-+ #0\", a width and "
+                               "a precision up to 20)";
+    int found = 0;
+    size_t len = 0;
+    while (len <= MAX_FMT && fmt[len])
+        len++;
+    if (len > MAX_FMT) {
+        set_err(err, errlen, "%s: value_fmt is longer than %d bytes.", fn, MAX_FMT);
+        return -1;
+    }
+    for (size_t i = 0; fmt[i];) {
+        if (fmt[i] != '%') {
+            i++;
+            continue;
+        }
+        if (fmt[i + 1] == '%') {
+            i += 2;
+            continue;
+        }
+        size_t j = i + 1;
+        while (fmt[j] && strchr("-+ #0", fmt[j]))
+            j++;
+        int bad = fmt_number(fmt, &j) < 0;
+        if (!bad && fmt[j] == '.') {
+            j++;
+            bad = fmt_number(fmt, &j) < 0;
+        }
+        bad = bad || fmt[j] == '\0' || !strchr("fFeEgGaA", fmt[j]);
+        if (bad) {
+            size_t shown = fmt[j] ? j + 1 - i : j - i;
+            set_err(err, errlen, "%s: value_fmt \"%s\" has \"%.*s\" at byte %zu; %s.", fn, fmt,
+                    (int)shown, fmt + i, i, rule);
+            return -1;
+        }
+        if (found) {
+            set_err(err, errlen, "%s: value_fmt \"%s\" has a second conversion at byte %zu; %s.",
+                    fn, fmt, i, rule);
+            return -1;
+        }
+        found = 1;
+        vf->at = i;
+        vf->len = j + 1 - i;
+        i = j + 1;
+    }
+    if (!found) {
+        set_err(err, errlen, "%s: value_fmt \"%s\" has no conversion; %s.", fn, fmt, rule);
+        return -1;
+    }
+    vf->fmt = fmt;
+    return 0;
+}
+
+/* Appends fmt[from .. to) to out with "%%" read as "%". */
+static size_t fmt_literal(const char *fmt, size_t from, size_t to, char *out, size_t o, size_t n)
+{
+    for (size_t i = from; i < to && o + 1 < n; i++) {
+        out[o++] = fmt[i];
+        if (fmt[i] == '%')
+            i++;
+    }
+    out[o] = '\0';
+    return o;
+}
+
+/** Formats @p v with a checked format into @p out (raw text: escape it when writing). */
+static void vfmt_format(const vfmt_t *vf, double v, char *out, size_t n)
+{
+    char spec[MAX_FMT + 1], num[512];
+    memcpy(spec, vf->fmt + vf->at, vf->len);
+    spec[vf->len] = '\0';
+    snprintf(num, sizeof num, spec, v);
+    fix_point(num);
+    size_t o = fmt_literal(vf->fmt, 0, vf->at, out, 0, n);
+    size_t nl = strlen(num);
+    if (nl > n - 1 - o)
+        nl = n - 1 - o;
+    memcpy(out + o, num, nl);
+    o += nl;
+    out[o] = '\0';
+    fmt_literal(vf->fmt, vf->at + vf->len, strlen(vf->fmt), out, o, n);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+/** The checked form of an an_chart_t. */
+typedef struct opts {
+    const char *title;
+    const char *x_label;
+    const char *y_label;
+    int has_fmt;
+    vfmt_t vf;
+    double w;
+    double h;
+    const an_chart_mark_t *marks;
+    size_t nmarks;
+} opts_t;
+
+static int check_side(const char *fn, const char *what, int v, int dflt, double *out, char *err,
+                      size_t errlen)
+{
+    if (v == 0)
+        v = dflt;
+    if (v < AN_CHART_MIN_SIDE || v > AN_CHART_MAX_SIDE) {
+        set_err(err, errlen, "%s: %s %d is outside %d..%d pixels.", fn, what, v, AN_CHART_MIN_SIDE,
+                AN_CHART_MAX_SIDE);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int check_marks(const char *fn, const an_chart_t *c, char *err, size_t errlen)
+{
+    if (c->nmarks > MAX_MARKS) {
+        set_err(err, errlen, "%s: %zu marks, more than the %d a chart can hold.", fn, c->nmarks,
+                MAX_MARKS);
+        return -1;
+    }
+    if (c->nmarks && !c->marks) {
+        set_err(err, errlen, "%s: marks is NULL but nmarks is %zu.", fn, c->nmarks);
+        return -1;
+    }
+    for (size_t i = 0; i < c->nmarks; i++) {
+        double x = c->marks[i].x, y = c->marks[i].y;
+        if (!(x >= 0 && x <= 1 && y >= 0 && y <= 1)) {
+            set_err(err, errlen, "%s: mark %zu is at (%g, %g), outside the unit square.", fn, i, x,
+                    y);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int read_opts(const char *fn, const an_chart_t *c, opts_t *o, char *err, size_t errlen)
+{
+    static const an_chart_t none;
+    if (!c)
+        c = &none;
+    memset(o, 0, sizeof *o);
+    o->title = c->title;
+    o->x_label = c->x_label;
+    o->y_label = c->y_label;
+    if (check_side(fn, "width", c->width, AN_CHART_WIDTH, &o->w, err, errlen) < 0 ||
+        check_side(fn, "height", c->height, AN_CHART_HEIGHT, &o->h, err, errlen) < 0 ||
+        check_marks(fn, c, err, errlen) < 0)
+        return -1;
+    o->marks = c->marks;
+    o->nmarks = c->nmarks;
+    if (c->value_fmt) {
+        if (vfmt_parse(fn, c->value_fmt, &o->vf, err, errlen) < 0)
+            return -1;
+        o->has_fmt = 1;
+    }
+    return 0;
+}
+
+/** How a piece of text is drawn. */
+typedef struct tstyle {
+    int size;
+    const char *anchor; /* start, middle or end */
+    const char *fill;
+    const char *extra; /* more attributes, our own literals only */
+    double rotate;     /* degrees around (x, y); 0 for none */
+} tstyle_t;
+
+static void svg_text(sb_t *b, const char *cls, double x, double y, const tstyle_t *st,
+                     const char *s, double max_px)
+{
+    sb_puts(b, "<text");
+    if (cls) {
+        sb_puts(b, " class=\"");
+        sb_puts(b, cls);
+        sb_puts(b, "\"");
+    }
+    sb_kv(b, "x", x);
+    sb_kv(b, "y", y);
+    sb_puts(b, " font-size=\"");
+    sb_int(b, st->size);
+    sb_puts(b, "\" text-anchor=\"");
+    sb_puts(b, st->anchor);
+    sb_puts(b, "\" fill=\"");
+    sb_puts(b, st->fill);
+    sb_puts(b, "\"");
+    if (st->rotate != 0) {
+        sb_puts(b, " transform=\"rotate(");
+        sb_num(b, st->rotate);
+        sb_puts(b, " ");
+        sb_num(b, x);
+        sb_puts(b, " ");
+        sb_num(b, y);
+        sb_puts(b, ")\"");
+    }
+    if (st->extra)
+        sb_puts(b, st->extra);
+    sb_puts(b, ">");
+    sb_text(b, s, max_px < 0 ? -1 : max_px / st->size);
+    sb_puts(b, "</text>\n");
+}
+
+static void svg_line(sb_t *b, const char *cls, double x1, double y1, double x2, double y2,
+                     const char *stroke, const char *extra)
+{
+    sb_puts(b, "<line");
+    if (cls) {
+        sb_puts(b, " class=\"");
+        sb_puts(b, cls);
+        sb_puts(b, "\"");
+    }
+    sb_kv(b, "x1", x1);
+    sb_kv(b, "y1", y1);
+    sb_kv(b, "x2", x2);
+    sb_kv(b, "y2", y2);
+    sb_puts(b, " stroke=\"");
+    sb_puts(b, stroke);
+    sb_puts(b, "\"");
+    if (extra)
+        sb_puts(b, extra);
+    sb_puts(b, "/>\n");
+}
+
+static void svg_rect(sb_t *b, const char *cls, double x, double y, double w, double h,
+                     const char *fill)
+{
+    sb_puts(b, "<rect");
+    if (cls) {
+        sb_puts(b, " class=\"");
+        sb_puts(b, cls);
+        sb_puts(b, "\"");
+    }
+    sb_kv(b, "x", x);
+    sb_kv(b, "y", y);
+    sb_kv(b, "width", w);
+    sb_kv(b, "height", h);
+    sb_puts(b, " fill=\"");
+    sb_puts(b, fill);
+    sb_puts(b, "\"");
+}
+
+static double title_band(const opts_t *o)
+{
+    return o->title && text_em(o->title) > 0 ? 44 : 14;
+}
+
+/* The root element, its accessible name, a white page and the title. */
+static void frame_begin(sb_t *b, const opts_t *o, double w, double h)
+{
+    sb_puts(b, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"");
+    sb_int(b, (long)ceil(w));
+    sb_puts(b, "\" height=\"");
+    sb_int(b, (long)ceil(h));
+    sb_puts(b, "\" viewBox=\"0 0 ");
+    sb_int(b, (long)ceil(w));
+    sb_puts(b, " ");
+    sb_int(b, (long)ceil(h));
+    sb_puts(b, "\" font-family=\"Helvetica, Arial, sans-serif\" role=\"img\"");
+    if (o->title) {
+        sb_puts(b, " aria-label=\"");
+        sb_text(b, o->title, -1);
+        sb_puts(b, "\">\n<title>");
+        sb_text(b, o->title, -1);
+        sb_puts(b, "</title>\n");
+    } else {
+        sb_puts(b, ">\n");
+    }
+    svg_rect(b, "background", 0, 0, ceil(w), ceil(h), "#ffffff");
+    sb_puts(b, "/>\n");
+    if (o->title) {
+        tstyle_t st = {FS_TITLE, "middle", C_TEXT, " font-weight=\"600\"", 0};
+        svg_text(b, "title", w / 2, 28, &st, o->title, w - 32);
     }
 }
 
-static char *finish(buf_t *b, char *err, size_t errlen)
+static char *frame_end(sb_t *b, const char *fn, char *err, size_t errlen)
 {
+    sb_puts(b, "</svg>\n");
     if (b->oom) {
         free(b->s);
-        snprintf(err, errlen, "out of memory");
+        set_err(err, errlen, "%s: out of memory while writing the chart.", fn);
         return NULL;
     }
     return b->s;
 }
 
-typedef struct {
-    double w, h, l, r, t, bt; /* size and margins */
-} frame_t;
-
-static frame_t open_doc(buf_t *b, const an_chart_t *c, double left)
+static void no_data(sb_t *b, double w, double h)
 {
-    frame_t f = {c->width > 0 ? c->width : 800, c->height > 0 ? c->height : 500, left, 30, 50,
-                 70};
-    put(b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\" "
-           "width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" font-family=\"sans-serif\" "
-           "font-size=\"12\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"#ffffff\"/>\n",
-        f.w, f.h, f.w, f.h);
-    if (c->title) {
-        put(b, "<text x=\"%.1f\" y=\"28\" font-size=\"16\" font-weight=\"bold\" "
-               "text-anchor=\"middle\">", f.w / 2);
-        text(b, c->title);
-        put(b, "</text>\n");
-    }
-    if (c->x_label) {
-        put(b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" fill=\"#333\">",
-            f.l + (f.w - f.l - f.r) / 2, f.h - 15);
-        text(b, c->x_label);
-        put(b, "</text>\n");
-    }
-    if (c->y_label) {
-        put(b, "<text transform=\"translate(16 %.1f) rotate(-90)\" text-anchor=\"middle\" "
-               "fill=\"#333\">", f.t + (f.h - f.t - f.bt) / 2);
-        text(b, c->y_label);
-        put(b, "</text>\n");
-    }
-    return f;
+    tstyle_t st = {14, "middle", C_MUTED, NULL, 0};
+    svg_text(b, "empty", w / 2, h / 2, &st, "No data", -1);
 }
 
-/* ---- the concentration curve -------------------------------------------------------------- */
+/* ---------------------------------------------------------------------------------------- */
+
+static int check_curve(const double *x, const double *y, size_t n, char *err, size_t errlen)
+{
+    static const char fn[] = "an_svg_curve";
+    const double tol = 1e-9;
+    if (n && (!x || !y)) {
+        set_err(err, errlen, "%s: %s is NULL but n is %zu.", fn, !x ? "x" : "y", n);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!(x[i] >= -tol && x[i] <= 1 + tol) || !(y[i] >= -tol && y[i] <= 1 + tol)) {
+            int bad_x = !(x[i] >= -tol && x[i] <= 1 + tol);
+            set_err(err, errlen, "%s: %s[%zu] is %g, outside 0..1.", fn, bad_x ? "x" : "y", i,
+                    bad_x ? x[i] : y[i]);
+            return -1;
+        }
+        if (i > 0 && x[i] < x[i - 1]) {
+            set_err(err, errlen,
+                    "%s: x[%zu] = %g is below x[%zu] = %g; the cumulative share of customers "
+                    "never decreases.",
+                    fn, i, x[i], i - 1, x[i - 1]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int cmp_size(const void *a, const void *b)
+{
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* First index whose x is at least @p v (x never decreases). */
+static size_t lower_bound(const double *x, size_t n, double v)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (x[mid] < v)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/*
+ * The indices of the points drawn: every step-th (at most CURVE_VERTICES), the last, and the two
+ * around each mark so the line passes through what the mark points at. Returns the count, or
+ * (size_t)-1 when out of memory.
+ */
+static size_t thin(const double *x, size_t n, const opts_t *o, size_t **out)
+{
+    size_t step = n > CURVE_VERTICES ? (n + CURVE_VERTICES - 1) / CURVE_VERTICES : 1;
+    size_t cap = (n + step - 1) / step + 1 + 2 * o->nmarks, k = 0;
+    size_t *keep = malloc(cap * sizeof *keep);
+    if (!keep)
+        return (size_t)-1;
+    for (size_t i = 0; i < n; i += step)
+        keep[k++] = i;
+    keep[k++] = n - 1;
+    for (size_t m = 0; m < o->nmarks; m++) {
+        size_t j = lower_bound(x, n, o->marks[m].x);
+        if (j < n)
+            keep[k++] = j;
+        if (j > 0)
+            keep[k++] = j - 1;
+    }
+    qsort(keep, k, sizeof *keep, cmp_size);
+    size_t u = 0;
+    for (size_t i = 0; i < k; i++)
+        if (u == 0 || keep[i] != keep[u - 1])
+            keep[u++] = keep[i];
+    *out = keep;
+    return u;
+}
+
+static double clamp01(double v)
+{
+    return v < 0 ? 0 : v > 1 ? 1 : v;
+}
+
+/** The unit square's place on the page. */
+typedef struct square {
+    double x0; /* left edge: share 0 */
+    double y0; /* bottom edge: share 0 */
+    double side;
+} square_t;
+
+static double sq_x(const square_t *q, double v)
+{
+    return q->x0 + clamp01(v) * q->side;
+}
+
+static double sq_y(const square_t *q, double v)
+{
+    return q->y0 - clamp01(v) * q->side;
+}
+
+static void curve_axes(sb_t *b, const opts_t *o, const square_t *q)
+{
+    tstyle_t xs = {FS_SMALL, "middle", C_MUTED, NULL, 0};
+    tstyle_t ys = {FS_SMALL, "end", C_MUTED, " dy=\"0.35em\"", 0};
+    /* On a small square "100%" is wider than a step: then only the ends are named. */
+    int every_x = q->side / 5 >= 34 ? 1 : 5, every_y = q->side / 5 >= 16 ? 1 : 5;
+    for (int t = 0; t <= 5; t++) {
+        char lab[8];
+        double v = t / 5.0;
+        snprintf(lab, sizeof lab, "%d%%", t * 20);
+        if (t > 0) {
+            svg_line(b, "grid", sq_x(q, v), q->y0, sq_x(q, v), q->y0 - q->side, C_GRID, NULL);
+            svg_line(b, "grid", q->x0, sq_y(q, v), q->x0 + q->side, sq_y(q, v), C_GRID, NULL);
+        }
+        svg_line(b, "tick", sq_x(q, v), q->y0, sq_x(q, v), q->y0 + 5, C_AXIS, NULL);
+        svg_line(b, "tick", q->x0 - 5, sq_y(q, v), q->x0, sq_y(q, v), C_AXIS, NULL);
+        if (t % every_x == 0)
+            svg_text(b, "tick-label", sq_x(q, v), q->y0 + 19, &xs, lab, -1);
+        if (t % every_y == 0)
+            svg_text(b, "tick-label", q->x0 - 9, sq_y(q, v), &ys, lab, -1);
+    }
+    svg_line(b, "axis", q->x0, q->y0, q->x0 + q->side, q->y0, C_AXIS, NULL);
+    svg_line(b, "axis", q->x0, q->y0, q->x0, q->y0 - q->side, C_AXIS, NULL);
+    tstyle_t ls = {FS_LABEL, "middle", C_TEXT, NULL, 0};
+    if (o->x_label)
+        svg_text(b, "axis-label", q->x0 + q->side / 2, q->y0 + 42, &ls, o->x_label, q->side + 40);
+    if (o->y_label) {
+        ls.rotate = -90;
+        svg_text(b, "axis-label", q->x0 - 46, q->y0 - q->side / 2, &ls, o->y_label, q->side + 20);
+    }
+}
+
+/* The key of the two lines, stacked, or in a row when @p row. */
+static void curve_legend(sb_t *b, double x, double y, int row)
+{
+    tstyle_t st = {FS_LABEL, "start", C_TEXT, " dy=\"0.35em\"", 0};
+    double x2 = row ? x + 190 : x, y2 = row ? y : y + 22;
+    svg_line(b, NULL, x, y, x + 26, y, C_CURVE, " stroke-width=\"2.5\"");
+    svg_text(b, "legend", x + 34, y, &st, "Concentration curve", -1);
+    svg_line(b, NULL, x2, y2, x2 + 26, y2, C_EQUAL,
+             " stroke-width=\"1.5\" stroke-dasharray=\"6 4\"");
+    svg_text(b, "legend", x2 + 34, y2, &st, "Line of equality", -1);
+}
+
+/*
+ * A mark's label goes on the diagonal's side of the curve (below-right of a point above the
+ * diagonal, above-left of one below it), where the curve is not, then between the y axis and
+ * @p xmax (the legend's left edge, or the page's right) and above the x axis's numbers.
+ */
+static void curve_mark(sb_t *b, const square_t *q, const an_chart_mark_t *m, double xmax)
+{
+    double px = sq_x(q, m->x), py = sq_y(q, m->y);
+    const char *dash = " stroke-width=\"1\" stroke-dasharray=\"2 3\"";
+    svg_line(b, "mark-guide", px, q->y0, px, py, C_MARK, dash);
+    svg_line(b, "mark-guide", q->x0, py, px, py, C_MARK, dash);
+    sb_puts(b, "<circle class=\"mark\"");
+    sb_kv(b, "cx", px);
+    sb_kv(b, "cy", py);
+    sb_puts(b, " r=\"4.5\" fill=\"" C_MARK "\" stroke=\"#ffffff\" stroke-width=\"1.5\"/>\n");
+    if (!m->label || text_em(m->label) == 0)
+        return;
+    double xmin = q->x0 + 4, max_px = xmax - xmin;
+    double wpx = fmin(text_em(m->label) * FS_LABEL, max_px);
+    int right = m->y >= m->x;
+    double tx = right ? px + 10 : px - 10, ty = right ? fmin(py + 18, q->y0 - 6) : py - 10;
+    const char *anchor = right ? "start" : "end";
+    if (right && tx + wpx > xmax) {
+        anchor = "end", tx = xmax;
+    } else if (!right && tx - wpx < xmin) {
+        anchor = "start", tx = xmin;
+    }
+    if (ty < 14)
+        ty = py + 18;
+    tstyle_t st = {FS_LABEL, anchor, C_TEXT,
+                   " font-weight=\"600\" stroke=\"#ffffff\" stroke-width=\"3\" "
+                   "paint-order=\"stroke\"",
+                   0};
+    svg_text(b, "mark-label", tx, ty, &st, m->label, max_px);
+}
+
+static void curve_line(sb_t *b, const square_t *q, const double *x, const double *y,
+                       const size_t *keep, size_t k)
+{
+    sb_puts(b, "<polyline class=\"curve\" fill=\"none\" stroke=\"" C_CURVE
+               "\" stroke-width=\"2.5\" stroke-linejoin=\"round\" stroke-linecap=\"round\" "
+               "points=\"");
+    for (size_t i = 0; i < k; i++) {
+        if (i)
+            sb_puts(b, " ");
+        sb_num(b, sq_x(q, x[keep[i]]));
+        sb_puts(b, ",");
+        sb_num(b, sq_y(q, y[keep[i]]));
+    }
+    sb_puts(b, "\"/>\n");
+}
 
 char *an_svg_curve(const an_chart_t *c, const double *x, const double *y, size_t n, char *err,
                    size_t errlen)
 {
-    if (n && (!x || !y)) {
-        snprintf(err, errlen, "the curve has no points");
+    static const char fn[] = "an_svg_curve";
+    opts_t o;
+    sb_t b = {0};
+    size_t *keep = NULL, k = 0;
+    if (read_opts(fn, c, &o, err, errlen) < 0 || check_curve(x, y, n, err, errlen) < 0)
+        return NULL;
+    if (n && (k = thin(x, n, &o, &keep)) == (size_t)-1) {
+        set_err(err, errlen, "%s: out of memory while thinning %zu points.", fn, n);
         return NULL;
     }
-    buf_t b = {0};
-    frame_t f = open_doc(&b, c, 70);
-    double pw = f.w - f.l - f.r, ph = f.h - f.t - f.bt;
-#define PX(v) (f.l + (v) * pw)
-#define PY(v) (f.t + (1 - (v)) * ph)
-    for (int i = 0; i <= 5; i++) {
-        double v = i / 5.0;
-        put(&b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#e5e5e5\"/>\n",
-            PX(0), PY(v), PX(1), PY(v));
-        put(&b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#e5e5e5\"/>\n",
-            PX(v), PY(0), PX(v), PY(1));
-        put(&b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\" fill=\"#555\">%d %%</text>\n",
-            PX(0) - 6, PY(v) + 4, i * 20);
-        put(&b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" fill=\"#555\">%d %%</text>\n",
-            PX(v), PY(0) + 18, i * 20);
+
+    /* The square takes the height; the legend sits to its right when there is room, else under
+     * the title (in a row, or stacked on a narrow page); the whole is centred on the page. */
+    const double legend_w = 200, gap = 28, right = 16, row_w = 330;
+    double top = title_band(&o) + 12, bottom = o.x_label ? 56 : 34;
+    double left = o.y_label ? 66 : 44;
+    double side = fmin(o.w - left - right, o.h - top - bottom);
+    int beside = o.w - left - right - side >= legend_w + gap, row = o.w - 32 >= row_w;
+    double legend_h = beside ? 0 : row ? 30 : 52;
+    if (!beside) {
+        top += legend_h;
+        side = fmin(o.w - left - right, o.h - top - bottom);
     }
-    put(&b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" "
-            "stroke=\"#999\"/>\n", f.l, f.t, pw, ph);
-    put(&b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#999\" "
-            "stroke-dasharray=\"6 4\"/>\n", PX(0), PY(0), PX(1), PY(1));
-    if (n) {
-        size_t step = n > 2000 ? n / 2000 : 1;
-        put(&b, "<polyline fill=\"none\" stroke=\"#1f6feb\" stroke-width=\"2\" points=\"");
-        for (size_t i = 0; i < n; i++) {
-            if (i % step && i + 1 != n)
-                continue;
-            double xv = fmin(1, fmax(0, x[i])), yv = fmin(1, fmax(0, y[i]));
-            put(&b, "%.2f,%.2f ", PX(xv), PY(yv));
-        }
-        put(&b, "\"/>\n");
-    }
-    for (size_t i = 0; i < c->nmarks; i++) {
-        double xv = fmin(1, fmax(0, c->marks[i].x)), yv = fmin(1, fmax(0, c->marks[i].y));
-        put(&b, "<circle cx=\"%.2f\" cy=\"%.2f\" r=\"4\" fill=\"#d1242f\"/>\n", PX(xv), PY(yv));
-        if (c->marks[i].label) {
-            put(&b, "<text x=\"%.2f\" y=\"%.2f\" fill=\"#d1242f\">", PX(xv) + 8,
-                PY(yv) + 14 + 14 * (double)i);
-            text(&b, c->marks[i].label);
-            put(&b, "</text>\n");
-        }
-    }
-#undef PX
-#undef PY
-    put(&b, "</svg>\n");
-    return finish(&b, err, errlen);
+    if (side < 40)
+        side = 40;
+    double used = left + side + (beside ? gap + legend_w : 0) + right;
+    square_t q = {left + fmax(0, (o.w - used) / 2), top + side, side};
+
+    frame_begin(&b, &o, o.w, o.h);
+    curve_axes(&b, &o, &q);
+    svg_line(&b, "equality", q.x0, q.y0, q.x0 + side, q.y0 - side, C_EQUAL,
+             " stroke-width=\"1.5\" stroke-dasharray=\"6 4\"");
+    if (k)
+        curve_line(&b, &q, x, y, keep, k);
+    for (size_t m = 0; m < o.nmarks; m++)
+        curve_mark(&b, &q, &o.marks[m], beside ? q.x0 + side + gap - 12 : o.w - 8);
+    if (beside)
+        curve_legend(&b, q.x0 + side + gap, q.y0 - side + 8, 0);
+    else
+        curve_legend(&b, fmax(16, fmin(q.x0 - 30, o.w - 16 - (row ? row_w : 175))),
+                     top - legend_h + 8, row);
+    free(keep);
+    return frame_end(&b, fn, err, errlen);
 }
 
-/* ---- the heatmap ------------------------------------------------------------------------------- */
+/* ---------------------------------------------------------------------------------------- */
 
-int an_chart_fmt_ok(const char *fmt)
+/* ColorBrewer "Blues" without its near-white first step, so the smallest value still reads as a
+ * cell against the page. */
+static const unsigned char blues[][3] = {
+    {0xde, 0xeb, 0xf7}, {0xc6, 0xdb, 0xef}, {0x9e, 0xca, 0xe1}, {0x6b, 0xae, 0xd6},
+    {0x42, 0x92, 0xc6}, {0x21, 0x71, 0xb5}, {0x08, 0x51, 0x9c}, {0x08, 0x30, 0x6b},
+};
+#define NBLUES (sizeof blues / sizeof blues[0])
+
+/* Colour of t in 0..1 as "#rrggbb"; returns whether text on it should be white. */
+static int blue(double t, char out[8])
 {
-    int conv = 0;
-    for (const char *p = fmt; p && *p; p++) {
-        if (*p != '%')
-            continue;
-        if (p[1] == '%') {
-            p++;
-            continue;
-        }
-        p++;
-        p += strspn(p, "-+ #0");
-        p += strspn(p, "0123456789");
-        if (*p == '.') {
-            p++;
-            p += strspn(p, "0123456789");
-        }
-        if (!*p || !strchr("fFeEgG", *p))
-            return 0;
-        conv++;
+    double p = clamp01(t) * (NBLUES - 1);
+    size_t i = (size_t)p;
+    if (i >= NBLUES - 1)
+        i = NBLUES - 2;
+    double f = p - (double)i, rgb[3];
+    for (int ch = 0; ch < 3; ch++)
+        rgb[ch] = blues[i][ch] + f * (blues[i + 1][ch] - blues[i][ch]);
+    snprintf(out, 8, "#%02x%02x%02x", (unsigned)lround(rgb[0]), (unsigned)lround(rgb[1]),
+             (unsigned)lround(rgb[2]));
+    return 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2] < 150;
+}
+
+static int check_names(const char *fn, const char *what, const char *const *names, size_t n,
+                       char *err, size_t errlen)
+{
+    if (n && !names) {
+        set_err(err, errlen, "%s: %s is NULL but its count is %zu.", fn, what, n);
+        return -1;
     }
-    return fmt && conv == 1;
+    return 0;
+}
+
+/* Finds the finite range of v and refuses infinities; NAN is allowed (no cell, no bar). */
+static int check_values(const char *fn, const double *v, size_t n, double *lo, double *hi,
+                        size_t *finite, char *err, size_t errlen)
+{
+    *lo = INFINITY, *hi = -INFINITY, *finite = 0;
+    if (n && !v) {
+        set_err(err, errlen, "%s: v is NULL but it should hold %zu values.", fn, n);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (isnan(v[i]))
+            continue;
+        if (isinf(v[i])) {
+            set_err(err, errlen, "%s: v[%zu] is infinite; use NAN for a missing value.", fn, i);
+            return -1;
+        }
+        *lo = fmin(*lo, v[i]);
+        *hi = fmax(*hi, v[i]);
+        (*finite)++;
+    }
+    return 0;
+}
+
+static double names_em(const char *const *names, size_t n)
+{
+    double em = 0;
+    for (size_t i = 0; i < n; i++)
+        em = fmax(em, text_em(names[i]));
+    return em;
+}
+
+/** The heatmap's geometry, in pixels. */
+typedef struct hlayout {
+    double w, h;    /* page */
+    double gx, gy;  /* grid's top-left corner */
+    double cw, ch;  /* cell */
+    double label_w; /* room for row names */
+    double xl_y;    /* baseline of the columns' caption, above their names */
+    double yl_x;    /* centre of the rows' caption */
+} hlayout_t;
+
+static void heat_layout(const opts_t *o, double row_em, double col_em, double val_em, size_t nrows,
+                        size_t ncols, int legend, hlayout_t *l)
+{
+    double title = title_band(o), xl = o->x_label ? 22 : 0, head = 24;
+    double top = title + xl + head, bottom = legend ? 60 : 16, margin = 16;
+    double yl = o->y_label ? 26 : 0;
+    l->label_w = fmin(row_em, 18) * FS_LABEL;
+    double lw = yl + l->label_w + 10;
+    double min_cw = fmax(fmax(34, val_em * FS_SMALL + 12), fmin(col_em * FS_LABEL + 8, 80));
+    l->cw = fmin(fmax((o->w - 2 * margin - lw) / (double)ncols, min_cw), fmax(120, min_cw));
+    l->ch = fmin(fmax((o->h - top - bottom) / (double)nrows, 24), 44);
+    double grid_w = l->cw * (double)ncols, grid_h = l->ch * (double)nrows;
+    l->w = fmax(o->w, 2 * margin + lw + grid_w);
+    l->h = fmax(o->h, top + grid_h + bottom);
+    double bx = (l->w - lw - grid_w) / 2;
+    l->gx = bx + lw;
+    l->gy = top + (l->h - top - grid_h - bottom) / 2;
+    l->xl_y = l->gy - 32;
+    l->yl_x = bx + 10;
+}
+
+static void heat_labels(sb_t *b, const opts_t *o, const hlayout_t *l, const char *const *rows,
+                        size_t nrows, const char *const *cols, size_t ncols)
+{
+    tstyle_t cs = {FS_LABEL, "middle", C_MUTED, NULL, 0};
+    tstyle_t rs = {FS_LABEL, "end", C_TEXT, " dy=\"0.35em\"", 0};
+    double grid_w = l->cw * (double)ncols, grid_h = l->ch * (double)nrows;
+    for (size_t k = 0; k < ncols; k++)
+        svg_text(b, "col-label", l->gx + ((double)k + 0.5) * l->cw, l->gy - 9, &cs, cols[k],
+                 l->cw - 4);
+    for (size_t r = 0; r < nrows; r++)
+        svg_text(b, "row-label", l->gx - 10, l->gy + ((double)r + 0.5) * l->ch, &rs, rows[r],
+                 l->label_w);
+    tstyle_t ls = {FS_LABEL, "middle", C_TEXT, NULL, 0};
+    if (o->x_label) {
+        double mid = l->gx + grid_w / 2, room = 2 * fmin(mid - 16, l->w - 16 - mid);
+        svg_text(b, "axis-label", mid, l->xl_y, &ls, o->x_label, room);
+    }
+    if (o->y_label) {
+        ls.rotate = -90;
+        ls.extra = " dy=\"0.35em\"";
+        svg_text(b, "axis-label", l->yl_x, l->gy + grid_h / 2, &ls, o->y_label, grid_h + 40);
+    }
+}
+
+/* One cell: its colour, a tooltip naming row and column, and the value. */
+static void heat_cell(sb_t *b, const hlayout_t *l, const vfmt_t *vf, double lo, double hi,
+                      const char *row, const char *col, size_t r, size_t k, double v)
+{
+    char fill[8], text[640];
+    int white = blue(hi > lo ? (v - lo) / (hi - lo) : 0.5, fill);
+    double x = l->gx + (double)k * l->cw, y = l->gy + (double)r * l->ch;
+    vfmt_format(vf, v, text, sizeof text);
+    svg_rect(b, "cell", x, y, l->cw, l->ch, fill);
+    sb_puts(b, " stroke=\"#ffffff\" stroke-width=\"1\"><title>");
+    sb_text(b, row, 40);
+    sb_puts(b, " \xC2\xB7 ");
+    sb_text(b, col, 40);
+    sb_puts(b, ": ");
+    sb_text(b, text, -1);
+    sb_puts(b, "</title></rect>\n");
+    tstyle_t st = {FS_SMALL, "middle", white ? "#ffffff" : "#1a1a1a", " dy=\"0.35em\"", 0};
+    svg_text(b, "value", x + l->cw / 2, y + l->ch / 2, &st, text, -1);
+}
+
+static void heat_legend(sb_t *b, const hlayout_t *l, const vfmt_t *vf, double lo, double hi,
+                        size_t nrows, size_t ncols)
+{
+    double x = l->gx, y = l->gy + l->ch * (double)nrows + 20;
+    double w = fmin(220, fmax(120, l->cw * (double)ncols));
+    char text[640];
+    sb_puts(b, "<defs><linearGradient id=\"an-heat-scale\" x1=\"0\" x2=\"1\" y1=\"0\" y2=\"0\">");
+    for (size_t i = 0; i < NBLUES; i++) {
+        char stop[8];
+        blue((double)i / (NBLUES - 1), stop);
+        sb_puts(b, "<stop offset=\"");
+        sb_num(b, (double)i / (NBLUES - 1));
+        sb_puts(b, "\" stop-color=\"");
+        sb_puts(b, stop);
+        sb_puts(b, "\"/>");
+    }
+    sb_puts(b, "</linearGradient></defs>\n");
+    svg_rect(b, "scale", x, y, w, 10, hi > lo ? "url(#an-heat-scale)" : "#4292c6");
+    sb_puts(b, "/>\n");
+    tstyle_t st = {FS_SMALL, "start", C_MUTED, NULL, 0};
+    vfmt_format(vf, lo, text, sizeof text);
+    svg_text(b, "scale-label", x, y + 25, &st, text, -1);
+    if (hi > lo) {
+        st.anchor = "end";
+        vfmt_format(vf, hi, text, sizeof text);
+        svg_text(b, "scale-label", x + w, y + 25, &st, text, -1);
+    }
 }
 
 char *an_svg_heatmap(const an_chart_t *c, const char *const *rows, size_t nrows,
                      const char *const *cols, size_t ncols, const double *v, char *err,
                      size_t errlen)
 {
-    const char *fmt = c->value_fmt ? c->value_fmt : "%.2f";
-    if (!an_chart_fmt_ok(fmt)) {
-        snprintf(err, errlen, "the value format must hold one number conversion (%%.1f, %%g) "
-                              "and nothing else that takes an argument");
+    static const char fn[] = "an_svg_heatmap";
+    opts_t o;
+    sb_t b = {0};
+    double lo, hi, val_em = 0;
+    size_t finite;
+    if (read_opts(fn, c, &o, err, errlen) < 0 ||
+        check_names(fn, "rows", rows, nrows, err, errlen) < 0 ||
+        check_names(fn, "cols", cols, ncols, err, errlen) < 0)
+        return NULL;
+    if (nrows > MAX_GRID || ncols > MAX_GRID) {
+        set_err(err, errlen, "%s: %zu rows by %zu columns, over the %d by %d a heatmap can show.",
+                fn, nrows, ncols, MAX_GRID, MAX_GRID);
         return NULL;
     }
-    if ((nrows && !rows) || (ncols && !cols) || (nrows && ncols && !v)) {
-        snprintf(err, errlen, "the heatmap has no cells");
+    if (check_values(fn, v, nrows * ncols, &lo, &hi, &finite, err, errlen) < 0)
         return NULL;
+    if (!o.has_fmt)
+        vfmt_parse(fn, "%.2f", &o.vf, NULL, 0);
+
+    if (nrows == 0 || ncols == 0) {
+        frame_begin(&b, &o, o.w, o.h);
+        no_data(&b, o.w, o.h);
+        return frame_end(&b, fn, err, errlen);
     }
-    double lo = INFINITY, hi = -INFINITY;
-    for (size_t i = 0; i < nrows * ncols; i++)
-        if (isfinite(v[i])) {
-            lo = fmin(lo, v[i]);
-            hi = fmax(hi, v[i]);
-        }
-    an_chart_t cc = *c;
-    double cell_w = ncols > 12 ? 48 : 64, cell_h = nrows > 24 ? 20 : 26;
-    if (!cc.width)
-        cc.width = (int)fmax(400, 110 + cell_w * (double)ncols + 30);
-    if (!cc.height)
-        cc.height = (int)fmax(240, 50 + cell_h * (double)nrows + 90);
-    buf_t b = {0};
-    frame_t f = open_doc(&b, &cc, 100);
-    for (size_t k = 0; k < ncols; k++) {
-        put(&b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" fill=\"#555\">",
-            f.l + cell_w * ((double)k + 0.5), f.t + cell_h * (double)nrows + 16);
-        text(&b, cols[k]);
-        put(&b, "</text>\n");
+    for (size_t i = 0; i < nrows * ncols; i++) {
+        char text[640];
+        if (isnan(v[i]))
+            continue;
+        vfmt_format(&o.vf, v[i], text, sizeof text);
+        val_em = fmax(val_em, text_em(text));
     }
-    for (size_t r = 0; r < nrows; r++) {
-        double y = f.t + cell_h * (double)r;
-        put(&b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\" fill=\"#555\">", f.l - 6,
-            y + cell_h / 2 + 4);
-        text(&b, rows[r]);
-        put(&b, "</text>\n");
-        for (size_t k = 0; k < ncols; k++) {
-            double val = v[r * ncols + k];
-            if (!isfinite(val))
-                continue;
-            double s = hi > lo ? (val - lo) / (hi - lo) : 1;
-            /* From a pale blue to a deep one; the text turns white on the dark half. */
-            int cr = (int)(235 - s * 205), cg = (int)(243 - s * 163), cb = (int)(255 - s * 100);
-            put(&b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" "
-                    "fill=\"rgb(%d,%d,%d)\" stroke=\"#fff\"/>\n",
-                f.l + cell_w * (double)k, y, cell_w, cell_h, cr, cg, cb);
-            char num[64];
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wformat-nonliteral"
-            snprintf(num, sizeof num, fmt, val); /* checked by an_chart_fmt_ok */
-#pragma GCC diagnostic pop
-            put(&b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"11\" "
-                    "fill=\"%s\">",
-                f.l + cell_w * ((double)k + 0.5), y + cell_h / 2 + 4, s > 0.5 ? "#fff" : "#222");
-            text(&b, num);
-            put(&b, "</text>\n");
-        }
-    }
-    put(&b, "</svg>\n");
-    return finish(&b, err, errlen);
+    hlayout_t l;
+    heat_layout(&o, names_em(rows, nrows), names_em(cols, ncols), val_em, nrows, ncols, finite > 0,
+                &l);
+    frame_begin(&b, &o, l.w, l.h);
+    heat_labels(&b, &o, &l, rows, nrows, cols, ncols);
+    for (size_t r = 0; r < nrows; r++)
+        for (size_t k = 0; k < ncols; k++)
+            if (!isnan(v[r * ncols + k]))
+                heat_cell(&b, &l, &o.vf, lo, hi, rows[r], cols[k], r, k, v[r * ncols + k]);
+    if (finite)
+        heat_legend(&b, &l, &o.vf, lo, hi, nrows, ncols);
+    return frame_end(&b, fn, err, errlen);
 }
 
-/* ---- bars ----------------------------------------------------------------------------------------- */
+/* ---------------------------------------------------------------------------------------- */
 
-/* A round step for an axis from 0 to about @p max in five. */
-static double nice_step(double max)
+/* Tableau 10: distinct at a glance and readable on white. */
+static const char *const palette[] = {
+    "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
+    "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac",
+};
+#define NPALETTE (sizeof palette / sizeof palette[0])
+
+/** A y axis: lo..hi in steps of step, lo ≤ 0 ≤ hi, all multiples of step. */
+typedef struct yscale {
+    double lo, hi, step;
+    size_t nticks;
+} yscale_t;
+
+static void nice_scale(double lo, double hi, yscale_t *s)
 {
-    if (max <= 0)
-        return 1;
-    double raw = max / 5, mag = pow(10, floor(log10(raw))), f = raw / mag;
-    return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * mag;
+    lo = fmin(lo, 0), hi = fmax(hi, 0);
+    if (hi - lo <= 0)
+        hi = 1;
+    double rough = (hi - lo) / 5, mag = pow(10, floor(log10(rough))), r = rough / mag;
+    double f = r <= 1 ? 1 : r <= 2 ? 2 : r <= 2.5 ? 2.5 : r <= 5 ? 5 : 10;
+    s->step = f * mag;
+    s->hi = ceil(hi / s->step - 1e-9) * s->step;
+    s->lo = floor(lo / s->step + 1e-9) * s->step;
+    s->nticks = (size_t)lround((s->hi - s->lo) / s->step) + 1;
+}
+
+/* A tick label: the caller's format, or a short number ("250", "1.5k", "2M"). */
+static void tick_label(const opts_t *o, const yscale_t *s, double v, char *out, size_t n)
+{
+    if (fabs(v) < s->step * 1e-9)
+        v = 0;
+    if (o->has_fmt) {
+        vfmt_format(&o->vf, v, out, n);
+        return;
+    }
+    double top = fmax(fabs(s->lo), fabs(s->hi)), scale = 1;
+    const char *unit = "";
+    if (top >= 1e9)
+        scale = 1e9, unit = "G";
+    else if (top >= 1e6)
+        scale = 1e6, unit = "M";
+    else if (top >= 1e4)
+        scale = 1e3, unit = "k";
+    int dec = 0;
+    for (double d = s->step / scale; dec < 6 && fabs(d - round(d)) > 1e-6 * fmax(1, fabs(d)); dec++)
+        d *= 10;
+    snprintf(out, n, "%.*f%s", dec, v / scale, v == 0 ? "" : unit);
+    fix_point(out);
+}
+
+/* Formats a bar's value for its tooltip. */
+static void bar_value(const opts_t *o, double v, char *out, size_t n)
+{
+    if (o->has_fmt) {
+        vfmt_format(&o->vf, v, out, n);
+    } else {
+        snprintf(out, n, "%.2f", v);
+        fix_point(out);
+    }
+}
+
+/** The bar chart's geometry, in pixels. */
+typedef struct blayout {
+    double w, h;
+    double px, py, pw, ph; /* plot area */
+    double group_w;
+    double legend_y;
+    int rotate; /* category names turned 45° */
+    double cat_px;
+} blayout_t;
+
+static double bar_y(const blayout_t *l, const yscale_t *s, double v)
+{
+    return l->py + (s->hi - v) / (s->hi - s->lo) * l->ph;
+}
+
+/* Lays out the legend from (x0, y) and returns the rows it takes; draws when b is not NULL. */
+static int bar_legend(sb_t *b, const char *const *series, size_t nseries, double x0, double y,
+                      double max_x)
+{
+    tstyle_t st = {FS_LABEL, "start", C_TEXT, " dy=\"0.35em\"", 0};
+    double x = x0;
+    int lines = 1;
+    for (size_t s = 0; s < nseries; s++) {
+        double w = 18 + fmin(text_em(series[s]), 20) * FS_LABEL + 18;
+        if (x > x0 && x + w > max_x) {
+            x = x0, y += 20;
+            lines++;
+        }
+        if (b) {
+            svg_rect(b, "legend-swatch", x, y - 6, 12, 12, palette[s % NPALETTE]);
+            sb_puts(b, " rx=\"2\"/>\n");
+            svg_text(b, "legend", x + 18, y, &st, series[s], 20 * FS_LABEL);
+        }
+        x += w;
+    }
+    return lines;
+}
+
+static void bar_layout(const opts_t *o, const yscale_t *ys, const char *const *cats, size_t ncats,
+                       const char *const *series, size_t nseries, blayout_t *l)
+{
+    double tick_em = 0;
+    char text[640];
+    for (size_t i = 0; i < ys->nticks; i++) {
+        tick_label(o, ys, ys->lo + (double)i * ys->step, text, sizeof text);
+        tick_em = fmax(tick_em, text_em(text));
+    }
+    double margin = 16, left = margin + (o->y_label ? 26 : 0) + tick_em * FS_SMALL + 10;
+    double right = 20;
+    double min_group = (double)nseries * 4 + 6;
+    l->w = fmax(o->w, left + right + (double)ncats * min_group);
+    l->cat_px = fmin(names_em(cats, ncats), 18) * FS_LABEL;
+    l->group_w = (l->w - left - right) / (double)ncats;
+    l->rotate = l->cat_px > l->group_w - 6;
+    /* A turned name reaches 0.71 of its length left of its group's centre: the first one must
+     * stay on the page (twice, as a wider margin narrows the groups). */
+    for (int pass = 0; l->rotate && pass < 2; pass++) {
+        left = fmax(left, margin + l->cat_px * 0.7071 - l->group_w / 2 + 4);
+        l->group_w = (l->w - left - right) / (double)ncats;
+    }
+    l->px = left;
+    l->pw = l->w - left - right;
+    int rows = bar_legend(NULL, series, nseries, left, 0, l->w - right);
+    l->legend_y = title_band(o) + 8;
+    double top = l->legend_y + 20 * rows + 8;
+    double band = l->rotate ? l->cat_px * 0.7071 + 22 : 24;
+    double bottom = band + (o->x_label ? 26 : 0) + 10;
+    l->h = fmax(o->h, top + bottom + 120);
+    l->py = top;
+    l->ph = l->h - top - bottom;
+}
+
+static void bar_axes(sb_t *b, const opts_t *o, const blayout_t *l, const yscale_t *ys,
+                     const char *const *cats, size_t ncats)
+{
+    tstyle_t ts = {FS_SMALL, "end", C_MUTED, " dy=\"0.35em\"", 0};
+    char text[640];
+    for (size_t i = 0; i < ys->nticks; i++) {
+        double v = ys->lo + (double)i * ys->step, y = bar_y(l, ys, v);
+        if (fabs(v) > ys->step * 1e-9)
+            svg_line(b, "grid", l->px, y, l->px + l->pw, y, C_GRID, NULL);
+        tick_label(o, ys, v, text, sizeof text);
+        svg_text(b, "tick-label", l->px - 8, y, &ts, text, -1);
+    }
+    double base = l->py + l->ph;
+    tstyle_t cs = {FS_LABEL, "middle", C_TEXT, NULL, 0};
+    if (l->rotate)
+        cs.anchor = "end", cs.rotate = -45;
+    for (size_t k = 0; k < ncats; k++) {
+        double cx = l->px + ((double)k + 0.5) * l->group_w;
+        if (l->rotate)
+            svg_text(b, "cat-label", cx + 4, base + 12, &cs, cats[k], l->cat_px);
+        else
+            svg_text(b, "cat-label", cx, base + 18, &cs, cats[k], l->group_w - 4);
+    }
+    svg_line(b, "axis", l->px, l->py, l->px, base, C_AXIS, NULL);
+    tstyle_t ls = {FS_LABEL, "middle", C_TEXT, NULL, 0};
+    if (o->x_label)
+        svg_text(b, "axis-label", l->px + l->pw / 2, l->h - 14, &ls, o->x_label, l->pw);
+    if (o->y_label) {
+        ls.rotate = -90;
+        ls.extra = " dy=\"0.35em\"";
+        svg_text(b, "axis-label", 16 + 10, l->py + l->ph / 2, &ls, o->y_label, l->ph);
+    }
+}
+
+static void bar_one(sb_t *b, const opts_t *o, const blayout_t *l, const yscale_t *ys,
+                    const char *cat, const char *series, size_t k, size_t s, size_t nseries,
+                    double v)
+{
+    double inner = l->group_w * 0.8, bw = inner / (double)nseries;
+    double gap = bw > 8 ? 2 : 0;
+    double x = l->px + (double)k * l->group_w + l->group_w * 0.1 + (double)s * bw + gap / 2;
+    double y0 = bar_y(l, ys, 0), yv = bar_y(l, ys, v);
+    char text[640];
+    svg_rect(b, "bar", x, fmin(y0, yv), bw - gap, fabs(yv - y0), palette[s % NPALETTE]);
+    sb_puts(b, "><title>");
+    sb_text(b, cat, 40);
+    sb_puts(b, " \xC2\xB7 ");
+    sb_text(b, series, 40);
+    sb_puts(b, ": ");
+    bar_value(o, v, text, sizeof text);
+    sb_text(b, text, -1);
+    sb_puts(b, "</title></rect>\n");
 }
 
 char *an_svg_bars(const an_chart_t *c, const char *const *cats, size_t ncats,
                   const char *const *series, size_t nseries, const double *v, char *err,
                   size_t errlen)
 {
-    if ((ncats && !cats) || (nseries && !series) || (ncats && nseries && !v)) {
-        snprintf(err, errlen, "the bars have no values");
+    static const char fn[] = "an_svg_bars";
+    opts_t o;
+    sb_t b = {0};
+    double lo, hi;
+    size_t finite;
+    if (read_opts(fn, c, &o, err, errlen) < 0 ||
+        check_names(fn, "cats", cats, ncats, err, errlen) < 0 ||
+        check_names(fn, "series", series, nseries, err, errlen) < 0)
+        return NULL;
+    if (ncats > MAX_GRID || nseries > MAX_GRID) {
+        set_err(err, errlen,
+                "%s: %zu categories by %zu series, over the %d by %d a chart can "
+                "show.",
+                fn, ncats, nseries, MAX_GRID, MAX_GRID);
         return NULL;
     }
-    static const char *const colours[] = {"#1f6feb", "#2da44e", "#bf8700", "#d1242f", "#8250df"};
-    double hi = 0, lo = 0;
-    for (size_t i = 0; i < ncats * nseries; i++)
-        if (isfinite(v[i])) {
-            hi = fmax(hi, v[i]);
-            lo = fmin(lo, v[i]);
-        }
-    double step = nice_step(fmax(hi, -lo));
-    double top = ceil(hi / step) * step, bottom = floor(lo / step) * step;
-    if (top <= bottom)
-        top = bottom + step;
-    buf_t b = {0};
-    frame_t f = open_doc(&b, c, 90);
-    double pw = f.w - f.l - f.r, ph = f.h - f.t - f.bt;
-#define PY(val) (f.t + (top - (val)) / (top - bottom) * ph)
-    for (double t = bottom; t <= top + step / 2; t += step) {
-        put(&b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\"/>\n", f.l,
-            PY(t), f.l + pw, PY(t), fabs(t) < step / 2 ? "#999" : "#e5e5e5");
-        put(&b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\" fill=\"#555\">%.0f</text>\n",
-            f.l - 6, PY(t) + 4, t);
+    if (check_values(fn, v, ncats * nseries, &lo, &hi, &finite, err, errlen) < 0)
+        return NULL;
+    if (finite && !isfinite(hi - lo)) {
+        set_err(err, errlen, "%s: values from %g to %g span more than a double holds.", fn, lo, hi);
+        return NULL;
     }
-    double gw = ncats ? pw / (double)ncats : pw, bw = nseries ? gw * 0.8 / (double)nseries : 0;
-    for (size_t k = 0; k < ncats; k++) {
-        for (size_t s = 0; s < nseries; s++) {
-            double val = v[k * nseries + s];
-            if (!isfinite(val))
-                continue;
-            double y0 = PY(fmax(val, 0)), y1 = PY(fmin(val, 0));
-            put(&b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\"/>\n",
-                f.l + gw * (double)k + gw * 0.1 + bw * (double)s, y0, fmax(bw - 1, 1), y1 - y0,
-                colours[s % 5]);
-        }
-        put(&b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" fill=\"#555\">",
-            f.l + gw * ((double)k + 0.5), f.t + ph + 16);
-        text(&b, cats[k]);
-        put(&b, "</text>\n");
+    if (ncats == 0 || nseries == 0) {
+        frame_begin(&b, &o, o.w, o.h);
+        no_data(&b, o.w, o.h);
+        return frame_end(&b, fn, err, errlen);
     }
-    for (size_t s = 0; s < nseries; s++) { /* the legend, under the title */
-        double x = f.l + 180 * (double)s;
-        put(&b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"12\" height=\"12\" fill=\"%s\"/>\n", x,
-            f.t - 16, colours[s % 5]);
-        put(&b, "<text x=\"%.1f\" y=\"%.1f\" fill=\"#333\">", x + 16, f.t - 6);
-        text(&b, series[s]);
-        put(&b, "</text>\n");
-    }
-#undef PY
-    put(&b, "</svg>\n");
-    return finish(&b, err, errlen);
+    yscale_t ys;
+    blayout_t l;
+    nice_scale(finite ? lo : 0, finite ? hi : 0, &ys);
+    bar_layout(&o, &ys, cats, ncats, series, nseries, &l);
+    frame_begin(&b, &o, l.w, l.h);
+    bar_legend(&b, series, nseries, l.px, l.legend_y, l.w - 20);
+    bar_axes(&b, &o, &l, &ys, cats, ncats);
+    for (size_t k = 0; k < ncats; k++)
+        for (size_t s = 0; s < nseries; s++)
+            if (!isnan(v[k * nseries + s]))
+                bar_one(&b, &o, &l, &ys, cats[k], series[s], k, s, nseries, v[k * nseries + s]);
+    svg_line(&b, "zero", l.px, bar_y(&l, &ys, 0), l.px + l.pw, bar_y(&l, &ys, 0), C_AXIS, NULL);
+    return frame_end(&b, fn, err, errlen);
 }
