@@ -9,7 +9,8 @@
  * The data (N customers, about 10 purchases each over two years, two lines to most orders,
  * some without an order) is written by raw SQLite into the tables `rapport init` made: loading
  * is not what is measured here (bench_import measures that).
- * Usage: bench_analytics [N] (default 100,000 customers; 1000000 gives the issue's 10M rows).
+ * Usage: bench_analytics [N] (default 100,000 customers; 1000000 gives the issue's 10M rows);
+ * BENCH_KEEP=1 keeps the database for a profile.
  */
 
 #include <stdint.h>
@@ -192,6 +193,10 @@ int main(int argc, char **argv)
     qsort(ratio, 3, sizeof *ratio, cmp_d);
     printf("rfm: ratio to the bare GROUP BY (median of 3) %.2f; peak memory %.1f MB\n", ratio[1],
            (double)peak / 1024);
+    if (getenv("BENCH_KEEP")) { /* to profile: perf record rapport --db … analytics rfm */
+        printf("kept: %s\n", path);
+        return 0;
+    }
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0)
         die("cleanup", dir);

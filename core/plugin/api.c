@@ -245,6 +245,24 @@ static int agg_row(json_t *row, void *ud)
     return rc;
 }
 
+/* The query of api->aggregate / aggregate_cells as rp_aggregate_t, borrowing from @p q. */
+static rp_aggregate_t agg_query(rapport_host *h, const char *entity, json_t *q,
+                                const char **groups, const char **measures)
+{
+    str_list(json_object_get(q, "group_by"), groups, RP_AGG_MAX_GROUPS);
+    str_list(json_object_get(q, "measures"), measures, RP_AGG_MAX_MEASURES);
+    return (rp_aggregate_t){.entity = entity,
+                            .where = json_object_get(q, "where"),
+                            .group_by = groups,
+                            .measures = measures,
+                            .zone = json_string_value(json_object_get(q, "zone")),
+                            .order = json_string_value(json_object_get(q, "order")),
+                            .limit = json_integer_value(json_object_get(q, "limit")),
+                            .offset = json_integer_value(json_object_get(q, "offset")),
+                            .with_deleted = json_is_true(json_object_get(q, "deleted")),
+                            .access = h->ctx.access};
+}
+
 static int h_aggregate(rapport_host *h, const char *entity, const char *query,
                        int (*row)(void *ud, const char *json), void *ud)
 {
@@ -254,23 +272,56 @@ static int h_aggregate(rapport_host *h, const char *entity, const char *query,
     if (!q)
         return RAPPORT_EINVAL;
     const char *groups[RP_AGG_MAX_GROUPS + 2], *measures[RP_AGG_MAX_MEASURES + 2];
-    str_list(json_object_get(q, "group_by"), groups, RP_AGG_MAX_GROUPS);
-    str_list(json_object_get(q, "measures"), measures, RP_AGG_MAX_MEASURES);
-    rp_aggregate_t rq = {.entity = entity,
-                         .where = json_object_get(q, "where"),
-                         .group_by = groups,
-                         .measures = measures,
-                         .zone = json_string_value(json_object_get(q, "zone")),
-                         .order = json_string_value(json_object_get(q, "order")),
-                         .limit = json_integer_value(json_object_get(q, "limit")),
-                         .offset = json_integer_value(json_object_get(q, "offset")),
-                         .with_deleted = json_is_true(json_object_get(q, "deleted")),
-                         .access = h->ctx.access};
+    rp_aggregate_t rq = agg_query(h, entity, q, groups, measures);
     agg_pass_t pass = {h, row, ud};
     rp_error_t err = {0};
     int rc = rp_store_aggregate_each(h->P->s, &rq, agg_row, &pass, &err);
     json_decref(q);
     /* A stop the plugin's own function asked for is its own code, returned as it is. */
+    if (rc && !err.msg[0])
+        return rc;
+    return from_err(h, rc, &err);
+}
+
+_Static_assert((int)RAPPORT_CELL_NULL == (int)RP_AGG_NULL &&
+                   (int)RAPPORT_CELL_INT == (int)RP_AGG_INT &&
+                   (int)RAPPORT_CELL_REAL == (int)RP_AGG_REAL &&
+                   (int)RAPPORT_CELL_TEXT == (int)RP_AGG_TEXT &&
+                   (int)RAPPORT_CELL_DECIMAL == (int)RP_AGG_DECIMAL,
+               "the ABI's cell types are the store's");
+
+typedef struct {
+    int (*row)(void *ud, int n, const char *const *names, const rapport_cell *cells);
+    void *ud;
+} cells_pass_t;
+
+static int cells_row(void *ud, int n, const char *const *names, const rp_agg_cell_t *cells)
+{
+    cells_pass_t *p = ud;
+    rapport_cell out[RP_AGG_MAX_GROUPS + RP_AGG_MAX_MEASURES];
+    /* The same values, in the ABI's own struct (the core's may grow; this one may not). */
+    for (int i = 0; i < n; i++)
+        out[i] = (rapport_cell){.type = cells[i].type, .scale = cells[i].scale,
+                                .i = cells[i].i, .d = cells[i].d, .s = cells[i].s};
+    return p->row(p->ud, n, names, out);
+}
+
+static int h_aggregate_cells(rapport_host *h, const char *entity, const char *query,
+                             int (*row)(void *ud, int n, const char *const *names,
+                                        const rapport_cell *cells),
+                             void *ud)
+{
+    if (!row)
+        return (int)fail_host(h, RAPPORT_EINVAL, "aggregate_cells needs a row function");
+    json_t *q = query ? parse(h, query, "the query") : json_object();
+    if (!q)
+        return RAPPORT_EINVAL;
+    const char *groups[RP_AGG_MAX_GROUPS + 2], *measures[RP_AGG_MAX_MEASURES + 2];
+    rp_aggregate_t rq = agg_query(h, entity, q, groups, measures);
+    cells_pass_t pass = {row, ud};
+    rp_error_t err = {0};
+    int rc = rp_store_aggregate_cells(h->P->s, &rq, cells_row, &pass, &err);
+    json_decref(q);
     if (rc && !err.msg[0])
         return rc;
     return from_err(h, rc, &err);
@@ -790,4 +841,5 @@ const rapport_api rp__plugin_api = {
     .dec_cmp = rp_dec_cmp,
     .format = rp__plugin_format,
     .aggregate = h_aggregate,
+    .aggregate_cells = h_aggregate_cells,
 };

@@ -316,6 +316,56 @@ static json_t *row_of(const plan_t *p, rp_db_stmt_t *st)
     return row;
 }
 
+/* A column as a cell, read the way field @p f (NULL: a bucket label) stores it. */
+static rp_agg_cell_t col_cell(rp_db_stmt_t *st, int col, const rp__field_t *f)
+{
+    rp_agg_cell_t c = {0};
+    if (rp_db_col_type(st, col) == RP_DB_NULL)
+        return c;
+    switch (f ? f->type : RP_T_TEXT) {
+    case RP_T_INTEGER:
+    case RP_T_REF:
+    case RP_T_BOOLEAN:
+        c.type = RP_AGG_INT;
+        c.i = rp_db_col_int(st, col);
+        break;
+    case RP_T_REAL:
+        c.type = RP_AGG_REAL;
+        c.d = rp_db_col_float(st, col);
+        break;
+    case RP_T_DECIMAL:
+        c.type = RP_AGG_DECIMAL;
+        c.i = rp_db_col_int(st, col);
+        c.scale = f->scale;
+        break;
+    default:
+        c.type = RP_AGG_TEXT;
+        c.s = (const char *)rp_db_col_text(st, col);
+    }
+    return c;
+}
+
+static rp_agg_cell_t measure_cell(const part_t *m, rp_db_stmt_t *st)
+{
+    int c = m->col;
+    rp_agg_cell_t v = {0};
+    if (m->kind == M_COUNT || m->kind == M_COUNT_F || m->kind == M_DISTINCT)
+        return (rp_agg_cell_t){.type = RP_AGG_INT, .i = rp_db_col_int(st, c)};
+    if (rp_db_col_type(st, c) == RP_DB_NULL)
+        return v;
+    if (m->f->type == RP_T_DECIMAL && (m->kind == M_SUM || m->kind == M_AVG)) {
+        int64_t x = rp_db_col_int(st, c);
+        if (m->kind == M_AVG)
+            x = dec_avg(x, rp_db_col_int(st, c + 1));
+        return (rp_agg_cell_t){.type = RP_AGG_DECIMAL, .i = x, .scale = m->f->scale};
+    }
+    if (m->kind == M_AVG || (m->kind == M_SUM && m->f->type == RP_T_REAL))
+        return (rp_agg_cell_t){.type = RP_AGG_REAL, .d = rp_db_col_float(st, c)};
+    if (m->kind == M_SUM)
+        return (rp_agg_cell_t){.type = RP_AGG_INT, .i = rp_db_col_int(st, c)};
+    return col_cell(st, c, m->f);
+}
+
 /* The zone buckets are cut in: the caller's, else the `timezone` setting, else UTC. Checked
  * here, so a bad name is the caller's error and not a failure inside the statement. */
 static int zone_of(rp_store_t *s, const rp_aggregate_t *q, char *out, size_t cap,
@@ -336,8 +386,8 @@ static int zone_of(rp_store_t *s, const rp_aggregate_t *q, char *out, size_t cap
     return rc;
 }
 
-int rp_store_aggregate_each(rp_store_t *s, const rp_aggregate_t *q, rp_aggregate_fn fn, void *ud,
-                            rp_error_t *err)
+static int run(rp_store_t *s, const rp_aggregate_t *q, rp_aggregate_fn fn,
+               rp_aggregate_cells_fn cfn, void *ud, rp_error_t *err)
 {
     plan_t p = {0};
     p.e = rp__entity_req(s, q->entity, err);
@@ -382,14 +432,28 @@ int rp_store_aggregate_each(rp_store_t *s, const rp_aggregate_t *q, rp_aggregate
     rp_db_stmt_t *was_reading = rp__reading(s, st);
     int src;
     int64_t n = 0;
+    const char *names[RP_AGG_MAX_GROUPS + RP_AGG_MAX_MEASURES];
+    rp_agg_cell_t cells[RP_AGG_MAX_GROUPS + RP_AGG_MAX_MEASURES];
+    for (int i = 0; i < p.ng; i++)
+        names[i] = p.g[i].key;
+    for (int i = 0; i < p.nm; i++)
+        names[p.ng + i] = p.m[i].key;
     while ((src = rp_db_step(st)) == RP_DB_ROW) {
-        json_t *row = row_of(&p, st);
-        if (!row) {
-            rc = rp_error_set(err, RP_ENOMEM, 0, "out of memory");
-            break;
+        if (cfn) {
+            for (int i = 0; i < p.ng; i++)
+                cells[i] = col_cell(st, p.g[i].col, p.g[i].unit >= 0 ? NULL : p.g[i].f);
+            for (int i = 0; i < p.nm; i++)
+                cells[p.ng + i] = measure_cell(&p.m[i], st);
+            rc = cfn(ud, p.ng + p.nm, names, cells);
+        } else {
+            json_t *row = row_of(&p, st);
+            if (!row) {
+                rc = rp_error_set(err, RP_ENOMEM, 0, "out of memory");
+                break;
+            }
+            rc = fn(row, ud);
+            json_decref(row);
         }
-        rc = fn(row, ud);
-        json_decref(row);
         if (rc)
             break;
         if (++n % 64 == 0 && rp__over_budget(s, NULL)) {
@@ -413,6 +477,18 @@ int rp_store_aggregate_each(rp_store_t *s, const rp_aggregate_t *q, rp_aggregate
 out:
     rp__qb_free(&b);
     return rc;
+}
+
+int rp_store_aggregate_each(rp_store_t *s, const rp_aggregate_t *q, rp_aggregate_fn fn, void *ud,
+                            rp_error_t *err)
+{
+    return run(s, q, fn, NULL, ud, err);
+}
+
+int rp_store_aggregate_cells(rp_store_t *s, const rp_aggregate_t *q, rp_aggregate_cells_fn fn,
+                             void *ud, rp_error_t *err)
+{
+    return run(s, q, NULL, fn, ud, err);
 }
 
 static int collect(json_t *row, void *ud)

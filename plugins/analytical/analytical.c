@@ -17,6 +17,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -138,6 +139,50 @@ int an_aggregate(rapport_host *h, const char *entity, json_t *query,
     if (rc)
         an_fail(err, errlen, "%s", an_api->last_error(h));
     return rc;
+}
+
+typedef struct {
+    int (*fn)(void *ud, int n, const rapport_cell *cells);
+    void *ud;
+    int rc;
+} cells_t;
+
+static int cells_row(void *ud, int n, const char *const *names, const rapport_cell *cells)
+{
+    (void)names;
+    cells_t *a = ud;
+    return a->rc = a->fn(a->ud, n, cells);
+}
+
+int an_aggregate_cells(rapport_host *h, const char *entity, json_t *query,
+                       int (*fn)(void *ud, int n, const rapport_cell *cells), void *ud,
+                       char *err, size_t errlen)
+{
+    char *q = json_dumps(query, JSON_COMPACT);
+    if (!q)
+        return an_fail(err, errlen, "out of memory");
+    cells_t a = {fn, ud, 0};
+    int rc = an_api->aggregate_cells(h, entity, q, cells_row, &a);
+    free(q);
+    if (rc && rc == a.rc)
+        return rc;
+    if (rc)
+        an_fail(err, errlen, "%s", an_api->last_error(h));
+    return rc;
+}
+
+double an_cell_num(const rapport_cell *c)
+{
+    switch (c->type) {
+    case RAPPORT_CELL_INT:
+        return (double)c->i;
+    case RAPPORT_CELL_REAL:
+        return c->d;
+    case RAPPORT_CELL_DECIMAL:
+        return (double)c->i / pow(10, c->scale);
+    default:
+        return 0;
+    }
 }
 
 /* ---- entities ----------------------------------------------------------------------------- */
@@ -421,7 +466,7 @@ static int refresh_job(rapport_host *h, const rapport_api *api, const rapport_jo
 static int init(rapport_host *h, const rapport_api *api, char *err, size_t errlen)
 {
     an_api = api;
-    if (!RAPPORT_HAS(api, aggregate))
+    if (!RAPPORT_HAS(api, aggregate_cells))
         return an_fail(err, errlen, "this engine (%s) lacks grouped aggregates "
                                     "(rapport_api.aggregate), which analytical needs",
                        api->host_version);

@@ -46,6 +46,13 @@ int64_t an_opt_time(json_t *opts, const char *key, int64_t def, char *err, size_
 int an_aggregate(rapport_host *h, const char *entity, json_t *query,
                  int (*fn)(json_t *row, void *ud), void *ud, char *err, size_t errlen);
 
+/** As an_aggregate(), each row as typed cells (api->aggregate_cells): no JSON per row. */
+int an_aggregate_cells(rapport_host *h, const char *entity, json_t *query,
+                       int (*fn)(void *ud, int n, const rapport_cell *cells), void *ud,
+                       char *err, size_t errlen);
+/** A cell as a double (decimals scaled back; NULL and text 0). */
+double an_cell_num(const rapport_cell *c);
+
 /* ---- reports ----------------------------------------------------------------------------- */
 
 /** A new report with the named columns (NULL-terminated). Owned. */

@@ -132,14 +132,18 @@ typedef struct {
     int64_t *id;
     double *rec, *freq, *mon;
     char (*last)[RAPPORT_TIME_LEN];
-    char (*money)[RAPPORT_DEC_LEN];
+    int64_t *money; /* net purchases, scaled by 10^scale */
+    int scale;
     size_t n, cap;
     int64_t as_of;
 } cust_t;
 
-static int add_customer(json_t *row, void *ud)
+/* One customer's row: customer, max_at, count, count_ref, count_distinct_ref, sum_amount. */
+static int add_customer(void *ud, int n, const rapport_cell *cell)
 {
     cust_t *c = ud;
+    if (n != 6)
+        return RAPPORT_EINVAL;
     if (c->n == c->cap) {
         size_t nc = c->cap ? c->cap * 2 : 1024;
         void *p[6] = {realloc(c->id, nc * sizeof *c->id), realloc(c->rec, nc * sizeof *c->rec),
@@ -164,19 +168,23 @@ static int add_customer(json_t *row, void *ud)
         c->cap = nc;
     }
     size_t i = c->n++;
-    c->id[i] = json_integer_value(json_object_get(row, "customer"));
-    const char *last = json_string_value(json_object_get(row, "max_at"));
-    int64_t lms = an_time(last);
-    snprintf(c->last[i], RAPPORT_TIME_LEN, "%s", last ? last : "");
+    c->id[i] = cell[0].i;
+    const char *last = cell[1].type == RAPPORT_CELL_TEXT ? cell[1].s : "";
+    snprintf(c->last[i], RAPPORT_TIME_LEN, "%s", last);
+    int64_t lms = last[0] ? an_time(last) : -1;
     c->rec[i] = lms < 0 ? 0 : floor((double)(c->as_of - lms) / 86400000.0);
-    json_int_t rows = json_integer_value(json_object_get(row, "count"));
-    json_int_t with_ref = json_integer_value(json_object_get(row, "count_ref"));
-    json_int_t refs = json_integer_value(json_object_get(row, "count_distinct_ref"));
-    c->freq[i] = (double)(refs + (rows - with_ref));
-    json_t *m = json_object_get(row, "sum_amount");
-    snprintf(c->money[i], RAPPORT_DEC_LEN, "%s", json_is_string(m) ? json_string_value(m) : "0.00");
-    c->mon[i] = an_num(m);
+    c->freq[i] = (double)(cell[4].i + (cell[2].i - cell[3].i));
+    c->money[i] = cell[5].type == RAPPORT_CELL_DECIMAL ? cell[5].i : 0;
+    c->scale = cell[5].type == RAPPORT_CELL_DECIMAL ? cell[5].scale : 2;
+    c->mon[i] = an_cell_num(&cell[5]);
     return 0;
+}
+
+/* The customer's net purchases as the store writes them ("12.50"). */
+static const char *money_text(const cust_t *c, size_t i, char *buf)
+{
+    an_api->dec_format(NULL, c->money[i], c->scale, buf, RAPPORT_DEC_LEN);
+    return buf;
 }
 
 static void cust_free(cust_t *c)
@@ -238,9 +246,11 @@ static int store_window(rapport_host *h, cust_t *c, const int *r, const int *f, 
         if (json_integer_value(json_object_get(was, "rfm_frequency")) != (json_int_t)c->freq[i] ||
             !json_is_integer(json_object_get(was, "rfm_frequency")))
             json_object_set_new(patch, "rfm_frequency", json_integer((json_int_t)c->freq[i]));
+        char mbuf[RAPPORT_DEC_LEN];
+        money_text(c, i, mbuf);
         const char *old_m = json_string_value(json_object_get(was, "rfm_monetary"));
-        if (!old_m || strcmp(old_m, c->money[i]))
-            json_object_set_new(patch, "rfm_monetary", json_string(c->money[i]));
+        if (!old_m || strcmp(old_m, mbuf))
+            json_object_set_new(patch, "rfm_monetary", json_string(mbuf));
         const char *old_l = json_string_value(json_object_get(was, "last_purchase_at"));
         if (c->last[i][0] && (!old_l || strcmp(old_l, c->last[i])))
             json_object_set_new(patch, "last_purchase_at", json_string(c->last[i]));
@@ -290,7 +300,7 @@ int an_rfm(rapport_host *h, json_t *opts, json_t **out, char *err, size_t errlen
     json_t *q = json_pack("{s:[s],s:[s,s,s,s,s],s:{s:{s:s}}}", "group_by", "customer",
                           "measures", "max:at", "count", "count:ref", "count_distinct:ref",
                           "sum:amount", "where", "at", "le", as_of_text);
-    int rc = an_aggregate(h, "purchase", q, add_customer, &c, err, errlen);
+    int rc = an_aggregate_cells(h, "purchase", q, add_customer, &c, err, errlen);
     json_decref(q);
     int *r = NULL, *f = NULL, *m = NULL;
     if (rc)
@@ -327,27 +337,34 @@ int an_rfm(rapport_host *h, json_t *opts, json_t **out, char *err, size_t errlen
     static const char *const cols[] = {"segment", "customers", "share", "avg_recency_days",
                                        "avg_frequency", "avg_monetary", "monetary", NULL};
     json_t *rep = an_report(cols);
-    size_t si;
-    json_t *seg;
-    json_array_foreach(table, si, seg) {
-        const char *name = json_string_value(json_object_get(seg, "name"));
-        size_t cnt = 0;
-        double sr = 0, sf = 0, sm = 0;
-        for (size_t i = 0; i < c.n; i++) {
-            if (strcmp(an_rfm_segment_of(table, r[i], f[i], m[i]), name))
-                continue;
-            cnt++;
-            sr += c.rec[i];
-            sf += c.freq[i];
-            sm += c.mon[i];
-        }
+    /* One pass: each customer's segment from a table of the 125 codes. */
+    size_t nseg = json_array_size(table);
+    const char *by_code[125];
+    for (int k = 0; k < 125; k++)
+        by_code[k] = an_rfm_segment_of(table, k / 25 + 1, k / 5 % 5 + 1, k % 5 + 1);
+    double *acc = calloc(nseg * 4 + 1, sizeof *acc); /* count, sum r, sum f, sum m */
+    for (size_t i = 0; acc && i < c.n; i++) {
+        const char *name = by_code[(r[i] - 1) * 25 + (f[i] - 1) * 5 + m[i] - 1];
+        for (size_t k = 0; k < nseg; k++)
+            if (json_string_value(json_object_get(json_array_get(table, k), "name")) == name) {
+                acc[4 * k] += 1;
+                acc[4 * k + 1] += c.rec[i];
+                acc[4 * k + 2] += c.freq[i];
+                acc[4 * k + 3] += c.mon[i];
+                break;
+            }
+    }
+    for (size_t k = 0; acc && k < nseg; k++) {
+        const char *name = json_string_value(json_object_get(json_array_get(table, k), "name"));
+        double cnt = acc[4 * k], sr = acc[4 * k + 1], sf = acc[4 * k + 2], sm = acc[4 * k + 3];
         an_report_row(rep, json_string(name), json_integer((json_int_t)cnt),
-                      json_real(c.n ? round(1e4 * (double)cnt / (double)c.n) / 1e4 : 0),
-                      cnt ? json_real(round(10 * sr / (double)cnt) / 10) : json_null(),
-                      cnt ? json_real(round(100 * sf / (double)cnt) / 100) : json_null(),
-                      cnt ? json_real(round(100 * sm / (double)cnt) / 100) : json_null(),
+                      json_real(c.n ? round(1e4 * cnt / (double)c.n) / 1e4 : 0),
+                      cnt ? json_real(round(10 * sr / cnt) / 10) : json_null(),
+                      cnt ? json_real(round(100 * sf / cnt) / 100) : json_null(),
+                      cnt ? json_real(round(100 * sm / cnt) / 100) : json_null(),
                       json_real(round(100 * sm) / 100));
     }
+    free(acc);
     json_object_set_new(rep, "as_of", json_string(as_of_text));
     json_object_set_new(rep, "customers", json_integer((json_int_t)c.n));
     json_object_set_new(rep, "stored", json_boolean(!dry));
@@ -355,11 +372,13 @@ int an_rfm(rapport_host *h, json_t *opts, json_t **out, char *err, size_t errlen
     json_object_set_new(rep, "segment_changes", json_integer(moved));
     if (json_is_true(json_object_get(opts, "customers"))) {
         json_t *list = json_array();
+        char mbuf[RAPPORT_DEC_LEN];
         for (size_t i = 0; i < c.n; i++)
             json_array_append_new(
                 list, json_pack("{s:I,s:I,s:I,s:s,s:i,s:i,s:i,s:s}", "customer",
                                 (json_int_t)c.id[i], "recency_days", (json_int_t)c.rec[i],
-                                "frequency", (json_int_t)c.freq[i], "monetary", c.money[i], "r",
+                                "frequency", (json_int_t)c.freq[i], "monetary",
+                                money_text(&c, i, mbuf), "r",
                                 r[i], "f", f[i], "m", m[i], "segment",
                                 an_rfm_segment_of(table, r[i], f[i], m[i])));
         json_object_set_new(rep, "list", list);
