@@ -349,7 +349,8 @@ int an_pareto(rapport_host *h, json_t *opts, json_t **out, char *err, size_t err
         free(c.a);
         return rc;
     }
-    qsort(c.a, c.n, sizeof *c.a, by_value_desc);
+    if (c.n) /* qsort of NULL is undefined, even of nothing */
+        qsort(c.a, c.n, sizeof *c.a, by_value_desc);
     double total = 0, pos = 0;
     for (size_t i = 0; i < c.n; i++) {
         total += c.a[i].v;
