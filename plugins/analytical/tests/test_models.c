@@ -175,11 +175,14 @@ static void test_hyp2f1_log_and_domain(void **state)
     assert_int_equal(an_hyp2f1(1, 1, -3, 0.5, &v, err, sizeof err), AN_EINVAL);
     assert_non_null(strstr(err, "c must not be zero or a negative integer"));
     assert_int_equal(an_hyp2f1(NAN, 1, 2, 0.5, &v, err, sizeof err), AN_EINVAL);
-    /* F(-1, 1; 1; 2z) style sign change: F(-1,1;1;z) = 1 - z is negative past z = 1, use
-     * negative value through Pfaff: F(-3,1;1;-1) = 2^3 > 0, and a negative one for the log. */
+    /* Terminating series: F(-3,b;b;z) = (1-z)^3, through Pfaff at z = -1 (gives 8); and
+     * F(-3,2;1;0.9) = 1 - 5.4 + 7.29 - 2.916 = -0.026, which has no real log. */
     ASSERT_REL(f21(-3, 1, 1, -1), 8.0, 1e-14);
-    assert_int_equal(an_hyp2f1_log(-1, 1, 1, 0.5 + 0.0, &l, err, sizeof err), 0);
+    OK(an_hyp2f1_log(-1, 1, 1, 0.5, &l, err, sizeof err));
+    ASSERT_REL(l, log(0.5), 1e-15);
+    ASSERT_REL(f21(-3, 2, 1, 0.9), -0.026, 1e-12);
     assert_int_equal(an_hyp2f1_log(-3, 2, 1, 0.9, &l, err, sizeof err), AN_EINVAL);
+    assert_non_null(strstr(err, "not positive"));
 }
 
 static double lgamma_fd(double x)
