@@ -528,8 +528,8 @@ static int pnbd_log_integral(const an_pnbd_params_t *p, double xd, double t_x, d
         double ratio = (e + k) / (k + 1.0) * z;
         /* Later terms are at most coef_j / (m+k) and the coefficients' ratios are bounded by
          * max(ratio, z) < 1, so this bounds the rest of the series. */
-        double rho = fmax(ratio, z);
-        if (z == 0.0 || (rho < 1.0 && coef * rho / (1.0 - rho) / (m + k) <= 1e-17 * sum))
+        double bound = fmax(ratio, z);
+        if (z == 0.0 || (bound < 1.0 && coef * bound / (1.0 - bound) / (m + k) <= 1e-17 * sum))
             goto done;
         coef *= ratio;
         dk += g * delta;
@@ -544,7 +544,7 @@ done:
     return 0;
 }
 
-/* One row's log-likelihood and, optionally, ln of the "dead" part over the "alive" part. */
+/* One row's log-likelihood: ln of the "alive at T" term plus the "died in (t_x, T]" term. */
 static int pnbd_row(const an_pnbd_params_t *p, double lg_r, const an_row_t *row, double *ll,
                     char *err, size_t errlen)
 {

@@ -117,7 +117,7 @@ int an_compress(const an_customer_t *in, size_t n, int with_spend, an_row_t *out
 double an_lgamma(double x);
 
 /**
- * The digamma function psi(x) = d/dx ln Gamma(x), by upward recurrence to x >= 6 and the
+ * The digamma function psi(x) = d/dx ln Gamma(x), by upward recurrence to x >= 10 and the
  * asymptotic series (error below 1e-15 relative); reflection for x < 0.
  * @return psi(x), or NaN at the poles x = 0, -1, -2, ...
  */
