@@ -1,570 +1,13 @@
 /*
- * chart.c — the SVG charts of the analytical plugin (chart.h): a small string builder, text
- * escaping and fitting, a checked value format, and one layout function per chart.
+ * chart.c — the SVG charts of the analytical plugin (chart.h), one layout function per chart,
+ * over the writer of svg.c.
  */
-#include "chart.h"
+#include "svg.h"
 
-#include <locale.h>
 #include <math.h>
-#include <stdarg.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* Font sizes in pixels, and the average advance of a Latin glyph in a sans-serif font (Arial's
- * digits are 0.556 em, its capitals up to 0.72 em: 0.6 keeps labels inside their boxes). */
-enum { FS_TITLE = 16, FS_LABEL = 12, FS_SMALL = 11 };
-#define GLYPH_EM 0.6
-#define WIDE_EM 1.0
-#define ELLIPSIS_EM 1.0
-
-#define MAX_MARKS 64
-#define MAX_FMT 64
-#define MAX_FMT_NUM 20
-#define MAX_GRID AN_CHART_MAX_ITEMS
-#define CURVE_VERTICES 2000
-
-#define C_TEXT "#222222"
-#define C_MUTED "#555555"
-#define C_AXIS "#444444"
-#define C_GRID "#e6e6e6"
-#define C_CURVE "#2563a8"
-#define C_EQUAL "#999999"
-#define C_MARK "#d9480f"
-
-/* ---------------------------------------------------------------------------------------- */
-
-/** A growing string; after the first failed allocation every append is a no-op. */
-typedef struct sb {
-    char *s;
-    size_t len;
-    size_t cap;
-    int oom;
-} sb_t;
-
-static void sb_putn(sb_t *b, const char *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (n >= SIZE_MAX - b->len) {
-        b->oom = 1;
-        return;
-    }
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 8192;
-        while (cap < b->len + n + 1) {
-            if (cap > SIZE_MAX / 2) {
-                b->oom = 1;
-                return;
-            }
-            cap *= 2;
-        }
-        char *p = realloc(b->s, cap);
-        if (!p) {
-            b->oom = 1;
-            return;
-        }
-        b->s = p;
-        b->cap = cap;
-    }
-    memcpy(b->s + b->len, s, n);
-    b->len += n;
-    b->s[b->len] = '\0';
-}
-
-static void sb_puts(sb_t *b, const char *s)
-{
-    sb_putn(b, s, strlen(s));
-}
-
-/*
- * The decimal separator printf used is the current locale's; SVG wants '.', whatever locale the
- * program that loaded us chose (no thousands separator is ever asked for).
- */
-static void fix_point(char *num)
-{
-    const struct lconv *lc = localeconv();
-    const char *dp = lc && lc->decimal_point ? lc->decimal_point : ".";
-    if (dp[0] == '\0' || (dp[0] == '.' && dp[1] == '\0'))
-        return;
-    char *p = strstr(num, dp);
-    if (!p)
-        return;
-    size_t dl = strlen(dp);
-    *p = '.';
-    memmove(p + 1, p + dl, strlen(p + dl) + 1);
-}
-
-/** Writes a coordinate or length as "%.2f" with a '.' separator, and 0 without a sign. */
-static void sb_num(sb_t *b, double v)
-{
-    char num[64];
-    if (!isfinite(v))
-        v = 0;
-    snprintf(num, sizeof num, "%.2f", v);
-    fix_point(num);
-    sb_puts(b, strcmp(num, "-0.00") == 0 ? "0.00" : num);
-}
-
-/** Writes ` name="v"` with v a number. */
-static void sb_kv(sb_t *b, const char *name, double v)
-{
-    sb_puts(b, " ");
-    sb_puts(b, name);
-    sb_puts(b, "=\"");
-    sb_num(b, v);
-    sb_puts(b, "\"");
-}
-
-static void sb_int(sb_t *b, long v)
-{
-    char num[32];
-    snprintf(num, sizeof num, "%ld", v);
-    sb_puts(b, num);
-}
-
-/* ---------------------------------------------------------------------------------------- */
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
-/*
- * Decodes one UTF-8 sequence at @p s (not at its terminating NUL). Returns the bytes consumed;
- * a malformed, overlong or surrogate sequence gives U+FFFD and consumes only what was bad, so
- * the next call resynchronises (and never reads past a NUL).
- */
-static size_t utf8_next(const unsigned char *s, uint32_t *cp)
-{
-    unsigned c = s[0];
-    size_t len;
-    uint32_t min;
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    }
-    if (c >= 0xC2 && c <= 0xDF) {
-        len = 2, min = 0x80, *cp = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3, min = 0x800, *cp = c & 0x0F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4, min = 0x10000, *cp = c & 0x07;
-    } else {
-        *cp = 0xFFFD;
-        return 1;
-    }
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80) {
-            *cp = 0xFFFD;
-            return i;
-        }
-        *cp = (*cp << 6) | (s[i] & 0x3F);
-    }
-    if (*cp < min || *cp > 0x10FFFF || (*cp >= 0xD800 && *cp <= 0xDFFF))
-        *cp = 0xFFFD;
-    return len;
-}
-
-/* Control characters (C0, DEL, C1) and the XML non-characters are dropped from labels. */
-static int cp_kept(uint32_t cp)
-{
-    return cp >= 0x20 && !(cp >= 0x7F && cp <= 0x9F) && cp != 0xFFFE && cp != 0xFFFF;
-}
-
-static double cp_em(uint32_t cp)
-{
-    return cp >= 0x2E80 ? WIDE_EM : GLYPH_EM;
-}
-
-/** Estimated width of @p s in em, counting only what sb_text would write. */
-static double text_em(const char *s)
-{
-    double em = 0;
-    if (!s)
-        return 0;
-    for (const unsigned char *p = (const unsigned char *)s; *p;) {
-        uint32_t cp;
-        p += utf8_next(p, &cp);
-        if (cp_kept(cp))
-            em += cp_em(cp);
-    }
-    return em;
-}
-
-/**
- * Writes @p s XML-escaped, control characters dropped, invalid UTF-8 as U+FFFD, and cut with "…"
- * to at most @p max_em em (max_em < 0: no limit).
- */
-static void sb_text(sb_t *b, const char *s, double max_em)
-{
-    if (!s)
-        return;
-    int cut = max_em >= 0 && text_em(s) > max_em;
-    double room = cut ? max_em - ELLIPSIS_EM : 0, used = 0;
-    for (const unsigned char *p = (const unsigned char *)s; *p;) {
-        uint32_t cp;
-        size_t n = utf8_next(p, &cp);
-        const char *raw = (const char *)p;
-        p += n;
-        if (!cp_kept(cp))
-            continue;
-        if (cut) {
-            if (used + cp_em(cp) > room)
-                break;
-            used += cp_em(cp);
-        }
-        switch (cp) {
-        case '&':
-            sb_puts(b, "&amp;");
-            break;
-        case '<':
-            sb_puts(b, "&lt;");
-            break;
-        case '>':
-            sb_puts(b, "&gt;");
-            break;
-        case '"':
-            sb_puts(b, "&quot;");
-            break;
-        case '\'':
-            sb_puts(b, "&#39;");
-            break;
-        case 0xFFFD:
-            sb_puts(b, "\xEF\xBF\xBD");
-            break;
-        default:
-            sb_putn(b, raw, n);
-            break;
-        }
-    }
-    if (cut)
-        sb_puts(b, "\xE2\x80\xA6");
-}
-
-/* ---------------------------------------------------------------------------------------- */
-
-/** A checked value format: the one conversion is fmt[at .. at + len). */
-typedef struct vfmt {
-    const char *fmt;
-    size_t at;
-    size_t len;
-} vfmt_t;
-
-/* Reads up to two digits worth at most MAX_FMT_NUM; returns -1 when there are more. */
-static int fmt_number(const char *f, size_t *j)
-{
-    int v = 0, digits = 0;
-    while (f[*j] >= '0' && f[*j] <= '9') {
-        v = v * 10 + (f[*j] - '0');
-        (*j)++;
-        if (++digits > 2)
-            return -1;
-    }
-    return v > MAX_FMT_NUM ? -1 : 0;
-}
-
-/*
- * A caller's format reaches snprintf only through this check: literal text, "%%", and exactly
- * one floating conversion, so that no other argument is ever read (%s, %n, %d, '*').
- */
-static int vfmt_parse(const char *fn, const char *fmt, vfmt_t *vf, char *err, size_t errlen)
-{
-    static const char rule[] = "it may hold literal text, \"%%\" and exactly one floating "
-                               "conversion (%f, %e, %g or %a, with flags \"-+ #0\", a width and "
-                               "a precision up to 20)";
-    int found = 0;
-    size_t len = 0;
-    while (len <= MAX_FMT && fmt[len])
-        len++;
-    if (len > MAX_FMT) {
-        set_err(err, errlen, "%s: value_fmt is longer than %d bytes.", fn, MAX_FMT);
-        return -1;
-    }
-    for (size_t i = 0; fmt[i];) {
-        if (fmt[i] != '%') {
-            i++;
-            continue;
-        }
-        if (fmt[i + 1] == '%') {
-            i += 2;
-            continue;
-        }
-        size_t j = i + 1;
-        while (fmt[j] && strchr("-+ #0", fmt[j]))
-            j++;
-        int bad = fmt_number(fmt, &j) < 0;
-        if (!bad && fmt[j] == '.') {
-            j++;
-            bad = fmt_number(fmt, &j) < 0;
-        }
-        bad = bad || fmt[j] == '\0' || !strchr("fFeEgGaA", fmt[j]);
-        if (bad) {
-            size_t shown = fmt[j] ? j + 1 - i : j - i;
-            set_err(err, errlen, "%s: value_fmt \"%s\" has \"%.*s\" at byte %zu; %s.", fn, fmt,
-                    (int)shown, fmt + i, i, rule);
-            return -1;
-        }
-        if (found) {
-            set_err(err, errlen, "%s: value_fmt \"%s\" has a second conversion at byte %zu; %s.",
-                    fn, fmt, i, rule);
-            return -1;
-        }
-        found = 1;
-        vf->at = i;
-        vf->len = j + 1 - i;
-        i = j + 1;
-    }
-    if (!found) {
-        set_err(err, errlen, "%s: value_fmt \"%s\" has no conversion; %s.", fn, fmt, rule);
-        return -1;
-    }
-    vf->fmt = fmt;
-    return 0;
-}
-
-/* Appends fmt[from .. to) to out with "%%" read as "%". */
-static size_t fmt_literal(const char *fmt, size_t from, size_t to, char *out, size_t o, size_t n)
-{
-    for (size_t i = from; i < to && o + 1 < n; i++) {
-        out[o++] = fmt[i];
-        if (fmt[i] == '%')
-            i++;
-    }
-    out[o] = '\0';
-    return o;
-}
-
-/** Formats @p v with a checked format into @p out (raw text: escape it when writing). */
-static void vfmt_format(const vfmt_t *vf, double v, char *out, size_t n)
-{
-    char spec[MAX_FMT + 1], num[512];
-    memcpy(spec, vf->fmt + vf->at, vf->len);
-    spec[vf->len] = '\0';
-    snprintf(num, sizeof num, spec, v);
-    fix_point(num);
-    size_t o = fmt_literal(vf->fmt, 0, vf->at, out, 0, n);
-    size_t nl = strlen(num);
-    if (nl > n - 1 - o)
-        nl = n - 1 - o;
-    memcpy(out + o, num, nl);
-    o += nl;
-    out[o] = '\0';
-    fmt_literal(vf->fmt, vf->at + vf->len, strlen(vf->fmt), out, o, n);
-}
-
-/* ---------------------------------------------------------------------------------------- */
-
-/** The checked form of an an_chart_t. */
-typedef struct opts {
-    const char *title;
-    const char *x_label;
-    const char *y_label;
-    int has_fmt;
-    vfmt_t vf;
-    double w;
-    double h;
-    const an_chart_mark_t *marks;
-    size_t nmarks;
-} opts_t;
-
-static int check_side(const char *fn, const char *what, int v, int dflt, double *out, char *err,
-                      size_t errlen)
-{
-    if (v == 0)
-        v = dflt;
-    if (v < AN_CHART_MIN_SIDE || v > AN_CHART_MAX_SIDE) {
-        set_err(err, errlen, "%s: %s %d is outside %d..%d pixels.", fn, what, v, AN_CHART_MIN_SIDE,
-                AN_CHART_MAX_SIDE);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-static int check_marks(const char *fn, const an_chart_t *c, char *err, size_t errlen)
-{
-    if (c->nmarks > MAX_MARKS) {
-        set_err(err, errlen, "%s: %zu marks, more than the %d a chart can hold.", fn, c->nmarks,
-                MAX_MARKS);
-        return -1;
-    }
-    if (c->nmarks && !c->marks) {
-        set_err(err, errlen, "%s: marks is NULL but nmarks is %zu.", fn, c->nmarks);
-        return -1;
-    }
-    for (size_t i = 0; i < c->nmarks; i++) {
-        double x = c->marks[i].x, y = c->marks[i].y;
-        if (!(x >= 0 && x <= 1 && y >= 0 && y <= 1)) {
-            set_err(err, errlen, "%s: mark %zu is at (%g, %g), outside the unit square.", fn, i, x,
-                    y);
-            return -1;
-        }
-    }
-    return 0;
-}
-
-static int read_opts(const char *fn, const an_chart_t *c, opts_t *o, char *err, size_t errlen)
-{
-    static const an_chart_t none;
-    if (!c)
-        c = &none;
-    memset(o, 0, sizeof *o);
-    o->title = c->title;
-    o->x_label = c->x_label;
-    o->y_label = c->y_label;
-    if (check_side(fn, "width", c->width, AN_CHART_WIDTH, &o->w, err, errlen) < 0 ||
-        check_side(fn, "height", c->height, AN_CHART_HEIGHT, &o->h, err, errlen) < 0 ||
-        check_marks(fn, c, err, errlen) < 0)
-        return -1;
-    o->marks = c->marks;
-    o->nmarks = c->nmarks;
-    if (c->value_fmt) {
-        if (vfmt_parse(fn, c->value_fmt, &o->vf, err, errlen) < 0)
-            return -1;
-        o->has_fmt = 1;
-    }
-    return 0;
-}
-
-/** How a piece of text is drawn. */
-typedef struct tstyle {
-    int size;
-    const char *anchor; /* start, middle or end */
-    const char *fill;
-    const char *extra; /* more attributes, our own literals only */
-    double rotate;     /* degrees around (x, y); 0 for none */
-} tstyle_t;
-
-static void svg_text(sb_t *b, const char *cls, double x, double y, const tstyle_t *st,
-                     const char *s, double max_px)
-{
-    sb_puts(b, "<text");
-    if (cls) {
-        sb_puts(b, " class=\"");
-        sb_puts(b, cls);
-        sb_puts(b, "\"");
-    }
-    sb_kv(b, "x", x);
-    sb_kv(b, "y", y);
-    sb_puts(b, " font-size=\"");
-    sb_int(b, st->size);
-    sb_puts(b, "\" text-anchor=\"");
-    sb_puts(b, st->anchor);
-    sb_puts(b, "\" fill=\"");
-    sb_puts(b, st->fill);
-    sb_puts(b, "\"");
-    if (st->rotate != 0) {
-        sb_puts(b, " transform=\"rotate(");
-        sb_num(b, st->rotate);
-        sb_puts(b, " ");
-        sb_num(b, x);
-        sb_puts(b, " ");
-        sb_num(b, y);
-        sb_puts(b, ")\"");
-    }
-    if (st->extra)
-        sb_puts(b, st->extra);
-    sb_puts(b, ">");
-    sb_text(b, s, max_px < 0 ? -1 : max_px / st->size);
-    sb_puts(b, "</text>\n");
-}
-
-static void svg_line(sb_t *b, const char *cls, double x1, double y1, double x2, double y2,
-                     const char *stroke, const char *extra)
-{
-    sb_puts(b, "<line");
-    if (cls) {
-        sb_puts(b, " class=\"");
-        sb_puts(b, cls);
-        sb_puts(b, "\"");
-    }
-    sb_kv(b, "x1", x1);
-    sb_kv(b, "y1", y1);
-    sb_kv(b, "x2", x2);
-    sb_kv(b, "y2", y2);
-    sb_puts(b, " stroke=\"");
-    sb_puts(b, stroke);
-    sb_puts(b, "\"");
-    if (extra)
-        sb_puts(b, extra);
-    sb_puts(b, "/>\n");
-}
-
-static void svg_rect(sb_t *b, const char *cls, double x, double y, double w, double h,
-                     const char *fill)
-{
-    sb_puts(b, "<rect");
-    if (cls) {
-        sb_puts(b, " class=\"");
-        sb_puts(b, cls);
-        sb_puts(b, "\"");
-    }
-    sb_kv(b, "x", x);
-    sb_kv(b, "y", y);
-    sb_kv(b, "width", w);
-    sb_kv(b, "height", h);
-    sb_puts(b, " fill=\"");
-    sb_puts(b, fill);
-    sb_puts(b, "\"");
-}
-
-static double title_band(const opts_t *o)
-{
-    return o->title && text_em(o->title) > 0 ? 44 : 14;
-}
-
-/* The root element, its accessible name, a white page and the title. */
-static void frame_begin(sb_t *b, const opts_t *o, double w, double h)
-{
-    sb_puts(b, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"");
-    sb_int(b, (long)ceil(w));
-    sb_puts(b, "\" height=\"");
-    sb_int(b, (long)ceil(h));
-    sb_puts(b, "\" viewBox=\"0 0 ");
-    sb_int(b, (long)ceil(w));
-    sb_puts(b, " ");
-    sb_int(b, (long)ceil(h));
-    sb_puts(b, "\" font-family=\"Helvetica, Arial, sans-serif\" role=\"img\"");
-    if (o->title) {
-        sb_puts(b, " aria-label=\"");
-        sb_text(b, o->title, -1);
-        sb_puts(b, "\">\n<title>");
-        sb_text(b, o->title, -1);
-        sb_puts(b, "</title>\n");
-    } else {
-        sb_puts(b, ">\n");
-    }
-    svg_rect(b, "background", 0, 0, ceil(w), ceil(h), "#ffffff");
-    sb_puts(b, "/>\n");
-    if (o->title) {
-        tstyle_t st = {FS_TITLE, "middle", C_TEXT, " font-weight=\"600\"", 0};
-        svg_text(b, "title", w / 2, 28, &st, o->title, w - 32);
-    }
-}
-
-static char *frame_end(sb_t *b, const char *fn, char *err, size_t errlen)
-{
-    sb_puts(b, "</svg>\n");
-    if (b->oom) {
-        free(b->s);
-        set_err(err, errlen, "%s: out of memory while writing the chart.", fn);
-        return NULL;
-    }
-    return b->s;
-}
-
-static void no_data(sb_t *b, double w, double h)
-{
-    tstyle_t st = {14, "middle", C_MUTED, NULL, 0};
-    svg_text(b, "empty", w / 2, h / 2, &st, "No data", -1);
-}
 
 /* ---------------------------------------------------------------------------------------- */
 
@@ -573,18 +16,18 @@ static int check_curve(const double *x, const double *y, size_t n, char *err, si
     static const char fn[] = "an_svg_curve";
     const double tol = 1e-9;
     if (n && (!x || !y)) {
-        set_err(err, errlen, "%s: %s is NULL but n is %zu.", fn, !x ? "x" : "y", n);
+        an__set_err(err, errlen, "%s: %s is NULL but n is %zu.", fn, !x ? "x" : "y", n);
         return -1;
     }
     for (size_t i = 0; i < n; i++) {
         if (!(x[i] >= -tol && x[i] <= 1 + tol) || !(y[i] >= -tol && y[i] <= 1 + tol)) {
             int bad_x = !(x[i] >= -tol && x[i] <= 1 + tol);
-            set_err(err, errlen, "%s: %s[%zu] is %g, outside 0..1.", fn, bad_x ? "x" : "y", i,
+            an__set_err(err, errlen, "%s: %s[%zu] is %g, outside 0..1.", fn, bad_x ? "x" : "y", i,
                     bad_x ? x[i] : y[i]);
             return -1;
         }
         if (i > 0 && x[i] < x[i - 1]) {
-            set_err(err, errlen,
+            an__set_err(err, errlen,
                     "%s: x[%zu] = %g is below x[%zu] = %g; the cumulative share of customers "
                     "never decreases.",
                     fn, i, x[i], i - 1, x[i - 1]);
@@ -678,24 +121,24 @@ static void curve_axes(sb_t *b, const opts_t *o, const square_t *q)
         double v = t / 5.0;
         snprintf(lab, sizeof lab, "%d%%", t * 20);
         if (t > 0) {
-            svg_line(b, "grid", sq_x(q, v), q->y0, sq_x(q, v), q->y0 - q->side, C_GRID, NULL);
-            svg_line(b, "grid", q->x0, sq_y(q, v), q->x0 + q->side, sq_y(q, v), C_GRID, NULL);
+            an__svg_line(b, "grid", sq_x(q, v), q->y0, sq_x(q, v), q->y0 - q->side, C_GRID, NULL);
+            an__svg_line(b, "grid", q->x0, sq_y(q, v), q->x0 + q->side, sq_y(q, v), C_GRID, NULL);
         }
-        svg_line(b, "tick", sq_x(q, v), q->y0, sq_x(q, v), q->y0 + 5, C_AXIS, NULL);
-        svg_line(b, "tick", q->x0 - 5, sq_y(q, v), q->x0, sq_y(q, v), C_AXIS, NULL);
+        an__svg_line(b, "tick", sq_x(q, v), q->y0, sq_x(q, v), q->y0 + 5, C_AXIS, NULL);
+        an__svg_line(b, "tick", q->x0 - 5, sq_y(q, v), q->x0, sq_y(q, v), C_AXIS, NULL);
         if (t % every_x == 0)
-            svg_text(b, "tick-label", sq_x(q, v), q->y0 + 19, &xs, lab, -1);
+            an__svg_text(b, "tick-label", sq_x(q, v), q->y0 + 19, &xs, lab, -1);
         if (t % every_y == 0)
-            svg_text(b, "tick-label", q->x0 - 9, sq_y(q, v), &ys, lab, -1);
+            an__svg_text(b, "tick-label", q->x0 - 9, sq_y(q, v), &ys, lab, -1);
     }
-    svg_line(b, "axis", q->x0, q->y0, q->x0 + q->side, q->y0, C_AXIS, NULL);
-    svg_line(b, "axis", q->x0, q->y0, q->x0, q->y0 - q->side, C_AXIS, NULL);
+    an__svg_line(b, "axis", q->x0, q->y0, q->x0 + q->side, q->y0, C_AXIS, NULL);
+    an__svg_line(b, "axis", q->x0, q->y0, q->x0, q->y0 - q->side, C_AXIS, NULL);
     tstyle_t ls = {FS_LABEL, "middle", C_TEXT, NULL, 0};
     if (o->x_label)
-        svg_text(b, "axis-label", q->x0 + q->side / 2, q->y0 + 42, &ls, o->x_label, q->side + 40);
+        an__svg_text(b, "axis-label", q->x0 + q->side / 2, q->y0 + 42, &ls, o->x_label, q->side + 40);
     if (o->y_label) {
         ls.rotate = -90;
-        svg_text(b, "axis-label", q->x0 - 46, q->y0 - q->side / 2, &ls, o->y_label, q->side + 20);
+        an__svg_text(b, "axis-label", q->x0 - 46, q->y0 - q->side / 2, &ls, o->y_label, q->side + 20);
     }
 }
 
@@ -704,11 +147,11 @@ static void curve_legend(sb_t *b, double x, double y, int row)
 {
     tstyle_t st = {FS_LABEL, "start", C_TEXT, " dy=\"0.35em\"", 0};
     double x2 = row ? x + 190 : x, y2 = row ? y : y + 22;
-    svg_line(b, NULL, x, y, x + 26, y, C_CURVE, " stroke-width=\"2.5\"");
-    svg_text(b, "legend", x + 34, y, &st, "Concentration curve", -1);
-    svg_line(b, NULL, x2, y2, x2 + 26, y2, C_EQUAL,
+    an__svg_line(b, NULL, x, y, x + 26, y, C_CURVE, " stroke-width=\"2.5\"");
+    an__svg_text(b, "legend", x + 34, y, &st, "Concentration curve", -1);
+    an__svg_line(b, NULL, x2, y2, x2 + 26, y2, C_EQUAL,
              " stroke-width=\"1.5\" stroke-dasharray=\"6 4\"");
-    svg_text(b, "legend", x2 + 34, y2, &st, "Line of equality", -1);
+    an__svg_text(b, "legend", x2 + 34, y2, &st, "Line of equality", -1);
 }
 
 /*
@@ -720,16 +163,16 @@ static void curve_mark(sb_t *b, const square_t *q, const an_chart_mark_t *m, dou
 {
     double px = sq_x(q, m->x), py = sq_y(q, m->y);
     const char *dash = " stroke-width=\"1\" stroke-dasharray=\"2 3\"";
-    svg_line(b, "mark-guide", px, q->y0, px, py, C_MARK, dash);
-    svg_line(b, "mark-guide", q->x0, py, px, py, C_MARK, dash);
-    sb_puts(b, "<circle class=\"mark\"");
-    sb_kv(b, "cx", px);
-    sb_kv(b, "cy", py);
-    sb_puts(b, " r=\"4.5\" fill=\"" C_MARK "\" stroke=\"#ffffff\" stroke-width=\"1.5\"/>\n");
-    if (!m->label || text_em(m->label) == 0)
+    an__svg_line(b, "mark-guide", px, q->y0, px, py, C_MARK, dash);
+    an__svg_line(b, "mark-guide", q->x0, py, px, py, C_MARK, dash);
+    an__sb_puts(b, "<circle class=\"mark\"");
+    an__sb_kv(b, "cx", px);
+    an__sb_kv(b, "cy", py);
+    an__sb_puts(b, " r=\"4.5\" fill=\"" C_MARK "\" stroke=\"#ffffff\" stroke-width=\"1.5\"/>\n");
+    if (!m->label || an__text_em(m->label) == 0)
         return;
     double xmin = q->x0 + 4, max_px = xmax - xmin;
-    double wpx = fmin(text_em(m->label) * FS_LABEL, max_px);
+    double wpx = fmin(an__text_em(m->label) * FS_LABEL, max_px);
     int right = m->y >= m->x;
     double tx = right ? px + 10 : px - 10, ty = right ? fmin(py + 18, q->y0 - 6) : py - 10;
     const char *anchor = right ? "start" : "end";
@@ -744,23 +187,23 @@ static void curve_mark(sb_t *b, const square_t *q, const an_chart_mark_t *m, dou
                    " font-weight=\"600\" stroke=\"#ffffff\" stroke-width=\"3\" "
                    "paint-order=\"stroke\"",
                    0};
-    svg_text(b, "mark-label", tx, ty, &st, m->label, max_px);
+    an__svg_text(b, "mark-label", tx, ty, &st, m->label, max_px);
 }
 
 static void curve_line(sb_t *b, const square_t *q, const double *x, const double *y,
                        const size_t *keep, size_t k)
 {
-    sb_puts(b, "<polyline class=\"curve\" fill=\"none\" stroke=\"" C_CURVE
+    an__sb_puts(b, "<polyline class=\"curve\" fill=\"none\" stroke=\"" C_CURVE
                "\" stroke-width=\"2.5\" stroke-linejoin=\"round\" stroke-linecap=\"round\" "
                "points=\"");
     for (size_t i = 0; i < k; i++) {
         if (i)
-            sb_puts(b, " ");
-        sb_num(b, sq_x(q, x[keep[i]]));
-        sb_puts(b, ",");
-        sb_num(b, sq_y(q, y[keep[i]]));
+            an__sb_puts(b, " ");
+        an__sb_num(b, sq_x(q, x[keep[i]]));
+        an__sb_puts(b, ",");
+        an__sb_num(b, sq_y(q, y[keep[i]]));
     }
-    sb_puts(b, "\"/>\n");
+    an__sb_puts(b, "\"/>\n");
 }
 
 char *an_svg_curve(const an_chart_t *c, const double *x, const double *y, size_t n, char *err,
@@ -770,17 +213,17 @@ char *an_svg_curve(const an_chart_t *c, const double *x, const double *y, size_t
     opts_t o;
     sb_t b = {0};
     size_t *keep = NULL, k = 0;
-    if (read_opts(fn, c, &o, err, errlen) < 0 || check_curve(x, y, n, err, errlen) < 0)
+    if (an__read_opts(fn, c, &o, err, errlen) < 0 || check_curve(x, y, n, err, errlen) < 0)
         return NULL;
     if (n && (k = thin(x, n, &o, &keep)) == (size_t)-1) {
-        set_err(err, errlen, "%s: out of memory while thinning %zu points.", fn, n);
+        an__set_err(err, errlen, "%s: out of memory while thinning %zu points.", fn, n);
         return NULL;
     }
 
     /* The square takes the height; the legend sits to its right when there is room, else under
      * the title (in a row, or stacked on a narrow page); the whole is centred on the page. */
     const double legend_w = 200, gap = 28, right = 16, row_w = 330;
-    double top = title_band(&o) + 12, bottom = o.x_label ? 56 : 34;
+    double top = an__title_band(&o) + 12, bottom = o.x_label ? 56 : 34;
     double left = o.y_label ? 66 : 44;
     double side = fmin(o.w - left - right, o.h - top - bottom);
     int beside = o.w - left - right - side >= legend_w + gap, row = o.w - 32 >= row_w;
@@ -794,9 +237,9 @@ char *an_svg_curve(const an_chart_t *c, const double *x, const double *y, size_t
     double used = left + side + (beside ? gap + legend_w : 0) + right;
     square_t q = {left + fmax(0, (o.w - used) / 2), top + side, side};
 
-    frame_begin(&b, &o, o.w, o.h);
+    an__frame_begin(&b, &o, o.w, o.h);
     curve_axes(&b, &o, &q);
-    svg_line(&b, "equality", q.x0, q.y0, q.x0 + side, q.y0 - side, C_EQUAL,
+    an__svg_line(&b, "equality", q.x0, q.y0, q.x0 + side, q.y0 - side, C_EQUAL,
              " stroke-width=\"1.5\" stroke-dasharray=\"6 4\"");
     if (k)
         curve_line(&b, &q, x, y, keep, k);
@@ -808,7 +251,7 @@ char *an_svg_curve(const an_chart_t *c, const double *x, const double *y, size_t
         curve_legend(&b, fmax(16, fmin(q.x0 - 30, o.w - 16 - (row ? row_w : 175))),
                      top - legend_h + 8, row);
     free(keep);
-    return frame_end(&b, fn, err, errlen);
+    return an__frame_end(&b, fn, err, errlen);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -840,7 +283,7 @@ static int check_names(const char *fn, const char *what, const char *const *name
                        char *err, size_t errlen)
 {
     if (n && !names) {
-        set_err(err, errlen, "%s: %s is NULL but its count is %zu.", fn, what, n);
+        an__set_err(err, errlen, "%s: %s is NULL but its count is %zu.", fn, what, n);
         return -1;
     }
     return 0;
@@ -852,14 +295,14 @@ static int check_values(const char *fn, const double *v, size_t n, double *lo, d
 {
     *lo = INFINITY, *hi = -INFINITY, *finite = 0;
     if (n && !v) {
-        set_err(err, errlen, "%s: v is NULL but it should hold %zu values.", fn, n);
+        an__set_err(err, errlen, "%s: v is NULL but it should hold %zu values.", fn, n);
         return -1;
     }
     for (size_t i = 0; i < n; i++) {
         if (isnan(v[i]))
             continue;
         if (isinf(v[i])) {
-            set_err(err, errlen, "%s: v[%zu] is infinite; use NAN for a missing value.", fn, i);
+            an__set_err(err, errlen, "%s: v[%zu] is infinite; use NAN for a missing value.", fn, i);
             return -1;
         }
         *lo = fmin(*lo, v[i]);
@@ -873,7 +316,7 @@ static double names_em(const char *const *names, size_t n)
 {
     double em = 0;
     for (size_t i = 0; i < n; i++)
-        em = fmax(em, text_em(names[i]));
+        em = fmax(em, an__text_em(names[i]));
     return em;
 }
 
@@ -890,7 +333,7 @@ typedef struct hlayout {
 static void heat_layout(const opts_t *o, double row_em, double col_em, double val_em, size_t nrows,
                         size_t ncols, int legend, hlayout_t *l)
 {
-    double title = title_band(o), xl = o->x_label ? 22 : 0, head = 24;
+    double title = an__title_band(o), xl = o->x_label ? 22 : 0, head = 24;
     double top = title + xl + head, bottom = legend ? 60 : 16, margin = 16;
     double yl = o->y_label ? 26 : 0;
     l->label_w = fmin(row_em, 18) * FS_LABEL;
@@ -915,20 +358,20 @@ static void heat_labels(sb_t *b, const opts_t *o, const hlayout_t *l, const char
     tstyle_t rs = {FS_LABEL, "end", C_TEXT, " dy=\"0.35em\"", 0};
     double grid_w = l->cw * (double)ncols, grid_h = l->ch * (double)nrows;
     for (size_t k = 0; k < ncols; k++)
-        svg_text(b, "col-label", l->gx + ((double)k + 0.5) * l->cw, l->gy - 9, &cs, cols[k],
+        an__svg_text(b, "col-label", l->gx + ((double)k + 0.5) * l->cw, l->gy - 9, &cs, cols[k],
                  l->cw - 4);
     for (size_t r = 0; r < nrows; r++)
-        svg_text(b, "row-label", l->gx - 10, l->gy + ((double)r + 0.5) * l->ch, &rs, rows[r],
+        an__svg_text(b, "row-label", l->gx - 10, l->gy + ((double)r + 0.5) * l->ch, &rs, rows[r],
                  l->label_w);
     tstyle_t ls = {FS_LABEL, "middle", C_TEXT, NULL, 0};
     if (o->x_label) {
         double mid = l->gx + grid_w / 2, room = 2 * fmin(mid - 16, l->w - 16 - mid);
-        svg_text(b, "axis-label", mid, l->xl_y, &ls, o->x_label, room);
+        an__svg_text(b, "axis-label", mid, l->xl_y, &ls, o->x_label, room);
     }
     if (o->y_label) {
         ls.rotate = -90;
         ls.extra = " dy=\"0.35em\"";
-        svg_text(b, "axis-label", l->yl_x, l->gy + grid_h / 2, &ls, o->y_label, grid_h + 40);
+        an__svg_text(b, "axis-label", l->yl_x, l->gy + grid_h / 2, &ls, o->y_label, grid_h + 40);
     }
 }
 
@@ -939,17 +382,17 @@ static void heat_cell(sb_t *b, const hlayout_t *l, const vfmt_t *vf, double lo, 
     char fill[8], text[640];
     int white = blue(hi > lo ? (v - lo) / (hi - lo) : 0.5, fill);
     double x = l->gx + (double)k * l->cw, y = l->gy + (double)r * l->ch;
-    vfmt_format(vf, v, text, sizeof text);
-    svg_rect(b, "cell", x, y, l->cw, l->ch, fill);
-    sb_puts(b, " stroke=\"#ffffff\" stroke-width=\"1\"><title>");
-    sb_text(b, row, 40);
-    sb_puts(b, " \xC2\xB7 ");
-    sb_text(b, col, 40);
-    sb_puts(b, ": ");
-    sb_text(b, text, -1);
-    sb_puts(b, "</title></rect>\n");
+    an__vfmt_format(vf, v, text, sizeof text);
+    an__svg_rect(b, "cell", x, y, l->cw, l->ch, fill);
+    an__sb_puts(b, " stroke=\"#ffffff\" stroke-width=\"1\"><title>");
+    an__sb_text(b, row, 40);
+    an__sb_puts(b, " \xC2\xB7 ");
+    an__sb_text(b, col, 40);
+    an__sb_puts(b, ": ");
+    an__sb_text(b, text, -1);
+    an__sb_puts(b, "</title></rect>\n");
     tstyle_t st = {FS_SMALL, "middle", white ? "#ffffff" : "#1a1a1a", " dy=\"0.35em\"", 0};
-    svg_text(b, "value", x + l->cw / 2, y + l->ch / 2, &st, text, -1);
+    an__svg_text(b, "value", x + l->cw / 2, y + l->ch / 2, &st, text, -1);
 }
 
 static void heat_legend(sb_t *b, const hlayout_t *l, const vfmt_t *vf, double lo, double hi,
@@ -958,26 +401,26 @@ static void heat_legend(sb_t *b, const hlayout_t *l, const vfmt_t *vf, double lo
     double x = l->gx, y = l->gy + l->ch * (double)nrows + 20;
     double w = fmin(220, fmax(120, l->cw * (double)ncols));
     char text[640];
-    sb_puts(b, "<defs><linearGradient id=\"an-heat-scale\" x1=\"0\" x2=\"1\" y1=\"0\" y2=\"0\">");
+    an__sb_puts(b, "<defs><linearGradient id=\"an-heat-scale\" x1=\"0\" x2=\"1\" y1=\"0\" y2=\"0\">");
     for (size_t i = 0; i < NBLUES; i++) {
         char stop[8];
         blue((double)i / (NBLUES - 1), stop);
-        sb_puts(b, "<stop offset=\"");
-        sb_num(b, (double)i / (NBLUES - 1));
-        sb_puts(b, "\" stop-color=\"");
-        sb_puts(b, stop);
-        sb_puts(b, "\"/>");
+        an__sb_puts(b, "<stop offset=\"");
+        an__sb_num(b, (double)i / (NBLUES - 1));
+        an__sb_puts(b, "\" stop-color=\"");
+        an__sb_puts(b, stop);
+        an__sb_puts(b, "\"/>");
     }
-    sb_puts(b, "</linearGradient></defs>\n");
-    svg_rect(b, "scale", x, y, w, 10, hi > lo ? "url(#an-heat-scale)" : "#4292c6");
-    sb_puts(b, "/>\n");
+    an__sb_puts(b, "</linearGradient></defs>\n");
+    an__svg_rect(b, "scale", x, y, w, 10, hi > lo ? "url(#an-heat-scale)" : "#4292c6");
+    an__sb_puts(b, "/>\n");
     tstyle_t st = {FS_SMALL, "start", C_MUTED, NULL, 0};
-    vfmt_format(vf, lo, text, sizeof text);
-    svg_text(b, "scale-label", x, y + 25, &st, text, -1);
+    an__vfmt_format(vf, lo, text, sizeof text);
+    an__svg_text(b, "scale-label", x, y + 25, &st, text, -1);
     if (hi > lo) {
         st.anchor = "end";
-        vfmt_format(vf, hi, text, sizeof text);
-        svg_text(b, "scale-label", x + w, y + 25, &st, text, -1);
+        an__vfmt_format(vf, hi, text, sizeof text);
+        an__svg_text(b, "scale-label", x + w, y + 25, &st, text, -1);
     }
 }
 
@@ -990,36 +433,36 @@ char *an_svg_heatmap(const an_chart_t *c, const char *const *rows, size_t nrows,
     sb_t b = {0};
     double lo, hi, val_em = 0;
     size_t finite;
-    if (read_opts(fn, c, &o, err, errlen) < 0 ||
+    if (an__read_opts(fn, c, &o, err, errlen) < 0 ||
         check_names(fn, "rows", rows, nrows, err, errlen) < 0 ||
         check_names(fn, "cols", cols, ncols, err, errlen) < 0)
         return NULL;
     if (nrows > MAX_GRID || ncols > MAX_GRID) {
-        set_err(err, errlen, "%s: %zu rows by %zu columns, over the %d by %d a heatmap can show.",
+        an__set_err(err, errlen, "%s: %zu rows by %zu columns, over the %d by %d a heatmap can show.",
                 fn, nrows, ncols, MAX_GRID, MAX_GRID);
         return NULL;
     }
     if (check_values(fn, v, nrows * ncols, &lo, &hi, &finite, err, errlen) < 0)
         return NULL;
     if (!o.has_fmt)
-        vfmt_parse(fn, "%.2f", &o.vf, NULL, 0);
+        an__vfmt_parse(fn, "%.2f", &o.vf, NULL, 0);
 
     if (nrows == 0 || ncols == 0) {
-        frame_begin(&b, &o, o.w, o.h);
-        no_data(&b, o.w, o.h);
-        return frame_end(&b, fn, err, errlen);
+        an__frame_begin(&b, &o, o.w, o.h);
+        an__no_data(&b, o.w, o.h);
+        return an__frame_end(&b, fn, err, errlen);
     }
     for (size_t i = 0; i < nrows * ncols; i++) {
         char text[640];
         if (isnan(v[i]))
             continue;
-        vfmt_format(&o.vf, v[i], text, sizeof text);
-        val_em = fmax(val_em, text_em(text));
+        an__vfmt_format(&o.vf, v[i], text, sizeof text);
+        val_em = fmax(val_em, an__text_em(text));
     }
     hlayout_t l;
     heat_layout(&o, names_em(rows, nrows), names_em(cols, ncols), val_em, nrows, ncols, finite > 0,
                 &l);
-    frame_begin(&b, &o, l.w, l.h);
+    an__frame_begin(&b, &o, l.w, l.h);
     heat_labels(&b, &o, &l, rows, nrows, cols, ncols);
     for (size_t r = 0; r < nrows; r++)
         for (size_t k = 0; k < ncols; k++)
@@ -1027,7 +470,7 @@ char *an_svg_heatmap(const an_chart_t *c, const char *const *rows, size_t nrows,
                 heat_cell(&b, &l, &o.vf, lo, hi, rows[r], cols[k], r, k, v[r * ncols + k]);
     if (finite)
         heat_legend(&b, &l, &o.vf, lo, hi, nrows, ncols);
-    return frame_end(&b, fn, err, errlen);
+    return an__frame_end(&b, fn, err, errlen);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -1064,7 +507,7 @@ static void tick_label(const opts_t *o, const yscale_t *s, double v, char *out, 
     if (fabs(v) < s->step * 1e-9)
         v = 0;
     if (o->has_fmt) {
-        vfmt_format(&o->vf, v, out, n);
+        an__vfmt_format(&o->vf, v, out, n);
         return;
     }
     double top = fmax(fabs(s->lo), fabs(s->hi)), scale = 1;
@@ -1079,17 +522,17 @@ static void tick_label(const opts_t *o, const yscale_t *s, double v, char *out, 
     for (double d = s->step / scale; dec < 6 && fabs(d - round(d)) > 1e-6 * fmax(1, fabs(d)); dec++)
         d *= 10;
     snprintf(out, n, "%.*f%s", dec, v / scale, v == 0 ? "" : unit);
-    fix_point(out);
+    an__fix_point(out);
 }
 
 /* Formats a bar's value for its tooltip. */
 static void bar_value(const opts_t *o, double v, char *out, size_t n)
 {
     if (o->has_fmt) {
-        vfmt_format(&o->vf, v, out, n);
+        an__vfmt_format(&o->vf, v, out, n);
     } else {
         snprintf(out, n, "%.2f", v);
-        fix_point(out);
+        an__fix_point(out);
     }
 }
 
@@ -1116,15 +559,15 @@ static int bar_legend(sb_t *b, const char *const *series, size_t nseries, double
     double x = x0;
     int lines = 1;
     for (size_t s = 0; s < nseries; s++) {
-        double w = 18 + fmin(text_em(series[s]), 20) * FS_LABEL + 18;
+        double w = 18 + fmin(an__text_em(series[s]), 20) * FS_LABEL + 18;
         if (x > x0 && x + w > max_x) {
             x = x0, y += 20;
             lines++;
         }
         if (b) {
-            svg_rect(b, "legend-swatch", x, y - 6, 12, 12, palette[s % NPALETTE]);
-            sb_puts(b, " rx=\"2\"/>\n");
-            svg_text(b, "legend", x + 18, y, &st, series[s], 20 * FS_LABEL);
+            an__svg_rect(b, "legend-swatch", x, y - 6, 12, 12, palette[s % NPALETTE]);
+            an__sb_puts(b, " rx=\"2\"/>\n");
+            an__svg_text(b, "legend", x + 18, y, &st, series[s], 20 * FS_LABEL);
         }
         x += w;
     }
@@ -1138,7 +581,7 @@ static void bar_layout(const opts_t *o, const yscale_t *ys, const char *const *c
     char text[640];
     for (size_t i = 0; i < ys->nticks; i++) {
         tick_label(o, ys, ys->lo + (double)i * ys->step, text, sizeof text);
-        tick_em = fmax(tick_em, text_em(text));
+        tick_em = fmax(tick_em, an__text_em(text));
     }
     double margin = 16, left = margin + (o->y_label ? 26 : 0) + tick_em * FS_SMALL + 10;
     double right = 20;
@@ -1156,7 +599,7 @@ static void bar_layout(const opts_t *o, const yscale_t *ys, const char *const *c
     l->px = left;
     l->pw = l->w - left - right;
     int rows = bar_legend(NULL, series, nseries, left, 0, l->w - right);
-    l->legend_y = title_band(o) + 8;
+    l->legend_y = an__title_band(o) + 8;
     double top = l->legend_y + 20 * rows + 8;
     double band = l->rotate ? l->cat_px * 0.7071 + 22 : 24;
     double bottom = band + (o->x_label ? 26 : 0) + 10;
@@ -1173,9 +616,9 @@ static void bar_axes(sb_t *b, const opts_t *o, const blayout_t *l, const yscale_
     for (size_t i = 0; i < ys->nticks; i++) {
         double v = ys->lo + (double)i * ys->step, y = bar_y(l, ys, v);
         if (fabs(v) > ys->step * 1e-9)
-            svg_line(b, "grid", l->px, y, l->px + l->pw, y, C_GRID, NULL);
+            an__svg_line(b, "grid", l->px, y, l->px + l->pw, y, C_GRID, NULL);
         tick_label(o, ys, v, text, sizeof text);
-        svg_text(b, "tick-label", l->px - 8, y, &ts, text, -1);
+        an__svg_text(b, "tick-label", l->px - 8, y, &ts, text, -1);
     }
     double base = l->py + l->ph;
     tstyle_t cs = {FS_LABEL, "middle", C_TEXT, NULL, 0};
@@ -1184,18 +627,18 @@ static void bar_axes(sb_t *b, const opts_t *o, const blayout_t *l, const yscale_
     for (size_t k = 0; k < ncats; k++) {
         double cx = l->px + ((double)k + 0.5) * l->group_w;
         if (l->rotate)
-            svg_text(b, "cat-label", cx + 4, base + 12, &cs, cats[k], l->cat_px);
+            an__svg_text(b, "cat-label", cx + 4, base + 12, &cs, cats[k], l->cat_px);
         else
-            svg_text(b, "cat-label", cx, base + 18, &cs, cats[k], l->group_w - 4);
+            an__svg_text(b, "cat-label", cx, base + 18, &cs, cats[k], l->group_w - 4);
     }
-    svg_line(b, "axis", l->px, l->py, l->px, base, C_AXIS, NULL);
+    an__svg_line(b, "axis", l->px, l->py, l->px, base, C_AXIS, NULL);
     tstyle_t ls = {FS_LABEL, "middle", C_TEXT, NULL, 0};
     if (o->x_label)
-        svg_text(b, "axis-label", l->px + l->pw / 2, l->h - 14, &ls, o->x_label, l->pw);
+        an__svg_text(b, "axis-label", l->px + l->pw / 2, l->h - 14, &ls, o->x_label, l->pw);
     if (o->y_label) {
         ls.rotate = -90;
         ls.extra = " dy=\"0.35em\"";
-        svg_text(b, "axis-label", 16 + 10, l->py + l->ph / 2, &ls, o->y_label, l->ph);
+        an__svg_text(b, "axis-label", 16 + 10, l->py + l->ph / 2, &ls, o->y_label, l->ph);
     }
 }
 
@@ -1208,15 +651,15 @@ static void bar_one(sb_t *b, const opts_t *o, const blayout_t *l, const yscale_t
     double x = l->px + (double)k * l->group_w + l->group_w * 0.1 + (double)s * bw + gap / 2;
     double y0 = bar_y(l, ys, 0), yv = bar_y(l, ys, v);
     char text[640];
-    svg_rect(b, "bar", x, fmin(y0, yv), bw - gap, fabs(yv - y0), palette[s % NPALETTE]);
-    sb_puts(b, "><title>");
-    sb_text(b, cat, 40);
-    sb_puts(b, " \xC2\xB7 ");
-    sb_text(b, series, 40);
-    sb_puts(b, ": ");
+    an__svg_rect(b, "bar", x, fmin(y0, yv), bw - gap, fabs(yv - y0), palette[s % NPALETTE]);
+    an__sb_puts(b, "><title>");
+    an__sb_text(b, cat, 40);
+    an__sb_puts(b, " \xC2\xB7 ");
+    an__sb_text(b, series, 40);
+    an__sb_puts(b, ": ");
     bar_value(o, v, text, sizeof text);
-    sb_text(b, text, -1);
-    sb_puts(b, "</title></rect>\n");
+    an__sb_text(b, text, -1);
+    an__sb_puts(b, "</title></rect>\n");
 }
 
 char *an_svg_bars(const an_chart_t *c, const char *const *cats, size_t ncats,
@@ -1228,12 +671,12 @@ char *an_svg_bars(const an_chart_t *c, const char *const *cats, size_t ncats,
     sb_t b = {0};
     double lo, hi;
     size_t finite;
-    if (read_opts(fn, c, &o, err, errlen) < 0 ||
+    if (an__read_opts(fn, c, &o, err, errlen) < 0 ||
         check_names(fn, "cats", cats, ncats, err, errlen) < 0 ||
         check_names(fn, "series", series, nseries, err, errlen) < 0)
         return NULL;
     if (ncats > MAX_GRID || nseries > MAX_GRID) {
-        set_err(err, errlen,
+        an__set_err(err, errlen,
                 "%s: %zu categories by %zu series, over the %d by %d a chart can "
                 "show.",
                 fn, ncats, nseries, MAX_GRID, MAX_GRID);
@@ -1242,25 +685,25 @@ char *an_svg_bars(const an_chart_t *c, const char *const *cats, size_t ncats,
     if (check_values(fn, v, ncats * nseries, &lo, &hi, &finite, err, errlen) < 0)
         return NULL;
     if (finite && !isfinite(hi - lo)) {
-        set_err(err, errlen, "%s: values from %g to %g span more than a double holds.", fn, lo, hi);
+        an__set_err(err, errlen, "%s: values from %g to %g span more than a double holds.", fn, lo, hi);
         return NULL;
     }
     if (ncats == 0 || nseries == 0) {
-        frame_begin(&b, &o, o.w, o.h);
-        no_data(&b, o.w, o.h);
-        return frame_end(&b, fn, err, errlen);
+        an__frame_begin(&b, &o, o.w, o.h);
+        an__no_data(&b, o.w, o.h);
+        return an__frame_end(&b, fn, err, errlen);
     }
     yscale_t ys;
     blayout_t l;
     nice_scale(finite ? lo : 0, finite ? hi : 0, &ys);
     bar_layout(&o, &ys, cats, ncats, series, nseries, &l);
-    frame_begin(&b, &o, l.w, l.h);
+    an__frame_begin(&b, &o, l.w, l.h);
     bar_legend(&b, series, nseries, l.px, l.legend_y, l.w - 20);
     bar_axes(&b, &o, &l, &ys, cats, ncats);
     for (size_t k = 0; k < ncats; k++)
         for (size_t s = 0; s < nseries; s++)
             if (!isnan(v[k * nseries + s]))
                 bar_one(&b, &o, &l, &ys, cats[k], series[s], k, s, nseries, v[k * nseries + s]);
-    svg_line(&b, "zero", l.px, bar_y(&l, &ys, 0), l.px + l.pw, bar_y(&l, &ys, 0), C_AXIS, NULL);
-    return frame_end(&b, fn, err, errlen);
+    an__svg_line(&b, "zero", l.px, bar_y(&l, &ys, 0), l.px + l.pw, bar_y(&l, &ys, 0), C_AXIS, NULL);
+    return an__frame_end(&b, fn, err, errlen);
 }

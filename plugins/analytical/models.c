@@ -3,15 +3,20 @@
  * Pareto/NBD and Gamma-Gamma likelihoods and their NLopt fits, the expectations, and the
  * discounted expected value. Special functions live in special.c.
  */
+#define _DEFAULT_SOURCE /* sysconf, M_LN2 under -std=c11 */
+
 #include "models.h"
 
 #include <float.h>
 #include <math.h>
 #include <nlopt.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* The Pareto/NBD integral series stops at this many terms (see pnbd_log_integral). */
 #define PNBD_MAX_TERMS 1000000
@@ -560,40 +565,79 @@ static int pnbd_row(const an_pnbd_params_t *p, double lg_r, const an_row_t *row,
     return 0;
 }
 
+/* One share of the rows, summed by one thread. */
+typedef struct {
+    const an_pnbd_params_t *p;
+    double lg_r;
+    const an_row_t *rows;
+    size_t lo, hi;
+    double *row_ll;
+    double total;
+    int rc;
+    char err[256];
+} pnbd_share_t;
+
+static void *pnbd_share(void *arg)
+{
+    pnbd_share_t *sh = arg;
+    for (size_t i = sh->lo; i < sh->hi; i++) {
+        double l;
+        int rc = pnbd_row(sh->p, sh->lg_r, &sh->rows[i], &l, sh->err, sizeof sh->err);
+        if (rc < 0) {
+            sh->rc = rc;
+            break;
+        }
+        if (sh->row_ll)
+            sh->row_ll[i] = l;
+        sh->total += (double)sh->rows[i].weight * l;
+    }
+    return NULL;
+}
+
+#define PNBD_MAX_THREADS 8
+#define PNBD_ROWS_PER_THREAD 8192
+
 static int pnbd_ll_core(const an_pnbd_params_t *p, const an_row_t *rows, size_t n, double *ll,
                         double *row_ll, char *err, size_t errlen)
 {
+    /* Each row's series is independent and costs microseconds: with many rows they are shared
+     * among the cores, each thread a contiguous share, summed in share order (so a result
+     * does not depend on which thread finished first). */
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    size_t k = n / PNBD_ROWS_PER_THREAD;
+    if (k > (size_t)(cpus > 0 ? cpus : 1))
+        k = (size_t)(cpus > 0 ? cpus : 1);
+    if (k > PNBD_MAX_THREADS)
+        k = PNBD_MAX_THREADS;
+    if (k < 1)
+        k = 1;
+    pnbd_share_t sh[PNBD_MAX_THREADS];
+    pthread_t th[PNBD_MAX_THREADS];
+    bool started[PNBD_MAX_THREADS] = {false};
     const double lg_r = an_lgamma(p->r);
-    double total = 0.0;
-    int first = 0;
-    /* Each row's series is independent and costs microseconds: the rows are shared among the
-     * cores (OpenMP; a build without it runs the same loop on one). A row that fails stops the
-     * sum; the first failure's message is kept. */
-#pragma omp parallel for reduction(+ : total) schedule(dynamic, 1024) if (n > 8192)
-    for (size_t i = 0; i < n; i++) {
-        int stop;
-#pragma omp atomic read
-        stop = first;
-        if (stop)
-            continue;
-        double l;
-        char e[256] = "";
-        int rc = pnbd_row(p, lg_r, &rows[i], &l, e, sizeof e);
-        if (rc < 0) {
-#pragma omp critical(an_pnbd_error)
-            if (!first) {
-                first = rc;
-                if (err && errlen)
-                    snprintf(err, errlen, "%s", e);
-            }
-            continue;
-        }
-        if (row_ll)
-            row_ll[i] = l;
-        total += (double)rows[i].weight * l;
+    for (size_t t = 0; t < k; t++) {
+        sh[t] = (pnbd_share_t){.p = p, .lg_r = lg_r, .rows = rows, .lo = n * t / k,
+                               .hi = n * (t + 1) / k, .row_ll = row_ll};
+        /* The first share is ours; a thread that cannot start leaves its share to us too. */
+        started[t] = t > 0 && pthread_create(&th[t], NULL, pnbd_share, &sh[t]) == 0;
     }
-    if (first)
-        return first;
+    pnbd_share(&sh[0]);
+    double total = 0.0;
+    int rc = 0;
+    for (size_t t = 0; t < k; t++) {
+        if (started[t])
+            pthread_join(th[t], NULL);
+        else if (t > 0)
+            pnbd_share(&sh[t]);
+        if (sh[t].rc < 0 && !rc) {
+            rc = sh[t].rc;
+            if (err && errlen)
+                snprintf(err, errlen, "%s", sh[t].err);
+        }
+        total += sh[t].total;
+    }
+    if (rc)
+        return rc;
     *ll = total;
     return 0;
 }
