@@ -185,6 +185,30 @@ double an_cell_num(const rapport_cell *c)
     }
 }
 
+json_t *an_contacts(rapport_host *h, json_t *ids, json_t *fields, char *err, size_t errlen)
+{
+    json_t *q = json_pack("{s:{s:{s:o}},s:o,s:I}", "where", "id", "in", ids, "fields", fields,
+                          "limit", (json_int_t)json_array_size(ids));
+    char *qt = json_dumps(q, JSON_COMPACT);
+    json_decref(q);
+    json_t *page = an_json(an_api->find(h, "contact", qt));
+    free(qt);
+    if (!page) {
+        an_fail(err, errlen, "cannot read the contacts: %s", an_api->last_error(h));
+        return NULL;
+    }
+    json_t *by_id = json_object();
+    size_t k;
+    json_t *v;
+    json_array_foreach(json_object_get(page, "data"), k, v) {
+        char key[24];
+        snprintf(key, sizeof key, "%lld", (long long)json_integer_value(json_object_get(v, "id")));
+        json_object_set(by_id, key, v);
+    }
+    json_decref(page);
+    return by_id;
+}
+
 /* ---- entities ----------------------------------------------------------------------------- */
 
 static const char purchase_spec[] =

@@ -53,6 +53,11 @@ int an_aggregate_cells(rapport_host *h, const char *entity, json_t *query,
 /** A cell as a double (decimals scaled back; NULL and text 0). */
 double an_cell_num(const rapport_cell *c);
 
+/** The contacts of @p ids (a JSON array of at most 1,000, stolen) with @p fields (an array of
+ *  names, stolen), as an object keyed by the id's text (owned); the ones the caller may not
+ *  read are not in it. NULL with @p err filled when the read fails. */
+json_t *an_contacts(rapport_host *h, json_t *ids, json_t *fields, char *err, size_t errlen);
+
 /* ---- reports ----------------------------------------------------------------------------- */
 
 /** A new report with the named columns (NULL-terminated). Owned. */

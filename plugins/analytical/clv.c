@@ -186,24 +186,12 @@ static int store_window(rapport_host *h, const an_summary_t *s, const pred_t *pr
     json_t *ids = json_array();
     for (size_t i = lo; i < hi; i++)
         json_array_append_new(ids, json_integer(s->c[i].id));
-    json_t *q = json_pack("{s:{s:{s:o}},s:[s,s,s,s,s],s:i}", "where", "id", "in", ids, "fields",
-                          "clv_historic", "clv_predicted", "expected_purchases", "p_alive",
-                          "churn_risk", "limit", WINDOW);
-    char *qt = json_dumps(q, JSON_COMPACT);
-    json_decref(q);
-    json_t *page = an_json(an_api->find(h, "contact", qt));
-    free(qt);
-    if (!page)
-        return an_fail(err, errlen, "cannot read the contacts: %s", an_api->last_error(h));
-    json_t *now = json_object();
-    size_t k;
+    json_t *now = an_contacts(h, ids, json_pack("[s,s,s,s,s]", "clv_historic", "clv_predicted",
+                                                "expected_purchases", "p_alive", "churn_risk"),
+                              err, errlen);
+    if (!now)
+        return RAPPORT_EINVAL;
     json_t *v;
-    json_array_foreach(json_object_get(page, "data"), k, v) {
-        char key[24];
-        snprintf(key, sizeof key, "%lld", (long long)json_integer_value(json_object_get(v, "id")));
-        json_object_set(now, key, v);
-    }
-    json_decref(page);
     int rc = 0;
     for (size_t i = lo; i < hi && !rc; i++) {
         char key[24];

@@ -209,24 +209,12 @@ static int store_window(rapport_host *h, cust_t *c, const int *r, const int *f, 
     json_t *ids = json_array();
     for (size_t i = lo; i < hi; i++)
         json_array_append_new(ids, json_integer(c->id[i]));
-    json_t *q = json_pack("{s:{s:{s:o}},s:[s,s,s,s,s],s:i}", "where", "id", "in", ids, "fields",
-                          "rfm_score", "rfm_segment", "rfm_frequency", "rfm_monetary",
-                          "last_purchase_at", "limit", WINDOW);
-    char *qt = json_dumps(q, JSON_COMPACT);
-    json_decref(q);
-    json_t *page = an_json(an_api->find(h, "contact", qt));
-    free(qt);
-    if (!page)
-        return an_fail(err, errlen, "cannot read the contacts: %s", an_api->last_error(h));
-    json_t *now = json_object(); /* id -> the contact as stored */
-    size_t k;
-    json_t *v;
-    json_array_foreach(json_object_get(page, "data"), k, v) {
-        char key[24];
-        snprintf(key, sizeof key, "%lld", (long long)json_integer_value(json_object_get(v, "id")));
-        json_object_set(now, key, v);
-    }
-    json_decref(page);
+    json_t *now = an_contacts(h, ids, json_pack("[s,s,s,s,s]", "rfm_score", "rfm_segment",
+                                                "rfm_frequency", "rfm_monetary",
+                                                "last_purchase_at"),
+                              err, errlen);
+    if (!now)
+        return RAPPORT_EINVAL;
     int rc = 0;
     for (size_t i = lo; i < hi && !rc; i++) {
         char key[24], score[4];
