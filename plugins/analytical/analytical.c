@@ -259,24 +259,65 @@ typedef int (*analysis_fn)(rapport_host *h, json_t *opts, json_t **out, char *er
 typedef struct {
     const char *name, *help;
     analysis_fn fn;
+    const char *options; /* the option names it reads, comma-separated ("dry_run" is always
+                            allowed: the HTTP route sets it) */
 } analysis_t;
 
 static const analysis_t analyses[] = {
-    {"rfm", "RFM scores and segments, stored on contacts [--as-of DATE] [--dry-run]", an_rfm},
+    {"rfm", "RFM scores and segments, stored on contacts [--as-of DATE] [--dry-run] "
+            "[--customers]", an_rfm, "as_of,customers"},
     {"fit", "fit bgnbd|paretonbd|gammagamma on a window: --model M [--calibration-end DATE] "
-            "[--unit week|day]", an_fit},
+            "[--unit week|day]", an_fit, "model,calibration_end,unit"},
     {"clv", "historic and predicted CLV, P(alive), churn risk, stored on contacts [--horizon "
             "52w] [--rate 0.1] [--model bgnbd|paretonbd] [--as-of DATE] [--top N] [--dry-run]",
-     an_clv},
+     an_clv, "as_of,horizon,rate,model,top"},
     {"churn", "the customers at risk (P(alive) under plugin.analytical.churn_p_alive, or "
-              "silent past churn_gap_factor × their usual gap), stored, an event each", an_churn},
+              "silent past churn_gap_factor × their usual gap), stored, an event each", an_churn,
+     "as_of,horizon,rate,model,top"},
     {"pareto", "the share of revenue from the top 20 % (--cut 10,20,50), the curve, its Gini, "
-               "key customers [--top N] [--as-of DATE]", an_pareto},
+               "key customers [--top N] [--as-of DATE]", an_pareto, "as_of,cut,top,predicted"},
     {"cohorts", "customers by first purchase, retention per later period [--by month] "
-                "[--revenue]", an_cohorts},
+                "[--revenue]", an_cohorts, "by,revenue,zone"},
     {"forecast", "open deals × stage probability by expected close month and owner, beside "
-                 "what was won", an_forecast},
+                 "what was won", an_forecast, ""},
 };
+
+/* Runs analysis @p a on @p opts after refusing an option it does not read, so a typo
+ * (--asof, ?as-of=) is an error and not a default silently used. Every door comes here. */
+static int run_analysis(rapport_host *h, const analysis_t *a, json_t *opts, json_t **out,
+                        char *err, size_t errlen)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(opts, k, v) {
+        size_t n = strlen(k);
+        bool known = !strcmp(k, "dry_run");
+        for (const char *p = a->options; !known && *p;) {
+            size_t len = strcspn(p, ",");
+            known = len == n && !strncmp(p, k, n);
+            p += len + (p[len] == ',');
+        }
+        if (!known) {
+            char list[160] = "";
+            size_t n2 = 0;
+            for (const char *p = a->options; *p && n2 + 3 < sizeof list; p++)
+                n2 += (size_t)snprintf(list + n2, sizeof list - n2, *p == ',' ? ", " : "%c", *p);
+            return an_fail(err, errlen, "%s has no option \"%s\" (its options: %s%sdry_run)",
+                           a->name, k, list, *list ? ", " : "");
+        }
+    }
+    return a->fn(h, opts, out, err, errlen);
+}
+
+/* @p j as JSON text from api->strdup (owned by the host's caller), or NULL; @p j is freed. */
+static char *host_json(const rapport_api *api, json_t *j)
+{
+    char *text = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    char *out = text ? api->strdup(text) : NULL;
+    free(text);
+    return out;
+}
 
 /* "--as-of 2026-01-01" -> {"as_of": "2026-01-01"}; "--dry-run" -> {"dry_run": true}; the
  * output flags into @p o. */
@@ -352,7 +393,7 @@ static int analytics_cmd(rapport_host *h, const rapport_api *api, int argc, char
             fprintf(stderr, "rapport analytics %s: %s\n", argv[1], err);
             return 2;
         }
-        rc = analyses[i].fn(h, opts, &report, err, sizeof err);
+        rc = run_analysis(h, &analyses[i], opts, &report, err, sizeof err);
         if (!rc)
             rc = an_print(report, &o, err, sizeof err);
         json_t *conv = json_object_get(report, "converged");
@@ -381,7 +422,7 @@ static int analytics_cmd(rapport_host *h, const rapport_api *api, int argc, char
 static int lua_analysis(rapport_host *h, const rapport_api *api, const char *args, char **result,
                         void *ud, char *err, size_t errlen)
 {
-    analysis_fn fn = ((const analysis_t *)ud)->fn;
+    const analysis_t *an = ud;
     json_t *a = json_loads(args, 0, NULL);
     json_t *opts = json_array_get(a, 0);
     if (opts && !json_is_object(opts) && !json_is_null(opts)) {
@@ -391,14 +432,11 @@ static int lua_analysis(rapport_host *h, const rapport_api *api, const char *arg
     json_t *o = json_is_object(opts) ? json_incref(opts) : json_object();
     json_decref(a);
     json_t *report = NULL;
-    int rc = fn(h, o, &report, err, errlen);
+    int rc = run_analysis(h, an, o, &report, err, errlen);
     json_decref(o);
     if (rc)
         return rc;
-    char *text = json_dumps(report, JSON_COMPACT);
-    json_decref(report);
-    *result = text ? api->strdup(text) : NULL;
-    free(text);
+    *result = host_json(api, report);
     return 0;
 }
 
@@ -406,42 +444,53 @@ static int lua_analysis(rapport_host *h, const rapport_api *api, const char *arg
 static int route_analysis(rapport_host *h, const rapport_api *api, const rapport_request *req,
                           int *status, char **body, void *ud, char *err, size_t errlen)
 {
-    analysis_fn fn = ((const analysis_t *)ud)->fn;
+    const analysis_t *an = ud;
     if (req->rest[0] && strcmp(req->rest, "/") != 0)
         return RAPPORT_ENOTFOUND;
     json_t *opts = json_object();
     char *q = strdup(req->query ? req->query : "");
-    for (char *save = NULL, *kv = strtok_r(q, "&", &save); kv; kv = strtok_r(NULL, "&", &save)) {
+    int rc = q ? 0 : an_fail(err, errlen, "out of memory");
+    for (char *save = NULL, *kv = q ? strtok_r(q, "&", &save) : NULL; kv && !rc;
+         kv = strtok_r(NULL, "&", &save)) {
         char *eq = strchr(kv, '=');
-        if (!eq)
-            continue;
+        if (!eq) {
+            rc = an_fail(err, errlen, "the parameter \"%.60s\" has no value (name=value)", kv);
+            break;
+        }
         *eq = '\0';
-        /* Values are dates, numbers and names: undo %XX and '+' only. */
+        /* Values are dates, numbers and names: undo %XX and '+'. The server has already refused
+         * a malformed escape or text that is not UTF-8 (400); this holds for any caller. */
         char *v = eq + 1, *w = v;
-        for (char *r = v; *r; r++) {
-            if (*r == '%' && r[1] && r[2]) {
-                char hex[3] = {r[1], r[2], 0};
-                *w++ = (char)strtol(hex, NULL, 16);
+        for (char *r = v; *r && !rc; r++) {
+            if (*r == '%') {
+                char hex[3] = {r[1], r[1] ? r[2] : 0, 0}, *end;
+                long c = strtol(hex, &end, 16);
+                if (!hex[0] || !hex[1] || *end || c == 0)
+                    rc = an_fail(err, errlen, "the parameter %s holds a malformed %%-escape",
+                                 kv);
+                *w++ = (char)c;
                 r += 2;
             } else {
                 *w++ = *r == '+' ? ' ' : *r;
             }
         }
         *w = '\0';
-        json_object_set_new(opts, kv, json_string(v));
+        json_t *val = rc ? NULL : json_string(v);
+        if (!rc && !val)
+            rc = an_fail(err, errlen, "the parameter %s is not UTF-8 text", kv);
+        if (!rc)
+            json_object_set_new(opts, kv, val);
     }
     free(q);
     /* A GET reads: nothing is stored on the contacts from here. */
     json_object_set_new(opts, "dry_run", json_true());
     json_t *report = NULL;
-    int rc = fn(h, opts, &report, err, errlen);
+    if (!rc)
+        rc = run_analysis(h, an, opts, &report, err, errlen);
     json_decref(opts);
     if (rc)
         return rc;
-    char *text = json_dumps(report, JSON_COMPACT);
-    json_decref(report);
-    *body = text ? api->strdup(text) : NULL;
-    free(text);
+    *body = host_json(api, report);
     *status = 200;
     return 0;
 }
@@ -455,10 +504,7 @@ static int lua_segments(rapport_host *h, const rapport_api *api, const char *arg
     json_t *t = an_rfm_segments(h, err, errlen);
     if (!t)
         return RAPPORT_EINVAL;
-    char *text = json_dumps(t, JSON_COMPACT);
-    json_decref(t);
-    *result = text ? api->strdup(text) : NULL;
-    free(text);
+    *result = host_json(api, t);
     return 0;
 }
 

@@ -56,6 +56,8 @@ expect 2 'needs a value' -- analytics rfm --as-of
 expect 2 'choose one of --json and --csv' -- analytics pareto --json --csv
 expect 1 'as_of must be a date' -- analytics rfm --as-of yesterday
 expect 1 'by must be day, week, month, quarter or year' -- analytics cohorts --by fortnight
+expect 1 'rfm has no option "asof" (its options: as_of, customers, dry_run)' -- analytics rfm --asof 2026-04-01
+expect 1 'forecast has no option "top"' -- analytics forecast --top 3
 
 # ---- roles, through --as and HTTP --------------------------------------------------------
 "$RAPPORT" roles set rep '{"entities": {"purchase": {"read": "own"}, "contact": {"read": "all"}}}' >/dev/null 2>&1
@@ -84,6 +86,14 @@ req GET '/api/v1/plugins/analytical/pareto'
 is 403 'hidden' "GET pareto with the amount hidden"
 req GET '/api/v1/plugins/analytical/cohorts?by=fortnight'
 is 422 'by must be' "GET cohorts with a bad option"
+req GET '/api/v1/plugins/analytical/pareto?as-of=2026-04-01'
+is 422 'pareto has no option' "GET pareto with a misspelt option"
+req GET '/api/v1/plugins/analytical/pareto?as_of=2026%zz04'
+is 400 'a % escape is malformed' "GET pareto with a broken escape"
+req GET '/api/v1/plugins/analytical/pareto?as_of=%ff'
+is 400 'not UTF-8' "GET pareto with bytes that are not text"
+req GET '/api/v1/plugins/analytical/pareto?top'
+is 422 'has no value' "GET pareto with a bare name"
 kill -TERM $serve_pid; wait $serve_pid; serve_pid=
 
 # ---- CDNOW: the published fits, through `rapport import purchase` (when the data is there) --

@@ -168,6 +168,8 @@ test("Pareto: the top 20 % share, the Gini and key customers", function()
   assert_eq(r.chart.x[#r.chart.x], 1.0)
   assert_eq(r.chart.y[#r.chart.y], 1.0)
   assert_error(function() crm.analytical.pareto({cut = "120"}) end, "cut must be percentages")
+  assert_error(function() crm.analytical.pareto({asof = "2026-02-01"}) end,
+               'pareto has no option "asof"')
 end)
 
 test("cohorts: customers by first month, retention in later months", function()
