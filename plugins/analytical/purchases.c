@@ -5,7 +5,7 @@
  * as it is. A batch hook: an import looks its keys up a batch at a time.
  *
  * customer may be: a contact id (a JSON integer, or "#123" in a CSV cell), or any other text,
- * which is an external_id.
+ * which is an external_id (text starting "#" that is not "#" and a number is refused).
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -114,7 +114,12 @@ static int resolve(rapport_host *h, const rapport_api *api, rapport_change *c, v
                 memcpy(key, s, len);
                 key[len] = '\0';
                 int64_t id = hash_id(key);
-                if (id) {
+                if (!id && key[0] == '#') {
+                    /* "#12x" was meant as an id: it is not taken for somebody's key. */
+                    api->change_refuse(c, r);
+                    rc = an_fail(err, errlen, "purchase.customer: \"%s\" is not a contact id "
+                                 "(#, then a positive number)", key);
+                } else if (id) {
                     char num[24];
                     snprintf(num, sizeof num, "%lld", (long long)id);
                     api->change_set(c, r, "customer", num);

@@ -24,6 +24,7 @@ test("a purchase names its customer by id, by #id or by external id", function()
   assert_eq(crm.count("contact", {external_id = "NEW-7"}), 1)
   assert_error(function() buy("", "2026-01-04", "1.00") end, "is not a contact id or an external id")
   assert_error(function() buy("#999999", "2026-01-04", "1.00") end, "there is no contact with id 999999")
+  assert_error(function() buy("#12x", "2026-01-04", "1.00") end, '"#12x" is not a contact id')
   assert_error(function() buy("A-1", "2026-01-04", "1.001") end, "at most 2 decimal places")
   -- A refused purchase made no contact.
   assert_error(function() buy("GHOST", "not a date", "1.00") end, "purchase.at")
