@@ -168,11 +168,15 @@ int main(int argc, char **argv)
     char dir[] = "/tmp/rp_bench_an_XXXXXX";
     if (!mkdtemp(dir))
         die("mkdtemp", "failed");
-    char path[64], cmd[256];
+    char path[64], cmd[4096];
     snprintf(path, sizeof path, "%s/crm.db", dir);
-    /* init makes the file; a command that loads the plugins makes their tables. */
-    snprintf(cmd, sizeof cmd, "%s --db %s init >/dev/null 2>&1 && %s --db %s plugins >/dev/null",
-             RP_RAPPORT_BIN, path, RP_RAPPORT_BIN, path);
+    /* init makes the file; a command that loads the plugins makes their tables. The binary's
+     * path is the build folder's, of any length: a command that does not fit is an error. */
+    int len = snprintf(cmd, sizeof cmd,
+                       "%s --db %s init >/dev/null 2>&1 && %s --db %s plugins >/dev/null",
+                       RP_RAPPORT_BIN, path, RP_RAPPORT_BIN, path);
+    if (len < 0 || (size_t)len >= sizeof cmd)
+        die("command too long", RP_RAPPORT_BIN);
     if (system(cmd) != 0)
         die("rapport init", cmd);
     long rows = 0;
