@@ -122,23 +122,28 @@ int rp_users_add(rp_store_t *s, const rp_ctx_t *ctx, const char *name, const cha
     return rp_store_commit(s, err);
 }
 
+/* One row of rp_users (id, name, role, team, email, disabled, created_at) as JSON. */
+static json_t *user_row(rp_db_stmt_t *st)
+{
+    return json_pack("{s:I,s:s,s:s,s:s?,s:b,s:s,s:s?}", "id", (json_int_t)rp_db_col_int(st, 0),
+                     "name", rp_db_col_text(st, 1), "role", rp_db_col_text(st, 2), "team",
+                     rp_db_col_text(st, 3), "disabled", (int)rp_db_col_int(st, 5), "created_at",
+                     rp_db_col_text(st, 6), "email", rp_db_col_text(st, 4));
+}
+
+#define USER_COLS "id, name, role, team, email, disabled, created_at"
+
 int rp_users_list(rp_store_t *s, json_t **out, rp_error_t *err)
 {
     *out = NULL;
-    rp_db_stmt_t *st = rp_db_stmt(rp_store_db(s), "SELECT id, name, role, team, disabled, created_at"
+    rp_db_stmt_t *st = rp_db_stmt(rp_store_db(s), "SELECT " USER_COLS
                                    " FROM rp_users ORDER BY name", err);
     if (!st)
         return err ? err->code : RP_EIO;
     json_t *a = json_array();
     int rc;
     while ((rc = rp_db_step(st)) == RP_DB_ROW)
-        json_array_append_new(a, json_pack("{s:I,s:s,s:s,s:s?,s:b,s:s}", "id",
-                                           (json_int_t)rp_db_col_int(st, 0), "name",
-                                           rp_db_col_text(st, 1), "role",
-                                           rp_db_col_text(st, 2), "team",
-                                           rp_db_col_text(st, 3), "disabled",
-                                           (int)rp_db_col_int(st, 4), "created_at",
-                                           rp_db_col_text(st, 5)));
+        json_array_append_new(a, user_row(st));
     rp_db_reset(st);
     if (rc != RP_DB_DONE) {
         json_decref(a);
@@ -146,6 +151,76 @@ int rp_users_list(rp_store_t *s, json_t **out, rp_error_t *err)
     }
     *out = a;
     return 0;
+}
+
+int rp_users_get(rp_store_t *s, const char *name, json_t **out, rp_error_t *err)
+{
+    *out = NULL;
+    rp_db_stmt_t *st = rp_db_stmt(rp_store_db(s), "SELECT " USER_COLS
+                                   " FROM rp_users WHERE name = ?", err);
+    if (!st)
+        return err ? err->code : RP_EIO;
+    rp_db_bind_text(st, 1, name ? name : "", -1);
+    int rc = rp_db_step(st);
+    if (rc == RP_DB_ROW)
+        *out = user_row(st);
+    rp_db_reset(st);
+    if (rc == RP_DB_ROW)
+        return 0;
+    if (rc != RP_DB_DONE)
+        return rp_db_error(rp_store_db(s), rc, "cannot read the user", err);
+    return rp_error_set(err, RP_ENOTFOUND, RP_C_USER, "no user named %s", name ? name : "(none)");
+}
+
+/* Whether @p e looks like one mail address: text@text, no spaces or control characters. */
+static bool email_ok(const char *e)
+{
+    const char *at = strchr(e, '@');
+    if (!at || at == e || !at[1] || strchr(at + 1, '@') || strlen(e) > 254)
+        return false;
+    for (const unsigned char *p = (const unsigned char *)e; *p; p++)
+        if (*p <= ' ' || *p == 0x7f || *p == '<' || *p == '>' || *p == ',' || *p == '"')
+            return false;
+    return true;
+}
+
+int rp_users_set_email(rp_store_t *s, const rp_ctx_t *ctx, const char *name, const char *email,
+                       rp_error_t *err)
+{
+    int64_t id = name ? user_id(s, name, NULL, NULL, 0, NULL, 0) : 0;
+    if (!id)
+        return rp_error_set(err, RP_ENOTFOUND, RP_C_USER, "no user named %s",
+                            name ? name : "(none)");
+    if (email && *email && !email_ok(email))
+        return rp_error_field(err, "email", rp_error_set(err, RP_EINVAL, RP_C_USER,
+                              "\"%.80s\" is not an email address (name@domain, no spaces)",
+                              email));
+    int rc = rp_store_begin(s, err);
+    if (rc)
+        return rc;
+    rp_db_stmt_t *st = rp_db_stmt(rp_store_db(s), "UPDATE rp_users SET email = ? WHERE id = ?", err);
+    if (!st) {
+        rp_store_rollback(s, NULL);
+        return err ? err->code : RP_EIO;
+    }
+    if (email && *email)
+        rp_db_bind_text(st, 1, email, -1);
+    else
+        rp_db_bind_null(st, 1);
+    rp_db_bind_int(st, 2, id);
+    int src = rp_db_step(st);
+    rp_db_reset(st);
+    if (src != RP_DB_DONE) {
+        rc = rp_db_error(rp_store_db(s), src, "cannot set the user's email", err);
+        rp_store_rollback(s, NULL);
+        return rc;
+    }
+    if ((rc = security_event(s, ctx, "user.email_changed", id, json_pack("{s:s}", "name", name),
+                             err))) {
+        rp_store_rollback(s, NULL);
+        return rc;
+    }
+    return rp_store_commit(s, err);
 }
 
 int rp_users_disable(rp_store_t *s, const rp_ctx_t *ctx, const char *name, rp_error_t *err)

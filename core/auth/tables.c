@@ -17,7 +17,9 @@ static const rp_db_step_t auth_steps[] = {
      " prefix TEXT NOT NULL, role TEXT, created_at TEXT NOT NULL, expires_at INTEGER,"
      " revoked_at TEXT, last_used_at INTEGER);",
      NULL},
+    /* A user's email address: where the engine writes to them (a daily digest, a mention). */
+    {2, "ALTER TABLE rp_users ADD COLUMN email TEXT;", NULL},
 };
-static const int auth_legacy[] = {0, 0, 1, 1};
-const rp_db_schema_t rp__auth_schema = {"auth", auth_steps, 1, auth_legacy, 4};
+static const int auth_legacy[] = {0, 0, 1, 1, 2};
+const rp_db_schema_t rp__auth_schema = {"auth", auth_steps, 2, auth_legacy, 5};
 RP_DB_SCHEMA(rp__auth_schema)

@@ -269,8 +269,8 @@ static const command_t commands[] = {
      "export ENTITY [--format csv|jsonl|vcf|ics] [--where JSON] [--deleted] [--keep-formulas] [-o FILE]",
      "Write records as CSV, JSON lines, vCard (people) or iCalendar (meetings)."},
     {"users", cmd_users,
-     "users add NAME --role ROLE [--team TEAM] [--password-stdin] | users list | users disable "
-     "NAME", "Users who may use the engine; passwords kept as argon2id hashes."},
+     "users add NAME --role ROLE [--team TEAM] [--password-stdin] | users list | "
+     "users email NAME [ADDRESS] | users disable NAME", "Users who may use the engine; passwords kept as argon2id hashes."},
     {"tokens", cmd_tokens,
      "tokens create --user NAME [--role ROLE] [--expires 30d] | tokens list [--user NAME] | "
      "tokens revoke ID",

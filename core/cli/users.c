@@ -122,8 +122,19 @@ int cmd_users(cli_t *c, int argc, char **argv)
             rc = fail("%s", err.msg);
         else
             printf("user %s disabled: its password and tokens no longer work\n", argv[2]);
+    } else if (strcmp(verb, "email") == 0 && (argc == 3 || argc == 4)) {
+        if (open_store(c, false, &s))
+            return EXIT_FAIL;
+        const char *email = argc == 4 ? argv[3] : "";
+        if (rp_users_set_email(s, &c->ctx, argv[2], email, &err))
+            rc = fail("%s", err.msg);
+        else if (*email)
+            printf("user %s: email %s\n", argv[2], email);
+        else
+            printf("user %s: no email address\n", argv[2]);
     } else {
-        return usage_error("users", "users: add NAME --role ROLE | list | disable NAME");
+        return usage_error("users", "users: add NAME --role ROLE | list | disable NAME | "
+                                    "email NAME [ADDRESS]");
     }
     close_store(c, s);
     return rc;

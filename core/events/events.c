@@ -142,6 +142,24 @@ int rp_events_for_record(rp_store_t *s, const char *entity, int64_t record_id, i
     return read_rows(s, st, out, max, err);
 }
 
+int rp_events_for_record_before(rp_store_t *s, const char *entity, int64_t record_id,
+                                int64_t before_seq, rp_event_t *out, int max, rp_error_t *err)
+{
+    if (max <= 0)
+        return 0;
+    rp_db_stmt_t *st = rp_db_stmt(rp_store_db(s),
+                                "SELECT " EVENT_COLS " FROM rp_events WHERE entity = ?"
+                                " AND record_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?",
+                                err);
+    if (!st)
+        return err ? err->code : RP_EIO;
+    rp_db_bind_text(st, 1, entity, -1);
+    rp_db_bind_int(st, 2, record_id);
+    rp_db_bind_int(st, 3, before_seq > 0 ? before_seq : INT64_MAX);
+    rp_db_bind_int(st, 4, max);
+    return read_rows(s, st, out, max, err);
+}
+
 int64_t rp_events_last_seq(rp_store_t *s)
 {
     rp_db_stmt_t *st = rp_db_stmt(rp_store_db(s), "SELECT coalesce(max(seq), 0) FROM rp_events", NULL);

@@ -551,8 +551,13 @@ int rp__http_health(call_t *c)
                                         "last_event", (json_int_t)rp_events_last_seq(c->h->s)));
 }
 
-/* /api/v1/plugins/<name>/…: a plugin's own route, acting as the caller. */
-int rp__http_plugin(call_t *c, const char *name)
+/*
+ * A plugin's route: /api/v1/plugins/<name>/… acting as the caller (@p name a plugin, @p sub
+ * what follows it), or a record's view (@p name "*", @p sub "/<view>/<entity>/<id>"). With
+ * @p anonymous, before any token: only a public route answers, and 1 means none did (the
+ * request goes on to the token check).
+ */
+int rp__http_plugin(call_t *c, const char *name, const char *sub, bool anonymous)
 {
     h2o_req_t *req = c->req;
     char path[512], method[16], *body = NULL;
@@ -560,16 +565,32 @@ int rp__http_plugin(call_t *c, const char *name)
     snprintf(method, sizeof method, "%.*s", (int)req->method.len, req->method.base);
     if (strcmp(method, "HEAD") == 0)
         snprintf(method, sizeof method, "GET"); /* h2o leaves out the body */
-    size_t skip = strlen("/api/v1/plugins/") + strlen(name);
+    /* The headers as the plugin sees them: h2o keeps their names in lower case. */
+    enum { MAX_HEADERS = 64 };
+    char *hn[MAX_HEADERS], *hv[MAX_HEADERS];
+    int nh = 0;
+    for (size_t i = 0; i < req->headers.size && nh < MAX_HEADERS; i++) {
+        const h2o_header_t *x = &req->headers.entries[i];
+        hn[nh] = strndup(x->name->base, x->name->len);
+        hv[nh] = strndup(x->value.base, x->value.len);
+        if (!hn[nh] || !hv[nh]) {
+            free(hn[nh]);
+            free(hv[nh]);
+            break;
+        }
+        nh++;
+    }
     const char *query = req->query_at == SIZE_MAX ? "" : NULL;
     char *q = query ? NULL : strndup(req->path.base + req->query_at + 1,
                                      req->path.len - req->query_at - 1);
     char *b = req->entity.base ? strndup(req->entity.base, req->entity.len) : NULL;
-    rp_http_request_t r = {.method = method, .path = path, .sub = path + skip,
+    rp_http_request_t r = {.method = method, .path = path, .sub = sub,
                            .query = q ? q : "", .body = b, .body_len = b ? req->entity.len : 0,
-                           .user = json_string_value(json_object_get(c->who, "user")),
-                           .role = json_string_value(json_object_get(c->who, "role")),
-                           .ctx = &c->ctx};
+                           .user = anonymous ? "" : json_string_value(json_object_get(c->who, "user")),
+                           .role = anonymous ? "" : json_string_value(json_object_get(c->who, "role")),
+                           .ctx = &c->ctx, .anonymous = anonymous, .nheaders = nh,
+                           .header_names = (const char *const *)hn,
+                           .header_values = (const char *const *)hv, .client = c->client};
     int status = 200;
     rp_error_t err = {0};
     int depth = rp_store_txn_depth(c->h->s);
@@ -586,11 +607,20 @@ int rp__http_plugin(call_t *c, const char *name)
     }
     free(q);
     free(b);
+    for (int i = 0; i < nh; i++) {
+        free(hn[i]);
+        free(hv[i]);
+    }
+    if (rc == RP_ENOTFOUND && !err.msg[0] && anonymous)
+        return 1;
     if (rc) {
         free(body);
+        if (rc == RP_ENOTFOUND && !err.msg[0] && strcmp(name, "*") == 0)
+            return rp__http_problemf(c, 404, NULL, "no such path: %s (no plugin serves that "
+                                     "view of a record)", path);
         return rc == RP_ENOTFOUND && !err.msg[0]
                    ? rp__http_problemf(c, 404, NULL, "plugin %s has no route %s %s", name, method,
-                              r.sub)
+                              sub)
                    : rp__http_store_problem(c, &err, false);
     }
     if (status < 200 || status > 599)

@@ -203,7 +203,7 @@ int rp__http_search(call_t *c);
 /** GET /health. */
 int rp__http_health(call_t *c);
 /** /api/v1/plugins/<name>/…: a plugin's own route, acting as the caller. */
-int rp__http_plugin(call_t *c, const char *name);
+int rp__http_plugin(call_t *c, const char *name, const char *sub, bool anonymous);
 
 /* ---- without a connection ----------------------------------------------------------- */
 

@@ -186,11 +186,20 @@ static int route(call_t *c)
         return rp__http_problem(c, 404, "no such path: name an entity, /api/v1/<entity>", NULL);
     if (n == 2 && strcmp(seg[0], "auth") == 0 && strcmp(seg[1], "login") == 0)
         return rp__http_method_is(req, "POST") ? rp__http_login(c) : method_not_allowed(c, "POST");
+    /* A plugin's public route (a gateway's signed callback) answers before any token. */
+    char sub[512];
+    if (n >= 2 && strcmp(seg[0], "plugins") == 0 && c->h->routes) {
+        size_t skip = strlen("/api/v1/plugins/") + strlen(seg[1]);
+        snprintf(sub, sizeof sub, "%.*s", (int)(p.len > skip ? p.len - skip : 0),
+                 p.base + (p.len > skip ? skip : p.len));
+        if (rp__http_plugin(c, seg[1], sub, true) == 0)
+            return 0;
+    }
     if (rp__http_authenticate(c))
         return 0;
     const char *entity = seg[0];
     if (n >= 2 && strcmp(entity, "plugins") == 0 && c->h->routes)
-        return rp__http_plugin(c, seg[1]);
+        return rp__http_plugin(c, seg[1], sub, false);
     if (n == 1 && strcmp(entity, "search") == 0)
         return method_get(req) ? rp__http_search(c) : method_not_allowed(c, "GET");
     if (!rp_store_has_entity(c->h->s, entity))
@@ -220,6 +229,13 @@ static int route(call_t *c)
     if (n == 4 && strcmp(seg[2], "explain") == 0)
         return method_get(req) ? rp__http_explain(c, entity, id, seg[3])
                                      : method_not_allowed(c, "GET");
+    /* A plugin's view of every record: /api/v1/<entity>/<id>/timeline. */
+    if (n == 3 && c->h->routes) {
+        if (!method_get(req))
+            return method_not_allowed(c, "GET");
+        snprintf(sub, sizeof sub, "/%s/%s/%" PRId64, seg[2], entity, id);
+        return rp__http_plugin(c, "*", sub, false);
+    }
     return rp__http_problem(c, 404, "no such path", NULL);
 }
 

@@ -24,6 +24,16 @@ static int64_t fail_host(rapport_host *h, int code, const char *fmt, ...)
     return code;
 }
 
+int64_t rp__plugin_fail(rapport_host *h, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(h->last_error, sizeof h->last_error, fmt, ap);
+    va_end(ap);
+    h->last_rc = code;
+    return code;
+}
+
 static int from_err(rapport_host *h, int rc, const rp_error_t *err)
 {
     h->last_rc = rc;
@@ -665,8 +675,8 @@ static int h_command(rapport_host *h, const char *name, const char *help, rappor
     return 0;
 }
 
-static int h_route(rapport_host *h, const char *method, const char *path, rapport_route_fn fn,
-                   void *ud)
+int rp__plugin_add_route(rapport_host *h, int kind, const char *method, const char *path,
+                         rapport_route_fn fn, void *ud)
 {
     if (!fn || !method || !*method || !path || strlen(method) > 15)
         return (int)fail_host(h, RAPPORT_EINVAL, "a route needs a method, a path and a function");
@@ -677,14 +687,21 @@ static int h_route(rapport_host *h, const char *method, const char *path, rappor
               (*p == '/' && p[1] && p[1] != '/')))
             return (int)fail_host(h, RAPPORT_EINVAL, "route path \"%s\": lower-case words "
                                   "(a-z, 0-9, _ and -) joined by /", path);
-    reg_t *r = rp__plugin_reg(h, 6, ud, path);
+    reg_t *r = rp__plugin_reg(h, kind, ud, path);
     if (!r)
         return (int)fail_host(h, RAPPORT_ENOMEM, "out of memory");
     r->fn.route = fn;
     snprintf(r->help, sizeof r->help, "%s", method);
-    json_array_append_new(h->routes, json_sprintf("%s /api/v1/plugins/%s%s%s", method,
-                                                  h->desc->name, *path ? "/" : "", path));
+    json_array_append_new(h->routes, json_sprintf("%s /api/v1/plugins/%s%s%s%s", method,
+                                                  h->desc->name, *path ? "/" : "", path,
+                                                  kind == 8 ? " (public: signed)" : ""));
     return 0;
+}
+
+static int h_route(rapport_host *h, const char *method, const char *path, rapport_route_fn fn,
+                   void *ud)
+{
+    return rp__plugin_add_route(h, 6, method, path, fn, ud);
 }
 
 static int h_begin(rapport_host *h)
@@ -842,4 +859,10 @@ const rapport_api rp__plugin_api = {
     .format = rp__plugin_format,
     .aggregate = h_aggregate,
     .aggregate_cells = h_aggregate_cells,
+    .public_route = rp__plugin_public_route,
+    .record_route = rp__plugin_record_route,
+    .events = rp__plugin_events,
+    .user = rp__plugin_user,
+    .offload = rp__plugin_offload,
+    .header = rp__plugin_header,
 };

@@ -35,7 +35,8 @@ struct rapport_host {
 struct reg {
     reg_t *next;
     rapport_host *h;
-    int kind; /* 0 hook, 1 batch hook, 2 event, 3 job, 4 lua, 5 command, 6 route, 7 format */
+    int kind; /* 0 hook, 1 batch hook, 2 event, 3 job, 4 lua, 5 command, 6 route, 7 format,
+              8 public route, 9 record route (its name; the route itself is a kind 6) */
     union {
         rapport_hook_fn hook;
         rapport_event_fn event;
@@ -76,6 +77,24 @@ rp_ctx_t rp__plugin_as_caller(const rapport_host *h, const rp_ctx_t *caller);
 
 /** A new registration of @p h, linked into its plugin set (api.c). NULL when out of memory. */
 reg_t *rp__plugin_reg(rapport_host *h, int kind, void *ud, const char *name);
+
+/** api->public_route, record_route, events, user, offload and header (reach.c). */
+int rp__plugin_public_route(rapport_host *h, const char *method, const char *path,
+                            rapport_route_fn fn, void *ud);
+int rp__plugin_record_route(rapport_host *h, const char *name, rapport_route_fn fn, void *ud);
+char *rp__plugin_events(rapport_host *h, const char *entity, int64_t id, const char *query);
+char *rp__plugin_user(rapport_host *h, const char *name);
+int rp__plugin_offload(rapport_host *h, void (*work)(void *ud),
+                       void (*done)(rapport_host *h, const rapport_api *api, void *ud), void *ud);
+const char *rp__plugin_header(const rapport_request *req, const char *name);
+
+/** Registers route @p fn for @p method on @p path as @p kind (6, or 8 public): api.c. */
+int rp__plugin_add_route(rapport_host *h, int kind, const char *method, const char *path,
+                         rapport_route_fn fn, void *ud);
+
+/** Sets @p h's last error (code and message) and returns @p code: api.c. */
+int64_t rp__plugin_fail(rapport_host *h, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /** api->format (formats.c). */
 int rp__plugin_format(rapport_host *h, const rapport_format *f, void *ud);

@@ -572,19 +572,34 @@ int rp_plugins_command_as(rp_plugins_t *P, const rp_ctx_t *caller, int argc, cha
     return -1;
 }
 
+/* The plugin serving record view @p sub's first word ("/timeline/contact/7"), or NULL. */
+static rapport_host *record_view(rp_plugins_t *P, const char *sub)
+{
+    size_t n = strcspn(sub, "/");
+    for (reg_t *r = P->regs; r; r = r->next)
+        if (r->kind == 9 && strlen(r->name) == n && strncmp(r->name, sub, n) == 0)
+            return r->h;
+    return NULL;
+}
+
 int rp_plugins_route(void *ud, const char *name, const rp_http_request_t *req, int *status,
                      char **body, rp_error_t *err)
 {
     rp_plugins_t *P = ud;
     *body = NULL;
-    rapport_host *h = by_name(P, name);
-    if (!h)
-        return rp_error_set(err, RP_ENOTFOUND, RP_C_PLUGIN, "no plugin named \"%s\"", name);
     const char *sub = req->sub[0] == '/' ? req->sub + 1 : req->sub;
+    rapport_host *h = strcmp(name, "*") == 0 ? record_view(P, sub) : by_name(P, name);
+    if (!h)
+        return req->anonymous || strcmp(name, "*") == 0
+                   ? RP_ENOTFOUND
+                   : rp_error_set(err, RP_ENOTFOUND, RP_C_PLUGIN,
+                                             "no plugin named \"%s\"", name);
+    /* Without a token only a public route answers; with one, only the others. */
+    int kind = req->anonymous ? 8 : 6;
     reg_t *best = NULL;
     size_t best_len = 0;
     for (reg_t *r = P->regs; r; r = r->next) {
-        if (r->h != h || r->kind != 6)
+        if (r->h != h || r->kind != kind)
             continue;
         size_t n = strlen(r->name);
         bool path_ok = strncmp(sub, r->name, n) == 0 && (sub[n] == '\0' || sub[n] == '/' || !n);
@@ -597,7 +612,29 @@ int rp_plugins_route(void *ud, const char *name, const rp_http_request_t *req, i
         return RP_ENOTFOUND;
     rapport_request rq = {.method = req->method, .path = req->path,
                           .rest = sub + best_len, .query = req->query, .body = req->body,
-                          .body_len = req->body_len, .user = req->user, .role = req->role};
+                          .body_len = req->body_len, .user = req->user ? req->user : "",
+                          .role = req->role ? req->role : "", .nheaders = req->nheaders,
+                          .header_names = req->header_names,
+                          .header_values = req->header_values,
+                          .client = req->client ? req->client : ""};
+    if (req->anonymous) {
+        /* A public route acts as the plugin itself: its own context, as it stands. */
+        char msg[512] = "";
+        char *out = NULL;
+        *status = 200;
+        h->last_rc = 0;
+        int rc = best->fn.route(h, &rp__plugin_api, &rq, status, &out, best->ud, msg,
+                                sizeof msg);
+        *body = out;
+        if (rc) {
+            free(*body);
+            *body = NULL;
+            return rp_error_set(err, rc, 0, "%s",
+                                msg[0] ? msg : h->last_error[0] ? h->last_error
+                                                                : "the route failed");
+        }
+        return 0;
+    }
     /* The host's functions act as the caller while the route runs. */
     rp_ctx_t saved = h->ctx;
     h->ctx = (rp_ctx_t){.actor = req->ctx->actor, .origin = h->ctx.origin,

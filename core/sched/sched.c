@@ -821,6 +821,11 @@ static void on_interval(uv_timer_t *t)
         e->interval_fn(e->interval_ud);
 }
 
+struct uv_loop_s *rp_sched_loop(const rp_sched_t *e)
+{
+    return e && !e->stopping ? e->loop : NULL;
+}
+
 void rp_sched_attach(rp_sched_t *e, int (*start)(void *ud, uv_loop_t *loop, rp_error_t *err),
                      void (*stop)(void *ud, uv_loop_t *loop), void *ud)
 {

@@ -133,8 +133,13 @@ typedef struct rapport_request {
     const char *query;   /**< The query string as sent (without "?"), or "". */
     const char *body;    /**< The body, NUL-ended, or NULL when there is none. */
     size_t body_len;
-    const char *user;    /**< The token's user. */
-    const char *role;    /**< The role it acts with. */
+    const char *user;    /**< The token's user ("" on a public route). */
+    const char *role;    /**< The role it acts with ("" on a public route). */
+    /* Appended with public_route: test RAPPORT_HAS(api, public_route) before reading these. */
+    int nheaders;                     /**< The request's headers: */
+    const char *const *header_names;  /**< lower-case names, */
+    const char *const *header_values; /**< and their values as sent. */
+    const char *client;               /**< The peer's address ("127.0.0.1"). */
 } rapport_request;
 
 /**
@@ -407,6 +412,44 @@ struct rapport_api {
                            int (*row)(void *ud, int n, const char *const *names,
                                       const rapport_cell *cells),
                            void *ud);
+
+    /* -- channels (appended after aggregate_cells: test with RAPPORT_HAS) -- */
+    /**
+     * As route, but served without a token: for a caller that cannot hold one (an SMS gateway's
+     * delivery receipt, a phone system's call event). The route must check the request itself
+     * (a signature over the body with a shared secret: api->header reads it) and answer 401
+     * when it does not hold. The host acts as the plugin while it runs (its own actor, no
+     * role's limits), so what it writes is the plugin's doing.
+     */
+    int (*public_route)(rapport_host *h, const char *method, const char *path, rapport_route_fn fn,
+                        void *ud);
+    /**
+     * Serves GET /api/v1/<entity>/<id>/@p name for every entity (a record's timeline): the
+     * route @p fn is also the plugin's GET route @p name, and req->rest is "/<entity>/<id>".
+     * One plugin per name; the engine's own (events, explain, restore) cannot be taken.
+     */
+    int (*record_route)(rapport_host *h, const char *name, rapport_route_fn fn, void *ud);
+    /**
+     * The events of record @p id of @p entity, newest first, as the caller may see them (the
+     * fields hidden from its role taken out, nothing outside its read scope): @p query is
+     * {"before": seq, "limit": n (1–1000, default 50)}. Returns {"data": [event, …],
+     * "next": seq|null} (owned; each event as GET /api/v1/<entity>/<id>/events has it).
+     */
+    char *(*events)(rapport_host *h, const char *entity, int64_t id, const char *query);
+    /** User @p name as {"name", "role", "team", "email", "disabled"} (owned), or NULL
+     *  (RAPPORT_ENOTFOUND) when there is none. */
+    char *(*user)(rapport_host *h, const char *name);
+    /**
+     * Runs @p work(@p ud) off the event loop (on a worker thread: it may block on the network,
+     * and must not call the host), then @p done on the loop, where the host may be called again
+     * (acting as the plugin). Outside `rapport serve` both run at once, in turn. Work in flight
+     * when the server stops is not waited for: @p done may never come, so keep what must not be
+     * lost in the store before, and recover it (a job that finds it unfinished).
+     */
+    int (*offload)(rapport_host *h, void (*work)(void *ud),
+                   void (*done)(rapport_host *h, const rapport_api *api, void *ud), void *ud);
+    /** The value of header @p name (any case) of @p req, or NULL. Borrowed. */
+    const char *(*header)(const rapport_request *req, const char *name);
 };
 
 /** Whether @p api has function @p fn (so a plugin can run on an older host). */

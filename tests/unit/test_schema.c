@@ -55,7 +55,7 @@ static void test_legacy_file_migrates(void **state)
     assert_int_equal(rp_store_open(path, NULL, &s, &err), 0);
     assert_int_equal(rp_store_schema_version_found(s), 0); /* a new file */
     assert_int_equal(rp_db_schema_found(rp_store_db(s), "auth"), 0);
-    assert_int_equal(rp_db_schema_version(rp_store_db(s), "auth"), 1);
+    assert_int_equal(rp_db_schema_version(rp_store_db(s), "auth"), 2);
     json_t *spec = json_loads("{\"fields\": {\"name\": {\"type\": \"text\"}}}", 0, NULL);
     assert_int_equal(rp_store_define(s, &test_ctx, "thing", spec, "test", &err), 0);
     json_decref(spec);
@@ -75,10 +75,10 @@ static void test_legacy_file_migrates(void **state)
     assert_int_equal(rp_db_schema_version(rp_store_db(s), "webhook"), 1);
     rp_store_close(s);
 
-    /* A file of release-wide version 4 without the modules' keys has every table already:
-     * opening it changes nothing. */
+    /* A file of release-wide version 5 (the newest: users with an email) without the
+     * modules' keys has every table already: opening it changes nothing. */
     raw(path, "DELETE FROM rp_meta WHERE key LIKE 'schema.%';"
-              " UPDATE rp_meta SET value = '4' WHERE key = 'schema_version'");
+              " UPDATE rp_meta SET value = '5' WHERE key = 'schema_version'");
     assert_int_equal(rp_store_open(path, NULL, &s, &err), 0);
     assert_int_equal(rp_db_schema_found(rp_store_db(s), "webhook"), 1);
     assert_int_equal(rp_db_schema_version(rp_store_db(s), "webhook"), 0);
@@ -87,7 +87,7 @@ static void test_legacy_file_migrates(void **state)
     /* A file that keeps each module's version, made by a program that did not link the
      * webhooks: the module is new there, whatever the release-wide number says. */
     raw(path, "INSERT INTO rp_meta(key, value) VALUES('schema.store', '1'),"
-              " ('schema.events', '1'), ('schema.sched', '1'), ('schema.auth', '1'),"
+              " ('schema.events', '1'), ('schema.sched', '1'), ('schema.auth', '2'),"
               " ('schema.settings', '1');"
               " DROP TABLE rp_webhooks; DROP TABLE rp_webhook_deliveries");
     assert_int_equal(rp_store_open(path, NULL, &s, &err), 0);

@@ -26,8 +26,18 @@
 int rp_users_add(rp_store_t *s, const rp_ctx_t *ctx, const char *name, const char *role,
                  const char *team, const char *password, rp_error_t *err);
 
-/** Every user as [{id, name, role, team, disabled, created_at}] (owned); no hash. */
+/** Every user as [{id, name, role, team, email, disabled, created_at}] (owned); no hash. */
 int rp_users_list(rp_store_t *s, json_t **out, rp_error_t *err);
+
+/** User @p name as {id, name, role, team, email, disabled} into *out (owned); RP_ENOTFOUND. */
+int rp_users_get(rp_store_t *s, const char *name, json_t **out, rp_error_t *err);
+
+/**
+ * Sets user @p name's email address (where the engine writes to them); "" or NULL clears it.
+ * An address without one '@' or with spaces or control characters is RP_EINVAL.
+ */
+int rp_users_set_email(rp_store_t *s, const rp_ctx_t *ctx, const char *name, const char *email,
+                       rp_error_t *err);
 
 /** Disables user @p name: its password and tokens stop working. RP_ENOTFOUND if none. */
 int rp_users_disable(rp_store_t *s, const rp_ctx_t *ctx, const char *name, rp_error_t *err);

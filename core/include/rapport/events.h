@@ -49,6 +49,11 @@ int rp_events_list(rp_store_t *s, int64_t after_seq, bool newest, rp_event_t *ou
 int rp_events_for_record(rp_store_t *s, const char *entity, int64_t record_id, int64_t after_seq,
                          rp_event_t *out, int max, rp_error_t *err);
 
+/** As rp_events_for_record, newest first: the events of the record before @p before_seq
+ *  (0: from the newest), at most @p max. */
+int rp_events_for_record_before(rp_store_t *s, const char *entity, int64_t record_id,
+                                int64_t before_seq, rp_event_t *out, int max, rp_error_t *err);
+
 /** The sequence number of the newest event (0 when the log is empty). */
 int64_t rp_events_last_seq(rp_store_t *s);
 

@@ -59,7 +59,12 @@ typedef struct rp_http_opts {
 int rp_http_new(rp_store_t *s, rp_sched_t *e, const rp_http_opts_t *o, rp_http_t **out,
                 rp_error_t *err);
 
-/** A request to an extension's route: /api/v1/plugins/<name>/<sub…>, from a signed-in user. */
+/**
+ * A request to an extension's route: /api/v1/plugins/<name>/<sub…>, from a signed-in user;
+ * or, with @p anonymous, before any token is asked for (only the extension's public routes
+ * answer it: RP_ENOTFOUND sends the request on to the token check); or, with the name "*",
+ * a record's own route /api/v1/<entity>/<id>/<view> as sub "/<view>/<entity>/<id>".
+ */
 typedef struct rp_http_request {
     const char *method;
     const char *path;     /**< The whole path. */
@@ -69,6 +74,10 @@ typedef struct rp_http_request {
     size_t body_len;
     const char *user, *role;
     const rp_ctx_t *ctx;  /**< The caller's context (actor user:<name>, their access). */
+    bool anonymous;       /**< No token shown yet: only a public route may answer. */
+    int nheaders;
+    const char *const *header_names, *const *header_values; /**< lower-case names */
+    const char *client;   /**< The peer's address. */
 } rp_http_request_t;
 
 /**

@@ -175,6 +175,9 @@ struct uv_loop_s;
  * @p start's error); @p stop is called after the loop has stopped, before its handles are
  * closed, and must close every handle it opened. One such part per engine; NULL removes it.
  */
+/** The loop while rp_sched_serve() runs it (for work handed to its thread pool), else NULL. */
+struct uv_loop_s *rp_sched_loop(const rp_sched_t *e);
+
 void rp_sched_attach(rp_sched_t *e, int (*start)(void *ud, struct uv_loop_s *loop, rp_error_t *err),
                      void (*stop)(void *ud, struct uv_loop_s *loop), void *ud);
 

@@ -1,0 +1,192 @@
+/*
+ * reach.c — the host functions that let a plugin reach past its own routes: public routes a
+ * gateway calls without a token, a view on every record (/api/v1/<entity>/<id>/<view>), a
+ * record's events as the caller may see them, the users it writes to, and work handed off the
+ * event loop (a network send) with its result brought back onto it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <uv.h>
+
+#include "host.h"
+#include "rapport/access.h"
+#include "rapport/auth.h"
+#include "rapport/events.h"
+#include "rapport/sched.h"
+
+int rp__plugin_public_route(rapport_host *h, const char *method, const char *path,
+                            rapport_route_fn fn, void *ud)
+{
+    return rp__plugin_add_route(h, 8, method, path, fn, ud);
+}
+
+/* The engine's own views of a record, which no plugin may take. */
+static const char *const own_views[] = {"events", "explain", "restore", "aggregate", "bulk",
+                                        NULL};
+
+int rp__plugin_record_route(rapport_host *h, const char *name, rapport_route_fn fn, void *ud)
+{
+    if (!name || !*name || strchr(name, '/'))
+        return (int)rp__plugin_fail(h, RAPPORT_EINVAL, "a record route needs a name of one word");
+    for (int i = 0; own_views[i]; i++)
+        if (strcmp(name, own_views[i]) == 0)
+            return (int)rp__plugin_fail(h, RAPPORT_EINVAL, "\"%s\" is the engine's own view of "
+                                        "a record", name);
+    for (reg_t *r = h->P->regs; r; r = r->next)
+        if (r->kind == 9 && strcmp(r->name, name) == 0)
+            return (int)rp__plugin_fail(h, RAPPORT_ECONFLICT, "plugin %s serves the record view "
+                                        "\"%s\" already", r->h->desc->name, name);
+    int rc = rp__plugin_add_route(h, 6, "GET", name, fn, ud);
+    if (rc)
+        return rc;
+    reg_t *r = rp__plugin_reg(h, 9, ud, name);
+    if (!r)
+        return (int)rp__plugin_fail(h, RAPPORT_ENOMEM, "out of memory");
+    json_array_append_new(h->routes, json_sprintf("GET /api/v1/<entity>/<id>/%s", name));
+    return 0;
+}
+
+char *rp__plugin_events(rapport_host *h, const char *entity, int64_t id, const char *query)
+{
+    json_error_t je;
+    json_t *q = query && *query ? json_loads(query, 0, &je) : json_object();
+    if (!json_is_object(q)) {
+        json_decref(q);
+        rp__plugin_fail(h, RAPPORT_EINVAL, "the events query must be a JSON object {before, "
+                        "limit}");
+        return NULL;
+    }
+    json_t *jb = json_object_get(q, "before"), *jl = json_object_get(q, "limit");
+    int64_t before = json_is_integer(jb) ? json_integer_value(jb) : 0;
+    int64_t limit = json_is_integer(jl) ? json_integer_value(jl) : 50;
+    bool bad = (jb && !json_is_null(jb) && (!json_is_integer(jb) || before < 0)) ||
+               (jl && (!json_is_integer(jl) || limit < 1 || limit > 1000));
+    json_decref(q);
+    if (bad) {
+        rp__plugin_fail(h, RAPPORT_EINVAL, "events: before must be an event's seq and limit a "
+                        "number from 1 to 1000");
+        return NULL;
+    }
+    rp_store_t *s = h->P->s;
+    if (!entity || !rp_store_has_entity(s, entity)) {
+        rp__plugin_fail(h, RAPPORT_ENOTFOUND, "there is no entity \"%s\"", entity ? entity : "");
+        return NULL;
+    }
+    rp_event_t *evs = calloc((size_t)limit, sizeof *evs);
+    if (!evs) {
+        rp__plugin_fail(h, RAPPORT_ENOMEM, "out of memory");
+        return NULL;
+    }
+    rp_error_t err = {0};
+    int n = rp_events_for_record_before(s, entity, id, before, evs, (int)limit, &err);
+    if (n < 0) {
+        free(evs);
+        rp__plugin_fail(h, n, "%s", err.msg);
+        return NULL;
+    }
+    json_t *data = json_array();
+    int rc = 0;
+    for (int i = 0; i < n; i++) {
+        json_t *ev = rc ? NULL : rp_event_json(&evs[i]);
+        /* The caller's view: nothing outside its scope, its hidden fields out of the changes. */
+        int ok = ev ? rp_access_event(s, h->ctx.access, ev, &err) : 0;
+        if (ok < 0)
+            rc = ok;
+        if (ok == 1)
+            json_array_append_new(data, ev);
+        else
+            json_decref(ev);
+    }
+    int64_t last = n ? evs[n - 1].seq : 0;
+    for (int i = 0; i < n; i++)
+        rp_event_clear(&evs[i]);
+    free(evs);
+    if (rc) {
+        json_decref(data);
+        rp__plugin_fail(h, rc, "%s", err.msg);
+        return NULL;
+    }
+    json_t *out = json_pack("{s:o,s:o}", "data", data, "next",
+                            n == limit ? json_integer(last) : json_null());
+    char *text = json_dumps(out, JSON_COMPACT);
+    json_decref(out);
+    return text;
+}
+
+char *rp__plugin_user(rapport_host *h, const char *name)
+{
+    json_t *u = NULL;
+    rp_error_t err = {0};
+    int rc = rp_users_get(h->P->s, name, &u, &err);
+    if (rc) {
+        rp__plugin_fail(h, rc, "%s", err.msg);
+        return NULL;
+    }
+    /* Only what a plugin needs to reach a colleague: no ids, no dates. */
+    json_object_del(u, "id");
+    json_object_del(u, "created_at");
+    char *text = json_dumps(u, JSON_COMPACT);
+    json_decref(u);
+    return text;
+}
+
+/* ---- work off the loop ----------------------------------------------------------------- */
+
+typedef struct offload {
+    uv_work_t w;
+    rapport_host *h;
+    void (*work)(void *ud);
+    void (*done)(rapport_host *h, const rapport_api *api, void *ud);
+    void *ud;
+} offload_t;
+
+static void off_work(uv_work_t *w)
+{
+    offload_t *o = w->data;
+    o->work(o->ud);
+}
+
+static void off_done(uv_work_t *w, int status)
+{
+    offload_t *o = w->data;
+    /* Cancelled work never ran: its done is not called (the plugin recovers it). */
+    if (status == 0)
+        o->done(o->h, &rp__plugin_api, o->ud);
+    free(o);
+}
+
+int rp__plugin_offload(rapport_host *h, void (*work)(void *ud),
+                       void (*done)(rapport_host *h, const rapport_api *api, void *ud), void *ud)
+{
+    if (!work || !done)
+        return (int)rp__plugin_fail(h, RAPPORT_EINVAL, "offload needs work and done functions");
+    uv_loop_t *loop = rp_sched_loop(h->P->e);
+    if (!loop) {
+        work(ud);
+        done(h, &rp__plugin_api, ud);
+        return 0;
+    }
+    offload_t *o = calloc(1, sizeof *o);
+    if (!o)
+        return (int)rp__plugin_fail(h, RAPPORT_ENOMEM, "out of memory");
+    *o = (offload_t){.h = h, .work = work, .done = done, .ud = ud};
+    o->w.data = o;
+    if (uv_queue_work(loop, &o->w, off_work, off_done) != 0) {
+        free(o);
+        return (int)rp__plugin_fail(h, RAPPORT_EIO, "cannot hand the work to a worker thread");
+    }
+    return 0;
+}
+
+const char *rp__plugin_header(const rapport_request *req, const char *name)
+{
+    if (!req || !name)
+        return NULL;
+    for (int i = 0; i < req->nheaders; i++)
+        if (strcasecmp(req->header_names[i], name) == 0)
+            return req->header_values[i];
+    return NULL;
+}
