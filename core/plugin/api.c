@@ -104,7 +104,11 @@ static int64_t h_now(rapport_host *h)
 static char *h_config(rapport_host *h, const char *key)
 {
     char full[256];
-    snprintf(full, sizeof full, "plugin.%s.%s", h->desc->name, key ? key : "");
+    /* "/mail.from": an engine-wide setting, which several plugins share. */
+    if (key && key[0] == '/')
+        snprintf(full, sizeof full, "%s", key + 1);
+    else
+        snprintf(full, sizeof full, "plugin.%s.%s", h->desc->name, key ? key : "");
     json_t *v = NULL;
     rp_error_t err = {0};
     if (rp_config_get(h->P->s, full, &v, &err))

@@ -248,7 +248,8 @@ struct rapport_api {
     /** The engine's clock, in milliseconds since the epoch (virtual in tests). */
     int64_t (*now_ms)(rapport_host *h);
     /** The plugin's setting @p key ("plugin.<name>.<key>" in `rapport config`), as JSON text,
-     *  or NULL when it is not set. Owned. */
+     *  or NULL when it is not set. Owned. A key that starts with '/' names an engine-wide
+     *  setting that several plugins share ("/mail.from"). */
     char *(*config)(rapport_host *h, const char *key);
     /** The folder the plugin was loaded from (its scripts live in <dir>/scripts). Borrowed. */
     const char *(*dir)(rapport_host *h);

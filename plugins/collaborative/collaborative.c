@@ -1,0 +1,291 @@
+/*
+ * collaborative.c — the part of the CRM that talks: every conversation with a customer on any
+ * channel (email, SMS, phone, portal, web, social, chat) and every note between colleagues,
+ * as interactions on one timeline per record; followers and notifications; the channels that
+ * send and receive.
+ *
+ * The plugin defines its entities (and the contact fields it needs), and registers each
+ * room's commands, Lua functions, routes and jobs. Settings (`rapport config set KEY VALUE`):
+ *   mail.smtp.url, mail.smtp.user, mail.smtp.password (a secret), mail.from   sending email
+ *   plugin.collaborative.<key>  the rest, named where each is read (README.md lists them)
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "collaborative.h"
+
+const rapport_api *cm_api;
+
+/* ---- helpers ------------------------------------------------------------------------------ */
+
+int cm_fail(char *err, size_t errlen, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+int cm_host_fail(rapport_host *h, int rc, char *err, size_t errlen)
+{
+    snprintf(err, errlen, "%s", cm_api->last_error(h));
+    return rc ? rc : RAPPORT_EINVAL;
+}
+
+json_t *cm_json(char *text)
+{
+    if (!text)
+        return NULL;
+    json_t *j = json_loads(text, JSON_DECODE_ANY, NULL);
+    cm_api->free(text);
+    return j;
+}
+
+char *cm_dump(json_t *j)
+{
+    char *t = j ? json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    json_decref(j);
+    char *out = t ? cm_api->strdup(t) : NULL;
+    free(t);
+    return out;
+}
+
+json_t *cm_config(rapport_host *h, const char *key)
+{
+    return cm_json(cm_api->config(h, key));
+}
+
+const char *cm_config_text(rapport_host *h, const char *key, const char *def, char *out,
+                           size_t cap)
+{
+    json_t *v = cm_config(h, key);
+    if (json_is_string(v))
+        snprintf(out, cap, "%s", json_string_value(v));
+    else if (def)
+        snprintf(out, cap, "%s", def);
+    else
+        out[0] = '\0';
+    json_decref(v);
+    return json_is_string(v) || def ? out : NULL;
+}
+
+void cm_now_text(rapport_host *h, char *out)
+{
+    if (cm_api->time_format(h, cm_api->now_ms(h), out))
+        snprintf(out, RAPPORT_TIME_LEN, "1970-01-01T00:00:00.000Z");
+}
+
+json_t *cm_find(rapport_host *h, const char *entity, json_t *q, char *err, size_t errlen)
+{
+    char *qt = json_dumps(q, JSON_COMPACT);
+    json_decref(q);
+    json_t *r = cm_json(qt ? cm_api->find(h, entity, qt) : NULL);
+    free(qt);
+    json_t *data = json_incref(json_object_get(r, "data"));
+    json_decref(r);
+    if (!json_is_array(data)) {
+        json_decref(data);
+        cm_fail(err, errlen, RAPPORT_EIO, "%s: %s", entity, cm_api->last_error(h));
+        return NULL;
+    }
+    return data;
+}
+
+json_t *cm_find_one(rapport_host *h, const char *entity, const char *field, json_t *value)
+{
+    char err[256];
+    json_t *rows = cm_find(h, entity, json_pack("{s:{s:O},s:i}", "where", field, value, "limit",
+                                                1), err, sizeof err);
+    json_t *one = json_incref(json_array_get(rows, 0));
+    json_decref(rows);
+    return one;
+}
+
+int cm_parse_target(const char *text, char *entity, size_t cap, int64_t *id)
+{
+    size_t n = strcspn(text, ":/");
+    if (n == 0 || n >= cap || !text[n])
+        return -1;
+    memcpy(entity, text, n);
+    entity[n] = '\0';
+    char *end;
+    long long v = strtoll(text + n + 1, &end, 10);
+    if (*end || end == text + n + 1 || v <= 0)
+        return -1;
+    *id = v;
+    return 0;
+}
+
+/* ---- consent ------------------------------------------------------------------------------ */
+
+int cm_consent(rapport_host *h, json_t *c, const char *channel, const char *purpose, char *why,
+               size_t cap)
+{
+    long long id = (long long)json_integer_value(json_object_get(c, "id"));
+    bool marketing = strcmp(purpose, "marketing") == 0;
+    if (json_is_string(json_object_get(c, "deleted_at")))
+        return snprintf(why, cap, "contact %lld is deleted", id), 0;
+    if (json_is_true(json_object_get(c, "do_not_contact")))
+        return snprintf(why, cap, "contact %lld is marked do not contact", id), 0;
+    if (strcmp(channel, "email") == 0) {
+        if (json_is_true(json_object_get(c, "email_bouncing")))
+            return snprintf(why, cap, "contact %lld's address bounces", id), 0;
+        if (marketing && json_is_true(json_object_get(c, "email_opt_out")))
+            return snprintf(why, cap, "contact %lld opted out of email", id), 0;
+    } else if (strcmp(channel, "sms") == 0) {
+        /* STOP opts a number out of everything but what it asked for. */
+        if (json_is_true(json_object_get(c, "sms_opt_out")))
+            return snprintf(why, cap, "contact %lld opted out of SMS", id), 0;
+    }
+    (void)h;
+    return 1;
+}
+
+/* ---- entities ----------------------------------------------------------------------------- */
+
+static const struct {
+    const char *name, *spec;
+} entities[] = {
+    {"thread",
+     "{\"fields\": {\"subject\": {\"type\": \"text\", \"searchable\": true},"
+     " \"token\": {\"type\": \"text\", \"unique\": true},"
+     " \"channel\": {\"type\": \"text\"}, \"contact\": {\"type\": \"ref\", \"ref\": \"contact\","
+     " \"indexed\": true}, \"ticket\": {\"type\": \"ref\", \"ref\": \"ticket\", \"indexed\": true},"
+     " \"last_at\": {\"type\": \"datetime\"}, \"root_message_id\": {\"type\": \"text\","
+     " \"indexed\": true}}}"},
+    {"interaction",
+     "{\"fields\": {\"channel\": {\"type\": \"enum\", \"values\": [\"email\", \"sms\", \"phone\","
+     " \"portal\", \"web\", \"social\", \"chat\", \"note\"], \"required\": true, \"indexed\": true},"
+     " \"direction\": {\"type\": \"enum\", \"values\": [\"in\", \"out\", \"internal\"],"
+     " \"required\": true},"
+     " \"status\": {\"type\": \"enum\", \"values\": [\"queued\", \"sending\", \"sent\","
+     " \"delivered\", \"failed\", \"bounced\", \"received\", \"missed\", \"logged\","
+     " \"refused\"],"
+     " \"default\": \"logged\", \"indexed\": true},"
+     " \"visibility\": {\"type\": \"enum\", \"values\": [\"public\", \"internal\"],"
+     " \"default\": \"public\"},"
+     " \"at\": {\"type\": \"datetime\", \"indexed\": true},"
+     " \"thread\": {\"type\": \"ref\", \"ref\": \"thread\", \"indexed\": true},"
+     " \"author\": {\"type\": \"text\"},"
+     " \"contact\": {\"type\": \"ref\", \"ref\": \"contact\", \"indexed\": true},"
+     " \"subject\": {\"type\": \"text\", \"searchable\": true},"
+     " \"body\": {\"type\": \"text\", \"searchable\": true},"
+     " \"html\": {\"type\": \"text\"},"
+     " \"from_addr\": {\"type\": \"text\", \"indexed\": true}, \"to_addr\": {\"type\": \"text\"},"
+     " \"external_id\": {\"type\": \"text\"},"
+     " \"ext_key\": {\"type\": \"text\", \"unique\": true},"
+     " \"in_reply_to\": {\"type\": \"text\"}, \"references\": {\"type\": \"text\"},"
+     " \"purpose\": {\"type\": \"enum\", \"values\": [\"service\", \"marketing\"],"
+     " \"default\": \"service\"},"
+     " \"campaign\": {\"type\": \"ref\", \"ref\": \"campaign\", \"indexed\": true},"
+     " \"error\": {\"type\": \"text\"}, \"attempts\": {\"type\": \"integer\", \"default\": 0},"
+     " \"sent_at\": {\"type\": \"datetime\"},"
+     " \"duration\": {\"type\": \"integer\"}, \"recording\": {\"type\": \"url\"},"
+     " \"link\": {\"type\": \"url\"}, \"handle\": {\"type\": \"text\"},"
+     " \"rating\": {\"type\": \"integer\"}, \"attachments\": {\"type\": \"json\"},"
+     " \"owner\": {\"type\": \"text\", \"indexed\": true}}}"},
+    {"interaction_link",
+     "{\"fields\": {\"interaction\": {\"type\": \"ref\", \"ref\": \"interaction\","
+     " \"required\": true, \"indexed\": true},"
+     " \"target\": {\"type\": \"text\", \"required\": true, \"indexed\": true},"
+     " \"key\": {\"type\": \"text\", \"required\": true, \"indexed\": true}}}"},
+    {"attachment",
+     "{\"fields\": {\"interaction\": {\"type\": \"ref\", \"ref\": \"interaction\","
+     " \"required\": true, \"indexed\": true}, \"filename\": {\"type\": \"text\"},"
+     " \"content_type\": {\"type\": \"text\"}, \"size\": {\"type\": \"integer\"},"
+     " \"data\": {\"type\": \"text\"}}}"},
+    {"follower",
+     "{\"fields\": {\"target\": {\"type\": \"text\", \"required\": true, \"indexed\": true},"
+     " \"user\": {\"type\": \"text\", \"required\": true, \"indexed\": true},"
+     " \"key\": {\"type\": \"text\", \"unique\": true}}}"},
+    {"notification",
+     "{\"fields\": {\"owner\": {\"type\": \"text\", \"required\": true, \"indexed\": true},"
+     " \"kind\": {\"type\": \"text\", \"required\": true},"
+     " \"entity\": {\"type\": \"text\"}, \"record\": {\"type\": \"integer\"},"
+     " \"interaction\": {\"type\": \"ref\", \"ref\": \"interaction\"},"
+     " \"text\": {\"type\": \"text\"}, \"at\": {\"type\": \"datetime\", \"indexed\": true},"
+     " \"read_at\": {\"type\": \"datetime\"}, \"emailed_at\": {\"type\": \"datetime\"}}}"},
+};
+
+/* What the plugin adds to other plugins' entities. */
+static const struct {
+    const char *entity, *field, *spec;
+} added_fields[] = {
+    {"contact", "email_bouncing", "{\"type\": \"boolean\", \"default\": false}"},
+    {"contact", "email_bounced_at", "{\"type\": \"datetime\"}"},
+    {"contact", "sms_opt_out", "{\"type\": \"boolean\", \"default\": false}"},
+    {"contact", "sms_opt_out_at", "{\"type\": \"datetime\"}"},
+    {"contact", "social_handle", "{\"type\": \"text\", \"indexed\": true}"},
+    {"campaign", "subject", "{\"type\": \"text\"}"},
+    {"campaign", "body", "{\"type\": \"text\"}"},
+    {"campaign", "html", "{\"type\": \"text\"}"},
+    {"campaign", "send_status", "{\"type\": \"enum\", \"values\": [\"idle\", \"sending\","
+                                " \"sent\"], \"default\": \"idle\"}"},
+    {"campaign", "sent_count", "{\"type\": \"integer\", \"default\": 0}"},
+    {"campaign", "skipped_count", "{\"type\": \"integer\", \"default\": 0}"},
+    {"campaign", "failed_count", "{\"type\": \"integer\", \"default\": 0}"},
+    {"campaign", "bounce_count", "{\"type\": \"integer\", \"default\": 0}"},
+    {"campaign", "unsubscribe_count", "{\"type\": \"integer\", \"default\": 0}"},
+};
+
+static int ensure(rapport_host *h, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < sizeof entities / sizeof *entities; i++)
+        if (!cm_api->has_entity(h, entities[i].name) &&
+            cm_api->define_entity(h, entities[i].name, entities[i].spec))
+            return cm_fail(err, errlen, RAPPORT_EINVAL, "%s: %s", entities[i].name,
+                           cm_api->last_error(h));
+    for (size_t i = 0; i < sizeof added_fields / sizeof *added_fields; i++) {
+        if (cm_api->add_field(h, added_fields[i].entity, added_fields[i].field,
+                              added_fields[i].spec) == 0)
+            continue;
+        const char *m = cm_api->last_error(h);
+        if (!strstr(m, "already defined"))
+            return cm_fail(err, errlen, RAPPORT_EINVAL, "%s.%s: %s", added_fields[i].entity,
+                           added_fields[i].field, m);
+    }
+    return 0;
+}
+
+static int init(rapport_host *h, const rapport_api *api, char *err, size_t errlen)
+{
+    cm_api = api;
+    if (!RAPPORT_HAS(api, header))
+        return cm_fail(err, errlen, RAPPORT_EINVAL, "this engine (%s) lacks public routes and "
+                       "record views, which collaborative needs", api->host_version);
+    int rc = ensure(h, err, errlen);
+    if (!rc)
+        rc = cm_interactions_init(h, err, errlen);
+    if (!rc)
+        rc = cm_timeline_init(h, err, errlen);
+    if (!rc)
+        rc = cm_mail_init(h, err, errlen);
+    if (!rc)
+        rc = cm_channels_init(h, err, errlen);
+    if (!rc)
+        rc = cm_campaigns_init(h, err, errlen);
+    return rc;
+}
+
+static const rapport_dep deps[] = {{"operational", "0.2.0"}, {NULL, NULL}};
+
+static const rapport_plugin descriptor = {
+    .abi = RAPPORT_PLUGIN_ABI,
+    .name = "collaborative",
+    .version = "0.1.0",
+    .description = "interactions on every channel (email, SMS, phone, social, notes) on one "
+                   "timeline per record; followers, mentions, notifications; campaign sends",
+    .requires = deps,
+    .init = init,
+    .fini = NULL,
+};
+
+RAPPORT_EXPORT const rapport_plugin *rapport_plugin_entry(void)
+{
+    return &descriptor;
+}

@@ -1,0 +1,99 @@
+/*
+ * collaborative.h — what the files of the collaborative plugin share: the host's table, the
+ * JSON helpers, interactions (one conversation on one channel, linked to several records),
+ * notifications, and each channel's registration.
+ *
+ * Every read and write goes through the host, so the caller's role applies on every door (a
+ * route acts as its user; a command as `--as`; a job or a gateway's public route as the plugin).
+ */
+#ifndef COLLABORATIVE_H
+#define COLLABORATIVE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "rapport_plugin.h"
+
+/** The engine's table, set by init. */
+extern const rapport_api *cm_api;
+
+/** Writes a message into @p err and returns @p code. */
+int cm_fail(char *err, size_t errlen, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/** Copies the host's last error into @p err and returns @p rc (or RAPPORT_EINVAL for 0). */
+int cm_host_fail(rapport_host *h, int rc, char *err, size_t errlen);
+/** Parses JSON text the host returned, and frees the text. NULL for NULL or bad text. */
+json_t *cm_json(char *text);
+/** JSON @p j as text made with api->strdup (for results handed back). Steals @p j. */
+char *cm_dump(json_t *j);
+/** The plugin's setting @p key ("/mail.from" for an engine-wide one) as JSON (owned), or
+ *  NULL. */
+json_t *cm_config(rapport_host *h, const char *key);
+/** A text setting, or @p def (borrowed from a static buffer of @p out, @p cap bytes). */
+const char *cm_config_text(rapport_host *h, const char *key, const char *def, char *out,
+                           size_t cap);
+/** The engine's clock as the store's UTC text into @p out (RAPPORT_TIME_LEN bytes). */
+void cm_now_text(rapport_host *h, char *out);
+/** Runs query @p q (stolen) on @p entity; the rows (owned array) or NULL with @p err. */
+json_t *cm_find(rapport_host *h, const char *entity, json_t *q, char *err, size_t errlen);
+/** The first record of @p entity where @p field equals @p value (owned), or NULL. */
+json_t *cm_find_one(rapport_host *h, const char *entity, const char *field, json_t *value);
+
+/* ---- interactions (interactions.c) ---------------------------------------------------- */
+
+/** Record types an interaction links to: "contact:42". */
+#define CM_TARGET_LEN 96
+
+/**
+ * Stores interaction @p fields (an interaction's fields; stolen) linked to the records of
+ * @p links ([["contact", 42], ["ticket", 7]]; stolen; may be NULL): a contact's account is
+ * linked too, so an account's timeline holds its people's conversations. When the channel's
+ * external_id was seen before, nothing is stored and *dup is set with *id the earlier one.
+ * Followers of each linked record (but the author) are notified. In one transaction.
+ */
+int cm_interaction_add(rapport_host *h, json_t *fields, json_t *links, int64_t *id, bool *dup,
+                       char *err, size_t errlen);
+
+/** The records interaction @p id links to, as [["contact", 42], …] (owned). */
+json_t *cm_interaction_links(rapport_host *h, int64_t id);
+
+/** Notifies user @p user (@p kind: mention, follow, digest, …) about @p entity @p id. */
+int cm_notify(rapport_host *h, const char *user, const char *kind, const char *entity,
+              int64_t id, int64_t interaction, const char *text, char *err, size_t errlen);
+
+/** Parses "contact:42" or "contact/42" or ("contact", "42") into @p entity and *id. */
+int cm_parse_target(const char *text, char *entity, size_t cap, int64_t *id);
+
+/** The acting user's name ("" for the plugin itself or a local command without --as). */
+const char *cm_actor_user(rapport_host *h, const rapport_request *req, char *out, size_t cap);
+
+int cm_interactions_init(rapport_host *h, char *err, size_t errlen);
+
+/* ---- the timeline (timeline.c) --------------------------------------------------------- */
+
+/**
+ * The timeline of @p entity @p id, newest first: @p opts {"before": cursor, "limit": n,
+ * "kinds": ["interaction", "activity", "ticket", "order", "stage", "change"]}. Returns
+ * {"data": [items], "next": cursor|null} (owned) or NULL with @p err.
+ */
+json_t *cm_timeline(rapport_host *h, const char *entity, int64_t id, json_t *opts, char *err,
+                    size_t errlen);
+int cm_timeline_init(rapport_host *h, char *err, size_t errlen);
+
+/* ---- channels ---------------------------------------------------------------------------- */
+
+int cm_mail_init(rapport_host *h, char *err, size_t errlen);     /* mail.c */
+int cm_channels_init(rapport_host *h, char *err, size_t errlen); /* channels.c */
+int cm_campaigns_init(rapport_host *h, char *err, size_t errlen); /* campaigns.c */
+
+/**
+ * Whether contact @p contact may be sent @p purpose ("marketing" or "service") on @p channel
+ * ("email", "sms"): 1 yes, 0 no with the reason in @p why; < 0 on a failed read.
+ */
+int cm_consent(rapport_host *h, json_t *contact, const char *channel, const char *purpose,
+               char *why, size_t cap);
+
+#endif
