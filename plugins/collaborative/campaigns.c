@@ -14,7 +14,9 @@
  * CLI: rapport campaign send ID | rapport digest [--user NAME]
  * Lua: crm.collaborative.send_campaign(id), crm.collaborative.digest([user])
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 
 #include <inttypes.h>
 #include <stdio.h>

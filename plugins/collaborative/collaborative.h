@@ -77,10 +77,11 @@ int cm_interactions_init(rapport_host *h, char *err, size_t errlen);
 /**
  * The timeline of @p entity @p id, newest first: @p opts {"before": cursor, "limit": n,
  * "kinds": ["interaction", "activity", "ticket", "order", "stage", "change"]}. Returns
- * {"data": [items], "next": cursor|null} (owned) or NULL with @p err.
+ * {"data": [items], "next": cursor|null} (owned) or NULL with @p err and *@p code (may be
+ * NULL) the status. A source the caller's role may not read is left out, not an error.
  */
-json_t *cm_timeline(rapport_host *h, const char *entity, int64_t id, json_t *opts, char *err,
-                    size_t errlen);
+json_t *cm_timeline(rapport_host *h, const char *entity, int64_t id, json_t *opts, int *code,
+                    char *err, size_t errlen);
 int cm_timeline_init(rapport_host *h, char *err, size_t errlen);
 
 /* ---- mail (mail.c, receive.c) ----------------------------------------------------------- */

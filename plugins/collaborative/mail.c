@@ -10,13 +10,16 @@
  * address, "reply@example.com": each thread gets reply+TOKEN@example.com), unknown_sender
  * ("lead" default, "contact", "none"), open_tickets (true: a new conversation opens a ticket),
  * acknowledge (true: answer a new ticket automatically), auto_answer_cap (3 a day per sender),
- * max_message_bytes (25 MiB), max_attachment_bytes (10 MiB), send_attempts (8).
+ * max_message_bytes (25 MiB), max_attachment_bytes (10 MiB), send_attempts (8), retry_base
+ * ("1m": the first retry's wait, doubled each time), smtp_timeout_ms (30000).
  *
  * Sending is at least once: the job marks the message "sending" before it hands it to SMTP and
  * "sent" after; a crash between the two leaves it "sending", and the recovery job sends it
  * again with the same Message-ID (a receiver that saw it once can tell).
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 
 #include <ctype.h>
 #include <inttypes.h>
@@ -38,7 +41,7 @@ enum { EX_DATAERR = 65, EX_TEMPFAIL = 75 };
 static int from_setting(rapport_host *h, char *name, size_t ncap, char *addr, size_t acap,
                         char *err, size_t errlen)
 {
-    char buf[400];
+    char buf[200];
     if (!cm_config_text(h, "/mail.from", NULL, buf, sizeof buf) || !strchr(buf, '@'))
         return cm_fail(err, errlen, RAPPORT_EINVAL, "mail.from is not set: `rapport config set "
                        "mail.from '\"Support <support@example.com>\"'`");
@@ -141,7 +144,7 @@ int cm_mail_queue(rapport_host *h, json_t *o, int64_t *id, char *msgid, size_t m
         return cm_fail(err, errlen, RAPPORT_EINVAL, "body: a message needs a text or html body");
     if (strcmp(purpose, "service") && strcmp(purpose, "marketing"))
         return cm_fail(err, errlen, RAPPORT_EINVAL, "purpose: service or marketing");
-    char fname[200], faddr[300];
+    char fname[200], faddr[200];
     int rc = from_setting(h, fname, sizeof fname, faddr, sizeof faddr, err, errlen);
     if (rc)
         return rc;
@@ -315,8 +318,13 @@ static void send_done(rapport_host *h, const rapport_api *api, void *ud)
     if (!s->rc) {
         cm_campaign_count(h, s->campaign, "sent_count", 1);
     } else if (retry) {
-        /* 1, 2, 4 … minutes, at most an hour. */
-        int64_t delay = 60000LL << (s->attempts - 1 < 6 ? s->attempts - 1 : 6);
+        /* retry_base (a minute), doubled each attempt, at most 64 of them. */
+        char base[32];
+        int64_t unit = 60000;
+        cm_config_text(h, "retry_base", "1m", base, sizeof base);
+        if (api->delay_parse(h, base, &unit) || unit <= 0)
+            unit = 60000;
+        int64_t delay = unit << (s->attempts - 1 < 6 ? s->attempts - 1 : 6);
         char payload[64], key[64];
         snprintf(payload, sizeof payload, "{\"interaction\": %" PRId64 "}", s->interaction);
         snprintf(key, sizeof key, "mail:%" PRId64, s->interaction);
@@ -344,7 +352,7 @@ int cm_mail_send_now(rapport_host *h, int64_t id, char *err, size_t errlen)
         json_decref(it); /* sent, failed or refused already: nothing to do twice */
         return 0;
     }
-    char fname[200], faddr[300], url[400], user[200], reply[400] = "";
+    char fname[200], faddr[200], url[400], user[200], reply[400] = "";
     int rc = from_setting(h, fname, sizeof fname, faddr, sizeof faddr, err, errlen);
     if (!rc && !cm_config_text(h, "/mail.smtp.url", NULL, url, sizeof url))
         rc = cm_fail(err, errlen, RAPPORT_EINVAL, "mail.smtp.url is not set (smtp://host:port "

@@ -8,7 +8,9 @@
  * counts as the customer's answer (a ticket waiting on them opens again). An auto-reply is
  * stored but never answered, and automatic answers to one sender are capped per day.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 
 #include <inttypes.h>
 #include <stdio.h>

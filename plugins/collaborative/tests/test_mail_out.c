@@ -5,7 +5,9 @@
  * refusal; Message-IDs; and SMTP against real aiosmtpd servers the test starts on 127.0.0.1:
  * delivered into a Maildir, server down, recipient refused, and no secret in any error.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* mkdtemp, nftw, setenv */
+#endif
 
 #include <arpa/inet.h>
 #include <dirent.h>
