@@ -802,7 +802,8 @@ static int ext_call(lua_State *L)
         json_t *v = rp__lua_to_json(L, i, &why);
         if (!v) {
             json_decref(args);
-            return luaL_error(L, "crm.%s.%s: argument %d must be plain data, not %s", x->ns,
+            return luaL_error(L, "crm.%s%s%s: argument %d must be plain data, not %s", x->ns,
+                              *x->ns ? "." : "",
                               x->name, i, why);
         }
         json_array_append_new(args, v);
@@ -814,7 +815,8 @@ static int ext_call(lua_State *L)
     free(text);
     if (rc) {
         free(result);
-        return luaL_error(L, "crm.%s.%s: %s", x->ns, x->name, msg[0] ? msg : "failed");
+        return luaL_error(L, "crm.%s%s%s: %s", x->ns, *x->ns ? "." : "", x->name,
+                          msg[0] ? msg : "failed");
     }
     if (!result)
         return 0;
@@ -822,7 +824,8 @@ static int ext_call(lua_State *L)
     json_t *j = json_loads(result, JSON_DECODE_ANY, &je);
     free(result);
     if (!j)
-        return luaL_error(L, "crm.%s.%s returned text that is not JSON: %s", x->ns, x->name,
+        return luaL_error(L, "crm.%s%s%s returned text that is not JSON: %s", x->ns,
+                          *x->ns ? "." : "", x->name,
                           je.text);
     rp__lua_push_owned(L, j);
     return 1;
@@ -831,6 +834,18 @@ static int ext_call(lua_State *L)
 static void open_ext(lua_State *L, const rp_lua_ext_t *x)
 {
     for (; x; x = x->next) {
+        if (!x->ns || !*x->ns) {
+            /* crm.<name> itself, never in place of one of the engine's own functions. */
+            lua_getfield(L, -1, x->name);
+            bool taken = !lua_isnil(L, -1);
+            lua_pop(L, 1);
+            if (!taken) {
+                lua_pushlightuserdata(L, (void *)x);
+                lua_pushcclosure(L, ext_call, 1);
+                lua_setfield(L, -2, x->name);
+            }
+            continue;
+        }
         lua_getfield(L, -1, x->ns);
         if (!lua_istable(L, -1)) {
             lua_pop(L, 1);

@@ -650,17 +650,27 @@ static int h_every(rapport_host *h, const char *schedule, const char *cron, cons
 
 static int h_lua_function(rapport_host *h, const char *name, rapport_lua_fn fn, void *ud)
 {
-    if (!fn || !name || !*name)
+    if (!fn || !name || !*name || !strcmp(name, "/"))
         return (int)fail_host(h, RAPPORT_EINVAL, "a Lua function needs a name and a function");
-    reg_t *r = rp__plugin_reg(h, 4, ud, name);
+    /* "/timeline": crm.timeline itself, for a function every script reaches as the engine's. */
+    bool top = name[0] == '/';
+    if (top)
+        for (reg_t *o = h->P->regs; o; o = o->next)
+            if (o->kind == 4 && o->ext.ns && !*o->ext.ns && !strcmp(o->name, name + 1))
+                return (int)fail_host(h, RAPPORT_ECONFLICT, "plugin %s has crm.%s already",
+                                      o->h->desc->name, name + 1);
+    reg_t *r = rp__plugin_reg(h, 4, ud, top ? name + 1 : name);
     if (!r)
         return (int)fail_host(h, RAPPORT_ENOMEM, "out of memory");
     r->fn.lua = fn;
-    r->ext = (rp_lua_ext_t){.ns = h->desc->name, .name = r->name, .fn = lua_tramp, .ud = r,
-                            .next = h->P->ext_head};
+    r->ext = (rp_lua_ext_t){.ns = top ? "" : h->desc->name, .name = r->name, .fn = lua_tramp,
+                            .ud = r, .next = h->P->ext_head};
     h->P->ext_head = &r->ext;
-    char full[160];
-    snprintf(full, sizeof full, "crm.%s.%s", h->desc->name, name);
+    char full[200];
+    if (top)
+        snprintf(full, sizeof full, "crm.%s", r->name);
+    else
+        snprintf(full, sizeof full, "crm.%s.%s", h->desc->name, name);
     json_array_append_new(h->lua, json_string(full));
     return 0;
 }

@@ -11,7 +11,7 @@
  * carry one sortable key "target|at|id"), so a page costs the same on the ten-thousandth item.
  *
  * CLI: rapport timeline ENTITY ID [--json] [--before CURSOR] [--limit N] [--kind K,K…]
- * Lua: crm.collaborative.timeline(entity, id [, {before, limit, kinds}])
+ * Lua: crm.timeline(entity, id [, {before, limit, kinds}]) (also crm.collaborative.timeline)
  * HTTP: GET /api/v1/<entity>/<id>/timeline?before=&limit=&kinds=
  */
 #define _POSIX_C_SOURCE 200809L
@@ -580,6 +580,7 @@ static int route_timeline(rapport_host *h, const rapport_api *api, const rapport
 int cm_timeline_init(rapport_host *h, char *err, size_t errlen)
 {
     if (cm_api->lua_function(h, "timeline", lua_timeline, NULL) ||
+        cm_api->lua_function(h, "/timeline", lua_timeline, NULL) ||
         cm_api->command(h, "timeline", "timeline ENTITY ID [--json] [--before CURSOR] "
                         "[--limit N] [--kind K,K…]: a record's history, newest first",
                         cmd_timeline, NULL) ||

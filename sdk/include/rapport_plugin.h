@@ -304,7 +304,8 @@ struct rapport_api {
     /** Runs job @p job on the cron expression @p cron in zone @p tz (NULL: the configured one). */
     int (*every)(rapport_host *h, const char *schedule, const char *cron, const char *tz,
                  const char *job, const char *payload);
-    /** Adds crm.<plugin>.<name> to every Lua state. */
+    /** Adds crm.<plugin>.<name> to every Lua state; a @p name written "/name" adds crm.<name>
+     *  itself (one plugin each; never in place of one of the engine's own functions). */
     int (*lua_function)(rapport_host *h, const char *name, rapport_lua_fn fn, void *ud);
     /** Adds `rapport <plugin> <name>` with a one-line @p help. */
     int (*command)(rapport_host *h, const char *name, const char *help, rapport_command_fn fn,

@@ -23,7 +23,8 @@ typedef int (*rp_lua_ext_fn)(void *ud, const rp_ctx_t *caller, const char *args,
 
 /** One such function in a list (borrowed by every state made with it; keep it alive). */
 typedef struct rp_lua_ext {
-    const char *ns;              /**< Namespace: crm.<ns>. */
+    const char *ns;              /**< Namespace: crm.<ns>; "" for crm.<name> itself (never in
+                                      place of one of the engine's own). */
     const char *name;            /**< Function name. */
     rp_lua_ext_fn fn;
     void *ud;

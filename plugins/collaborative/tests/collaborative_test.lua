@@ -47,6 +47,8 @@ test("a timeline pages newest first without repeating or losing an item", functi
   for _ in pairs(seen) do n = n + 1 end
   assert_eq(n, 9) -- seven messages, the creation and the title change
   assert_eq(pages, 3)
+  -- crm.timeline is the same function, where every script looks for it.
+  assert_eq(#crm.timeline("contact", c.id, {limit = 3}).data, 3)
   assert_error(function() C.timeline("contact", c.id, {limit = 0}) end, "limit")
   assert_error(function() C.timeline("contact", c.id, {before = "nonsense"}) end, "cursor")
 end)
