@@ -121,22 +121,33 @@ static const char *url_host(const char *url, char *out, size_t cap)
     return out;
 }
 
-/* Replaces every copy of @p secret in @p text by "[secret]", so a gateway that echoes a
- * credential back cannot put it into a stored error or a log line. */
+/* Replaces every copy of @p secret in @p text (of @p cap bytes) by "[secret]", so a gateway
+ * that echoes a credential back cannot put it into a stored error or a log line. */
 static void redact(char *text, size_t cap, const char *secret)
 {
-    size_t n = secret ? strlen(secret) : 0;
-    if (n < 4)
-        return;
     static const char mark[] = "[secret]";
-    for (char *p; (p = strstr(text, secret));) {
-        size_t rest = strlen(p + n) + 1;
-        if ((size_t)(p - text) + sizeof mark - 1 + rest > cap)
-            rest = cap - (size_t)(p - text) - (sizeof mark - 1);
-        memmove(p + sizeof mark - 1, p + n, rest);
-        memcpy(p, mark, sizeof mark - 1);
-        text[cap - 1] = '\0';
+    size_t n = secret ? strlen(secret) : 0;
+    if (n < 4 || cap == 0 || !strstr(text, secret))
+        return; /* shorter ones would blank ordinary words */
+    char *out = malloc(cap);
+    if (!out) {
+        snprintf(text, cap, "(the message held a secret)");
+        return;
     }
+    size_t o = 0;
+    for (const char *p = text; *p && o + 1 < cap;) {
+        if (strncmp(p, secret, n) == 0) {
+            size_t m = sizeof mark - 1 < cap - 1 - o ? sizeof mark - 1 : cap - 1 - o;
+            memcpy(out + o, mark, m);
+            o += m;
+            p += n;
+        } else {
+            out[o++] = *p++;
+        }
+    }
+    out[o] = '\0';
+    memcpy(text, out, o + 1);
+    free(out);
 }
 
 /* ---- phone numbers ------------------------------------------------------------------------ */
