@@ -64,14 +64,15 @@ const char *cm_config_text(rapport_host *h, const char *key, const char *def, ch
                            size_t cap)
 {
     json_t *v = cm_config(h, key);
-    if (json_is_string(v))
+    bool set = json_is_string(v);
+    if (set)
         snprintf(out, cap, "%s", json_string_value(v));
     else if (def)
         snprintf(out, cap, "%s", def);
     else
         out[0] = '\0';
     json_decref(v);
-    return json_is_string(v) || def ? out : NULL;
+    return set || def ? out : NULL;
 }
 
 void cm_now_text(rapport_host *h, char *out)
@@ -265,8 +266,6 @@ static int init(rapport_host *h, const rapport_api *api, char *err, size_t errle
         rc = cm_timeline_init(h, err, errlen);
     if (!rc)
         rc = cm_mail_init(h, err, errlen);
-    if (!rc)
-        rc = cm_channels_init(h, err, errlen);
     if (!rc)
         rc = cm_campaigns_init(h, err, errlen);
     return rc;

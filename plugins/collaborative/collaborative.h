@@ -77,11 +77,40 @@ int cm_interactions_init(rapport_host *h, char *err, size_t errlen);
 /**
  * The timeline of @p entity @p id, newest first: @p opts {"before": cursor, "limit": n,
  * "kinds": ["interaction", "activity", "ticket", "order", "stage", "change"]}. Returns
- * {"data": [items], "next": cursor|null} (owned) or NULL with @p err.
+ * {"data": [items], "next": cursor|null} (owned) or NULL with @p err and *@p code (may be
+ * NULL) the status. A source the caller's role may not read is left out, not an error.
  */
-json_t *cm_timeline(rapport_host *h, const char *entity, int64_t id, json_t *opts, char *err,
-                    size_t errlen);
+json_t *cm_timeline(rapport_host *h, const char *entity, int64_t id, json_t *opts, int *code,
+                    char *err, size_t errlen);
 int cm_timeline_init(rapport_host *h, char *err, size_t errlen);
+
+/* ---- mail (mail.c, receive.c) ----------------------------------------------------------- */
+
+/** A number or boolean setting of the plugin, or @p def. */
+int64_t cm_config_int(rapport_host *h, const char *key, int64_t def);
+bool cm_config_bool(rapport_host *h, const char *key, bool def);
+
+/**
+ * Queues an email: @p o {to, subject, body, html, related: [[entity, id]…], purpose
+ * ("service"|"marketing"), reply_to (an interaction answered), campaign, author}. The contact
+ * is found by address and its consent checked (a refusal is stored as a "refused" interaction
+ * and returned as RAPPORT_EVETO). *id gets the interaction, @p msgid its Message-ID.
+ */
+int cm_mail_queue(rapport_host *h, json_t *o, int64_t *id, char *msgid, size_t mcap, char *err,
+                  size_t errlen);
+/** A new conversation thread (with a random reply token); *id its id. */
+int cm_thread_new(rapport_host *h, const char *subject, const char *channel, int64_t contact,
+                  const char *root, int64_t *id, char *err, size_t errlen);
+/** Sends queued interaction @p id (off the loop in serve; at once elsewhere). */
+int cm_mail_send_now(rapport_host *h, int64_t id, char *err, size_t errlen);
+/** Takes in one message: *report says what was done with it (owned). */
+int cm_mail_receive(rapport_host *h, const char *msg, size_t len, json_t **report, char *err,
+                    size_t errlen);
+/** Adds @p n to campaign @p id's counter @p field (0 ids are ignored). */
+void cm_campaign_count(rapport_host *h, int64_t id, const char *field, int n);
+/** The one-click unsubscribe URL of marketing interaction @p id into @p out ("" when the
+ *  plugin's unsubscribe_url or unsubscribe_secret is not set). */
+void cm_unsubscribe_url(rapport_host *h, int64_t id, char *out, size_t cap);
 
 /* ---- channels ---------------------------------------------------------------------------- */
 

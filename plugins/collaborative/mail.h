@@ -110,7 +110,8 @@ typedef struct cm_incoming {
     int kind;           /**< CM_IN_MESSAGE, CM_IN_AUTO_REPLY or CM_IN_BOUNCE. */
     char *why;          /**< For an auto-reply or bounce, which header or part said so
                              ("Auto-Submitted: auto-replied"), else NULL. */
-    char **bounced;     /**< For a bounce, the recipients that failed (lower-cased). */
+    char **bounced;     /**< For a bounce, the recipients that failed (lower-cased); when
+                             none failed, the delayed ones (bounce_permanent 0). */
     int nbounced;
     char *bounce_status; /**< The first failed recipient's Status ("5.1.1"), or NULL. */
     int bounce_permanent; /**< 1 when the status is 5.x.x (or the report says failed). */
@@ -130,7 +131,8 @@ void cm_incoming_free(cm_incoming *m);
 /**
  * Splits @p addr ("reply+TOKEN@example.com") into the token of a thread's reply address when
  * its local part is @p prefix "+" TOKEN (TOKEN letters and digits, 8–64 of them) and its domain
- * is @p domain (case-insensitive). Writes TOKEN into @p out (@p cap bytes) and returns 1, else 0.
+ * is @p domain (prefix and domain in any case). Writes TOKEN into @p out (@p cap bytes) and
+ * returns 1, else 0. cm_mime_parse lower-cases addresses: make tokens lower-case (hex).
  */
 int cm_reply_token(const char *addr, const char *prefix, const char *domain, char *out,
                    size_t cap);

@@ -126,6 +126,13 @@ static void summarize(json_t *item, const char *text)
 
 /* ---- the sources -------------------------------------------------------------------------- */
 
+/* Whether the last failure was the caller's role not reading an entity: that source is then
+ * simply not on its timeline. */
+static bool not_readable(const char *err)
+{
+    return strstr(err, "may not read") != NULL;
+}
+
 static int src_interactions(rapport_host *h, page_t *p, const char *target)
 {
     /* Keys "target|at|id": the page is one index range, read backwards. */
@@ -147,7 +154,7 @@ static int src_interactions(rapport_host *h, page_t *p, const char *target)
                                       "interaction"),
                             p->err, p->errlen);
     if (!links)
-        return RAPPORT_EIO;
+        return not_readable(p->err) ? 0 : RAPPORT_EIO;
     json_t *ids = json_array();
     size_t i;
     json_t *l;
@@ -163,7 +170,7 @@ static int src_interactions(rapport_host *h, page_t *p, const char *target)
                                      p->limit + 1),
                            p->err, p->errlen);
     if (!rows)
-        return RAPPORT_EIO;
+        return not_readable(p->err) ? 0 : RAPPORT_EIO;
     json_t *r;
     json_array_foreach(rows, i, r) {
         const char *at = str(r, "at") ? str(r, "at") : str(r, "created_at");
@@ -195,7 +202,7 @@ static int src_records(rapport_host *h, page_t *p, int kind, const char *entity,
                                                 "-created_at,-id", "limit", p->limit + 1),
                            p->err, p->errlen);
     if (!rows)
-        return RAPPORT_EIO;
+        return not_readable(p->err) ? 0 : RAPPORT_EIO;
     size_t i;
     json_t *r;
     json_array_foreach(rows, i, r) {
@@ -302,9 +309,11 @@ static int by_time_desc(const void *a, const void *b)
     return (ix < iy) - (ix > iy);
 }
 
-json_t *cm_timeline(rapport_host *h, const char *entity, int64_t id, json_t *opts, char *err,
-                    size_t errlen)
+json_t *cm_timeline(rapport_host *h, const char *entity, int64_t id, json_t *opts, int *code,
+                    char *err, size_t errlen)
 {
+    if (code)
+        *code = RAPPORT_EINVAL;
     page_t p = {.limit = DEFAULT_LIMIT, .err = err, .errlen = errlen};
     json_t *jl = json_object_get(opts, "limit"), *jb = json_object_get(opts, "before");
     json_t *jk = json_object_get(opts, "kinds");
@@ -346,6 +355,8 @@ json_t *cm_timeline(rapport_host *h, const char *entity, int64_t id, json_t *opt
     json_t *rec = cm_json(cm_api->get(h, entity, id));
     if (!rec) {
         cm_fail(err, errlen, RAPPORT_ENOTFOUND, "%s", cm_api->last_error(h));
+        if (code)
+            *code = RAPPORT_ENOTFOUND;
         return NULL;
     }
     json_decref(rec);
@@ -413,10 +424,10 @@ static int lua_timeline(rapport_host *h, const rapport_api *api, const char *arg
                      "kinds}])");
     else if (opts && !json_is_object(opts))
         rc = cm_fail(err, errlen, RAPPORT_EINVAL, "timeline: the options are a table");
-    json_t *t = rc ? NULL : cm_timeline(h, e, json_integer_value(jid), opts, err, errlen);
+    json_t *t = rc ? NULL : cm_timeline(h, e, json_integer_value(jid), opts, &rc, err, errlen);
     json_decref(a);
     if (!t)
-        return rc ? rc : RAPPORT_EINVAL;
+        return rc;
     *result = cm_dump(t);
     return 0;
 }
@@ -466,7 +477,7 @@ static int cmd_timeline(rapport_host *h, const rapport_api *api, int argc, char 
         return 2;
     }
     char err[512];
-    json_t *t = cm_timeline(h, pos[0], id, opts, err, sizeof err);
+    json_t *t = cm_timeline(h, pos[0], id, opts, NULL, err, sizeof err);
     json_decref(opts);
     if (!t) {
         fprintf(stderr, "rapport: timeline: %s\n", err);
@@ -556,10 +567,11 @@ static int route_timeline(rapport_host *h, const rapport_api *api, const rapport
         return cm_fail(err, errlen, RAPPORT_ENOTFOUND, "GET /api/v1/<entity>/<id>/timeline");
     json_t *opts = json_object();
     int rc = query_opts(req->query, opts, err, errlen);
-    json_t *t = rc ? NULL : cm_timeline(h, entity, id, opts, err, errlen);
+    int code = rc;
+    json_t *t = rc ? NULL : cm_timeline(h, entity, id, opts, &code, err, errlen);
     json_decref(opts);
     if (!t)
-        return rc ? rc : (strstr(err, "no ") == err ? RAPPORT_ENOTFOUND : RAPPORT_EINVAL);
+        return code;
     *status = 200;
     *body = cm_dump(t);
     return 0;
