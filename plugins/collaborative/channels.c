@@ -536,11 +536,11 @@ static int text_field(json_t *o, const char *key, bool required, size_t max, boo
     return 0;
 }
 
-/* The first of @p keys that @p o has, for Twilio's two names of one field (MessageSid and the
- * older SmsSid). */
+/* @p b when only it is in @p o, else @p a: Twilio's two names of one field (MessageSid and the
+ * older SmsSid), an error naming the current one. */
 static const char *pick(json_t *o, const char *a, const char *b)
 {
-    return json_object_get(o, a) || !b ? a : b;
+    return json_object_get(o, b) && !json_object_get(o, a) ? b : a;
 }
 
 /* Answers a stored inbound interaction: 201 when new, 200 for a repeat. */

@@ -125,6 +125,7 @@ server.serve_forever()
 EOF
 "$PYTHON" "$tmp/gw.py" "$tmp/gw" 2>>"$tmp/gw.log" &
 gw_pid=$!
+disown "$gw_pid" # killed at the end without a word from the shell
 wait_for '[ -s "$tmp/gw/port" ]' || { bad "the gateway did not start: $(cat "$tmp/gw.log")"; finish; exit 1; }
 GW="http://127.0.0.1:$(cat "$tmp/gw/port")"
 
