@@ -100,7 +100,8 @@ json_t *cm_find(rapport_host *h, const char *entity, json_t *q, char *err, size_
 json_t *cm_find_one(rapport_host *h, const char *entity, const char *field, json_t *value)
 {
     char err[256];
-    json_t *rows = cm_find(h, entity, json_pack("{s:{s:O},s:i}", "where", field, value, "limit",
+    /* "o": the value is the caller's no more (every caller hands a fresh json_string). */
+    json_t *rows = cm_find(h, entity, json_pack("{s:{s:o},s:i}", "where", field, value, "limit",
                                                 1), err, sizeof err);
     json_t *one = json_incref(json_array_get(rows, 0));
     json_decref(rows);
@@ -139,7 +140,7 @@ int cm_consent(rapport_host *h, json_t *c, const char *channel, const char *purp
         if (marketing && json_is_true(json_object_get(c, "email_opt_out")))
             return snprintf(why, cap, "contact %lld opted out of email", id), 0;
     } else if (strcmp(channel, "sms") == 0) {
-        /* STOP opts a number out of everything but what it asked for. */
+        /* STOP opts the number out of every SMS, service included: carriers require it. */
         if (json_is_true(json_object_get(c, "sms_opt_out")))
             return snprintf(why, cap, "contact %lld opted out of SMS", id), 0;
     }
@@ -266,6 +267,8 @@ static int init(rapport_host *h, const rapport_api *api, char *err, size_t errle
         rc = cm_timeline_init(h, err, errlen);
     if (!rc)
         rc = cm_mail_init(h, err, errlen);
+    if (!rc)
+        rc = cm_channels_init(h, err, errlen);
     if (!rc)
         rc = cm_campaigns_init(h, err, errlen);
     return rc;

@@ -39,7 +39,8 @@ const char *cm_config_text(rapport_host *h, const char *key, const char *def, ch
 void cm_now_text(rapport_host *h, char *out);
 /** Runs query @p q (stolen) on @p entity; the rows (owned array) or NULL with @p err. */
 json_t *cm_find(rapport_host *h, const char *entity, json_t *q, char *err, size_t errlen);
-/** The first record of @p entity where @p field equals @p value (owned), or NULL. */
+/** The first record of @p entity where @p field equals @p value (stolen, so a fresh
+ *  json_string(…) may be passed), as an owned object, or NULL. */
 json_t *cm_find_one(rapport_host *h, const char *entity, const char *field, json_t *value);
 
 /* ---- interactions (interactions.c) ---------------------------------------------------- */
