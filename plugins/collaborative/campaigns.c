@@ -317,7 +317,7 @@ static int digest_user(rapport_host *h, const char *user, int *sent, char *err, 
         char subject[120], mid[160];
         snprintf(subject, sizeof subject, "Your day: %zu open tasks, %zu notifications", nt, nn);
         json_t *o = json_pack("{s:s,s:s,s:s,s:s}", "to", email, "subject", subject, "body", body,
-                              "author", "rapport:auto");
+                              "author", "rapport:digest");
         free(body);
         int64_t id;
         rc = cm_mail_queue(h, o, &id, mid, sizeof mid, err, errlen);

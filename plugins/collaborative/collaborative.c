@@ -11,6 +11,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
+#include <dlfcn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -254,9 +255,24 @@ static int ensure(rapport_host *h, char *err, size_t errlen)
     return 0;
 }
 
+/* GLib and GObject (under GMime) cannot be unloaded: their type registry and one-time
+ * allocations outlive any user. Unloading the plugin would unmap them with it, so they are
+ * pinned in the process once it has loaded them (RTLD_NODELETE on what is loaded already). */
+static void pin_glib(void)
+{
+    static const char *const libs[] = {"libgmime-3.0.so.0", "libgobject-2.0.so.0",
+                                       "libglib-2.0.so.0", "libgio-2.0.so.0"};
+    for (size_t i = 0; i < sizeof libs / sizeof *libs; i++) {
+        void *dl = dlopen(libs[i], RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+        if (dl)
+            dlclose(dl); /* the pin stays; the reference this call took goes */
+    }
+}
+
 static int init(rapport_host *h, const rapport_api *api, char *err, size_t errlen)
 {
     cm_api = api;
+    pin_glib();
     if (!RAPPORT_HAS(api, header))
         return cm_fail(err, errlen, RAPPORT_EINVAL, "this engine (%s) lacks public routes and "
                        "record views, which collaborative needs", api->host_version);

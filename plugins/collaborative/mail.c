@@ -392,9 +392,13 @@ int cm_mail_send_now(rapport_host *h, int64_t id, char *err, size_t errlen)
     };
     if (m.text && !*m.text && m.html)
         m.text = NULL;
-    if (json_string_value(json_object_get(it, "author")) &&
-        strcmp(json_string_value(json_object_get(it, "author")), "rapport:auto") == 0)
+    /* The engine's own mail: an answer to a message is auto-replied, the rest (a digest)
+     * auto-generated (RFC 3834), so other robots do not answer it. */
+    const char *author = json_string_value(json_object_get(it, "author"));
+    if (author && strcmp(author, "rapport:auto") == 0)
         m.auto_submitted = CM_AUTO_REPLIED;
+    else if (author && strncmp(author, "rapport:", 8) == 0)
+        m.auto_submitted = CM_AUTO_GENERATED;
     send_t *s = calloc(1, sizeof *s);
     char *msg = NULL;
     size_t len = 0;

@@ -175,6 +175,60 @@ is 200 '"kind":"change"' "the viewer sees the contact's changes"
 check '! grep -q "\"kind\":\"interaction\"" <<<"$body"' "the viewer saw interactions it may not read: $body"
 req GET /api/v1/plugins/collaborative/notifications
 is 403 'notification.read' "a role without notifications is told so"
+# ---- a campaign: only consenting members, once each, with one-click unsubscribe ----
+tok=$(token_of ana)
+"$RAPPORT" config set plugin.collaborative.unsubscribe_url "\"$U/api/v1/plugins/collaborative/unsubscribe\"" >/dev/null
+"$RAPPORT" config set plugin.collaborative.unsubscribe_secret '"s3cret-for-links"' >/dev/null
+"$RAPPORT" config set plugin.collaborative.campaign_pause '"1s"' >/dev/null
+"$RAPPORT" config set plugin.collaborative.campaign_batch 1 >/dev/null
+"$RAPPORT" create mailing_list '{"name": "News"}' >/dev/null
+for who in 'Keen keen@example.org' 'Shy shy@example.org' 'Left left@example.org'; do
+    set -- $who
+    "$RAPPORT" create contact "{\"last_name\": \"$1\", \"email\": \"$2\"}" >/dev/null
+done
+keen=$("$RAPPORT" find contact --where '{"last_name": "Keen"}' | python3 -c 'import sys, json; print(json.loads(sys.stdin.readline())["id"])')
+for n in Keen Shy Left; do
+    cid=$("$RAPPORT" find contact --where "{\"last_name\": \"$n\"}" | python3 -c 'import sys, json; print(json.loads(sys.stdin.readline())["id"])')
+    "$RAPPORT" create list_member "{\"list\": 1, \"contact\": $cid, \"opted_in_at\": \"2026-01-01T00:00:00Z\", \"source\": \"form\"}" >/dev/null
+done
+"$RAPPORT" update contact "$("$RAPPORT" find contact --where '{"last_name": "Shy"}' | python3 -c 'import sys, json; print(json.loads(sys.stdin.readline())["id"])')" '{"email_opt_out": true}' >/dev/null
+"$RAPPORT" update list_member 3 '{"opted_out_at": "2026-02-01T00:00:00Z", "opt_out_source": "form"}' >/dev/null
+"$RAPPORT" create campaign '{"name": "Spring", "list": 1, "subject": "تخفیف بهاری", "body": "Hello"}' >/dev/null
+before=$(delivered)
+expect 0 'sending' -- campaign send 1
+for _ in $(seq 100); do
+    "$RAPPORT" get campaign 1 | grep -q '"send_status": "sent"' && [ "$(delivered)" -gt "$before" ] && break
+    sleep 0.1
+done
+for _ in $(seq 50); do "$RAPPORT" get campaign 1 | grep -q '"sent_count": 1' && break; sleep 0.1; done
+camp=$("$RAPPORT" get campaign 1)
+check 'grep -q "\"sent_count\": 1" <<<"$camp" && grep -q "\"skipped_count\": 1" <<<"$camp"' "the campaign counts are wrong: $camp"
+check '[ "$(count interaction --where "{\"campaign\": 1, \"status\": \"refused\"}")" = 1 ]' "the opted-out member's refusal was not recorded"
+check '[ "$(count interaction --where "{\"campaign\": 1, \"contact\": 6}")" = 0 ]' "a member who left the list was written to"
+expect 1 'sent already' -- campaign send 1
+cmsg=$(grep -l 'keen@example.org' "$tmp/mbox/new"/* | head -1)
+heads=$(python3 -c 'import sys, email, email.policy; m = email.message_from_binary_file(open(sys.argv[1], "rb"), policy=email.policy.default); print(m["subject"]); print(m["list-unsubscribe"]); print(m["list-unsubscribe-post"])' "$cmsg" 2>&1)
+check 'grep -qx "تخفیف بهاری" <<<"$heads"' "the campaign subject did not decode: $heads"
+check 'grep -qx "List-Unsubscribe=One-Click" <<<"$heads"' "no one-click unsubscribe: $heads"
+link=$(sed -n 's/^<\(http[^>]*\)>.*$/\1/p' <<<"$heads" | head -1)
+code=$(curl -s -o /dev/null -w '%{http_code}' -X POST --data 'List-Unsubscribe=One-Click' "$link")
+check '[ "$code" = 200 ]' "the one-click unsubscribe failed: $code ($link)"
+expect 0 '"email_opt_out": true' -- get contact "$keen"
+expect 0 '"opt_out_source": "one-click unsubscribe"' -- get list_member 1
+check '"$RAPPORT" get campaign 1 | grep -q "\"unsubscribe_count\": 1"' "the unsubscribe was not counted"
+
+# ---- the daily digest: open tasks and unread notifications, as automatic mail ----
+"$RAPPORT" create activity '{"kind": "task", "subject": "Send the contract", "owner": "ana"}' >/dev/null
+"$RAPPORT" note contact 1 '@ana the contract?' --author bob >/dev/null
+expect 0 '1 digest mails queued' -- digest --user ana
+for _ in $(seq 100); do grep -lq 'Your day' "$tmp/mbox/new"/* 2>/dev/null && break; sleep 0.1; done
+dmsg=$(grep -l 'Your day' "$tmp/mbox/new"/* | head -1)
+check '[ -n "$dmsg" ] && grep -qi "^Auto-Submitted: auto-generated" "$dmsg" && grep -q "Send the contract" "$dmsg"' "the digest did not arrive as automatic mail with the task"
+# Notifications go out once; with the task done too, there is nothing to say.
+tid=$("$RAPPORT" find activity --where '{"subject": "Send the contract"}' | python3 -c 'import sys, json; print(json.loads(sys.stdin.readline())["id"])')
+"$RAPPORT" update activity "$tid" '{"done": true}' >/dev/null
+expect 0 '0 digest mails queued' -- digest --user ana
+
 # Unsubscribe is public but signed: a forged link changes nothing.
 code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$U/api/v1/plugins/collaborative/unsubscribe?t=1.00000000000000000000000000000000")
 check '[ "$code" = 403 ]' "a forged unsubscribe link was not refused: $code"
