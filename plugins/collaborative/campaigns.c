@@ -144,6 +144,8 @@ static int campaign_step(rapport_host *h, int64_t id, bool *left, char *err, siz
     const char *subject = json_string_value(json_object_get(camp, "subject"));
     const char *body = json_string_value(json_object_get(camp, "body"));
     const char *html = json_string_value(json_object_get(camp, "html"));
+    /* A template fills each member's mail in their language. */
+    const char *tpl = json_string_value(json_object_get(camp, "template"));
     json_t *list = json_object_get(camp, "list");
     char probe[600];
     cm_unsubscribe_url(h, 1, probe, sizeof probe);
@@ -151,9 +153,9 @@ static int campaign_step(rapport_host *h, int64_t id, bool *left, char *err, siz
     if (!json_is_integer(list))
         rc = cm_fail(err, errlen, RAPPORT_EINVAL, "campaign %" PRId64 " has no mailing list",
                      id);
-    else if (!subject || (!body && !html))
-        rc = cm_fail(err, errlen, RAPPORT_EINVAL, "campaign %" PRId64 " needs a subject and a "
-                     "body or html", id);
+    else if (!tpl && (!subject || (!body && !html)))
+        rc = cm_fail(err, errlen, RAPPORT_EINVAL, "campaign %" PRId64 " needs a template, or a "
+                     "subject and a body or html", id);
     else if (!probe[0])
         rc = cm_fail(err, errlen, RAPPORT_EINVAL, "campaign mail needs a one-click unsubscribe: "
                      "set plugin.collaborative.unsubscribe_url and unsubscribe_secret");
@@ -192,10 +194,10 @@ static int campaign_step(rapport_host *h, int64_t id, bool *left, char *err, siz
         int ok = c && to ? cm_consent(h, c, "email", "marketing", why, sizeof why) : 0;
         if (!to)
             snprintf(why, sizeof why, "no email address");
-        json_t *o = json_pack("{s:s,s:s,s:s?,s:s?,s:s,s:I,s:[[s,I]]}", "to", to ? to : "",
-                              "subject", subject, "body", body, "html", html, "purpose",
-                              "marketing", "campaign", (json_int_t)id, "related", "campaign",
-                              (json_int_t)id);
+        json_t *o = json_pack("{s:s,s:s?,s:s?,s:s?,s:s?,s:s,s:I,s:[[s,I]]}", "to",
+                              to ? to : "", "subject", subject, "body", body, "html", html,
+                              "template", tpl, "purpose", "marketing", "campaign", (json_int_t)id,
+                              "related", "campaign", (json_int_t)id);
         int64_t iid = 0;
         char mid[160], e2[400];
         int q = ok == 1 ? cm_mail_queue(h, o, &iid, mid, sizeof mid, e2, sizeof e2) : 0;
@@ -209,7 +211,8 @@ static int campaign_step(rapport_host *h, int64_t id, bool *left, char *err, siz
         } else {
             json_t *f = json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:s}", "channel", "email",
                                   "direction", "out", "status", "refused", "purpose", "marketing",
-                                  "subject", subject, "campaign", (json_int_t)id, "contact",
+                                  "subject", subject ? subject : tpl, "campaign", (json_int_t)id,
+                                  "contact",
                                   (json_int_t)contact, "error", ok == 1 ? e2 : why);
             bool dup;
             int64_t rid;

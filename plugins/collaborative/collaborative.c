@@ -202,6 +202,11 @@ static const struct {
      " \"required\": true, \"indexed\": true}, \"filename\": {\"type\": \"text\"},"
      " \"content_type\": {\"type\": \"text\"}, \"size\": {\"type\": \"integer\"},"
      " \"data\": {\"type\": \"text\"}}}"},
+    {"mail_template",
+     "{\"fields\": {\"name\": {\"type\": \"text\", \"required\": true, \"indexed\": true},"
+     " \"language\": {\"type\": \"text\", \"default\": \"en\"},"
+     " \"subject\": {\"type\": \"text\", \"required\": true},"
+     " \"body\": {\"type\": \"text\"}, \"html\": {\"type\": \"text\"}}}"},
     {"follower",
      "{\"fields\": {\"target\": {\"type\": \"text\", \"required\": true, \"indexed\": true},"
      " \"user\": {\"type\": \"text\", \"required\": true, \"indexed\": true},"
@@ -224,9 +229,12 @@ static const struct {
     {"contact", "sms_opt_out", "{\"type\": \"boolean\", \"default\": false}"},
     {"contact", "sms_opt_out_at", "{\"type\": \"datetime\"}"},
     {"contact", "social_handle", "{\"type\": \"text\", \"indexed\": true}"},
+    {"contact", "language", "{\"type\": \"text\"}"},
+    {"interaction", "language", "{\"type\": \"text\"}"},
     {"campaign", "subject", "{\"type\": \"text\"}"},
     {"campaign", "body", "{\"type\": \"text\"}"},
     {"campaign", "html", "{\"type\": \"text\"}"},
+    {"campaign", "template", "{\"type\": \"text\"}"},
     {"campaign", "send_status", "{\"type\": \"enum\", \"values\": [\"idle\", \"sending\","
                                 " \"sent\"], \"default\": \"idle\"}"},
     {"campaign", "sent_count", "{\"type\": \"integer\", \"default\": 0}"},

@@ -102,6 +102,12 @@ int cm_mail_queue(rapport_host *h, json_t *o, int64_t *id, char *msgid, size_t m
 /** A new conversation thread (with a random reply token); *id its id. */
 int cm_thread_new(rapport_host *h, const char *subject, const char *channel, int64_t contact,
                   const char *root, int64_t *id, char *err, size_t errlen);
+/**
+ * Fills @p o's subject, body and html from its mail template (o.template: a name; o.record:
+ * [entity, id] or "entity:id", else @p contact), in @p contact's language; sets o.language.
+ * Nothing when @p o names no template.
+ */
+int cm_template_apply(rapport_host *h, json_t *o, json_t *contact, char *err, size_t errlen);
 /** Sends queued interaction @p id (off the loop in serve; at once elsewhere). */
 int cm_mail_send_now(rapport_host *h, int64_t id, char *err, size_t errlen);
 /** Takes in one message: *report says what was done with it (owned). */

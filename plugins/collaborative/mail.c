@@ -130,35 +130,49 @@ int cm_mail_queue(rapport_host *h, json_t *o, int64_t *id, char *msgid, size_t m
                   size_t errlen)
 {
     const char *to = json_string_value(json_object_get(o, "to"));
+    if (!to || !strchr(to, '@'))
+        return cm_fail(err, errlen, RAPPORT_EINVAL, "to: an email address");
+    /* The contact it goes to, by address; a template is filled in its language. */
+    json_t *c = cm_find_one(h, "contact", "email", json_string(to));
+    json_t *empty = json_object();
+    int trc = cm_template_apply(h, o, c ? c : empty, err, errlen);
+    json_decref(empty);
+    if (trc) {
+        json_decref(c);
+        return trc;
+    }
     const char *subject = json_string_value(json_object_get(o, "subject"));
     const char *body = json_string_value(json_object_get(o, "body"));
     const char *html = json_string_value(json_object_get(o, "html"));
     const char *purpose = json_string_value(json_object_get(o, "purpose"));
     if (!purpose)
         purpose = "service";
-    if (!to || !strchr(to, '@'))
-        return cm_fail(err, errlen, RAPPORT_EINVAL, "to: an email address");
+    int rc = 0;
     if (!subject)
-        return cm_fail(err, errlen, RAPPORT_EINVAL, "subject: a message needs a subject");
-    if (!body && !html)
-        return cm_fail(err, errlen, RAPPORT_EINVAL, "body: a message needs a text or html body");
-    if (strcmp(purpose, "service") && strcmp(purpose, "marketing"))
-        return cm_fail(err, errlen, RAPPORT_EINVAL, "purpose: service or marketing");
+        rc = cm_fail(err, errlen, RAPPORT_EINVAL, "subject: a message needs a subject");
+    else if (!body && !html)
+        rc = cm_fail(err, errlen, RAPPORT_EINVAL, "body: a message needs a text or html body");
+    else if (strcmp(purpose, "service") && strcmp(purpose, "marketing"))
+        rc = cm_fail(err, errlen, RAPPORT_EINVAL, "purpose: service or marketing");
     char fname[200], faddr[200];
-    int rc = from_setting(h, fname, sizeof fname, faddr, sizeof faddr, err, errlen);
-    if (rc)
+    if (!rc)
+        rc = from_setting(h, fname, sizeof fname, faddr, sizeof faddr, err, errlen);
+    if (rc) {
+        json_decref(c);
         return rc;
+    }
     json_t *links = json_incref(json_object_get(o, "related"));
     if (!links)
         links = json_array();
-    /* The contact it goes to, by address. */
-    json_t *c = cm_find_one(h, "contact", "email", json_string(to));
     json_t *fields = json_pack("{s:s,s:s,s:s,s:s,s:s?,s:s?,s:s,s:s}", "channel", "email",
                                "direction", "out", "from_addr", faddr, "to_addr", to, "subject",
                                subject, "body", body ? body : "", "purpose", purpose, "status",
                                "queued");
     if (html)
         json_object_set_new(fields, "html", json_string(html));
+    const char *lang = json_string_value(json_object_get(o, "language"));
+    if (lang)
+        json_object_set_new(fields, "language", json_string(lang));
     json_t *camp = json_object_get(o, "campaign");
     if (json_is_integer(camp))
         json_object_set(fields, "campaign", camp);
@@ -388,7 +402,7 @@ int cm_mail_send_now(rapport_host *h, int64_t id, char *err, size_t errlen)
         .references = json_string_value(json_object_get(it, "references")),
         .date_ms = date ? date : cm_api->now_ms(h),
         .list_unsubscribe = unsub[0] ? unsub : NULL,
-        .auto_submitted = (int)json_integer_value(json_object_get(it, "auto")),
+        .language = json_string_value(json_object_get(it, "language")),
     };
     if (m.text && !*m.text && m.html)
         m.text = NULL;
@@ -578,7 +592,8 @@ static int cmd_mail_send(rapport_host *h, int argc, char **argv)
         if (strcmp(a, "--now") == 0)
             now = true;
         else if (has && (!strcmp(a, "--to") || !strcmp(a, "--subject") || !strcmp(a, "--body") ||
-                         !strcmp(a, "--purpose") || !strcmp(a, "--author")))
+                         !strcmp(a, "--purpose") || !strcmp(a, "--author") ||
+                         !strcmp(a, "--template") || !strcmp(a, "--record")))
             json_object_set_new(o, a + 2, json_string(argv[++i]));
         else if (has && !strcmp(a, "--reply-to")) {
             char *end;
@@ -608,8 +623,9 @@ static int cmd_mail_send(rapport_host *h, int argc, char **argv)
     json_object_set_new(o, "related", links);
     if (bad || !json_object_get(o, "to")) {
         json_decref(o);
-        fprintf(stderr, "usage: rapport mail send --to ADDR --subject TEXT --body TEXT "
-                        "[--html FILE] [--related ENTITY:ID] [--purpose service|marketing] "
+        fprintf(stderr, "usage: rapport mail send --to ADDR (--subject TEXT --body TEXT "
+                        "[--html FILE] | --template NAME [--record ENTITY:ID]) "
+                        "[--related ENTITY:ID] [--purpose service|marketing] "
                         "[--reply-to INTERACTION] [--now]\n");
         return 2;
     }

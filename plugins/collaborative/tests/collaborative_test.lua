@@ -62,3 +62,29 @@ test("notes notify the users they mention and the record's followers", function(
   assert_error(function() C.note("contact", c.id, "") end, "text")
   assert_error(function() C.follow("contact", c.id, "ghost") end, "no user")
 end)
+
+test("a template is filled in the recipient's language, escaped in HTML, right to left in Persian", function()
+  crm.set_config("mail.from", "Support <support@example.com>")
+  crm.create("mail_template", {name = "shipped", language = "en", subject = "Order {{id}} shipped",
+                               body = "Hi {{contact.first_name}}", html = "<p>Hi {{contact.first_name}}</p>"})
+  crm.create("mail_template", {name = "shipped", language = "fa", subject = "سفارش {{id}} ارسال شد",
+                               body = "سلام {{contact.first_name}}", html = "<p>سلام {{contact.first_name}}</p>"})
+  local en = crm.create("contact", {first_name = "<b>Bo</b>", last_name = "B", email = "bo@example.org"})
+  local fa = crm.create("contact", {first_name = "سارا", last_name = "A", email = "sara@example.org",
+                                    language = "fa"})
+  local order = crm.create("order", {contact = fa.id})
+  local sent = C.send_email{to = "sara@example.org", template = "shipped", record = "order:" .. order.id}
+  local it = crm.get("interaction", sent.id)
+  assert_eq(it.subject, "سفارش " .. order.id .. " ارسال شد")
+  assert_eq(it.language, "fa")
+  assert_eq(it.html, '<div dir="rtl" lang="fa"><p>سلام سارا</p></div>')
+  local e = crm.get("interaction", C.send_email{to = "bo@example.org", template = "shipped"}.id)
+  assert_eq(e.body, "Hi <b>Bo</b>")                 -- text as it is
+  assert_eq(e.html, "<p>Hi &lt;b&gt;Bo&lt;/b&gt;</p>") -- HTML escaped
+  -- A language without a version falls back to the default; a typo is refused.
+  crm.update("contact", en.id, {language = "de"})
+  assert_eq(crm.get("interaction", C.send_email{to = "bo@example.org", template = "shipped"}.id).language, "en")
+  crm.create("mail_template", {name = "typo", subject = "{{contact.frist_name}}", body = "x"})
+  assert_error(function() C.send_email{to = "bo@example.org", template = "typo"} end, "names no field")
+  assert_error(function() C.send_email{to = "bo@example.org", template = "nope"} end, "no mail template")
+end)
