@@ -54,7 +54,7 @@ char *in_own_utf8(const char *s, size_t len, int line)
 
     if (out == NULL)
         return NULL;
-    if (valid) {
+    if (valid && len > 0) {
         memcpy(out, s, len);
         n = i = len;
     }

@@ -516,6 +516,16 @@ static void test_report_rules(void **state)
     assert_int_equal(m.kind, CM_IN_AUTO_REPLY);
     assert_int_equal(m.nbounced, 0);
     cm_incoming_free(&m);
+    /* An empty delivery-status part (the fuzzer's first find: no bytes at all to read). */
+    parse_report("delivery-status", "", &m);
+    assert_int_equal(m.kind, CM_IN_AUTO_REPLY);
+    assert_int_equal(m.nbounced, 0);
+    cm_incoming_free(&m);
+    parse_str("From: a@b.example\r\nContent-Type: multipart/report; report-type=delivery-status; "
+              "boundary=r\r\n\r\n--r\r\nContent-Type: message/delivery-status\r\n\r\n--r--\r\n",
+              &m);
+    check_shape(&m);
+    cm_incoming_free(&m);
     /* A read receipt. */
     parse_report("disposition-notification", "Final-Recipient: rfc822; r@example.com\r\n", &m);
     assert_int_equal(m.kind, CM_IN_AUTO_REPLY);
