@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# End-to-end: the collaborative plugin's SMS, phone and social channels (channels.c) against a
+# End-to-end: the collaborative plugin's SMS, phone and social channels (channels.c, sms.c, sms_in.c, calls.c) against a
 # local gateway written in Python below, which records every request and answers as Twilio or a
 # JSON gateway would, as the test scripts it (ok, 503, 429, 400, an answer without an id, an
 # answer that echoes the credentials). Checked: consent (do-not-contact, STOP, marketing to an

@@ -1,4 +1,4 @@
-"""An aiosmtpd handler for test_mail_out: refuses any recipient whose address starts with
+"""An aiosmtpd handler for test_smtp: refuses any recipient whose address starts with
 "nobody" (550 5.1.1), answers 450 4.2.1 for one starting with "busy", takes the others and
 throws their mail away. Run with this folder on
 PYTHONPATH:  python3 -m aiosmtpd -n -l 127.0.0.1:PORT -c smtp_refuse.Refuse
