@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <sodium.h>
 
@@ -32,8 +33,29 @@ static json_t *by_message_id(rapport_host *h, const char *mid)
     return cm_find_one(h, "interaction", "ext_key", json_string(key));
 }
 
-/* The thread of @p m: by reply address, then by the Message-ID chain; 0 when new. */
-static int64_t find_thread(rapport_host *h, const cm_incoming *m)
+/* Whether the sender of @p m took part in the conversation of @p prev: its author, one it was
+ * written to, or the thread's contact. */
+static bool participant(rapport_host *h, const cm_incoming *m, json_t *prev, int64_t contact)
+{
+    const char *from = m->from_addr;
+    const char *pf = json_string_value(json_object_get(prev, "from_addr"));
+    const char *pt = json_string_value(json_object_get(prev, "to_addr"));
+    if (from && ((pf && strcasecmp(pf, from) == 0) || (pt && strcasestr(pt, from))))
+        return true;
+    int64_t thread = json_integer_value(json_object_get(prev, "thread"));
+    json_t *t = thread ? cm_json(cm_api->get(h, "thread", thread)) : NULL;
+    int64_t tc = json_integer_value(json_object_get(t, "contact"));
+    json_decref(t);
+    return contact && tc == contact;
+}
+
+/*
+ * The thread of @p m: by reply address (a secret token: whoever holds it may write to the
+ * thread), then by the Message-ID chain — which anyone can copy into a header, so it counts
+ * only when the sender took part in that conversation; 0 when new.
+ */
+static int64_t find_thread(rapport_host *h, const cm_incoming *m, int64_t contact,
+                           json_t *report)
 {
     char base[300];
     if (cm_config_text(h, "reply_to", NULL, base, sizeof base)) {
@@ -58,6 +80,11 @@ static int64_t find_thread(rapport_host *h, const cm_incoming *m)
     for (int i = m->nrefs - 1; !prev && i >= 0; i--)
         prev = by_message_id(h, m->references[i]);
     int64_t id = json_integer_value(json_object_get(prev, "thread"));
+    if (id && !participant(h, m, prev, contact)) {
+        json_object_set_new(report, "thread_refused", json_string(
+            "the message names another conversation its sender took no part in"));
+        id = 0;
+    }
     json_decref(prev);
     return id;
 }
@@ -268,7 +295,7 @@ static int store_message(rapport_host *h, const cm_incoming *m, json_t *report, 
     json_t *links = json_array();
     int64_t contact = 0, ticket = 0;
     int rc = match_sender(h, m, links, &contact, report, err, errlen);
-    int64_t thread = rc ? 0 : find_thread(h, m);
+    int64_t thread = rc ? 0 : find_thread(h, m, contact, report);
     json_t *th = thread ? cm_json(cm_api->get(h, "thread", thread)) : NULL;
     if (!rc && thread) {
         ticket = json_integer_value(json_object_get(th, "ticket"));
@@ -382,8 +409,7 @@ int cm_mail_receive(rapport_host *h, const char *msg, size_t len, json_t **repor
         if (!rc && m.kind == CM_IN_AUTO_REPLY) {
             json_object_set_new(r, "auto_reply", json_string(m.why ? m.why : "yes"));
             json_object_set_new(r, "answered", json_false()); /* never answered */
-        } else if (!rc && ticket && !json_object_get(r, "created_by_reply") &&
-                   !m.in_reply_to && m.nrefs == 0) {
+        } else if (!rc && ticket && !m.in_reply_to && m.nrefs == 0) {
             acknowledge(h, &m, ticket, id, r);
         }
     }

@@ -84,6 +84,23 @@ EOF
 expect 0 '"contact":1' -- mail receive < "$tmp/reply.eml"
 expect 0 '"dropped":"duplicate"' -- mail receive < "$tmp/reply.eml"
 check '[ "$(count interaction --where '"'"'{"external_id": "<reply-1@example.org>"}'"'"')" = 1 ]' "a duplicate delivery was stored twice"
+# A reply that lost the reply address still finds its thread by In-Reply-To: she was written
+# to. A stranger who copies the same header into his mail does not join her conversation.
+thread1=$("$RAPPORT" get interaction 1 | python3 -c 'import sys, json; print(json.load(sys.stdin)["thread"])')
+cat > "$tmp/reply2.eml" <<EOF
+From: sara@example.org
+To: support@example.com
+Subject: Re: order
+Message-ID: <reply-2@example.org>
+In-Reply-To: $mid
+
+One more thing.
+EOF
+out=$("$RAPPORT" mail receive < "$tmp/reply2.eml" 2>&1)
+check 'grep -q "\"thread\":$thread1[,}]" <<<"$out"' "a reply by In-Reply-To did not join its thread: $out"
+sed -e 's/^From: .*/From: evil@example.net/' -e 's/reply-2@/evil-1@/' "$tmp/reply2.eml" > "$tmp/evil.eml"
+out=$("$RAPPORT" mail receive < "$tmp/evil.eml" 2>&1)
+check 'grep -q "thread_refused" <<<"$out" && ! grep -q "\"thread\":$thread1[,}]" <<<"$out"' "a stranger's forged In-Reply-To joined her thread: $out"
 # A new conversation from an unknown sender opens a ticket and makes a lead.
 out=$("$RAPPORT" mail receive < "$corpus/plain.eml" 2>&1)
 check 'grep -q "\"ticket\"" <<<"$out"' "a new conversation opened no ticket: $out"
