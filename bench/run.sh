@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Runs every benchmark program built in $RAPPORT_BENCH_DIR (default build-release/bench) and
-# prints what each reports. BENCH_N (or the first argument) is passed on as the record count,
-# so a quick check can run small: BENCH_N=20000 bash bench/run.sh
+# Runs every benchmark program built in $RAPPORT_BENCH_DIR (default build-release/bench), then
+# the shell ones here (bench_*.sh), and prints what each reports. BENCH_N (or the first argument)
+# is passed on as the record count, so a quick check can run small: BENCH_N=20000 bash bench/run.sh
 set -euo pipefail
 
 dir="${RAPPORT_BENCH_DIR:-build-release/bench}"
@@ -21,6 +21,17 @@ for prog in "$dir"/bench_*; do
     echo "== $(basename "$prog")${n:+ (N=$n)}"
     if ! "$prog" ${n:+"$n"}; then
         echo "run.sh: $(basename "$prog") failed" >&2
+        status=1
+    fi
+done
+
+# The benchmarks written in shell (bench_mail.sh) live beside this file, not in the build folder;
+# they run the binary the programs were built with.
+for script in "$(dirname "$0")"/bench_*.sh; do
+    [ -f "$script" ] || continue
+    echo "== $(basename "$script")${n:+ (N=$n)}"
+    if ! RAPPORT="${RAPPORT:-$dir/../rapport}" bash "$script" ${n:+"$n"}; then
+        echo "run.sh: $(basename "$script") failed" >&2
         status=1
     fi
 done
