@@ -594,6 +594,7 @@ int rp__http_plugin(call_t *c, const char *name, const char *sub, bool anonymous
     int status = 200;
     rp_error_t err = {0};
     int depth = rp_store_txn_depth(c->h->s);
+    int64_t seq = rp_events_last_seq(c->h->s);
     int rc = c->h->routes(c->h->routes_ud, name, &r, &status, &body, &err);
     if (rp_store_txn_depth(c->h->s) > depth) {
         /* A route that began and did not end: undo what it left open, answer 500. */
@@ -625,7 +626,10 @@ int rp__http_plugin(call_t *c, const char *name, const char *sub, bool anonymous
     }
     if (status < 200 || status > 599)
         status = 500;
-    wrote(c); /* a route may write whatever its method */
+    /* A route may write whatever its method; a GET that wrote nothing (a timeline) need not
+     * wake the scheduler. */
+    if (strcmp(method, "GET") != 0 || rp_events_last_seq(c->h->s) != seq)
+        wrote(c);
     rp__http_send_body(c, status, body ? "application/json" : NULL, body ? body : "",
               body ? strlen(body) : 0);
     free(body);
