@@ -691,7 +691,7 @@ static int search(box_t *b)
      * window past the last is an error on some servers) and the UIDVALIDITY. */
     CURLcode cc = command(b, "NOOP", ANSWER_MAX);
     if (cc != CURLE_OK) {
-        box_fail(b, "SELECT", cc);
+        box_fail(b, "connect, log in and SELECT", cc);
         return -1;
     }
     read_uidvalidity(b->head.p, b->uidvalidity, sizeof b->uidvalidity);

@@ -17,8 +17,10 @@ corpus="$here/../../plugins/collaborative/tests/mail"
 tmp=$(mktemp -d)
 serve_pid=
 dove_pid=
+hang_pid=
 cleanup() {
     [ -n "$serve_pid" ] && kill -9 "$serve_pid" 2>/dev/null
+    [ -n "$hang_pid" ] && kill "$hang_pid" 2>/dev/null
     if [ -n "$dove_pid" ]; then kill "$dove_pid" 2>/dev/null; wait "$dove_pid" 2>/dev/null; fi
     [ -n "${KEEP:-}" ] && cp -r "$tmp" /tmp/imap_e2e
     rm -rf "$tmp"
@@ -226,11 +228,25 @@ check 'grep -q "^support: fetched 1, stored 1" <<<"$out" && [ "$(inbound)" = $((
 check '[ "$(unseen ana)" = 0 ]' "the working mailbox was not marked seen"
 
 # ---- serve polls on its own ----
+# Beside the three mailboxes above (the one down at most hourly): one whose server takes the
+# connection and never answers, so each poll of it waits imap_timeout_ms on a worker thread,
+# while the event loop goes on answering.
+hang_port=$(free_port)
+python3 -c 'import socket, sys, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(16); held = []
+while True: held.append(s.accept()[0])' "$hang_port" &
+hang_pid=$!
+"$RAPPORT" config set plugin.collaborative.imap "[{\"name\": \"bad\", \"url\": \"$URL\", \"user\": \"bob\", \"password\": \"$WRONG\"}, {\"name\": \"down\", \"url\": \"imap://127.0.0.1:$down_port/INBOX\", \"user\": \"bob\", \"password\": \"$PASS_BOB\", \"every\": \"1h\"}, {\"name\": \"hang\", \"url\": \"imap://127.0.0.1:$hang_port/INBOX\", \"user\": \"bob\", \"password\": \"$PASS_BOB\"}, {\"name\": \"support\", \"url\": \"$URL\", \"user\": \"ana\"}]" >/dev/null
 "$RAPPORT" config set plugin.collaborative.imap_every '"1s"' >/dev/null
+"$RAPPORT" config set plugin.collaborative.imap_timeout_ms 3000 >/dev/null
 deliver ana "$corpus/raw8bit_latin1.eml"
 before=$(inbound)
 "$RAPPORT" serve --listen 127.0.0.1:0 >"$tmp/serve.log" 2>&1 &
 serve_pid=$!
+port_http=$(listened_port "$tmp/serve.log")
+slowest=$(for _ in 1 2 3 4 5 6; do curl -s -o /dev/null -w '%{time_total}\n' "http://127.0.0.1:$port_http/health"; sleep 0.5; done | sort -n | tail -1)
+check 'python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) < 0.5 * $factor else 1)" "$slowest"' "the event loop waited on a poll: /health took ${slowest}s"
 check 'wait_for "[ \"\$(inbound)\" = $((before + 1)) ]" 30' "serve did not poll: $(tail -5 "$tmp/serve.log")"
 check 'wait_for "[ \"\$(unseen ana)\" = 0 ]"' "serve did not mark the message seen"
 # And again, on its own, for a message that arrives while it runs.
@@ -238,9 +254,11 @@ deliver ana "$corpus/reply_no_refs.eml"
 check 'wait_for "[ \"\$(inbound)\" = $((before + 2)) ]" 30' "serve did not poll a second time: $(tail -5 "$tmp/serve.log")"
 check 'wait_for "grep -q \"imap support: fetched 1, stored 1\" \"$tmp/serve.log\""' "serve did not log the poll: $(tail -5 "$tmp/serve.log")"
 check 'wait_for "grep -q \"imap bad: failed: .*AUTHENTICATIONFAILED\" \"$tmp/serve.log\""' "serve did not log the wrong password: $(grep imap "$tmp/serve.log" | tail -5)"
-check 'grep -q "imap down: failed: imap://127.0.0.1:$down_port/INBOX: " "$tmp/serve.log"' "serve did not log the server that is down"
+check '[ "$(grep -c "imap down: failed: imap://127.0.0.1:$down_port/INBOX: " "$tmp/serve.log")" = 1 ]' "the server that is down was not polled once (every 1h): $(grep "imap down" "$tmp/serve.log" | head -3)"
+check 'wait_for "grep -q \"imap hang: failed: .*imed out\" \"$tmp/serve.log\""' "the server that never answers did not time out: $(grep "imap hang" "$tmp/serve.log" | head -3)"
 check 'kill -0 $serve_pid 2>/dev/null' "serve stopped"
 kill "$serve_pid" 2>/dev/null; wait "$serve_pid" 2>/dev/null; serve_pid=
+kill "$hang_pid" 2>/dev/null; wait "$hang_pid" 2>/dev/null; hang_pid=
 
 # ---- no password anywhere ----
 cat "$tmp/serve.log" >> "$tmp/transcript"
