@@ -1113,10 +1113,11 @@ static void box_start(rapport_host *h, poll_t *p, json_t *m, struct inflight *sl
 /* ---- the doors ---------------------------------------------------------------------------- */
 
 /*
- * Polls the mailboxes of @p list (checked), or only @p only. From the job (@p job), a mailbox is
- * skipped while its last poll is in flight or its "every" has not passed. Returns one object per
- * mailbox (owned): its report when the poll finished before this returned (always outside
- * serve), else {mailbox, started: true}; NULL when out of memory.
+ * Polls the mailboxes of @p list (checked), or only @p only. A mailbox whose last poll is in
+ * flight is skipped, and from the job (@p job) one whose "every" has not passed. Returns one
+ * object per mailbox (owned): its report when the poll finished before this returned (always
+ * outside serve), else {mailbox, started: true} or {mailbox, busy: true}; NULL when out of
+ * memory.
  */
 static json_t *poll_mail(rapport_host *h, json_t *list, const char *only, bool job)
 {
@@ -1137,12 +1138,17 @@ static json_t *poll_mail(rapport_host *h, json_t *list, const char *only, bool j
         if (only && strcmp(name, only))
             continue;
         struct inflight *slot = slot_of(name);
-        if (job && slot) {
-            int64_t every = json_integer_value(json_object_get(m, "every_ms"));
-            /* A tick a little early still counts: cron and timers do not fire to the ms. */
-            if (slot->busy || (every && slot->last_ms && now - slot->last_ms < every - every / 10))
-                continue;
+        int64_t every = json_integer_value(json_object_get(m, "every_ms"));
+        /* One poll of a mailbox at a time (a second would fetch the same messages). */
+        if (slot && slot->busy && !job) {
+            json_t *busy = json_pack("{s:s,s:b}", "mailbox", name, "busy", 1);
+            json_array_append(started, busy);
+            json_array_append_new(p->reports, busy);
         }
+        /* A tick a little early still counts: cron and timers do not fire to the ms. */
+        if (slot && (slot->busy || (job && every && slot->last_ms &&
+                                    now - slot->last_ms < every - every / 10)))
+            continue;
         json_array_append_new(started, json_pack("{s:s,s:b}", "mailbox", name, "started", 1));
         box_start(h, p, m, slot);
     }
