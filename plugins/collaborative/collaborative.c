@@ -292,6 +292,8 @@ static int init(rapport_host *h, const rapport_api *api, char *err, size_t errle
     if (!rc)
         rc = cm_mail_init(h, err, errlen);
     if (!rc)
+        rc = cm_imap_init(h, err, errlen);
+    if (!rc)
         rc = cm_channels_init(h, err, errlen);
     if (!rc)
         rc = cm_campaigns_init(h, err, errlen);

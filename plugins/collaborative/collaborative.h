@@ -113,6 +113,11 @@ int cm_mail_send_now(rapport_host *h, int64_t id, char *err, size_t errlen);
 /** Takes in one message: *report says what was done with it (owned). */
 int cm_mail_receive(rapport_host *h, const char *msg, size_t len, json_t **report, char *err,
                     size_t errlen);
+/**
+ * `rapport mail poll [NAME] [--json]` (imap.c): polls the IMAP mailboxes of
+ * plugin.collaborative.imap at once and prints what each did; the exit status.
+ */
+int cm_imap_command(rapport_host *h, int argc, char **argv);
 /** Adds @p n to campaign @p id's counter @p field (0 ids are ignored). */
 void cm_campaign_count(rapport_host *h, int64_t id, const char *field, int n);
 /** The one-click unsubscribe URL of marketing interaction @p id into @p out ("" when the
@@ -122,6 +127,7 @@ void cm_unsubscribe_url(rapport_host *h, int64_t id, char *out, size_t cap);
 /* ---- channels ---------------------------------------------------------------------------- */
 
 int cm_mail_init(rapport_host *h, char *err, size_t errlen);     /* mail.c */
+int cm_imap_init(rapport_host *h, char *err, size_t errlen);     /* imap.c */
 int cm_channels_init(rapport_host *h, char *err, size_t errlen); /* channels.c */
 int cm_campaigns_init(rapport_host *h, char *err, size_t errlen); /* campaigns.c */
 

@@ -697,8 +697,11 @@ static int cmd_mail(rapport_host *h, const rapport_api *api, int argc, char **ar
         return cmd_mail_send(h, argc, argv);
     if (argc >= 2 && strcmp(argv[1], "receive") == 0)
         return cmd_mail_receive(h, argc, argv);
+    if (argc >= 2 && strcmp(argv[1], "poll") == 0)
+        return cm_imap_command(h, argc, argv);
     fprintf(stderr, "usage: rapport mail send --to ADDR --subject TEXT --body TEXT [--now] …\n"
-                    "       rapport mail receive < MESSAGE\n");
+                    "       rapport mail receive < MESSAGE\n"
+                    "       rapport mail poll [NAME] [--json]\n");
     return 2;
 }
 
@@ -709,7 +712,7 @@ int cm_mail_init(rapport_host *h, char *err, size_t errlen)
         return cm_fail(err, errlen, RAPPORT_EIO, "libsodium cannot start");
     if (api->lua_function(h, "send_email", lua_send_email, NULL) ||
         api->command(h, "mail", "mail send --to ADDR --subject TEXT --body TEXT [--now] | "
-                                "mail receive < MESSAGE", cmd_mail, NULL) ||
+                                "mail receive < MESSAGE | mail poll [NAME]", cmd_mail, NULL) ||
         api->job(h, "collaborative.mail_send", send_job, NULL) ||
         api->job(h, "collaborative.mail_recover", recover_job, NULL) ||
         api->every(h, "collaborative.mail_recover", "*/5 * * * *", "UTC",
