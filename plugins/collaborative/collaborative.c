@@ -201,7 +201,13 @@ static const struct {
      "{\"fields\": {\"interaction\": {\"type\": \"ref\", \"ref\": \"interaction\","
      " \"required\": true, \"indexed\": true}, \"filename\": {\"type\": \"text\"},"
      " \"content_type\": {\"type\": \"text\"}, \"size\": {\"type\": \"integer\"},"
+     " \"parts\": {\"type\": \"integer\", \"default\": 0},"
      " \"data\": {\"type\": \"text\"}}}"},
+    /* A file larger than one text value holds, in order: base64 of 786,000 bytes each. */
+    {"attachment_part",
+     "{\"fields\": {\"attachment\": {\"type\": \"ref\", \"ref\": \"attachment\","
+     " \"required\": true, \"indexed\": true}, \"seq\": {\"type\": \"integer\","
+     " \"required\": true}, \"data\": {\"type\": \"text\", \"required\": true}}}"},
     {"mail_template",
      "{\"fields\": {\"name\": {\"type\": \"text\", \"required\": true, \"indexed\": true},"
      " \"language\": {\"type\": \"text\", \"default\": \"en\"},"
@@ -224,6 +230,7 @@ static const struct {
 static const struct {
     const char *entity, *field, *spec;
 } added_fields[] = {
+    {"attachment", "parts", "{\"type\": \"integer\", \"default\": 0}"},
     {"contact", "email_bouncing", "{\"type\": \"boolean\", \"default\": false}"},
     {"contact", "email_bounced_at", "{\"type\": \"datetime\"}"},
     {"contact", "sms_opt_out", "{\"type\": \"boolean\", \"default\": false}"},

@@ -191,7 +191,77 @@ static int match_sender(rapport_host *h, const cm_incoming *m, json_t *links, in
     return 0;
 }
 
-/* Stores the message's attachments (each within max_attachment_bytes). */
+/* The store keeps at most a mebibyte in one text value: longer text is cut at a letter's
+ * boundary (and kept whole as an attachment), a large file is kept in parts. */
+enum { TEXT_MAX = 1000000, PART_RAW = 786000 /* a multiple of 3: the parts' base64 joins */,
+       DESCRIPTION_MAX = 60000, SUBJECT_MAX = 2000 };
+
+/* The length of @p s cut to at most @p max bytes, not inside a UTF-8 sequence. */
+static size_t utf8_cut(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    if (n <= max)
+        return n;
+    n = max;
+    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+        n--;
+    return n;
+}
+
+/* A copy of @p s cut to @p max bytes with @p note after the cut (when cut). */
+static char *cut_copy(const char *s, size_t max, const char *note)
+{
+    size_t n = utf8_cut(s ? s : "", max);
+    bool cut = s && n < strlen(s);
+    char *out = malloc(n + (cut ? strlen(note) : 0) + 1);
+    if (!out)
+        return NULL;
+    memcpy(out, s ? s : "", n);
+    out[n] = '\0';
+    if (cut)
+        strcat(out, note);
+    return out;
+}
+
+/* Stores one file of interaction @p id: inline when small, else in parts of PART_RAW bytes. */
+static int store_file(rapport_host *h, int64_t id, const char *filename, const char *type,
+                      const char *data, size_t len, char *err, size_t errlen)
+{
+    bool parts = len > PART_RAW;
+    size_t first = parts ? 0 : len;
+    size_t b64 = sodium_base64_encoded_len(parts ? PART_RAW : len, sodium_base64_VARIANT_ORIGINAL);
+    char *enc = malloc(b64);
+    if (!enc)
+        return cm_fail(err, errlen, RAPPORT_ENOMEM, "out of memory");
+    sodium_bin2base64(enc, b64, (const unsigned char *)data, first,
+                      sodium_base64_VARIANT_ORIGINAL);
+    json_t *f = json_pack("{s:I,s:s?,s:s?,s:I,s:I}", "interaction", (json_int_t)id, "filename",
+                          filename, "content_type", type, "size", (json_int_t)len, "parts",
+                          (json_int_t)(parts ? (len + PART_RAW - 1) / PART_RAW : 0));
+    if (!parts)
+        json_object_set_new(f, "data", json_string(enc));
+    char *t = json_dumps(f, JSON_COMPACT);
+    json_decref(f);
+    int64_t aid = 0;
+    int rc = t ? cm_api->create(h, "attachment", t, &aid) : RAPPORT_ENOMEM;
+    free(t);
+    for (size_t off = 0, seq = 1; !rc && parts && off < len; off += PART_RAW, seq++) {
+        size_t n = len - off < PART_RAW ? len - off : PART_RAW;
+        sodium_bin2base64(enc, b64, (const unsigned char *)data + off, n,
+                          sodium_base64_VARIANT_ORIGINAL);
+        json_t *p = json_pack("{s:I,s:I,s:s}", "attachment", (json_int_t)aid, "seq",
+                              (json_int_t)seq, "data", enc);
+        char *pt = json_dumps(p, JSON_COMPACT);
+        json_decref(p);
+        rc = pt ? cm_api->create(h, "attachment_part", pt, NULL) : RAPPORT_ENOMEM;
+        free(pt);
+    }
+    free(enc);
+    return rc ? cm_host_fail(h, rc, err, errlen) : 0;
+}
+
+/* Stores the message's attachments (each within max_attachment_bytes), and its text and HTML
+ * whole when they were too long for the interaction. */
 static int store_attachments(rapport_host *h, const cm_incoming *m, int64_t id, json_t *report,
                              char *err, size_t errlen)
 {
@@ -200,29 +270,17 @@ static int store_attachments(rapport_host *h, const cm_incoming *m, int64_t id, 
     int rc = 0;
     for (int i = 0; i < m->natt && !rc; i++) {
         const cm_in_attachment *a = &m->att[i];
-        if (a->len > max) {
+        if (a->len > max)
             json_array_append_new(skipped, json_string(a->filename ? a->filename : "?"));
-            continue;
-        }
-        size_t b64 = sodium_base64_encoded_len(a->len, sodium_base64_VARIANT_ORIGINAL);
-        char *data = malloc(b64);
-        if (!data) {
-            rc = cm_fail(err, errlen, RAPPORT_ENOMEM, "out of memory");
-            break;
-        }
-        sodium_bin2base64(data, b64, (const unsigned char *)a->data, a->len,
-                          sodium_base64_VARIANT_ORIGINAL);
-        json_t *f = json_pack("{s:I,s:s?,s:s?,s:I,s:s}", "interaction", (json_int_t)id,
-                              "filename", a->filename, "content_type", a->content_type, "size",
-                              (json_int_t)a->len, "data", data);
-        free(data);
-        char *t = json_dumps(f, JSON_COMPACT);
-        json_decref(f);
-        int c = t ? cm_api->create(h, "attachment", t, NULL) : RAPPORT_ENOMEM;
-        free(t);
-        if (c)
-            rc = cm_host_fail(h, c, err, errlen);
+        else
+            rc = store_file(h, id, a->filename, a->content_type, a->data, a->len, err, errlen);
     }
+    if (!rc && m->text && strlen(m->text) > TEXT_MAX)
+        rc = store_file(h, id, "message.txt", "text/plain; charset=utf-8", m->text,
+                        strlen(m->text), err, errlen);
+    if (!rc && m->html && strlen(m->html) > TEXT_MAX)
+        rc = store_file(h, id, "message.html", "text/html; charset=utf-8", m->html,
+                        strlen(m->html), err, errlen);
     if (json_array_size(skipped))
         json_object_set_new(report, "attachments_too_large", skipped);
     else
@@ -234,8 +292,12 @@ static int store_attachments(rapport_host *h, const cm_incoming *m, int64_t id, 
 static int open_ticket(rapport_host *h, const cm_incoming *m, int64_t contact, int64_t thread,
                        int64_t *ticket, char *err, size_t errlen)
 {
-    json_t *f = json_pack("{s:s,s:s}", "subject", *m->subject ? m->subject : "(no subject)",
-                          "description", m->text ? m->text : "");
+    /* The ticket says what it is about; the whole message is its interaction. */
+    char *subject = cut_copy(*m->subject ? m->subject : "(no subject)", SUBJECT_MAX, "…");
+    char *desc = cut_copy(m->text, DESCRIPTION_MAX, "\n[…]");
+    json_t *f = json_pack("{s:s?,s:s?}", "subject", subject, "description", desc);
+    free(subject);
+    free(desc);
     if (contact)
         json_object_set_new(f, "contact", json_integer(contact));
     char *t = json_dumps(f, JSON_COMPACT);
@@ -330,15 +392,20 @@ static int store_message(rapport_host *h, const cm_incoming *m, json_t *report, 
     for (int i = 0, n = 0; i < m->nrefs; i++)
         n += snprintf(refs + n, sizeof refs - (size_t)n, "%s%s", i ? " " : "", m->references[i]),
             n = n < (int)sizeof refs ? n : (int)sizeof refs - 1;
-    json_t *f = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:I}", "channel", "email", "direction", "in",
-                          "status", "received", "subject", m->subject, "body",
-                          m->text ? m->text : "", "to_addr", to, "thread", (json_int_t)thread);
+    char *subject = cut_copy(m->subject, SUBJECT_MAX, "…");
+    char *body = cut_copy(m->text, TEXT_MAX, "\n[… cut here: the whole text is the attachment "
+                                             "message.txt]");
+    json_t *f = json_pack("{s:s,s:s,s:s,s:s?,s:s?,s:s,s:I}", "channel", "email", "direction",
+                          "in", "status", "received", "subject", subject, "body", body, "to_addr",
+                          to, "thread", (json_int_t)thread);
+    free(subject);
+    free(body);
     if (m->from_addr) {
         json_object_set_new(f, "from_addr", json_string(m->from_addr));
         json_object_set_new(f, "author", json_string(m->from_addr));
     }
-    if (m->html)
-        json_object_set_new(f, "html", json_string(m->html));
+    if (m->html && strlen(m->html) <= TEXT_MAX)
+        json_object_set_new(f, "html", json_string(m->html)); /* else kept as message.html */
     if (m->message_id)
         json_object_set_new(f, "external_id", json_string(m->message_id));
     if (m->in_reply_to)

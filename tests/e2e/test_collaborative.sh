@@ -123,6 +123,31 @@ out=$("$RAPPORT" mail receive < "$corpus/bounce.eml" 2>&1)
 check 'grep -q "\"dropped\":\"bounce\"" <<<"$out"' "a bounce was not recognised: $out"
 check '[ "$(count ticket)" = "$tickets" ]' "a bounce opened a ticket"
 expect 0 '"email_bouncing":true' -- find contact --where '{"last_name": "Gone"}'
+# A message larger than one stored text: a 2 MB file in parts, a 1.5 MB text cut on the
+# interaction and kept whole as message.txt; nothing refused, nothing lost.
+python3 - "$tmp/big.eml" "$tmp/big.bin" <<'PY'
+import sys, os, email.message
+blob = os.urandom(2_000_000)
+open(sys.argv[2], "wb").write(blob)
+m = email.message.EmailMessage()
+m["From"] = "sara@example.org"; m["To"] = "support@example.com"
+m["Subject"] = "the scans"; m["Message-ID"] = "<big-1@example.org>"
+m.set_content("سلام " * 300_000)
+m.add_attachment(blob, maintype="application", subtype="octet-stream", filename="scans.bin")
+open(sys.argv[1], "wb").write(bytes(m))
+PY
+out=$("$RAPPORT" mail receive < "$tmp/big.eml" 2>&1)
+bid=$(python3 -c 'import sys, json; print(json.loads(sys.argv[1])["interaction"])' "$out" 2>/dev/null)
+check '[ -n "$bid" ]' "a large message was refused: $(head -c 300 <<<"$out")"
+"$RAPPORT" find attachment --where "{\"interaction\": ${bid:-0}}" > "$tmp/atts.jsonl"
+aid=$(python3 -c 'import sys, json
+for l in open(sys.argv[1]):
+    a = json.loads(l)
+    if a["filename"] == "scans.bin": print(a["id"], a["parts"])' "$tmp/atts.jsonl")
+check '[ "${aid#* }" = 3 ]' "the 2 MB file is not in three parts: $aid"
+"$RAPPORT" find attachment_part --where "{\"attachment\": ${aid%% *}}" --order seq > "$tmp/parts.jsonl"
+check 'python3 -c "import sys, json, base64; d = b\"\".join(base64.b64decode(json.loads(l)[\"data\"]) for l in open(sys.argv[1])); sys.exit(0 if d == open(sys.argv[2], \"rb\").read() else 1)" "$tmp/parts.jsonl" "$tmp/big.bin"' "the file's parts do not join into the file"
+check 'grep -q "message.txt" "$tmp/atts.jsonl"' "the whole text was not kept as message.txt"
 # Not a message at all: the MTA is told it is the data's fault (EX_DATAERR).
 "$RAPPORT" mail receive < "$corpus/garbage.eml" >/dev/null 2>&1
 check '[ $? = 65 ]' "garbage was not refused with 65"
