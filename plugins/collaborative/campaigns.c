@@ -124,6 +124,14 @@ static int route_unsubscribe(rapport_host *h, const rapport_api *api, const rapp
         *body = cm_dump(json_pack("{s:s}", "title", "this unsubscribe link is not valid"));
         return 0;
     }
+    /* Only a POST unsubscribes (RFC 8058): mail scanners follow a link with GET, and must not
+     * unsubscribe a reader who never clicked. */
+    if (strcmp(req->method, "POST") != 0) {
+        *status = 200;
+        *body = cm_dump(json_pack("{s:s,s:s}", "data", "confirm", "detail",
+                                  "POST to this address to unsubscribe"));
+        return 0;
+    }
     int rc = unsubscribe(h, id, err, errlen);
     if (rc)
         return rc;

@@ -253,6 +253,9 @@ heads=$(python3 -c 'import sys, email, email.policy; m = email.message_from_bina
 check 'grep -qx "تخفیف بهاری" <<<"$heads"' "the campaign subject did not decode: $heads"
 check 'grep -qx "List-Unsubscribe=One-Click" <<<"$heads"' "no one-click unsubscribe: $heads"
 link=$(sed -n 's/^<\(http[^>]*\)>.*$/\1/p' <<<"$heads" | head -1)
+# A scanner following the link with GET unsubscribes nobody; the one click (a POST) does.
+curl -s "$link" >/dev/null
+check '"$RAPPORT" get contact "$keen" | grep -q "\"email_opt_out\": false"' "a GET of the unsubscribe link unsubscribed"
 code=$(curl -s -o /dev/null -w '%{http_code}' -X POST --data 'List-Unsubscribe=One-Click' "$link")
 check '[ "$code" = 200 ]' "the one-click unsubscribe failed: $code ($link)"
 expect 0 '"email_opt_out": true' -- get contact "$keen"
