@@ -1,14 +1,15 @@
 /*
- * test_imap.c — the parts of the IMAP poller (imap.c) that read what a server and libcurl hand
- * over, without a server: a message's literal in the header stream of libcurl 7.88 and in the
- * body stream of later versions (a message holding IMAP-looking lines, a part cut short, a
- * literal past the end), SEARCH and SELECT answers, the Message-ID check, the server's refusal
- * picked out of an answer without a message's lines, the password scrubbed from errors, the
- * refused list, and the setting's checks naming entry and field. The end-to-end behaviour
+ * test_imap.c — the parts of the IMAP poller (imap.c, imap_wire.c) that read what a server and
+ * libcurl hand over, without a server: a message's literal in the header stream of libcurl 7.88
+ * and in the body stream of later versions (a message holding IMAP-looking lines, a part cut
+ * short, a literal past the end), SEARCH and SELECT answers, the Message-ID check, the server's
+ * refusal picked out of an answer without a message's lines, the password scrubbed from errors,
+ * the refused list, and the setting's checks naming entry and field. The end-to-end behaviour
  * against Dovecot is tests/e2e/test_imap.sh.
  *
- * imap.c is included whole, so its file-local functions are reached; the few functions of the
- * plugin it calls are stubs below, and the host table has only what the checks use.
+ * imap.c and imap_wire.c are included whole, so their file-local functions are reached; the few
+ * functions of the plugin they call are stubs below, and the host table has only what the checks
+ * use.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,6 +19,7 @@
 #include <cmocka.h>
 
 #include "../imap.c"
+#include "../imap_wire.c"
 
 /* ---- stubs of the plugin and the host ------------------------------------------------------ */
 
