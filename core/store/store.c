@@ -372,6 +372,49 @@ int rp_config_get(rp_store_t *s, const char *key, json_t **value, rp_error_t *er
     return rc == RP_DB_ROW ? 0 : rp__dberr(s, rc, "cannot read the setting", err);
 }
 
+/* Whether a setting's or member's name @p key says it holds a secret. */
+static bool secret_name(const char *key)
+{
+    static const char *const marks[] = {"secret", "password", "passwd", "token", "api_key",
+                                        "apikey", "credential", "private_key", NULL};
+    for (int i = 0; marks[i]; i++)
+        if (strstr(key, marks[i]))
+            return true;
+    return false;
+}
+
+/* @p v as the event log may show it (owned): "[secret]" for a secret's value, at any depth of
+ * an object or list. */
+static json_t *redacted(const char *key, json_t *v)
+{
+    if (secret_name(key))
+        return json_string("[secret]");
+    if (json_is_object(v)) {
+        json_t *out = json_object();
+        const char *k;
+        json_t *m;
+        json_object_foreach(v, k, m) json_object_set_new(out, k, redacted(k, m));
+        return out;
+    }
+    if (json_is_array(v)) {
+        json_t *out = json_array();
+        size_t i;
+        json_t *m;
+        json_array_foreach(v, i, m) json_array_append_new(out, redacted("", m));
+        return out;
+    }
+    /* A URL's user:password ("smtp://u:p@host") is a secret whatever the setting's name. */
+    const char *t = json_string_value(v);
+    const char *sep = t ? strstr(t, "://") : NULL;
+    if (sep) {
+        const char *host = sep + 3, *end = host + strcspn(host, "/?#");
+        const char *at = memchr(host, '@', (size_t)(end - host));
+        if (at)
+            return json_sprintf("%.*s[secret]%s", (int)(host - t), t, at);
+    }
+    return json_incref(v);
+}
+
 int rp_config_set(rp_store_t *s, const rp_ctx_t *ctx, const char *key, json_t *value,
                   rp_error_t *err)
 {
@@ -409,18 +452,12 @@ int rp_config_set(rp_store_t *s, const rp_ctx_t *ctx, const char *key, json_t *v
         rc = err ? err->code : RP_EIO;
     }
     if (!rc) {
-        /* A setting that holds a secret (its name says so) is logged as changed, not shown:
-         * the event log is read by handlers, webhooks and anyone who may read events. */
-        bool secret = false;
-        static const char *const marks[] = {"secret", "password", "token", "api_key",
-                                            "apikey", "credential", "private_key", NULL};
-        for (int i = 0; marks[i] && !secret; i++)
-            secret = strstr(key, marks[i]) != NULL;
-        json_t *hid = json_string("[secret]");
-        json_t *ch = json_pack("{s:[OO]}", key,
-                               old ? (secret ? hid : old) : json_null(),
-                               value ? (secret ? hid : value) : json_null());
-        json_decref(hid);
+        /* A setting that holds a secret (its name says so, or a member's name inside it:
+         * {"url": …, "password": …}) is logged as changed, not shown: the event log is read
+         * by handlers, webhooks and anyone who may read events. */
+        json_t *o = old ? redacted(key, old) : json_null();
+        json_t *v = value ? redacted(key, value) : json_null();
+        json_t *ch = json_pack("{s:[oo]}", key, o, v);
         rc = rp__event_append(s, ctx, "config.changed", "", 0, ch, NULL, err);
         json_decref(ch);
     }

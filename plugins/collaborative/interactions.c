@@ -170,12 +170,11 @@ static int add_in_txn(rapport_host *h, json_t *fields, json_t *links, int64_t *i
         if (rc)
             return cm_host_fail(h, rc, err, errlen);
     }
-    const char *subject = json_string_value(json_object_get(fields, "subject"));
-    const char *body = json_string_value(json_object_get(fields, "body"));
+    /* What happened, not what was said: a follower's role may not read interactions, and a
+     * notification (or the digest that mails it) must not tell what the store would not. */
     char summary[200];
-    snprintf(summary, sizeof summary, "%s %s: %.120s", channel,
-             json_string_value(json_object_get(fields, "direction")) ?: "",
-             subject && *subject ? subject : body ? body : "");
+    snprintf(summary, sizeof summary, "new %s (%s) interaction %" PRId64, channel,
+             json_string_value(json_object_get(fields, "direction")) ?: "", *id);
     return tell_followers(h, links, *id, json_string_value(json_object_get(fields, "author")),
                           summary, err, errlen);
 }
@@ -302,10 +301,10 @@ static int note_add(rapport_host *h, const char *entity, int64_t rid, const char
     json_array_foreach(who, i, u) {
         if (rc || (author && strcmp(json_string_value(u), author) == 0))
             continue;
+        /* Who and where, not the note's text (see above): the note is on the timeline. */
         char msg[200];
-        snprintf(msg, sizeof msg, "%s mentioned you: %.150s", author && *author ? author
-                                                                                 : "someone",
-                 text);
+        snprintf(msg, sizeof msg, "%.64s mentioned you in a note on %.64s %" PRId64,
+                 author && *author ? author : "someone", entity, rid);
         rc = cm_notify(h, json_string_value(u), "mention", entity, rid, *id, msg, err, errlen);
     }
     json_decref(who);

@@ -99,6 +99,11 @@ static int patch(rapport_host *h, const char *entity, int64_t id, json_t *p, cha
     return rc ? cm_host_fail(h, rc, err, errlen) : 0;
 }
 
+/*
+ * A bounce marks an address only when it answers a message this engine sent to that address
+ * (its Message-ID is in the report): anyone can write a delivery report naming a customer's
+ * address, and a forged one must not stop all mail to them.
+ */
 static int on_bounce(rapport_host *h, const cm_incoming *m, json_t *report, char *err,
                      size_t errlen)
 {
@@ -106,7 +111,13 @@ static int on_bounce(rapport_host *h, const cm_incoming *m, json_t *report, char
     cm_now_text(h, now);
     json_t *marked = json_array();
     int rc = 0;
-    for (int i = 0; i < m->nbounced && !rc && m->bounce_permanent; i++) {
+    json_t *orig = by_message_id(h, m->bounced_message_id);
+    const char *dir = json_string_value(json_object_get(orig, "direction"));
+    const char *sent_to = json_string_value(json_object_get(orig, "to_addr"));
+    bool ours = orig && dir && strcmp(dir, "out") == 0 && sent_to;
+    for (int i = 0; ours && i < m->nbounced && !rc && m->bounce_permanent; i++) {
+        if (strcasecmp(m->bounced[i], sent_to) != 0)
+            continue; /* not who that message went to */
         json_t *cs = cm_find(h, "contact", json_pack("{s:{s:s},s:i}", "where", "email",
                                                      m->bounced[i], "limit", 100), err, errlen);
         size_t k;
@@ -120,8 +131,7 @@ static int on_bounce(rapport_host *h, const cm_incoming *m, json_t *report, char
         }
         json_decref(cs);
     }
-    json_t *orig = by_message_id(h, m->bounced_message_id);
-    if (!rc && orig) {
+    if (!rc && ours) {
         int64_t oid = json_integer_value(json_object_get(orig, "id"));
         const char *st = json_string_value(json_object_get(orig, "status"));
         if (m->bounce_permanent && st && strcmp(st, "bounced") != 0) {
@@ -134,9 +144,15 @@ static int on_bounce(rapport_host *h, const cm_incoming *m, json_t *report, char
                                   "bounce_count", 1);
         }
         json_object_set_new(report, "interaction", json_integer(oid));
+    } else if (!ours) {
+        json_object_set_new(report, "unverified", json_string(
+            "the report names no message this engine sent: no address marked"));
     }
     json_decref(orig);
     json_object_set_new(report, "dropped", json_string("bounce"));
+    json_object_set_new(report, "bounced_message_id", m->bounced_message_id
+                                                          ? json_string(m->bounced_message_id)
+                                                          : json_null());
     json_object_set_new(report, "permanent", json_boolean(m->bounce_permanent));
     json_object_set_new(report, "status", m->bounce_status ? json_string(m->bounce_status)
                                                            : json_null());

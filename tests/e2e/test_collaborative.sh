@@ -69,6 +69,12 @@ smtp_start
 # Queued from Lua: `serve` sends it (below), with the retry.
 expect 0 'message_id' -- eval "return crm.collaborative.send_email{to = 'sara@example.org', subject = 'Third', body = 'b', related = 'contact:1'}"
 
+# A secret inside a setting's value (a member named so, a URL's user:password) is never in the
+# event log.
+"$RAPPORT" config set plugin.collaborative.sms '{"url": "https://u:URLPW9@gw.example/x", "password": "SMSPW9", "secret": "SIG9"}' >/dev/null
+check '! "$RAPPORT" events tail -n 5 | grep -q "URLPW9\|SMSPW9\|SIG9"' "a secret inside a setting reached the event log"
+"$RAPPORT" config unset plugin.collaborative.sms >/dev/null
+
 # ---- email in ----
 # A reply to what we sent, by the thread's reply address: lands on the thread and the contact.
 token=$(grep -o 'reply+[a-z0-9]*' <<<"$subj" | head -1)
@@ -119,10 +125,19 @@ check '[ -n "$wid" ] && "$RAPPORT" get interaction "$wid" | python3 -c "import s
 # A bounce marks the address, never opens a ticket.
 tickets=$(count ticket)
 "$RAPPORT" create contact "{\"last_name\": \"Gone\", \"email\": \"$(python3 -c 'import sys,re; t=open(sys.argv[1],encoding="latin-1").read(); print(re.search(r"Final-Recipient:\s*rfc822;\s*(\S+)", t, re.I).group(1).lower())' "$corpus/bounce.eml")\"}" >/dev/null
+# A report about a message the engine never sent is recognised, but marks nobody: anyone can
+# write one naming a customer's address.
 out=$("$RAPPORT" mail receive < "$corpus/bounce.eml" 2>&1)
-check 'grep -q "\"dropped\":\"bounce\"" <<<"$out"' "a bounce was not recognised: $out"
+check 'grep -q "\"dropped\":\"bounce\"" <<<"$out" && grep -q "unverified" <<<"$out"' "a forged bounce was not set apart: $out"
+expect 0 '"email_bouncing":false' -- find contact --where '{"last_name": "Gone"}'
+# The same report about a message the engine did send to that address marks it.
+gone_mid=$("$RAPPORT" mail send --to nobody@example.com --subject Hello --body x --now | grep -o '<[^>]*>')
+orig_mid=$(python3 -c 'import sys, re; t = open(sys.argv[1], encoding="latin-1").read(); print(re.findall(r"Message-ID:\s*(<[^>]*>)", t, re.I)[-1])' "$corpus/bounce.eml")
+python3 -c 'import sys; t = open(sys.argv[1], "rb").read(); t = t.replace(sys.argv[2].encode(), sys.argv[3].encode()).replace(b"<20261207031044.9A1B2C3D4E@mx.rapport.example>", b"<real-bounce-1@mx.example>"); open(sys.argv[4], "wb").write(t)' "$corpus/bounce.eml" "$orig_mid" "$gone_mid" "$tmp/real_bounce.eml"
+out=$("$RAPPORT" mail receive < "$tmp/real_bounce.eml" 2>&1)
 check '[ "$(count ticket)" = "$tickets" ]' "a bounce opened a ticket"
 expect 0 '"email_bouncing":true' -- find contact --where '{"last_name": "Gone"}'
+check '"$RAPPORT" find interaction --where "{\"external_id\": \"$gone_mid\"}" | grep -q "\"status\":\"bounced\""' "the bounced message was not marked: $out"
 # A message larger than one stored text: a 2 MB file in parts, a 1.5 MB text cut on the
 # interaction and kept whole as message.txt; nothing refused, nothing lost.
 python3 - "$tmp/big.eml" "$tmp/big.bin" <<'PY'
@@ -162,7 +177,9 @@ expect 0 'note' -- note contact 1 'Call @ana about the refund; mail ana@example.
 expect 0 'mentioned you' -- notifications ana
 expect 0 'no unread' -- notifications bob
 "$RAPPORT" note contact 1 'bob should see this' --author ana >/dev/null
-expect 0 'note' -- notifications bob
+expect 0 'new note (internal) interaction' -- notifications bob
+# A notification says what happened, not what was said: a follower's role may not read it.
+check '! "$RAPPORT" notifications bob | grep -q "should see"' "a notification carried the note's text"
 expect 0 '1 marked read' -- notifications ana --read all
 expect 0 'no unread' -- notifications ana
 expect 1 'no user' -- follow contact 1 nobody
@@ -199,7 +216,7 @@ for _ in $(seq 100); do
     sleep 0.1
 done
 check '[ "$(count interaction --where '"'"'{"status": "sent"}'"'"')" = 3 ]' "serve did not send the waiting mail: $(tail -5 "$tmp/serve.log")"
-check '[ "$(delivered)" = 3 ]' "the SMTP server did not get three messages"
+check '[ "$(delivered)" = 4 ]' "the SMTP server did not get the four messages"
 tok=$(token_of ana)
 req GET /api/v1/contact/1/timeline
 is 200 '"channel":"note"' "GET the timeline as an admin"
