@@ -64,6 +64,9 @@ struct rp_plugins {
     reg_t *regs;
     const char **script_dirs;
     rp_lua_ext_t *ext_head;
+    /* Work the plugins handed off the loop: how much runs, and what waits its turn. */
+    int off_running;
+    struct offload *off_head, *off_tail;
 };
 
 /** The host function table every plugin gets (api.c). */

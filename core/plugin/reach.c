@@ -135,12 +135,19 @@ char *rp__plugin_user(rapport_host *h, const char *name)
 
 /* ---- work off the loop ----------------------------------------------------------------- */
 
+/* Plugins' work in flight at once. libuv's pool has four threads, which the engine's own
+ * work (a sign-in's password hash, the database checkpoint) needs too: a stalled SMTP relay
+ * must not hold them all. The rest waits its turn, in order. */
+enum { OFFLOAD_MAX = 2 };
+
 typedef struct offload {
     uv_work_t w;
+    uv_loop_t *loop;
     rapport_host *h;
     void (*work)(void *ud);
     void (*done)(rapport_host *h, const rapport_api *api, void *ud);
     void *ud;
+    struct offload *next;
 } offload_t;
 
 static void off_work(uv_work_t *w)
@@ -149,13 +156,37 @@ static void off_work(uv_work_t *w)
     o->work(o->ud);
 }
 
+static int off_start(offload_t *o);
+
 static void off_done(uv_work_t *w, int status)
 {
     offload_t *o = w->data;
+    rp_plugins_t *P = o->h->P;
+    P->off_running--;
     /* Cancelled work never ran: its done is not called (the plugin recovers it). */
     if (status == 0)
         o->done(o->h, &rp__plugin_api, o->ud);
     free(o);
+    /* The next in line, on the same loop: also while the server stops, which waits for it. */
+    while (P->off_head && P->off_running < OFFLOAD_MAX) {
+        offload_t *n = P->off_head;
+        P->off_head = n->next;
+        if (!P->off_head)
+            P->off_tail = NULL;
+        if (off_start(n) != 0) {
+            rp__plugin_fail(n->h, RAPPORT_EIO, "cannot hand the work to a worker thread");
+            free(n);
+        }
+    }
+}
+
+static int off_start(offload_t *o)
+{
+    o->w.data = o;
+    if (uv_queue_work(o->loop, &o->w, off_work, off_done) != 0)
+        return -1;
+    o->h->P->off_running++;
+    return 0;
 }
 
 int rp__plugin_offload(rapport_host *h, void (*work)(void *ud),
@@ -172,9 +203,17 @@ int rp__plugin_offload(rapport_host *h, void (*work)(void *ud),
     offload_t *o = calloc(1, sizeof *o);
     if (!o)
         return (int)rp__plugin_fail(h, RAPPORT_ENOMEM, "out of memory");
-    *o = (offload_t){.h = h, .work = work, .done = done, .ud = ud};
-    o->w.data = o;
-    if (uv_queue_work(loop, &o->w, off_work, off_done) != 0) {
+    *o = (offload_t){.loop = loop, .h = h, .work = work, .done = done, .ud = ud};
+    rp_plugins_t *P = h->P;
+    if (P->off_running >= OFFLOAD_MAX) {
+        if (P->off_tail)
+            P->off_tail->next = o;
+        else
+            P->off_head = o;
+        P->off_tail = o;
+        return 0;
+    }
+    if (off_start(o) != 0) {
         free(o);
         return (int)rp__plugin_fail(h, RAPPORT_EIO, "cannot hand the work to a worker thread");
     }

@@ -263,6 +263,29 @@ int cm_mail_queue(rapport_host *h, json_t *o, int64_t *id, char *msgid, size_t m
     return 0;
 }
 
+/* The messages this process is sending (handed off the loop, or waiting their turn there):
+ * the recovery job must not send them again. Touched on the loop only. */
+enum { FLIGHT_MAX = 4096 };
+static int64_t flight[FLIGHT_MAX];
+static int nflight;
+
+static bool in_flight(int64_t id)
+{
+    for (int i = 0; i < nflight; i++)
+        if (flight[i] == id)
+            return true;
+    return false;
+}
+
+static void flight_end(int64_t id)
+{
+    for (int i = 0; i < nflight; i++)
+        if (flight[i] == id) {
+            flight[i] = flight[--nflight];
+            return;
+        }
+}
+
 /* One send handed off the loop: everything it needs, copied. */
 typedef struct send {
     int64_t interaction, campaign;
@@ -314,6 +337,7 @@ void cm_campaign_count(rapport_host *h, int64_t id, const char *field, int n)
 static void send_done(rapport_host *h, const rapport_api *api, void *ud)
 {
     send_t *s = ud;
+    flight_end(s->interaction);
     char now[RAPPORT_TIME_LEN];
     cm_now_text(h, now);
     json_t *patch;
@@ -358,6 +382,11 @@ static void send_done(rapport_host *h, const rapport_api *api, void *ud)
 /* Builds interaction @p id's message and hands it to SMTP (off the loop in serve). */
 int cm_mail_send_now(rapport_host *h, int64_t id, char *err, size_t errlen)
 {
+    if (in_flight(id))
+        return 0; /* being sent by this process already */
+    if (nflight == FLIGHT_MAX)
+        return cm_fail(err, errlen, RAPPORT_EIO, "%d messages are being sent: this one waits",
+                       FLIGHT_MAX);
     json_t *it = cm_json(cm_api->get(h, "interaction", id));
     if (!it)
         return cm_fail(err, errlen, RAPPORT_ENOTFOUND, "%s", cm_api->last_error(h));
@@ -450,7 +479,9 @@ int cm_mail_send_now(rapport_host *h, int64_t id, char *err, size_t errlen)
         send_free(s);
         return cm_host_fail(h, rc, err, errlen);
     }
+    flight[nflight++] = id;
     if ((rc = cm_api->offload(h, send_work, send_done, s))) {
+        flight_end(id);
         send_free(s);
         return cm_host_fail(h, rc, err, errlen);
     }
@@ -472,7 +503,8 @@ static int send_job(rapport_host *h, const rapport_api *api, const rapport_job *
     return rc == RAPPORT_EINVAL || rc == RAPPORT_ENOTFOUND ? 0 : rc;
 }
 
-/* Messages a crash left "sending" for more than ten minutes go out again. */
+/* Messages a crash left "sending" for more than ten minutes go out again (not those this
+ * process is still sending: a slow relay, or a queue behind one). */
 static int recover_job(rapport_host *h, const rapport_api *api, const rapport_job *job, void *ud,
                        char *err, size_t errlen)
 {

@@ -444,9 +444,11 @@ struct rapport_api {
     /**
      * Runs @p work(@p ud) off the event loop (on a worker thread: it may block on the network,
      * and must not call the host), then @p done on the loop, where the host may be called again
-     * (acting as the plugin). Outside `rapport serve` both run at once, in turn. Work in flight
-     * when the server stops is not waited for: @p done may never come, so keep what must not be
-     * lost in the store before, and recover it (a job that finds it unfinished).
+     * (acting as the plugin). Outside `rapport serve` both run at once, in turn. At most two
+     * plugins' works run at a time (the engine's own work needs the pool too); the rest wait
+     * their turn, in order, and a stopping server waits for them. A crash loses what was in
+     * flight: keep what must not be lost in the store before, and recover it (a job that
+     * finds it unfinished).
      */
     int (*offload)(rapport_host *h, void (*work)(void *ud),
                    void (*done)(rapport_host *h, const rapport_api *api, void *ud), void *ud);
