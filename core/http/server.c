@@ -189,7 +189,9 @@ static int route(call_t *c)
     /* A plugin's public route (a gateway's signed callback) answers before any token. */
     char sub[512];
     if (n >= 2 && strcmp(seg[0], "plugins") == 0 && c->h->routes) {
-        size_t skip = strlen("/api/v1/plugins/") + strlen(seg[1]);
+        /* What follows the plugin's name, where it stands in the path (doubled slashes and
+         * all): the copy split into segments has the path's offsets. */
+        size_t skip = (size_t)(seg[1] - path) + strlen(seg[1]);
         snprintf(sub, sizeof sub, "%.*s", (int)(p.len > skip ? p.len - skip : 0),
                  p.base + (p.len > skip ? skip : p.len));
         if (rp__http_plugin(c, seg[1], sub, true) == 0)

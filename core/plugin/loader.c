@@ -587,7 +587,9 @@ int rp_plugins_route(void *ud, const char *name, const rp_http_request_t *req, i
 {
     rp_plugins_t *P = ud;
     *body = NULL;
-    const char *sub = req->sub[0] == '/' ? req->sub + 1 : req->sub;
+    const char *sub = req->sub;
+    while (*sub == '/')
+        sub++;
     rapport_host *h = strcmp(name, "*") == 0 ? record_view(P, sub) : by_name(P, name);
     if (!h)
         return req->anonymous || strcmp(name, "*") == 0

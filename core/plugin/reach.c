@@ -20,6 +20,23 @@
 int rp__plugin_public_route(rapport_host *h, const char *method, const char *path,
                             rapport_route_fn fn, void *ud)
 {
+    /* A public route answers before any token is asked for: it must name its own path, and
+     * never one of the plugin's token routes, which it would answer for. */
+    while (path && *path == '/')
+        path++;
+    if (!path || !*path)
+        return (int)rp__plugin_fail(h, RAPPORT_EINVAL, "a public route needs a path of its own");
+    size_t n = strlen(path);
+    for (reg_t *r = h->P->regs; r; r = r->next) {
+        size_t m = strlen(r->name);
+        bool nested = (r->kind == 6 || r->kind == 8) && r->h == h &&
+                      ((!strncmp(r->name, path, m) && (path[m] == '/' || !path[m])) ||
+                       (!strncmp(r->name, path, n) && (r->name[n] == '/' || !r->name[n])));
+        if (nested)
+            return (int)rp__plugin_fail(h, RAPPORT_ECONFLICT, "public route \"%s\" and route "
+                                        "\"%s\" would answer for each other's paths", path,
+                                        r->name);
+    }
     return rp__plugin_add_route(h, 8, method, path, fn, ud);
 }
 

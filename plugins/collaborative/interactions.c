@@ -138,11 +138,13 @@ static int add_in_txn(rapport_host *h, json_t *fields, json_t *links, int64_t *i
             strcmp(json_string_value(json_array_get(l, 0)), "contact") == 0)
             json_object_set(fields, "contact", json_array_get(l, 1));
     }
+    /* The fields' contact is linked too, and with it the contact's account (also when other
+     * links came first: a mail's ticket). */
     json_t *c = json_object_get(fields, "contact");
+    size_t had = json_array_size(links);
     if (json_is_integer(c))
         link_add(links, "contact", json_integer_value(c));
-    if (json_array_size(links) == 1 && json_is_integer(c) &&
-        (rc = links_complete(h, links, err, errlen)))
+    if (json_array_size(links) > had && (rc = links_complete(h, links, err, errlen)))
         return rc;
     char *ft = json_dumps(fields, JSON_COMPACT);
     rc = ft ? cm_api->create(h, "interaction", ft, id) : RAPPORT_ENOMEM;

@@ -254,7 +254,10 @@ static void change_text(json_t *changes, char *out, size_t cap)
 static int src_events(rapport_host *h, page_t *p, const char *entity, int64_t id, bool stage,
                       bool change)
 {
-    int64_t before = 0;
+    /* Paging past an event: the log is read from it on, not from its newest again. */
+    int64_t before = p->cur.at[0] && (p->cur.kind == K_STAGE || p->cur.kind == K_CHANGE)
+                         ? p->cur.id
+                         : 0;
     int found = 0, scanned = 0;
     while (found <= p->limit && scanned < EVENT_SCAN) {
         char q[80];

@@ -234,6 +234,8 @@ is 200 '"kind":"change"' "the viewer sees the contact's changes"
 check '! grep -q "\"kind\":\"interaction\"" <<<"$body"' "the viewer saw interactions it may not read: $body"
 req GET /api/v1/plugins/collaborative/notifications
 is 403 'notification.read' "a role without notifications is told so"
+req GET /api/v1//plugins/collaborative//notifications
+is 403 'notification.read' "doubled slashes reach the same route"
 # ---- a campaign: only consenting members, once each, with one-click unsubscribe ----
 tok=$(token_of ana)
 "$RAPPORT" config set plugin.collaborative.unsubscribe_url "\"$U/api/v1/plugins/collaborative/unsubscribe\"" >/dev/null
