@@ -34,7 +34,12 @@ int cm_fail(char *err, size_t errlen, int code, const char *fmt, ...)
 
 int cm_host_fail(rapport_host *h, int rc, char *err, size_t errlen)
 {
-    snprintf(err, errlen, "%s", cm_api->last_error(h));
+    const char *m = cm_api->last_error(h);
+    /* Never an empty message: the caller (an MTA's log, a user) must learn something. */
+    if (m && *m)
+        snprintf(err, errlen, "%s", m);
+    else
+        snprintf(err, errlen, "the engine refused it (code %d) without saying why", rc);
     return rc ? rc : RAPPORT_EINVAL;
 }
 

@@ -488,7 +488,16 @@ int cm_mail_receive(rapport_host *h, const char *msg, size_t len, json_t **repor
         rc = on_bounce(h, &m, r, err, errlen);
     } else {
         int64_t id = 0, ticket = 0;
-        rc = store_message(h, &m, r, &id, &ticket, err, errlen);
+        /* One transaction: a store that fails half-way keeps no thread or ticket of it, so
+         * the MTA's retry (exit 75) does not make them twice. */
+        rc = cm_api->begin(h) ? cm_host_fail(h, RAPPORT_EIO, err, errlen) : 0;
+        if (!rc) {
+            rc = store_message(h, &m, r, &id, &ticket, err, errlen);
+            if (rc)
+                cm_api->rollback(h);
+            else if (cm_api->commit(h))
+                rc = cm_host_fail(h, RAPPORT_EIO, err, errlen);
+        }
         if (!rc && m.kind == CM_IN_AUTO_REPLY) {
             json_object_set_new(r, "auto_reply", json_string(m.why ? m.why : "yes"));
             json_object_set_new(r, "answered", json_false()); /* never answered */
