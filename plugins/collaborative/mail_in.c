@@ -9,6 +9,7 @@
 #include <ctype.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -660,6 +661,66 @@ static GMimeParserOptions *header_options(const char *body_charset)
     return o;
 }
 
+/* The length of the RFC 2047 encoded word at @p s ("=?cs?B?…?="), or 0 when none is there. */
+static size_t encoded_word(const char *s)
+{
+    if (s[0] != '=' || s[1] != '?')
+        return 0;
+    const char *q = strchr(s + 2, '?'); /* after the charset */
+    if (!q || !strchr("BbQq", q[1]) || q[1] == '\0' || q[2] != '?')
+        return 0;
+    const char *end = strstr(q + 3, "?=");
+    if (!end)
+        return 0;
+    for (const char *p = s; p < end; p++)
+        if (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
+            return 0;
+    return (size_t)(end + 2 - s);
+}
+
+/*
+ * Decodes @p text's encoded words one at a time (owned, g_free): GMime 3.2.13 (Debian 12) stops
+ * at the first base64 word that ends in '=' padding when another word follows, and loses the
+ * rest — a long Persian subject arrived cut (fixed in GMime 3.2.14, upstream issue 133). The
+ * space between two encoded words is not text (RFC 2047 §6.2); any other text is kept.
+ */
+static char *decode_words(in_ctx *c, const char *text)
+{
+    GString *out = g_string_new(NULL);
+    const char *p = text;
+    bool after_word = false;
+    while (*p) {
+        size_t n = encoded_word(p);
+        if (n) {
+            char *w = g_strndup(p, n);
+            char *d = g_mime_utils_header_decode_text(c->opts, w);
+            g_string_append(out, d ? d : w);
+            g_free(d);
+            g_free(w);
+            p += n;
+            after_word = true;
+            continue;
+        }
+        size_t sp = strspn(p, " \t\r\n");
+        if (sp && after_word && encoded_word(p + sp)) {
+            p += sp; /* between two encoded words: nothing */
+            continue;
+        }
+        /* Plain text up to the next encoded word (decoded by GMime for its raw 8-bit). */
+        const char *next = p + (sp ? sp : 1);
+        while (*next && !encoded_word(next))
+            next++;
+        char *t = g_strndup(p, (size_t)(next - p));
+        char *d = g_mime_utils_header_decode_text(c->opts, t);
+        g_string_append(out, d ? d : t);
+        g_free(d);
+        g_free(t);
+        p = next;
+        after_word = false;
+    }
+    return g_string_free(out, FALSE);
+}
+
 static void read_subject(in_ctx *c, GMimeObject *msg)
 {
     const char *raw = in_raw_header(msg, "Subject");
@@ -670,7 +731,7 @@ static void read_subject(in_ctx *c, GMimeObject *msg)
         return;
     }
     unfolded = g_mime_utils_header_unfold(raw);
-    dec = g_mime_utils_header_decode_text(c->opts, unfolded);
+    dec = decode_words(c, unfolded);
     c->out->subject = in_own(c, dec != NULL ? dec : "", 1);
     g_free(unfolded);
     g_free(dec);

@@ -155,6 +155,18 @@ static void test_plain(void **state)
     cm_incoming_free(&m); /* a freed result is empty and may be freed again */
 }
 
+/* Adjacent base64 words, the first with '=' padding: GMime 3.2.13 alone loses what follows. */
+static void test_padded_encoded_words(void **state)
+{
+    (void)state;
+    cm_incoming m;
+    parse_str("From: a@x.org\r\nTo: s@example.com\r\n"
+              "Subject: =?UTF-8?B?2LPZhNin2YU=?=\r\n =?UTF-8?B?2K/ZiNiz2Kog2LnYstuM2LIg2YXZhg==?="
+              " and =?UTF-8?Q?caf=C3=A9?=\r\nMessage-ID: <w@x.org>\r\n\r\nhi\r\n", &m);
+    assert_string_equal(m.subject, "سلامدوست عزیز من and café");
+    cm_incoming_free(&m);
+}
+
 static void test_duplicate(void **state)
 {
     cm_incoming a, b;
@@ -855,6 +867,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_plain),
         cmocka_unit_test(test_duplicate),
+        cmocka_unit_test(test_padded_encoded_words),
         cmocka_unit_test(test_multipart),
         cmocka_unit_test(test_html_only),
         cmocka_unit_test(test_windows1256),
