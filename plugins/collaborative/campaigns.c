@@ -168,22 +168,27 @@ static int campaign_step(rapport_host *h, int64_t id, bool *left, char *err, siz
         rc = cm_fail(err, errlen, RAPPORT_EINVAL, "campaign mail needs a one-click unsubscribe: "
                      "set plugin.collaborative.unsubscribe_url and unsubscribe_secret");
     int64_t batch = cm_config_int(h, "campaign_batch", 100);
-    /* Members in id order; the ones queued already are skipped by their key. */
+    if (batch < 1 || batch > 1000)
+        batch = 100;
+    /* Members in id order from where the last step stopped (send_cursor); a member written to
+     * before a crash is skipped below. */
+    int64_t cursor = json_integer_value(json_object_get(camp, "send_cursor"));
     json_t *ms = rc ? NULL
                     : cm_find(h, "list_member",
-                              json_pack("{s:{s:O,s:n},s:s,s:i}", "where", "list", list,
-                                        "opted_out_at", "order", "id", "limit", 1000),
+                              json_pack("{s:{s:O,s:n,s:{s:I}},s:s,s:I}", "where", "list", list,
+                                        "opted_out_at", "id", "gt", (json_int_t)cursor, "order",
+                                        "id", "limit", (json_int_t)batch),
                               err, errlen);
     if (!rc && !ms)
         rc = RAPPORT_EIO;
+    *left = !rc && (int64_t)json_array_size(ms) == batch;
     int queued = 0, skipped = 0;
     size_t i;
     json_t *m;
     json_array_foreach(ms, i, m) {
-        if (rc || queued + skipped >= batch) {
-            *left = *left || !rc;
+        if (rc)
             break;
-        }
+        cursor = json_integer_value(json_object_get(m, "id"));
         int64_t contact = json_integer_value(json_object_get(m, "contact"));
         if (!json_is_string(json_object_get(m, "opted_in_at")))
             continue; /* never opted in: not on the list for mail */
@@ -232,7 +237,10 @@ static int campaign_step(rapport_host *h, int64_t id, bool *left, char *err, siz
     json_decref(ms);
     if (!rc && skipped)
         cm_campaign_count(h, id, "skipped_count", skipped);
-    if (!rc && !*left && cm_api->update(h, "campaign", id, "{\"send_status\": \"sent\"}", 0))
+    char patch[96];
+    snprintf(patch, sizeof patch, "{\"send_cursor\": %" PRId64 "%s}", cursor,
+             *left ? "" : ", \"send_status\": \"sent\"");
+    if (!rc && cm_api->update(h, "campaign", id, patch, 0))
         rc = cm_host_fail(h, RAPPORT_EIO, err, errlen);
     json_decref(camp);
     return rc;

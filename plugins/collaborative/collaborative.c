@@ -247,6 +247,7 @@ static const struct {
     {"campaign", "body", "{\"type\": \"text\"}"},
     {"campaign", "html", "{\"type\": \"text\"}"},
     {"campaign", "template", "{\"type\": \"text\"}"},
+    {"campaign", "send_cursor", "{\"type\": \"integer\", \"default\": 0}"},
     {"campaign", "send_status", "{\"type\": \"enum\", \"values\": [\"idle\", \"sending\","
                                 " \"sent\"], \"default\": \"idle\"}"},
     {"campaign", "sent_count", "{\"type\": \"integer\", \"default\": 0}"},
