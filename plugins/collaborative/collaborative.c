@@ -129,6 +129,39 @@ int cm_parse_target(const char *text, char *entity, size_t cap, int64_t *id)
     return 0;
 }
 
+/* ---- command lines -------------------------------------------------------------------- */
+
+const char *cm_take_opt(int *argc, char **argv, const char *name, bool *bad)
+{
+    for (int i = 1; i < *argc; i++) {
+        if (strcmp(argv[i], name) != 0)
+            continue;
+        if (i + 1 >= *argc) {
+            *bad = true;
+            return NULL;
+        }
+        const char *v = argv[i + 1];
+        for (int k = i; k + 2 <= *argc; k++)
+            argv[k] = argv[k + 2];
+        *argc -= 2;
+        return v;
+    }
+    return NULL;
+}
+
+bool cm_take_flag(int *argc, char **argv, const char *name)
+{
+    for (int i = 1; i < *argc; i++) {
+        if (strcmp(argv[i], name) == 0) {
+            for (int k = i; k + 1 <= *argc; k++)
+                argv[k] = argv[k + 1];
+            (*argc)--;
+            return true;
+        }
+    }
+    return false;
+}
+
 /* ---- consent ------------------------------------------------------------------------------ */
 
 int cm_consent(rapport_host *h, json_t *c, const char *channel, const char *purpose, char *why,

@@ -43,6 +43,12 @@ json_t *cm_find(rapport_host *h, const char *entity, json_t *q, char *err, size_
  *  json_string(…) may be passed), as an owned object, or NULL. */
 json_t *cm_find_one(rapport_host *h, const char *entity, const char *field, json_t *value);
 
+/** Takes "--name VALUE" out of a command's argv: the value, or NULL when absent (with *bad
+ *  set when the option is there without its value). */
+const char *cm_take_opt(int *argc, char **argv, const char *name, bool *bad);
+/** Takes the flag @p name out of argv: whether it was there. */
+bool cm_take_flag(int *argc, char **argv, const char *name);
+
 /* ---- interactions (interactions.c) ---------------------------------------------------- */
 
 /** Record types an interaction links to: "contact:42". */

@@ -514,44 +514,12 @@ static int lua_read(rapport_host *h, const rapport_api *api, const char *args, c
 
 /* ---- commands ------------------------------------------------------------------------------ */
 
-/* Takes "--name VALUE" out of argv; the value, NULL when absent, "" with *bad when valueless. */
-static const char *take_opt(int *argc, char **argv, const char *name, bool *bad)
-{
-    for (int i = 1; i < *argc; i++) {
-        if (strcmp(argv[i], name) != 0)
-            continue;
-        if (i + 1 >= *argc) {
-            *bad = true;
-            return "";
-        }
-        const char *v = argv[i + 1];
-        for (int k = i; k + 2 <= *argc; k++)
-            argv[k] = argv[k + 2];
-        *argc -= 2;
-        return v;
-    }
-    return NULL;
-}
-
-static bool take_flag(int *argc, char **argv, const char *name)
-{
-    for (int i = 1; i < *argc; i++) {
-        if (strcmp(argv[i], name) == 0) {
-            for (int k = i; k + 1 <= *argc; k++)
-                argv[k] = argv[k + 1];
-            (*argc)--;
-            return true;
-        }
-    }
-    return false;
-}
-
 static int cmd_note(rapport_host *h, const rapport_api *api, int argc, char **argv, void *ud)
 {
     (void)ud;
     (void)api;
     bool bad = false;
-    const char *author = take_opt(&argc, argv, "--author", &bad);
+    const char *author = cm_take_opt(&argc, argv, "--author", &bad);
     char *end = NULL;
     long long rid = argc == 4 ? strtoll(argv[2], &end, 10) : 0;
     if (bad || argc != 4 || !end || *end || rid <= 0) {
@@ -593,8 +561,8 @@ static int cmd_notifications(rapport_host *h, const rapport_api *api, int argc, 
     (void)ud;
     (void)api;
     bool bad = false;
-    const char *read = take_opt(&argc, argv, "--read", &bad);
-    bool all = take_flag(&argc, argv, "--all"), as_json = take_flag(&argc, argv, "--json");
+    const char *read = cm_take_opt(&argc, argv, "--read", &bad);
+    bool all = cm_take_flag(&argc, argv, "--all"), as_json = cm_take_flag(&argc, argv, "--json");
     if (bad || argc != 2) {
         fprintf(stderr, "usage: rapport notifications USER [--all] [--json] [--read ID|all]\n");
         return 2;

@@ -837,38 +837,6 @@ static int lua_send_sms(rapport_host *h, const rapport_api *api, const char *arg
     return rc;
 }
 
-/* Takes "--name VALUE" out of argv: the value, NULL when absent; *bad when it has none. */
-static const char *take_opt(int *argc, char **argv, const char *name, bool *bad)
-{
-    for (int i = 1; i < *argc; i++) {
-        if (strcmp(argv[i], name) != 0)
-            continue;
-        if (i + 1 >= *argc) {
-            *bad = true;
-            return NULL;
-        }
-        const char *v = argv[i + 1];
-        for (int k = i; k + 2 <= *argc; k++)
-            argv[k] = argv[k + 2];
-        *argc -= 2;
-        return v;
-    }
-    return NULL;
-}
-
-static bool take_flag(int *argc, char **argv, const char *name)
-{
-    for (int i = 1; i < *argc; i++) {
-        if (strcmp(argv[i], name) == 0) {
-            for (int k = i; k + 1 <= *argc; k++)
-                argv[k] = argv[k + 1];
-            (*argc)--;
-            return true;
-        }
-    }
-    return false;
-}
-
 static const char sms_usage[] = "usage: rapport sms send --to NUMBER --body TEXT "
                                 "[--related ENTITY:ID] [--purpose service|marketing] [--now]\n";
 
@@ -878,11 +846,11 @@ static int cmd_sms(rapport_host *h, const rapport_api *api, int argc, char **arg
     (void)api;
     (void)ud;
     bool bad = false;
-    const char *to = take_opt(&argc, argv, "--to", &bad);
-    const char *text = take_opt(&argc, argv, "--body", &bad);
-    const char *related = take_opt(&argc, argv, "--related", &bad);
-    const char *purpose = take_opt(&argc, argv, "--purpose", &bad);
-    bool now = take_flag(&argc, argv, "--now");
+    const char *to = cm_take_opt(&argc, argv, "--to", &bad);
+    const char *text = cm_take_opt(&argc, argv, "--body", &bad);
+    const char *related = cm_take_opt(&argc, argv, "--related", &bad);
+    const char *purpose = cm_take_opt(&argc, argv, "--purpose", &bad);
+    bool now = cm_take_flag(&argc, argv, "--now");
     if (bad || argc != 2 || strcmp(argv[1], "send") != 0 || !to || !text) {
         fputs(sms_usage, stderr);
         return 2;
