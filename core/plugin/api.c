@@ -879,4 +879,5 @@ const rapport_api rp__plugin_api = {
     .user = rp__plugin_user,
     .offload = rp__plugin_offload,
     .header = rp__plugin_header,
+    .as_plugin = rp__plugin_as_plugin,
 };

@@ -23,6 +23,8 @@ struct rapport_host {
     char owner[96];
     char actor[96];
     rp_ctx_t ctx;
+    rp_ctx_t outer;             /* the caller's context while api->as_plugin is on */
+    bool as_plugin;
     char last_error[512];
     int last_rc;                /* the code of the last host call (a route reads it) */
     bool inited;
@@ -90,6 +92,7 @@ char *rp__plugin_user(rapport_host *h, const char *name);
 int rp__plugin_offload(rapport_host *h, void (*work)(void *ud),
                        void (*done)(rapport_host *h, const rapport_api *api, void *ud), void *ud);
 const char *rp__plugin_header(const rapport_request *req, const char *name);
+int rp__plugin_as_plugin(rapport_host *h, int on);
 
 /** Registers route @p fn for @p method on @p path as @p kind (6, or 8 public): api.c. */
 int rp__plugin_add_route(rapport_host *h, int kind, const char *method, const char *path,

@@ -246,3 +246,17 @@ const char *rp__plugin_header(const rapport_request *req, const char *name)
             return req->header_values[i];
     return NULL;
 }
+
+int rp__plugin_as_plugin(rapport_host *h, int on)
+{
+    int was = h->as_plugin;
+    if (on && !was) {
+        h->outer = h->ctx;
+        h->ctx = (rp_ctx_t){.actor = h->actor, .origin = h->ctx.origin};
+        h->as_plugin = true;
+    } else if (!on && was) {
+        h->ctx = h->outer;
+        h->as_plugin = false;
+    }
+    return was;
+}

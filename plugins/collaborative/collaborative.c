@@ -327,7 +327,7 @@ static int init(rapport_host *h, const rapport_api *api, char *err, size_t errle
 {
     cm_api = api;
     pin_glib();
-    if (!RAPPORT_HAS(api, header))
+    if (!RAPPORT_HAS(api, as_plugin))
         return cm_fail(err, errlen, RAPPORT_EINVAL, "this engine (%s) lacks public routes and "
                        "record views, which collaborative needs", api->host_version);
     int rc = ensure(h, err, errlen);

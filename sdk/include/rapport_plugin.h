@@ -454,6 +454,14 @@ struct rapport_api {
                    void (*done)(rapport_host *h, const rapport_api *api, void *ud), void *ud);
     /** The value of header @p name (any case) of @p req, or NULL. Borrowed. */
     const char *(*header)(const rapport_request *req, const char *name);
+    /**
+     * With @p on non-zero, the host's functions act as the plugin itself (its own actor, no
+     * role's limits) instead of the caller a route, command or Lua function runs for; with 0,
+     * as the caller again. Returns the previous state. For a write the plugin owes the caller
+     * whatever the caller's role (a notification to a colleague): turn it off right after.
+     * (Appended after header: test with RAPPORT_HAS.)
+     */
+    int (*as_plugin)(rapport_host *h, int on);
 };
 
 /** Whether @p api has function @p fn (so a plugin can run on an older host). */

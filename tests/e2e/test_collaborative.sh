@@ -206,6 +206,8 @@ expect 1 'no contact' -- timeline contact 999
 # Over HTTP, as a role that may read contacts but not interactions: nothing said shows.
 "$RAPPORT" config set roles.viewer '{"entities": {"contact": {"read": "all"}, "account": {"read": "all"}}}' >/dev/null
 printf 'password1\n' | "$RAPPORT" users add vic --role viewer --password-stdin >/dev/null
+"$RAPPORT" config set roles.rep '{"entities": {"contact": {"read": "all"}, "account": {"read": "all"}, "interaction": {"read": "all", "create": true}, "interaction_link": {"read": "all", "create": true}, "notification": {"read": "own", "create": true, "update": "own"}}}' >/dev/null
+printf 'password1\n' | "$RAPPORT" users add rupert --role rep --password-stdin >/dev/null
 "$RAPPORT" serve --listen 127.0.0.1:0 >"$tmp/serve.log" 2>&1 &
 serve_pid=$!
 port=$(listened_port "$tmp/serve.log")
@@ -236,6 +238,16 @@ req GET /api/v1/plugins/collaborative/notifications
 is 403 'notification.read' "a role without notifications is told so"
 req GET /api/v1//plugins/collaborative//notifications
 is 403 'notification.read' "doubled slashes reach the same route"
+# A rep who may create notifications only for herself still notes a followed contact and
+# mentions a colleague: the notifications are the plugin's to give.
+tok=$(token_of rupert)
+req POST /api/v1/plugins/collaborative/notes '{"entity": "contact", "id": 1, "text": "spoke to her, @ana"}'
+is 201 '"id"' "a rep's note with a mention"
+expect 0 'rupert mentioned you' -- notifications ana
+check '"$RAPPORT" notifications bob | grep -q "new note"' "the follower was not told of the rep's note"
+req GET /api/v1/plugins/collaborative/notifications
+is 200 '"data":[]' "the rep reads only her own notifications"
+
 # ---- a campaign: only consenting members, once each, with one-click unsubscribe ----
 tok=$(token_of ana)
 "$RAPPORT" config set plugin.collaborative.unsubscribe_url "\"$U/api/v1/plugins/collaborative/unsubscribe\"" >/dev/null
