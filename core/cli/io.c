@@ -444,8 +444,15 @@ static int setup_columns(imp_t *im, char **names, int n)
                 continue;
         }
         if (!field) {
-            ul += (size_t)snprintf(unknown + ul, ul < sizeof unknown ? sizeof unknown - ul : 0,
-                                   "%s\"%s\"", ul ? ", " : "", h);
+            /* The list is cut when full: a pointer past the buffer is undefined even for a
+             * write of nothing. */
+            if (ul < sizeof unknown - 1) {
+                int w = snprintf(unknown + ul, sizeof unknown - ul, "%s\"%s\"", ul ? ", " : "",
+                                 h);
+                ul = w < 0 ? ul : ul + (size_t)w;
+                if (ul >= sizeof unknown)
+                    ul = sizeof unknown - 1;
+            }
             continue;
         }
         for (int j = 0; j < i; j++)
