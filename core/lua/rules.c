@@ -174,25 +174,12 @@ static int hook_tramp(rp_store_t *s, rp_change_t *ch, void *ud, rp_error_t *err)
     return 0;
 }
 
-/* The key under which an event table keeps its changes as JSON text until they are read. */
-static const char changes_key = 0;
-
-/* __index of event tables: decodes `changes` on first use. Most handlers look at the type and
- * the record only, and decoding every event's JSON was a third of the cost of delivering it. */
-static int event_index(lua_State *L)
-{
-    if (lua_type(L, 2) != LUA_TSTRING || strcmp(lua_tostring(L, 2), "changes") != 0)
-        return 0;
-    lua_rawgetp(L, 1, &changes_key);
-    size_t n;
-    const char *text = lua_tolstring(L, -1, &n);
-    json_t *j = text ? json_loadb(text, n, 0, NULL) : NULL;
-    rp__lua_push_owned(L, j ? j : json_object());
-    lua_pushvalue(L, -1);
-    lua_setfield(L, 1, "changes"); /* decoded once; later reads are plain field reads */
-    return 1;
-}
-
+/*
+ * An event reaches Lua as plain data: strings, numbers, booleans and tables, with no metatable
+ * and no key a script cannot name, so a handler may walk it with pairs(), store it, forward it
+ * or encode it (crm.json.encode) and get back what it was given. `changes` is decoded here,
+ * always: an event whose changes were lazily decoded could not be encoded or compared whole.
+ */
 static void push_event(lua_State *L, const rp_event_t *ev)
 {
     lua_createtable(L, 0, 12);
@@ -218,15 +205,11 @@ static void push_event(lua_State *L, const rp_event_t *ev)
     lua_setfield(L, -2, "cause");
     lua_pushinteger(L, ev->depth);
     lua_setfield(L, -2, "depth");
-    lua_pushstring(L, ev->changes ? ev->changes : "{}");
-    lua_rawsetp(L, -2, &changes_key);
-    if (luaL_newmetatable(L, "rapport.event")) {
-        lua_pushcfunction(L, event_index);
-        lua_setfield(L, -2, "__index");
-        lua_pushboolean(L, 0); /* shared by every event: scripts may not reach or change it */
-        lua_setfield(L, -2, "__metatable");
-    }
-    lua_setmetatable(L, -2);
+    json_t *changes = ev->changes ? json_loads(ev->changes, 0, NULL) : NULL;
+    rp__lua_push_owned(L, changes && json_is_object(changes) ? json_incref(changes)
+                                                             : json_object());
+    json_decref(changes);
+    lua_setfield(L, -2, "changes");
 }
 
 static int sub_tramp(rp_store_t *s, const rp_event_t *ev, const rp_ctx_t *ctx, void *ud,
