@@ -135,13 +135,15 @@ static int plan_type(plan_t *p, const rp__field_t *f, const rp__field_t *d, rp_e
     bool num = d->type == RP_T_INTEGER || d->type == RP_T_REAL || d->type == RP_T_DECIMAL;
     bool text = d->type == RP_T_TEXT || d->type == RP_T_EMAIL || d->type == RP_T_PHONE ||
                 d->type == RP_T_URL;
+    char whose[128] = "";
+    if (strcmp(f->owner, p->owner) != 0)
+        snprintf(whose, sizeof whose, ", owned by %.100s,", f->owner);
     refuse(p, f->name,
-           "field \"%s\"%s%s is %s in the store but declared %s (%lld records hold a value); "
+           "field \"%s\"%s is %s in the store but declared %s (%lld records hold a value); "
            "the store does not convert values by itself: write a migration: "
            "crm.schema.migration(\"%s-%s-%s\", function() crm.schema.change_type(\"%s\", \"%s\", "
            "%s, function(v) return %s end) end)",
-           f->name, strcmp(f->owner, p->owner) ? ", owned by " : "",
-           strcmp(f->owner, p->owner) ? f->owner : "", was, now, (long long)held, p->entity,
+           f->name, whose, was, now, (long long)held, p->entity,
            f->name, rp_ftype_name(d->type), p->entity, f->name, lit,
            num ? "tonumber(v)" : text ? "tostring(v)" : "v");
     return 0;
