@@ -40,8 +40,17 @@ static char *describe(const char *type, const char *entity, json_t *ch)
     char *from = json_dumps(json_object_get(ch, "from"), JSON_COMPACT | JSON_ENCODE_ANY);
     char *spec = json_dumps(json_object_get(ch, "spec"), JSON_COMPACT | JSON_ENCODE_ANY);
     bool known = true;
-    if (!strcmp(type, "schema.entity_defined"))
-        snprintf(line, sizeof line, "create entity %s", entity);
+    if (!strcmp(type, "schema.entity_defined")) {
+        int n = snprintf(line, sizeof line, "create entity %s (fields:", entity);
+        const char *name;
+        json_t *x;
+        json_object_foreach(json_object_get(ch, "fields"), name, x) {
+            if (n > 0 && (size_t)n < sizeof line)
+                n += snprintf(line + n, sizeof line - (size_t)n, " %s", name);
+        }
+        if (n > 0 && (size_t)n < sizeof line)
+            snprintf(line + n, sizeof line - (size_t)n, ")");
+    }
     else if (!strcmp(type, "schema.field_added"))
         snprintf(line, sizeof line, "add field %s.%s %s", entity, field, spec ? spec : "");
     else if (!strcmp(type, "schema.field_changed"))

@@ -490,8 +490,8 @@ int rp_store_declare(rp_store_t *s, const rp_ctx_t *ctx, const char *name, json_
          * of it. */
         char more[300] = "";
         if (p.refused > 1)
-            snprintf(more, sizeof more, " (%d fields refused; besides \"%.60s\": %.200s)", p.refused,
-                     p.field, p.others);
+            snprintf(more, sizeof more, " (%d fields refused; besides \"%.60s\": %.200s)",
+                     p.refused, p.field, p.others);
         rc = rp_error_field(err, p.field, rp_error_set(err, RP_EINVAL, RP_C_DECLARE,
                                                        "cannot declare %s%s: %s", name, more,
                                                        p.why));

@@ -35,7 +35,8 @@ V1='name = {type = "text", required = true, searchable = true},
 release "$V1"
 h0=$(hash)
 out=$("$RAPPORT" schema diff 2>&1); st=$?
-check '[ $st = 3 ] && grep -qx "create entity pet" <<<"$out"' "diff of a new entity: ($st) $out"
+check '[ $st = 3 ] && grep -qx "create entity pet (fields: age chip name nick tag)" <<<"$out"' \
+    "diff of a new entity: ($st) $out"
 check '[ "$(hash)" = "$h0" ]' "schema diff changed the file"
 out=$("$RAPPORT" schema diff --json 2>&1)
 check 'grep -q "\"type\": \"schema.entity_defined\"" <<<"$out" && grep -q "\"refused\": \[\]" <<<"$out"' \
@@ -103,6 +104,9 @@ expect 0 "nothing would change" -- schema diff
 # A migration edited after it ran does not run again, and says so.
 release "$V3" "${MIG/tonumber(v)/tonumber(v) + 0}"
 expect 0 'migration "pet-age-integer" changed since it ran' -- eval 'return 1'
+out=$("$RAPPORT" schema diff 2>&1); st=$?
+check '[ $st = 0 ] && grep -q "^warning: .*migration \"pet-age-integer\" changed since it ran" <<<"$out"' \
+    "diff of an edited migration: ($st) $out"
 check '[ "$(events schema.migration_ran)" = 1 ]' "an edited migration ran again"
 release "$V3" "$MIG"
 

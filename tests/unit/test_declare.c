@@ -7,7 +7,8 @@
 
 static const char *const PET =
     "{\"label\": \"Pet\", \"fields\": {\"name\": {\"type\": \"text\", \"searchable\": true},"
-    " \"age\": {\"type\": \"text\"}, \"kind\": {\"type\": \"enum\", \"values\": [\"cat\", \"dog\"]},"
+    " \"age\": {\"type\": \"text\"},"
+    " \"kind\": {\"type\": \"enum\", \"values\": [\"cat\", \"dog\"]},"
     " \"chip\": {\"type\": \"text\"}}}";
 
 static int declare(rp_store_t *s, const char *spec, const char *owner, json_t **done,
@@ -165,7 +166,8 @@ static void test_declare_refusals_store_nothing(void **state)
                              " \"dog\"]}, \"chip\": {\"type\": \"text\"}, \"new\": {\"type\":"
                              " \"text\"}}}",
                              "me", NULL, &err), RP_EINVAL);
-    assert_non_null(strstr(err.msg, "cannot declare pet (2 fields refused; besides \"name\": age)"));
+    assert_non_null(
+        strstr(err.msg, "cannot declare pet (2 fields refused; besides \"name\": age)"));
     assert_false(rp_store_has_field(s, "pet", "new"));
     assert_int_equal(rp_events_last_seq(s), seq);
     json_t *age = field_spec(s, "age");
