@@ -192,7 +192,6 @@ static int convert_all(rp_store_t *s, const char *entity, const rp__field_t *nf,
     rp_db_stmt_t *st = rp_db_prepare(s->db, sql, err);
     if (!st)
         return err ? err->code : RP_EIO;
-    rp__entity_t *e = rp__entity(s, entity);
     size_t i;
     json_t *row;
     int rc = 0;
@@ -214,8 +213,9 @@ static int convert_all(rp_store_t *s, const char *entity, const rp__field_t *nf,
         if (!rc && nf->required && json_is_null(canon))
             rc = rp_error_set(err, RP_EINVAL, RP_C_REQUIRED, "%s.%s is required",
                               entity, nf->name);
+        /* Looked up again for each record: a conversion may call the store. */
         if (!rc && nf->type == RP_T_REF && !json_is_null(canon))
-            rc = rp__check_ref(s, e, (rp__field_t *)nf, canon, err);
+            rc = rp__check_ref(s, rp__entity(s, entity), (rp__field_t *)nf, canon, err);
         if (!rc) {
             rp_db_reset(st);
             rp__value_bind(st, 1, nf, canon);
@@ -269,14 +269,16 @@ int rp_store_change_type(rp_store_t *s, const rp_ctx_t *ctx, const char *entity,
     }
     bool searchable = f->searchable || nf.searchable;
     json_t *from = rp__field_spec_json(f), *to = rp__field_spec_json(&nf);
-    json_t *rows = read_values(s, entity, f, err);
+    json_t *rows = NULL;
     char col[200], sql[400];
-    if (!rows) {
-        rc = err ? err->code : RP_EIO;
-        goto out;
-    }
+    /* The values are read inside the level, which holds the write lock: no record written by
+     * another process in between is left without its converted value. */
     if ((rc = change_begin(s, err)))
         goto out;
+    if (!(rows = read_values(s, entity, f, err))) {
+        rc = err ? err->code : RP_EIO;
+        goto end;
+    }
     tmp = nf;
     tmp.name = NEW_COLUMN;
     rp__column_def(entity, &tmp, col, sizeof col);
