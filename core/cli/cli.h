@@ -93,6 +93,9 @@ int cmd_search(cli_t *c, int argc, char **argv);
 int cmd_aggregate(cli_t *c, int argc, char **argv);
 int cmd_record(cli_t *c, int argc, char **argv);
 
+/* schema_diff.c: what loading the scripts and plugins would change, changing nothing. */
+int cmd_schema_diff(cli_t *c, int argc, char **argv);
+
 /* events.c */
 int cmd_events(cli_t *c, int argc, char **argv);
 

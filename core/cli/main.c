@@ -214,7 +214,9 @@ void env_close(env_t *env)
 
 static const command_t commands[] = {
     {"init", cmd_init, "init", "Create the database (or bring its schema up to date)."},
-    {"schema", cmd_schema, "schema [ENTITY] [--json]", "Show the entity registry."},
+    {"schema", cmd_schema, "schema [ENTITY] [--json] | schema diff [--json]",
+     "Show the entity registry; diff: what loading the scripts and plugins would change "
+     "(exit 0: nothing, 3: changes pending, 4: something refused), changing nothing."},
     {"define", cmd_record, "define ENTITY SPEC_JSON",
      "Define an entity: '{\"fields\": {\"name\": {\"type\": \"text\", \"required\": true}}}'."},
     {"add-field", cmd_record, "add-field ENTITY FIELD FIELD_SPEC_JSON",

@@ -74,6 +74,8 @@ static void print_schema_text(const char *name, json_t *d)
 
 int cmd_schema(cli_t *c, int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "diff") == 0)
+        return cmd_schema_diff(c, argc - 1, argv + 1);
     bool as_json = false;
     flag_value(&argc, argv, "--json", &as_json);
     if (reject_unknown_flags("schema", argc, argv))

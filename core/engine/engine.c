@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "rapport/engine.h"
+#include "rapport/events.h"
 #include "rapport/settings.h"
 
 #include "private.h"
@@ -31,6 +32,13 @@ static int open_store(rp_engine_t *en, rp_error_t *err)
     int rc = rp_store_open(en->o.db, &so, &en->s, err);
     if (rc)
         return rc;
+    /* Everything after this point writes inside the transaction; rp_store_close() rolls it
+     * back, last, after the parts that might write while they close. */
+    if (en->o.dry_run) {
+        if ((rc = rp_store_begin(en->s, err)))
+            return rc;
+        en->dry_since = rp_events_last_seq(en->s);
+    }
     if (en->o.user && (rc = rp_access_of_user(en->s, en->o.user, &en->access, err)))
         return rp_error_field(err, "user", rc);
     return 0;
@@ -143,6 +151,11 @@ rp_plugins_t *rp_engine_plugins(const rp_engine_t *en)
 rp_scripts_t *rp_engine_scripts(const rp_engine_t *en)
 {
     return en->sc;
+}
+
+int64_t rp_engine_dry_since(const rp_engine_t *en)
+{
+    return en->dry_since;
 }
 
 rp_access_t *rp_engine_access(const rp_engine_t *en)

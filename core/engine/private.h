@@ -18,6 +18,7 @@ struct rp_engine {
     rp_scripts_t *sc;
     rp_access_t *access;  /* the user's, or NULL */
     rp_lua_opts_t limits; /* the scripts' limits and the plugins' Lua functions */
+    int64_t dry_since;    /* dry_run: the last event's seq when its transaction began */
 };
 
 #endif

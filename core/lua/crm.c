@@ -947,6 +947,7 @@ int rp__lua_open_crm(rp_lua_t *l, rp_error_t *err)
     luaL_newlib(L, top);
     rp__lua_open_rules(L);
     luaL_newlib(L, schema);
+    rp__lua_open_schema(L);
     lua_setfield(L, -2, "schema");
     luaL_newlib(L, logs);
     lua_setfield(L, -2, "log");

@@ -134,6 +134,24 @@ static int h_define(rapport_host *h, const char *entity, const char *spec)
     return from_err(h, rc, &err);
 }
 
+static int h_declare(rapport_host *h, const char *entity, const char *spec)
+{
+    json_t *j = parse(h, spec, "the entity specification");
+    if (!j)
+        return RAPPORT_EINVAL;
+    rp_error_t err = {0};
+    int rc = rp_store_declare(h->P->s, &h->ctx, entity, j, h->owner, NULL, &err);
+    json_decref(j);
+    bool listed = rc != 0;
+    size_t i;
+    json_t *x;
+    json_array_foreach(h->entities, i, x)
+        listed = listed || strcmp(json_string_value(x), entity) == 0;
+    if (!listed)
+        json_array_append_new(h->entities, json_string(entity));
+    return from_err(h, rc, &err);
+}
+
 static int h_add_field(rapport_host *h, const char *entity, const char *field, const char *spec)
 {
     json_t *j = parse(h, spec, "the field specification");
@@ -880,4 +898,5 @@ const rapport_api rp__plugin_api = {
     .offload = rp__plugin_offload,
     .header = rp__plugin_header,
     .as_plugin = rp__plugin_as_plugin,
+    .declare = h_declare,
 };

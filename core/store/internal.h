@@ -161,6 +161,26 @@ void rp__registry_free(rp_store_t *s);
 /** Reads the registry back from the file (after a schema change was undone, or another process
  *  changed it), forgetting every statement made from the old one. */
 void rp__registry_reload(rp_store_t *s);
+/** Parses field specification @p spec into @p f (whose name and owner are set) for @p entity;
+ *  @p self names the entity being defined, so a ref may point at it. */
+int rp__field_parse(rp_store_t *s, const char *entity, const char *self, rp__field_t *f,
+                    json_t *spec, rp_error_t *err);
+/** Frees what @p f holds (not @p f itself). */
+void rp__field_free(rp__field_t *f);
+/** The canonical specification of @p f, as rp_fields keeps it (new reference). */
+json_t *rp__field_spec_json(const rp__field_t *f);
+/** Creates the index "rp_ix_<entity>_<field>" a unique, indexed or ref field has. */
+int rp__field_index(rp_store_t *s, const char *entity, const rp__field_t *f, rp_error_t *err);
+/** The column definition of @p f ("name" TYPE [REFERENCES …]) into @p out. */
+void rp__column_def(const char *entity, const rp__field_t *f, char *out, size_t cap);
+/** Rebuilds the SQL texts that depend on @p e's field list. */
+int rp__entity_build_sql(rp__entity_t *e);
+
+/* --- declare.c ---------------------------------------------------------------------------- */
+
+/** Runs @p sql (a count, with @p text bound as its one parameter when not NULL) into *out. */
+int rp__count_sql(rp_store_t *s, const char *sql, const char *text, int64_t *out,
+                  rp_error_t *err);
 
 /* --- values.c ----------------------------------------------------------------------------- */
 

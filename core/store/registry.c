@@ -11,7 +11,7 @@
 /* ---------------------------------------------------------------------------------------- */
 /* The registry in memory                                                                    */
 
-static void field_free(rp__field_t *f)
+void rp__field_free(rp__field_t *f)
 {
     free(f->name);
     free(f->ref);
@@ -25,7 +25,7 @@ static void entity_free(rp__entity_t *e)
     if (!e)
         return;
     for (int i = 0; i < e->nfields; i++)
-        field_free(&e->fields[i]);
+        rp__field_free(&e->fields[i]);
     free(e->fields);
     free(e->name);
     free(e->label);
@@ -103,7 +103,7 @@ static const char *sql_type(rp_ftype_t t)
 
 /* Rebuilds the SQL texts that depend on an entity's field list. Identifiers come from the
  * registry, where rp__ident_ok() admitted only [a-z0-9_]; values are always bound. */
-static int entity_build_sql(rp__entity_t *e)
+int rp__entity_build_sql(rp__entity_t *e)
 {
     size_t cap = 256 + (size_t)e->nfields * 64;
     char *ins = malloc(cap), *sel = malloc(cap);
@@ -146,7 +146,7 @@ static int entity_build_sql(rp__entity_t *e)
 
 /* Parses one field specification into @p f (whose name is set). @p self is the entity being
  * defined, so a ref may point at it. */
-static int field_parse(rp_store_t *s, const char *entity, const char *self, rp__field_t *f,
+int rp__field_parse(rp_store_t *s, const char *entity, const char *self, rp__field_t *f,
                        json_t *spec, rp_error_t *err)
 {
     if (!json_is_object(spec))
@@ -257,7 +257,7 @@ static int field_parse(rp_store_t *s, const char *entity, const char *self, rp__
 }
 
 /* The canonical specification of a field, as stored in rp_fields and shown by the schema. */
-static json_t *field_spec_json(const rp__field_t *f)
+json_t *rp__field_spec_json(const rp__field_t *f)
 {
     json_t *o = json_object();
     json_object_set_new(o, "type", json_string(rp_ftype_name(f->type)));
@@ -317,7 +317,7 @@ int rp__registry_load(rp_store_t *s, rp_error_t *err)
             json_t *spec = json_loads(rp_db_col_text(qf, 1), 0, NULL);
             /* The ref target may be defined later in the file; the table was checked when
              * the field was made, so accept the stored name as is. */
-            rc = spec ? field_parse(s, e->name, json_string_value(json_object_get(spec, "ref")),
+            rc = spec ? rp__field_parse(s, e->name, json_string_value(json_object_get(spec, "ref")),
                                     f, spec, err)
                       : rp_error_set(err, RP_EIO, RP_C_SQL,
                                      "the registry entry of %s.%s is not valid JSON", e->name,
@@ -328,7 +328,7 @@ int rp__registry_load(rp_store_t *s, rp_error_t *err)
             if (f->searchable)
                 e->nsearch++;
         }
-        if (entity_build_sql(e)) {
+        if (rp__entity_build_sql(e)) {
             rc = rp_error_set(err, RP_ENOMEM, 0, "out of memory");
             goto out;
         }
@@ -387,7 +387,7 @@ static int store_field_row(rp_store_t *s, const char *entity, const rp__field_t 
                                 err);
     if (!st)
         return err ? err->code : RP_EIO;
-    json_t *spec = field_spec_json(f);
+    json_t *spec = rp__field_spec_json(f);
     char *text = json_dumps(spec, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(spec);
     if (!text)
@@ -402,7 +402,7 @@ static int store_field_row(rp_store_t *s, const char *entity, const rp__field_t 
 }
 
 /* CREATE INDEX for a unique or indexed field. */
-static int field_index(rp_store_t *s, const char *entity, const rp__field_t *f, rp_error_t *err)
+int rp__field_index(rp_store_t *s, const char *entity, const rp__field_t *f, rp_error_t *err)
 {
     char sql[256];
     if (f->unique || f->indexed || f->type == RP_T_REF) {
@@ -424,7 +424,7 @@ static int field_index(rp_store_t *s, const char *entity, const rp__field_t *f, 
     return 0;
 }
 
-static void column_def(const char *entity, const rp__field_t *f, char *out, size_t cap)
+void rp__column_def(const char *entity, const rp__field_t *f, char *out, size_t cap)
 {
     int n = snprintf(out, cap, "\"%s\" %s", f->name, sql_type(f->type));
     if (f->type == RP_T_REF)
@@ -517,7 +517,7 @@ int rp_store_define(rp_store_t *s, const rp_ctx_t *ctx, const char *name, json_t
         rp__field_t *f = &e->fields[e->nfields++];
         f->name = strdup(names[i]);
         f->owner = strdup(e->owner);
-        if ((rc = field_parse(s, name, name, f, json_object_get(fields, names[i]), err)))
+        if ((rc = rp__field_parse(s, name, name, f, json_object_get(fields, names[i]), err)))
             break;
         if (f->searchable)
             e->nsearch++;
@@ -534,7 +534,7 @@ int rp_store_define(rp_store_t *s, const rp_ctx_t *ctx, const char *name, json_t
                      name);
     for (int i = 0; i < e->nfields; i++) {
         char col[160];
-        column_def(name, &e->fields[i], col, sizeof col);
+        rp__column_def(name, &e->fields[i], col, sizeof col);
         n += snprintf(sql + n, cap - (size_t)n, ", %s", col);
     }
     snprintf(sql + n, cap - (size_t)n, ")");
@@ -547,7 +547,7 @@ int rp_store_define(rp_store_t *s, const rp_ctx_t *ctx, const char *name, json_t
     if ((rc = rp__exec(s, sql, err)))
         goto fail;
     for (int i = 0; i < e->nfields; i++)
-        if ((rc = field_index(s, name, &e->fields[i], err)))
+        if ((rc = rp__field_index(s, name, &e->fields[i], err)))
             goto fail;
     char now[32];
     rp__fmt_time(rp_store_now(s), now);
@@ -570,14 +570,14 @@ int rp_store_define(rp_store_t *s, const rp_ctx_t *ctx, const char *name, json_t
     for (int i = 0; i < e->nfields; i++)
         if ((rc = store_field_row(s, name, &e->fields[i], i, now, err)))
             goto fail;
-    if ((rc = entity_build_sql(e)) != 0) {
+    if ((rc = rp__entity_build_sql(e)) != 0) {
         rc = rp_error_set(err, RP_ENOMEM, 0, "out of memory");
         goto fail;
     }
     json_t *desc = json_object();
     json_t *fdesc = json_object();
     for (int i = 0; i < e->nfields; i++)
-        json_object_set_new(fdesc, e->fields[i].name, field_spec_json(&e->fields[i]));
+        json_object_set_new(fdesc, e->fields[i].name, rp__field_spec_json(&e->fields[i]));
     json_object_set_new(desc, "fields", fdesc);
     rc = rp__event_append(s, ctx, "schema.entity_defined", name, 0, desc, NULL, err);
     json_decref(desc);
@@ -637,7 +637,7 @@ int rp_store_add_field(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, c
     rp__field_t f = {0};
     f.name = strdup(field);
     f.owner = strdup(owner ? owner : "admin");
-    int rc = field_parse(s, entity, entity, &f, fspec, err);
+    int rc = rp__field_parse(s, entity, entity, &f, fspec, err);
     bool began = false;
     if (rc)
         goto fail;
@@ -657,7 +657,7 @@ int rp_store_add_field(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, c
         goto fail;
     }
     char col[160], sql[400];
-    column_def(entity, &f, col, sizeof col);
+    rp__column_def(entity, &f, col, sizeof col);
     /* A numeric default becomes the column's DEFAULT, so existing rows read it at no cost;
      * its literal is printed from a number we parsed, never from the caller's text. A text
      * default is written to the existing rows with a bound UPDATE instead. */
@@ -706,7 +706,7 @@ int rp_store_add_field(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, c
             goto fail;
         }
     }
-    if ((rc = field_index(s, entity, &f, err)))
+    if ((rc = rp__field_index(s, entity, &f, err)))
         goto fail;
     char now[32];
     rp__fmt_time(rp_store_now(s), now);
@@ -714,7 +714,7 @@ int rp_store_add_field(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, c
         goto fail;
     json_t *desc = json_object();
     json_object_set_new(desc, "field", json_string(field));
-    json_object_set_new(desc, "spec", field_spec_json(&f));
+    json_object_set_new(desc, "spec", rp__field_spec_json(&f));
     rc = rp__event_append(s, ctx, "schema.field_added", entity, 0, desc, NULL, err);
     json_decref(desc);
     if (rc)
@@ -728,7 +728,7 @@ int rp_store_add_field(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, c
     e->fields[e->nfields++] = f;
     if (f.searchable)
         e->nsearch++;
-    if (entity_build_sql(e)) {
+    if (rp__entity_build_sql(e)) {
         e->nfields--;
         rc = rp_error_set(err, RP_ENOMEM, 0, "out of memory");
         goto fail;
@@ -738,7 +738,7 @@ int rp_store_add_field(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, c
     if (f.searchable && f.def && has_rows && (rc = rp__reindex(s, e, err))) {
         e->nsearch--;
         e->nfields--;
-        entity_build_sql(e);
+        rp__entity_build_sql(e);
         goto fail;
     }
     if ((rc = rp_store_commit(s, err))) {
@@ -749,7 +749,7 @@ int rp_store_add_field(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, c
 fail:
     if (began)
         rp_store_rollback(s, NULL);
-    field_free(&f);
+    rp__field_free(&f);
     return rc;
 }
 
@@ -766,7 +766,7 @@ json_t *rp_store_schema(rp_store_t *s, const char *entity, rp_error_t *err)
         json_object_set_new(d, "owner", json_string(e->owner));
         json_t *fs = json_object();
         for (int j = 0; j < e->nfields; j++)
-            json_object_set_new(fs, e->fields[j].name, field_spec_json(&e->fields[j]));
+            json_object_set_new(fs, e->fields[j].name, rp__field_spec_json(&e->fields[j]));
         json_object_set_new(d, "fields", fs);
         if (entity) {
             json_decref(all);

@@ -32,9 +32,15 @@ static const rp_db_step_t store_steps[] = {
       * to 1.5 ms, for about 5% more index and no measurable cost on writes). */
      "CREATE VIRTUAL TABLE rp_search USING fts5(body, tokenize='rapport', prefix='2 3');",
      NULL},
+    /* The schema migrations that ran (crm.schema.migration), each once (migrate.c). */
+    {2,
+     "CREATE TABLE rp_migrations(id TEXT PRIMARY KEY, checksum TEXT NOT NULL,"
+     " ran_at TEXT NOT NULL, ran_by TEXT NOT NULL, script TEXT NOT NULL) WITHOUT ROWID;",
+     NULL},
 };
-static const int store_legacy[] = {1, 1, 1, 1};
-static const rp_db_schema_t store_schema = {"store", store_steps, 1, store_legacy, 4};
+/* A file of release-wide version 5 or older has the store's first step only. */
+static const int store_legacy[] = {1, 1, 1, 1, 1};
+static const rp_db_schema_t store_schema = {"store", store_steps, 2, store_legacy, 5};
 RP_DB_SCHEMA(store_schema)
 
 /* Configuration lives in the database, so a copy of the file is a copy of the install. */

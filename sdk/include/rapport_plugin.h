@@ -462,6 +462,18 @@ struct rapport_api {
      * (Appended after header: test with RAPPORT_HAS.)
      */
     int (*as_plugin)(rapport_host *h, int on);
+    /**
+     * Declares entity @p entity with @p spec (as define_entity's), safe to call at every init:
+     * creates the entity when missing, adds the fields the spec gained and applies the changes
+     * that are safe by themselves (flags, defaults, enum values gained); when the registry
+     * already matches it writes nothing. What the store cannot change by itself (a type
+     * change, a dropped field holding values, required over empty values, unique over shared
+     * ones, an enum losing values records hold) is refused with RAPPORT_EINVAL and nothing
+     * stored; last_error names the entity, the field, the difference and the migration to
+     * write. Fields that others added (admins, other plugins) are left alone.
+     * (Appended after as_plugin: test with RAPPORT_HAS.)
+     */
+    int (*declare)(rapport_host *h, const char *entity, const char *spec);
 };
 
 /** Whether @p api has function @p fn (so a plugin can run on an older host). */

@@ -185,10 +185,12 @@ static const rapport_format goodlist = {"goodlist", ".good .goods", "one name a 
 static int good_init(rapport_host *h, const rapport_api *api, char *err, size_t errlen)
 {
     api->log(h, RAPPORT_LOG_INFO, "init good");
-    if (!api->has_entity(h, "good_item") &&
-        api->define_entity(h, "good_item", "{\"fields\": {\"name\": {\"type\": \"text\", "
-                                           "\"searchable\": true}, \"points\": {\"type\": "
-                                           "\"integer\"}}}"))
+    static const char spec[] = "{\"fields\": {\"name\": {\"type\": \"text\", "
+                               "\"searchable\": true}, \"points\": {\"type\": \"integer\"}}}";
+    /* Declared at every init where the host can; defined once where it is older. */
+    if (RAPPORT_HAS(api, declare) ? api->declare(h, "good_item", spec)
+                                  : !api->has_entity(h, "good_item") &&
+                                        api->define_entity(h, "good_item", spec))
         goto fail;
     if (api->hook(h, "good_item", RAPPORT_CREATE, 0, capitalise, NULL) ||
         api->on(h, "seen", "good_item.created", seen, NULL) ||

@@ -149,6 +149,18 @@ static void test_a_working_plugin(void **state)
     /* After unloading, its hook no longer applies. */
     id = create(s, "good_item", "{\"name\": \"lower\"}");
     assert_string_equal(field_of(s, "good_item", id, "name"), "\"lower\"");
+    /* Loaded again on the same file, its declaration finds everything in place: nothing is
+     * written; a field an admin added to its entity stays. */
+    json_t *extra = J("{\"type\": \"text\"}");
+    assert_int_equal(rp_store_add_field(s, &test_ctx, "good_item", "note", extra, "admin", &err),
+                     0);
+    json_decref(extra);
+    int64_t last = rp_events_last_seq(s);
+    cleanup();
+    assert_int_equal(load(s, e, names, false, &p, &err), 0);
+    assert_int_equal(rp_events_last_seq(s), last);
+    assert_true(rp_store_has_field(s, "good_item", "note"));
+    rp_plugins_unload(p);
     rp_sched_free(e);
     rp_store_close(s);
     cleanup();

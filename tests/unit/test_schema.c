@@ -62,7 +62,8 @@ static void test_legacy_file_migrates(void **state)
     rp_store_close(s);
 
     raw(path, "DROP TABLE rp_tokens; DROP TABLE rp_users; DROP TABLE rp_webhooks;"
-              " DROP TABLE rp_webhook_deliveries; DELETE FROM rp_meta WHERE key LIKE 'schema.%';"
+              " DROP TABLE rp_webhook_deliveries; DROP TABLE rp_migrations;"
+              " DELETE FROM rp_meta WHERE key LIKE 'schema.%';"
               " UPDATE rp_meta SET value = '2' WHERE key = 'schema_version'");
     assert_int_equal(rp_store_open(path, NULL, &s, &err), 0);
     assert_int_equal(rp_store_schema_version_found(s), 2);
@@ -75,18 +76,21 @@ static void test_legacy_file_migrates(void **state)
     assert_int_equal(rp_db_schema_version(rp_store_db(s), "webhook"), 1);
     rp_store_close(s);
 
-    /* A file of release-wide version 5 (the newest: users with an email) without the
-     * modules' keys has every table already: opening it changes nothing. */
-    raw(path, "DELETE FROM rp_meta WHERE key LIKE 'schema.%';"
+    /* A file of release-wide version 5 (users with an email) without the modules' keys has
+     * every table but the migrations' ledger: opening it adds only that. */
+    raw(path, "DELETE FROM rp_meta WHERE key LIKE 'schema.%'; DROP TABLE rp_migrations;"
               " UPDATE rp_meta SET value = '5' WHERE key = 'schema_version'");
     assert_int_equal(rp_store_open(path, NULL, &s, &err), 0);
     assert_int_equal(rp_db_schema_found(rp_store_db(s), "webhook"), 1);
-    assert_int_equal(rp_db_schema_version(rp_store_db(s), "webhook"), 0);
+    assert_int_equal(rp_db_schema_found(rp_store_db(s), "store"), 1);
+    assert_int_equal(rp_db_schema_version(rp_store_db(s), "store"), 2);
+    assert_true(has_table(s, "rp_migrations") && rp_store_has_entity(s, "thing"));
     rp_store_close(s);
 
     /* A file that keeps each module's version, made by a program that did not link the
      * webhooks: the module is new there, whatever the release-wide number says. */
-    raw(path, "INSERT INTO rp_meta(key, value) VALUES('schema.store', '1'),"
+    raw(path, "DELETE FROM rp_meta WHERE key LIKE 'schema.%';"
+              " INSERT INTO rp_meta(key, value) VALUES('schema.store', '2'),"
               " ('schema.events', '1'), ('schema.sched', '1'), ('schema.auth', '2'),"
               " ('schema.settings', '1');"
               " DROP TABLE rp_webhooks; DROP TABLE rp_webhook_deliveries");

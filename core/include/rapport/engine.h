@@ -46,6 +46,10 @@ typedef struct rp_engine_opts {
                                 through rp_engine_access(); NULL = no restriction. */
     rp_log_fn log;         /**< Where notable things are said (may be NULL). */
     void *log_ud;
+    bool dry_run;          /**< Open a transaction right after the store, before the scheduler,
+                                plugins and scripts, that rp_engine_close() rolls back: what
+                                opening would write is seen inside it, and none of it stays
+                                (`rapport schema diff`). */
 } rp_engine_opts_t;
 
 /**
@@ -86,6 +90,10 @@ rp_plugins_t *rp_engine_plugins(const rp_engine_t *en);
 
 /** The scripts, or NULL for a bare engine (borrowed). */
 rp_scripts_t *rp_engine_scripts(const rp_engine_t *en);
+
+/** For a dry_run engine, the last event's seq before anything was opened on the store: the
+ *  events after it are what opening did. 0 otherwise. */
+int64_t rp_engine_dry_since(const rp_engine_t *en);
 
 /** The access of the user the engine acts as, or NULL for no restriction (borrowed). */
 rp_access_t *rp_engine_access(const rp_engine_t *en);

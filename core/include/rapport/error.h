@@ -32,6 +32,8 @@ enum {
     RP_C_DUP_ENTITY = 1102,  /**< Entity already defined. */
     RP_C_DUP_FIELD = 1103,   /**< Field already defined. */
     RP_C_BAD_SPEC = 1104,    /**< Bad field specification. */
+    RP_C_DECLARE = 1105,     /**< A declared schema the store cannot reach by itself. */
+    RP_C_MIGRATION = 1106,   /**< A schema migration failed (and was rolled back). */
     RP_C_NO_ENTITY = 1201,   /**< Unknown entity. */
     RP_C_NO_RECORD = 1202,   /**< No such record. */
     RP_C_NO_FIELD = 1203,    /**< Unknown field. */

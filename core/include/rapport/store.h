@@ -15,7 +15,7 @@
 #include "rapport/error.h"
 
 /** The schema version of the core's own tables this build writes and understands. */
-#define RP_STORE_SCHEMA_VERSION 5
+#define RP_STORE_SCHEMA_VERSION 6
 
 /** The store: one open database. Not thread-safe; one per thread. */
 typedef struct rp_store rp_store_t;
@@ -218,6 +218,93 @@ int rp_store_define(rp_store_t *s, const rp_ctx_t *ctx, const char *name, json_t
  */
 int rp_store_add_field(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, const char *field,
                        json_t *fspec, const char *owner, rp_error_t *err);
+
+/**
+ * Declares entity @p name with @p spec (as rp_store_define's), safe to call at every start:
+ * creates the entity when missing, adds the fields the spec gained, and applies the changes
+ * that are safe by themselves — the entity's label (when @p owner owns it); a field becoming
+ * optional, indexed or not, unique (over distinct values), searchable or not (the search
+ * index is rebuilt), required (when no live record lacks a value); a new default; an enum
+ * gaining values, or losing values no record holds; a field of @p owner's that the spec no
+ * longer names and that holds no value is dropped. When the registry already matches, nothing
+ * is written and no event is appended. Fields that another owner added (a plugin, `rapport
+ * add-field`) and the spec does not name are left alone; one the spec names keeps its
+ * owner's flags, only its type is checked.
+ *
+ * What the store cannot do by itself is refused (RP_EINVAL, RP-E1105) with nothing stored: a
+ * type change (also of a ref's target or a decimal's scale), a field the spec dropped that
+ * holds values, required over records lacking a value, unique over shared values, an enum
+ * losing values records hold, a new required field without a default over records. The
+ * message names the entity, the field, stored against declared, how many records are in the
+ * way, and the migration to write (crm.schema.migration(…) with the call that does it); a
+ * refusal of more than one field names the first and counts the others.
+ *
+ * Each change appends its event: schema.entity_defined, schema.field_added,
+ * schema.field_changed ({"field", "from": spec, "to": spec}), schema.field_dropped,
+ * schema.entity_changed. *@p changes (may be NULL) receives a new array (owned) of one line per
+ * change made ("created pet", "added pet.age", …): empty when nothing changed.
+ */
+int rp_store_declare(rp_store_t *s, const rp_ctx_t *ctx, const char *name, json_t *spec,
+                     const char *owner, json_t **changes, rp_error_t *err);
+
+/**
+ * Renames field @p from of @p entity to @p to (a free, valid field name), keeping its values,
+ * its index or unique constraint and the search index. Emits "schema.field_renamed"
+ * {"field": to, "from": from}. Rules and roles that name the old field are not rewritten.
+ */
+int rp_store_rename_field(rp_store_t *s, const rp_ctx_t *ctx, const char *entity,
+                          const char *from, const char *to, rp_error_t *err);
+
+/**
+ * Drops field @p field of @p entity with its values and index; the search index is rebuilt
+ * when it was searchable. Emits "schema.field_dropped" {"field", "spec", "values": n}. A ref
+ * field cannot be dropped (the database keeps its foreign key): RP_EINVAL.
+ */
+int rp_store_drop_field(rp_store_t *s, const rp_ctx_t *ctx, const char *entity,
+                        const char *field, rp_error_t *err);
+
+/**
+ * Converts one value for rp_store_change_type(): @p value (borrowed; JSON null when empty) is
+ * the value of record @p id as stored; *@p out receives the new value (a new reference; JSON
+ * null or NULL for empty). Returns 0, or a negative code with @p err saying why.
+ */
+typedef int (*rp_convert_fn)(void *ud, int64_t id, json_t *value, json_t **out,
+                             rp_error_t *err);
+
+/**
+ * Gives field @p field of @p entity the specification @p fspec (borrowed; any type), every
+ * record's value (soft-deleted ones too) passed through @p convert (NULL: the value as it is)
+ * and checked as the new field's. A value that does not convert fails the whole change,
+ * naming the record id and the value; nothing is stored. Indexes, the unique constraint and
+ * the search index follow the new specification. Records keep their version and updated_at:
+ * one "schema.field_type_changed" event {"field", "from", "to", "records": n} says what
+ * happened to all of them.
+ */
+int rp_store_change_type(rp_store_t *s, const rp_ctx_t *ctx, const char *entity,
+                         const char *field, json_t *fspec, rp_convert_fn convert, void *ud,
+                         rp_error_t *err);
+
+/**
+ * Drops entity @p entity with all its records and their search rows. Refused while a field of
+ * another entity refers to it. Emits "schema.entity_dropped" {"records": n}.
+ */
+int rp_store_drop_entity(rp_store_t *s, const rp_ctx_t *ctx, const char *entity,
+                         rp_error_t *err);
+
+/**
+ * Whether migration @p id has run: 1 (with its checksum into @p checksum and when into
+ * @p ran_at, each may be NULL), 0 when it has not, or a negative code.
+ */
+int rp_store_migration_ran(rp_store_t *s, const char *id, char checksum[65], char ran_at[32],
+                           rp_error_t *err);
+
+/**
+ * Records that migration @p id (1 to 128 printable characters) ran, with @p checksum (of its
+ * code) and @p script (where it is written), in the open transaction. Emits
+ * "schema.migration_ran" {"id", "checksum", "script"}. RP_ECONFLICT when it is recorded already.
+ */
+int rp_store_migration_record(rp_store_t *s, const rp_ctx_t *ctx, const char *id,
+                              const char *checksum, const char *script, rp_error_t *err);
 
 /** Whether entity @p name is defined. */
 bool rp_store_has_entity(const rp_store_t *s, const char *name);
