@@ -49,42 +49,65 @@ static int count_rows(rp_store_t *s, const char *entity, const char *f, const ch
     return rp__count_sql(s, sql, text, out, err);
 }
 
-/* A JSON value as a Lua literal, for the migration a refusal suggests. */
+/* Appends to @p out (@p cap bytes, *@p n used so far) what @p fmt says, cutting at the end. */
+static void put(char *out, size_t cap, size_t *n, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void put(char *out, size_t cap, size_t *n, const char *fmt, ...)
+{
+    if (*n + 1 >= cap)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int w = vsnprintf(out + *n, cap - *n, fmt, ap);
+    va_end(ap);
+    if (w > 0)
+        *n = *n + (size_t)w < cap ? *n + (size_t)w : cap - 1;
+}
+
+/* A JSON value as a Lua literal, for the migration a refusal suggests: strings quoted with
+ * their quotes, backslashes and control characters escaped, so the text pastes as Lua. */
 static void lua_literal(json_t *v, char *out, size_t cap)
 {
     size_t n = 0;
-#define PUT(...) (n += (size_t)snprintf(out + (n < cap ? n : cap - 1), n < cap ? cap - n : 1, \
-                                        __VA_ARGS__))
+    out[0] = '\0';
     if (json_is_object(v)) {
         const char *k;
         json_t *x;
-        PUT("{");
+        put(out, cap, &n, "{");
         bool first = true;
         json_object_foreach(v, k, x) {
             char inner[256];
             lua_literal(x, inner, sizeof inner);
-            PUT("%s%s=%s", first ? "" : ", ", k, inner);
+            put(out, cap, &n, "%s%s=%s", first ? "" : ", ", k, inner);
             first = false;
         }
-        PUT("}");
+        put(out, cap, &n, "}");
     } else if (json_is_array(v)) {
         size_t i;
         json_t *x;
-        PUT("{");
+        put(out, cap, &n, "{");
         json_array_foreach(v, i, x) {
             char inner[128];
             lua_literal(x, inner, sizeof inner);
-            PUT("%s%s", i ? ", " : "", inner);
+            put(out, cap, &n, "%s%s", i ? ", " : "", inner);
         }
-        PUT("}");
+        put(out, cap, &n, "}");
     } else if (json_is_string(v)) {
-        PUT("\"%s\"", json_string_value(v));
+        put(out, cap, &n, "\"");
+        for (const unsigned char *c = (const unsigned char *)json_string_value(v); *c; c++) {
+            if (*c == '"' || *c == '\\')
+                put(out, cap, &n, "\\%c", *c);
+            else if (*c < 0x20)
+                put(out, cap, &n, "\\%03u", *c);
+            else
+                put(out, cap, &n, "%c", *c);
+        }
+        put(out, cap, &n, "\"");
     } else {
         char *d = json_dumps(v, JSON_ENCODE_ANY);
-        PUT("%s", d ? d : "nil");
+        put(out, cap, &n, "%s", d ? d : "nil");
         free(d);
     }
-#undef PUT
 }
 
 /* "text", "decimal (scale 2)", "ref to contact": a field's type as a refusal names it. */
@@ -488,7 +511,7 @@ int rp_store_declare(rp_store_t *s, const rp_ctx_t *ctx, const char *name, json_
     if (!rc && p.refused) {
         /* The count comes first, so that a long migration text cut at the end loses nothing
          * of it. */
-        char more[300] = "";
+        char more[320] = "";
         if (p.refused > 1)
             snprintf(more, sizeof more, " (%d fields refused; besides \"%.60s\": %.200s)",
                      p.refused, p.field, p.others);
