@@ -17,6 +17,8 @@ cleanup() {
 }
 trap cleanup EXIT
 export RAPPORT_DB="$tmp/crm.db" RAPPORT_SCRIPTS="$tmp/scripts" RAPPORT_HISTORY="$tmp/history"
+# Tables fit $COLUMNS when stdout is not a terminal: the same width wherever the test runs.
+export COLUMNS=80
 passed=0 failed=0
 ok() { passed=$((passed + 1)); }
 bad() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
@@ -56,7 +58,7 @@ repl 'crm.find("contact", {order = "id"})'
 has '^id  email             first_name  last_name  notes +stage$' "the table header"
 has '^--  -+  -+  -+  -+  -+$' "the table rule"
 has '^1   ada@acme\.example  Ada         Lovelace   +new$' "a table row"
-has '^2 +Turing +Wrote a paper on computable numbers and…  new$' "a long value cut"
+has '^2 +Turing +Wrote a paper on computable…  new$' "a long value cut to fit 80 columns"
 has '^\(2 records\)$' "the record count"
 repl 'crm.get("contact", 1)'
 has '^last_name  = Lovelace$' "a record as field = value lines"
@@ -77,9 +79,10 @@ has "^repl:2: 'end' expected .*near <eof>$" "a chunk cut off by the end of the i
 repl $':dry on\ncrm.update("contact", 1, {stage = "won"})\ncrm.after("1h", "followup", {contact = 1}, {key = "f1"})\n:dry off\ncrm.get("contact", 1).stage'
 has '^dry run is on' "the :dry on answer"
 has '^stage      = won$' "the dry run's result"
-has '^  contact 1 updated$' "the record the dry run would update"
-has '^ +stage  "new" → "won"$' "the old and new value"
-has '^ +notes  nil → "closed"$' "the hook's change in the diff"
+has '^dry run: would have changed 1 record$' "the diff's title"
+has '^entity +id +change +field +old +new$' "the diff table's header"
+has '^contact +1 +updated +stage +"new" +→ +"won"$' "the old and new value in the diff table"
+has '^contact +1 +updated +notes +nil +→ +"closed"$' "the hook's change in the diff table"
 has '^  contact.updated contact 1$' "the event it would cause"
 has '^  followup due [0-9T:.-]+Z key f1 \{"contact":1\}$' "the job it would schedule"
 has '^nothing was saved$' "the dry run's last word"
@@ -96,8 +99,10 @@ lacks 'followup' "the job, after the dry run"
 
 # :help, unknown commands, and :quit ending the session before the rest of the input.
 repl $':help\n:frob\n:quit\n"not run"'
-has '^  :dry on ' ":help lists :dry on"
-has '^  :quit ' ":help lists :quit"
+for c in ':help ' ':dry on\|off ' ':wide \[on\|off\] ' ':next ' ':explain ENTITY ID FIELD ' \
+    ':time INPUT ' ':quit '; do
+    has "^  $c" ":help lists $c"
+done
 has 'unknown command ":frob"' "an unknown command"
 lacks 'not run' "input after :quit"
 
