@@ -212,7 +212,24 @@ static void print_history(repl_t *r, lua_State *L, const char *entity, const cha
     }
     printf("%s %s %s: %zu recorded change%s, oldest first; the last one set its value\n", entity,
            id, field, n, n == 1 ? "" : "s");
-    repl_print_grid(r, cells, n + 1, EXPLAIN_COLS);
+    /* The last column says what caused a change; when nothing did, it is left out. */
+    bool caused = false;
+    for (size_t i = 1; i <= n; i++)
+        caused = caused || (cells[i * EXPLAIN_COLS + 8] && cells[i * EXPLAIN_COLS + 8][0]);
+    size_t ncols = EXPLAIN_COLS;
+    if (!caused) {
+        for (size_t i = 0; i <= n; i++) {
+            free(cells[i * EXPLAIN_COLS + 8]);
+            cells[i * EXPLAIN_COLS + 8] = NULL;
+        }
+        ncols = EXPLAIN_COLS - 1;
+        for (size_t i = 0, o = 0; i < (n + 1) * EXPLAIN_COLS; i++)
+            if (i % EXPLAIN_COLS != 8)
+                cells[o++] = cells[i];
+        for (size_t i = (n + 1) * ncols; i < (n + 1) * EXPLAIN_COLS; i++)
+            cells[i] = NULL;
+    }
+    repl_print_grid(r, cells, n + 1, ncols);
     for (size_t i = 0; i < (n + 1) * EXPLAIN_COLS; i++)
         free(cells[i]);
     free(cells);

@@ -4,6 +4,7 @@
  * (and :next runs it); and Lua values written back as Lua, for that call and for :explain.
  */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -269,8 +270,18 @@ bool repl_page_hint(repl_t *r, const char *cursor)
               repl_buf_str(&code, ", {") && repl_buf_str(&code, r->find_query) &&
               repl_buf_str(&code, *r->find_query ? ", after = " : "after = ") &&
               lit_string(&code, cursor, strlen(cursor)) && repl_buf_str(&code, "})");
+    /* Whole when it fits (it is Lua to copy), else with the query left out; :wide shows it. */
+    static const char head[] = "-- more (:next): ";
+    size_t room = r->wide ? SIZE_MAX : (size_t)repl_term_width();
     buf_t line = {0};
-    ok = ok && repl_buf_str(&line, "-- more (:next): ") && repl_buf_str(&line, code.p);
+    ok = ok && repl_buf_str(&line, head) && repl_buf_str(&line, code.p);
+    if (ok && repl_text_width(line.p) > room) {
+        line.n = 0;
+        ok = repl_buf_str(&line, head) && repl_buf_str(&line, "crm.find(") &&
+             repl_buf_str(&line, r->find_entity) &&
+             repl_buf_str(&line, *r->find_query ? ", {…, after = " : ", {after = ") &&
+             lit_string(&line, cursor, strlen(cursor)) && repl_buf_str(&line, "})");
+    }
     if (!ok) {
         free(code.p);
         free(line.p);
@@ -278,7 +289,7 @@ bool repl_page_hint(repl_t *r, const char *cursor)
     }
     free(r->next_code);
     r->next_code = code.p;
-    char *cut = r->wide ? NULL : repl_text_cut(line.p, (size_t)repl_term_width());
+    char *cut = repl_text_width(line.p) > room ? repl_text_cut(line.p, room) : NULL;
     puts(cut ? cut : line.p);
     free(cut);
     free(line.p);
