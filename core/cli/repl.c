@@ -1,7 +1,8 @@
 /*
  * repl.c — `rapport repl`: Lua on the live database, one chunk at a time, with a history file,
  * multi-line chunks, tab completion of the `crm` API and of entity and field names, records
- * printed as text and tables, and dry runs that show what an input would have changed.
+ * printed as text and tables, and dry runs that show what an input would have changed. The
+ * ":commands" are in repl_cmd.c, the printing in repl_show.c.
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -334,11 +334,11 @@ static bool cmd_help(repl_t *r, const char *arg)
         char use[64];
         snprintf(use, sizeof use, ":%s%s%s", commands[i].name, *commands[i].args ? " " : "",
                  commands[i].args);
-        printf("  %-24s ", use);
+        printf("  %-25s ", use);
         for (const char *p = commands[i].what; *p; p++) {
             putchar(*p);
             if (*p == '\n')
-                printf("%27s", "");
+                printf("%28s", "");
         }
         putchar('\n');
     }

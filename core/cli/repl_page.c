@@ -14,7 +14,8 @@
 
 #include "repl.h"
 
-#define LITERAL_DEPTH 32 /* a filter nests at most 32 deep (RP-E1301) */
+#define LITERAL_DEPTH 32      /* a filter nests at most 32 deep (RP-E1301) */
+#define LITERAL_MAX (1 << 20) /* bytes: a table shared many times over is not written out */
 
 /* ---- Lua values as Lua ------------------------------------------------------------------- */
 
@@ -96,7 +97,7 @@ static int cmp_key(const void *a, const void *b)
  * keys, then names sorted; the key @p skip (or none, NULL) is left out. */
 static bool lit_table(lua_State *L, int idx, buf_t *b, int depth, const char *skip)
 {
-    if (depth > LITERAL_DEPTH || !lua_checkstack(L, 8))
+    if (depth > LITERAL_DEPTH || b->n > LITERAL_MAX || !lua_checkstack(L, 8))
         return false;
     lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
     const char **names = NULL;
