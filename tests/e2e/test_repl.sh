@@ -243,6 +243,24 @@ has '^repl: :explain needs ENTITY ID FIELD, e.g. :explain contact 1 stage$' ":ex
 has '^repl: :explain: the id must be a positive whole number, not "one"$' ":explain with a bad id"
 has '^repl: :explain: RP-E1203: unknown field "emial" on contact$' ":explain of an unknown field"
 has '^repl: :explain needs ENTITY ID FIELD and nothing more' ":explain with a word too many"
+# A change a handler made in answer to another: the cause is shown.
+cat > "$tmp/scripts/chain.lua" <<'EOF'
+crm.on("contact.updated", function(ev)
+  if ev.record_id == 6 then crm.update("contact", 5, {first_name = "Chained"}) end
+end)
+EOF
+"$RAPPORT" update contact 6 '{"first_name": "Kenji"}' >/dev/null
+"$RAPPORT" serve --poll-ms 20 2> "$tmp/serve.log" &
+serve_pid=$!
+for _ in $(seq 100); do
+    "$RAPPORT" get contact 5 | grep -q Chained && break
+    sleep 0.05
+done
+kill -TERM "$serve_pid"; wait "$serve_pid"; serve_pid=
+rm "$tmp/scripts/chain.lua"
+repl $':wide\n:explain contact 5 first_name'
+has '^seq +at +change +old +new +by +via +caused by$' ":explain's header with causes"
+has '^[0-9]+ +20[0-9-]+T[0-9:.]+Z +contact\.updated +nil +→ +"Chained" +[^ ]+ +handler +#[0-9]+ contact\.updated contact 6 by [^ ]+$' "the cause of a handler's change"
 
 # ---- :time ----
 repl $':time crm.count("contact")\n:time (function() local s = 0 for i = 1, 200000 do s = s + i end return s end)()\n:time\n:time nosuch()'
