@@ -1,7 +1,8 @@
 /*
  * repl.c — `rapport repl`: Lua on the live database, one chunk at a time, with a history file,
  * multi-line chunks, tab completion of the `crm` API and of entity and field names, records
- * printed as text and tables, and dry runs that show what an input would have changed.
+ * printed as text and tables, and dry runs that show what an input would have changed. The
+ * ":commands" are in repl_cmd.c, the printing in repl_show.c.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <editline/readline.h>
@@ -19,17 +21,11 @@
 #include "rapport/store.h"
 #include "repl.h"
 
-#define CHUNKNAME "repl" /* the file in "file:line: message" */
 #define HISTORY_MAX 1000 /* entries kept in the history file */
 
 /* ---- a growable string ------------------------------------------------------------------- */
 
-typedef struct buf {
-    char *p;
-    size_t n, cap;
-} buf_t;
-
-static bool buf_add(buf_t *b, const char *s, size_t n)
+bool repl_buf_add(buf_t *b, const char *s, size_t n)
 {
     if (b->n + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
@@ -47,21 +43,10 @@ static bool buf_add(buf_t *b, const char *s, size_t n)
     return true;
 }
 
-static bool buf_str(buf_t *b, const char *s)
+bool repl_buf_str(buf_t *b, const char *s)
 {
-    return buf_add(b, s, strlen(s));
+    return repl_buf_add(b, s, strlen(s));
 }
-
-/* ---- the session ------------------------------------------------------------------------- */
-
-typedef struct repl {
-    rp_store_t *s;
-    rp_lua_t *l;
-    lua_State *L;
-    bool tty;      /* stdin is a terminal: libedit, prompts, completion and history */
-    bool dry;      /* :dry on */
-    char *history; /* the history file, or NULL when there is none (owned) */
-} repl_t;
 
 /* libedit's completion callback and a signal handler take no user data, so they find the
  * session here; it is set for as long as rp_cli_repl() runs. */
@@ -75,11 +60,11 @@ static int try_load(lua_State *L, const char *prefix, const char *code, char **m
 {
     buf_t b = {0};
     *msg = NULL;
-    if (!buf_str(&b, prefix) || !buf_str(&b, code)) {
+    if (!repl_buf_str(&b, prefix) || !repl_buf_str(&b, code)) {
         free(b.p);
         return LUA_ERRMEM;
     }
-    int rc = luaL_loadbufferx(L, b.p, b.n, "=" CHUNKNAME, "t");
+    int rc = luaL_loadbufferx(L, b.p, b.n, "=" REPL_CHUNKNAME, "t");
     free(b.p);
     if (rc != LUA_OK) {
         const char *m = lua_tostring(L, -1);
@@ -150,12 +135,12 @@ static int run_dry(repl_t *r, const char *code, json_t **results, json_t **chang
     *results = *changes = NULL;
     buf_t b = {0};
     char *msg = NULL;
-    bool ok = buf_str(&b, dry_head) && buf_str(&b, code) && buf_str(&b, dry_expr_tail);
+    bool ok = repl_buf_str(&b, dry_head) && repl_buf_str(&b, code) && repl_buf_str(&b, dry_expr_tail);
     if (ok && try_load(r->L, "", b.p, &msg) != LUA_OK) {
         free(msg);
         b.n = 0;
-        ok = buf_str(&b, dry_head) && buf_str(&b, dry_stmt_head) && buf_str(&b, code) &&
-             buf_str(&b, dry_stmt_tail);
+        ok = repl_buf_str(&b, dry_head) && repl_buf_str(&b, dry_stmt_head) && repl_buf_str(&b, code) &&
+             repl_buf_str(&b, dry_stmt_tail);
         /* The input compiles on its own (it got here), so this only fails on odd inputs that
          * close the wrapper themselves; say so rather than run something else. */
         if (ok && try_load(r->L, "", b.p, &msg) != LUA_OK) {
@@ -170,7 +155,7 @@ static int run_dry(repl_t *r, const char *code, json_t **results, json_t **chang
         return rp_error_set(err, RP_ENOMEM, 0, "out of memory");
     }
     json_t *all = NULL;
-    int rc = rp_lua_eval(r->l, b.p, CHUNKNAME, &all, err);
+    int rc = rp_lua_eval(r->l, b.p, REPL_CHUNKNAME, &all, err);
     free(b.p);
     if (rc)
         return rc;
@@ -184,27 +169,58 @@ static int run_dry(repl_t *r, const char *code, json_t **results, json_t **chang
 
 /* ---- running an input -------------------------------------------------------------------- */
 
-static void run_chunk(repl_t *r, const char *code)
+/* :time counts instructions with a count hook that fires every REPL_COUNT_STEP of them: an
+ * exact count (a hook on each one) would double the time it measures. */
+static long long counted;
+
+static void count_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)L;
+    (void)ar;
+    counted += REPL_COUNT_STEP;
+}
+
+static double mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+void repl_run_chunk(repl_t *r, const char *code, repl_timing_t *t)
 {
     json_t *results = NULL, *changes = NULL;
     rp_error_t err = {0};
+    lua_Hook hook0 = lua_gethook(r->L);
+    int mask0 = lua_gethookmask(r->L), count0 = lua_gethookcount(r->L);
+    counted = 0;
+    if (t)
+        lua_sethook(r->L, count_hook, LUA_MASKCOUNT, REPL_COUNT_STEP);
+    /* A Ctrl-C puts back this hook (the counter's, under :time) when it has stopped the chunk. */
     saved_hook = lua_gethook(r->L);
     saved_mask = lua_gethookmask(r->L);
     saved_count = lua_gethookcount(r->L);
+    repl_page_reset(r);
+    double t0 = mono_ms();
     running = 1;
     int rc = r->dry ? run_dry(r, code, &results, &changes, &err)
-                    : rp_lua_eval(r->l, code, CHUNKNAME, &results, &err);
+                    : rp_lua_eval(r->l, code, REPL_CHUNKNAME, &results, &err);
     running = 0;
+    double t1 = mono_ms();
     /* A Ctrl-C that came as the chunk ended must not stop the next one. */
-    lua_sethook(r->L, saved_hook, saved_mask, saved_count);
+    lua_sethook(r->L, hook0, mask0, count0);
     interrupted = 0;
     if (rc) {
         fflush(stdout);
         fprintf(stderr, "%s\n", err.msg[0] ? err.msg : "failed");
     } else {
-        repl_print_results(r->s, results);
+        repl_print_results(r, results);
         if (r->dry)
-            repl_print_diff(r->s, changes);
+            repl_print_diff(r, changes);
+    }
+    if (t) {
+        t->wall_ms = t1 - t0;
+        t->instructions = counted;
     }
     json_decref(results);
     json_decref(changes);
@@ -517,50 +533,6 @@ static char *read_line(repl_t *r, const char *prompt)
     return line;
 }
 
-static const char help_text[] =
-    "Type Lua; the crm API is at hand (crm.find, crm.create, crm.update, crm.schema.get, …).\n"
-    "An expression prints its value: a record as field = value lines, a list of records as a\n"
-    "table, anything else as `rapport eval` prints it. A chunk that is not finished (a function\n"
-    "without its end) continues on the next line at the \"...\" prompt. Errors never end the\n"
-    "session. Writes are saved at once, as `rapport eval` saves them.\n"
-    "\n"
-    "  :help       this text\n"
-    "  :dry on     run every input inside crm.dry_run: show what it would change, save nothing\n"
-    "  :dry off    save again\n"
-    "  :quit       leave (Ctrl-D does too)\n"
-    "\n"
-    "Tab completes globals and the crm API (crm.sch → crm.schema.), and entity and field names\n"
-    "inside quotes. History is kept in $RAPPORT_HISTORY, else ~/.rapport_history.\n";
-
-/* Runs a ":command". Returns false when the session should end. */
-static bool command(repl_t *r, const char *line)
-{
-    char name[32] = "", arg[32] = "", extra[2] = "";
-    int n = sscanf(line, " :%31s %31s %1s", name, arg, extra);
-    if (n == 1 && (!strcmp(name, "quit") || !strcmp(name, "q") || !strcmp(name, "exit")))
-        return false;
-    if (n == 1 && strcmp(name, "help") == 0) {
-        fputs(help_text, stdout);
-    } else if (n >= 1 && n <= 2 && strcmp(name, "dry") == 0) {
-        if (n == 2 && strcmp(arg, "on") == 0)
-            r->dry = true;
-        else if (n == 2 && strcmp(arg, "off") == 0)
-            r->dry = false;
-        else if (n == 2) {
-            fflush(stdout);
-            fprintf(stderr, "repl: :dry takes on or off, not \"%s\"\n", arg);
-            return true;
-        }
-        printf("dry run is %s%s\n", r->dry ? "on" : "off",
-               r->dry ? ": every input runs inside crm.dry_run and nothing is saved" : "");
-    } else {
-        fflush(stdout);
-        fprintf(stderr, "repl: unknown command \"%s\" (:help lists them)\n", line);
-    }
-    fflush(stdout);
-    return true;
-}
-
 /* A line that is a REPL command rather than Lua: ":word…". Lua's labels start with "::". */
 static bool is_command(const char *line)
 {
@@ -583,6 +555,8 @@ static bool blank(const char *s)
 int rp_cli_repl(rp_store_t *s, rp_lua_t *l, const char *db)
 {
     repl_t r = {.s = s, .l = l, .L = rp_lua_state(l), .tty = isatty(STDIN_FILENO)};
+    if (repl_page_setup(&r))
+        fprintf(stderr, "repl: crm.find cannot be followed; next-page cursors show bare\n");
     struct sigaction old_sigint;
     active = &r;
     if (r.tty) {
@@ -629,13 +603,13 @@ int rp_cli_repl(rp_store_t *s, rp_lua_t *l, const char *db)
         if (lines == 0 && is_command(line)) {
             if (r.tty)
                 history_add(&r, line);
-            bool go_on = command(&r, line);
+            bool go_on = repl_command(&r, line);
             free(line);
             if (!go_on)
                 break;
             continue;
         }
-        bool ok = (lines == 0 || buf_add(&chunk, "\n", 1)) && buf_str(&chunk, line);
+        bool ok = (lines == 0 || repl_buf_add(&chunk, "\n", 1)) && repl_buf_str(&chunk, line);
         free(line);
         lines++;
         if (!ok) {
@@ -647,7 +621,7 @@ int rp_cli_repl(rp_store_t *s, rp_lua_t *l, const char *db)
         } else {
             if (r.tty)
                 history_add(&r, chunk.p);
-            run_chunk(&r, chunk.p);
+            repl_run_chunk(&r, chunk.p, NULL);
         }
         chunk.n = 0;
         if (chunk.p)
@@ -661,6 +635,8 @@ int rp_cli_repl(rp_store_t *s, rp_lua_t *l, const char *db)
         sigaction(SIGINT, &old_sigint, NULL);
     }
     free(r.history);
+    repl_page_reset(&r);
+    free(r.next_code);
     fflush(stdout);
     active = NULL;
     return 0;

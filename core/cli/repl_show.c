@@ -1,7 +1,7 @@
 /*
  * repl_show.c — how `rapport repl` shows what an input gave and did: a record as `field = value`
  * lines, a list of records as a table (columns in the order the entity defines its fields,
- * cells cut at a width), anything else as `rapport eval` prints it; and a dry run's diff.
+ * cut to fit the terminal), anything else as `rapport eval` prints it; and a dry run's diff.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,8 +10,6 @@
 #include "rapport/lua.h"
 #include "rapport/store.h"
 #include "repl.h"
-
-#define CELL_MAX 40 /* a table cell longer than this many characters is cut */
 
 static const char *const system_fields[] = {"version",    "created_at", "created_by", "updated_at",
                                             "updated_by", "deleted_at", NULL};
@@ -130,16 +128,9 @@ static void order_keys(json_t *schema, json_t *const *objs, size_t n, bool with_
             keys_add(out, system_fields[i]);
 }
 
-/* Characters, not bytes, so columns line up with UTF-8 text. */
-static size_t u8_width(const char *s)
-{
-    size_t w = 0;
-    for (; *s; s++)
-        w += ((unsigned char)*s & 0xC0) != 0x80;
-    return w;
-}
+#define MIN_COL 3 /* a column is never cut narrower than this: one character and "…" */
 
-/* A value as one table cell: on one line, cut to CELL_MAX characters. Owned: free(). */
+/* A value as one table cell, on one line. Owned: free(). */
 static char *cell_text(json_t *v)
 {
     char *t = !v || json_is_null(v) ? strdup("") : rp_lua_render(v);
@@ -148,15 +139,6 @@ static char *cell_text(json_t *v)
     for (char *p = t; *p; p++)
         if ((unsigned char)*p < 0x20)
             *p = ' ';
-    size_t w = 0;
-    for (char *p = t; *p; p++) {
-        if (((unsigned char)*p & 0xC0) == 0x80)
-            continue;
-        if (++w == CELL_MAX && u8_width(p) > 1) {
-            strcpy(p, "…"); /* the rest would not fit: a mark says so */
-            break;
-        }
-    }
     return t;
 }
 
@@ -165,11 +147,76 @@ static void put_padded(const char *s, size_t width, bool last)
     fputs(s, stdout);
     if (last)
         return;
-    for (size_t w = u8_width(s); w < width + 2; w++)
+    for (size_t w = repl_text_width(s); w < width + 2; w++)
         putchar(' ');
 }
 
-static void print_table(json_t *schema, json_t *rows)
+/* How wide each column may be so a row fits @p room: the widest columns are cut to one width,
+ * as wide as still fits, and what room is left goes to them a column each; narrow columns
+ * stay whole. @p width holds each column's natural width and receives the one to print. */
+static void fit_columns(size_t *width, size_t ncols, size_t room)
+{
+    size_t total = 2 * (ncols - 1), widest = 0;
+    for (size_t c = 0; c < ncols; c++) {
+        total += width[c];
+        widest = width[c] > widest ? width[c] : widest;
+    }
+    if (total <= room)
+        return;
+    size_t cap = widest, used = total;
+    for (; cap > MIN_COL; cap--) {
+        used = 2 * (ncols - 1);
+        for (size_t c = 0; c < ncols; c++)
+            used += width[c] < cap ? width[c] : cap;
+        if (used <= room)
+            break;
+    }
+    size_t spare = used <= room ? room - used : 0;
+    for (size_t c = 0; c < ncols; c++) {
+        if (width[c] <= cap)
+            continue;
+        width[c] = cap + (spare > 0);
+        spare -= spare > 0;
+    }
+}
+
+void repl_print_grid(repl_t *r, char *const *cells, size_t nrows, size_t ncols)
+{
+    if (nrows == 0 || ncols == 0)
+        return;
+    size_t *width = calloc(ncols, sizeof *width);
+    if (!width)
+        return;
+    for (size_t c = 0; c < ncols; c++)
+        for (size_t i = 0; i < nrows; i++) {
+            const char *t = cells[i * ncols + c];
+            size_t w = t ? repl_text_width(t) : 0;
+            width[c] = w > width[c] ? w : width[c];
+        }
+    if (!r->wide)
+        fit_columns(width, ncols, (size_t)repl_term_width());
+    for (size_t i = 0; i < nrows; i++) {
+        for (size_t c = 0; c < ncols; c++) {
+            const char *t = cells[i * ncols + c];
+            char *cut = t && repl_text_width(t) > width[c] ? repl_text_cut(t, width[c]) : NULL;
+            put_padded(cut ? cut : t ? t : "", width[c], c + 1 == ncols);
+            free(cut);
+        }
+        putchar('\n');
+        if (i > 0)
+            continue;
+        for (size_t c = 0; c < ncols; c++) {
+            for (size_t w = 0; w < width[c]; w++)
+                putchar('-');
+            if (c + 1 < ncols)
+                fputs("  ", stdout);
+        }
+        putchar('\n');
+    }
+    free(width);
+}
+
+static void print_table(repl_t *r, json_t *schema, json_t *rows)
 {
     size_t nrows = json_array_size(rows);
     json_t **objs = malloc(nrows * sizeof *objs);
@@ -183,43 +230,21 @@ static void print_table(json_t *schema, json_t *rows)
     /* Whole records show id and their fields; rows cut to some fields show what was asked. */
     keys_t cols = {0};
     order_keys(schema, objs, nrows, !full, &cols);
-    char **cells = calloc(nrows * cols.n + 1, sizeof *cells);
-    size_t *width = calloc(cols.n + 1, sizeof *width);
-    if (!cells || !width)
+    size_t ncells = (nrows + 1) * cols.n;
+    char **cells = calloc(ncells + 1, sizeof *cells);
+    if (!cells)
         goto out;
     for (size_t c = 0; c < cols.n; c++) {
-        width[c] = u8_width(cols.k[c]);
-        for (size_t i = 0; i < nrows; i++) {
-            char *t = cell_text(json_object_get(objs[i], cols.k[c]));
-            cells[i * cols.n + c] = t;
-            if (t && u8_width(t) > width[c])
-                width[c] = u8_width(t);
-        }
+        cells[c] = strdup(cols.k[c]);
+        for (size_t i = 0; i < nrows; i++)
+            cells[(i + 1) * cols.n + c] = cell_text(json_object_get(objs[i], cols.k[c]));
     }
-    for (size_t c = 0; c < cols.n; c++)
-        put_padded(cols.k[c], width[c], c + 1 == cols.n);
-    putchar('\n');
-    for (size_t c = 0; c < cols.n; c++) {
-        for (size_t w = 0; w < width[c]; w++)
-            putchar('-');
-        if (c + 1 < cols.n)
-            fputs("  ", stdout);
-    }
-    putchar('\n');
-    for (size_t i = 0; i < nrows; i++) {
-        for (size_t c = 0; c < cols.n; c++) {
-            const char *t = cells[i * cols.n + c];
-            put_padded(t ? t : "", width[c], c + 1 == cols.n);
-        }
-        putchar('\n');
-    }
+    repl_print_grid(r, cells, nrows + 1, cols.n);
     printf("(%zu record%s)\n", nrows, nrows == 1 ? "" : "s");
+    for (size_t i = 0; i < ncells; i++)
+        free(cells[i]);
 out:
-    if (cells)
-        for (size_t i = 0; i < nrows * cols.n; i++)
-            free(cells[i]);
     free(cells);
-    free(width);
     free(cols.k);
     free(objs);
 }
@@ -230,7 +255,7 @@ static void print_record(json_t *schema, json_t *rec)
     order_keys(schema, &rec, 1, true, &ks);
     size_t w = 0;
     for (size_t i = 0; i < ks.n; i++)
-        w = u8_width(ks.k[i]) > w ? u8_width(ks.k[i]) : w;
+        w = repl_text_width(ks.k[i]) > w ? repl_text_width(ks.k[i]) : w;
     for (size_t i = 0; i < ks.n; i++) {
         char *v = rp_lua_render(json_object_get(rec, ks.k[i]));
         printf("%-*s = %s\n", (int)w, ks.k[i], v ? v : "?");
@@ -239,31 +264,35 @@ static void print_record(json_t *schema, json_t *rec)
     free(ks.k);
 }
 
-/* Prints an input's results: records as `field = value` lines, a list of records as a table,
- * anything else as `rapport eval` prints it. Trailing nils after a value are left out (the
- * missing next-page cursor of crm.find), but a lone nil is shown. */
-void repl_print_results(rp_store_t *s, json_t *results)
+void repl_print_results(repl_t *r, json_t *results)
 {
     size_t n = json_array_size(results);
     while (n > 1 && json_is_null(json_array_get(results, n - 1)))
         n--;
     json_t *schema = NULL;
+    bool after_list = false;
     for (size_t i = 0; i < n; i++) {
         json_t *v = json_array_get(results, i);
         bool rec = is_record(v), list = !rec && is_record_list(v);
         if ((rec || list) && !schema) {
             rp_error_t err = {0};
-            schema = rp_store_schema(s, NULL, &err);
+            schema = rp_store_schema(r->s, NULL, &err);
         }
         if (rec) {
             print_record(schema, v);
         } else if (list) {
-            print_table(schema, v);
-        } else {
+            print_table(r, schema, v);
+            /* A list shown without a cursor after it was the last page: :next has none. */
+            if (!json_is_string(json_array_get(results, i + 1)) || i + 1 >= n) {
+                free(r->next_code);
+                r->next_code = NULL;
+            }
+        } else if (!(after_list && json_is_string(v) && repl_page_hint(r, json_string_value(v)))) {
             char *t = rp_lua_render(v);
             puts(t ? t : "?");
             free(t);
         }
+        after_list = list;
     }
     json_decref(schema);
 }
@@ -287,40 +316,109 @@ static bool lifecycle(const char *action)
     return false;
 }
 
-static void print_record_change(json_t *schema, json_t *rc)
+/* The cells of the diff table, row by row (owned). */
+typedef struct grid {
+    char **v;
+    size_t n, cap;
+    bool oom; /* a cell could not be added: the rows no longer line up */
+} grid_t;
+
+#define DIFF_COLS 7
+
+static void grid_add(grid_t *g, char *cell)
+{
+    if (g->n == g->cap) {
+        size_t cap = g->cap ? g->cap * 2 : 64;
+        char **v = realloc(g->v, cap * sizeof *v);
+        if (!v) {
+            free(cell);
+            g->oom = true;
+            return;
+        }
+        g->v = v;
+        g->cap = cap;
+    }
+    g->v[g->n++] = cell;
+}
+
+static void grid_row(grid_t *g, const char *entity, int64_t id, const char *action,
+                     const char *field, char *old, char *nw)
+{
+    char idt[24];
+    snprintf(idt, sizeof idt, "%lld", (long long)id);
+    grid_add(g, strdup(entity));
+    grid_add(g, strdup(idt));
+    grid_add(g, strdup(action));
+    grid_add(g, strdup(field));
+    grid_add(g, old);
+    grid_add(g, strdup(field[0] ? "→" : ""));
+    grid_add(g, nw);
+}
+
+/* One row per changed field of one record, in the order the entity defines its fields. */
+static void record_change_rows(grid_t *g, json_t *schema, json_t *rc)
 {
     const char *entity = json_string_value(json_object_get(rc, "entity"));
+    const char *action = json_string_value(json_object_get(rc, "action"));
+    int64_t id = json_integer_value(json_object_get(rc, "id"));
     json_t *ch = json_object_get(rc, "changes");
-    printf("  %s %lld %s\n", entity ? entity : "?",
-           (long long)json_integer_value(json_object_get(rc, "id")),
-           json_string_value(json_object_get(rc, "action")));
+    entity = entity ? entity : "?";
     /* Field order as the entity defines it; the round trip through Lua lost the event's. */
     keys_t ks = {0};
     const char *k;
     json_t *v;
-    json_t *fields = json_object_get(json_object_get(schema, entity ? entity : ""), "fields");
+    json_t *fields = json_object_get(json_object_get(schema, entity), "fields");
     json_object_foreach(fields, k, v) if (json_object_get(ch, k)) keys_add(&ks, k);
     size_t known = ks.n;
     json_object_foreach(ch, k, v) keys_add(&ks, k);
     if (ks.n > known)
         qsort(ks.k + known, ks.n - known, sizeof *ks.k, repl_cmp_str);
-    size_t w = 0;
-    for (size_t i = 0; i < ks.n; i++)
-        w = u8_width(ks.k[i]) > w ? u8_width(ks.k[i]) : w;
+    if (ks.n == 0)
+        grid_row(g, entity, id, action, "", strdup(""), strdup(""));
     for (size_t i = 0; i < ks.n; i++) {
         json_t *pair = json_object_get(ch, ks.k[i]);
         /* {field: [old, new]}; Lua drops a trailing nil, so a missing new value is nil. */
         json_t *old = json_is_array(pair) ? json_array_get(pair, 0) : NULL;
         json_t *nw = json_is_array(pair) ? json_array_get(pair, 1) : pair;
-        char *o = diff_value(old), *n = diff_value(nw);
-        printf("      %-*s  %s → %s\n", (int)w, ks.k[i], o ? o : "?", n ? n : "?");
-        free(o);
-        free(n);
+        grid_row(g, entity, id, action, ks.k[i], diff_value(old), diff_value(nw));
     }
     free(ks.k);
 }
 
-void repl_print_diff(rp_store_t *s, json_t *changes)
+static void print_record_changes(repl_t *r, json_t *schema, json_t *records)
+{
+    static const char *const head[DIFF_COLS] = {"entity", "id", "change", "field",
+                                                "old",    "",   "new"};
+    grid_t g = {0};
+    for (int c = 0; c < DIFF_COLS; c++)
+        grid_add(&g, strdup(head[c]));
+    size_t i;
+    json_t *x;
+    json_array_foreach(records, i, x) {
+        if (lifecycle(json_string_value(json_object_get(x, "action"))))
+            record_change_rows(&g, schema, x);
+    }
+    if (g.oom)
+        puts("  (out of memory: the records cannot be shown)");
+    else
+        repl_print_grid(r, g.v, g.n / DIFF_COLS, DIFF_COLS);
+    for (size_t j = 0; j < g.n; j++)
+        free(g.v[j]);
+    free(g.v);
+}
+
+static void print_job(json_t *x)
+{
+    const char *key = json_string_value(json_object_get(x, "key"));
+    char *p = json_dumps(json_object_get(x, "payload"), JSON_COMPACT | JSON_SORT_KEYS);
+    const char *name = json_string_value(json_object_get(x, "name"));
+    const char *due = json_string_value(json_object_get(x, "due_at"));
+    printf("  %s due %s%s%s %s\n", name ? name : "?", due ? due : "?", key ? " key " : "",
+           key ? key : "", p ? p : "{}");
+    free(p);
+}
+
+void repl_print_diff(repl_t *r, json_t *changes)
 {
     if (!json_is_object(changes)) {
         char *t = rp_lua_render(changes);
@@ -331,27 +429,25 @@ void repl_print_diff(rp_store_t *s, json_t *changes)
     json_t *records = json_object_get(changes, "records");
     json_t *events = json_object_get(changes, "events");
     json_t *jobs = json_object_get(changes, "jobs");
+    json_t *cancelled = json_object_get(changes, "cancelled_jobs");
     /* An empty list came back from Lua as an empty object: json_array_size() says 0 for it. */
     size_t ne = json_array_size(events), nj = json_array_size(jobs), nr = 0;
+    size_t nc = json_array_size(cancelled);
     size_t i;
     json_t *x;
     /* crm.dry_run lists every event about a record; custom ones are shown with the events. */
     json_array_foreach(records, i, x) {
         nr += lifecycle(json_string_value(json_object_get(x, "action")));
     }
-    if (nr + ne + nj == 0) {
+    if (nr + ne + nj + nc == 0) {
         puts("dry run: no changes; nothing was saved");
         return;
     }
     rp_error_t err = {0};
-    json_t *schema = rp_store_schema(s, NULL, &err);
-    puts("dry run: would have changed");
+    json_t *schema = rp_store_schema(r->s, NULL, &err);
+    printf("dry run: would have changed %zu record%s\n", nr, nr == 1 ? "" : "s");
     if (nr)
-        printf(" %zu record%s\n", nr, nr == 1 ? "" : "s");
-    json_array_foreach(records, i, x) {
-        if (lifecycle(json_string_value(json_object_get(x, "action"))))
-            print_record_change(schema, x);
-    }
+        print_record_changes(r, schema, records);
     if (ne)
         printf(" %zu event%s\n", ne, ne == 1 ? "" : "s");
     json_array_foreach(events, i, x) {
@@ -373,15 +469,10 @@ void repl_print_diff(rp_store_t *s, json_t *changes)
     }
     if (nj)
         printf(" %zu job%s\n", nj, nj == 1 ? "" : "s");
-    json_array_foreach(jobs, i, x) {
-        const char *key = json_string_value(json_object_get(x, "key"));
-        char *p = json_dumps(json_object_get(x, "payload"), JSON_COMPACT | JSON_SORT_KEYS);
-        const char *name = json_string_value(json_object_get(x, "name"));
-        const char *due = json_string_value(json_object_get(x, "due_at"));
-        printf("  %s due %s%s%s %s\n", name ? name : "?", due ? due : "?", key ? " key " : "",
-               key ? key : "", p ? p : "{}");
-        free(p);
-    }
+    json_array_foreach(jobs, i, x) print_job(x);
+    if (nc)
+        printf(" %zu pending job%s cancelled (or moved by its key)\n", nc, nc == 1 ? "" : "s");
+    json_array_foreach(cancelled, i, x) print_job(x);
     puts("nothing was saved");
     json_decref(schema);
 }
