@@ -145,6 +145,12 @@ static int crm_schema_migration(lua_State *L)
     if (lua_iscfunction(L, 2))
         return luaL_error(L, "crm.schema.migration: argument 2 must be a Lua function");
     lua_settop(L, 2);
+    /* Refused before the function runs, as the store refuses each schema change it would make:
+     * a migration's data changes belong to the installation, not to a user's role. */
+    if (l->ctx.access)
+        return luaL_error(L, "crm.schema.migration: RP-E%d: a script run for a user (--as) may "
+                          "not run migration \"%s\"; migrations run with the scripts the engine "
+                          "loads", RP_C_DENIED, id);
     char sum[17], had[65], when[32];
     checksum(L, 2, sum);
     rp_error_t err = {0};

@@ -485,6 +485,8 @@ static int plan_entity(plan_t *p, const rp__entity_t *e, json_t *spec, rp_error_
 int rp_store_declare(rp_store_t *s, const rp_ctx_t *ctx, const char *name, json_t *spec,
                      const char *owner, json_t **changes, rp_error_t *err)
 {
+    if (rp__schema_allowed(ctx, "declare", err))
+        return RP_EPERM;
     if (changes)
         *changes = NULL;
     if (!json_is_object(spec))

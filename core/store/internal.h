@@ -282,6 +282,13 @@ static inline const char *rp__access_team(const rp_access_t *a)
 {
     return rp__authorizer ? rp__authorizer->team(a) : "";
 }
+/**
+ * 0 when @p ctx may change the schema (@p what names the change for the message): only an
+ * unrestricted context may — the engine, plugins, the installation's own command line and the
+ * scripts it loads. A user's context (the API, --as) is refused with RP_EPERM whatever its
+ * role: a role grants records, and the schema is the installation's.
+ */
+int rp__schema_allowed(const rp_ctx_t *ctx, const char *what, rp_error_t *err);
 /** RP_EPERM: no authorizer answers for a restricted context. */
 int rp__access_unanswered(rp_error_t *err);
 static inline bool rp__access_in_scope(rp_store_t *s, const rp_access_t *a, rp_scope_t scope,

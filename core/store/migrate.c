@@ -67,6 +67,8 @@ static int event(rp_store_t *s, const rp_ctx_t *ctx, const char *type, const cha
 int rp_store_rename_field(rp_store_t *s, const rp_ctx_t *ctx, const char *entity,
                           const char *from, const char *to, rp_error_t *err)
 {
+    if (rp__schema_allowed(ctx, "rename_field", err))
+        return RP_EPERM;
     rp__entity_t *e;
     rp__field_t *f;
     int rc = field_req(s, entity, from, &e, &f, err);
@@ -112,6 +114,8 @@ int rp_store_rename_field(rp_store_t *s, const rp_ctx_t *ctx, const char *entity
 int rp_store_drop_field(rp_store_t *s, const rp_ctx_t *ctx, const char *entity,
                         const char *field, rp_error_t *err)
 {
+    if (rp__schema_allowed(ctx, "drop_field", err))
+        return RP_EPERM;
     rp__entity_t *e;
     rp__field_t *f;
     int rc = field_req(s, entity, field, &e, &f, err);
@@ -245,6 +249,8 @@ int rp_store_change_type(rp_store_t *s, const rp_ctx_t *ctx, const char *entity,
                          const char *field, json_t *fspec, rp_convert_fn convert, void *ud,
                          rp_error_t *err)
 {
+    if (rp__schema_allowed(ctx, "change_type", err))
+        return RP_EPERM;
     rp__entity_t *e;
     rp__field_t *f;
     int rc = field_req(s, entity, field, &e, &f, err);
@@ -329,6 +335,8 @@ out:
 int rp_store_drop_entity(rp_store_t *s, const rp_ctx_t *ctx, const char *entity,
                          rp_error_t *err)
 {
+    if (rp__schema_allowed(ctx, "drop_entity", err))
+        return RP_EPERM;
     rp__entity_t *e = rp__entity_req(s, entity, err);
     if (!e)
         return err ? err->code : RP_ENOTFOUND;
@@ -410,6 +418,8 @@ static bool migration_id_ok(const char *id)
 int rp_store_migration_record(rp_store_t *s, const rp_ctx_t *ctx, const char *id,
                               const char *checksum, const char *script, rp_error_t *err)
 {
+    if (rp__schema_allowed(ctx, "migration", err))
+        return RP_EPERM;
     if (!migration_id_ok(id))
         return rp_error_set(err, RP_EINVAL, RP_C_MIGRATION,
                             "a migration id is 1 to 128 printable characters (got \"%s\")",

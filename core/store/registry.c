@@ -452,9 +452,22 @@ static int spec_fields_check(json_t *fields, const char *name, rp_error_t *err)
     return 0;
 }
 
+int rp__schema_allowed(const rp_ctx_t *ctx, const char *what, rp_error_t *err)
+{
+    if (!ctx || !ctx->access)
+        return 0;
+    return rp_error_set(err, RP_EPERM, RP_C_DENIED,
+                        "%s: user \"%s\" (role \"%s\") may not change the schema; an "
+                        "administrator does, with the scripts the engine loads or `rapport "
+                        "define` / `rapport add-field`",
+                        what, rp__access_user(ctx->access), rp__access_role(ctx->access));
+}
+
 int rp_store_define(rp_store_t *s, const rp_ctx_t *ctx, const char *name, json_t *spec,
                     const char *owner, rp_error_t *err)
 {
+    if (rp__schema_allowed(ctx, "define", err))
+        return RP_EPERM;
     if (!rp__ident_ok(name))
         return rp_error_set(err, RP_EINVAL, RP_C_IDENT,
                             "\"%s\" is not a valid entity name (lower-case letters, digits and _, "
@@ -623,6 +636,8 @@ static int table_has_rows(rp_store_t *s, const char *entity, bool *has, rp_error
 int rp_store_add_field(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, const char *field,
                        json_t *fspec, const char *owner, rp_error_t *err)
 {
+    if (rp__schema_allowed(ctx, "add_field", err))
+        return RP_EPERM;
     rp__entity_t *e = rp__entity_req(s, entity, err);
     if (!e)
         return err ? err->code : RP_EIO;

@@ -152,4 +152,26 @@ check '[ "$(events schema.field_renamed)" = 2 ] && [ "$(events schema.field_drop
     "rename and drop events"
 expect 0 "nothing would change" -- schema diff
 
+
+# ---- a user's role grants records, never the schema ---------------------------------------------
+# Scripts the engine loads for an --as command still declare and migrate (they run as the
+# installation); what the user's own chunk asks is refused by the store, with nothing stored.
+printf '%s\n' 's3cret-pass-123' | "$RAPPORT" users add bob --role clerk --password-stdin >/dev/null
+"$RAPPORT" roles set clerk '{"entities": {"*": {"read": "all", "create": true, "update": "all", "delete": "all"}}}' >/dev/null 2>&1
+h5=$(hash) e5=$(all_events)
+for chunk in 'crm.schema.define("loot", {fields = {x = {type = "text"}}})' \
+             'crm.schema.declare("loot", {fields = {x = {type = "text"}}})' \
+             'crm.schema.add_field("pet", "loot", {type = "text"})' \
+             'crm.schema.drop_field("pet", "tag")' \
+             'crm.schema.rename_field("pet", "tag", "tag2")' \
+             'crm.schema.change_type("pet", "tag", {type = "text"}, function(v) return "x" end)' \
+             'crm.schema.drop_entity("pet")'; do
+    expect 1 "may not change the schema" -- --as bob eval "$chunk"
+done
+expect 1 'may not run migration "steal"' -- --as bob eval \
+    'crm.schema.migration("steal", function() crm.update("pet", 1, {tag = "stolen"}) end)'
+expect 1 "may not change the schema" -- --as bob define loot '{"fields": {"x": {"type": "text"}}}'
+check '[ "$(hash)" = "$h5" ] && [ "$(all_events)" = "$e5" ]' "a refused schema change stored something"
+expect 0 '"tag": "a"' -- --as bob get pet 1
+
 finish
