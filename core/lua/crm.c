@@ -389,6 +389,8 @@ static int crm_history(lua_State *L)
     json_t *arr = json_array();
     for (int i = 0; i < n; i++) {
         json_t *ev = rp_event_json(&evs[i]);
+        if (ev) /* the record's id also as `id`, as in the table a handler gets */
+            json_object_set_new(ev, "id", json_integer(evs[i].record_id));
         /* Run for a user: the events of records in their scope, without hidden fields. */
         if (ev && rp_access_event(l->s, l->ctx.access, ev, NULL) == 1)
             json_array_append_new(arr, ev);

@@ -5,6 +5,8 @@
  * to the store and the scheduler; it is undone when the state goes.
  */
 #include <ctype.h>
+#include <fnmatch.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -551,11 +553,109 @@ static int crm_cancel(lua_State *L)
     return 1;
 }
 
+/* An option of crm.events' table: an integer ≥ 0, or @p dflt when absent. */
+static int64_t events_opt_int(lua_State *L, const char *key, int64_t dflt, int64_t max)
+{
+    lua_getfield(L, 1, key);
+    int64_t v = dflt;
+    if (!lua_isnil(L, -1)) {
+        if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 0 || lua_tointeger(L, -1) > max)
+            luaL_error(L, "crm.events: %s must be a whole number from 0 to %I", key,
+                       (lua_Integer)max);
+        v = lua_tointeger(L, -1);
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
+static const char *events_opt_text(lua_State *L, const char *key)
+{
+    lua_getfield(L, 1, key);
+    const char *v = NULL;
+    if (!lua_isnil(L, -1) && !(v = lua_tostring(L, -1)))
+        luaL_error(L, "crm.events: %s must be text", key);
+    lua_pop(L, 1);
+    return v; /* still referenced by the options table */
+}
+
+/*
+ * crm.events([{after =, type =, entity =, limit =}]) → list, next: the event log oldest first
+ * after sequence number `after`, keeping those whose type matches the glob `type` (as crm.on's)
+ * and whose entity is `entity`, at most `limit` (100, at most 1,000). A call reads at most
+ * 10,000 events of the log: `next` is where to go on from (the `after` of the next call), nil
+ * when the log was read to its end. Run for a user, only the events rp_access_event shows,
+ * without hidden fields. Each event is the table a handler gets.
+ */
+static int crm_events(lua_State *L)
+{
+    rp_lua_t *l = rp__lua_of(L);
+    if (lua_isnoneornil(L, 1)) {
+        lua_settop(L, 0);
+        lua_newtable(L);
+    }
+    luaL_checktype(L, 1, LUA_TTABLE);
+    static const char *const known[] = {"after", "type", "entity", "limit", NULL};
+    lua_pushnil(L);
+    while (lua_next(L, 1)) {
+        lua_pop(L, 1);
+        int ok = 0;
+        for (int i = 0; known[i] && lua_type(L, -1) == LUA_TSTRING; i++)
+            ok |= strcmp(lua_tostring(L, -1), known[i]) == 0;
+        if (!ok)
+            return luaL_error(L, "crm.events: unknown option %s (after, type, entity, limit)",
+                              luaL_tolstring(L, -1, NULL));
+    }
+    int64_t after = events_opt_int(L, "after", 0, INT64_MAX);
+    int limit = (int)events_opt_int(L, "limit", 100, 1000);
+    const char *type = events_opt_text(L, "type"), *entity = events_opt_text(L, "entity");
+    enum { PAGE = 1000, PAGES = 10 };
+    rp_event_t *evs = malloc(sizeof *evs * PAGE);
+    if (!evs)
+        return luaL_error(L, "crm.events: out of memory");
+    json_t *out = json_array();
+    bool end = false;
+    rp_error_t err = {0};
+    for (int page = 0; page < PAGES && !end && (int)json_array_size(out) < limit; page++) {
+        int n = rp_events_list(l->s, after, false, evs, PAGE, &err);
+        if (n < 0) {
+            free(evs);
+            json_decref(out);
+            return rp__lua_raise(L, &err);
+        }
+        end = n < PAGE;
+        int i = 0;
+        for (; i < n && (int)json_array_size(out) < limit; i++) {
+            after = evs[i].seq;
+            if ((type && fnmatch(type, evs[i].type ? evs[i].type : "", 0) != 0) ||
+                (entity && strcmp(entity, evs[i].entity ? evs[i].entity : "") != 0))
+                continue;
+            json_t *ev = rp_event_json(&evs[i]);
+            if (ev)
+                json_object_set_new(ev, "id", json_integer(evs[i].record_id));
+            if (ev && rp_access_event(l->s, l->ctx.access, ev, NULL) == 1)
+                json_array_append_new(out, ev);
+            else
+                json_decref(ev);
+        }
+        end = end && i == n;
+        for (int j = 0; j < n; j++)
+            rp_event_clear(&evs[j]);
+    }
+    free(evs);
+    rp__lua_push_owned(L, out);
+    if (end)
+        lua_pushnil(L);
+    else
+        lua_pushinteger(L, after);
+    return 2;
+}
+
 void rp__lua_open_rules(lua_State *L)
 {
     static const luaL_Reg fns[] = {{"before", crm_before}, {"on", crm_on},
                                    {"emit", crm_emit},     {"job", crm_job},
                                    {"after", crm_after},   {"every", crm_every},
-                                   {"cancel", crm_cancel}, {NULL, NULL}};
+                                   {"cancel", crm_cancel}, {"events", crm_events},
+                                   {NULL, NULL}};
     luaL_setfuncs(L, fns, 0);
 }

@@ -57,6 +57,12 @@ check 'grep -q "\"id\":$tim_c" <<<"$out" && ! grep -q zzsecret <<<"$out"' "searc
 out=$("$RAPPORT" --as zoe search timmy)
 check '! grep -q "\"id\":$tim_c" <<<"$out"' "search --as zoe finds another team's contact: $out"
 expect 1 'hidden' -- --as sam explain contact "$sam_c" email
+# crm.events reads the log as the user: the team's contacts only, never a hidden field, no deal.
+out=$("$RAPPORT" --as sam eval 'local evs = crm.events({limit = 1000}); return crm.json.encode(evs)')
+check 'grep -q "Sammy" <<<"$out" && grep -q "Timmy" <<<"$out" && ! grep -q "Zoey" <<<"$out"' "crm.events --as sam is not the team's events: $out"
+check '! grep -q zzsecret <<<"$out" && ! grep -q "\"email\"" <<<"$out" && ! grep -q "deal.created" <<<"$out"' "crm.events --as sam shows a hidden field or a deal: $out"
+out=$("$RAPPORT" eval 'local evs = crm.events({limit = 1000}); return crm.json.encode(evs)')
+check 'grep -q "Zoey" <<<"$out" && grep -q zzsecret <<<"$out" && grep -q "deal.created" <<<"$out"' "crm.events as the installation misses events: $out"
 expect 0 'Boss' -- --as sam explain contact "$sam_c" title
 out=$("$RAPPORT" --as sam events tail -n 100)
 check 'grep -q "contact.created" <<<"$out" && ! grep -q zzsecret <<<"$out" && ! grep -q "deal.created" <<<"$out"' "events --as sam: wrong view: $out"

@@ -62,7 +62,7 @@ test('a handler event is the event crm.history returns', function()
     if ev.type == 'pet.updated' then h = ev end
   end
   check_plain(h, 'history event', {})
-  for k, v in pairs(h) do assert_eq(got[k], v, 'field ' .. k) end
+  assert_eq(h, got, 'the history event and the handler event')
   assert_eq(got.id, p.id, 'the record id, also as id')
 end)
 
@@ -76,4 +76,37 @@ test('an event forwarded by a rule is stored whole', function()
   check_plain(seen, 'forwarded', {})
   assert_eq(seen.changes.original.type, 'pet.created')
   assert_eq(seen.changes.original.changes.name[2], 'Rex')
+end)
+
+test('crm.events reads the log as plain events, filtered and paged', function()
+  define_pet()
+  local got = {}
+  crm.on('pet.*', function(ev) got[#got + 1] = ev end, {name = 'keep'})
+  local first = crm.create('pet', {name = 'Rex'})
+  for i = 1, 5 do crm.create('pet', {name = 'P' .. i}) end
+  crm.update('pet', first.id, {name = 'Max'})
+  crm.emit('pet.fed', {grams = 200}, {entity = 'pet', id = first.id})
+  crm.clock.advance('1s')
+  local evs, next = crm.events({type = 'pet.*'})
+  assert_eq(next, nil, 'the whole log was read')
+  assert_eq(#evs, 8)
+  for i, ev in ipairs(evs) do
+    check_plain(ev, 'crm.events ' .. i, {})
+    assert_eq(ev, got[i], 'crm.events ' .. i .. ' is what the handler got')
+  end
+  local upd = crm.events({type = 'pet.updated'})
+  assert_eq(#upd, 1)
+  assert_eq(upd[1].changes.name, {'Rex', 'Max'})
+  -- paging: two at a time, each event once, `next` carried on
+  local seen, after, calls = {}, 0, 0
+  repeat
+    local page
+    page, after = crm.events({type = 'pet.created', after = after, limit = 2})
+    calls = calls + 1
+    for _, ev in ipairs(page) do seen[#seen + 1] = ev.changes.name[2] end
+  until after == nil or calls > 10
+  assert_eq(seen, {'Rex', 'P1', 'P2', 'P3', 'P4', 'P5'})
+  assert_eq(#crm.events({entity = 'nothing'}), 0)
+  assert_error(function() crm.events({limit = 5000}) end, 'limit must be a whole number')
+  assert_error(function() crm.events({since = 1}) end, 'unknown option since')
 end)
