@@ -256,8 +256,9 @@ static const command_t commands[] = {
     {"run", cmd_run, "run [--sandbox] FILE [ARGS…]", "Run a Lua script file against the database."},
     {"repl", cmd_repl, "repl",
      "Lua at a prompt on the live database: history, completion, tables, :dry on, :help."},
-    {"test", cmd_test, "test [FILE|DIR…]",
-     "Run *_test.lua files: each test on a fresh in-memory database with a virtual clock."},
+    {"test", cmd_test, "test [FILE|DIR…] [--coverage [--lcov FILE]]",
+     "Run *_test.lua files: each test on a fresh in-memory database with a virtual clock; "
+     "--coverage reports the script lines run (and writes coverage.lcov or FILE)."},
     {"config", cmd_config, "config [list] | config get KEY | config set KEY VALUE | config unset KEY",
      "Settings kept in the database (timezone, lua.max_cpu_ms, plugin.<name>.<key>, …)."},
     {"import", cmd_import,

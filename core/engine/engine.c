@@ -22,7 +22,8 @@ static rp_lua_opts_t script_limits(rp_engine_t *en)
     int64_t mem = rp_setting_int(s, "lua.max_memory_mb", 0, log, ud);
     int64_t cpu = rp_setting_int(s, "lua.max_cpu_ms", 0, log, ud);
     return (rp_lua_opts_t){.max_instructions = ins, .max_wall_ms = wall,
-                           .max_memory = (size_t)mem << 20, .max_cpu_ms = cpu};
+                           .max_memory = (size_t)mem << 20, .max_cpu_ms = cpu,
+                           .coverage = en->o.coverage};
 }
 
 static int open_store(rp_engine_t *en, rp_error_t *err)

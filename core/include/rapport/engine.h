@@ -46,6 +46,8 @@ typedef struct rp_engine_opts {
                                 through rp_engine_access(); NULL = no restriction. */
     rp_log_fn log;         /**< Where notable things are said (may be NULL). */
     void *log_ud;
+    rp_lua_cov_t *coverage; /**< Count the scripts' lines here (`rapport test --coverage`), or
+                                 NULL. */
 } rp_engine_opts_t;
 
 /**
