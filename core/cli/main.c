@@ -289,6 +289,9 @@ static const command_t commands[] = {
      "Copy the database, live, to FILE (SQLite's online backup API), checked whole."},
     {"plugins", cmd_plugins, "plugins [--json]",
      "List the loaded plugins: name, version, ABI, file, and what each registered."},
+    {"plugin", cmd_plugin, "plugin new NAME [DIR] | plugin check FILE.so [--json]",
+     "Start a plugin from the SDK's skeleton; load a built one in a scratch engine and say what "
+     "it registers, or why it is refused."},
     {NULL, NULL, NULL, NULL},
 };
 

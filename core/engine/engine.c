@@ -48,7 +48,7 @@ static int load_plugins(rp_engine_t *en, rp_error_t *err)
     for (int i = 0; en->o.plugin_dirs && en->o.plugin_dirs[i] && n < RP_ENGINE_MAX_DIRS; i++)
         dirs[n++] = en->o.plugin_dirs[i];
     dirs[n] = NULL;
-    rp_plugins_opts_t po = {.dirs = dirs, .skip_broken = en->o.skip_broken, .log = en->o.log,
+    rp_plugins_opts_t po = {.dirs = dirs, .files = en->o.plugin_files, .skip_broken = en->o.skip_broken, .log = en->o.log,
                             .log_ud = en->o.log_ud};
     int rc = rp_plugins_load(en->s, en->e, &po, &en->pl, err);
     return rc ? rp_error_field(err, "plugins", rc) : 0;

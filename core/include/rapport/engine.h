@@ -35,6 +35,8 @@ typedef struct rp_engine_opts {
     const char *builtin_plugins;     /**< The built-in plugin folder (may be NULL); skipped
                                           when the setting plugins.builtin says no. */
     const char *const *plugin_dirs;  /**< More plugin folders, NULL-ended (may be NULL). */
+    const char *const *plugin_files; /**< Plugin files to load too, NULL-ended (may be NULL):
+                                          each stands in for a folder plugin of its name. */
     const char *const *script_dirs;  /**< Script folders, NULL-ended (may be NULL); the
                                           plugins' own script folders load after them. */
     bool skip_broken;      /**< Start without a plugin that is refused (and say so). */
