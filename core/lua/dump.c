@@ -65,7 +65,7 @@ static int byte(rd_t *r, unsigned char *b, const char *what)
 static int size(rd_t *r, size_t limit, size_t *out, const char *what)
 {
     size_t x = 0;
-    unsigned char b;
+    unsigned char b = 0;
     do {
         if (byte(r, &b, what))
             return -1;
@@ -79,7 +79,7 @@ static int size(rd_t *r, size_t limit, size_t *out, const char *what)
 
 static int integer(rd_t *r, int *out, const char *what)
 {
-    size_t x;
+    size_t x = 0;
     if (size(r, INT_MAX, &x, what))
         return -1;
     *out = (int)x;
@@ -98,7 +98,7 @@ static int count(rd_t *r, size_t each, int *out, const char *what)
 
 static int string(rd_t *r, const char *what)
 {
-    size_t n;
+    size_t n = 0;
     if (size(r, SIZE_MAX, &n, what))
         return -1;
     return n == 0 ? 0 : take(r, n - 1, what);
@@ -127,11 +127,11 @@ static int mark(rd_t *r, int line)
 
 static int constants(rd_t *r)
 {
-    int n;
+    int n = 0;
     if (count(r, 1, &n, "the constants' count"))
         return -1;
     for (int i = 0; i < n; i++) {
-        unsigned char tt;
+        unsigned char tt = 0;
         if (byte(r, &tt, "a constant"))
             return -1;
         int rc = 0;
@@ -181,7 +181,7 @@ static int function(rd_t *r, int depth);
 
 static int protos(rd_t *r, int depth)
 {
-    int n;
+    int n = 0;
     if (count(r, 1, &n, "the nested functions' count"))
         return -1;
     for (int i = 0; i < n; i++)
@@ -194,8 +194,8 @@ static int function(rd_t *r, int depth)
 {
     if (depth > MAX_DEPTH)
         return bad(r, "functions nest deeper than %d", MAX_DEPTH);
-    int linedefined, lastline, ncode, nup, nli, nabs, n;
-    unsigned char hdr[3];
+    int linedefined = 0, lastline = 0, ncode = 0, nup = 0, nli = 0, nabs = 0, n = 0;
+    unsigned char hdr[3] = {0};
     if (string(r, "the source name") || integer(r, &linedefined, "the first line") ||
         integer(r, &lastline, "the last line") || byte(r, &hdr[0], "the header") ||
         byte(r, &hdr[1], "the header") || byte(r, &hdr[2], "the header"))
@@ -226,7 +226,7 @@ static int function(rd_t *r, int depth)
     if (rc || count(r, 3, &n, "the local variables' count"))
         return -1;
     for (int i = 0; i < n; i++) {
-        int pc;
+        int pc = 0;
         if (string(r, "a local's name") || integer(r, &pc, "a local's start") ||
             integer(r, &pc, "a local's end"))
             return -1;
