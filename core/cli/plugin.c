@@ -137,6 +137,29 @@ static int write_file(const char *path, const char *text, size_t n)
     return 0;
 }
 
+/* Writes the skeleton's file @p f into @p dir with @p name in place of "template"; its path
+ * (relative, owned: free()) in *written. */
+static int write_one(const char *dir, const rp_sdk_file_t *f, const char *name, char **written)
+{
+    size_t pn, tn;
+    char *rel = substitute((const unsigned char *)f->path, strlen(f->path), name, &pn);
+    char *text = substitute(f->bytes, f->size, name, &tn);
+    char path[PATH_MAX];
+    int rc = 0;
+    if (!rel || !text)
+        rc = fail("out of memory");
+    else if (snprintf(path, sizeof path, "%s/%s", dir, rel) >= (int)sizeof path)
+        rc = fail("plugin new: the path %s/%s is too long", dir, rel);
+    else
+        rc = make_dirs(path, false) || write_file(path, text, tn) ? EXIT_FAIL : 0;
+    free(text);
+    if (rc)
+        free(rel);
+    else
+        *written = rel;
+    return rc;
+}
+
 static int plugin_new(int argc, char **argv)
 {
     if (argc < 3 || argc > 4)
@@ -147,26 +170,17 @@ static int plugin_new(int argc, char **argv)
         return usage_error("plugin", "plugin new: the name \"%s\" will not do: %s", name, why);
     if (dir_usable(dir) || make_dirs(dir, true))
         return EXIT_FAIL;
-    printf("wrote the plugin %s in %s:", name, dir);
+    char list[1024] = "";
     for (const rp_sdk_file_t *f = rp_sdk_template; f->path; f++) {
-        size_t pn, tn;
-        char *rel = substitute((const unsigned char *)f->path, strlen(f->path), name, &pn);
-        char *text = substitute(f->bytes, f->size, name, &tn);
-        char path[PATH_MAX];
-        int rc = !rel || !text ? fail("out of memory")
-                 : snprintf(path, sizeof path, "%s/%s", dir, rel) >= (int)sizeof path
-                     ? fail("plugin new: the path %s/%s is too long", dir, rel)
-                     : make_dirs(path, false) || write_file(path, text, tn);
-        if (!rc)
-            printf(" %s", rel);
+        char *rel = NULL;
+        if (write_one(dir, f, name, &rel))
+            return EXIT_FAIL; /* what was written stays, named by the message: DIR was new */
+        size_t n = strlen(list);
+        snprintf(list + n, sizeof list - n, " %s", rel);
         free(rel);
-        free(text);
-        if (rc) {
-            printf("\n");
-            return EXIT_FAIL;
-        }
     }
-    printf("\nnext: cmake -S %s -B %s/build -DCMAKE_PREFIX_PATH=<Rapport's install prefix> && "
+    printf("wrote the plugin %s in %s:%s\n", name, dir, list);
+    printf("next: cmake -S %s -B %s/build -DCMAKE_PREFIX_PATH=<Rapport's install prefix> && "
            "cmake --build %s/build && rapport --plugins %s/build test %s/scripts\n",
            dir, dir, dir, dir, dir);
     return 0;
@@ -227,9 +241,11 @@ static int plugin_check(cli_t *c, int argc, char **argv, bool as_json)
         return report_refusal(file, err.msg, as_json);
     json_t *all = rp_plugins_describe(rp_engine_plugins(en)), *p = NULL, *x;
     size_t i;
-    json_array_foreach(all, i, x)
-        if (strcmp(json_string_value(json_object_get(x, "file")), file) == 0)
+    json_array_foreach(all, i, x) {
+        const char *f = json_string_value(json_object_get(x, "file"));
+        if (f && strcmp(f, file) == 0)
             p = x;
+    }
     int rc = 0;
     if (!p) {
         rc = report_refusal(file, "it loaded, but the engine does not list it", as_json);
