@@ -85,6 +85,23 @@ else
     bad "genhtml is missing: install lcov (debian-packages.txt)"
 fi
 
+# Lines run inside a coroutine count too (a coroutine inherits its creator's hook).
+mkdir -p "$tmp/co"
+cat > "$tmp/co/co.lua" <<'LUA'
+crm.schema.define("thing", {fields = {n = {type = "integer"}}})
+crm.before("thing.create", function(r)
+  local co = coroutine.wrap(function()
+    coroutine.yield(1)
+    coroutine.yield(2)
+  end)
+  r.n = co() + co()
+  return r
+end)
+LUA
+echo 'test("co", function() assert_eq(crm.create("thing", {}).n, 3) end)' > "$tmp/co/co_test.lua"
+out=$("$RAPPORT" test "$tmp/co" --coverage --lcov "$tmp/co.lcov" 2>&1)
+check 'grep -qx "  $tmp/co/co.lua  9/9  100.0%" <<<"$out"' "coverage inside a coroutine: $out"
+
 # Without --coverage, no report and no tracefile.
 rm -f "$tmp/coverage.lcov"
 out=$("$RAPPORT" test "$tmp/r" 2>&1)
