@@ -99,8 +99,12 @@ crm.before("thing.create", function(r)
 end)
 LUA
 echo 'test("co", function() assert_eq(crm.create("thing", {}).n, 3) end)' > "$tmp/co/co_test.lua"
-out=$("$RAPPORT" test "$tmp/co" --coverage --lcov "$tmp/co.lcov" 2>&1)
-check 'grep -qx "  $tmp/co/co.lua  9/9  100.0%" <<<"$out"' "coverage inside a coroutine: $out"
+# A chunk named like a file that is not there is said, and the rest is still reported.
+printf 'local f = load("return 1", "@nowhere.lua")\nf()\n' > "$tmp/co/named.lua"
+out=$(cd "$tmp/co" && "$RAPPORT" test "$tmp/co" --coverage --lcov "$tmp/co.lcov" 2>&1); st=$?
+check '[ $st = 0 ] && grep -qx "  $tmp/co/co.lua  9/9  100.0%" <<<"$out"' "coverage inside a coroutine: $out"
+check 'grep -qx "  nowhere.lua  not measured: cannot read nowhere.lua again: No such file or directory" <<<"$out" && grep -qx "  total  11/11  100.0% in 2 files" <<<"$out"' \
+      "a chunk named like a missing file: $out"
 
 # Without --coverage, no report and no tracefile.
 rm -f "$tmp/coverage.lcov"

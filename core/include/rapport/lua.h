@@ -174,8 +174,9 @@ void rp_lua_cov_free(rp_lua_cov_t *c);
  * Reports what @p c counted for every script file that ran (not `*_test.lua` files): per file
  * the lines run of the lines that hold code — the lines of every function in the file, called
  * or not, read from the file's compiled chunk — with the missed lines as ranges, to
- * @p summary; and, unless @p lcov_path is NULL, an lcov tracefile there. Returns 0, or a
- * negative code with @p err filled (a file that cannot be written, or read back and compiled).
+ * @p summary; and, unless @p lcov_path is NULL, an lcov tracefile there. A file that cannot
+ * be read back and compiled is said in the summary ("not measured: …") and left out. Returns 0,
+ * or a negative code with @p err filled (the tracefile cannot be written, or memory ran out).
  */
 int rp_lua_cov_report(rp_lua_cov_t *c, FILE *summary, const char *lcov_path, rp_error_t *err);
 
