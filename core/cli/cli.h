@@ -112,6 +112,9 @@ int cmd_test(cli_t *c, int argc, char **argv);
 /* config.c */
 int cmd_config(cli_t *c, int argc, char **argv);
 int cmd_plugins(cli_t *c, int argc, char **argv);
+int cmd_plugin(cli_t *c, int argc, char **argv);
+/** Prints one plugin of rp_plugins_describe() as `rapport plugins` does. */
+void print_plugin(json_t *p);
 
 /* users.c */
 int cmd_users(cli_t *c, int argc, char **argv);

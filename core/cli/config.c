@@ -87,6 +87,29 @@ int cmd_config(cli_t *c, int argc, char **argv)
     return rc;
 }
 
+/* One plugin of rp_plugins_describe(), as `rapport plugins` shows it. */
+void print_plugin(json_t *p)
+{
+    printf("%s %s (ABI %lld) — %s\n  file: %s\n", json_string_value(json_object_get(p, "name")),
+           json_string_value(json_object_get(p, "version")),
+           (long long)json_integer_value(json_object_get(p, "abi")),
+           json_string_value(json_object_get(p, "description")),
+           json_string_value(json_object_get(p, "file")));
+    static const char *const parts[] = {"requires", "entities", "hooks", "handlers",
+                                        "jobs", "schedules", "lua", "commands",
+                                        "routes", "formats"};
+    for (int k = 0; k < 10; k++) {
+        json_t *list = json_object_get(p, parts[k]);
+        if (json_array_size(list) == 0)
+            continue;
+        printf("  %s:", parts[k]);
+        size_t j;
+        json_t *x;
+        json_array_foreach(list, j, x) printf("%s %s", j ? "," : "", json_string_value(x));
+        printf("\n");
+    }
+}
+
 int cmd_plugins(cli_t *c, int argc, char **argv)
 {
     bool as_json = false;
@@ -109,27 +132,7 @@ int cmd_plugins(cli_t *c, int argc, char **argv)
     } else {
         size_t i;
         json_t *p;
-        json_array_foreach(d, i, p) {
-            printf("%s %s (ABI %lld) — %s\n  file: %s\n",
-                   json_string_value(json_object_get(p, "name")),
-                   json_string_value(json_object_get(p, "version")),
-                   (long long)json_integer_value(json_object_get(p, "abi")),
-                   json_string_value(json_object_get(p, "description")),
-                   json_string_value(json_object_get(p, "file")));
-            static const char *const parts[] = {"requires", "entities", "hooks", "handlers",
-                                                "jobs", "schedules", "lua", "commands",
-                                                "routes", "formats"};
-            for (int k = 0; k < 10; k++) {
-                json_t *list = json_object_get(p, parts[k]);
-                if (json_array_size(list) == 0)
-                    continue;
-                printf("  %s:", parts[k]);
-                size_t j;
-                json_t *x;
-                json_array_foreach(list, j, x) printf("%s %s", j ? "," : "", json_string_value(x));
-                printf("\n");
-            }
-        }
+        json_array_foreach(d, i, p) print_plugin(p);
     }
     json_decref(d);
     env_close(&env);

@@ -100,11 +100,18 @@ int cmd_repl(cli_t *c, int argc, char **argv)
 
 /* Every test world is an engine of its own: a fresh in-memory database on the test's virtual
  * clock, with the plugins and the scripts, opened the way every command opens it. */
+typedef struct {
+    cli_t *c;
+    rp_lua_cov_t *cov; /* --coverage: the count every world's scripts add to, or NULL */
+} test_run_t;
+
 static int test_open(void *ud, const char *const *script_dirs, int64_t start_ms, rp_log_fn log,
                      void *log_ud, rp_test_world_t *w, rp_error_t *err)
 {
-    cli_t *c = ud;
+    test_run_t *run = ud;
+    cli_t *c = run->c;
     rp_engine_opts_t o = engine_opts(c, log);
+    o.coverage = run->cov;
     o.db = ":memory:";
     o.create = true;
     o.user = NULL;
@@ -130,8 +137,18 @@ static void test_close(void *ud, rp_test_world_t *w)
 
 int cmd_test(cli_t *c, int argc, char **argv)
 {
+    bool coverage = false;
+    flag_value(&argc, argv, "--coverage", &coverage);
+    const char *lcov = flag_value(&argc, argv, "--lcov", NULL);
+    if (lcov == (const char *)-1)
+        return usage_error("test", "test: --lcov needs a file name");
+    if (lcov && !coverage)
+        return usage_error("test", "test: --lcov FILE goes with --coverage");
     if (reject_unknown_flags("test", argc, argv))
         return EXIT_USAGE;
+    test_run_t run = {c, NULL};
+    if (coverage && !(run.cov = rp_lua_cov_new()))
+        return fail("out of memory");
     const char *paths[16];
     int n = 0;
     for (int i = 1; i < argc && n < 16; i++)
@@ -140,12 +157,16 @@ int cmd_test(cli_t *c, int argc, char **argv)
         for (int i = 0; c->script_dirs[i] && n < 16; i++)
             paths[n++] = c->script_dirs[i];
     int passed = 0, failed = 0, rc = 0;
-    rp_test_setup_t setup = {test_open, test_close, c};
+    rp_test_setup_t setup = {test_open, test_close, &run};
     for (int i = 0; i < n; i++) {
         rp_error_t err = {0};
         if (rp_lua_test_path(paths[i], c->script_dirs, &setup, stdout, &passed, &failed, &err))
             rc = fail("%s", err.msg);
     }
     printf("%d passed, %d failed\n", passed, failed);
+    rp_error_t err = {0};
+    if (run.cov && rp_lua_cov_report(run.cov, stdout, lcov ? lcov : "coverage.lcov", &err))
+        rc = fail("%s", err.msg);
+    rp_lua_cov_free(run.cov);
     return rc ? rc : failed ? EXIT_FAIL : 0;
 }

@@ -258,8 +258,9 @@ static const command_t commands[] = {
     {"run", cmd_run, "run [--sandbox] FILE [ARGS…]", "Run a Lua script file against the database."},
     {"repl", cmd_repl, "repl",
      "Lua at a prompt on the live database: history, completion, tables, :dry on, :help."},
-    {"test", cmd_test, "test [FILE|DIR…]",
-     "Run *_test.lua files: each test on a fresh in-memory database with a virtual clock."},
+    {"test", cmd_test, "test [FILE|DIR…] [--coverage [--lcov FILE]]",
+     "Run *_test.lua files: each test on a fresh in-memory database with a virtual clock; "
+     "--coverage reports the script lines run (and writes coverage.lcov or FILE)."},
     {"config", cmd_config, "config [list] | config get KEY | config set KEY VALUE | config unset KEY",
      "Settings kept in the database (timezone, lua.max_cpu_ms, plugin.<name>.<key>, …)."},
     {"import", cmd_import,
@@ -290,6 +291,9 @@ static const command_t commands[] = {
      "Copy the database, live, to FILE (SQLite's online backup API), checked whole."},
     {"plugins", cmd_plugins, "plugins [--json]",
      "List the loaded plugins: name, version, ABI, file, and what each registered."},
+    {"plugin", cmd_plugin, "plugin new NAME [DIR] | plugin check FILE.so [--json]",
+     "Start a plugin from the SDK's skeleton; load a built one in a scratch engine and say what "
+     "it registers, or why it is refused."},
     {NULL, NULL, NULL, NULL},
 };
 

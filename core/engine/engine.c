@@ -23,7 +23,8 @@ static rp_lua_opts_t script_limits(rp_engine_t *en)
     int64_t mem = rp_setting_int(s, "lua.max_memory_mb", 0, log, ud);
     int64_t cpu = rp_setting_int(s, "lua.max_cpu_ms", 0, log, ud);
     return (rp_lua_opts_t){.max_instructions = ins, .max_wall_ms = wall,
-                           .max_memory = (size_t)mem << 20, .max_cpu_ms = cpu};
+                           .max_memory = (size_t)mem << 20, .max_cpu_ms = cpu,
+                           .coverage = en->o.coverage};
 }
 
 static int open_store(rp_engine_t *en, rp_error_t *err)
@@ -55,7 +56,7 @@ static int load_plugins(rp_engine_t *en, rp_error_t *err)
     for (int i = 0; en->o.plugin_dirs && en->o.plugin_dirs[i] && n < RP_ENGINE_MAX_DIRS; i++)
         dirs[n++] = en->o.plugin_dirs[i];
     dirs[n] = NULL;
-    rp_plugins_opts_t po = {.dirs = dirs, .skip_broken = en->o.skip_broken, .log = en->o.log,
+    rp_plugins_opts_t po = {.dirs = dirs, .files = en->o.plugin_files, .skip_broken = en->o.skip_broken, .log = en->o.log,
                             .log_ud = en->o.log_ud};
     int rc = rp_plugins_load(en->s, en->e, &po, &en->pl, err);
     return rc ? rp_error_field(err, "plugins", rc) : 0;

@@ -38,6 +38,23 @@ rp_lua_t *rp__lua_of(lua_State *L)
 
 static void limit_hook(lua_State *L, lua_Debug *ar);
 
+/* Sets the one hook Lua has per thread to check the limits after @p count instructions. A
+ * state that counts coverage keeps its line hook on through it: limit_hook does both jobs, so
+ * neither can drop the other (safe in the ticker's signal handler: it only reads a field). */
+static void arm(rp_lua_t *l, lua_State *L, int count)
+{
+    lua_sethook(L, limit_hook, LUA_MASKCOUNT | (l->o.coverage ? LUA_MASKLINE : 0), count);
+}
+
+/* Ends the limits' checks on @p L; a coverage count's line hook stays. */
+static void disarm(rp_lua_t *l, lua_State *L)
+{
+    if (l->o.coverage)
+        lua_sethook(L, limit_hook, LUA_MASKLINE, 0);
+    else
+        lua_sethook(L, NULL, 0, 0);
+}
+
 static void *l_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
     rp_lua_t *l = ud;
@@ -63,7 +80,7 @@ static void *l_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         if (!l->tripped) {
             l->tripped = RP__TRIP_MEMORY;
             if (l->cur)
-                lua_sethook(l->cur, limit_hook, LUA_MASKCOUNT, 1);
+                arm(l, l->cur, 1);
         }
         l->mem_hit = true;
         if (l->mem_used + (nsize - old) > l->o.max_memory + grace)
@@ -108,7 +125,7 @@ static void on_tick(int sig, siginfo_t *si, void *uc)
     for (rp_lua_t *x = l; x; x = x->tick_prev)
         x->ticks++;
     if (l && l->cur && !l->exact)
-        lua_sethook(l->cur, limit_hook, LUA_MASKCOUNT, 1);
+        arm(l, l->cur, 1);
     errno = saved;
 }
 
@@ -218,7 +235,7 @@ static void trip(rp_lua_t *l, lua_State *L, lua_Debug *ar)
 {
     char what[128];
     tripped_limit(l, what, sizeof what);
-    lua_sethook(L, limit_hook, LUA_MASKCOUNT, 1);
+    arm(l, L, 1);
     if (!l->trip_msg[0]) {
         if (ar)
             lua_getinfo(L, "Sl", ar);
@@ -241,16 +258,22 @@ static void trip(rp_lua_t *l, lua_State *L, lua_Debug *ar)
 static void limit_hook(lua_State *L, lua_Debug *ar)
 {
     rp_lua_t *l = rp__lua_of(L);
+    if (ar->event == LUA_HOOKLINE) {
+        /* Only a coverage count sets the line mask; the limits are the count events' job. */
+        if (l && l->o.coverage)
+            rp__lua_cov_line(l->o.coverage, L, ar);
+        return;
+    }
     if (!l || !l->limits_on) {
         if (l && !l->exact)
-            lua_sethook(L, NULL, 0, 0);
+            disarm(l, L);
         return;
     }
     if (l->exact)
         l->instructions += HOOK_EVERY;
     if (!over_limits(l)) {
         if (!l->exact)
-            lua_sethook(L, NULL, 0, 0); /* the one-shot check is done */
+            disarm(l, L); /* the one-shot check is done */
         return;
     }
     trip(l, L, ar);
@@ -313,7 +336,7 @@ void rp__lua_raise_if_tripped(lua_State *L)
     rp_lua_t *l = rp__lua_of(L);
     if (!l || !l->limits_on || !l->tripped || !l->trip_msg[0])
         return;
-    lua_sethook(L, limit_hook, LUA_MASKCOUNT, 1);
+    arm(l, L, 1);
     lua_pushstring(L, l->trip_msg);
     lua_error(L);
 }
@@ -327,14 +350,14 @@ static int safe_resume(lua_State *L)
     luaL_argexpected(L, co, 1, "coroutine");
     lua_State *prev = l->cur;
     if (l->limits_on && l->exact && !l->tripped)
-        lua_sethook(co, limit_hook, LUA_MASKCOUNT, HOOK_EVERY);
+        arm(l, co, HOOK_EVERY);
     l->cur = co;
     lua_pushvalue(L, lua_upvalueindex(1));
     lua_insert(L, 1);
     int rc = lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0);
     l->cur = prev;
     if (l->limits_on && l->tripped) {
-        lua_sethook(L, limit_hook, LUA_MASKCOUNT, 1);
+        arm(l, L, 1);
         lua_pushstring(L, l->trip_msg);
         return lua_error(L);
     }
@@ -442,7 +465,7 @@ int rp__lua_pcall(rp_lua_t *l, int nargs, int nres, rp_error_t *err)
         l->limits_on = true;
         l->cur = L;
         if (l->exact)
-            lua_sethook(L, limit_hook, LUA_MASKCOUNT, HOOK_EVERY);
+            arm(l, L, HOOK_EVERY);
         l->tick_prev = ticker.running;
         ticker.running = l;
     }
@@ -754,6 +777,9 @@ rp_lua_t *rp_lua_new(rp_store_t *s, rp_sched_t *e, const rp_lua_opts_t *opts, rp
         rp_lua_free(l);
         return NULL;
     }
+    /* Coroutines the scripts make inherit it (lua_newthread copies the hook). */
+    if (l->o.coverage)
+        disarm(l, L);
     return l;
 }
 

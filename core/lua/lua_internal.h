@@ -113,6 +113,8 @@ void rp__lua_open_rules(lua_State *L);
 void rp__lua_open_schema(lua_State *L);
 /** Puts the budget-aware string.find, match, gmatch and gsub in place of Lua's own. */
 void rp__lua_open_strmatch(lua_State *L);
+/** Counts the line event @p ar (of thread @p L) into @p c, when it is a script file's line. */
+void rp__lua_cov_line(rp_lua_cov_t *c, lua_State *L, lua_Debug *ar);
 /** crm.null's light userdata: a JSON null in tables, where nil would mean "absent". */
 extern void *const rp__lua_null;
 

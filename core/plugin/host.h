@@ -28,6 +28,7 @@ struct rapport_host {
     char last_error[512];
     int last_rc;                /* the code of the last host call (a route reads it) */
     bool inited;
+    bool given;                 /* named in the options' files: a folder's namesake gives way */
     int order;                  /* position in init order */
     /* What it registered, for `rapport plugins` and for undoing. */
     json_t *entities, *hooks, *handlers, *jobs, *schedules, *lua, *commands, *routes, *formats;

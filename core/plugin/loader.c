@@ -322,7 +322,16 @@ int rp_plugins_load(rp_store_t *s, rp_sched_t *e, const rp_plugins_opts_t *opts,
     P->e = e;
     P->o = opts ? *opts : (rp_plugins_opts_t){0};
     char **files = NULL;
-    int nfiles = 0, rc = 0;
+    int nfiles = 0, ngiven = 0, rc = 0;
+    for (int i = 0; P->o.files && P->o.files[i]; i++) {
+        char **grown = realloc(files, sizeof *files * (size_t)(nfiles + 1));
+        if (!grown)
+            break;
+        files = grown;
+        if (!(files[nfiles] = strdup(P->o.files[i])))
+            break;
+        ngiven = ++nfiles;
+    }
     for (int i = 0; P->o.dirs && P->o.dirs[i]; i++) {
         int first = nfiles;
         find_files(P->o.dirs[i], &files, &nfiles);
@@ -337,7 +346,12 @@ int rp_plugins_load(rp_store_t *s, rp_sched_t *e, const rp_plugins_opts_t *opts,
             rc = refuse(P, -1, &why, err);
             continue;
         }
+        h->given = i < ngiven;
         rapport_host *dup = by_name(P, h->desc->name);
+        if (dup && dup->given && !h->given) {
+            host_free(h); /* the file given stands in for this one */
+            continue;
+        }
         if (dup) {
             rp_error_set(&why, RP_EINVAL, RP_C_PLUGIN,
                          "plugin %s (%s) has the same name as the plugin loaded from %s",

@@ -141,6 +141,44 @@ for src in sdk/template examples/loyalty; do
 done
 plugins="$vendor/lib/rapport/plugins"
 
+# ---- a vendor's first steps with the installed binary: plugin new, build, test, check -----
+# The installed rapport carries the skeleton: no source tree is needed (none is named here).
+out=$(cd "$tmp" && "$prefix/bin/rapport" plugin new acme "$tmp/acme-src" 2>&1)
+has "wrote the plugin acme in $tmp/acme-src" "$out" "the installed rapport plugin new"
+if step "configuring acme" cmake -S "$tmp/acme-src" -B "$tmp/acme-build" \
+        -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_BUILD_TYPE=Release \
+        "-DCMAKE_C_FLAGS=-Wall -Wextra -Wshadow -Werror" &&
+   step "building acme" cmake --build "$tmp/acme-build"; then
+    acme="$tmp/acme-build/acme/acme.so"
+    out=$("$prefix/bin/rapport" --plugins "$tmp/acme-build" test "$tmp/acme-src/scripts" 2>&1)
+    grep -qx "3 passed, 0 failed" <<<"$out" && ok || bad "acme's own tests: $out"
+    out=$("$prefix/bin/rapport" plugin check "$acme" 2>&1); status=$?
+    [ "$status" = 0 ] && ok || bad "plugin check acme.so: exit $status: $out"
+    has "ok: acme 0.1.0 (ABI 1)" "$out" "plugin check acme.so"
+    has "entities: acme_note" "$out" "plugin check acme.so"
+    has "lua: crm.acme.notes" "$out" "plugin check acme.so"
+    grep -Eq "^  fields of acme_note: (pinned \(boolean\), text \(text\)|text \(text\), pinned \(boolean\))$" <<<"$out" &&
+        ok || bad "plugin check acme.so shows no fields: $out"
+    out=$("$prefix/bin/rapport" plugin check "$acme" --json 2>&1)
+    [ "$(jq -r '.fields.acme_note.text' <<<"$out")" = text ] && ok || bad "plugin check --json: $out"
+fi
+# A shared object with no plugin in it, and acme built for another ABI: refused, and said why.
+printf 'int not_a_plugin(void) { return 1; }\n' > "$tmp/nosym.c"
+step "building a library with no plugin" cc -shared -fPIC -o "$tmp/nosym.so" "$tmp/nosym.c"
+out=$("$prefix/bin/rapport" plugin check "$tmp/nosym.so" 2>&1); status=$?
+[ "$status" = 1 ] && ok || bad "plugin check nosym.so: exit $status"
+has "plugin file $tmp/nosym.so has no entry function rapport_plugin_entry (export it with RAPPORT_EXPORT)" \
+    "$out" "plugin check nosym.so"
+sed 's/\.abi = RAPPORT_PLUGIN_ABI,/.abi = RAPPORT_PLUGIN_ABI + 1,/' "$tmp/acme-src/acme.c" > "$tmp/acme_abi.c"
+grep -q "RAPPORT_PLUGIN_ABI + 1" "$tmp/acme_abi.c" && ok || bad "the skeleton's descriptor has no .abi line"
+# shellcheck disable=SC2086 # the flags are words
+step "building acme for another ABI" cc -std=c11 -shared -fPIC $cflags -o "$tmp/acme_abi.so" \
+    "$tmp/acme_abi.c"
+out=$("$prefix/bin/rapport" plugin check "$tmp/acme_abi.so" 2>&1); status=$?
+[ "$status" = 1 ] && ok || bad "plugin check acme_abi.so: exit $status"
+has "plugin acme ($tmp/acme_abi.so) was built for plugin ABI $((abi + 1)); this engine speaks ABI $abi" \
+    "$out" "plugin check acme_abi.so"
+
 # ---- both plugins loaded: what they registered ------------------------------------------
 expect 0 "initialised" -- init
 out=$("$RAPPORT" --plugins "$plugins" plugins 2>&1)

@@ -35,6 +35,8 @@ typedef struct rp_engine_opts {
     const char *builtin_plugins;     /**< The built-in plugin folder (may be NULL); skipped
                                           when the setting plugins.builtin says no. */
     const char *const *plugin_dirs;  /**< More plugin folders, NULL-ended (may be NULL). */
+    const char *const *plugin_files; /**< Plugin files to load too, NULL-ended (may be NULL):
+                                          each stands in for a folder plugin of its name. */
     const char *const *script_dirs;  /**< Script folders, NULL-ended (may be NULL); the
                                           plugins' own script folders load after them. */
     bool skip_broken;      /**< Start without a plugin that is refused (and say so). */
@@ -50,6 +52,8 @@ typedef struct rp_engine_opts {
                                 plugins and scripts, that rp_engine_close() rolls back: what
                                 opening would write is seen inside it, and none of it stays
                                 (`rapport schema diff`). */
+    rp_lua_cov_t *coverage; /**< Count the scripts' lines here (`rapport test --coverage`), or
+                                 NULL. */
 } rp_engine_opts_t;
 
 /**

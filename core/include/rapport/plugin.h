@@ -16,6 +16,10 @@ typedef struct rp_plugins rp_plugins_t;
 /** Options for rp_plugins_load(). */
 typedef struct rp_plugins_opts {
     const char *const *dirs; /**< Folders to search, NULL-terminated (borrowed). */
+    /** Plugin files to load besides the folders' ones, NULL-terminated (borrowed), or NULL
+     *  (`rapport plugin check`): a plugin of the same name found in a folder is left out, the
+     *  file standing in for it. */
+    const char *const *files;
     bool skip_broken;        /**< Start without a broken plugin (and say so) instead of failing. */
     rp_log_fn log;           /**< Where skipped plugins and plugin logs are said (NULL: the
                                   sink of rapport/log.h). */
