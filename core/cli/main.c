@@ -258,6 +258,11 @@ static const command_t commands[] = {
      "Lua at a prompt on the live database: history, completion, tables, :dry on, :help."},
     {"test", cmd_test, "test [FILE|DIR…]",
      "Run *_test.lua files: each test on a fresh in-memory database with a virtual clock."},
+    {"replay", cmd_replay,
+     "replay SCRIPT [--from DATE] [--to DATE] [--entity E] [--event SEQ] [--trace] "
+     "[--against OLD_SCRIPT] [--json]",
+     "What SCRIPT would have done over the recorded history, on a private copy: nothing is "
+     "written or sent."},
     {"config", cmd_config, "config [list] | config get KEY | config set KEY VALUE | config unset KEY",
      "Settings kept in the database (timezone, lua.max_cpu_ms, plugin.<name>.<key>, …)."},
     {"import", cmd_import,
