@@ -117,13 +117,16 @@ static void print_window(json_t *rep)
     printf("Replay of %s over events #%lld to #%lld", json_string_value(json_object_get(rep, "script")),
            (long long)json_integer_value(json_object_get(w, "first_seq")),
            (long long)json_integer_value(json_object_get(w, "last_seq")));
-    if (json_string_value(json_object_get(w, "from")))
-        printf(" (from %s", json_string_value(json_object_get(w, "from")));
-    if (json_string_value(json_object_get(w, "to")))
-        printf("%s to %s", json_string_value(json_object_get(w, "from")) ? "" : " (",
-               json_string_value(json_object_get(w, "to")));
-    if (json_string_value(json_object_get(w, "from")) || json_string_value(json_object_get(w, "to")))
+    const char *from = json_string_value(json_object_get(w, "from"));
+    const char *to = json_string_value(json_object_get(w, "to"));
+    if (from || to) {
+        printf(" (");
+        if (from)
+            printf("from %s", from);
+        if (to)
+            printf("%sbefore %s", from ? " " : "", to);
         printf(")");
+    }
     printf(": %lld events fed, %lld skipped. Nothing was written to the database or sent.\n",
            (long long)json_integer_value(json_object_get(w, "events")),
            (long long)json_integer_value(json_object_get(w, "skipped")));

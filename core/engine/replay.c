@@ -6,6 +6,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,10 +78,60 @@ static void remove_dir(replay_t *r)
     r->dir[0] = '\0';
 }
 
+/* The file's bytes into @p to (0600). */
+static int copy_bytes(const char *from, const char *to, rp_error_t *err)
+{
+    FILE *in = fopen(from, "rb");
+    int fd = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    FILE *out = fd >= 0 ? fdopen(fd, "wb") : NULL;
+    int rc = 0;
+    if (!in || !out) {
+        rc = rp_error_set(err, RP_EIO, 0, "cannot copy %s to %s: %s", from, to, strerror(errno));
+    } else {
+        char buf[65536];
+        size_t n;
+        while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+            if (fwrite(buf, 1, n, out) != n)
+                break;
+        if (ferror(in) || ferror(out))
+            rc = rp_error_set(err, RP_EIO, 0, "cannot copy %s to %s", from, to);
+    }
+    if (in)
+        fclose(in);
+    if (out)
+        fclose(out);
+    else if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+static bool same_stat(const struct stat *a, const struct stat *b)
+{
+    return a->st_ino == b->st_ino && a->st_size == b->st_size &&
+           a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
 static int copy_live(replay_t *r, rp_error_t *err)
 {
-    if (access(r->o->db, F_OK) != 0)
+    struct stat before, after, wal;
+    if (stat(r->o->db, &before) != 0)
         return rp_error_set(err, RP_ENOTFOUND, RP_C_OPEN, "no database at %s", r->o->db);
+    char log[4200];
+    snprintf(log, sizeof log, "%s-wal", r->o->db);
+    if (stat(log, &wal) != 0) {
+        /* Nobody has the database open (the last connection folds its log back and removes
+         * it): its bytes are the whole database, and copying them leaves nothing beside it,
+         * not even the empty log and shared memory a reader's connection would make. Had a
+         * writer come and gone meanwhile, the file's size or time shows it: then as below. */
+        int rc = copy_bytes(r->o->db, r->path, err);
+        if (!rc && stat(r->o->db, &after) == 0 && same_stat(&before, &after) &&
+            stat(log, &wal) != 0)
+            return 0;
+        rp_db_remove(r->path);
+        if (rc)
+            return rc;
+    }
+    /* In use: SQLite's online backup reads one snapshot while writers go on. */
     rp_db_t *src = NULL;
     int rc = rp_db_open_file(r->o->db, false, &src, err);
     if (!rc)
