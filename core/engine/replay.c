@@ -493,8 +493,8 @@ static int feed_one(replay_t *r, json_t *ev, rp_error_t *err)
         rc = set_cause(r, json_integer_value(json_object_get(ev, "seq")), err);
     if (rc)
         return rc;
-    r->fed++;
-    return rp__replay_apply(r, ev, err);
+    rc = rp__replay_apply(r, ev, err);
+    return rc > 0 ? 0 : rc;
 }
 
 static int run_feed(replay_t *r, rp_error_t *err)

@@ -39,7 +39,8 @@ void rp__replay_note(replay_t *r, const char *fmt, ...) __attribute__((format(pr
 /** Says one line of the trace, when there is one. */
 void rp__replay_trace(replay_t *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /** Re-applies recorded event @p ev (an object of the feed's columns) as the write it was,
- *  then runs what falls due, and collects what the script did. */
+ *  then runs what falls due, and collects what the script did. Returns 1 for an event of the
+ *  engine's own (schema, settings, users), which is not replayed. */
 int rp__replay_apply(replay_t *r, json_t *ev, rp_error_t *err);
 /** Takes the copy's events after r->mark (but @p own, the replayed write's own) into the
  *  report, with the handlers' and jobs' failures; @p jobs: they came from jobs run as the

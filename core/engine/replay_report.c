@@ -435,7 +435,7 @@ int rp__replay_apply(replay_t *r, json_t *ev, rp_error_t *err)
     int64_t seq = json_integer_value(json_object_get(ev, "seq"));
     int64_t rid = json_integer_value(json_object_get(ev, "record_id"));
     if (engine_type(type))
-        return 0; /* the engine's own (schema, settings, users): not a write to replay */
+        return 1; /* the engine's own (schema, settings, users): not a write to replay */
     json_decref(r->by);
     r->by = json_pack("{s:I,s:s,s:s,s:I}", "seq", (json_int_t)seq, "type", type, "entity",
                       entity, "id", (json_int_t)rid);
@@ -470,6 +470,7 @@ int rp__replay_apply(replay_t *r, json_t *ev, rp_error_t *err)
         json_decref(now);
     }
     json_decref(ch);
+    r->fed++;
     int rc = rp_sched_run_due(r->e, NULL, err);
     return rc ? rc : rp__replay_collect(r, own, false, err);
 }
