@@ -259,12 +259,14 @@ static int take_failures(replay_t *r, json_t *by, rp_error_t *err)
     rp_db_stmt_t *st = rp_db_stmt(db, "SELECT subscriber, error FROM rp_dead ORDER BY id", err);
     if (!st)
         return err ? err->code : RP_EIO;
+    int found = 0;
     while (rp_db_step(st) == RP_DB_ROW) {
         json_t *item = json_pack("{s:O,s:s,s:s}", "by", by, "handler", rp_db_col_text(st, 0),
                                  "error", rp_db_col_text(st, 1));
         rp__replay_trace(r, "  error in handler %s: %s", rp_db_col_text(st, 0),
                          rp_db_col_text(st, 1));
         add(r, "errors", item);
+        found++;
     }
     rp_db_reset(st);
     st = rp_db_stmt(db, "SELECT r.name, r.error, coalesce(j.cause, 0) FROM rp_jobs r LEFT JOIN"
@@ -273,6 +275,7 @@ static int take_failures(replay_t *r, json_t *by, rp_error_t *err)
         return err ? err->code : RP_EIO;
     while (rp_db_step(st) == RP_DB_ROW) {
         const char *name = rp_db_col_text(st, 0);
+        found++;
         if (!rp_sched_has_handler(r->e, name))
             continue; /* a plugin's job: listed as not run, not as a failure */
         json_t *item = json_pack("{s:o,s:s,s:s}", "by", by_of_seq(r, rp_db_col_int(st, 2)),
@@ -281,8 +284,19 @@ static int take_failures(replay_t *r, json_t *by, rp_error_t *err)
         add(r, "errors", item);
     }
     rp_db_reset(st);
-    return rp_db_exec(db, "DELETE FROM rp_dead; UPDATE rp_jobs SET state = 'failed'"
-                          " WHERE state = 'dead'", err);
+    /* Told once: the letters go, the jobs stay (as failed) for the list of jobs. */
+    static const char *const done[] = {"DELETE FROM rp_dead",
+                                       "UPDATE rp_jobs SET state = 'failed' WHERE state = 'dead'",
+                                       NULL};
+    for (int i = 0; found && done[i]; i++) {
+        if (!(st = rp_db_stmt(db, done[i], err)))
+            return err ? err->code : RP_EIO;
+        int src = rp_db_step(st);
+        rp_db_reset(st);
+        if (src != RP_DB_DONE)
+            return rp_db_error(db, src, "cannot clear the failures told", err);
+    }
+    return 0;
 }
 
 int rp__replay_collect(replay_t *r, int64_t own, bool jobs, rp_error_t *err)
