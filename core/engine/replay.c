@@ -416,10 +416,10 @@ static int load_script(replay_t *r, rp_engine_t *en, rp_error_t *err)
                       "CREATE TEMP TABLE replay_cur(seq INTEGER);"
                       "INSERT INTO replay_cur VALUES(0);"
                       "CREATE TEMP TABLE replay_jobs(id INTEGER, name TEXT, key TEXT,"
-                      " payload TEXT, due_at INTEGER, cause INTEGER);"
+                      " payload TEXT, due_at INTEGER, cause INTEGER, created_by TEXT);"
                       "CREATE TEMP TRIGGER replay_jobs_in AFTER INSERT ON main.rp_jobs BEGIN"
                       " INSERT INTO replay_jobs SELECT new.id, new.name, new.key, new.payload,"
-                      " new.due_at, seq FROM replay_cur; END;",
+                      " new.due_at, seq, new.created_by FROM replay_cur; END;",
                       err);
 }
 

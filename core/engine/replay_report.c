@@ -505,8 +505,8 @@ int rp__replay_finish(replay_t *r, rp_error_t *err)
 {
     rp_db_t *db = rp_store_db(r->s);
     rp_db_stmt_t *st = rp_db_stmt(db, "SELECT j.name, j.payload, j.due_at, j.cause,"
-                                      " (SELECT state FROM rp_jobs WHERE id = j.id)"
-                                      " FROM replay_jobs j ORDER BY j.id", err);
+                                      " (SELECT state FROM rp_jobs WHERE id = j.id),"
+                                      " j.created_by FROM replay_jobs j ORDER BY j.id", err);
     if (!st)
         return err ? err->code : RP_EIO;
     while (rp_db_step(st) == RP_DB_ROW) {
@@ -520,9 +520,12 @@ int rp__replay_finish(replay_t *r, rp_error_t *err)
         char due[32];
         rp_time_format(rp_db_col_int(st, 2), due);
         json_t *payload = json_loads(rp_db_col_text(st, 1), 0, NULL);
+        /* A cron schedule's job was caused by the time, not by the event before it. */
+        bool cron = !strcmp(rp_db_col_text(st, 5) ? rp_db_col_text(st, 5) : "", "cron");
         json_t *item = json_pack("{s:s,s:o,s:s,s:s,s:o}", "name", name, "payload",
                                  payload ? payload : json_object(), "due", due, "status", status,
-                                 "by", by_of_seq(r, rp_db_col_int(st, 3)));
+                                 "by", cron ? json_pack("{s:s,s:s}", "job", "cron", "at", due)
+                                            : by_of_seq(r, rp_db_col_int(st, 3)));
         if (!ours && sends(name))
             add(r, "messages", json_deep_copy(item));
         add(r, "jobs", item);

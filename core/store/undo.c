@@ -114,9 +114,11 @@ static int undo_purge(rp_store_t *s, rp__entity_t *e, int64_t id, json_t *change
             set[nset++] = f;
         else if (rp__is_system_field(k) && strcmp(k, "id") != 0)
             sys[nsys++] = k; /* a system column's name, checked against the fixed list */
-        else
-            continue;
-        len += snprintf(sql + len, cap - (size_t)len, ", \"%s\"", f ? f->name : k);
+    }
+    /* The columns in the order they are bound: the fields, then the system columns. */
+    for (int i = 0; i < nset + nsys; i++) {
+        len += snprintf(sql + len, cap - (size_t)len, ", \"%s\"",
+                        i < nset ? set[i]->name : sys[i - nset]);
         vl += snprintf(vals + vl, cap - (size_t)vl, ", ?");
     }
     snprintf(sql + len, cap - (size_t)len, ") VALUES(%s)", vals);
