@@ -12,8 +12,8 @@
 
 #include "cli.h"
 
-static const char *const sections[] = {"created", "changed", "deleted", "restored", "emitted",
-                                       "hooks",   "jobs",    "messages", "errors", NULL};
+static const char *const sections[] = {"created", "changed", "deleted",  "restored", "emitted",
+                                       "hooks",   "jobs",    "messages", "errors",   NULL};
 
 static void trace_line(void *ud, const char *line)
 {
@@ -69,7 +69,8 @@ static void print_item(const char *section, json_t *it, const char *sign)
     printf("  %s", sign);
     if (!strcmp(section, "created")) {
         x = dump(json_object_get(it, "fields"));
-        printf("%s %lld %s (by %s): %s\n", entity, id, json_string_value(json_object_get(it, "actor")), by, x);
+        printf("%s %lld %s (by %s): %s\n", entity, id,
+               json_string_value(json_object_get(it, "actor")), by, x);
     } else if (!strcmp(section, "changed")) {
         printf("%s %lld (by %s):", entity, id, by);
         const char *k;
@@ -114,7 +115,8 @@ static void print_item(const char *section, json_t *it, const char *sign)
 static void print_window(json_t *rep)
 {
     json_t *w = json_object_get(rep, "window");
-    printf("Replay of %s over events #%lld to #%lld", json_string_value(json_object_get(rep, "script")),
+    printf("Replay of %s over events #%lld to #%lld",
+           json_string_value(json_object_get(rep, "script")),
            (long long)json_integer_value(json_object_get(w, "first_seq")),
            (long long)json_integer_value(json_object_get(w, "last_seq")));
     const char *from = json_string_value(json_object_get(w, "from"));
@@ -137,7 +139,8 @@ static void print_report(json_t *rep)
     print_window(rep);
     for (int i = 0; sections[i]; i++) {
         json_t *items = json_object_get(rep, sections[i]);
-        printf("%s (%zu)%s\n", sections[i], json_array_size(items), json_array_size(items) ? ":" : "");
+        printf("%s (%zu)%s\n", sections[i], json_array_size(items),
+               json_array_size(items) ? ":" : "");
         size_t j;
         json_t *it;
         json_array_foreach(items, j, it) print_item(sections[i], it, "");
@@ -184,11 +187,12 @@ static json_t *difference(json_t *now, json_t *old)
 static void print_difference(json_t *d)
 {
     json_t *n = json_object_get(d, "only_new"), *o = json_object_get(d, "only_old");
-    printf("Difference between %s (+) and %s (-) over events #%lld to #%lld:\n",
-           json_string_value(json_object_get(d, "script")),
-           json_string_value(json_object_get(d, "against")),
-           (long long)json_integer_value(json_object_get(json_object_get(d, "window"), "first_seq")),
-           (long long)json_integer_value(json_object_get(json_object_get(d, "window"), "last_seq")));
+    printf(
+        "Difference between %s (+) and %s (-) over events #%lld to #%lld:\n",
+        json_string_value(json_object_get(d, "script")),
+        json_string_value(json_object_get(d, "against")),
+        (long long)json_integer_value(json_object_get(json_object_get(d, "window"), "first_seq")),
+        (long long)json_integer_value(json_object_get(json_object_get(d, "window"), "last_seq")));
     int shown = 0;
     for (int i = 0; sections[i]; i++) {
         json_t *a = json_object_get(n, sections[i]), *b = json_object_get(o, sections[i]);
@@ -220,8 +224,8 @@ int cmd_replay(cli_t *c, int argc, char **argv)
     bool json = false, trace = false;
     flag_value(&argc, argv, "--json", &json);
     flag_value(&argc, argv, "--trace", &trace);
-    rp_replay_opts_t o = {.db = c->db, .builtin_plugins = c->plugin_dirs[0],
-                          .plugin_dirs = c->plugin_dirs + 1};
+    rp_replay_opts_t o = {
+        .db = c->db, .builtin_plugins = c->plugin_dirs[0], .plugin_dirs = c->plugin_dirs + 1};
     if (date_flag(&argc, argv, "--from", &o.from_ms) || date_flag(&argc, argv, "--to", &o.to_ms))
         return EXIT_USAGE;
     const char *entity = flag_value(&argc, argv, "--entity", NULL);

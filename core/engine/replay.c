@@ -162,11 +162,12 @@ static int64_t one_int(rp_db_t *db, const char *sql, int64_t a, rp_error_t *err,
 static int find_window(replay_t *r, rp_db_t *db, rp_error_t *err)
 {
     int rc = 0;
-    int64_t last = one_int(db, "SELECT coalesce(max(seq), 0) FROM rp_events WHERE ?1 = ?1", 0,
-                           err, &rc);
+    int64_t last =
+        one_int(db, "SELECT coalesce(max(seq), 0) FROM rp_events WHERE ?1 = ?1", 0, err, &rc);
     if (r->o->event_seq > 0) {
         if (!one_int(db, "SELECT count(*) FROM rp_events WHERE seq = ?1", r->o->event_seq, err,
-                     &rc) && !rc)
+                     &rc) &&
+            !rc)
             return rp_error_set(err, RP_ENOTFOUND, RP_C_NO_RECORD,
                                 "--event %lld: no such event in the log (the newest is %lld)",
                                 (long long)r->o->event_seq, (long long)last);
@@ -174,11 +175,15 @@ static int find_window(replay_t *r, rp_db_t *db, rp_error_t *err)
         r->end_seq = r->o->event_seq;
         return rc;
     }
-    r->start_seq = r->o->from_ms ? one_int(db, "SELECT coalesce(max(seq), 0) FROM rp_events"
-                                               " WHERE at < ?1", r->o->from_ms, err, &rc)
+    r->start_seq = r->o->from_ms ? one_int(db,
+                                           "SELECT coalesce(max(seq), 0) FROM rp_events"
+                                           " WHERE at < ?1",
+                                           r->o->from_ms, err, &rc)
                                  : 0;
-    r->end_seq = r->o->to_ms ? one_int(db, "SELECT coalesce(max(seq), 0) FROM rp_events"
-                                           " WHERE at < ?1", r->o->to_ms, err, &rc)
+    r->end_seq = r->o->to_ms ? one_int(db,
+                                       "SELECT coalesce(max(seq), 0) FROM rp_events"
+                                       " WHERE at < ?1",
+                                       r->o->to_ms, err, &rc)
                              : last;
     if (r->end_seq < r->start_seq)
         r->end_seq = r->start_seq;
@@ -193,9 +198,11 @@ static int unwind(replay_t *r, rp_store_t *s, rp_error_t *err)
     int64_t cursor = INT64_MAX, undone = 0;
     bool schema_noted = false;
     while (!rc) {
-        rp_db_stmt_t *st = rp_db_stmt(db, "SELECT seq, type, entity, record_id, changes"
-                                          " FROM rp_events WHERE seq > ?1 AND seq < ?2"
-                                          " ORDER BY seq DESC LIMIT 512", err);
+        rp_db_stmt_t *st = rp_db_stmt(db,
+                                      "SELECT seq, type, entity, record_id, changes"
+                                      " FROM rp_events WHERE seq > ?1 AND seq < ?2"
+                                      " ORDER BY seq DESC LIMIT 512",
+                                      err);
         if (!st) {
             rc = err ? err->code : RP_EIO;
             break;
@@ -226,13 +233,15 @@ static int unwind(replay_t *r, rp_store_t *s, rp_error_t *err)
             if (u == 0) {
                 undone++;
             } else if (u < 0) {
-                rp__replay_note(r, "event %lld (%s) could not be undone, so the copy differs "
-                                   "from the database of that time: %s",
+                rp__replay_note(r,
+                                "event %lld (%s) could not be undone, so the copy differs "
+                                "from the database of that time: %s",
                                 (long long)cursor, type, uerr.msg);
             } else if (!schema_noted && !strncmp(type, "schema.", 7)) {
                 schema_noted = true;
-                rp__replay_note(r, "schema changes after the window's start (event %lld, %s) "
-                                   "are not undone: the copy has the newer entities and fields",
+                rp__replay_note(r,
+                                "schema changes after the window's start (event %lld, %s) "
+                                "are not undone: the copy has the newer entities and fields",
                                 (long long)cursor, type);
             }
         }
@@ -254,13 +263,14 @@ static int unwind(replay_t *r, rp_store_t *s, rp_error_t *err)
 static int note_gaps(replay_t *r, rp_db_t *db, rp_error_t *err)
 {
     int rc = 0;
-    int64_t n = one_int(db, "SELECT count(*) FROM rp_events WHERE seq > ?1", r->start_seq, err,
-                        &rc);
+    int64_t n =
+        one_int(db, "SELECT count(*) FROM rp_events WHERE seq > ?1", r->start_seq, err, &rc);
     int64_t hi = one_int(db, "SELECT coalesce(max(seq), 0) FROM rp_events WHERE seq > ?1",
                          r->start_seq, err, &rc);
     if (!rc && hi > r->start_seq && n != hi - r->start_seq)
-        rp__replay_note(r, "%lld events after the window's start are missing from the log "
-                           "(removed): their changes cannot be undone or replayed",
+        rp__replay_note(r,
+                        "%lld events after the window's start are missing from the log "
+                        "(removed): their changes cannot be undone or replayed",
                         (long long)(hi - r->start_seq - n));
     return rc;
 }
@@ -282,8 +292,10 @@ static int prepare_copy(replay_t *r, rp_error_t *err)
     }
     rp_db_t *db = rp_store_db(s);
     if (r->o->entity && !rp_store_has_entity(s, r->o->entity))
-        rc = rp_error_field(err, "entity", rp_error_set(err, RP_ENOTFOUND, RP_C_NO_ENTITY,
-                            "--entity %s: no such entity in %s", r->o->entity, r->o->db));
+        rc = rp_error_field(err, "entity",
+                            rp_error_set(err, RP_ENOTFOUND, RP_C_NO_ENTITY,
+                                         "--entity %s: no such entity in %s", r->o->entity,
+                                         r->o->db));
     if (!rc && !(rc = find_window(r, db, err)) && !(rc = note_gaps(r, db, err)))
         rc = unwind(r, s, err);
     static const char *const setup[] = {
@@ -315,11 +327,11 @@ static int prepare_copy(replay_t *r, rp_error_t *err)
     if (!rc) {
         r->first_at = one_int(db, "SELECT coalesce(min(at), 0) FROM rp_replay_feed WHERE ?1 = ?1",
                               0, err, &rc);
-        r->last_at = one_int(db, "SELECT coalesce(max(at), 0) FROM rp_replay_feed WHERE ?1 = ?1",
-                             0, err, &rc);
+        r->last_at = one_int(db, "SELECT coalesce(max(at), 0) FROM rp_replay_feed WHERE ?1 = ?1", 0,
+                             err, &rc);
         if (!r->first_at)
-            r->first_at = one_int(db, "SELECT coalesce(max(at), 1) FROM rp_events WHERE ?1 = ?1",
-                                  0, err, &rc);
+            r->first_at = one_int(db, "SELECT coalesce(max(at), 1) FROM rp_events WHERE ?1 = ?1", 0,
+                                  err, &rc);
     }
     rp_store_close(s);
     return rc;
@@ -430,8 +442,8 @@ static int open_engine(replay_t *r, rp_error_t *err)
         return rp_error_set(err, RP_ENOMEM, 0, "out of memory opening the copy");
     r->en = en;
     int64_t start = r->o->from_ms && r->o->from_ms < r->first_at ? r->o->from_ms : r->first_at;
-    en->o = (rp_engine_opts_t){.db = r->path, .virtual_clock = true, .start_ms = start,
-                               .log = replay_log, .log_ud = r};
+    en->o = (rp_engine_opts_t){
+        .db = r->path, .virtual_clock = true, .start_ms = start, .log = replay_log, .log_ud = r};
     rp_store_opts_t so = {.must_exist = true};
     int rc = rp_store_open(r->path, &so, &en->s, err);
     if (rc)
@@ -441,11 +453,16 @@ static int open_engine(replay_t *r, rp_error_t *err)
     rp_store_seed(en->s, 0x7265706c6179ULL);
     /* The copy is ours alone and thrown away: no other connection to make room for, nothing
      * to keep through a crash (a third of the time of a replay went to file locks). */
-    if ((rc = rp_db_exec(rp_store_db(en->s), "PRAGMA locking_mode = EXCLUSIVE;"
-                                             " PRAGMA synchronous = OFF", err)))
+    if ((rc = rp_db_exec(rp_store_db(en->s),
+                         "PRAGMA locking_mode = EXCLUSIVE;"
+                         " PRAGMA synchronous = OFF",
+                         err)))
         return rc;
-    rp_sched_opts_t sched = {.virtual_clock = true, .start_ms = start, .log = replay_log,
-                             .log_ud = r, .retry = {.max_attempts = 1}};
+    rp_sched_opts_t sched = {.virtual_clock = true,
+                             .start_ms = start,
+                             .log = replay_log,
+                             .log_ud = r,
+                             .retry = {.max_attempts = 1}};
     if (!(en->e = rp_sched_new(en->s, &sched)))
         return rp_error_set(err, RP_ENOMEM, 0, "out of memory making the scheduler");
     if ((rc = load_plugins(r, en, err)))
@@ -463,7 +480,8 @@ static void close_engine(replay_t *r)
     r->en = NULL;
 }
 
-/* ---- the run ---------------------------------------------------------------------------------- */
+/* ---- the run ----------------------------------------------------------------------------------
+ */
 
 static int set_cause(replay_t *r, int64_t seq, rp_error_t *err)
 {
@@ -473,7 +491,8 @@ static int set_cause(replay_t *r, int64_t seq, rp_error_t *err)
     rp_db_bind_int(st, 1, seq);
     int src = rp_db_step(st);
     rp_db_reset(st);
-    return src == RP_DB_DONE ? 0 : rp_db_error(rp_store_db(r->s), src, "cannot note the cause", err);
+    return src == RP_DB_DONE ? 0
+                             : rp_db_error(rp_store_db(r->s), src, "cannot note the cause", err);
 }
 
 /* Lets the virtual clock run to @p at, running the jobs that fall due on the way. */
@@ -509,9 +528,11 @@ static int run_feed(replay_t *r, rp_error_t *err)
     int rc = 0;
     for (;;) {
         /* A page at a time: a window of a million events is never held in memory. */
-        rp_db_stmt_t *st = rp_db_stmt(db, "SELECT seq, type, entity, record_id, actor, origin,"
-                                          " at, changes FROM rp_replay_feed WHERE seq > ?1"
-                                          " ORDER BY seq LIMIT 256", err);
+        rp_db_stmt_t *st = rp_db_stmt(db,
+                                      "SELECT seq, type, entity, record_id, actor, origin,"
+                                      " at, changes FROM rp_replay_feed WHERE seq > ?1"
+                                      " ORDER BY seq LIMIT 256",
+                                      err);
         if (!st)
             return err ? err->code : RP_EIO;
         rp_db_bind_int(st, 1, after);
@@ -519,13 +540,12 @@ static int run_feed(replay_t *r, rp_error_t *err)
         int src;
         while ((src = rp_db_step(st)) == RP_DB_ROW)
             json_array_append_new(
-                page, json_pack("{s:I,s:s,s:s,s:I,s:s,s:s,s:I,s:s}", "seq",
-                                (json_int_t)rp_db_col_int(st, 0), "type", rp_db_col_text(st, 1),
-                                "entity", rp_db_col_text(st, 2), "record_id",
-                                (json_int_t)rp_db_col_int(st, 3), "actor", rp_db_col_text(st, 4),
-                                "origin", rp_db_col_text(st, 5), "at",
-                                (json_int_t)rp_db_col_int(st, 6), "changes",
-                                rp_db_col_text(st, 7)));
+                page,
+                json_pack("{s:I,s:s,s:s,s:I,s:s,s:s,s:I,s:s}", "seq",
+                          (json_int_t)rp_db_col_int(st, 0), "type", rp_db_col_text(st, 1), "entity",
+                          rp_db_col_text(st, 2), "record_id", (json_int_t)rp_db_col_int(st, 3),
+                          "actor", rp_db_col_text(st, 4), "origin", rp_db_col_text(st, 5), "at",
+                          (json_int_t)rp_db_col_int(st, 6), "changes", rp_db_col_text(st, 7)));
         rp_db_reset(st);
         if (src != RP_DB_DONE)
             rc = rp_db_error(db, src, "cannot read the events to replay", err);
@@ -549,8 +569,9 @@ int rp_replay_run(const rp_replay_opts_t *o, json_t **report, rp_error_t *err)
     if (!o || !o->db || !o->script)
         return rp_error_set(err, RP_EINVAL, 0, "replay needs a database and a script");
     if (access(o->script, R_OK) != 0)
-        return rp_error_field(err, "script", rp_error_set(err, RP_ENOTFOUND, 0,
-                              "%s: cannot read the script: %s", o->script, strerror(errno)));
+        return rp_error_field(err, "script",
+                              rp_error_set(err, RP_ENOTFOUND, 0, "%s: cannot read the script: %s",
+                                           o->script, strerror(errno)));
     replay_t r = {.o = o};
     int rc = rp__replay_init(&r, err);
     rp_log_set_sink(replay_log, &r);

@@ -12,22 +12,22 @@
 
 typedef struct replay {
     const rp_replay_opts_t *o;
-    char dir[4096];       /* the private folder of the copy ("" once removed) */
-    char path[4200];      /* the copy */
-    rp_engine_t *en;      /* the engine on the copy */
-    rp_store_t *s;        /* borrowed from en */
+    char dir[4096];  /* the private folder of the copy ("" once removed) */
+    char path[4200]; /* the copy */
+    rp_engine_t *en; /* the engine on the copy */
+    rp_store_t *s;   /* borrowed from en */
     rp_sched_t *e;
-    rp_lua_t *l;          /* the script */
-    int64_t start_seq;    /* the window: events start_seq < seq <= end_seq */
+    rp_lua_t *l;       /* the script */
+    int64_t start_seq; /* the window: events start_seq < seq <= end_seq */
     int64_t end_seq;
     int64_t first_at, last_at; /* the times of the window's first and last events */
-    int64_t mark;         /* the copy's events up to here are accounted for */
+    int64_t mark;              /* the copy's events up to here are accounted for */
     int64_t undone, fed, skipped;
-    json_t *report;       /* the report being made (owned) */
-    json_t *fwd;          /* "entity:recorded id" -> the id in the copy */
-    json_t *rev;          /* "entity:copy id" -> the recorded id */
-    json_t *refs;         /* entity -> {ref field: target entity} */
-    json_t *by;           /* the recorded event being replayed, as the report names it */
+    json_t *report; /* the report being made (owned) */
+    json_t *fwd;    /* "entity:recorded id" -> the id in the copy */
+    json_t *rev;    /* "entity:copy id" -> the recorded id */
+    json_t *refs;   /* entity -> {ref field: target entity} */
+    json_t *by;     /* the recorded event being replayed, as the report names it */
 } replay_t;
 
 /** Makes the empty report and the maps. */

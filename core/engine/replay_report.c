@@ -14,8 +14,9 @@
 
 #include "replay_int.h"
 
-static const char *const sections[] = {"created", "changed", "deleted", "restored", "emitted",
-                                       "hooks",   "jobs",    "messages", "errors", "notes", NULL};
+static const char *const sections[] = {"created", "changed", "deleted", "restored",
+                                       "emitted", "hooks",   "jobs",    "messages",
+                                       "errors",  "notes",   NULL};
 
 int rp__replay_init(replay_t *r, rp_error_t *err)
 {
@@ -166,8 +167,10 @@ static json_t *new_values(json_t *changes, bool drop_null)
 
 static json_t *by_of_seq(replay_t *r, int64_t seq)
 {
-    rp_db_stmt_t *st = rp_db_stmt(rp_store_db(r->s), "SELECT type, entity, record_id FROM"
-                                                     " rp_replay_feed WHERE seq = ?1", NULL);
+    rp_db_stmt_t *st = rp_db_stmt(rp_store_db(r->s),
+                                  "SELECT type, entity, record_id FROM"
+                                  " rp_replay_feed WHERE seq = ?1",
+                                  NULL);
     json_t *by = NULL;
     if (st) {
         rp_db_bind_int(st, 1, seq);
@@ -185,8 +188,8 @@ static json_t *by_of_seq(replay_t *r, int64_t seq)
 /* The record verb of @p type on @p entity ("created", …), or NULL for any other event. */
 static const char *verb_of(const char *type, const char *entity)
 {
-    static const char *const verbs[] = {"created", "updated", "deleted", "restored", "purged",
-                                        NULL};
+    static const char *const verbs[] = {"created",  "updated", "deleted",
+                                        "restored", "purged",  NULL};
     size_t n = strlen(entity);
     if (!n || strncmp(type, entity, n) != 0 || type[n] != '.')
         return NULL;
@@ -245,8 +248,10 @@ static void take_event(replay_t *r, json_t *by, const char *type, const char *en
     char what[160];
     snprintf(what, sizeof what, "%s %s %lld:", verb ? verb : "emitted", verb ? entity : type,
              (long long)json_integer_value(json_object_get(item, "id")));
-    trace_json(r, what, json_object_get(item, verb && strcmp(verb, "updated") ? "fields"
-                                                  : verb ? "changes" : "payload"));
+    trace_json(r, what,
+               json_object_get(item, verb && strcmp(verb, "updated") ? "fields"
+                                     : verb                          ? "changes"
+                                                                     : "payload"));
     add(r, section, item);
     json_decref(ch);
 }
@@ -269,8 +274,10 @@ static int take_failures(replay_t *r, json_t *by, rp_error_t *err)
         found++;
     }
     rp_db_reset(st);
-    st = rp_db_stmt(db, "SELECT r.name, r.error, coalesce(j.cause, 0) FROM rp_jobs r LEFT JOIN"
-                        " replay_jobs j ON j.id = r.id WHERE r.state = 'dead' ORDER BY r.id", err);
+    st = rp_db_stmt(db,
+                    "SELECT r.name, r.error, coalesce(j.cause, 0) FROM rp_jobs r LEFT JOIN"
+                    " replay_jobs j ON j.id = r.id WHERE r.state = 'dead' ORDER BY r.id",
+                    err);
     if (!st)
         return err ? err->code : RP_EIO;
     while (rp_db_step(st) == RP_DB_ROW) {
@@ -278,16 +285,15 @@ static int take_failures(replay_t *r, json_t *by, rp_error_t *err)
         found++;
         if (!rp_sched_has_handler(r->e, name))
             continue; /* a plugin's job: listed as not run, not as a failure */
-        json_t *item = json_pack("{s:o,s:s,s:s}", "by", by_of_seq(r, rp_db_col_int(st, 2)),
-                                 "job", name, "error", rp_db_col_text(st, 1));
+        json_t *item = json_pack("{s:o,s:s,s:s}", "by", by_of_seq(r, rp_db_col_int(st, 2)), "job",
+                                 name, "error", rp_db_col_text(st, 1));
         rp__replay_trace(r, "  error in job %s: %s", name, rp_db_col_text(st, 1));
         add(r, "errors", item);
     }
     rp_db_reset(st);
     /* Told once: the letters go, the jobs stay (as failed) for the list of jobs. */
-    static const char *const done[] = {"DELETE FROM rp_dead",
-                                       "UPDATE rp_jobs SET state = 'failed' WHERE state = 'dead'",
-                                       NULL};
+    static const char *const done[] = {
+        "DELETE FROM rp_dead", "UPDATE rp_jobs SET state = 'failed' WHERE state = 'dead'", NULL};
     for (int i = 0; found && done[i]; i++) {
         if (!(st = rp_db_stmt(db, done[i], err)))
             return err ? err->code : RP_EIO;
@@ -302,20 +308,21 @@ static int take_failures(replay_t *r, json_t *by, rp_error_t *err)
 int rp__replay_collect(replay_t *r, int64_t own, bool jobs, rp_error_t *err)
 {
     rp_db_t *db = rp_store_db(r->s);
-    rp_db_stmt_t *st = rp_db_stmt(db, "SELECT seq, type, entity, record_id, actor, at, changes"
-                                      " FROM rp_events WHERE seq > ?1 ORDER BY seq", err);
+    rp_db_stmt_t *st = rp_db_stmt(db,
+                                  "SELECT seq, type, entity, record_id, actor, at, changes"
+                                  " FROM rp_events WHERE seq > ?1 ORDER BY seq",
+                                  err);
     if (!st)
         return err ? err->code : RP_EIO;
     rp_db_bind_int(st, 1, r->mark);
     json_t *rows = json_array();
     int src;
     while ((src = rp_db_step(st)) == RP_DB_ROW)
-        json_array_append_new(rows, json_pack("[I,s,s,I,s,I,s]", (json_int_t)rp_db_col_int(st, 0),
-                                              rp_db_col_text(st, 1), rp_db_col_text(st, 2),
-                                              (json_int_t)rp_db_col_int(st, 3),
-                                              rp_db_col_text(st, 4),
-                                              (json_int_t)rp_db_col_int(st, 5),
-                                              rp_db_col_text(st, 6)));
+        json_array_append_new(rows,
+                              json_pack("[I,s,s,I,s,I,s]", (json_int_t)rp_db_col_int(st, 0),
+                                        rp_db_col_text(st, 1), rp_db_col_text(st, 2),
+                                        (json_int_t)rp_db_col_int(st, 3), rp_db_col_text(st, 4),
+                                        (json_int_t)rp_db_col_int(st, 5), rp_db_col_text(st, 6)));
     rp_db_reset(st);
     if (src != RP_DB_DONE) {
         json_decref(rows);
@@ -333,8 +340,8 @@ int rp__replay_collect(replay_t *r, int64_t own, bool jobs, rp_error_t *err)
         if (jobs) {
             char at[32];
             rp_time_format(json_integer_value(json_array_get(row, 5)), at);
-            by = json_pack("{s:s,s:s}", "job", strncmp(actor, "job:", 4) ? actor : actor + 4,
-                           "at", at);
+            by = json_pack("{s:s,s:s}", "job", strncmp(actor, "job:", 4) ? actor : actor + 4, "at",
+                           at);
         } else {
             by = json_incref(r->by ? r->by : json_null());
         }
@@ -348,13 +355,14 @@ int rp__replay_collect(replay_t *r, int64_t own, bool jobs, rp_error_t *err)
     return take_failures(r, jobs ? json_null() : r->by ? r->by : json_null(), err);
 }
 
-/* ---- applying a recorded event ---------------------------------------------------------------- */
+/* ---- applying a recorded event ----------------------------------------------------------------
+ */
 
 /* The first segments of the types the engine writes itself: not writes to replay. */
 static bool engine_type(const char *type)
 {
-    static const char *const kinds[] = {"auth", "access", "token", "user", "config", "schema",
-                                        "webhook", "job", "role", "plugin", "script", NULL};
+    static const char *const kinds[] = {"auth",    "access", "token", "user",   "config", "schema",
+                                        "webhook", "job",    "role",  "plugin", "script", NULL};
     size_t n = strcspn(type, ".");
     for (int i = 0; kinds[i]; i++)
         if (strlen(kinds[i]) == n && !strncmp(type, kinds[i], n))
@@ -366,10 +374,12 @@ static bool engine_type(const char *type)
 static int64_t own_event(replay_t *r, int64_t mark, const char *type, const char *entity,
                          int64_t id, json_t **changes)
 {
-    rp_db_stmt_t *st = rp_db_stmt(rp_store_db(r->s), "SELECT seq, changes FROM rp_events"
-                                                     " WHERE seq > ?1 AND type = ?2 AND"
-                                                     " entity = ?3 AND record_id = ?4"
-                                                     " ORDER BY seq DESC LIMIT 1", NULL);
+    rp_db_stmt_t *st = rp_db_stmt(rp_store_db(r->s),
+                                  "SELECT seq, changes FROM rp_events"
+                                  " WHERE seq > ?1 AND type = ?2 AND"
+                                  " entity = ?3 AND record_id = ?4"
+                                  " ORDER BY seq DESC LIMIT 1",
+                                  NULL);
     int64_t seq = 0;
     if (!st)
         return 0;
@@ -414,8 +424,8 @@ static int write_again(replay_t *r, const rp_ctx_t *ctx, const char *type, const
     rp_store_t *s = r->s;
     if (!verb) {
         json_t *payload = json_is_object(ch) ? ch : NULL;
-        return rp_events_emit(s, ctx, type, *entity ? entity : NULL, rid ? *cid : 0, payload,
-                              NULL, werr);
+        return rp_events_emit(s, ctx, type, *entity ? entity : NULL, rid ? *cid : 0, payload, NULL,
+                              werr);
     }
     if (!strcmp(verb, "created") || !strcmp(verb, "updated")) {
         json_t *fields = new_values(ch, !strcmp(verb, "created"));
@@ -451,8 +461,8 @@ int rp__replay_apply(replay_t *r, json_t *ev, rp_error_t *err)
     if (engine_type(type))
         return 1; /* the engine's own (schema, settings, users): not a write to replay */
     json_decref(r->by);
-    r->by = json_pack("{s:I,s:s,s:s,s:I}", "seq", (json_int_t)seq, "type", type, "entity",
-                      entity, "id", (json_int_t)rid);
+    r->by = json_pack("{s:I,s:s,s:s,s:I}", "seq", (json_int_t)seq, "type", type, "entity", entity,
+                      "id", (json_int_t)rid);
     char at[32];
     rp_time_format(json_integer_value(json_object_get(ev, "at")), at);
     rp__replay_trace(r, "event #%lld %s %s %lld at %s by %s", (long long)seq, type, entity,
@@ -467,8 +477,7 @@ int rp__replay_apply(replay_t *r, json_t *ev, rp_error_t *err)
     int64_t own = 0;
     if (wrc) {
         bool veto = werr.msgcode == RP_C_VETO;
-        add(r, "hooks", json_pack("{s:O,s:s}", "by", r->by, veto ? "vetoed" : "refused",
-                                  werr.msg));
+        add(r, "hooks", json_pack("{s:O,s:s}", "by", r->by, veto ? "vetoed" : "refused", werr.msg));
         rp__replay_trace(r, "  %s: %s", veto ? "vetoed" : "refused", werr.msg);
     } else if (verb) {
         json_t *now = NULL;
@@ -489,7 +498,8 @@ int rp__replay_apply(replay_t *r, json_t *ev, rp_error_t *err)
     return rc ? rc : rp__replay_collect(r, own, false, err);
 }
 
-/* ---- the end ---------------------------------------------------------------------------------- */
+/* ---- the end ----------------------------------------------------------------------------------
+ */
 
 /* A job that sends something out: by the naming rule plugins follow, its last name segment is
  * "send" or ends in "_send" (collaborative.mail_send, collaborative.sms_send). */
@@ -504,16 +514,18 @@ static bool sends(const char *name)
 int rp__replay_finish(replay_t *r, rp_error_t *err)
 {
     rp_db_t *db = rp_store_db(r->s);
-    rp_db_stmt_t *st = rp_db_stmt(db, "SELECT j.name, j.payload, j.due_at, j.cause,"
-                                      " (SELECT state FROM rp_jobs WHERE id = j.id),"
-                                      " j.created_by FROM replay_jobs j ORDER BY j.id", err);
+    rp_db_stmt_t *st = rp_db_stmt(db,
+                                  "SELECT j.name, j.payload, j.due_at, j.cause,"
+                                  " (SELECT state FROM rp_jobs WHERE id = j.id),"
+                                  " j.created_by FROM replay_jobs j ORDER BY j.id",
+                                  err);
     if (!st)
         return err ? err->code : RP_EIO;
     while (rp_db_step(st) == RP_DB_ROW) {
         const char *name = rp_db_col_text(st, 0);
         bool ours = rp_sched_has_handler(r->e, name);
         const char *state = rp_db_col_type(st, 4) == RP_DB_NULL ? "" : rp_db_col_text(st, 4);
-        const char *status = !ours                      ? "not run"
+        const char *status = !ours                       ? "not run"
                              : !strcmp(state, "pending") ? "pending"
                              : !strcmp(state, "failed")  ? "failed"
                                                          : "ran";
@@ -522,10 +534,11 @@ int rp__replay_finish(replay_t *r, rp_error_t *err)
         json_t *payload = json_loads(rp_db_col_text(st, 1), 0, NULL);
         /* A cron schedule's job was caused by the time, not by the event before it. */
         bool cron = !strcmp(rp_db_col_text(st, 5) ? rp_db_col_text(st, 5) : "", "cron");
-        json_t *item = json_pack("{s:s,s:o,s:s,s:s,s:o}", "name", name, "payload",
-                                 payload ? payload : json_object(), "due", due, "status", status,
-                                 "by", cron ? json_pack("{s:s,s:s}", "job", "cron", "at", due)
-                                            : by_of_seq(r, rp_db_col_int(st, 3)));
+        json_t *item =
+            json_pack("{s:s,s:o,s:s,s:s,s:o}", "name", name, "payload",
+                      payload ? payload : json_object(), "due", due, "status", status, "by",
+                      cron ? json_pack("{s:s,s:s}", "job", "cron", "at", due)
+                           : by_of_seq(r, rp_db_col_int(st, 3)));
         if (!ours && sends(name))
             add(r, "messages", json_deep_copy(item));
         add(r, "jobs", item);
@@ -540,7 +553,7 @@ int rp__replay_finish(replay_t *r, rp_error_t *err)
                         json_pack("{s:s?,s:s?,s:I,s:I,s:I,s:I}", "from", from[0] ? from : NULL,
                                   "to", to[0] ? to : NULL, "first_seq",
                                   (json_int_t)(r->start_seq + 1), "last_seq",
-                                  (json_int_t)r->end_seq, "events", (json_int_t)r->fed,
-                                  "skipped", (json_int_t)r->skipped));
+                                  (json_int_t)r->end_seq, "events", (json_int_t)r->fed, "skipped",
+                                  (json_int_t)r->skipped));
     return 0;
 }

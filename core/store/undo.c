@@ -42,8 +42,7 @@ static int reindex(rp_store_t *s, rp__entity_t *e, int64_t id, rp_error_t *err)
 }
 
 /* UPDATE of the fields of @p changes back to their old values, one version down. */
-static int undo_update(rp_store_t *s, rp__entity_t *e, int64_t id, json_t *changes,
-                       rp_error_t *err)
+static int undo_update(rp_store_t *s, rp__entity_t *e, int64_t id, json_t *changes, rp_error_t *err)
 {
     size_t n = json_object_size(changes);
     size_t cap = 120 + n * 56;
@@ -76,9 +75,11 @@ static int undo_update(rp_store_t *s, rp__entity_t *e, int64_t id, json_t *chang
     }
     int i = 0;
     for (; i < nset; i++)
-        rp__value_bind(st, 1 + i, set[i], json_array_get(json_object_get(changes, set[i]->name), 0));
+        rp__value_bind(st, 1 + i, set[i],
+                       json_array_get(json_object_get(changes, set[i]->name), 0));
     if (del) {
-        const char *was = json_string_value(json_array_get(json_object_get(changes, "deleted_at"), 0));
+        const char *was =
+            json_string_value(json_array_get(json_object_get(changes, "deleted_at"), 0));
         if (was)
             rp_db_bind_text(st, 1 + i, was, -1);
         else
@@ -91,8 +92,7 @@ static int undo_update(rp_store_t *s, rp__entity_t *e, int64_t id, json_t *chang
 }
 
 /* Puts a purged record back from the last values its event kept. */
-static int undo_purge(rp_store_t *s, rp__entity_t *e, int64_t id, json_t *changes,
-                      rp_error_t *err)
+static int undo_purge(rp_store_t *s, rp__entity_t *e, int64_t id, json_t *changes, rp_error_t *err)
 {
     size_t n = json_object_size(changes);
     size_t cap = 120 + n * 60;
@@ -130,7 +130,8 @@ static int undo_purge(rp_store_t *s, rp__entity_t *e, int64_t id, json_t *change
     rp_db_bind_int(st, 1, id);
     int i = 0;
     for (; i < nset; i++)
-        rp__value_bind(st, 2 + i, set[i], json_array_get(json_object_get(changes, set[i]->name), 0));
+        rp__value_bind(st, 2 + i, set[i],
+                       json_array_get(json_object_get(changes, set[i]->name), 0));
     for (int j = 0; j < nsys; j++, i++) {
         json_t *was = json_array_get(json_object_get(changes, sys[j]), 0);
         if (json_is_integer(was))
@@ -160,8 +161,10 @@ int rp_store_undo(rp_store_t *s, const char *type, const char *entity, int64_t i
     json_t *ch = json_loads(changes ? changes : "{}", 0, &jerr);
     if (!json_is_object(ch)) {
         json_decref(ch);
-        return rp_error_set(err, RP_EINVAL, RP_C_TYPE, "the changes of %s %lld (%s) are not a "
-                            "JSON object: %s", entity, (long long)id, type, jerr.text);
+        return rp_error_set(err, RP_EINVAL, RP_C_TYPE,
+                            "the changes of %s %lld (%s) are not a "
+                            "JSON object: %s",
+                            entity, (long long)id, type, jerr.text);
     }
     int rc = rp_store_begin(s, err);
     if (rc) {

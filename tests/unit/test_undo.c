@@ -13,8 +13,8 @@ static void undo_after(rp_store_t *s, int64_t after)
     int n = rp_events_list(s, after, false, evs, 64, &err);
     assert_true(n >= 0);
     for (int i = n - 1; i >= 0; i--) {
-        int rc = rp_store_undo(s, evs[i].type, evs[i].entity, evs[i].record_id, evs[i].changes,
-                               &err);
+        int rc =
+            rp_store_undo(s, evs[i].type, evs[i].entity, evs[i].record_id, evs[i].changes, &err);
         if (rc < 0)
             fail_msg("undo of %s: %s", evs[i].type, err.msg);
     }
@@ -43,8 +43,9 @@ static void test_undo_each_change(void **state)
 {
     (void)state;
     rp_store_t *s = test_open();
-    define(s, "item", "{\"fields\": {\"name\": {\"type\": \"text\", \"searchable\": true},"
-                      " \"price\": {\"type\": \"decimal\"}, \"n\": {\"type\": \"integer\"}}}");
+    define(s, "item",
+           "{\"fields\": {\"name\": {\"type\": \"text\", \"searchable\": true},"
+           " \"price\": {\"type\": \"decimal\"}, \"n\": {\"type\": \"integer\"}}}");
     int64_t keep = create(s, "item", "{\"name\": \"kept\", \"price\": \"1.50\", \"n\": 1}");
     int64_t gone = create(s, "item", "{\"name\": \"purged\", \"price\": \"2.00\"}");
     int64_t mark = rp_events_last_seq(s);

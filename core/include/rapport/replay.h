@@ -15,19 +15,19 @@
 
 /** What to replay. Every pointer is borrowed for the call. */
 typedef struct rp_replay_opts {
-    const char *db;                      /**< The live database (only read); required. */
-    const char *script;                  /**< The script file to run; required. */
-    const char *builtin_plugins;         /**< As rp_engine_opts_t (may be NULL). */
-    const char *const *plugin_dirs;      /**< As rp_engine_opts_t (may be NULL). */
-    int64_t from_ms;                     /**< The window starts at this time (0: the beginning). */
-    int64_t to_ms;                       /**< The window ends before this time (0: now). */
-    const char *entity;                  /**< Feed only the events of this entity (NULL: all). */
-    int64_t event_seq;                   /**< Replay only this event (0: the window). */
+    const char *db;                 /**< The live database (only read); required. */
+    const char *script;             /**< The script file to run; required. */
+    const char *builtin_plugins;    /**< As rp_engine_opts_t (may be NULL). */
+    const char *const *plugin_dirs; /**< As rp_engine_opts_t (may be NULL). */
+    int64_t from_ms;                /**< The window starts at this time (0: the beginning). */
+    int64_t to_ms;                  /**< The window ends before this time (0: now). */
+    const char *entity;             /**< Feed only the events of this entity (NULL: all). */
+    int64_t event_seq;              /**< Replay only this event (0: the window). */
     /** Called with one line for each hook or handler call, write and error as it happens
      *  (NULL: no trace). */
     void (*trace)(void *ud, const char *line);
     void *trace_ud;
-    rp_log_fn log;                       /**< Where the engine's notable things go (may be NULL). */
+    rp_log_fn log; /**< Where the engine's notable things go (may be NULL). */
     void *log_ud;
 } rp_replay_opts_t;
 
