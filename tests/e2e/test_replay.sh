@@ -136,6 +136,26 @@ check '[ "$(state)" = "$before" ]' "the live database changed when the replay wa
 "$RAPPORT" replay "$tmp/old.lua" >/dev/null
 check '[ -z "$(ls "$TMPDIR")" ]' "the killed replay's copy was left: $(ls "$TMPDIR")"
 
+# While another connection has the database open (its log and shared memory beside it), the
+# copy is SQLite's online backup: the file and its log stay as they were.
+python3 -c 'import sqlite3,sys,time
+c = sqlite3.connect(sys.argv[1]); c.execute("select count(*) from rp_events").fetchall()
+open(sys.argv[2], "w").close(); time.sleep(30)' "$RAPPORT_DB" "$tmp/open.flag" & bg_pid=$!
+for _ in $(seq 100); do [ -e "$tmp/open.flag" ] && break; sleep 0.05; done
+walstate() { (cd "$tmp" && ls live.db live.db-wal && sha256sum live.db live.db-wal) 2>&1 | sha256sum; }
+inuse=$(walstate)
+"$RAPPORT" replay "$tmp/rule.lua" --json > "$tmp/r4.json"
+check '[ -e "$tmp/live.db-wal" ] && [ "$(walstate)" = "$inuse" ]' "the live file or its log changed while in use"
+check 'cmp -s "$tmp/r1.json" "$tmp/r4.json"' "the report differs when the database is in use: $(diff "$tmp/r1.json" "$tmp/r4.json")"
+kill $bg_pid 2>/dev/null; wait $bg_pid 2>/dev/null; bg_pid=
+
+# Events removed from the log: what cannot be reconstructed is said.
+cp "$tmp/live.db" "$tmp/gap.db"
+python3 -c 'import sqlite3,sys; c = sqlite3.connect(sys.argv[1]); c.execute("delete from rp_events where seq = 4"); c.commit()' "$tmp/gap.db"
+RAPPORT_DB="$tmp/gap.db" "$RAPPORT" replay "$tmp/rule.lua" --json > "$tmp/g.json"
+out=$(py 'r["notes"]' "$tmp/g.json")
+check 'grep -q "1 events after the window.s start are missing from the log (removed)" <<<"$out"' "a gap in the log is not noted: $out"
+
 # ---- mail the script would have sent: listed, never sent ----
 if [ -n "$(RAPPORT_PLUGINS_BUILTIN=1 "$RAPPORT" plugins 2>/dev/null | grep -w collaborative)" ]; then
     export RAPPORT_PLUGINS_BUILTIN=1 RAPPORT_DB="$tmp/mail.db"
