@@ -438,6 +438,8 @@ static int write_again(replay_t *r, const rp_ctx_t *ctx, const char *type, const
                 map_set(r->fwd, entity, rid, id);
                 map_set(r->rev, entity, id, rid);
                 *cid = id;
+            } else {
+                map_set(r->fwd, entity, rid, 0); /* not in the replay: see rp__replay_apply */
             }
         } else {
             rc = rp_store_update(s, ctx, entity, *cid, fields, 0, NULL, werr);
@@ -473,7 +475,14 @@ int rp__replay_apply(replay_t *r, json_t *ev, rp_error_t *err)
     const char *verb = verb_of(type, entity);
     int64_t cid = copy_id(r, entity, rid), mark = r->mark;
     rp_error_t werr = {0};
-    int wrc = write_again(r, &ctx, type, entity, verb, rid, &cid, ch, &werr);
+    int wrc;
+    if (verb && rid && cid == 0)
+        /* Its create was vetoed in this replay: the id may belong to another record here. */
+        wrc = rp_error_set(&werr, RP_ENOTFOUND, RP_C_NO_RECORD,
+                           "%s %lld is not in the replay: its create was vetoed or refused",
+                           entity, (long long)rid);
+    else
+        wrc = write_again(r, &ctx, type, entity, verb, rid, &cid, ch, &werr);
     int64_t own = 0;
     if (wrc) {
         bool veto = werr.msgcode == RP_C_VETO;
