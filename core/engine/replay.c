@@ -227,7 +227,7 @@ static int unwind(replay_t *r, rp_store_t *s, rp_error_t *err)
             cursor = json_integer_value(json_array_get(ev, 0));
             const char *type = json_string_value(json_array_get(ev, 1));
             rp_error_t uerr = {0};
-            int u = rp_store_undo(s, type, json_string_value(json_array_get(ev, 2)),
+            int u = rp_store_undo(s, cursor, type, json_string_value(json_array_get(ev, 2)),
                                   json_integer_value(json_array_get(ev, 3)),
                                   json_string_value(json_array_get(ev, 4)), &uerr);
             if (u == 0) {

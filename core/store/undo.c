@@ -150,7 +150,42 @@ out:
     return rc;
 }
 
-int rp_store_undo(rp_store_t *s, const char *type, const char *entity, int64_t id,
+/* updated_at and updated_by as the record's event before @p seq left them: events do not carry
+ * the columns, but each was written with its event's time and actor. */
+static int restore_updated(rp_store_t *s, rp__entity_t *e, int64_t id, int64_t seq, rp_error_t *err)
+{
+    rp_db_stmt_t *st = rp__stmt(s,
+                                "SELECT at, actor FROM rp_events WHERE entity = ?1 AND"
+                                " record_id = ?2 AND seq < ?3 ORDER BY seq DESC LIMIT 1",
+                                err);
+    if (!st)
+        return err ? err->code : RP_EIO;
+    rp_db_bind_text(st, 1, e->name, -1);
+    rp_db_bind_int(st, 2, id);
+    rp_db_bind_int(st, 3, seq);
+    int src = rp_db_step(st);
+    char at[32], actor[160];
+    if (src == RP_DB_ROW) {
+        rp__fmt_time(rp_db_col_int(st, 0), at);
+        snprintf(actor, sizeof actor, "%s", rp_db_col_text(st, 1));
+    }
+    rp_db_reset(st);
+    if (src == RP_DB_DONE)
+        return 0; /* the earlier events were removed: the later values stay */
+    if (src != RP_DB_ROW)
+        return rp__dberr(s, src, "cannot read the record's earlier event", err);
+    char sql[200];
+    snprintf(sql, sizeof sql, "UPDATE \"%s\" SET updated_at = ?, updated_by = ? WHERE id = ?",
+             e->name);
+    if (!(st = rp__stmt(s, sql, err)))
+        return err ? err->code : RP_EIO;
+    rp_db_bind_text_copy(st, 1, at, -1);
+    rp_db_bind_text_copy(st, 2, actor, -1);
+    rp_db_bind_int(st, 3, id);
+    return rp__step_done(s, st, "cannot undo the change", err);
+}
+
+int rp_store_undo(rp_store_t *s, int64_t seq, const char *type, const char *entity, int64_t id,
                   const char *changes, rp_error_t *err)
 {
     rp__entity_t *e = entity && *entity ? rp__entity(s, entity) : NULL;
@@ -189,6 +224,8 @@ int rp_store_undo(rp_store_t *s, const char *type, const char *entity, int64_t i
             rc = reindex(s, e, id, err);
     } else {
         rc = undo_update(s, e, id, ch, err);
+        if (!rc)
+            rc = restore_updated(s, e, id, seq, err);
         if (!rc)
             rc = reindex(s, e, id, err);
     }

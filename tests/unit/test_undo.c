@@ -13,8 +13,8 @@ static void undo_after(rp_store_t *s, int64_t after)
     int n = rp_events_list(s, after, false, evs, 64, &err);
     assert_true(n >= 0);
     for (int i = n - 1; i >= 0; i--) {
-        int rc =
-            rp_store_undo(s, evs[i].type, evs[i].entity, evs[i].record_id, evs[i].changes, &err);
+        int rc = rp_store_undo(s, evs[i].seq, evs[i].type, evs[i].entity, evs[i].record_id,
+                               evs[i].changes, &err);
         if (rc < 0)
             fail_msg("undo of %s: %s", evs[i].type, err.msg);
     }
@@ -51,9 +51,11 @@ static void test_undo_each_change(void **state)
     int64_t mark = rp_events_last_seq(s);
     rp_error_t err = {0};
     json_t *p = J("{\"name\": \"renamed\", \"price\": \"9.99\", \"n\": null}");
-    assert_int_equal(rp_store_update(s, &test_ctx, "item", keep, p, 0, NULL, &err), 0);
+    rp_ctx_t other = {.actor = "user:other", .origin = "test"};
+    test_clock_ms += 60000;
+    assert_int_equal(rp_store_update(s, &other, "item", keep, p, 0, NULL, &err), 0);
     json_decref(p);
-    assert_int_equal(rp_store_delete(s, &test_ctx, "item", keep, &err), 0);
+    assert_int_equal(rp_store_delete(s, &other, "item", keep, &err), 0);
     assert_int_equal(rp_store_restore(s, &test_ctx, "item", keep, &err), 0);
     assert_int_equal(rp_store_delete(s, &test_ctx, "item", keep, &err), 0);
     assert_int_equal(rp_store_purge(s, &test_ctx, "item", gone, &err), 0);
@@ -68,6 +70,9 @@ static void test_undo_each_change(void **state)
     assert_int_equal(json_integer_value(json_object_get(r, "n")), 1);
     assert_int_equal(json_integer_value(json_object_get(r, "version")), 1);
     assert_true(json_is_null(json_object_get(r, "deleted_at")));
+    assert_string_equal(json_string_value(json_object_get(r, "updated_at")),
+                        json_string_value(json_object_get(r, "created_at")));
+    assert_string_equal(json_string_value(json_object_get(r, "updated_by")), "user:test");
     json_decref(r);
     r = get(s, gone);
     assert_non_null(r);
@@ -92,9 +97,9 @@ static void test_undo_other_events(void **state)
     define(s, "item", "{\"fields\": {\"name\": {\"type\": \"text\"}}}");
     rp_error_t err = {0};
     /* Not a record change: nothing to take back, said with 1. */
-    assert_int_equal(rp_store_undo(s, "schema.entity_defined", "item", 0, "{}", &err), 1);
-    assert_int_equal(rp_store_undo(s, "survey.answered", "", 0, "{}", &err), 1);
-    assert_int_equal(rp_store_undo(s, "item.updated", "item", 1, "not json", &err), RP_EINVAL);
+    assert_int_equal(rp_store_undo(s, 1, "schema.entity_defined", "item", 0, "{}", &err), 1);
+    assert_int_equal(rp_store_undo(s, 1, "survey.answered", "", 0, "{}", &err), 1);
+    assert_int_equal(rp_store_undo(s, 1, "item.updated", "item", 1, "not json", &err), RP_EINVAL);
     assert_non_null(strstr(err.msg, "item 1 (item.updated)"));
     rp_store_close(s);
 }
