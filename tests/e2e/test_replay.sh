@@ -129,7 +129,7 @@ check '[ "$out" = "[(5, True), (7, True)]" ]' "a looping handler: $out"
 # ---- the live database is never written ----
 check '[ "$(state)" = "$before" ]' "the live database or its log changed"
 # Killed mid-replay: the live file is as it was, and the next replay clears the dead one's copy.
-printf 'crm.on("thing.*", function(ev) local t = os and 0 or 0; local x = 0; for i = 1, 3e7 do x = x + i end end)\n' > "$tmp/slow.lua"
+printf 'crm.on("thing.*", function(ev) local x = 0; for i = 1, 5e7 do x = x + i end end)\n' > "$tmp/slow.lua"
 "$RAPPORT" replay "$tmp/slow.lua" >/dev/null 2>&1 & bg_pid=$!
 for _ in $(seq 100); do ls "$TMPDIR" | grep -q rapport-replay && break; sleep 0.02; done
 sleep 0.2
