@@ -451,12 +451,7 @@ static int open_engine(replay_t *r, rp_error_t *err)
     /* The same "random" numbers every run: event uids and jitter stay out of the report's
      * bytes, and a second replay gives the same one. */
     rp_store_seed(en->s, 0x7265706c6179ULL);
-    /* The copy is ours alone and thrown away: no other connection to make room for, nothing
-     * to keep through a crash (a third of the time of a replay went to file locks). */
-    if ((rc = rp_db_exec(rp_store_db(en->s),
-                         "PRAGMA locking_mode = EXCLUSIVE;"
-                         " PRAGMA synchronous = OFF",
-                         err)))
+    if ((rc = rp_db_scratch(rp_store_db(en->s), err)))
         return rc;
     rp_sched_opts_t sched = {.virtual_clock = true,
                              .start_ms = start,

@@ -245,15 +245,9 @@ void rp_store_seed(rp_store_t *s, uint64_t seed)
 int rp_store_reset_ids(rp_store_t *s, rp_error_t *err)
 {
     /* Without this a new record's id would follow the largest id ever given, which moves as
-     * the live database grows: the same history would replay with other ids. SQLite keeps
-     * that number in sqlite_sequence, one row per table with AUTOINCREMENT. */
+     * the live database grows: the same history would replay with other ids. */
     for (int i = 0; i < s->nents; i++) {
-        char sql[320];
-        snprintf(sql, sizeof sql,
-                 "UPDATE sqlite_sequence SET seq = (SELECT coalesce(max(id), 0) FROM \"%s\")"
-                 " WHERE name = '%s'",
-                 s->ents[i]->name, s->ents[i]->name);
-        int rc = rp__exec(s, sql, err);
+        int rc = rp_db_restart_ids(s->db, s->ents[i]->name, err);
         if (rc)
             return rc;
     }
