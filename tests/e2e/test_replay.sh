@@ -126,6 +126,15 @@ RAPPORT_LUA_MAX_CPU_MS=100 "$RAPPORT" replay "$tmp/loop.lua" --json > "$tmp/l.js
 out=$(py '[(e["by"]["seq"], "RP-E1701" in e["error"]) for e in r["errors"]]' "$tmp/l.json")
 check '[ "$out" = "[(5, True), (7, True)]" ]' "a looping handler: $out"
 
+# A job of the script that fails: the error names the event whose handler scheduled it.
+cat > "$tmp/jobfail.lua" <<'EOF2'
+crm.on("thing.created", function(ev) crm.after("1h", "bad_job", {id = ev.id}) end)
+crm.job("bad_job", function(p) error("job broke " .. p.id) end)
+EOF2
+"$RAPPORT" replay "$tmp/jobfail.lua" --to 2099-01-01 --json > "$tmp/jf.json"
+out=$(py '[(e["by"]["seq"], e["job"], e["error"]) for e in r["errors"]], [j["status"] for j in r["jobs"]]' "$tmp/jf.json")
+check 'grep -qF "[(3, '"'"'bad_job'"'"', '"'"'$tmp/jobfail.lua:2: job broke 1'"'"'), (4, " <<<"$out" && grep -qF "['"'"'failed'"'"', '"'"'failed'"'"', '"'"'failed'"'"']" <<<"$out"' "a failing job: $out"
+
 # ---- the live database is never written ----
 check '[ "$(state)" = "$before" ]' "the live database or its log changed"
 # Killed mid-replay: the live file is as it was, and the next replay clears the dead one's copy.
