@@ -109,6 +109,9 @@ int cmd_run(cli_t *c, int argc, char **argv);
 int cmd_repl(cli_t *c, int argc, char **argv);
 int cmd_test(cli_t *c, int argc, char **argv);
 
+/* replay.c */
+int cmd_replay(cli_t *c, int argc, char **argv);
+
 /* config.c */
 int cmd_config(cli_t *c, int argc, char **argv);
 int cmd_plugins(cli_t *c, int argc, char **argv);

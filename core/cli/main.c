@@ -261,6 +261,11 @@ static const command_t commands[] = {
     {"test", cmd_test, "test [FILE|DIR…] [--coverage [--lcov FILE]]",
      "Run *_test.lua files: each test on a fresh in-memory database with a virtual clock; "
      "--coverage reports the script lines run (and writes coverage.lcov or FILE)."},
+    {"replay", cmd_replay,
+     "replay SCRIPT [--from DATE] [--to DATE] [--entity E] [--event SEQ] [--trace] "
+     "[--against OLD_SCRIPT] [--json]",
+     "What SCRIPT would have done over the recorded history, on a private copy: nothing is "
+     "written or sent."},
     {"config", cmd_config, "config [list] | config get KEY | config set KEY VALUE | config unset KEY",
      "Settings kept in the database (timezone, lua.max_cpu_ms, plugin.<name>.<key>, …)."},
     {"import", cmd_import,

@@ -301,4 +301,12 @@ void rp_db_remove(const char *path);
  *  otherwise be read into a new file put at that path. */
 void rp_db_remove_logs(const char *path);
 
+/** Makes @p db a scratch database this connection alone uses and nobody needs after a crash
+ *  (a replay's private copy): held exclusively, never synced. */
+int rp_db_scratch(rp_db_t *db, rp_error_t *err);
+
+/** Lets the next row of @p table (a registry identifier, with an AUTOINCREMENT id) take the id
+ *  after the largest one stored, rather than after the largest one ever given. */
+int rp_db_restart_ids(rp_db_t *db, const char *table, rp_error_t *err);
+
 #endif

@@ -608,4 +608,29 @@ int rp_config_set(rp_store_t *s, const rp_ctx_t *ctx, const char *key, json_t *v
 /** Every setting as one JSON object {key: value} (owned). */
 int rp_config_list(rp_store_t *s, json_t **out, rp_error_t *err);
 
+/* ---------------------------------------------------------------------------------------- */
+/* Unwinding history (`rapport replay`, on a private copy)                                   */
+
+/**
+ * Takes the record change of event @p seq back out of its record, from the old values in
+ * @p changes (the event's JSON {field: [old, new]}): a create removes the row, an update,
+ * delete or restore puts the old values back one version down (updated_at and updated_by
+ * from the record's event before @p seq, which events do not carry otherwise), a purge puts
+ * the row back. The row is written directly: no hooks, no event, no access check. Undo the
+ * events newest first. Returns 1 when @p type is no record change of @p entity (nothing to
+ * undo), 0 when undone, or a negative code. Only for a copy that is about to be replayed: on
+ * a live database it would rewrite history.
+ */
+int rp_store_undo(rp_store_t *s, int64_t seq, const char *type, const char *entity, int64_t id,
+                  const char *changes, rp_error_t *err);
+
+/** Lets the next new record of every entity take the id after the largest one now stored
+ *  (rather than after the largest ever given), so a replayed copy numbers its new records the
+ *  same way every time. */
+int rp_store_reset_ids(rp_store_t *s, rp_error_t *err);
+
+/** Seeds the store's generator (rp_store_random(), event uids): a replay that must give the
+ *  same report twice makes the same "random" numbers. */
+void rp_store_seed(rp_store_t *s, uint64_t seed);
+
 #endif

@@ -1,0 +1,52 @@
+/*
+ * replay_int.h — what the two files of `rapport replay` share: the run's state. Only
+ * core/engine/replay*.c include it.
+ */
+#ifndef RAPPORT_REPLAY_INT_H
+#define RAPPORT_REPLAY_INT_H
+
+#include <jansson.h>
+
+#include "rapport/engine.h"
+#include "rapport/replay.h"
+
+typedef struct replay {
+    const rp_replay_opts_t *o;
+    char dir[4096];  /* the private folder of the copy ("" once removed) */
+    char path[4200]; /* the copy */
+    rp_engine_t *en; /* the engine on the copy */
+    rp_store_t *s;   /* borrowed from en */
+    rp_sched_t *e;
+    rp_lua_t *l;       /* the script */
+    int64_t start_seq; /* the window: events start_seq < seq <= end_seq */
+    int64_t end_seq;
+    int64_t first_at, last_at; /* the times of the window's first and last events */
+    int64_t mark;              /* the copy's events up to here are accounted for */
+    int64_t undone, fed, skipped;
+    json_t *report; /* the report being made (owned) */
+    json_t *fwd;    /* "entity:recorded id" -> the id in the copy */
+    json_t *rev;    /* "entity:copy id" -> the recorded id */
+    json_t *refs;   /* entity -> {ref field: target entity} */
+    json_t *by;     /* the recorded event being replayed, as the report names it */
+} replay_t;
+
+/** Makes the empty report and the maps. */
+int rp__replay_init(replay_t *r, rp_error_t *err);
+/** Frees what rp__replay_init() made. */
+void rp__replay_free(replay_t *r);
+/** Adds a sentence to the report's notes (what the copy could not reconstruct). */
+void rp__replay_note(replay_t *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/** Says one line of the trace, when there is one. */
+void rp__replay_trace(replay_t *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/** Re-applies recorded event @p ev (an object of the feed's columns) as the write it was,
+ *  then runs what falls due, and collects what the script did. Returns 1 for an event of the
+ *  engine's own (schema, settings, users), which is not replayed. */
+int rp__replay_apply(replay_t *r, json_t *ev, rp_error_t *err);
+/** Takes the copy's events after r->mark (but @p own, the replayed write's own) into the
+ *  report, with the handlers' and jobs' failures; @p jobs: they came from jobs run as the
+ *  clock moved. */
+int rp__replay_collect(replay_t *r, int64_t own, bool jobs, rp_error_t *err);
+/** Adds the jobs scheduled during the run to the report and puts it in its final order. */
+int rp__replay_finish(replay_t *r, rp_error_t *err);
+
+#endif
