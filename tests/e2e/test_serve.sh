@@ -17,8 +17,10 @@ check() { if eval "$1"; then ok; else bad "$2"; fi; }
 "$RAPPORT" jobs add emit --payload '{"type": "while.down"}' >/dev/null
 "$RAPPORT" serve --poll-ms 20 2> "$tmp/serve.log" &
 serve_pid=$!
-sleep 0.3
+# Waited for, not slept on: a sanitizer build on a loaded machine takes seconds to start.
+for _ in $(seq 400); do grep -q " info engine serving db=" "$tmp/serve.log" && break; sleep 0.05; done
 check 'grep -q " info engine serving db=" "$tmp/serve.log"' "no start line: $(cat "$tmp/serve.log")"
+for _ in $(seq 200); do "$RAPPORT" events tail -n 5 | grep -q '"type":"while.down"' && break; sleep 0.05; done
 check '"$RAPPORT" events tail -n 5 | grep -q "\"type\":\"while.down\""' "the job due during downtime did not run on start"
 
 # A delayed event, scheduled by another process, fires on time.
