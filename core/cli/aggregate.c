@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "io.h"
+#include "rapport/text.h"
 
 /* A cell's text: strings as they are, null empty, the rest as JSON. Owned. */
 static char *cell(json_t *v)
@@ -17,6 +18,14 @@ static char *cell(json_t *v)
     if (json_is_string(v))
         return strdup(json_string_value(v));
     return json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+}
+
+/* A cell as the table shows it on a terminal: its control characters as escapes. Owned. */
+static char *shown(json_t *v)
+{
+    char *t = cell(v), *safe = rp_text_printable(t, false);
+    free(t);
+    return safe;
 }
 
 /* UTF-8 characters in @p s, for the width of a column. */
@@ -60,7 +69,7 @@ static void print_table(json_t *rows)
     json_t *row;
     json_array_foreach(rows, i, row) {
         for (k = 0; k < ncol; k++) {
-            char *t = cell(json_object_get(row, keys[k]));
+            char *t = shown(json_object_get(row, keys[k]));
             if (t && width(t) > w[k])
                 w[k] = width(t);
             free(t);
@@ -78,7 +87,7 @@ static void print_table(json_t *rows)
     json_array_foreach(rows, i, row) {
         for (k = 0; k < ncol; k++) {
             json_t *c = json_object_get(row, keys[k]);
-            char *t = cell(c);
+            char *t = shown(c);
             /* Numbers to the right, as a reader of figures expects. */
             int pad = (int)(w[k] - width(t ? t : ""));
             bool right = json_is_number(c) || (json_is_string(c) && is_decimal(t));

@@ -43,6 +43,14 @@ static const char *bad_name(const char *name)
     for (int i = 0; lua_words[i]; i++)
         if (strcmp(name, lua_words[i]) == 0)
             return "it is a Lua keyword (scripts call crm.<name>.…)";
+    /* Names the engine already answers to: a plugin of that name would clash with a built-in
+     * plugin at load, or hide behind crm's own table of that name. */
+    static const char *const taken[] = {"rapport", "core", "crm", "operational", "analytical",
+                                        "collaborative", "schema", "log", "json", "clock",
+                                        "null", NULL};
+    for (int i = 0; taken[i]; i++)
+        if (strcmp(name, taken[i]) == 0)
+            return "the engine already has that name (a built-in plugin or a crm table)";
     return NULL;
 }
 

@@ -4,6 +4,7 @@
  * and the parser never disagree.
  */
 #include <stdarg.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -245,8 +246,9 @@ static bool cmd_explain(repl_t *r, const char *arg)
         return true;
     }
     char *end;
+    errno = 0;
     long long v = strtoll(id, &end, 10);
-    if (*end || v <= 0) {
+    if (*end || v <= 0 || errno == ERANGE) {
         complain(":explain: the id must be a positive whole number, not \"%s\"", id);
         return true;
     }

@@ -9,6 +9,7 @@
 
 #include "rapport/lua.h"
 #include "rapport/store.h"
+#include "rapport/text.h"
 #include "repl.h"
 
 static const char *const system_fields[] = {"version",    "created_at", "created_by", "updated_at",
@@ -139,7 +140,10 @@ static char *cell_text(json_t *v)
     for (char *p = t; *p; p++)
         if ((unsigned char)*p < 0x20)
             *p = ' ';
-    return t;
+    /* DEL and C1 controls are shown, not sent to the terminal to act on. */
+    char *safe = rp_text_printable(t, false);
+    free(t);
+    return safe;
 }
 
 static void put_padded(const char *s, size_t width, bool last)
@@ -257,7 +261,10 @@ static void print_record(json_t *schema, json_t *rec)
     for (size_t i = 0; i < ks.n; i++)
         w = repl_text_width(ks.k[i]) > w ? repl_text_width(ks.k[i]) : w;
     for (size_t i = 0; i < ks.n; i++) {
-        char *v = rp_lua_render(json_object_get(rec, ks.k[i]));
+        char *raw = rp_lua_render(json_object_get(rec, ks.k[i]));
+        /* A stored value's control characters shown as escapes: no value moves the cursor. */
+        char *v = rp_text_printable(raw, false);
+        free(raw);
         printf("%-*s = %s\n", (int)w, ks.k[i], v ? v : "?");
         free(v);
     }
@@ -288,7 +295,9 @@ void repl_print_results(repl_t *r, json_t *results)
                 r->next_code = NULL;
             }
         } else if (!(after_list && json_is_string(v) && repl_page_hint(r, json_string_value(v)))) {
-            char *t = rp_lua_render(v);
+            char *raw = rp_lua_render(v);
+            char *t = rp_text_printable(raw, true);
+            free(raw);
             puts(t ? t : "?");
             free(t);
         }

@@ -35,7 +35,8 @@ static int crm_schema_rename_field(lua_State *L)
     rp_error_t err = {0};
     if (rp_store_rename_field(l->s, &l->ctx, entity, from, to, &err))
         return rp__lua_raise(L, &err);
-    return 0;
+    lua_pushboolean(L, 1);
+    return 1;
 }
 
 static int crm_schema_drop_field(lua_State *L)
@@ -46,7 +47,8 @@ static int crm_schema_drop_field(lua_State *L)
     rp_error_t err = {0};
     if (rp_store_drop_field(l->s, &l->ctx, entity, field, &err))
         return rp__lua_raise(L, &err);
-    return 0;
+    lua_pushboolean(L, 1);
+    return 1;
 }
 
 static int crm_schema_drop_entity(lua_State *L)
@@ -56,7 +58,8 @@ static int crm_schema_drop_entity(lua_State *L)
     rp_error_t err = {0};
     if (rp_store_drop_entity(l->s, &l->ctx, entity, &err))
         return rp__lua_raise(L, &err);
-    return 0;
+    lua_pushboolean(L, 1);
+    return 1;
 }
 
 /* The Lua function at stack index 4 of change_type, called with each value and record id. */
@@ -105,7 +108,8 @@ static int crm_schema_change_type(lua_State *L)
     json_decref(spec);
     if (rc)
         return rp__lua_raise(L, &err);
-    return 0;
+    lua_pushboolean(L, 1);
+    return 1;
 }
 
 /* ---- migrations -------------------------------------------------------------------------- */

@@ -472,7 +472,7 @@ int rp_store_define(rp_store_t *s, const rp_ctx_t *ctx, const char *name, json_t
         return rp_error_set(err, RP_EINVAL, RP_C_IDENT,
                             "\"%s\" is not a valid entity name (lower-case letters, digits and _, "
                             "starting with a letter, at most 48 characters, not starting with "
-                            "rp_ or sqlite)",
+                            "rp_ or sqlite, not rowid or oid)",
                             name ? name : "(null)");
     if (rp__entity(s, name))
         return rp_error_set(err, RP_ECONFLICT, RP_C_DUP_ENTITY, "entity \"%s\" is already defined",

@@ -159,6 +159,9 @@ bool rp__ident_ok(const char *name)
             return false;
     if (strncmp(name, "rp_", 3) == 0 || strncmp(name, "sqlite", 6) == 0)
         return false;
+    /* SQLite's names for a row's key: a column of that name would hide it. */
+    if (strcmp(name, "rowid") == 0 || strcmp(name, "oid") == 0)
+        return false;
     return true;
 }
 

@@ -5,6 +5,7 @@
 #include "rapport/text.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -627,5 +628,30 @@ char *rp_text_fold(const char *s, size_t len, size_t *outlen)
     }
     if (outlen != NULL)
         *outlen = n;
+    return out;
+}
+
+char *rp_text_printable(const char *s, bool keep_lines)
+{
+    if (!s)
+        return NULL;
+    size_t n = strlen(s);
+    /* At worst every byte becomes "\ddd" (C1's two bytes "\194\155": 8 for 2). */
+    char *out = malloc(n * 4 + 1), *o = out;
+    if (!out)
+        return NULL;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        bool c0 = *p < 0x20 && !(keep_lines && (*p == '\n' || *p == '\t'));
+        bool c1 = *p == 0xC2 && p[1] >= 0x80 && p[1] <= 0x9F;
+        if (c0 || *p == 0x7F) {
+            o += sprintf(o, "\\%03u", *p);
+        } else if (c1) {
+            o += sprintf(o, "\\%03u\\%03u", p[0], p[1]);
+            p++;
+        } else {
+            *o++ = (char)*p;
+        }
+    }
+    *o = '\0';
     return out;
 }

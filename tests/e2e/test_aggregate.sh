@@ -82,4 +82,9 @@ is 405 '' "POST aggregate"
 req GET '/openapi.json'
 is 200 '/api/v1/sale/aggregate' "OpenAPI lists the aggregate route"
 kill -TERM $serve_pid; wait $serve_pid; serve_pid=
+# A label holding escape sequences is shown escaped in the table, never sent to the terminal.
+"$RAPPORT" eval 'crm.create("sale", {customer = "x\27]0;PWNED\7\27[2J\194\155", amount = "1.00"})' >/dev/null
+out=$("$RAPPORT" aggregate sale --group-by customer 2>&1)
+check '! LC_ALL=C grep -q $'"'"'[\x1b\x07]\|\xc2[\x80-\x9f]'"'"' <<<"$out" && grep -qF "x\027]0;PWNED\007\027[2J\194\155" <<<"$out"' "a control character reached the terminal: $(cat -v <<<"$out")"
+
 finish

@@ -35,6 +35,8 @@ expect 2 'the name "Acme" will not do: it must be a lower-case identifier' -- pl
 expect 2 'the name "2fa" will not do' -- plugin new 2fa "$tmp/x"
 expect 2 'the name "a-b" will not do' -- plugin new a-b "$tmp/x"
 expect 2 'the name "end" will not do: it is a Lua keyword' -- plugin new end "$tmp/x"
+expect 2 'the name "operational" will not do: the engine already has that name' -- plugin new operational "$tmp/x"
+expect 2 'the name "schema" will not do: the engine already has that name' -- plugin new schema "$tmp/x"
 expect 2 "at most 40" -- plugin new "$(printf 'a%.0s' $(seq 41))" "$tmp/x"
 check '[ ! -e "$tmp/x" ]' "a refused name left a folder"
 (cd "$tmp" && "$RAPPORT" plugin new here >/dev/null 2>&1)

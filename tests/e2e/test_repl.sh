@@ -232,7 +232,7 @@ has "^repl:2: bad argument #2 to 'find' \(table expected, got number\)$" "crm.fi
 
 # ---- :explain: why a field has its value ----
 "$RAPPORT" update contact 1 '{"stage": "won"}' >/dev/null
-repl $':explain contact 1 stage\n:explain contact 1 email\n:explain contact 2 first_name\n:explain contact\n:explain contact one stage\n:explain contact 1 emial\n:explain contact 1 stage extra'
+repl $':explain contact 1 stage\n:explain contact 1 email\n:explain contact 2 first_name\n:explain contact\n:explain contact one stage\n:explain contact 1 emial\n:explain contact 1 stage extra\n:explain contact 99999999999999999999999 stage'
 has '^contact 1 stage: 2 recorded changes, oldest first; the last one set its value$' ":explain's title"
 has '^seq +at +change +old +new +by +via$' ":explain's header"
 has '^[0-9]+ +20[0-9-]+T[0-9:.]+Z +contact\.created +nil +→ +"new" +[^ ]+ +[a-z]+$' "the created row"
@@ -241,6 +241,7 @@ has '^contact 1 email: 1 recorded change' ":explain of a field set once"
 has '^contact 2: no recorded change of first_name$' ":explain of a field never set"
 has '^repl: :explain needs ENTITY ID FIELD, e.g. :explain contact 1 stage$' ":explain without enough words"
 has '^repl: :explain: the id must be a positive whole number, not "one"$' ":explain with a bad id"
+has '^repl: :explain: the id must be a positive whole number, not "99999999999999999999999"$' ":explain with an id past 64 bits"
 has '^repl: :explain: RP-E1203: unknown field "emial" on contact$' ":explain of an unknown field"
 has '^repl: :explain needs ENTITY ID FIELD and nothing more' ":explain with a word too many"
 # A change a handler made in answer to another: the cause is shown.
@@ -297,6 +298,24 @@ has '^repl: unknown command ":frob" \(:help lists them' "an unknown command"
 has '^still here$' "bad commands do not end the session"
 
 # In a terminal: Tab completes the crm API and entity names; the history file keeps inputs.
+# ---- stored values never act on the terminal ---------------------------------------------------
+# A value written by anyone who may create records, holding escape sequences (retitle the
+# window, colour, clear the screen through C1's CSI) and a carriage return faking a line: the
+# record, the table and a plain value show them as escapes, and no ESC, BEL, CR or C1 byte
+# reaches the terminal.
+"$RAPPORT" eval 'return crm.create("contact", {last_name = "E\27]0;PWNED\7\27[31mRED\r\nfake \194\1552J"}).id' > "$tmp/esc_id"
+esc_id=$(cat "$tmp/esc_id")
+for input in "crm.get(\"contact\", $esc_id)" "crm.find(\"contact\", {})" "crm.get(\"contact\", $esc_id).last_name"; do
+    repl "$input"
+    if LC_ALL=C grep -q $'[\x1b\x07\r]\|\xc2[\x80-\x9f]' <<<"$out"; then
+        bad "$input: a control character reached the terminal: $(cat -v <<<"$out")"
+    else
+        ok
+    fi
+done
+repl "crm.get(\"contact\", $esc_id)"
+has 'last_name += E\\027\]0;PWNED\\007\\027\[31mRED\\013\\010fake \\194\\1552J' "the record shows the escapes"
+
 if command -v tmux >/dev/null; then
     t() { TERM=${TERM:-xterm} tmux -S "$tmux_sock" "$@"; }
     screen() { t capture-pane -p -t repl; }

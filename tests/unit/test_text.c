@@ -519,6 +519,26 @@ static void test_fts_register_twice(void **state)
     assert_int_equal(match(db, "Jose"), ROW(1));
 }
 
+/* Text written to a terminal: a stored value's escape sequences are shown, never acted on. */
+static void test_printable(void **state)
+{
+    (void)state;
+    char *t = rp_text_printable("E" "\x1b]0;PWNED\x07\x1b[31mRED\r\nx\ty\x7f", false);
+    assert_string_equal(t, "E\\027]0;PWNED\\007\\027[31mRED\\013\\010x\\009y\\127");
+    free(t);
+    t = rp_text_printable("line\nnext\tcol\rback", true);
+    assert_string_equal(t, "line\nnext\tcol\\013back");
+    free(t);
+    /* C1 controls (U+009B is a CSI on some terminals) are escaped; other UTF-8 stays whole. */
+    t = rp_text_printable("a\xc2\x9b" "2J \xd8\xb3\xd9\x84\xd8\xa7\xd9\x85 \xc2\xa9 \xc2", false);
+    assert_string_equal(t, "a\\194\\155" "2J \xd8\xb3\xd9\x84\xd8\xa7\xd9\x85 \xc2\xa9 \xc2");
+    free(t);
+    t = rp_text_printable("", false);
+    assert_string_equal(t, "");
+    free(t);
+    assert_null(rp_text_printable(NULL, false));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -533,6 +553,7 @@ int main(void)
         cmocka_unit_test(test_invalid_utf8),
         cmocka_unit_test(test_fold_into),
         cmocka_unit_test(test_fold_grows),
+        cmocka_unit_test(test_printable),
         cmocka_unit_test_setup_teardown(test_fts_latin, fts_setup, fts_teardown),
         cmocka_unit_test_setup_teardown(test_fts_persian, fts_setup, fts_teardown),
         cmocka_unit_test_setup_teardown(test_fts_snippet_is_original, fts_setup, fts_teardown),

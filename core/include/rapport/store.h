@@ -309,7 +309,7 @@ int rp_store_migration_record(rp_store_t *s, const rp_ctx_t *ctx, const char *id
 /** Whether entity @p name is defined. */
 bool rp_store_has_entity(const rp_store_t *s, const char *name);
 /** Whether @p name is an identifier the registry accepts: [a-z][a-z0-9_]*, 48 bytes at most,
- *  not starting with rp_ or sqlite. */
+ *  not starting with rp_ or sqlite, not rowid or oid. */
 bool rp_store_name_ok(const char *name);
 /** Whether @p entity is defined and has a field @p field (system fields included). */
 bool rp_store_has_field(const rp_store_t *s, const char *entity, const char *field);

@@ -6,6 +6,7 @@
 #ifndef RAPPORT_TEXT_H
 #define RAPPORT_TEXT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /** The most code points rp_text_fold_cp() writes for one input code point. */
@@ -74,5 +75,16 @@ size_t rp_text_fold_into(const char *s, size_t len, char *out, size_t cap);
  *         out of memory.
  */
 char *rp_text_fold(const char *s, size_t len, size_t *outlen);
+
+/**
+ * A copy of text @p s safe to write to a terminal: every control character a terminal would
+ * act on — C0 (below 0x20, but tab and newline when @p keep_lines), DEL, and C1 (U+0080 to
+ * U+009F, which some terminals read as escape sequences) — written as a three-digit Lua escape
+ * ("\027", "\194\155"), so a stored value cannot move the cursor, retitle the window or fake
+ * lines. Everything else, valid or invalid UTF-8, is copied as it is.
+ *
+ * @return the new text, owned by the caller (free()); NULL when out of memory or @p s is NULL.
+ */
+char *rp_text_printable(const char *s, bool keep_lines);
 
 #endif
