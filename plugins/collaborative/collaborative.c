@@ -324,11 +324,15 @@ static void pin_glib(void)
 }
 
 /* The portal's customer reads the interactions about them that are not staff's internal
- * notes (visibility public); operational offers the rest of the role. */
+ * notes (visibility public); operational offers the rest of the role. The links of their
+ * interactions are readable so their timeline can find them: a link row says which record an
+ * interaction is about and when, never what it says, and the interaction itself is read
+ * through its own grant. */
 static const char portal_role[] =
     "{\"principal\": \"contact\","
     " \"entities\": {\"interaction\": {\"read\": {\"link\": \"contact\","
-    "                                      \"where\": {\"visibility\": \"public\"}}}},"
+    "                                      \"where\": {\"visibility\": \"public\"}}},"
+    "              \"interaction_link\": {\"read\": {\"link\": \"interaction.contact\"}}},"
     " \"fields\": {\"interaction.owner\": \"hidden\", \"interaction.author\": \"hidden\","
     "            \"interaction.campaign\": \"hidden\", \"interaction.error\": \"hidden\"}}";
 
