@@ -88,6 +88,11 @@ check 'grep -qw "ticket:$A_t" <<<"$out" && grep -qw "invoice:$A_inv" <<<"$out"' 
 out=$("$RAPPORT" --as "$A" eval "return #crm.history('ticket', $B_t), #crm.history('interaction', $A_int), #crm.history('ticket', $A_t) > 0" 2>&1)
 check '[ "$(echo $out)" = "0 0 true" ]' "crm.history as A: wanted 0 0 true, got: $out"
 expect 1 "is not linked to $A" -- --as "$A" eval "return crm.get('order', $B_o)"
+expect 1 "ticket $B_t is not linked" -- --as "$A" explain ticket "$B_t" subject
+expect 0 'helpzza' -- --as "$A" explain ticket "$A_t" subject
+expect 1 'hidden' -- --as "$A" explain ticket "$A_t" owner
+out=$("$RAPPORT" --as "$A" events tail -n 1000 2>&1)
+check 'grep -q "\"record_id\":$A_t,.*\"entity\":\"ticket\"\|\"entity\":\"ticket\".*\"record_id\":$A_t" <<<"$out" && ! grep -q "zzb\|internalzz" <<<"$out"' "events tail as A: $out"
 out=$("$RAPPORT" --as "$A" eval 'local n = 0 for _ in ipairs(crm.find("order_line", {})) do n = n + 1 end return n' 2>&1)
 check '[ "$out" = 1 ]' "crm.find as A: $out"
 expect 1 'may not change settings' -- --as "$A" eval 'crm.set_config("roles.portal", nil)'
