@@ -438,6 +438,9 @@ int main(int argc, char **argv)
             return usage_error(NULL, "unknown option %s", argv[i]);
         }
     }
+    if (c.as_role && (!c.as_user || !strchr(c.as_user, ':')))
+        return usage_error(NULL, "--role goes with --as ENTITY:ID (a user acts with their own "
+                           "role)");
     if (i >= argc) {
         print_help(stderr);
         return EXIT_USAGE;

@@ -530,8 +530,11 @@ static int fill_link(const rp_access_t *a, rp__entity_t *e, json_t *batch, rp_er
             continue;
         /* A copy: the batch may hold the caller's own object. */
         json_t *r = json_copy(json_array_get(batch, i));
-        if (!r || json_object_set_new(r, l->path[0], json_integer(pid)) ||
-            json_array_set_new(batch, i, r))
+        if (!r || json_object_set_new(r, l->path[0], json_integer(pid))) {
+            json_decref(r);
+            return rp_error_set(err, RP_ENOMEM, 0, "out of memory");
+        }
+        if (json_array_set_new(batch, i, r)) /* takes r, even when it fails */
             return rp_error_set(err, RP_ENOMEM, 0, "out of memory");
     }
     return 0;

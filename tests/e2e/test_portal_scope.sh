@@ -126,6 +126,7 @@ check '! grep -q "zzb\|internalzz" <<<"$out" && grep -q helpzza <<<"$out"' "A's 
 
 # ---- who may act ------------------------------------------------------------------------
 expect 1 'is not for records of contact' -- --as "$A" --role admin find order
+expect 2 '--role goes with --as ENTITY:ID' -- --role portal find order
 "$RAPPORT" roles set clerk '{"entities": {"*": {"read": "all"}}}' >/dev/null
 expect 1 'is not for records of contact' -- --as "$A" --role clerk find order
 expect 1 'is not for records of account' -- --as "account:$A_acc" find order
