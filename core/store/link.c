@@ -53,18 +53,20 @@ static int clause_from(rp_store_t *s, rp__entity_t *e, const rp_access_t *a, con
                        const char *pent, int64_t pid, rp__qb_t *q, rp_error_t *err)
 {
     rp__entity_t *chain[RP_LINK_MAX_HOPS + 1];
+    rp__field_t *via[RP_LINK_MAX_HOPS];
     if (!(chain[0] = rp__entity_req(s, pent, NULL)))
         return link_broken(a, e, NULL, err);
     for (int i = 0; i < l->npath; i++) {
-        rp__field_t *f = ref_field(chain[i], l->path[i]);
-        if (!f || !(chain[i + 1] = rp__entity_req(s, f->ref, NULL)))
+        via[i] = ref_field(chain[i], l->path[i]);
+        if (!via[i] || !(chain[i + 1] = rp__entity_req(s, via[i]->ref, NULL)))
             return link_broken(a, e, NULL, err);
     }
     if (chain[l->npath] != e)
         return link_broken(a, e, NULL, err);
+    /* Identifiers from the registry, never the role's text. */
     for (int i = l->npath; i > 0; i--)
         rp__qb_put(q, "id IN (SELECT \"%s\" FROM \"%s\" WHERE deleted_at IS NULL AND ",
-                   l->path[i - 1], chain[i - 1]->name);
+                   via[i - 1]->name, chain[i - 1]->name);
     rp__qb_put(q, "id = ?");
     rp__qb_bind_add(q, NULL, json_integer(pid));
     for (int i = 0; i < l->npath; i++)

@@ -396,6 +396,32 @@ static void test_role_must_guard_self(void **state)
     rp_store_close(s);
 }
 
+/* The schema moves under a role (a link's field renamed): reads are refused, never widened. */
+static void test_schema_moves_under_a_role(void **state)
+{
+    (void)state;
+    rp_store_t *s = test_open();
+    world(s);
+    rp_error_t err = {0};
+    assert_int_equal(set_role(s, "portal", portal, &err), 0);
+    ids_t a = customer(s, "a");
+    customer(s, "b");
+    rp_access_t *x = NULL;
+    assert_int_equal(rp_access_load_subject(s, "portal", "person", a.person, &x, &err), 0);
+    assert_int_equal(count(s, x, "invoice", NULL), 1);
+    assert_int_equal(rp_store_rename_field(s, &test_ctx, "order", "person", "buyer", &err), 0);
+    int64_t n = -1;
+    assert_int_equal(rp_store_count_as(s, x, "invoice", NULL, false, &n, &err), RP_EPERM);
+    assert_contains(err.msg, "does not match the schema");
+    assert_int_equal(rp_store_count_as(s, x, "order", NULL, false, &n, &err), RP_EPERM);
+    rp_ctx_t ctx = {.actor = "person:1", .origin = "test", .access = x};
+    json_t *r = NULL;
+    assert_int_equal(rp_store_get_as(s, &ctx, "order", a.order, &r, &err), RP_EPERM);
+    assert_null(r);
+    rp_access_free(x);
+    rp_store_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -404,6 +430,7 @@ int main(void)
         cmocka_unit_test(test_reads),
         cmocka_unit_test(test_writes),
         cmocka_unit_test(test_role_must_guard_self),
+        cmocka_unit_test(test_schema_moves_under_a_role),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
