@@ -57,7 +57,7 @@ static int parse_path(const char *path, rp_link_t *l, char *msg, size_t n)
 static int parse_scope(rp_access_t *a, const char *ent, const char *perm, json_t *v,
                        rp_scope_t *sc, rp_link_t *l, rp_error_t *err)
 {
-    char msg[400], why[200];
+    char msg[400], why[200] = "";
     const char *name = json_string_value(v);
     for (int i = 0; name && i < 4; i++)
         if (strcmp(name, scope_names[i]) == 0) {
@@ -65,10 +65,11 @@ static int parse_scope(rp_access_t *a, const char *ent, const char *perm, json_t
             return 0;
         }
     json_t *path = json_is_object(v) ? json_object_get(v, "link") : NULL;
-    if (!(name && strcmp(name, "self") == 0) && !json_is_string(path)) {
+    json_t *via = json_is_object(v) ? json_object_get(v, "through") : NULL;
+    if (!(name && strcmp(name, "self") == 0) && json_is_string(path) == json_is_string(via)) {
         snprintf(msg, sizeof msg, "entities.%s.%s must be \"none\", \"own\", \"team\", "
-                 "\"all\", \"self\" or {\"link\": \"field.field…\", \"where\": filter}", ent,
-                 perm);
+                 "\"all\", \"self\", {\"link\": \"field.field…\", \"where\": filter} or "
+                 "{\"through\": \"field\"}", ent, perm);
         return role_err(err, a->role, msg);
     }
     if (strcmp(ent, "*") == 0) {
@@ -79,16 +80,21 @@ static int parse_scope(rp_access_t *a, const char *ent, const char *perm, json_t
     const char *k;
     json_t *x;
     json_object_foreach(json_is_object(v) ? v : NULL, k, x) {
-        if (strcmp(k, "link") && strcmp(k, "where")) {
-            snprintf(msg, sizeof msg, "entities.%s.%s.%.64s is not known (link, where)", ent,
-                     perm, k);
+        if (strcmp(k, "link") && strcmp(k, "where") && strcmp(k, "through")) {
+            snprintf(msg, sizeof msg, "entities.%s.%s.%.64s is not known (link, through, where)",
+                     ent, perm, k);
             return role_err(err, a->role, msg);
         }
     }
-    if (parse_path(name ? name : json_string_value(path), l, why, sizeof why)) {
-        snprintf(msg, sizeof msg, "entities.%s.%s.link: %s", ent, perm, why);
+    const char *text = name ? name : json_string_value(path ? path : via);
+    if (parse_path(text, l, why, sizeof why) || (via && (l->self || l->npath != 1))) {
+        if (via && !why[0])
+            snprintf(why, sizeof why, "\"%.64s\" must be one ref field", text);
+        snprintf(msg, sizeof msg, "entities.%s.%s.%s: %s", ent, perm, via ? "through" : "link",
+                 why);
         return role_err(err, a->role, msg);
     }
+    l->through = via != NULL;
     json_t *where = json_is_object(v) ? json_object_get(v, "where") : NULL;
     if (where && !json_is_object(where)) {
         snprintf(msg, sizeof msg, "entities.%s.%s.where must be a filter object", ent, perm);

@@ -47,6 +47,26 @@ static int hop(rp_store_t *s, const char *entity, const char *field, char *to, s
     return rc;
 }
 
+static int check_where(rp_store_t *s, const rp_access_t *a, const char *ent, int p, json_t *where,
+                       rp_error_t *err);
+
+/* {"through": field}: a ref to an entity this role reads by a link of its own (not another
+ * through: one level, so a role cannot loop). */
+static int check_through(rp_store_t *s, const rp_access_t *a, const char *ent, int p,
+                         const rp_link_t *l, rp_error_t *err)
+{
+    char to[NAME_MAX_LEN], why[300];
+    if (hop(s, ent, l->path[0], to, sizeof to, why, sizeof why))
+        return link_err(err, a, ent, p, "through: %s", why + strlen("link: "));
+    for (int i = 0; i < a->nents; i++)
+        if (strcmp(a->ents[i].entity, to) == 0 && a->ents[i].scope[RP_PERM_READ] == RP_SCOPE_LINK
+            && !a->ents[i].link[RP_PERM_READ].through)
+            return l->where ? check_where(s, a, ent, p, l->where, err) : 0;
+    return link_err(err, a, ent, p, "through: %s.%s points to %s, which this role does not "
+                    "read by a link of its own (give entities.%s.read a link)", ent,
+                    l->path[0], to, to);
+}
+
 static int check_one(rp_store_t *s, const rp_access_t *a, const char *ent, int p,
                      const rp_link_t *l, rp_error_t *err)
 {
@@ -59,6 +79,8 @@ static int check_one(rp_store_t *s, const rp_access_t *a, const char *ent, int p
     if (!rp_store_has_field(s, ent, "id"))
         return link_err(err, a, ent, p, "there is no entity \"%s\"", ent);
     char cur[NAME_MAX_LEN], why[300];
+    if (l->through)
+        return check_through(s, a, ent, p, l, err);
     snprintf(cur, sizeof cur, "%s", l->self ? a->principal : ent);
     for (int i = 0; i < l->npath; i++)
         if (hop(s, cur, l->path[i], cur, sizeof cur, why, sizeof why))
@@ -69,10 +91,14 @@ static int check_one(rp_store_t *s, const rp_access_t *a, const char *ent, int p
     if (!l->self && strcmp(cur, a->principal) != 0)
         return link_err(err, a, ent, p, "link: the path ends at %s, not at the principal %s",
                         cur, a->principal);
-    if (!l->where)
-        return 0;
+    return l->where ? check_where(s, a, ent, p, l->where, err) : 0;
+}
+
+static int check_where(rp_store_t *s, const rp_access_t *a, const char *ent, int p, json_t *where,
+                       rp_error_t *err)
+{
     /* Compiled the way a read compiles it, on no record: a bad filter says what is wrong. */
-    json_t *probe = json_pack("{s:[O,{s:i}]}", "and", l->where, "id", 0);
+    json_t *probe = json_pack("{s:[O,{s:i}]}", "and", where, "id", 0);
     int64_t n = 0;
     rp_error_t e2 = {0};
     int rc = probe ? rp_store_count(s, ent, probe, false, &n, &e2) : RP_ENOMEM;

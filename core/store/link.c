@@ -74,6 +74,23 @@ static int clause_from(rp_store_t *s, rp__entity_t *e, const rp_access_t *a, con
     return 0;
 }
 
+/* Records whose ref field points to a record the principal reads by its entity's own link. */
+static int clause_through(rp_store_t *s, rp__entity_t *e, const rp_access_t *a,
+                          const rp_link_t *l, rp__qb_t *q, rp_error_t *err)
+{
+    rp__field_t *f = ref_field(e, l->path[0]);
+    rp__entity_t *to = f ? rp__entity_req(s, f->ref, NULL) : NULL;
+    const rp_link_t *tl = to ? rp__authorizer->link(a, to->name, RP_PERM_READ) : NULL;
+    /* One level only: a through to a through could loop. */
+    if (!tl || tl->through)
+        return link_broken(a, e, NULL, err);
+    rp__qb_put(q, "\"%s\" IN (SELECT id FROM \"%s\" WHERE deleted_at IS NULL", f->name,
+               to->name);
+    int rc = rp__link_clause(s, to, a, RP_PERM_READ, q, err);
+    rp__qb_put(q, ")");
+    return rc;
+}
+
 int rp__link_clause(rp_store_t *s, rp__entity_t *e, const rp_access_t *a, rp_perm_t perm,
                     rp__qb_t *q, rp_error_t *err)
 {
@@ -88,8 +105,9 @@ int rp__link_clause(rp_store_t *s, rp__entity_t *e, const rp_access_t *a, rp_per
         return 0;
     }
     rp__qb_put(q, " AND (");
-    int rc = l->self ? clause_from(s, e, a, l, pent, pid, q, err)
-                     : clause_to(s, e, a, l, pent, pid, q, err);
+    int rc = l->through ? clause_through(s, e, a, l, q, err)
+             : l->self  ? clause_from(s, e, a, l, pent, pid, q, err)
+                        : clause_to(s, e, a, l, pent, pid, q, err);
     if (rc)
         return rc;
     if (l->where) {

@@ -522,7 +522,7 @@ static int fill_link(const rp_access_t *a, rp__entity_t *e, json_t *batch, rp_er
         return 0;
     const rp_link_t *l = rp__authorizer->link(a, e->name, RP_PERM_READ);
     int64_t pid = 0;
-    if (!l || l->self || l->npath != 1 || !rp__authorizer->principal(a, &pid))
+    if (!l || l->self || l->through || l->npath != 1 || !rp__authorizer->principal(a, &pid))
         return 0;
     for (size_t i = 0; i < json_array_size(batch); i++) {
         json_t *v = json_object_get(json_array_get(batch, i), l->path[0]);

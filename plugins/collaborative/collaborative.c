@@ -324,15 +324,13 @@ static void pin_glib(void)
 }
 
 /* The portal's customer reads the interactions about them that are not staff's internal
- * notes (visibility public); operational offers the rest of the role. The links of their
- * interactions are readable so their timeline can find them: a link row says which record an
- * interaction is about and when, never what it says, and the interaction itself is read
- * through its own grant. */
+ * notes (visibility public), and the links of exactly those ("through"), so their timeline
+ * finds them and nothing betrays a note; operational offers the rest of the role. */
 static const char portal_role[] =
     "{\"principal\": \"contact\","
     " \"entities\": {\"interaction\": {\"read\": {\"link\": \"contact\","
     "                                      \"where\": {\"visibility\": \"public\"}}},"
-    "              \"interaction_link\": {\"read\": {\"link\": \"interaction.contact\"}}},"
+    "              \"interaction_link\": {\"read\": {\"through\": \"interaction\"}}},"
     " \"fields\": {\"interaction.owner\": \"hidden\", \"interaction.author\": \"hidden\","
     "            \"interaction.campaign\": \"hidden\", \"interaction.error\": \"hidden\"}}";
 

@@ -58,6 +58,10 @@ expect 1 'may not read lead' -- --as "$A" count lead
 # Staff's internal note on A's own ticket is not A's to read.
 expect 1 "interaction $A_int is not linked" -- --as "$A" get interaction "$A_int"
 check '[ "$("$RAPPORT" --as "$A" count interaction --where "{\"visibility\": \"internal\"}")" = 0 ]' "A counts internal interactions"
+# The links of A's public interaction (its ticket, contact, account), not those of the notes.
+out=$("$RAPPORT" --as "$A" find interaction_link 2>&1)
+got=$(grep -o '"interaction":[0-9]*' <<<"$out" | sort -u | tr '\n' ' ')
+check '[ "$got" = "\"interaction\":$A_pub " ] && [ "$(grep -c "\"target\"" <<<"$out")" = 3 ]' "A reads links of interactions it may not read: $out"
 # Hidden fields: not shown, not filtered on, not sorted on.
 out=$("$RAPPORT" --as "$A" get ticket "$A_t")
 check '! grep -q "\"owner\"" <<<"$out"' "A sees the ticket's hidden owner: $out"

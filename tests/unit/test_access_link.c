@@ -26,6 +26,8 @@ static void world(rp_store_t *s)
     define(s, "note", "{\"fields\": {\"person\": {\"type\": \"ref\", \"ref\": \"person\"},"
                       " \"shown\": {\"type\": \"text\"},"
                       " \"body\": {\"type\": \"text\", \"searchable\": true}}}");
+    define(s, "tag", "{\"fields\": {\"note\": {\"type\": \"ref\", \"ref\": \"note\"},"
+                     " \"label\": {\"type\": \"text\"}}}");
 }
 
 static const char portal[] =
@@ -36,7 +38,8 @@ static const char portal[] =
     "  \"invoice\": {\"read\": {\"link\": \"order.person\"}},"
     "  \"note\": {\"read\": {\"link\": \"person\", \"where\": {\"shown\": \"yes\"}},"
     "            \"create\": true, \"update\": {\"link\": \"person\"},"
-    "            \"delete\": {\"link\": \"person\"}}},"
+    "            \"delete\": {\"link\": \"person\"}},"
+    "  \"tag\": {\"read\": {\"through\": \"note\"}}},"
     " \"fields\": {\"order.margin\": \"hidden\", \"person.acct\": \"read_only\"}}";
 
 static int set_role(rp_store_t *s, const char *name, const char *grants, rp_error_t *err)
@@ -71,6 +74,12 @@ static ids_t customer(rp_store_t *s, const char *who)
     snprintf(buf, sizeof buf, "{\"person\": %lld, \"shown\": \"no\", \"body\": \"secret%s\"}",
              (long long)r.person, who);
     r.note_internal = create(s, "note", buf);
+    snprintf(buf, sizeof buf, "{\"note\": %lld, \"label\": \"on shown\"}",
+             (long long)r.note_shown);
+    create(s, "tag", buf);
+    snprintf(buf, sizeof buf, "{\"note\": %lld, \"label\": \"on internal\"}",
+             (long long)r.note_internal);
+    create(s, "tag", buf);
     return r;
 }
 
@@ -124,6 +133,19 @@ static void test_link_documents(void **state)
         {"{\"principal\": \"person\", \"entities\": {\"invoice\": {\"read\": {\"link\": "
          "\"order;drop table person\"}}}}", "is not a field name"},
         {"{\"principal\": 7}", "\"principal\" must name the entity"},
+        {"{\"principal\": \"person\", \"entities\": {\"tag\": {\"read\": {\"through\": "
+         "\"note\"}}}}", "through: tag.note points to note, which this role does not read by a "
+                         "link of its own"},
+        {"{\"principal\": \"person\", \"entities\": {\"note\": {\"read\": {\"link\": "
+         "\"person\"}}, \"tag\": {\"read\": {\"through\": \"note.person\"}}}}",
+         "entities.tag.read.through: \"note.person\" must be one ref field"},
+        {"{\"principal\": \"person\", \"entities\": {\"tag\": {\"read\": {\"through\": "
+         "\"label\"}}}}", "through: tag.label is not a ref"},
+        {"{\"principal\": \"person\", \"entities\": {\"tag\": {\"read\": {\"through\": "
+         "\"note\", \"link\": \"note.person\"}}}}", "must be \"none\""},
+        {"{\"principal\": \"person\", \"entities\": {\"note\": {\"read\": {\"through\": "
+         "\"person\"}}, \"person\": {\"read\": \"self\"}, \"tag\": {\"read\": {\"through\": "
+         "\"note\"}}}}", "tag.note points to note, which this role does not read by a link"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         assert_int_equal(set_role(s, "p", bad[i].grants, &err), RP_EINVAL);
@@ -202,6 +224,9 @@ static void test_reads(void **state)
     assert_int_equal(count(s, x, "order", NULL), 1);
     assert_int_equal(count(s, x, "invoice", NULL), 1);
     assert_int_equal(count(s, x, "note", NULL), 1);
+    /* through: the tag on A's shown note; not the one on A's internal note, nor B's. */
+    assert_int_equal(count(s, x, "tag", NULL), 1);
+    assert_int_equal(count(s, x, "tag", "{\"label\": \"on internal\"}"), 0);
     /* A filter can only narrow: asking for B's by id, or for the internal note, finds none. */
     char w[96];
     snprintf(w, sizeof w, "{\"person\": %lld}", (long long)b.person);

@@ -31,7 +31,10 @@
  * the principal (at most 4 fields; intermediate records deleted break the link). "self": the
  * principal's own record; {"link": "self.account"}: the record the principal's ref field
  * account points to. "where" adds a filter in crm.find's language that the record must also
- * match. Links are checked against the registry when the role is set (a field that is not
+ * match. {"through": "interaction"} (one ref field): records whose field points to a record
+ * the principal reads by that entity's own read link (an interaction's links, exactly as far as
+ * the interactions are readable; one level, never through a through). Links are checked
+ * against the registry when the role is set (a field that is not
  * there or not a ref, a path that ends elsewhere than at the principal), not given for "*",
  * and reach nothing for a user. The store enforces them on every read (find, count, get,
  * search, aggregate, events) and write: a record updated must be linked before and after (a

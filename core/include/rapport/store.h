@@ -160,6 +160,8 @@ typedef enum rp_scope {
  */
 typedef struct rp_link {
     bool self;                             /**< The path starts at the principal's record. */
+    bool through; /**< path[0] points to a record the principal may read by its entity's own
+                       read link: {"through": "interaction"} on an interaction's links. */
     int npath;                             /**< Ref fields in path (0 only with self). */
     char path[RP_LINK_MAX_HOPS][64];       /**< The ref fields followed, in order. */
     json_t *where; /**< A further filter (crm.find's language) the record must match, or NULL;
