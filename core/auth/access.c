@@ -18,7 +18,7 @@ __attribute__((used)) static const rp_db_schema_t *const needs_tables = &rp__aut
 #include "access_int.h"
 
 static const char *const perm_names[4] = {"read", "create", "update", "delete"};
-static const char *const scope_names[4] = {"none", "own", "team", "all"};
+static const char *const scope_names[5] = {"none", "own", "team", "all", "link"};
 
 static int role_err(rp_error_t *err, const char *role, const char *what)
 {
@@ -376,7 +376,8 @@ static bool az_in_scope(rp_store_t *s, const rp_access_t *a, rp_scope_t scope, j
 {
     if (scope == RP_SCOPE_ALL)
         return true;
-    if (scope == RP_SCOPE_NONE)
+    /* A link is the store's to judge (it has the registry): never widened here. */
+    if (scope == RP_SCOPE_NONE || scope == RP_SCOPE_LINK)
         return false;
     char buf[NAME_MAX_LEN + 8];
     const char *who = record_user(rec, buf, sizeof buf);
