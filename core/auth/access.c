@@ -15,33 +15,94 @@ __attribute__((used)) static const rp_db_schema_t *const needs_tables = &rp__aut
 #include "rapport/access.h"
 #include "rapport/write.h"
 
-#define NAME_MAX_LEN 64
-
-typedef struct ent_grant {
-    char entity[NAME_MAX_LEN]; /* "*" for every entity not named */
-    rp_scope_t scope[4];       /* by rp_perm_t */
-} ent_grant_t;
-
-typedef struct field_rule {
-    char entity[NAME_MAX_LEN], field[NAME_MAX_LEN];
-    bool hidden; /* else read-only */
-} field_rule_t;
-
-struct rp_access {
-    char user[NAME_MAX_LEN], role[NAME_MAX_LEN], team[NAME_MAX_LEN];
-    bool all; /* the admin role without a setting of its own: everything */
-    ent_grant_t *ents;
-    int nents;
-    field_rule_t *fields;
-    int nfields;
-};
+#include "access_int.h"
 
 static const char *const perm_names[4] = {"read", "create", "update", "delete"};
-static const char *const scope_names[4] = {"none", "own", "team", "all"};
+static const char *const scope_names[5] = {"none", "own", "team", "all", "link"};
 
 static int role_err(rp_error_t *err, const char *role, const char *what)
 {
     return rp_error_set(err, RP_EINVAL, RP_C_ROLE, "roles.%s: %s", role, what);
+}
+
+/* Path "a.b" or "self.a" into @p l; 0, or a message in @p msg. */
+static int parse_path(const char *path, rp_link_t *l, char *msg, size_t n)
+{
+    char buf[RP_LINK_MAX_HOPS * 64 + 8];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+        return snprintf(msg, n, "the path is too long"), -1;
+    char *save = NULL;
+    int hop = 0;
+    for (char *t = strtok_r(buf, ".", &save); t; t = strtok_r(NULL, ".", &save), hop++) {
+        if (hop == 0 && strcmp(t, "self") == 0) {
+            l->self = true;
+            continue;
+        }
+        if (l->npath == RP_LINK_MAX_HOPS)
+            return snprintf(msg, n, "a path follows at most %d ref fields", RP_LINK_MAX_HOPS),
+                   -1;
+        if (!rp_store_name_ok(t) || strlen(t) >= sizeof l->path[0])
+            return snprintf(msg, n, "\"%.64s\" is not a field name", t), -1;
+        snprintf(l->path[l->npath++], sizeof l->path[0], "%s", t);
+    }
+    if (!l->self && l->npath == 0)
+        return snprintf(msg, n, "the path names no field"), -1;
+    if (path[0] == '.' || (*path && path[strlen(path) - 1] == '.') || strstr(path, ".."))
+        return snprintf(msg, n, "\"%.100s\" is not a path (field.field…)", path), -1;
+    return 0;
+}
+
+/* A scope value of entities.@p ent.@p perm: a scope's name, "self", or
+ * {"link": PATH, "where": FILTER}. */
+static int parse_scope(rp_access_t *a, const char *ent, const char *perm, json_t *v,
+                       rp_scope_t *sc, rp_link_t *l, rp_error_t *err)
+{
+    char msg[400], why[200] = "";
+    const char *name = json_string_value(v);
+    for (int i = 0; name && i < 4; i++)
+        if (strcmp(name, scope_names[i]) == 0) {
+            *sc = (rp_scope_t)i;
+            return 0;
+        }
+    json_t *path = json_is_object(v) ? json_object_get(v, "link") : NULL;
+    json_t *via = json_is_object(v) ? json_object_get(v, "through") : NULL;
+    if (!(name && strcmp(name, "self") == 0) && json_is_string(path) == json_is_string(via)) {
+        snprintf(msg, sizeof msg, "entities.%s.%s must be \"none\", \"own\", \"team\", "
+                 "\"all\", \"self\", {\"link\": \"field.field…\", \"where\": filter} or "
+                 "{\"through\": \"field\"}", ent, perm);
+        return role_err(err, a->role, msg);
+    }
+    if (strcmp(ent, "*") == 0) {
+        snprintf(msg, sizeof msg, "entities.*.%s: a link names fields, so it is given per entity",
+                 perm);
+        return role_err(err, a->role, msg);
+    }
+    const char *k;
+    json_t *x;
+    json_object_foreach(json_is_object(v) ? v : NULL, k, x) {
+        if (strcmp(k, "link") && strcmp(k, "where") && strcmp(k, "through")) {
+            snprintf(msg, sizeof msg, "entities.%s.%s.%.64s is not known (link, through, where)",
+                     ent, perm, k);
+            return role_err(err, a->role, msg);
+        }
+    }
+    const char *text = name ? name : json_string_value(path ? path : via);
+    if (parse_path(text, l, why, sizeof why) || (via && (l->self || l->npath != 1))) {
+        if (via && !why[0])
+            snprintf(why, sizeof why, "\"%.64s\" must be one ref field", text);
+        snprintf(msg, sizeof msg, "entities.%s.%s.%s: %s", ent, perm, via ? "through" : "link",
+                 why);
+        return role_err(err, a->role, msg);
+    }
+    l->through = via != NULL;
+    json_t *where = json_is_object(v) ? json_object_get(v, "where") : NULL;
+    if (where && !json_is_object(where)) {
+        snprintf(msg, sizeof msg, "entities.%s.%s.where must be a filter object", ent, perm);
+        return role_err(err, a->role, msg);
+    }
+    l->where = json_incref(where);
+    *sc = RP_SCOPE_LINK;
+    return 0;
 }
 
 static int parse_entities(rp_access_t *a, json_t *ents, rp_error_t *err)
@@ -83,16 +144,9 @@ static int parse_entities(rp_access_t *a, json_t *ents, rp_error_t *err)
                 eg->scope[p] = json_is_true(v) ? RP_SCOPE_ALL : RP_SCOPE_NONE;
                 continue;
             }
-            int sc = -1;
-            for (int i = 0; i < 4 && json_is_string(v); i++)
-                if (strcmp(json_string_value(v), scope_names[i]) == 0)
-                    sc = i;
-            if (sc < 0) {
-                snprintf(msg, sizeof msg, "entities.%s.%s must be \"none\", \"own\", \"team\" "
-                         "or \"all\"", name, k);
-                return role_err(err, a->role, msg);
-            }
-            eg->scope[p] = (rp_scope_t)sc;
+            int rc = parse_scope(a, name, k, v, &eg->scope[p], &eg->link[p], err);
+            if (rc)
+                return rc;
         }
     }
     return 0;
@@ -168,9 +222,16 @@ int rp_access_load(rp_store_t *s, const char *user, const char *role, const char
             rc = parse_entities(a, v, err);
         else if (strcmp(k, "fields") == 0)
             rc = parse_fields(a, v, err);
-        else {
+        else if (strcmp(k, "principal") == 0) {
+            if (!json_is_string(v) || !rp_store_name_ok(json_string_value(v)) ||
+                strlen(json_string_value(v)) >= NAME_MAX_LEN)
+                rc = role_err(err, a->role, "\"principal\" must name the entity whose records "
+                              "act with this role");
+            else
+                snprintf(a->principal, sizeof a->principal, "%s", json_string_value(v));
+        } else {
             char msg[200];
-            snprintf(msg, sizeof msg, "\"%.64s\" is not known (entities, fields)", k);
+            snprintf(msg, sizeof msg, "\"%.64s\" is not known (entities, fields, principal)", k);
             rc = role_err(err, a->role, msg);
         }
     }
@@ -213,6 +274,9 @@ void rp_access_free(rp_access_t *a)
 {
     if (!a)
         return;
+    for (int i = 0; i < a->nents; i++)
+        for (int p = 0; p < 4; p++)
+            json_decref(a->ents[i].link[p].where);
     free(a->ents);
     free(a->fields);
     free(a);
@@ -312,7 +376,8 @@ static bool az_in_scope(rp_store_t *s, const rp_access_t *a, rp_scope_t scope, j
 {
     if (scope == RP_SCOPE_ALL)
         return true;
-    if (scope == RP_SCOPE_NONE)
+    /* A link is the store's to judge (it has the registry): never widened here. */
+    if (scope == RP_SCOPE_NONE || scope == RP_SCOPE_LINK)
         return false;
     char buf[NAME_MAX_LEN + 8];
     const char *who = record_user(rec, buf, sizeof buf);
@@ -416,7 +481,22 @@ int rp_access_event(rp_store_t *s, const rp_access_t *a, json_t *ev, rp_error_t 
     rp_scope_t sc = rp_access_scope(a, entity, RP_PERM_READ);
     if (sc == RP_SCOPE_NONE)
         return 0;
-    if (sc != RP_SCOPE_ALL) {
+    if (sc == RP_SCOPE_LINK) {
+        /* Read as the principal would read the record now: the store judges the link. */
+        rp_ctx_t ctx = {.access = a};
+        json_t *rec = NULL;
+        rp_error_t e2 = {0};
+        int64_t id = json_integer_value(json_object_get(ev, "record_id"));
+        int rc = rp_store_get_as(s, &ctx, entity, id, &rec, &e2);
+        json_decref(rec);
+        if (rc == RP_ENOTFOUND || rc == RP_EPERM)
+            return 0;
+        if (rc) {
+            if (err)
+                *err = e2;
+            return rc;
+        }
+    } else if (sc != RP_SCOPE_ALL) {
         json_t *rec = NULL;
         rp_error_t e2 = {0};
         int64_t id = json_integer_value(json_object_get(ev, "record_id"));
@@ -437,6 +517,24 @@ int rp_access_event(rp_store_t *s, const rp_access_t *a, json_t *ev, rp_error_t 
     return 1;
 }
 
+static const rp_link_t *az_link(const rp_access_t *a, const char *entity, rp_perm_t perm)
+{
+    if (!a || a->all)
+        return NULL;
+    for (int i = 0; i < a->nents; i++)
+        if (strcmp(a->ents[i].entity, entity) == 0)
+            return a->ents[i].scope[perm] == RP_SCOPE_LINK ? &a->ents[i].link[perm] : NULL;
+    return NULL;
+}
+
+static const char *az_principal(const rp_access_t *a, int64_t *id)
+{
+    if (!a || !a->subject[0])
+        return NULL;
+    *id = a->subject_id;
+    return a->subject;
+}
+
 static const char *az_user(const rp_access_t *a) { return a->user; }
 static const char *az_role(const rp_access_t *a) { return a->role; }
 static const char *az_team(const rp_access_t *a) { return a->team; }
@@ -455,6 +553,8 @@ static const rp_authorizer_t authorizer = {
     .owner = az_owner,
     .fields = az_fields,
     .team_users_sql = "SELECT name FROM rp_users WHERE team = ?",
+    .link = az_link,
+    .principal = az_principal,
 };
 
 /* Installed before main(): linking this file (the only maker of an rp_access_t) is what lets
@@ -480,6 +580,8 @@ int rp_access_role_set(rp_store_t *s, const rp_ctx_t *ctx, const char *name, jso
         rc = rp_config_set(s, ctx, key, grants, err);
     if (!rc && grants)
         rc = rp_access_load(s, "", name, NULL, &a, err);
+    if (!rc && grants)
+        rc = rp__access_check_links(s, a, err);
     rp_access_free(a);
     if (!rc)
         return rp_store_commit(s, err);

@@ -30,6 +30,7 @@ typedef struct cli {
     rp_ctx_t ctx;
     char actor[96];
     const char *as_user; /* --as NAME: act with that user's permissions */
+    const char *as_role; /* --role NAME: the role of a record acting (--as contact:42) */
     rp_access_t *access; /* theirs, while an engine is open (the engine's) */
     rp_engine_t *engine; /* the bare engine open_store() opened, or NULL */
 } cli_t;

@@ -133,7 +133,8 @@ rp_engine_opts_t engine_opts(cli_t *c, rp_log_fn log)
     return (rp_engine_opts_t){.db = c->db, .sync_full = c->sync_full,
                               .builtin_plugins = c->plugin_dirs[0],
                               .plugin_dirs = c->plugin_dirs + 1, .script_dirs = c->script_dirs,
-                              .skip_broken = c->skip_broken, .user = c->as_user, .log = log};
+                              .skip_broken = c->skip_broken, .user = c->as_user,
+                              .role = c->as_role, .log = log};
 }
 
 /* Says why an engine did not open, with the way round a broken plugin or script. */
@@ -158,8 +159,10 @@ static void act_as(cli_t *c, rp_engine_t *en)
 {
     c->access = rp_engine_access(en);
     c->ctx.access = c->access;
+    /* A record acts under its own name ("contact:42"); a user as "user:NAME". */
     if (c->as_user)
-        snprintf(c->actor, sizeof c->actor, "user:%s", c->as_user);
+        snprintf(c->actor, sizeof c->actor, "%s%s", strchr(c->as_user, ':') ? "" : "user:",
+                 c->as_user);
 }
 
 int open_store(cli_t *c, bool create, rp_store_t **s)
@@ -361,7 +364,9 @@ static void print_help(FILE *f)
                "  --sync-full   fsync every commit (synchronous=FULL) instead of the WAL default\n"
                "  --as USER     read and write records with USER's role: its scopes, hidden and\n"
                "                read-only fields apply to get, find, count, search, explain, events,\n"
-               "                export, import, Lua and plugin commands (not to administration)\n\n"
+               "                export, import, Lua and plugin commands (not to administration)\n"
+               "  --as ENTITY:ID act as that record (e.g. contact:42) with --role ROLE (default\n"
+               "                portal), a role whose \"principal\" is ENTITY: the customer's view\n\n"
                "commands:\n",
             RP_VERSION);
     for (int i = 0; commands[i].name; i++)
@@ -425,10 +430,17 @@ int main(int argc, char **argv)
             if (++i >= argc)
                 return usage_error(NULL, "--as needs a user name");
             c.as_user = argv[i];
+        } else if (strcmp(argv[i], "--role") == 0) {
+            if (++i >= argc)
+                return usage_error(NULL, "--role needs a role name");
+            c.as_role = argv[i];
         } else {
             return usage_error(NULL, "unknown option %s", argv[i]);
         }
     }
+    if (c.as_role && (!c.as_user || !strchr(c.as_user, ':')))
+        return usage_error(NULL, "--role goes with --as ENTITY:ID (a user acts with their own "
+                           "role)");
     if (i >= argc) {
         print_help(stderr);
         return EXIT_USAGE;

@@ -40,7 +40,13 @@ static int open_store(rp_engine_t *en, rp_error_t *err)
             return rc;
         en->dry_since = rp_events_last_seq(en->s);
     }
-    if (en->o.user && (rc = rp_access_of_user(en->s, en->o.user, &en->access, err)))
+    /* User names have no ':', so "contact:42" can only be a record. */
+    if (en->o.user && strchr(en->o.user, ':'))
+        rc = rp_access_of_subject(en->s, en->o.user, en->o.role ? en->o.role : "portal",
+                                  &en->access, err);
+    else if (en->o.user)
+        rc = rp_access_of_user(en->s, en->o.user, &en->access, err);
+    if (rc)
         return rp_error_field(err, "user", rc);
     return 0;
 }

@@ -94,6 +94,8 @@ int rp__plugin_offload(rapport_host *h, void (*work)(void *ud),
                        void (*done)(rapport_host *h, const rapport_api *api, void *ud), void *ud);
 const char *rp__plugin_header(const rapport_request *req, const char *name);
 int rp__plugin_as_plugin(rapport_host *h, int on);
+/** api->role_default (roles.c). */
+int rp__plugin_role_default(rapport_host *h, const char *role, const char *grants);
 
 /** Registers route @p fn for @p method on @p path as @p kind (6, or 8 public): api.c. */
 int rp__plugin_add_route(rapport_host *h, int kind, const char *method, const char *path,

@@ -188,6 +188,10 @@ static int update_batch(rp_store_t *s, const rp_ctx_t *ctx, rp__entity_t *e, jso
         if ((i % 64 == 63 && (rc = rp__over_budget(s, err))) ||
             (rc = update_one(s, ctx, e, olds[i], json_array_get(batch, i), version_out, err)))
             goto fail;
+    /* A linked scope holds after the change too: a record may not be re-pointed away. */
+    for (i = 0; a && rp__access_scope(a, e->name, RP_PERM_UPDATE) == RP_SCOPE_LINK && i < n; i++)
+        if ((rc = rp__link_record(s, a, e->name, RP_PERM_UPDATE, olds[i], err)))
+            goto fail;
     for (i = 0; i < n; i++)
         json_decref(olds[i]);
     free(olds);

@@ -359,6 +359,11 @@ static int compile_node(rp__entity_t *e, json_t *node, int depth, rp__qb_t *q, r
     return 0;
 }
 
+int rp__filter_node(rp__entity_t *e, json_t *node, rp__qb_t *q, rp_error_t *err)
+{
+    return compile_node(e, node, 0, q, err);
+}
+
 /* ---- what a user may read ---------------------------------------------------------------- */
 
 /* RP_EPERM when filter @p node names a field hidden from @p a. */
@@ -396,8 +401,8 @@ static bool has_owner(rp__entity_t *e)
 }
 
 /* Limits @p q to the records @p a may read, or refuses (scope none, a hidden field named). */
-int rp__scope_clause(rp__entity_t *e, const rp_access_t *a, json_t *where, rp__qb_t *q,
-                        rp_error_t *err)
+int rp__scope_clause(rp_store_t *s, rp__entity_t *e, const rp_access_t *a, json_t *where,
+                     rp__qb_t *q, rp_error_t *err)
 {
     if (!a)
         return 0;
@@ -407,6 +412,8 @@ int rp__scope_clause(rp__entity_t *e, const rp_access_t *a, json_t *where, rp__q
     int rc = filter_hidden(a, e, where, err);
     if (rc || sc == RP_SCOPE_ALL)
         return rc;
+    if (sc == RP_SCOPE_LINK)
+        return rp__link_clause(s, e, a, RP_PERM_READ, q, err);
     char actor[80];
     snprintf(actor, sizeof actor, "user:%s", rp__access_user(a));
     bool team = sc == RP_SCOPE_TEAM && rp__access_team(a)[0];

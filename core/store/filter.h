@@ -46,7 +46,21 @@ int rp__where_clause(rp__entity_t *e, json_t *where, bool with_deleted, rp__qb_t
                      rp_error_t *err);
 /* " AND …" limiting @p q to what @p a may read (nothing for NULL); refuses scope none and a
  * filter naming a hidden field. */
-int rp__scope_clause(rp__entity_t *e, const rp_access_t *a, json_t *where, rp__qb_t *q,
-                     rp_error_t *err);
+int rp__scope_clause(rp_store_t *s, rp__entity_t *e, const rp_access_t *a, json_t *where,
+                     rp__qb_t *q, rp_error_t *err);
+/* Appends filter @p node on @p e (crm.find's language) compiled, values bound. */
+int rp__filter_node(rp__entity_t *e, json_t *node, rp__qb_t *q, rp_error_t *err);
+
+/* ---- linked scopes (link.c) ------------------------------------------------------------- */
+
+/* " AND (…)" limiting @p q to the records of @p e linked to @p a's principal by its @p perm
+ * grant (" AND 0" when @p a acts as no record); RP_EPERM when the registry no longer has the
+ * path the role names. */
+int rp__link_clause(rp_store_t *s, rp__entity_t *e, const rp_access_t *a, rp_perm_t perm,
+                    rp__qb_t *q, rp_error_t *err);
+/* 1 when record @p id of @p e is linked to @p a's principal for @p perm, 0 when not, < 0 on
+ * an error. */
+int rp__link_holds(rp_store_t *s, rp__entity_t *e, const rp_access_t *a, rp_perm_t perm,
+                   int64_t id, rp_error_t *err);
 
 #endif

@@ -291,9 +291,15 @@ static inline const char *rp__access_team(const rp_access_t *a)
 int rp__schema_allowed(const rp_ctx_t *ctx, const char *what, rp_error_t *err);
 /** RP_EPERM: no authorizer answers for a restricted context. */
 int rp__access_unanswered(rp_error_t *err);
-static inline bool rp__access_in_scope(rp_store_t *s, const rp_access_t *a, rp_scope_t scope,
-                                       json_t *rec)
+/** 0 when record @p rec of @p entity is linked to @p a's principal for @p perm (link.c); else
+ *  RP_EPERM saying so, or a store error. */
+int rp__link_record(rp_store_t *s, const rp_access_t *a, const char *entity, rp_perm_t perm,
+                    json_t *rec, rp_error_t *err);
+static inline bool rp__access_in_scope(rp_store_t *s, const rp_access_t *a, const char *entity,
+                                       rp_scope_t scope, json_t *rec)
 {
+    if (a && scope == RP_SCOPE_LINK)
+        return rp__link_record(s, a, entity, RP_PERM_READ, rec, NULL) == 0;
     return !a || (rp__authorizer && rp__authorizer->in_scope(s, a, scope, rec));
 }
 static inline int rp__access_denied(rp_error_t *err, const rp_access_t *a, const char *entity,
@@ -305,6 +311,8 @@ static inline int rp__access_denied(rp_error_t *err, const rp_access_t *a, const
 static inline int rp__access_record(rp_store_t *s, const rp_access_t *a, const char *entity,
                                     rp_perm_t perm, json_t *rec, rp_error_t *err)
 {
+    if (a && rp__authorizer && rp__authorizer->scope(a, entity, perm) == RP_SCOPE_LINK)
+        return rp__link_record(s, a, entity, perm, rec, err);
     return !a ? 0 : rp__authorizer ? rp__authorizer->record(s, a, entity, perm, rec, err)
                                    : rp__access_unanswered(err);
 }

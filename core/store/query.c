@@ -229,7 +229,7 @@ int rp_store_find(rp_store_t *s, const rp_query_t *qq, json_t **out, char **next
     rp__qb_t q = {0};
     rp__qb_put_str(&q, e->sql_select);
     if ((rc = rp__where_clause(e, qq->where, qq->with_deleted, &q, err)) ||
-        (rc = rp__scope_clause(e, a, qq->where, &q, err)))
+        (rc = rp__scope_clause(s, e, a, qq->where, &q, err)))
         goto out;
     if (qq->after && (rc = cursor_where(e, qq->after, qq->order, keys, nkeys, &q, err)))
         goto out;
@@ -321,7 +321,7 @@ int rp_store_count_as(rp_store_t *s, const rp_access_t *a, const char *entity, j
     rp__qb_put(&q, "SELECT count(*) FROM \"%s\"", e->name);
     int rc = rp__where_clause(e, where, with_deleted, &q, err);
     if (!rc)
-        rc = rp__scope_clause(e, a, where, &q, err);
+        rc = rp__scope_clause(s, e, a, where, &q, err);
     if (rc)
         goto out;
     if (q.oom) {

@@ -494,6 +494,52 @@ void rp__name_record(rp_error_t *err, size_t i)
     err->msg[p + len] = '\0';
 }
 
+/* A record created by a principal whose read scope is a link must land within it: a portal
+ * user may not open a ticket for somebody else. */
+static int landed(rp_store_t *s, const rp_access_t *a, rp__entity_t *e, int64_t id,
+                  rp_error_t *err)
+{
+    if (!a || rp__access_scope(a, e->name, RP_PERM_READ) != RP_SCOPE_LINK)
+        return 0;
+    json_t *rec = json_pack("{s:I}", "id", (json_int_t)id);
+    if (!rec)
+        return rp_error_set(err, RP_ENOMEM, 0, "out of memory");
+    int rc = rp__link_record(s, a, e->name, RP_PERM_READ, rec, err);
+    json_decref(rec);
+    if (rc == RP_EPERM)
+        rc = rp__access_denied(err, a, e->name, RP_PERM_CREATE,
+                               "the new record would not be linked to it");
+    return rc;
+}
+
+/* Where a principal's read grant links a record straight to it by one ref field (a ticket's
+ * contact), a new record that leaves the field out gets the principal: what the portal means
+ * by "open a ticket". Any other value is left for landed() to judge. */
+static int fill_link(const rp_access_t *a, rp__entity_t *e, json_t *batch, rp_error_t *err)
+{
+    if (!a || !rp__authorizer || !rp__authorizer->link || !rp__authorizer->principal ||
+        rp__access_scope(a, e->name, RP_PERM_READ) != RP_SCOPE_LINK)
+        return 0;
+    const rp_link_t *l = rp__authorizer->link(a, e->name, RP_PERM_READ);
+    int64_t pid = 0;
+    if (!l || l->self || l->through || l->npath != 1 || !rp__authorizer->principal(a, &pid))
+        return 0;
+    for (size_t i = 0; i < json_array_size(batch); i++) {
+        json_t *v = json_object_get(json_array_get(batch, i), l->path[0]);
+        if (v && !json_is_null(v))
+            continue;
+        /* A copy: the batch may hold the caller's own object. */
+        json_t *r = json_copy(json_array_get(batch, i));
+        if (!r || json_object_set_new(r, l->path[0], json_integer(pid))) {
+            json_decref(r);
+            return rp_error_set(err, RP_ENOMEM, 0, "out of memory");
+        }
+        if (json_array_set_new(batch, i, r)) /* takes r, even when it fails */
+            return rp_error_set(err, RP_ENOMEM, 0, "out of memory");
+    }
+    return 0;
+}
+
 static int create_many(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, json_t *records,
                        int64_t *ids_out, json_t **stored, rp_created_t *cols,
                        size_t *failed_index, rp_error_t *err);
@@ -574,7 +620,9 @@ static int create_many(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, j
             *failed_index = failed;
         return err ? err->code : RP_EIO;
     }
-    int rc = rp_store_begin(s, err);
+    int rc = fill_link(a, e, batch, err);
+    if (!rc)
+        rc = rp_store_begin(s, err);
     if (rc) {
         json_decref(batch);
         return rc;
@@ -595,6 +643,12 @@ static int create_many(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, j
         }
         if (ids_out)
             ids_out[i] = id;
+        if ((rc = landed(s, a, e, id, err))) {
+            failed = i;
+            if (n > 1)
+                rp__name_record(err, i);
+            goto fail;
+        }
     }
     json_decref(batch);
     if (!(rc = rp_store_commit(s, err)))

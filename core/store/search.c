@@ -426,7 +426,7 @@ int rp_store_search_as(rp_store_t *s, const rp_access_t *a, const char *text, co
             json_t *rec = NULL;
             if (rp_store_get(s, en, id, &rec, NULL))
                 continue;
-            bool keep = rp__access_in_scope(s, a, sc, rec);
+            bool keep = rp__access_in_scope(s, a, en, sc, rec);
             char *vis = keep && (hides || vis_rank) ? visible_text(e, a, rec) : NULL;
             if (hides) {
                 /* Matched through a hidden field only: not a match for this user. */

@@ -323,6 +323,27 @@ static void pin_glib(void)
     }
 }
 
+/* The portal's customer reads the interactions about them that are not staff's internal
+ * notes (visibility public), and the links of exactly those ("through"), so their timeline
+ * finds them and nothing betrays a note; operational offers the rest of the role. */
+static const char portal_role[] =
+    "{\"principal\": \"contact\","
+    " \"entities\": {\"interaction\": {\"read\": {\"link\": \"contact\","
+    "                                      \"where\": {\"visibility\": \"public\"}}},"
+    "              \"interaction_link\": {\"read\": {\"through\": \"interaction\"}}},"
+    " \"fields\": {\"interaction.owner\": \"hidden\", \"interaction.author\": \"hidden\","
+    "            \"interaction.campaign\": \"hidden\", \"interaction.error\": \"hidden\"}}";
+
+static int portal_init(rapport_host *h, char *err, size_t errlen)
+{
+    if (!RAPPORT_HAS(cm_api, role_default))
+        return 0;
+    if (cm_api->role_default(h, "portal", portal_role))
+        return cm_fail(err, errlen, RAPPORT_EINVAL, "the portal role: %s",
+                       cm_api->last_error(h));
+    return 0;
+}
+
 static int init(rapport_host *h, const rapport_api *api, char *err, size_t errlen)
 {
     cm_api = api;
@@ -343,6 +364,8 @@ static int init(rapport_host *h, const rapport_api *api, char *err, size_t errle
         rc = cm_channels_init(h, err, errlen);
     if (!rc)
         rc = cm_campaigns_init(h, err, errlen);
+    if (!rc)
+        rc = portal_init(h, err, errlen);
     return rc;
 }
 

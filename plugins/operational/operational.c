@@ -462,6 +462,46 @@ static int normalise(rapport_host *h, const rapport_api *api, rapport_change *c,
     return 0;
 }
 
+/* ---- the portal's role ------------------------------------------------------------------- */
+
+/* What a customer signed in to the portal reaches, as the contact they are: their own contact
+ * and account, their orders with lines and invoices, their tickets (opened for themselves).
+ * The fields that make links are read-only, so a customer cannot move into another account
+ * or hand a ticket to someone else; staff's fields are hidden. Offered, not imposed: an
+ * administrator's own grants in roles.portal stay (api->role_default). */
+static const char portal_role[] =
+    "{\"principal\": \"contact\","
+    " \"entities\": {"
+    "  \"contact\": {\"read\": \"self\", \"update\": \"self\"},"
+    "  \"account\": {\"read\": {\"link\": \"self.account\"}},"
+    "  \"order\": {\"read\": {\"link\": \"contact\"}},"
+    "  \"order_line\": {\"read\": {\"link\": \"order.contact\"}},"
+    "  \"invoice\": {\"read\": {\"link\": \"order.contact\"}},"
+    "  \"ticket\": {\"read\": {\"link\": \"contact\"}, \"create\": true,"
+    "             \"update\": {\"link\": \"contact\"}}},"
+    " \"fields\": {"
+    "  \"contact.account\": \"read_only\", \"contact.lead\": \"hidden\","
+    "  \"contact.merged_into\": \"read_only\", \"contact.owner\": \"hidden\","
+    "  \"contact.source\": \"read_only\", \"contact.do_not_contact\": \"read_only\","
+    "  \"account.owner\": \"hidden\", \"account.merged_into\": \"hidden\","
+    "  \"order.owner\": \"hidden\", \"order.unusual\": \"hidden\","
+    "  \"ticket.account\": \"read_only\","
+    "  \"ticket.owner\": \"hidden\", \"ticket.escalated_to\": \"hidden\","
+    "  \"ticket.priority\": \"read_only\", \"ticket.first_response_at\": \"read_only\","
+    "  \"ticket.resolved_at\": \"read_only\", \"ticket.first_response_due\": \"read_only\","
+    "  \"ticket.resolution_due\": \"read_only\", \"ticket.sla_breached\": \"read_only\","
+    "  \"ticket.first_response_breached\": \"read_only\","
+    "  \"ticket.resolution_breached\": \"read_only\"}}";
+
+static int portal_init(rapport_host *h, char *err, size_t errlen)
+{
+    if (!RAPPORT_HAS(op_api, role_default))
+        return 0; /* an older engine: no record principals, so no portal role to offer */
+    if (op_api->role_default(h, "portal", portal_role))
+        return op_fail(err, errlen, "the portal role: %s", op_api->last_error(h));
+    return 0;
+}
+
 /* ---- the plugin -------------------------------------------------------------------------- */
 
 static int init(rapport_host *h, const rapport_api *api, char *err, size_t errlen)
@@ -485,7 +525,8 @@ static int init(rapport_host *h, const rapport_api *api, char *err, size_t errle
                 return op_fail(err, errlen, "%s", api->last_error(h));
     if ((rc = op_sales_init(h, err, errlen)) || (rc = op_service_init(h, err, errlen)) ||
         (rc = op_orders_init(h, err, errlen)) || (rc = op_people_init(h, err, errlen)) ||
-        (rc = op_demo_init(h, err, errlen)) || (rc = op_formats_init(h, err, errlen)))
+        (rc = op_demo_init(h, err, errlen)) || (rc = op_formats_init(h, err, errlen)) ||
+        (rc = portal_init(h, err, errlen)))
         return rc;
     return 0;
 }

@@ -474,6 +474,17 @@ struct rapport_api {
      * (Appended after as_plugin: test with RAPPORT_HAS.)
      */
     int (*declare)(rapport_host *h, const char *entity, const char *spec);
+    /**
+     * Offers the grants @p grants (a role's JSON, see `rapport roles`) of role @p role, for
+     * the entities the plugin owns: the keys the setting roles.<role> lacks are added (its
+     * "principal", an entity's grant, a field's rule), what is there already stays, so an
+     * administrator's choice wins (to take a grant away, set it to {"read": "none"}). The
+     * result is checked as a role; RAPPORT_EINVAL and nothing kept when it does not read back
+     * (last_error says where). Safe at every init: when nothing is new nothing is written.
+     * The portal's role is made this way by the plugins owning its entities.
+     * (Appended after declare: test with RAPPORT_HAS.)
+     */
+    int (*role_default)(rapport_host *h, const char *role, const char *grants);
 };
 
 /** Whether @p api has function @p fn (so a plugin can run on an older host). */

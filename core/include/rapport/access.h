@@ -14,6 +14,36 @@
  * filtered, sorted or searched on) or "read_only" (shown, never written). The role "admin"
  * grants everything unless a setting "roles.admin" says otherwise.
  *
+ * Linked scopes, for record principals. A role may say which entity's records act with it,
+ * "principal": "contact", and then give a scope that follows ref fields to that record:
+ *
+ *   {"principal": "contact",
+ *    "entities": {"contact": {"read": "self", "update": "self"},
+ *                 "account": {"read": {"link": "self.account"}},
+ *                 "ticket":  {"read": {"link": "contact"}, "create": true,
+ *                             "update": {"link": "contact"}},
+ *                 "invoice": {"read": {"link": "order.contact"}},
+ *                 "interaction": {"read": {"link": "contact",
+ *                                          "where": {"visibility": "customer"}}}},
+ *    "fields": {"contact.account": "read_only"}}
+ *
+ * {"link": "a.b"}: records whose ref field a points to a record whose ref field b points to
+ * the principal (at most 4 fields; intermediate records deleted break the link). "self": the
+ * principal's own record; {"link": "self.account"}: the record the principal's ref field
+ * account points to. "where" adds a filter in crm.find's language that the record must also
+ * match. {"through": "interaction"} (one ref field): records whose field points to a record
+ * the principal reads by that entity's own read link (an interaction's links, exactly as far as
+ * the interactions are readable; one level, never through a through). Links are checked
+ * against the registry when the role is set (a field that is not
+ * there or not a ref, a path that ends elsewhere than at the principal), not given for "*",
+ * and reach nothing for a user. The store enforces them on every read (find, count, get,
+ * search, aggregate, events) and write: a record updated must be linked before and after (a
+ * ticket may not be re-pointed to another contact), a record created must be linked within
+ * the read scope, and where the read link is one field ("link": "contact"), a record created
+ * without that field gets the principal. A record principal may update the fields that make
+ * its own links (its contact's account) unless the role makes them read_only: the default
+ * portal role does.
+ *
  * A context (rp_ctx_t) whose access is NULL is unrestricted: the engine itself, plugins, the
  * local command line run by the installation's owner. The HTTP API, and the command line with
  * --as USER, act with the access of a user.
@@ -46,6 +76,22 @@ int rp_access_load(rp_store_t *s, const char *user, const char *role, const char
  */
 int rp_access_role_set(rp_store_t *s, const rp_ctx_t *ctx, const char *name, json_t *grants,
                        rp_error_t *err);
+
+/**
+ * The access of record @p id of @p entity acting with role @p role (a record principal: a
+ * contact through the portal). Its user name is "ENTITY:ID" (user names have no ':'), it has
+ * no team, and the role must name @p entity as its "principal". RP_EPERM when the record does
+ * not exist or is deleted, or the role is not for records of @p entity. *out is owned.
+ */
+int rp_access_load_subject(rp_store_t *s, const char *role, const char *entity, int64_t id,
+                           rp_access_t **out, rp_error_t *err);
+
+/** rp_access_load_subject() of @p subject written "ENTITY:ID" (e.g. "contact:42"). */
+int rp_access_of_subject(rp_store_t *s, const char *subject, const char *role,
+                         rp_access_t **out, rp_error_t *err);
+
+/** The entity of the record @p a acts as (its id in *id, may be NULL), or NULL for a user. */
+const char *rp_access_subject(const rp_access_t *a, int64_t *id);
 
 /** The access of the enabled user @p name, with that user's role and team. */
 int rp_access_of_user(rp_store_t *s, const char *name, rp_access_t **out, rp_error_t *err);

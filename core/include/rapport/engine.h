@@ -45,7 +45,10 @@ typedef struct rp_engine_opts {
     bool virtual_clock;    /**< A clock only rp_sched_advance() moves (`rapport test`). */
     int64_t start_ms;      /**< The virtual clock's start (0 = now). */
     const char *user;      /**< Act as this user: their role's scopes and hidden fields apply
-                                through rp_engine_access(); NULL = no restriction. */
+                                through rp_engine_access(); NULL = no restriction. A
+                                record written ENTITY:ID ("contact:42") acts as a record
+                                principal with role @c role (rp_access_of_subject()). */
+    const char *role;      /**< The role of a record principal; NULL = "portal". */
     rp_log_fn log;         /**< Where notable things are said (may be NULL). */
     void *log_ud;
     bool dry_run;          /**< Open a transaction right after the store, before the scheduler,

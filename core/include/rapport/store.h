@@ -135,8 +135,38 @@ void rp_store_set_clock(rp_store_t *s, int64_t (*fn)(void *ud), void *ud);
  */
 typedef struct rp_access rp_access_t; /* rapport/access.h */
 
-/** Scopes, widest last. */
-typedef enum rp_scope { RP_SCOPE_NONE, RP_SCOPE_OWN, RP_SCOPE_TEAM, RP_SCOPE_ALL } rp_scope_t;
+/** Scopes, widest last; then RP_SCOPE_LINK, records linked to a record principal by the
+ *  path the role's grant names (rp_link_t), beside the others rather than wider or narrower. */
+typedef enum rp_scope {
+    RP_SCOPE_NONE,
+    RP_SCOPE_OWN,
+    RP_SCOPE_TEAM,
+    RP_SCOPE_ALL,
+    RP_SCOPE_LINK
+} rp_scope_t;
+
+/** How many ref fields a link's path may follow. */
+#define RP_LINK_MAX_HOPS 4
+
+/**
+ * A linked scope (RP_SCOPE_LINK): which records are linked to the principal, the record a
+ * restricted context acts as (rapport/access.h). Read from a role's grant and validated against
+ * the registry there; the store turns it into SQL with the registry's identifiers only.
+ *
+ * Without self, path[0] is a ref field of the record, path[1] a ref field of the record that
+ * one points to, …, and the last points to the principal: {"link": "order.contact"} on an
+ * invoice. With self, the path starts at the principal's record and ends at the record:
+ * "self" is the principal's own record, "self.account" the account it refers to.
+ */
+typedef struct rp_link {
+    bool self;                             /**< The path starts at the principal's record. */
+    bool through; /**< path[0] points to a record the principal may read by its entity's own
+                       read link: {"through": "interaction"} on an interaction's links. */
+    int npath;                             /**< Ref fields in path (0 only with self). */
+    char path[RP_LINK_MAX_HOPS][64];       /**< The ref fields followed, in order. */
+    json_t *where; /**< A further filter (crm.find's language) the record must match, or NULL;
+                        owned by the access. */
+} rp_link_t;
 
 /** Permissions on an entity. */
 typedef enum rp_perm { RP_PERM_READ, RP_PERM_CREATE, RP_PERM_UPDATE, RP_PERM_DELETE } rp_perm_t;
@@ -173,6 +203,11 @@ typedef struct rp_authorizer {
     /** SQL whose rows are the names (a column "name") of the users of one team, its one
      *  parameter: how a filter limits a read to "the team's records". */
     const char *team_users_sql;
+    /** The link behind RP_SCOPE_LINK for @p perm on @p entity (borrowed, valid while @p a
+     *  lives), or NULL when that scope is not a link. */
+    const rp_link_t *(*link)(const rp_access_t *a, const char *entity, rp_perm_t perm);
+    /** The entity of the record @p a acts as, its id in *id; NULL when @p a is a user's. */
+    const char *(*principal)(const rp_access_t *a, int64_t *id);
 } rp_authorizer_t;
 
 /** Installs @p auth (static storage) for every store of the process (NULL removes it) and
