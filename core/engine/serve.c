@@ -54,8 +54,10 @@ static int start_http(rp_engine_t *en, const char *listen, rp_http_t **out, rp_e
         ho.cookie_secure = rp_setting_int(s, "http.cookie_secure", 0, log, ud) != 0;
         if ((rc = rp_http_new(s, en->e, &ho, out, err)))
             rc = rp_error_field(err, "listen", rc);
-        else
+        else {
             rp_http_set_routes(*out, rp_plugins_route, en->pl);
+            rp_plugins_serve_assets(en->pl, *out, log, ud);
+        }
     }
     json_decref(conf);
     return rc;

@@ -899,4 +899,5 @@ const rapport_api rp__plugin_api = {
     .header = rp__plugin_header,
     .as_plugin = rp__plugin_as_plugin,
     .declare = h_declare,
+    .serve_assets = rp__plugin_serve_assets,
 };

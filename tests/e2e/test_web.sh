@@ -210,4 +210,33 @@ check 'grep -qF "\"/api/v1/auth/session\"" <<<"$body" && grep -qF "\"/api/v1/aut
 kill $serve_pid
 wait $serve_pid 2>/dev/null
 serve_pid=
+
+# ---- a plugin's files: the fixture plugin "good" serves /good/, and asks for /console/ too,
+# which stays the engine's (said in the log) ----
+FIX=${RP_TEST_PLUGINS:?RP_TEST_PLUGINS must name the built fixture plugins}
+mkdir "$tmp/plugins"
+ln -s "$FIX/good.so" "$tmp/plugins/good.so"
+"$RAPPORT" --plugins "$tmp/plugins" serve --listen 127.0.0.1:0 --poll-ms 20 2> "$tmp/serve2.log" &
+serve_pid=$!
+port=$(listened_port "$tmp/serve2.log")
+check '[ -n "$port" ]' "serve with the plugin did not start: $(cat "$tmp/serve2.log")"
+U=http://127.0.0.1:$port
+c "$tmp/p" GET /good/
+is 200 'the good page' "the plugin's index"
+has "$csp" "a plugin's page: the CSP"
+has 'etag: "' "a plugin's page: the ETag"
+c "$tmp/p" GET /good/app/good.js
+is 200 "document.title" "the plugin's script"
+has 'content-type: text/javascript' "the plugin's script's type"
+c "$tmp/p" GET /good/nope.js
+is 404 '' "a file the plugin does not have"
+c "$tmp/p" GET /good/app/../index.html '' --path-as-is
+is 404 '' "a climb inside the plugin's files"
+c "$tmp/p" GET /console/
+is 200 '<form id="signin"' "/console/ stays the engine's"
+check 'grep -q "plugin good: its files are not served: asset prefix /console/ is already served" "$tmp/serve2.log"' \
+    "the refused bundle is not in the log: $(cat "$tmp/serve2.log")"
+kill $serve_pid
+wait $serve_pid 2>/dev/null
+serve_pid=
 finish
