@@ -12,10 +12,17 @@
  *   GET /api/v1/<entity>/<id>/explain/<field>
  *   GET /api/v1/search?q=…[&entity=…][&limit=…]
  *   POST /api/v1/auth/login              no token needed: {"user", "password", "expires"}
+ *   POST|DELETE /api/v1/auth/session     a browser's sign-in into an HttpOnly cookie | sign-out
+ *   GET /api/v1/auth/me                  who is asking (a session's CSRF token too)
+ *   GET /<prefix>/…                      files compiled in (web/: /console/, /portal/,
+ *                                        /shared/) or a plugin's (rp_http_add_assets)
  *   * /api/v1/plugins/<plugin>/…         a plugin's own routes (rp_http_set_routes)
  *
  * Every other /api/v1 request needs "Authorization: Bearer <token>" (rapport tokens create),
- * and acts with the token's role (rapport/access.h). Errors are application/problem+json
+ * or else the session cookie rp_session (and, unless GET or HEAD, the session's CSRF token in
+ * X-CSRF-Token: 403 without), and acts with the token's or session's role (rapport/access.h).
+ * Every answer carries the security headers (a CSP without inline script, frame denial, no
+ * referrer, nosniff), and an API answer Cache-Control: no-store. Errors are application/problem+json
  * (RFC 9457) with "status", "title", "detail", and "field" and "code" when known. A client
  * whose tokens or passwords fail repeatedly is answered 429 with Retry-After. The writes of
  * one loop turn share one commit, and every answer waits for it.
