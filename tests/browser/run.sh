@@ -23,7 +23,8 @@ if [ ! -d "$here/node_modules/playwright-core" ]; then
 fi
 tmp=$(mktemp -d)
 serve_pid=
-trap '[ -n "$serve_pid" ] && kill -9 $serve_pid 2>/dev/null; rm -rf "$tmp"' EXIT
+# KEEP=FILE keeps the server's log (a sanitizer's report goes there).
+trap '[ -n "$serve_pid" ] && kill -9 $serve_pid 2>/dev/null; [ -n "${KEEP:-}" ] && cp "$tmp/serve.log" "$KEEP"; rm -rf "$tmp"' EXIT
 export RAPPORT_DB="$tmp/crm.db"
 "$RAPPORT" init >/dev/null || exit 1
 "$RAPPORT" define pet '{"fields": {"name": {"type": "text", "required": true}}}' >/dev/null || exit 1

@@ -9,7 +9,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 tmp=$(mktemp -d)
 serve_pid=
-trap '[ -n "$serve_pid" ] && kill -9 $serve_pid 2>/dev/null; rm -rf "$tmp"' EXIT
+# KEEP=FILE keeps the servers' logs (a sanitizer's report goes there).
+trap '[ -n "$serve_pid" ] && kill -9 $serve_pid 2>/dev/null; [ -n "${KEEP:-}" ] && cat "$tmp"/serve*.log > "$KEEP"; rm -rf "$tmp"' EXIT
 export RAPPORT_DB="$tmp/crm.db"
 
 "$RAPPORT" init >/dev/null
