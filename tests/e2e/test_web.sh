@@ -217,7 +217,8 @@ serve_pid=
 FIX=${RP_TEST_PLUGINS:?RP_TEST_PLUGINS must name the built fixture plugins}
 mkdir "$tmp/plugins"
 ln -s "$FIX/good.so" "$tmp/plugins/good.so"
-"$RAPPORT" --plugins "$tmp/plugins" serve --listen 127.0.0.1:0 --poll-ms 20 2> "$tmp/serve2.log" &
+RAPPORT_HTTP_COOKIE_SECURE=1 \
+    "$RAPPORT" --plugins "$tmp/plugins" serve --listen 127.0.0.1:0 --poll-ms 20 2> "$tmp/serve2.log" &
 serve_pid=$!
 port=$(listened_port "$tmp/serve2.log")
 check '[ -n "$port" ]' "serve with the plugin did not start: $(cat "$tmp/serve2.log")"
@@ -235,6 +236,10 @@ c "$tmp/p" GET /good/app/../index.html '' --path-as-is
 is 404 '' "a climb inside the plugin's files"
 c "$tmp/p" GET /console/
 is 200 '<form id="signin"' "/console/ stays the engine's"
+# (This server has http.cookie_secure: its cookies are for HTTPS only.)
+c "$tmp/p" POST /api/v1/auth/session '{"user": "ana", "password": "a long password"}'
+is 201 '' "a sign-in with http.cookie_secure"
+has '; HttpOnly; SameSite=Strict; Secure' "the cookie says Secure with http.cookie_secure"
 check 'grep -q "plugin good: its files are not served: asset prefix /console/ is already served" "$tmp/serve2.log"' \
     "the refused bundle is not in the log: $(cat "$tmp/serve2.log")"
 kill $serve_pid
