@@ -14,7 +14,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 PACKAGES := $(shell grep -v '^\#' debian-packages.txt)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build test bench demo clean
+.PHONY: all deps browser-deps build test bench demo clean
 
 all: build
 
@@ -35,7 +35,18 @@ $(BUILD)/CMakeCache.txt: | deps
 build: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
 
-test: build
+# The browser tests' playwright-core, pinned by tests/browser/package-lock.json, when it is
+# missing; npm is Debian's package unless the installed nodejs brings its own.
+browser-deps: deps
+	@if ! command -v npm >/dev/null; then \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm; \
+	fi
+	@if [ ! -d tests/browser/node_modules/playwright-core ]; then \
+	  echo "Installing the browser tests' npm packages (tests/browser)"; \
+	  cd tests/browser && npm ci --no-audit --no-fund; \
+	fi
+
+test: build browser-deps
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
 
 bench: deps

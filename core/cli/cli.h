@@ -123,6 +123,8 @@ void print_plugin(json_t *p);
 /* users.c */
 int cmd_users(cli_t *c, int argc, char **argv);
 int cmd_tokens(cli_t *c, int argc, char **argv);
+/** `rapport sessions`: the HTTP API's browser sessions (sessions.c). */
+int cmd_sessions(cli_t *c, int argc, char **argv);
 int cmd_roles(cli_t *c, int argc, char **argv);
 
 /* webhooks.c */

@@ -286,6 +286,9 @@ static const command_t commands[] = {
      "tokens create --user NAME [--role ROLE] [--expires 30d] | tokens list [--user NAME] | "
      "tokens revoke ID",
      "API tokens: shown once, kept hashed, expiring and revocable."},
+    {"sessions", cmd_sessions,
+     "sessions [list [--all]] | sessions revoke ID | sessions revoke-user NAME",
+     "Browser sessions of the HTTP API: who is signed in, and ending their sessions."},
     {"roles", cmd_roles,
      "roles [list] | roles show NAME | roles set NAME GRANTS | roles remove NAME",
      "Roles: per entity read/create/update/delete scopes, hidden and read-only fields."},

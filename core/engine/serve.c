@@ -49,10 +49,15 @@ static int start_http(rp_engine_t *en, const char *listen, rp_http_t **out, rp_e
         ho.auth_window_s = (int)rp_setting_int(s, "http.auth_window_s", 60, log, ud);
         ho.budget_ms = (int)rp_setting_int(s, "http.request_budget_ms", 100, log, ud);
         ho.max_bulk = (int)rp_setting_int(s, "http.max_bulk_items", 1000, log, ud);
+        ho.session_idle_s = (int)rp_setting_int(s, "http.session_idle_s", 1800, log, ud);
+        ho.session_max_s = (int)rp_setting_int(s, "http.session_max_s", 43200, log, ud);
+        ho.cookie_secure = rp_setting_int(s, "http.cookie_secure", 0, log, ud) != 0;
         if ((rc = rp_http_new(s, en->e, &ho, out, err)))
             rc = rp_error_field(err, "listen", rc);
-        else
+        else {
             rp_http_set_routes(*out, rp_plugins_route, en->pl);
+            rp_plugins_serve_assets(en->pl, *out, log, ud);
+        }
     }
     json_decref(conf);
     return rc;

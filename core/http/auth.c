@@ -16,6 +16,7 @@
 #include "rapport/auth.h"
 #include "rapport/events.h"
 #include "rapport/http.h"
+#include "rapport/session.h"
 
 #include "http_internal.h"
 
@@ -119,6 +120,49 @@ static void failed(call_t *c, const char *why, const char *user)
     refused(c, why, user, f->count);
 }
 
+/* The user and access of @p c, from c->who: 0, or -1 (answered). */
+static int take_access(call_t *c)
+{
+    rp_error_t err = {0};
+    const char *user = json_string_value(json_object_get(c->who, "user"));
+    snprintf(c->actor, sizeof c->actor, "user:%s", user);
+    if (rp_access_load(c->h->s, user, json_string_value(json_object_get(c->who, "role")),
+                       json_string_value(json_object_get(c->who, "team")), &c->access, &err))
+        return rp__http_store_problem(c, &err, false) - 1;
+    c->ctx = (rp_ctx_t){.actor = c->actor, .origin = "api", .access = c->access};
+    return 0;
+}
+
+/* Who the session cookie in c->session is, and, for a request that may write, whether it
+ * shows the session's CSRF token: a page of another site can make the browser send the
+ * cookie, never read the token. An ended session is not counted as a guess (the browser
+ * sends the cookie it kept by itself); an unknown one is. */
+static int session_authenticate(call_t *c)
+{
+    rp_http_t *h = c->h;
+    rp_error_t err = {0};
+    if (rp_sessions_check(h->s, c->session, (int64_t)h->o.session_idle_s * 1000, &c->who,
+                          &err)) {
+        c->session[0] = '\0';
+        bool guess = strstr(err.msg, "unknown session") || strstr(err.msg, "not a Rapport");
+        if (guess)
+            failed(c, "unknown session", NULL);
+        if (rp__http_status_of(&err, false) == 503)
+            return rp__http_store_problem(c, &err, false) - 1;
+        rp__http_session_clear_cookie(c);
+        return rp__http_problem(c, 401, err.msg, NULL) - 1;
+    }
+    if (!rp__http_method_is(c->req, "GET") && !rp__http_method_is(c->req, "HEAD") &&
+        !rp_session_csrf_ok(c->session, rp__http_header_named(c, "x-csrf-token")))
+        return rp__http_problem(c, 403,
+                                "this request is signed in with a session cookie but does not "
+                                "carry the session's CSRF token: send it in the X-CSRF-Token "
+                                "header (the sign-in's answer and GET /api/v1/auth/me give it)",
+                                "X-CSRF-Token") -
+               1;
+    return take_access(c);
+}
+
 /* Who the bearer token is; answers 401/429 itself and returns -1 when it lets no one in. */
 int rp__http_authenticate(call_t *c)
 {
@@ -128,6 +172,10 @@ int rp__http_authenticate(call_t *c)
         return -1;
     client_fails_t *f = fails_of(h, c->key, false);
     const char *auth = rp__http_header(c, H2O_TOKEN_AUTHORIZATION);
+    /* A browser's session cookie stands for a token when no token is shown; a token wins, so
+     * a script's bearer requests behave the same whatever cookies its client keeps. */
+    if (!auth && rp__http_cookie(c, "rp_session", c->session, sizeof c->session))
+        return session_authenticate(c);
     if (!auth || strncasecmp(auth, "Bearer ", 7) != 0) {
         rp__http_add_header(c, H2O_TOKEN_WWW_AUTHENTICATE, "Bearer realm=\"rapport\"");
         return rp__http_problem(c, 401, auth ? "the Authorization header must be \"Bearer <token>\""
@@ -152,12 +200,8 @@ int rp__http_authenticate(call_t *c)
     /* A good token does not wipe the failures before it: one valid token must not let a
      * client go on guessing passwords or tokens. They expire with their window. */
     (void)f;
-    const char *user = json_string_value(json_object_get(c->who, "user"));
-    snprintf(c->actor, sizeof c->actor, "user:%s", user);
-    if (rp_access_load(h->s, user, json_string_value(json_object_get(c->who, "role")),
-                       json_string_value(json_object_get(c->who, "team")), &c->access, &err))
-        return rp__http_store_problem(c, &err, false) - 1;
-    c->ctx = (rp_ctx_t){.actor = c->actor, .origin = "api", .access = c->access};
+    if (take_access(c))
+        return -1;
     /* The token's use, in the log once a minute at most (not a write per request). */
     int64_t tid = json_integer_value(json_object_get(c->who, "token_id"));
     token_use_t *u = &h->uses[(uint64_t)tid % USES_N];
@@ -183,6 +227,7 @@ typedef struct login {
     struct login **guard;
     rp_password_check_t *pc;
     bool ok; /* set on the worker */
+    bool session; /* POST /api/v1/auth/session: answered with a cookie, not a token */
     int64_t expires_ms;
     char user[64], client[64], key[64];
 } login_t;
@@ -228,6 +273,10 @@ static void login_done(uv_work_t *w, int status)
             f = bump(&c);
             refused(&c, "wrong user name or password", l->user, f->count);
             rp__http_problem(&c, 401, "wrong user name or password", NULL);
+        } else if (l->session) {
+            if (f && f->count > 0)
+                f->count--; /* the attempt counted at its start was not a failure */
+            rp__http_session_open(&c, l->user);
         } else if (rp_tokens_create(h->s, &ctx, l->user, NULL, l->expires_ms, &token, &id,
                                     &err)) {
             rp__http_store_problem(&c, &err, false);
@@ -250,7 +299,7 @@ static void login_done(uv_work_t *w, int status)
     free(l);
 }
 
-int rp__http_login(call_t *c)
+int rp__http_login(call_t *c, bool session)
 {
     if (throttled(c))
         return 0;
@@ -262,9 +311,10 @@ int rp__http_login(call_t *c)
     json_t *v;
     json_object_foreach(body, k, v) {
         const char **slot = !strcmp(k, "user") ? &user : !strcmp(k, "password") ? &password
-                            : !strcmp(k, "expires") ? &expires : NULL;
+                            : !strcmp(k, "expires") && !session ? &expires : NULL;
         if (!slot || !json_is_string(v)) {
             rp__http_problemf(c, 422, k, slot ? "\"%s\" must be a string"
+                                     : session ? "\"%s\" is not known (user, password)"
                                      : "\"%s\" is not known (user, password, expires)", k);
             json_decref(body); /* after: k is the body's */
             return 0;
@@ -310,6 +360,7 @@ int rp__http_login(call_t *c)
     l->h = c->h;
     l->req = c->req;
     l->expires_ms = ms;
+    l->session = session;
     snprintf(l->user, sizeof l->user, "%s", user);
     snprintf(l->client, sizeof l->client, "%s", c->client);
     snprintf(l->key, sizeof l->key, "%s", c->key);

@@ -77,6 +77,8 @@ struct rp_http {
     pending_t *pend, **pend_tail;
     char *openapi_text;   /* the OpenAPI document, as made for registry generation openapi_gen */
     uint64_t openapi_gen;
+    struct rp_http_bundle *bundles; /* the asset bundles served (assets.c) */
+    int nbundles;
 };
 
 typedef struct handler {
@@ -100,6 +102,7 @@ typedef struct call {
     json_t *who;    /* the token's user, once checked */
     rp_access_t *access; /* what that user may do */
     json_t *params; /* the query string, decoded: {name: value} */
+    char session[64]; /* the session cookie's secret, once it let the request in; else "" */
 } call_t;
 
 /** The monotonic clock in milliseconds, for windows and budgets. */
@@ -173,8 +176,48 @@ void rp__http_security_event(call_t *c, const char *type, json_t *payload);
 /** Who the bearer token is; answers 401/429 itself and returns -1 when it lets no one in. */
 int rp__http_authenticate(call_t *c);
 
-/** POST /api/v1/auth/login: checks the password on the thread pool and answers later. */
-int rp__http_login(call_t *c);
+/** POST /api/v1/auth/login (a token), or with @p session POST /api/v1/auth/session (a
+ *  cookie): checks the password on the thread pool and answers later. */
+int rp__http_login(call_t *c, bool session);
+
+/* ---- sessions and the browser (session.c) ---------------------------------------------- */
+
+/** Adds the security headers every answer carries, and Cache-Control: @p cache (NULL: none). */
+void rp__http_secure_headers(call_t *c, const char *cache);
+
+/** The value of request header @p name (lower case; NUL-ended, in the pool), or NULL. */
+const char *rp__http_header_named(call_t *c, const char *name);
+
+/** Whether the request carries cookie @p name with a value of under @p cap bytes, then copied
+ *  to @p out. */
+bool rp__http_cookie(call_t *c, const char *name, char *out, size_t cap);
+
+/** Answers a checked sign-in of @p user with a new session: its cookie, 201 {user, role, csrf,
+ *  session_id, expires_in_s, idle_s}. */
+int rp__http_session_open(call_t *c, const char *user);
+
+/** Tells the browser to drop its session cookie. */
+void rp__http_session_clear_cookie(call_t *c);
+
+/** DELETE /api/v1/auth/session: ends the session the request came with (204). */
+int rp__http_session_end(call_t *c);
+
+/** GET /api/v1/auth/me: who is asking {user, role, team, via}, and a session's csrf. */
+int rp__http_me(call_t *c);
+
+/* ---- static files (assets.c) ----------------------------------------------------------- */
+
+/** Serves the web/ folder compiled into the binary: one bundle per folder (/console/, …). */
+int rp__http_assets_builtin(rp_http_t *h, rp_error_t *err);
+
+/** Frees the bundles' bookkeeping (never the files of a caller's table). */
+void rp__http_assets_free(rp_http_t *h);
+
+/** Whether @p req's path is under an asset bundle's prefix (or is one without its slash). */
+bool rp__http_is_asset_path(rp_http_t *h, const h2o_req_t *req);
+
+/** Answers a request under an asset prefix: the file, 304, a redirect to the prefix, or 404. */
+int rp__http_asset(call_t *c);
 
 /* ---- the routes (handlers.c) ---------------------------------------------------------- */
 

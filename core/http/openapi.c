@@ -68,6 +68,41 @@ static json_t *ref_resp(const char *desc, const char *ref)
                      "schema", "$ref", r);
 }
 
+/* The browser's routes: a session opened with a password, who is asking, signing out. */
+static void session_paths(json_t *paths)
+{
+    json_t *open = op("Sign in with a password into a session: sets the HttpOnly, SameSite=Strict "
+                      "cookie rp_session and answers the CSRF token every write with it carries "
+                      "in X-CSRF-Token (no token needed)",
+                      "auth",
+                      json_pack("{s:{s:s},s:{s:s},s:{s:s}}", "201", "description",
+                                "{user, role, csrf, session_id, expires_in_s, idle_s}", "401",
+                                "description", "wrong user name or password", "429",
+                                "description", "too many failed sign-ins"));
+    json_object_set_new(open, "security", json_array());
+    json_object_set_new(open, "requestBody",
+                        json_pack("{s:b,s:{s:{s:{s:s,s:[ss],s:{s:{s:s},s:{s:s}}}}}}", "required",
+                                  1, "content", "application/json", "schema", "type", "object",
+                                  "required", "user", "password", "properties", "user", "type",
+                                  "string", "password", "type", "string"));
+    json_t *end = op("Sign out: ends the request's session on the server and drops its cookie "
+                     "(needs X-CSRF-Token)",
+                     "auth",
+                     json_pack("{s:{s:s},s:{s:s},s:{s:s}}", "204", "description", "signed out",
+                               "400", "description", "not signed in with a session cookie",
+                               "403", "description", "no or a wrong X-CSRF-Token"));
+    json_object_set_new(paths, "/api/v1/auth/session",
+                        json_pack("{s:o,s:o}", "post", open, "delete", end));
+    json_object_set_new(paths, "/api/v1/auth/me",
+                        json_pack("{s:o}", "get",
+                                  op("Who is asking: {user, role, team, via: session|token}, and "
+                                     "a session's csrf and session_id",
+                                     "auth",
+                                     json_pack("{s:{s:s},s:{s:s}}", "200", "description",
+                                               "{user, role, team, via, csrf?, session_id?}",
+                                               "401", "description", "not signed in"))));
+}
+
 json_t *rp__http_openapi(rp_store_t *s, rp_error_t *err)
 {
     json_t *reg = rp_store_schema(s, NULL, err);
@@ -175,12 +210,18 @@ json_t *rp__http_openapi(rp_store_t *s, rp_error_t *err)
                                   "properties", "user", "type", "string", "password", "type",
                                   "string", "expires", "type", "string"));
     json_object_set_new(paths, "/api/v1/auth/login", json_pack("{s:o}", "post", login));
+    session_paths(paths);
     json_object_set_new(paths, "/health",
                         json_pack("{s:{s:s,s:[],s:{s:{s:s}}}}", "get", "summary",
                                   "Is the engine up", "security", "responses", "200",
                                   "description", "ok"));
-    return json_pack("{s:s,s:{s:s,s:s},s:o,s:{s:o,s:{s:{s:s,s:s}}},s:[{s:[]}]}", "openapi",
-                     "3.0.3", "info", "title", "Rapport", "version", RP_VERSION, "paths", paths,
-                     "components", "schemas", schemas, "securitySchemes", "bearer", "type",
-                     "http", "scheme", "bearer", "security", "bearer");
+    return json_pack("{s:s,s:{s:s,s:s},s:o,s:{s:o,s:{s:{s:s,s:s},s:{s:s,s:s,s:s,s:s}}},"
+                     "s:[{s:[]},{s:[]}]}",
+                     "openapi", "3.0.3", "info", "title", "Rapport", "version", RP_VERSION,
+                     "paths", paths, "components", "schemas", schemas, "securitySchemes",
+                     "bearer", "type", "http", "scheme", "bearer", "session", "type", "apiKey",
+                     "in", "cookie", "name", "rp_session", "description",
+                     "A browser session (POST /api/v1/auth/session); every request but GET and "
+                     "HEAD also sends the session's CSRF token in X-CSRF-Token",
+                     "security", "bearer", "session");
 }

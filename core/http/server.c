@@ -69,6 +69,7 @@ static void group_end(rp_http_t *h)
             if (rc) {
                 call_t c = {.h = h, .req = p->req};
                 p->req->res.headers = (h2o_headers_t){NULL, 0, 0};
+                rp__http_secure_headers(&c, "no-store");
                 rp__http_problem(&c, 503, "the write could not be committed; nothing was stored",
                                  NULL);
             } else
@@ -185,7 +186,11 @@ static int route(call_t *c)
     if (n == 0)
         return rp__http_problem(c, 404, "no such path: name an entity, /api/v1/<entity>", NULL);
     if (n == 2 && strcmp(seg[0], "auth") == 0 && strcmp(seg[1], "login") == 0)
-        return rp__http_method_is(req, "POST") ? rp__http_login(c) : method_not_allowed(c, "POST");
+        return rp__http_method_is(req, "POST") ? rp__http_login(c, false)
+                                               : method_not_allowed(c, "POST");
+    if (n == 2 && strcmp(seg[0], "auth") == 0 && strcmp(seg[1], "session") == 0 &&
+        rp__http_method_is(req, "POST"))
+        return rp__http_login(c, true);
     /* A plugin's public route (a gateway's signed callback) answers before any token. */
     char sub[512];
     if (n >= 2 && strcmp(seg[0], "plugins") == 0 && c->h->routes) {
@@ -200,6 +205,11 @@ static int route(call_t *c)
     if (rp__http_authenticate(c))
         return 0;
     const char *entity = seg[0];
+    if (n == 2 && strcmp(entity, "auth") == 0 && strcmp(seg[1], "session") == 0)
+        return rp__http_method_is(req, "DELETE") ? rp__http_session_end(c)
+                                                 : method_not_allowed(c, "POST, DELETE");
+    if (n == 2 && strcmp(entity, "auth") == 0 && strcmp(seg[1], "me") == 0)
+        return method_get(req) ? rp__http_me(c) : method_not_allowed(c, "GET");
     if (n >= 2 && strcmp(entity, "plugins") == 0 && c->h->routes)
         return rp__http_plugin(c, seg[1], sub, false);
     if (n == 1 && strcmp(entity, "search") == 0)
@@ -257,6 +267,10 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
             snprintf(c.key, sizeof c.key, "%02x%02x:%02x%02x:%02x%02x:%02x%02x::/64", b[0], b[1],
                      b[2], b[3], b[4], b[5], b[6], b[7]);
     }
+    /* Every answer carries them, the refusals below included; an asset answer says its own
+     * Cache-Control, an API answer is never kept (it may be a signed-in user's). */
+    bool asset = rp__http_is_asset_path(c.h, req);
+    rp__http_secure_headers(&c, asset ? NULL : "no-store");
     if (c.h->stopping) {
         rp__http_problem(&c, 503, "the server is stopping", NULL);
         return 0;
@@ -272,7 +286,10 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     /* A request that may write joins the turn's group (reads meanwhile wait for it too).
      * Its reads, and the scripts it runs, stop at its time budget. */
     int64_t was = rp_store_set_deadline(c.h->s, rp__http_mono_ms() + c.h->o.budget_ms);
-    if ((rp__http_method_is(req, "GET") || rp__http_method_is(req, "HEAD") || group_begin(&c) == 0))
+    if (asset)
+        rp__http_asset(&c);
+    else if ((rp__http_method_is(req, "GET") || rp__http_method_is(req, "HEAD") ||
+              group_begin(&c) == 0))
         route(&c);
     rp_store_set_deadline(c.h->s, was);
     rp_access_free(c.access);
@@ -450,8 +467,17 @@ int rp_http_new(rp_store_t *s, rp_sched_t *e, const rp_http_opts_t *o, rp_http_t
         h->o.budget_ms = 100;
     if (h->o.max_bulk <= 0)
         h->o.max_bulk = 1000;
+    if (h->o.session_idle_s <= 0)
+        h->o.session_idle_s = 1800;
+    if (h->o.session_max_s <= 0)
+        h->o.session_max_s = 43200;
     int rc = parse_listen(h, o->listen ? o->listen : "127.0.0.1:8080", err);
     if (rc) {
+        free(h);
+        return rc;
+    }
+    if ((rc = rp__http_assets_builtin(h, err))) {
+        rp__http_assets_free(h);
         free(h);
         return rc;
     }
@@ -493,5 +519,6 @@ void rp_http_free(rp_http_t *h)
     rp_sched_attach(h->e, NULL, NULL, NULL);
     h2o_config_dispose(&h->conf);
     free(h->openapi_text);
+    rp__http_assets_free(h);
     free(h);
 }

@@ -900,4 +900,5 @@ const rapport_api rp__plugin_api = {
     .as_plugin = rp__plugin_as_plugin,
     .declare = h_declare,
     .role_default = rp__plugin_role_default,
+    .serve_assets = rp__plugin_serve_assets,
 };

@@ -39,7 +39,8 @@ struct reg {
     reg_t *next;
     rapport_host *h;
     int kind; /* 0 hook, 1 batch hook, 2 event, 3 job, 4 lua, 5 command, 6 route, 7 format,
-              8 public route, 9 record route (its name; the route itself is a kind 6) */
+              8 public route, 9 record route (its name; the route itself is a kind 6),
+              10 files served (name: the prefix; ud: the plugin's table) */
     union {
         rapport_hook_fn hook;
         rapport_event_fn event;
@@ -96,6 +97,8 @@ const char *rp__plugin_header(const rapport_request *req, const char *name);
 int rp__plugin_as_plugin(rapport_host *h, int on);
 /** api->role_default (roles.c). */
 int rp__plugin_role_default(rapport_host *h, const char *role, const char *grants);
+/** api->serve_assets (assets.c). */
+int rp__plugin_serve_assets(rapport_host *h, const char *prefix, const rapport_asset *files);
 
 /** Registers route @p fn for @p method on @p path as @p kind (6, or 8 public): api.c. */
 int rp__plugin_add_route(rapport_host *h, int kind, const char *method, const char *path,

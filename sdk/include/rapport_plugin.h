@@ -65,6 +65,15 @@ typedef struct rapport_dep {
 
 typedef struct rapport_api rapport_api;
 
+/** One file a plugin serves (api->serve_assets): its path under the prefix ("index.html",
+ *  "app/main.js"; [A-Za-z0-9_.-] and single slashes, no segment starting with a dot), its
+ *  bytes. */
+typedef struct rapport_asset {
+    const char *path;
+    const unsigned char *data;
+    size_t len;
+} rapport_asset;
+
 /** The static descriptor a plugin's entry function returns. */
 typedef struct rapport_plugin {
     uint32_t abi;              /**< RAPPORT_PLUGIN_ABI at build time. */
@@ -485,6 +494,17 @@ struct rapport_api {
      * (Appended after declare: test with RAPPORT_HAS.)
      */
     int (*role_default)(rapport_host *h, const char *role, const char *grants);
+    /**
+     * Serves @p files (a table ended by an entry whose path is NULL; borrowed for as long as
+     * the plugin is loaded: static data, such as the table sdk/cmake/embed_assets.cmake makes
+     * from a folder) under @p prefix ("/shop/": a slash, a name of [A-Za-z0-9_-], a slash) from
+     * `rapport serve`, as the engine serves its own pages: GET and HEAD, to anyone, the type
+     * from the file's extension, an ETag (304), the security headers (a Content-Security-Policy
+     * without inline script), PREFIX's index.html, and 404 for any other path. A prefix taken by
+     * the engine (/console/, /portal/, /shared/, /api/) or another plugin is refused when the
+     * server starts, and said in its log. (Appended after role_default: test with RAPPORT_HAS.)
+     */
+    int (*serve_assets)(rapport_host *h, const char *prefix, const rapport_asset *files);
 };
 
 /** Whether @p api has function @p fn (so a plugin can run on an older host). */

@@ -182,6 +182,16 @@ static const rapport_format goodlist = {"goodlist", ".good .goods", "one name a 
 #endif
 
 #if FIXTURE_GOOD
+/* The files the good plugin serves at /good/ (api->serve_assets), and a bundle that asks for
+ * the engine's own /console/, which the server refuses when it starts. */
+static const unsigned char good_page[] = "<!doctype html><title>good</title><p>the good page</p>";
+static const unsigned char good_js[] = "document.title = 'good';";
+static const rapport_asset good_files[] = {
+    {"index.html", good_page, sizeof good_page - 1},
+    {"app/good.js", good_js, sizeof good_js - 1},
+    {NULL, NULL, 0},
+};
+
 static int good_init(rapport_host *h, const rapport_api *api, char *err, size_t errlen)
 {
     api->log(h, RAPPORT_LOG_INFO, "init good");
@@ -199,6 +209,9 @@ static int good_init(rapport_host *h, const rapport_api *api, char *err, size_t 
         api->lua_function(h, "dec", dec, NULL))
         goto fail;
     if (RAPPORT_HAS(api, format) && api->format(h, &goodlist, NULL))
+        goto fail;
+    if (RAPPORT_HAS(api, serve_assets) && (api->serve_assets(h, "/good/", good_files) ||
+                                           api->serve_assets(h, "/console/", good_files)))
         goto fail;
     return 0;
 fail:

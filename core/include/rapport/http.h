@@ -12,10 +12,17 @@
  *   GET /api/v1/<entity>/<id>/explain/<field>
  *   GET /api/v1/search?q=…[&entity=…][&limit=…]
  *   POST /api/v1/auth/login              no token needed: {"user", "password", "expires"}
+ *   POST|DELETE /api/v1/auth/session     a browser's sign-in into an HttpOnly cookie | sign-out
+ *   GET /api/v1/auth/me                  who is asking (a session's CSRF token too)
+ *   GET /<prefix>/…                      files compiled in (web/: /console/, /portal/,
+ *                                        /shared/) or a plugin's (rp_http_add_assets)
  *   * /api/v1/plugins/<plugin>/…         a plugin's own routes (rp_http_set_routes)
  *
  * Every other /api/v1 request needs "Authorization: Bearer <token>" (rapport tokens create),
- * and acts with the token's role (rapport/access.h). Errors are application/problem+json
+ * or else the session cookie rp_session (and, unless GET or HEAD, the session's CSRF token in
+ * X-CSRF-Token: 403 without), and acts with the token's or session's role (rapport/access.h).
+ * Every answer carries the security headers (a CSP without inline script, frame denial, no
+ * referrer, nosniff), and an API answer Cache-Control: no-store. Errors are application/problem+json
  * (RFC 9457) with "status", "title", "detail", and "field" and "code" when known. A client
  * whose tokens or passwords fail repeatedly is answered 429 with Retry-After. The writes of
  * one loop turn share one commit, and every answer waits for it.
@@ -28,6 +35,7 @@
 #ifndef RAPPORT_HTTP_H
 #define RAPPORT_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "rapport/error.h"
@@ -49,6 +57,13 @@ typedef struct rp_http_opts {
     int max_bulk;        /**< Records in one bulk request (400, RP-E1703, beyond); 0 = 1000. */
     rp_log_fn log;       /**< Where notable things are said (may be NULL). */
     void *log_ud;
+    int session_idle_s;  /**< A session unused this long ends (http.session_idle_s);
+                              0 = 1800. */
+    int session_max_s;   /**< A session ends this long after its sign-in, used or not
+                              (http.session_max_s); 0 = 43200. */
+    bool cookie_secure;  /**< Session cookies carry Secure (http.cookie_secure): set it when a
+                              TLS proxy is in front, as the browser then sends them only over
+                              HTTPS. */
 } rp_http_opts_t;
 
 /**
@@ -90,6 +105,26 @@ typedef int (*rp_http_route_fn)(void *ud, const char *name, const rp_http_reques
 
 /** Routes /api/v1/plugins/… to @p fn (the plugin host: rp_plugins_route). */
 void rp_http_set_routes(rp_http_t *h, rp_http_route_fn fn, void *ud);
+
+/** One file of an asset bundle. Borrowed: static data, or valid until rp_http_free(). */
+typedef struct rp_http_asset {
+    const char *path;          /**< Under the bundle's prefix: "index.html", "app/main.js". */
+    const unsigned char *data; /**< Its bytes. */
+    size_t len;
+} rp_http_asset_t;
+
+/**
+ * Serves the @p n files of @p files under @p prefix ("/console/": a slash, one or more
+ * segments of [a-z0-9_-], a slash) to anyone, with GET or HEAD: the type from the name's
+ * extension, an ETag (If-None-Match answers 304), Cache-Control: no-cache, the security
+ * headers; "PREFIX" and "PREFIX/" answer its index.html; anything not in the table is 404 (no
+ * listing, and a path that is not already in its normal form — "..", "%2e", "%2f", "//" — is
+ * never looked up). @p owner (may be NULL) names who added it. RP_EINVAL for a malformed
+ * prefix or file name, RP_ECONFLICT for a prefix already served or one the API
+ * answers (/api/, /health, /openapi.json).
+ */
+int rp_http_add_assets(rp_http_t *h, const char *prefix, const rp_http_asset_t *files, int n,
+                       const char *owner, rp_error_t *err);
 
 /** The port listened on, once serving (useful with port 0); 0 before. */
 int rp_http_port(const rp_http_t *h);

@@ -66,6 +66,13 @@ int rp_plugins_command_as(rp_plugins_t *p, const rp_ctx_t *caller, int argc, cha
                           rp_error_t *err);
 
 /**
+ * Hands the files the plugins registered with api->serve_assets to @p http, each bundle under
+ * its prefix; one that cannot be served (its prefix is taken) is said on @p log and left out.
+ * Returns how many bundles are served.
+ */
+int rp_plugins_serve_assets(rp_plugins_t *p, rp_http_t *http, rp_log_fn log, void *log_ud);
+
+/**
  * Serves a plugin's HTTP route (an rp_http_route_fn; @p ud is the rp_plugins_t): the route of
  * plugin @p name whose method fits and whose path is the longest prefix of req->sub, run with
  * the host acting as the caller (req->ctx). RP_ENOTFOUND (no message) when none fits.
