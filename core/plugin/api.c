@@ -546,7 +546,7 @@ static int lua_tramp(void *ud, const rp_ctx_t *caller, const char *args, char **
 
 static int action_ok(rapport_host *h, int action)
 {
-    if (action < RAPPORT_CREATE || action > RAPPORT_PURGE)
+    if (action < RAPPORT_CREATE || action > RAPPORT_ERASE)
         return (int)fail_host(h, RAPPORT_EINVAL, "unknown action %d", action);
     return 0;
 }

@@ -214,10 +214,11 @@ static const struct {
      " \"thread\": {\"type\": \"ref\", \"ref\": \"thread\", \"indexed\": true},"
      " \"author\": {\"type\": \"text\"},"
      " \"contact\": {\"type\": \"ref\", \"ref\": \"contact\", \"indexed\": true},"
-     " \"subject\": {\"type\": \"text\", \"searchable\": true},"
-     " \"body\": {\"type\": \"text\", \"searchable\": true},"
-     " \"html\": {\"type\": \"text\"},"
-     " \"from_addr\": {\"type\": \"text\", \"indexed\": true}, \"to_addr\": {\"type\": \"text\"},"
+     " \"subject\": {\"type\": \"text\", \"searchable\": true, \"personal\": true},"
+     " \"body\": {\"type\": \"text\", \"searchable\": true, \"personal\": true},"
+     " \"html\": {\"type\": \"text\", \"personal\": true},"
+     " \"from_addr\": {\"type\": \"text\", \"indexed\": true, \"personal\": true},"
+     " \"to_addr\": {\"type\": \"text\", \"personal\": true},"
      " \"external_id\": {\"type\": \"text\"},"
      " \"ext_key\": {\"type\": \"text\", \"unique\": true},"
      " \"in_reply_to\": {\"type\": \"text\"}, \"references\": {\"type\": \"text\"},"
@@ -226,9 +227,11 @@ static const struct {
      " \"campaign\": {\"type\": \"ref\", \"ref\": \"campaign\", \"indexed\": true},"
      " \"error\": {\"type\": \"text\"}, \"attempts\": {\"type\": \"integer\", \"default\": 0},"
      " \"sent_at\": {\"type\": \"datetime\"},"
-     " \"duration\": {\"type\": \"integer\"}, \"recording\": {\"type\": \"url\"},"
-     " \"link\": {\"type\": \"url\"}, \"handle\": {\"type\": \"text\"},"
-     " \"rating\": {\"type\": \"integer\"}, \"attachments\": {\"type\": \"json\"},"
+     " \"duration\": {\"type\": \"integer\"},"
+     " \"recording\": {\"type\": \"url\", \"personal\": true},"
+     " \"link\": {\"type\": \"url\"}, \"handle\": {\"type\": \"text\", \"personal\": true},"
+     " \"rating\": {\"type\": \"integer\"},"
+     " \"attachments\": {\"type\": \"json\", \"personal\": true},"
      " \"owner\": {\"type\": \"text\", \"indexed\": true}}}"},
     {"interaction_link",
      "{\"fields\": {\"interaction\": {\"type\": \"ref\", \"ref\": \"interaction\","
@@ -237,7 +240,8 @@ static const struct {
      " \"key\": {\"type\": \"text\", \"required\": true, \"indexed\": true}}}"},
     {"attachment",
      "{\"fields\": {\"interaction\": {\"type\": \"ref\", \"ref\": \"interaction\","
-     " \"required\": true, \"indexed\": true}, \"filename\": {\"type\": \"text\"},"
+     " \"required\": true, \"indexed\": true},"
+     " \"filename\": {\"type\": \"text\", \"personal\": true},"
      " \"content_type\": {\"type\": \"text\"}, \"size\": {\"type\": \"integer\"},"
      " \"parts\": {\"type\": \"integer\", \"default\": 0},"
      " \"data\": {\"type\": \"text\"}}}"},
@@ -273,7 +277,8 @@ static const struct {
     {"contact", "email_bounced_at", "{\"type\": \"datetime\"}"},
     {"contact", "sms_opt_out", "{\"type\": \"boolean\", \"default\": false}"},
     {"contact", "sms_opt_out_at", "{\"type\": \"datetime\"}"},
-    {"contact", "social_handle", "{\"type\": \"text\", \"indexed\": true}"},
+    {"contact", "social_handle", "{\"type\": \"text\", \"indexed\": true,"
+                                " \"personal\": true}"},
     {"contact", "language", "{\"type\": \"text\"}"},
     {"interaction", "language", "{\"type\": \"text\"}"},
     {"campaign", "subject", "{\"type\": \"text\"}"},

@@ -49,6 +49,7 @@ enum { RAPPORT_LOG_INFO = 0, RAPPORT_LOG_WARN = 1, RAPPORT_LOG_ERROR = 2 };
 enum {
     RAPPORT_CREATE = 0, RAPPORT_UPDATE = 1, RAPPORT_DELETE = 2, RAPPORT_RESTORE = 3,
     RAPPORT_PURGE = 4,
+    RAPPORT_ERASE = 5, /**< `rapport erase`: the record's personal fields are being emptied. */
 };
 
 /** The engine's handle for one loaded plugin. Opaque. */
