@@ -295,6 +295,43 @@ static const struct {
     {"campaign", "unsubscribe_count", "{\"type\": \"integer\", \"default\": 0}"},
 };
 
+/* Flags a newer version gained (a field marked personal) reach an installation made by an
+ * older one through the store's declare, which applies only the safe changes: each entity the
+ * plugin defines or adds to, with every field the plugin gives it. One the store refuses is
+ * left as it was, which the plugin works with as before. */
+static void redeclare(rapport_host *h, const char *entity, const char *text)
+{
+    json_t *spec = text ? json_loads(text, 0, NULL) : json_pack("{s:{}}", "fields");
+    json_t *fields = json_object_get(spec, "fields");
+    for (size_t i = 0; fields && i < sizeof added_fields / sizeof *added_fields; i++)
+        if (strcmp(added_fields[i].entity, entity) == 0)
+            json_object_set_new(fields, added_fields[i].field,
+                                json_loads(added_fields[i].spec, 0, NULL));
+    char *full = spec ? json_dumps(spec, JSON_COMPACT) : NULL;
+    if (full && cm_api->declare(h, entity, full))
+        cm_api->log(h, RAPPORT_LOG_WARN, "%s: its declared fields are not applied: %s", entity,
+                    cm_api->last_error(h));
+    free(full);
+    json_decref(spec);
+}
+
+static void redeclare_all(rapport_host *h)
+{
+    if (!RAPPORT_HAS(cm_api, declare))
+        return;
+    for (size_t i = 0; i < sizeof entities / sizeof *entities; i++)
+        redeclare(h, entities[i].name, entities[i].spec);
+    for (size_t i = 0; i < sizeof added_fields / sizeof *added_fields; i++) {
+        bool seen = false;
+        for (size_t j = 0; j < i; j++)
+            seen = seen || strcmp(added_fields[j].entity, added_fields[i].entity) == 0;
+        for (size_t j = 0; j < sizeof entities / sizeof *entities; j++)
+            seen = seen || strcmp(entities[j].name, added_fields[i].entity) == 0;
+        if (!seen)
+            redeclare(h, added_fields[i].entity, NULL);
+    }
+}
+
 static int ensure(rapport_host *h, char *err, size_t errlen)
 {
     for (size_t i = 0; i < sizeof entities / sizeof *entities; i++)
@@ -311,6 +348,7 @@ static int ensure(rapport_host *h, char *err, size_t errlen)
             return cm_fail(err, errlen, RAPPORT_EINVAL, "%s.%s: %s", added_fields[i].entity,
                            added_fields[i].field, m);
     }
+    redeclare_all(h);
     return 0;
 }
 

@@ -197,6 +197,28 @@ static int ensure_field(rapport_host *h, const char *entity, const char *field, 
     return RAPPORT_EINVAL;
 }
 
+/* Flags a newer version gained (a field marked personal) reach an installation made by an
+ * older one through the store's declare, which applies only the safe changes. The spec is the
+ * entity's with its late fields, so none of them looks dropped; a change the store refuses
+ * leaves the entity as it was, which the plugin works with as before. */
+static void redeclare(rapport_host *h, const char *entity, const char *text)
+{
+    if (!RAPPORT_HAS(op_api, declare))
+        return;
+    json_t *spec = json_loads(text, 0, NULL);
+    json_t *fields = json_object_get(spec, "fields");
+    for (size_t i = 0; fields && i < sizeof late_fields / sizeof *late_fields; i++)
+        if (strcmp(late_fields[i].entity, entity) == 0)
+            json_object_set_new(fields, late_fields[i].field,
+                                json_loads(late_fields[i].spec, 0, NULL));
+    char *full = spec ? json_dumps(spec, JSON_COMPACT) : NULL;
+    if (full && op_api->declare(h, entity, full))
+        op_api->log(h, RAPPORT_LOG_WARN, "%s: its declared fields are not applied: %s", entity,
+                    op_api->last_error(h));
+    free(full);
+    json_decref(spec);
+}
+
 static int ensure_entities(rapport_host *h, char *err, size_t errlen)
 {
     for (size_t i = 0; i < sizeof entities / sizeof *entities; i++) {
@@ -228,6 +250,8 @@ static int ensure_entities(rapport_host *h, char *err, size_t errlen)
         if (ensure_field(h, late_fields[i].entity, late_fields[i].field, late_fields[i].spec, err,
                          errlen))
             return RAPPORT_EINVAL;
+    for (size_t i = 0; i < sizeof entities / sizeof *entities; i++)
+        redeclare(h, entities[i].name, entities[i].spec);
     return 0;
 }
 

@@ -113,6 +113,13 @@ check '[ "$(q "SELECT count(*) FROM rp_events")" = $((events_before + 1)) ]' "a 
 check '[ "$(r eval "return crm.erase(\"contact\", $other, \"test\").erased")" = true ]' "crm.erase did not erase"
 check '[ "$(q "SELECT last_name FROM contact WHERE id = $other")" = "" ]' "crm.erase left the last name"
 
+# ---- an installation made before the flag: the plugins declare it at their next start ------
+q "UPDATE rp_fields SET spec = json_remove(spec, '\$.personal') WHERE entity IN ('contact', 'interaction')"
+check '! r schema contact | grep -q personal' "the flags were not taken away"
+r eval 'return 1' >/dev/null
+check 'r schema contact | grep -E "^  email " | grep -q personal && r schema contact | grep -E "^  social_handle " | grep -q personal && r schema interaction | grep -E "^  body " | grep -q personal' "an older installation does not gain the personal flags: $(r schema contact)"
+check '[ "$(q "SELECT count(*) FROM rp_events WHERE type = '"'schema.field_changed'"'")" -ge 10 ]' "no schema.field_changed events for the gained flags"
+
 # ---- a kill -9 in the middle of a big erasure: all or nothing ----------------------------
 export RAPPORT_DB="$tmp/big.db"
 "$RAPPORT" init >/dev/null
