@@ -152,6 +152,12 @@ static int h_declare(rapport_host *h, const char *entity, const char *spec)
     return from_err(h, rc, &err);
 }
 
+static int h_erase(rapport_host *h, const char *entity, int64_t id, const char *reason)
+{
+    rp_error_t err = {0};
+    return from_err(h, rp_store_erase(h->P->s, &h->ctx, entity, id, reason, NULL, &err), &err);
+}
+
 static int h_add_field(rapport_host *h, const char *entity, const char *field, const char *spec)
 {
     json_t *j = parse(h, spec, "the field specification");
@@ -899,4 +905,5 @@ const rapport_api rp__plugin_api = {
     .header = rp__plugin_header,
     .as_plugin = rp__plugin_as_plugin,
     .declare = h_declare,
+    .erase = h_erase,
 };

@@ -244,12 +244,13 @@ static const struct {
      " \"filename\": {\"type\": \"text\", \"personal\": true},"
      " \"content_type\": {\"type\": \"text\"}, \"size\": {\"type\": \"integer\"},"
      " \"parts\": {\"type\": \"integer\", \"default\": 0},"
-     " \"data\": {\"type\": \"text\"}}}"},
+     " \"data\": {\"type\": \"text\", \"personal\": true}}}"},
     /* A file larger than one text value holds, in order: base64 of 786,000 bytes each. */
     {"attachment_part",
      "{\"fields\": {\"attachment\": {\"type\": \"ref\", \"ref\": \"attachment\","
      " \"required\": true, \"indexed\": true}, \"seq\": {\"type\": \"integer\","
-     " \"required\": true}, \"data\": {\"type\": \"text\", \"required\": true}}}"},
+     " \"required\": true},"
+     " \"data\": {\"type\": \"text\", \"required\": true, \"personal\": true}}}"},
     {"mail_template",
      "{\"fields\": {\"name\": {\"type\": \"text\", \"required\": true, \"indexed\": true},"
      " \"language\": {\"type\": \"text\", \"default\": \"en\"},"
@@ -376,6 +377,8 @@ static int init(rapport_host *h, const rapport_api *api, char *err, size_t errle
     int rc = ensure(h, err, errlen);
     if (!rc)
         rc = cm_interactions_init(h, err, errlen);
+    if (!rc)
+        rc = cm_erase_init(h, err, errlen);
     if (!rc)
         rc = cm_timeline_init(h, err, errlen);
     if (!rc)

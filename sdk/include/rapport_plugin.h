@@ -475,6 +475,14 @@ struct rapport_api {
      * (Appended after as_plugin: test with RAPPORT_HAS.)
      */
     int (*declare)(rapport_host *h, const char *entity, const char *spec);
+    /**
+     * Erases the personal data of record @p id of @p entity, as `rapport erase` does (its
+     * personal fields emptied in the row, its events and the search index; the records that
+     * refer to it too; one "<entity>.erased" event with @p reason, may be NULL). For a before-hook
+     * on RAPPORT_ERASE that erases what only the plugin links to the record, in the same
+     * transaction. Refused for a user's context. (Appended after declare: test with RAPPORT_HAS.)
+     */
+    int (*erase)(rapport_host *h, const char *entity, int64_t id, const char *reason);
 };
 
 /** Whether @p api has function @p fn (so a plugin can run on an older host). */

@@ -32,8 +32,9 @@ r create order_line "{\"order\": $o1, \"description\": \"vase\", \"quantity\": \
 r create order_line "{\"order\": $o2, \"description\": \"bowl\", \"quantity\": \"1.000\", \"unit_price\": \"7.00\", \"total\": \"7.00\"}" >/dev/null
 t=$(r create ticket "{\"subject\": \"Cracked vase\", \"contact\": $c, \"description\": \"Parvaneh Quolmorad writes: call pq.third@example.org\"}" | idof)
 i=$(r eval "return crm.create('interaction', {channel = 'email', direction = 'in', contact = $c, subject = 'About my vase', body = 'Regards, Parvaneh Quolmorad', from_addr = 'pq.third@example.org'}).id")
+att=$(r create attachment "{\"interaction\": $i, \"filename\": \"pq-passport-scan.pdf\", \"content_type\": \"application/pdf\", \"size\": 14, \"data\": \"UGFzc3BvcnQgb2YgUFE=\"}" | idof)
 r eval 'crm.emit("newsletter.signup", {email = "pq.second@example.org", list = "news", note = "from pq.second@example.org at the fair"})' >/dev/null
-check '[ -n "$c" ] && [ -n "$o1" ] && [ -n "$t" ] && [ -n "$i" ]' "setup failed: c=$c o1=$o1 t=$t i=$i"
+check '[ -n "$c" ] && [ -n "$o1" ] && [ -n "$t" ] && [ -n "$i" ] && [ -n "$att" ]' "setup failed: c=$c o1=$o1 t=$t i=$i att=$att"
 
 # ---- export-subject: the record, what refers to it (two levels) and all their events ----
 doc=$(r export-subject contact "$c")
@@ -82,9 +83,11 @@ for f in (\"first_name\", \"last_name\", \"email\", \"phone\", \"mobile\", \"bir
     assert r[f] is None, f
 assert r[\"title\"] == \"Master glassblower\" and r[\"country\"] == \"IR\" and r[\"source\"] == \"fair\"
 " "$rec"' "the record after erase: $rec"
-check '[ "$(q "SELECT count(*) FROM rp_events")" = $((events_before + 1)) ]' "events: $(q "SELECT count(*) FROM rp_events"), wanted $((events_before + 1))"
+# One event for the contact, one for the attachment the collaborative plugin's hook erased.
+check '[ "$(q "SELECT count(*) FROM rp_events")" = $((events_before + 2)) ]' "events: $(q "SELECT count(*) FROM rp_events"), wanted $((events_before + 2))"
 types_after=$(q "SELECT group_concat(type, ',') FROM (SELECT type FROM rp_events ORDER BY seq)")
-check '[ "$types_after" = "$types_before,contact.erased" ]' "event types changed by the erasure"
+check '[ "$types_after" = "$types_before,attachment.erased,contact.erased" ]' "event types changed by the erasure: ${types_after#"$types_before"}"
+check '[ "$(q "SELECT coalesce(filename, data, \"gone\") FROM attachment WHERE id = $att")" = gone ] && [ "$(q "SELECT content_type FROM attachment WHERE id = $att")" = application/pdf ]' "the attachment keeps its file or lost its type"
 erased=$(q "SELECT changes FROM rp_events WHERE type = 'contact.erased'")
 check 'grep -q "\"reason\":\"request #17\"" <<<"$erased" && grep -q "\"ticket\":\[$t\]" <<<"$erased" && grep -q "\"interaction\":\[$i\]" <<<"$erased"' "contact.erased: $erased"
 check '[ "$(q "SELECT actor FROM rp_events WHERE type = '"'contact.erased'"'")" != "" ]' "contact.erased has no actor"
@@ -100,7 +103,7 @@ check '! r export contact | grep -q -e Quolmorad -e pq.third -e Nightingale' "ex
 check 'r export contact | grep -q keeper@example.net' "export lost the other contact"
 q "PRAGMA wal_checkpoint(TRUNCATE)" >/dev/null
 dump=$(q .dump)
-for w in Parvaneh Quolmorad pq.first pq.second pq.third Nightingale Quince Yazdabad 1988-03-21 9125550101 9355550102; do
+for w in Parvaneh Quolmorad pq.first pq.second pq.third Nightingale Quince Yazdabad 1988-03-21 9125550101 9355550102 pq-passport UGFzc3BvcnQgb2YgUFE; do
     check '! grep -qF "$w" <<<"$dump"' "the database dump still holds \"$w\""
     check '! cat "$RAPPORT_DB"* | grep -qaF "$w"' "the database file (or its -wal) still holds \"$w\""
     check '! cat "$RAPPORT_DB"* | grep -qaiF "$(tr "[:upper:]" "[:lower:]" <<<"$w")"' "the file still holds the folded \"$w\""
@@ -108,7 +111,7 @@ done
 check 'grep -qF keeper@example.net <<<"$dump" && grep -qF Untouchedson <<<"$dump"' "the other contact was erased too"
 # A second erase finds nothing left and writes nothing.
 expect 0 'no personal data left to erase' -- erase contact "$c"
-check '[ "$(q "SELECT count(*) FROM rp_events")" = $((events_before + 1)) ]' "a second erase appended an event"
+check '[ "$(q "SELECT count(*) FROM rp_events")" = $((events_before + 2)) ]' "a second erase appended an event"
 # From Lua: the installation's scripts may; the result says what was done.
 check '[ "$(r eval "return crm.erase(\"contact\", $other, \"test\").erased")" = true ]' "crm.erase did not erase"
 check '[ "$(q "SELECT last_name FROM contact WHERE id = $other")" = "" ]' "crm.erase left the last name"
@@ -130,16 +133,15 @@ for i in range(20000): print(json.dumps({'last_name': 'Filler%d' % i, 'email': '
 big=$(r create contact '{"first_name": "Crash", "last_name": "Vanishwick", "email": "crash.v@example.org"}' | idof)
 r update contact "$big" '{"address": "1 Fallen Road"}' >/dev/null
 # Many events about the record, copied in directly: what years of changes would leave.
-q "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 60000)
+q "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300000)
    INSERT INTO rp_events(uid, type, entity, record_id, actor, origin, at, changes, cause, depth)
    SELECT uid || i, type, entity, record_id, actor, origin, at, changes, cause, depth
    FROM n, (SELECT * FROM rp_events WHERE type = 'contact.updated' AND record_id = $big)"
 n_before=$(q "SELECT count(*) FROM rp_events")
 "$RAPPORT" erase contact "$big" >/dev/null 2>&1 &
 bg_pid=$!
-sleep 0.6
+sleep 1
 kill -9 "$bg_pid" 2>/dev/null
-killed=$?
 wait "$bg_pid" 2>/dev/null
 bg_pid=
 check '[ "$(q "PRAGMA integrity_check")" = ok ]' "the database is damaged after kill -9"
@@ -147,13 +149,13 @@ n_after=$(q "SELECT count(*) FROM rp_events")
 left=$(q "SELECT count(*) FROM rp_events WHERE changes LIKE '%Fallen Road%'")
 email=$(q "SELECT coalesce(email, '') FROM contact WHERE id = $big")
 if [ "$n_after" = "$n_before" ]; then
-    check '[ "$left" = 60001 ] && [ "$email" = crash.v@example.org ]' "killed erase left a part: $left events still hold the address, email \"$email\""
+    check '[ "$left" = 300001 ] && [ "$email" = crash.v@example.org ]' "killed erase left a part: $left events still hold the address, email \"$email\""
 else
     check '[ "$n_after" = $((n_before + 1)) ] && [ "$left" = 0 ] && [ -z "$email" ]' "killed erase left a part: $n_after events, $left with the address, email \"$email\""
 fi
-check '[ "$killed" = 0 ]' "the erase ended before the kill: make the record's history bigger"
+check '[ "$n_after" = "$n_before" ]' "the erase ended before the kill (so this tested nothing): make the record's history bigger"
 # And run to its end, it takes everything.
-expect 0 "erased contact $big" -- erase contact "$big"
+expect 0 "contact $big" -- erase contact "$big"
 check '[ "$(q "SELECT count(*) FROM rp_events WHERE changes LIKE '"'%Fallen Road%'"' OR changes LIKE '"'%crash.v%'"'")" = 0 ]' "the big erase left values"
 check '[ -z "$(r search Vanishwick)" ] && [ -n "$(r search Filler12345)" ]' "search after the big erase"
 finish
