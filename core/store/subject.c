@@ -140,6 +140,32 @@ static int events_of(subject_t *x, const char *entity, int64_t id, rp_error_t *e
     return rc == RP_DB_DONE ? 0 : rp__dberr(x->s, rc, "cannot read the event log", err);
 }
 
+static int by_seq(const void *a, const void *b)
+{
+    json_int_t x = json_integer_value(json_object_get(*(json_t *const *)a, "seq"));
+    json_int_t y = json_integer_value(json_object_get(*(json_t *const *)b, "seq"));
+    return (x > y) - (x < y);
+}
+
+/* The events in the order they happened, whichever record they are about. */
+static json_t *in_order(json_t *events)
+{
+    size_t n = json_array_size(events);
+    json_t **v = malloc((n ? n : 1) * sizeof *v), *out = json_array();
+    if (!v || !out) {
+        free(v);
+        json_decref(out);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++)
+        v[i] = json_array_get(events, i);
+    qsort(v, n, sizeof *v, by_seq);
+    for (size_t i = 0; i < n; i++)
+        json_array_append(out, v[i]);
+    free(v);
+    return out;
+}
+
 int rp_store_subject(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, int64_t id,
                      json_t **out, rp_error_t *err)
 {
@@ -166,8 +192,13 @@ int rp_store_subject(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, int
                 rc = events_of(&x, name, json_integer_value(json_object_get(r, "id")), err);
         }
     }
+    json_t *sorted = rc ? NULL : in_order(x.events);
+    if (!rc && !sorted)
+        rc = rp_error_set(err, RP_ENOMEM, 0, "out of memory");
     if (rc)
         goto out;
+    json_decref(x.events);
+    x.events = sorted;
     char now[32];
     rp__fmt_time(rp_store_now(s), now);
     *out = json_pack("{ss,ss,sI,sO,sO,sO,sb}", "exported_at", now, "entity", entity, "id",

@@ -48,6 +48,8 @@ assert [x[\"id\"] for x in rel[\"ticket\"]] == [$t] and [x[\"id\"] for x in rel[
 types = [(e[\"entity\"], e[\"type\"]) for e in d[\"events\"]]
 assert types.count((\"contact\", \"contact.updated\")) == 3, types
 assert (\"order_line\", \"order_line.created\") in types and (\"ticket\", \"ticket.created\") in types
+seqs = [e[\"seq\"] for e in d[\"events\"]]
+assert seqs == sorted(seqs), seqs
 " "$doc"' "export-subject lacks something: $doc"
 q "SELECT 1" >/dev/null
 r roles set clerk '{"entities": {"contact": {"read": "all"}, "ticket": {"read": "all"}, "order": {"read": "none"}}, "fields": {"contact.email": "hidden"}}' >/dev/null

@@ -452,10 +452,10 @@ int rp_store_erase(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, int64
  * "record", "related": {entity: [records]}, "events": [{"seq", "type", "entity", "record_id",
  * "actor", "origin", "at", "changes"}], "truncated"}. "related" holds the records that refer to
  * it through a ref field and those that refer to them (two levels: a contact's orders and the
- * orders' lines), soft-deleted ones included; "events" the events of all of them. Read through
- * @p ctx's access: records outside the user's read scope and hidden fields are left out
- * (RP_EPERM when the record itself is out of scope). At most 50,000 related records
- * ("truncated" then true).
+ * orders' lines), soft-deleted ones included; "events" the events of all of them, in sequence
+ * order. Read through @p ctx's access: records outside the user's read scope and hidden fields
+ * are left out (RP_EPERM when the record itself is out of scope). At most 50,000 related
+ * records ("truncated" then true).
  */
 int rp_store_subject(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, int64_t id,
                      json_t **out, rp_error_t *err);
