@@ -118,6 +118,7 @@ static void push_hook_ctx(lua_State *L, const rp_change_t *ch)
     lua_setfield(L, -2, "entity");
     static const char *const acts[] = {"create",  "update", "delete",
                                        "restore", "purge",  "erase"};
+    _Static_assert(sizeof acts / sizeof *acts == RP_ACT_ERASE + 1, "a name for every action");
     lua_pushstring(L, acts[ch->action]);
     lua_setfield(L, -2, "action");
     lua_pushinteger(L, ch->id);

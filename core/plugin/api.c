@@ -571,7 +571,9 @@ static int h_hook(rapport_host *h, const char *entity, int action, int priority,
                          &err);
     if (id < 0)
         return from_err(h, id, &err);
-    static const char *const acts[] = {"create", "update", "delete", "restore", "purge"};
+    static const char *const acts[] = {"create",  "update", "delete",
+                                       "restore", "purge",  "erase"};
+    _Static_assert(sizeof acts / sizeof *acts == RAPPORT_ERASE + 1, "a name for every action");
     json_array_append_new(h->hooks, json_sprintf("%s.%s", entity, acts[action]));
     return 0;
 }
