@@ -255,12 +255,13 @@ static int erase_elsewhere(erase_t *x, rp_error_t *err)
     json_array_foreach(x->parts, i, w) {
         /* The needle as the payload's JSON text spells it (escapes included). */
         char *enc = json_dumps(w, JSON_ENCODE_ANY | JSON_COMPACT);
-        rp_db_stmt_t *st = enc ? rp__stmt(x->s, "SELECT seq, changes FROM rp_events"
-                                                " WHERE instr(changes, ?) > 0", err)
-                               : NULL;
+        if (!enc)
+            return rp_error_set(err, RP_ENOMEM, 0, "out of memory");
+        rp_db_stmt_t *st = rp__stmt(x->s, "SELECT seq, changes FROM rp_events"
+                                          " WHERE instr(changes, ?) > 0", err);
         if (!st) {
             free(enc);
-            return enc ? (err ? err->code : RP_EIO) : rp_error_set(err, RP_ENOMEM, 0, "out of memory");
+            return err ? err->code : RP_EIO;
         }
         size_t n = strlen(enc);
         rp_db_bind_text_copy(st, 1, enc + 1, (int)(n - 2));
@@ -518,7 +519,9 @@ int rp_store_erase(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, int64
     secure_delete(s, 1);
     erase_t x = {.s = s, .whole = json_array(), .parts = json_array(), .records = json_object()};
     json_t *res = json_pack("{s:s,s:I}", "entity", e->name, "id", (json_int_t)id);
-    int rc = rp_store_begin(s, err);
+    int rc = x.whole && x.parts && x.records && res
+                 ? rp_store_begin(s, err)
+                 : rp_error_set(err, RP_ENOMEM, 0, "out of memory");
     if (!rc) {
         /* Looked up again: opening the transaction may have read the registry back. */
         rc = (e = rp__entity_req(s, entity, err)) ? erase_all(&x, e, id, reason, ctx, res, err)

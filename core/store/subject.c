@@ -22,8 +22,8 @@ typedef struct subject {
     bool truncated;
 } subject_t;
 
-/* The records of @p entity whose ref field @p field names @p id, every page of them, appended to the
- * document's list for @p e; their ids into @p ids. */
+/* The records of @p entity whose ref field @p field names @p id, every page of them, appended
+ * to the document's list for @p entity; their ids into @p ids. */
 static int gather(subject_t *x, const char *entity, const char *field, int64_t id, json_t *ids,
                   rp_error_t *err)
 {
@@ -178,6 +178,10 @@ int rp_store_subject(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, int
     if (rc)
         return rc;
     subject_t x = {.s = s, .ctx = ctx, .related = json_object(), .events = json_array()};
+    if (!x.related || !x.events) {
+        rc = rp_error_set(err, RP_ENOMEM, 0, "out of memory");
+        goto out;
+    }
     if ((rc = walk(&x, entity, id, NULL, 2, err)))
         goto out;
     if ((rc = events_of(&x, entity, id, err)))

@@ -53,7 +53,8 @@ static int erase_attachments(rapport_host *h, const rapport_api *api, rapport_ch
     size_t i, j;
     json_t *v, *w;
     json_array_foreach(inter, i, v) {
-        json_t *att = rc ? NULL : ids_of(h, api, "attachment", "interaction", json_integer_value(v));
+        json_t *att =
+            rc ? NULL : ids_of(h, api, "attachment", "interaction", json_integer_value(v));
         if (!rc && !att)
             rc = RAPPORT_EINVAL;
         json_array_foreach(att, j, w) {

@@ -135,7 +135,8 @@ static void test_erase_record_events_index(void **state)
     assert_int_equal(hits(s, "Kept"), 1);
     /* The keys stay, the values are null; the copied identifier is cut out. */
     assert_string_equal(last_payload(s, "person.updated"), "{\"email\":[null,null]}");
-    assert_string_equal(last_payload(s, "mail.sent"), "{\"to\":null,\"text\":\"mail to [erased] sent\"}");
+    assert_string_equal(last_payload(s, "mail.sent"),
+                        "{\"to\":null,\"text\":\"mail to [erased] sent\"}");
     assert_int_equal(rp_events_last_seq(s), before + 1);
     const char *ev = last_payload(s, "person.erased");
     assert_true(strstr(ev, "\"fields\":[\"name\",\"email\"]") ||
