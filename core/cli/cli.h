@@ -139,5 +139,8 @@ int cmd_restore_database(cli_t *c, int argc, char **argv);
 /* io.c */
 int cmd_import(cli_t *c, int argc, char **argv);
 int cmd_export(cli_t *c, int argc, char **argv);
+/* erase.c: a person's data — erase it, or export it as one document. */
+int cmd_erase(cli_t *c, int argc, char **argv);
+int cmd_export_subject(cli_t *c, int argc, char **argv);
 
 #endif

@@ -233,6 +233,12 @@ static const command_t commands[] = {
     {"restore", cmd_record, "restore ENTITY ID | restore FILE [--force]",
      "Restore a soft-deleted record; or put backup FILE in place of the database (not in use)."},
     {"purge", cmd_record, "purge ENTITY ID", "Remove a record for good (kept in its event)."},
+    {"erase", cmd_erase, "erase ENTITY ID [--reason TEXT] [--json]",
+     "Erase a person's data: the record's personal fields emptied, in its events too, and in "
+     "the search index; the records that refer to it lose theirs (one level)."},
+    {"export-subject", cmd_export_subject, "export-subject ENTITY ID [--pretty]",
+     "Everything held about one record as one JSON document: it, the records that refer to it "
+     "(two levels) and all their events; read with --as's permissions."},
     {"find", cmd_find,
      "find ENTITY [--where JSON] [--order F,-G] [--limit N] [--offset N] [--after CURSOR] "
      "[--fields A,B] [--deleted]",

@@ -42,8 +42,9 @@ static void print_schema_text(const char *name, json_t *d)
     json_object_foreach(json_object_get(d, "fields"), fname, spec) {
         char opts[512] = "";
         int n = 0;
-        static const char *const flags[] = {"required", "unique", "indexed", "searchable"};
-        for (int i = 0; i < 4; i++)
+        static const char *const flags[] = {"required", "unique", "indexed", "searchable",
+                                            "personal"};
+        for (int i = 0; i < 5; i++)
             if (json_is_true(json_object_get(spec, flags[i])))
                 n += snprintf(opts + n, sizeof opts - (size_t)n, "%s%s", n ? ", " : "", flags[i]);
         json_t *x;

@@ -948,6 +948,7 @@ int rp__lua_open_crm(rp_lua_t *l, rp_error_t *err)
     static const luaL_Reg clock[] = {{"advance", crm_clock_advance}, {NULL, NULL}};
     luaL_newlib(L, top);
     rp__lua_open_rules(L);
+    rp__lua_open_erase(L);
     luaL_newlib(L, schema);
     rp__lua_open_schema(L);
     lua_setfield(L, -2, "schema");

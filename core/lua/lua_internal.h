@@ -108,6 +108,8 @@ int rp__lua_raise(lua_State *L, rp_error_t *err);
 void rp__lua_push_owned(lua_State *L, json_t *j);
 /** Adds crm.before, on, emit, job, after, every and cancel to the table on top of the stack. */
 void rp__lua_open_rules(lua_State *L);
+/** Adds crm.erase and crm.subject to the table on top of the stack (erase.c). */
+void rp__lua_open_erase(lua_State *L);
 /** Adds crm.schema.declare, migration, rename_field, change_type, drop_field and drop_entity
  *  to the table on top of the stack (schema.c). */
 void rp__lua_open_schema(lua_State *L);

@@ -116,7 +116,9 @@ static void push_hook_ctx(lua_State *L, const rp_change_t *ch)
     lua_createtable(L, 0, 5);
     lua_pushstring(L, ch->entity);
     lua_setfield(L, -2, "entity");
-    static const char *const acts[] = {"create", "update", "delete", "restore", "purge"};
+    static const char *const acts[] = {"create",  "update", "delete",
+                                       "restore", "purge",  "erase"};
+    _Static_assert(sizeof acts / sizeof *acts == RP_ACT_ERASE + 1, "a name for every action");
     lua_pushstring(L, acts[ch->action]);
     lua_setfield(L, -2, "action");
     lua_pushinteger(L, ch->id);
@@ -351,15 +353,16 @@ static int crm_before(lua_State *L)
         lua_pop(L, 1);
     }
     const char *dot = strrchr(type, '.');
-    static const char *const acts[] = {"create", "update", "delete", "restore", "purge"};
+    static const char *const acts[] = {"create",  "update", "delete",
+                                       "restore", "purge",  "erase"};
     int action = -1;
-    for (int i = 0; dot && i < 5; i++)
+    for (int i = 0; dot && i < 6; i++)
         if (strcmp(dot + 1, acts[i]) == 0)
             action = i;
     size_t elen = dot ? (size_t)(dot - type) : 0;
     if (action < 0 || elen == 0 || elen >= 64)
         return luaL_error(L, "crm.before: \"%s\" is not ENTITY.ACTION (ACTION: create, update, "
-                             "delete, restore, purge; ENTITY may be *)", type);
+                             "delete, restore, purge, erase; ENTITY may be *)", type);
     char entity[64];
     memcpy(entity, type, elen);
     entity[elen] = '\0';

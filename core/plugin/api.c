@@ -152,6 +152,12 @@ static int h_declare(rapport_host *h, const char *entity, const char *spec)
     return from_err(h, rc, &err);
 }
 
+static int h_erase(rapport_host *h, const char *entity, int64_t id, const char *reason)
+{
+    rp_error_t err = {0};
+    return from_err(h, rp_store_erase(h->P->s, &h->ctx, entity, id, reason, NULL, &err), &err);
+}
+
 static int h_add_field(rapport_host *h, const char *entity, const char *field, const char *spec)
 {
     json_t *j = parse(h, spec, "the field specification");
@@ -546,7 +552,7 @@ static int lua_tramp(void *ud, const rp_ctx_t *caller, const char *args, char **
 
 static int action_ok(rapport_host *h, int action)
 {
-    if (action < RAPPORT_CREATE || action > RAPPORT_PURGE)
+    if (action < RAPPORT_CREATE || action > RAPPORT_ERASE)
         return (int)fail_host(h, RAPPORT_EINVAL, "unknown action %d", action);
     return 0;
 }
@@ -565,7 +571,9 @@ static int h_hook(rapport_host *h, const char *entity, int action, int priority,
                          &err);
     if (id < 0)
         return from_err(h, id, &err);
-    static const char *const acts[] = {"create", "update", "delete", "restore", "purge"};
+    static const char *const acts[] = {"create",  "update", "delete",
+                                       "restore", "purge",  "erase"};
+    _Static_assert(sizeof acts / sizeof *acts == RAPPORT_ERASE + 1, "a name for every action");
     json_array_append_new(h->hooks, json_sprintf("%s.%s", entity, acts[action]));
     return 0;
 }
@@ -901,4 +909,5 @@ const rapport_api rp__plugin_api = {
     .declare = h_declare,
     .role_default = rp__plugin_role_default,
     .serve_assets = rp__plugin_serve_assets,
+    .erase = h_erase,
 };

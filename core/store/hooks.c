@@ -20,7 +20,7 @@ static int hook_add(rp_store_t *s, const char *entity, rp_action_t action, int p
         return rp_error_set(err, RP_EINVAL, RP_C_IDENT,
                             "a hook needs an entity name or \"*\" (got \"%s\")",
                             entity ? entity : "(null)");
-    if ((unsigned)action > RP_ACT_PURGE)
+    if ((unsigned)action > RP_ACT_ERASE)
         return rp_error_set(err, RP_EINVAL, RP_C_TYPE, "unknown action %d for a hook", action);
     if (bfn && action != RP_ACT_CREATE && action != RP_ACT_UPDATE)
         return rp_error_set(err, RP_EINVAL, RP_C_TYPE,

@@ -23,6 +23,7 @@ typedef struct rp__field {
     char *name;
     rp_ftype_t type;
     bool required, unique, indexed, searchable;
+    bool personal;  /* Holds personal data: emptied by rp_store_erase (erase.c). */
     json_t *def;    /* Canonical default, or NULL. */
     json_t *values; /* Enum values (array of strings), or NULL. */
     char *ref;      /* Target entity of a ref, or NULL. */

@@ -158,15 +158,15 @@ int rp__field_parse(rp_store_t *s, const char *entity, const char *self, rp__fie
     json_object_foreach(spec, key, v) {
         static const char *const known[] = {"type",  "required", "unique", "indexed", "searchable",
                                             "default", "values", "ref",    "scale",   "label",
-                                            NULL};
+                                            "personal", NULL};
         bool ok = false;
         for (int i = 0; known[i]; i++)
             ok = ok || strcmp(known[i], key) == 0;
         if (!ok)
             return rp_error_set(err, RP_EINVAL, RP_C_BAD_SPEC,
                                 "field \"%s\" of \"%s\": unknown option \"%s\" (known: type, "
-                                "required, unique, indexed, searchable, default, values, ref, "
-                                "scale, label)",
+                                "required, unique, indexed, searchable, personal, default, "
+                                "values, ref, scale, label)",
                                 f->name, entity, key);
     }
     json_t *jt = json_object_get(spec, "type");
@@ -177,9 +177,10 @@ int rp__field_parse(rp_store_t *s, const char *entity, const char *self, rp__fie
                             "decimal, boolean, date, datetime, enum, ref, json, email, phone, url",
                             f->name, entity);
     f->type = (rp_ftype_t)t;
-    static const char *const flags[] = {"required", "unique", "indexed", "searchable"};
-    bool *dst[] = {&f->required, &f->unique, &f->indexed, &f->searchable};
-    for (int i = 0; i < 4; i++) {
+    static const char *const flags[] = {"required", "unique", "indexed", "searchable",
+                                        "personal"};
+    bool *dst[] = {&f->required, &f->unique, &f->indexed, &f->searchable, &f->personal};
+    for (int i = 0; i < 5; i++) {
         json_t *b = json_object_get(spec, flags[i]);
         if (b && !json_is_boolean(b))
             return rp_error_set(err, RP_EINVAL, RP_C_BAD_SPEC,
@@ -265,6 +266,7 @@ json_t *rp__field_spec_json(const rp__field_t *f)
     if (f->unique) json_object_set_new(o, "unique", json_true());
     if (f->indexed) json_object_set_new(o, "indexed", json_true());
     if (f->searchable) json_object_set_new(o, "searchable", json_true());
+    if (f->personal) json_object_set_new(o, "personal", json_true());
     if (f->def) json_object_set(o, "default", f->def);
     if (f->values) json_object_set(o, "values", f->values);
     if (f->ref) json_object_set_new(o, "ref", json_string(f->ref));

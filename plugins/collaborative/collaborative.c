@@ -214,10 +214,11 @@ static const struct {
      " \"thread\": {\"type\": \"ref\", \"ref\": \"thread\", \"indexed\": true},"
      " \"author\": {\"type\": \"text\"},"
      " \"contact\": {\"type\": \"ref\", \"ref\": \"contact\", \"indexed\": true},"
-     " \"subject\": {\"type\": \"text\", \"searchable\": true},"
-     " \"body\": {\"type\": \"text\", \"searchable\": true},"
-     " \"html\": {\"type\": \"text\"},"
-     " \"from_addr\": {\"type\": \"text\", \"indexed\": true}, \"to_addr\": {\"type\": \"text\"},"
+     " \"subject\": {\"type\": \"text\", \"searchable\": true, \"personal\": true},"
+     " \"body\": {\"type\": \"text\", \"searchable\": true, \"personal\": true},"
+     " \"html\": {\"type\": \"text\", \"personal\": true},"
+     " \"from_addr\": {\"type\": \"text\", \"indexed\": true, \"personal\": true},"
+     " \"to_addr\": {\"type\": \"text\", \"personal\": true},"
      " \"external_id\": {\"type\": \"text\"},"
      " \"ext_key\": {\"type\": \"text\", \"unique\": true},"
      " \"in_reply_to\": {\"type\": \"text\"}, \"references\": {\"type\": \"text\"},"
@@ -226,9 +227,11 @@ static const struct {
      " \"campaign\": {\"type\": \"ref\", \"ref\": \"campaign\", \"indexed\": true},"
      " \"error\": {\"type\": \"text\"}, \"attempts\": {\"type\": \"integer\", \"default\": 0},"
      " \"sent_at\": {\"type\": \"datetime\"},"
-     " \"duration\": {\"type\": \"integer\"}, \"recording\": {\"type\": \"url\"},"
-     " \"link\": {\"type\": \"url\"}, \"handle\": {\"type\": \"text\"},"
-     " \"rating\": {\"type\": \"integer\"}, \"attachments\": {\"type\": \"json\"},"
+     " \"duration\": {\"type\": \"integer\"},"
+     " \"recording\": {\"type\": \"url\", \"personal\": true},"
+     " \"link\": {\"type\": \"url\"}, \"handle\": {\"type\": \"text\", \"personal\": true},"
+     " \"rating\": {\"type\": \"integer\"},"
+     " \"attachments\": {\"type\": \"json\", \"personal\": true},"
      " \"owner\": {\"type\": \"text\", \"indexed\": true}}}"},
     {"interaction_link",
      "{\"fields\": {\"interaction\": {\"type\": \"ref\", \"ref\": \"interaction\","
@@ -237,15 +240,17 @@ static const struct {
      " \"key\": {\"type\": \"text\", \"required\": true, \"indexed\": true}}}"},
     {"attachment",
      "{\"fields\": {\"interaction\": {\"type\": \"ref\", \"ref\": \"interaction\","
-     " \"required\": true, \"indexed\": true}, \"filename\": {\"type\": \"text\"},"
+     " \"required\": true, \"indexed\": true},"
+     " \"filename\": {\"type\": \"text\", \"personal\": true},"
      " \"content_type\": {\"type\": \"text\"}, \"size\": {\"type\": \"integer\"},"
      " \"parts\": {\"type\": \"integer\", \"default\": 0},"
-     " \"data\": {\"type\": \"text\"}}}"},
+     " \"data\": {\"type\": \"text\", \"personal\": true}}}"},
     /* A file larger than one text value holds, in order: base64 of 786,000 bytes each. */
     {"attachment_part",
      "{\"fields\": {\"attachment\": {\"type\": \"ref\", \"ref\": \"attachment\","
      " \"required\": true, \"indexed\": true}, \"seq\": {\"type\": \"integer\","
-     " \"required\": true}, \"data\": {\"type\": \"text\", \"required\": true}}}"},
+     " \"required\": true},"
+     " \"data\": {\"type\": \"text\", \"required\": true, \"personal\": true}}}"},
     {"mail_template",
      "{\"fields\": {\"name\": {\"type\": \"text\", \"required\": true, \"indexed\": true},"
      " \"language\": {\"type\": \"text\", \"default\": \"en\"},"
@@ -273,7 +278,8 @@ static const struct {
     {"contact", "email_bounced_at", "{\"type\": \"datetime\"}"},
     {"contact", "sms_opt_out", "{\"type\": \"boolean\", \"default\": false}"},
     {"contact", "sms_opt_out_at", "{\"type\": \"datetime\"}"},
-    {"contact", "social_handle", "{\"type\": \"text\", \"indexed\": true}"},
+    {"contact", "social_handle", "{\"type\": \"text\", \"indexed\": true,"
+                                " \"personal\": true}"},
     {"contact", "language", "{\"type\": \"text\"}"},
     {"interaction", "language", "{\"type\": \"text\"}"},
     {"campaign", "subject", "{\"type\": \"text\"}"},
@@ -289,6 +295,43 @@ static const struct {
     {"campaign", "bounce_count", "{\"type\": \"integer\", \"default\": 0}"},
     {"campaign", "unsubscribe_count", "{\"type\": \"integer\", \"default\": 0}"},
 };
+
+/* Flags a newer version gained (a field marked personal) reach an installation made by an
+ * older one through the store's declare, which applies only the safe changes: each entity the
+ * plugin defines or adds to, with every field the plugin gives it. One the store refuses is
+ * left as it was, which the plugin works with as before. */
+static void redeclare(rapport_host *h, const char *entity, const char *text)
+{
+    json_t *spec = text ? json_loads(text, 0, NULL) : json_pack("{s:{}}", "fields");
+    json_t *fields = json_object_get(spec, "fields");
+    for (size_t i = 0; fields && i < sizeof added_fields / sizeof *added_fields; i++)
+        if (strcmp(added_fields[i].entity, entity) == 0)
+            json_object_set_new(fields, added_fields[i].field,
+                                json_loads(added_fields[i].spec, 0, NULL));
+    char *full = spec ? json_dumps(spec, JSON_COMPACT) : NULL;
+    if (full && cm_api->declare(h, entity, full))
+        cm_api->log(h, RAPPORT_LOG_WARN, "%s: its declared fields are not applied: %s", entity,
+                    cm_api->last_error(h));
+    free(full);
+    json_decref(spec);
+}
+
+static void redeclare_all(rapport_host *h)
+{
+    if (!RAPPORT_HAS(cm_api, declare))
+        return;
+    for (size_t i = 0; i < sizeof entities / sizeof *entities; i++)
+        redeclare(h, entities[i].name, entities[i].spec);
+    for (size_t i = 0; i < sizeof added_fields / sizeof *added_fields; i++) {
+        bool seen = false;
+        for (size_t j = 0; j < i; j++)
+            seen = seen || strcmp(added_fields[j].entity, added_fields[i].entity) == 0;
+        for (size_t j = 0; j < sizeof entities / sizeof *entities; j++)
+            seen = seen || strcmp(entities[j].name, added_fields[i].entity) == 0;
+        if (!seen)
+            redeclare(h, added_fields[i].entity, NULL);
+    }
+}
 
 static int ensure(rapport_host *h, char *err, size_t errlen)
 {
@@ -306,6 +349,7 @@ static int ensure(rapport_host *h, char *err, size_t errlen)
             return cm_fail(err, errlen, RAPPORT_EINVAL, "%s.%s: %s", added_fields[i].entity,
                            added_fields[i].field, m);
     }
+    redeclare_all(h);
     return 0;
 }
 
@@ -354,6 +398,8 @@ static int init(rapport_host *h, const rapport_api *api, char *err, size_t errle
     int rc = ensure(h, err, errlen);
     if (!rc)
         rc = cm_interactions_init(h, err, errlen);
+    if (!rc)
+        rc = cm_erase_init(h, err, errlen);
     if (!rc)
         rc = cm_timeline_init(h, err, errlen);
     if (!rc)

@@ -78,6 +78,8 @@ int cm_parse_target(const char *text, char *entity, size_t cap, int64_t *id);
 const char *cm_actor_user(rapport_host *h, const rapport_request *req, char *out, size_t cap);
 
 int cm_interactions_init(rapport_host *h, char *err, size_t errlen);
+/* erase.c: a contact's erasure takes its interactions' attachments with it. */
+int cm_erase_init(rapport_host *h, char *err, size_t errlen);
 
 /* ---- the timeline (timeline.c) --------------------------------------------------------- */
 

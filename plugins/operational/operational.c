@@ -50,10 +50,14 @@ static const struct {
      " \"employees\": {\"type\": \"integer\"}, \"annual_revenue\": {\"type\": \"decimal\", \"scale\": 2},"
      " \"description\": {\"type\": \"text\"}, " OWNER "}}"},
     {"lead",
-     "{\"fields\": {\"first_name\": {\"type\": \"text\", \"searchable\": true},"
-     " \"last_name\": {\"type\": \"text\", \"required\": true, \"searchable\": true},"
-     " \"email\": {\"type\": \"email\", \"indexed\": true, \"searchable\": true},"
-     " \"phone\": {\"type\": \"phone\", \"indexed\": true}, \"title\": {\"type\": \"text\"},"
+     "{\"fields\": {\"first_name\": {\"type\": \"text\", \"searchable\": true,"
+     " \"personal\": true},"
+     " \"last_name\": {\"type\": \"text\", \"required\": true, \"searchable\": true,"
+     " \"personal\": true},"
+     " \"email\": {\"type\": \"email\", \"indexed\": true, \"searchable\": true,"
+     " \"personal\": true},"
+     " \"phone\": {\"type\": \"phone\", \"indexed\": true, \"personal\": true},"
+     " \"title\": {\"type\": \"text\"},"
      " \"company\": {\"type\": \"text\", \"searchable\": true},"
      " \"status\": {\"type\": \"enum\", \"values\": [\"new\", \"contacted\", \"qualified\","
      " \"unqualified\", \"converted\"], \"default\": \"new\", \"indexed\": true},"
@@ -61,14 +65,19 @@ static const struct {
      " \"description\": {\"type\": \"text\"}, \"converted_at\": {\"type\": \"datetime\"}, " OWNER
      "}}"},
     {"contact",
-     "{\"fields\": {\"first_name\": {\"type\": \"text\", \"searchable\": true},"
-     " \"last_name\": {\"type\": \"text\", \"required\": true, \"searchable\": true},"
-     " \"email\": {\"type\": \"email\", \"indexed\": true, \"searchable\": true},"
-     " \"phone\": {\"type\": \"phone\", \"indexed\": true}, \"mobile\": {\"type\": \"phone\"},"
+     "{\"fields\": {\"first_name\": {\"type\": \"text\", \"searchable\": true,"
+     " \"personal\": true},"
+     " \"last_name\": {\"type\": \"text\", \"required\": true, \"searchable\": true,"
+     " \"personal\": true},"
+     " \"email\": {\"type\": \"email\", \"indexed\": true, \"searchable\": true,"
+     " \"personal\": true},"
+     " \"phone\": {\"type\": \"phone\", \"indexed\": true, \"personal\": true},"
+     " \"mobile\": {\"type\": \"phone\", \"personal\": true},"
      " \"title\": {\"type\": \"text\"}, \"account\": {\"type\": \"ref\", \"ref\": \"account\","
      " \"indexed\": true}, \"lead\": {\"type\": \"ref\", \"ref\": \"lead\"},"
-     " \"source\": {\"type\": \"text\"}, \"birthday\": {\"type\": \"date\"},"
-     " \"address\": {\"type\": \"text\"}, \"city\": {\"type\": \"text\"},"
+     " \"source\": {\"type\": \"text\"}, \"birthday\": {\"type\": \"date\", \"personal\": true},"
+     " \"address\": {\"type\": \"text\", \"personal\": true},"
+     " \"city\": {\"type\": \"text\", \"personal\": true},"
      " \"country\": {\"type\": \"text\"},"
      " \"do_not_contact\": {\"type\": \"boolean\", \"default\": false},"
      " \"email_opt_out\": {\"type\": \"boolean\", \"default\": false}, " OWNER "}}"},
@@ -101,7 +110,7 @@ static const struct {
      " \"closed\"], \"default\": \"new\", \"indexed\": true},"
      " \"contact\": {\"type\": \"ref\", \"ref\": \"contact\", \"indexed\": true},"
      " \"account\": {\"type\": \"ref\", \"ref\": \"account\"},"
-     " \"description\": {\"type\": \"text\", \"searchable\": true},"
+     " \"description\": {\"type\": \"text\", \"searchable\": true, \"personal\": true},"
      " \"first_response_at\": {\"type\": \"datetime\"}, \"resolved_at\": {\"type\": \"datetime\"},"
      " \"first_response_due\": {\"type\": \"datetime\"},"
      " \"resolution_due\": {\"type\": \"datetime\", \"indexed\": true},"
@@ -188,6 +197,28 @@ static int ensure_field(rapport_host *h, const char *entity, const char *field, 
     return RAPPORT_EINVAL;
 }
 
+/* Flags a newer version gained (a field marked personal) reach an installation made by an
+ * older one through the store's declare, which applies only the safe changes. The spec is the
+ * entity's with its late fields, so none of them looks dropped; a change the store refuses
+ * leaves the entity as it was, which the plugin works with as before. */
+static void redeclare(rapport_host *h, const char *entity, const char *text)
+{
+    if (!RAPPORT_HAS(op_api, declare))
+        return;
+    json_t *spec = json_loads(text, 0, NULL);
+    json_t *fields = json_object_get(spec, "fields");
+    for (size_t i = 0; fields && i < sizeof late_fields / sizeof *late_fields; i++)
+        if (strcmp(late_fields[i].entity, entity) == 0)
+            json_object_set_new(fields, late_fields[i].field,
+                                json_loads(late_fields[i].spec, 0, NULL));
+    char *full = spec ? json_dumps(spec, JSON_COMPACT) : NULL;
+    if (full && op_api->declare(h, entity, full))
+        op_api->log(h, RAPPORT_LOG_WARN, "%s: its declared fields are not applied: %s", entity,
+                    op_api->last_error(h));
+    free(full);
+    json_decref(spec);
+}
+
 static int ensure_entities(rapport_host *h, char *err, size_t errlen)
 {
     for (size_t i = 0; i < sizeof entities / sizeof *entities; i++) {
@@ -219,6 +250,8 @@ static int ensure_entities(rapport_host *h, char *err, size_t errlen)
         if (ensure_field(h, late_fields[i].entity, late_fields[i].field, late_fields[i].spec, err,
                          errlen))
             return RAPPORT_EINVAL;
+    for (size_t i = 0; i < sizeof entities / sizeof *entities; i++)
+        redeclare(h, entities[i].name, entities[i].spec);
     return 0;
 }
 

@@ -49,6 +49,7 @@ enum { RAPPORT_LOG_INFO = 0, RAPPORT_LOG_WARN = 1, RAPPORT_LOG_ERROR = 2 };
 enum {
     RAPPORT_CREATE = 0, RAPPORT_UPDATE = 1, RAPPORT_DELETE = 2, RAPPORT_RESTORE = 3,
     RAPPORT_PURGE = 4,
+    RAPPORT_ERASE = 5, /**< `rapport erase`: the record's personal fields are being emptied. */
 };
 
 /** The engine's handle for one loaded plugin. Opaque. */
@@ -505,6 +506,14 @@ struct rapport_api {
      * server starts, and said in its log. (Appended after role_default: test with RAPPORT_HAS.)
      */
     int (*serve_assets)(rapport_host *h, const char *prefix, const rapport_asset *files);
+    /**
+     * Erases the personal data of record @p id of @p entity, as `rapport erase` does (its
+     * personal fields emptied in the row, its events and the search index; the records that
+     * refer to it too; one "<entity>.erased" event with @p reason, may be NULL). For a before-hook
+     * on RAPPORT_ERASE that erases what only the plugin links to the record, in the same
+     * transaction. Refused for a user's context. (Appended after serve_assets: test with RAPPORT_HAS.)
+     */
+    int (*erase)(rapport_host *h, const char *entity, int64_t id, const char *reason);
 };
 
 /** Whether @p api has function @p fn (so a plugin can run on an older host). */

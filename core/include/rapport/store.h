@@ -461,6 +461,41 @@ int rp_store_purge(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, int64
                    rp_error_t *err);
 
 /**
+ * Erases the personal data of record @p id of @p entity (the right to be forgotten), in one
+ * transaction: the record's personal fields ("personal": true) become null; in every event
+ * about it the personal keys stay with null values ([old, new] becomes [null, null]) and any
+ * other string equal to an erased value becomes null; the search index is rebuilt without the
+ * erased words (its segments merged); the records that refer to it through a ref field (one
+ * level) lose their personal fields the same way; the erased email, phone and url values are
+ * cut out ("[erased]") of every other event's payload. Record hooks of RP_ACT_ERASE run first
+ * (one may veto: a legal hold). Ends with one "ENTITY.erased" event {"fields", "records",
+ * "events", "other_events", "reason"} that holds no erased value. The record keeps its id and
+ * other fields; a purged record (known by its events) has its events erased.
+ *
+ * Only an unrestricted context may erase (a user's context: RP_EPERM). RP_EINVAL when the
+ * entity has no personal field; RP_ENOTFOUND when neither the record nor an event of it
+ * exists. *@p result (may be NULL; owned) receives {"entity", "id", "erased": bool, "fields",
+ * "records", "events", "other_events"}: "erased" false (and no event) when nothing was left to
+ * erase. @p reason (may be NULL) is kept in the event.
+ */
+int rp_store_erase(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, int64_t id,
+                   const char *reason, json_t **result, rp_error_t *err);
+
+/**
+ * Everything the store holds about record @p id of @p entity, as one document (what a
+ * "download my data" page serves): *@p out (owned) is {"exported_at", "entity", "id",
+ * "record", "related": {entity: [records]}, "events": [{"seq", "type", "entity", "record_id",
+ * "actor", "origin", "at", "changes"}], "truncated"}. "related" holds the records that refer to
+ * it through a ref field and those that refer to them (two levels: a contact's orders and the
+ * orders' lines), soft-deleted ones included; "events" the events of all of them, in sequence
+ * order. Read through @p ctx's access: records outside the user's read scope and hidden fields
+ * are left out (RP_EPERM when the record itself is out of scope). At most 50,000 related
+ * records ("truncated" then true).
+ */
+int rp_store_subject(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, int64_t id,
+                     json_t **out, rp_error_t *err);
+
+/**
  * Creates every record of the JSON array @p records (borrowed) in one transaction. Batch hooks
  * see the whole array once, record hooks each record. Either all are stored or none: on failure
  * @p err names the index of the failing record ("record 17: …") and *failed_index (may be NULL)

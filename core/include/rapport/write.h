@@ -14,6 +14,7 @@
 /** What a write does. */
 typedef enum rp_action {
     RP_ACT_CREATE, RP_ACT_UPDATE, RP_ACT_DELETE, RP_ACT_RESTORE, RP_ACT_PURGE,
+    RP_ACT_ERASE, /**< rp_store_erase: the record's personal data is being erased. */
 } rp_action_t;
 
 /** The change a record hook sees. Borrowed: valid until the hook returns. */
