@@ -443,11 +443,15 @@ static int open_engine(replay_t *r, rp_error_t *err)
     r->en = en;
     int64_t start = r->o->from_ms && r->o->from_ms < r->first_at ? r->o->from_ms : r->first_at;
     en->o = (rp_engine_opts_t){
-        .db = r->path, .virtual_clock = true, .start_ms = start, .log = replay_log, .log_ud = r};
+        .db = r->path, .virtual_clock = true, .start_ms = start, .offline = true,
+        .log = replay_log, .log_ud = r};
     rp_store_opts_t so = {.must_exist = true};
     int rc = rp_store_open(r->path, &so, &en->s, err);
     if (rc)
         return rc;
+    /* Before the plugins load: nothing a replay does may reach a server (the report is of what
+     * would have been sent; a poll would mark live mail seen, a send would send it). */
+    rp_store_set_offline(en->s, true);
     /* The same "random" numbers every run: event uids and jitter stay out of the report's
      * bytes, and a second replay gives the same one. */
     rp_store_seed(en->s, 0x7265706c6179ULL);

@@ -134,6 +134,11 @@ static int h_define(rapport_host *h, const char *entity, const char *spec)
     return from_err(h, rc, &err);
 }
 
+static int h_offline(rapport_host *h)
+{
+    return rp_store_offline(h->P->s);
+}
+
 static int h_declare(rapport_host *h, const char *entity, const char *spec)
 {
     json_t *j = parse(h, spec, "the entity specification");
@@ -899,4 +904,5 @@ const rapport_api rp__plugin_api = {
     .header = rp__plugin_header,
     .as_plugin = rp__plugin_as_plugin,
     .declare = h_declare,
+    .offline = h_offline,
 };

@@ -474,6 +474,14 @@ struct rapport_api {
      * (Appended after as_plugin: test with RAPPORT_HAS.)
      */
     int (*declare)(rapport_host *h, const char *entity, const char *spec);
+    /**
+     * Non-zero when nothing may reach the outside: what the engine runs now is not kept
+     * (`rapport replay`, `rapport schema diff`, inside crm.dry_run), so a mail fetched and
+     * marked seen, a message sent or a request made could not be taken back. A plugin then
+     * refuses such work with RAPPORT_EPERM and a message saying why; api->offload() refuses too.
+     * (Appended after declare: test with RAPPORT_HAS.)
+     */
+    int (*offline)(rapport_host *h);
 };
 
 /** Whether @p api has function @p fn (so a plugin can run on an older host). */

@@ -200,6 +200,23 @@ EOF
     sleep 0.3
     check '[ ! -s "$tmp/listener.log" ]' "the replay connected to the mail server: $(cat "$tmp/listener.log")"
     check '[ "$("$RAPPORT" count interaction)" = 0 ]' "the live database got an interaction"
+    # Offline: a poll of a mailbox (its password stored) from a replayed handler, or inside a
+    # dry run, never connects (it would log in and mark live mail seen): it is refused, said.
+    "$RAPPORT" config set plugin.collaborative.imap "[{\"name\": \"support\", \"url\": \"imap://127.0.0.1:$port/INBOX\", \"user\": \"ana\", \"password\": \"pw\"}]" >/dev/null
+    printf 'crm.on("contact.created", function(ev) crm.collaborative.poll_mail("support") end)\n' > "$tmp/poll.lua"
+    "$RAPPORT" replay "$tmp/poll.lua" --json > "$tmp/p.json"
+    out=$(py '[(e["by"]["seq"], e["error"]) for e in r["errors"]]' "$tmp/p.json")
+    check 'grep -q "crm.collaborative.poll_mail: offline (a replay, a schema diff or a dry run)" <<<"$out"' "the poll in a replay is not refused in the report: $out"
+    out=$("$RAPPORT" eval 'return crm.dry_run(function() return crm.collaborative.poll_mail("support") end)' 2>&1)
+    check 'grep -q "poll_mail: offline" <<<"$out"' "the poll in a dry run is not refused: $out"
+    out=$("$RAPPORT" eval 'local n = 0; crm.dry_run(function() n = 1 end); return n' 2>&1)
+    check '[ "$out" = 1 ]' "a dry run without a poll: $out"
+    sleep 0.3
+    check '[ ! -s "$tmp/listener.log" ]' "a replay or a dry run connected to the mail server: $(cat "$tmp/listener.log")"
+    # The live engine still polls (the listener gets the connection): offline is not sticky.
+    "$RAPPORT" eval 'crm.dry_run(function() end); return crm.collaborative.poll_mail("support")' >/dev/null 2>&1
+    sleep 0.3
+    check '[ -s "$tmp/listener.log" ]' "the live poll after a dry run did not connect"
 else
     echo "note: the collaborative plugin is not built; the mail part is skipped"
 fi
