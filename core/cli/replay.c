@@ -235,6 +235,13 @@ int cmd_replay(cli_t *c, int argc, char **argv)
         return usage_error("replay", "--entity, --event and --against each need a value");
     if (reject_unknown_flags("replay", argc, argv))
         return EXIT_USAGE;
+    /* It reads the whole history, every record and setting, whatever a role may see: an
+     * administrator's tool, not one to narrow to a user's scope. */
+    if (c->as_user)
+        return usage_error("replay",
+                           "replay reads the whole recorded history (every record, field and "
+                           "setting): not with --as %s; run it without --as",
+                           c->as_user);
     if (argc != 2)
         return usage_error("replay", "replay needs one script file");
     if (o.from_ms && o.to_ms && o.to_ms <= o.from_ms)

@@ -26,6 +26,26 @@
 
 /* ---- the private copy ----------------------------------------------------------------------- */
 
+/* Removes the copy in folder @p name of @p tmp, opened without following a link, when it is
+ * a real folder of ours, private (0700) as mkdtemp made it: another user's link or folder by
+ * that name must not make a replay delete anything. */
+static void remove_stale(int tmpfd, const char *name)
+{
+    int fd = openat(tmpfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == getuid() &&
+        (st.st_mode & 07777) == 0700) {
+        static const char *const files[] = {"copy.db", "copy.db-wal", "copy.db-shm",
+                                            "copy.db-journal", NULL};
+        for (int i = 0; files[i]; i++)
+            unlinkat(fd, files[i], 0); /* a link among them goes, never what it names */
+        unlinkat(tmpfd, name, AT_REMOVEDIR);
+    }
+    close(fd);
+}
+
 /* Removes the folders of replays whose process is gone (killed mid-replay): their copy is
  * nobody's, and the folder name carries the pid that made it. */
 static void sweep_stale(const char *tmp)
@@ -40,14 +60,7 @@ static void sweep_stale(const char *tmp)
         long pid = strtol(de->d_name + strlen(DIR_PREFIX), NULL, 10);
         if (pid <= 0 || (kill((pid_t)pid, 0) == 0 || errno == EPERM))
             continue;
-        char dir[4096], db[4200];
-        snprintf(dir, sizeof dir, "%s/%s", tmp, de->d_name);
-        struct stat st;
-        if (stat(dir, &st) != 0 || st.st_uid != getuid())
-            continue;
-        snprintf(db, sizeof db, "%s/copy.db", dir);
-        rp_db_remove(db);
-        rmdir(dir);
+        remove_stale(dirfd(d), de->d_name);
     }
     closedir(d);
 }
@@ -468,7 +481,8 @@ static int open_engine(replay_t *r, rp_error_t *err)
         return rc;
     r->s = en->s;
     r->e = en->e;
-    return load_script(r, en, err);
+    rc = load_script(r, en, err);
+    return rc ? rc : rp__replay_bounds_init(r, err);
 }
 
 static void close_engine(replay_t *r)
@@ -500,7 +514,7 @@ static int clock_to(replay_t *r, int64_t at, rp_error_t *err)
     int64_t now = rp_sched_now(r->e);
     if (at <= now)
         return 0;
-    int rc = rp_sched_advance(r->e, at - now, err);
+    int rc = rp__replay_jobs_err(r, rp_sched_advance(r->e, at - now, err), err);
     return rc ? rc : rp__replay_collect(r, 0, true, err);
 }
 
@@ -562,17 +576,39 @@ static int run_feed(replay_t *r, rp_error_t *err)
     }
 }
 
+/* A script is a readable regular file the parser takes in one call: a folder would run as an
+ * empty script and a device (/dev/zero) would be read until memory runs out. */
+static int script_ok(const char *path, rp_error_t *err)
+{
+    struct stat st;
+    if (access(path, R_OK) != 0 || stat(path, &st) != 0)
+        return rp_error_field(err, "script",
+                              rp_error_set(err, RP_ENOTFOUND, 0, "%s: cannot read the script: %s",
+                                           path, strerror(errno)));
+    if (!S_ISREG(st.st_mode))
+        return rp_error_field(err, "script",
+                              rp_error_set(err, RP_EINVAL, 0,
+                                           "%s: not a script file (a folder, a device or a "
+                                           "pipe): replay runs a regular .lua file",
+                                           path));
+    if (st.st_size > RP_LUA_MAX_CHUNK)
+        return rp_error_field(err, "script",
+                              rp_error_set(err, RP_EINVAL, RP_C_CAP,
+                                           "%s: %lld bytes; a script is at most %d bytes", path,
+                                           (long long)st.st_size, RP_LUA_MAX_CHUNK));
+    return 0;
+}
+
 int rp_replay_run(const rp_replay_opts_t *o, json_t **report, rp_error_t *err)
 {
     *report = NULL;
     if (!o || !o->db || !o->script)
         return rp_error_set(err, RP_EINVAL, 0, "replay needs a database and a script");
-    if (access(o->script, R_OK) != 0)
-        return rp_error_field(err, "script",
-                              rp_error_set(err, RP_ENOTFOUND, 0, "%s: cannot read the script: %s",
-                                           o->script, strerror(errno)));
+    int rc = script_ok(o->script, err);
+    if (rc)
+        return rc;
     replay_t r = {.o = o};
-    int rc = rp__replay_init(&r, err);
+    rc = rp__replay_init(&r, err);
     rp_log_set_sink(replay_log, &r);
     if (!rc)
         rc = prepare_copy(&r, err);

@@ -10,6 +10,12 @@
 #include "rapport/engine.h"
 #include "rapport/replay.h"
 
+/** The defaults of the settings replay.max_job_runs, replay.max_job_runs_per_event and
+ *  replay.max_report_mb (see README, "What would this rule have done?"). */
+#define RP_REPLAY_MAX_JOB_RUNS 100000
+#define RP_REPLAY_MAX_JOB_RUNS_PER_EVENT 1000
+#define RP_REPLAY_MAX_REPORT_MB 64
+
 typedef struct replay {
     const rp_replay_opts_t *o;
     char dir[4096];  /* the private folder of the copy ("" once removed) */
@@ -28,6 +34,8 @@ typedef struct replay {
     json_t *rev;    /* "entity:copy id" -> the recorded id */
     json_t *refs;   /* entity -> {ref field: target entity} */
     json_t *by;     /* the recorded event being replayed, as the report names it */
+    int64_t max_runs, max_event_runs; /* the caps on job runs (replay_bounds.c) */
+    size_t bytes, max_bytes;          /* the report's size as JSON so far, and its cap */
 } replay_t;
 
 /** Makes the empty report and the maps. */
@@ -48,5 +56,15 @@ int rp__replay_apply(replay_t *r, json_t *ev, rp_error_t *err);
 int rp__replay_collect(replay_t *r, int64_t own, bool jobs, rp_error_t *err);
 /** Adds the jobs scheduled during the run to the report and puts it in its final order. */
 int rp__replay_finish(replay_t *r, rp_error_t *err);
+
+/** Reads the caps and sets the count of job runs on the copy (after the script loaded). */
+int rp__replay_bounds_init(replay_t *r, rp_error_t *err);
+/** Turns @p rc, the failure of a scheduler's pass, into the error of the cap it hit, naming
+ *  the job and the event that scheduled it; other failures are returned as they are. */
+int rp__replay_jobs_err(replay_t *r, int rc, rp_error_t *err);
+/** Adds @p item's size to the report's. */
+void rp__replay_count(replay_t *r, json_t *item);
+/** RP_ELIMIT once the report is over replay.max_report_mb, naming where it got there. */
+int rp__replay_size_err(replay_t *r, rp_error_t *err);
 
 #endif

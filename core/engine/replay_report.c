@@ -44,6 +44,7 @@ void rp__replay_free(replay_t *r)
 
 static void add(replay_t *r, const char *section, json_t *item)
 {
+    rp__replay_count(r, item);
     json_array_append_new(json_object_get(r->report, section), item);
 }
 
@@ -352,7 +353,8 @@ int rp__replay_collect(replay_t *r, int64_t own, bool jobs, rp_error_t *err)
         json_decref(by);
     }
     json_decref(rows);
-    return take_failures(r, jobs ? json_null() : r->by ? r->by : json_null(), err);
+    int rc = take_failures(r, jobs ? json_null() : r->by ? r->by : json_null(), err);
+    return rc ? rc : rp__replay_size_err(r, err);
 }
 
 /* ---- applying a recorded event ----------------------------------------------------------------
@@ -503,7 +505,7 @@ int rp__replay_apply(replay_t *r, json_t *ev, rp_error_t *err)
     }
     json_decref(ch);
     r->fed++;
-    int rc = rp_sched_run_due(r->e, NULL, err);
+    int rc = rp__replay_jobs_err(r, rp_sched_run_due(r->e, NULL, err), err);
     return rc ? rc : rp__replay_collect(r, own, false, err);
 }
 
@@ -553,6 +555,9 @@ int rp__replay_finish(replay_t *r, rp_error_t *err)
         add(r, "jobs", item);
     }
     rp_db_reset(st);
+    int rc = rp__replay_size_err(r, err);
+    if (rc)
+        return rc;
     char from[32] = "", to[32] = "";
     if (r->o->from_ms)
         rp_time_format(r->o->from_ms, from);
