@@ -363,8 +363,20 @@ static void replay_log(void *ud, const char *level, const char *component, const
         rp__replay_trace(r, "  %s", msg + strlen(mark));
         return;
     }
-    if (!strcmp(level, "warn") || !strcmp(level, "error"))
-        rp__replay_trace(r, "  %s %s: %s", level, component, msg);
+    if (!strcmp(level, "warn") || !strcmp(level, "error")) {
+        /* The copy's sequence numbers mean nothing to the reader: say the recorded event's. */
+        const char *at = strstr(msg, "seq=");
+        char *end = NULL;
+        long long seq = at ? strtoll(at + 4, &end, 10) : 0;
+        if (seq > 0 && end != at + 4) {
+            char told[80];
+            rp__replay_seq_text(r, seq, told, sizeof told);
+            rp__replay_trace(r, "  %s %s: %.*sevent=%s%s", level, component, (int)(at - msg),
+                             msg, told, end);
+        } else {
+            rp__replay_trace(r, "  %s %s: %s", level, component, msg);
+        }
+    }
 }
 
 /* Wraps the rule-making calls so that each hook, handler and job call says itself. */
@@ -431,6 +443,11 @@ static int load_script(replay_t *r, rp_engine_t *en, rp_error_t *err)
     int rc = 0;
     if (r->o->trace && (rc = rp_lua_eval(r->l, trace_prelude, "replay.trace", NULL, err)))
         return rc;
+    /* math.random as the same numbers every run: a second replay gives the same report. */
+    if ((rc = rp_lua_eval(r->l, "math.randomseed(0x7265706c6179)", "replay.seed", NULL, err)))
+        return rc;
+    r->s = s;
+    r->mark = rp_events_last_seq(s); /* what loading the script writes is the script's */
     if ((rc = rp_lua_run_file(r->l, r->o->script, 0, NULL, NULL, err)))
         return rc;
     /* Handlers see the window's events only, whatever checkpoint a live handler of the same
@@ -446,6 +463,13 @@ static int load_script(replay_t *r, rp_engine_t *en, rp_error_t *err)
                       " INSERT INTO replay_jobs SELECT new.id, new.name, new.key, new.payload,"
                       " new.due_at, seq, new.created_by FROM replay_cur; END;",
                       err);
+}
+
+/* The store's time: the scheduler's, but a recorded write applied again is at its own time. */
+static int64_t replay_clock(void *ud)
+{
+    replay_t *r = ud;
+    return r->pin_at ? r->pin_at : rp_sched_now(r->e);
 }
 
 static int open_engine(replay_t *r, rp_error_t *err)
@@ -477,6 +501,8 @@ static int open_engine(replay_t *r, rp_error_t *err)
                              .retry = {.max_attempts = 1}};
     if (!(en->e = rp_sched_new(en->s, &sched)))
         return rp_error_set(err, RP_ENOMEM, 0, "out of memory making the scheduler");
+    r->e = en->e;
+    rp_store_set_clock(en->s, replay_clock, r);
     if ((rc = load_plugins(r, en, err)))
         return rc;
     r->s = en->s;
@@ -615,7 +641,7 @@ int rp_replay_run(const rp_replay_opts_t *o, json_t **report, rp_error_t *err)
     if (!rc)
         rc = open_engine(&r, err);
     if (!rc)
-        r.mark = rp_events_last_seq(r.s); /* loading the script is not replayed history */
+        rc = rp__replay_collect(&r, 0, false, err); /* what loading the script did */
     if (!rc)
         rc = run_feed(&r, err);
     if (!rc && (o->to_ms || r.last_at))

@@ -34,6 +34,10 @@ typedef struct replay {
     json_t *rev;    /* "entity:copy id" -> the recorded id */
     json_t *refs;   /* entity -> {ref field: target entity} */
     json_t *by;     /* the recorded event being replayed, as the report names it */
+    json_t *news;   /* "entity:copy id" -> N, for the records the script created (new#N) */
+    json_t *nnew;   /* entity -> how many records the script created */
+    json_t *seqs;   /* "copy seq" -> the recorded seq of the replayed write it is */
+    int64_t pin_at; /* while a recorded write is applied again: its recorded time */
     int64_t max_runs, max_event_runs; /* the caps on job runs (replay_bounds.c) */
     size_t bytes, max_bytes;          /* the report's size as JSON so far, and its cap */
 } replay_t;
@@ -54,6 +58,9 @@ int rp__replay_apply(replay_t *r, json_t *ev, rp_error_t *err);
  *  report, with the handlers' and jobs' failures; @p jobs: they came from jobs run as the
  *  clock moved. */
 int rp__replay_collect(replay_t *r, int64_t own, bool jobs, rp_error_t *err);
+/** Says in @p out how the report names the copy's event @p seq: "#12" for the recorded event
+ *  it replays, else "seq 80 (the replay's own)". */
+void rp__replay_seq_text(replay_t *r, int64_t seq, char *out, size_t cap);
 /** Adds the jobs scheduled during the run to the report and puts it in its final order. */
 int rp__replay_finish(replay_t *r, rp_error_t *err);
 
