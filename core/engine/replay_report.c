@@ -179,10 +179,11 @@ static void translate(replay_t *r, const char *entity, json_t *obj, bool to_copy
                 continue;
             int64_t id = json_integer_value(x);
             json_t *to_id = to_copy ? json_integer(copy_id(r, target, id)) : told(r, target, id);
-            if (json_is_array(v))
-                json_array_set_new(v, i, to_id);
-            else
-                json_object_set_new(obj, k, to_id);
+            if (!json_is_array(v)) {
+                json_object_set_new(obj, k, to_id); /* frees v: nothing more to read */
+                break;
+            }
+            json_array_set_new(v, i, to_id);
         }
     }
 }
