@@ -530,8 +530,9 @@ static int set_cause(replay_t *r, int64_t seq, rp_error_t *err)
     rp_db_bind_int(st, 1, seq);
     int src = rp_db_step(st);
     rp_db_reset(st);
-    return src == RP_DB_DONE ? 0
-                             : rp_db_error(rp_store_db(r->s), src, "cannot note the cause", err);
+    if (src != RP_DB_DONE)
+        return rp_db_error(rp_store_db(r->s), src, "cannot note the cause", err);
+    return rp__replay_events_reset(r, err);
 }
 
 /* Lets the virtual clock run to @p at, running the jobs that fall due on the way. */
@@ -540,7 +541,11 @@ static int clock_to(replay_t *r, int64_t at, rp_error_t *err)
     int64_t now = rp_sched_now(r->e);
     if (at <= now)
         return 0;
-    int rc = rp__replay_jobs_err(r, rp_sched_advance(r->e, at - now, err), err);
+    int rc = rp__replay_events_reset(r, err);
+    if (!rc)
+        rc = rp__replay_jobs_err(r, rp_sched_advance(r->e, at - now, err), err);
+    if (!rc)
+        rc = rp__replay_events_err(r, true, err);
     return rc ? rc : rp__replay_collect(r, 0, true, err);
 }
 

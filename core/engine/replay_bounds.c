@@ -31,6 +31,17 @@ static const char cap_sql[] =
     "  WHERE id = new.id AND coalesce(created_by, '') <> 'cron'"
     "  ON CONFLICT(cause) DO UPDATE SET n = n + 1; END;";
 
+/* The events the copy appends for one recorded event (its handlers' writes, and theirs): a
+ * handler that writes several records of the kind it handles fans out to the depth limit, so
+ * past the cap every append fails (the handler's error) and the replay then stops. */
+#define CAP_EVENTS_MSG "replay: the cap on events caused by one event is reached"
+static const char events_sql[] =
+    "CREATE TEMP TABLE replay_events(n INTEGER, max INTEGER);"
+    "CREATE TEMP TRIGGER replay_events_cap BEFORE INSERT ON main.rp_events BEGIN"
+    " SELECT RAISE(ABORT, '" CAP_EVENTS_MSG "')"
+    "  FROM replay_events WHERE n >= max;"
+    " UPDATE replay_events SET n = n + 1; END;";
+
 int rp__replay_bounds_init(replay_t *r, rp_error_t *err)
 {
     rp_store_t *s = r->s;
@@ -43,10 +54,24 @@ int rp__replay_bounds_init(replay_t *r, rp_error_t *err)
         r->max_runs = RP_REPLAY_MAX_JOB_RUNS;
     if (r->max_event_runs <= 0)
         r->max_event_runs = RP_REPLAY_MAX_JOB_RUNS_PER_EVENT;
+    r->max_events = rp_setting_int(s, "replay.max_events_per_event",
+                                   RP_REPLAY_MAX_EVENTS_PER_EVENT, NULL, NULL);
+    if (r->max_events <= 0)
+        r->max_events = RP_REPLAY_MAX_EVENTS_PER_EVENT;
     rp_db_t *db = rp_store_db(s);
     int rc = rp_db_exec(db, cap_sql, err);
+    if (!rc)
+        rc = rp_db_exec(db, events_sql, err);
     if (rc)
         return rc;
+    rp_db_stmt_t *ev = rp_db_stmt(db, "INSERT INTO replay_events VALUES(0, ?1)", err);
+    if (!ev)
+        return err ? err->code : RP_EIO;
+    rp_db_bind_int(ev, 1, r->max_events);
+    int esrc = rp_db_step(ev);
+    rp_db_reset(ev);
+    if (esrc != RP_DB_DONE)
+        return rp_db_error(db, esrc, "cannot count the replay's events", err);
     rp_db_stmt_t *st = rp_db_stmt(db, "INSERT INTO replay_runs VALUES(0, ?1, ?2)", err);
     if (!st)
         return err ? err->code : RP_EIO;
@@ -94,6 +119,48 @@ int rp__replay_jobs_err(replay_t *r, int rc, rp_error_t *err)
     }
     rp_db_reset(st);
     return rc;
+}
+
+int rp__replay_events_reset(replay_t *r, rp_error_t *err)
+{
+    rp_db_t *db = rp_store_db(r->s);
+    rp_db_stmt_t *st = rp_db_stmt(db, "UPDATE replay_events SET n = 0 WHERE ?1 = ?1", err);
+    if (!st)
+        return err ? err->code : RP_EIO;
+    rp_db_bind_int(st, 1, 0);
+    int src = rp_db_step(st);
+    rp_db_reset(st);
+    return src == RP_DB_DONE ? 0 : rp_db_error(db, src, "cannot count the replay's events", err);
+}
+
+int rp__replay_events_err(replay_t *r, bool jobs, rp_error_t *err)
+{
+    /* The count itself is rolled back with each failed handler's writes: the failures the cap
+     * caused are what stays (dead letters, dead jobs), until the report takes them. */
+    rp_db_stmt_t *st = rp_db_stmt(rp_store_db(r->s),
+                                  "SELECT (SELECT count(*) FROM rp_dead WHERE instr(error, ?1))"
+                                  " + (SELECT count(*) FROM rp_jobs WHERE state = 'dead'"
+                                  " AND instr(error, ?1))",
+                                  err);
+    if (!st)
+        return err ? err->code : RP_EIO;
+    rp_db_bind_text(st, 1, CAP_EVENTS_MSG, -1);
+    bool over = rp_db_step(st) == RP_DB_ROW && rp_db_col_int(st, 0) > 0;
+    rp_db_reset(st);
+    if (!over)
+        return 0;
+    char where[96] = "loading the script", at[32];
+    rp_time_format(rp_sched_now(r->e), at);
+    if (jobs)
+        snprintf(where, sizeof where, "the jobs run as the clock moved to %s", at);
+    else if (json_is_object(r->by))
+        snprintf(where, sizeof where, "event #%lld",
+                 (long long)json_integer_value(json_object_get(r->by, "seq")));
+    return rp_error_set(err, RP_ELIMIT, RP_C_CAP,
+                        "%s caused more than %lld events in the replay (replay.max_events_per_"
+                        "event): a handler that writes what it handles, fanning out? Replay "
+                        "that event alone (--event) with --trace, or raise the setting",
+                        where, (long long)r->max_events);
 }
 
 void rp__replay_count(replay_t *r, json_t *item)

@@ -15,6 +15,8 @@
 #define RP_REPLAY_MAX_JOB_RUNS 100000
 #define RP_REPLAY_MAX_JOB_RUNS_PER_EVENT 1000
 #define RP_REPLAY_MAX_REPORT_MB 64
+/** The default of replay.max_events_per_event. */
+#define RP_REPLAY_MAX_EVENTS_PER_EVENT 10000
 
 typedef struct replay {
     const rp_replay_opts_t *o;
@@ -39,6 +41,7 @@ typedef struct replay {
     json_t *seqs;   /* "copy seq" -> the recorded seq of the replayed write it is */
     int64_t pin_at; /* while a recorded write is applied again: its recorded time */
     int64_t max_runs, max_event_runs; /* the caps on job runs (replay_bounds.c) */
+    int64_t max_events;               /* the cap on the events one recorded event causes */
     size_t bytes, max_bytes;          /* the report's size as JSON so far, and its cap */
 } replay_t;
 
@@ -69,6 +72,11 @@ int rp__replay_bounds_init(replay_t *r, rp_error_t *err);
 /** Turns @p rc, the failure of a scheduler's pass, into the error of the cap it hit, naming
  *  the job and the event that scheduled it; other failures are returned as they are. */
 int rp__replay_jobs_err(replay_t *r, int rc, rp_error_t *err);
+/** Starts the count of the events caused by a new recorded event (or a move of the clock). */
+int rp__replay_events_reset(replay_t *r, rp_error_t *err);
+/** RP_ELIMIT when the count passed replay.max_events_per_event, naming the event (or, with
+ *  @p jobs, the move of the clock) that caused them. */
+int rp__replay_events_err(replay_t *r, bool jobs, rp_error_t *err);
 /** Adds @p item's size to the report's. */
 void rp__replay_count(replay_t *r, json_t *item);
 /** RP_ELIMIT once the report is over replay.max_report_mb, naming where it got there. */

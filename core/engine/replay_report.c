@@ -574,6 +574,8 @@ int rp__replay_apply(replay_t *r, json_t *ev, rp_error_t *err)
     json_decref(ch);
     r->fed++;
     int rc = rp__replay_jobs_err(r, rp_sched_run_due(r->e, NULL, err), err);
+    if (!rc)
+        rc = rp__replay_events_err(r, false, err);
     return rc ? rc : rp__replay_collect(r, own, false, err);
 }
 

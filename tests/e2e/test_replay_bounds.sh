@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end: what `rapport replay` refuses and where it stops — not under --as (it reads the
 # whole history); a script that is a folder, a device or too long; a job that reschedules
-# itself at once, a cron over a far --to, a report too large (each stopped with the job or the
-# event named); a stale folder of a dead replay that is a link or not ours (left alone).
+# itself at once, a cron over a far --to, a handler fanning out, a report too large (each
+# stopped with the job or the event named); a stale folder of a dead replay that is a link or not ours (left alone).
 set -u
 RAPPORT=${RAPPORT:-build/rapport}
 . "$(dirname "$0")/lib.sh"
@@ -59,6 +59,11 @@ end)
 EOF2
 out=$(RAPPORT_REPLAY_MAX_REPORT_MB=1 "$RAPPORT" replay "$tmp/fat.lua" 2>&1); st=$?
 check '[ $st = 1 ] && grep -q "the report passed 1 MB at event #3 (replay.max_report_mb): replay a narrower window" <<<"$out"' "the report cap ($st): $(head -c 300 <<<"$out")"
+
+# ---- a handler that fans out (writes what it handles, several times): stopped at a cap ----
+printf 'crm.on("thing.created", function(ev)\n  for i = 1, 3 do crm.create("thing", {name = "x"}) end\nend)\n' > "$tmp/fan.lua"
+out=$(RAPPORT_REPLAY_MAX_EVENTS_PER_EVENT=200 timeout 60 "$RAPPORT" replay "$tmp/fan.lua" 2>&1); st=$?
+check '[ $st = 1 ] && grep -q "event #3 caused more than 200 events in the replay (replay.max_events_per_event)" <<<"$out"' "a fanning-out handler ($st): $(head -c 300 <<<"$out")"
 
 # ---- the sweep of dead replays' folders: links and others' folders are left alone ----
 mkdir -p "$tmp/victim" && echo keep > "$tmp/victim/copy.db"
