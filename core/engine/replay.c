@@ -352,6 +352,28 @@ static int prepare_copy(replay_t *r, rp_error_t *err)
 
 /* ---- the engine on the copy ----------------------------------------------------------------- */
 
+/* A line of the trace prelude. A handler's line ends "ENTITY ID" as the copy numbers the
+ * record: said as the report names it (the recorded id, or new#N). */
+static void trace_said(replay_t *r, const char *line)
+{
+    const char *sp = strrchr(line, ' ');
+    char *end = NULL;
+    long long id = sp ? strtoll(sp + 1, &end, 10) : 0;
+    const char *ent = NULL;
+    if (!strncmp(line, "handler ", 8) && id > 0 && end && !*end) {
+        for (ent = sp; ent > line && ent[-1] != ' '; ent--)
+            ;
+    }
+    if (!ent || ent == line || ent >= sp) {
+        rp__replay_trace(r, "  %s", line);
+        return;
+    }
+    char entity[128], told[48];
+    snprintf(entity, sizeof entity, "%.*s", (int)(sp - ent), ent);
+    rp__replay_id_text(r, entity, id, told, sizeof told);
+    rp__replay_trace(r, "  %.*s%s", (int)(sp + 1 - line), line, told);
+}
+
 /* Lines of the engine: dropped, except in a trace, where warnings and errors are shown. */
 static void replay_log(void *ud, const char *level, const char *component, const char *msg)
 {
@@ -360,7 +382,7 @@ static void replay_log(void *ud, const char *level, const char *component, const
         return;
     const char *mark = "replay.trace: ";
     if (!strncmp(msg, mark, strlen(mark))) {
-        rp__replay_trace(r, "  %s", msg + strlen(mark));
+        trace_said(r, msg + strlen(mark));
         return;
     }
     if (!strcmp(level, "warn") || !strcmp(level, "error")) {

@@ -61,6 +61,9 @@ int rp__replay_apply(replay_t *r, json_t *ev, rp_error_t *err);
  *  report, with the handlers' and jobs' failures; @p jobs: they came from jobs run as the
  *  clock moved. */
 int rp__replay_collect(replay_t *r, int64_t own, bool jobs, rp_error_t *err);
+/** Says in @p out how the report names the copy's record @p id of @p entity: its recorded id,
+ *  or "new#N" for the script's own. */
+void rp__replay_id_text(replay_t *r, const char *entity, int64_t id, char *out, size_t cap);
 /** Says in @p out how the report names the copy's event @p seq: "#12" for the recorded event
  *  it replays, else "seq 80 (the replay's own)". */
 void rp__replay_seq_text(replay_t *r, int64_t seq, char *out, size_t cap);

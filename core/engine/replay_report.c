@@ -85,6 +85,8 @@ static void trace_json(replay_t *r, const char *what, json_t *j)
     free(text);
 }
 
+static const char *verb_of(const char *type, const char *entity);
+
 /* ---- ids: the copy's and the recorded history's --------------------------------------------- */
 
 static json_t *map_get(json_t *map, const char *entity, int64_t id)
@@ -129,6 +131,46 @@ static void name_new(replay_t *r, const char *entity, int64_t id)
     int64_t n = json_integer_value(json_object_get(r->nnew, entity)) + 1;
     json_object_set_new(r->nnew, entity, json_integer(n));
     map_set(r->news, entity, id, n);
+}
+
+/* Names the script's records created up to record @p id of @p entity (a trace's line may name
+ * it before the report takes its event): in the order of their events, as the report would. */
+static void name_upto(replay_t *r, const char *entity, int64_t id)
+{
+    if (map_get(r->news, entity, id) || map_get(r->rev, entity, id))
+        return;
+    char type[160];
+    snprintf(type, sizeof type, "%s.created", entity);
+    rp_db_stmt_t *st = rp_db_stmt(rp_store_db(r->s),
+                                  "SELECT entity, record_id, type FROM rp_events WHERE seq > ?1"
+                                  " AND seq <= (SELECT max(seq) FROM rp_events WHERE seq > ?1"
+                                  " AND entity = ?2 AND record_id = ?3 AND type = ?4)"
+                                  " AND type LIKE '%.created' ORDER BY seq",
+                                  NULL);
+    if (!st)
+        return;
+    rp_db_bind_int(st, 1, r->mark);
+    rp_db_bind_text(st, 2, entity, -1);
+    rp_db_bind_int(st, 3, id);
+    rp_db_bind_text(st, 4, type, -1);
+    while (rp_db_step(st) == RP_DB_ROW) {
+        const char *e = rp_db_col_text(st, 0);
+        const char *verb = verb_of(rp_db_col_text(st, 2), e);
+        if (verb && !strcmp(verb, "created"))
+            name_new(r, e, rp_db_col_int(st, 1));
+    }
+    rp_db_reset(st);
+}
+
+void rp__replay_id_text(replay_t *r, const char *entity, int64_t id, char *out, size_t cap)
+{
+    name_upto(r, entity, id);
+    json_t *v = told(r, entity, id);
+    if (json_is_string(v))
+        snprintf(out, cap, "%s", json_string_value(v));
+    else
+        snprintf(out, cap, "%lld", (long long)json_integer_value(v));
+    json_decref(v);
 }
 
 void rp__replay_seq_text(replay_t *r, int64_t seq, char *out, size_t cap)

@@ -64,6 +64,7 @@ check 'grep -q "^  thing new#2 .*: {\"name\":\"grandkid\",\"parent\":\"new#1\"}"
 # The trace names the recorded event a handler failed on, not the copy's sequence number.
 out=$("$RAPPORT" replay "$tmp/kids.lua" --trace 2>&1)
 check 'grep -q "dead-lettered subscriber=kids.lua:thing.deleted event=#5 type=thing.deleted" <<<"$out" && ! grep -q "seq=" <<<"$out"' "the trace's event numbers: $out"
+check 'grep -q "^  handler thing.created <- thing.created thing new#1$" <<<"$out" && grep -q "^  handler thing.created <- thing.created thing 2$" <<<"$out" && ! grep -q "<- thing.created thing [3-9]$" <<<"$out"' "the trace's handler lines name records as the report does: $out"
 
 # ---- schema changes at load: their own section ----
 printf 'crm.schema.drop_field("thing", "name")\n' > "$tmp/drop.lua"
