@@ -211,8 +211,12 @@ EOF
     check 'grep -q "poll_mail: offline" <<<"$out"' "the poll in a dry run is not refused: $out"
     out=$("$RAPPORT" eval 'local n = 0; crm.dry_run(function() n = 1 end); return n' 2>&1)
     check '[ "$out" = 1 ]' "a dry run without a poll: $out"
+    # schema diff runs scripts' top-level code in a rolled-back transaction: offline too.
+    mkdir -p "$tmp/sd" && printf 'crm.collaborative.poll_mail("support")\n' > "$tmp/sd/poll.lua"
+    out=$("$RAPPORT" --scripts "$tmp/sd" schema diff 2>&1)
+    check 'grep -q "poll_mail: offline" <<<"$out"' "the poll in schema diff is not refused: $out"
     sleep 0.3
-    check '[ ! -s "$tmp/listener.log" ]' "a replay or a dry run connected to the mail server: $(cat "$tmp/listener.log")"
+    check '[ ! -s "$tmp/listener.log" ]' "a replay, a dry run or schema diff connected to the mail server: $(cat "$tmp/listener.log")"
     # The live engine still polls (the listener gets the connection): offline is not sticky.
     "$RAPPORT" eval 'crm.dry_run(function() end); return crm.collaborative.poll_mail("support")' >/dev/null 2>&1
     sleep 0.3
