@@ -12,8 +12,9 @@
 
 #include "cli.h"
 
-static const char *const sections[] = {"created", "changed", "deleted",  "restored", "emitted",
-                                       "hooks",   "jobs",    "messages", "errors",   NULL};
+static const char *const sections[] = {"created", "changed",  "deleted", "restored",
+                                       "emitted", "schema",   "hooks",   "jobs",
+                                       "messages", "errors",  NULL};
 
 static void trace_line(void *ud, const char *line)
 {
@@ -64,15 +65,21 @@ static void print_item(const char *section, json_t *it, const char *sign)
     char by[300];
     by_text(json_object_get(it, "by"), by, sizeof by);
     const char *entity = json_string_value(json_object_get(it, "entity"));
-    long long id = (long long)json_integer_value(json_object_get(it, "id"));
+    /* A recorded id, or "new#N" for a record the script created. */
+    json_t *idv = json_object_get(it, "id");
+    char id[48];
+    if (json_is_string(idv))
+        snprintf(id, sizeof id, "%s", json_string_value(idv));
+    else
+        snprintf(id, sizeof id, "%lld", (long long)json_integer_value(idv));
     char *x = NULL;
     printf("  %s", sign);
     if (!strcmp(section, "created")) {
         x = dump(json_object_get(it, "fields"));
-        printf("%s %lld %s (by %s): %s\n", entity, id,
+        printf("%s %s %s (by %s): %s\n", entity, id,
                json_string_value(json_object_get(it, "actor")), by, x);
     } else if (!strcmp(section, "changed")) {
-        printf("%s %lld (by %s):", entity, id, by);
+        printf("%s %s (by %s):", entity, id, by);
         const char *k;
         json_t *v;
         json_object_foreach(json_object_get(it, "changes"), k, v) {
@@ -83,9 +90,9 @@ static void print_item(const char *section, json_t *it, const char *sign)
         }
         printf("\n");
     } else if (!strcmp(section, "deleted") || !strcmp(section, "restored")) {
-        printf("%s %lld%s (by %s)\n", entity, id,
+        printf("%s %s%s (by %s)\n", entity, id,
                json_is_true(json_object_get(it, "purged")) ? " purged" : "", by);
-    } else if (!strcmp(section, "emitted")) {
+    } else if (!strcmp(section, "emitted") || !strcmp(section, "schema")) {
         x = dump(json_object_get(it, "payload"));
         printf("%s (by %s): %s\n", json_string_value(json_object_get(it, "type")), by, x);
     } else if (!strcmp(section, "hooks")) {
@@ -235,6 +242,13 @@ int cmd_replay(cli_t *c, int argc, char **argv)
         return usage_error("replay", "--entity, --event and --against each need a value");
     if (reject_unknown_flags("replay", argc, argv))
         return EXIT_USAGE;
+    /* It reads the whole history, every record and setting, whatever a role may see: an
+     * administrator's tool, not one to narrow to a user's scope. */
+    if (c->as_user)
+        return usage_error("replay",
+                           "replay reads the whole recorded history (every record, field and "
+                           "setting): not with --as %s; run it without --as",
+                           c->as_user);
     if (argc != 2)
         return usage_error("replay", "replay needs one script file");
     if (o.from_ms && o.to_ms && o.to_ms <= o.from_ms)

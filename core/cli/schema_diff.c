@@ -147,6 +147,7 @@ int cmd_schema_diff(cli_t *c, int argc, char **argv)
     rp_engine_opts_t o = engine_opts(c, collect);
     o.log_ud = &said;
     o.dry_run = true;
+    o.offline = true; /* the scripts' top-level code runs: it must not reach a server */
     o.skip_broken = true;       /* a refused plugin is reported, not fatal */
     o.broken_scripts_ok = true; /* so is a script that fails to load */
     rp_engine_t *en = NULL;

@@ -33,6 +33,8 @@ static int open_store(rp_engine_t *en, rp_error_t *err)
     int rc = rp_store_open(en->o.db, &so, &en->s, err);
     if (rc)
         return rc;
+    /* A dry run's writes are rolled back: an outside effect of its scripts could not be. */
+    rp_store_set_offline(en->s, en->o.offline || en->o.dry_run);
     /* Everything after this point writes inside the transaction; rp_store_close() rolls it
      * back, last, after the parts that might write while they close. */
     if (en->o.dry_run) {

@@ -26,6 +26,26 @@
 
 /* ---- the private copy ----------------------------------------------------------------------- */
 
+/* Removes the copy in folder @p name of @p tmp, opened without following a link, when it is
+ * a real folder of ours, private (0700) as mkdtemp made it: another user's link or folder by
+ * that name must not make a replay delete anything. */
+static void remove_stale(int tmpfd, const char *name)
+{
+    int fd = openat(tmpfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == getuid() &&
+        (st.st_mode & 07777) == 0700) {
+        static const char *const files[] = {"copy.db", "copy.db-wal", "copy.db-shm",
+                                            "copy.db-journal", NULL};
+        for (int i = 0; files[i]; i++)
+            unlinkat(fd, files[i], 0); /* a link among them goes, never what it names */
+        unlinkat(tmpfd, name, AT_REMOVEDIR);
+    }
+    close(fd);
+}
+
 /* Removes the folders of replays whose process is gone (killed mid-replay): their copy is
  * nobody's, and the folder name carries the pid that made it. */
 static void sweep_stale(const char *tmp)
@@ -40,14 +60,7 @@ static void sweep_stale(const char *tmp)
         long pid = strtol(de->d_name + strlen(DIR_PREFIX), NULL, 10);
         if (pid <= 0 || (kill((pid_t)pid, 0) == 0 || errno == EPERM))
             continue;
-        char dir[4096], db[4200];
-        snprintf(dir, sizeof dir, "%s/%s", tmp, de->d_name);
-        struct stat st;
-        if (stat(dir, &st) != 0 || st.st_uid != getuid())
-            continue;
-        snprintf(db, sizeof db, "%s/copy.db", dir);
-        rp_db_remove(db);
-        rmdir(dir);
+        remove_stale(dirfd(d), de->d_name);
     }
     closedir(d);
 }
@@ -339,6 +352,28 @@ static int prepare_copy(replay_t *r, rp_error_t *err)
 
 /* ---- the engine on the copy ----------------------------------------------------------------- */
 
+/* A line of the trace prelude. A handler's line ends "ENTITY ID" as the copy numbers the
+ * record: said as the report names it (the recorded id, or new#N). */
+static void trace_said(replay_t *r, const char *line)
+{
+    const char *sp = strrchr(line, ' ');
+    char *end = NULL;
+    long long id = sp ? strtoll(sp + 1, &end, 10) : 0;
+    const char *ent = NULL;
+    if (!strncmp(line, "handler ", 8) && id > 0 && end && !*end) {
+        for (ent = sp; ent > line && ent[-1] != ' '; ent--)
+            ;
+    }
+    if (!ent || ent == line || ent >= sp) {
+        rp__replay_trace(r, "  %s", line);
+        return;
+    }
+    char entity[128], told[48];
+    snprintf(entity, sizeof entity, "%.*s", (int)(sp - ent), ent);
+    rp__replay_id_text(r, entity, id, told, sizeof told);
+    rp__replay_trace(r, "  %.*s%s", (int)(sp + 1 - line), line, told);
+}
+
 /* Lines of the engine: dropped, except in a trace, where warnings and errors are shown. */
 static void replay_log(void *ud, const char *level, const char *component, const char *msg)
 {
@@ -347,11 +382,23 @@ static void replay_log(void *ud, const char *level, const char *component, const
         return;
     const char *mark = "replay.trace: ";
     if (!strncmp(msg, mark, strlen(mark))) {
-        rp__replay_trace(r, "  %s", msg + strlen(mark));
+        trace_said(r, msg + strlen(mark));
         return;
     }
-    if (!strcmp(level, "warn") || !strcmp(level, "error"))
-        rp__replay_trace(r, "  %s %s: %s", level, component, msg);
+    if (!strcmp(level, "warn") || !strcmp(level, "error")) {
+        /* The copy's sequence numbers mean nothing to the reader: say the recorded event's. */
+        const char *at = strstr(msg, "seq=");
+        char *end = NULL;
+        long long seq = at ? strtoll(at + 4, &end, 10) : 0;
+        if (seq > 0 && end != at + 4) {
+            char told[80];
+            rp__replay_seq_text(r, seq, told, sizeof told);
+            rp__replay_trace(r, "  %s %s: %.*sevent=%s%s", level, component, (int)(at - msg),
+                             msg, told, end);
+        } else {
+            rp__replay_trace(r, "  %s %s: %s", level, component, msg);
+        }
+    }
 }
 
 /* Wraps the rule-making calls so that each hook, handler and job call says itself. */
@@ -418,6 +465,11 @@ static int load_script(replay_t *r, rp_engine_t *en, rp_error_t *err)
     int rc = 0;
     if (r->o->trace && (rc = rp_lua_eval(r->l, trace_prelude, "replay.trace", NULL, err)))
         return rc;
+    /* math.random as the same numbers every run: a second replay gives the same report. */
+    if ((rc = rp_lua_eval(r->l, "math.randomseed(0x7265706c6179)", "replay.seed", NULL, err)))
+        return rc;
+    r->s = s;
+    r->mark = rp_events_last_seq(s); /* what loading the script writes is the script's */
     if ((rc = rp_lua_run_file(r->l, r->o->script, 0, NULL, NULL, err)))
         return rc;
     /* Handlers see the window's events only, whatever checkpoint a live handler of the same
@@ -435,6 +487,13 @@ static int load_script(replay_t *r, rp_engine_t *en, rp_error_t *err)
                       err);
 }
 
+/* The store's time: the scheduler's, but a recorded write applied again is at its own time. */
+static int64_t replay_clock(void *ud)
+{
+    replay_t *r = ud;
+    return r->pin_at ? r->pin_at : rp_sched_now(r->e);
+}
+
 static int open_engine(replay_t *r, rp_error_t *err)
 {
     rp_engine_t *en = calloc(1, sizeof *en);
@@ -443,11 +502,15 @@ static int open_engine(replay_t *r, rp_error_t *err)
     r->en = en;
     int64_t start = r->o->from_ms && r->o->from_ms < r->first_at ? r->o->from_ms : r->first_at;
     en->o = (rp_engine_opts_t){
-        .db = r->path, .virtual_clock = true, .start_ms = start, .log = replay_log, .log_ud = r};
+        .db = r->path, .virtual_clock = true, .start_ms = start, .offline = true,
+        .log = replay_log, .log_ud = r};
     rp_store_opts_t so = {.must_exist = true};
     int rc = rp_store_open(r->path, &so, &en->s, err);
     if (rc)
         return rc;
+    /* Before the plugins load: nothing a replay does may reach a server (the report is of what
+     * would have been sent; a poll would mark live mail seen, a send would send it). */
+    rp_store_set_offline(en->s, true);
     /* The same "random" numbers every run: event uids and jitter stay out of the report's
      * bytes, and a second replay gives the same one. */
     rp_store_seed(en->s, 0x7265706c6179ULL);
@@ -460,11 +523,14 @@ static int open_engine(replay_t *r, rp_error_t *err)
                              .retry = {.max_attempts = 1}};
     if (!(en->e = rp_sched_new(en->s, &sched)))
         return rp_error_set(err, RP_ENOMEM, 0, "out of memory making the scheduler");
+    r->e = en->e;
+    rp_store_set_clock(en->s, replay_clock, r);
     if ((rc = load_plugins(r, en, err)))
         return rc;
     r->s = en->s;
     r->e = en->e;
-    return load_script(r, en, err);
+    rc = load_script(r, en, err);
+    return rc ? rc : rp__replay_bounds_init(r, err);
 }
 
 static void close_engine(replay_t *r)
@@ -486,8 +552,9 @@ static int set_cause(replay_t *r, int64_t seq, rp_error_t *err)
     rp_db_bind_int(st, 1, seq);
     int src = rp_db_step(st);
     rp_db_reset(st);
-    return src == RP_DB_DONE ? 0
-                             : rp_db_error(rp_store_db(r->s), src, "cannot note the cause", err);
+    if (src != RP_DB_DONE)
+        return rp_db_error(rp_store_db(r->s), src, "cannot note the cause", err);
+    return rp__replay_events_reset(r, err);
 }
 
 /* Lets the virtual clock run to @p at, running the jobs that fall due on the way. */
@@ -496,7 +563,11 @@ static int clock_to(replay_t *r, int64_t at, rp_error_t *err)
     int64_t now = rp_sched_now(r->e);
     if (at <= now)
         return 0;
-    int rc = rp_sched_advance(r->e, at - now, err);
+    int rc = rp__replay_events_reset(r, err);
+    if (!rc)
+        rc = rp__replay_jobs_err(r, rp_sched_advance(r->e, at - now, err), err);
+    if (!rc)
+        rc = rp__replay_events_err(r, true, err);
     return rc ? rc : rp__replay_collect(r, 0, true, err);
 }
 
@@ -558,24 +629,46 @@ static int run_feed(replay_t *r, rp_error_t *err)
     }
 }
 
+/* A script is a readable regular file the parser takes in one call: a folder would run as an
+ * empty script and a device (/dev/zero) would be read until memory runs out. */
+static int script_ok(const char *path, rp_error_t *err)
+{
+    struct stat st;
+    if (access(path, R_OK) != 0 || stat(path, &st) != 0)
+        return rp_error_field(err, "script",
+                              rp_error_set(err, RP_ENOTFOUND, 0, "%s: cannot read the script: %s",
+                                           path, strerror(errno)));
+    if (!S_ISREG(st.st_mode))
+        return rp_error_field(err, "script",
+                              rp_error_set(err, RP_EINVAL, 0,
+                                           "%s: not a script file (a folder, a device or a "
+                                           "pipe): replay runs a regular .lua file",
+                                           path));
+    if (st.st_size > RP_LUA_MAX_CHUNK)
+        return rp_error_field(err, "script",
+                              rp_error_set(err, RP_EINVAL, RP_C_CAP,
+                                           "%s: %lld bytes; a script is at most %d bytes", path,
+                                           (long long)st.st_size, RP_LUA_MAX_CHUNK));
+    return 0;
+}
+
 int rp_replay_run(const rp_replay_opts_t *o, json_t **report, rp_error_t *err)
 {
     *report = NULL;
     if (!o || !o->db || !o->script)
         return rp_error_set(err, RP_EINVAL, 0, "replay needs a database and a script");
-    if (access(o->script, R_OK) != 0)
-        return rp_error_field(err, "script",
-                              rp_error_set(err, RP_ENOTFOUND, 0, "%s: cannot read the script: %s",
-                                           o->script, strerror(errno)));
+    int rc = script_ok(o->script, err);
+    if (rc)
+        return rc;
     replay_t r = {.o = o};
-    int rc = rp__replay_init(&r, err);
+    rc = rp__replay_init(&r, err);
     rp_log_set_sink(replay_log, &r);
     if (!rc)
         rc = prepare_copy(&r, err);
     if (!rc)
         rc = open_engine(&r, err);
     if (!rc)
-        r.mark = rp_events_last_seq(r.s); /* loading the script is not replayed history */
+        rc = rp__replay_collect(&r, 0, false, err); /* what loading the script did */
     if (!rc)
         rc = run_feed(&r, err);
     if (!rc && (o->to_ms || r.last_at))

@@ -14,9 +14,9 @@
 
 #include "replay_int.h"
 
-static const char *const sections[] = {"created", "changed", "deleted", "restored",
-                                       "emitted", "hooks",   "jobs",    "messages",
-                                       "errors",  "notes",   NULL};
+static const char *const sections[] = {"created", "changed", "deleted", "restored", "emitted",
+                                       "schema",  "hooks",   "jobs",    "messages", "errors",
+                                       "notes",   NULL};
 
 int rp__replay_init(replay_t *r, rp_error_t *err)
 {
@@ -25,7 +25,10 @@ int rp__replay_init(replay_t *r, rp_error_t *err)
     r->fwd = json_object();
     r->rev = json_object();
     r->refs = json_object();
-    if (!r->report || !r->fwd || !r->rev || !r->refs)
+    r->news = json_object();
+    r->nnew = json_object();
+    r->seqs = json_object();
+    if (!r->report || !r->fwd || !r->rev || !r->refs || !r->news || !r->nnew || !r->seqs)
         return rp_error_set(err, RP_ENOMEM, 0, "out of memory");
     json_object_set_new(r->report, "script", json_string(base ? base + 1 : r->o->script));
     for (int i = 0; sections[i]; i++)
@@ -39,11 +42,15 @@ void rp__replay_free(replay_t *r)
     json_decref(r->fwd);
     json_decref(r->rev);
     json_decref(r->refs);
+    json_decref(r->news);
+    json_decref(r->nnew);
+    json_decref(r->seqs);
     json_decref(r->by);
 }
 
 static void add(replay_t *r, const char *section, json_t *item)
 {
+    rp__replay_count(r, item);
     json_array_append_new(json_object_get(r->report, section), item);
 }
 
@@ -78,6 +85,8 @@ static void trace_json(replay_t *r, const char *what, json_t *j)
     free(text);
 }
 
+static const char *verb_of(const char *type, const char *entity);
+
 /* ---- ids: the copy's and the recorded history's --------------------------------------------- */
 
 static json_t *map_get(json_t *map, const char *entity, int64_t id)
@@ -101,12 +110,78 @@ static int64_t copy_id(replay_t *r, const char *entity, int64_t id)
     return v ? json_integer_value(v) : id;
 }
 
-/* The id the report gives the copy's record @p id: the recorded one when a replayed write made
- * it, else its own (the copy numbers new records the same way every run). */
-static int64_t told_id(replay_t *r, const char *entity, int64_t id)
+/* The id the report gives the copy's record @p id (a new reference): the recorded one when a
+ * replayed write made it, "new#N" when the script did (its Nth record of the entity: the
+ * copy's own id could be a recorded record's), else its own (a record from before the window
+ * keeps its id in the copy). */
+static json_t *told(replay_t *r, const char *entity, int64_t id)
 {
+    json_t *n = map_get(r->news, entity, id);
+    if (n)
+        return json_sprintf("new#%lld", (long long)json_integer_value(n));
     json_t *v = map_get(r->rev, entity, id);
-    return v ? json_integer_value(v) : id;
+    return json_integer(v ? json_integer_value(v) : id);
+}
+
+/* Gives the record the script just created in the copy its label, in creation order. */
+static void name_new(replay_t *r, const char *entity, int64_t id)
+{
+    if (map_get(r->news, entity, id) || map_get(r->rev, entity, id))
+        return;
+    int64_t n = json_integer_value(json_object_get(r->nnew, entity)) + 1;
+    json_object_set_new(r->nnew, entity, json_integer(n));
+    map_set(r->news, entity, id, n);
+}
+
+/* Names the script's records created up to record @p id of @p entity (a trace's line may name
+ * it before the report takes its event): in the order of their events, as the report would. */
+static void name_upto(replay_t *r, const char *entity, int64_t id)
+{
+    if (map_get(r->news, entity, id) || map_get(r->rev, entity, id))
+        return;
+    char type[160];
+    snprintf(type, sizeof type, "%s.created", entity);
+    rp_db_stmt_t *st = rp_db_stmt(rp_store_db(r->s),
+                                  "SELECT entity, record_id, type FROM rp_events WHERE seq > ?1"
+                                  " AND seq <= (SELECT max(seq) FROM rp_events WHERE seq > ?1"
+                                  " AND entity = ?2 AND record_id = ?3 AND type = ?4)"
+                                  " AND type LIKE '%.created' ORDER BY seq",
+                                  NULL);
+    if (!st)
+        return;
+    rp_db_bind_int(st, 1, r->mark);
+    rp_db_bind_text(st, 2, entity, -1);
+    rp_db_bind_int(st, 3, id);
+    rp_db_bind_text(st, 4, type, -1);
+    while (rp_db_step(st) == RP_DB_ROW) {
+        const char *e = rp_db_col_text(st, 0);
+        const char *verb = verb_of(rp_db_col_text(st, 2), e);
+        if (verb && !strcmp(verb, "created"))
+            name_new(r, e, rp_db_col_int(st, 1));
+    }
+    rp_db_reset(st);
+}
+
+void rp__replay_id_text(replay_t *r, const char *entity, int64_t id, char *out, size_t cap)
+{
+    name_upto(r, entity, id);
+    json_t *v = told(r, entity, id);
+    if (json_is_string(v))
+        snprintf(out, cap, "%s", json_string_value(v));
+    else
+        snprintf(out, cap, "%lld", (long long)json_integer_value(v));
+    json_decref(v);
+}
+
+void rp__replay_seq_text(replay_t *r, int64_t seq, char *out, size_t cap)
+{
+    char key[32];
+    snprintf(key, sizeof key, "%lld", (long long)seq);
+    json_t *v = json_object_get(r->seqs, key);
+    if (v)
+        snprintf(out, cap, "#%lld", (long long)json_integer_value(v));
+    else
+        snprintf(out, cap, "seq %lld (the replay's own, not a recorded event)", (long long)seq);
 }
 
 /* The reference fields of @p entity and their targets (borrowed from r->refs). */
@@ -145,7 +220,12 @@ static void translate(replay_t *r, const char *entity, json_t *obj, bool to_copy
             if (!json_is_integer(x))
                 continue;
             int64_t id = json_integer_value(x);
-            json_integer_set(x, to_copy ? copy_id(r, target, id) : told_id(r, target, id));
+            json_t *to_id = to_copy ? json_integer(copy_id(r, target, id)) : told(r, target, id);
+            if (!json_is_array(v)) {
+                json_object_set_new(obj, k, to_id); /* frees v: nothing more to read */
+                break;
+            }
+            json_array_set_new(v, i, to_id);
         }
     }
 }
@@ -209,18 +289,16 @@ static void take_event(replay_t *r, json_t *by, const char *type, const char *en
     }
     const char *verb = verb_of(type, entity);
     json_t *item = json_pack("{s:O,s:s,s:s}", "by", by, "actor", actor, "type", type);
-    if (verb) {
+    if (verb && !strcmp(verb, "created"))
+        name_new(r, entity, id); /* a replayed write's own create is never taken */
+    if (verb)
         json_object_del(item, "type");
-        json_object_set_new(item, "entity", json_string(entity));
-        json_object_set_new(item, "id", json_integer(told_id(r, entity, id)));
-    } else {
-        json_object_set_new(item, "entity", json_string(entity));
-        json_object_set_new(item, "id", json_integer(id ? told_id(r, entity, id) : 0));
-    }
+    json_object_set_new(item, "entity", json_string(entity));
+    json_object_set_new(item, "id", id ? told(r, entity, id) : json_integer(0));
     /* A plugin's own values may be made up at random (a mail's Message-ID): only the names of
      * the fields it wrote are shown, so that the report is the same every run. */
     bool plugin = !strncmp(actor, "plugin:", 7);
-    const char *section = "emitted";
+    const char *section = !verb && !strncmp(type, "schema.", 7) ? "schema" : "emitted";
     if (!verb) {
         json_object_set_new(item, "payload", json_incref(ch));
     } else if (!strcmp(verb, "created")) {
@@ -245,9 +323,13 @@ static void take_event(replay_t *r, json_t *by, const char *type, const char *en
         if (!strcmp(verb, "purged"))
             json_object_set_new(item, "purged", json_true());
     }
-    char what[160];
-    snprintf(what, sizeof what, "%s %s %lld:", verb ? verb : "emitted", verb ? entity : type,
-             (long long)json_integer_value(json_object_get(item, "id")));
+    char what[160], idt[48];
+    json_t *idv = json_object_get(item, "id");
+    if (json_is_string(idv))
+        snprintf(idt, sizeof idt, "%s", json_string_value(idv));
+    else
+        snprintf(idt, sizeof idt, "%lld", (long long)json_integer_value(idv));
+    snprintf(what, sizeof what, "%s %s %s:", verb ? verb : "emitted", verb ? entity : type, idt);
     trace_json(r, what,
                json_object_get(item, verb && strcmp(verb, "updated") ? "fields"
                                      : verb                          ? "changes"
@@ -352,7 +434,8 @@ int rp__replay_collect(replay_t *r, int64_t own, bool jobs, rp_error_t *err)
         json_decref(by);
     }
     json_decref(rows);
-    return take_failures(r, jobs ? json_null() : r->by ? r->by : json_null(), err);
+    int rc = take_failures(r, jobs ? json_null() : r->by ? r->by : json_null(), err);
+    return rc ? rc : rp__replay_size_err(r, err);
 }
 
 /* ---- applying a recorded event ----------------------------------------------------------------
@@ -391,6 +474,23 @@ static int64_t own_event(replay_t *r, int64_t mark, const char *type, const char
         seq = rp_db_col_int(st, 0);
         *changes = json_loads(rp_db_col_text(st, 1), 0, NULL);
     }
+    rp_db_reset(st);
+    return seq;
+}
+
+/* The custom event emitted again after @p mark: the first of its type (no hook runs first). */
+static int64_t emitted_again(replay_t *r, int64_t mark, const char *type)
+{
+    rp_db_stmt_t *st = rp_db_stmt(rp_store_db(r->s),
+                                  "SELECT min(seq) FROM rp_events WHERE seq > ?1 AND type = ?2",
+                                  NULL);
+    int64_t seq = 0;
+    if (!st)
+        return 0;
+    rp_db_bind_int(st, 1, mark);
+    rp_db_bind_text(st, 2, type, -1);
+    if (rp_db_step(st) == RP_DB_ROW)
+        seq = rp_db_col_int(st, 0);
     rp_db_reset(st);
     return seq;
 }
@@ -481,8 +581,12 @@ int rp__replay_apply(replay_t *r, json_t *ev, rp_error_t *err)
         wrc = rp_error_set(&werr, RP_ENOTFOUND, RP_C_NO_RECORD,
                            "%s %lld is not in the replay: its create was vetoed or refused",
                            entity, (long long)rid);
-    else
+    else {
+        /* At the recorded time to the millisecond: a deleted_at one ms off is no hook's doing. */
+        r->pin_at = json_integer_value(json_object_get(ev, "at"));
         wrc = write_again(r, &ctx, type, entity, verb, rid, &cid, ch, &werr);
+        r->pin_at = 0;
+    }
     int64_t own = 0;
     if (wrc) {
         bool veto = werr.msgcode == RP_C_VETO;
@@ -500,10 +604,20 @@ int rp__replay_apply(replay_t *r, json_t *ev, rp_error_t *err)
         }
         json_decref(diff);
         json_decref(now);
+    } else {
+        /* A recorded custom event emitted again is the history's, not the script's. */
+        own = emitted_again(r, mark, type);
+    }
+    if (own) {
+        char key[32];
+        snprintf(key, sizeof key, "%lld", (long long)own);
+        json_object_set_new(r->seqs, key, json_integer(seq));
     }
     json_decref(ch);
     r->fed++;
-    int rc = rp_sched_run_due(r->e, NULL, err);
+    int rc = rp__replay_jobs_err(r, rp_sched_run_due(r->e, NULL, err), err);
+    if (!rc)
+        rc = rp__replay_events_err(r, false, err);
     return rc ? rc : rp__replay_collect(r, own, false, err);
 }
 
@@ -553,6 +667,9 @@ int rp__replay_finish(replay_t *r, rp_error_t *err)
         add(r, "jobs", item);
     }
     rp_db_reset(st);
+    int rc = rp__replay_size_err(r, err);
+    if (rc)
+        return rc;
     char from[32] = "", to[32] = "";
     if (r->o->from_ms)
         rp_time_format(r->o->from_ms, from);

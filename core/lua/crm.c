@@ -533,7 +533,10 @@ static int crm_dry_run(lua_State *L)
         return rp__lua_raise(L, &err);
     }
     lua_pushvalue(L, 1);
+    /* Its writes are rolled back; a mail fetched or sent inside it could not be. */
+    bool was_offline = rp_store_set_offline(l->s, true);
     int rc = pcall_here(L, l, 0, 1, &err);
+    rp_store_set_offline(l->s, was_offline);
     /* What it would have changed, read inside the transaction before it is undone. */
     json_t *records = json_array(), *events = json_array(), *jobs = json_array();
     enum { MAX = 10000 };

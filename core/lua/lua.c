@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <lauxlib.h>
@@ -873,11 +874,26 @@ int rp_lua_run_file(rp_lua_t *l, const char *path, int argc, char **argv, json_t
     FILE *f = fopen(path, "rb");
     if (!f)
         return rp_error_set(err, RP_ENOTFOUND, 0, "cannot open %s: %s", path, strerror(errno));
+    /* A folder reads as nothing and a device never ends: neither is a script. A pipe is. */
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || S_ISDIR(st.st_mode) || S_ISCHR(st.st_mode) ||
+        S_ISBLK(st.st_mode)) {
+        fclose(f);
+        return rp_error_set(err, RP_EINVAL, 0, "%s is not a script file (a folder or a device)",
+                            path);
+    }
     size_t cap = 4096, n = 0;
     char *buf = malloc(cap);
     size_t got;
     while (buf && (got = fread(buf + n, 1, cap - n, f)) > 0) {
         n += got;
+        if (n > RP_LUA_MAX_CHUNK) {
+            free(buf);
+            fclose(f);
+            return rp_error_set(err, RP_EINVAL, RP_C_CAP,
+                                "%s: longer than %d bytes, the largest script run", path,
+                                RP_LUA_MAX_CHUNK);
+        }
         if (n == cap) {
             char *nb = realloc(buf, cap *= 2);
             if (!nb) {

@@ -92,9 +92,8 @@ void rp__lua_check_limits(lua_State *L, unsigned steps);
 /** As rp__lua_check_limits(), without raising: true (the stop's message set and made to stick)
  *  when the running call is over a limit, for C code that must free what it holds first. */
 bool rp__lua_limits_hit(lua_State *L, unsigned steps);
-/** The largest chunk load() takes in the sandbox, and text crm.json.decode takes or
- *  crm.json.encode writes: one C call each, kept to tens of milliseconds. */
-#define RP_LUA_MAX_CHUNK (1 << 20)
+/** The largest text crm.json.decode takes or crm.json.encode writes: one C call each, kept
+ *  to tens of milliseconds (RP_LUA_MAX_CHUNK, the largest chunk, is in rapport/lua.h). */
 #define RP_LUA_MAX_JSON (1 << 20)
 /** The text (keys and strings) one value handed to the engine may hold: a record, an event's
  *  payload, a setting (8 MiB: eight times the largest body the API takes). */

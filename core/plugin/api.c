@@ -134,6 +134,11 @@ static int h_define(rapport_host *h, const char *entity, const char *spec)
     return from_err(h, rc, &err);
 }
 
+static int h_offline(rapport_host *h)
+{
+    return rp_store_offline(h->P->s);
+}
+
 static int h_declare(rapport_host *h, const char *entity, const char *spec)
 {
     json_t *j = parse(h, spec, "the entity specification");
@@ -910,4 +915,5 @@ const rapport_api rp__plugin_api = {
     .role_default = rp__plugin_role_default,
     .serve_assets = rp__plugin_serve_assets,
     .erase = h_erase,
+    .offline = h_offline,
 };

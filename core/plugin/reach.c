@@ -211,6 +211,11 @@ int rp__plugin_offload(rapport_host *h, void (*work)(void *ud),
 {
     if (!work || !done)
         return (int)rp__plugin_fail(h, RAPPORT_EINVAL, "offload needs work and done functions");
+    /* Work off the loop is the network's (mail, SMS): never while nothing may reach out. */
+    if (rp_store_offline(h->P->s))
+        return (int)rp__plugin_fail(h, RAPPORT_EPERM,
+                                    "offline: nothing may reach a server here (a replay, a "
+                                    "schema diff or a dry run), so the work is not started");
     uv_loop_t *loop = rp_sched_loop(h->P->e);
     if (!loop) {
         work(ud);

@@ -78,6 +78,7 @@ struct rp_store {
     rp_db_stmt_t *held[RP__HELD_N];
     int64_t uid_last_ms;
     uint64_t uid_hi, uid_lo, rng;
+    bool offline; /* no outside effects: see rp_store_set_offline() */
 };
 
 /** Writes @p a then @p b into @p out (of @p cap bytes), cut to fit: a snprintf("%s%s")

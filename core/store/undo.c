@@ -242,6 +242,18 @@ void rp_store_seed(rp_store_t *s, uint64_t seed)
     s->rng = seed ? seed : 0x853c49e6748fea9bULL;
 }
 
+bool rp_store_set_offline(rp_store_t *s, bool on)
+{
+    bool was = s->offline;
+    s->offline = on;
+    return was;
+}
+
+bool rp_store_offline(const rp_store_t *s)
+{
+    return s && s->offline;
+}
+
 int rp_store_reset_ids(rp_store_t *s, rp_error_t *err)
 {
     /* Without this a new record's id would follow the largest id ever given, which moves as

@@ -702,6 +702,10 @@ int rp_webhook_deliverer_start(rp_store_t *s, const rp_webhook_opts_t *o,
                                rp_webhook_deliverer_t **out, rp_error_t *err)
 {
     *out = NULL;
+    /* A replay's copy holds the live queue of deliveries: they are not its to send. */
+    if (rp_store_offline(s))
+        return rp_error_set(err, RP_EPERM, RP_C_WEBHOOK,
+                            "webhooks are not delivered offline (a replay or a dry run)");
     const char *file = rp_db_path(rp_store_db(s));
     if (!file)
         return rp_error_set(err, RP_EINVAL, RP_C_WEBHOOK,

@@ -32,6 +32,16 @@ int cm_fail(char *err, size_t errlen, int code, const char *fmt, ...)
     return code;
 }
 
+int cm_refuse_offline(rapport_host *h, const char *what, char *err, size_t errlen)
+{
+    if (!RAPPORT_HAS(cm_api, offline) || !cm_api->offline(h))
+        return 0;
+    return cm_fail(err, errlen, RAPPORT_EPERM,
+                   "%s: offline (a replay, a schema diff or a dry run): it would reach a server "
+                   "and nothing done here is kept, so it is not done",
+                   what);
+}
+
 int cm_host_fail(rapport_host *h, int rc, char *err, size_t errlen)
 {
     const char *m = cm_api->last_error(h);

@@ -23,6 +23,10 @@ extern const rapport_api *cm_api;
 /** Writes a message into @p err and returns @p code. */
 int cm_fail(char *err, size_t errlen, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/** RAPPORT_EPERM with a message when the engine is offline (a replay, a schema diff, a dry
+ *  run: nothing may reach a server, since nothing done there is kept), else 0. @p what names
+ *  the work refused ("poll_mail"). Call it before any outside effect. */
+int cm_refuse_offline(rapport_host *h, const char *what, char *err, size_t errlen);
 /** Copies the host's last error into @p err and returns @p rc (or RAPPORT_EINVAL for 0). */
 int cm_host_fail(rapport_host *h, int rc, char *err, size_t errlen);
 /** Parses JSON text the host returned, and frees the text. NULL for NULL or bad text. */

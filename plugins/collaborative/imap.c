@@ -690,7 +690,9 @@ static int lua_poll_mail(rapport_host *h, const rapport_api *api, const char *ar
     }
     const char *only = json_string_value(n);
     json_t *list = NULL, *out = NULL;
-    int rc = mailboxes_for(h, only, &list, err, errlen);
+    int rc = cm_refuse_offline(h, "crm.collaborative.poll_mail", err, errlen);
+    if (!rc)
+        rc = mailboxes_for(h, only, &list, err, errlen);
     if (!rc && !(out = poll_mail(h, list, only, false)))
         rc = cm_fail(err, errlen, RAPPORT_ENOMEM, "out of memory");
     json_decref(list);
@@ -718,7 +720,8 @@ int cm_imap_command(rapport_host *h, int argc, char **argv)
     }
     char err[700];
     json_t *list = NULL;
-    if (mailboxes_for(h, only, &list, err, sizeof err)) {
+    if (cm_refuse_offline(h, "mail poll", err, sizeof err) ||
+        mailboxes_for(h, only, &list, err, sizeof err)) {
         fprintf(stderr, "rapport: mail poll: %s\n", err);
         return 1;
     }

@@ -382,6 +382,9 @@ static void send_done(rapport_host *h, const rapport_api *api, void *ud)
 /* Builds interaction @p id's message and hands it to SMTP (off the loop in serve). */
 int cm_mail_send_now(rapport_host *h, int64_t id, char *err, size_t errlen)
 {
+    int off = cm_refuse_offline(h, "sending mail now", err, errlen);
+    if (off)
+        return off;
     if (in_flight(id))
         return 0; /* being sent by this process already */
     if (nflight == FLIGHT_MAX)

@@ -297,6 +297,9 @@ static int sms_queue(rapport_host *h, const sms_ask_t *a, bool now, int64_t *id,
     char number[48], why[300];
     int64_t rel_contact;
     *id = 0;
+    /* Refused before anything is stored: a sync send that cannot send must not queue either. */
+    if (now && cm_refuse_offline(h, "sending an SMS now", err, errlen))
+        return RAPPORT_EPERM;
     int rc = sms_conf_read(h, &conf, err, errlen);
     if (!rc)
         rc = sms_ask_check(h, a, number, sizeof number, err, errlen);
@@ -731,6 +734,9 @@ static sms_send_t *sms_send_new(const sms_conf_t *c, json_t *i, int attempt)
  */
 static int sms_attempt(rapport_host *h, int64_t id, char *err, size_t errlen)
 {
+    int off = cm_refuse_offline(h, "sending an SMS", err, errlen);
+    if (off)
+        return off;
     json_t *i = cm_json(cm_api->get(h, "interaction", id));
     const char *st = str_of(i, "status");
     if (!i || strcmp(str_of(i, "channel") ?: "", "sms") != 0 ||

@@ -514,6 +514,14 @@ struct rapport_api {
      * transaction. Refused for a user's context. (Appended after serve_assets: test with RAPPORT_HAS.)
      */
     int (*erase)(rapport_host *h, const char *entity, int64_t id, const char *reason);
+    /**
+     * Non-zero when nothing may reach the outside: what the engine runs now is not kept
+     * (`rapport replay`, `rapport schema diff`, inside crm.dry_run), so a mail fetched and
+     * marked seen, a message sent or a request made could not be taken back. A plugin then
+     * refuses such work with RAPPORT_EPERM and a message saying why; api->offload() refuses too.
+     * (Appended after erase: test with RAPPORT_HAS.)
+     */
+    int (*offline)(rapport_host *h);
 };
 
 /** Whether @p api has function @p fn (so a plugin can run on an older host). */

@@ -61,7 +61,7 @@ before=$(state)
 "$RAPPORT" replay "$tmp/rule.lua" --json > "$tmp/r1.json"; st=$?
 check '[ $st = 0 ]' "replay failed ($st): $(cat "$tmp/r1.json")"
 out=$(py '[(c["entity"], c["id"], c["fields"], c["by"]["seq"]) for c in r["created"]]' "$tmp/r1.json")
-check '[ "$out" = "[('"'"'task'"'"', 1, {'"'"'thing'"'"': 1, '"'"'title'"'"': '"'"'call 1'"'"'}, 3), ('"'"'task'"'"', 2, {'"'"'thing'"'"': 3, '"'"'title'"'"': '"'"'call 2'"'"'}, 6)]" ]' \
+check '[ "$out" = "[('"'"'task'"'"', '"'"'new#1'"'"', {'"'"'thing'"'"': 1, '"'"'title'"'"': '"'"'call 1'"'"'}, 3), ('"'"'task'"'"', '"'"'new#2'"'"', {'"'"'thing'"'"': 3, '"'"'title'"'"': '"'"'call 2'"'"'}, 6)]" ]' \
     "the tasks the handler would have created: $out"
 out=$(py '[(h["by"]["seq"], h.get("changed"), h.get("vetoed")) for h in r["hooks"]]' "$tmp/r1.json")
 check 'grep -qF "(3, {'"'"'vip'"'"': [None, True]}, None)" <<<"$out"' "the hook's change of event 3: $out"
@@ -89,7 +89,7 @@ check 'grep -qF "[('"'"'thing'"'"', 1, {'"'"'note'"'"': ['"'"'x'"'"', '"'"'follo
 # ---- windows ----
 "$RAPPORT" replay "$tmp/rule.lua" --from "$at5" --json > "$tmp/w.json"
 out=$(py 'r["window"]["first_seq"], r["window"]["events"], [(c["id"], c["fields"]) for c in r["created"]], [h["by"]["seq"] for h in r["hooks"]]' "$tmp/w.json")
-check '[ "$out" = "5 3 [(1, {'"'"'thing'"'"': 3, '"'"'title'"'"': '"'"'call 3'"'"'})] [6]" ]' "--from: $out"
+check '[ "$out" = "5 3 [('"'"'new#1'"'"', {'"'"'thing'"'"': 3, '"'"'title'"'"': '"'"'call 3'"'"'})] [6]" ]' "--from: $out"
 "$RAPPORT" replay "$tmp/rule.lua" --to "$at5" --json > "$tmp/w.json"
 out=$(py 'r["window"]["last_seq"], r["window"]["events"], len(r["created"]), r["errors"]' "$tmp/w.json")
 check '[ "$out" = "4 2 1 []" ]' "--to: $out"
@@ -100,7 +100,7 @@ expect 1 'no such entity' -- replay "$tmp/rule.lua" --entity nothing
 
 # ---- --against: the difference two versions make ----
 out=$("$RAPPORT" replay "$tmp/rule.lua" --against "$tmp/old.lua" 2>&1)
-check 'grep -q "^  + #4 thing.created thing 2: vetoed" <<<"$out" && grep -q "^  - #4 thing.created thing 2: a hook changed the write" <<<"$out" && grep -q "^  + task 1 " <<<"$out" && ! grep -q "^  [-+] #3" <<<"$out"' "--against: $out"
+check 'grep -q "^  + #4 thing.created thing 2: vetoed" <<<"$out" && grep -q "^  - #4 thing.created thing 2: a hook changed the write" <<<"$out" && grep -q "^  + task new#1 " <<<"$out" && ! grep -q "^  [-+] #3" <<<"$out"' "--against: $out"
 "$RAPPORT" replay "$tmp/rule.lua" --against "$tmp/old.lua" --json > "$tmp/d.json"
 out=$(py 'len(r["only_new"]["created"]), len(r["only_old"]["created"]), len(r["only_new"]["errors"]), r["only_old"]["hooks"][0]["by"]["seq"]' "$tmp/d.json")
 check '[ "$out" = "2 0 1 4" ]' "--against --json: $out"
@@ -109,7 +109,7 @@ check 'grep -q "^no difference$" <<<"$out"' "a script against itself: $out"
 
 # ---- one event, traced ----
 out=$("$RAPPORT" replay "$tmp/rule.lua" --event 3 --trace 2>&1)
-check 'grep -q "^event #3 thing.created thing 1 at $at3 by " <<<"$out" && grep -q "^  hook thing.create {\"name\":\"a\"}" <<<"$out" && grep -q "^  hook changed the write: {\"vip\":\[null,true\]}" <<<"$out" && grep -q "^  handler thing.created <- thing.created thing 1" <<<"$out" && grep -q "^  created task 1: {\"thing\":1,\"title\":\"call 1\"}" <<<"$out"' "--event 3 --trace: $out"
+check 'grep -q "^event #3 thing.created thing 1 at $at3 by " <<<"$out" && grep -q "^  hook thing.create {\"name\":\"a\"}" <<<"$out" && grep -q "^  hook changed the write: {\"vip\":\[null,true\]}" <<<"$out" && grep -q "^  handler thing.created <- thing.created thing 1" <<<"$out" && grep -q "^  created task new#1: {\"thing\":1,\"title\":\"call 1\"}" <<<"$out"' "--event 3 --trace: $out"
 out=$("$RAPPORT" replay "$tmp/rule.lua" --event 5 --trace 2>&1)
 check 'grep -q "^  error in handler rule.lua:thing.updated: $tmp/rule.lua:10: boom on update" <<<"$out" && grep -q "events #5 to #5: 1 events fed" <<<"$out"' "--event 5 --trace: $out"
 expect 1 '--event 99: no such event' -- replay "$tmp/rule.lua" --event 99
@@ -200,6 +200,27 @@ EOF
     sleep 0.3
     check '[ ! -s "$tmp/listener.log" ]' "the replay connected to the mail server: $(cat "$tmp/listener.log")"
     check '[ "$("$RAPPORT" count interaction)" = 0 ]' "the live database got an interaction"
+    # Offline: a poll of a mailbox (its password stored) from a replayed handler, or inside a
+    # dry run, never connects (it would log in and mark live mail seen): it is refused, said.
+    "$RAPPORT" config set plugin.collaborative.imap "[{\"name\": \"support\", \"url\": \"imap://127.0.0.1:$port/INBOX\", \"user\": \"ana\", \"password\": \"pw\"}]" >/dev/null
+    printf 'crm.on("contact.created", function(ev) crm.collaborative.poll_mail("support") end)\n' > "$tmp/poll.lua"
+    "$RAPPORT" replay "$tmp/poll.lua" --json > "$tmp/p.json"
+    out=$(py '[(e["by"]["seq"], e["error"]) for e in r["errors"]]' "$tmp/p.json")
+    check 'grep -q "crm.collaborative.poll_mail: offline (a replay, a schema diff or a dry run)" <<<"$out"' "the poll in a replay is not refused in the report: $out"
+    out=$("$RAPPORT" eval 'return crm.dry_run(function() return crm.collaborative.poll_mail("support") end)' 2>&1)
+    check 'grep -q "poll_mail: offline" <<<"$out"' "the poll in a dry run is not refused: $out"
+    out=$("$RAPPORT" eval 'local n = 0; crm.dry_run(function() n = 1 end); return n' 2>&1)
+    check '[ "$out" = 1 ]' "a dry run without a poll: $out"
+    # schema diff runs scripts' top-level code in a rolled-back transaction: offline too.
+    mkdir -p "$tmp/sd" && printf 'crm.collaborative.poll_mail("support")\n' > "$tmp/sd/poll.lua"
+    out=$("$RAPPORT" --scripts "$tmp/sd" schema diff 2>&1)
+    check 'grep -q "poll_mail: offline" <<<"$out"' "the poll in schema diff is not refused: $out"
+    sleep 0.3
+    check '[ ! -s "$tmp/listener.log" ]' "a replay, a dry run or schema diff connected to the mail server: $(cat "$tmp/listener.log")"
+    # The live engine still polls (the listener gets the connection): offline is not sticky.
+    "$RAPPORT" eval 'crm.dry_run(function() end); return crm.collaborative.poll_mail("support")' >/dev/null 2>&1
+    sleep 0.3
+    check '[ -s "$tmp/listener.log" ]' "the live poll after a dry run did not connect"
 else
     echo "note: the collaborative plugin is not built; the mail part is skipped"
 fi

@@ -585,6 +585,22 @@ static void test_deliverer_needs_a_file(void **state)
     rp_store_close(s);
 }
 
+/* Offline (a replay's copy holds the live queue): never started, said. */
+static void test_deliverer_not_offline(void **state)
+{
+    (void)state;
+    rp_store_t *s = test_open();
+    rp_error_t err = {0};
+    rp_webhook_deliverer_t *d = NULL;
+    assert_false(rp_store_set_offline(s, true));
+    assert_true(rp_store_offline(s));
+    assert_int_equal(rp_webhook_deliverer_start(s, NULL, &d, &err), RP_EPERM);
+    assert_null(d);
+    assert_non_null(strstr(err.msg, "not delivered offline"));
+    assert_true(rp_store_set_offline(s, false));
+    rp_store_close(s);
+}
+
 static int64_t count_rows(rp_store_t *s, const char *sql)
 {
     rp_db_stmt_t *st;
@@ -647,6 +663,7 @@ int main(void)
         cmocka_unit_test(test_events_filter),
         cmocka_unit_test(test_subscriptions),
         cmocka_unit_test(test_deliverer_needs_a_file),
+        cmocka_unit_test(test_deliverer_not_offline),
         cmocka_unit_test(test_deliverer_start_stop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

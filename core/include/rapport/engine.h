@@ -55,6 +55,10 @@ typedef struct rp_engine_opts {
                                 plugins and scripts, that rp_engine_close() rolls back: what
                                 opening would write is seen inside it, and none of it stays
                                 (`rapport schema diff`). */
+    bool offline;          /**< No outside effects: plugins refuse to reach a server (mail,
+                                SMS, webhooks) because nothing the engine does is kept
+                                (`rapport replay`); implied by dry_run. See
+                                rp_store_set_offline(). */
     rp_lua_cov_t *coverage; /**< Count the scripts' lines here (`rapport test --coverage`), or
                                  NULL. */
 } rp_engine_opts_t;

@@ -78,7 +78,12 @@ void rp_lua_free(rp_lua_t *l);
 int rp_lua_eval(rp_lua_t *l, const char *code, const char *chunkname, json_t **results,
                 rp_error_t *err);
 
-/** Runs the file @p path as rp_lua_eval() does; @p args become the global `arg` table. */
+/** The largest chunk load() takes in the sandbox and the largest script file run: Lua's
+ *  parser takes a chunk in one C call, kept to tens of milliseconds. */
+#define RP_LUA_MAX_CHUNK (1 << 20)
+
+/** Runs the file @p path as rp_lua_eval() does; @p args become the global `arg` table. A
+ *  folder or a device is refused (RP_EINVAL), and so is a file longer than RP_LUA_MAX_CHUNK. */
 int rp_lua_run_file(rp_lua_t *l, const char *path, int argc, char **argv, json_t **results,
                     rp_error_t *err);
 

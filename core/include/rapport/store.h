@@ -703,4 +703,16 @@ int rp_store_reset_ids(rp_store_t *s, rp_error_t *err);
  *  same report twice makes the same "random" numbers. */
 void rp_store_seed(rp_store_t *s, uint64_t seed);
 
+/**
+ * Says whether what runs on this store may reach the outside (a mail server, a gateway, a
+ * webhook): with @p on, nothing should, because what it does is not kept (a replay, a schema
+ * diff, a dry run) and an outside effect could not be taken back. Returns the previous state,
+ * so a dry run can put it back. The store does nothing with it; plugins ask
+ * rapport_api.offline() and refuse.
+ */
+bool rp_store_set_offline(rp_store_t *s, bool on);
+
+/** Whether rp_store_set_offline() is on. */
+bool rp_store_offline(const rp_store_t *s);
+
 #endif
