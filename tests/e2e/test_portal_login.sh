@@ -226,7 +226,7 @@ for t in portal.link_sent portal.signed_in portal.signed_out portal.password_cha
     check 'grep -q "$t" <<<"$events"' "no $t event"
 done
 check '! grep -qF "sara portal password" <<<"$events"' "a password is in the event log"
-check '! grep -qF "$tok1" <<<"$(grep "\"portal\." <<<"$events")"' "a token is in the portal's events"
+check '! grep -qF -- "$tok1" <<<"$(grep "\"portal\." <<<"$events")"' "a token is in the portal's events"
 check '! grep -q "argon2" <<<"$events"' "a password's hash is in the event log"
 check '! grep -qF "sara portal password" "$RAPPORT_DB"' "the password is stored as it was typed"
 c "$tmp/x" GET /api/v1/contact/$A -H "Authorization: Bearer $(token_of ana)"
