@@ -1,6 +1,7 @@
 /*
  * session.c — browser sessions (rapport/session.h): the secret only as its BLAKE2b hash, a
- * principal of a kind ("user", or "record" for a record acting with a role), an idle and an absolute end, revocation.
+ * principal of a kind ("user", or "record" for a record acting with a role), an idle and an
+ * absolute end, revocation.
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -140,9 +140,11 @@ static void link_mail(const char *lang, const char *name, const char *url, int64
     if (lang && strcmp(lang, "fa") == 0) {
         snprintf(subject, scap, "پیوند ورود به درگاه مشتریان");
         snprintf(text, tcap,
-                 "سلام %s،\n\nبا این پیوند وارد درگاه مشتریان شوید. پیوند تا %" PRId64
-                 " دقیقه و فقط یک بار کار می‌کند:\n\n%s\n\nاگر آن را درخواست نکرده‌اید، این پیام "
-                 "را نادیده بگیرید.\n",
+                 "سلام %s،\n\n"
+                 "با این پیوند وارد درگاه مشتریان شوید. "
+                 "پیوند تا %" PRId64 " دقیقه و فقط یک بار کار می‌کند:\n\n%s\n\n"
+                 "اگر آن را درخواست نکرده‌اید، "
+                 "این پیام را نادیده بگیرید.\n",
                  name, minutes, url);
         return;
     }

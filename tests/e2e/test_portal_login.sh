@@ -216,9 +216,30 @@ is 401 'does not hold' "an expired link"
 c "$tmp/x" POST $P/login/link '{"email": "bob@example.org"}'
 check 'wait_mail 4' "no fourth mail"
 tokb=$(token_in "$(newest_mail)")
-expect 0 "contact $B: portal access revoked" -- portal revoke "$B"
 c "$tmp/bob" POST $P/login/token "{\"token\": \"$tokb\"}"
+is 200 "\"principal\":\"contact:$B\"" "Bob signs in again"
+c "$tmp/x" POST $P/login/link '{"email": "bob@example.org"}'
+check 'wait_mail 5' "no fifth mail"
+tokb=$(token_in "$(newest_mail)")
+expect 0 "contact $B: portal access revoked" -- portal revoke "$B"
+c "$tmp/bob" GET /api/v1/order
+is 401 'ended' "a session after access was taken away"
+c "$tmp/bob2" POST $P/login/token "{\"token\": \"$tokb\"}"
 is 401 'does not hold' "a link after access was taken away"
+c "$tmp/x" POST $P/login/link '{"email": "bob@example.org"}'
+sleep 0.5
+check '[ "$(delivered)" = 5 ]' "a link was mailed after access was taken away: $(delivered)"
+# Five link requests for an address in the window (plugin.portal.link_requests): then 429.
+c "$tmp/x" POST $P/login/link '{"email": "bob@example.org"}'
+is 429 'too many' "a sixth link request for the address"
+c "$tmp/x" POST $P/login/link '{"email": "Nobody.Else@example.org"}'
+is 202 'accepted' "another address from the same client"
+
+# ---- erased: the password's hash goes with the person ----------------------------------------
+secrets() { python3 -c 'import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute("SELECT count(*) FROM rp_plugin_secrets WHERE plugin = ? AND name = ?", ("portal", sys.argv[2])).fetchone()[0])' "$RAPPORT_DB" "$1"; }
+check '[ "$(secrets "password:contact:$A")" = 1 ]' "Sara's password hash is not kept where expected"
+expect 0 '' -- erase contact "$A" --reason "asked"
+check '[ "$(secrets "password:contact:$A")" = 0 ]' "erasing the contact left the password's hash"
 
 # ---- the log: the portal's events, never a token or a password -------------------------------
 events=$("$RAPPORT" events tail -n 400 2>&1)
