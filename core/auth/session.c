@@ -1,6 +1,7 @@
 /*
  * session.c — browser sessions (rapport/session.h): the secret only as its BLAKE2b hash, a
- * principal of a kind (today "user"), an idle and an absolute end, revocation.
+ * principal of a kind ("user", or "record" for a record acting with a role), an idle and an
+ * absolute end, revocation.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 
 #include <sodium.h>
 
+#include "rapport/access.h"
 #include "rapport/db.h"
 #include "rapport/session.h"
 #include "rapport/time.h"
@@ -90,6 +92,33 @@ static int user_row(rp_store_t *s, const char *name, int64_t *uid, char *role, s
                              : rp_db_error(rp_store_db(s), src, "cannot read the user", err);
 }
 
+/* A user who may open a session (exists, enabled): 0, or the reason. */
+static int user_ok(rp_store_t *s, const char *name, char *role, size_t rlen, char *team,
+                   size_t tlen, rp_error_t *err)
+{
+    int64_t uid = 0;
+    bool disabled = false;
+    int rc = user_row(s, name, &uid, role, rlen, team, tlen, &disabled, err);
+    if (rc)
+        return rc;
+    return disabled ? rp_error_set(err, RP_EINVAL, RP_C_USER,
+                                   "user %s is disabled: no new sessions", name)
+                    : 0;
+}
+
+/* A record principal ("contact:42") that acts with @p role: the record exists and the role is
+ * for records of its entity (what every request of the session will check again). */
+static int record_ok(rp_store_t *s, const char *principal, const char *role, rp_error_t *err)
+{
+    if (!strchr(principal, ':'))
+        return rp_error_set(err, RP_EINVAL, RP_C_USER,
+                            "a record's session names it ENTITY:ID, not \"%s\"", principal);
+    rp_access_t *a = NULL;
+    int rc = rp_access_of_subject(s, principal, role, &a, err);
+    rp_access_free(a);
+    return rc;
+}
+
 int rp_sessions_create(rp_store_t *s, const rp_ctx_t *ctx, const char *kind, const char *principal,
                        const char *role, int64_t max_ms, const char *client, char **secret,
                        int64_t *id_out, rp_error_t *err)
@@ -97,25 +126,24 @@ int rp_sessions_create(rp_store_t *s, const rp_ctx_t *ctx, const char *kind, con
     *secret = NULL;
     if (sodium_init() < 0)
         return rp_error_set(err, RP_EIO, RP_C_USER, "libsodium cannot start");
-    if (!kind || strcmp(kind, "user") != 0)
+    bool record = kind && strcmp(kind, "record") == 0;
+    if (!kind || (strcmp(kind, "user") != 0 && !record))
         return rp_error_set(err, RP_EINVAL, RP_C_USER,
-                            "a session is for a principal of kind \"user\", not \"%s\"",
-                            kind ? kind : "(none)");
+                            "a session is for a principal of kind \"user\" or \"record\", "
+                            "not \"%s\"", kind ? kind : "(none)");
     if (!principal || !*principal)
         return rp_error_set(err, RP_EINVAL, RP_C_USER, "a session needs a principal");
     if (max_ms <= 0)
         return rp_error_set(err, RP_EINVAL, RP_C_USER, "a session must end in the future");
     if (role && !rp_store_name_ok(role))
         return rp_error_set(err, RP_EINVAL, RP_C_IDENT, "\"%s\" is not a role name", role);
-    int64_t uid = 0;
-    char urole[64], team[64];
-    bool disabled = false;
-    int rc = user_row(s, principal, &uid, urole, sizeof urole, team, sizeof team, &disabled, err);
+    if (record && !role)
+        return rp_error_set(err, RP_EINVAL, RP_C_USER, "a record's session needs a role");
+    char urole[64] = "", team[64];
+    int rc = record ? record_ok(s, principal, role, err)
+                    : user_ok(s, principal, urole, sizeof urole, team, sizeof team, err);
     if (rc)
         return rc;
-    if (disabled)
-        return rp_error_set(err, RP_EINVAL, RP_C_USER, "user %s is disabled: no new sessions",
-                            principal);
     unsigned char raw[32];
     char b64[64], hash[65];
     randombytes_buf(raw, sizeof raw);
@@ -243,6 +271,18 @@ int rp_sessions_check(rp_store_t *s, const char *secret, int64_t idle_ms, json_t
     rp_db_reset(st);
     if (rc)
         return rc;
+    int64_t every = idle_ms > 0 && idle_ms / 4 < SEEN_EVERY_MS ? idle_ms / 4 : SEEN_EVERY_MS;
+    if (strcmp(kind, "record") == 0) {
+        /* The record and its role are checked where the request's access is loaded
+         * (rp_access_of_subject): a deleted record lets no request in. */
+        if (!role[0])
+            return rp_error_set(err, RP_EINVAL, RP_C_AUTH, "the record's session has no role");
+        if (now - seen >= every && (rc = touch(s, id, now, err)))
+            return rc;
+        *who = json_pack("{s:s,s:s,s:s,s:I}", "kind", kind, "principal", principal, "role",
+                         role, "session_id", (json_int_t)id);
+        return *who ? 0 : rp_error_set(err, RP_ENOMEM, 0, "out of memory");
+    }
     if (strcmp(kind, "user") != 0)
         return rp_error_set(err, RP_EINVAL, RP_C_AUTH,
                             "a session of kind \"%s\" is not served here", kind);
@@ -256,7 +296,6 @@ int rp_sessions_check(rp_store_t *s, const char *secret, int64_t idle_ms, json_t
                    : rc;
     if (disabled)
         return rp_error_set(err, RP_EINVAL, RP_C_AUTH, "the session's user is disabled");
-    int64_t every = idle_ms > 0 && idle_ms / 4 < SEEN_EVERY_MS ? idle_ms / 4 : SEEN_EVERY_MS;
     if (now - seen >= every && (rc = touch(s, id, now, err)))
         return rc;
     *who = json_pack("{s:s,s:s,s:s,s:I,s:s,s:s?,s:I}", "kind", kind, "principal", principal,

@@ -293,7 +293,8 @@ static const command_t commands[] = {
      "tokens revoke ID",
      "API tokens: shown once, kept hashed, expiring and revocable."},
     {"sessions", cmd_sessions,
-     "sessions [list [--all]] | sessions revoke ID | sessions revoke-user NAME",
+     "sessions [list [--all]] | sessions revoke ID | sessions revoke-user NAME | sessions "
+     "revoke-record ENTITY:ID",
      "Browser sessions of the HTTP API: who is signed in, and ending their sessions."},
     {"roles", cmd_roles,
      "roles [list] | roles show NAME | roles set NAME GRANTS | roles remove NAME",

@@ -1,5 +1,6 @@
 /*
- * sessions.c — `rapport sessions list [--all] | revoke ID | revoke-user NAME`: the browser
+ * sessions.c — `rapport sessions list [--all] | revoke ID | revoke-user NAME |
+ * revoke-record ENTITY:ID`: the browser
  * sessions the HTTP API opened, seen and ended from the command line.
  */
 #include <stdio.h>
@@ -9,7 +10,9 @@
 #include "cli.h"
 #include "rapport/session.h"
 
-#define SESSIONS_USAGE "sessions [list [--all]] | sessions revoke ID | sessions revoke-user NAME"
+#define SESSIONS_USAGE                                                                    \
+    "sessions [list [--all]] | sessions revoke ID | sessions revoke-user NAME | sessions "   \
+    "revoke-record ENTITY:ID"
 
 int cmd_sessions(cli_t *c, int argc, char **argv)
 {
@@ -21,12 +24,18 @@ int cmd_sessions(cli_t *c, int argc, char **argv)
     bool list = strcmp(verb, "list") == 0 && argc <= 2;
     bool one = strcmp(verb, "revoke") == 0 && argc == 3;
     bool user = strcmp(verb, "revoke-user") == 0 && argc == 3;
+    bool record = strcmp(verb, "revoke-record") == 0 && argc == 3;
     int64_t id = 0;
-    if (!list && !one && !user)
+    if (!list && !one && !user && !record)
         return usage_error("sessions", "sessions: %s", SESSIONS_USAGE);
     if (one && !parse_id(argv[2], &id))
         return usage_error("sessions", "sessions revoke needs a session id (see sessions list), "
                                        "not \"%s\"", argv[2]);
+    /* A record is ENTITY:ID and a user name has no ':': the two kinds never mix. */
+    const char *colon = record ? strchr(argv[2], ':') : NULL;
+    if (record && (!colon || colon == argv[2] || !parse_id(colon + 1, &id)))
+        return usage_error("sessions", "sessions revoke-record needs a record as ENTITY:ID "
+                                       "(contact:42), not \"%s\"", argv[2]);
     if (all && !list)
         return usage_error("sessions", "sessions: --all goes with list");
     rp_store_t *s = NULL;
@@ -49,10 +58,11 @@ int cmd_sessions(cli_t *c, int argc, char **argv)
             printf("session %lld revoked\n", (long long)id);
     } else {
         int n = 0;
-        if (rp_sessions_revoke_principal(s, &c->ctx, "user", argv[2], &n, &err))
+        const char *kind = record ? "record" : "user";
+        if (rp_sessions_revoke_principal(s, &c->ctx, kind, argv[2], &n, &err))
             rc = fail("%s", err.msg);
         else
-            printf("%d session%s of user %s revoked\n", n, n == 1 ? "" : "s", argv[2]);
+            printf("%d session%s of %s %s revoked\n", n, n == 1 ? "" : "s", kind, argv[2]);
     }
     close_store(c, s);
     return rc;

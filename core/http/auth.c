@@ -124,6 +124,21 @@ static void failed(call_t *c, const char *why, const char *user)
 static int take_access(call_t *c)
 {
     rp_error_t err = {0};
+    const char *kind = json_string_value(json_object_get(c->who, "kind"));
+    if (kind && strcmp(kind, "record") == 0) {
+        /* A record's session (a contact through the portal) acts with its role's links, as
+         * `rapport --as contact:42` does; it is never a user. */
+        const char *who = json_string_value(json_object_get(c->who, "principal"));
+        snprintf(c->actor, sizeof c->actor, "record:%s", who);
+        if (rp_access_of_subject(c->h->s, who,
+                                 json_string_value(json_object_get(c->who, "role")), &c->access,
+                                 &err)) {
+            c->session[0] = '\0';
+            return rp__http_problem(c, 401, err.msg, NULL) - 1;
+        }
+        c->ctx = (rp_ctx_t){.actor = c->actor, .origin = "api", .access = c->access};
+        return 0;
+    }
     const char *user = json_string_value(json_object_get(c->who, "user"));
     snprintf(c->actor, sizeof c->actor, "user:%s", user);
     if (rp_access_load(c->h->s, user, json_string_value(json_object_get(c->who, "role")),

@@ -551,6 +551,15 @@ int rp__http_health(call_t *c)
                                         "last_event", (json_int_t)rp_events_last_seq(c->h->s)));
 }
 
+/* The record a record session acts as ("contact:42"), or NULL for a user. */
+static const char *record_subject(call_t *c)
+{
+    const char *kind = json_string_value(json_object_get(c->who, "kind"));
+    return kind && strcmp(kind, "record") == 0
+               ? json_string_value(json_object_get(c->who, "principal"))
+               : NULL;
+}
+
 /*
  * A plugin's route: /api/v1/plugins/<name>/… acting as the caller (@p name a plugin, @p sub
  * what follows it), or a record's view (@p name "*", @p sub "/<view>/<entity>/<id>"). With
@@ -580,6 +589,7 @@ int rp__http_plugin(call_t *c, const char *name, const char *sub, bool anonymous
         }
         nh++;
     }
+    rp_http_session_out_t so = {0};
     const char *query = req->query_at == SIZE_MAX ? "" : NULL;
     char *q = query ? NULL : strndup(req->path.base + req->query_at + 1,
                                      req->path.len - req->query_at - 1);
@@ -590,7 +600,10 @@ int rp__http_plugin(call_t *c, const char *name, const char *sub, bool anonymous
                            .role = anonymous ? "" : json_string_value(json_object_get(c->who, "role")),
                            .ctx = &c->ctx, .anonymous = anonymous, .nheaders = nh,
                            .header_names = (const char *const *)hn,
-                           .header_values = (const char *const *)hv, .client = c->client};
+                           .header_values = (const char *const *)hv, .client = c->client,
+                           .subject = anonymous ? NULL : record_subject(c),
+                           .session = !anonymous && c->session[0] ? c->session : NULL,
+                           .session_max_s = c->h->o.session_max_s, .session_out = &so};
     int status = 200;
     rp_error_t err = {0};
     int depth = rp_store_txn_depth(c->h->s);
@@ -614,6 +627,11 @@ int rp__http_plugin(call_t *c, const char *name, const char *sub, bool anonymous
     }
     if (rc == RP_ENOTFOUND && !err.msg[0] && anonymous)
         return 1;
+    if (!rc && so.secret)
+        rp__http_session_set_cookie(c, so.secret, so.max_s);
+    else if (!rc && so.clear)
+        rp__http_session_clear_cookie(c);
+    free(so.secret);
     if (rc) {
         free(body);
         if (rc == RP_ENOTFOUND && !err.msg[0] && strcmp(name, "*") == 0)

@@ -197,6 +197,9 @@ bool rp__http_cookie(call_t *c, const char *name, char *out, size_t cap);
 int rp__http_session_open(call_t *c, const char *user);
 
 /** Tells the browser to drop its session cookie. */
+/** Sets the session cookie to @p secret for @p max_age_s seconds (a plugin's record session). */
+void rp__http_session_set_cookie(call_t *c, const char *secret, int64_t max_age_s);
+
 void rp__http_session_clear_cookie(call_t *c);
 
 /** DELETE /api/v1/auth/session: ends the session the request came with (204). */

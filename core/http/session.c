@@ -79,6 +79,11 @@ static void set_cookie(call_t *c, const char *value, int64_t max_age_s)
     rp__http_add_header(c, H2O_TOKEN_SET_COOKIE, v);
 }
 
+void rp__http_session_set_cookie(call_t *c, const char *secret, int64_t max_age_s)
+{
+    set_cookie(c, secret, max_age_s);
+}
+
 void rp__http_session_clear_cookie(call_t *c)
 {
     set_cookie(c, "", 0);
@@ -132,9 +137,16 @@ int rp__http_session_end(call_t *c)
 int rp__http_me(call_t *c)
 {
     json_t *who = c->who;
-    json_t *ans = json_pack("{s:O,s:O,s:O?,s:s}", "user", json_object_get(who, "user"), "role",
-                            json_object_get(who, "role"), "team", json_object_get(who, "team"),
-                            "via", c->session[0] ? "session" : "token");
+    const char *kind = json_string_value(json_object_get(who, "kind"));
+    /* A record's session (a portal's customer) is no user: it says the record and its role. */
+    json_t *ans = kind && strcmp(kind, "record") == 0
+                      ? json_pack("{s:s,s:O,s:O,s:s}", "kind", "record", "principal",
+                                  json_object_get(who, "principal"), "role",
+                                  json_object_get(who, "role"), "via", "session")
+                      : json_pack("{s:O,s:O,s:O?,s:s}", "user", json_object_get(who, "user"),
+                                  "role", json_object_get(who, "role"), "team",
+                                  json_object_get(who, "team"), "via",
+                                  c->session[0] ? "session" : "token");
     if (ans && c->session[0]) {
         char csrf[RP_SESSION_CSRF_LEN + 1];
         rp_session_csrf(c->session, csrf);

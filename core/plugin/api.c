@@ -916,4 +916,8 @@ const rapport_api rp__plugin_api = {
     .serve_assets = rp__plugin_serve_assets,
     .erase = h_erase,
     .offline = h_offline,
+    .session_start = rp__plugin_session_start,
+    .session_end = rp__plugin_session_end,
+    .secret_put = rp__plugin_secret_put,
+    .secret_take = rp__plugin_secret_take,
 };

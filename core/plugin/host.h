@@ -30,6 +30,7 @@ struct rapport_host {
     bool inited;
     bool given;                 /* named in the options' files: a folder's namesake gives way */
     int order;                  /* position in init order */
+    const rp_http_request_t *http; /* the HTTP request a route of it answers, else NULL */
     /* What it registered, for `rapport plugins` and for undoing. */
     json_t *entities, *hooks, *handlers, *jobs, *schedules, *lua, *commands, *routes, *formats;
 };
@@ -97,6 +98,14 @@ const char *rp__plugin_header(const rapport_request *req, const char *name);
 int rp__plugin_as_plugin(rapport_host *h, int on);
 /** api->role_default (roles.c). */
 int rp__plugin_role_default(rapport_host *h, const char *role, const char *grants);
+/** api->session_start and api->session_end (session.c). */
+int rp__plugin_session_start(rapport_host *h, const rapport_request *req, const char *entity,
+                             int64_t id, const char *role, char *csrf);
+int rp__plugin_session_end(rapport_host *h, const rapport_request *req, const char *entity,
+                           int64_t id);
+/** api->secret_put and api->secret_take (secrets.c). */
+int rp__plugin_secret_put(rapport_host *h, const char *name, const char *value, int64_t ttl_ms);
+char *rp__plugin_secret_take(rapport_host *h, const char *name, int remove);
 /** api->serve_assets (assets.c). */
 int rp__plugin_serve_assets(rapport_host *h, const char *prefix, const rapport_asset *files);
 

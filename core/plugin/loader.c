@@ -632,15 +632,17 @@ int rp_plugins_route(void *ud, const char *name, const rp_http_request_t *req, i
                           .role = req->role ? req->role : "", .nheaders = req->nheaders,
                           .header_names = req->header_names,
                           .header_values = req->header_values,
-                          .client = req->client ? req->client : ""};
+                          .client = req->client ? req->client : "", .subject = req->subject};
     if (req->anonymous) {
         /* A public route acts as the plugin itself: its own context, as it stands. */
         char msg[512] = "";
         char *out = NULL;
         *status = 200;
         h->last_rc = 0;
+        h->http = req;
         int rc = best->fn.route(h, &rp__plugin_api, &rq, status, &out, best->ud, msg,
                                 sizeof msg);
+        h->http = NULL;
         *body = out;
         if (rc) {
             free(*body);
@@ -659,7 +661,9 @@ int rp_plugins_route(void *ud, const char *name, const rp_http_request_t *req, i
     char *out = NULL;
     *status = 200;
     h->last_rc = 0;
+    h->http = req;
     int rc = best->fn.route(h, &rp__plugin_api, &rq, status, &out, best->ud, msg, sizeof msg);
+    h->http = NULL;
     h->ctx = saved;
     /* A route that failed because the caller may not do what it asked is a 403, whatever
      * code the plugin chose. */

@@ -150,6 +150,8 @@ typedef struct rapport_request {
     const char *const *header_names;  /**< lower-case names, */
     const char *const *header_values; /**< and their values as sent. */
     const char *client;               /**< The peer's address ("127.0.0.1"). */
+    /* Appended with session_start: test RAPPORT_HAS(api, session_start) before reading it. */
+    const char *subject; /**< The record a record session acts as ("contact:42"), or NULL. */
 } rapport_request;
 
 /**
@@ -522,6 +524,44 @@ struct rapport_api {
      * (Appended after erase: test with RAPPORT_HAS.)
      */
     int (*offline)(rapport_host *h);
+    /**
+     * Signs record @p id of @p entity in as a browser session acting with role @p role (one
+     * whose "principal" is @p entity: the portal's contact): the answer to @p req, the request
+     * a route of the plugin is answering, sets the session cookie (rp_session, HttpOnly,
+     * SameSite=Strict, as a user's), and @p csrf (room for 65 bytes, may be NULL) gets the
+     * session's CSRF token, which the page sends as X-CSRF-Token on writes. Only trusted code
+     * opens such a session: the staff sign-in never does, and a record's session never acts
+     * as a user (every request loads the role's record-linked access). RAPPORT_EINVAL outside
+     * a route or for a role that is not for records of @p entity; RAPPORT_EPERM for a record
+     * that does not exist. "session.created" is in the log. (Appended after offline: test with
+     * RAPPORT_HAS.)
+     */
+    int (*session_start)(rapport_host *h, const rapport_request *req, const char *entity,
+                         int64_t id, const char *role, char *csrf);
+    /**
+     * With @p req, ends the session whose cookie let @p req in (signing out; the answer
+     * removes the cookie): RAPPORT_EINVAL when it came without one. With @p req NULL, ends
+     * every live session of record @p id of @p entity (access taken away), none being no
+     * error. "session.revoked"/"session.ended" are in the log. (Appended after session_start:
+     * test with RAPPORT_HAS.)
+     */
+    int (*session_end)(rapport_host *h, const rapport_request *req, const char *entity,
+                       int64_t id);
+    /**
+     * Keeps @p value under @p name (1–200 bytes; the value at most 4,096) for the plugin alone:
+     * in the installation's database but in no record, event, export or API answer, for
+     * what must never be read back (a password's hash, a one-time link's hash). @p ttl_ms > 0
+     * makes it expire; 0 keeps it. A NULL @p value deletes it (none is not an error). Hash
+     * what you keep: a copy of the database is a copy of these. (Appended after session_end:
+     * test with RAPPORT_HAS.)
+     */
+    int (*secret_put)(rapport_host *h, const char *name, const char *value, int64_t ttl_ms);
+    /**
+     * The value kept under @p name (owned: api->free), or NULL with RAPPORT_ENOTFOUND when
+     * there is none or it has expired. With @p remove non-zero it is deleted as it is read
+     * (a single-use secret: of two readers, one has it). (Appended with secret_put.)
+     */
+    char *(*secret_take)(rapport_host *h, const char *name, int remove);
 };
 
 /** Whether @p api has function @p fn (so a plugin can run on an older host). */

@@ -1,10 +1,12 @@
 /*
  * test_session.c — browser sessions: the secret shown once and kept only as a hash, the CSRF
  * token derived from it, idle and absolute ends on the engine's clock, revocation one by one,
- * by secret and by user, disabled users, and events that never carry the secret.
+ * by secret and by user, disabled users, and events that never carry the secret; a record's
+ * session (a contact through the portal), which never stands for a user.
  */
 #include "helpers.h"
 
+#include "rapport/access.h"
 #include "rapport/auth.h"
 #include "rapport/db.h"
 #include "rapport/session.h"
@@ -163,10 +165,62 @@ static void test_sessions(void **state)
     rp_store_close(s);
 }
 
+/* A record principal's session: only for an existing record and a role made for its entity;
+ * checked, it says the record and the role and no user; revoked by the record, not by a user
+ * of the same name. */
+static void test_record_sessions(void **state)
+{
+    (void)state;
+    rp_store_t *s = test_open();
+    rp_error_t err = {0};
+    define(s, "member", "{\"fields\": {\"name\": {\"type\": \"text\"}}}");
+    json_t *role = json_loads("{\"principal\": \"member\", \"entities\": {\"member\": "
+                              "{\"read\": \"self\"}}}", 0, NULL);
+    assert_int_equal(rp_access_role_set(s, &test_ctx, "club", role, &err), 0);
+    json_decref(role);
+    assert_int_equal(create(s, "member", "{\"name\": \"Sara\"}"), 1);
+    char *secret = NULL;
+    int64_t id = 0;
+    /* No role, no record, a role for users, a principal that is not ENTITY:ID: refused. */
+    assert_int_equal(rp_sessions_create(s, &test_ctx, "record", "member:1", NULL, 60000, NULL,
+                                        &secret, &id, &err), RP_EINVAL);
+    assert_non_null(strstr(err.msg, "needs a role"));
+    assert_int_not_equal(rp_sessions_create(s, &test_ctx, "record", "member:99", "club", 60000,
+                                            NULL, &secret, &id, &err), 0);
+    assert_int_not_equal(rp_sessions_create(s, &test_ctx, "record", "member:1", "admin", 60000,
+                                            NULL, &secret, &id, &err), 0);
+    assert_int_equal(rp_sessions_create(s, &test_ctx, "record", "sara", "club", 60000, NULL,
+                                        &secret, &id, &err), RP_EINVAL);
+    assert_int_equal(rp_sessions_create(s, &test_ctx, "robot", "member:1", "club", 60000, NULL,
+                                        &secret, &id, &err), RP_EINVAL);
+    assert_null(secret);
+    assert_int_equal(rp_sessions_create(s, &test_ctx, "record", "member:1", "club", 60000,
+                                        "10.0.0.1", &secret, &id, &err), 0);
+    json_t *who = NULL;
+    assert_int_equal(rp_sessions_check(s, secret, 0, &who, &err), 0);
+    assert_string_equal(json_string_value(json_object_get(who, "kind")), "record");
+    assert_string_equal(json_string_value(json_object_get(who, "principal")), "member:1");
+    assert_string_equal(json_string_value(json_object_get(who, "role")), "club");
+    assert_null(json_object_get(who, "user"));
+    json_decref(who);
+    /* A user's revocation does not reach a record's session, whatever the name. */
+    int n = -1;
+    assert_int_equal(rp_sessions_revoke_principal(s, &test_ctx, "user", "member:1", &n, &err), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(rp_sessions_revoke_principal(s, &test_ctx, "record", "member:1", &n, &err),
+                     0);
+    assert_int_equal(n, 1);
+    check_fails(s, secret, 0, "ended");
+    assert_false(stored(s, secret));
+    free(secret);
+    rp_store_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sessions),
+        cmocka_unit_test(test_record_sessions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -80,6 +80,14 @@ int rp_http_new(rp_store_t *s, rp_sched_t *e, const rp_http_opts_t *o, rp_http_t
  * answer it: RP_ENOTFOUND sends the request on to the token check); or, with the name "*",
  * a record's own route /api/v1/<entity>/<id>/<view> as sub "/<view>/<entity>/<id>".
  */
+/** Where a route leaves the browser session it started or ended (api->session_start, _end):
+ *  the HTTP layer sets or clears the session cookie on the answer. */
+typedef struct rp_http_session_out {
+    char *secret;   /**< A session's secret to set as the cookie (owned: free()), or NULL. */
+    int64_t max_s;  /**< The cookie's lifetime, with secret. */
+    bool clear;     /**< Remove the cookie (the session was ended). */
+} rp_http_session_out_t;
+
 typedef struct rp_http_request {
     const char *method;
     const char *path;     /**< The whole path. */
@@ -93,6 +101,10 @@ typedef struct rp_http_request {
     int nheaders;
     const char *const *header_names, *const *header_values; /**< lower-case names */
     const char *client;   /**< The peer's address. */
+    const char *subject;  /**< A record session's principal ("contact:42"), or NULL. */
+    const char *session;  /**< The session cookie's secret that let the request in, or NULL. */
+    int64_t session_max_s; /**< How long a session this server opens lasts, in seconds. */
+    rp_http_session_out_t *session_out; /**< Where a route leaves a session it opened/ended. */
 } rp_http_request_t;
 
 /**

@@ -1,7 +1,8 @@
 /*
  * session.h — browser sessions: a secret kept in an HttpOnly cookie, stored only as its hash,
- * standing for a principal (today "user NAME"; later a record, "record contact:42" with role
- * portal) until it is revoked, goes idle or reaches its absolute expiry.
+ * standing for a principal ("user NAME", or a record, "record contact:42" with role portal,
+ * which only a plugin opens: api->session_start) until it is revoked, goes idle or reaches its
+ * absolute expiry.
  *
  * A session's CSRF token is not stored: it is a keyed hash of the session's secret
  * (rp_session_csrf), so only who holds the cookie's value can know it, and a page reads it from
@@ -29,7 +30,9 @@
  * @p role (NULL: the principal's own, read at every check), ending @p max_ms from now at the
  * latest, seen from @p client (may be NULL). *secret (owned, free()) is the cookie's value,
  * shown once; *id (may be NULL) its id. Appends "session.created". RP_ENOTFOUND for no such
- * user, RP_EINVAL for a disabled one or a kind this engine does not know.
+ * user, RP_EINVAL for a disabled one or a kind this engine does not know. Kind "record" names
+ * its principal "ENTITY:ID" and needs @p role, one made for records of ENTITY (checked with
+ * rp_access_of_subject: RP_EPERM for a missing or deleted record).
  */
 int rp_sessions_create(rp_store_t *s, const rp_ctx_t *ctx, const char *kind, const char *principal,
                        const char *role, int64_t max_ms, const char *client, char **secret,
@@ -37,7 +40,8 @@ int rp_sessions_create(rp_store_t *s, const rp_ctx_t *ctx, const char *kind, con
 
 /**
  * Who the session of @p secret is: *who (owned) {kind, principal, user, user_id, role, team,
- * session_id} for a live session. Idle longer than @p idle_ms (0: no idle limit), past its
+ * session_id} for a live user's session, {kind "record", principal, role, session_id} (no user)
+ * for a record's, whose access the caller loads with rp_access_of_subject. Idle longer than @p idle_ms (0: no idle limit), past its
  * absolute end, revoked, of a disabled user or unknown: RP_EINVAL with RP-E1901 and a message
  * saying which. A live session's last use is recorded (at most every few seconds).
  */

@@ -1,0 +1,123 @@
+// portal.test.js — a customer signs in to the portal in headless chromium: asks for a link on
+// the page, the link arrives at a real SMTP server (aiosmtpd, started here), opening it signs
+// in (the page shows the contact's name, the cookie is HttpOnly, the token leaves the address
+// bar and does not work twice), and signing out shows the sign-in forms again.
+'use strict';
+const {chromium} = require('playwright-core');
+const {execFileSync, spawn} = require('child_process');
+const fs = require('fs');
+const net = require('net');
+const path = require('path');
+
+const base = process.env.RP_URL;
+const rapport = process.env.RAPPORT || 'build/rapport';
+const mbox = path.join(process.env.RP_TMP, 'mbox');
+let failed = 0, passed = 0;
+function check(cond, what, detail) {
+    if (cond) {
+        passed++;
+    } else {
+        failed++;
+        console.error('FAIL: ' + what + (detail === undefined ? '' : ': ' + JSON.stringify(detail)));
+    }
+}
+const sleep = (ms) => new Promise((done) => setTimeout(done, ms));
+const run = (...args) => execFileSync(rapport, args, {encoding: 'utf8'});
+
+function freePort() {
+    return new Promise((resolve) => {
+        const s = net.createServer().listen(0, '127.0.0.1', () => {
+            const p = s.address().port;
+            s.close(() => resolve(p));
+        });
+    });
+}
+
+async function until(what, fn, ms = 10000) {
+    for (let waited = 0; waited < ms; waited += 50) {
+        const v = fn();
+        if (v)
+            return v;
+        await sleep(50);
+    }
+    throw new Error('timed out waiting for ' + what);
+}
+
+// The sign-in token in the newest delivered message (decoded by Python's email package).
+function tokenInMail() {
+    const files = fs.existsSync(path.join(mbox, 'new')) ? fs.readdirSync(path.join(mbox, 'new')) : [];
+    if (!files.length)
+        return null;
+    const out = execFileSync('python3', ['-c', `import sys, email, email.policy, re
+m = email.message_from_binary_file(open(sys.argv[1], "rb"), policy=email.policy.default)
+t = re.findall(r"/portal/#token=([A-Za-z0-9_-]+)", m.get_body(("plain",)).get_content())
+print(t[0] if t else "")`, path.join(mbox, 'new', files[0])], {encoding: 'utf8'}).trim();
+    return out || null;
+}
+
+async function main() {
+    const port = await freePort();
+    const smtp = spawn('/usr/bin/python3', ['-m', 'aiosmtpd', '-n', '-l', `127.0.0.1:${port}`,
+                                            '-c', 'aiosmtpd.handlers.Mailbox', mbox],
+                       {stdio: 'ignore'});
+    const browser = await chromium.launch({executablePath: process.env.RP_CHROMIUM});
+    try {
+        run('config', 'set', 'mail.smtp.url', JSON.stringify(`smtp://127.0.0.1:${port}`));
+        run('config', 'set', 'mail.from', '"Support <support@example.com>"');
+        run('config', 'set', 'plugin.portal.url', JSON.stringify(base));
+        const id = run('eval', 'return crm.create("contact", {first_name = "Sara", ' +
+                       'last_name = "Ahmadi", email = "sara@example.org"}).id').trim();
+        run('portal', 'grant', id);
+
+        const context = await browser.newContext();
+        const page = await context.newPage();
+        const pageErrors = [];
+        page.on('pageerror', (e) => pageErrors.push(String(e)));
+        await page.goto(base + '/portal/');
+        await page.waitForSelector('#signin:not([hidden])', {timeout: 5000});
+        await page.fill('#link-email', 'sara@example.org');
+        await page.click('#link-button');
+        await page.waitForFunction(() => document.getElementById('notice').textContent !== '');
+        check((await page.textContent('#notice')).includes('on its way'), 'the page says a link is on its way');
+
+        const token = await until('the mail', tokenInMail);
+        check(token.length === 43, 'the mail holds a link', token);
+        await page.goto(base + '/portal/#token=' + token);
+        await page.waitForSelector('#signed-in:not([hidden])', {timeout: 5000});
+        check(await page.textContent('#who') === 'Sara Ahmadi', 'the page shows the customer',
+              await page.textContent('#who'));
+        check(!page.url().includes('token'), 'the token left the address bar', page.url());
+        const session = (await context.cookies()).find((c) => c.name === 'rp_session');
+        check(session && session.httpOnly && session.sameSite === 'Strict',
+              'the session cookie is HttpOnly and SameSite=Strict', session);
+        const me = await page.evaluate(() => Rapport.call('GET', '/api/v1/auth/me'));
+        check(me.status === 200 && me.data.principal === 'contact:' + id && me.data.role === 'portal',
+              'the API sees the contact with the portal role', me);
+
+        // The same link in another browser: used already.
+        const other = await browser.newContext();
+        const page2 = await other.newPage();
+        await page2.goto(base + '/portal/#token=' + token);
+        await page2.waitForSelector('#signin:not([hidden])', {timeout: 5000});
+        await page2.waitForFunction(() => document.getElementById('error').textContent !== '');
+        check((await page2.textContent('#error')).includes('used already'),
+              'a used link is refused on the page', await page2.textContent('#error'));
+
+        await page.click('#signout-button');
+        await page.waitForSelector('#signin:not([hidden])', {timeout: 5000});
+        const after = await page.evaluate(() => fetch('/api/v1/auth/me').then((r) => r.status));
+        check(after === 401, 'the API refuses the browser after signing out', after);
+        check(pageErrors.length === 0, 'no script error on the page', pageErrors);
+    } finally {
+        await browser.close();
+        smtp.kill();
+    }
+}
+
+main().then(() => {
+    console.log(`${passed} passed, ${failed} failed`);
+    process.exit(failed ? 1 : 0);
+}, (e) => {
+    console.error('FAIL: ' + (e && e.stack || e));
+    process.exit(1);
+});
