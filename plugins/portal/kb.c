@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <cmark.h>
 #include <jansson.h>
@@ -65,16 +66,31 @@ static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
 
 /* ---- rendering ---------------------------------------------------------------------------- */
 
-/* Whether @p url may stay in a link or an image: http(s), mailto, or a relative address (no
- * scheme before the first '/', '?' or '#'). cmark's safe mode already drops javascript:,
- * vbscript: and file:, but keeps data:image/…; here nothing else gets through either. */
+/* Whether @p url may stay in a link or an image: http(s), mailto, or a relative address (one
+ * that does not start with a scheme). cmark's safe mode already drops javascript:, vbscript:
+ * and file:, but keeps data:image/…; here nothing else gets through either. The scheme is read
+ * as a browser reads it (WHATWG URL): leading controls and spaces skipped, tabs and newlines
+ * inside ignored, then a letter and letters, digits, '+', '-' or '.' up to a ':'. */
 static bool url_allowed(const char *url)
 {
-    size_t n = strcspn(url, ":/?#");
-    if (url[n] != ':')
-        return true;
-    return (n == 4 && !strncasecmp(url, "http", 4)) || (n == 5 && !strncasecmp(url, "https", 5)) ||
-           (n == 6 && !strncasecmp(url, "mailto", 6));
+    while (*url && (unsigned char)*url <= ' ')
+        url++;
+    char scheme[8];
+    size_t n = 0;
+    for (const char *p = url;; p++) {
+        if (*p == '\t' || *p == '\n' || *p == '\r')
+            continue;
+        if (*p == ':')
+            break;
+        if (!(isalpha((unsigned char)*p) ||
+              (n && (isdigit((unsigned char)*p) || *p == '+' || *p == '-' || *p == '.'))))
+            return true; /* No scheme: relative. */
+        if (n < sizeof scheme - 1)
+            scheme[n] = (char)tolower((unsigned char)*p);
+        n++;
+    }
+    scheme[n < sizeof scheme - 1 ? n : sizeof scheme - 1] = '\0';
+    return !strcmp(scheme, "http") || !strcmp(scheme, "https") || !strcmp(scheme, "mailto");
 }
 
 /* Empties the address of every link and image whose address is not allowed. */
@@ -92,9 +108,6 @@ static void strip_urls(cmark_node *doc)
         if (t != CMARK_NODE_LINK && t != CMARK_NODE_IMAGE)
             continue;
         const char *url = cmark_node_get_url(n);
-        /* Leading controls and spaces are how "java\tscript:" slips past naive checks. */
-        while (url && *url && (unsigned char)*url <= ' ')
-            url++;
         if (url && !url_allowed(url))
             cmark_node_set_url(n, "");
     }
