@@ -12,6 +12,7 @@
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +42,7 @@ static const char *const ARTICLE_SPEC =
     "\"published\": {\"type\": \"boolean\", \"indexed\": true, \"default\": false}, "
     "\"helpful_yes\": {\"type\": \"integer\", \"default\": 0}, "
     "\"helpful_no\": {\"type\": \"integer\", \"default\": 0}, "
+    "\"revised_at\": {\"type\": \"datetime\", \"indexed\": true}, "
     "\"search_text\": {\"type\": \"text\"}}}";
 
 /* One row per vote: the unique voter key ("<article id>/<client address>") is what makes a
@@ -144,8 +146,9 @@ static int lua_render(rapport_host *h, const rapport_api *api, const char *args,
                   json_string_length(md), PORTAL_KB_MAX_BODY);
     } else {
         char *html = portal_kb_render(json_string_value(md), json_string_length(md));
-        char *out = html ? json_dumps(json_string(html), JSON_ENCODE_ANY) : NULL;
-        /* json_dumps of a fresh reference: made and dropped here so nothing leaks. */
+        json_t *v = html ? json_string(html) : NULL;
+        char *out = v ? json_dumps(v, JSON_ENCODE_ANY) : NULL;
+        json_decref(v);
         *result = out ? api->strdup(out) : NULL;
         rc = *result ? 0 : fail(err, errlen, RAPPORT_ENOMEM, "kb_render: out of memory");
         free(out);
@@ -179,9 +182,10 @@ static bool slug_valid(const char *s)
     return true;
 }
 
-/* A slug made of @p title's ASCII letters and digits; "article-<ms>" when it has none (a
- * Persian title), so a staff member need not invent one. */
-static void slug_from(const rapport_api *api, rapport_host *h, const char *title, char *out)
+/* A slug made of @p title's ASCII letters and digits; "article-<hash of the title>" when it
+ * has none (a Persian title), so a staff member need not invent one, and the same title twice
+ * is the unique slug's conflict rather than a silent second copy. */
+static void slug_from(const char *title, char *out)
 {
     size_t n = 0;
     bool dash = false;
@@ -197,8 +201,12 @@ static void slug_from(const rapport_api *api, rapport_host *h, const char *title
         }
     }
     out[n] = '\0';
-    if (!n)
-        snprintf(out, KB_MAX_SLUG + 1, "article-%lld", (long long)api->now_ms(h));
+    if (!n) {
+        uint32_t hash = 2166136261u; /* FNV-1a */
+        for (const char *p = title; *p; p++)
+            hash = (hash ^ (unsigned char)*p) * 16777619u;
+        snprintf(out, KB_MAX_SLUG + 1, "article-%08x", (unsigned)hash);
+    }
 }
 
 static bool language_valid(const char *s)
@@ -210,6 +218,33 @@ static bool language_valid(const char *s)
         if (!islower((unsigned char)*s) && *s != '-')
             return false;
     return true;
+}
+
+/* The fields whose change is a new revision for the reader (a vote is not). */
+static const char *const CONTENT[] = {"title", "body", "category", "language", "slug",
+                                      "published", NULL};
+
+/* Whether the write @p c changes what a reader sees: a new article, or an update whose
+ * content fields differ from the stored record's. */
+static bool content_changed(rapport_host *h, const rapport_api *api, rapport_change *c)
+{
+    if (api->change_action(c) != RAPPORT_UPDATE)
+        return true;
+    char *old = api->get(h, "article", api->change_id(c));
+    json_t *rec = old ? json_loads(old, 0, NULL) : NULL;
+    api->free(old);
+    bool changed = !rec || json_is_null(json_object_get(rec, "revised_at"));
+    for (int i = 0; CONTENT[i] && !changed; i++) {
+        char *j = api->change_get(c, 0, CONTENT[i]);
+        json_t *now = j ? json_loads(j, JSON_DECODE_ANY, NULL) : json_null();
+        json_t *was = json_object_get(rec, CONTENT[i]);
+        changed = !json_equal(now, was ? was : json_null()) &&
+                  !(json_is_null(now) && !was);
+        json_decref(now);
+        api->free(j);
+    }
+    json_decref(rec);
+    return changed;
 }
 
 static int set_text(const rapport_api *api, rapport_change *c, const char *field, const char *s)
@@ -257,7 +292,7 @@ static int article_hook(rapport_host *h, const rapport_api *api, rapport_change 
     }
     if (!slug || !*slug) {
         char made[KB_MAX_SLUG + 1];
-        slug_from(api, h, title ? title : "", made);
+        slug_from(title ? title : "", made);
         if ((rc = set_text(api, c, "slug", made)))
             goto out;
     }
@@ -271,6 +306,12 @@ static int article_hook(rapport_host *h, const rapport_api *api, rapport_change 
         rc = fail(err, errlen, RAPPORT_ENOMEM, "article: out of memory");
         goto out;
     }
+    /* updated_at moves with every vote; the public date is that of the last edit. */
+    char at[RAPPORT_TIME_LEN];
+    if (content_changed(h, api, c) &&
+        (api->time_format(h, api->now_ms(h), at) || (rc = set_text(api, c, "revised_at", at))))
+        rc = fail(err, errlen, rc ? rc : RAPPORT_EINVAL, "article.revised_at: %s",
+                  api->last_error(h));
 out:
     free(title), free(body), free(slug), free(lang), free(cat), free(text);
     api->free(folded);
@@ -390,12 +431,11 @@ static int list_filters(rapport_host *h, const rapport_api *api, const char *que
 /* The public view of an article: never its search text, id or authors. */
 static json_t *article_public(json_t *rec, bool with_html)
 {
-    json_t *o = json_pack("{sOsOsOsOsOsOsO}", "slug", json_object_get(rec, "slug"), "title",
-                          json_object_get(rec, "title"), "category",
-                          json_object_get(rec, "category") ? json_object_get(rec, "category")
-                                                           : json_null(),
-                          "language", json_object_get(rec, "language"), "updated_at",
-                          json_object_get(rec, "updated_at"), "helpful_yes",
+    json_t *o = json_pack("{sO?sO?sO?sO?sO?sO?sO?}", "slug", json_object_get(rec, "slug"),
+                          "title", json_object_get(rec, "title"), "category",
+                          json_object_get(rec, "category"), "language",
+                          json_object_get(rec, "language"), "updated_at",
+                          json_object_get(rec, "revised_at"), "helpful_yes",
                           json_object_get(rec, "helpful_yes"), "helpful_no",
                           json_object_get(rec, "helpful_no"));
     if (!o || !with_html)
@@ -424,7 +464,7 @@ static int route_list(rapport_host *h, const rapport_api *api, const rapport_req
                       char **body, char *err, size_t errlen)
 {
     json_t *find = json_pack("{s{sbs[]}sssi}", "where", "published", 1, "and", "order",
-                             "-updated_at", "limit", KB_PAGE);
+                             "-revised_at,-id", "limit", KB_PAGE);
     if (!find)
         return fail(err, errlen, RAPPORT_ENOMEM, "out of memory");
     int rc = list_filters(h, api, req->query, find, err, errlen);

@@ -112,11 +112,20 @@ test("an article gets a slug, a language and folded search text", function()
   assert_eq(a.search_text, "how do i reset my password? go to *settings*.")
   -- Persian: no ASCII letters, so a made-up slug; Arabic letter forms folded to one.
   local f = crm.create("article", {title = "كيف پول", body = "شارژ", language = "fa"})
-  assert_true(f.slug:match("^article%-%d+$"), f.slug)
+  assert_true(f.slug:match("^article%-%x%x%x%x%x%x%x%x$"), f.slug)
+  -- The same title again makes the same slug: a conflict, not a silent copy.
+  assert_error(function() crm.create("article", {title = "كيف پول"}) end, "slug")
   assert_eq(f.search_text, "کیف پول شارژ")
-  -- Kept in step with the body.
+  -- Kept in step with the body; the revision date moves with the content, not with a vote.
+  local first = a.revised_at
+  assert_eq(first, a.created_at)
+  crm.clock.advance("1h")
+  a = crm.update("article", a.id, {helpful_yes = 3})
+  assert_eq(a.revised_at, first)
   a = crm.update("article", a.id, {body = "Open the Account page"})
   assert_true(a.search_text:find("open the account page", 1, true), a.search_text)
+  assert_eq(a.revised_at, a.updated_at)
+  assert_true(a.revised_at ~= first, "revised_at did not move with the body")
   -- A slug given is kept, and must be one.
   local s = crm.create("article", {title = "X", slug = "shipping-times"})
   assert_eq(s.slug, "shipping-times")

@@ -117,6 +117,8 @@ get /articles/reset-your-password/helpful
 is 405 "POST only" "GET on helpful"
 get /articles/reset-your-password
 is 200 '"helpful_yes":1' "the count shows on the article"
+# A vote is not an edit: the public date stays that of the last change to the content.
+check 'grep -qF "\"updated_at\":\"$(fld "$en" revised_at)\"" <<<"$body" && [ "$(fld "$en" revised_at)" != "$(fld "$en" updated_at)" ]' "a vote moved the article's date: $body / $(fld "$en" updated_at)"
 
 # ---- unpublished again: gone from every path --------------------------------------------------
 "$RAPPORT" update article "$fa" '{"published": false}' >/dev/null
