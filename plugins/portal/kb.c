@@ -474,18 +474,25 @@ static int route_list(rapport_host *h, const rapport_api *api, const rapport_req
     json_decref(find);
     if (rc)
         return rc;
-    char *res = q ? api->find(h, "article", q) : NULL;
+    if (!q)
+        return fail(err, errlen, RAPPORT_ENOMEM, "out of memory");
+    /* A bad cursor (after=) is the store's to name. */
+    char *res = api->find(h, "article", q);
     free(q);
     if (!res)
         return fail(err, errlen, RAPPORT_EINVAL, "articles: %s", api->last_error(h));
     json_t *page = json_loads(res, 0, NULL);
     api->free(res);
-    json_t *data = json_array(), *in = json_object_get(page, "data");
+    json_t *data = json_array(), *in = json_object_get(page, "data"), *rec;
     size_t i;
-    json_t *rec;
-    json_array_foreach(in, i, rec) json_array_append_new(data, article_public(rec, false));
-    json_t *out = json_pack("{soso}", "data", data, "next",
-                            json_incref(json_object_get(page, "next")));
+    json_array_foreach(in, i, rec) {
+        if (json_array_append_new(data, article_public(rec, false)))
+            break;
+    }
+    json_t *out = data && json_array_size(data) == json_array_size(in)
+                      ? json_pack("{sOsO?}", "data", data, "next", json_object_get(page, "next"))
+                      : NULL;
+    json_decref(data);
     json_decref(page);
     return answer(api, out, body, err, errlen);
 }

@@ -81,6 +81,12 @@ get "/articles?lang=fa&limit=1&after=$next"
 check '[ -n "$next" ] && [ "$(slugs)" = wallet-fa ]' "after: $body"
 get "/articles?lang=EN!"
 is 422 "not a language tag" "bad lang"
+get "/articles?limit=0"
+is 422 "limit: 1 to 50" "limit 0"
+get "/articles?after=not-a-cursor"
+is 422 "articles:" "a forged cursor"
+get "/articles?q=a%00b"
+check '[ "$code" = 400 ] || [ "$code" = 422 ]' "a NUL in the query: $code $body"
 
 # ---- one article by slug ---------------------------------------------------------------------
 get /articles/reset-your-password
