@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kb.h"
 #include "portal.h"
 
 const rapport_api *pt_api;
@@ -220,7 +221,10 @@ static int init(rapport_host *h, const rapport_api *api, char *err, size_t errle
     int rc = pt_login_init(h, err, errlen);
     if (rc)
         return rc;
-    /* The knowledge base (kb.c) is wired in here: rc = portal_kb_init(h, api); */
+    /* The knowledge base (kb.c): articles, their public routes and votes. */
+    if (portal_kb_init(h, api))
+        return pt_fail(err, errlen, RAPPORT_EINVAL, "the knowledge base: %s",
+                       api->last_error(h));
     return 0;
 }
 

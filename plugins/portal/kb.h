@@ -1,0 +1,31 @@
+/*
+ * kb.h — the portal's knowledge base: FAQ articles in Markdown, rendered safely to HTML,
+ * searched with the engine's folding, readable without signing in.
+ */
+#ifndef PORTAL_KB_H
+#define PORTAL_KB_H
+
+#include <stddef.h>
+
+#include "rapport_plugin.h"
+
+/** The longest Markdown body an article may hold, so rendering stays in milliseconds. */
+#define PORTAL_KB_MAX_BODY (64 * 1024)
+
+/**
+ * Declares the entities article and article_feedback, the hook that checks an article and
+ * keeps its slug and folded search text, the public routes articles, articles/<slug> and
+ * articles/<slug>/helpful, and the Lua function crm.<plugin>.kb_render.
+ * @return 0, or a negative RAPPORT_E* status (api->last_error says why).
+ */
+int portal_kb_init(rapport_host *h, const rapport_api *api);
+
+/**
+ * Renders @p len bytes of Markdown @p md to HTML that is safe to put in a page: raw HTML is
+ * left out, and a link or image whose address is not http(s), mailto or relative loses it.
+ * At most PORTAL_KB_MAX_BODY bytes are read. @return the HTML (owned: free with free()), or
+ * NULL when out of memory.
+ */
+char *portal_kb_render(const char *md, size_t len);
+
+#endif
