@@ -3,11 +3,13 @@
  * shown for a person or as JSON, or as the difference between two versions of the rule. The
  * work is core/engine/replay.c's; this file reads the options and prints.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "rapport/replay.h"
+#include "rapport/text.h"
 #include "rapport/time.h"
 
 #include "cli.h"
@@ -16,10 +18,42 @@ static const char *const sections[] = {"created", "changed",  "deleted", "restor
                                        "emitted", "schema",   "hooks",   "jobs",
                                        "messages", "errors",  NULL};
 
+/* The report's text is gathered here, then shown with its control characters escaped: a
+ * record's value or a script's error message must not drive the terminal. */
+static FILE *report_out;
+
+static void outf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void outf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(report_out ? report_out : stdout, fmt, ap);
+    va_end(ap);
+}
+
+/* Shows what @p print writes about @p rep, escaped for the terminal. */
+static void show(void (*print)(json_t *), json_t *rep)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    report_out = open_memstream(&buf, &len);
+    print(rep); /* writes to stdout itself when the stream could not be made */
+    if (report_out) {
+        fclose(report_out);
+        report_out = NULL;
+        char *safe = rp_text_printable(buf, true);
+        fputs(safe ? safe : "", stdout);
+        free(safe);
+    }
+    free(buf);
+}
+
 static void trace_line(void *ud, const char *line)
 {
     (void)ud;
-    printf("%s\n", line);
+    char *safe = rp_text_printable(line, false);
+    printf("%s\n", safe ? safe : "");
+    free(safe);
     fflush(stdout);
 }
 
@@ -73,46 +107,46 @@ static void print_item(const char *section, json_t *it, const char *sign)
     else
         snprintf(id, sizeof id, "%lld", (long long)json_integer_value(idv));
     char *x = NULL;
-    printf("  %s", sign);
+    outf("  %s", sign);
     if (!strcmp(section, "created")) {
         x = dump(json_object_get(it, "fields"));
-        printf("%s %s %s (by %s): %s\n", entity, id,
+        outf("%s %s %s (by %s): %s\n", entity, id,
                json_string_value(json_object_get(it, "actor")), by, x);
     } else if (!strcmp(section, "changed")) {
-        printf("%s %s (by %s):", entity, id, by);
+        outf("%s %s (by %s):", entity, id, by);
         const char *k;
         json_t *v;
         json_object_foreach(json_object_get(it, "changes"), k, v) {
             char *o = dump(json_array_get(v, 0)), *n = dump(json_array_get(v, 1));
-            printf(" %s: %s → %s;", k, o, n);
+            outf(" %s: %s → %s;", k, o, n);
             free(o);
             free(n);
         }
-        printf("\n");
+        outf("\n");
     } else if (!strcmp(section, "deleted") || !strcmp(section, "restored")) {
-        printf("%s %s%s (by %s)\n", entity, id,
+        outf("%s %s%s (by %s)\n", entity, id,
                json_is_true(json_object_get(it, "purged")) ? " purged" : "", by);
     } else if (!strcmp(section, "emitted") || !strcmp(section, "schema")) {
         x = dump(json_object_get(it, "payload"));
-        printf("%s (by %s): %s\n", json_string_value(json_object_get(it, "type")), by, x);
+        outf("%s (by %s): %s\n", json_string_value(json_object_get(it, "type")), by, x);
     } else if (!strcmp(section, "hooks")) {
         json_t *ch = json_object_get(it, "changed");
         if (ch) {
             x = dump(ch);
-            printf("%s: a hook changed the write {field: [recorded, now]}: %s\n", by, x);
+            outf("%s: a hook changed the write {field: [recorded, now]}: %s\n", by, x);
         } else {
             const char *how = json_object_get(it, "vetoed") ? "vetoed" : "refused";
-            printf("%s: %s: %s\n", by, how, json_string_value(json_object_get(it, how)));
+            outf("%s: %s: %s\n", by, how, json_string_value(json_object_get(it, how)));
         }
     } else if (!strcmp(section, "jobs") || !strcmp(section, "messages")) {
         x = dump(json_object_get(it, "payload"));
-        printf("%s due %s, %s%s (by %s): %s\n", json_string_value(json_object_get(it, "name")),
+        outf("%s due %s, %s%s (by %s): %s\n", json_string_value(json_object_get(it, "name")),
                json_string_value(json_object_get(it, "due")),
                json_string_value(json_object_get(it, "status")),
                !strcmp(section, "messages") ? ", not sent" : "", by, x);
     } else if (!strcmp(section, "errors")) {
         json_t *h = json_object_get(it, "handler");
-        printf("%s: %s %s: %s\n", by, h ? "handler" : "job",
+        outf("%s: %s %s: %s\n", by, h ? "handler" : "job",
                json_string_value(h ? h : json_object_get(it, "job")),
                json_string_value(json_object_get(it, "error")));
     }
@@ -122,21 +156,21 @@ static void print_item(const char *section, json_t *it, const char *sign)
 static void print_window(json_t *rep)
 {
     json_t *w = json_object_get(rep, "window");
-    printf("Replay of %s over events #%lld to #%lld",
+    outf("Replay of %s over events #%lld to #%lld",
            json_string_value(json_object_get(rep, "script")),
            (long long)json_integer_value(json_object_get(w, "first_seq")),
            (long long)json_integer_value(json_object_get(w, "last_seq")));
     const char *from = json_string_value(json_object_get(w, "from"));
     const char *to = json_string_value(json_object_get(w, "to"));
     if (from || to) {
-        printf(" (");
+        outf(" (");
         if (from)
-            printf("from %s", from);
+            outf("from %s", from);
         if (to)
-            printf("%sbefore %s", from ? " " : "", to);
-        printf(")");
+            outf("%sbefore %s", from ? " " : "", to);
+        outf(")");
     }
-    printf(": %lld events fed, %lld skipped. Nothing was written to the database or sent.\n",
+    outf(": %lld events fed, %lld skipped. Nothing was written to the database or sent.\n",
            (long long)json_integer_value(json_object_get(w, "events")),
            (long long)json_integer_value(json_object_get(w, "skipped")));
 }
@@ -146,7 +180,7 @@ static void print_report(json_t *rep)
     print_window(rep);
     for (int i = 0; sections[i]; i++) {
         json_t *items = json_object_get(rep, sections[i]);
-        printf("%s (%zu)%s\n", sections[i], json_array_size(items),
+        outf("%s (%zu)%s\n", sections[i], json_array_size(items),
                json_array_size(items) ? ":" : "");
         size_t j;
         json_t *it;
@@ -155,7 +189,7 @@ static void print_report(json_t *rep)
     json_t *notes = json_object_get(rep, "notes");
     size_t j;
     json_t *n;
-    json_array_foreach(notes, j, n) printf("note: %s\n", json_string_value(n));
+    json_array_foreach(notes, j, n) outf("note: %s\n", json_string_value(n));
 }
 
 /* The items of @p a's section that @p b's lacks (compared as sorted JSON text). */
@@ -194,7 +228,7 @@ static json_t *difference(json_t *now, json_t *old)
 static void print_difference(json_t *d)
 {
     json_t *n = json_object_get(d, "only_new"), *o = json_object_get(d, "only_old");
-    printf(
+    outf(
         "Difference between %s (+) and %s (-) over events #%lld to #%lld:\n",
         json_string_value(json_object_get(d, "script")),
         json_string_value(json_object_get(d, "against")),
@@ -205,7 +239,7 @@ static void print_difference(json_t *d)
         json_t *a = json_object_get(n, sections[i]), *b = json_object_get(o, sections[i]);
         if (!json_array_size(a) && !json_array_size(b))
             continue;
-        printf("%s:\n", sections[i]);
+        outf("%s:\n", sections[i]);
         size_t j;
         json_t *it;
         json_array_foreach(a, j, it) print_item(sections[i], it, "+ ");
@@ -213,7 +247,7 @@ static void print_difference(json_t *d)
         shown++;
     }
     if (!shown)
-        printf("no difference\n");
+        outf("no difference\n");
 }
 
 static int run_one(cli_t *c, rp_replay_opts_t *o, const char *script, json_t **rep)
@@ -280,9 +314,9 @@ int cmd_replay(cli_t *c, int argc, char **argv)
             puts(text);
         free(text);
     } else if (against) {
-        print_difference(out);
+        show(print_difference, out);
     } else {
-        print_report(out);
+        show(print_report, out);
     }
     json_decref(out);
     json_decref(rep);

@@ -224,4 +224,14 @@ EOF
 else
     echo "note: the collaborative plugin is not built; the mail part is skipped"
 fi
+# A script's error text (which may hold a stored value) is shown escaped in the text report and
+# in --trace: no control character reaches the terminal.
+cat > "$tmp/esc.lua" <<'EOF3'
+crm.on("*.created", function(ev) error("bad\27]0;PWNED\7\27[2J\r\nfake") end, {name = "esc"})
+EOF3
+out=$("$RAPPORT" replay "$tmp/esc.lua" 2>&1)
+check '! LC_ALL=C grep -q $'"'"'[\x1b\x07\r]'"'"' <<<"$out" && grep -qF "bad\027]0;PWNED\007\027[2J" <<<"$out"' "the report sent a control character: $(cat -v <<<"$out")"
+out=$("$RAPPORT" replay "$tmp/esc.lua" --event 3 --trace 2>&1)
+check '! LC_ALL=C grep -q $'"'"'[\x1b\x07\r]'"'"' <<<"$out"' "the trace sent a control character: $(cat -v <<<"$out")"
+
 finish
