@@ -120,6 +120,26 @@ int cm_thread_new(rapport_host *h, const char *subject, const char *channel, int
  * Nothing when @p o names no template.
  */
 int cm_template_apply(rapport_host *h, json_t *o, json_t *contact, char *err, size_t errlen);
+/**
+ * mail_secret.c. With o.secret (a text of at most 2,000 bytes), replaces every {{secret}} of
+ * @p fields' body and html by o.secret_note ("[a secret, not kept]" unless given), so the
+ * interaction and its events never hold the secret. Nothing without o.secret.
+ */
+int cm_mail_secret_redact(json_t *o, json_t *fields, char *err, size_t errlen);
+/** Keeps o.secret for interaction @p id (api->secret_put, o.secret_ttl or a day), in the
+ * caller's transaction. Nothing without o.secret. */
+int cm_mail_secret_keep(rapport_host *h, json_t *o, int64_t id, char *err, size_t errlen);
+/**
+ * Puts interaction @p id's kept secret back in place of its note: *text and *html then point
+ * to *owned_text and *owned_html (free with cm_mail_secret_wipe). Nothing when it has none;
+ * RAPPORT_EINVAL when it expired (the message must fail, not go out with the note).
+ */
+int cm_mail_secret_fill(rapport_host *h, int64_t id, const char **text, const char **html,
+                        char **owned_text, char **owned_html, char *err, size_t errlen);
+/** Zeroes and frees what cm_mail_secret_fill made (NULLs allowed). */
+void cm_mail_secret_wipe(char *owned_text, char *owned_html);
+/** Removes interaction @p id's secret, if any: once sent, failed for good, or erased. */
+void cm_mail_secret_drop(rapport_host *h, int64_t id);
 /** Sends queued interaction @p id (off the loop in serve; at once elsewhere). */
 int cm_mail_send_now(rapport_host *h, int64_t id, char *err, size_t errlen);
 /** Takes in one message: *report says what was done with it (owned). */

@@ -53,6 +53,9 @@ static int erase_attachments(rapport_host *h, const rapport_api *api, rapport_ch
     size_t i, j;
     json_t *v, *w;
     json_array_foreach(inter, i, v) {
+        /* A message still waiting with a secret (mail_secret.c) must not outlive its contact. */
+        if (!rc)
+            cm_mail_secret_drop(h, json_integer_value(v));
         json_t *att =
             rc ? NULL : ids_of(h, api, "attachment", "interaction", json_integer_value(v));
         if (!rc && !att)

@@ -170,6 +170,11 @@ int cm_mail_queue(rapport_host *h, json_t *o, int64_t *id, char *msgid, size_t m
                                "queued");
     if (html)
         json_object_set_new(fields, "html", json_string(html));
+    if ((rc = cm_mail_secret_redact(o, fields, err, errlen))) {
+        json_decref(fields);
+        json_decref(c);
+        return rc;
+    }
     const char *lang = json_string_value(json_object_get(o, "language"));
     if (lang)
         json_object_set_new(fields, "language", json_string(lang));
@@ -243,6 +248,8 @@ int cm_mail_queue(rapport_host *h, json_t *o, int64_t *id, char *msgid, size_t m
         rc = cm_interaction_add(h, json_incref(fields), json_incref(links), id, &dup, err,
                                 errlen);
     }
+    if (!rc)
+        rc = cm_mail_secret_keep(h, o, *id, err, errlen);
     if (!rc) {
         char payload[64], key[64];
         snprintf(payload, sizeof payload, "{\"interaction\": %" PRId64 "}", *id);
@@ -306,6 +313,8 @@ static void send_free(send_t *s)
     free(s->password);
     free(s->from);
     free(s->rcpt);
+    if (s->msg)
+        sodium_memzero(s->msg, s->len); /* it may hold a secret (mail_secret.c) */
     free(s->msg);
     free(s);
 }
@@ -353,6 +362,8 @@ static void send_done(rapport_host *h, const rapport_api *api, void *ud)
         api->log(h, RAPPORT_LOG_ERROR, "interaction %" PRId64 ": cannot record the send: %s",
                  s->interaction, api->last_error(h));
     free(pt);
+    if (!retry)
+        cm_mail_secret_drop(h, s->interaction);
     if (!s->rc) {
         cm_campaign_count(h, s->campaign, "sent_count", 1);
     } else if (retry) {
@@ -446,10 +457,18 @@ int cm_mail_send_now(rapport_host *h, int64_t id, char *err, size_t errlen)
     else if (author && strncmp(author, "rapport:", 8) == 0)
         m.auto_submitted = CM_AUTO_GENERATED;
     send_t *s = calloc(1, sizeof *s);
-    char *msg = NULL;
+    char *msg = NULL, *ftext = NULL, *fhtml = NULL;
     size_t len = 0;
-    if (!s || cm_mime_build(&m, &msg, &len, err, errlen)) {
+    if (!s)
+        rc = cm_fail(err, errlen, RAPPORT_ENOMEM, "out of memory");
+    if (!rc)
+        rc = cm_mail_secret_fill(h, id, &m.text, &m.html, &ftext, &fhtml, err, errlen);
+    if (!rc)
+        rc = cm_mime_build(&m, &msg, &len, err, errlen);
+    cm_mail_secret_wipe(ftext, fhtml);
+    if (rc) {
         free(s);
+        cm_mail_secret_drop(h, id);
         json_decref(pw);
         json_decref(it);
         /* A message that cannot be built never will be: it fails for good. */

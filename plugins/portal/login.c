@@ -168,6 +168,8 @@ static int send_link(rapport_host *h, int64_t id, const char *email, const char 
     }
     int64_t ttl = pt_setting_int(h, "link_ttl", 15 * 60 * 1000, true);
     char token[64], key[80], value[48], url[700], subject[200], text[2000];
+    /* The text says {{secret}} where the link goes: the collaborative plugin keeps the mail
+     * with a note there and the link only until it is sent (its mail_secret.c). */
     random_text(token);
     secret_name("link:", token, key, sizeof key);
     snprintf(value, sizeof value, "contact:%" PRId64, id);
@@ -175,10 +177,11 @@ static int send_link(rapport_host *h, int64_t id, const char *email, const char 
     while (bl && base[bl - 1] == '/')
         base[--bl] = '\0';
     snprintf(url, sizeof url, "%s/portal/#token=%s", base, token);
-    link_mail(lang, name[0] ? name : email, url, (ttl + 59999) / 60000, subject, sizeof subject,
-              text, sizeof text);
-    json_t *job = json_pack("{s:s,s:s,s:s,s:s}", "to", email, "subject", subject, "body", text,
-                            "related", value);
+    link_mail(lang, name[0] ? name : email, "{{secret}}", (ttl + 59999) / 60000, subject,
+              sizeof subject, text, sizeof text);
+    json_t *job = json_pack("{s:s,s:s,s:s,s:s,s:s,s:I}", "to", email, "subject", subject,
+                            "body", text, "related", value, "secret", url, "ttl_s",
+                            (json_int_t)((ttl + 999) / 1000));
     char *payload = job ? json_dumps(job, JSON_COMPACT) : NULL;
     json_decref(job);
     sodium_memzero(token, sizeof token);

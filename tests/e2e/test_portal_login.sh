@@ -253,4 +253,36 @@ check '! grep -qF "sara portal password" "$RAPPORT_DB"' "the password is stored 
 c "$tmp/x" GET /api/v1/contact/$A -H "Authorization: Bearer $(token_of ana)"
 check '! grep -q "argon2\|password" <<<"$body"' "the password's hash is readable through the API: $body"
 
+# ---- the link's mail: the customer's text, but the token nowhere in the store or the log --------
+mail1=$(ls -tr "$tmp/mbox/new"/* | head -1)
+check 'grep -q "Sign in to the customer portal with this link" "$mail1"' "the mail's text changed: $(cat "$mail1")"
+check '! grep -q "not kept" "$mail1"' "the customer got the note instead of the link: $(cat "$mail1")"
+toks=()
+for f in "$tmp/mbox/new"/*; do t=$(token_in "$f"); [ -n "$t" ] && toks+=("$t"); done
+check '[ ${#toks[@]} = 5 ]' "not five tokens in the five mails: ${toks[*]}"
+links=$("$RAPPORT" eval 'local r = crm.find("interaction", {where = {channel = "email", subject = "Your sign-in link to the customer portal"}, limit = 50})
+local ids = {} for _, i in ipairs(r.data or r) do ids[#ids + 1] = i.id end return table.concat(ids, " ")')
+read -r -a links <<<"$links"
+check '[ ${#links[@]} -ge 3 ]' "the link mails are not interactions: ${links[*]}"
+for i in "${links[@]}"; do
+    got=$("$RAPPORT" get interaction "$i" 2>&1)
+    check 'grep -qF "[a one-time sign-in link, not kept]" <<<"$got" && grep -q "\"sent\"" <<<"$got"' "interaction $i is not a sent mail with the note: $got"
+    for t in "${toks[@]}"; do
+        check '! grep -qF -- "$t" <<<"$got"' "a token is in interaction $i"
+    done
+done
+left=$(sqlite3 "$RAPPORT_DB" "SELECT count(*) FROM rp_plugin_secrets WHERE plugin = 'collaborative'")
+check '[ "$left" = 0 ]' "$left secrets of sent mails were left behind"
+events=$("$RAPPORT" events tail -n 100000 2>&1)
+kill $serve_pid; wait $serve_pid 2>/dev/null; serve_pid=
+dump=$(sqlite3 "$RAPPORT_DB" .dump)
+sqlite3 "$RAPPORT_DB" 'PRAGMA wal_checkpoint(TRUNCATE)' >/dev/null
+for t in "${toks[@]}"; do
+    check '! grep -qF -- "$t" <<<"$events"' "a token is in the event log"
+    check '! grep -qF -- "$t" <<<"$dump"' "a token is in the database's dump"
+    for f in "$RAPPORT_DB" "$RAPPORT_DB-wal"; do
+        check '! { [ -f "$f" ] && grep -qaF -- "$t" "$f"; }' "a token is in the bytes of $f"
+    done
+done
+
 finish
