@@ -47,14 +47,17 @@ async function until(what, fn, ms = 10000) {
     throw new Error('timed out waiting for ' + what);
 }
 
-function tokenInMail() {
-    const files = fs.existsSync(path.join(mbox, 'new')) ? fs.readdirSync(path.join(mbox, 'new')) : [];
-    if (!files.length)
+// The sign-in token in the Nth delivered message (1 the first), or null before it arrives.
+function tokenInMail(n = 1) {
+    const dir = path.join(mbox, 'new');
+    const files = (fs.existsSync(dir) ? fs.readdirSync(dir) : [])
+        .sort((a, b) => fs.statSync(path.join(dir, a)).mtimeMs - fs.statSync(path.join(dir, b)).mtimeMs);
+    if (files.length < n)
         return null;
     const out = execFileSync('python3', ['-c', `import sys, email, email.policy, re
 m = email.message_from_binary_file(open(sys.argv[1], "rb"), policy=email.policy.default)
 t = re.findall(r"/portal/#token=([A-Za-z0-9_-]+)", m.get_body(("plain",)).get_content())
-print(t[0] if t else "")`, path.join(mbox, 'new', files[0])], {encoding: 'utf8'}).trim();
+print(t[0] if t else "")`, path.join(dir, files[n - 1])], {encoding: 'utf8'}).trim();
     return out || null;
 }
 
@@ -62,7 +65,7 @@ print(t[0] if t else "")`, path.join(mbox, 'new', files[0])], {encoding: 'utf8'}
 function seed() {
     const out = run('eval', `
 local s = crm.create("contact", {first_name = "Sara", last_name = "Ahmadi", email = "sara@example.org"})
-local o = crm.create("contact", {first_name = "Omid", last_name = "Other", email = "omid@example.org"})
+local o = crm.create("contact", {first_name = "Omid", last_name = "Other", email = "omid@example.org", language = "fa"})
 local s1 = crm.create("order", {contact = s.id, status = "shipped", currency = "EUR"})
 crm.create("order_line", {order = s1.id, description = "Green tea", quantity = "2", unit_price = "4.50"})
 crm.create("order_line", {order = s1.id, description = "Teapot", quantity = "1", unit_price = "30.00"})
@@ -96,6 +99,7 @@ async function main() {
         run('config', 'set', 'plugin.portal.url', JSON.stringify(base));
         run('config', 'set', 'plugin.portal.brand_name', '"Acme Tea"');
         run('config', 'set', 'plugin.portal.brand_color', '"#0a7f5c"');
+        run('config', 'set', 'plugin.portal.messages', '{"fa": {"tab.help": "پرسش‌ها"}}');
         const ids = seed();
         run('portal', 'grant', ids.sara);
         run('portal', 'grant', ids.omid);
@@ -210,6 +214,8 @@ async function main() {
             return name.right > bar.right - bar.width / 2; // the name sits on the right
         });
         check(inlineStart, 'the layout mirrors: the business name on the right');
+        check(await page.textContent('#tabs a[data-tab="help"]') === 'پرسش‌ها',
+              'an administrator\'s word from plugin.portal.messages', await page.textContent('#tabs a[data-tab="help"]'));
 
         // ---- the FAQ, searched with Arabic letter forms ----
         await page.click('#tabs a[data-tab="help"]');
@@ -229,8 +235,30 @@ async function main() {
         // The language stays chosen in this browser, over the contact's own.
         await page.reload();
         await page.waitForFunction(() => document.documentElement.dir === 'rtl');
-        check(pageErrors.length === 0, 'no script error on the pages', pageErrors);
         await csp('after a reload');
+
+        // Omid, whose contact says Persian, gets Persian without choosing, and his order only.
+        const omidContext = await browser.newContext();
+        const omid = await omidContext.newPage();
+        omid.on('pageerror', (e) => pageErrors.push(String(e)));
+        await omid.goto(base + '/portal/');
+        await omid.waitForSelector('#signin:not([hidden])', {timeout: 5000});
+        check(await omid.getAttribute('html', 'dir') === 'ltr', 'a visitor gets English first');
+        await omid.fill('#link-email', 'omid@example.org');
+        await omid.click('#link-button');
+        const token2 = await until('the second mail', () => tokenInMail(2));
+        await omid.goto(base + '/portal/#token=' + token2);
+        await omid.waitForSelector('#orders:not([hidden]) #orders-table tbody tr', {timeout: 5000});
+        check(await omid.getAttribute('html', 'dir') === 'rtl', 'the contact\'s language: Persian, right to left');
+        const omidLinks = await omid.$$eval('#orders-table tbody a', (as) => as.map((a) => a.getAttribute('href')));
+        check(JSON.stringify(omidLinks) === JSON.stringify(['#order/' + ids.o1]), 'Omid sees his order only', omidLinks);
+        // Sara's order by its address: the page shows the server's refusal, none of her data.
+        await omid.goto(base + '/portal/#order/' + ids.s1);
+        await omid.waitForFunction(() => document.getElementById('error').textContent !== '');
+        check(!(await omid.textContent('#order')).includes('Green tea'), 'Sara\'s order is not shown to Omid');
+        check(await omid.$eval('#order', (e) => e.hidden), 'no order page for a refused order');
+        await omidContext.close();
+        check(pageErrors.length === 0, 'no script error on the pages', pageErrors);
     } finally {
         await browser.close();
         smtp.kill();

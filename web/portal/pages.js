@@ -94,8 +94,9 @@
     }
 
     async function order(id) {
-        show('order', 'orders');
         const o = await get(API + 'order/' + id);
+        // A refusal shows no page at all: nothing of the one shown before stays in view.
+        show(o ? 'order' : null, 'orders');
         if (!o)
             return;
         $('order-title').textContent = t('order.title', {n: I18n.number(o.id, 0)});
@@ -120,8 +121,9 @@
     }
 
     async function invoice(id) {
-        show('invoice', 'orders');
         const i = await get(API + 'invoice/' + id);
+        // A refusal shows no page at all: nothing of the one shown before stays in view.
+        show(i ? 'invoice' : null, 'orders');
         if (!i)
             return;
         const o = await get(API + 'order/' + i.order);
@@ -153,8 +155,9 @@
     }
 
     async function ticket(id) {
-        show('ticket', 'tickets');
         const k = await get(API + 'ticket/' + id);
+        // A refusal shows no page at all: nothing of the one shown before stays in view.
+        show(k ? 'ticket' : null, 'tickets');
         if (!k)
             return;
         $('ticket-title').textContent = t('ticket.title', {n: I18n.number(k.id, 0)}) + ': ' + k.subject;
@@ -208,8 +211,9 @@
     }
 
     async function article(slug) {
-        show('article', 'help');
         const a = await get(KB + '/' + encodeURIComponent(slug));
+        // A refusal shows no page at all: nothing of the one shown before stays in view.
+        show(a ? 'article' : null, 'help');
         if (!a)
             return;
         $('article-title').textContent = a.title;
