@@ -85,6 +85,12 @@ return table.concat({s.id, o.id, s1.id, s2.id, o1.id, inv.id, crm.get("invoice",
     return {sara, omid, s1, s2, o1, inv, invNumber, ticket};
 }
 
+// RP_SHOTS=DIR keeps a screenshot of each main page there (never in the repository).
+async function shot(page, name) {
+    if (process.env.RP_SHOTS)
+        await page.screenshot({path: path.join(process.env.RP_SHOTS, name + '.png'), fullPage: true});
+}
+
 const texts = (page, sel) => page.$$eval(sel, (els) => els.map((e) => e.textContent.trim()));
 
 async function main() {
@@ -144,6 +150,7 @@ async function main() {
         check(ordersText.includes('Shipped') && ordersText.includes('Placed'), 'the orders\' statuses', ordersText);
         check(ordersText.includes('€39.00') && ordersText.includes('€15.00'), 'the orders\' totals as money', ordersText);
         check(!ordersText.includes('99'), 'nothing of the other customer\'s order', ordersText);
+        await shot(page, '1-orders');
         await csp('on the orders');
 
         // ---- an order, its lines and its invoice ----
@@ -153,6 +160,7 @@ async function main() {
               JSON.stringify(['Green tea', 'Teapot']), 'the order\'s lines', await texts(page, '#order-lines tbody td:first-child'));
         check(await page.textContent('#order-status') === 'Shipped', 'the order\'s status');
         check(await page.textContent('#order-total') === '€39.00', 'the order\'s total', await page.textContent('#order-total'));
+        await shot(page, '2-order');
         await page.click('#order-invoices a');
         await page.waitForFunction(() => document.getElementById('invoice-title').textContent !== '' &&
                                    !document.getElementById('invoice').hidden);
@@ -169,6 +177,7 @@ async function main() {
         }));
         check(printed.tabs === 'none' && printed.button === 'none' && printed.invoice !== 'none' &&
               printed.brand === 'Acme Tea', 'printed: the invoice alone, with the business name', printed);
+        await shot(page, '3-invoice-print');
         await page.emulateMedia({media: 'screen'});
 
         // ---- tickets: the value stays text; a new one; closing it ----
@@ -195,6 +204,7 @@ async function main() {
         const stored = run('eval', 'local rows = crm.find("ticket", {where = {subject = "The teapot leaks"}}) ' +
                            'return #rows .. " " .. rows[1].status .. " " .. rows[1].contact').trim();
         check(stored === '1 closed ' + ids.sara, 'the ticket is stored as hers, closed', stored);
+        await shot(page, '4-ticket');
         await csp('on the tickets');
 
         // ---- Persian ----
@@ -217,6 +227,7 @@ async function main() {
         check(await page.textContent('#tabs a[data-tab="help"]') === 'پرسش‌ها',
               'an administrator\'s word from plugin.portal.messages', await page.textContent('#tabs a[data-tab="help"]'));
 
+        await shot(page, '5-orders-fa');
         // ---- the FAQ, searched with Arabic letter forms ----
         await page.click('#tabs a[data-tab="help"]');
         await page.waitForSelector('#help:not([hidden])');
@@ -230,6 +241,7 @@ async function main() {
         check(await page.textContent('#article-body strong') === 'پیگیری', 'the article\'s Markdown rendered');
         check(await page.evaluate(() => window.__bad === undefined && !document.querySelector('#article-body script')),
               'the article\'s raw HTML left out');
+        await shot(page, '6-article-fa');
         await csp('on the help pages');
 
         // The language stays chosen in this browser, over the contact's own.

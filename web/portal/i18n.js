@@ -50,8 +50,8 @@
         const n = Number(v);
         if (v === null || v === undefined || v === '' || Number.isNaN(n))
             return t('none');
-        return new Intl.NumberFormat(lang, {maximumFractionDigits: digits === undefined ? 3 : digits})
-            .format(n);
+        const most = digits === undefined ? 3 : digits;
+        return new Intl.NumberFormat(lang, {maximumFractionDigits: most}).format(n);
     }
 
     function money(v, currency) {
@@ -59,7 +59,8 @@
         if (v === null || v === undefined || v === '' || Number.isNaN(n))
             return t('none');
         try {
-            return new Intl.NumberFormat(lang, {style: 'currency', currency: currency || 'USD'}).format(n);
+            return new Intl.NumberFormat(lang, {style: 'currency', currency: currency || 'USD'})
+                .format(n);
         } catch (e) { // a currency that is not an ISO code: the number and the text as given
             return number(n, 2) + ' ' + currency;
         }

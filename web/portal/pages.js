@@ -136,7 +136,8 @@
         $('invoice-order').textContent = I18n.number(i.order, 0);
         $('invoice-status').textContent = status('invoice', i.status);
         $('invoice-total').textContent = I18n.money(i.total, i.currency);
-        const lines = o ? await get(API + 'order_line?' + where({order: o.id}) + '&limit=1000') : null;
+        const lines = o ? await get(API + 'order_line?' + where({order: o.id}) + '&limit=1000')
+                        : null;
         lineRows($('invoice-lines').tBodies[0], lines ? lines.data : [], i.currency);
     }
 
@@ -160,12 +161,14 @@
         show(k ? 'ticket' : null, 'tickets');
         if (!k)
             return;
-        $('ticket-title').textContent = t('ticket.title', {n: I18n.number(k.id, 0)}) + ': ' + k.subject;
+        $('ticket-title').textContent =
+            t('ticket.title', {n: I18n.number(k.id, 0)}) + ': ' + k.subject;
         $('ticket-status').textContent = status('ticket', k.status);
         $('ticket-opened').textContent = I18n.date(k.created_at, true);
         $('ticket-due').textContent = I18n.date(k.first_response_due, true);
         $('ticket-resolution').textContent = I18n.date(k.resolution_due, true);
-        $('ticket-priority').textContent = k.priority ? t('ticket.priority.' + k.priority) : t('none');
+        $('ticket-priority').textContent =
+            k.priority ? t('ticket.priority.' + k.priority) : t('none');
         $('ticket-text-view').textContent = k.description || '';
         const close = $('ticket-close');
         close.hidden = k.status === 'closed';
@@ -223,7 +226,8 @@
         $('article-body').innerHTML = a.html;
         for (const [id, yes] of [['article-yes', true], ['article-no', false]])
             $(id).onclick = async () => {
-                const r = await Rapport.call('POST', KB + '/' + encodeURIComponent(slug) + '/helpful', {yes});
+                const r = await Rapport.call('POST', KB + '/' + encodeURIComponent(slug) +
+                                             '/helpful', {yes});
                 if (r.status === 200)
                     $('notice').textContent = t('help.thanks');
                 else
