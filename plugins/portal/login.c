@@ -4,6 +4,7 @@
  * out; setting a password; who is signed in. Every answer to "who is this address?" is the
  * same whether or not the address is known.
  */
+#include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -590,6 +591,86 @@ static int route_me(rapport_host *h, const rapport_api *api, const rapport_reque
     return answer(api, status, body, 200, ans);
 }
 
+/* A colour as #rgb or #rrggbb, nothing else: the page sets it as a CSS variable. */
+static bool is_color(const char *s)
+{
+    size_t n = strlen(s);
+    if (s[0] != '#' || (n != 4 && n != 7))
+        return false;
+    for (size_t i = 1; i < n; i++)
+        if (!isxdigit((unsigned char)s[i]))
+            return false;
+    return true;
+}
+
+/* A logo the page's Content-Security-Policy lets it show (img-src 'self' data:): a path on
+ * this server ("/x", not "//host") or a data: image. */
+static bool is_logo(const char *s)
+{
+    return (s[0] == '/' && s[1] != '/' && s[1] != '\\') || strncmp(s, "data:image/", 11) == 0;
+}
+
+/* plugin.portal.messages: {"fa": {"orders.title": "…"}, …}, the catalogue's additions and
+ * changes an administrator made; null when unset or not that shape (a warning says where). */
+static json_t *messages(rapport_host *h)
+{
+    char *text = pt_api->config(h, "messages");
+    json_t *v = text ? json_loads(text, 0, NULL) : NULL;
+    pt_api->free(text);
+    const char *lang, *key;
+    json_t *cat, *msg;
+    if (v && !json_is_object(v)) {
+        pt_api->log(h, RAPPORT_LOG_WARN, "plugin.portal.messages: not an object of languages "
+                    "({\"fa\": {\"key\": \"text\"}}); the setting is ignored");
+        goto bad;
+    }
+    json_object_foreach(v, lang, cat) {
+        if (!json_is_object(cat)) {
+            pt_api->log(h, RAPPORT_LOG_WARN, "plugin.portal.messages.%s: not an object of "
+                        "texts; the setting is ignored", lang);
+            goto bad;
+        }
+        json_object_foreach(cat, key, msg) {
+            if (!json_is_string(msg)) {
+                pt_api->log(h, RAPPORT_LOG_WARN, "plugin.portal.messages.%s.%s: not a text; "
+                            "the setting is ignored", lang, key);
+                goto bad;
+            }
+        }
+    }
+    return v ? v : json_null();
+bad:
+    json_decref(v);
+    return json_null();
+}
+
+/* GET brand (public): the business's name, logo and colour from plugin.portal.brand_*, each
+ * null when unset or unusable (a warning in the log says which setting and why). */
+static int route_brand(rapport_host *h, const rapport_api *api, const rapport_request *req,
+                       int *status, char **body, void *ud, char *err, size_t errlen)
+{
+    (void)req, (void)ud, (void)err, (void)errlen;
+    char name[201], logo[8192], color[256];
+    bool has_name = pt_setting_text(h, "brand_name", name, sizeof name);
+    bool has_logo = pt_setting_text(h, "brand_logo", logo, sizeof logo);
+    bool has_color = pt_setting_text(h, "brand_color", color, sizeof color);
+    if (has_logo && !is_logo(logo)) {
+        api->log(h, RAPPORT_LOG_WARN, "plugin.portal.brand_logo: not a path on this server "
+                 "(\"/logo.png\") nor a data:image/ address; no logo is shown");
+        has_logo = false;
+    }
+    if (has_color && !is_color(color)) {
+        api->log(h, RAPPORT_LOG_WARN, "plugin.portal.brand_color: \"%s\" is not #rgb or "
+                 "#rrggbb; the default colour is used", color);
+        has_color = false;
+    }
+    json_t *ans = json_pack("{s:s?,s:s?,s:s?}", "name", has_name ? name : NULL, "logo",
+                            has_logo ? logo : NULL, "color", has_color ? color : NULL);
+    if (ans)
+        json_object_set_new(ans, "messages", messages(h));
+    return answer(api, status, body, 200, ans);
+}
+
 int pt_login_init(rapport_host *h, char *err, size_t errlen)
 {
     if (sodium_init() < 0)
@@ -601,7 +682,8 @@ int pt_login_init(rapport_host *h, char *err, size_t errlen)
         api->public_route(h, "POST", "login/finish", route_finish, NULL) ||
         api->route(h, "POST", "password", route_password, NULL) ||
         api->route(h, "POST", "logout", route_logout, NULL) ||
-        api->route(h, "GET", "me", route_me, NULL))
+        api->route(h, "GET", "me", route_me, NULL) ||
+        api->public_route(h, "GET", "brand", route_brand, NULL))
         return pt_fail(err, errlen, RAPPORT_EINVAL, "%s", api->last_error(h));
     return 0;
 }

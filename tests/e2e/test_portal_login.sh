@@ -44,8 +44,10 @@ local oa = crm.create("order", {contact = a.id})
 local ob = crm.create("order", {contact = b.id})
 local ta = crm.create("ticket", {subject = "mine", contact = a.id})
 local tb = crm.create("ticket", {subject = "theirs", contact = b.id})
-return table.concat({a.id, b.id, n.id, oa.id, ob.id, ta.id, tb.id}, " ")')
-read -r A B N OA OB TA TB <<<"$ids"
+local lb = crm.create("order_line", {order = ob.id, description = "their tea", unit_price = "2.00"})
+local ib = crm.create("invoice", {order = ob.id})
+return table.concat({a.id, b.id, n.id, oa.id, ob.id, ta.id, tb.id, lb.id, ib.id}, " ")')
+read -r A B N OA OB TA TB LB IB <<<"$ids"
 check '[ -n "${TB:-}" ]' "the seed failed: $ids"
 expect 0 "contact $A: portal access granted" -- portal grant "$A"
 expect 0 "true" -- eval "return crm.portal.grant($B)"
@@ -133,6 +135,15 @@ c "$tmp/sara" GET /api/v1/ticket/$TB
 check '[ "$code" = 403 ] || [ "$code" = 404 ]' "another's ticket by id: $code $body"
 c "$tmp/sara" GET /api/v1/contact/$B
 check '[ "$code" = 403 ] || [ "$code" = 404 ]' "another contact by id: $code $body"
+# What the portal's pages ask for, with another customer's ids: an invoice, an order's lines.
+c "$tmp/sara" GET /api/v1/invoice/$IB
+check '[ "$code" = 403 ] || [ "$code" = 404 ]' "another's invoice by id: $code $body"
+c "$tmp/sara" GET /api/v1/order_line/$LB
+check '[ "$code" = 403 ] || [ "$code" = 404 ]' "another's order line by id: $code $body"
+c "$tmp/sara" GET "/api/v1/order_line?where=%7B%22order%22%3A$OB%7D"
+is 200 '"data":[]' "another's order's lines by filter"
+c "$tmp/sara" GET "/api/v1/invoice?where=%7B%22order%22%3A$OB%7D"
+is 200 '"data":[]' "another's order's invoices by filter"
 c "$tmp/sara" GET /api/v1/deal
 is 403 '' "an entity the portal role does not read"
 # Writes need the CSRF token; with it, the role decides.
@@ -140,6 +151,14 @@ c "$tmp/sara" POST /api/v1/ticket "{\"subject\": \"help\", \"contact\": $A}"
 is 403 'X-CSRF-Token' "a write without the CSRF token"
 c "$tmp/sara" POST /api/v1/ticket "{\"subject\": \"help\", \"contact\": $A}" -H "X-CSRF-Token: $csrf"
 is 201 "\"created_by\":\"record:contact:$A\"" "a ticket opened with the CSRF token"
+# Closing a ticket (the portal's button): its own, yes; another's, not even by id.
+c "$tmp/sara" PATCH /api/v1/ticket/$TB '{"status": "closed"}' -H "X-CSRF-Token: $csrf"
+check '[ "$code" = 403 ] || [ "$code" = 404 ]' "closing another's ticket: $code $body"
+expect 0 '"status": "new"' -- get ticket "$TB"
+c "$tmp/sara" PATCH /api/v1/ticket/$TA '{"status": "closed"}' -H "X-CSRF-Token: $csrf"
+is 200 '"status":"closed"' "closing one's own ticket"
+c "$tmp/sara" PATCH /api/v1/ticket/$TA '{"first_response_due": "2030-01-01T00:00:00Z"}' -H "X-CSRF-Token: $csrf"
+check '[ "$code" != 200 ]' "the customer moved the promised response time: $code $body"
 c "$tmp/sara" PATCH /api/v1/contact/$A '{"portal_access": false}' -H "X-CSRF-Token: $csrf"
 check '[ "$code" != 200 ]' "the customer switched their own access: $code $body"
 # A portal cookie never acts as staff: no user, no staff routes.
@@ -234,6 +253,25 @@ c "$tmp/x" POST $P/login/link '{"email": "bob@example.org"}'
 is 429 'too many' "a sixth link request for the address"
 c "$tmp/x" POST $P/login/link '{"email": "Nobody.Else@example.org"}'
 is 202 'accepted' "another address from the same client"
+
+# ---- the look: GET brand, public; a logo or colour the page could not use is left out ------
+c "$tmp/x" GET $P/brand
+is 200 '{"name":null,"logo":null,"color":null,"messages":null}' "the look unset"
+"$RAPPORT" config set plugin.portal.brand_name '"Acme <Tea>"' >/dev/null
+"$RAPPORT" config set plugin.portal.brand_color '"#0a7f5c"' >/dev/null
+"$RAPPORT" config set plugin.portal.brand_logo '"/portal/logo.svg"' >/dev/null
+"$RAPPORT" config set plugin.portal.messages '{"fa": {"tab.help": "پرسش‌ها"}}' >/dev/null
+c "$tmp/x" GET $P/brand
+is 200 '{"name":"Acme <Tea>","logo":"/portal/logo.svg","color":"#0a7f5c","messages":{"fa":{"tab.help":"پرسش‌ها"}}}' "the look set"
+"$RAPPORT" config set plugin.portal.brand_color '"red; background: url(x)"' >/dev/null
+"$RAPPORT" config set plugin.portal.brand_logo '"javascript:alert(1)"' >/dev/null
+"$RAPPORT" config set plugin.portal.messages '{"fa": {"tab.help": 7}}' >/dev/null
+c "$tmp/x" GET $P/brand
+is 200 '"logo":null,"color":null,"messages":null' "an unusable colour, logo and catalogue"
+check 'grep -q "plugin.portal.brand_color: .* is not #rgb" "$tmp/serve.log"' "no warning for the colour"
+check 'grep -q "plugin.portal.messages.fa.tab.help: not a text" "$tmp/serve.log"' "no warning for the catalogue"
+c "$tmp/x" GET /portal/i18n/fa.json
+is 200 '"tab.orders"' "the Persian catalogue is served"
 
 # ---- erased: the password's hash goes with the person ----------------------------------------
 secrets() { python3 -c 'import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute("SELECT count(*) FROM rp_plugin_secrets WHERE plugin = ? AND name = ?", ("portal", sys.argv[2])).fetchone()[0])' "$RAPPORT_DB" "$1"; }

@@ -1,23 +1,68 @@
 // portal.js — the customer portal's sign-in: a one-time link from the mail (its token read
 // from the address's fragment, which never reaches a server's log), or an email address and a
-// password; then who is signed in, setting a password, signing out.
+// password; then who is signed in, setting a password, signing out. Also the business's look
+// (GET brand) and the language: the one chosen here (kept in this browser), else the
+// contact's own, else the browser's when the portal speaks it, else English.
 'use strict';
 (function () {
     const P = '/api/v1/plugins/portal';
     const $ = (id) => document.getElementById(id);
     const say = (id, text) => { $(id).textContent = text || ''; };
-    const detail = (r) => (r.data && r.data.detail) || ('the server answered ' + r.status);
+    const detail = (r) => (r.data && r.data.detail) || I18n.t('error.server', {status: r.status});
     const sleep = (ms) => new Promise((done) => setTimeout(done, ms));
+
+    const LANG_KEY = 'rp_portal_lang';
+
+    function pickLanguage(customer) {
+        const have = I18n.languages();
+        const chosen = localStorage.getItem(LANG_KEY);
+        const own = customer && customer.language ? String(customer.language).toLowerCase() : '';
+        const browser = (navigator.language || '').toLowerCase().split('-')[0];
+        return [chosen, own, browser].find((c) => c && have.includes(c)) || 'en';
+    }
+
+    async function brand() {
+        const r = await Rapport.call('GET', P + '/brand');
+        const b = r.status === 200 && r.data ? r.data : {};
+        I18n.setExtra(b.messages);
+        Pages.setBrand(b.name);
+        if (b.name) {
+            $('brand-name').removeAttribute('data-i18n');
+            $('brand-name').textContent = b.name;
+        }
+        if (b.logo) {
+            $('brand-logo').src = b.logo;
+            $('brand-logo').alt = b.name || '';
+            $('brand-logo').hidden = false;
+        }
+        if (b.color) // through the CSS object model, which the page's CSP allows
+            document.documentElement.style.setProperty('--accent', b.color);
+    }
+
+    function languageMenu() {
+        const menu = $('lang');
+        menu.replaceChildren();
+        for (const code of I18n.languages()) {
+            const o = document.createElement('option');
+            o.value = code;
+            o.textContent = I18n.name(code);
+            menu.append(o);
+        }
+        menu.value = I18n.lang();
+    }
 
     async function show() {
         const me = await Rapport.me(); // keeps the session's CSRF token
         const r = me && me.principal ? await Rapport.call('GET', P + '/me') : null;
-        const customer = r && r.status === 200;
-        $('signin').hidden = customer;
+        const customer = r && r.status === 200 ? r.data : null;
+        await I18n.use(pickLanguage(customer));
+        languageMenu();
         $('signed-in').hidden = !customer;
         if (customer)
-            say('who', [r.data.first_name, r.data.last_name].filter(Boolean).join(' ') ||
-                r.data.email);
+            say('who', [customer.first_name, customer.last_name].filter(Boolean).join(' ') ||
+                customer.email);
+        Pages.setCustomer(customer);
+        await Pages.route();
     }
 
     async function withToken(token) {
@@ -47,8 +92,7 @@
             say('error');
             const r = await Rapport.call('POST', P + '/login/link', {email: $('link-email').value});
             if (r.status === 202)
-                say('notice', 'If this address may sign in, a link is on its way: open it in ' +
-                    'this browser.');
+                say('notice', I18n.t('signin.link.sent'));
             else
                 say('error', detail(r));
         });
@@ -64,18 +108,33 @@
             const r = await Rapport.call('POST', P + '/password', {password: $('new-password').value});
             $('new-password').value = '';
             if (r.status === 202)
-                say('notice', 'Your password is saved.');
+                say('notice', I18n.t('account.password_saved'));
             else
                 say('error', detail(r));
         });
         $('signout-button').addEventListener('click', async () => {
             await Rapport.call('POST', P + '/logout');
+            history.replaceState(null, '', location.pathname);
             await show();
         });
-        // The link opened in a tab that shows the portal already changes only the fragment.
-        window.addEventListener('hashchange', fromLink);
+        $('lang').addEventListener('change', async () => {
+            localStorage.setItem(LANG_KEY, $('lang').value);
+            await I18n.use($('lang').value);
+            languageMenu();
+            await Pages.route(); // the values again, formatted for the language
+        });
+        // The link opened in a tab that shows the portal already changes only the fragment;
+        // any other fragment names a page.
+        window.addEventListener('hashchange', () => {
+            say('error');
+            say('notice');
+            return isLink() ? fromLink() : Pages.route();
+        });
+        await brand();
         await fromLink();
     });
+
+    const isLink = () => /^#token=([A-Za-z0-9_-]+)$/.test(location.hash);
 
     async function fromLink() {
         const m = /^#token=([A-Za-z0-9_-]+)$/.exec(location.hash);
