@@ -55,7 +55,8 @@ cat > "$tmp/rules/rule.lua" <<'EOF'
 crm.before("item.create", function(rec) rec.flag = (rec.n or 0) % 2 == 0 return rec end)
 crm.on("item.updated", function(ev)
   crm.create("mark", {item = ev.id, what = "updated"})
-  if ev.id % 10 == 0 then crm.after("1h", "item.check", {id = ev.id}) end
+  -- only for the recorded updates of n: the job's own update (note) must not schedule again
+  if ev.changes.n and ev.id % 10 == 0 then crm.after("1h", "item.check", {id = ev.id}) end
 end, {name = "marker"})
 crm.job("item.check", function(p) crm.update("item", p.id, {note = "checked"}) end)
 EOF
