@@ -1,6 +1,6 @@
 /*
  * sdk_template.h — the plugin skeleton of sdk/template, carried in the binary (generated at
- * build time by sdk/cmake/embed_template.cmake) for `rapport plugin new`.
+ * build time by sdk/cmake/embed_assets.cmake, TEMPLATE=1) for `rapport plugin new`.
  */
 #ifndef RAPPORT_CLI_SDK_TEMPLATE_H
 #define RAPPORT_CLI_SDK_TEMPLATE_H

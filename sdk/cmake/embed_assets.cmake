@@ -1,10 +1,10 @@
-# embed_assets.cmake — writes a folder of web files (pages, styles, scripts) into a C table of
-# rp_http_asset_t-shaped entries {path, data, len}, ended by {0}, so one binary serves them
-# with no file system behind a URL. The approach of embed_template.cmake; run at build time:
+# embed_assets.cmake — writes a folder's files into a C table of {path, data, len} entries,
+# ended by {0}, so one binary carries them with no file system behind them: the web pages
+# rapport serve serves (rp_http_asset_t), a plugin's bundle for serve_assets (TYPE
+# rapport_asset, INCLUDE rapport_plugin.h), the SDK skeleton `rapport plugin new` writes
+# (TEMPLATE=1: its README.md kept, build folders left out). Run at build time:
 #   cmake -DSRC_DIR=<folder> -DOUT=<file.c> -DSYMBOL=<name> [-DINCLUDE=<header>]
-#         [-DTYPE=<struct type>] -P embed_assets.cmake
-# A plugin can embed its own bundle with it (TYPE rapport_asset, INCLUDE rapport_plugin.h) and
-# hand the table to the host's serve_assets.
+#         [-DTYPE=<struct type>] [-DTEMPLATE=1] -P embed_assets.cmake
 if(NOT SRC_DIR OR NOT OUT OR NOT SYMBOL)
   message(FATAL_ERROR "embed_assets.cmake needs -DSRC_DIR=…, -DOUT=… and -DSYMBOL=…")
 endif()
@@ -20,8 +20,15 @@ set(body "")
 set(table "")
 set(i 0)
 foreach(f ${files})
-  # Hidden files, editors' leftovers and notes for developers are not served.
-  if(f MATCHES "(^|/)\\.[^/]*(/|$)" OR f MATCHES "~$" OR f MATCHES "(^|/)README\\.md$")
+  # Hidden files and editors' leftovers are never carried; a page folder's README.md is a note
+  # for developers, not served; a template's build folders are not part of it.
+  if(f MATCHES "(^|/)\\.[^/]*(/|$)" OR f MATCHES "~$")
+    continue()
+  endif()
+  if(TEMPLATE AND f MATCHES "(^|/)build[^/]*(/|$)")
+    continue()
+  endif()
+  if(NOT TEMPLATE AND f MATCHES "(^|/)README\\.md$")
     continue()
   endif()
   file(READ ${SRC_DIR}/${f} hex HEX)
