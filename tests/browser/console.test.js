@@ -7,15 +7,7 @@
 const {chromium} = require('playwright-core');
 
 const base = process.env.RP_URL;
-let failed = 0, passed = 0;
-function check(cond, what, detail) {
-    if (cond) {
-        passed++;
-    } else {
-        failed++;
-        console.error('FAIL: ' + what + (detail === undefined ? '' : ': ' + JSON.stringify(detail)));
-    }
-}
+const {check, finish} = require('./lib');
 
 async function main() {
     const browser = await chromium.launch({executablePath: process.env.RP_CHROMIUM});
@@ -117,8 +109,7 @@ async function main() {
 }
 
 main().then(() => {
-    console.log(`${passed} passed, ${failed} failed`);
-    process.exit(failed ? 1 : 0);
+    finish();
 }, (e) => {
     console.error('FAIL: ' + (e && e.stack || e));
     process.exit(1);

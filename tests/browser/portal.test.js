@@ -4,56 +4,13 @@
 // bar and does not work twice), and signing out shows the sign-in forms again.
 'use strict';
 const {chromium} = require('playwright-core');
-const {execFileSync, spawn} = require('child_process');
-const fs = require('fs');
-const net = require('net');
+const {spawn} = require('child_process');
 const path = require('path');
 
 const base = process.env.RP_URL;
-const rapport = process.env.RAPPORT || 'build/rapport';
 const mbox = path.join(process.env.RP_TMP, 'mbox');
-let failed = 0, passed = 0;
-function check(cond, what, detail) {
-    if (cond) {
-        passed++;
-    } else {
-        failed++;
-        console.error('FAIL: ' + what + (detail === undefined ? '' : ': ' + JSON.stringify(detail)));
-    }
-}
-const sleep = (ms) => new Promise((done) => setTimeout(done, ms));
-const run = (...args) => execFileSync(rapport, args, {encoding: 'utf8'});
+const {check, finish, run, freePort, until, tokenInMail} = require('./lib');
 
-function freePort() {
-    return new Promise((resolve) => {
-        const s = net.createServer().listen(0, '127.0.0.1', () => {
-            const p = s.address().port;
-            s.close(() => resolve(p));
-        });
-    });
-}
-
-async function until(what, fn, ms = 10000) {
-    for (let waited = 0; waited < ms; waited += 50) {
-        const v = fn();
-        if (v)
-            return v;
-        await sleep(50);
-    }
-    throw new Error('timed out waiting for ' + what);
-}
-
-// The sign-in token in the newest delivered message (decoded by Python's email package).
-function tokenInMail() {
-    const files = fs.existsSync(path.join(mbox, 'new')) ? fs.readdirSync(path.join(mbox, 'new')) : [];
-    if (!files.length)
-        return null;
-    const out = execFileSync('python3', ['-c', `import sys, email, email.policy, re
-m = email.message_from_binary_file(open(sys.argv[1], "rb"), policy=email.policy.default)
-t = re.findall(r"/portal/#token=([A-Za-z0-9_-]+)", m.get_body(("plain",)).get_content())
-print(t[0] if t else "")`, path.join(mbox, 'new', files[0])], {encoding: 'utf8'}).trim();
-    return out || null;
-}
 
 async function main() {
     const port = await freePort();
@@ -80,7 +37,7 @@ async function main() {
         await page.waitForFunction(() => document.getElementById('notice').textContent !== '');
         check((await page.textContent('#notice')).includes('on its way'), 'the page says a link is on its way');
 
-        const token = await until('the mail', tokenInMail);
+        const token = await until('the mail', () => tokenInMail(mbox));
         check(token.length === 43, 'the mail holds a link', token);
         await page.goto(base + '/portal/#token=' + token);
         await page.waitForSelector('#signed-in:not([hidden])', {timeout: 5000});
@@ -115,8 +72,7 @@ async function main() {
 }
 
 main().then(() => {
-    console.log(`${passed} passed, ${failed} failed`);
-    process.exit(failed ? 1 : 0);
+    finish();
 }, (e) => {
     console.error('FAIL: ' + (e && e.stack || e));
     process.exit(1);

@@ -8,58 +8,13 @@
 // violation and no script error on any page.
 'use strict';
 const {chromium} = require('playwright-core');
-const {execFileSync, spawn} = require('child_process');
-const fs = require('fs');
-const net = require('net');
+const {spawn} = require('child_process');
 const path = require('path');
 
 const base = process.env.RP_URL;
-const rapport = process.env.RAPPORT || 'build/rapport';
 const mbox = path.join(process.env.RP_TMP, 'mbox');
-let failed = 0, passed = 0;
-function check(cond, what, detail) {
-    if (cond) {
-        passed++;
-    } else {
-        failed++;
-        console.error('FAIL: ' + what + (detail === undefined ? '' : ': ' + JSON.stringify(detail)));
-    }
-}
-const sleep = (ms) => new Promise((done) => setTimeout(done, ms));
-const run = (...args) => execFileSync(rapport, args, {encoding: 'utf8'});
+const {check, finish, run, freePort, until, tokenInMail} = require('./lib');
 
-function freePort() {
-    return new Promise((resolve) => {
-        const s = net.createServer().listen(0, '127.0.0.1', () => {
-            const p = s.address().port;
-            s.close(() => resolve(p));
-        });
-    });
-}
-
-async function until(what, fn, ms = 10000) {
-    for (let waited = 0; waited < ms; waited += 50) {
-        const v = fn();
-        if (v)
-            return v;
-        await sleep(50);
-    }
-    throw new Error('timed out waiting for ' + what);
-}
-
-// The sign-in token in the Nth delivered message (1 the first), or null before it arrives.
-function tokenInMail(n = 1) {
-    const dir = path.join(mbox, 'new');
-    const files = (fs.existsSync(dir) ? fs.readdirSync(dir) : [])
-        .sort((a, b) => fs.statSync(path.join(dir, a)).mtimeMs - fs.statSync(path.join(dir, b)).mtimeMs);
-    if (files.length < n)
-        return null;
-    const out = execFileSync('python3', ['-c', `import sys, email, email.policy, re
-m = email.message_from_binary_file(open(sys.argv[1], "rb"), policy=email.policy.default)
-t = re.findall(r"/portal/#token=([A-Za-z0-9_-]+)", m.get_body(("plain",)).get_content())
-print(t[0] if t else "")`, path.join(dir, files[n - 1])], {encoding: 'utf8'}).trim();
-    return out || null;
-}
 
 // The customers, their orders, lines, invoice and ticket, and two articles.
 function seed() {
@@ -137,7 +92,7 @@ async function main() {
         check(accent === 'rgb(10, 127, 92)', 'the business colour from the settings', accent);
         await page.fill('#link-email', 'sara@example.org');
         await page.click('#link-button');
-        const token = await until('the mail', tokenInMail);
+        const token = await until('the mail', () => tokenInMail(mbox));
         await page.goto(base + '/portal/#token=' + token);
         await page.waitForSelector('#signed-in:not([hidden])', {timeout: 5000});
 
@@ -258,7 +213,7 @@ async function main() {
         check(await omid.getAttribute('html', 'dir') === 'ltr', 'a visitor gets English first');
         await omid.fill('#link-email', 'omid@example.org');
         await omid.click('#link-button');
-        const token2 = await until('the second mail', () => tokenInMail(2));
+        const token2 = await until('the second mail', () => tokenInMail(mbox, 2));
         await omid.goto(base + '/portal/#token=' + token2);
         await omid.waitForSelector('#orders:not([hidden]) #orders-table tbody tr', {timeout: 5000});
         check(await omid.getAttribute('html', 'dir') === 'rtl', 'the contact\'s language: Persian, right to left');
@@ -278,8 +233,7 @@ async function main() {
 }
 
 main().then(() => {
-    console.log(`${passed} passed, ${failed} failed`);
-    process.exit(failed ? 1 : 0);
+    finish();
 }, (e) => {
     console.error('FAIL: ' + (e && e.stack || e));
     process.exit(1);
