@@ -62,3 +62,20 @@ finish() {
     echo "$passed passed, $failed failed"
     [ "$failed" = 0 ]
 }
+
+# free_port: a loopback port free now (the kernel's pick), for a server the test starts.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# smtp_start: a real SMTP server (aiosmtpd, Debian's python3) on $smtp_port delivering to the
+# Maildir $tmp/mbox, its log in $tmp/smtp.log; sets smtp_pid (the test's trap stops it) and
+# returns once it accepts connections.
+smtp_start() {
+    /usr/bin/python3 -m aiosmtpd -n -l "127.0.0.1:$smtp_port" -c aiosmtpd.handlers.Mailbox "$tmp/mbox" \
+        >"$tmp/smtp.log" 2>&1 &
+    smtp_pid=$!
+    for _ in $(seq 100); do
+        python3 -c "import socket; socket.create_connection(('127.0.0.1', $smtp_port), 0.2)" 2>/dev/null && return 0
+        sleep 0.05
+    done
+    bad "aiosmtpd did not start"
+}

@@ -16,17 +16,6 @@ smtp_pid=
 trap '[ -n "$serve_pid" ] && kill -9 $serve_pid 2>/dev/null; [ -n "$smtp_pid" ] && kill $smtp_pid 2>/dev/null; rm -rf "$tmp"' EXIT
 export RAPPORT_DB="$tmp/crm.db"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-smtp_start() {
-    /usr/bin/python3 -m aiosmtpd -n -l "127.0.0.1:$smtp_port" -c aiosmtpd.handlers.Mailbox "$tmp/mbox" \
-        >"$tmp/smtp.log" 2>&1 &
-    smtp_pid=$!
-    for _ in $(seq 100); do
-        python3 -c "import socket; socket.create_connection(('127.0.0.1', $smtp_port), 0.2)" 2>/dev/null && return 0
-        sleep 0.05
-    done
-    bad "aiosmtpd did not start"
-}
 smtp_stop() { kill "$smtp_pid" 2>/dev/null; wait "$smtp_pid" 2>/dev/null; smtp_pid=; }
 delivered() { ls "$tmp/mbox/new" 2>/dev/null | wc -l; }
 

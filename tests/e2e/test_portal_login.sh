@@ -17,7 +17,6 @@ smtp_pid=
 trap '[ -n "$serve_pid" ] && kill -9 $serve_pid 2>/dev/null; [ -n "$smtp_pid" ] && kill $smtp_pid 2>/dev/null; [ -n "${KEEP:-}" ] && cat "$tmp"/serve*.log > "$KEEP"; rm -rf "$tmp"' EXIT
 export RAPPORT_DB="$tmp/crm.db"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 delivered() { ls "$tmp/mbox/new" 2>/dev/null | wc -l; }
 # wait_mail N: waits (up to 10 s) until N messages reached the SMTP server.
 wait_mail() { for _ in $(seq 200); do [ "$(delivered)" -ge "$1" ] && return 0; sleep 0.05; done; return 1; }
@@ -55,13 +54,7 @@ expect 2 'usage: rapport portal grant CONTACT_ID' -- portal grant nobody
 expect 1 'no contact with id 999' -- portal grant 999
 expect 0 '"portal_access": false' -- get contact "$N"
 
-/usr/bin/python3 -m aiosmtpd -n -l "127.0.0.1:$smtp_port" -c aiosmtpd.handlers.Mailbox "$tmp/mbox" \
-    >"$tmp/smtp.log" 2>&1 &
-smtp_pid=$!
-for _ in $(seq 100); do
-    python3 -c "import socket; socket.create_connection(('127.0.0.1', $smtp_port), 0.2)" 2>/dev/null && break
-    sleep 0.05
-done
+smtp_start
 
 RAPPORT_HTTP_SESSION_MAX_S=600 "$RAPPORT" serve --listen 127.0.0.1:0 --poll-ms 20 2> "$tmp/serve.log" &
 serve_pid=$!
