@@ -172,6 +172,7 @@ int cm_mail_queue(rapport_host *h, json_t *o, int64_t *id, char *msgid, size_t m
         json_object_set_new(fields, "html", json_string(html));
     if ((rc = cm_mail_secret_redact(o, fields, err, errlen))) {
         json_decref(fields);
+        json_decref(links);
         json_decref(c);
         return rc;
     }
