@@ -98,6 +98,7 @@ typedef struct call {
     char client[64];
     char key[64];   /* whom failures are counted against: the address, an IPv6 one's /64 */
     char actor[80];
+    char origin[32]; /* a record session's writes: its role's name ("portal"); else "api" */
     rp_ctx_t ctx;
     json_t *who;    /* the token's user, once checked */
     rp_access_t *access; /* what that user may do */

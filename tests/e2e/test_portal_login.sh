@@ -144,6 +144,9 @@ c "$tmp/sara" POST /api/v1/ticket "{\"subject\": \"help\", \"contact\": $A}"
 is 403 'X-CSRF-Token' "a write without the CSRF token"
 c "$tmp/sara" POST /api/v1/ticket "{\"subject\": \"help\", \"contact\": $A}" -H "X-CSRF-Token: $csrf"
 is 201 "\"created_by\":\"record:contact:$A\"" "a ticket opened with the CSRF token"
+# Its event says where it came from: the session's role, so rules can tell the portal's.
+NEWT=$(grep -o '"id":[0-9]*' <<<"$body" | head -1 | cut -d: -f2)
+expect 0 'portal' -- eval "return crm.history('ticket', $NEWT)[1].origin"
 # Closing a ticket (the portal's button): its own, yes; another's, not even by id.
 c "$tmp/sara" PATCH /api/v1/ticket/$TB '{"status": "closed"}' -H "X-CSRF-Token: $csrf"
 check '[ "$code" = 403 ] || [ "$code" = 404 ]' "closing another's ticket: $code $body"
