@@ -560,6 +560,41 @@ static const char *record_subject(call_t *c)
                : NULL;
 }
 
+static void reply_free(rp_http_reply_out_t *ro)
+{
+    free(ro->data);
+    free(ro->ctype);
+    free(ro->filename);
+    memset(ro, 0, sizeof *ro);
+}
+
+/* A file a route answered with (api->reply_bytes), as a download that never runs: its name
+ * percent-encoded (RFC 6266's filename*, so no byte of it can end the header), and a sandbox
+ * policy beside the engine's own (a browser applies every policy it is given). */
+static void send_file(call_t *c, const rp_http_reply_out_t *ro)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    char disp[64 + 3 * 200];
+    size_t n = (size_t)snprintf(disp, sizeof disp, "attachment; filename*=UTF-8''");
+    for (const unsigned char *p = (const unsigned char *)ro->filename; *p && n + 4 < sizeof disp;
+         p++) {
+        if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+            strchr("!#$&+-.^_`|~", *p))
+            disp[n++] = (char)*p;
+        else {
+            disp[n++] = '%';
+            disp[n++] = hex[*p >> 4];
+            disp[n++] = hex[*p & 15];
+        }
+    }
+    disp[n] = '\0';
+    rp__http_add_header(c, H2O_TOKEN_CONTENT_DISPOSITION, disp);
+    h2o_add_header_by_str(&c->req->pool, &c->req->res.headers, "content-security-policy",
+                          strlen("content-security-policy"), 1, NULL, "sandbox",
+                          strlen("sandbox"));
+    rp__http_send_body(c, 200, ro->ctype, ro->data, ro->len);
+}
+
 /*
  * A plugin's route: /api/v1/plugins/<name>/… acting as the caller (@p name a plugin, @p sub
  * what follows it), or a record's view (@p name "*", @p sub "/<view>/<entity>/<id>"). With
@@ -590,6 +625,7 @@ int rp__http_plugin(call_t *c, const char *name, const char *sub, bool anonymous
         nh++;
     }
     rp_http_session_out_t so = {0};
+    rp_http_reply_out_t ro = {0};
     const char *query = req->query_at == SIZE_MAX ? "" : NULL;
     char *q = query ? NULL : strndup(req->path.base + req->query_at + 1,
                                      req->path.len - req->query_at - 1);
@@ -603,7 +639,8 @@ int rp__http_plugin(call_t *c, const char *name, const char *sub, bool anonymous
                            .header_values = (const char *const *)hv, .client = c->client,
                            .subject = anonymous ? NULL : record_subject(c),
                            .session = !anonymous && c->session[0] ? c->session : NULL,
-                           .session_max_s = c->h->o.session_max_s, .session_out = &so};
+                           .session_max_s = c->h->o.session_max_s, .session_out = &so,
+                           .reply_out = &ro};
     int status = 200;
     rp_error_t err = {0};
     int depth = rp_store_txn_depth(c->h->s);
@@ -632,6 +669,8 @@ int rp__http_plugin(call_t *c, const char *name, const char *sub, bool anonymous
     else if (!rc && so.clear)
         rp__http_session_clear_cookie(c);
     free(so.secret);
+    if (rc || !ro.data)
+        reply_free(&ro);
     if (rc) {
         free(body);
         if (rc == RP_ENOTFOUND && !err.msg[0] && strcmp(name, "*") == 0)
@@ -648,6 +687,12 @@ int rp__http_plugin(call_t *c, const char *name, const char *sub, bool anonymous
      * wake the scheduler. */
     if (strcmp(method, "GET") != 0 || rp_events_last_seq(c->h->s) != seq)
         wrote(c);
+    if (ro.data) {
+        free(body); /* the file is the answer */
+        send_file(c, &ro);
+        reply_free(&ro);
+        return 0;
+    }
     rp__http_send_body(c, status, body ? "application/json" : NULL, body ? body : "",
               body ? strlen(body) : 0);
     free(body);

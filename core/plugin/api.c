@@ -920,4 +920,5 @@ const rapport_api rp__plugin_api = {
     .session_end = rp__plugin_session_end,
     .secret_put = rp__plugin_secret_put,
     .secret_take = rp__plugin_secret_take,
+    .reply_bytes = rp__plugin_reply_bytes,
 };

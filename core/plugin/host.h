@@ -103,6 +103,10 @@ int rp__plugin_session_start(rapport_host *h, const rapport_request *req, const 
                              int64_t id, const char *role, char *csrf);
 int rp__plugin_session_end(rapport_host *h, const rapport_request *req, const char *entity,
                            int64_t id);
+/** api->reply_bytes (reply.c). */
+int rp__plugin_reply_bytes(rapport_host *h, const char *content_type, const char *filename,
+                           const void *data, size_t len);
+
 /** api->secret_put and api->secret_take (secrets.c). */
 int rp__plugin_secret_put(rapport_host *h, const char *name, const char *value, int64_t ttl_ms);
 char *rp__plugin_secret_take(rapport_host *h, const char *name, int remove);

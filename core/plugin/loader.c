@@ -653,9 +653,13 @@ int rp_plugins_route(void *ud, const char *name, const rp_http_request_t *req, i
         }
         return 0;
     }
-    /* The host's functions act as the caller while the route runs. */
+    /* The host's functions act as the caller while the route runs. A record session's
+     * writes say where they came from (its role, "portal"), as through the engine's own
+     * routes, also what the route then writes as the plugin on its behalf. */
     rp_ctx_t saved = h->ctx;
-    h->ctx = (rp_ctx_t){.actor = req->ctx->actor, .origin = h->ctx.origin,
+    h->ctx = (rp_ctx_t){.actor = req->ctx->actor,
+                        .origin = req->subject && req->ctx->origin ? req->ctx->origin
+                                                                   : h->ctx.origin,
                         .access = req->ctx->access};
     char msg[512] = "";
     char *out = NULL;
@@ -666,8 +670,9 @@ int rp_plugins_route(void *ud, const char *name, const rp_http_request_t *req, i
     h->http = NULL;
     h->ctx = saved;
     /* A route that failed because the caller may not do what it asked is a 403, whatever
-     * code the plugin chose. */
-    if (rc && h->last_rc == RP_EPERM)
+     * code the plugin chose, unless it chose "not found": a record outside the caller's
+     * scope is then not told to exist (a customer's guess at another's ticket). */
+    if (rc && rc != RP_ENOTFOUND && h->last_rc == RP_EPERM)
         rc = RP_EPERM;
     *body = out; /* api->strdup is the C library's: free() is its pair */
     if (rc) {

@@ -422,6 +422,8 @@ static int init(rapport_host *h, const rapport_api *api, char *err, size_t errle
         rc = cm_campaigns_init(h, err, errlen);
     if (!rc)
         rc = portal_init(h, err, errlen);
+    if (!rc)
+        rc = cm_thread_init(h, err, errlen);
     return rc;
 }
 

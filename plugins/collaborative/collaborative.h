@@ -143,6 +143,16 @@ void cm_mail_secret_drop(rapport_host *h, int64_t id);
 /** Sends queued interaction @p id (off the loop in serve; at once elsewhere). */
 int cm_mail_send_now(rapport_host *h, int64_t id, char *err, size_t errlen);
 /** Takes in one message: *report says what was done with it (owned). */
+/** Stores one file of interaction @p id (@p len bytes of @p data, borrowed) as the caller:
+ *  an attachment, inline when small, else in attachment_parts of 786,000 bytes (receive.c). */
+int cm_attachment_store(rapport_host *h, int64_t id, const char *filename, const char *type,
+                        const char *data, size_t len, char *err, size_t errlen);
+
+/** The bytes of attachment record @p att (its inline data, else its parts read as the
+ *  plugin, in order) as an owned buffer (free()) and *len; NULL with @p err (thread.c). */
+char *cm_attachment_bytes(rapport_host *h, json_t *att, size_t *len, char *err,
+                          size_t errlen);
+
 int cm_mail_receive(rapport_host *h, const char *msg, size_t len, json_t **report, char *err,
                     size_t errlen);
 /**
@@ -162,6 +172,7 @@ int cm_mail_init(rapport_host *h, char *err, size_t errlen);     /* mail.c */
 int cm_imap_init(rapport_host *h, char *err, size_t errlen);     /* imap.c */
 int cm_channels_init(rapport_host *h, char *err, size_t errlen); /* channels.c */
 int cm_campaigns_init(rapport_host *h, char *err, size_t errlen); /* campaigns.c */
+int cm_thread_init(rapport_host *h, char *err, size_t errlen);    /* thread.c */
 
 /**
  * Whether contact @p contact may be sent @p purpose ("marketing" or "service") on @p channel

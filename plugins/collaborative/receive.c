@@ -239,9 +239,8 @@ static char *cut_copy(const char *s, size_t max, const char *note)
     return out;
 }
 
-/* Stores one file of interaction @p id: inline when small, else in parts of PART_RAW bytes. */
-static int store_file(rapport_host *h, int64_t id, const char *filename, const char *type,
-                      const char *data, size_t len, char *err, size_t errlen)
+int cm_attachment_store(rapport_host *h, int64_t id, const char *filename, const char *type,
+                        const char *data, size_t len, char *err, size_t errlen)
 {
     bool parts = len > PART_RAW;
     size_t first = parts ? 0 : len;
@@ -289,13 +288,14 @@ static int store_attachments(rapport_host *h, const cm_incoming *m, int64_t id, 
         if (a->len > max)
             json_array_append_new(skipped, json_string(a->filename ? a->filename : "?"));
         else
-            rc = store_file(h, id, a->filename, a->content_type, a->data, a->len, err, errlen);
+            rc = cm_attachment_store(h, id, a->filename, a->content_type, a->data, a->len, err,
+                                     errlen);
     }
     if (!rc && m->text && strlen(m->text) > TEXT_MAX)
-        rc = store_file(h, id, "message.txt", "text/plain; charset=utf-8", m->text,
+        rc = cm_attachment_store(h, id, "message.txt", "text/plain; charset=utf-8", m->text,
                         strlen(m->text), err, errlen);
     if (!rc && m->html && strlen(m->html) > TEXT_MAX)
-        rc = store_file(h, id, "message.html", "text/html; charset=utf-8", m->html,
+        rc = cm_attachment_store(h, id, "message.html", "text/html; charset=utf-8", m->html,
                         strlen(m->html), err, errlen);
     if (json_array_size(skipped))
         json_object_set_new(report, "attachments_too_large", skipped);

@@ -562,6 +562,20 @@ struct rapport_api {
      * (a single-use secret: of two readers, one has it). (Appended with secret_put.)
      */
     char *(*secret_take)(rapport_host *h, const char *name, int remove);
+    /**
+     * Inside a route: answers the request with @p len bytes of @p data (copied) as a file to
+     * download instead of the route's JSON body (which, if set, is dropped): status 200,
+     * `Content-Disposition: attachment; filename*=UTF-8''…` of @p filename (its path, control
+     * characters and bytes that are not UTF-8 taken out, at most 200 bytes; "download" when
+     * nothing is left), `Content-Security-Policy: sandbox` beside the engine's own headers
+     * (nosniff among them), and @p content_type only when it is one that a browser does not
+     * run (image/png, image/jpeg, image/gif, image/webp, application/pdf, text/plain; its
+     * parameters dropped), else application/octet-stream. At most 64 MiB. RAPPORT_EINVAL
+     * outside a route answering a request over HTTP, or a second time in one request.
+     * (Appended after secret_take: test with RAPPORT_HAS.)
+     */
+    int (*reply_bytes)(rapport_host *h, const char *content_type, const char *filename,
+                       const void *data, size_t len);
 };
 
 /** Whether @p api has function @p fn (so a plugin can run on an older host). */

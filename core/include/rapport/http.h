@@ -88,6 +88,15 @@ typedef struct rp_http_session_out {
     bool clear;     /**< Remove the cookie (the session was ended). */
 } rp_http_session_out_t;
 
+/** What a route answers instead of JSON (api->reply_bytes): the HTTP layer sends it as a
+ *  download. All owned (free()); data NULL when the route answered JSON. */
+typedef struct rp_http_reply_out {
+    char *ctype;    /**< One of a short list of types that do not run, else octet-stream. */
+    char *filename; /**< Without a path or control characters, at most 200 bytes. */
+    char *data;
+    size_t len;
+} rp_http_reply_out_t;
+
 typedef struct rp_http_request {
     const char *method;
     const char *path;     /**< The whole path. */
@@ -105,6 +114,7 @@ typedef struct rp_http_request {
     const char *session;  /**< The session cookie's secret that let the request in, or NULL. */
     int64_t session_max_s; /**< How long a session this server opens lasts, in seconds. */
     rp_http_session_out_t *session_out; /**< Where a route leaves a session it opened/ended. */
+    rp_http_reply_out_t *reply_out; /**< Where a route leaves a file it answers with, or NULL. */
 } rp_http_request_t;
 
 /**
