@@ -58,6 +58,9 @@ async function main() {
         run('config', 'set', 'mail.smtp.url', JSON.stringify(`smtp://127.0.0.1:${port}`));
         run('config', 'set', 'mail.from', '"Support <support@example.com>"');
         run('config', 'set', 'plugin.portal.url', JSON.stringify(base));
+        // The acknowledgement of a portal ticket is portal_thread's: off here, where the mails
+        // counted are links.
+        run('config', 'set', 'plugin.portal.acknowledge', 'false');
         run('config', 'set', 'plugin.portal.brand_name', '"Acme Tea"');
         run('config', 'set', 'plugin.portal.brand_color', '"#0a7f5c"');
         run('config', 'set', 'plugin.portal.messages', '{"fa": {"tab.help": "پرسش‌ها"}}');

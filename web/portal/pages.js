@@ -183,11 +183,17 @@
 
     async function newTicket(ev) {
         ev.preventDefault();
+        // Files that could not go with it refuse the ticket before it is opened (thread.js).
+        const bad = window.Thread ? Thread.check('ticket-files') : '';
+        if (bad)
+            return fail({status: 422, data: {detail: bad}});
         const r = await Rapport.call('POST', API + 'ticket', {
             subject: $('ticket-subject').value, description: $('ticket-text').value,
         });
         if (r.status !== 201)
             return fail(r);
+        if (window.Thread && !(await Thread.afterCreate(r.data.id)))
+            return tickets(); // the ticket is open; the error says what became of its files
         $('ticket-subject').value = $('ticket-text').value = '';
         $('notice').textContent = r.data.first_response_due
             ? t('tickets.created', {due: I18n.date(r.data.first_response_due, true)})
