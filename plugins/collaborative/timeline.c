@@ -575,6 +575,12 @@ static int route_timeline(rapport_host *h, const rapport_api *api, const rapport
     json_decref(opts);
     if (!t)
         return code;
+    /* A customer (a record session) is told what happened, not which colleague did it: the
+     * portal's role hides staff's names in the records (owner, author) too. */
+    size_t i;
+    json_t *it;
+    json_array_foreach(req->subject ? json_object_get(t, "data") : NULL, i, it)
+        json_object_del(it, "actor");
     *status = 200;
     *body = cm_dump(t);
     return 0;

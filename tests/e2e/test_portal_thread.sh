@@ -131,6 +131,9 @@ check 'grep -qF "\"attachment_max_bytes\":200000" <<<"$body" && grep -qF "\"atta
 c "$tmp/a" GET "/api/v1/ticket/$TA/timeline?kinds=interaction"
 is 200 'About your kettle' "Sara's timeline of the ticket"
 check '! grep -qF "INTERNAL-ONLY" <<<"$body" && ! grep -qF "\"id\":$NOTE," <<<"$body"' "the internal note shows in the timeline: $body"
+c "$tmp/a" GET "/api/v1/ticket/$TA/timeline"
+is 200 '"kind":"change"' "Sara's whole timeline of the ticket"
+check '! grep -qF "INTERNAL-ONLY" <<<"$body" && ! grep -qF "\"actor\"" <<<"$body"' "the timeline tells a note or who of staff did what: $body"
 c "$tmp/a" GET /api/v1/interaction/$NOTE
 check '[ "$code" = 403 ] || [ "$code" = 404 ]' "the note by id: $code $body"
 c "$tmp/a" GET $D/$NOTEATT
