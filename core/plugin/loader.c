@@ -670,9 +670,8 @@ int rp_plugins_route(void *ud, const char *name, const rp_http_request_t *req, i
     h->http = NULL;
     h->ctx = saved;
     /* A route that failed because the caller may not do what it asked is a 403, whatever
-     * code the plugin chose, unless it chose "not found": a record outside the caller's
-     * scope is then not told to exist (a customer's guess at another's ticket). */
-    if (rc && rc != RP_ENOTFOUND && h->last_rc == RP_EPERM)
+     * code the plugin chose. */
+    if (rc && h->last_rc == RP_EPERM)
         rc = RP_EPERM;
     *body = out; /* api->strdup is the C library's: free() is its pair */
     if (rc) {

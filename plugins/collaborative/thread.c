@@ -59,7 +59,7 @@ static struct {
 
 static bool over_rate(int64_t who, int64_t max, int64_t now_ms)
 {
-    size_t at = (size_t)(who * 2654435761u) % SLOTS, use = at;
+    size_t at = (size_t)(((uint64_t)who * 2654435761u) % SLOTS), use = at;
     for (size_t i = 0; i < PROBE; i++) {
         size_t k = (at + i) % SLOTS;
         if (answers[k].who == who) {
@@ -78,6 +78,19 @@ static bool over_rate(int64_t who, int64_t max, int64_t now_ms)
 }
 
 /* ---- helpers ------------------------------------------------------------------------------ */
+
+/* Answers 404 "@p fmt" as the route's own answer. A failed route whose read the caller's role
+ * refused is a 403 (the host's rule), which would tell a customer that another's ticket or
+ * file exists; a 404 tells nothing. */
+static int not_found(int *status, char **body, const char *fmt, int64_t id)
+{
+    char detail[160];
+    snprintf(detail, sizeof detail, fmt, id);
+    *status = 404;
+    *body = cm_dump(json_pack("{s:s,s:s,s:i,s:s}", "type", "about:blank", "title", "Not Found",
+                              "status", 404, "detail", detail));
+    return 0;
+}
 
 /* The contact a record session acts as ("contact:42"), or 0: not a customer. */
 static int64_t customer_of(const rapport_request *req)
@@ -120,8 +133,12 @@ static char *clean_name(const char *name)
         if (*p < 0x20 || *p == 0x7F)
             continue;
         if (n >= NAME_MAX_BYTES) {
-            while (n > 0 && ((unsigned char)out[n] & 0xC0) == 0x80)
-                n--; /* not in the middle of a letter */
+            if ((*p & 0xC0) == 0x80) { /* cut inside a letter: its first bytes go too */
+                while (n > 0 && ((unsigned char)out[n - 1] & 0xC0) == 0x80)
+                    n--;
+                if (n > 0)
+                    n--;
+            }
             break;
         }
         out[n++] = (char)*p;
@@ -192,10 +209,11 @@ char *cm_attachment_bytes(rapport_host *h, json_t *att, size_t *len, char *err, 
     return out;
 }
 
-/* The interactions linked to ticket @p tid that the caller may read, oldest first; a
- * customer's only public ones (the store's scope says so already; this says it again). */
-static json_t *thread_items(rapport_host *h, int64_t tid, int64_t customer, char *err,
-                            size_t errlen)
+/* The interactions linked to ticket @p tid that the caller may read, oldest first. For a
+ * record session (@p outsider) only public ones, and for a customer only their own: the
+ * store's scope says so already; this says it again. */
+static json_t *thread_items(rapport_host *h, int64_t tid, bool outsider, int64_t customer,
+                            char *err, size_t errlen)
 {
     char target[CM_TARGET_LEN];
     snprintf(target, sizeof target, "ticket:%" PRId64, tid);
@@ -236,7 +254,7 @@ static json_t *thread_items(rapport_host *h, int64_t tid, int64_t customer, char
     json_array_foreach(rows, i, r) {
         const char *vis = str(r, "visibility"), *dir = str(r, "direction");
         int64_t contact = json_integer_value(json_object_get(r, "contact"));
-        if (customer && ((vis && strcmp(vis, "public") != 0) || contact != customer))
+        if (outsider && ((vis && strcmp(vis, "public") != 0) || contact != customer))
             continue;
         int64_t iid = json_integer_value(json_object_get(r, "id"));
         json_t *att = json_array();
@@ -259,9 +277,10 @@ static json_t *thread_items(rapport_host *h, int64_t tid, int64_t customer, char
                                  "channel", str(r, "channel"), "direction", dir, "subject",
                                  str(r, "subject"), "text", str(r, "body"), "attachments",
                                  att);
-        if (!customer) /* staff see what kind and by whom */
-            json_object_set_new(item, "visibility", json_string(vis ? vis : "public")),
-                json_object_set(item, "author", json_object_get(r, "author"));
+        if (!outsider) { /* staff see what kind and by whom */
+            json_object_set_new(item, "visibility", json_string(vis ? vis : "public"));
+            json_object_set(item, "author", json_object_get(r, "author"));
+        }
         json_array_append_new(items, item);
     }
     json_decref(rows);
@@ -280,8 +299,8 @@ static int route_thread_get(rapport_host *h, const rapport_request *req, int *st
     /* The ticket as the caller may see it: no thread of one they cannot read. */
     json_t *tk = cm_json(cm_api->get(h, "ticket", tid));
     if (!tk)
-        return cm_fail(err, errlen, RAPPORT_ENOTFOUND, "%s", cm_api->last_error(h));
-    json_t *items = thread_items(h, tid, customer_of(req), err, errlen);
+        return not_found(status, body, "no ticket %" PRId64, tid);
+    json_t *items = thread_items(h, tid, req->subject != NULL, customer_of(req), err, errlen);
     if (!items) {
         json_decref(tk);
         return RAPPORT_EIO;
@@ -477,7 +496,7 @@ static int route_thread_post(rapport_host *h, const rapport_request *req, int *s
     json_t *tk = cm_json(cm_api->get(h, "ticket", tid));
     if (!tk || json_integer_value(json_object_get(tk, "contact")) != customer) {
         json_decref(tk);
-        return cm_fail(err, errlen, RAPPORT_ENOTFOUND, "no ticket %" PRId64, tid);
+        return not_found(status, body, "no ticket %" PRId64, tid);
     }
     bounds_t b = bounds(h);
     if (over_rate(customer, b.per_minute, cm_api->now_ms(h))) {
@@ -543,7 +562,6 @@ static int route_attachment(rapport_host *h, const rapport_api *api, const rappo
                             int *status, char **body, void *ud, char *err, size_t errlen)
 {
     (void)ud;
-    (void)body;
     char *end = NULL;
     const char *s = req->rest[0] == '/' ? req->rest + 1 : req->rest;
     long long aid = *s >= '1' && *s <= '9' ? strtoll(s, &end, 10) : 0;
@@ -560,13 +578,13 @@ static int route_attachment(rapport_host *h, const rapport_api *api, const rappo
                                        att, "interaction"))))
                      : NULL;
     bool ok = att && it;
-    if (ok && customer) /* said again for a customer: a public interaction about them */
+    if (ok && req->subject) /* said again for a customer: a public interaction about them */
         ok = json_integer_value(json_object_get(it, "contact")) == customer &&
              str(it, "visibility") && strcmp(str(it, "visibility"), "public") == 0;
     json_decref(it);
     if (!ok) {
         json_decref(att);
-        return cm_fail(err, errlen, RAPPORT_ENOTFOUND, "no attachment %lld", aid);
+        return not_found(status, body, "no attachment %" PRId64, (int64_t)aid);
     }
     /* Its bytes are hidden from the portal's role (a file is downloaded, never read as a
      * field): read them as the plugin, now that the caller may have the file. */

@@ -177,6 +177,18 @@ check '[ "$code" = 200 ] && cmp -s "$tmp/body" "$tmp/page.html"' "the page's byt
 check 'grep -qi "^content-type: application/octet-stream" <<<"$head"' "an HTML file is not sent as bytes: $head"
 c "$tmp/a" GET /api/v1/attachment/$AP
 check '! grep -qF "\"data\"" <<<"$body"' "the file's data as a field: $body"
+# A file that came another way (a mail's attachment, a script): the engine cleans its name for
+# the header whatever the plugin stored (no folder, no control character; UTF-8 percent-encoded).
+MAILATT=$("$RAPPORT" eval "local m = crm.find('interaction', {where = {subject = 'About your kettle'}})[1]
+return crm.create('attachment', {interaction = m.id, filename = '..\\\\tmp/ra\\r\\nsid.html',
+  content_type = 'text/html', size = 2, data = 'aGk='}).id")
+c "$tmp/a" GET $D/$MAILATT
+is 200 '' "a mailed file of staff's public mail"
+check 'grep -qiF "content-disposition: attachment; filename*=UTF-8'"''"'rasid.html" <<<"$head" && grep -qi "^content-type: application/octet-stream" <<<"$head"' "a stored name is not cleaned for the header: $head"
+FAATT=$("$RAPPORT" eval "local m = crm.find('interaction', {where = {subject = 'About your kettle'}})[1]
+return crm.create('attachment', {interaction = m.id, filename = 'رسید.pdf', content_type = 'application/pdf; x=1', size = 2, data = 'aGk='}).id")
+c "$tmp/a" GET $D/$FAATT
+check 'grep -qiF "filename*=UTF-8'"''"'%D8%B1%D8%B3%DB%8C%D8%AF.pdf" <<<"$head" && grep -qi "^content-type: application/pdf$" <<<"$head"' "a Persian name or a PDF's type: $head"
 
 # ---- Babak reaches none of it -----------------------------------------------------------------
 c "$tmp/b" GET /api/v1/ticket/$TA/thread
