@@ -264,6 +264,17 @@ check '[ "$(nint)" = "$n3" ]' "the closed ticket's answer was stored"
 tok=$("$RAPPORT" users add ana --role admin --password-stdin <<<"ana staff password" >/dev/null 2>&1; token_of ana)
 req POST $T/$TB '{"text": "staff"}'
 is 403 'staff answer by email' "staff's answer through the portal's route"
+# A colleague whose role reads tickets but no conversation: the thread is empty, no file comes.
+"$RAPPORT" roles set clerk '{"entities": {"ticket": {"read": "all"}}}' >/dev/null 2>&1
+tok=$("$RAPPORT" users add cleo --role clerk --password-stdin <<<"cleo staff password" >/dev/null 2>&1; token_of cleo)
+req GET /api/v1/ticket/$TA/thread
+is 200 '"items":[]' "a clerk's thread of the ticket"
+req GET $D/$AP
+is 404 'no attachment' "a clerk's download"
+tok=$(token_of ana)
+req GET /api/v1/ticket/$TA/thread
+is 200 'INTERNAL-ONLY' "staff see the note in the thread"
+check 'grep -qF "\"visibility\":\"internal\"" <<<"$body"' "staff are not told it is internal: $body"
 "$RAPPORT" config set plugin.portal.answers_per_minute 3 >/dev/null
 c "$tmp/b" POST $T/$TB '{"text": "1"}' "${XB[@]}"; is 201 '' "answer 1"
 c "$tmp/b" POST $T/$TB '{"text": "2"}' "${XB[@]}"; is 201 '' "answer 2"
