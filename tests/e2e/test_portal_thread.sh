@@ -15,7 +15,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 tmp=$(mktemp -d)
 serve_pid=
 smtp_pid=
-trap '[ -n "$serve_pid" ] && kill -9 $serve_pid 2>/dev/null; [ -n "$smtp_pid" ] && kill $smtp_pid 2>/dev/null; rm -rf "$tmp"' EXIT
+trap '[ -n "$serve_pid" ] && kill -9 $serve_pid 2>/dev/null; [ -n "$smtp_pid" ] && kill $smtp_pid 2>/dev/null; [ -n "${KEEP:-}" ] && cat "$tmp"/serve*.log > "$KEEP"; rm -rf "$tmp"' EXIT
 export RAPPORT_DB="$tmp/crm.db"
 
 # subjects: the decoded subject of every delivered mail, one a line.
@@ -283,5 +283,9 @@ n4=$(nint)
 c "$tmp/b" POST $T/$TB '{"text": "4"}' "${XB[@]}"
 is 429 'too many answers' "a fourth answer in a minute"
 check '[ "$(nint)" = "$n4" ]' "the limited answer was stored"
+
+# The server stops cleanly; under the sanitizers (RP_SANITIZE) its log holds no report.
+kill -TERM $serve_pid; wait $serve_pid 2>/dev/null; serve_pid=
+check '! grep -qE "Sanitizer|runtime error" "$tmp/serve.log"' "a sanitizer's report: $(grep -E -A20 'Sanitizer|runtime error' "$tmp/serve.log" | head -40)"
 
 finish
