@@ -112,6 +112,11 @@ sleep 1
 check '! subjects | grep -qF "Staff opened" && ! subjects | grep -qF "Quiet one"' "an acknowledgement that should not be: $(subjects)"
 "$RAPPORT" config set plugin.portal.acknowledge true >/dev/null
 expect 0 '1' -- eval "return crm.count('interaction', {author = 'rapport:portal_ack', to_addr = 'sara@example.org'})"
+# An administrator's words (plugin.portal.messages) in place of the rule's.
+"$RAPPORT" config set plugin.portal.messages '{"en": {"ack.subject": "Got it: #{n} ({subject})"}}' >/dev/null
+c "$tmp/a" POST /api/v1/ticket "{\"subject\": \"Own words\", \"contact\": $A}" "${XA[@]}"
+TW=$(grep -o '"id":[0-9]*' <<<"$body" | head -1 | cut -d: -f2)
+check 'wait_subject "Got it: #$TW (Own words)"' "the administrator's subject is not used: $(subjects)"
 
 # ---- staff answer by mail, and write an internal note -----------------------------------------
 "$RAPPORT" eval "crm.collaborative.send_email{to = 'sara@example.org', subject = 'About your kettle',
