@@ -79,12 +79,14 @@ static bool exact(const rapport_request *req, char *err, size_t errlen)
 
 /* The caller's own contact, read as the caller: their role must reach it ("self"). NULL with
  * @p err filled when the request is no customer's or the role does not reach the record. */
-static json_t *own_contact(rapport_host *h, const rapport_request *req, int64_t *id, char *err,
-                           size_t errlen)
+static json_t *own_contact(rapport_host *h, const rapport_request *req, int64_t *id, int *rc,
+                           char *err, size_t errlen)
 {
     *id = customer_of(req);
+    *rc = RAPPORT_ENOTFOUND;
     if (!exact(req, err, errlen))
         return NULL;
+    *rc = RAPPORT_EPERM;
     if (!*id) {
         pt_fail(err, errlen, RAPPORT_EPERM, "this is for a customer signed in to the portal");
         return NULL;
@@ -93,6 +95,8 @@ static json_t *own_contact(rapport_host *h, const rapport_request *req, int64_t 
     if (!c)
         pt_fail(err, errlen, RAPPORT_EPERM, "contact %" PRId64 ": %s", *id,
                 pt_api->last_error(h));
+    else
+        *rc = 0;
     return c;
 }
 
@@ -162,14 +166,15 @@ static int route_consent_get(rapport_host *h, const rapport_api *api, const rapp
 {
     (void)ud;
     int64_t id;
-    json_t *c = own_contact(h, req, &id, err, errlen);
+    int rc = 0;
+    json_t *c = own_contact(h, req, &id, &rc, err, errlen);
     if (!c)
-        return RAPPORT_EPERM;
+        return rc;
     int was = api->as_plugin(h, 1);
     json_t *state = consent_state(h, c, id);
     api->as_plugin(h, was);
     json_decref(c);
-    return answer(api, status, body, 200, state);
+    return rc ? rc : answer(api, status, body, 200, state);
 }
 
 /* One list's wanted state, checked: a public list's id, subscribed true or false. */
@@ -300,13 +305,14 @@ static int route_consent_post(rapport_host *h, const rapport_api *api,
 {
     (void)ud;
     int64_t id;
-    json_t *c = own_contact(h, req, &id, err, errlen);
+    int rc = 0;
+    json_t *c = own_contact(h, req, &id, &rc, err, errlen);
     if (!c)
-        return RAPPORT_EPERM;
+        return rc;
     json_error_t je;
     json_t *b = req->body ? json_loadb(req->body, req->body_len, 0, &je) : NULL;
     want_t *w = calloc(LISTS_MAX, sizeof *w);
-    int nw = 0, rc = 0;
+    int nw = 0;
     int was = api->as_plugin(h, 1);
     if (!w)
         rc = pt_fail(err, errlen, RAPPORT_ENOMEM, "out of memory");
@@ -359,16 +365,16 @@ static int route_forget(rapport_host *h, const rapport_api *api, const rapport_r
 {
     (void)ud;
     int64_t id;
-    json_t *c = own_contact(h, req, &id, err, errlen);
+    int rc = 0;
+    json_t *c = own_contact(h, req, &id, &rc, err, errlen);
     if (!c)
-        return RAPPORT_EPERM;
+        return rc;
     json_decref(c);
     int was = api->as_plugin(h, 1);
     json_t *open = find(h, "activity", json_pack("{s:s,s:s,s:s,s:I,s:b}", "kind", "task",
                                                  "subject", FORGET_SUBJECT, "related_entity",
                                                  "contact", "related_id", (json_int_t)id,
                                                  "done", 0), 1);
-    int rc = 0;
     int64_t task = 0;
     char now[RAPPORT_TIME_LEN];
     now_text(h, now);
@@ -388,18 +394,20 @@ static int route_forget(rapport_host *h, const rapport_api *api, const rapport_r
                                           FORGET_SUBJECT, "related_entity", "contact",
                                           "related_id", (json_int_t)id, "description", desc),
                                 JSON_COMPACT);
+        /* The task and its event together, or neither. */
         rc = text ? api->begin(h) : RAPPORT_ENOMEM;
+        bool open_tx = text && !rc;
         if (!rc && !(rc = api->create(h, "activity", text, &task)))
             rc = event(h, "portal.forget_requested", id,
                        json_pack("{s:I,s:s,s:s}", "task", (json_int_t)task, "at", now, "client",
                                  req->client ? req->client : ""));
-        if (!rc && (rc = api->commit(h)) == 0)
+        if (!rc && !(rc = api->commit(h)))
             rc = answer(api, status, body, 202,
                         json_pack("{s:I,s:s,s:s}", "task", (json_int_t)task, "status",
                                   "requested", "detail", "your request is with our staff"));
         else {
-            pt_fail(err, errlen, rc ? rc : RAPPORT_EIO, "%s", api->last_error(h));
-            if (text)
+            pt_fail(err, errlen, rc, "%s", api->last_error(h));
+            if (open_tx)
                 api->rollback(h);
         }
         free(text);
@@ -488,6 +496,20 @@ static bool tag_valid(const char *s)
     return true;
 }
 
+/* Whether an update leaves the stored language @p v as it was: a value from before this check
+ * (an import's "English") does not block the record's other changes. */
+static bool unchanged(rapport_host *h, rapport_change *c, json_t *v)
+{
+    if (pt_api->change_action(c) != RAPPORT_UPDATE)
+        return false;
+    int was = pt_api->as_plugin(h, 1);
+    json_t *old = parsed(pt_api->get(h, "contact", pt_api->change_id(c)));
+    pt_api->as_plugin(h, was);
+    bool same = json_equal(json_object_get(old, "language"), v);
+    json_decref(old);
+    return same;
+}
+
 /* Before a contact's create or update: a language, when set, is a tag ("en", "fa"), so no
  * page nor mail is asked for a language named "<b>". */
 static int language_hook(rapport_host *h, const rapport_api *api, rapport_change *c, void *ud,
@@ -498,7 +520,7 @@ static int language_hook(rapport_host *h, const rapport_api *api, rapport_change
     json_t *j = v ? json_loads(v, JSON_DECODE_ANY, NULL) : NULL;
     api->free(v);
     int rc = 0;
-    if (json_is_string(j) && !tag_valid(json_string_value(j)))
+    if (json_is_string(j) && !tag_valid(json_string_value(j)) && !unchanged(h, c, j))
         rc = pt_fail(err, errlen, RAPPORT_EINVAL, "language: \"%.40s\" is not a language tag "
                      "(en, fa, pt-BR)", json_string_value(j));
     json_decref(j);

@@ -165,7 +165,8 @@ c "$sara" POST /api/v1/list_member "{\"list\": $PRIV, \"contact\": $A, \"source\
 check '[ "$code" = 403 ]' "the role writes list_member directly: $code $body"
 c "$sara" PATCH /api/v1/list_member/"$MB" '{"opted_out_at": "2026-01-01T00:00:00Z", "opt_out_source": "x"}'
 check '[ "$code" = 403 ] || [ "$code" = 404 ]' "Sara touches Bob's membership: $code $body"
-c "$sara" GET $P/consent/../consent
+c "$sara" GET $P/consent/"$B"
+is 404 'no such path' "consent takes no id"
 c "$bob" GET $P/consent
 check 'grep -q "\"source\":\"import\"" <<<"$body" && ! grep -q "portal" <<<"$body"' "Bob's consent is not his own: $body"
 expect 0 '"opt_out_source": null' -- get list_member "$MB"
