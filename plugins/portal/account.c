@@ -54,6 +54,14 @@ static json_t *parsed(char *text)
     return j;
 }
 
+/* @p j (stolen) as compact JSON text (owned, free()), or NULL. */
+static char *dump(json_t *j)
+{
+    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    return text;
+}
+
 /* find as whoever acts now: {"where": where (stolen), "limit": limit} -> data (owned). */
 static json_t *find(rapport_host *h, const char *entity, json_t *where, int limit)
 {
@@ -252,9 +260,8 @@ static int set_list(rapport_host *h, int64_t id, const want_t *w, const char *no
         goto done;
     char *text = NULL;
     if (!m) {
-        text = json_dumps(json_pack("{s:I,s:I,s:s,s:s}", "list", (json_int_t)w->list, "contact",
-                                    (json_int_t)id, "source", SOURCE, "opted_in_at", now),
-                          JSON_COMPACT);
+        text = dump(json_pack("{s:I,s:I,s:s,s:s}", "list", (json_int_t)w->list, "contact",
+                              (json_int_t)id, "source", SOURCE, "opted_in_at", now));
         int64_t nid = 0;
         rc = text ? pt_api->create(h, "list_member", text, &nid) : RAPPORT_ENOMEM;
     } else {
@@ -390,10 +397,9 @@ static int route_forget(rapport_host *h, const rapport_api *api, const rapport_r
         snprintf(desc, sizeof desc, "Contact %" PRId64 " asked on the portal at %s to be "
                  "forgotten. Check what must be kept by law (invoices), then run `rapport erase "
                  "contact %" PRId64 "` and mark this task done.", id, now, id);
-        char *text = json_dumps(json_pack("{s:s,s:s,s:s,s:I,s:s}", "kind", "task", "subject",
-                                          FORGET_SUBJECT, "related_entity", "contact",
-                                          "related_id", (json_int_t)id, "description", desc),
-                                JSON_COMPACT);
+        char *text = dump(json_pack("{s:s,s:s,s:s,s:I,s:s}", "kind", "task", "subject",
+                                    FORGET_SUBJECT, "related_entity", "contact", "related_id",
+                                    (json_int_t)id, "description", desc));
         /* The task and its event together, or neither. */
         rc = text ? api->begin(h) : RAPPORT_ENOMEM;
         bool open_tx = text && !rc;

@@ -17,7 +17,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 tmp=$(mktemp -d)
 serve_pid=
 smtp_pid=
-trap '[ -n "$serve_pid" ] && kill -9 $serve_pid 2>/dev/null; [ -n "$smtp_pid" ] && kill $smtp_pid 2>/dev/null; [ -n "$KEEPDB" ] && cp "$tmp/crm.db" "$KEEPDB"; rm -rf "$tmp"' EXIT
+trap '[ -n "$serve_pid" ] && kill -9 $serve_pid 2>/dev/null; [ -n "$smtp_pid" ] && kill $smtp_pid 2>/dev/null; [ -n "$KEEPDB" ] && cp "$tmp/crm.db" "$KEEPDB"; [ -n "${KEEP:-}" ] && cp "$tmp/serve.log" "$KEEP"; rm -rf "$tmp"' EXIT
 export RAPPORT_DB="$tmp/crm.db"
 
 delivered() { ls "$tmp/mbox/new" 2>/dev/null | wc -l; }
@@ -231,5 +231,11 @@ is 200 '"language":"fa"' "the Persian policy"
 check 'grep -q "سیاست" <<<"$body"' "the Persian text: $body"
 c "$tmp/anon" GET "$P/privacy?lang=de"
 is 200 'English policy' "a language without a policy gets the English one"
+
+# A stopping server ends cleanly (under the sanitizers, its leaks are reported here).
+kill -TERM "$serve_pid"
+wait "$serve_pid" 2>/dev/null
+check '! grep -q "Sanitizer\|runtime error" "$tmp/serve.log"' "the server's log: $(grep -A20 "Sanitizer\|runtime error" "$tmp/serve.log" | head -40)"
+serve_pid=
 
 finish
