@@ -110,7 +110,7 @@ check 'grep -q "\"detail\":\"contact.phone: " <<<"$body"' "the refusal does not 
 c "$sara" PATCH /api/v1/contact/"$A" '{"language": "<script>"}' -H "If-Match: $v"
 is 422 'language' "a language that is no tag"
 expect 0 '"city": "Berlin"' -- get contact "$A"
-for f in '"email": "evil@example.org"' '"email_opt_out": true' '"sms_opt_out": true' '"portal_access": false' '"account": 1' '"do_not_contact": false'; do
+for f in '"email": "evil@example.org"' '"email_opt_out": true' '"sms_opt_out": true' '"portal_access": false' '"sms_opt_out_at": null' '"account": 1' '"do_not_contact": false'; do
     c "$sara" PATCH /api/v1/contact/"$A" "{$f}" -H "If-Match: $v"
     check '[ "$code" = 403 ] || [ "$code" = 422 ]' "a read-only field ($f) was not refused: $code $body"
 done
@@ -181,6 +181,7 @@ c "$sara" GET /api/v1/contact/"$A"/subject
 is 200 '"entity":"contact"' "Sara downloads her data"
 check 'grep -qi "^content-disposition: attachment; filename=\"contact-$A.json\"" <<<"$head"' "no attachment header: $head"
 check 'grep -qi "^content-type: application/json" <<<"$head"' "not JSON: $head"
+check 'grep -qi "^cache-control: no-store" <<<"$head"' "the download may be kept by a cache: $head"
 check 'grep -q "Berlin" <<<"$body" && grep -q "\"id\":$OA" <<<"$body"' "her details or order are missing: ${body:0:400}"
 check '! grep -q "bob\|Bob\|secret tea" <<<"$body"' "Bob's data in Sara's download"
 check 'grep -q "\"list_member\":\[" <<<"$body" && grep -q "list_member.updated" <<<"$body"' "her memberships are not in her download: ${body:0:600}"

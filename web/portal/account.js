@@ -107,8 +107,8 @@
         box.type = 'checkbox';
         box.checked = !!l.subscribed;
         box.dataset.list = l.id;
-        box.addEventListener('change', () => change({lists: [{list: l.id, subscribed: box.checked}]},
-                                                    l.name));
+        box.addEventListener('change', () =>
+            change({lists: [{list: l.id, subscribed: box.checked}]}, l.name));
         const name = document.createElement('span');
         name.textContent = l.name;
         label.append(box, ' ', name);
@@ -121,10 +121,11 @@
         }
         const when = document.createElement('span');
         when.className = 'muted when';
-        if (l.subscribed && l.opted_in_at)
-            when.textContent = ' (' + t('account.lists.since', {date: I18n.date(l.opted_in_at, true)}) + ')';
-        else if (!l.subscribed && l.opted_out_at)
-            when.textContent = ' (' + t('account.lists.left', {date: I18n.date(l.opted_out_at, true)}) + ')';
+        // When it was recorded: what the customer agreed to, or took back, and since when.
+        const at = l.subscribed ? l.opted_in_at : l.opted_out_at;
+        if (at)
+            when.textContent = ' (' + t(l.subscribed ? 'account.lists.since' : 'account.lists.left',
+                                        {date: I18n.date(at, true)}) + ')';
         li.append(when);
         return li;
     }
