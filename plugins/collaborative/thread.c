@@ -183,6 +183,12 @@ char *cm_attachment_bytes(rapport_host *h, json_t *att, size_t *len, char *err, 
     } else {
         parts = json_pack("[{s:O}]", "data", json_object_get(att, "data"));
     }
+    if (size > (int64_t)1 << 30) { /* no file this engine stores is that large */
+        json_decref(parts);
+        cm_fail(err, errlen, RAPPORT_EIO, "attachment %" PRId64 ": a size of %" PRId64
+                " bytes is not one it was stored with", aid, size);
+        return NULL;
+    }
     size_t cap = size > 0 ? (size_t)size : 0, n = 0;
     char *out = malloc(cap + 1);
     bool ok = out != NULL;

@@ -190,6 +190,14 @@ return crm.create('attachment', {interaction = m.id, filename = '..\\\\tmp/ra\\r
 c "$tmp/a" GET $D/$MAILATT
 is 200 '' "a mailed file of staff's public mail"
 check 'grep -qiF "content-disposition: attachment; filename*=UTF-8'"''"'rasid.html" <<<"$head" && grep -qi "^content-type: application/octet-stream" <<<"$head"' "a stored name is not cleaned for the header: $head"
+# A file kept in parts (a mail's large attachment), read back in their order.
+PARTATT=$("$RAPPORT" eval "local m = crm.find('interaction', {where = {subject = 'About your kettle'}})[1]
+local a = crm.create('attachment', {interaction = m.id, filename = 'parts.txt', content_type = 'text/plain', size = 11, parts = 2})
+crm.create('attachment_part', {attachment = a.id, seq = 2, data = 'd29ybGQ='})
+crm.create('attachment_part', {attachment = a.id, seq = 1, data = 'aGVsbG8g'})
+return a.id")
+c "$tmp/a" GET $D/$PARTATT
+is 200 'hello world' "a file in two parts"
 FAATT=$("$RAPPORT" eval "local m = crm.find('interaction', {where = {subject = 'About your kettle'}})[1]
 return crm.create('attachment', {interaction = m.id, filename = 'رسید.pdf', content_type = 'application/pdf; x=1', size = 2, data = 'aGk='}).id")
 c "$tmp/a" GET $D/$FAATT
