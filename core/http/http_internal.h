@@ -73,6 +73,8 @@ struct rp_http {
     bool stopping;
     rp_http_route_fn routes;
     void *routes_ud;
+    rp_http_docs_fn route_docs; /* adds the extensions' routes to the OpenAPI document */
+    void *route_docs_ud;
     bool group;
     pending_t *pend, **pend_tail;
     char *openapi_text;   /* the OpenAPI document, as made for registry generation openapi_gen */

@@ -920,4 +920,6 @@ const rapport_api rp__plugin_api = {
     .session_end = rp__plugin_session_end,
     .secret_put = rp__plugin_secret_put,
     .secret_take = rp__plugin_secret_take,
+    .route_doc = rp__plugin_route_doc,
+    .search = rp__plugin_search,
 };
