@@ -277,5 +277,8 @@ char *rp__http_problem_doc(int status, const char *detail, const char *field);
  * with @p err filled when the registry cannot be read.
  */
 json_t *rp__http_openapi(rp_store_t *s, rp_error_t *err);
+/* Declares, at each path's level, the {name} parameters of @p paths (an OpenAPI "paths"
+ * object) that it and its operations do not (openapi.c). */
+void rp__http_openapi_path_params(json_t *paths);
 
 #endif

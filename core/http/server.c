@@ -162,8 +162,10 @@ static int route(call_t *c)
             if (!doc)
                 return rp__http_store_problem(c, &err, false);
             /* The plugins' routes are all registered before the server starts. */
-            if (h->route_docs)
+            if (h->route_docs) {
                 h->route_docs(h->route_docs_ud, json_object_get(doc, "paths"));
+                rp__http_openapi_path_params(json_object_get(doc, "paths"));
+            }
             free(h->openapi_text);
             h->openapi_text = json_dumps(doc, JSON_COMPACT);
             h->openapi_gen = gen;

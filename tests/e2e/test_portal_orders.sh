@@ -179,6 +179,16 @@ assert "/api/v1/{entity}/{id}/timeline" in p
 assert p["/api/v1/order/{id}"]["get"]
 assert "tracking_url" in d["components"]["schemas"]["order"]["properties"]
 assert d["components"]["schemas"]["order"]["properties"]["tracking_url"]["format"] == "uri"
+# Every operation is whole: a summary, responses, and each {name} of its path declared.
+import re
+for path, ops in p.items():
+    names = set(re.findall(r"{([a-z_]+)}", path))
+    for m, op in ops.items():
+        if m == "parameters": continue
+        assert m in ("get", "post", "put", "patch", "delete", "head"), path + " " + m
+        assert op.get("summary") and op.get("responses"), path + " " + m
+        have = {x["name"] for x in op.get("parameters", []) + ops.get("parameters", []) if x.get("in") == "path"}
+        assert names <= have, "%s %s: %s not declared" % (m, path, names - have)
 print("ok")' <<<"$doc" 2>&1)
 check '[ "$out" = ok ]' "the OpenAPI document: $out"
 
