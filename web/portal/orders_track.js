@@ -80,6 +80,13 @@
         }
     }
 
+    // Another page (or order) asked for: nothing of this order's stays while that one loads.
+    window.addEventListener('hashchange', () => {
+        $('order-history').replaceChildren();
+        $('order-tracking-link').replaceChildren();
+        $('order-carrier').textContent = $('order-tracking-number').textContent = '';
+    });
+
     Pages.onOrder(async (o) => {
         tracking(o);
         await history(o);
