@@ -152,6 +152,23 @@ static int take_access(call_t *c)
     return 0;
 }
 
+/* Whether a write's Origin header, when it has one, names this server (the authority the
+ * request was sent to): a second wall beside the CSRF token and SameSite, for a browser that
+ * sends the cookie on a cross-site request after all. "null" (a sandboxed frame, a file) is
+ * another site too. */
+static bool same_origin(call_t *c)
+{
+    const char *o = rp__http_header_named(c, "origin");
+    if (!o)
+        return true;
+    const char *sep = strstr(o, "://");
+    const h2o_iovec_t *a = &c->req->authority;
+    if (!sep || (strncmp(o, "http://", 7) != 0 && strncmp(o, "https://", 8) != 0))
+        return false;
+    const char *host = sep + 3;
+    return strlen(host) == a->len && a->len > 0 && strncasecmp(host, a->base, a->len) == 0;
+}
+
 /* Who the session cookie in c->session is, and, for a request that may write, whether it
  * shows the session's CSRF token: a page of another site can make the browser send the
  * cookie, never read the token. An ended session is not counted as a guess (the browser
@@ -171,7 +188,14 @@ static int session_authenticate(call_t *c)
         rp__http_session_clear_cookie(c);
         return rp__http_problem(c, 401, err.msg, NULL) - 1;
     }
-    if (!rp__http_method_is(c->req, "GET") && !rp__http_method_is(c->req, "HEAD") &&
+    bool writes = !rp__http_method_is(c->req, "GET") && !rp__http_method_is(c->req, "HEAD");
+    if (writes && !same_origin(c))
+        return rp__http_problem(c, 403,
+                                "this request is signed in with a session cookie but comes from "
+                                "another site (its Origin header does not name this server)",
+                                "Origin") -
+               1;
+    if (writes &&
         !rp_session_csrf_ok(c->session, rp__http_header_named(c, "x-csrf-token")))
         return rp__http_problem(c, 403,
                                 "this request is signed in with a session cookie but does not "

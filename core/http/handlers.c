@@ -527,6 +527,21 @@ int rp__http_explain(call_t *c, const char *entity, int64_t id, const char *fiel
     return rp__http_send_json(c, 200, json_pack("{s:o}", "data", out));
 }
 
+/* GET /api/v1/<entity>/<id>/subject: everything the store holds about the record, read with
+ * the caller's scopes (a portal customer gets their own contact and nothing of anyone else's),
+ * as a file to save: the "download my data" link. */
+int rp__http_subject(call_t *c, const char *entity, int64_t id)
+{
+    rp_error_t err = {0};
+    json_t *out = NULL;
+    if (rp_store_subject(c->h->s, &c->ctx, entity, id, &out, &err))
+        return rp__http_store_problem(c, &err, false);
+    char disp[160];
+    snprintf(disp, sizeof disp, "attachment; filename=\"%s-%" PRId64 ".json\"", entity, id);
+    rp__http_add_header(c, H2O_TOKEN_CONTENT_DISPOSITION, disp);
+    return rp__http_send_json(c, 200, out);
+}
+
 int rp__http_search(call_t *c)
 {
     const char *q = rp__http_param(c, "q");

@@ -247,6 +247,10 @@ int rp__http_bulk(call_t *c, const char *entity);
 int rp__http_events(call_t *c, const char *entity, int64_t id);
 /** GET /api/v1/<entity>/<id>/explain/<field>. */
 int rp__http_explain(call_t *c, const char *entity, int64_t id, const char *field);
+
+/** GET /api/v1/<entity>/<id>/subject: everything about the record, as the caller may read it,
+ *  answered as an attachment. */
+int rp__http_subject(call_t *c, const char *entity, int64_t id);
 /** GET /api/v1/search. */
 int rp__http_search(call_t *c);
 /** GET /health. */

@@ -229,6 +229,9 @@ json_t *rp__http_openapi(rp_store_t *s, rp_error_t *err)
         snprintf(p, sizeof p, "/api/v1/%s/{id}/explain/{field}", name);
         plain_op(paths, p, "get", "Why a field has its value", name,
                  "{data: [changes with their causes]}");
+        snprintf(p, sizeof p, "/api/v1/%s/{id}/subject", name);
+        plain_op(paths, p, "get", "Everything held about the record, as a file", name,
+                 "{entity, id, exported_at, record, related, events, truncated}");
         snprintf(p, sizeof p, "/api/v1/%s/aggregate", name);
         plain_op(paths, p, "get",
                  "Grouped aggregates (group_by, measures, where, zone, order, limit, offset)",

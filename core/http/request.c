@@ -68,6 +68,11 @@ int rp__http_send_body(call_t *c, int status, const char *ctype, const char *bod
     if (ctype)
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, ctype,
                        strlen(ctype));
+    /* h2o_send_inline leaves the length unset, and h2o then closes the connection after any
+     * answer but a 200 (it chunks only those): every 201 and every refusal cost the client a
+     * new connection. A 304 or 204 has no body to measure. */
+    if (status != 304 && status != 204)
+        req->res.content_length = len;
     rp_http_t *h = c->h;
     if (!h->group) {
         h2o_send_inline(req, body, len);

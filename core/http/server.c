@@ -243,6 +243,8 @@ static int route(call_t *c)
                                                : method_not_allowed(c, "POST");
     if (n == 3 && strcmp(seg[2], "events") == 0)
         return method_get(req) ? rp__http_events(c, entity, id) : method_not_allowed(c, "GET");
+    if (n == 3 && strcmp(seg[2], "subject") == 0)
+        return method_get(req) ? rp__http_subject(c, entity, id) : method_not_allowed(c, "GET");
     if (n == 4 && strcmp(seg[2], "explain") == 0)
         return method_get(req) ? rp__http_explain(c, entity, id, seg[3])
                                      : method_not_allowed(c, "GET");

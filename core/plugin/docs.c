@@ -37,14 +37,15 @@ static bool is_record_view(const rapport_host *h, const char *name)
     return false;
 }
 
-/* The route of @p h that @p path falls under (its own path, or it and more segments): the
- * longest that fits, or NULL. */
-static reg_t *route_of(const rapport_host *h, const char *path)
+/* The route of @p h answering @p method that @p path falls under (its own path, or it and
+ * more segments): the longest that fits, or NULL. */
+static reg_t *route_of(const rapport_host *h, const char *method, const char *path)
 {
     reg_t *best = NULL;
     size_t best_len = 0;
     for (reg_t *r = h->P->regs; r; r = r->next) {
-        if (r->h != h || (r->kind != 6 && r->kind != 8))
+        if (r->h != h || (r->kind != 6 && r->kind != 8) ||
+            (strcmp(r->help, "*") != 0 && strcmp(r->help, method) != 0))
             continue;
         size_t n = strlen(r->name);
         bool fits = strncmp(path, r->name, n) == 0 && (!path[n] || path[n] == '/' || !n);
@@ -181,8 +182,8 @@ int rp__plugin_route_doc(rapport_host *h, const char *method, const char *path,
     int rc = check_path(h, path);
     if (rc)
         return rc;
-    reg_t *r = route_of(h, path);
-    if (!r || (strcmp(r->help, "*") != 0 && strcmp(r->help, method) != 0))
+    reg_t *r = route_of(h, method, path);
+    if (!r)
         return (int)rp__plugin_fail(h, RAPPORT_EINVAL, "route_doc %s %s: plugin %s has no such "
                                     "route (register it first, with route, public_route or "
                                     "record_route)", method, path, h->desc->name);
@@ -218,14 +219,18 @@ int rp__plugin_route_doc(rapport_host *h, const char *method, const char *path,
     return 0;
 }
 
-/* Whether @p h documented something at @p base or below it. */
-static bool documented_under(const rapport_host *h, const char *base)
+/* Whether @p h documented method @p lower (any, for "*") at @p base or below it. */
+static bool documented_under(const rapport_host *h, const char *base, const char *lower)
 {
     size_t n = strlen(base);
     const char *k;
     json_t *v;
-    json_object_foreach(h->docs, k, v) if (!strncmp(k, base, n) && (!k[n] || k[n] == '/'))
-        return true;
+    json_object_foreach(h->docs, k, v) {
+        if (strncmp(k, base, n) != 0 || (k[n] && k[n] != '/'))
+            continue;
+        if (!strcmp(lower, "*") || json_object_get(v, lower))
+            return true;
+    }
     return false;
 }
 
@@ -248,16 +253,15 @@ void rp_plugins_openapi(void *ud, json_t *paths)
     for (reg_t *r = P->regs; r; r = r->next) {
         if (r->kind != 6 && r->kind != 8)
             continue;
-        char base[512];
+        char base[512], lower[16];
         openapi_path(r->h, r, r->name, base, sizeof base);
-        if (documented_under(r->h, base))
+        lower_case(r->help, lower);
+        if (documented_under(r->h, base, lower))
             continue;
         json_t *at = json_object_get(paths, base);
         if (!at)
             json_object_set_new(paths, base, at = json_object());
         bool any = strcmp(r->help, "*") == 0;
-        char lower[16];
-        lower_case(r->help, lower);
         /* A route answering any method is listed under the two a client most likely sends. */
         json_object_set_new(at, any ? "get" : lower, undocumented(r->h, r->kind == 8));
         if (any)

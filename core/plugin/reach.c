@@ -42,7 +42,7 @@ int rp__plugin_public_route(rapport_host *h, const char *method, const char *pat
 
 /* The engine's own views of a record, which no plugin may take. */
 static const char *const own_views[] = {"events", "explain", "restore", "aggregate", "bulk",
-                                        NULL};
+                                        "subject", NULL};
 
 int rp__plugin_record_route(rapport_host *h, const char *name, rapport_route_fn fn, void *ud)
 {

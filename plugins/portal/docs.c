@@ -74,6 +74,28 @@ static const struct {
      "{\"type\": \"object\", \"required\": [\"yes\"], \"properties\": {\"yes\": {\"type\": "
      "\"boolean\"}}}}}}, \"responses\": {" R("200", "{helpful_yes, helpful_no}") ", "
      R("429", "too many votes") "}}"},
+    {"GET", "consent",
+     "{\"summary\": \"The customer's channel consent and the public mailing lists: "
+     "{email_opt_out, sms_opt_out, sms_opt_out_at, lists: [{list, name, subscribed, …}]}\", "
+     "\"responses\": {" R("200", "the consent") ", " R("403", "not a customer's session") "}}"},
+    {"POST", "consent",
+     "{\"summary\": \"Changes the customer's consent, all of it or nothing (source portal, "
+     "event portal.consent_changed)\", \"requestBody\": {\"required\": true, \"content\": "
+     "{\"application/json\": {\"schema\": {\"type\": \"object\", \"properties\": {"
+     "\"email_opt_out\": {\"type\": \"boolean\"}, \"sms_opt_out\": {\"type\": \"boolean\"}, "
+     "\"lists\": {\"type\": \"array\", \"items\": {\"type\": \"object\", \"properties\": {"
+     "\"list\": {\"type\": \"integer\"}, \"subscribed\": {\"type\": \"boolean\"}}}}}}}}}, "
+     "\"responses\": {" R("200", "the consent as it now is") ", "
+     R("422", "a bad value or a list not offered, named") "}}"},
+    {"POST", "forget",
+     "{\"summary\": \"Asks to be forgotten: one task for staff (event "
+     "portal.forget_requested)\", \"responses\": {" R("202", "{task, status: requested}") ", "
+     R("200", "{task, status: already_requested}") "}}"},
+    {"GET", "privacy",
+     "{\"summary\": \"The privacy policy as safe HTML in the language asked for\", "
+     "\"parameters\": [{\"name\": \"lang\", \"in\": \"query\", \"schema\": {\"type\": "
+     "\"string\"}}], \"responses\": {" R("200", "{language, html}, both null when unset")
+     "}}"},
     {"GET", "search",
      "{\"summary\": \"One search over what the caller may see: their orders (by number, "
      "status or tracking number), tickets and invoices, and the published articles\", "
@@ -90,10 +112,11 @@ int pt_docs_init(rapport_host *h)
 {
     if (!RAPPORT_HAS(pt_api, route_doc))
         return 0; /* an older engine: no OpenAPI entries from plugins */
+    bool search = RAPPORT_HAS(pt_api, search);
     for (size_t i = 0; i < sizeof docs / sizeof *docs; i++)
-        /* A route an older engine did not let it register (search) is not documented. */
-        if (pt_api->route_doc(h, docs[i].method, docs[i].path, docs[i].op) &&
-            !strstr(pt_api->last_error(h), "no such route"))
+        /* The search route is registered only where the engine can search as the caller. */
+        if ((search || strcmp(docs[i].path, "search") != 0) &&
+            pt_api->route_doc(h, docs[i].method, docs[i].path, docs[i].op))
             return RAPPORT_EINVAL;
     return 0;
 }

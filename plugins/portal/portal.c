@@ -192,9 +192,18 @@ static int lua_access(rapport_host *h, const rapport_api *api, const char *args,
 
 /* ---- the plugin -------------------------------------------------------------------------- */
 
-/* The customer's own switch is not theirs to flip: read-only to the portal role. */
-static const char portal_role[] = "{\"principal\": \"contact\", \"fields\": "
-                                  "{\"contact.portal_access\": \"read_only\"}}";
+/* The customer's own switch is not theirs to flip: read-only to the portal role. Their email
+ * address is who signs in: changed by staff, not by whoever holds a session (account.c). The
+ * consent flags change through the consent route, which records time and source; the
+ * customer reads their own memberships (so "download my data" holds them) and writes none. */
+static const char portal_role[] = "{\"principal\": \"contact\","
+                                  " \"entities\": {\"list_member\": {\"read\": {\"link\": "
+                                  "\"contact\"}}}, \"fields\": "
+                                  "{\"contact.portal_access\": \"read_only\","
+                                  " \"contact.email\": \"read_only\","
+                                  " \"contact.email_opt_out\": \"read_only\","
+                                  " \"contact.sms_opt_out\": \"read_only\","
+                                  " \"contact.sms_opt_out_at\": \"read_only\"}}";
 
 static int init(rapport_host *h, const rapport_api *api, char *err, size_t errlen)
 {
@@ -219,7 +228,7 @@ static int init(rapport_host *h, const rapport_api *api, char *err, size_t errle
         api->lua_function(h, "revoke", lua_access, NULL))
         return pt_fail(err, errlen, RAPPORT_EINVAL, "%s", api->last_error(h));
     int rc = pt_login_init(h, err, errlen);
-    if (rc)
+    if (rc || (rc = pt_account_init(h, err, errlen)))
         return rc;
     /* The knowledge base (kb.c): articles, their public routes and votes. */
     if (portal_kb_init(h, api))

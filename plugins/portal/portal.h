@@ -55,6 +55,12 @@ void pt_forget(const char *key);
 /** Registers the sign-in routes and the link-mail job. */
 int pt_login_init(rapport_host *h, char *err, size_t errlen);
 
+/* ---- account.c: consent, forget me, the privacy policy ----------------------------------- */
+
+/** Registers the consent, forget and privacy routes, mailing_list.public and the contact's
+ *  language check. */
+int pt_account_init(rapport_host *h, char *err, size_t errlen);
+
 /* ---- search.c, docs.c -------------------------------------------------------------------- */
 
 /** Registers GET search (one search over the caller's orders, tickets and the articles). */

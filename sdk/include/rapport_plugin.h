@@ -440,7 +440,7 @@ struct rapport_api {
     /**
      * Serves GET /api/v1/<entity>/<id>/@p name for every entity (a record's timeline): the
      * route @p fn is also the plugin's GET route @p name, and req->rest is "/<entity>/<id>".
-     * One plugin per name; the engine's own (events, explain, restore) cannot be taken.
+     * One plugin per name; the engine's own (events, explain, restore, subject) cannot be taken.
      */
     int (*record_route)(rapport_host *h, const char *name, rapport_route_fn fn, void *ud);
     /**

@@ -164,11 +164,13 @@ p = d["paths"]
 pre = "/api/v1/plugins/portal/"
 for path, m in [("login/link", "post"), ("login/token", "post"), ("login/password", "post"),
                 ("login/finish", "post"), ("brand", "get"), ("articles", "get"),
-                ("articles/{slug}", "get"), ("articles/{slug}/helpful", "post")]:
+                ("articles/{slug}", "get"), ("articles/{slug}/helpful", "post"),
+                ("privacy", "get")]:
     op = p[pre + path][m]
     assert op["security"] == [], path + " is public but asks for security"
     assert op["summary"] and "does not document" not in op["summary"], path
-for path, m in [("password", "post"), ("logout", "post"), ("me", "get"), ("search", "get")]:
+for path, m in [("password", "post"), ("logout", "post"), ("me", "get"), ("search", "get"),
+                ("consent", "get"), ("consent", "post"), ("forget", "post")]:
     op = p[pre + path][m]
     assert "security" not in op, path + " is a signed-in route"
     assert "does not document" not in op["summary"], path

@@ -253,6 +253,7 @@ static int good_init(rapport_host *h, const rapport_api *api, char *err, size_t 
         goto fail;
     if (RAPPORT_HAS(api, route_doc) &&
         (api->route(h, "GET", "items", good_route, NULL) ||
+         api->route(h, "POST", "items", good_route, NULL) ||
          api->route(h, "*", "any", good_route, NULL) ||
          api->public_route(h, "POST", "hook", good_route, NULL) ||
          api->lua_function(h, "doc", doc, NULL)))

@@ -385,9 +385,19 @@ static void test_route_docs(void **state)
     check_eval(l, "crm.good.doc('GET', 'items/{id}', 0)", "true", false);
     check_eval(l, "crm.good.doc('POST', 'hook', 1)", "true", false);
     check_eval(l, "crm.good.doc('DELETE', 'any', 1)", "true", false);
+    /* Two routes on one path, by method: each documented on its own, and one documented
+     * leaves the other listed as undocumented. */
+    paths = json_object();
+    rp_plugins_openapi(p, paths);
+    sum = json_string_value(json_object_get(json_object_get(json_object_get(
+        paths, "/api/v1/plugins/good/items"), "post"), "summary"));
+    assert_non_null(sum);
+    assert_contains(sum, "does not document");
+    json_decref(paths);
+    check_eval(l, "crm.good.doc('POST', 'items', 1)", "true", false);
     /* Refusals name what is wrong. */
-    check_eval(l, "crm.good.doc('POST', 'items', 1)", "route_doc POST items: plugin good has no "
-                                                     "such route", true);
+    check_eval(l, "crm.good.doc('PUT', 'items', 1)", "route_doc PUT items: plugin good has no "
+                                                    "such route", true);
     check_eval(l, "crm.good.doc('GET', 'elsewhere', 1)", "has no such route", true);
     check_eval(l, "crm.good.doc('FETCH', 'items', 1)", "method \"FETCH\": one of GET", true);
     check_eval(l, "crm.good.doc('GET', 'items/{Id}', 1)", "segment \"{Id}\" is neither", true);
@@ -402,8 +412,8 @@ static void test_route_docs(void **state)
 
     paths = json_object();
     rp_plugins_openapi(p, paths);
-    /* The documented path replaces the undocumented entry, with its {id} declared. */
-    assert_null(json_object_get(paths, "/api/v1/plugins/good/items"));
+    /* The documented paths replace the undocumented entry, {id} declared. */
+    assert_null(json_object_get(json_object_get(paths, "/api/v1/plugins/good/items"), "get"));
     json_t *op = json_object_get(json_object_get(paths, "/api/v1/plugins/good/items/{id}"),
                                  "get");
     assert_string_equal(json_string_value(json_object_get(op, "summary")), "Items, or one item");
@@ -412,6 +422,8 @@ static void test_route_docs(void **state)
     assert_string_equal(json_string_value(json_object_get(param, "in")), "path");
     assert_true(json_is_true(json_object_get(param, "required")));
     assert_string_equal(json_string_value(json_array_get(json_object_get(op, "tags"), 0)), "good");
+    op = json_object_get(json_object_get(paths, "/api/v1/plugins/good/items"), "post");
+    assert_string_equal(json_string_value(json_object_get(op, "summary")), "A gateway's callback");
     assert_null(json_object_get(op, "security"));
     hook = json_object_get(json_object_get(paths, "/api/v1/plugins/good/hook"), "post");
     assert_string_equal(json_string_value(json_object_get(hook, "summary")),

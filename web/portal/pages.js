@@ -242,9 +242,10 @@
     // Shows the page the fragment names; a customer's page asks a visitor to sign in first.
     async function route() {
         const [name, arg] = location.hash.replace(/^#/, '').split('/');
-        const open = {help, article: () => article(decodeURIComponent(arg || ''))};
+        const open = {help, article: () => article(decodeURIComponent(arg || '')),
+                      privacy: () => { show('privacy'); return Account.privacy(); }};
         const signedIn = {
-            orders, tickets, account: () => show('account'),
+            orders, tickets, account: () => { show('account'); return Account.load(customer); },
             order: () => order(Number(arg)), invoice: () => invoice(Number(arg)),
             ticket: () => ticket(Number(arg)),
         };
@@ -274,7 +275,7 @@
         setCustomer: (c) => {
             customer = c;
             for (const a of document.querySelectorAll('#tabs a'))
-                a.hidden = a.dataset.tab !== 'help' && !c;
+                a.hidden = a.dataset.tab !== 'help' && !('public' in a.dataset) && !c;
         },
         setBrand: (name) => { brandName = name || ''; },
         // For the pages of other files: shows section VIEW under tab TAB; GET PATH (null and
