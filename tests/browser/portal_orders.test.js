@@ -3,7 +3,8 @@
 // through the mailed link (aiosmtpd), she opens it and sees the three steps with their times
 // and the carrier's page as a link (an order whose tracking address is not http(s) shows it as
 // text, never a link); the search box finds her ticket (by a word of its description) and a
-// help article, and none of Omid's (the other customer's) records. No CSP violation and no
+// help article, and none of Omid's (the other customer's) records; in Persian, the status as
+// the page names it finds the shipped order. No CSP violation and no
 // script error on any page.
 'use strict';
 const {chromium} = require('playwright-core');
@@ -135,6 +136,14 @@ async function main() {
         await page.goto(base + '/portal/#search/OMID999');
         await page.waitForSelector('#search-none:not([hidden])', {timeout: 5000});
         check(await page.$$eval('#search li', (lis) => lis.length) === 0, 'another\'s order by its tracking number');
+        // In Persian, an order's status as the page names it finds it.
+        await page.selectOption('#lang', 'fa');
+        await page.waitForFunction(() => document.documentElement.dir === 'rtl');
+        await page.goto(base + '/portal/#search/' + encodeURIComponent('ارسال شده'));
+        await page.waitForSelector('#search-group-orders:not([hidden]) li', {timeout: 5000});
+        const found = await page.$$eval('#search-orders a', (as) => as.map((a) => a.getAttribute('href')));
+        check(JSON.stringify(found) === JSON.stringify(['#order/' + ids.order]),
+              'a Persian status word finds her shipped order only', found);
         await clean('on the search');
     } finally {
         await browser.close();

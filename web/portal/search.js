@@ -33,6 +33,13 @@
 
     const orderStatus = (s) => (s ? t('order.status.' + s) : '');
 
+    // An order's status typed as the page names it ("ارسال شده", "Shipped") is asked as the
+    // status itself, which the server matches; Arabic letter forms count as Persian ones.
+    const STATUSES = ['placed', 'paid', 'shipped', 'delivered', 'cancelled'];
+    const fold = (s) => s.toLowerCase().replace(/ي/g, 'ی').replace(/ك/g, 'ک')
+        .replace(/[\s\u200c]+/g, ' ').trim();
+    const asked = (q) => STATUSES.find((s) => fold(t('order.status.' + s)) === fold(q)) || q;
+
     async function page(arg) {
         Pages.show('search');
         const q = decodeURIComponent(arg || '').trim();
@@ -42,7 +49,7 @@
             $('search-group-' + kind).hidden = true;
         if (!q)
             return;
-        const r = await Pages.get('/api/v1/plugins/portal/search?q=' + encodeURIComponent(q) +
+        const r = await Pages.get('/api/v1/plugins/portal/search?q=' + encodeURIComponent(asked(q)) +
                                   '&lang=' + encodeURIComponent(I18n.lang()));
         if (!r)
             return;
