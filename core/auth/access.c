@@ -513,7 +513,15 @@ int rp_access_event(rp_store_t *s, const rp_access_t *a, json_t *ev, rp_error_t 
         if (!in)
             return 0;
     }
-    rp_access_redact(a, entity, json_object_get(ev, "changes"));
+    json_t *changes = json_object_get(ev, "changes");
+    size_t before = json_object_size(changes);
+    rp_access_redact(a, entity, changes);
+    /* An update of hidden fields only (a rule flagging an order unusual) would still say that
+     * something the reader may not see changed, and who changed it: it is not theirs to see. */
+    const char *type = json_string_value(json_object_get(ev, "type"));
+    size_t tn = type ? strlen(type) : 0;
+    if (before && !json_object_size(changes) && tn > 8 && !strcmp(type + tn - 8, ".updated"))
+        return 0;
     return 1;
 }
 

@@ -73,6 +73,8 @@ struct rp_http {
     bool stopping;
     rp_http_route_fn routes;
     void *routes_ud;
+    rp_http_docs_fn route_docs; /* adds the extensions' routes to the OpenAPI document */
+    void *route_docs_ud;
     bool group;
     pending_t *pend, **pend_tail;
     char *openapi_text;   /* the OpenAPI document, as made for registry generation openapi_gen */
@@ -279,5 +281,8 @@ char *rp__http_problem_doc(int status, const char *detail, const char *field);
  * with @p err filled when the registry cannot be read.
  */
 json_t *rp__http_openapi(rp_store_t *s, rp_error_t *err);
+/* Declares, at each path's level, the {name} parameters of @p paths (an OpenAPI "paths"
+ * object) that it and its operations do not (openapi.c). */
+void rp__http_openapi_path_params(json_t *paths);
 
 #endif

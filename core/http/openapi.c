@@ -103,6 +103,49 @@ static void session_paths(json_t *paths)
                                                "401", "description", "not signed in"))));
 }
 
+/* Whether @p params (an array, or NULL) declares path parameter @p name (@p n bytes). */
+static bool declares(json_t *params, const char *name, size_t n)
+{
+    size_t i;
+    json_t *x;
+    json_array_foreach(params, i, x) {
+        const char *pn = json_string_value(json_object_get(x, "name"));
+        const char *in = json_string_value(json_object_get(x, "in"));
+        if (pn && in && strlen(pn) == n && !strncmp(pn, name, n) && !strcmp(in, "path"))
+            return true;
+    }
+    return false;
+}
+
+/* OpenAPI wants every {name} of a path declared: at the path's level, for those that neither
+ * it nor its operations declare ({id} an integer, others text). */
+void rp__http_openapi_path_params(json_t *paths)
+{
+    const char *path;
+    json_t *item;
+    json_object_foreach(paths, path, item) {
+        for (const char *b = strchr(path, '{'); b; b = strchr(b + 1, '{')) {
+            size_t n = strcspn(b + 1, "}");
+            json_t *level = json_object_get(item, "parameters");
+            bool all = true;
+            const char *m;
+            json_t *op;
+            json_object_foreach(item, m, op) if (strcmp(m, "parameters") != 0 &&
+                                                 !declares(json_object_get(op, "parameters"),
+                                                           b + 1, n))
+                all = false;
+            if (all || declares(level, b + 1, n))
+                continue;
+            if (!level)
+                json_object_set_new(item, "parameters", level = json_array());
+            bool id = n == 2 && !strncmp(b + 1, "id", 2);
+            json_array_append_new(level, json_pack("{s:s%,s:s,s:b,s:{s:s}}", "name", b + 1, n,
+                                                   "in", "path", "required", 1, "schema",
+                                                   "type", id ? "integer" : "string"));
+        }
+    }
+}
+
 json_t *rp__http_openapi(rp_store_t *s, rp_error_t *err)
 {
     json_t *reg = rp_store_schema(s, NULL, err);
@@ -214,6 +257,7 @@ json_t *rp__http_openapi(rp_store_t *s, rp_error_t *err)
                                   "string", "expires", "type", "string"));
     json_object_set_new(paths, "/api/v1/auth/login", json_pack("{s:o}", "post", login));
     session_paths(paths);
+    rp__http_openapi_path_params(paths);
     json_object_set_new(paths, "/health",
                         json_pack("{s:{s:s,s:[],s:{s:{s:s}}}}", "get", "summary",
                                   "Is the engine up", "security", "responses", "200",

@@ -161,6 +161,11 @@ static int route(call_t *c)
             json_t *doc = rp__http_openapi(h->s, &err);
             if (!doc)
                 return rp__http_store_problem(c, &err, false);
+            /* The plugins' routes are all registered before the server starts. */
+            if (h->route_docs) {
+                h->route_docs(h->route_docs_ud, json_object_get(doc, "paths"));
+                rp__http_openapi_path_params(json_object_get(doc, "paths"));
+            }
             free(h->openapi_text);
             h->openapi_text = json_dumps(doc, JSON_COMPACT);
             h->openapi_gen = gen;
@@ -507,6 +512,12 @@ void rp_http_set_routes(rp_http_t *h, rp_http_route_fn fn, void *ud)
 {
     h->routes = fn;
     h->routes_ud = ud;
+}
+
+void rp_http_set_route_docs(rp_http_t *h, rp_http_docs_fn fn, void *ud)
+{
+    h->route_docs = fn;
+    h->route_docs_ud = ud;
 }
 
 int rp_http_port(const rp_http_t *h)

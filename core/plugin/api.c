@@ -921,4 +921,6 @@ const rapport_api rp__plugin_api = {
     .secret_put = rp__plugin_secret_put,
     .secret_take = rp__plugin_secret_take,
     .reply_bytes = rp__plugin_reply_bytes,
+    .route_doc = rp__plugin_route_doc,
+    .search = rp__plugin_search,
 };

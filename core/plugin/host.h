@@ -33,6 +33,7 @@ struct rapport_host {
     const rp_http_request_t *http; /* the HTTP request a route of it answers, else NULL */
     /* What it registered, for `rapport plugins` and for undoing. */
     json_t *entities, *hooks, *handlers, *jobs, *schedules, *lua, *commands, *routes, *formats;
+    json_t *docs; /* api->route_doc: {OpenAPI path: {method: operation}} (docs.c) */
 };
 
 /* A registration whose callback comes back through the host. */
@@ -120,6 +121,10 @@ int rp__plugin_add_route(rapport_host *h, int kind, const char *method, const ch
 /** Sets @p h's last error (code and message) and returns @p code: api.c. */
 int64_t rp__plugin_fail(rapport_host *h, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/** api->route_doc and api->search (docs.c). */
+int rp__plugin_route_doc(rapport_host *h, const char *method, const char *path, const char *op);
+char *rp__plugin_search(rapport_host *h, const char *text, const char *entity, int limit);
 
 /** api->format (formats.c). */
 int rp__plugin_format(rapport_host *h, const rapport_format *f, void *ud);

@@ -32,6 +32,7 @@ static void host_free(rapport_host *h)
     json_decref(h->commands);
     json_decref(h->routes);
     json_decref(h->formats);
+    json_decref(h->docs);
     free(h);
 }
 

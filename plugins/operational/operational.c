@@ -182,6 +182,10 @@ static const struct {
     {"contact", "merged_into", "{\"type\": \"ref\", \"ref\": \"contact\"}"},
     {"lead", "merged_into", "{\"type\": \"ref\", \"ref\": \"lead\"}"},
     {"lead", "campaign", "{\"type\": \"ref\", \"ref\": \"campaign\"}"},
+    /* Tracking, which the customer portal shows with an order's status history. */
+    {"order", "carrier", "{\"type\": \"text\"}"},
+    {"order", "tracking_number", "{\"type\": \"text\", \"indexed\": true}"},
+    {"order", "tracking_url", "{\"type\": \"url\"}"},
 };
 
 /* Adds @p field unless it is there. */

@@ -651,3 +651,17 @@ int portal_kb_init(rapport_host *h, const rapport_api *api)
         return rc;
     return 0;
 }
+
+/* ---- for the portal's search (search.c) --------------------------------------------------- */
+
+int portal_kb_list(rapport_host *h, const rapport_api *api, const char *query, char **body,
+                   char *err, size_t errlen)
+{
+    rapport_request rq = {.method = "GET", .query = query};
+    return route_list(h, api, &rq, body, err, errlen);
+}
+
+bool portal_url_decode(char *s)
+{
+    return url_decode(s);
+}

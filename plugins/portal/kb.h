@@ -5,6 +5,7 @@
 #ifndef PORTAL_KB_H
 #define PORTAL_KB_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "rapport_plugin.h"
@@ -27,5 +28,19 @@ int portal_kb_init(rapport_host *h, const rapport_api *api);
  * NULL when out of memory.
  */
 char *portal_kb_render(const char *md, size_t len);
+
+/**
+ * The published articles that query string @p query asks for ("q=…&lang=…&limit=…", %-encoded,
+ * as the public list takes it), as the list answers: *body gets {"data": [{slug, title,
+ * category, language, updated_at, …}], "next"} (owned: api->free). The caller's context reads
+ * the articles: a route acting for a customer turns api->as_plugin on around it.
+ * @return 0, or a RAPPORT_E* status with @p err naming the parameter.
+ */
+int portal_kb_list(rapport_host *h, const rapport_api *api, const char *query, char **body,
+                   char *err, size_t errlen);
+
+/** Decodes a query string value's %XX and '+' in place; false when an escape is broken or
+ *  decodes to a NUL. */
+bool portal_url_decode(char *s);
 
 #endif

@@ -234,6 +234,12 @@ static int init(rapport_host *h, const rapport_api *api, char *err, size_t errle
     if (portal_kb_init(h, api))
         return pt_fail(err, errlen, RAPPORT_EINVAL, "the knowledge base: %s",
                        api->last_error(h));
+    /* One search over the customer's records and the articles (search.c), and the routes in
+     * the OpenAPI document (docs.c). */
+    if ((rc = pt_search_init(h, err, errlen)))
+        return rc;
+    if (pt_docs_init(h))
+        return pt_fail(err, errlen, RAPPORT_EINVAL, "route docs: %s", api->last_error(h));
     return 0;
 }
 

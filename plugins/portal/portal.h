@@ -61,4 +61,12 @@ int pt_login_init(rapport_host *h, char *err, size_t errlen);
  *  language check. */
 int pt_account_init(rapport_host *h, char *err, size_t errlen);
 
+/* ---- search.c, docs.c -------------------------------------------------------------------- */
+
+/** Registers GET search (one search over the caller's orders, tickets and the articles). */
+int pt_search_init(rapport_host *h, char *err, size_t errlen);
+
+/** Documents the portal's routes in the engine's OpenAPI document (api->route_doc). */
+int pt_docs_init(rapport_host *h);
+
 #endif

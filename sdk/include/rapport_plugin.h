@@ -576,6 +576,30 @@ struct rapport_api {
      */
     int (*reply_bytes)(rapport_host *h, const char *content_type, const char *filename,
                        const void *data, size_t len);
+    /**
+     * Documents route @p method @p path of this plugin in the engine's OpenAPI document
+     * (GET /openapi.json): @p path is the route's own ("login/link", as given to route,
+     * public_route or record_route), or it followed by more segments, of which "{name}" ones
+     * are path parameters ("articles/{slug}"); @p method is one the route answers (GET, POST,
+     * PUT, PATCH or DELETE; any of them for a route registered with "*"). @p openapi_operation_json
+     * is an OpenAPI 3 operation object: "summary" (required), and optionally "description",
+     * "parameters", "requestBody", "responses" (default: 200), "tags" (default: the plugin's
+     * name), "deprecated", "operationId". A public route's operation is marked as needing no
+     * security; "{name}" parameters not declared are added. Every route is listed even when
+     * undocumented, with a summary saying so. Call it after registering the route, in init.
+     * RAPPORT_EINVAL names what is wrong. (Appended after reply_bytes: test with RAPPORT_HAS.)
+     */
+    int (*route_doc)(rapport_host *h, const char *method, const char *path,
+                     const char *openapi_operation_json);
+    /**
+     * Full-text search as the caller (a route's: the signed-in user's or portal customer's
+     * scope, hidden fields not searched): @p text's words match by prefix, with case, accents
+     * and Arabic/Persian letter variants folded; @p entity (may be NULL: every entity) narrows
+     * it; @p limit 1..100 (0: 20). Returns {"data": [{"entity", "id", "rank", "snippet"}]}
+     * (owned: api->free), best first, or NULL with last_error (a text of more than 32 words or
+     * 1,024 bytes is refused). (Appended with route_doc.)
+     */
+    char *(*search)(rapport_host *h, const char *text, const char *entity, int limit);
 };
 
 /** Whether @p api has function @p fn (so a plugin can run on an older host). */

@@ -192,6 +192,47 @@ static const rapport_asset good_files[] = {
     {NULL, NULL, 0},
 };
 
+/* GET items (and items/<id>), POST hook (public): routes for the OpenAPI entries. */
+static int good_route(rapport_host *h, const rapport_api *api, const rapport_request *req,
+                      int *status, char **body, void *ud, char *err, size_t errlen)
+{
+    *body = api->strdup("{}");
+    return 0;
+}
+
+/* The operations crm.good.doc documents a route with, by number: one fit, the others each
+ * wrong in one way. */
+static const char *const good_ops[] = {
+    "{\"summary\": \"Items, or one item\", \"responses\": {\"200\": {\"description\": \"items\"}}}",
+    "{\"summary\": \"A gateway's callback\"}",
+    "{\"summary\": \"s\", \"servers\": []}",
+    "{\"description\": \"no summary\"}",
+    "{\"summary\": ",
+    "{\"summary\": \"s\", \"responses\": []}",
+    "{\"summary\": \"s\", \"tags\": [1]}",
+    "[]",
+};
+
+/* crm.good.doc(method, path, n): api->route_doc with operation good_ops[n], its refusal
+ * raised with the host's message. */
+static int doc(rapport_host *h, const rapport_api *api, const char *args, char **result,
+               void *ud, char *err, size_t errlen)
+{
+    char method[16], path[64];
+    int n = -1;
+    if (sscanf(args, " [ \"%15[^\"]\" , \"%63[^\"]\" , %d ]", method, path, &n) != 3 || n < 0 ||
+        n >= (int)(sizeof good_ops / sizeof *good_ops)) {
+        snprintf(err, errlen, "doc(method, path, n): got %s", args);
+        return RAPPORT_EINVAL;
+    }
+    if (api->route_doc(h, method, path, good_ops[n])) {
+        snprintf(err, errlen, "%s", api->last_error(h));
+        return RAPPORT_EINVAL;
+    }
+    *result = api->strdup("true");
+    return 0;
+}
+
 static int good_init(rapport_host *h, const rapport_api *api, char *err, size_t errlen)
 {
     api->log(h, RAPPORT_LOG_INFO, "init good");
@@ -209,6 +250,13 @@ static int good_init(rapport_host *h, const rapport_api *api, char *err, size_t 
         api->lua_function(h, "dec", dec, NULL))
         goto fail;
     if (RAPPORT_HAS(api, format) && api->format(h, &goodlist, NULL))
+        goto fail;
+    if (RAPPORT_HAS(api, route_doc) &&
+        (api->route(h, "GET", "items", good_route, NULL) ||
+         api->route(h, "POST", "items", good_route, NULL) ||
+         api->route(h, "*", "any", good_route, NULL) ||
+         api->public_route(h, "POST", "hook", good_route, NULL) ||
+         api->lua_function(h, "doc", doc, NULL)))
         goto fail;
     if (RAPPORT_HAS(api, serve_assets) && (api->serve_assets(h, "/good/", good_files) ||
                                            api->serve_assets(h, "/console/", good_files)))

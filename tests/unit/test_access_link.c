@@ -303,6 +303,17 @@ static void test_reads(void **state)
     json_object_del(ev, "entity");
     assert_int_equal(rp_access_event(s, x, ev, &err), 0); /* no entity: not for a customer */
     json_decref(ev);
+    /* An update of hidden fields only is not shown at all (who made it would still tell
+     * that something changed); one with a visible change is, without the hidden ones. */
+    json_t *up = json_pack("{s:s,s:s,s:I,s:{s:[ii]}}", "type", "order.updated", "entity",
+                           "order", "record_id", (json_int_t)a.order, "changes", "margin", 3, 4);
+    assert_int_equal(rp_access_event(s, x, up, &err), 0);
+    json_object_set_new(json_object_get(up, "changes"), "margin", json_pack("[ii]", 3, 4));
+    json_object_set_new(json_object_get(up, "changes"), "total", json_pack("[ii]", 10, 11));
+    assert_int_equal(rp_access_event(s, x, up, &err), 1);
+    assert_null(json_object_get(json_object_get(up, "changes"), "margin"));
+    assert_non_null(json_object_get(json_object_get(up, "changes"), "total"));
+    json_decref(up);
 
     /* A link through a deleted record is broken: A's invoice goes with A's order. */
     assert_int_equal(rp_store_delete(s, &test_ctx, "order", a.order, &err), 0);

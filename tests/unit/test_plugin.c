@@ -353,6 +353,94 @@ static void test_api_time_and_decimals(void **state)
     cleanup();
 }
 
+/* api->route_doc: what a plugin may document and how; every route in the OpenAPI paths. */
+static void test_route_docs(void **state)
+{
+    (void)state;
+    rp_store_t *s = test_open();
+    rp_sched_opts_t so = {.virtual_clock = true, .start_ms = 1767225600000};
+    rp_sched_t *e = rp_sched_new(s, &so);
+    const char *names[] = {"good", NULL};
+    rp_plugins_t *p = NULL;
+    rp_error_t err = {0};
+    assert_int_equal(load(s, e, names, false, &p, &err), 0);
+    rp_lua_opts_t lo = {.ext = rp_plugins_lua(p)};
+    rp_lua_t *l = rp_lua_new(s, e, &lo, &err);
+    assert_non_null(l);
+    /* Before any documentation: every route listed, saying it is not documented. */
+    json_t *paths = json_object();
+    rp_plugins_openapi(p, paths);
+    const char *sum = json_string_value(json_object_get(json_object_get(json_object_get(
+        paths, "/api/v1/plugins/good/items"), "get"), "summary"));
+    assert_non_null(sum);
+    assert_contains(sum, "does not document");
+    json_t *any = json_object_get(paths, "/api/v1/plugins/good/any");
+    assert_non_null(json_object_get(any, "get"));
+    assert_non_null(json_object_get(any, "post"));
+    json_t *hook = json_object_get(json_object_get(paths, "/api/v1/plugins/good/hook"), "post");
+    assert_true(json_is_array(json_object_get(hook, "security")) &&
+                json_array_size(json_object_get(hook, "security")) == 0);
+    json_decref(paths);
+
+    check_eval(l, "crm.good.doc('GET', 'items/{id}', 0)", "true", false);
+    check_eval(l, "crm.good.doc('POST', 'hook', 1)", "true", false);
+    check_eval(l, "crm.good.doc('DELETE', 'any', 1)", "true", false);
+    /* Two routes on one path, by method: each documented on its own, and one documented
+     * leaves the other listed as undocumented. */
+    paths = json_object();
+    rp_plugins_openapi(p, paths);
+    sum = json_string_value(json_object_get(json_object_get(json_object_get(
+        paths, "/api/v1/plugins/good/items"), "post"), "summary"));
+    assert_non_null(sum);
+    assert_contains(sum, "does not document");
+    json_decref(paths);
+    check_eval(l, "crm.good.doc('POST', 'items', 1)", "true", false);
+    /* Refusals name what is wrong. */
+    check_eval(l, "crm.good.doc('PUT', 'items', 1)", "route_doc PUT items: plugin good has no "
+                                                    "such route", true);
+    check_eval(l, "crm.good.doc('GET', 'elsewhere', 1)", "has no such route", true);
+    check_eval(l, "crm.good.doc('FETCH', 'items', 1)", "method \"FETCH\": one of GET", true);
+    check_eval(l, "crm.good.doc('GET', 'items/{Id}', 1)", "segment \"{Id}\" is neither", true);
+    check_eval(l, "crm.good.doc('GET', 'items//x', 1)", "segment \"\" is neither", true);
+    check_eval(l, "crm.good.doc('GET', 'items', 2)", "\"servers\" is not a key", true);
+    check_eval(l, "crm.good.doc('GET', 'items', 3)", "\"summary\" must be a non-empty", true);
+    check_eval(l, "crm.good.doc('GET', 'items', 4)", "the operation is not valid JSON", true);
+    check_eval(l, "crm.good.doc('GET', 'items', 5)", "\"responses\" must be an object", true);
+    check_eval(l, "crm.good.doc('GET', 'items', 6)", "\"tags\" must be an array of strings",
+               true);
+    check_eval(l, "crm.good.doc('GET', 'items', 7)", "must be a JSON object", true);
+
+    paths = json_object();
+    rp_plugins_openapi(p, paths);
+    /* The documented paths replace the undocumented entry, {id} declared. */
+    assert_null(json_object_get(json_object_get(paths, "/api/v1/plugins/good/items"), "get"));
+    json_t *op = json_object_get(json_object_get(paths, "/api/v1/plugins/good/items/{id}"),
+                                 "get");
+    assert_string_equal(json_string_value(json_object_get(op, "summary")), "Items, or one item");
+    json_t *param = json_array_get(json_object_get(op, "parameters"), 0);
+    assert_string_equal(json_string_value(json_object_get(param, "name")), "id");
+    assert_string_equal(json_string_value(json_object_get(param, "in")), "path");
+    assert_true(json_is_true(json_object_get(param, "required")));
+    assert_string_equal(json_string_value(json_array_get(json_object_get(op, "tags"), 0)), "good");
+    op = json_object_get(json_object_get(paths, "/api/v1/plugins/good/items"), "post");
+    assert_string_equal(json_string_value(json_object_get(op, "summary")), "A gateway's callback");
+    assert_null(json_object_get(op, "security"));
+    hook = json_object_get(json_object_get(paths, "/api/v1/plugins/good/hook"), "post");
+    assert_string_equal(json_string_value(json_object_get(hook, "summary")),
+                        "A gateway's callback");
+    assert_int_equal(json_array_size(json_object_get(hook, "security")), 0);
+    assert_non_null(json_object_get(json_object_get(hook, "responses"), "200"));
+    any = json_object_get(paths, "/api/v1/plugins/good/any");
+    assert_non_null(json_object_get(any, "delete"));
+    assert_null(json_object_get(any, "get"));
+    json_decref(paths);
+    rp_lua_free(l);
+    rp_plugins_unload(p);
+    rp_sched_free(e);
+    rp_store_close(s);
+    cleanup();
+}
+
 static void test_formats(void **state)
 {
     (void)state;
@@ -422,6 +510,7 @@ int main(void)
         cmocka_unit_test(test_failed_init_is_rolled_back),
         cmocka_unit_test(test_api_time_and_decimals),
         cmocka_unit_test(test_formats),
+        cmocka_unit_test(test_route_docs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,6 +11,8 @@
     const t = (k, v) => I18n.t(k, v);
     let customer = null; // {id, first_name, …} from GET me, or null
     let brandName = '';
+    const extra = {};        // pages other files add (Pages.add): name -> function(arg)
+    const orderViews = [];   // more of an order's page (Pages.onOrder): function(order)
 
     function el(tag, text, cls) {
         const e = document.createElement(tag);
@@ -118,6 +120,8 @@
                       status('invoice', i.status) + ' · ' + I18n.money(i.total, i.currency));
             list.append(li);
         }
+        for (const view of orderViews)
+            await view(o);
     }
 
     async function invoice(id) {
@@ -251,6 +255,8 @@
             order: () => order(Number(arg)), invoice: () => invoice(Number(arg)),
             ticket: () => ticket(Number(arg)),
         };
+        for (const [page, fn] of Object.entries(extra))
+            signedIn[page] = () => fn(arg);
         if (open[name])
             return open[name]();
         if (!customer)
@@ -278,5 +284,10 @@
                 a.hidden = a.dataset.tab !== 'help' && !('public' in a.dataset) && !c;
         },
         setBrand: (name) => { brandName = name || ''; },
+        // For the pages of other files: shows section VIEW under tab TAB; GET PATH (null and
+        // the error shown when refused).
+        show, get,
+        add: (name, fn) => { extra[name] = fn; },
+        onOrder: (fn) => { orderViews.push(fn); },
     };
 })();

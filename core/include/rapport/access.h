@@ -118,8 +118,9 @@ void rp_access_redact(const rp_access_t *a, const char *entity, json_t *obj);
 
 /**
  * Whether event @p ev (rp_event_json()'s form) may be shown to @p a: 0 when not (the record
- * is outside the user's read scope, or the entity is not readable), 1 when it may, after its
- * hidden fields were taken out of "changes" in place. Events about no entity (security and
+ * is outside the user's read scope, or the entity is not readable, or it is an update that
+ * changed hidden fields only), 1 when it may, after its hidden fields were taken out of
+ * "changes" in place. Events about no entity (security and
  * custom events) are shown only to a role that reads "*" with scope "all". < 0 on a store
  * error.
  */

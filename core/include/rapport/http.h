@@ -128,6 +128,13 @@ typedef int (*rp_http_route_fn)(void *ud, const char *name, const rp_http_reques
 /** Routes /api/v1/plugins/… to @p fn (the plugin host: rp_plugins_route). */
 void rp_http_set_routes(rp_http_t *h, rp_http_route_fn fn, void *ud);
 
+/** Adds the extensions' routes to the "paths" object of the OpenAPI document. */
+typedef void (*rp_http_docs_fn)(void *ud, json_t *paths);
+
+/** Has @p fn add the extensions' routes to GET /openapi.json (the plugin host:
+ *  rp_plugins_openapi). */
+void rp_http_set_route_docs(rp_http_t *h, rp_http_docs_fn fn, void *ud);
+
 /** One file of an asset bundle. Borrowed: static data, or valid until rp_http_free(). */
 typedef struct rp_http_asset {
     const char *path;          /**< Under the bundle's prefix: "index.html", "app/main.js". */

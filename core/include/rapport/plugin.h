@@ -80,6 +80,14 @@ int rp_plugins_serve_assets(rp_plugins_t *p, rp_http_t *http, rp_log_fn log, voi
 int rp_plugins_route(void *ud, const char *name, const rp_http_request_t *req, int *status,
                      char **body, rp_error_t *err);
 
+/**
+ * Adds the routes of the plugins to @p paths, the "paths" object of an OpenAPI document (an
+ * rp_http_docs_fn; @p ud is the rp_plugins_t): each as its plugin documented it
+ * (api->route_doc), else with a summary saying it is not documented; public routes need no
+ * security.
+ */
+void rp_plugins_openapi(void *ud, json_t *paths);
+
 /* ---- import and export formats the plugins registered ---------------------------------- */
 
 /**
