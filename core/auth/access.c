@@ -2,6 +2,7 @@
  * access.c — roles and their grants (see rapport/access.h), and the checks the store makes
  * with them.
  */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -333,8 +334,31 @@ bool rp_access_read_only(const rp_access_t *a, const char *entity, const char *f
     return rule(a, entity, field) != NULL; /* a hidden field is not written either */
 }
 
+/* For a record principal (a customer), who did something is theirs to know only when it was
+ * they: another actor ("user:alice", "subscriber:rules.unusual_order") is shown as its kind
+ * alone ("user", "subscriber"), so the business's user names and rule names stay inside. */
+static void mask_actor(const rp_access_t *a, json_t *obj, const char *key)
+{
+    if (!a || !a->subject[0])
+        return;
+    const char *v = json_string_value(json_object_get(obj, key));
+    if (!v)
+        return;
+    char own[sizeof a->subject + 48];
+    snprintf(own, sizeof own, "record:%s:%" PRId64, a->subject, a->subject_id);
+    if (strcmp(v, own) == 0)
+        return;
+    const char *colon = strchr(v, ':');
+    json_object_set_new(obj, key, colon ? json_stringn(v, (size_t)(colon - v)) : json_string(v));
+}
+
 void rp_access_redact(const rp_access_t *a, const char *entity, json_t *obj)
 {
+    if (a && a->subject[0] && json_is_object(obj)) {
+        mask_actor(a, obj, "created_by");
+        mask_actor(a, obj, "updated_by");
+        mask_actor(a, obj, "deleted_by");
+    }
     if (!a || !a->nfields || !json_is_object(obj))
         return;
     for (int i = 0; i < a->nfields; i++)
@@ -513,6 +537,8 @@ int rp_access_event(rp_store_t *s, const rp_access_t *a, json_t *ev, rp_error_t 
         if (!in)
             return 0;
     }
+    if (a->subject[0])
+        mask_actor(a, ev, "actor");
     json_t *changes = json_object_get(ev, "changes");
     size_t before = json_object_size(changes);
     rp_access_redact(a, entity, changes);
@@ -563,6 +589,7 @@ static const rp_authorizer_t authorizer = {
     .team_users_sql = "SELECT name FROM rp_users WHERE team = ?",
     .link = az_link,
     .principal = az_principal,
+    .actor = mask_actor,
 };
 
 /* Installed before main(): linking this file (the only maker of an rp_access_t) is what lets

@@ -159,9 +159,10 @@ static void act_as(cli_t *c, rp_engine_t *en)
 {
     c->access = rp_engine_access(en);
     c->ctx.access = c->access;
-    /* A record acts under its own name ("contact:42"); a user as "user:NAME". */
+    /* A record acts as "record:contact:42", as its browser session does; a user as
+     * "user:NAME". */
     if (c->as_user)
-        snprintf(c->actor, sizeof c->actor, "%s%s", strchr(c->as_user, ':') ? "" : "user:",
+        snprintf(c->actor, sizeof c->actor, "%s%s", strchr(c->as_user, ':') ? "record:" : "user:",
                  c->as_user);
 }
 

@@ -272,6 +272,11 @@ static inline void rp__access_redact(const rp_access_t *a, const char *entity, j
     if (a && rp__authorizer)
         rp__authorizer->redact(a, entity, obj);
 }
+static inline void rp__access_actor(const rp_access_t *a, json_t *obj, const char *key)
+{
+    if (a && rp__authorizer && rp__authorizer->actor)
+        rp__authorizer->actor(a, obj, key);
+}
 static inline const char *rp__access_user(const rp_access_t *a)
 {
     return rp__authorizer ? rp__authorizer->user(a) : "";

@@ -128,13 +128,13 @@ static int events_of(subject_t *x, const char *entity, int64_t id, rp_error_t *e
         if (!changes)
             changes = json_object();
         rp__access_redact(x->ctx ? x->ctx->access : NULL, entity, changes);
-        json_array_append_new(x->events,
-                              json_pack("{sI,ss,ss,sI,ss,ss,ss,so}", "seq",
-                                        (json_int_t)rp_db_col_int(st, 0), "type",
-                                        rp_db_col_text(st, 1), "entity", entity, "record_id",
-                                        (json_int_t)id, "actor", rp_db_col_text(st, 2),
-                                        "origin", rp_db_col_text(st, 3), "at", at, "changes",
-                                        changes));
+        json_t *ev = json_pack("{sI,ss,ss,sI,ss,ss,ss,so}", "seq",
+                               (json_int_t)rp_db_col_int(st, 0), "type", rp_db_col_text(st, 1),
+                               "entity", entity, "record_id", (json_int_t)id, "actor",
+                               rp_db_col_text(st, 2), "origin", rp_db_col_text(st, 3), "at", at,
+                               "changes", changes);
+        rp__access_actor(x->ctx ? x->ctx->access : NULL, ev, "actor");
+        json_array_append_new(x->events, ev);
     }
     rp_db_reset(st);
     return rc == RP_DB_DONE ? 0 : rp__dberr(x->s, rc, "cannot read the event log", err);

@@ -141,6 +141,23 @@ expect 1 'is not a user name' -- users add 'contact:1' --role clerk --password-s
 expect 1 "contact $B_c is deleted" -- --as "contact:$B_c" find order
 # The events of what A did carry A as the actor.
 out=$("$RAPPORT" events tail -n 50 2>&1)
-check 'grep -q "\"actor\":\"$A\"" <<<"$out"' "A's changes are not A's in the log"
+check 'grep -q "\"actor\":\"record:$A\"" <<<"$out"' "A's changes are not A's in the log"
+
+# Who else changed A's records is not A's to know by name: a staff user and a rule show as
+# their kind alone in events, history, records and A's download; A's own writes stay A's.
+"$RAPPORT" users add zelda --role admin --password-stdin <<<"password of zelda" >/dev/null
+"$RAPPORT" --as zelda update ticket "$A_t" '{"priority": "high"}' >/dev/null
+"$RAPPORT" --as "$A" update ticket "$A_t" '{"status": "closed"}' >/dev/null
+out=$("$RAPPORT" --as "$A" get ticket "$A_t" 2>&1)
+check 'grep -q "\"updated_by\": \"record:$A\"" <<<"$out" && ! grep -q zelda <<<"$out"' "A's ticket's actors: $out"
+"$RAPPORT" --as zelda update ticket "$A_t" '{"priority": "low"}' >/dev/null
+out=$("$RAPPORT" --as "$A" get ticket "$A_t" 2>&1)
+check 'grep -q "\"updated_by\": \"user\"" <<<"$out" && ! grep -q zelda <<<"$out"' "staff's name in A's ticket: $out"
+out=$("$RAPPORT" --as "$A" eval "local t = {} for _, e in ipairs(crm.history('ticket', $A_t)) do t[#t + 1] = e.actor end return table.concat(t, ' ')" 2>&1)
+check 'grep -qw user <<<"$out" && grep -q "record:$A" <<<"$out" && ! grep -q zelda <<<"$out"' "crm.history's actors as A: $out"
+out=$("$RAPPORT" --as "$A" export-subject contact "$A_c" 2>&1)
+check 'grep -q "\"actor\": *\"user\"" <<<"$out" && ! grep -q zelda <<<"$out"' "A's download names staff: $(head -c 300 <<<"$out")"
+out=$("$RAPPORT" eval "local t = {} for _, e in ipairs(crm.history('ticket', $A_t)) do t[#t + 1] = e.actor end return table.concat(t, ' ')" 2>&1)
+check 'grep -q "user:zelda" <<<"$out"' "staff lost the actor's name: $out"
 
 finish

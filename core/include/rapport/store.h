@@ -208,6 +208,9 @@ typedef struct rp_authorizer {
     const rp_link_t *(*link)(const rp_access_t *a, const char *entity, rp_perm_t perm);
     /** The entity of the record @p a acts as, its id in *id; NULL when @p a is a user's. */
     const char *(*principal)(const rp_access_t *a, int64_t *id);
+    /** Shows the actor in @p obj's @p key ("actor", "updated_by") as @p a may know it: to a
+     *  record principal, another actor only by its kind ("user"). */
+    void (*actor)(const rp_access_t *a, json_t *obj, const char *key);
 } rp_authorizer_t;
 
 /** Installs @p auth (static storage) for every store of the process (NULL removes it) and
