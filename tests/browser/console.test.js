@@ -25,9 +25,11 @@ async function main() {
         check(csp.includes("script-src 'self'") && csp.includes("frame-ancestors 'none'"),
               'the page comes with the CSP', csp);
         await page.waitForSelector('#signin:not([hidden])', {timeout: 5000});
-        const styled = await page.evaluate(
-            () => getComputedStyle(document.querySelector('main')).maxWidth);
-        check(styled === '640px', 'the shared style sheet applies', styled);
+        const styled = await page.evaluate(() => [
+            getComputedStyle(document.querySelector('.bar')).display,
+            getComputedStyle(document.querySelector('button')).borderRadius]);
+        check(styled[0] === 'flex' && styled[1] === '4px',
+              'the shared and the console\'s style sheets apply', styled);
 
         // A wrong password: the API's words on the page, no session.
         await page.fill('#user', 'ana');
@@ -36,6 +38,14 @@ async function main() {
         await page.waitForFunction(() => document.getElementById('error').textContent !== '');
         const error = await page.textContent('#error');
         check(error.includes('wrong user name or password'), 'a wrong password is shown', error);
+
+        // Persian: the frame's words from its catalogue, right to left; back to English.
+        await page.selectOption('#lang', 'fa');
+        await page.waitForFunction(() => document.documentElement.dir === 'rtl');
+        check((await page.textContent('#signin-button')) === 'ورود', 'the sign-in in Persian',
+              await page.textContent('#signin-button'));
+        await page.selectOption('#lang', 'en');
+        await page.waitForFunction(() => document.documentElement.dir === 'ltr');
 
         // The right one: the page shows who the API says is signed in.
         await page.fill('#password', 'a long password');

@@ -4,10 +4,11 @@
 (function () {
     let csrf = null;
 
-    // Calls METHOD PATH with BODY (an object, or undefined); resolves to {status, data}, data
-    // being the parsed JSON answer (a problem document on a refusal) or null.
-    async function call(method, path, body) {
-        const headers = {Accept: 'application/json'};
+    // Calls METHOD PATH with BODY (an object, or undefined) and EXTRA headers (If-Match…);
+    // resolves to {status, data, etag}, data being the parsed JSON answer (a problem document
+    // on a refusal) or null.
+    async function call(method, path, body, extra) {
+        const headers = Object.assign({Accept: 'application/json'}, extra || {});
         if (body !== undefined)
             headers['Content-Type'] = 'application/json';
         if (method !== 'GET' && method !== 'HEAD' && csrf)
@@ -19,7 +20,7 @@
         const text = await res.text();
         let data = null;
         try { data = text ? JSON.parse(text) : null; } catch (e) { data = {detail: text}; }
-        return {status: res.status, data};
+        return {status: res.status, data, etag: res.headers.get('ETag')};
     }
 
     // Who is signed in ({user, role, …}), or null; keeps the session's CSRF token.

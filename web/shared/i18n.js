@@ -1,7 +1,8 @@
-// i18n.js — the portal's words and formats: the catalogues in /portal/i18n/<lang>.json (English
-// the fallback for any key a language lacks), an administrator's additions from the setting
-// plugin.portal.messages (served by GET /api/v1/plugins/portal/brand), <html lang dir>, and
-// numbers, money and dates through Intl for the chosen language.
+// i18n.js — a page's words and formats, for the portal and the console alike: the catalogues
+// in <base><lang>.json, the base named by <html data-i18n-base="/portal/i18n/"> (English the
+// fallback for any key a language lacks), an administrator's additions (the portal's from the
+// setting plugin.portal.messages, given by setExtra), <html lang dir>, and numbers, money and
+// dates through Intl for the chosen language.
 'use strict';
 (function () {
     const RTL = ['fa', 'ar', 'he', 'ur', 'ps', 'ckb'];
@@ -11,7 +12,8 @@
     async function load(code) {
         if (!built.includes(code))
             return {};
-        const res = await fetch('/portal/i18n/' + code + '.json', {credentials: 'same-origin'});
+        const base = document.documentElement.dataset.i18nBase || '/portal/i18n/';
+        const res = await fetch(base + code + '.json', {credentials: 'same-origin'});
         return res.ok ? res.json() : {};
     }
 
