@@ -154,12 +154,13 @@ static void add_path_params(json_t *op, const char *path)
     }
 }
 
-/* The path of the OpenAPI document route @p r's @p rest falls under: a record view's, or the
- * plugin's own. */
+/* The path of the OpenAPI document route @p r's @p rest falls under: a record view's (a GET
+ * route named as one: a POST route of the same name stays the plugin's), or the plugin's
+ * own. */
 static void openapi_path(const rapport_host *h, const reg_t *r, const char *rest, char *out,
                          size_t cap)
 {
-    if (r->kind == 6 && is_record_view(h, r->name))
+    if (r->kind == 6 && strcmp(r->help, "GET") == 0 && is_record_view(h, r->name))
         snprintf(out, cap, "/api/v1/{entity}/{id}/%s", rest);
     else
         snprintf(out, cap, "/api/v1/plugins/%s%s%s", h->desc->name, *rest ? "/" : "", rest);

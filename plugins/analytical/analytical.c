@@ -282,6 +282,32 @@ static const analysis_t analyses[] = {
                  "what was won", an_forecast, ""},
 };
 
+/* Analysis @p a's route in the engine's OpenAPI document: its help as the summary, each option
+ * it reads as a query parameter (the command line's --as-of is ?as_of=). */
+static int route_doc(rapport_host *h, const rapport_api *api, const analysis_t *a)
+{
+    if (!RAPPORT_HAS(api, route_doc))
+        return 0;
+    json_t *params = json_array();
+    for (const char *p = a->options; *p;) {
+        size_t len = strcspn(p, ",");
+        json_array_append_new(params, json_pack("{s:s%,s:s,s:{s:s}}", "name", p, len, "in",
+                                                "query", "schema", "type", "string"));
+        p += len + (p[len] == ',');
+    }
+    json_array_append_new(params, json_pack("{s:s,s:s,s:{s:s},s:s}", "name", "dry_run", "in",
+                                            "query", "schema", "type", "boolean", "description",
+                                            "compute without storing"));
+    json_t *op = json_pack("{s:s,s:o,s:{s:{s:s},s:{s:s}}}", "summary", a->help, "parameters",
+                           params, "responses", "200", "description", "the analysis as JSON",
+                           "422", "description", "an option it does not read, or a bad value");
+    char *text = op ? json_dumps(op, JSON_COMPACT) : NULL;
+    json_decref(op);
+    int rc = text ? api->route_doc(h, "GET", a->name, text) : RAPPORT_ENOMEM;
+    free(text);
+    return rc;
+}
+
 /* Runs analysis @p a on @p opts after refusing an option it does not read, so a typo
  * (--asof, ?as-of=) is an error and not a default silently used. Every door comes here. */
 static int run_analysis(rapport_host *h, const analysis_t *a, json_t *opts, json_t **out,
@@ -563,7 +589,8 @@ static int init(rapport_host *h, const rapport_api *api, char *err, size_t errle
     for (size_t i = 0; i < sizeof analyses / sizeof *analyses; i++) {
         void *a = (void *)&analyses[i];
         if (api->lua_function(h, analyses[i].name, lua_analysis, a) ||
-            api->route(h, "GET", analyses[i].name, route_analysis, a))
+            api->route(h, "GET", analyses[i].name, route_analysis, a) ||
+            route_doc(h, api, &analyses[i]))
             return an_fail(err, errlen, "%s", api->last_error(h));
     }
     return 0;

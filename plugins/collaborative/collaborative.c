@@ -424,6 +424,8 @@ static int init(rapport_host *h, const rapport_api *api, char *err, size_t errle
         rc = portal_init(h, err, errlen);
     if (!rc)
         rc = cm_thread_init(h, err, errlen);
+    if (!rc)
+        rc = cm_docs_init(h, err, errlen);
     return rc;
 }
 

@@ -173,6 +173,7 @@ int cm_imap_init(rapport_host *h, char *err, size_t errlen);     /* imap.c */
 int cm_channels_init(rapport_host *h, char *err, size_t errlen); /* channels.c */
 int cm_campaigns_init(rapport_host *h, char *err, size_t errlen); /* campaigns.c */
 int cm_thread_init(rapport_host *h, char *err, size_t errlen);    /* thread.c */
+int cm_docs_init(rapport_host *h, char *err, size_t errlen);      /* docs.c */
 
 /**
  * Whether contact @p contact may be sent @p purpose ("marketing" or "service") on @p channel
