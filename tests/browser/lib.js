@@ -62,4 +62,11 @@ print(t[0] if t else "")`, path.join(dir, files[n - 1])], {encoding: 'utf8'}).tr
     return out || null;
 }
 
-module.exports = {check, finish, sleep, run, freePort, until, tokenInMail};
+// RP_SHOTS=DIR keeps a screenshot of each main page there (never in the repository).
+async function shot(page, name) {
+    if (process.env.RP_SHOTS)
+        await page.screenshot({path: require('path').join(process.env.RP_SHOTS, name + '.png'),
+                               fullPage: true});
+}
+
+module.exports = {check, finish, sleep, run, freePort, until, tokenInMail, shot};

@@ -15,7 +15,7 @@ const path = require('path');
 
 const base = process.env.RP_URL;
 const mbox = path.join(process.env.RP_TMP, 'mbox');
-const {check, finish, run, freePort, until, tokenInMail} = require('./lib');
+const {check, finish, run, freePort, until, tokenInMail, shot} = require('./lib');
 
 function seed() {
     const out = run('eval', `
@@ -74,6 +74,7 @@ async function main() {
         // ---- the privacy page, before signing in ----
         await page.goto(base + '/portal/#privacy');
         await page.waitForSelector('#privacy:not([hidden]) #privacy-body strong', {timeout: 5000});
+        await shot(page, 'privacy');
         check(await page.textContent('#privacy-body strong') === 'little', 'the policy from the setting, to a visitor');
         check(await page.isVisible('#tabs a[data-tab="privacy"]'), 'the privacy tab shown to a visitor');
         check(await page.isHidden('#tabs a[data-tab="account"]'), 'no account tab for a visitor');
@@ -131,6 +132,9 @@ async function main() {
         check(m.opt_out_source === 'portal' && /^20/.test(m.opted_out_at || ''), 'the opt-out stored with time and source', m);
         const events = run('eval', 'return #crm.events({type = "portal.consent_changed"})').trim();
         check(events === '1', 'one consent event', events);
+        // A switch is a box beside its words, not a field stretched across the page.
+        const boxWidth = await page.$eval('#consent-email', (e) => e.getBoundingClientRect().width);
+        check(boxWidth < 40, 'the consent box is a box beside its label', boxWidth);
         await page.uncheck('#consent-email');
         await page.waitForFunction(() => document.getElementById('notice').textContent.includes(':'));
         await until('email opt-out stored', () => contact(ids.sara).email_opt_out === true);
@@ -150,6 +154,7 @@ async function main() {
         await page.click('#forget-button');
         await page.click('#forget-yes');
         await page.waitForSelector('#forget-done:not([hidden])');
+        await shot(page, 'account-forget');
         const tasks = run('count', 'activity', '--where', JSON.stringify({kind: 'task', related_id: Number(ids.sara)})).trim();
         check(tasks === '1', 'one task for staff', tasks);
         check(run('eval', 'return #crm.events({type = "portal.forget_requested"})').trim() === '1', 'one forget event');

@@ -13,7 +13,7 @@ const path = require('path');
 
 const base = process.env.RP_URL;
 const mbox = path.join(process.env.RP_TMP, 'mbox');
-const {check, finish, run, freePort, until, tokenInMail} = require('./lib');
+const {check, finish, run, freePort, until, tokenInMail, shot} = require('./lib');
 
 function seed() {
     const out = run('eval', `
@@ -85,6 +85,7 @@ async function main() {
         await page.click(`#orders-table a[href="#order/${ids.order}"]`);
         await page.waitForSelector('#order:not([hidden]) #order-history li', {timeout: 5000});
         await page.waitForFunction(() => document.querySelectorAll('#order-history li').length === 3);
+        await shot(page, 'order-history');
         const steps = await page.$$eval('#order-history li', (lis) => lis.map((li) => ({
             status: li.dataset.status, label: li.querySelector('strong').textContent,
             at: li.querySelector('time').getAttribute('datetime'),
@@ -121,6 +122,7 @@ async function main() {
         await page.click('#search-button');
         await page.waitForSelector('#search-group-tickets:not([hidden]) li', {timeout: 5000});
         await page.waitForSelector('#search-group-articles:not([hidden]) li', {timeout: 5000});
+        await shot(page, 'search');
         const tickets = await page.$$eval('#search-tickets a', (as) => as.map((a) => [a.getAttribute('href'), a.textContent]));
         check(JSON.stringify(tickets) === JSON.stringify([['#ticket/' + ids.ticket, 'Kettle whistles']]),
               'the search finds her ticket only', tickets);

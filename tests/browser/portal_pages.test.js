@@ -13,7 +13,7 @@ const path = require('path');
 
 const base = process.env.RP_URL;
 const mbox = path.join(process.env.RP_TMP, 'mbox');
-const {check, finish, run, freePort, until, tokenInMail} = require('./lib');
+const {check, finish, run, freePort, until, tokenInMail, shot} = require('./lib');
 
 
 // The customers, their orders, lines, invoice and ticket, and two articles.
@@ -40,11 +40,6 @@ return table.concat({s.id, o.id, s1.id, s2.id, o1.id, inv.id, crm.get("invoice",
     return {sara, omid, s1, s2, o1, inv, invNumber, ticket};
 }
 
-// RP_SHOTS=DIR keeps a screenshot of each main page there (never in the repository).
-async function shot(page, name) {
-    if (process.env.RP_SHOTS)
-        await page.screenshot({path: path.join(process.env.RP_SHOTS, name + '.png'), fullPage: true});
-}
 
 const texts = (page, sel) => page.$$eval(sel, (els) => els.map((e) => e.textContent.trim()));
 

@@ -13,7 +13,7 @@ const path = require('path');
 
 const base = process.env.RP_URL;
 const mbox = path.join(process.env.RP_TMP, 'mbox');
-const {check, finish, run, freePort, until, tokenInMail} = require('./lib');
+const {check, finish, run, freePort, until, tokenInMail, shot} = require('./lib');
 
 // The subjects of the delivered mails.
 function subjects() {
@@ -112,6 +112,7 @@ return s.id .. " " .. o.id`).trim().split(' ');
                     document.getElementById('error').textContent]));
                 throw e;
             });
+        await shot(page, 'ticket-thread');
         const thread = await page.textContent('#thread-items');
         check(thread.includes('We are sending a new kettle today.'), 'staff\'s answer is in the thread', thread);
         check(!thread.includes('INTERNAL'), 'the internal note is not', thread);

@@ -24,7 +24,10 @@
         return e;
     }
 
-    const mb = (n) => t('thread.mb', {n: I18n.number(n / 1048576, 1)});
+    // A size as people read it: bytes, KB or MB (never "0 MB" for a small file).
+    const mb = (n) => n < 1024 ? t('thread.bytes', {n: I18n.number(n, 0)})
+        : n < 1048576 ? t('thread.kb', {n: I18n.number(n / 1024, n < 10240 ? 1 : 0)})
+        : t('thread.mb', {n: I18n.number(n / 1048576, 1)});
     const say = (id, text) => { $(id).textContent = text || ''; };
     const detail = (r) => (r.data && r.data.detail) || t('error.server', {status: r.status});
 
