@@ -28,10 +28,11 @@ check() { if eval "$1"; then ok; else bad "$2"; fi; }
 count() { "$RAPPORT" count "$@" 2>/dev/null; }
 
 # listened_port LOG [TRIES]: the port `rapport serve --listen 127.0.0.1:0` took, read from its
-# "listening on 127.0.0.1:PORT" line in LOG, waiting TRIES × 0.05 s (default 100); empty if none.
+# "listening on 127.0.0.1:PORT" line in LOG, waiting TRIES × 0.05 s (default 400: a loaded
+# machine may take seconds to start it); empty if none.
 listened_port() {
     local p
-    for _ in $(seq "${2:-100}"); do
+    for _ in $(seq "${2:-400}"); do
         p=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$1" 2>/dev/null | cut -d: -f2)
         [ -n "$p" ] && { echo "$p"; return; }
         sleep 0.05
