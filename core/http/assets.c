@@ -1,14 +1,17 @@
 /*
  * assets.c — static files served from tables compiled into the binary (web/ by
  * sdk/cmake/embed_assets.cmake, or a plugin's own bundle): exact names only, so there is no
- * file system behind a URL to walk, list or escape from.
+ * file system behind a URL to walk, list or escape from. Text files are also kept gzipped,
+ * made once when the bundle is added, and sent so to a client that accepts it.
  */
+#include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <h2o.h>
+#include <zlib.h>
 
 #include "rapport/http.h"
 
@@ -17,12 +20,20 @@
 /* The web/ folder, embedded at build time (generated/web_assets.c). */
 extern const rp_http_asset_t rp__web_assets[];
 
+/* A file's gzipped form, when it has one worth sending (data NULL: none). */
+typedef struct {
+    unsigned char *data;
+    size_t len;
+    char etag[28]; /* the plain one's with "-gz": a cache keeps the two apart */
+} gz_t;
+
 struct rp_http_bundle {
     char prefix[64];
     char owner[64];
     const rp_http_asset_t *files;
     int n;
     char (*etags)[24];
+    gz_t *gz;
     bool owned; /* files is our copy of the table (the built-in bundles): freed with h */
 };
 
@@ -49,6 +60,63 @@ static const char *type_of(const char *path)
         if (strcmp(dot, TYPES[i].ext) == 0)
             return TYPES[i].type;
     return "application/octet-stream";
+}
+
+/* Whether a file of type @p type is text that gzip shrinks (images and fonts are packed). */
+static bool compressible(const char *type)
+{
+    return !strncmp(type, "text/", 5) || !strcmp(type, "application/json") ||
+           !strcmp(type, "image/svg+xml");
+}
+
+/* @p in gzipped into @p g at the best level (once, at start), kept only when it saves a tenth:
+ * what is not worth a Content-Encoding is sent as it is. Without memory it is sent plain. */
+static void gzip_file(const unsigned char *in, size_t len, const char *etag, gz_t *g)
+{
+    z_stream z = {0};
+    g->data = NULL;
+    if (len < 256 || deflateInit2(&z, 9, Z_DEFLATED, 15 + 16, 9, Z_DEFAULT_STRATEGY) != Z_OK)
+        return;
+    uLong cap = deflateBound(&z, (uLong)len);
+    unsigned char *out = malloc(cap);
+    z.next_in = (Bytef *)in;
+    z.avail_in = (uInt)len;
+    z.next_out = out;
+    z.avail_out = (uInt)cap;
+    if (out && deflate(&z, Z_FINISH) == Z_STREAM_END && z.total_out < len - len / 10) {
+        g->data = out;
+        g->len = z.total_out;
+        snprintf(g->etag, sizeof g->etag, "%.17s-gz\"", etag);
+    } else
+        free(out);
+    deflateEnd(&z);
+}
+
+/* Whether Accept-Encoding @p ae takes gzip: "gzip" or "*" listed without q=0. */
+static bool accepts_gzip(const char *ae)
+{
+    while (ae && *ae) {
+        while (*ae == ' ' || *ae == ',')
+            ae++;
+        size_t n = strcspn(ae, ",;");
+        while (n && ae[n - 1] == ' ')
+            n--;
+        bool named = (n == 4 && !strncasecmp(ae, "gzip", 4)) || (n == 1 && *ae == '*');
+        const char *end = ae + strcspn(ae, ",");
+        if (named) {
+            const char *q = strstr(ae, "q=");
+            bool zero = false;
+            if (q && q < end) {
+                zero = q[2] == '0';
+                for (const char *d = q + 3; zero && d < end && *d != ' '; d++)
+                    zero = *d == '.' || *d == '0';
+            }
+            if (!zero)
+                return true;
+        }
+        ae = end;
+    }
+    return false;
 }
 
 /* Whether @p s (of @p len bytes) is made of [a-z0-9_-] segments joined by single slashes,
@@ -118,6 +186,10 @@ int rp_http_add_assets(rp_http_t *h, const char *prefix, const rp_http_asset_t *
             x = (x ^ files[i].data[k]) * 1099511628211u;
         snprintf(b->etags[i], sizeof b->etags[i], "\"%016" PRIx64 "\"", x);
     }
+    b->gz = calloc((size_t)(n ? n : 1), sizeof *b->gz);
+    for (int i = 0; b->gz && i < n; i++)
+        if (compressible(type_of(files[i].path)))
+            gzip_file(files[i].data, files[i].len, b->etags[i], &b->gz[i]);
     h->nbundles++;
     return 0;
 }
@@ -162,6 +234,9 @@ void rp__http_assets_free(rp_http_t *h)
         if (h->bundles[i].owned)
             free((void *)h->bundles[i].files);
         free(h->bundles[i].etags);
+        for (int k = 0; h->bundles[i].gz && k < h->bundles[i].n; k++)
+            free(h->bundles[i].gz[k].data);
+        free(h->bundles[i].gz);
     }
     free(h->bundles);
     h->bundles = NULL;
@@ -220,12 +295,23 @@ int rp__http_asset(call_t *c)
         i++;
     if (i == b->n)
         return rp__http_problem(c, 404, "no such file", NULL);
-    rp__http_add_header(c, H2O_TOKEN_ETAG, b->etags[i]);
+    const gz_t *g = b->gz && b->gz[i].data &&
+                            accepts_gzip(rp__http_header(c, H2O_TOKEN_ACCEPT_ENCODING))
+                        ? &b->gz[i]
+                        : NULL;
+    const char *etag = g ? g->etag : b->etags[i];
+    rp__http_add_header(c, H2O_TOKEN_ETAG, etag);
     /* Asked again each time (no-cache), answered 304 while the binary is the same. */
     rp__http_add_header(c, H2O_TOKEN_CACHE_CONTROL, "no-cache");
+    if (b->gz && b->gz[i].data)
+        rp__http_add_header(c, H2O_TOKEN_VARY, "Accept-Encoding");
     const char *inm = rp__http_header(c, H2O_TOKEN_IF_NONE_MATCH);
-    if (inm && strstr(inm, b->etags[i]))
+    if (inm && strstr(inm, etag))
         return rp__http_send_body(c, 304, NULL, "", 0);
+    if (g) {
+        rp__http_add_header(c, H2O_TOKEN_CONTENT_ENCODING, "gzip");
+        return rp__http_send_body(c, 200, type_of(name), (const char *)g->data, g->len);
+    }
     return rp__http_send_body(c, 200, type_of(name), (const char *)b->files[i].data,
                               b->files[i].len);
 }

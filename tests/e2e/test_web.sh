@@ -197,6 +197,22 @@ is 200 ':root' "the shared styles"
 has 'content-type: text/css' "a style sheet's type"
 c "$tmp/f" GET /portal/
 is 200 'Customer portal' "the portal's placeholder"
+# Text files go gzipped to a client that takes gzip, with their own ETag; the same bytes.
+c "$tmp/f" GET /portal/pages.js '' -H 'Accept-Encoding: gzip, deflate'
+has 'content-encoding: gzip' "a script gzipped for a client that takes it"
+has 'vary: accept-encoding' "a gzipped file says it varies"
+gzetag=$(grep -i '^etag:' <<<"$head" | cut -d' ' -f2)
+check '[[ "$gzetag" == *-gz\" ]]' "the gzipped file's ETag: $gzetag"
+curl -s -H 'Accept-Encoding: gzip' "$U/portal/pages.js" | gunzip > "$tmp/pages.gz.js"
+curl -s "$U/portal/pages.js" > "$tmp/pages.js"
+check 'cmp -s "$tmp/pages.js" "$tmp/pages.gz.js" && [ -s "$tmp/pages.js" ]' "gunzipped is not the file"
+check '[ "$(curl -s -H "Accept-Encoding: gzip" "$U/portal/pages.js" | wc -c)" -lt "$(wc -c < "$tmp/pages.js")" ]' "gzip did not shrink the file"
+c "$tmp/f" GET /portal/pages.js '' -H "Accept-Encoding: gzip" -H "If-None-Match: $gzetag"
+is 304 '' "If-None-Match with the gzipped file's ETag"
+c "$tmp/f" GET /portal/pages.js '' -H 'Accept-Encoding: gzip;q=0, identity'
+check '! grep -qi "content-encoding" <<<"$head" && grep -q "Pages" <<<"$body"' "gzip;q=0 still got gzip: $head"
+c "$tmp/f" GET /portal/pages.js
+check '! grep -qi "content-encoding" <<<"$head"' "gzip sent to a client that did not ask: $head"
 c "$tmp/f" GET /console
 is 301 '' "the prefix without its slash"
 has 'location: /console/' "the redirect's target"
