@@ -51,7 +51,7 @@
     function colsKey(entity) { return 'console.records.cols.' + entity; }
 
     // The columns shown for ENTITY: the stored choice (less what is no longer there to read),
-    // else the first few fields, required ones first.
+    // else the first five fields: required, then searchable, then indexed ones first.
     function columns(entity, ent) {
         const names = Object.keys(ent.fields);
         let chosen = null;
@@ -61,8 +61,9 @@
             if (ok.length)
                 return ok;
         }
-        const req = names.filter((n) => ent.fields[n].required);
-        return [...new Set(req.concat(names))].slice(0, 5);
+        const by = (flag) => names.filter((n) => ent.fields[n][flag]);
+        return [...new Set(by('required').concat(by('searchable'), by('indexed'), names))]
+            .slice(0, 5);
     }
 
     function stateOf(entity) {
@@ -129,7 +130,7 @@
             } else if (ev.key === 'k' || ev.key === 'ArrowUp') {
                 ev.preventDefault();
                 select(nav.at - 1);
-            } else if (ev.key === 'Enter' && nav.at >= 0) {
+            } else if (ev.key === 'Enter' && nav.at >= 0 && !ev.target.closest('a, button')) {
                 ev.preventDefault();
                 Console.go(nav.rows[nav.at].dataset.href);
             }
@@ -297,7 +298,7 @@
             redraw();
         };
         const mark = (c) => st.order === c ? ' ▲' : st.order === '-' + c ? ' ▼' : '';
-        const th = (c) => el('th', {scope: 'col',
+        const th = (c) => el('th', {scope: 'col', class: c === 'id' ? 'num' : null,
                                     'aria-sort': st.order === c ? 'ascending'
                                                : st.order === '-' + c ? 'descending' : null},
                              el('button', {type: 'button', class: 'link sort', dataset: {col: c},
