@@ -26,36 +26,45 @@ static bool may(const rp_access_t *a, const char *entity, rp_perm_t perm)
     return rp_access_scope(a, entity, perm) != RP_SCOPE_NONE;
 }
 
-/* Entity @p name's description @p ent as @p a may use it (owned), or NULL when @p a may not
- * read the entity or out of memory. */
-static json_t *entity_for(const rp_access_t *a, const char *name, json_t *ent)
+/* Entity @p name's description @p ent as @p a may use it, into @p data under @p name; nothing
+ * when @p a may not read the entity. -1 when out of memory. */
+static int entity_for(const rp_access_t *a, const char *name, json_t *ent, json_t *data)
 {
     if (!may(a, name, RP_PERM_READ))
-        return NULL;
-    json_t *fields = json_object();
+        return 0;
+    json_t *fields = json_object(), *sys = json_array();
+    if (!fields || !sys)
+        goto oom;
     const char *fname;
     json_t *spec;
     json_object_foreach(json_object_get(ent, "fields"), fname, spec) {
         if (rp_access_hidden(a, name, fname))
             continue;
         json_t *f = json_deep_copy(spec);
-        if (!f || json_object_set_new(f, "read_only", json_boolean(rp_access_read_only(
-                                                           a, name, fname)))) {
+        if (!f)
+            goto oom;
+        if (json_object_set_new(f, "read_only",
+                                json_boolean(rp_access_read_only(a, name, fname)))) {
             json_decref(f);
-            json_decref(fields);
-            return NULL;
+            goto oom;
         }
-        json_object_set_new(fields, fname, f);
+        if (json_object_set_new(fields, fname, f)) /* takes f, even when it fails */
+            goto oom;
     }
-    json_t *sys = json_array();
     for (int i = 0; system_fields[i]; i++)
-        json_array_append_new(sys, json_string(system_fields[i]));
+        if (json_array_append_new(sys, json_string(system_fields[i])))
+            goto oom;
+    /* json_pack steals fields and sys even when it fails. */
     json_t *out = json_pack("{s:O?,s:o,s:o,s:{s:b,s:b,s:b,s:b}}", "label",
                             json_object_get(ent, "label"), "fields", fields, "system", sys,
                             "may", "read", 1, "create", may(a, name, RP_PERM_CREATE), "update",
                             may(a, name, RP_PERM_UPDATE), "delete",
                             may(a, name, RP_PERM_DELETE));
-    return out;
+    return out && json_object_set_new(data, name, out) == 0 ? 0 : -1;
+oom:
+    json_decref(fields);
+    json_decref(sys);
+    return -1;
 }
 
 int rp__http_schema(call_t *c)
@@ -80,14 +89,20 @@ int rp__http_schema(call_t *c)
     if (!reg)
         return rp__http_store_problem(c, &err, false);
     json_t *data = json_object();
+    if (!data) {
+        json_decref(reg);
+        return rp__http_problem(c, 500, "out of memory", NULL);
+    }
     const char *name;
     json_t *ent;
     json_object_foreach(reg, name, ent) {
         if (only && strcmp(name, only) != 0)
             continue;
-        json_t *e = entity_for(c->access, name, ent);
-        if (e)
-            json_object_set_new(data, name, e);
+        if (entity_for(c->access, name, ent, data)) {
+            json_decref(data);
+            json_decref(reg);
+            return rp__http_problem(c, 500, "out of memory", NULL);
+        }
     }
     json_decref(reg);
     return rp__http_send_json(c, 200, json_pack("{s:o,s:s?}", "data", data, "role",
