@@ -270,7 +270,7 @@
         // included (reading offsetHeight makes the browser lay the table out now).
         const t0 = performance.now();
         const table = table50(entity, ent, cols, r.data.data, st, redraw, sch);
-        view.append(table);
+        view.append(el('div', {class: 'table-wrap'}, table)); /* scrolls sideways when wide */
         void table.offsetHeight;
         const drawn = performance.now() - t0;
         table.dataset.renderMs = drawn.toFixed(2);
