@@ -253,6 +253,9 @@ int rp__http_explain(call_t *c, const char *entity, int64_t id, const char *fiel
 int rp__http_subject(call_t *c, const char *entity, int64_t id);
 /** GET /api/v1/search. */
 int rp__http_search(call_t *c);
+/** GET /api/v1/schema: the entities and fields the caller may read, and what it may do
+ *  (schema.c). */
+int rp__http_schema(call_t *c);
 /** GET /health. */
 int rp__http_health(call_t *c);
 /** /api/v1/plugins/<name>/…: a plugin's own route, acting as the caller. */

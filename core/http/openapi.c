@@ -243,6 +243,11 @@ json_t *rp__http_openapi(rp_store_t *s, rp_error_t *err)
     json_decref(reg);
     plain_op(paths, "/api/v1/search", "get", "Full-text search (q, entity, limit)", "search",
              "{data: [{entity, id, rank, snippet}]}");
+    plain_op(paths, "/api/v1/schema", "get",
+             "The entities and fields the caller may read (entity: only one), each field marked "
+             "read_only as the caller's role makes it, and what the caller may do per entity",
+             "schema", "{data: {entity: {label, fields: {name: spec + read_only}, system, "
+             "may: {read, create, update, delete}}}, role}");
     json_t *login = op("Sign in with a password: a token for the user's role (no token needed)",
                        "auth", json_pack("{s:{s:s},s:{s:s},s:{s:s}}", "201", "description",
                                          "{token, token_id, expires_in_s}", "401",

@@ -219,6 +219,8 @@ static int route(call_t *c)
         return rp__http_plugin(c, seg[1], sub, false);
     if (n == 1 && strcmp(entity, "search") == 0)
         return method_get(req) ? rp__http_search(c) : method_not_allowed(c, "GET");
+    if (n == 1 && strcmp(entity, "schema") == 0)
+        return method_get(req) ? rp__http_schema(c) : method_not_allowed(c, "GET");
     if (!rp_store_has_entity(c->h->s, entity))
         return rp__http_problemf(c, 404, NULL, "there is no entity \"%s\"", entity);
     if (n == 1)
