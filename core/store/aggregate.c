@@ -405,8 +405,7 @@ static int run(rp_store_t *s, const rp_aggregate_t *q, rp_aggregate_fn fn,
     rp__qb_t b = {0};
     select_list(&p, zone, &b);
     rp__qb_put(&b, " FROM \"%s\"", p.e->name);
-    if ((rc = rp__where_clause(p.e, q->where, q->with_deleted, &b, err)) ||
-        (rc = rp__scope_clause(s, p.e, q->access, q->where, &b, err)))
+    if ((rc = rp__where_scoped(s, p.e, q->access, q->where, q->with_deleted, &b, err)))
         goto out;
     for (int i = 0; i < p.ng; i++)
         rp__qb_put(&b, "%s%d", i ? ", " : " GROUP BY ", p.g[i].col + 1);

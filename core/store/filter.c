@@ -458,3 +458,16 @@ int rp__where_clause(rp__entity_t *e, json_t *where, bool with_deleted, rp__qb_t
     }
     return 0;
 }
+int rp__where_scoped(rp_store_t *s, rp__entity_t *e, const rp_access_t *a, json_t *where,
+                     bool with_deleted, rp__qb_t *q, rp_error_t *err)
+{
+    /* An entity the reader may not read at all is refused before its filter is looked at. */
+    if (a && rp__access_scope(a, e->name, RP_PERM_READ) == RP_SCOPE_NONE)
+        return rp__scope_clause(s, e, a, where, q, err);
+    int rc = a ? filter_hidden(a, e, where, err) : 0;
+    if (!rc)
+        rc = rp__where_clause(e, where, with_deleted, q, err);
+    if (!rc)
+        rc = rp__scope_clause(s, e, a, where, q, err);
+    return rc;
+}

@@ -48,6 +48,12 @@ int rp__where_clause(rp__entity_t *e, json_t *where, bool with_deleted, rp__qb_t
  * filter naming a hidden field. */
 int rp__scope_clause(rp_store_t *s, rp__entity_t *e, const rp_access_t *a, json_t *where,
                      rp__qb_t *q, rp_error_t *err);
+
+/* rp__where_clause then rp__scope_clause, with a hidden field named anywhere in @p where
+ * refused first: before its value is checked, so a malformed value tells nothing of a field
+ * the reader may not know of (its type, that it exists). */
+int rp__where_scoped(rp_store_t *s, rp__entity_t *e, const rp_access_t *a, json_t *where,
+                     bool with_deleted, rp__qb_t *q, rp_error_t *err);
 /* Appends filter @p node on @p e (crm.find's language) compiled, values bound. */
 int rp__filter_node(rp__entity_t *e, json_t *node, rp__qb_t *q, rp_error_t *err);
 

@@ -228,8 +228,7 @@ int rp_store_find(rp_store_t *s, const rp_query_t *qq, json_t **out, char **next
     int64_t limit = qq->limit <= 0 ? 100 : qq->limit > 10000 ? 10000 : qq->limit;
     rp__qb_t q = {0};
     rp__qb_put_str(&q, e->sql_select);
-    if ((rc = rp__where_clause(e, qq->where, qq->with_deleted, &q, err)) ||
-        (rc = rp__scope_clause(s, e, a, qq->where, &q, err)))
+    if ((rc = rp__where_scoped(s, e, a, qq->where, qq->with_deleted, &q, err)))
         goto out;
     if (qq->after && (rc = cursor_where(e, qq->after, qq->order, keys, nkeys, &q, err)))
         goto out;
@@ -319,9 +318,7 @@ int rp_store_count_as(rp_store_t *s, const rp_access_t *a, const char *entity, j
         return err ? err->code : RP_EIO;
     rp__qb_t q = {0};
     rp__qb_put(&q, "SELECT count(*) FROM \"%s\"", e->name);
-    int rc = rp__where_clause(e, where, with_deleted, &q, err);
-    if (!rc)
-        rc = rp__scope_clause(s, e, a, where, &q, err);
+    int rc = rp__where_scoped(s, e, a, where, with_deleted, &q, err);
     if (rc)
         goto out;
     if (q.oom) {

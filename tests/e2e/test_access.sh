@@ -41,6 +41,12 @@ expect 1 'missing: contact.read' -- --as sam get contact "$zoe_c"
 expect 0 'Timmy' -- --as sam get contact "$tim_c"
 expect 1 'hidden' -- --as sam find contact --where '{"email": {"contains": "zz"}}'
 expect 1 'hidden' -- --as sam find contact --order email
+# A malformed value for a hidden field is refused as hidden, not as malformed (which would tell
+# the field exists and its type), in a list, a count and an aggregate alike.
+expect 1 'hidden' -- --as sam find contact --where '{"email": 5}'
+out=$("$RAPPORT" --as sam find contact --where '{"email": {"gt": []}}' 2>&1)
+check 'grep -q hidden <<<"$out" && ! grep -qi "email address\|not a valid\|must be" <<<"$out"' "a bad value on a hidden field: $out"
+expect 1 'hidden' -- --as sam count contact --where '{"email": {"gt": []}}'
 expect 1 'missing: deal.read' -- --as sam find deal
 expect 1 'missing: contact.update' -- --as sam update contact "$tim_c" '{"title": "Boss"}'
 expect 0 '' -- --as sam update contact "$sam_c" '{"title": "Boss"}'
