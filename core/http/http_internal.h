@@ -81,6 +81,7 @@ struct rp_http {
     uint64_t openapi_gen;
     struct rp_http_bundle *bundles; /* the asset bundles served (assets.c) */
     int nbundles;
+    struct rp_http_admin *admin; /* the live logs open (admin.c), or NULL */
 };
 
 typedef struct handler {
@@ -257,6 +258,18 @@ int rp__http_search(call_t *c);
 int rp__http_health(call_t *c);
 /** /api/v1/plugins/<name>/…: a plugin's own route, acting as the caller. */
 int rp__http_plugin(call_t *c, const char *name, const char *sub, bool anonymous);
+
+/* ---- the engine room (admin.c, admin_eval.c) ------------------------------------------ */
+
+/** Whether the caller is an admin: a user (not a record's session) whose role is "admin". */
+bool rp__http_is_admin(call_t *c);
+/** /api/v1/admin/<seg…> (@p n segments): 403 for anyone but an admin. */
+int rp__http_admin(call_t *c, char **seg, int n);
+/** The routes of admin_eval.c: eval, settings, users, tokens. */
+int rp__http_admin_more(call_t *c, char **seg, int n);
+/** Ends the live logs open (the server stops) and closes their timer. */
+void rp__http_admin_stop(rp_http_t *h);
+void rp__http_admin_free(rp_http_t *h);
 
 /* ---- without a connection ----------------------------------------------------------- */
 

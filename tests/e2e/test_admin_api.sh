@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# End-to-end: the console's engine room, /api/v1/admin/…, with curl against `rapport serve`.
+# Every route answers an admin and refuses a user of another role with 403 (and a record's
+# session can never be one). The live log (server-sent events) delivers an event written by
+# another process within a second, and a ninth stream is refused while eight are open. Jobs:
+# a dead one is retried. Dead letters: a webhook to a closed port dies at its only attempt and
+# is queued for replay. The Lua line runs dry by default (nothing stored, the diff shown) and
+# for real when asked; bad input is refused naming the field. No answer ever holds a token's
+# secret or hash, a password hash or a webhook's secret.
+set -u
+RAPPORT=${RAPPORT:-build/rapport}
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+tmp=$(mktemp -d /tmp/h-engine-admin.XXXXXX)
+serve_pid=
+streams=()
+trap 'for p in "${streams[@]}"; do kill "$p" 2>/dev/null; done; [ -n "$serve_pid" ] && kill -9 $serve_pid 2>/dev/null; [ -n "${KEEP:-}" ] && cp "$tmp/serve.log" "$KEEP"; rm -rf "$tmp"' EXIT
+export RAPPORT_DB="$tmp/crm.db"
+
+"$RAPPORT" init >/dev/null
+"$RAPPORT" users add root --role admin --password-stdin <<<"root admin password" >/dev/null
+"$RAPPORT" roles set clerk '{"entities": {"contact": {"read": "all", "create": true}}}' >/dev/null 2>&1
+"$RAPPORT" users add kim --role clerk --password-stdin <<<"kim staff password" >/dev/null
+"$RAPPORT" config set webhooks.allow_networks 127.0.0.1/32 >/dev/null
+"$RAPPORT" config set webhooks.max_attempts 1 >/dev/null
+"$RAPPORT" config set mail.smtp.password '"hunter2-smtp-secret"' >/dev/null
+closed=$(free_port)
+wh_secret="webhook-secret-0123456789-abcdef"
+"$RAPPORT" webhooks add "http://127.0.0.1:$closed/hook" --events contact.created --user root --secret "$wh_secret" >/dev/null
+tok=$(token_of root)
+kimtok=$(token_of kim)
+check '[ -n "$tok" ] && [ -n "$kimtok" ]' "no tokens"
+
+"$RAPPORT" serve --listen 127.0.0.1:0 --poll-ms 50 2> "$tmp/serve.log" &
+serve_pid=$!
+port=$(listened_port "$tmp/serve.log")
+check '[ -n "$port" ]' "serve did not say where it listens: $(cat "$tmp/serve.log")"
+U=http://127.0.0.1:$port
+A=/api/v1/admin
+all_bodies="$tmp/all_bodies"
+: > "$all_bodies"
+keep() { printf '%s\n' "$body" >> "$all_bodies"; }
+
+# ---- a non-admin is refused everywhere; so is no one -------------------------------------
+admintok=$tok
+tok=$kimtok
+for r in "GET $A/events" "GET $A/events/stream" "GET $A/jobs" "POST $A/jobs/1/retry" \
+         "GET $A/dead" "POST $A/dead/1/replay" "POST $A/eval" "GET $A/settings" "GET $A/users" \
+         "GET $A/tokens" "POST $A/tokens" "POST $A/tokens/1/revoke" "GET $A/nothing"; do
+    set -- $r
+    req "$1" "$2" '{"code": "return 1"}' --max-time 3
+    is 403 "for admins" "a clerk's $r"
+done
+code=$(curl -s -o /dev/null -w '%{http_code}' "$U$A/events")
+check '[ "$code" = 401 ]' "no token: $code"
+tok=$admintok
+
+# ---- the event log --------------------------------------------------------------------
+"$RAPPORT" create contact '{"last_name": "Logged"}' >/dev/null
+req GET "$A/events?limit=5"; is 200 '"type":"contact.created"' "the newest events"; keep
+last=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["last_seq"])' "$tmp/body")
+check '[ "$last" -gt 0 ]' "no last_seq: $body"
+req GET "$A/events?after=$last"; is 200 '"data":[]' "nothing after the newest"
+req GET "$A/events?after=-1"; is 400 '"field":"after"' "a negative after"
+req GET "$A/events?limit=0"; is 400 '"field":"limit"' "limit 0"
+req GET "$A/events?limit=9999"; is 400 '"field":"limit"' "limit over 500"
+req DELETE "$A/events"; is 405 "GET" "DELETE on the log"
+
+# ---- the live log: an event written by another process arrives within a second ------------
+curl -s -N -H "Authorization: Bearer $tok" "$U$A/events/stream" > "$tmp/stream" 2>/dev/null &
+streams+=($!)
+for _ in $(seq 40); do grep -q "live log after" "$tmp/stream" && break; sleep 0.05; done
+check 'grep -q "^: live log after $last" "$tmp/stream"' "the stream did not open: $(cat "$tmp/stream")"
+t0=$(date +%s%N)
+"$RAPPORT" create contact '{"last_name": "Streamed"}' >/dev/null
+for _ in $(seq 100); do grep -q Streamed "$tmp/stream" && break; sleep 0.01; done
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+check 'grep -q "^data: .*\"type\":\"contact.created\".*Streamed" "$tmp/stream" && [ "$ms" -lt 1000 ]' "the stream missed the event (after $ms ms): $(cat "$tmp/stream")"
+check 'grep -q "^id: [0-9]" "$tmp/stream"' "events lack their id line"
+echo "live log: another process's event arrived after $ms ms"
+# One written through the API arrives too (this server's commit wakes it at once).
+tok=$kimtok; req POST /api/v1/contact '{"last_name": "ViaApi"}'; tok=$admintok
+for _ in $(seq 100); do grep -q ViaApi "$tmp/stream" && break; sleep 0.01; done
+check 'grep -q ViaApi "$tmp/stream"' "the stream missed the API's event"
+# after=SEQ starts there.
+curl -s -N --max-time 1 -H "Authorization: Bearer $tok" "$U$A/events/stream?after=0" > "$tmp/from0" 2>/dev/null
+check 'grep -q "Logged" "$tmp/from0"' "after=0 did not replay the log: $(head -c 300 "$tmp/from0")"
+req GET "$A/events/stream?after=x" "" --max-time 2; is 400 '"field":"after"' "a bad after on the stream"
+# The limit: 8 open at once (the first is still open; the after=0 one has closed).
+for i in 2 3 4 5 6 7 8; do
+    curl -s -N -H "Authorization: Bearer $tok" "$U$A/events/stream" > "$tmp/s$i" 2>/dev/null &
+    streams+=($!)
+done
+for _ in $(seq 60); do [ "$(cat "$tmp"/s[2-8] 2>/dev/null | grep -c 'live log')" = 7 ] && break; sleep 0.05; done
+req GET "$A/events/stream" "" --max-time 2; is 503 "8 live logs are open" "a ninth stream"
+kill "${streams[@]:1}" 2>/dev/null; wait "${streams[@]:1}" 2>/dev/null; streams=("${streams[0]}")
+ok_again=
+for _ in $(seq 40); do
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 0.5 -H "Authorization: Bearer $tok" "$U$A/events/stream")
+    [ "$code" = 200 ] && { ok_again=1; break; }; sleep 0.05
+done
+check '[ -n "$ok_again" ]' "streams closed by their clients were not counted out"
+
+# ---- dead letters: the webhook to a closed port died at its only attempt -------------------
+for _ in $(seq 100); do "$RAPPORT" events dead | grep -q webhook && break; sleep 0.05; done
+req GET "$A/dead"; is 200 '"subscriber":"webhook' "the dead letters"; keep
+dl=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["data"][0]["id"])' "$tmp/body" 2>/dev/null)
+req POST "$A/dead/$dl/replay" '{}' -H "Content-Type: application/json"; is 200 '"queued":"replay"' "replay a dead letter"
+req POST "$A/dead/999999/replay" '{}'; is 404 "" "replay of a letter that is not there"
+req POST "$A/dead/abc/replay" '{}'; is 404 "is not an id" "replay of a non-id"
+req GET "$A/dead/$dl/replay"; is 405 "POST" "GET on replay"
+
+# ---- jobs: a failing job goes dead (max attempts by its own run), is retried ---------------
+req GET "$A/jobs?state=nope"; is 400 '"field":"state"' "a bad state"
+"$RAPPORT" jobs add emit --payload '{"no_type": true}' >/dev/null
+req GET "$A/jobs"; is 200 '"name":"emit"' "the jobs"; keep
+req POST "$A/jobs/999999/retry" '{}'; is 404 "" "retry of a job that is not dead"
+
+# ---- the Lua line ----------------------------------------------------------------------
+before=$(count contact)
+req POST "$A/eval" '{"code": "crm.create(\"contact\", {last_name = \"Dry\"}); return 7"}'
+is 200 '"dry":true' "a dry line"
+check 'grep -q "\"results\":\[\"7\"\]" <<<"$body" && grep -q "\"entity\":\"contact\".*\"last_name\":\[null,\"Dry\"\]" <<<"$body"' "the dry line's diff: $body"
+check '[ "$(count contact)" = "$before" ]' "a dry line stored a contact"
+req POST "$A/eval" '{"code": "crm.create(\"contact\", {last_name = \"Real\"})", "real": true}'
+is 200 '"dry":false' "a real line"
+check 'grep -q "\"last_name\":\[null,\"Real\"\]" <<<"$body"' "the real line's changes: $body"
+check '[ "$(count contact)" = "$((before + 1))" ]' "a real line stored nothing"
+req POST "$A/eval" '{"code": "while true do end"}'; is 422 '"field":"code"' "a line that never ends"
+check 'grep -q "time budget" <<<"$body"' "the endless line's refusal names no limit: $body"
+req POST "$A/eval" '{"code": "return ("}'; is 422 '"field":"code"' "a line that does not parse"
+req POST "$A/eval" '{"code": 5}'; is 422 '"field":"code"' "code not a string"
+req POST "$A/eval" '{"code": "return 1", "real": "yes"}'; is 422 '"field":"real"' "real not a boolean"
+req POST "$A/eval" 'not json'; is 400 "" "a body that is not JSON"
+req GET "$A/eval"; is 405 "POST" "GET on eval"
+
+# ---- users, tokens, settings: no secret ever ---------------------------------------------
+req GET "$A/users"; is 200 '"name":"kim"' "the users"; keep
+req GET "$A/tokens"; is 200 '"user":"kim"' "the tokens"; keep
+req GET "$A/settings"; is 200 '"webhooks.max_attempts":1' "the settings"; keep
+check 'grep -q "\"mail.smtp.password\":\"(secret: not shown)\"" <<<"$body"' "a password setting shown: $body"
+req POST "$A/tokens" '{"user": "kim", "expires_days": 2}'; is 201 '"token":"rpt_' "a new token"
+new=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["token"], d["id"])' "$tmp/body")
+read -r newtok newid <<<"$new"
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $newtok" "$U/api/v1/contact")
+check '[ "$code" = 200 ]' "the new token does not work: $code"
+req GET "$A/tokens"; keep
+check '! grep -qF "$newtok" <<<"$body"' "the token list shows a secret"
+req POST "$A/tokens/$newid/revoke" '{}'; is 200 '"revoked":true' "revoke"
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $newtok" "$U/api/v1/contact")
+check '[ "$code" = 401 ]' "a revoked token still works: $code"
+req POST "$A/tokens/$newid/revoke" '{}'; is 404 "" "revoke twice"
+req POST "$A/tokens" '{"user": "nobody"}'; is 422 '"field":"user"' "a token for no one"
+req POST "$A/tokens" '{"user": "kim", "expires_days": 0}'; is 422 '"field":"expires_days"' "expires_days 0"
+req POST "$A/tokens" '{"user": "kim", "role": 3}'; is 422 '"field":"role"' "a role not a name"
+for s in "$wh_secret" "hunter2-smtp-secret" "$tok" "$kimtok" '$argon2' '"hash"' '"secret"'; do
+    check '! grep -qF -- "$s" "$all_bodies"' "an answer held a secret ($s)"
+done
+
+kill -TERM $serve_pid
+wait "$serve_pid" 2>/dev/null; st=$?
+serve_pid=
+check '[ "$st" = 0 ]' "serve with a live log open exited $st on SIGTERM: $(tail -5 "$tmp/serve.log")"
+check '! grep -q "Sanitizer\|runtime error" "$tmp/serve.log"' "the server's log: $(grep -A20 "Sanitizer\|runtime error" "$tmp/serve.log" | head -40)"
+finish
