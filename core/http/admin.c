@@ -291,6 +291,7 @@ static int events_stream(call_t *c)
 
 void rp__http_admin_stop(rp_http_t *h)
 {
+    rp__http_admin_tests_stop(h);
     if (!h->admin)
         return;
     while (h->admin->streams)
@@ -398,6 +399,12 @@ int rp__http_admin(call_t *c, char **seg, int n)
     if (n == 2 && strcmp(what, "events") == 0 && strcmp(seg[1], "stream") == 0)
         return rp__http_method_is(c->req, "GET") ? events_stream(c)
                                                  : method_not_allowed(c, "GET");
+    if (n == 1 && strcmp(what, "engine") == 0)
+        return get ? rp__http_admin_engine(c, false) : method_not_allowed(c, "GET");
+    if (n == 2 && strcmp(what, "scripts") == 0 && strcmp(seg[1], "reload") == 0)
+        return post ? rp__http_admin_engine(c, true) : method_not_allowed(c, "POST");
+    if (n == 2 && strcmp(what, "scripts") == 0 && strcmp(seg[1], "test") == 0)
+        return post ? rp__http_admin_tests(c) : method_not_allowed(c, "POST");
     if (n == 1 && strcmp(what, "jobs") == 0)
         return get ? jobs_list(c) : method_not_allowed(c, "GET");
     if (n == 1 && strcmp(what, "dead") == 0)

@@ -82,6 +82,8 @@ struct rp_http {
     struct rp_http_bundle *bundles; /* the asset bundles served (assets.c) */
     int nbundles;
     struct rp_http_admin *admin; /* the live logs open (admin.c), or NULL */
+    rp_http_engine_fn engine;    /* the plugins and scripts served (rp_http_set_engine) */
+    void *engine_ud;
 };
 
 typedef struct handler {
@@ -270,6 +272,13 @@ int rp__http_admin_more(call_t *c, char **seg, int n);
 /** Ends the live logs open (the server stops) and closes their timer. */
 void rp__http_admin_stop(rp_http_t *h);
 void rp__http_admin_free(rp_http_t *h);
+/** GET admin/engine: the plugins and scripts; with @p reload (POST admin/scripts/reload) the
+ *  edited scripts are reloaded first (admin_rules.c). */
+int rp__http_admin_engine(call_t *c, bool reload);
+/** POST admin/scripts/test: the scripts' tests, run in a child process; answered when done. */
+int rp__http_admin_tests(call_t *c);
+/** Stops a test run under way (the server stops): its answer is dropped. */
+void rp__http_admin_tests_stop(rp_http_t *h);
 
 /* ---- without a connection ----------------------------------------------------------- */
 

@@ -521,6 +521,12 @@ void rp_http_set_routes(rp_http_t *h, rp_http_route_fn fn, void *ud)
     h->routes_ud = ud;
 }
 
+void rp_http_set_engine(rp_http_t *h, rp_http_engine_fn fn, void *ud)
+{
+    h->engine = fn;
+    h->engine_ud = ud;
+}
+
 void rp_http_set_route_docs(rp_http_t *h, rp_http_docs_fn fn, void *ud)
 {
     h->route_docs = fn;

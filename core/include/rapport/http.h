@@ -128,6 +128,15 @@ typedef int (*rp_http_route_fn)(void *ud, const char *name, const rp_http_reques
 /** Routes /api/v1/plugins/… to @p fn (the plugin host: rp_plugins_route). */
 void rp_http_set_routes(rp_http_t *h, rp_http_route_fn fn, void *ud);
 
+/**
+ * What the engine room (/api/v1/admin/…) shows of the engine that serves: @p fn answers a new
+ * object (owned) {"plugins": rp_plugins_describe(), "scripts": rp_scripts_describe(),
+ * "script_dirs": [folders, in load order], "given_dirs": [the folders it was given, the
+ * default rules' first]}, first reloading the edited scripts when @p reload.
+ */
+typedef json_t *(*rp_http_engine_fn)(void *ud, bool reload);
+void rp_http_set_engine(rp_http_t *h, rp_http_engine_fn fn, void *ud);
+
 /** Adds the extensions' routes to the "paths" object of the OpenAPI document. */
 typedef void (*rp_http_docs_fn)(void *ud, json_t *paths);
 
