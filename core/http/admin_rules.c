@@ -159,7 +159,7 @@ int rp__http_admin_tests(call_t *c)
         return rp__http_problem(c, 503, "the server is not running", NULL);
     json_t *d = h->engine(h->engine_ud, false);
     json_t *dirs = json_object_get(d, "script_dirs");
-    char *argv[3 + 2 * TESTS_DIRS_MAX + 1];
+    char *argv[2 + 3 * TESTS_DIRS_MAX + 1]; /* self, --scripts pairs, test, the folders */
     int argc = 0;
     char self[4096];
     size_t sl = sizeof self - 1;
