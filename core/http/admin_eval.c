@@ -20,6 +20,7 @@
 #include "rapport/auth.h"
 #include "rapport/events.h"
 #include "rapport/lua.h"
+#include "rapport/webhook.h"
 
 #include "http_internal.h"
 
@@ -146,31 +147,82 @@ static int eval(call_t *c)
 
 /* ---- users, tokens, settings --------------------------------------------------------- */
 
-/* Whether a setting's name says it holds a secret: its value is never answered. */
-static bool secret_key(const char *key)
-{
-    static const char *const words[] = {"secret", "password", "token", "key", "credential"};
-    const char *last = strrchr(key, '.');
-    last = last ? last + 1 : key;
-    for (size_t i = 0; i < sizeof words / sizeof *words; i++)
-        if (strstr(last, words[i]))
-            return true;
-    return false;
-}
-
+/* GET admin/settings: every setting, what is secret in it masked as the event log masks it. */
 static int settings(call_t *c)
 {
     json_t *all = NULL;
     rp_error_t err = {0};
     if (rp_config_list(c->h->s, &all, &err))
         return rp__http_store_problem(c, &err, false);
+    json_t *out = json_object();
     const char *k;
     json_t *v;
-    json_object_foreach(all, k, v) {
-        if (secret_key(k))
-            json_object_set_new(all, k, json_string("(secret: not shown)"));
+    json_object_foreach(all, k, v) json_object_set_new(out, k, rp_config_redacted(k, v));
+    json_decref(all);
+    return rp__http_send_json(c, 200, json_pack("{s:o}", "data", out));
+}
+
+/* POST admin/settings {"key", "value"}: sets it (null: unsets it), checked as `rapport config
+ * set` checks it: a role's grants as a role, the webhooks' allow list as one. */
+static int setting_set(call_t *c)
+{
+    json_t *body = rp__http_body(c);
+    if (!body)
+        return -1;
+    const char *key = json_string_value(json_object_get(body, "key"));
+    json_t *value = json_object_get(body, "value");
+    const char *bad = NULL, *field = NULL;
+    if (!key || !*key)
+        bad = "key must name a setting", field = "key";
+    else if (!value)
+        bad = "value is needed (null unsets the setting)", field = "value";
+    if (bad) {
+        json_decref(body);
+        return rp__http_problem(c, 422, bad, field);
     }
-    return rp__http_send_json(c, 200, json_pack("{s:o}", "data", all));
+    rp_error_t err = {0};
+    int rc = 0;
+    if (strcmp(key, RP_WEBHOOK_ALLOW_SETTING) == 0 && !json_is_null(value)) {
+        rp_webhook_allow_t *a = NULL;
+        rc = rp_webhook_allow_json(value, &a, &err);
+        rp_webhook_allow_free(a);
+    }
+    if (!rc)
+        rc = strncmp(key, "roles.", 6) == 0
+                 ? rp_access_role_set(c->h->s, &c->ctx, key + 6,
+                                      json_is_null(value) ? NULL : value, &err)
+                 : rp_config_set(c->h->s, &c->ctx, key, json_is_null(value) ? NULL : value,
+                                 &err);
+    if (rc) {
+        int status = rp__http_status_of(&err, false);
+        rc = status == 503 || status == 500
+                 ? rp__http_store_problem(c, &err, false)
+                 : rp__http_problem(c, status == 404 ? 404 : 422, err.msg,
+                                    err.code == RP_EINVAL && strstr(err.msg, "setting name")
+                                        ? "key" : "value");
+        json_decref(body);
+        return rc;
+    }
+    json_t *ans = json_pack("{s:s,s:o}", "key", key, "value", rp_config_redacted(key, value));
+    json_decref(body);
+    return rp__http_send_json(c, 200, ans);
+}
+
+/* GET admin/webhooks?limit=N: the webhooks (never a secret, a URL without its password) and
+ * the newest delivery attempts. A failed one is redelivered by replaying its dead letter. */
+static int webhooks(call_t *c)
+{
+    int64_t limit = 50;
+    if (rp__http_param_int(c, "limit", 500, &limit))
+        return -1;
+    json_t *list = NULL, *log = NULL;
+    rp_error_t err = {0};
+    if (rp_webhook_list(c->h->s, &list, &err) ||
+        rp_webhook_deliveries(c->h->s, 0, (int)limit, &log, &err)) {
+        json_decref(list);
+        return rp__http_store_problem(c, &err, false);
+    }
+    return rp__http_send_json(c, 200, json_pack("{s:o,s:o}", "data", list, "deliveries", log));
 }
 
 static int users(call_t *c)
@@ -268,6 +320,12 @@ int rp__http_admin_more(call_t *c, char **seg, int n)
     } else if (n == 1 && strcmp(what, "settings") == 0) {
         if (get)
             return settings(c);
+        if (post)
+            return setting_set(c);
+        allow = "GET, POST";
+    } else if (n == 1 && strcmp(what, "webhooks") == 0) {
+        if (get)
+            return webhooks(c);
         allow = "GET";
     } else if (n == 1 && strcmp(what, "users") == 0) {
         if (get)
@@ -286,8 +344,8 @@ int rp__http_admin_more(call_t *c, char **seg, int n)
     }
     if (!allow)
         return rp__http_problem(c, 404, "no such path under /api/v1/admin/ (events, "
-                                "events/stream, jobs, dead, eval, settings, users, tokens)",
-                                NULL);
+                                "events/stream, engine, scripts/reload, scripts/test, jobs, "
+                                "dead, eval, settings, webhooks, users, tokens)", NULL);
     rp__http_add_header(c, H2O_TOKEN_ALLOW, allow);
     return rp__http_problemf(c, 405, NULL, "this path answers %s", allow);
 }

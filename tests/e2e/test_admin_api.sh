@@ -31,7 +31,12 @@ tok=$(token_of root)
 kimtok=$(token_of kim)
 check '[ -n "$tok" ] && [ -n "$kimtok" ]' "no tokens"
 
-"$RAPPORT" serve --listen 127.0.0.1:0 --poll-ms 50 2> "$tmp/serve.log" &
+# Rules: one that loads, one broken, and tests (one passes, one fails, with a slow one).
+mkdir -p "$tmp/rules"
+printf 'crm.on("contact.created", function(ev) end)\n' > "$tmp/rules/good.lua"
+printf 'this is not lua(\n' > "$tmp/rules/broken.lua"
+printf 'test("adds", function() assert_eq(1 + 1, 2) end)\ntest("fails", function() assert_eq(1, 2) end)\n' > "$tmp/rules/good_test.lua"
+"$RAPPORT" --scripts "$tmp/rules" --skip-broken serve --listen 127.0.0.1:0 --poll-ms 50 2> "$tmp/serve.log" &
 serve_pid=$!
 port=$(listened_port "$tmp/serve.log")
 check '[ -n "$port" ]' "serve did not say where it listens: $(cat "$tmp/serve.log")"
@@ -46,7 +51,9 @@ admintok=$tok
 tok=$kimtok
 for r in "GET $A/events" "GET $A/events/stream" "GET $A/jobs" "POST $A/jobs/1/retry" \
          "GET $A/dead" "POST $A/dead/1/replay" "POST $A/eval" "GET $A/settings" "GET $A/users" \
-         "GET $A/tokens" "POST $A/tokens" "POST $A/tokens/1/revoke" "GET $A/nothing"; do
+         "GET $A/tokens" "POST $A/tokens" "POST $A/tokens/1/revoke" "GET $A/nothing" \
+         "POST $A/settings" "GET $A/webhooks" "GET $A/engine" "POST $A/scripts/reload" \
+         "POST $A/scripts/test"; do
     set -- $r
     req "$1" "$2" '{"code": "return 1"}' --max-time 3
     is 403 "for admins" "a clerk's $r"
@@ -134,11 +141,52 @@ req POST "$A/eval" '{"code": "return 1", "real": "yes"}'; is 422 '"field":"real"
 req POST "$A/eval" 'not json'; is 400 "" "a body that is not JSON"
 req GET "$A/eval"; is 405 "POST" "GET on eval"
 
+# ---- rules: the scripts, a reload, the tests -----------------------------------------------
+py_script() { python3 -c 'import json,sys
+d = json.load(open(sys.argv[1]))
+s = [x for x in d["scripts"] if x["file"].endswith("/" + sys.argv[2])]
+print(json.dumps(s[0]) if s else "none")' "$tmp/body" "$1"; }
+req GET "$A/engine"; is 200 '"plugins":[' "the plugins and scripts"; keep
+check 'grep -q "\"running\": false" <<<"$(py_script broken.lua)" && grep -q "syntax error" <<<"$(py_script broken.lua)"' "the broken script and why: $(py_script broken.lua)"
+check 'grep -q "\"running\": true, \"error\": null" <<<"$(py_script good.lua)"' "the good script: $(py_script good.lua)"
+# An edit that does not load: the old version runs on, and the page says why.
+sleep 1.1; printf 'crm.on(\n' > "$tmp/rules/good.lua"
+req POST "$A/scripts/reload" '{}'; is 200 '"scripts":[' "reload now"
+check 'grep -q "\"running\": true" <<<"$(py_script good.lua)" && grep -q "good.lua:" <<<"$(py_script good.lua)"' "a failed edit: $(py_script good.lua)"
+# A new file is loaded by itself within a second or so (the engine's interval).
+printf 'crm.on("contact.updated", function(ev) end)\n' > "$tmp/rules/fresh.lua"
+for _ in $(seq 40); do req GET "$A/engine"; [ "$(py_script fresh.lua)" != none ] && break; sleep 0.1; done
+check 'grep -q "\"running\": true" <<<"$(py_script fresh.lua)"' "a new script was not loaded by itself: $(py_script fresh.lua)"
+# The tests run in a child; the loop answers meanwhile.
+curl -s -o "$tmp/tests" -X POST -H "Authorization: Bearer $tok" -H 'Content-Type: application/json' --data '{}' "$U$A/scripts/test" &
+tests_pid=$!
+sleep 0.05
+h0=$(date +%s%N); code=$(curl -s -o /dev/null -w '%{http_code}' "$U/health"); hms=$(( ($(date +%s%N) - h0) / 1000000 ))
+check '[ "$code" = 200 ] && [ "$hms" -lt 300 ]' "the server did not answer while the tests ran: $code after $hms ms"
+req POST "$A/scripts/test" '{}'; t2=$code
+wait $tests_pid
+body=$(cat "$tmp/tests")
+check 'grep -q "\"passed\":[1-9]" <<<"$body" && grep -q "\"failed\":1" <<<"$body" && grep -q "good_test.lua:2" <<<"$body"' "the tests' answer: ${body:0:600}"
+check '[ "$t2" = 409 ] || [ "$t2" = 200 ]' "a second run meanwhile: $t2"
+req GET "$A/scripts/test"; is 405 "POST" "GET on the tests"
+
 # ---- users, tokens, settings: no secret ever ---------------------------------------------
 req GET "$A/users"; is 200 '"name":"kim"' "the users"; keep
 req GET "$A/tokens"; is 200 '"user":"kim"' "the tokens"; keep
 req GET "$A/settings"; is 200 '"webhooks.max_attempts":1' "the settings"; keep
-check 'grep -q "\"mail.smtp.password\":\"(secret: not shown)\"" <<<"$body"' "a password setting shown: $body"
+check 'grep -q "\"mail.smtp.password\":\"\[secret\]\"" <<<"$body"' "a password setting shown: $body"
+req POST "$A/settings" '{"key": "http.session_idle_s", "value": 900}'; is 200 '"value":900' "set a setting"
+check '[ "$("$RAPPORT" config get http.session_idle_s)" = 900 ]' "the setting was not stored"
+req POST "$A/settings" '{"key": "Bad Key", "value": 1}'; is 422 '"field":"key"' "a bad setting name"
+req POST "$A/settings" '{"key": "http.session_idle_s"}'; is 422 '"field":"value"' "a setting without a value"
+req POST "$A/settings" '{"key": "webhooks.allow_networks", "value": "10.0.0.0/33"}'; is 422 '"field":"value"' "a bad allow list"
+req POST "$A/settings" '{"key": "roles.clerk", "value": {"entities": {"contact": {"read": "sometimes"}}}}'; is 422 '"field":"value"' "a bad role"
+check '"$RAPPORT" config get roles.clerk | grep -q "\"create\":true"' "a refused role was stored"
+req POST "$A/settings" '{"key": "mail.smtp.password", "value": "new-smtp-pass-99"}'; is 200 '[secret]' "a secret setting set, not echoed"; keep
+req POST "$A/settings" '{"key": "http.session_idle_s", "value": null}'; is 200 "" "unset a setting"
+check '! "$RAPPORT" config get http.session_idle_s >/dev/null 2>&1' "unset left the setting"
+req GET "$A/webhooks"; is 200 '"deliveries":[' "the webhooks and their deliveries"; keep
+check 'grep -q "\"outcome\":\"dead\"" <<<"$body" && grep -q "/hook" <<<"$body"' "the failed delivery is not listed: $body"
 req POST "$A/tokens" '{"user": "kim", "expires_days": 2}'; is 201 '"token":"rpt_' "a new token"
 new=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["token"], d["id"])' "$tmp/body")
 read -r newtok newid <<<"$new"
@@ -153,7 +201,7 @@ req POST "$A/tokens/$newid/revoke" '{}'; is 404 "" "revoke twice"
 req POST "$A/tokens" '{"user": "nobody"}'; is 422 '"field":"user"' "a token for no one"
 req POST "$A/tokens" '{"user": "kim", "expires_days": 0}'; is 422 '"field":"expires_days"' "expires_days 0"
 req POST "$A/tokens" '{"user": "kim", "role": 3}'; is 422 '"field":"role"' "a role not a name"
-for s in "$wh_secret" "hunter2-smtp-secret" "$tok" "$kimtok" '$argon2' '"hash"' '"secret"'; do
+for s in "$wh_secret" "hunter2-smtp-secret" "new-smtp-pass-99" "$tok" "$kimtok" '$argon2' '"hash"' '"secret"'; do
     check '! grep -qF -- "$s" "$all_bodies"' "an answer held a secret ($s)"
 done
 
