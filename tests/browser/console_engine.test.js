@@ -103,6 +103,22 @@ async function main() {
         const settings = await page.textContent('#settings');
         check(settings.includes('webhooks.allow_networks') && !settings.includes('browser-test-secret'),
               'the settings, without the webhook secret', settings.slice(0, 200));
+        // Set one: a bad value is refused naming the field, a good one is stored.
+        await page.fill('#setting-key', 'roles.clerk');
+        await page.fill('#setting-value', '{"entities": {"pet": {"read": "sometimes"}}}');
+        await page.click('#setting-form button');
+        await page.waitForFunction(() => document.getElementById('setting-error').textContent !== '');
+        check((await page.textContent('#setting-error')).startsWith('value:'), 'a bad role is refused naming the value',
+              await page.textContent('#setting-error'));
+        await page.fill('#setting-key', 'http.session_idle_s');
+        await page.fill('#setting-value', '900');
+        await page.click('#setting-form button');
+        await page.waitForFunction(() => /http.session_idle_s is set/.test(document.getElementById('notice').textContent));
+        check(run('config', 'get', 'http.session_idle_s').trim() === '900', 'the setting is stored');
+        await page.goto(base + '/console/#engine/webhooks');
+        await page.waitForSelector('#deliveries');
+        const log = await page.textContent('#deliveries');
+        check(log.includes('dead') && log.includes('delivered'), 'the deliveries: the failed one and the replayed one', log);
 
         // The Lua line, dry: the diff, and nothing stored.
         const countOf = (name) => page.evaluate(async (n) =>
@@ -164,13 +180,14 @@ async function main() {
         check(violations.length === 0, 'no CSP violation', violations);
         // The reader's refusals above are 403s the browser logs as console errors: expected.
         // Every refusal was one we meant: the frame's /auth/me while signed out (401), the
-        // reader's admin calls (403). The browser logs each as a console error, and its own
+        // reader's admin calls (403), the bad role (422). The browser logs each as a console error, and its own
         // /favicon.ico (404, not a page request): those are the only console errors allowed.
         const odd = statuses.filter((x) => !/^401 .*\/api\/v1\/auth\/me$/.test(x) &&
-                                           !/^403 .*\/api\/v1\/admin\//.test(x));
+                                           !/^403 .*\/api\/v1\/admin\//.test(x) &&
+                                           !/^422 .*\/api\/v1\/admin\/settings$/.test(x));
         check(odd.length === 0, 'no answer refused but those meant', odd);
         const unexpected = errors.filter((e) =>
-            !/^Failed to load resource: the server responded with a status of (401|403|404)/.test(e));
+            !/^Failed to load resource: the server responded with a status of (401|403|404|422)/.test(e));
         check(unexpected.length === 0, 'no script error on the pages', unexpected);
     } finally {
         await browser.close();

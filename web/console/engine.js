@@ -1,12 +1,12 @@
 // engine.js — the engine room, for admins: the live event log, jobs (dead ones retried), the
-// subscribers' dead letters (replayed), a field's history ("explain"), users and tokens (a new
-// token's secret shown once, revocation), and the settings (read; what looks secret is masked
-// by the server). Every call is to /api/v1/admin/…, which refuses anyone but an admin: the
+// subscribers' dead letters (replayed), the webhooks' deliveries, a field's history ("explain"), users and tokens (a new
+// token's secret shown once, revocation), and the settings (what is secret masked by the
+// server; set as `rapport config set` sets them, checked by the server). Every call is to /api/v1/admin/…, which refuses anyone but an admin: the
 // page is only offered to them, and the server decides anyway.
 'use strict';
 (function () {
     const {el} = Console;
-    const TABS = ['log', 'jobs', 'dead', 'explain', 'access', 'settings'];
+    const TABS = ['log', 'jobs', 'dead', 'webhooks', 'explain', 'access', 'settings'];
     let closeLive = null;
 
     const isAdmin = (me) => !!me && me.role === 'admin';
@@ -164,11 +164,53 @@
         await draw();
     }
 
+    async function webhooks(box) {
+        const d = await get('/api/v1/admin/webhooks');
+        if (!d)
+            return;
+        box.append(el('p', {class: 'muted', text: I18n.t('engine.webhooks.note')}),
+            table('webhooks', ['id', 'url', 'events', 'user', 'active', 'dead'], d.data.map((w) =>
+                el('tr', {}, el('td', {class: 'num', text: w.id}), el('td', {text: w.url}),
+                    el('td', {text: w.events}), el('td', {text: w.user}),
+                    el('td', {text: w.active ? I18n.t('engine.yes') : ''}), el('td', {class: 'num', text: text(w.dead)})))),
+            el('h2', {text: I18n.t('engine.deliveries')}),
+            table('deliveries', ['at', 'id', 'type', 'attempts', 'status', 'outcome', 'error'],
+                d.deliveries.slice().reverse().map((x) =>
+                    el('tr', {class: x.outcome === 'delivered' ? '' : 'broken'},
+                        el('td', {text: I18n.date(x.at, true)}), el('td', {class: 'num', text: x.webhook}),
+                        el('td', {text: x.type}), el('td', {class: 'num', text: x.attempt}),
+                        el('td', {class: 'num', text: text(x.status)}), el('td', {text: x.outcome}),
+                        el('td', {text: text(x.error)})))));
+    }
+
     async function settings(box) {
         const d = await get('/api/v1/admin/settings');
         if (!d)
             return;
-        box.append(el('p', {class: 'muted', text: I18n.t('engine.settings.note')}),
+        const key = el('input', {id: 'setting-key', required: true, list: 'setting-keys'});
+        const value = el('input', {id: 'setting-value', required: true});
+        const err = el('p', {class: 'field-error', id: 'setting-error'});
+        const form = el('form', {class: 'engine-form', id: 'setting-form'},
+            el('datalist', {id: 'setting-keys'}, Object.keys(d.data).map((k) => el('option', {value: k}))),
+            el('label', {}, I18n.t('engine.col.key'), key),
+            el('label', {}, I18n.t('engine.settings.json'), value),
+            el('button', {type: 'submit', text: I18n.t('engine.settings.set')}));
+        form.addEventListener('submit', async (ev) => {
+            ev.preventDefault();
+            err.textContent = '';
+            let v;
+            // A value is JSON when it parses, else text (as `rapport config set` takes it).
+            try { v = JSON.parse(value.value); } catch (e) { v = value.value; }
+            const r = await Rapport.call('POST', '/api/v1/admin/settings', {key: key.value, value: v});
+            if (r.status !== 200) {
+                err.textContent = (r.data && r.data.field ? r.data.field + ': ' : '') + Console.problem(r);
+                return;
+            }
+            Console.notice(I18n.t('engine.settings.done', {key: r.data.key}));
+            box.replaceChildren();
+            await settings(box);
+        });
+        box.append(el('p', {class: 'muted', text: I18n.t('engine.settings.note')}), form, err,
             table('settings', ['key', 'value'], Object.keys(d.data).sort().map((k) =>
                 el('tr', {}, el('td', {text: k}), el('td', {class: 'changes', text: text(d.data[k])})))));
     }
@@ -199,6 +241,8 @@
             await jobs(box);
         else if (tab === 'dead')
             await dead(box);
+        else if (tab === 'webhooks')
+            await webhooks(box);
         else if (tab === 'explain')
             explain(box, args.slice(1));
         else if (tab === 'access')
