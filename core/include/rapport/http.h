@@ -17,6 +17,8 @@
  *   GET /<prefix>/…                      files compiled in (web/: /console/, /portal/,
  *                                        /shared/) or a plugin's (rp_http_add_assets)
  *   * /api/v1/plugins/<plugin>/…         a plugin's own routes (rp_http_set_routes)
+ *   * /api/v1/admin/…                    the console's engine room, for the role admin only
+ *                                        (the live event log is a stream of server-sent events)
  *
  * Every other /api/v1 request needs "Authorization: Bearer <token>" (rapport tokens create),
  * or else the session cookie rp_session (and, unless GET or HEAD, the session's CSRF token in
