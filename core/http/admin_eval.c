@@ -123,7 +123,16 @@ static int eval(call_t *c)
     }
     int64_t seq0 = rp_events_last_seq(c->h->s);
     json_t *all = NULL;
-    int rc = rp_lua_eval(l, real ? code : wrapped, "console", &all, &err);
+    /* For real, the line is all or nothing: a line that fails half-way keeps none of its
+     * writes (a savepoint within the request's group). */
+    int rc = real ? rp_store_begin(c->h->s, &err) : 0;
+    if (!rc) {
+        rc = rp_lua_eval(l, real ? code : wrapped, "console", &all, &err);
+        if (real && rc)
+            rp_store_rollback(c->h->s, NULL);
+        else if (real && (rc = rp_store_commit(c->h->s, &err)))
+            rp_store_rollback(c->h->s, NULL);
+    }
     free(wrapped);
     json_decref(body);
     if (rc) {
