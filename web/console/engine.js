@@ -6,7 +6,9 @@
 'use strict';
 (function () {
     const {el} = Console;
-    const TABS = ['log', 'jobs', 'dead', 'webhooks', 'explain', 'access', 'settings'];
+    // The live log is not the tab a sign-in lands on: a stream opened by merely arriving would be
+    // cut (and reported as a failed request) by the first reload or link away.
+    const TABS = ['jobs', 'log', 'dead', 'webhooks', 'explain', 'access', 'settings'];
     let closeLive = null;
 
     const isAdmin = (me) => !!me && me.role === 'admin';
@@ -220,7 +222,7 @@
             closeLive();
             closeLive = null;
         }
-        const tab = TABS.includes(args[0]) ? args[0] : 'log';
+        const tab = TABS.includes(args[0]) ? args[0] : 'jobs';
         view.append(el('h1', {text: I18n.t('engine.title')}),
             el('nav', {class: 'tabs', 'aria-label': I18n.t('engine.title')}, ...TABS.map((t) =>
                 el('a', {href: '#engine/' + t, text: I18n.t('engine.tab.' + t),
