@@ -39,6 +39,7 @@ async function signIn(page, user, password) {
 
 async function main() {
     const rx = await receiver();
+    run('eval', 'for i = 1, 60 do crm.create("pet", {name = "Pet " .. i}) end');
     run('config', 'set', 'webhooks.allow_networks', '127.0.0.1/32');
     run('webhooks', 'add', `http://127.0.0.1:${rx.port}/hook`, '--events', 'pet.created',
         '--user', 'ana', '--secret', 'browser-test-secret-0123456789');
@@ -66,10 +67,16 @@ async function main() {
         const nav = await page.$$eval('#nav a', (as) => as.map((a) => a.dataset.page));
         check(nav.includes('engine') && nav.includes('rules'), 'an admin is offered both pages', nav);
 
-        // The live log: an event written by another process arrives without a reload.
+        // The live log: the newest 50 events, then an event written by another process
+        // arrives without a reload.
         await page.goto(base + '/console/#engine/log');
         await page.waitForFunction(() => /Live/.test(document.querySelector('.live-state').textContent),
                                    null, {timeout: 5000});
+        const rows = await page.$$eval('#live-rows tr', (trs) => trs.length);
+        check(rows === 50, 'the live log opens with the newest 50 events', rows);
+        const renderMs = Number(await page.getAttribute('#engine-log', 'data-render-ms'));
+        console.log(`live log: 50 events drawn ${renderMs} ms after the API answered`);
+        check(renderMs >= 0 && renderMs < 500, 'the 50 rows are drawn quickly', renderMs);
         const t0 = Date.now();
         run('create', 'pet', '{"name": "Streamed Sam"}');
         await page.waitForFunction(() => [...document.querySelectorAll('#live-rows tr')]
