@@ -33,6 +33,7 @@
 #define HEARTBEAT_MS 15000    /* a comment this often keeps an idle stream open */
 #define STREAM_BATCH 100      /* events read for one stream in one pass */
 #define STREAM_BUF_MAX (1u << 20) /* bytes waiting for a slow reader before it is dropped */
+#define STREAM_BUF_SOFT (256u << 10) /* catching up pauses here until the reader takes it */
 
 typedef struct stream {
     h2o_generator_t gen;  /* first: h2o hands it back */
@@ -133,6 +134,8 @@ static void stream_dispose(void *p)
     st->access = NULL;
 }
 
+static void stream_catch_up(stream_t *st, int64_t last);
+
 static void on_proceed(h2o_generator_t *g, h2o_req_t *req)
 {
     (void)req;
@@ -142,6 +145,14 @@ static void on_proceed(h2o_generator_t *g, h2o_req_t *req)
         st->gone = true;
         h2o_send(st->req, NULL, 0, H2O_SEND_STATE_FINAL);
         return;
+    }
+    /* A long catch-up (after=0 on a big log) goes on as the reader takes what was sent. */
+    if (st->len == 0) {
+        int64_t last = rp_events_last_seq(st->h->s);
+        if (st->seq < last) {
+            stream_catch_up(st, last);
+            return;
+        }
     }
     flush(st);
 }
@@ -170,8 +181,16 @@ static void stream_end(stream_t *st)
 /* Reads the events after the stream's last, as its reader may see them, into its buffer. */
 static void stream_catch_up(stream_t *st, int64_t last)
 {
+    /* While a group of writes is open its events are not committed yet (and may never be):
+     * the engine's pass after its commit catches up. */
+    if (st->h->group) {
+        flush(st);
+        return;
+    }
     rp_event_t evs[STREAM_BATCH];
-    for (int round = 0; round < 10 && st->seq < last && !st->closing && !st->gone; round++) {
+    for (int round = 0; round < 10 && st->seq < last && !st->closing && !st->gone &&
+                        st->len < STREAM_BUF_SOFT;
+         round++) {
         int n = rp_events_list(st->h->s, st->seq, false, evs, STREAM_BATCH, NULL);
         if (n <= 0)
             return;

@@ -92,6 +92,12 @@ check 'grep -q ViaApi "$tmp/stream"' "the stream missed the API's event"
 # after=SEQ starts there.
 curl -s -N --max-time 1 -H "Authorization: Bearer $tok" "$U$A/events/stream?after=0" > "$tmp/from0" 2>/dev/null
 check 'grep -q "Logged" "$tmp/from0"' "after=0 did not replay the log: $(head -c 300 "$tmp/from0")"
+# A long catch-up is paced by the reader (a soft cap on what waits), and whole.
+"$RAPPORT" eval 'for i = 1, 1500 do crm.create("contact", {last_name = "Bulk " .. i}) end' >/dev/null
+top=$("$RAPPORT" events tail -n 1 | python3 -c 'import json,sys; print(json.loads(sys.stdin.readline())["seq"])')
+curl -s -N --max-time 3 -H "Authorization: Bearer $tok" "$U$A/events/stream?after=0" > "$tmp/all" 2>/dev/null
+n=$(grep -c '^id: ' "$tmp/all"); lastid=$(grep '^id: ' "$tmp/all" | tail -1 | cut -d' ' -f2)
+check '[ "$n" = "$top" ] && [ "$lastid" = "$top" ]' "a catch-up of $top events sent $n, the last $lastid"
 req GET "$A/events/stream?after=x" "" --max-time 2; is 400 '"field":"after"' "a bad after on the stream"
 # The limit: 8 open at once (the first is still open; the after=0 one has closed).
 for i in 2 3 4 5 6 7 8; do
