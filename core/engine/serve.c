@@ -75,6 +75,7 @@ static int start_http(rp_engine_t *en, const char *listen, rp_http_t **out, rp_e
             rp_http_set_routes(*out, rp_plugins_route, en->pl);
             rp_http_set_route_docs(*out, rp_plugins_openapi, en->pl);
             rp_http_set_engine(*out, describe, en);
+            rp_http_set_lua_ext(*out, rp_plugins_lua(en->pl));
             rp_plugins_serve_assets(en->pl, *out, log, ud);
         }
     }

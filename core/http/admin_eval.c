@@ -102,7 +102,7 @@ static int eval(call_t *c)
     rp_error_t err = {0};
     rp_lua_opts_t o = {.sandbox = true, .max_cpu_ms = 250, .max_wall_ms = 1000,
                        .max_memory = 32u << 20, .actor = c->actor, .access = c->access,
-                       .name = "console"};
+                       .name = "console", .ext = c->h->lua_ext};
     rp_lua_t *l = rp_lua_new(c->h->s, c->h->e, &o, &err);
     if (!l) {
         json_decref(body);

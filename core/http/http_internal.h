@@ -83,6 +83,7 @@ struct rp_http {
     int nbundles;
     struct rp_http_admin *admin; /* the live logs open (admin.c), or NULL */
     rp_http_engine_fn engine;    /* the plugins and scripts served (rp_http_set_engine) */
+    const struct rp_lua_ext *lua_ext; /* the plugins' Lua functions, for the Lua line */
     void *engine_ud;
 };
 

@@ -527,6 +527,11 @@ void rp_http_set_engine(rp_http_t *h, rp_http_engine_fn fn, void *ud)
     h->engine_ud = ud;
 }
 
+void rp_http_set_lua_ext(rp_http_t *h, const struct rp_lua_ext *ext)
+{
+    h->lua_ext = ext;
+}
+
 void rp_http_set_route_docs(rp_http_t *h, rp_http_docs_fn fn, void *ud)
 {
     h->route_docs = fn;

@@ -142,6 +142,7 @@ check '[ "$(count contact)" = "$((before + 1))" ]' "a real line stored nothing"
 req POST "$A/eval" '{"code": "crm.create(\"contact\", {last_name = \"Half\"}) error(\"stop here\")", "real": true}'
 is 422 'stop here' "a real line that fails half-way"
 check '[ "$(count contact)" = "$((before + 1))" ]' "a real line that failed kept a write"
+req POST "$A/eval" '{"code": "return type(crm.analytical.segments)"}'; is 200 '"results":["function"]' "the plugins' Lua functions in the line"
 req POST "$A/eval" '{"code": "while true do end"}'; is 422 '"field":"code"' "a line that never ends"
 check 'grep -q "time budget" <<<"$body"' "the endless line's refusal names no limit: $body"
 req POST "$A/eval" '{"code": "return ("}'; is 422 '"field":"code"' "a line that does not parse"

@@ -139,6 +139,11 @@ void rp_http_set_routes(rp_http_t *h, rp_http_route_fn fn, void *ud);
 typedef json_t *(*rp_http_engine_fn)(void *ud, bool reload);
 void rp_http_set_engine(rp_http_t *h, rp_http_engine_fn fn, void *ud);
 
+struct rp_lua_ext;
+/** The plugins' Lua functions (crm.<plugin>.…) for the engine room's Lua line (borrowed; they
+ *  must outlive the server), or NULL. */
+void rp_http_set_lua_ext(rp_http_t *h, const struct rp_lua_ext *ext);
+
 /** Adds the extensions' routes to the "paths" object of the OpenAPI document. */
 typedef void (*rp_http_docs_fn)(void *ud, json_t *paths);
 
