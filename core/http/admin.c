@@ -24,6 +24,8 @@
 #include <uv.h>
 
 #include "rapport/access.h"
+#include "rapport/auth.h"
+#include "rapport/session.h"
 #include "rapport/events.h"
 #include "rapport/sched.h"
 
@@ -41,6 +43,8 @@ typedef struct stream {
     rp_http_t *h;
     rp_access_t *access;  /* the caller's, to show each event as they may see it */
     int64_t seq;          /* the last event sent */
+    char user[80];        /* who opened it, checked again at each heartbeat */
+    char session[64];     /* the session cookie's secret that let it in, or "" (a token) */
     char *inflight;       /* the bytes h2o is sending (valid until proceed) */
     char *buf;            /* what waits for the next send */
     size_t len, cap;
@@ -235,16 +239,41 @@ static void on_pass(void *ud)
     }
 }
 
-static void beat_all(rp_http_t *h)
+/* Whether the stream's reader may still read it: a session not ended, revoked or expired (its
+ * idle limit aside: the open log is its use), a user still enabled and still an admin. */
+static bool still_allowed(stream_t *st)
 {
-    for (stream_t *st = h->admin->streams; st; st = st->next)
-        if (append(st, ": heartbeat\n\n", 13))
+    rp_store_t *s = st->h->s;
+    json_t *who = NULL;
+    if (st->session[0] && rp_sessions_check(s, st->session, 0, &who, NULL) != 0)
+        return false;
+    json_decref(who);
+    json_t *u = NULL;
+    if (rp_users_get(s, st->user, &u, NULL) != 0)
+        return false;
+    const char *role = json_string_value(json_object_get(u, "role"));
+    bool ok = role && strcmp(role, "admin") == 0 && !json_is_true(json_object_get(u, "disabled"));
+    json_decref(u);
+    return ok;
+}
+
+/* Every heartbeat: a comment to each stream (a reader that left shows when the write fails),
+ * and a stream whose reader may no longer read it ends. */
+static void beat_all(rp_http_t *h, bool check)
+{
+    stream_t *next;
+    for (stream_t *st = h->admin->streams; st; st = next) {
+        next = st->next;
+        if (check && !still_allowed(st))
+            stream_end(st);
+        else if (append(st, ": heartbeat\n\n", 13))
             flush(st);
+    }
 }
 
 static void on_beat(uv_timer_t *t)
 {
-    beat_all(t->data);
+    beat_all(t->data, true);
 }
 
 static int events_stream(call_t *c)
@@ -256,7 +285,7 @@ static int events_stream(call_t *c)
         /* h2o reads nothing from a connection while its answer streams: a reader that left
          * shows only when a write fails. Write to every stream now, so those that are gone
          * free their places for the retry. */
-        beat_all(h);
+        beat_all(h, false);
         rp__http_add_header(c, H2O_TOKEN_RETRY_AFTER, "1");
         return rp__http_problemf(c, 503, NULL, "%d live logs are open, the most there may be; "
                                  "close one or try again later", ADMIN_STREAMS);
@@ -279,6 +308,9 @@ static int events_stream(call_t *c)
     st->req = c->req;
     st->h = h;
     st->access = c->access; /* kept for the stream's life */
+    const char *user = json_string_value(json_object_get(c->who, "user"));
+    snprintf(st->user, sizeof st->user, "%s", user ? user : "");
+    snprintf(st->session, sizeof st->session, "%s", c->session);
     c->access = NULL;
     st->seq = after >= 0 ? after : last;
     st->next = h->admin->streams;
@@ -318,6 +350,16 @@ void rp__http_admin_stop(rp_http_t *h)
     if (h->admin->beat_ready) {
         uv_close((uv_handle_t *)&h->admin->beat, NULL);
         h->admin->beat_ready = false;
+    }
+}
+
+void rp__http_admin_session_ended(rp_http_t *h, const char *secret)
+{
+    stream_t *next;
+    for (stream_t *st = h->admin ? h->admin->streams : NULL; st; st = next) {
+        next = st->next;
+        if (st->session[0] && strcmp(st->session, secret) == 0)
+            stream_end(st);
     }
 }
 

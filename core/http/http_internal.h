@@ -273,6 +273,8 @@ int rp__http_admin_more(call_t *c, char **seg, int n);
 /** Ends the live logs open (the server stops) and closes their timer. */
 void rp__http_admin_stop(rp_http_t *h);
 void rp__http_admin_free(rp_http_t *h);
+/** Ends the live logs opened with the session of @p secret (it was signed out). */
+void rp__http_admin_session_ended(rp_http_t *h, const char *secret);
 /** GET admin/engine: the plugins and scripts; with @p reload (POST admin/scripts/reload) the
  *  edited scripts are reloaded first (admin_rules.c). */
 int rp__http_admin_engine(call_t *c, bool reload);

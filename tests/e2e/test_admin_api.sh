@@ -114,6 +114,21 @@ for _ in $(seq 40); do
 done
 check '[ -n "$ok_again" ]' "streams closed by their clients were not counted out"
 
+# A stream opened with a session cookie ends when the session is signed out.
+code=$(curl -s -o "$tmp/sess" -w '%{http_code}' -c "$tmp/jar" -H 'Content-Type: application/json' \
+    --data '{"user": "root", "password": "root admin password"}' "$U/api/v1/auth/session")
+csrf=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["csrf"])' "$tmp/sess" 2>/dev/null)
+check '[ "$code" = 201 ] && [ -n "$csrf" ]' "no session: $code $(cat "$tmp/sess")"
+curl -s -N -b "$tmp/jar" "$U$A/events/stream" > "$tmp/sstream" 2>/dev/null &
+sess_stream=$!
+for _ in $(seq 40); do grep -q "live log" "$tmp/sstream" && break; sleep 0.05; done
+check 'grep -q "live log" "$tmp/sstream"' "a session's stream did not open: $(cat "$tmp/sstream")"
+code=$(curl -s -o /dev/null -w '%{http_code}' -X DELETE -b "$tmp/jar" -H "X-CSRF-Token: $csrf" "$U/api/v1/auth/session")
+ended=
+for _ in $(seq 40); do kill -0 $sess_stream 2>/dev/null || { ended=1; break; }; sleep 0.05; done
+check '[ "$code" = 204 ] && [ -n "$ended" ]' "signing out left its live log open ($code)"
+[ -z "$ended" ] && kill $sess_stream 2>/dev/null
+
 # ---- dead letters: the webhook to a closed port died at its only attempt -------------------
 for _ in $(seq 100); do "$RAPPORT" events dead | grep -q webhook && break; sleep 0.05; done
 req GET "$A/dead"; is 200 '"subscriber":"webhook' "the dead letters"; keep
