@@ -69,6 +69,7 @@ static int start_http(rp_engine_t *en, const char *listen, rp_http_t **out, rp_e
         ho.session_idle_s = (int)rp_setting_int(s, "http.session_idle_s", 1800, log, ud);
         ho.session_max_s = (int)rp_setting_int(s, "http.session_max_s", 43200, log, ud);
         ho.cookie_secure = rp_setting_int(s, "http.cookie_secure", 0, log, ud) != 0;
+        ho.heartbeat_ms = (int)rp_setting_int(s, "http.live_heartbeat_ms", 15000, log, ud);
         if ((rc = rp_http_new(s, en->e, &ho, out, err)))
             rc = rp_error_field(err, "listen", rc);
         else {

@@ -12,8 +12,10 @@
  * open. The engine wakes it after each of its passes (rp_sched_on_pass): at once after a
  * commit of this server, within the engine's poll (100 ms) for another process's. A pass reads
  * the log only when a stream is open and behind the newest event. Each stream has one send in
- * flight at a time (h2o's generator: the next waits for proceed), a heartbeat comment every
- * 15 s keeps proxies from closing it, and at most ADMIN_STREAMS are open (503 beyond).
+ * flight at a time (h2o's generator: the next waits for proceed); a heartbeat comment every
+ * 15 s (http.live_heartbeat_ms) keeps proxies from closing it, and then its reader is checked
+ * again (signed out, revoked, no longer an admin: it ends). At most ADMIN_STREAMS are open
+ * (503 beyond).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -32,7 +34,6 @@
 #include "http_internal.h"
 
 #define ADMIN_STREAMS 8       /* live logs open at once */
-#define HEARTBEAT_MS 15000    /* a comment this often keeps an idle stream open */
 #define STREAM_BATCH 100      /* events read for one stream in one pass */
 #define STREAM_BUF_MAX (1u << 20) /* bytes waiting for a slow reader before it is dropped */
 #define STREAM_BUF_SOFT (256u << 10) /* catching up pauses here until the reader takes it */
@@ -323,7 +324,8 @@ static int events_stream(call_t *c)
         h->admin->beat_ready = true;
     }
     if (h->admin->beat_ready)
-        uv_timer_start(&h->admin->beat, on_beat, HEARTBEAT_MS, HEARTBEAT_MS);
+        uv_timer_start(&h->admin->beat, on_beat, (uint64_t)h->o.heartbeat_ms,
+                       (uint64_t)h->o.heartbeat_ms);
     rp_sched_on_pass(h->e, on_pass, h);
     c->req->res.status = 200;
     c->req->res.reason = "OK";

@@ -485,6 +485,8 @@ int rp_http_new(rp_store_t *s, rp_sched_t *e, const rp_http_opts_t *o, rp_http_t
         h->o.session_idle_s = 1800;
     if (h->o.session_max_s <= 0)
         h->o.session_max_s = 43200;
+    if (h->o.heartbeat_ms <= 0)
+        h->o.heartbeat_ms = 15000;
     int rc = parse_listen(h, o->listen ? o->listen : "127.0.0.1:8080", err);
     if (rc) {
         free(h);

@@ -24,6 +24,7 @@ export RAPPORT_DB="$tmp/crm.db"
 "$RAPPORT" config set webhooks.allow_networks 127.0.0.1/32 >/dev/null
 "$RAPPORT" config set webhooks.max_attempts 1 >/dev/null
 "$RAPPORT" config set mail.smtp.password '"hunter2-smtp-secret"' >/dev/null
+"$RAPPORT" config set http.live_heartbeat_ms 300 >/dev/null
 closed=$(free_port)
 wh_secret="webhook-secret-0123456789-abcdef"
 "$RAPPORT" webhooks add "http://127.0.0.1:$closed/hook" --events contact.created --user root --secret "$wh_secret" >/dev/null
@@ -98,6 +99,7 @@ top=$("$RAPPORT" events tail -n 1 | python3 -c 'import json,sys; print(json.load
 curl -s -N --max-time 3 -H "Authorization: Bearer $tok" "$U$A/events/stream?after=0" > "$tmp/all" 2>/dev/null
 n=$(grep -c '^id: ' "$tmp/all"); lastid=$(grep '^id: ' "$tmp/all" | tail -1 | cut -d' ' -f2)
 check '[ "$n" = "$top" ] && [ "$lastid" = "$top" ]' "a catch-up of $top events sent $n, the last $lastid"
+sleep 0.5 # the server notices that reader gone at its next heartbeat (300 ms here)
 req GET "$A/events/stream?after=x" "" --max-time 2; is 400 '"field":"after"' "a bad after on the stream"
 # The limit: 8 open at once (the first is still open; the after=0 one has closed).
 for i in 2 3 4 5 6 7 8; do
@@ -127,6 +129,18 @@ code=$(curl -s -o /dev/null -w '%{http_code}' -X DELETE -b "$tmp/jar" -H "X-CSRF
 ended=
 for _ in $(seq 40); do kill -0 $sess_stream 2>/dev/null || { ended=1; break; }; sleep 0.05; done
 check '[ "$code" = 204 ] && [ -n "$ended" ]' "signing out left its live log open ($code)"
+[ -z "$ended" ] && kill $sess_stream 2>/dev/null
+# Revoked from another process, it ends at the next heartbeat; before that, heartbeats come.
+curl -s -o "$tmp/sess" -c "$tmp/jar" -H 'Content-Type: application/json' \
+    --data '{"user": "root", "password": "root admin password"}' "$U/api/v1/auth/session"
+curl -s -N -b "$tmp/jar" "$U$A/events/stream" > "$tmp/sstream" 2>/dev/null &
+sess_stream=$!
+for _ in $(seq 40); do grep -q "^: heartbeat" "$tmp/sstream" && break; sleep 0.05; done
+check 'grep -q "^: heartbeat" "$tmp/sstream"' "no heartbeat: $(cat "$tmp/sstream")"
+"$RAPPORT" sessions revoke-user root >/dev/null
+ended=
+for _ in $(seq 40); do kill -0 $sess_stream 2>/dev/null || { ended=1; break; }; sleep 0.05; done
+check '[ -n "$ended" ]' "a revoked session's live log stayed open"
 [ -z "$ended" ] && kill $sess_stream 2>/dev/null
 
 # ---- dead letters: the webhook to a closed port died at its only attempt -------------------

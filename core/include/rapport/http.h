@@ -66,6 +66,8 @@ typedef struct rp_http_opts {
     bool cookie_secure;  /**< Session cookies carry Secure (http.cookie_secure): set it when a
                               TLS proxy is in front, as the browser then sends them only over
                               HTTPS. */
+    int heartbeat_ms;    /**< A live log's heartbeat (http.live_heartbeat_ms), when its reader is
+                              also checked again; 0 = 15000. */
 } rp_http_opts_t;
 
 /**
