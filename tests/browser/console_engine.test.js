@@ -155,6 +155,17 @@ async function main() {
         const real = await page.textContent('#repl-diff');
         check(real.includes('Real Rex'), 'the real run lists what it changed', real);
 
+        // A tablet's width: nothing wider than the window (wide tables scroll in their box).
+        await page.setViewportSize({width: 800, height: 1000});
+        for (const hash of ['#engine/jobs', '#engine/access', '#engine/settings', '#rules']) {
+            await page.goto(base + '/console/' + hash);
+            await page.waitForSelector('main h1');
+            await page.waitForLoadState('networkidle');
+            const wide = await page.evaluate(() => document.documentElement.scrollWidth);
+            check(wide <= 800, `${hash} fits a tablet's width`, wide);
+        }
+        await page.setViewportSize({width: 1280, height: 800});
+
         // Persian lays the page out right to left.
         await page.selectOption('#lang', 'fa');
         await page.waitForFunction(() => document.documentElement.dir === 'rtl');
