@@ -16,6 +16,23 @@ static void reload_scripts(void *ud)
     rp_scripts_reload(ud);
 }
 
+/* The engine room's view of the plugins and scripts (rp_http_set_engine). */
+static json_t *describe(void *ud, bool reload)
+{
+    rp_engine_t *en = ud;
+    if (reload)
+        rp_scripts_reload(en->sc);
+    json_t *dirs = json_array();
+    const char *const *d = rp_scripts_dirs(en->sc);
+    for (int i = 0; d && d[i]; i++)
+        json_array_append_new(dirs, json_string(d[i]));
+    json_t *given = json_array();
+    for (int i = 0; en->o.script_dirs && en->o.script_dirs[i]; i++)
+        json_array_append_new(given, json_string(en->o.script_dirs[i]));
+    return json_pack("{s:o,s:o,s:o,s:o}", "plugins", rp_plugins_describe(en->pl), "scripts",
+                     rp_scripts_describe(en->sc), "script_dirs", dirs, "given_dirs", given);
+}
+
 static void say(const rp_engine_t *en, const char *level, const char *component, const char *msg)
 {
     if (en->o.log)
@@ -52,11 +69,14 @@ static int start_http(rp_engine_t *en, const char *listen, rp_http_t **out, rp_e
         ho.session_idle_s = (int)rp_setting_int(s, "http.session_idle_s", 1800, log, ud);
         ho.session_max_s = (int)rp_setting_int(s, "http.session_max_s", 43200, log, ud);
         ho.cookie_secure = rp_setting_int(s, "http.cookie_secure", 0, log, ud) != 0;
+        ho.heartbeat_ms = (int)rp_setting_int(s, "http.live_heartbeat_ms", 15000, log, ud);
         if ((rc = rp_http_new(s, en->e, &ho, out, err)))
             rc = rp_error_field(err, "listen", rc);
         else {
             rp_http_set_routes(*out, rp_plugins_route, en->pl);
             rp_http_set_route_docs(*out, rp_plugins_openapi, en->pl);
+            rp_http_set_engine(*out, describe, en);
+            rp_http_set_lua_ext(*out, rp_plugins_lua(en->pl));
             rp_plugins_serve_assets(en->pl, *out, log, ud);
         }
     }

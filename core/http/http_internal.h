@@ -81,6 +81,10 @@ struct rp_http {
     uint64_t openapi_gen;
     struct rp_http_bundle *bundles; /* the asset bundles served (assets.c) */
     int nbundles;
+    struct rp_http_admin *admin; /* the live logs open (admin.c), or NULL */
+    rp_http_engine_fn engine;    /* the plugins and scripts served (rp_http_set_engine) */
+    const struct rp_lua_ext *lua_ext; /* the plugins' Lua functions, for the Lua line */
+    void *engine_ud;
 };
 
 typedef struct handler {
@@ -260,6 +264,27 @@ int rp__http_schema(call_t *c);
 int rp__http_health(call_t *c);
 /** /api/v1/plugins/<name>/…: a plugin's own route, acting as the caller. */
 int rp__http_plugin(call_t *c, const char *name, const char *sub, bool anonymous);
+
+/* ---- the engine room (admin.c, admin_eval.c) ------------------------------------------ */
+
+/** Whether the caller is an admin: a user (not a record's session) whose role is "admin". */
+bool rp__http_is_admin(call_t *c);
+/** /api/v1/admin/<seg…> (@p n segments): 403 for anyone but an admin. */
+int rp__http_admin(call_t *c, char **seg, int n);
+/** The routes of admin_eval.c: eval, settings, users, tokens. */
+int rp__http_admin_more(call_t *c, char **seg, int n);
+/** Ends the live logs open (the server stops) and closes their timer. */
+void rp__http_admin_stop(rp_http_t *h);
+void rp__http_admin_free(rp_http_t *h);
+/** Ends the live logs opened with the session of @p secret (it was signed out). */
+void rp__http_admin_session_ended(rp_http_t *h, const char *secret);
+/** GET admin/engine: the plugins and scripts; with @p reload (POST admin/scripts/reload) the
+ *  edited scripts are reloaded first (admin_rules.c). */
+int rp__http_admin_engine(call_t *c, bool reload);
+/** POST admin/scripts/test: the scripts' tests, run in a child process; answered when done. */
+int rp__http_admin_tests(call_t *c);
+/** Stops a test run under way (the server stops): its answer is dropped. */
+void rp__http_admin_tests_stop(rp_http_t *h);
 
 /* ---- without a connection ----------------------------------------------------------- */
 

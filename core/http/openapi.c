@@ -103,6 +103,62 @@ static void session_paths(json_t *paths)
                                                "401", "description", "not signed in"))));
 }
 
+/* The engine room (admin.c, admin_eval.c, admin_rules.c): every route answers 403 to anyone
+ * but a user whose role is admin. */
+static void admin_paths(json_t *paths)
+{
+    static const struct {
+        const char *path, *method, *summary, *answer;
+    } routes[] = {
+        {"/api/v1/admin/events", "get", "The event log as the admin may see it (after, limit "
+         "1-500; without after: the newest)", "{data: [events], last_seq}"},
+        {"/api/v1/admin/events/stream", "get", "The live event log: text/event-stream, one "
+         "\"id: SEQ\" and \"data: EVENT\" per event after ?after=SEQ (default: from now), a "
+         "heartbeat comment every 15 s; at most 8 open (503 beyond)", "an event stream"},
+        {"/api/v1/admin/engine", "get", "The plugins and the scripts served (a broken script "
+         "with why)", "{plugins, scripts: [{file, running, error}], script_dirs, given_dirs}"},
+        {"/api/v1/admin/scripts/reload", "post", "Reload the edited scripts now (the server also "
+         "does within a second of an edit)", "as GET /api/v1/admin/engine"},
+        {"/api/v1/admin/scripts/test", "post", "Run the scripts' tests (rapport test, in a child "
+         "process; 409 while a run is under way)",
+         "{ok, exit, passed, failed, output, timed_out}"},
+        {"/api/v1/admin/jobs", "get", "Jobs (state: pending, running or dead)", "{data: [jobs]}"},
+        {"/api/v1/admin/jobs/{id}/retry", "post", "Put a dead job back to run now",
+         "{id, queued}"},
+        {"/api/v1/admin/dead", "get", "The subscribers' dead letters (subscriber)",
+         "{data: [letters]}"},
+        {"/api/v1/admin/dead/{id}/replay", "post", "Queue a dead letter for replay (a webhook's: "
+         "redelivered)", "{id, queued}"},
+        {"/api/v1/admin/eval", "post", "Run a line of Lua {code, real}: in crm.dry_run unless "
+         "real is true, in the sandbox with the admin's access and the request's budget",
+         "{dry, results: [text], changes: {records: [{entity, id, action, changes}]}}"},
+        {"/api/v1/admin/settings", "get", "Every setting, what is secret masked",
+         "{data: {key: value}}"},
+        {"/api/v1/admin/settings", "post", "Set a setting {key, value} (null unsets it), "
+         "checked as rapport config set checks it", "{key, value}"},
+        {"/api/v1/admin/webhooks", "get", "The webhooks (never a secret) and the newest "
+         "deliveries (limit)", "{data: [webhooks], deliveries: [attempts]}"},
+        {"/api/v1/admin/users", "get", "The users (no password hash)", "{data: [users]}"},
+        {"/api/v1/admin/tokens", "get", "The tokens (no secret, no hash; user)",
+         "{data: [tokens]}"},
+        {"/api/v1/admin/tokens", "post", "Create a token {user, role?, expires_days?}: its "
+         "secret is answered this once (201)", "{id, user, token}"},
+        {"/api/v1/admin/tokens/{id}/revoke", "post", "Revoke a token", "{id, revoked}"},
+    };
+    for (size_t i = 0; i < sizeof routes / sizeof *routes; i++) {
+        json_t *item = json_object_get(paths, routes[i].path);
+        if (!item) {
+            item = json_object();
+            json_object_set_new(paths, routes[i].path, item);
+        }
+        json_object_set_new(item, routes[i].method,
+                            op(routes[i].summary, "admin",
+                               json_pack("{s:{s:s},s:{s:s}}", "200", "description",
+                                         routes[i].answer, "403", "description",
+                                         "not an admin")));
+    }
+}
+
 /* Whether @p params (an array, or NULL) declares path parameter @p name (@p n bytes). */
 static bool declares(json_t *params, const char *name, size_t n)
 {
@@ -262,6 +318,7 @@ json_t *rp__http_openapi(rp_store_t *s, rp_error_t *err)
                                   "string", "expires", "type", "string"));
     json_object_set_new(paths, "/api/v1/auth/login", json_pack("{s:o}", "post", login));
     session_paths(paths);
+    admin_paths(paths);
     rp__http_openapi_path_params(paths);
     json_object_set_new(paths, "/health",
                         json_pack("{s:{s:s,s:[],s:{s:{s:s}}}}", "get", "summary",

@@ -9,6 +9,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -217,6 +218,8 @@ static int route(call_t *c)
         return method_get(req) ? rp__http_me(c) : method_not_allowed(c, "GET");
     if (n >= 2 && strcmp(entity, "plugins") == 0 && c->h->routes)
         return rp__http_plugin(c, seg[1], sub, false);
+    if (strcmp(entity, "admin") == 0)
+        return rp__http_admin(c, seg + 1, n - 1);
     if (n == 1 && strcmp(entity, "search") == 0)
         return method_get(req) ? rp__http_search(c) : method_not_allowed(c, "GET");
     if (n == 1 && strcmp(entity, "schema") == 0)
@@ -353,6 +356,9 @@ static int start(void *ud, uv_loop_t *loop, rp_error_t *err)
                                   : uv_ip4_addr(h->host, h->port, &addr.in4);
     if (rc)
         return rp_error_set(err, RP_EINVAL, 0, "listen: %s is not an IP address", h->host);
+    /* A client that leaves while its answer is written (a live log's reader, above all) must
+     * cost an EPIPE on that connection, not the process. */
+    signal(SIGPIPE, SIG_IGN);
     h2o_context_init(&h->ctx, loop, &h->conf);
     h->ctx_ready = true;
     h->loop = loop;
@@ -399,6 +405,7 @@ static void stop(void *ud, uv_loop_t *loop)
     rp_http_t *h = ud;
     h->stopping = true; /* requests still arriving on open connections get 503 */
     group_end(h);
+    rp__http_admin_stop(h);
     if (h->check_ready) {
         uv_close((uv_handle_t *)&h->check, NULL);
         h->check_ready = false;
@@ -480,6 +487,8 @@ int rp_http_new(rp_store_t *s, rp_sched_t *e, const rp_http_opts_t *o, rp_http_t
         h->o.session_idle_s = 1800;
     if (h->o.session_max_s <= 0)
         h->o.session_max_s = 43200;
+    if (h->o.heartbeat_ms <= 0)
+        h->o.heartbeat_ms = 15000;
     int rc = parse_listen(h, o->listen ? o->listen : "127.0.0.1:8080", err);
     if (rc) {
         free(h);
@@ -516,6 +525,17 @@ void rp_http_set_routes(rp_http_t *h, rp_http_route_fn fn, void *ud)
     h->routes_ud = ud;
 }
 
+void rp_http_set_engine(rp_http_t *h, rp_http_engine_fn fn, void *ud)
+{
+    h->engine = fn;
+    h->engine_ud = ud;
+}
+
+void rp_http_set_lua_ext(rp_http_t *h, const struct rp_lua_ext *ext)
+{
+    h->lua_ext = ext;
+}
+
 void rp_http_set_route_docs(rp_http_t *h, rp_http_docs_fn fn, void *ud)
 {
     h->route_docs = fn;
@@ -534,6 +554,7 @@ void rp_http_free(rp_http_t *h)
     rp_sched_attach(h->e, NULL, NULL, NULL);
     h2o_config_dispose(&h->conf);
     free(h->openapi_text);
+    rp__http_admin_free(h);
     rp__http_assets_free(h);
     free(h);
 }

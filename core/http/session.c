@@ -130,6 +130,7 @@ int rp__http_session_end(call_t *c)
     rp_error_t err = {0};
     if (rp_sessions_revoke_secret(c->h->s, &c->ctx, c->session, &err))
         return rp__http_store_problem(c, &err, false);
+    rp__http_admin_session_ended(c->h, c->session); /* its live logs close with it */
     rp__http_session_clear_cookie(c);
     return rp__http_send_body(c, 204, NULL, "", 0);
 }

@@ -14,6 +14,7 @@ typedef struct script {
     char *path;
     struct timespec mtime;
     rp_lua_t *l;
+    char *error;  /* why its file last failed to load (the previous version may run), or NULL */
 } script_t;
 
 struct rp_scripts {
@@ -84,9 +85,11 @@ static char **list_files(rp_scripts_t *sc, int *count)
     return out;
 }
 
-/* Loads @p path into a new state; NULL (and a log line with file:line) if it fails. */
-static rp_lua_t *load_one(rp_scripts_t *sc, const char *path)
+/* Loads @p path into a new state; NULL (and a log line with file:line, and *why: owned) if it
+ * fails. */
+static rp_lua_t *load_one(rp_scripts_t *sc, const char *path, char **why)
 {
+    *why = NULL;
     rp_lua_opts_t o = sc->opts;
     o.sandbox = true;
     const char *base = strrchr(path, '/');
@@ -95,11 +98,13 @@ static rp_lua_t *load_one(rp_scripts_t *sc, const char *path)
     rp_lua_t *l = rp_lua_new(sc->s, sc->e, &o, &err);
     if (!l) {
         say(sc, "error", "script failed to load file=%s error=%s", path, err.msg);
+        *why = strdup(err.msg);
         return NULL;
     }
     rp_lua_set_log(l, sc->log, sc->log_ud);
     if (rp_lua_run_file(l, path, 0, NULL, NULL, &err)) {
         say(sc, "error", "script failed to load file=%s error=%s", path, err.msg);
+        *why = strdup(err.msg);
         rp_lua_free(l);
         return NULL;
     }
@@ -149,9 +154,12 @@ int rp_scripts_reload(rp_scripts_t *sc)
         mtime_of(files[i], &mt);
         if (have && have->mtime.tv_sec == mt.tv_sec && have->mtime.tv_nsec == mt.tv_nsec)
             continue;
-        rp_lua_t *l = load_one(sc, files[i]);
+        char *why = NULL;
+        rp_lua_t *l = load_one(sc, files[i], &why);
         if (have) {
             have->mtime = mt; /* a broken edit is reported once, not on every check */
+            free(have->error);
+            have->error = why;
             if (!l)
                 continue;     /* the previous version keeps running */
             rp_lua_free(have->l);
@@ -161,10 +169,11 @@ int rp_scripts_reload(rp_scripts_t *sc)
             script_t *grown = realloc(sc->list, sizeof *grown * (size_t)(sc->n + 1));
             if (!grown) {
                 rp_lua_free(l);
+                free(why);
                 continue;
             }
             sc->list = grown;
-            sc->list[sc->n++] = (script_t){strdup(files[i]), mt, l};
+            sc->list[sc->n++] = (script_t){strdup(files[i]), mt, l, why};
             if (l)
                 say(sc, "info", "script loaded file=%s", files[i]);
         }
@@ -181,6 +190,7 @@ int rp_scripts_reload(rp_scripts_t *sc)
             say(sc, "info", "script removed file=%s", sc->list[j].path);
         rp_lua_free(sc->list[j].l);
         free(sc->list[j].path);
+        free(sc->list[j].error);
         memmove(&sc->list[j], &sc->list[j + 1], sizeof *sc->list * (size_t)(sc->n - j - 1));
         sc->n--;
     }
@@ -206,6 +216,22 @@ int rp_scripts_count(const rp_scripts_t *sc)
     return n;
 }
 
+json_t *rp_scripts_describe(const rp_scripts_t *sc)
+{
+    json_t *out = json_array();
+    for (int i = 0; out && sc && i < sc->n; i++) {
+        const script_t *t = &sc->list[i];
+        json_array_append_new(out, json_pack("{s:s,s:b,s:s?}", "file", t->path, "running",
+                                             t->l != NULL, "error", t->error));
+    }
+    return out;
+}
+
+const char *const *rp_scripts_dirs(const rp_scripts_t *sc)
+{
+    return sc ? (const char *const *)sc->dirs : NULL;
+}
+
 void rp_scripts_free(rp_scripts_t *sc)
 {
     if (!sc)
@@ -213,6 +239,7 @@ void rp_scripts_free(rp_scripts_t *sc)
     for (int i = sc->n - 1; i >= 0; i--) {
         rp_lua_free(sc->list[i].l);
         free(sc->list[i].path);
+        free(sc->list[i].error);
     }
     free(sc->list);
     for (int i = 0; sc->dirs && sc->dirs[i]; i++)

@@ -90,6 +90,8 @@ struct rp_sched {
     void (*interval_fn)(void *);
     void *interval_ud;
     int interval_ms;
+    void (*pass_fn)(void *); /* rp_sched_on_pass */
+    void *pass_ud;
     /* WAL checkpoints run on a worker thread with a connection of their own, so the fsync they
      * need never stalls the loop (it showed as job lateness spikes). */
     uv_timer_t ckpt_timer;
@@ -782,6 +784,8 @@ static void on_tick(uv_timer_t *t)
     bool failed = rp_sched_run_due(e, &did, &err) != 0;
     if (failed)
         say(e, "error", "pass failed error=%s", err.msg);
+    if (e->pass_fn && !e->stopping)
+        e->pass_fn(e->pass_ud);
     if (e->stopping) {
         uv_stop(e->loop);
         return;
@@ -805,6 +809,12 @@ static void on_signal(uv_signal_t *h, int signum)
     }
     say(e, "info", "stopping on %s", signum == SIGTERM ? "SIGTERM" : "SIGINT");
     rp_sched_stop(e);
+}
+
+void rp_sched_on_pass(rp_sched_t *e, void (*fn)(void *ud), void *ud)
+{
+    e->pass_fn = fn;
+    e->pass_ud = ud;
 }
 
 void rp_sched_on_interval(rp_sched_t *e, void (*fn)(void *ud), void *ud, int every_ms)

@@ -424,6 +424,11 @@ static json_t *redacted(const char *key, json_t *v)
     return json_incref(v);
 }
 
+json_t *rp_config_redacted(const char *key, json_t *value)
+{
+    return redacted(key, value);
+}
+
 int rp_config_set(rp_store_t *s, const rp_ctx_t *ctx, const char *key, json_t *value,
                   rp_error_t *err)
 {

@@ -171,6 +171,14 @@ static void test_broken_script(void **state)
     o.broken_scripts_ok = true;
     assert_int_equal(rp_engine_open(&o, &en, &err), 0);
     assert_int_equal(rp_scripts_broken(rp_engine_scripts(en)), 1);
+    /* The engine room's view of it: the file, not running, and why, with file:line. */
+    json_t *d = rp_scripts_describe(rp_engine_scripts(en));
+    assert_int_equal(json_array_size(d), 1);
+    json_t *one = json_array_get(d, 0);
+    assert_non_null(strstr(json_string_value(json_object_get(one, "file")), "rule.lua"));
+    assert_true(json_is_false(json_object_get(one, "running")));
+    assert_non_null(strstr(json_string_value(json_object_get(one, "error")), "rule.lua:1:"));
+    json_decref(d);
     rp_engine_close(en);
 }
 

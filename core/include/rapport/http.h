@@ -17,6 +17,8 @@
  *   GET /<prefix>/…                      files compiled in (web/: /console/, /portal/,
  *                                        /shared/) or a plugin's (rp_http_add_assets)
  *   * /api/v1/plugins/<plugin>/…         a plugin's own routes (rp_http_set_routes)
+ *   * /api/v1/admin/…                    the console's engine room, for the role admin only
+ *                                        (the live event log is a stream of server-sent events)
  *
  * Every other /api/v1 request needs "Authorization: Bearer <token>" (rapport tokens create),
  * or else the session cookie rp_session (and, unless GET or HEAD, the session's CSRF token in
@@ -64,6 +66,8 @@ typedef struct rp_http_opts {
     bool cookie_secure;  /**< Session cookies carry Secure (http.cookie_secure): set it when a
                               TLS proxy is in front, as the browser then sends them only over
                               HTTPS. */
+    int heartbeat_ms;    /**< A live log's heartbeat (http.live_heartbeat_ms), when its reader is
+                              also checked again; 0 = 15000. */
 } rp_http_opts_t;
 
 /**
@@ -127,6 +131,20 @@ typedef int (*rp_http_route_fn)(void *ud, const char *name, const rp_http_reques
 
 /** Routes /api/v1/plugins/… to @p fn (the plugin host: rp_plugins_route). */
 void rp_http_set_routes(rp_http_t *h, rp_http_route_fn fn, void *ud);
+
+/**
+ * What the engine room (/api/v1/admin/…) shows of the engine that serves: @p fn answers a new
+ * object (owned) {"plugins": rp_plugins_describe(), "scripts": rp_scripts_describe(),
+ * "script_dirs": [folders, in load order], "given_dirs": [the folders it was given, the
+ * default rules' first]}, first reloading the edited scripts when @p reload.
+ */
+typedef json_t *(*rp_http_engine_fn)(void *ud, bool reload);
+void rp_http_set_engine(rp_http_t *h, rp_http_engine_fn fn, void *ud);
+
+struct rp_lua_ext;
+/** The plugins' Lua functions (crm.<plugin>.…) for the engine room's Lua line (borrowed; they
+ *  must outlive the server), or NULL. */
+void rp_http_set_lua_ext(rp_http_t *h, const struct rp_lua_ext *ext);
 
 /** Adds the extensions' routes to the "paths" object of the OpenAPI document. */
 typedef void (*rp_http_docs_fn)(void *ud, json_t *paths);

@@ -131,6 +131,16 @@ int rp_scripts_count(const rp_scripts_t *sc);
 /** How many script files failed to load and run no version at all (their rules are missing). */
 int rp_scripts_broken(const rp_scripts_t *sc);
 
+/**
+ * The script files as a new array (owned) of {"file", "running" (a version of it runs),
+ * "error" (why the file last failed to load: a broken script, or an edit that did not load
+ * while the previous version runs; absent when it loaded)}, in load order.
+ */
+json_t *rp_scripts_describe(const rp_scripts_t *sc);
+
+/** The folders @p sc loads from (NULL-terminated, borrowed). */
+const char *const *rp_scripts_dirs(const rp_scripts_t *sc);
+
 /** Unloads every script (removing its registrations) and frees @p sc. NULL is ignored. */
 void rp_scripts_free(rp_scripts_t *sc);
 

@@ -167,6 +167,13 @@ int rp_sched_serve(rp_sched_t *e, int poll_ms, void (*on_hup)(void *ud), void *h
  */
 void rp_sched_on_interval(rp_sched_t *e, void (*fn)(void *ud), void *ud, int every_ms);
 
+/**
+ * Makes rp_sched_serve() call @p fn after each of its passes: at once after a commit of this
+ * process (rp_sched_kick), and at the poll that notices other processes' writes, so a reader
+ * of the log (a live view of it) wakes when events may have been written, without a poll of
+ * its own. One such callback per engine; @p fn NULL removes it.
+ */
+void rp_sched_on_pass(rp_sched_t *e, void (*fn)(void *ud), void *ud);
 struct uv_loop_s;
 
 /**

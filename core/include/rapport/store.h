@@ -678,6 +678,10 @@ int rp_config_get(rp_store_t *s, const char *key, json_t **value, rp_error_t *er
 int rp_config_set(rp_store_t *s, const rp_ctx_t *ctx, const char *key, json_t *value,
                   rp_error_t *err);
 
+/** @p value of setting @p key as the event log shows it (owned): "[secret]" in place of what
+ *  a name says is secret (a password, a token…, at any depth) and of a URL's user:password. */
+json_t *rp_config_redacted(const char *key, json_t *value);
+
 /** Every setting as one JSON object {key: value} (owned). */
 int rp_config_list(rp_store_t *s, json_t **out, rp_error_t *err);
 
