@@ -413,6 +413,13 @@ static int route_pipelines(rapport_host *h, const rapport_api *api, const rappor
     return 0;
 }
 
+static const char pipelines_doc[] =
+    "{\"summary\": \"The deal pipelines in force and their stages\", "
+    "\"description\": \"The setting plugin.operational.pipelines, else the default pipeline: "
+    "{name: [{name, probability (0-100), kind (open, won or lost)}, ...]}, stages in order.\", "
+    "\"responses\": {\"200\": {\"description\": \"the pipelines\"}, "
+    "\"404\": {\"description\": \"a path below the route\"}}}";
+
 /* Before-hook on leads: a converted lead stays converted. */
 static int lead_hook(rapport_host *h, const rapport_api *api, rapport_change *c, void *ud,
                      char *err, size_t errlen)
@@ -438,6 +445,8 @@ int op_sales_init(rapport_host *h, char *err, size_t errlen)
         api->lua_function(h, "convert_lead", lua_convert, NULL) ||
         api->lua_function(h, "pipelines", lua_pipelines, NULL) ||
         api->route(h, "GET", "pipelines", route_pipelines, NULL) ||
+        (RAPPORT_HAS(api, route_doc) &&
+         api->route_doc(h, "GET", "pipelines", pipelines_doc)) ||
         api->command(h, "convert-lead", "turn a lead into a contact, an account and a deal: "
                                         "convert-lead ID [--account ID] [--deal [NAME]] "
                                         "[--amount X]",

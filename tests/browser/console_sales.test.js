@@ -8,8 +8,10 @@
 // after the API answered is measured and printed. The analytics pages draw their charts with
 // data (a heatmap table for cohorts), and each CSV download is checked against the API's
 // report, a name holding a comma and quotes escaped. A user whose role cannot read deals sees
-// the API's refusal on the board and in the customer page's deals, the rest working. No script
-// error, CSP violation, failed request or unexpected HTTP error on any page.
+// the API's refusal on the board and in the customer page's deals, the rest working. At a
+// tablet's 800 px the board scrolls in itself and the customer page is one column; in Persian
+// the board runs right to left. No script error, CSP violation, failed request or unexpected
+// HTTP error on any page.
 'use strict';
 const {chromium} = require('playwright-core');
 const {execFileSync} = require('child_process');
@@ -221,6 +223,36 @@ async function analytics(w, ids) {
     }
 }
 
+// On a tablet (800 px) the board scrolls inside itself and the customer page is one column; in
+// Persian the board runs right to left.
+async function layout(w, ids) {
+    const {page} = w;
+    await page.setViewportSize({width: 800, height: 1000});
+    await go(page, '#pipeline');
+    await page.waitForSelector('.pipeline-card');
+    const fit = await page.evaluate(() => ({page: document.documentElement.scrollWidth,
+        board: document.getElementById('pipeline-board').scrollWidth,
+        seen: document.getElementById('pipeline-board').clientWidth}));
+    check(fit.page <= 800 && fit.board > fit.seen,
+          'at 800 px the page fits and the board scrolls in itself', fit);
+    await page.selectOption('#lang', 'fa');
+    await page.waitForFunction(() => document.documentElement.dir === 'rtl' &&
+                               document.querySelector('#view h1').textContent === 'قیف فروش');
+    await page.waitForSelector('.pipeline-card');
+    const xs = await page.$$eval('.pipeline-column', (l) => l.map((c) => c.getBoundingClientRect().left));
+    check(xs[0] > xs[1], 'in Persian the first stage is on the right', xs);
+    await go(page, '#customer/' + ids.sara);
+    await page.waitForSelector('#customer-timeline[data-count]');
+    const cols = await page.evaluate(() => ['customer-record', 'customer-analytics-section']
+        .map((id) => document.getElementById(id).getBoundingClientRect().left));
+    check(cols[0] === cols[1], 'at 800 px the customer page is one column', cols);
+    const clock = await page.textContent('#customer-tickets .sla-clock');
+    check(clock.includes('مانده'), 'the SLA clock in Persian', clock);
+    await page.selectOption('#lang', 'en');
+    await page.waitForFunction(() => document.documentElement.dir === 'ltr');
+    await page.setViewportSize({width: 1280, height: 800});
+}
+
 async function restricted(browser, ids) {
     run('roles', 'set', 'support', JSON.stringify({entities: {
         contact: {read: 'all'}, ticket: {read: 'all'}, order: {read: 'all'},
@@ -259,6 +291,7 @@ async function main() {
         await pipeline(w, ids);
         await customer(w, ids);
         await analytics(w, ids);
+        await layout(w, ids);
         const csp = await w.page.evaluate(() => window.__csp);
         check(w.errors.length === 0, 'no script or console error', w.errors);
         check(csp.length === 0, 'no CSP violation (Chart.js included)', csp);

@@ -4,7 +4,7 @@
 #    probability, kind) for a fresh install, the setting's pipelines once set; anything after
 #    the path is 404 naming it; no token is 401; a user with a role that reads no deal still
 #    gets the stages (they are not records) but the deals themselves are refused (403);
-#    listed in /openapi.json;
+#    documented in /openapi.json (its summary);
 #  - Chart.js carried in the binary: /shared/vendor/chart.min.js (Debian's libjs-chart.js) as
 #    JavaScript with an ETag and its licence beside it; the pages' files are served.
 set -u
@@ -49,7 +49,7 @@ req GET '/api/v1/deal?pipeline=renewals'
 is 403 'may not read deal' "but its deals are refused"
 
 code=$(curl -s -o "$tmp/body" -w '%{http_code}' "$U/openapi.json")
-check 'python3 -c "import json,sys; assert \"$P\" in json.load(open(sys.argv[1]))[\"paths\"]" "$tmp/body"' \
+check 'python3 -c "import json,sys; assert json.load(open(sys.argv[1]))[\"paths\"][\"$P\"][\"get\"][\"summary\"].startswith(\"The deal pipelines\")" "$tmp/body"' \
       "the OpenAPI document lists $P"
 
 code=$(curl -s -D "$tmp/head" -o "$tmp/chart.js" -w '%{http_code}' "$U/shared/vendor/chart.min.js")
