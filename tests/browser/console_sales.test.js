@@ -10,7 +10,8 @@
 // report, a name holding a comma and quotes escaped. A user whose role cannot read deals sees
 // the API's refusal on the board and in the customer page's deals, the rest working. At a
 // tablet's 800 px the board scrolls in itself and the customer page is one column; in Persian
-// the board runs right to left. No script error, CSP violation, failed request or unexpected
+// the board runs right to left. Without the analytical plugin (its routes made to answer 404
+// in the browser) both pages say it is not loaded. No script error, CSP violation, failed request or unexpected
 // HTTP error on any page.
 'use strict';
 const {chromium} = require('playwright-core');
@@ -282,6 +283,38 @@ async function restricted(browser, ids) {
     await w.context.close();
 }
 
+// Without the analytical plugin (simulated in the browser: its routes answer 404 as the server
+// does for a path it does not serve, and the OpenAPI document lacks them), the customer page's
+// section and the analytics page say so, with no script error.
+async function absent(browser, ids) {
+    const w = await watched(browser);
+    const {page, context} = w;
+    await context.route('**/openapi.json', async (route) => {
+        const res = await route.fetch();
+        const doc = await res.json();
+        for (const p of Object.keys(doc.paths))
+            if (p.startsWith('/api/v1/plugins/analytical/'))
+                delete doc.paths[p];
+        await route.fulfill({response: res, json: doc});
+    });
+    await context.route('**/api/v1/plugins/analytical/**', (route) => route.fulfill({
+        status: 404, contentType: 'application/problem+json',
+        body: JSON.stringify({type: 'about:blank', title: 'Not Found', status: 404,
+                              detail: 'no such path'})}));
+    await signIn(page, 'ana', 'a long password');
+    await go(page, '#customer/' + ids.sara);
+    await page.waitForSelector('#customer-no-analytics');
+    check((await page.textContent('#customer-no-analytics')).includes('not loaded'),
+          'without the analytical plugin the customer page says so');
+    await go(page, '#analytics/rfm');
+    await page.waitForSelector('#analytics-body .error');
+    check((await page.textContent('#analytics-body .error')).includes('analytical plugin is not loaded'),
+          'and so does the analytics page');
+    check(w.errors.length === 0 && w.failed.length === 0, 'no error without the plugin',
+          [w.errors, w.failed]);
+    await context.close();
+}
+
 async function main() {
     const browser = await chromium.launch({executablePath: process.env.RP_CHROMIUM});
     try {
@@ -299,6 +332,7 @@ async function main() {
         check(w.bad.length === 1, 'no HTTP error but the expected 412', w.bad);
         await w.context.close();
         await restricted(browser, ids);
+        await absent(browser, ids);
     } finally {
         await browser.close();
     }
