@@ -186,9 +186,11 @@
 
         async function move(id, stageName) {
             const deal = byId.get(id);
-            if (!deal || deal.stage === stageName || !columns.has(stageName))
-                return;
             const c = cardOf(id);
+            // One move at a time per card: a second one would carry the same version and fail.
+            if (!deal || !c || c.classList.contains('saving') || deal.stage === stageName ||
+                !columns.has(stageName))
+                return;
             columns.get(stageName).list.append(c);   // at once; back if the store says no
             c.classList.add('saving');
             Console.say('');
