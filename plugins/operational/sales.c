@@ -389,6 +389,37 @@ static int lua_pipelines(rapport_host *h, const rapport_api *api, const char *ar
     return 0;
 }
 
+/* GET /api/v1/plugins/operational/pipelines: {name: [stages…]}, what a pipeline board draws
+ * its columns from (an empty stage is a column too). Not a secret: any signed-in caller. */
+static int route_pipelines(rapport_host *h, const rapport_api *api, const rapport_request *req,
+                           int *status, char **body, void *ud, char *err, size_t errlen)
+{
+    (void)ud;
+    if (req->rest[0] && strcmp(req->rest, "/") != 0) {
+        op_fail(err, errlen, "GET /api/v1/plugins/operational/pipelines: nothing follows the "
+                             "path (got \"%.60s\")", req->rest);
+        return RAPPORT_ENOTFOUND;
+    }
+    json_t *p = pipelines(h);
+    char *t = p ? json_dumps(p, JSON_COMPACT) : NULL;
+    json_decref(p);
+    if (!t)
+        return op_fail(err, errlen, "pipelines: out of memory");
+    *body = api->strdup(t);
+    free(t);
+    if (!*body)
+        return op_fail(err, errlen, "pipelines: out of memory");
+    *status = 200;
+    return 0;
+}
+
+static const char pipelines_doc[] =
+    "{\"summary\": \"The deal pipelines in force and their stages\", "
+    "\"description\": \"The setting plugin.operational.pipelines, else the default pipeline: "
+    "{name: [{name, probability (0-100), kind (open, won or lost)}, ...]}, stages in order.\", "
+    "\"responses\": {\"200\": {\"description\": \"the pipelines\"}, "
+    "\"404\": {\"description\": \"a path below the route\"}}}";
+
 /* Before-hook on leads: a converted lead stays converted. */
 static int lead_hook(rapport_host *h, const rapport_api *api, rapport_change *c, void *ud,
                      char *err, size_t errlen)
@@ -413,6 +444,9 @@ int op_sales_init(rapport_host *h, char *err, size_t errlen)
         api->hook(h, "lead", RAPPORT_UPDATE, 20, lead_hook, NULL) ||
         api->lua_function(h, "convert_lead", lua_convert, NULL) ||
         api->lua_function(h, "pipelines", lua_pipelines, NULL) ||
+        api->route(h, "GET", "pipelines", route_pipelines, NULL) ||
+        (RAPPORT_HAS(api, route_doc) &&
+         api->route_doc(h, "GET", "pipelines", pipelines_doc)) ||
         api->command(h, "convert-lead", "turn a lead into a contact, an account and a deal: "
                                         "convert-lead ID [--account ID] [--deal [NAME]] "
                                         "[--amount X]",

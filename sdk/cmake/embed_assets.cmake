@@ -4,7 +4,7 @@
 # rapport_asset, INCLUDE rapport_plugin.h), the SDK skeleton `rapport plugin new` writes
 # (TEMPLATE=1: its README.md kept, build folders left out). Run at build time:
 #   cmake -DSRC_DIR=<folder> -DOUT=<file.c> -DSYMBOL=<name> [-DINCLUDE=<header>]
-#         [-DTYPE=<struct type>] [-DTEMPLATE=1] -P embed_assets.cmake
+#         [-DTYPE=<struct type>] [-DTEMPLATE=1] [-DEXTRA=name=file|…] -P embed_assets.cmake
 if(NOT SRC_DIR OR NOT OUT OR NOT SYMBOL)
   message(FATAL_ERROR "embed_assets.cmake needs -DSRC_DIR=…, -DOUT=… and -DSYMBOL=…")
 endif()
@@ -14,6 +14,17 @@ endif()
 if(NOT TYPE)
   set(TYPE "rp_http_asset_t")
 endif()
+# Appends file @p path as the entry @p name to body and table.
+macro(embed_one name path)
+  file(READ ${path} hex HEX)
+  file(SIZE ${path} size)
+  string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," bytes "${hex}")
+  string(REGEX REPLACE "(0x..,0x..,0x..,0x..,0x..,0x..,0x..,0x..,0x..,0x..,0x..,0x..,)" "\\1\n    "
+         bytes "${bytes}")
+  string(APPEND body "static const unsigned char f${i}[] = {\n    ${bytes}0};\n")
+  string(APPEND table "    {\"${name}\", f${i}, ${size}},\n")
+  math(EXPR i "${i} + 1")
+endmacro()
 file(GLOB_RECURSE files RELATIVE ${SRC_DIR} ${SRC_DIR}/*)
 list(SORT files)
 set(body "")
@@ -31,15 +42,20 @@ foreach(f ${files})
   if(NOT TEMPLATE AND f MATCHES "(^|/)README\\.md$")
     continue()
   endif()
-  file(READ ${SRC_DIR}/${f} hex HEX)
-  file(SIZE ${SRC_DIR}/${f} size)
-  string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," bytes "${hex}")
-  string(REGEX REPLACE "(0x..,0x..,0x..,0x..,0x..,0x..,0x..,0x..,0x..,0x..,0x..,0x..,)" "\\1\n    "
-         bytes "${bytes}")
-  string(APPEND body "static const unsigned char f${i}[] = {\n    ${bytes}0};\n")
-  string(APPEND table "    {\"${f}\", f${i}, ${size}},\n")
-  math(EXPR i "${i} + 1")
+  embed_one(${f} ${SRC_DIR}/${f})
 endforeach()
+# EXTRA="name=file|name=file": files from elsewhere (a Debian package's library) carried under
+# the names given, as if they were in the folder.
+if(EXTRA)
+  string(REPLACE "|" ";" extras "${EXTRA}")
+  foreach(x ${extras})
+    string(REGEX MATCH "^([^=]+)=(.+)$" ok "${x}")
+    if(NOT ok OR NOT EXISTS "${CMAKE_MATCH_2}")
+      message(FATAL_ERROR "embed_assets.cmake: EXTRA entry \"${x}\" is not name=existing-file")
+    endif()
+    embed_one(${CMAKE_MATCH_1} ${CMAKE_MATCH_2})
+  endforeach()
+endif()
 set(text "/* Generated from ${SRC_DIR} by embed_assets.cmake: do not edit. */\n")
 string(APPEND text "#include \"${INCLUDE}\"\n\n${body}\n")
 string(APPEND text "const ${TYPE} ${SYMBOL}[] = {\n${table}    {0, 0, 0},\n};\n")
