@@ -243,6 +243,31 @@ static int users(call_t *c)
     return rp__http_send_json(c, 200, json_pack("{s:o}", "data", out));
 }
 
+/* GET admin/roles: each role kept in the settings (roles.<name>) with its grants, and admin
+ * when no setting narrows it (it then grants everything). */
+static int roles(call_t *c)
+{
+    json_t *all = NULL;
+    rp_error_t err = {0};
+    if (rp_config_list(c->h->s, &all, &err))
+        return rp__http_store_problem(c, &err, false);
+    json_t *out = json_array();
+    const char *k;
+    json_t *v;
+    bool admin = false;
+    json_object_foreach(all, k, v) {
+        if (strncmp(k, "roles.", 6) != 0 || !k[6])
+            continue;
+        admin |= strcmp(k + 6, "admin") == 0;
+        json_array_append_new(out, json_pack("{s:s,s:O}", "role", k + 6, "grants", v));
+    }
+    if (!admin)
+        json_array_append_new(out, json_pack("{s:s,s:n,s:s}", "role", "admin", "grants", "note",
+                                             "no setting roles.admin: it grants everything"));
+    json_decref(all);
+    return rp__http_send_json(c, 200, json_pack("{s:o}", "data", out));
+}
+
 static int tokens_list(call_t *c)
 {
     json_t *out = NULL;
@@ -340,6 +365,10 @@ int rp__http_admin_more(call_t *c, char **seg, int n)
         if (get)
             return users(c);
         allow = "GET";
+    } else if (n == 1 && strcmp(what, "roles") == 0) {
+        if (get)
+            return roles(c);
+        allow = "GET";
     } else if (n == 1 && strcmp(what, "tokens") == 0) {
         if (get)
             return tokens_list(c);
@@ -354,7 +383,7 @@ int rp__http_admin_more(call_t *c, char **seg, int n)
     if (!allow)
         return rp__http_problem(c, 404, "no such path under /api/v1/admin/ (events, "
                                 "events/stream, engine, scripts/reload, scripts/test, jobs, "
-                                "dead, eval, settings, webhooks, users, tokens)", NULL);
+                                "dead, eval, settings, webhooks, users, roles, tokens)", NULL);
     rp__http_add_header(c, H2O_TOKEN_ALLOW, allow);
     return rp__http_problemf(c, 405, NULL, "this path answers %s", allow);
 }

@@ -139,6 +139,8 @@ static void admin_paths(json_t *paths)
         {"/api/v1/admin/webhooks", "get", "The webhooks (never a secret) and the newest "
          "deliveries (limit)", "{data: [webhooks], deliveries: [attempts]}"},
         {"/api/v1/admin/users", "get", "The users (no password hash)", "{data: [users]}"},
+        {"/api/v1/admin/roles", "get", "The roles and their grants, as the settings keep them "
+         "(admin without a setting grants everything)", "{data: [{role, grants}]}"},
         {"/api/v1/admin/tokens", "get", "The tokens (no secret, no hash; user)",
          "{data: [tokens]}"},
         {"/api/v1/admin/tokens", "post", "Create a token {user, role?, expires_days?}: its "

@@ -155,6 +155,12 @@ async function main() {
         const real = await page.textContent('#repl-diff');
         check(real.includes('Real Rex'), 'the real run lists what it changed', real);
 
+        // Users and tokens: the roles beside them, admin's saying it grants everything.
+        await page.goto(base + '/console/#engine/access');
+        await page.waitForSelector('#roles tr[data-role="admin"]', {timeout: 5000});
+        const adminRole = await page.textContent('#roles tr[data-role="admin"]');
+        check(adminRole.includes('grants everything'), 'the roles are listed', adminRole);
+
         // A tablet's width: nothing wider than the window (wide tables scroll in their box).
         await page.setViewportSize({width: 800, height: 1000});
         for (const hash of ['#engine/jobs', '#engine/access', '#engine/settings', '#rules']) {

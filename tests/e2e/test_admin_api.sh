@@ -51,7 +51,7 @@ keep() { printf '%s\n' "$body" >> "$all_bodies"; }
 admintok=$tok
 tok=$kimtok
 for r in "GET $A/events" "GET $A/events/stream" "GET $A/jobs" "POST $A/jobs/1/retry" \
-         "GET $A/dead" "POST $A/dead/1/replay" "POST $A/eval" "GET $A/settings" "GET $A/users" \
+         "GET $A/dead" "POST $A/dead/1/replay" "POST $A/eval" "GET $A/settings" "GET $A/users" "GET $A/roles" \
          "GET $A/tokens" "POST $A/tokens" "POST $A/tokens/1/revoke" "GET $A/nothing" \
          "POST $A/settings" "GET $A/webhooks" "GET $A/engine" "POST $A/scripts/reload" \
          "POST $A/scripts/test"; do
@@ -212,6 +212,9 @@ req GET "$A/scripts/test"; is 405 "POST" "GET on the tests"
 # ---- users, tokens, settings: no secret ever ---------------------------------------------
 req GET "$A/users"; is 200 '"name":"kim"' "the users"; keep
 req GET "$A/tokens"; is 200 '"user":"kim"' "the tokens"; keep
+# The roles as the settings keep them, and admin saying it grants everything when unset.
+req GET "$A/roles"; is 200 '"role":"clerk"' "the roles"; keep
+check 'grep -q "grants everything" <<<"$body"' "admin's grants when no setting narrows it: $body"
 req GET "$A/settings"; is 200 '"webhooks.max_attempts":1' "the settings"; keep
 check 'grep -q "\"mail.smtp.password\":\"\[secret\]\"" <<<"$body"' "a password setting shown: $body"
 req POST "$A/settings" '{"key": "http.session_idle_s", "value": 900}'; is 200 '"value":900' "set a setting"

@@ -127,6 +127,13 @@
             table('users', ['name', 'role', 'team', 'email', 'disabled'], users.data.map((u) =>
                 el('tr', {}, el('td', {text: u.name}), el('td', {text: u.role}), el('td', {text: text(u.team)}),
                     el('td', {text: text(u.email)}), el('td', {text: u.disabled ? I18n.t('engine.yes') : ''})))));
+        // The roles and what each grants, as the settings keep them (roles set / config set).
+        const roles = await get('/api/v1/admin/roles');
+        if (roles)
+            box.append(el('h2', {text: I18n.t('engine.roles')}),
+                table('roles', ['role', 'grants'], roles.data.map((r) =>
+                    el('tr', {dataset: {role: r.role}}, el('td', {text: r.role}),
+                        el('td', {}, el('code', {text: r.grants ? JSON.stringify(r.grants) : r.note}))))));
         const who = el('select', {id: 'token-user'}, ...users.data.filter((u) => !u.disabled).map((u) =>
             el('option', {value: u.name, text: u.name})));
         const days = el('input', {id: 'token-days', type: 'number', min: 1, max: 3650, value: 90});
