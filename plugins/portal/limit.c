@@ -68,3 +68,10 @@ void pt_forget(const char *key)
     if (s)
         memset(s, 0, sizeof *s);
 }
+
+void pt_uncount(const char *key)
+{
+    slot_t *s = find(key, false);
+    if (s && s->count > 0)
+        s->count--;
+}

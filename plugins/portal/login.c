@@ -318,7 +318,6 @@ typedef struct {
     char *password;
     size_t len;
     bool ok;
-    int64_t window_ms;
 } work_t;
 
 static void check_work(void *ud)
@@ -342,14 +341,9 @@ static void check_done(rapport_host *h, const rapport_api *api, void *ud)
 {
     work_t *w = ud;
     check_t *c = &checks[w->slot];
-    if (c->gen == w->gen && c->state == CHECK_PENDING) {
+    (void)h, (void)api;
+    if (c->gen == w->gen && c->state == CHECK_PENDING)
         c->state = w->ok && c->id ? CHECK_OK : CHECK_FAILED;
-        if (c->state == CHECK_FAILED) {
-            int64_t now = api->now_ms(h);
-            pt_count(c->client_key, w->window_ms, now);
-            pt_count(c->address_key, w->window_ms, now);
-        }
-    }
     free(w->password);
     sodium_memzero(w, sizeof *w);
     free(w);
@@ -411,8 +405,7 @@ static int route_password_login(rapport_host *h, const rapport_api *api,
     secret_name("ticket:", ticket, c->key, sizeof c->key);
     snprintf(c->client_key, sizeof c->client_key, "%s", ck);
     snprintf(c->address_key, sizeof c->address_key, "%s", ak);
-    *w = (work_t){.slot = slot, .gen = c->gen, .password = pw, .len = strlen(pw),
-                  .window_ms = lim.window_ms};
+    *w = (work_t){.slot = slot, .gen = c->gen, .password = pw, .len = strlen(pw)};
     if (has)
         snprintf(w->hash, sizeof w->hash, "%s", hash);
     api->free(hash);
@@ -423,6 +416,11 @@ static int route_password_login(rapport_host *h, const rapport_api *api,
         free(w);
         return pt_fail(err, errlen, RAPPORT_EIO, "%s", api->last_error(h));
     }
+    /* Counted now, taken back when the password was right (login/finish): a check takes
+     * tens of milliseconds, and a burst sent before the first ended must not get more tries
+     * than the limit. */
+    pt_count(ck, lim.window_ms, now);
+    pt_count(ak, lim.window_ms, now);
     return answer(api, status, body, 202,
                   json_pack("{s:s,s:i}", "ticket", ticket, "retry_ms", 200));
 }
@@ -451,9 +449,10 @@ static int route_finish(rapport_host *h, const rapport_api *api, const rapport_r
                       json_pack("{s:b,s:i}", "pending", 1, "retry_ms", 200));
     int state = c ? c->state : CHECK_FAILED;
     int64_t id = c ? c->id : 0;
-    char address_key[300] = "";
+    char address_key[300] = "", client_key[200] = "";
     if (c) {
         snprintf(address_key, sizeof address_key, "%s", c->address_key);
+        snprintf(client_key, sizeof client_key, "%s", c->client_key);
         c->state = CHECK_FREE; /* a ticket is used once */
     }
     if (state != CHECK_OK || !pt_has_access(h, id))
@@ -461,6 +460,7 @@ static int route_finish(rapport_host *h, const rapport_api *api, const rapport_r
                       json_pack("{s:s}", "detail", "the email address or the password is "
                                 "wrong"));
     pt_forget(address_key);
+    pt_uncount(client_key);
     return sign_in(h, api, req, id, "password", status, body, err, errlen);
 }
 

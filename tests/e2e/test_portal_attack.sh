@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# End-to-end: the portal attacked from outside, with curl against `rapport serve` and real
+# portal sessions (signed in by the mailed link, caught by aiosmtpd). Each part is a hole once
+# found and closed:
+#  - wrong passwords sent all at once are each counted when they arrive, not when their slow
+#    check ends, so a burst gets no more tries than the limit;
+set -u
+RAPPORT=${RAPPORT:-build/rapport}
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+tmp=$(mktemp -d)
+serve_pid=
+smtp_pid=
+trap '[ -n "$serve_pid" ] && kill -9 $serve_pid 2>/dev/null; [ -n "$smtp_pid" ] && kill $smtp_pid 2>/dev/null; rm -rf "$tmp"' EXIT
+export RAPPORT_DB="$tmp/crm.db"
+
+# token_for ADDRESS: the sign-in token of the newest mail to ADDRESS.
+token_for() {
+    python3 -c 'import sys, glob, os, email, email.policy, re
+fs = sorted(glob.glob(sys.argv[1] + "/new/*"), key=os.path.getmtime)
+for f in reversed(fs):
+    m = email.message_from_binary_file(open(f, "rb"), policy=email.policy.default)
+    if sys.argv[2] in str(m["to"]):
+        t = re.findall(r"/portal/#token=([A-Za-z0-9_-]+)", m.get_body(("plain",)).get_content())
+        if t:
+            print(t[0]); break' "$tmp/mbox" "$1"
+}
+
+"$RAPPORT" init >/dev/null
+smtp_port=$(free_port)
+"$RAPPORT" config set mail.smtp.url "\"smtp://127.0.0.1:$smtp_port\"" >/dev/null
+"$RAPPORT" config set mail.from '"Support <support@example.com>"' >/dev/null
+ids=$("$RAPPORT" eval '
+local a = crm.create("contact", {first_name = "Sara", last_name = "Ahmadi", email = "sara@example.org"})
+local b = crm.create("contact", {first_name = "Babak", last_name = "Other", email = "babak@example.org"})
+crm.portal.grant(a.id)
+crm.portal.grant(b.id)
+local ta = crm.create("ticket", {subject = "kettle", contact = a.id})
+return table.concat({a.id, b.id, ta.id}, " ")')
+read -r A B TA <<<"$ids"
+check '[ -n "${TA:-}" ]' "the seed failed: $ids"
+
+smtp_start
+"$RAPPORT" serve --listen 127.0.0.1:0 --poll-ms 20 2> "$tmp/serve.log" &
+serve_pid=$!
+port=$(listened_port "$tmp/serve.log")
+check '[ -n "$port" ]' "serve did not say where it listens: $(cat "$tmp/serve.log")"
+U=http://127.0.0.1:$port
+"$RAPPORT" config set plugin.portal.url "\"$U\"" >/dev/null
+P=/api/v1/plugins/portal
+
+# c JAR METHOD PATH [BODY] [curl args…]: sets $code, $body, $head.
+c() {
+    local jar=$1 m=$2 p=$3 d=${4-}; shift 3; [ $# -gt 0 ] && shift
+    rm -f "$tmp/body"
+    local args=(-s -D "$tmp/head" -o "$tmp/body" -w '%{http_code}' -X "$m" -b "$jar" -c "$jar")
+    [ -n "$d" ] && args+=(-H 'Content-Type: application/json' --data-binary "$d")
+    code=$(curl "${args[@]}" "$@" "$U$p")
+    body=$(head -c 100000 "$tmp/body" 2>/dev/null | tr -d '\0')
+    head=$(tr -d '\r' < "$tmp/head")
+}
+signin() { # JAR ADDRESS: signs in by the mailed link; prints the CSRF token
+    c "$1" POST $P/login/link "{\"email\": \"$2\"}"
+    local t=
+    for _ in $(seq 200); do t=$(token_for "$2"); [ -n "$t" ] && break; sleep 0.05; done
+    c "$1" POST $P/login/token "{\"token\": \"$t\"}"
+    grep -o '"csrf":"[0-9a-f]*"' <<<"$body" | cut -d'"' -f4
+}
+csa=$(signin "$tmp/a" sara@example.org)
+check '[ ${#csa} = 64 ]' "Sara did not sign in: [$csa]"
+XA=(-H "X-CSRF-Token: $csa")
+
+# ---- a burst of wrong passwords --------------------------------------------------------------
+# Sara has a password; 30 wrong ones at once for her address: the limit (5) holds for the burst
+# as it does one at a time, and then even the right one is refused.
+c "$tmp/a" POST $P/password '{"password": "correct horse battery"}' "${XA[@]}"
+is 202 'accepted' "Sara sets a password"
+sleep 1
+out=$(python3 - "$port" <<'PY'
+import sys, json, threading, http.client
+codes = []
+def go(i):
+    c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=30)
+    c.request("POST", "/api/v1/plugins/portal/login/password",
+              json.dumps({"email": "sara@example.org", "password": "wrong guess %d" % i}),
+              {"Content-Type": "application/json"})
+    r = c.getresponse(); r.read(); codes.append(r.status)
+ts = [threading.Thread(target=go, args=(i,)) for i in range(30)]
+[t.start() for t in ts]; [t.join() for t in ts]
+print(sum(1 for x in codes if x == 202), sum(1 for x in codes if x == 429))
+PY
+)
+check '[ "$out" = "5 25" ]' "30 wrong passwords at once: wanted 5 checked and 25 refused, got [checked refused] [$out]"
+c "$tmp/x" POST $P/login/password '{"email": "sara@example.org", "password": "correct horse battery"}'
+is 429 'too many' "the right password after the burst"
+
+finish
