@@ -67,8 +67,37 @@ signin() { # JAR ADDRESS: signs in by the mailed link; prints the CSRF token
     grep -o '"csrf":"[0-9a-f]*"' <<<"$body" | cut -d'"' -f4
 }
 csa=$(signin "$tmp/a" sara@example.org)
-check '[ ${#csa} = 64 ]' "Sara did not sign in: [$csa]"
+csb=$(signin "$tmp/b" babak@example.org)
+check '[ ${#csa} = 64 ] && [ ${#csb} = 64 ]' "the customers did not sign in: [$csa] [$csb]"
 XA=(-H "X-CSRF-Token: $csa")
+XB=(-H "X-CSRF-Token: $csb")
+
+# ---- a ticket's status ----------------------------------------------------------------------
+field() { "$RAPPORT" eval "return tostring(crm.get('ticket', $1).$2)"; }
+c "$tmp/a" PATCH /api/v1/ticket/$TA '{"status": "open"}' "${XA[@]}"
+is 403 'ticket.status is read-only for role portal' "Sara sets her ticket open"
+c "$tmp/a" PATCH /api/v1/ticket/$TA '{"status": "resolved"}' "${XA[@]}"
+is 403 'read-only' "Sara sets her ticket resolved"
+check '[ "$(field $TA status)" = new ] && [ "$(field $TA first_response_at)" = nil ]' "a refused status was stored: $(field $TA status) $(field $TA first_response_at)"
+before=$(count ticket)
+c "$tmp/a" POST /api/v1/ticket '{"subject": "answered already", "status": "open"}' "${XA[@]}"
+is 403 'read-only' "Sara opens a ticket as open"
+check '[ "$(count ticket)" = "$before" ]' "a refused ticket was stored"
+c "$tmp/a" POST /api/v1/ticket '{"subject": "plain"}' "${XA[@]}"
+is 201 '"status":"new"' "Sara opens a ticket"
+c "$tmp/b" POST $P/tickets/$TA/close '{}' "${XB[@]}"
+is 404 "no ticket $TA" "Babak closes Sara's ticket"
+c "$tmp/a" POST $P/tickets/$TA/close '{}'
+is 403 'X-CSRF-Token' "a close without the CSRF token"
+check '[ "$(field $TA status)" = new ]' "Sara's ticket was closed by another"
+c "$tmp/a" POST $P/tickets/$TA/close '{}' "${XA[@]}"
+is 200 '"status":"closed"' "Sara closes her ticket"
+c "$tmp/a" POST $P/tickets/$TA/close '{}' "${XA[@]}"
+is 200 '"status":"closed"' "Sara closes her ticket again"
+check '[ "$(field $TA status)" = closed ] && [ "$(field $TA resolved_at)" != nil ]' "the ticket is not closed: $(field $TA status)"
+expect 0 '"ticket":'"$TA" -- events tail -n 20
+c "$tmp/a" POST $P/tickets/x/close '{}' "${XA[@]}"
+is 404 'tickets/<id>/close' "a close of no id"
 
 # ---- a burst of wrong passwords --------------------------------------------------------------
 # Sara has a password; 30 wrong ones at once for her address: the limit (5) holds for the burst

@@ -147,7 +147,7 @@ check 'grep -q "\"actor\":\"record:$A\"" <<<"$out"' "A's changes are not A's in 
 # their kind alone in events, history, records and A's download; A's own writes stay A's.
 "$RAPPORT" users add zelda --role admin --password-stdin <<<"password of zelda" >/dev/null
 "$RAPPORT" --as zelda update ticket "$A_t" '{"priority": "high"}' >/dev/null
-"$RAPPORT" --as "$A" update ticket "$A_t" '{"status": "closed"}' >/dev/null
+"$RAPPORT" --as "$A" update ticket "$A_t" '{"description": "still broken"}' >/dev/null
 out=$("$RAPPORT" --as "$A" get ticket "$A_t" 2>&1)
 check 'grep -q "\"updated_by\": \"record:$A\"" <<<"$out" && ! grep -q zelda <<<"$out"' "A's ticket's actors: $out"
 "$RAPPORT" --as zelda update ticket "$A_t" '{"priority": "low"}' >/dev/null
