@@ -99,6 +99,25 @@ expect 0 '"ticket":'"$TA" -- events tail -n 20
 c "$tmp/a" POST $P/tickets/x/close '{}' "${XA[@]}"
 is 404 'tickets/<id>/close' "a close of no id"
 
+# ---- another site's form --------------------------------------------------------------------
+tb0=$(token_for babak@example.org)
+c "$tmp/e" POST $P/login/link '{"email": "babak@example.org"}'
+for _ in $(seq 200); do tb=$(token_for babak@example.org); [ -n "$tb" ] && [ "$tb" != "${tb0:-}" ] && break; sleep 0.05; done
+rm -f "$tmp/e"
+code=$(curl -s -o "$tmp/body" -D "$tmp/head" -w '%{http_code}' -c "$tmp/e" -H 'Content-Type: text/plain' \
+       -H 'Origin: https://evil.example' --data-binary "{\"token\": \"$tb\"}" "$U$P/login/token")
+body=$(cat "$tmp/body")
+is 403 'Origin' "another site's form signs its visitor in with a link token"
+check '! grep -qi "set-cookie" "$tmp/head"' "another site's sign-in set a cookie: $(cat "$tmp/head")"
+c "$tmp/e" POST $P/login/token "{\"token\": \"$tb\"}" -H "Origin: $U"
+is 200 '"principal":"contact:'"$B"'"' "the owner signs in with the token the other site tried"
+"$RAPPORT" create article '{"title": "Reset", "slug": "reset", "body": "x", "published": true}' >/dev/null
+code=$(curl -s -o "$tmp/body" -w '%{http_code}' -H 'Content-Type: text/plain' -H 'Origin: null' \
+       --data-binary '{"yes": true}' "$U$P/articles/reset/helpful")
+body=$(cat "$tmp/body")
+is 403 'Origin' "a sandboxed frame votes"
+expect 0 '"helpful_yes": 0' -- get article "$("$RAPPORT" eval "return crm.find('article', {where = {slug = 'reset'}})[1].id")"
+
 # ---- a burst of wrong passwords --------------------------------------------------------------
 # Sara has a password; 30 wrong ones at once for her address: the limit (5) holds for the burst
 # as it does one at a time, and then even the right one is refused.
