@@ -12,6 +12,7 @@
 
 #include <sodium.h>
 
+#include "kb.h"
 #include "portal.h"
 
 /* Longest password taken (argon2id reads it all) and longest address. */
@@ -225,8 +226,9 @@ static int route_link(rapport_host *h, const rapport_api *api, const rapport_req
         return RAPPORT_EINVAL;
     limits_t lim = limits(h);
     int64_t now = api->now_ms(h);
-    char ck[200], ak[300];
-    snprintf(ck, sizeof ck, "link-client:%s", req->client);
+    char ck[200], ak[300], who[64];
+    portal_client_key(req->client, who, sizeof who);
+    snprintf(ck, sizeof ck, "link-client:%s", who);
     snprintf(ak, sizeof ak, "link-address:%s", addr);
     if (pt_limited(ck, lim.link_requests * 4, lim.window_ms, now) ||
         pt_limited(ak, lim.link_requests, lim.window_ms, now))
@@ -276,8 +278,9 @@ static int route_token(rapport_host *h, const rapport_api *api, const rapport_re
         return RAPPORT_EINVAL;
     limits_t lim = limits(h);
     int64_t now = api->now_ms(h);
-    char ck[200];
-    snprintf(ck, sizeof ck, "token-client:%s", req->client);
+    char ck[200], client[64];
+    portal_client_key(req->client, client, sizeof client);
+    snprintf(ck, sizeof ck, "token-client:%s", client);
     if (pt_limited(ck, lim.max_failures * 2, lim.window_ms, now))
         return too_many(api, status, body, lim.window_ms);
     char *who = api->secret_take(h, key, 1);
@@ -379,8 +382,9 @@ static int route_password_login(rapport_host *h, const rapport_api *api,
     int64_t now = api->now_ms(h);
     int slot = check_slot(now);
     check_t *c = slot >= 0 ? &checks[slot] : NULL;
-    char ck[200], ak[300];
-    snprintf(ck, sizeof ck, "password-client:%s", req->client);
+    char ck[200], ak[300], who[64];
+    portal_client_key(req->client, who, sizeof who);
+    snprintf(ck, sizeof ck, "password-client:%s", who);
     snprintf(ak, sizeof ak, "password-address:%s", addr);
     if (pt_limited(ck, lim.max_failures * 4, lim.window_ms, now) ||
         pt_limited(ak, lim.max_failures, lim.window_ms, now) || !c) {
