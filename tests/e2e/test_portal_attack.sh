@@ -99,6 +99,17 @@ expect 0 '"ticket":'"$TA" -- events tail -n 20
 c "$tmp/a" POST $P/tickets/x/close '{}' "${XA[@]}"
 is 404 'tickets/<id>/close' "a close of no id"
 
+# ---- the bounce state ------------------------------------------------------------------------
+"$RAPPORT" update contact "$A" '{"email_bouncing": true, "email_bounced_at": "2026-01-01T00:00:00Z"}' >/dev/null
+c "$tmp/a" PATCH /api/v1/contact/$A '{"email_bouncing": false}' "${XA[@]}"
+is 403 'contact.email_bouncing is read-only for role portal' "Sara clears her bounce"
+c "$tmp/a" PATCH /api/v1/contact/$A '{"email_bounced_at": null}' "${XA[@]}"
+is 403 'contact.email_bounced_at is read-only' "Sara clears her bounce's date"
+expect 0 '"email_bouncing": true' -- get contact "$A"
+c "$tmp/a" GET /api/v1/contact/$A
+is 200 '"email_bouncing":true' "Sara still reads her bounce state"
+"$RAPPORT" update contact "$A" '{"email_bouncing": false, "email_bounced_at": null}' >/dev/null
+
 # ---- another site's form --------------------------------------------------------------------
 tb0=$(token_for babak@example.org)
 c "$tmp/e" POST $P/login/link '{"email": "babak@example.org"}'
