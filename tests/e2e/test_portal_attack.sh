@@ -36,8 +36,10 @@ local b = crm.create("contact", {first_name = "Babak", last_name = "Other", emai
 crm.portal.grant(a.id)
 crm.portal.grant(b.id)
 local ta = crm.create("ticket", {subject = "kettle", contact = a.id})
-return table.concat({a.id, b.id, ta.id}, " ")')
-read -r A B TA <<<"$ids"
+local tb = crm.create("ticket", {subject = "toaster", contact = b.id})
+local ob = crm.create("order", {contact = b.id})
+return table.concat({a.id, b.id, ta.id, tb.id, ob.id}, " ")')
+read -r A B TA TB OB <<<"$ids"
 check '[ -n "${TA:-}" ]' "the seed failed: $ids"
 
 smtp_start
@@ -98,6 +100,25 @@ check '[ "$(field $TA status)" = closed ] && [ "$(field $TA resolved_at)" != nil
 expect 0 '"ticket":'"$TA" -- events tail -n 20
 c "$tmp/a" POST $P/tickets/x/close '{}' "${XA[@]}"
 is 404 'tickets/<id>/close' "a close of no id"
+
+# ---- another's record, a missing record --------------------------------------------------------
+for p in "ticket/$TB" "order/$OB" "contact/$B" "contact/$B/subject" "ticket/$TB/timeline" "ticket/$TB/explain/subject"; do
+    c "$tmp/a" GET "/api/v1/$p"
+    theirs="$code $(sed "s/ $TB\b\| $OB\b\| $B\b/ N/g" <<<"$body")"
+    missing=$(sed -E "s#^([a-z]+)/[0-9]+#\1/99999#" <<<"$p")
+    c "$tmp/a" GET "/api/v1/$missing"
+    none="$code $(sed "s/ 99999\b/ N/g" <<<"$body")"
+    check '[ "$theirs" = "$none" ]' "GET $p as Sara differs from a missing record: [$theirs] [$none]"
+done
+c "$tmp/a" GET /api/v1/ticket/$TB
+is 404 "no ticket with id $TB" "Babak's ticket as Sara"
+c "$tmp/a" PATCH /api/v1/ticket/$TB '{"subject": "mine now"}' "${XA[@]}"
+is 404 "no ticket with id $TB" "Sara changes Babak's ticket"
+c "$tmp/a" PATCH /api/v1/ticket/99999 '{"subject": "mine now"}' "${XA[@]}"
+is 404 "no ticket with id 99999" "Sara changes a missing ticket"
+expect 0 '"subject": "toaster"' -- get ticket "$TB"
+c "$tmp/a" GET /api/v1/deal
+is 403 'may not read deal' "an entity the portal does not read is still refused as such"
 
 # ---- the bounce state ------------------------------------------------------------------------
 "$RAPPORT" update contact "$A" '{"email_bouncing": true, "email_bounced_at": "2026-01-01T00:00:00Z"}' >/dev/null
