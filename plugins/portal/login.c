@@ -352,14 +352,22 @@ static void check_done(rapport_host *h, const rapport_api *api, void *ud)
     free(w);
 }
 
-/* A free slot (or one whose check is long over), or -1. */
+/* A free slot (or one whose check is long over); when every slot is taken, the oldest finished
+ * check whose page has not come for its answer gives way, so the finished checks of a flood
+ * (each client within its limits) do not lock everyone out for CHECK_TTL_MS. -1 when all are
+ * under way. */
 static int check_slot(int64_t now)
 {
-    for (int i = 0; i < CHECKS; i++)
+    int oldest = -1;
+    for (int i = 0; i < CHECKS; i++) {
         if (checks[i].state == CHECK_FREE ||
             (checks[i].state != CHECK_PENDING && now - checks[i].at_ms > CHECK_TTL_MS))
             return i;
-    return -1;
+        if (checks[i].state != CHECK_PENDING &&
+            (oldest < 0 || checks[i].at_ms < checks[oldest].at_ms))
+            oldest = i;
+    }
+    return oldest;
 }
 
 /* POST login/password {email, password}: 202 {ticket}; login/finish says how it went. */

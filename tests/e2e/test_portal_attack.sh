@@ -174,4 +174,49 @@ check '[ "$out" = "5 25" ]' "30 wrong passwords at once: wanted 5 checked and 25
 c "$tmp/x" POST $P/login/password '{"email": "sara@example.org", "password": "correct horse battery"}'
 is 429 'too many' "the right password after the burst"
 
+# ---- the password checks filled up -----------------------------------------------------------
+# 8 clients × 4 addresses × 5 wrong passwords = 160 checks, each within every limit; then Babak
+# signs in with his password from another client.
+c "$tmp/b" POST $P/password '{"password": "babak has a long one"}' "${XB[@]}"
+is 202 'accepted' "Babak sets a password"
+sleep 1
+out=$(python3 - "$port" <<'PY'
+import sys, json, threading, http.client
+codes = []
+def go(client, n):
+    for a in range(4):
+        for i in range(5):
+            c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=60,
+                                           source_address=("127.0.0.%d" % client, 0))
+            c.request("POST", "/api/v1/plugins/portal/login/password",
+                      json.dumps({"email": "x%d-%d@example.org" % (client, a), "password": "guess %d" % i}),
+                      {"Content-Type": "application/json"})
+            r = c.getresponse(); r.read(); codes.append(r.status)
+ts = [threading.Thread(target=go, args=(k, 20)) for k in range(2, 10)]
+[t.start() for t in ts]; [t.join() for t in ts]
+print(sum(1 for x in codes if x == 202))
+PY
+)
+check '[ "$out" -ge 120 ]' "the flood was refused early: $out accepted"
+sleep 3
+out=$(python3 - "$port" <<'PY'
+import sys, json, time, http.client
+def post(path, body):
+    c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=30,
+                                   source_address=("127.0.0.20", 0))
+    c.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
+    r = c.getresponse(); return r.status, json.loads(r.read() or b"{}")
+st, b = post("/api/v1/plugins/portal/login/password", {"email": "babak@example.org", "password": "babak has a long one"})
+if st != 202:
+    print(st, b); sys.exit()
+for _ in range(100):
+    st, r = post("/api/v1/plugins/portal/login/finish", {"ticket": b["ticket"]})
+    if st != 202:
+        break
+    time.sleep(0.1)
+print(st, r.get("principal"))
+PY
+)
+check '[ "$out" = "200 contact:$B" ]' "Babak's password after the flood: wanted [200 contact:$B], got [$out]"
+
 finish
