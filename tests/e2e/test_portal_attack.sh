@@ -219,4 +219,44 @@ PY
 )
 check '[ "$out" = "200 contact:$B" ]' "Babak's password after the flood: wanted [200 contact:$B], got [$out]"
 
+# ---- the limiter's table flooded --------------------------------------------------------------
+# Babak's address reaches its limit (5 wrong passwords from 127.0.0.30); then 40 link requests
+# from 127.0.0.31 and .32 for addresses whose keys land where his does (FNV-1a, 1024 slots).
+out=$(python3 - "$port" <<'PY'
+import sys, json, time, http.client
+def post(src, path, body):
+    c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=30,
+                                   source_address=(src, 0))
+    c.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
+    r = c.getresponse(); return r.status, json.loads(r.read() or b"{}")
+def fnv(s):
+    h = 2166136261
+    for b in s.encode():
+        h = ((h ^ b) * 16777619) & 0xffffffff
+    return h
+home = fnv("password-address:babak@example.org") % 1024
+crafted, n = [], 0
+while len(crafted) < 40:
+    a = "z%d@example.org" % n
+    n += 1
+    if fnv("link-address:" + a) % 1024 == home:
+        crafted.append(a)
+codes = []
+for i in range(5):
+    st, b = post("127.0.0.30", "/api/v1/plugins/portal/login/password", {"email": "babak@example.org", "password": "wrong %d" % i})
+    codes.append(st)
+    for _ in range(100):
+        st, r = post("127.0.0.30", "/api/v1/plugins/portal/login/finish", {"ticket": b["ticket"]})
+        if st != 202: break
+        time.sleep(0.05)
+st, b = post("127.0.0.30", "/api/v1/plugins/portal/login/password", {"email": "babak@example.org", "password": "wrong again"})
+limited = st
+for i, a in enumerate(crafted):
+    post("127.0.0.31" if i < 20 else "127.0.0.32", "/api/v1/plugins/portal/login/link", {"email": a})
+st, b = post("127.0.0.33", "/api/v1/plugins/portal/login/password", {"email": "babak@example.org", "password": "babak has a long one"})
+print(codes.count(202), limited, st)
+PY
+)
+check '[ "$out" = "5 429 429" ]' "after the flood of the limiter's table: wanted [5 checked, 429 at the limit, 429 after], got [$out]"
+
 finish
