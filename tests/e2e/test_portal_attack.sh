@@ -131,6 +131,20 @@ c "$tmp/a" GET /api/v1/contact/$A
 is 200 '"email_bouncing":true' "Sara still reads her bounce state"
 "$RAPPORT" update contact "$A" '{"email_bouncing": false, "email_bounced_at": null}' >/dev/null
 
+# ---- the analytical plugin's fields ----------------------------------------------------------
+if "$RAPPORT" plugins 2>/dev/null | grep -q analytical; then
+    for f in '"external_id": "B-2"' '"rfm_segment": "champions"' '"clv_predicted": "99999.00"' \
+             '"churn_risk": true' '"acquisition_cost": "0.00"' '"analyzed_at": null'; do
+        c "$tmp/a" PATCH /api/v1/contact/$A "{$f}" "${XA[@]}"
+        is 403 'is read-only for role portal' "Sara writes {$f}"
+    done
+    check '[ "$("$RAPPORT" eval "return tostring(crm.get('"'"'contact'"'"', $A).rfm_segment)")" = nil ]' "Sara's segment was stored"
+    c "$tmp/a" GET /api/v1/contact/$A
+    is 200 '"rfm_segment":null' "Sara reads her contact"
+else
+    echo "skip: the analytical plugin is not built"
+fi
+
 # ---- another site's form --------------------------------------------------------------------
 tb0=$(token_for babak@example.org)
 c "$tmp/e" POST $P/login/link '{"email": "babak@example.org"}'
