@@ -381,7 +381,8 @@ static void pin_glib(void)
  * notes (visibility public), and the links of exactly those ("through"), so their timeline
  * finds them and nothing betrays a note; operational offers the rest of the role. Their
  * bounce state is the mail's word, not theirs: cleared, the outbox would send again to an
- * address that bounces. */
+ * address that bounces. Their social handle is who a social post is filed under (calls.c):
+ * another's, taken, would file that one's posts and reviews under them. */
 static const char portal_role[] =
     "{\"principal\": \"contact\","
     " \"entities\": {\"interaction\": {\"read\": {\"link\": \"contact\","
@@ -390,7 +391,8 @@ static const char portal_role[] =
     " \"fields\": {\"interaction.owner\": \"hidden\", \"interaction.author\": \"hidden\","
     "            \"interaction.campaign\": \"hidden\", \"interaction.error\": \"hidden\","
     "            \"contact.email_bouncing\": \"read_only\","
-    "            \"contact.email_bounced_at\": \"read_only\"}}";
+    "            \"contact.email_bounced_at\": \"read_only\","
+    "            \"contact.social_handle\": \"read_only\"}}";
 
 static int portal_init(rapport_host *h, char *err, size_t errlen)
 {

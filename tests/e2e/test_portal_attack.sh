@@ -130,6 +130,10 @@ expect 0 '"email_bouncing": true' -- get contact "$A"
 c "$tmp/a" GET /api/v1/contact/$A
 is 200 '"email_bouncing":true' "Sara still reads her bounce state"
 "$RAPPORT" update contact "$A" '{"email_bouncing": false, "email_bounced_at": null}' >/dev/null
+"$RAPPORT" update contact "$B" '{"social_handle": "@babak"}' >/dev/null
+c "$tmp/a" PATCH /api/v1/contact/$A '{"social_handle": "@babak"}' "${XA[@]}"
+is 403 'contact.social_handle is read-only for role portal' "Sara takes Babak's handle"
+expect 0 'nil' -- eval "return tostring(crm.get('contact', $A).social_handle)"
 
 # ---- the analytical plugin's fields ----------------------------------------------------------
 if "$RAPPORT" plugins 2>/dev/null | grep -q analytical; then
