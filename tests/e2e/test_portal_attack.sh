@@ -149,6 +149,36 @@ else
     echo "skip: the analytical plugin is not built"
 fi
 
+# ---- a shared number ----------------------------------------------------------------------------
+SECRET_SMS="sms-shared-secret-0123456789"
+SECRET_PHONE="phone-shared-secret-0123456789"
+"$RAPPORT" config set plugin.operational.default_country '"US"' >/dev/null
+"$RAPPORT" config set plugin.collaborative.sms "{\"secret\": \"$SECRET_SMS\"}" >/dev/null
+"$RAPPORT" config set plugin.collaborative.phone "{\"secret\": \"$SECRET_PHONE\"}" >/dev/null
+signed() { # PATH SECRET BODY: POSTs BODY to the collaborative plugin's public route, signed
+    local ts sig
+    ts=$(date +%s)
+    sig="sha256=$(printf '%s.%s' "$ts" "$3" | openssl dgst -sha256 -hmac "$2" -r | cut -d' ' -f1)"
+    code=$(curl -s -o "$tmp/body" -w '%{http_code}' -X POST -H "Content-Type: application/json" \
+        -H "X-Rapport-Timestamp: $ts" -H "X-Rapport-Signature: $sig" --data-binary "$3" \
+        "$U/api/v1/plugins/collaborative/$1")
+    body=$(cat "$tmp/body")
+}
+"$RAPPORT" update contact "$B" '{"mobile": "+14155550199"}' >/dev/null
+c "$tmp/a" PATCH /api/v1/contact/$A '{"mobile": "+1 415 555 0199"}' "${XA[@]}"
+is 200 '"mobile":"+14155550199"' "Sara gives Babak's number as hers"
+signed sms/inbound "$SECRET_SMS" '{"from": "+14155550199", "text": "my card ends 4242", "id": "in-4242"}'
+is 201 '' "Babak's SMS"
+signed phone/call "$SECRET_PHONE" '{"id": "call-77", "from": "+14155550199", "to": "+15550001111", "direction": "in", "status": "voicemail", "recording": "https://rec.example/77.mp3"}'
+is 201 '' "Babak's call"
+c "$tmp/a" GET "/api/v1/interaction?limit=100"
+check '! grep -q "4242\|rec.example" <<<"$body"' "Sara reads Babak's SMS or call: $body"
+out=$("$RAPPORT" eval "local t = {} for _, i in ipairs(crm.find('interaction', {where = {external_id = {['in'] = {'in-4242', 'call-77'}}}})) do t[#t + 1] = i.visibility .. ':' .. #crm.find('interaction_link', {where = {interaction = i.id, target = {['in'] = {'contact:$A', 'contact:$B'}}}}) end table.sort(t) return table.concat(t, ' ')")
+check '[ "$out" = "internal:2 internal:2" ]' "the shared number's SMS and call: wanted internal and linked to both [internal:2 internal:2], got [$out]"
+signed sms/inbound "$SECRET_SMS" '{"from": "+14155550100", "text": "only mine", "id": "in-own"}'
+expect 0 'public' -- eval "return crm.find('interaction', {where = {external_id = 'in-own'}})[1].visibility"
+"$RAPPORT" update contact "$A" '{"mobile": null}' >/dev/null
+
 # ---- another site's form --------------------------------------------------------------------
 tb0=$(token_for babak@example.org)
 c "$tmp/e" POST $P/login/link '{"email": "babak@example.org"}'
