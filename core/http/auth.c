@@ -156,7 +156,7 @@ static int take_access(call_t *c)
  * request was sent to): a second wall beside the CSRF token and SameSite, for a browser that
  * sends the cookie on a cross-site request after all. "null" (a sandboxed frame, a file) is
  * another site too. */
-static bool same_origin(call_t *c)
+bool rp__http_same_origin(call_t *c)
 {
     const char *o = rp__http_header_named(c, "origin");
     if (!o)
@@ -189,7 +189,7 @@ static int session_authenticate(call_t *c)
         return rp__http_problem(c, 401, err.msg, NULL) - 1;
     }
     bool writes = !rp__http_method_is(c->req, "GET") && !rp__http_method_is(c->req, "HEAD");
-    if (writes && !same_origin(c))
+    if (writes && !rp__http_same_origin(c))
         return rp__http_problem(c, 403,
                                 "this request is signed in with a session cookie but comes from "
                                 "another site (its Origin header does not name this server)",

@@ -182,6 +182,8 @@ void rp__http_security_event(call_t *c, const char *type, json_t *payload);
 
 /** Who the bearer token is; answers 401/429 itself and returns -1 when it lets no one in. */
 int rp__http_authenticate(call_t *c);
+/* Whether @p c's Origin header, when it has one, names this server (auth.c). */
+bool rp__http_same_origin(call_t *c);
 
 /** POST /api/v1/auth/login (a token), or with @p session POST /api/v1/auth/session (a
  *  cookie): checks the password on the thread pool and answers later. */

@@ -197,8 +197,15 @@ static int route(call_t *c)
     if (n == 2 && strcmp(seg[0], "auth") == 0 && strcmp(seg[1], "session") == 0 &&
         rp__http_method_is(req, "POST"))
         return rp__http_login(c, true);
-    /* A plugin's public route (a gateway's signed callback) answers before any token. */
+    /* A plugin's public route (a gateway's signed callback) answers before any token. A write
+     * sent by a browser from a page of another site is refused first, as a session's is: a
+     * form there could sign its visitor in as the attacker (the portal's link token posted as
+     * text/plain) or vote with its visitors. A server's callback sends no Origin. */
     char sub[512];
+    bool writes = !rp__http_method_is(req, "GET") && !rp__http_method_is(req, "HEAD");
+    if (n >= 2 && strcmp(seg[0], "plugins") == 0 && writes && !rp__http_same_origin(c))
+        return rp__http_problem(c, 403, "this request comes from a page of another site (its "
+                                "Origin header does not name this server)", "Origin");
     if (n >= 2 && strcmp(seg[0], "plugins") == 0 && c->h->routes) {
         /* What follows the plugin's name, where it stands in the path (doubled slashes and
          * all): the copy split into segments has the path's offsets. */

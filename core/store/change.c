@@ -130,8 +130,19 @@ static int load_for_update(rp_store_t *s, rp__entity_t *e, const rp_access_t *a,
     int rc = rp__record_load(s, e, id, NULL, old, err);
     if (rc)
         return rc;
-    if (a && (rc = rp__access_record(s, a, e->name, RP_PERM_UPDATE, *old, err)))
+    if (a && (rc = rp__access_record(s, a, e->name, RP_PERM_UPDATE, *old, err))) {
+        /* Under a linked scope a record the principal cannot even read is a missing one
+         * (rp__link_visible): the refusal must not tell that it is there. */
+        if (rc == RP_EPERM && rp__access_scope(a, e->name, RP_PERM_READ) == RP_SCOPE_LINK) {
+            rp_error_t seen = {0};
+            if (rp__link_visible(s, a, e->name, *old, &seen) == RP_ENOTFOUND) {
+                if (err)
+                    *err = seen;
+                rc = RP_ENOTFOUND;
+            }
+        }
         return rc;
+    }
     if (!json_is_null(json_object_get(*old, "deleted_at")))
         return rp_error_set(err, RP_ESTATE, RP_C_DELETED,
                             "%s %lld is deleted; restore it before changing it", e->name,

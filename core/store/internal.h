@@ -302,6 +302,12 @@ int rp__access_unanswered(rp_error_t *err);
  *  RP_EPERM saying so, or a store error. */
 int rp__link_record(rp_store_t *s, const rp_access_t *a, const char *entity, rp_perm_t perm,
                     json_t *rec, rp_error_t *err);
+/** As rp__link_record for reading, but a record not linked to @p a's principal is answered
+ *  as a missing one (RP_ENOTFOUND "no ENTITY with id N"): a record principal (a portal's
+ *  customer) learns nothing of a record outside its links, not even that it is there — ids
+ *  are counted, so "not linked" would tell how many tickets or orders a business has. */
+int rp__link_visible(rp_store_t *s, const rp_access_t *a, const char *entity, json_t *rec,
+                     rp_error_t *err);
 static inline bool rp__access_in_scope(rp_store_t *s, const rp_access_t *a, const char *entity,
                                        rp_scope_t scope, json_t *rec)
 {

@@ -170,3 +170,17 @@ int rp__link_record(rp_store_t *s, const rp_access_t *a, const char *entity, rp_
              rp__access_user(a));
     return rp__access_denied(err, a, entity, perm, why);
 }
+
+int rp__link_visible(rp_store_t *s, const rp_access_t *a, const char *entity, json_t *rec,
+                     rp_error_t *err)
+{
+    rp__entity_t *e = rp__entity_req(s, entity, err);
+    if (!e)
+        return err ? err->code : RP_EIO;
+    int64_t id = json_integer_value(json_object_get(rec, "id"));
+    int in = rp__link_holds(s, e, a, RP_PERM_READ, id, err);
+    if (in < 0) /* a store error, or a link the schema no longer has: said as it is */
+        return in;
+    return in ? 0 : rp_error_set(err, RP_ENOTFOUND, RP_C_NO_RECORD, "no %s with id %lld",
+                                 entity, (long long)id);
+}

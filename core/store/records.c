@@ -99,7 +99,11 @@ int rp_store_get_as(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, int6
     const rp_access_t *a = RP__ACCESS(ctx);
     if (rc || !a)
         return rc;
-    if ((rc = rp__access_record(s, a, entity, RP_PERM_READ, *out, err))) {
+    /* A linked scope: another's record is a missing one (link.c, rp__link_visible). */
+    rc = rp__access_scope(a, entity, RP_PERM_READ) == RP_SCOPE_LINK
+             ? rp__link_visible(s, a, entity, *out, err)
+             : rp__access_record(s, a, entity, RP_PERM_READ, *out, err);
+    if (rc) {
         json_decref(*out);
         *out = NULL;
         return rc;

@@ -251,6 +251,34 @@ static int ensure(rapport_host *h, char *err, size_t errlen)
     return 0;
 }
 
+/* The portal's customer reads what this plugin keeps on their contact and writes none of it:
+ * it is the business's assessment (a segment picked by the customer would buy them its
+ * treatment) and its key to another system (a customer who took another's external_id would
+ * have that one's purchases filed under them by the next import). */
+static int portal_fields(rapport_host *h, char *err, size_t errlen)
+{
+    if (!RAPPORT_HAS(an_api, role_default))
+        return 0;
+    json_t *fields = json_object();
+    for (size_t i = 0; fields && i < sizeof contact_fields / sizeof *contact_fields; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "contact.%s", contact_fields[i].field);
+        if (json_object_set_new(fields, name, json_string("read_only"))) {
+            json_decref(fields);
+            fields = NULL;
+        }
+    }
+    json_t *role = fields ? json_pack("{s:s,s:o}", "principal", "contact", "fields", fields)
+                          : NULL;
+    char *text = role ? json_dumps(role, JSON_COMPACT) : NULL;
+    json_decref(role);
+    if (!text)
+        return an_fail(err, errlen, "out of memory");
+    int rc = an_api->role_default(h, "portal", text);
+    free(text);
+    return rc ? an_fail(err, errlen, "the portal role: %s", an_api->last_error(h)) : 0;
+}
+
 /* ---- the doors: a command line, Lua, HTTP, each into the same analysis -------------------- */
 
 typedef int (*analysis_fn)(rapport_host *h, json_t *opts, json_t **out, char *err,
@@ -567,7 +595,7 @@ static int init(rapport_host *h, const rapport_api *api, char *err, size_t errle
                                     "(rapport_api.aggregate), which analytical needs",
                        api->host_version);
     int rc = ensure(h, err, errlen);
-    if (rc)
+    if (rc || (rc = portal_fields(h, err, errlen)))
         return rc;
     if ((rc = an_purchases_init(h, err, errlen)))
         return rc;

@@ -115,6 +115,7 @@ static int call_store(rapport_host *h, const call_t *c, int64_t *id, bool *dup, 
         json_object_set_new(f, "recording", json_string(c->recording));
     if (f && *contact)
         json_object_set_new(f, "contact", json_integer(*contact));
+    cm_number_shared(f, who);
     json_t *links = cm_links_of("contact", who);
     json_decref(who);
     if (!f) {

@@ -64,6 +64,16 @@ int cm_norm_number(const char *in, const char *cc, char *out, size_t cap, char *
  *  or NULL with @p err. */
 json_t *cm_contacts_by_number(rapport_host *h, const char *number, char *err, size_t errlen);
 
+/** Marks message or call @p f "internal" when several contacts of @p who (cm_contacts_by_number's
+ *  answer) share its number: a customer changes their own numbers in the portal, so a shared
+ *  one does not say whose it is. Staff see it on each contact it is linked to (and the rules
+ *  act on the first); no customer reads it in the portal. */
+static inline void cm_number_shared(json_t *f, json_t *who)
+{
+    if (f && json_array_size(who) > 1)
+        json_object_set_new(f, "visibility", json_string("internal"));
+}
+
 /* ---- signed requests ---------------------------------------------------------------------- */
 
 /**

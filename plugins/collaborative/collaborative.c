@@ -379,14 +379,20 @@ static void pin_glib(void)
 
 /* The portal's customer reads the interactions about them that are not staff's internal
  * notes (visibility public), and the links of exactly those ("through"), so their timeline
- * finds them and nothing betrays a note; operational offers the rest of the role. */
+ * finds them and nothing betrays a note; operational offers the rest of the role. Their
+ * bounce state is the mail's word, not theirs: cleared, the outbox would send again to an
+ * address that bounces. Their social handle is who a social post is filed under (calls.c):
+ * another's, taken, would file that one's posts and reviews under them. */
 static const char portal_role[] =
     "{\"principal\": \"contact\","
     " \"entities\": {\"interaction\": {\"read\": {\"link\": \"contact\","
     "                                      \"where\": {\"visibility\": \"public\"}}},"
     "              \"interaction_link\": {\"read\": {\"through\": \"interaction\"}}},"
     " \"fields\": {\"interaction.owner\": \"hidden\", \"interaction.author\": \"hidden\","
-    "            \"interaction.campaign\": \"hidden\", \"interaction.error\": \"hidden\"}}";
+    "            \"interaction.campaign\": \"hidden\", \"interaction.error\": \"hidden\","
+    "            \"contact.email_bouncing\": \"read_only\","
+    "            \"contact.email_bounced_at\": \"read_only\","
+    "            \"contact.social_handle\": \"read_only\"}}";
 
 static int portal_init(rapport_host *h, char *err, size_t errlen)
 {

@@ -321,6 +321,8 @@ static int sms_queue(rapport_host *h, const sms_ask_t *a, bool now, int64_t *id,
                           "from_addr", conf.from, "body", a->body, "purpose", a->purpose);
     if (f && contact > 0)
         json_object_set_new(f, "contact", json_integer(contact));
+    if (!rel_contact)
+        cm_number_shared(f, who);
     if (f && ok == 0)
         json_object_set_new(f, "error", json_string(why));
     json_decref(who);

@@ -236,6 +236,7 @@ static int sms_in_store(rapport_host *h, const sms_in_t *m, int64_t *id, bool *d
         json_object_set_new(f, "subject", json_string(kw == 1 ? "SMS opt-out" : "SMS opt-in"));
     if (f && *contact)
         json_object_set_new(f, "contact", json_integer(*contact));
+    cm_number_shared(f, who);
     json_t *create_lead = known && !*contact ? cm_config(h, "sms") : NULL;
     int rc = json_is_true(json_object_get(create_lead, "create_lead"))
                  ? lead_for(h, number, links, err, errlen)

@@ -423,6 +423,70 @@ static int route_forget(rapport_host *h, const rapport_api *api, const rapport_r
     return rc;
 }
 
+/* ---- closing a ticket --------------------------------------------------------------------- */
+
+/* POST tickets/<id>/close: the customer closes their own ticket. The portal role reads
+ * ticket.status and cannot write it: a status the customer set would be staff's word
+ * ("open" stamps the first response, "resolved" the resolution, so the SLA counts an answer
+ * no one gave). Closing is the one move that is theirs; it is checked as the caller, written
+ * as the plugin, and logged as portal.ticket_closed about the contact. */
+static int route_close(rapport_host *h, const rapport_api *api, const rapport_request *req,
+                       int *status, char **body, void *ud, char *err, size_t errlen)
+{
+    (void)ud;
+    int64_t id = customer_of(req);
+    const char *rest = req->rest ? req->rest : "";
+    char *end = NULL;
+    long long tid = rest[0] == '/' && rest[1] >= '1' && rest[1] <= '9'
+                        ? strtoll(rest + 1, &end, 10) : 0;
+    if (tid <= 0 || !end || strcmp(end, "/close") != 0)
+        return pt_fail(err, errlen, RAPPORT_ENOTFOUND, "no such path: %.80s (POST "
+                       "tickets/<id>/close)", req->path);
+    if (!id)
+        return pt_fail(err, errlen, RAPPORT_EPERM, "this is for a customer signed in to the "
+                       "portal");
+    /* As the caller: a ticket they cannot read is no ticket of theirs, and says so no more
+     * than a missing one (answered here: a route that fails after a refused read is a 403,
+     * the host's rule, which would tell that the ticket exists). */
+    json_t *t = parsed(api->get(h, "ticket", tid));
+    if (!t || json_integer_value(json_object_get(t, "contact")) != id) {
+        json_decref(t);
+        char detail[64];
+        snprintf(detail, sizeof detail, "no ticket %lld", tid);
+        return answer(api, status, body, 404, json_pack("{s:s,s:s,s:i,s:s}", "type",
+                      "about:blank", "title", "Not Found", "status", 404, "detail", detail));
+    }
+    const char *st = json_string_value(json_object_get(t, "status"));
+    bool closed = st && strcmp(st, "closed") == 0;
+    json_decref(t);
+    int rc = 0;
+    if (!closed) {
+        char now[RAPPORT_TIME_LEN];
+        now_text(h, now);
+        int was = api->as_plugin(h, 1);
+        rc = api->begin(h);
+        bool open_tx = !rc;
+        if (!rc)
+            rc = api->update(h, "ticket", tid, "{\"status\": \"closed\"}", 0);
+        if (!rc)
+            rc = event(h, "portal.ticket_closed", id,
+                       json_pack("{s:I,s:s,s:s}", "ticket", (json_int_t)tid, "at", now,
+                                 "client", req->client ? req->client : ""));
+        if (!rc)
+            rc = api->commit(h);
+        if (rc) {
+            pt_fail(err, errlen, rc, "ticket %lld: %s", tid, api->last_error(h));
+            if (open_tx)
+                api->rollback(h);
+        }
+        api->as_plugin(h, was);
+        if (rc)
+            return rc;
+    }
+    return answer(api, status, body, 200, json_pack("{s:I,s:s}", "id", (json_int_t)tid,
+                                                    "status", "closed"));
+}
+
 /* ---- the privacy policy ------------------------------------------------------------------- */
 
 /* The language @p query asks for (lang=fa), into @p out; "" when none or not a plain tag. */
@@ -547,6 +611,7 @@ int pt_account_init(rapport_host *h, char *err, size_t errlen)
         api->route(h, "GET", "consent", route_consent_get, NULL) ||
         api->route(h, "POST", "consent", route_consent_post, NULL) ||
         api->route(h, "POST", "forget", route_forget, NULL) ||
+        api->route(h, "POST", "tickets", route_close, NULL) ||
         api->public_route(h, "GET", "privacy", route_privacy, NULL))
         return pt_fail(err, errlen, RAPPORT_EINVAL, "%s", api->last_error(h));
     return 0;

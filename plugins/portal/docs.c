@@ -91,6 +91,10 @@ static const struct {
      "{\"summary\": \"Asks to be forgotten: one task for staff (event "
      "portal.forget_requested)\", \"responses\": {" R("202", "{task, status: requested}") ", "
      R("200", "{task, status: already_requested}") "}}"},
+    {"POST", "tickets/{id}/close",
+     "{\"summary\": \"Closes the caller's own ticket (event portal.ticket_closed); the "
+     "portal role sets no status itself\", \"responses\": {" R("200", "{id, status: closed}")
+     ", " R("404", "no ticket of the caller's") "}}"},
     {"GET", "privacy",
      "{\"summary\": \"The privacy policy as safe HTML in the language asked for\", "
      "\"parameters\": [{\"name\": \"lang\", \"in\": \"query\", \"schema\": {\"type\": "

@@ -18,6 +18,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
 #include <cmark.h>
 #include <jansson.h>
 
@@ -563,9 +566,9 @@ static int route_vote(rapport_host *h, const rapport_api *api, const rapport_req
     bool helpful = json_is_true(yes);
     json_decref(b);
     json_int_t id = json_integer_value(json_object_get(rec, "id"));
-    char voter[128];
-    snprintf(voter, sizeof voter, "%lld/%.100s", (long long)id,
-             req->client && *req->client ? req->client : "?");
+    char voter[128], who[64];
+    portal_client_key(req->client, who, sizeof who);
+    snprintf(voter, sizeof voter, "%lld/%s", (long long)id, who);
     const char *count = helpful ? "helpful_yes" : "helpful_no";
     json_t *vote = json_pack("{sIsssb}", "article", id, "voter", voter, "helpful", helpful);
     char *vj = vote ? json_dumps(vote, JSON_COMPACT) : NULL;
@@ -664,4 +667,15 @@ int portal_kb_list(rapport_host *h, const rapport_api *api, const char *query, c
 bool portal_url_decode(char *s)
 {
     return url_decode(s);
+}
+
+void portal_client_key(const char *client, char *out, size_t cap)
+{
+    unsigned char b[16];
+    if (client && inet_pton(AF_INET6, client, b) == 1 &&
+        memcmp(b, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12) != 0)
+        snprintf(out, cap, "%02x%02x:%02x%02x:%02x%02x:%02x%02x::/64", b[0], b[1], b[2], b[3],
+                 b[4], b[5], b[6], b[7]);
+    else
+        snprintf(out, cap, "%s", client && *client ? client : "?");
 }

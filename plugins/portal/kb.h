@@ -43,4 +43,12 @@ int portal_kb_list(rapport_host *h, const rapport_api *api, const char *query, c
  *  decodes to a NUL. */
 bool portal_url_decode(char *s);
 
+/**
+ * The key client address @p client is counted by (the sign-in limits, an article's vote) into
+ * @p out: an IPv6 address by its /64 ("2001:0db8:0001:0002::/64"), as the engine counts its
+ * own sign-in failures, since one host has a whole /64 to pick fresh addresses from; anything
+ * else (IPv4, IPv4-mapped, a zone) as it is, "?" for none. Cut to fit @p cap.
+ */
+void portal_client_key(const char *client, char *out, size_t cap);
+
 #endif

@@ -7,8 +7,10 @@
 
 #include "portal.h"
 
-/* A fixed table: when it is full the oldest window gives way, so flooding it with keys frees
- * a key's count no sooner than its window would have. Touched on the loop only. */
+/* A fixed table: when a key's neighbourhood is full, a slot whose window is over gives way,
+ * else the one with the fewest attempts (the oldest of those): a flood of new keys, one attempt each, pushes out its own keys
+ * before a count near its limit, which an attacker would otherwise reset at will by asking
+ * links for addresses that hash next to a customer's. Touched on the loop only. */
 enum { SLOTS = 1024, PROBE = 16, KEY_MAX = 160 };
 
 typedef struct {
@@ -27,34 +29,42 @@ static uint32_t hash(const char *s)
     return h;
 }
 
-/* The slot of @p key, or NULL; with @p make, a free or the oldest slot made its own. */
-static slot_t *find(const char *key, bool make)
+/* How many attempts slot @p s holds at @p now_ms: none when free or its window is over. */
+static int held(const slot_t *s, int64_t window_ms, int64_t now_ms)
+{
+    return s->key[0] && now_ms - s->start_ms < window_ms ? s->count : 0;
+}
+
+/* The slot of @p key, or NULL; with @p make, the slot of its neighbourhood holding the fewest
+ * attempts in the window (a free or spent one first; then the oldest), made its own. */
+static slot_t *find(const char *key, bool make, int64_t window_ms, int64_t now_ms)
 {
     uint32_t at = hash(key);
-    slot_t *oldest = NULL;
+    slot_t *victim = NULL;
     for (int i = 0; i < PROBE; i++) {
         slot_t *s = &slots[(at + (uint32_t)i) % SLOTS];
         if (s->key[0] && strncmp(s->key, key, KEY_MAX - 1) == 0)
             return s;
-        if (!oldest || !s->key[0] || (oldest->key[0] && s->start_ms < oldest->start_ms))
-            oldest = s;
+        int n = held(s, window_ms, now_ms), v = victim ? held(victim, window_ms, now_ms) : 0;
+        if (!victim || n < v || (n == v && s->start_ms < victim->start_ms))
+            victim = s;
     }
     if (!make)
         return NULL;
-    memset(oldest, 0, sizeof *oldest);
-    strncpy(oldest->key, key, KEY_MAX - 1);
-    return oldest;
+    memset(victim, 0, sizeof *victim);
+    strncpy(victim->key, key, KEY_MAX - 1);
+    return victim;
 }
 
 bool pt_limited(const char *key, int max, int64_t window_ms, int64_t now_ms)
 {
-    slot_t *s = find(key, false);
+    slot_t *s = find(key, false, window_ms, now_ms);
     return s && now_ms - s->start_ms < window_ms && s->count >= max;
 }
 
 void pt_count(const char *key, int64_t window_ms, int64_t now_ms)
 {
-    slot_t *s = find(key, true);
+    slot_t *s = find(key, true, window_ms, now_ms);
     if (s->count == 0 || now_ms - s->start_ms >= window_ms) {
         s->count = 0;
         s->start_ms = now_ms;
@@ -64,7 +74,14 @@ void pt_count(const char *key, int64_t window_ms, int64_t now_ms)
 
 void pt_forget(const char *key)
 {
-    slot_t *s = find(key, false);
+    slot_t *s = find(key, false, 0, 0);
     if (s)
         memset(s, 0, sizeof *s);
+}
+
+void pt_uncount(const char *key)
+{
+    slot_t *s = find(key, false, 0, 0);
+    if (s && s->count > 0)
+        s->count--;
 }

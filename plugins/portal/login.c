@@ -12,6 +12,7 @@
 
 #include <sodium.h>
 
+#include "kb.h"
 #include "portal.h"
 
 /* Longest password taken (argon2id reads it all) and longest address. */
@@ -225,8 +226,9 @@ static int route_link(rapport_host *h, const rapport_api *api, const rapport_req
         return RAPPORT_EINVAL;
     limits_t lim = limits(h);
     int64_t now = api->now_ms(h);
-    char ck[200], ak[300];
-    snprintf(ck, sizeof ck, "link-client:%s", req->client);
+    char ck[200], ak[300], who[64];
+    portal_client_key(req->client, who, sizeof who);
+    snprintf(ck, sizeof ck, "link-client:%s", who);
     snprintf(ak, sizeof ak, "link-address:%s", addr);
     if (pt_limited(ck, lim.link_requests * 4, lim.window_ms, now) ||
         pt_limited(ak, lim.link_requests, lim.window_ms, now))
@@ -276,8 +278,9 @@ static int route_token(rapport_host *h, const rapport_api *api, const rapport_re
         return RAPPORT_EINVAL;
     limits_t lim = limits(h);
     int64_t now = api->now_ms(h);
-    char ck[200];
-    snprintf(ck, sizeof ck, "token-client:%s", req->client);
+    char ck[200], client[64];
+    portal_client_key(req->client, client, sizeof client);
+    snprintf(ck, sizeof ck, "token-client:%s", client);
     if (pt_limited(ck, lim.max_failures * 2, lim.window_ms, now))
         return too_many(api, status, body, lim.window_ms);
     char *who = api->secret_take(h, key, 1);
@@ -318,7 +321,6 @@ typedef struct {
     char *password;
     size_t len;
     bool ok;
-    int64_t window_ms;
 } work_t;
 
 static void check_work(void *ud)
@@ -342,27 +344,30 @@ static void check_done(rapport_host *h, const rapport_api *api, void *ud)
 {
     work_t *w = ud;
     check_t *c = &checks[w->slot];
-    if (c->gen == w->gen && c->state == CHECK_PENDING) {
+    (void)h, (void)api;
+    if (c->gen == w->gen && c->state == CHECK_PENDING)
         c->state = w->ok && c->id ? CHECK_OK : CHECK_FAILED;
-        if (c->state == CHECK_FAILED) {
-            int64_t now = api->now_ms(h);
-            pt_count(c->client_key, w->window_ms, now);
-            pt_count(c->address_key, w->window_ms, now);
-        }
-    }
     free(w->password);
     sodium_memzero(w, sizeof *w);
     free(w);
 }
 
-/* A free slot (or one whose check is long over), or -1. */
+/* A free slot (or one whose check is long over); when every slot is taken, the oldest finished
+ * check whose page has not come for its answer gives way, so the finished checks of a flood
+ * (each client within its limits) do not lock everyone out for CHECK_TTL_MS. -1 when all are
+ * under way. */
 static int check_slot(int64_t now)
 {
-    for (int i = 0; i < CHECKS; i++)
+    int oldest = -1;
+    for (int i = 0; i < CHECKS; i++) {
         if (checks[i].state == CHECK_FREE ||
             (checks[i].state != CHECK_PENDING && now - checks[i].at_ms > CHECK_TTL_MS))
             return i;
-    return -1;
+        if (checks[i].state != CHECK_PENDING &&
+            (oldest < 0 || checks[i].at_ms < checks[oldest].at_ms))
+            oldest = i;
+    }
+    return oldest;
 }
 
 /* POST login/password {email, password}: 202 {ticket}; login/finish says how it went. */
@@ -385,8 +390,9 @@ static int route_password_login(rapport_host *h, const rapport_api *api,
     int64_t now = api->now_ms(h);
     int slot = check_slot(now);
     check_t *c = slot >= 0 ? &checks[slot] : NULL;
-    char ck[200], ak[300];
-    snprintf(ck, sizeof ck, "password-client:%s", req->client);
+    char ck[200], ak[300], who[64];
+    portal_client_key(req->client, who, sizeof who);
+    snprintf(ck, sizeof ck, "password-client:%s", who);
     snprintf(ak, sizeof ak, "password-address:%s", addr);
     if (pt_limited(ck, lim.max_failures * 4, lim.window_ms, now) ||
         pt_limited(ak, lim.max_failures, lim.window_ms, now) || !c) {
@@ -411,8 +417,7 @@ static int route_password_login(rapport_host *h, const rapport_api *api,
     secret_name("ticket:", ticket, c->key, sizeof c->key);
     snprintf(c->client_key, sizeof c->client_key, "%s", ck);
     snprintf(c->address_key, sizeof c->address_key, "%s", ak);
-    *w = (work_t){.slot = slot, .gen = c->gen, .password = pw, .len = strlen(pw),
-                  .window_ms = lim.window_ms};
+    *w = (work_t){.slot = slot, .gen = c->gen, .password = pw, .len = strlen(pw)};
     if (has)
         snprintf(w->hash, sizeof w->hash, "%s", hash);
     api->free(hash);
@@ -423,6 +428,11 @@ static int route_password_login(rapport_host *h, const rapport_api *api,
         free(w);
         return pt_fail(err, errlen, RAPPORT_EIO, "%s", api->last_error(h));
     }
+    /* Counted now, taken back when the password was right (login/finish): a check takes
+     * tens of milliseconds, and a burst sent before the first ended must not get more tries
+     * than the limit. */
+    pt_count(ck, lim.window_ms, now);
+    pt_count(ak, lim.window_ms, now);
     return answer(api, status, body, 202,
                   json_pack("{s:s,s:i}", "ticket", ticket, "retry_ms", 200));
 }
@@ -451,9 +461,10 @@ static int route_finish(rapport_host *h, const rapport_api *api, const rapport_r
                       json_pack("{s:b,s:i}", "pending", 1, "retry_ms", 200));
     int state = c ? c->state : CHECK_FAILED;
     int64_t id = c ? c->id : 0;
-    char address_key[300] = "";
+    char address_key[300] = "", client_key[200] = "";
     if (c) {
         snprintf(address_key, sizeof address_key, "%s", c->address_key);
+        snprintf(client_key, sizeof client_key, "%s", c->client_key);
         c->state = CHECK_FREE; /* a ticket is used once */
     }
     if (state != CHECK_OK || !pt_has_access(h, id))
@@ -461,6 +472,7 @@ static int route_finish(rapport_host *h, const rapport_api *api, const rapport_r
                       json_pack("{s:s}", "detail", "the email address or the password is "
                                 "wrong"));
     pt_forget(address_key);
+    pt_uncount(client_key);
     return sign_in(h, api, req, id, "password", status, body, err, errlen);
 }
 

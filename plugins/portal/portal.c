@@ -195,7 +195,9 @@ static int lua_access(rapport_host *h, const rapport_api *api, const char *args,
 /* The customer's own switch is not theirs to flip: read-only to the portal role. Their email
  * address is who signs in: changed by staff, not by whoever holds a session (account.c). The
  * consent flags change through the consent route, which records time and source; the
- * customer reads their own memberships (so "download my data" holds them) and writes none. */
+ * customer reads their own memberships (so "download my data" holds them) and writes none.
+ * A ticket's status is staff's word (it stamps the SLA's milestones): the customer closes
+ * their ticket through POST tickets/<id>/close (account.c), and sets no other status. */
 static const char portal_role[] = "{\"principal\": \"contact\","
                                   " \"entities\": {\"list_member\": {\"read\": {\"link\": "
                                   "\"contact\"}}}, \"fields\": "
@@ -203,7 +205,8 @@ static const char portal_role[] = "{\"principal\": \"contact\","
                                   " \"contact.email\": \"read_only\","
                                   " \"contact.email_opt_out\": \"read_only\","
                                   " \"contact.sms_opt_out\": \"read_only\","
-                                  " \"contact.sms_opt_out_at\": \"read_only\"}}";
+                                  " \"contact.sms_opt_out_at\": \"read_only\","
+                                  " \"ticket.status\": \"read_only\"}}";
 
 static int init(rapport_host *h, const rapport_api *api, char *err, size_t errlen)
 {

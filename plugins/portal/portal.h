@@ -50,6 +50,9 @@ void pt_count(const char *key, int64_t window_ms, int64_t now_ms);
 /** Forgets @p key's attempts (a successful sign-in for the address). */
 void pt_forget(const char *key);
 
+/** Takes back one attempt counted against @p key (a password that was right). */
+void pt_uncount(const char *key);
+
 /* ---- login.c: the sign-in routes ------------------------------------------------------- */
 
 /** Registers the sign-in routes and the link-mail job. */

@@ -177,7 +177,9 @@
         const close = $('ticket-close');
         close.hidden = k.status === 'closed';
         close.onclick = async () => {
-            const r = await Rapport.call('PATCH', API + 'ticket/' + k.id, {status: 'closed'});
+            // The one status a customer sets: closing goes through the portal's route.
+            const r = await Rapport.call('POST', API + 'plugins/portal/tickets/' + k.id +
+                                         '/close', {});
             if (r.status !== 200)
                 return fail(r);
             $('notice').textContent = t('ticket.closed');
