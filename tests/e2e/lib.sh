@@ -80,3 +80,58 @@ smtp_start() {
     done
     bad "aiosmtpd did not start"
 }
+
+# The mail smtp_start's server delivered to $tmp/mbox: how many, waiting for N (up to 10 s),
+# the newest, the portal's sign-in token in one (token_in FILE) or in the newest to an address
+# (token_for ADDRESS); empty when there is none.
+delivered() { ls "$tmp/mbox/new" 2>/dev/null | wc -l; }
+wait_mail() { for _ in $(seq 200); do [ "$(delivered)" -ge "$1" ] && return 0; sleep 0.05; done; return 1; }
+newest_mail() { ls -t "$tmp/mbox/new"/* | head -1; }
+token_in() {
+    python3 -c 'import sys, email, email.policy, re
+m = email.message_from_binary_file(open(sys.argv[1], "rb"), policy=email.policy.default)
+t = re.findall(r"/portal/#token=([A-Za-z0-9_-]+)", m.get_body(("plain",)).get_content())
+print(t[0] if t else "")' "$1"
+}
+token_for() {
+    python3 -c 'import sys, glob, os, email, email.policy, re
+fs = sorted(glob.glob(sys.argv[1] + "/new/*"), key=os.path.getmtime)
+for f in reversed(fs):
+    m = email.message_from_binary_file(open(f, "rb"), policy=email.policy.default)
+    if sys.argv[2] in str(m["to"]):
+        t = re.findall(r"/portal/#token=([A-Za-z0-9_-]+)", m.get_body(("plain",)).get_content())
+        if t:
+            print(t[0]); break' "$tmp/mbox" "$1"
+}
+
+# c JAR METHOD PATH [BODY] [curl args…]: one request to $U with the cookie jar JAR (and the
+# CSRF token kept in JAR.csrf, when there is one); sets $code, $body (its first megabyte) and
+# $head (the headers, without CRs).
+c() {
+    local jar=$1 m=$2 p=$3 d=${4-}; shift 3; [ $# -gt 0 ] && shift
+    rm -f "$tmp/body"
+    local args=(-s -D "$tmp/head" -o "$tmp/body" -w '%{http_code}' -X "$m" -b "$jar" -c "$jar")
+    [ -f "$jar.csrf" ] && args+=(-H "X-CSRF-Token: $(cat "$jar.csrf")")
+    [ -n "$d" ] && args+=(-H 'Content-Type: application/json' --data-binary "$d")
+    code=$(curl "${args[@]}" "$@" "$U$p")
+    body=$(head -c 1000000 "$tmp/body" 2>/dev/null | tr -d '\0')
+    head=$(tr -d '\r' < "$tmp/head")
+}
+
+# portal_sign_in JAR ADDRESS: signs a portal customer in by the link mailed to ADDRESS (a new
+# one: the token of an earlier mail is not taken) into JAR; prints the session's CSRF token.
+portal_sign_in() {
+    local before t=
+    before=$(token_for "$2")
+    c "$1" POST /api/v1/plugins/portal/login/link "{\"email\": \"$2\"}"
+    for _ in $(seq 200); do
+        t=$(token_for "$2")
+        [ -n "$t" ] && [ "$t" != "$before" ] && break
+        t=
+        sleep 0.05
+    done
+    [ -n "$t" ] || { bad "no sign-in link was mailed to $2"; return 1; }
+    c "$1" POST /api/v1/plugins/portal/login/token "{\"token\": \"$t\"}"
+    [ "$code" = 200 ] || { bad "signing $2 in: $code $body"; return 1; }
+    grep -o '"csrf":"[0-9a-f]*"' <<<"$body" | cut -d'"' -f4
+}

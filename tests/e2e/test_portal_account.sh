@@ -20,16 +20,6 @@ smtp_pid=
 trap '[ -n "$serve_pid" ] && kill -9 $serve_pid 2>/dev/null; [ -n "$smtp_pid" ] && kill $smtp_pid 2>/dev/null; [ -n "$KEEPDB" ] && cp "$tmp/crm.db" "$KEEPDB"; [ -n "${KEEP:-}" ] && cp "$tmp/serve.log" "$KEEP"; rm -rf "$tmp"' EXIT
 export RAPPORT_DB="$tmp/crm.db"
 
-delivered() { ls "$tmp/mbox/new" 2>/dev/null | wc -l; }
-wait_mail() { for _ in $(seq 200); do [ "$(delivered)" -ge "$1" ] && return 0; sleep 0.05; done; return 1; }
-newest_mail() { ls -t "$tmp/mbox/new"/* | head -1; }
-token_in() {
-    python3 -c 'import sys, email, email.policy, re
-m = email.message_from_binary_file(open(sys.argv[1], "rb"), policy=email.policy.default)
-b = m.get_body(("plain",)).get_content()
-t = re.findall(r"/portal/#token=([A-Za-z0-9_-]+)", b)
-print(t[0] if t else "")' "$1"
-}
 
 "$RAPPORT" init >/dev/null
 smtp_port=$(free_port)
@@ -64,30 +54,10 @@ U=http://127.0.0.1:$port
 "$RAPPORT" config set plugin.portal.url "\"$U\"" >/dev/null
 P=/api/v1/plugins/portal
 
-# c JAR METHOD PATH [BODY] [curl args…]: a request with the cookies of JAR (and its CSRF token
-# when one was kept for it); sets $code, $body, $head.
-c() {
-    local jar=$1 m=$2 p=$3 d=${4-}; shift 3; [ $# -gt 0 ] && shift
-    rm -f "$tmp/body"
-    local args=(-s -D "$tmp/head" -o "$tmp/body" -w '%{http_code}' -X "$m" -b "$jar" -c "$jar")
-    [ -f "$jar.csrf" ] && args+=(-H "X-CSRF-Token: $(cat "$jar.csrf")")
-    [ -n "$d" ] && args+=(-H 'Content-Type: application/json' --data-binary "$d")
-    code=$(curl "${args[@]}" "$@" "$U$p")
-    body=$(cat "$tmp/body" 2>/dev/null)
-    head=$(tr -d '\r' < "$tmp/head")
-}
-# sign_in JAR EMAIL N: signs EMAIL in through the link of mail N into JAR.
-sign_in() {
-    c "$tmp/x" POST $P/login/link "{\"email\": \"$2\"}"
-    wait_mail "$3" || bad "no link mail for $2"
-    c "$1" POST $P/login/token "{\"token\": \"$(token_in "$(newest_mail)")\"}"
-    is 200 "\"principal\":\"contact:" "signing $2 in"
-    grep -o '"csrf":"[0-9a-f]*"' <<<"$body" | cut -d'"' -f4 > "$1.csrf"
-}
 etag() { grep -i '^etag:' <<<"$head" | cut -d' ' -f2; }
 sara=$tmp/sara bob=$tmp/bob
-sign_in "$sara" sara@example.org 1
-sign_in "$bob" bob@example.org 2
+portal_sign_in "$sara" sara@example.org > "$tmp/csrf" && mv "$tmp/csrf" "$sara".csrf
+portal_sign_in "$bob" bob@example.org > "$tmp/csrf" && mv "$tmp/csrf" "$bob".csrf
 
 # ---- details: edited through the JSON API, validated, origin portal ----------------------------
 c "$sara" GET /api/v1/contact/"$A"

@@ -14,17 +14,6 @@ smtp_pid=
 trap '[ -n "$serve_pid" ] && kill -9 $serve_pid 2>/dev/null; [ -n "$smtp_pid" ] && kill $smtp_pid 2>/dev/null; [ -n "${KEEP:-}" ] && cat "$tmp"/serve*.log > "$KEEP"; rm -rf "$tmp"' EXIT
 export RAPPORT_DB="$tmp/crm.db"
 
-# token_for ADDRESS: the sign-in token of the newest mail to ADDRESS.
-token_for() {
-    python3 -c 'import sys, glob, os, email, email.policy, re
-fs = sorted(glob.glob(sys.argv[1] + "/new/*"), key=os.path.getmtime)
-for f in reversed(fs):
-    m = email.message_from_binary_file(open(f, "rb"), policy=email.policy.default)
-    if sys.argv[2] in str(m["to"]):
-        t = re.findall(r"/portal/#token=([A-Za-z0-9_-]+)", m.get_body(("plain",)).get_content())
-        if t:
-            print(t[0]); break' "$tmp/mbox" "$1"
-}
 
 "$RAPPORT" init >/dev/null
 smtp_port=$(free_port)
@@ -51,25 +40,8 @@ U=http://127.0.0.1:$port
 "$RAPPORT" config set plugin.portal.url "\"$U\"" >/dev/null
 P=/api/v1/plugins/portal
 
-# c JAR METHOD PATH [BODY] [curl args…]: sets $code, $body, $head.
-c() {
-    local jar=$1 m=$2 p=$3 d=${4-}; shift 3; [ $# -gt 0 ] && shift
-    rm -f "$tmp/body"
-    local args=(-s -D "$tmp/head" -o "$tmp/body" -w '%{http_code}' -X "$m" -b "$jar" -c "$jar")
-    [ -n "$d" ] && args+=(-H 'Content-Type: application/json' --data-binary "$d")
-    code=$(curl "${args[@]}" "$@" "$U$p")
-    body=$(head -c 100000 "$tmp/body" 2>/dev/null | tr -d '\0')
-    head=$(tr -d '\r' < "$tmp/head")
-}
-signin() { # JAR ADDRESS: signs in by the mailed link; prints the CSRF token
-    c "$1" POST $P/login/link "{\"email\": \"$2\"}"
-    local t=
-    for _ in $(seq 200); do t=$(token_for "$2"); [ -n "$t" ] && break; sleep 0.05; done
-    c "$1" POST $P/login/token "{\"token\": \"$t\"}"
-    grep -o '"csrf":"[0-9a-f]*"' <<<"$body" | cut -d'"' -f4
-}
-csa=$(signin "$tmp/a" sara@example.org)
-csb=$(signin "$tmp/b" babak@example.org)
+csa=$(portal_sign_in "$tmp/a" sara@example.org)
+csb=$(portal_sign_in "$tmp/b" babak@example.org)
 check '[ ${#csa} = 64 ] && [ ${#csb} = 64 ]' "the customers did not sign in: [$csa] [$csb]"
 XA=(-H "X-CSRF-Token: $csa")
 XB=(-H "X-CSRF-Token: $csb")

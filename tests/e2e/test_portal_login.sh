@@ -17,18 +17,6 @@ smtp_pid=
 trap '[ -n "$serve_pid" ] && kill -9 $serve_pid 2>/dev/null; [ -n "$smtp_pid" ] && kill $smtp_pid 2>/dev/null; [ -n "${KEEP:-}" ] && cat "$tmp"/serve*.log > "$KEEP"; rm -rf "$tmp"' EXIT
 export RAPPORT_DB="$tmp/crm.db"
 
-delivered() { ls "$tmp/mbox/new" 2>/dev/null | wc -l; }
-# wait_mail N: waits (up to 10 s) until N messages reached the SMTP server.
-wait_mail() { for _ in $(seq 200); do [ "$(delivered)" -ge "$1" ] && return 0; sleep 0.05; done; return 1; }
-# link_of FILE: the sign-in token in a delivered message's text.
-token_in() {
-    python3 -c 'import sys, email, email.policy, re
-m = email.message_from_binary_file(open(sys.argv[1], "rb"), policy=email.policy.default)
-b = m.get_body(("plain",)).get_content()
-t = re.findall(r"/portal/#token=([A-Za-z0-9_-]+)", b)
-print(t[0] if t else "")' "$1"
-}
-newest_mail() { ls -t "$tmp/mbox/new"/* | head -1; }
 
 "$RAPPORT" init >/dev/null
 smtp_port=$(free_port)
@@ -67,17 +55,6 @@ U=http://127.0.0.1:$port
 "$RAPPORT" config set plugin.portal.url "\"$U\"" >/dev/null
 P=/api/v1/plugins/portal
 
-# c JAR METHOD PATH [BODY] [curl args…]: a request with the cookies of JAR; sets $code, $body,
-# $head.
-c() {
-    local jar=$1 m=$2 p=$3 d=${4-}; shift 3; [ $# -gt 0 ] && shift
-    rm -f "$tmp/body"
-    local args=(-s -D "$tmp/head" -o "$tmp/body" -w '%{http_code}' -X "$m" -b "$jar" -c "$jar")
-    [ -n "$d" ] && args+=(-H 'Content-Type: application/json' --data-binary "$d")
-    code=$(curl "${args[@]}" "$@" "$U$p")
-    body=$(cat "$tmp/body" 2>/dev/null)
-    head=$(tr -d '\r' < "$tmp/head")
-}
 csrf_of() { grep -o '"csrf":"[0-9a-f]*"' <<<"$1" | cut -d'"' -f4; }
 
 # ---- a link: the same answer for every address, a mail only for access --------------------

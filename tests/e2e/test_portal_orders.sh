@@ -26,15 +26,6 @@ smtp_pid=
 trap '[ -n "$serve_pid" ] && kill $serve_pid 2>/dev/null; [ -n "$smtp_pid" ] && kill $smtp_pid 2>/dev/null; rm -rf "$tmp"' EXIT
 export RAPPORT_DB="$tmp/crm.db"
 
-delivered() { ls "$tmp/mbox/new" 2>/dev/null | wc -l; }
-wait_mail() { for _ in $(seq 200); do [ "$(delivered)" -ge "$1" ] && return 0; sleep 0.05; done; return 1; }
-token_in() {
-    python3 -c 'import sys, email, email.policy, re
-m = email.message_from_binary_file(open(sys.argv[1], "rb"), policy=email.policy.default)
-t = re.findall(r"/portal/#token=([A-Za-z0-9_-]+)", m.get_body(("plain",)).get_content())
-print(t[0] if t else "")' "$1"
-}
-newest_mail() { ls -t "$tmp/mbox/new"/* | head -1; }
 
 "$RAPPORT" init >/dev/null
 smtp_port=$(free_port)
@@ -65,28 +56,8 @@ U=http://127.0.0.1:$port
 "$RAPPORT" config set plugin.portal.url "\"$U\"" >/dev/null
 P=/api/v1/plugins/portal
 
-# c JAR METHOD PATH [BODY]: a request with the cookies of JAR (and its CSRF token); sets $code
-# and $body.
-c() {
-    local jar=$1 m=$2 p=$3 d=${4-}
-    local args=(-s -o "$tmp/body" -w '%{http_code}' -X "$m" -b "$jar" -c "$jar")
-    [ -f "$jar.csrf" ] && args+=(-H "X-CSRF-Token: $(cat "$jar.csrf")")
-    [ -n "$d" ] && args+=(-H 'Content-Type: application/json' --data-binary "$d")
-    code=$(curl "${args[@]}" "$U$p")
-    body=$(cat "$tmp/body" 2>/dev/null)
-}
-# sign_in JAR EMAIL N: signs EMAIL in through the Nth mailed link into JAR.
-sign_in() {
-    local tok n=$3
-    c "$1" POST $P/login/link "{\"email\": \"$2\"}"
-    check 'wait_mail "$n"' "no link mailed to $2"
-    tok=$(token_in "$(newest_mail)")
-    c "$1" POST $P/login/token "{\"token\": \"$tok\"}"
-    is 200 '"principal":"contact:' "$2 signing in"
-    grep -o '"csrf":"[0-9a-f]*"' <<<"$body" | cut -d'"' -f4 > "$1.csrf"
-}
-sign_in "$tmp/a" sara@example.org 1
-sign_in "$tmp/b" bob@example.org 2
+portal_sign_in "$tmp/a" sara@example.org > "$tmp/csrf" && mv "$tmp/csrf" "$tmp/a".csrf
+portal_sign_in "$tmp/b" bob@example.org > "$tmp/csrf" && mv "$tmp/csrf" "$tmp/b".csrf
 
 # ---- the order moves on, with tracking ----------------------------------------------------
 expect 1 'tracking_url' -- update order "$OA" '{"tracking_url": "not a url"}'

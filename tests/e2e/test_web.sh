@@ -28,18 +28,6 @@ port=$(listened_port "$tmp/serve.log")
 check '[ -n "$port" ]' "serve did not say where it listens: $(cat "$tmp/serve.log")"
 U=http://127.0.0.1:$port
 
-# c JAR METHOD PATH [BODY] [curl args…]: a request with the cookies of JAR (kept there); sets
-# $code, $body and $head (the answer's headers).
-c() {
-    local jar=$1 m=$2 p=$3 d=${4-}; shift 3; [ $# -gt 0 ] && shift
-    rm -f "$tmp/body"
-    local args=(-s -D "$tmp/head" -o "$tmp/body" -w '%{http_code}' -X "$m" -b "$jar" -c "$jar")
-    [ -n "$d" ] && args+=(-H 'Content-Type: application/json' --data-binary "$d")
-    code=$(curl "${args[@]}" "$@" "$U$p")
-    body=$(cat "$tmp/body" 2>/dev/null)
-    head=$(tr -d '\r' < "$tmp/head")
-}
-# has HEADER-LINE WHAT: the last answer's headers hold HEADER-LINE (case-insensitive).
 has() { if grep -qiF -- "$1" <<<"$head"; then ok; else bad "$2: no \"$1\" in: $head"; fi; }
 csrf_of() { grep -o '"csrf":"[0-9a-f]*"' <<<"$1" | cut -d'"' -f4; }
 
