@@ -528,7 +528,9 @@ static int not_customer(char *err, size_t errlen)
 }
 
 /* POST password {password}: sets or changes the customer's password; 202, kept a moment
- * later (argon2id runs off the event loop). */
+ * later (argon2id runs off the event loop). Every other session of the customer ends with it
+ * (one opened with the old password, or a link someone else followed): this one is opened
+ * again, its new cookie and CSRF token on the answer. */
 static int route_password(rapport_host *h, const rapport_api *api, const rapport_request *req,
                           int *status, char **body, void *ud, char *err, size_t errlen)
 {
@@ -555,13 +557,22 @@ static int route_password(rapport_host *h, const rapport_api *api, const rapport
         free(w);
         return pt_fail(err, errlen, RAPPORT_ENOMEM, "out of memory");
     }
+    char csrf[65] = "";
+    if (api->session_end(h, NULL, "contact", id) ||
+        api->session_start(h, req, "contact", id, PT_ROLE, csrf)) {
+        sodium_memzero(w->password, w->len);
+        free(w->password);
+        free(w);
+        return pt_fail(err, errlen, RAPPORT_EIO, "%s", api->last_error(h));
+    }
     if (api->offload(h, hash_work, hash_done, w)) {
         sodium_memzero(w->password, w->len);
         free(w->password);
         free(w);
         return pt_fail(err, errlen, RAPPORT_EIO, "%s", api->last_error(h));
     }
-    return answer(api, status, body, 202, json_pack("{s:s}", "status", "accepted"));
+    return answer(api, status, body, 202,
+                  json_pack("{s:s,s:s}", "status", "accepted", "csrf", csrf));
 }
 
 /* POST logout: ends the customer's session; the cookie is removed. */

@@ -60,6 +60,16 @@ async function main() {
         check((await page2.textContent('#error')).includes('used already'),
               'a used link is refused on the page', await page2.textContent('#error'));
 
+        // A password set on the Account tab: the server opens this session again, and the page
+        // takes its new CSRF token, so the next write goes through.
+        await page.goto(base + '/portal/#account');
+        await page.fill('#new-password', 'a long new password');
+        await page.click('#new-password-form button[type="submit"]');
+        await page.waitForFunction(() => document.getElementById('notice').textContent !== '');
+        const write = await page.evaluate(() => Rapport.call('POST', '/api/v1/ticket',
+                                                             {subject: 'after the password'}));
+        check(write.status === 201, 'a write after setting the password', write);
+
         await page.click('#signout-button');
         await page.waitForSelector('#signin:not([hidden])', {timeout: 5000});
         const after = await page.evaluate(() => fetch('/api/v1/auth/me').then((r) => r.status));

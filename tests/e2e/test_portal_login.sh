@@ -148,6 +148,7 @@ c "$tmp/sara" POST $P/password '{"password": "sara portal password"}'
 is 403 'X-CSRF-Token' "a password without the CSRF token"
 c "$tmp/sara" POST $P/password '{"password": "sara portal password"}' -H "X-CSRF-Token: $csrf"
 is 202 'accepted' "setting a password"
+csrf=$(csrf_of "$body") # the session was opened again (see below)
 for _ in $(seq 100); do "$RAPPORT" events tail -n 20 2>/dev/null | grep -q portal.password_changed && break; sleep 0.05; done
 # password_login JAR EMAIL PASSWORD: the ticket's round trip; sets $code and $body of the end.
 password_login() {
@@ -164,6 +165,27 @@ password_login "$tmp/sara2" sara@example.org "sara portal password"
 is 200 "\"principal\":\"contact:$A\"" "signing in with the password"
 c "$tmp/sara2" GET /api/v1/auth/me
 is 200 "\"principal\":\"contact:$A\"" "the password's session"
+# A new password ends the customer's other sessions (one opened with the old password, or a
+# link someone else followed); the session that set it goes on under a new cookie and token.
+c "$tmp/sara" POST $P/password '{"password": "sara second password"}' -H "X-CSRF-Token: $csrf"
+is 202 'accepted' "changing the password"
+old_csrf=$csrf
+csrf=$(csrf_of "$body")
+check '[ ${#csrf} = 64 ] && [ "$csrf" != "$old_csrf" ]' "the answer gives the session's new CSRF token: $body"
+c "$tmp/sara2" GET /api/v1/auth/me
+is 401 '' "the other session after the password changed"
+c "$tmp/sara" GET /api/v1/auth/me
+is 200 "\"principal\":\"contact:$A\"" "the session that changed it goes on"
+c "$tmp/sara" POST /api/v1/ticket "{\"subject\": \"after\", \"contact\": $A}" -H "X-CSRF-Token: $csrf"
+is 201 '' "a write with the new CSRF token"
+for _ in $(seq 100); do
+    [ "$("$RAPPORT" events tail -n 50 2>/dev/null | grep -c portal.password_changed)" -ge 2 ] && break
+    sleep 0.05
+done
+password_login "$tmp/sara2" sara@example.org "sara portal password"
+is 401 'wrong' "the old password after the change"
+password_login "$tmp/sara2" sara@example.org "sara second password"
+is 200 "\"principal\":\"contact:$A\"" "the new password"
 # A staff user's password never signs in here, nor a portal password at the staff sign-in.
 password_login "$tmp/y" ana "ana staff password"
 is 422 'email' "a staff user name at the portal"

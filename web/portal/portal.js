@@ -107,8 +107,11 @@
             ev.preventDefault();
             const r = await Rapport.call('POST', P + '/password', {password: $('new-password').value});
             $('new-password').value = '';
-            if (r.status === 202)
+            if (r.status === 202) {
+                // The server ended the other sessions and opened this one again: its new token.
+                await Rapport.me();
                 say('notice', I18n.t('account.password_saved'));
+            }
             else
                 say('error', detail(r));
         });
