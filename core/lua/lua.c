@@ -546,6 +546,9 @@ int rp__lua_pcall(rp_lua_t *l, int nargs, int nres, rp_error_t *err)
 static int safe_load(lua_State *L)
 {
     size_t n;
+    /* load(chunk [, name [, mode [, env]]]): the env is the fourth argument only when it was
+     * given (once the chunk is pushed, index 4 is the chunk itself for a shorter call). */
+    bool has_env = lua_gettop(L) >= 4 && !lua_isnil(L, 4);
     const char *s = luaL_checklstring(L, 1, &n);
     const char *name = luaL_optstring(L, 2, "=(load)");
     /* Lua's parser runs a chunk in one C call, at some 30 MB/s: a chunk is capped so that
@@ -558,7 +561,7 @@ static int safe_load(lua_State *L)
         lua_insert(L, -2);
         return 2;
     }
-    if (!lua_isnoneornil(L, 4)) {
+    if (has_env) {
         lua_pushvalue(L, 4);
         if (!lua_setupvalue(L, -2, 1))
             lua_pop(L, 1);

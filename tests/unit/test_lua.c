@@ -227,6 +227,10 @@ static void test_sandbox_takes_away_the_outside(void **state)
     assert_string_equal(eval1(w.l, "return load('return 6 * 7')()"), "42");
     assert_string_equal(eval1(w.l, "return load('return x', 'c', 't', {x = 7})()"), "7");
     assert_string_equal(eval1(w.l, "return load('return crm', 'c', 't', {})() == nil"), "true");
+    /* A name and a mode without an env: the chunk sees the sandbox's globals (it once got itself
+     * as its _ENV, the fourth slot of the stack being the chunk just loaded). */
+    assert_string_equal(eval1(w.l, "return load('return type(crm)', '=c', 't')()"), "table");
+    assert_string_equal(eval1(w.l, "return load('return type(string)', '=c')()"), "table");
     /* The sandbox's own setmetatable and xpcall behave as the base library's do. */
     assert_string_equal(eval1(w.l, "return getmetatable(setmetatable({}, {__index = {a = 1}}))"
                                    ".__index.a"),
