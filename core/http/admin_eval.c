@@ -26,32 +26,23 @@
 
 #define EVAL_MAX_CODE 4096 /* bytes of one line (a REPL line, not a script) */
 
-/* The dry wrapper, as `rapport repl`'s :dry on: the changes first, then the results. The
- * input starts on the first line so its line numbers stay right. */
-static const char dry_head[] =
-    "local rp__dry, rp__pack, rp__unpack = crm.dry_run, table.pack, table.unpack "
-    "local rp__r, rp__d = rp__dry(function(...) return rp__pack(";
-static const char dry_expr_tail[] = "\n) end) return rp__d, rp__unpack(rp__r, 1, rp__r.n)";
-static const char dry_stmt_head[] = "(function(...) ";
-static const char dry_stmt_tail[] =
-    "\nend)(...)) end) return rp__d, rp__unpack(rp__r, 1, rp__r.n)";
-
-static bool compiles(rp_lua_t *l, const char *code)
-{
-    lua_State *L = rp_lua_state(l);
-    bool ok = luaL_loadbufferx(L, code, strlen(code), "=console", "t") == LUA_OK;
-    lua_pop(L, 1);
-    return ok;
-}
-
-static char *cat3(const char *a, const char *b, const char *c, const char *d)
-{
-    size_t n = strlen(a) + strlen(b) + strlen(c) + strlen(d) + 1;
-    char *p = malloc(n);
-    if (p)
-        snprintf(p, n, "%s%s%s%s", a, b, c, d);
-    return p;
-}
+/* The dry wrapper: the line is loaded as a chunk of its own (an expression if it is one, else
+ * statements) and called inside crm.dry_run, so no text of the line can close the wrapper and
+ * run outside it. The line reaches it as a global the wrapper takes and clears first; what the
+ * wrapper calls afterwards it holds in locals, so a line that replaces `table` or `crm` cannot
+ * change them. Answers the dry run's changes, then the line's results. */
+static const char dry_wrapper[] =
+    "local src, ld, dry, pack, unpack, fail = rp__line, load, crm.dry_run, table.pack, "
+    "table.unpack, error\n"
+    "rp__line = nil\n"
+    "local f = ld('return ' .. src, '=console', 't')\n"
+    "if not f then\n"
+    "  local e\n"
+    "  f, e = ld(src, '=console', 't')\n"
+    "  if not f then fail(e, 0) end\n"
+    "end\n"
+    "local r, d = dry(function(...) return pack(f(...)) end)\n"
+    "return d, unpack(r, 1, r.n)\n";
 
 /* The records the events after @p seq0 changed, as the caller may see them: the shape of
  * crm.dry_run's "records" ({entity, id, action, changes}). */
@@ -108,18 +99,10 @@ static int eval(call_t *c)
         json_decref(body);
         return rp__http_problemf(c, 503, NULL, "cannot make a Lua state: %s", err.msg);
     }
-    char *wrapped = NULL;
     if (!real) {
-        wrapped = cat3(dry_head, code, dry_expr_tail, "");
-        if (wrapped && !compiles(l, wrapped)) {
-            free(wrapped);
-            wrapped = cat3(dry_head, dry_stmt_head, code, dry_stmt_tail);
-        }
-        if (!wrapped) {
-            rp_lua_free(l);
-            json_decref(body);
-            return rp__http_problem(c, 503, "out of memory", NULL);
-        }
+        lua_State *L = rp_lua_state(l);
+        lua_pushstring(L, code);
+        lua_setglobal(L, "rp__line");
     }
     int64_t seq0 = rp_events_last_seq(c->h->s);
     json_t *all = NULL;
@@ -127,13 +110,12 @@ static int eval(call_t *c)
      * writes (a savepoint within the request's group). */
     int rc = real ? rp_store_begin(c->h->s, &err) : 0;
     if (!rc) {
-        rc = rp_lua_eval(l, real ? code : wrapped, "console", &all, &err);
+        rc = rp_lua_eval(l, real ? code : dry_wrapper, "console", &all, &err);
         if (real && rc)
             rp_store_rollback(c->h->s, NULL);
         else if (real && (rc = rp_store_commit(c->h->s, &err)))
             rp_store_rollback(c->h->s, NULL);
     }
-    free(wrapped);
     json_decref(body);
     if (rc) {
         rp_lua_free(l);

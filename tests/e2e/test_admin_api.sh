@@ -175,6 +175,12 @@ req POST "$A/eval" '{"code": "return type(crm.analytical.segments)"}'; is 200 '"
 req POST "$A/eval" '{"code": "while true do end"}'; is 422 '"field":"code"' "a line that never ends"
 check 'grep -q "time budget" <<<"$body"' "the endless line's refusal names no limit: $body"
 req POST "$A/eval" '{"code": "return ("}'; is 422 '"field":"code"' "a line that does not parse"
+# A dry line cannot leave its dry run by closing the wrapper's text: it is a chunk of its own.
+before_escape=$(count contact)
+req POST "$A/eval" '{"code": "1) end) crm.create(\"contact\", {last_name = \"Escaped\"}) local _ = (function(...) return (1"}'
+check '[ "$(count contact)" = "$before_escape" ]' "a dry line wrote by closing the wrapper: $code $body"
+req POST "$A/eval" '{"code": "table = nil; crm = nil; return 3"}'; is 200 '"results":["3"]' "a dry line that takes away table and crm"
+check '[ "$(count contact)" = "$before_escape" ]' "a dry line that took table away wrote"
 req POST "$A/eval" '{"code": 5}'; is 422 '"field":"code"' "code not a string"
 req POST "$A/eval" '{"code": "return 1", "real": "yes"}'; is 422 '"field":"real"' "real not a boolean"
 req POST "$A/eval" 'not json'; is 400 "" "a body that is not JSON"
