@@ -61,6 +61,15 @@ is() {
 # The summary line, and the exit status: 0 when nothing failed.
 finish() {
     echo "$passed passed, $failed failed"
+    # A failure with a server the test started: whether it still runs, and its last words.
+    if [ "$failed" != 0 ] && [ -n "${serve_pid:-}" ] && ! kill -0 "$serve_pid" 2>/dev/null; then
+        wait "$serve_pid" 2>/dev/null
+        echo "the server the test started had ended (exit status $?)" >&2
+    fi
+    if [ "$failed" != 0 ] && [ -n "${tmp:-}" ] && [ -s "$tmp/serve.log" ]; then
+        echo "--- the last lines of its log ($tmp/serve.log):" >&2
+        tail -n 30 "$tmp/serve.log" >&2
+    fi
     [ "$failed" = 0 ]
 }
 
