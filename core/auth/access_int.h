@@ -12,6 +12,7 @@ typedef struct ent_grant {
     char entity[NAME_MAX_LEN]; /* "*" for every entity not named */
     rp_scope_t scope[4];       /* by rp_perm_t */
     rp_link_t link[4];         /* where scope is RP_SCOPE_LINK: the path */
+    json_t *writable;          /* ["field", …]: the only fields written, or NULL: any */
 } ent_grant_t;
 
 typedef struct field_rule {
@@ -35,5 +36,10 @@ struct rp_access {
  * not there or not a ref, a path that ends elsewhere than at the role's principal, a "where"
  * that is not a filter on the entity. The message says where. */
 int rp__access_check_links(rp_store_t *s, const rp_access_t *a, rp_error_t *err);
+
+/* RP_EINVAL when a name in an entity's "writable" list of @p a is not a field of that entity
+ * (system fields are not: the store writes them). The message names the role, entity and
+ * field. */
+int rp__access_check_writable(rp_store_t *s, const rp_access_t *a, rp_error_t *err);
 
 #endif
