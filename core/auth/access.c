@@ -676,7 +676,10 @@ int rp_access_role_set(rp_store_t *s, const rp_ctx_t *ctx, const char *name, jso
     /* Kept only if it reads back as a role: the check and the write are one transaction (a
      * level of the caller's, when one is open). */
     int depth = rp_store_txn_depth(s);
+    json_t *before = NULL;
     int rc = rp_store_begin(s, err);
+    if (!rc && grants)
+        rp_config_get(s, key, &before, NULL); /* none: every name is checked */
     if (!rc)
         rc = rp_config_set(s, ctx, key, grants, err);
     if (!rc && grants)
@@ -684,7 +687,8 @@ int rp_access_role_set(rp_store_t *s, const rp_ctx_t *ctx, const char *name, jso
     if (!rc && grants)
         rc = rp__access_check_links(s, a, err);
     if (!rc && grants)
-        rc = rp__access_check_writable(s, a, err);
+        rc = rp__access_check_writable(s, a, before, err);
+    json_decref(before);
     rp_access_free(a);
     if (!rc)
         return rp_store_commit(s, err);

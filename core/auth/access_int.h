@@ -39,7 +39,11 @@ int rp__access_check_links(rp_store_t *s, const rp_access_t *a, rp_error_t *err)
 
 /* RP_EINVAL when a name in an entity's "writable" list of @p a is not a field of that entity
  * (system fields are not: the store writes them). The message names the role, entity and
- * field. */
-int rp__access_check_writable(rp_store_t *s, const rp_access_t *a, rp_error_t *err);
+ * field. A name the role's setting @p before (may be NULL) lists already is not checked again:
+ * a field dropped since (a plugin's new version no longer declaring it) is simply not written,
+ * and must not stop a plugin's next offer, nor the administrator's next change, from being
+ * kept. */
+int rp__access_check_writable(rp_store_t *s, const rp_access_t *a, json_t *before,
+                              rp_error_t *err);
 
 #endif

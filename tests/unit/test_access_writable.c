@@ -68,6 +68,23 @@ static void test_the_list_is_checked(void **state)
     assert_false(rp_access_hidden(a, "contact", "tier"));
     assert_false(rp_access_read_only(a, "note", "tier")); /* another entity: no list */
     rp_access_free(a);
+
+    /* A listed field dropped since (drop-field, a plugin's spec no longer naming it): the
+     * role still loads and is set again with it (a plugin's next offer must not fail), but a
+     * name not listed before is checked. */
+    assert_int_equal(set_role(s, "r", "{\"entities\": {\"contact\": {\"update\": \"all\", "
+                                      "\"writable\": [\"tier\"]}}}", &err), 0);
+    assert_int_equal(rp_store_drop_field(s, &test_ctx, "contact", "tier", &err), 0);
+    assert_false(rp_store_has_field(s, "contact", "tier"));
+    assert_int_equal(set_role(s, "r", "{\"entities\": {\"contact\": {\"update\": \"all\", "
+                                      "\"writable\": [\"name\", \"tier\"]}}}", &err), 0);
+    assert_int_equal(set_role(s, "r", "{\"entities\": {\"contact\": {\"update\": \"all\", "
+                                      "\"writable\": [\"name\", \"tier\", \"rank\"]}}}", &err),
+                     RP_EINVAL);
+    assert_non_null(strstr(err.msg, "\"rank\" is not a field of contact"));
+    assert_int_equal(rp_access_load(s, "u", "r", NULL, &a, &err), 0);
+    assert_true(rp_access_read_only(a, "contact", "phone"));
+    rp_access_free(a);
     rp_store_close(s);
 }
 
