@@ -106,6 +106,37 @@ static int parse_scope(rp_access_t *a, const char *ent, const char *perm, json_t
     return 0;
 }
 
+/* entities.<ent>.writable: the names of the only fields of <ent> the role may write. Checked
+ * against the registry when the role is set (rp__access_check_writable), not here: a role
+ * naming a field since removed still loads, and that field is simply not written. */
+static int parse_writable(rp_access_t *a, ent_grant_t *eg, json_t *v, rp_error_t *err)
+{
+    char msg[300];
+    if (strcmp(eg->entity, "*") == 0)
+        return role_err(err, a->role, "entities.*.writable: the list names fields, so it is "
+                        "given per entity");
+    if (!json_is_array(v)) {
+        snprintf(msg, sizeof msg, "entities.%s.writable must be a list of field names "
+                 "[\"field\", …]", eg->entity);
+        return role_err(err, a->role, msg);
+    }
+    size_t i;
+    json_t *x;
+    json_array_foreach(v, i, x) {
+        const char *f = json_string_value(x);
+        if (!f || !rp_store_name_ok(f) || strlen(f) >= NAME_MAX_LEN) {
+            char *text = json_dumps(x, JSON_ENCODE_ANY | JSON_COMPACT);
+            snprintf(msg, sizeof msg, "entities.%s.writable: %.80s is not a field name",
+                     eg->entity, text ? text : "(a value)");
+            free(text);
+            return role_err(err, a->role, msg);
+        }
+    }
+    json_decref(eg->writable);
+    eg->writable = json_incref(v);
+    return 0;
+}
+
 static int parse_entities(rp_access_t *a, json_t *ents, rp_error_t *err)
 {
     if (!json_is_object(ents))
@@ -128,13 +159,19 @@ static int parse_entities(rp_access_t *a, json_t *ents, rp_error_t *err)
         const char *k;
         json_t *v;
         json_object_foreach(g, k, v) {
+            if (strcmp(k, "writable") == 0) {
+                int rc = parse_writable(a, eg, v, err);
+                if (rc)
+                    return rc;
+                continue;
+            }
             int p = -1;
             for (int i = 0; i < 4; i++)
                 if (strcmp(k, perm_names[i]) == 0)
                     p = i;
             if (p < 0) {
                 snprintf(msg, sizeof msg, "entities.%s.%.64s: not a permission (read, create, "
-                         "update, delete)", name, k);
+                         "update, delete, writable)", name, k);
                 return role_err(err, a->role, msg);
             }
             if (p == RP_PERM_CREATE) {
@@ -278,6 +315,8 @@ void rp_access_free(rp_access_t *a)
     for (int i = 0; i < a->nents; i++)
         for (int p = 0; p < 4; p++)
             json_decref(a->ents[i].link[p].where);
+    for (int i = 0; i < a->nents; i++)
+        json_decref(a->ents[i].writable);
     free(a->ents);
     free(a->fields);
     free(a);
@@ -323,6 +362,28 @@ static const field_rule_t *rule(const rp_access_t *a, const char *entity, const 
     return NULL;
 }
 
+/* Whether @p field is left out of the "writable" list of @p a's grant on @p entity (false
+ * where the grant has no list: then any field not ruled read-only is written). */
+static bool unlisted(const rp_access_t *a, const char *entity, const char *field)
+{
+    if (!a || a->all)
+        return false;
+    for (int i = 0; i < a->nents; i++) {
+        if (strcmp(a->ents[i].entity, entity) != 0)
+            continue;
+        json_t *list = a->ents[i].writable;
+        if (!list)
+            return false;
+        size_t j;
+        json_t *x;
+        json_array_foreach(list, j, x)
+            if (strcmp(json_string_value(x), field) == 0)
+                return false;
+        return true;
+    }
+    return false;
+}
+
 bool rp_access_hidden(const rp_access_t *a, const char *entity, const char *field)
 {
     const field_rule_t *r = rule(a, entity, field);
@@ -331,7 +392,8 @@ bool rp_access_hidden(const rp_access_t *a, const char *entity, const char *fiel
 
 bool rp_access_read_only(const rp_access_t *a, const char *entity, const char *field)
 {
-    return rule(a, entity, field) != NULL; /* a hidden field is not written either */
+    /* A hidden field is not written either; nor one the entity's "writable" list leaves out. */
+    return rule(a, entity, field) != NULL || unlisted(a, entity, field);
 }
 
 /* For a record principal (a customer), who did something is theirs to know only when it was
@@ -481,7 +543,7 @@ static int az_owner(rp_store_t *s, const rp_access_t *a, const char *entity, jso
 
 static int az_fields(const rp_access_t *a, const char *entity, json_t *fields, rp_error_t *err)
 {
-    if (!a || !a->nfields || !json_is_object(fields))
+    if (!a || a->all || !json_is_object(fields))
         return 0;
     const char *k;
     json_t *v;
@@ -491,6 +553,10 @@ static int az_fields(const rp_access_t *a, const char *entity, json_t *fields, r
             return rp_error_field(err, k, rp_error_set(err, RP_EPERM, RP_C_DENIED,
                                   "%s.%s is %s for role %s (missing: write %s.%s)", entity, k,
                                   r->hidden ? "hidden" : "read-only", a->role, entity, k));
+        if (unlisted(a, entity, k))
+            return rp_error_field(err, k, rp_error_set(err, RP_EPERM, RP_C_DENIED,
+                                  "%s.%s is read-only for role %s (missing: %s in "
+                                  "entities.%s.writable)", entity, k, a->role, k, entity));
     }
     return 0;
 }
@@ -610,13 +676,19 @@ int rp_access_role_set(rp_store_t *s, const rp_ctx_t *ctx, const char *name, jso
     /* Kept only if it reads back as a role: the check and the write are one transaction (a
      * level of the caller's, when one is open). */
     int depth = rp_store_txn_depth(s);
+    json_t *before = NULL;
     int rc = rp_store_begin(s, err);
+    if (!rc && grants)
+        rp_config_get(s, key, &before, NULL); /* none: every name is checked */
     if (!rc)
         rc = rp_config_set(s, ctx, key, grants, err);
     if (!rc && grants)
         rc = rp_access_load(s, "", name, NULL, &a, err);
     if (!rc && grants)
         rc = rp__access_check_links(s, a, err);
+    if (!rc && grants)
+        rc = rp__access_check_writable(s, a, before, err);
+    json_decref(before);
     rp_access_free(a);
     if (!rc)
         return rp_store_commit(s, err);

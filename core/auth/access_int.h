@@ -12,6 +12,7 @@ typedef struct ent_grant {
     char entity[NAME_MAX_LEN]; /* "*" for every entity not named */
     rp_scope_t scope[4];       /* by rp_perm_t */
     rp_link_t link[4];         /* where scope is RP_SCOPE_LINK: the path */
+    json_t *writable;          /* ["field", …]: the only fields written, or NULL: any */
 } ent_grant_t;
 
 typedef struct field_rule {
@@ -35,5 +36,14 @@ struct rp_access {
  * not there or not a ref, a path that ends elsewhere than at the role's principal, a "where"
  * that is not a filter on the entity. The message says where. */
 int rp__access_check_links(rp_store_t *s, const rp_access_t *a, rp_error_t *err);
+
+/* RP_EINVAL when a name in an entity's "writable" list of @p a is not a field of that entity
+ * (system fields are not: the store writes them). The message names the role, entity and
+ * field. A name the role's setting @p before (may be NULL) lists already is not checked again:
+ * a field dropped since (a plugin's new version no longer declaring it) is simply not written,
+ * and must not stop a plugin's next offer, nor the administrator's next change, from being
+ * kept. */
+int rp__access_check_writable(rp_store_t *s, const rp_access_t *a, json_t *before,
+                              rp_error_t *err);
 
 #endif

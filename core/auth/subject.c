@@ -184,3 +184,49 @@ const char *rp_access_subject(const rp_access_t *a, int64_t *id)
         *id = a->subject_id;
     return a->subject;
 }
+
+/* Whether @p field is in the "writable" list of @p entity in role document @p doc. */
+static bool listed_in(json_t *doc, const char *entity, const char *field)
+{
+    json_t *list = json_object_get(json_object_get(json_object_get(doc, "entities"), entity),
+                                   "writable");
+    size_t i;
+    json_t *x;
+    json_array_foreach(json_is_array(list) ? list : NULL, i, x)
+        if (json_is_string(x) && strcmp(json_string_value(x), field) == 0)
+            return true;
+    return false;
+}
+
+int rp__access_check_writable(rp_store_t *s, const rp_access_t *a, json_t *before,
+                              rp_error_t *err)
+{
+    for (int i = 0; a && i < a->nents; i++) {
+        const ent_grant_t *g = &a->ents[i];
+        if (!g->writable)
+            continue;
+        json_t *d = rp_store_schema(s, g->entity, NULL);
+        json_t *fields = json_object_get(d, "fields");
+        if (!fields) {
+            json_decref(d);
+            return rp_error_set(err, RP_EINVAL, RP_C_ROLE, "roles.%s: entities.%s.writable: "
+                                "there is no entity \"%s\"", a->role, g->entity, g->entity);
+        }
+        size_t j;
+        json_t *x;
+        json_array_foreach(g->writable, j, x) {
+            const char *f = json_string_value(x);
+            if (json_object_get(fields, f) || listed_in(before, g->entity, f))
+                continue;
+            /* System fields (id, created_at, …) are not in the schema's fields: the store
+             * writes them, never a role. */
+            int rc = rp_error_set(err, RP_EINVAL, RP_C_ROLE, "roles.%s: entities.%s.writable: "
+                                  "\"%s\" is not a field of %s", a->role, g->entity, f,
+                                  g->entity);
+            json_decref(d);
+            return rc;
+        }
+        json_decref(d);
+    }
+    return 0;
+}

@@ -382,10 +382,13 @@ static void pin_glib(void)
  * finds them and nothing betrays a note; operational offers the rest of the role. Their
  * bounce state is the mail's word, not theirs: cleared, the outbox would send again to an
  * address that bounces. Their social handle is who a social post is filed under (calls.c):
- * another's, taken, would file that one's posts and reviews under them. */
+ * another's, taken, would file that one's posts and reviews under them. The language their
+ * mail is written in is theirs to choose (the portal's menu saves it): added to the fields
+ * operational lists as the customer's to write. */
 static const char portal_role[] =
     "{\"principal\": \"contact\","
-    " \"entities\": {\"interaction\": {\"read\": {\"link\": \"contact\","
+    " \"entities\": {\"contact\": {\"writable\": [\"language\"]},"
+    "              \"interaction\": {\"read\": {\"link\": \"contact\","
     "                                      \"where\": {\"visibility\": \"public\"}}},"
     "              \"interaction_link\": {\"read\": {\"through\": \"interaction\"}}},"
     " \"fields\": {\"interaction.owner\": \"hidden\", \"interaction.author\": \"hidden\","

@@ -504,18 +504,24 @@ static int normalise(rapport_host *h, const rapport_api *api, rapport_change *c,
 /* What a customer signed in to the portal reaches, as the contact they are: their own contact
  * and account, their orders with lines and invoices, their tickets (opened for themselves).
  * The fields that make links are read-only, so a customer cannot move into another account
- * or hand a ticket to someone else; staff's fields are hidden. Offered, not imposed: an
- * administrator's own grants in roles.portal stay (api->role_default). */
+ * or hand a ticket to someone else; staff's fields are hidden. What they write is listed
+ * ("writable": what the portal's account page and its new-ticket form send), so a field added
+ * later (by a plugin, by an administrator) is theirs to read, not to change. A ticket's
+ * contact is listed as they may name themselves (the link refuses anyone else). Offered, not
+ * imposed: an administrator's own grants in roles.portal stay (api->role_default). */
 static const char portal_role[] =
     "{\"principal\": \"contact\","
     " \"entities\": {"
-    "  \"contact\": {\"read\": \"self\", \"update\": \"self\"},"
+    "  \"contact\": {\"read\": \"self\", \"update\": \"self\","
+    "               \"writable\": [\"first_name\", \"last_name\", \"phone\", \"mobile\","
+    "                             \"address\", \"city\", \"country\"]},"
     "  \"account\": {\"read\": {\"link\": \"self.account\"}},"
     "  \"order\": {\"read\": {\"link\": \"contact\"}},"
     "  \"order_line\": {\"read\": {\"link\": \"order.contact\"}},"
     "  \"invoice\": {\"read\": {\"link\": \"order.contact\"}},"
     "  \"ticket\": {\"read\": {\"link\": \"contact\"}, \"create\": true,"
-    "             \"update\": {\"link\": \"contact\"}}},"
+    "             \"update\": {\"link\": \"contact\"},"
+    "             \"writable\": [\"subject\", \"description\", \"contact\"]}},"
     " \"fields\": {"
     "  \"contact.account\": \"read_only\", \"contact.lead\": \"hidden\","
     "  \"contact.merged_into\": \"read_only\", \"contact.owner\": \"hidden\","

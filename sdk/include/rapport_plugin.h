@@ -490,7 +490,11 @@ struct rapport_api {
      * Offers the grants @p grants (a role's JSON, see `rapport roles`) of role @p role, for
      * the entities the plugin owns: the keys the setting roles.<role> lacks are added (its
      * "principal", an entity's grant, a field's rule), what is there already stays, so an
-     * administrator's choice wins (to take a grant away, set it to {"read": "none"}). The
+     * administrator's choice wins (to take a grant away, set it to {"read": "none"}). An
+     * entity's "writable" list (the only fields the role writes) merges by union: its names
+     * are added to the role's list; an offer without "create" or "update" for the entity only
+     * adds to a list, never starts one (keep a listed field from the role with a "read_only"
+     * rule: it wins over the list). The
      * result is checked as a role; RAPPORT_EINVAL and nothing kept when it does not read back
      * (last_error says where). Safe at every init: when nothing is new nothing is written.
      * The portal's role is made this way by the plugins owning its entities.

@@ -85,6 +85,13 @@ for f in '"email": "evil@example.org"' '"email_opt_out": true' '"sms_opt_out": t
     check '[ "$code" = 403 ] || [ "$code" = 422 ]' "a read-only field ($f) was not refused: $code $body"
 done
 expect 0 '"email": "sara@example.org"' -- get contact "$A"
+# A field added while the server runs is not the customer's to write (the role's writable list).
+"$RAPPORT" add-field contact shoe_size '{"type": "integer"}' >/dev/null
+c "$sara" PATCH /api/v1/contact/"$A" '{"shoe_size": 40}' -H "If-Match: $v"
+is 403 'contact.shoe_size is read-only for role portal' "a field added later written by the customer"
+c "$sara" GET /api/v1/schema?entity=contact
+check 'python3 -c "import json,sys; f=json.loads(sys.argv[1])[\"data\"][\"contact\"][\"fields\"]; sys.exit(not (f[\"shoe_size\"][\"read_only\"] and not f[\"city\"][\"read_only\"]))" "$body"' \
+    "the schema does not mark shoe_size read-only (city writable) for the customer: ${body:0:300}"
 c "$bob" PATCH /api/v1/contact/"$A" '{"city": "Nowhere"}'
 check '[ "$code" = 403 ] || [ "$code" = 404 ]' "Bob edits Sara: $code $body"
 expect 0 '"city": "Berlin"' -- get contact "$A"

@@ -11,8 +11,12 @@
  * "own" (records whose owner is the user; where an entity has no owner field, those the user
  * created), "team" (owned by a user of the same team) or "all"; create is true or false. A
  * permission not given is "none". A field is "hidden" (never shown, never written, never
- * filtered, sorted or searched on) or "read_only" (shown, never written). The role "admin"
- * grants everything unless a setting "roles.admin" says otherwise.
+ * filtered, sorted or searched on) or "read_only" (shown, never written). An entity's grant
+ * may list the only fields the role writes, "writable": ["first_name", …]: any other field of
+ * the entity (one added later included) is read-only for the role, on create and update; the
+ * "fields" rules still apply to the listed ones. The names are checked against the registry
+ * when the role is set (system fields are not fields to list), and a list is not given for
+ * "*". The role "admin" grants everything unless a setting "roles.admin" says otherwise.
  *
  * Linked scopes, for record principals. A role may say which entity's records act with it,
  * "principal": "contact", and then give a scope that follows ref fields to that record:
