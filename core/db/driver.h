@@ -78,6 +78,7 @@ struct rp_db {
     void *interrupt_ud;
     bool interrupted;        /* the last statement was stopped by the budget */
     rp_db_stmt_t *reading;   /* the read the budget may stop, or NULL */
+    bool snapshot;           /* a read transaction (rp_db_read_begin) is open, depth 0 */
     struct {
         const char *module;
         int version;

@@ -213,7 +213,6 @@ int rp__http_authenticate(call_t *c)
     int64_t now = rp__http_mono_ms();
     if (throttled(c))
         return -1;
-    client_fails_t *f = fails_of(h, c->key, false);
     const char *auth = rp__http_header(c, H2O_TOKEN_AUTHORIZATION);
     /* A browser's session cookie stands for a token when no token is shown; a token wins, so
      * a script's bearer requests behave the same whatever cookies its client keeps. */
@@ -242,7 +241,6 @@ int rp__http_authenticate(call_t *c)
     }
     /* A good token does not wipe the failures before it: one valid token must not let a
      * client go on guessing passwords or tokens. They expire with their window. */
-    (void)f;
     if (take_access(c))
         return -1;
     /* The token's use, in the log once a minute at most (not a write per request). */
