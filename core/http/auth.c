@@ -33,7 +33,8 @@ static client_fails_t *fails_of(rp_http_t *h, const char *addr, bool make)
     client_fails_t *oldest = NULL;
     for (int i = 0; i < FAILS_N; i++) {
         client_fails_t *f = &h->fails[i];
-        if (strcmp(f->addr, addr) == 0)
+        /* Asked on every request: the first byte rules most slots out without a call. */
+        if (f->addr[0] == addr[0] && strcmp(f->addr, addr) == 0)
             return f;
         bool busy = f->blocked_until_ms > now || f->pending > 0;
         if (!oldest || (!busy && (oldest->blocked_until_ms > now || oldest->pending > 0)) ||
