@@ -421,8 +421,8 @@ void rp_db_read_end(rp_db_t *db)
     db->snapshot = false;
     /* COMMIT, not ROLLBACK: a bare statement that wrote inside the snapshot (outside any
      * level) keeps its work, as it would have without one. */
-    if (db->depth == 0 && db->drv->in_txn(db) && db->drv->exec(db, "COMMIT") != RP_DB_OK &&
-        db->drv->in_txn(db))
+    if (db->depth == 0 && db->drv->in_txn(db) &&
+        run_level(db, NULL, "COMMIT", "cannot end a read", NULL) && db->drv->in_txn(db))
         db->drv->exec(db, "ROLLBACK");
 }
 
