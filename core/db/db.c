@@ -409,9 +409,24 @@ int rp_db_read_begin(rp_db_t *db, rp_error_t *err)
     if (db->depth > 0 || db->snapshot || db->drv->in_txn(db))
         return 0;
     int rc = run_level(db, NULL, "BEGIN", "cannot begin a read", err);
-    if (!rc)
-        db->snapshot = true;
-    return rc;
+    if (rc)
+        return rc;
+    db->snapshot = true;
+    /* BEGIN takes no lock: a first read does, and brings the data version up to date. */
+    if (rp_db_schema_cookie(db) < 0) {
+        rp_db_read_end(db);
+        return rp_error_set(err, RP_EIO, RP_C_SQL, "cannot begin a read: %s",
+                            db->drv->errmsg(db));
+    }
+    return 0;
+}
+
+bool rp_db_snapshot_version(rp_db_t *db, uint32_t *version)
+{
+    if (!db->snapshot || db->depth > 0 || !db->drv->in_txn(db))
+        return false;
+    *version = db->drv->data_version(db);
+    return true;
 }
 
 void rp_db_read_end(rp_db_t *db)

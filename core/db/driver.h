@@ -23,6 +23,8 @@ typedef struct rp_db_driver {
     int64_t (*changes)(rp_db_t *db);
     int64_t (*last_id)(rp_db_t *db);
     bool (*in_txn)(rp_db_t *db);
+    /* The file's change counter as the connection last saw it (see rp_db_snapshot_version). */
+    uint32_t (*data_version)(rp_db_t *db);
     const char *(*path)(rp_db_t *db);
     void (*auto_checkpoint)(rp_db_t *db, bool on);
     int (*checkpoint)(rp_db_t *db, bool restart, int *pending);

@@ -146,7 +146,8 @@ static int take_access(call_t *c)
     }
     const char *user = json_string_value(json_object_get(c->who, "user"));
     snprintf(c->actor, sizeof c->actor, "user:%s", user);
-    if (rp_access_load(c->h->s, user, json_string_value(json_object_get(c->who, "role")),
+    /* Set already when the token's check was remembered (tokencache.c). */
+    if (!c->access && rp_access_load(c->h->s, user, json_string_value(json_object_get(c->who, "role")),
                        json_string_value(json_object_get(c->who, "team")), &c->access, &err))
         return rp__http_store_problem(c, &err, false) - 1;
     c->ctx = (rp_ctx_t){.actor = c->actor, .origin = "api", .access = c->access};
@@ -229,7 +230,8 @@ int rp__http_authenticate(call_t *c)
     while (*token == ' ')
         token++;
     rp_error_t err = {0};
-    if (rp_tokens_check(h->s, token, &c->who, &err)) {
+    bool known = rp__http_known_token(c, token);
+    if (!known && rp_tokens_check(h->s, token, &c->who, &err)) {
         const char *why = strncmp(err.msg, "RP-E", 4) == 0 && strchr(err.msg, ' ')
                               ? strchr(err.msg, ' ') + 1
                               : err.msg;
@@ -244,6 +246,8 @@ int rp__http_authenticate(call_t *c)
      * client go on guessing passwords or tokens. They expire with their window. */
     if (take_access(c))
         return -1;
+    if (!known)
+        rp__http_know_token(c, token); /* before the use's write ends the snapshot */
     /* The token's use, in the log once a minute at most (not a write per request). */
     int64_t tid = json_integer_value(json_object_get(c->who, "token_id"));
     token_use_t *u = &h->uses[(uint64_t)tid % USES_N];

@@ -338,7 +338,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         route(&c);
     rp_store_set_deadline(c.h->s, was);
     rp_db_read_end(db);
-    rp_access_free(c.access);
+    if (!c.access_kept)
+        rp_access_free(c.access);
     json_decref(c.who);
     json_decref(c.params);
     return 0;
@@ -588,6 +589,7 @@ void rp_http_free(rp_http_t *h)
     rp_sched_attach(h->e, NULL, NULL, NULL);
     h2o_config_dispose(&h->conf);
     free(h->openapi_text);
+    rp__http_known_free(h);
     rp__http_admin_free(h);
     rp__http_assets_free(h);
     free(h);

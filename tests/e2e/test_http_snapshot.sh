@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # End-to-end: a read request runs in one read snapshot (its token, role, schema check and record
-# take the read lock once), and still sees what another process changed just before it: a token
-# revoked, a role narrowed, a user disabled, a field added are in force for the very next
-# request. A refusal inside that snapshot still writes its security event, and /health answers
-# from memory.
+# take the read lock once), and the server remembers a checked token while the file is
+# unchanged; yet what another process changed just before is in force for the very next
+# request: a token revoked, a role narrowed, a user disabled, a field added, and a token's
+# expiry. Each change comes after reads that the remembered check answered. A refusal inside
+# a snapshot still writes its security event, and /health answers from memory.
 set -u
 RAPPORT=${RAPPORT:-build/rapport}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -38,7 +39,7 @@ check '! grep -q last_event <<<"$body"' "health still reads the event log: $body
 
 # A token revoked by another process is refused on the very next request.
 tok=$ana
-req GET /api/v1/pet/1; is 200 '"name":"Rex"' "ana reads the pet"
+for i in 1 2 3; do req GET /api/v1/pet/1; is 200 '"name":"Rex"' "ana reads the pet ($i)"; done
 id=$("$RAPPORT" tokens list --user ana | grep -o '"id":[0-9]*' | head -1 | cut -d: -f2)
 "$RAPPORT" tokens revoke "$id" >/dev/null
 req GET /api/v1/pet/1; is 401 'the token was revoked' "a revoked token still reads"
@@ -46,7 +47,7 @@ req GET /api/v1/pet/1; is 401 'the token was revoked' "a revoked token still rea
 # A role narrowed by another process restricts the very next request, and the refusal, made
 # inside the read snapshot, is still written to the event log.
 tok=$bob
-req GET /api/v1/pet/1; is 200 '"name":"Rex"' "bob reads the pet"
+for i in 1 2 3; do req GET /api/v1/pet/1; is 200 '"name":"Rex"' "bob reads the pet ($i)"; done
 "$RAPPORT" roles set reader '{"entities": {"pet": {"read": "none"}}}' >"$tmp/out" 2>&1
 req GET /api/v1/pet/1; is 403 '' "a narrowed role still reads"
 check '"$RAPPORT" events tail -n 50 | grep "\"type\":\"access.denied\"" | grep -q "GET /api/v1/pet/1"' \
@@ -54,9 +55,15 @@ check '"$RAPPORT" events tail -n 50 | grep "\"type\":\"access.denied\"" | grep -
 "$RAPPORT" roles set reader '{"entities": {"pet": {"read": "all"}}}' >"$tmp/out" 2>&1
 req GET /api/v1/pet/1; is 200 '"name":"Rex"' "a widened role is not in force at once"
 
+# A remembered token still stops at its expiry, though nothing in the file changed.
+tok=$("$RAPPORT" tokens create --user bob --expires 2s 2>/dev/null | grep -o 'rpt_[A-Za-z0-9_-]*' | head -1)
+for i in 1 2 3; do req GET /api/v1/pet/1; is 200 '"name":"Rex"' "a short token reads ($i)"; done
+sleep 2.2
+req GET /api/v1/pet/1; is 401 'the token has expired' "a remembered token outlives its expiry"
+
 # A user disabled by another process is refused on the very next request.
 tok=$cy
-req GET /api/v1/pet/1; is 200 '"name":"Rex"' "cy reads the pet"
+for i in 1 2 3; do req GET /api/v1/pet/1; is 200 '"name":"Rex"' "cy reads the pet ($i)"; done
 "$RAPPORT" users disable cy >/dev/null
 req GET /api/v1/pet/1; is 401 'disabled' "a disabled user still reads"
 

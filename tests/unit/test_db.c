@@ -298,9 +298,32 @@ static void test_read_snapshot(void **state)
     rp_db_read_end(db); /* ended already: nothing */
     assert_int_equal(contacts(other), 4);
 
+    /* The snapshot's version moves with another connection's commits and with this one's,
+     * and only then. */
+    uint32_t v1 = 0, v2 = 0, v3 = 0, v4 = 0;
+    assert_false(rp_db_snapshot_version(db, &v1)); /* none open */
+    assert_int_equal(rp_db_read_begin(db, &err), 0);
+    assert_true(rp_db_snapshot_version(db, &v1));
+    rp_db_read_end(db);
+    create(other, "contact", "{\"last_name\": \"Five\"}");
+    assert_int_equal(rp_db_read_begin(db, &err), 0);
+    assert_true(rp_db_snapshot_version(db, &v2));
+    assert_int_not_equal(v1, v2);
+    create(s, "contact", "{\"last_name\": \"Six\"}"); /* ends the snapshot */
+    assert_false(rp_db_snapshot_version(db, &v3));
+    assert_int_equal(rp_db_read_begin(db, &err), 0);
+    assert_true(rp_db_snapshot_version(db, &v3));
+    assert_int_not_equal(v2, v3);
+    rp_db_read_end(db);
+    assert_int_equal(rp_db_read_begin(db, &err), 0);
+    assert_true(rp_db_snapshot_version(db, &v4));
+    assert_int_equal(v3, v4);
+    rp_db_read_end(db);
+
     /* Inside a level, a snapshot is not opened (the level's transaction is the snapshot). */
     assert_int_equal(rp_db_begin(db, &err), 0);
     assert_int_equal(rp_db_read_begin(db, &err), 0);
+    assert_false(rp_db_snapshot_version(db, &v4));
     rp_db_read_end(db);
     assert_int_equal(rp_db_depth(db), 1);
     assert_int_equal(rp_db_commit(db, &err), 0);

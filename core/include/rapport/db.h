@@ -196,6 +196,13 @@ int rp_db_depth(const rp_db_t *db);
 int rp_db_read_begin(rp_db_t *db, rp_error_t *err);
 /** Ends the read transaction rp_db_read_begin() opened, if it is still open. */
 void rp_db_read_end(rp_db_t *db);
+/**
+ * While the snapshot rp_db_read_begin() opened is still open (no write has ended it), true and
+ * in *@p version a number that differs from the one of any snapshot taken before a change to
+ * the file, by this connection or another process: what a cache of rows read in one snapshot
+ * compares to know it is still true. False when no snapshot is open.
+ */
+bool rp_db_snapshot_version(rp_db_t *db, uint32_t *version);
 
 /* --- the budget of a long read ------------------------------------------------------------ */
 
