@@ -514,10 +514,14 @@ int rp_tokens_check(rp_store_t *s, const char *token, json_t **who, rp_error_t *
     else if ((int)rp_db_col_int(st, 7))
         rc = rp_error_set(err, RP_EINVAL, RP_C_AUTH, "the token's user is disabled");
     else
-        *who = json_pack("{s:s,s:I,s:s,s:s?,s:I}", "user", rp_db_col_text(st, 2),
+        /* expires_at (0: never) lets a caller that keeps the answer stop at the expiry. */
+        *who = json_pack("{s:s,s:I,s:s,s:s?,s:I,s:I}", "user", rp_db_col_text(st, 2),
                          "user_id", (json_int_t)rp_db_col_int(st, 1), "role",
                          rp_db_col_text(st, 3), "team", rp_db_col_text(st, 4),
-                         "token_id", (json_int_t)rp_db_col_int(st, 0));
+                         "token_id", (json_int_t)rp_db_col_int(st, 0), "expires_at",
+                         (json_int_t)(rp_db_col_type(st, 5) == RP_DB_NULL
+                                          ? 0
+                                          : rp_db_col_int(st, 5)));
     rp_db_reset(st);
     return rc;
 }

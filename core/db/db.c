@@ -48,6 +48,8 @@ void rp_db_close(rp_db_t *db)
 {
     if (!db)
         return;
+    if (db->conn)
+        rp_db_read_end(db);
     if (db->depth > 0 && db->conn && db->drv->in_txn(db))
         db->drv->exec(db, "ROLLBACK");
     rp_db_flush(db);
@@ -337,6 +339,8 @@ static int run_level(rp_db_t *db, rp_db_stmt_t **slot, const char *sql, const ch
 int rp_db_begin(rp_db_t *db, rp_error_t *err)
 {
     char buf[40];
+    if (db->depth == 0 && db->snapshot)
+        rp_db_read_end(db); /* a write takes the newest state, never the snapshot's */
     int d = db->depth;
     int rc = d == 0 ? run_level(db, NULL, db->drv->begin_sql, "cannot begin a transaction", err)
                     : run_level(db, d <= 8 ? &db->sp[d - 1] : NULL,
@@ -398,6 +402,43 @@ int rp_db_rollback(rp_db_t *db, rp_error_t *err)
 int rp_db_depth(const rp_db_t *db)
 {
     return db->depth;
+}
+
+int rp_db_read_begin(rp_db_t *db, rp_error_t *err)
+{
+    if (db->depth > 0 || db->snapshot || db->drv->in_txn(db))
+        return 0;
+    int rc = run_level(db, NULL, "BEGIN", "cannot begin a read", err);
+    if (rc)
+        return rc;
+    db->snapshot = true;
+    /* BEGIN takes no lock: a first read does, and brings the data version up to date. */
+    if (rp_db_schema_cookie(db) < 0) {
+        rp_db_read_end(db);
+        return rp_error_set(err, RP_EIO, RP_C_SQL, "cannot begin a read: %s",
+                            db->drv->errmsg(db));
+    }
+    return 0;
+}
+
+bool rp_db_snapshot_version(rp_db_t *db, uint32_t *version)
+{
+    if (!db->snapshot || db->depth > 0 || !db->drv->in_txn(db))
+        return false;
+    *version = db->drv->data_version(db);
+    return true;
+}
+
+void rp_db_read_end(rp_db_t *db)
+{
+    if (!db->snapshot)
+        return;
+    db->snapshot = false;
+    /* COMMIT, not ROLLBACK: a bare statement that wrote inside the snapshot (outside any
+     * level) keeps its work, as it would have without one. */
+    if (db->depth == 0 && db->drv->in_txn(db) &&
+        run_level(db, NULL, "COMMIT", "cannot end a read", NULL) && db->drv->in_txn(db))
+        db->drv->exec(db, "ROLLBACK");
 }
 
 /* ---------------------------------------------------------------------------------------- */

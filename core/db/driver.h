@@ -23,6 +23,8 @@ typedef struct rp_db_driver {
     int64_t (*changes)(rp_db_t *db);
     int64_t (*last_id)(rp_db_t *db);
     bool (*in_txn)(rp_db_t *db);
+    /* The file's change counter as the connection last saw it (see rp_db_snapshot_version). */
+    uint32_t (*data_version)(rp_db_t *db);
     const char *(*path)(rp_db_t *db);
     void (*auto_checkpoint)(rp_db_t *db, bool on);
     int (*checkpoint)(rp_db_t *db, bool restart, int *pending);
@@ -78,6 +80,7 @@ struct rp_db {
     void *interrupt_ud;
     bool interrupted;        /* the last statement was stopped by the budget */
     rp_db_stmt_t *reading;   /* the read the budget may stop, or NULL */
+    bool snapshot;           /* a read transaction (rp_db_read_begin) is open, depth 0 */
     struct {
         const char *module;
         int version;

@@ -301,6 +301,16 @@ static int events_stream(call_t *c)
         after = v;
     }
     /* Without after: from now (what is written next). */
+    /* The stream keeps an access of its own for its life: a remembered token's is the token
+     * cache's, freed once the file changes. */
+    rp_access_t *mine = c->access;
+    if (c->access_kept) {
+        rp_error_t err = {0};
+        if (rp_access_load(h->s, json_string_value(json_object_get(c->who, "user")),
+                           json_string_value(json_object_get(c->who, "role")),
+                           json_string_value(json_object_get(c->who, "team")), &mine, &err))
+            return rp__http_store_problem(c, &err, false);
+    }
     int64_t last = rp_events_last_seq(h->s);
     stream_t *st = h2o_mem_alloc_shared(&c->req->pool, sizeof *st, stream_dispose);
     memset(st, 0, sizeof *st);
@@ -308,7 +318,7 @@ static int events_stream(call_t *c)
     st->gen.stop = on_stop;
     st->req = c->req;
     st->h = h;
-    st->access = c->access; /* kept for the stream's life */
+    st->access = mine; /* kept for the stream's life */
     const char *user = json_string_value(json_object_get(c->who, "user"));
     snprintf(st->user, sizeof st->user, "%s", user ? user : "");
     snprintf(st->session, sizeof st->session, "%s", c->session);

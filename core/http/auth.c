@@ -33,7 +33,8 @@ static client_fails_t *fails_of(rp_http_t *h, const char *addr, bool make)
     client_fails_t *oldest = NULL;
     for (int i = 0; i < FAILS_N; i++) {
         client_fails_t *f = &h->fails[i];
-        if (strcmp(f->addr, addr) == 0)
+        /* Asked on every request: the first byte rules most slots out without a call. */
+        if (f->addr[0] == addr[0] && strcmp(f->addr, addr) == 0)
             return f;
         bool busy = f->blocked_until_ms > now || f->pending > 0;
         if (!oldest || (!busy && (oldest->blocked_until_ms > now || oldest->pending > 0)) ||
@@ -145,7 +146,8 @@ static int take_access(call_t *c)
     }
     const char *user = json_string_value(json_object_get(c->who, "user"));
     snprintf(c->actor, sizeof c->actor, "user:%s", user);
-    if (rp_access_load(c->h->s, user, json_string_value(json_object_get(c->who, "role")),
+    /* Set already when the token's check was remembered (tokencache.c). */
+    if (!c->access && rp_access_load(c->h->s, user, json_string_value(json_object_get(c->who, "role")),
                        json_string_value(json_object_get(c->who, "team")), &c->access, &err))
         return rp__http_store_problem(c, &err, false) - 1;
     c->ctx = (rp_ctx_t){.actor = c->actor, .origin = "api", .access = c->access};
@@ -213,7 +215,6 @@ int rp__http_authenticate(call_t *c)
     int64_t now = rp__http_mono_ms();
     if (throttled(c))
         return -1;
-    client_fails_t *f = fails_of(h, c->key, false);
     const char *auth = rp__http_header(c, H2O_TOKEN_AUTHORIZATION);
     /* A browser's session cookie stands for a token when no token is shown; a token wins, so
      * a script's bearer requests behave the same whatever cookies its client keeps. */
@@ -229,7 +230,8 @@ int rp__http_authenticate(call_t *c)
     while (*token == ' ')
         token++;
     rp_error_t err = {0};
-    if (rp_tokens_check(h->s, token, &c->who, &err)) {
+    bool known = rp__http_known_token(c, token);
+    if (!known && rp_tokens_check(h->s, token, &c->who, &err)) {
         const char *why = strncmp(err.msg, "RP-E", 4) == 0 && strchr(err.msg, ' ')
                               ? strchr(err.msg, ' ') + 1
                               : err.msg;
@@ -242,9 +244,10 @@ int rp__http_authenticate(call_t *c)
     }
     /* A good token does not wipe the failures before it: one valid token must not let a
      * client go on guessing passwords or tokens. They expire with their window. */
-    (void)f;
     if (take_access(c))
         return -1;
+    if (!known)
+        rp__http_know_token(c, token); /* before the use's write ends the snapshot */
     /* The token's use, in the log once a minute at most (not a write per request). */
     int64_t tid = json_integer_value(json_object_get(c->who, "token_id"));
     token_use_t *u = &h->uses[(uint64_t)tid % USES_N];

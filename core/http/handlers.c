@@ -559,11 +559,12 @@ int rp__http_search(call_t *c)
     return rp__http_send_json(c, 200, json_pack("{s:o}", "data", out));
 }
 
+/* Answered from memory, made once: a probe polling it costs no database read (the last
+ * event's number it used to carry is for `rapport events` to tell). */
 int rp__http_health(call_t *c)
 {
-    return rp__http_send_json(c, 200,
-                              json_pack("{s:s,s:s,s:I}", "status", "ok", "version", RP_VERSION,
-                                        "last_event", (json_int_t)rp_events_last_seq(c->h->s)));
+    static const char body[] = "{\"status\":\"ok\",\"version\":\"" RP_VERSION "\"}";
+    return rp__http_send_body(c, 200, "application/json", body, sizeof body - 1);
 }
 
 /* The record a record session acts as ("contact:42"), or NULL for a user. */

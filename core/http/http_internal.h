@@ -25,6 +25,18 @@
 
 #define FAILS_N 256  /* clients whose failed tokens are remembered */
 #define USES_N 64    /* tokens whose last recorded use is remembered */
+#define KNOWN_N 64   /* bearer tokens whose check is remembered (tokencache.c) */
+
+/* A bearer token checked in a snapshot of the database: its user and access stand while the
+ * file has not changed since (tokencache.c). */
+typedef struct known_token {
+    unsigned char key[32]; /* BLAKE2b of the token: the token itself is not kept */
+    bool live;
+    uint32_t version;      /* the snapshot's data version it was read in */
+    int64_t expires_at;    /* the store's ms; 0: never */
+    json_t *who;
+    rp_access_t *access;
+} known_token_t;
 
 typedef struct client_fails {
     char addr[64];
@@ -64,6 +76,7 @@ struct rp_http {
     int conns;
     client_fails_t fails[FAILS_N];
     token_use_t uses[USES_N];
+    known_token_t known[KNOWN_N];
     /* Group commit: the writes of one turn of the loop share a transaction, and their
      * answers wait for its commit. */
     uv_check_t check;
@@ -108,6 +121,7 @@ typedef struct call {
     rp_ctx_t ctx;
     json_t *who;    /* the token's user, once checked */
     rp_access_t *access; /* what that user may do */
+    bool access_kept;    /* access is the token cache's: not freed with the request */
     json_t *params; /* the query string, decoded: {name: value} */
     char session[64]; /* the session cookie's secret, once it let the request in; else "" */
 } call_t;
@@ -314,5 +328,16 @@ json_t *rp__http_openapi(rp_store_t *s, rp_error_t *err);
 /* Declares, at each path's level, the {name} parameters of @p paths (an OpenAPI "paths"
  * object) that it and its operations do not (openapi.c). */
 void rp__http_openapi_path_params(json_t *paths);
+
+/* ---- tokencache.c ---- */
+/** The remembered check of bearer @p token, when the snapshot open now has the version it was
+ *  read in and the token has not expired: c->who (a new reference) and c->access (the
+ *  cache's, c->access_kept) set, true. Otherwise false and nothing set. */
+bool rp__http_known_token(call_t *c, const char *token);
+/** Remembers c->who and c->access for bearer @p token, when the snapshot they were read in is
+ *  still open (no write ended it); c->access becomes the cache's. */
+void rp__http_know_token(call_t *c, const char *token);
+/** Forgets every remembered token (the server's end). */
+void rp__http_known_free(rp_http_t *h);
 
 #endif

@@ -1,7 +1,7 @@
 /*
  * test_db.c — the database room's whole-file operations (rapport/db.h, "whole files"): a copy
  * of a live store taken while another connection writes, checked and read back; the lock that
- * restore takes; the refusals of each call.
+ * restore takes; the refusals of each call; a read snapshot and the write that ends it.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -255,12 +255,91 @@ static void test_lock_file(void **state)
     test_rmdir(dir);
 }
 
+static int64_t contacts(rp_store_t *s)
+{
+    int64_t n = -1;
+    rp_error_t err = {0};
+    assert_int_equal(rp_store_count(s, "contact", NULL, false, &n, &err), 0);
+    return n;
+}
+
+/* A read snapshot (rp_db_read_begin) sees one state until it ends; the first write level ends
+ * it, so the write sees, and works on, what another connection committed meanwhile. */
+static void test_read_snapshot(void **state)
+{
+    (void)state;
+    char dir[64], path[256];
+    test_tmpdb(dir, path, "snap.db");
+    rp_store_opts_t o = {.now_ms = test_now};
+    rp_store_t *s = NULL, *other = NULL;
+    rp_error_t err = {0};
+    assert_int_equal(rp_store_open(path, &o, &s, &err), 0);
+    define(s, "account", account_spec);
+    define(s, "contact", contact_spec);
+    create(s, "contact", "{\"last_name\": \"One\"}");
+    assert_int_equal(rp_store_open(path, &o, &other, &err), 0);
+    rp_db_t *db = rp_store_db(s);
+
+    assert_int_equal(rp_db_read_begin(db, &err), 0);
+    assert_int_equal(rp_db_read_begin(db, &err), 0); /* already open: nothing */
+    assert_int_equal(contacts(s), 1);
+    create(other, "contact", "{\"last_name\": \"Two\"}");
+    assert_int_equal(contacts(s), 1); /* the snapshot's state */
+    rp_db_read_end(db);
+    assert_int_equal(contacts(s), 2);
+
+    /* A write inside a snapshot ends it first: it sees the other's record and commits. */
+    assert_int_equal(rp_db_read_begin(db, &err), 0);
+    assert_int_equal(contacts(s), 2);
+    create(other, "contact", "{\"last_name\": \"Three\"}");
+    create(s, "contact", "{\"last_name\": \"Four\"}");
+    assert_int_equal(rp_db_depth(db), 0);
+    assert_int_equal(contacts(s), 4);
+    rp_db_read_end(db); /* ended already: nothing */
+    assert_int_equal(contacts(other), 4);
+
+    /* The snapshot's version moves with another connection's commits and with this one's,
+     * and only then. */
+    uint32_t v1 = 0, v2 = 0, v3 = 0, v4 = 0;
+    assert_false(rp_db_snapshot_version(db, &v1)); /* none open */
+    assert_int_equal(rp_db_read_begin(db, &err), 0);
+    assert_true(rp_db_snapshot_version(db, &v1));
+    rp_db_read_end(db);
+    create(other, "contact", "{\"last_name\": \"Five\"}");
+    assert_int_equal(rp_db_read_begin(db, &err), 0);
+    assert_true(rp_db_snapshot_version(db, &v2));
+    assert_int_not_equal(v1, v2);
+    create(s, "contact", "{\"last_name\": \"Six\"}"); /* ends the snapshot */
+    assert_false(rp_db_snapshot_version(db, &v3));
+    assert_int_equal(rp_db_read_begin(db, &err), 0);
+    assert_true(rp_db_snapshot_version(db, &v3));
+    assert_int_not_equal(v2, v3);
+    rp_db_read_end(db);
+    assert_int_equal(rp_db_read_begin(db, &err), 0);
+    assert_true(rp_db_snapshot_version(db, &v4));
+    assert_int_equal(v3, v4);
+    rp_db_read_end(db);
+
+    /* Inside a level, a snapshot is not opened (the level's transaction is the snapshot). */
+    assert_int_equal(rp_db_begin(db, &err), 0);
+    assert_int_equal(rp_db_read_begin(db, &err), 0);
+    assert_false(rp_db_snapshot_version(db, &v4));
+    rp_db_read_end(db);
+    assert_int_equal(rp_db_depth(db), 1);
+    assert_int_equal(rp_db_commit(db, &err), 0);
+
+    rp_store_close(other);
+    rp_store_close(s);
+    test_rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_copy_of_a_live_store),
         cmocka_unit_test(test_copy_refusals),
         cmocka_unit_test(test_lock_file),
+        cmocka_unit_test(test_read_snapshot),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -78,7 +78,8 @@ int rp_tokens_list(rp_store_t *s, const char *user, json_t **out, rp_error_t *er
 int rp_tokens_revoke(rp_store_t *s, const rp_ctx_t *ctx, int64_t id, rp_error_t *err);
 
 /**
- * Who @p token is: *who (owned) {user, user_id, role, team, token_id} for a live token of an
+ * Who @p token is: *who (owned) {user, user_id, role, team, token_id, expires_at (the store's ms,
+ * 0: never)} for a live token of an
  * enabled user; otherwise RP_EINVAL with RP-E1901 and a message that says which (unknown,
  * expired, revoked, user disabled) without echoing the token.
  */

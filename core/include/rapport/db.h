@@ -186,6 +186,23 @@ int rp_db_commit(rp_db_t *db, rp_error_t *err);
 int rp_db_rollback(rp_db_t *db, rp_error_t *err);
 /** How many levels are open. */
 int rp_db_depth(const rp_db_t *db);
+/**
+ * Opens a read transaction: every read until rp_db_read_end() sees one snapshot and takes the
+ * database's read lock once, not once per statement (a request that makes several small reads
+ * pays for one). Nothing when a level is open or a snapshot already is (0). The first
+ * rp_db_begin() ends it before taking the write lock, so a write never runs on an old
+ * snapshot (it would fail, not wait, when another process wrote meanwhile).
+ */
+int rp_db_read_begin(rp_db_t *db, rp_error_t *err);
+/** Ends the read transaction rp_db_read_begin() opened, if it is still open. */
+void rp_db_read_end(rp_db_t *db);
+/**
+ * While the snapshot rp_db_read_begin() opened is still open (no write has ended it), true and
+ * in *@p version a number that differs from the one of any snapshot taken before a change to
+ * the file, by this connection or another process: what a cache of rows read in one snapshot
+ * compares to know it is still true. False when no snapshot is open.
+ */
+bool rp_db_snapshot_version(rp_db_t *db, uint32_t *version);
 
 /* --- the budget of a long read ------------------------------------------------------------ */
 
