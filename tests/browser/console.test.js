@@ -7,7 +7,7 @@
 const {chromium} = require('playwright-core');
 
 const base = process.env.RP_URL;
-const {check, finish} = require('./lib');
+const {check, runMain} = require('./lib');
 
 async function main() {
     const browser = await chromium.launch({executablePath: process.env.RP_CHROMIUM});
@@ -118,9 +118,4 @@ async function main() {
     }
 }
 
-main().then(() => {
-    finish();
-}, (e) => {
-    console.error('FAIL: ' + (e && e.stack || e));
-    process.exit(1);
-});
+runMain(main);

@@ -10,7 +10,7 @@ const http = require('http');
 const {chromium} = require('playwright-core');
 
 const base = process.env.RP_URL;
-const {check, finish, run, until, sleep} = require('./lib');
+const {check, run, until, sleep, runMain} = require('./lib');
 
 // A webhook receiver: 404 to the first delivery (a dead letter at once), 200 after.
 function receiver() {
@@ -219,9 +219,4 @@ async function main() {
     }
 }
 
-main().then(() => {
-    finish();
-}, (e) => {
-    console.error('FAIL: ' + (e && e.stack || e));
-    process.exit(1);
-});
+runMain(main);

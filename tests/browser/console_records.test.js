@@ -17,7 +17,7 @@
 const {chromium} = require('playwright-core');
 
 const base = process.env.RP_URL;
-const {check, finish, run} = require('./lib');
+const {check, run, runMain} = require('./lib');
 const {execFileSync} = require('child_process');
 
 const addUser = (name, role, password) =>
@@ -349,9 +349,4 @@ async function main() {
     }
 }
 
-main().then(() => {
-    finish();
-}, (e) => {
-    console.error('FAIL: ' + (e && e.stack || e));
-    process.exit(1);
-});
+runMain(main);

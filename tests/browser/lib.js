@@ -69,4 +69,20 @@ async function shot(page, name) {
                                fullPage: true});
 }
 
-module.exports = {check, finish, sleep, run, freePort, until, tokenInMail, shot};
+// smtpStart(port, maildir): a real SMTP server (Debian's aiosmtpd) delivering to the Maildir;
+// the caller kills it when done.
+function smtpStart(port, maildir) {
+    return require('child_process').spawn('/usr/bin/python3',
+        ['-m', 'aiosmtpd', '-n', '-l', `127.0.0.1:${port}`, '-c', 'aiosmtpd.handlers.Mailbox',
+         maildir], {stdio: 'ignore'});
+}
+
+// runMain(main): runs a test's main, then says the counts; an exception fails the test.
+function runMain(main) {
+    main().then(() => finish(), (e) => {
+        console.error('FAIL: ' + (e && e.stack || e));
+        process.exit(1);
+    });
+}
+
+module.exports = {check, finish, sleep, run, freePort, until, tokenInMail, shot, smtpStart, runMain};

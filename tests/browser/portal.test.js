@@ -4,19 +4,16 @@
 // bar and does not work twice), and signing out shows the sign-in forms again.
 'use strict';
 const {chromium} = require('playwright-core');
-const {spawn} = require('child_process');
 const path = require('path');
 
 const base = process.env.RP_URL;
 const mbox = path.join(process.env.RP_TMP, 'mbox');
-const {check, finish, run, freePort, until, tokenInMail} = require('./lib');
+const {check, run, freePort, until, tokenInMail, runMain, smtpStart} = require('./lib');
 
 
 async function main() {
     const port = await freePort();
-    const smtp = spawn('/usr/bin/python3', ['-m', 'aiosmtpd', '-n', '-l', `127.0.0.1:${port}`,
-                                            '-c', 'aiosmtpd.handlers.Mailbox', mbox],
-                       {stdio: 'ignore'});
+    const smtp = smtpStart(port, mbox);
     const browser = await chromium.launch({executablePath: process.env.RP_CHROMIUM});
     try {
         run('config', 'set', 'mail.smtp.url', JSON.stringify(`smtp://127.0.0.1:${port}`));
@@ -81,9 +78,4 @@ async function main() {
     }
 }
 
-main().then(() => {
-    finish();
-}, (e) => {
-    console.error('FAIL: ' + (e && e.stack || e));
-    process.exit(1);
-});
+runMain(main);

@@ -9,13 +9,12 @@
 // left out. No CSP violation and no script error on any page.
 'use strict';
 const {chromium} = require('playwright-core');
-const {spawn} = require('child_process');
 const fs = require('fs');
 const path = require('path');
 
 const base = process.env.RP_URL;
 const mbox = path.join(process.env.RP_TMP, 'mbox');
-const {check, finish, run, freePort, until, tokenInMail, shot} = require('./lib');
+const {check, run, freePort, until, tokenInMail, shot, runMain, smtpStart} = require('./lib');
 
 function seed() {
     const out = run('eval', `
@@ -36,9 +35,7 @@ const contact = (id) => JSON.parse(run('get', 'contact', String(id)));
 
 async function main() {
     const port = await freePort();
-    const smtp = spawn('/usr/bin/python3', ['-m', 'aiosmtpd', '-n', '-l', `127.0.0.1:${port}`,
-                                            '-c', 'aiosmtpd.handlers.Mailbox', mbox],
-                       {stdio: 'ignore'});
+    const smtp = smtpStart(port, mbox);
     const browser = await chromium.launch({executablePath: process.env.RP_CHROMIUM});
     try {
         run('config', 'set', 'mail.smtp.url', JSON.stringify(`smtp://127.0.0.1:${port}`));
@@ -198,9 +195,4 @@ async function main() {
     }
 }
 
-main().then(() => {
-    finish();
-}, (e) => {
-    console.error('FAIL: ' + (e && e.stack || e));
-    process.exit(1);
-});
+runMain(main);

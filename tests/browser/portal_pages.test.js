@@ -8,12 +8,11 @@
 // violation and no script error on any page.
 'use strict';
 const {chromium} = require('playwright-core');
-const {spawn} = require('child_process');
 const path = require('path');
 
 const base = process.env.RP_URL;
 const mbox = path.join(process.env.RP_TMP, 'mbox');
-const {check, finish, run, freePort, until, tokenInMail, shot} = require('./lib');
+const {check, run, freePort, until, tokenInMail, shot, runMain, smtpStart} = require('./lib');
 
 
 // The customers, their orders, lines, invoice and ticket, and two articles.
@@ -45,9 +44,7 @@ const texts = (page, sel) => page.$$eval(sel, (els) => els.map((e) => e.textCont
 
 async function main() {
     const port = await freePort();
-    const smtp = spawn('/usr/bin/python3', ['-m', 'aiosmtpd', '-n', '-l', `127.0.0.1:${port}`,
-                                            '-c', 'aiosmtpd.handlers.Mailbox', mbox],
-                       {stdio: 'ignore'});
+    const smtp = smtpStart(port, mbox);
     const browser = await chromium.launch({executablePath: process.env.RP_CHROMIUM});
     try {
         run('config', 'set', 'mail.smtp.url', JSON.stringify(`smtp://127.0.0.1:${port}`));
@@ -230,9 +227,4 @@ async function main() {
     }
 }
 
-main().then(() => {
-    finish();
-}, (e) => {
-    console.error('FAIL: ' + (e && e.stack || e));
-    process.exit(1);
-});
+runMain(main);

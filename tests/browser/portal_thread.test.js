@@ -7,13 +7,12 @@
 // address. No CSP violation and no script error on any page.
 'use strict';
 const {chromium} = require('playwright-core');
-const {spawn} = require('child_process');
 const fs = require('fs');
 const path = require('path');
 
 const base = process.env.RP_URL;
 const mbox = path.join(process.env.RP_TMP, 'mbox');
-const {check, finish, run, freePort, until, tokenInMail, shot} = require('./lib');
+const {check, run, freePort, until, tokenInMail, shot, runMain, smtpStart} = require('./lib');
 
 // The subjects of the delivered mails.
 function subjects() {
@@ -52,9 +51,7 @@ const count = (entity) => Number(run('count', entity).trim());
 
 async function main() {
     const port = await freePort();
-    const smtp = spawn('/usr/bin/python3', ['-m', 'aiosmtpd', '-n', '-l', `127.0.0.1:${port}`,
-                                            '-c', 'aiosmtpd.handlers.Mailbox', mbox],
-                       {stdio: 'ignore'});
+    const smtp = smtpStart(port, mbox);
     const browser = await chromium.launch({executablePath: process.env.RP_CHROMIUM});
     try {
         run('config', 'set', 'mail.smtp.url', JSON.stringify(`smtp://127.0.0.1:${port}`));
@@ -184,9 +181,4 @@ return i.channel .. " " .. i.direction .. " " .. i.contact`).trim();
     }
 }
 
-main().then(() => {
-    finish();
-}, (e) => {
-    console.error('FAIL: ' + (e && e.stack || e));
-    process.exit(1);
-});
+runMain(main);
