@@ -146,7 +146,8 @@ void rp__http_add_header(call_t *c, const h2o_token_t *token, const char *value)
 int rp__http_send_body(call_t *c, int status, const char *ctype, const char *body, size_t len);
 
 /** Answers @p status with a problem document (RFC 9457) saying @p detail about @p field
- *  (NULL: none). Returns -1, so a handler can return it. */
+ *  (NULL: none). Returns 0 — the request is answered — so a route handler can return it;
+ *  a step that reports "answered, stop" as -1 returns it minus one (auth.c does). */
 int rp__http_problem(call_t *c, int status, const char *detail, const char *field);
 
 /** rp__http_problem() with a detail made from @p fmt. */
