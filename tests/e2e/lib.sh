@@ -127,6 +127,26 @@ c() {
     head=$(tr -d '\r' < "$tmp/head")
 }
 
+# mail_init: a new database whose mail goes to the SMTP server smtp_start starts on $smtp_port.
+mail_init() {
+    "$RAPPORT" init >/dev/null
+    smtp_port=$(free_port)
+    "$RAPPORT" config set mail.smtp.url "\"smtp://127.0.0.1:$smtp_port\"" >/dev/null
+    "$RAPPORT" config set mail.from '"Support <support@example.com>"' >/dev/null
+}
+
+# portal_serve: starts `rapport serve` (log in $tmp/serve.log; sets serve_pid, port, U) and
+# points the portal's links at it (plugin.portal.url); P is the portal's routes' prefix.
+portal_serve() {
+    "$RAPPORT" serve --listen 127.0.0.1:0 --poll-ms 20 2> "$tmp/serve.log" &
+    serve_pid=$!
+    port=$(listened_port "$tmp/serve.log")
+    check '[ -n "$port" ]' "serve did not say where it listens: $(cat "$tmp/serve.log")"
+    U=http://127.0.0.1:$port
+    "$RAPPORT" config set plugin.portal.url "\"$U\"" >/dev/null
+    P=/api/v1/plugins/portal
+}
+
 # portal_sign_in JAR ADDRESS: signs a portal customer in by the link mailed to ADDRESS (a new
 # one: the token of an earlier mail is not taken) into JAR; prints the session's CSRF token.
 portal_sign_in() {

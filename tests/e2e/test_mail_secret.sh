@@ -25,10 +25,7 @@ field() { "$RAPPORT" get interaction "$1" | python3 -c 'import sys, json; print(
 # wait_for COMMAND WANT: until COMMAND prints WANT (up to 15 s).
 wait_for() { for _ in $(seq 300); do [ "$(eval "$1")" = "$2" ] && return 0; sleep 0.05; done; return 1; }
 
-"$RAPPORT" init >/dev/null
-smtp_port=$(free_port)
-"$RAPPORT" config set mail.smtp.url "\"smtp://127.0.0.1:$smtp_port\"" >/dev/null
-"$RAPPORT" config set mail.from '"Support <support@example.com>"' >/dev/null
+mail_init
 "$RAPPORT" config set plugin.collaborative.retry_base '"1s"' >/dev/null
 "$RAPPORT" create contact '{"first_name": "Sara", "last_name": "Ahmadi", "email": "sara@example.org"}' >/dev/null
 "$RAPPORT" create contact '{"first_name": "Bob", "last_name": "Other", "email": "bob@example.org"}' >/dev/null

@@ -21,10 +21,7 @@ trap '[ -n "$serve_pid" ] && kill -9 $serve_pid 2>/dev/null; [ -n "$smtp_pid" ] 
 export RAPPORT_DB="$tmp/crm.db"
 
 
-"$RAPPORT" init >/dev/null
-smtp_port=$(free_port)
-"$RAPPORT" config set mail.smtp.url "\"smtp://127.0.0.1:$smtp_port\"" >/dev/null
-"$RAPPORT" config set mail.from '"Support <support@example.com>"' >/dev/null
+mail_init
 ids=$("$RAPPORT" eval '
 local a = crm.create("contact", {first_name = "Sara", last_name = "Ahmadi", email = "sara@example.org", phone = "+49 30 1234567"})
 local b = crm.create("contact", {first_name = "Bob", last_name = "Other", email = "bob@example.org"})
@@ -46,13 +43,7 @@ expect 0 '"public": false' -- get mailing_list "$PRIV"
 "$RAPPORT" users add sam --role shipper --password-stdin <<<"sam staff password" >/dev/null
 
 smtp_start
-"$RAPPORT" serve --listen 127.0.0.1:0 --poll-ms 20 2> "$tmp/serve.log" &
-serve_pid=$!
-port=$(listened_port "$tmp/serve.log")
-check '[ -n "$port" ]' "serve did not say where it listens: $(cat "$tmp/serve.log")"
-U=http://127.0.0.1:$port
-"$RAPPORT" config set plugin.portal.url "\"$U\"" >/dev/null
-P=/api/v1/plugins/portal
+portal_serve
 
 etag() { grep -i '^etag:' <<<"$head" | cut -d' ' -f2; }
 sara=$tmp/sara bob=$tmp/bob

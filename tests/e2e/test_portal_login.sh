@@ -18,10 +18,7 @@ trap '[ -n "$serve_pid" ] && kill -9 $serve_pid 2>/dev/null; [ -n "$smtp_pid" ] 
 export RAPPORT_DB="$tmp/crm.db"
 
 
-"$RAPPORT" init >/dev/null
-smtp_port=$(free_port)
-"$RAPPORT" config set mail.smtp.url "\"smtp://127.0.0.1:$smtp_port\"" >/dev/null
-"$RAPPORT" config set mail.from '"Support <support@example.com>"' >/dev/null
+mail_init
 "$RAPPORT" users add ana --role admin --password-stdin <<<"ana staff password" >/dev/null
 ids=$("$RAPPORT" eval '
 local a = crm.create("contact", {first_name = "Sara", last_name = "Ahmadi", email = "sara@example.org"})
@@ -47,13 +44,7 @@ expect 0 '"portal_access": false' -- get contact "$N"
 
 smtp_start
 
-RAPPORT_HTTP_SESSION_MAX_S=600 "$RAPPORT" serve --listen 127.0.0.1:0 --poll-ms 20 2> "$tmp/serve.log" &
-serve_pid=$!
-port=$(listened_port "$tmp/serve.log")
-check '[ -n "$port" ]' "serve did not say where it listens: $(cat "$tmp/serve.log")"
-U=http://127.0.0.1:$port
-"$RAPPORT" config set plugin.portal.url "\"$U\"" >/dev/null
-P=/api/v1/plugins/portal
+RAPPORT_HTTP_SESSION_MAX_S=600 portal_serve
 
 csrf_of() { grep -o '"csrf":"[0-9a-f]*"' <<<"$1" | cut -d'"' -f4; }
 

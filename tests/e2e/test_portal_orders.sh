@@ -27,10 +27,7 @@ trap '[ -n "$serve_pid" ] && kill $serve_pid 2>/dev/null; [ -n "$smtp_pid" ] && 
 export RAPPORT_DB="$tmp/crm.db"
 
 
-"$RAPPORT" init >/dev/null
-smtp_port=$(free_port)
-"$RAPPORT" config set mail.smtp.url "\"smtp://127.0.0.1:$smtp_port\"" >/dev/null
-"$RAPPORT" config set mail.from '"Support <support@example.com>"' >/dev/null
+mail_init
 ids=$("$RAPPORT" eval '
 local a = crm.create("contact", {first_name = "Sara", last_name = "Ahmadi", email = "sara@example.org", portal_access = true})
 local b = crm.create("contact", {first_name = "Bob", last_name = "Other", email = "bob@example.org", portal_access = true})
@@ -48,13 +45,7 @@ read -r A B OA OB TA TB <<<"$ids"
 check '[ -n "${TB:-}" ]' "the seed failed: $ids"
 
 smtp_start
-"$RAPPORT" serve --listen 127.0.0.1:0 --poll-ms 20 2> "$tmp/serve.log" &
-serve_pid=$!
-port=$(listened_port "$tmp/serve.log")
-check '[ -n "$port" ]' "serve did not say where it listens: $(cat "$tmp/serve.log")"
-U=http://127.0.0.1:$port
-"$RAPPORT" config set plugin.portal.url "\"$U\"" >/dev/null
-P=/api/v1/plugins/portal
+portal_serve
 
 portal_sign_in "$tmp/a" sara@example.org > "$tmp/csrf" && mv "$tmp/csrf" "$tmp/a".csrf
 portal_sign_in "$tmp/b" bob@example.org > "$tmp/csrf" && mv "$tmp/csrf" "$tmp/b".csrf

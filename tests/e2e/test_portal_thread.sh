@@ -28,10 +28,7 @@ for f in sorted(glob.glob(sys.argv[1] + "/new/*")):
 # wait_subject TEXT: waits (up to 10 s) for a mail whose subject holds TEXT.
 wait_subject() { for _ in $(seq 200); do subjects | grep -qF -- "$1" && return 0; sleep 0.05; done; return 1; }
 
-"$RAPPORT" init >/dev/null
-smtp_port=$(free_port)
-"$RAPPORT" config set mail.smtp.url "\"smtp://127.0.0.1:$smtp_port\"" >/dev/null
-"$RAPPORT" config set mail.from '"Support <support@example.com>"' >/dev/null
+mail_init
 "$RAPPORT" config set plugin.portal.attachment_max_bytes 200000 >/dev/null
 "$RAPPORT" config set plugin.portal.attachment_max_count 2 >/dev/null
 "$RAPPORT" config set plugin.portal.answers_per_minute 100 >/dev/null
@@ -46,13 +43,7 @@ read -r A B <<<"$ids"
 check '[ -n "${B:-}" ]' "the seed failed: $ids"
 
 smtp_start
-"$RAPPORT" serve --listen 127.0.0.1:0 --poll-ms 20 2> "$tmp/serve.log" &
-serve_pid=$!
-port=$(listened_port "$tmp/serve.log")
-check '[ -n "$port" ]' "serve did not say where it listens: $(cat "$tmp/serve.log")"
-U=http://127.0.0.1:$port
-"$RAPPORT" config set plugin.portal.url "\"$U\"" >/dev/null
-P=/api/v1/plugins/portal
+portal_serve
 T=/api/v1/plugins/collaborative/thread/ticket
 D=/api/v1/plugins/collaborative/attachments
 
