@@ -97,7 +97,7 @@ async function main() {
 
         // The picker: contacts among the entities; its link opens the list.
         await page.click('#nav a[data-page="records"]');
-        await page.waitForSelector('#records-entities');
+        await page.waitForSelector('#records-entities a[href="#records/contact"]');
         const entities = await page.$$eval('#records-entities a', (as) => as.map((a) => a.textContent));
         check(entities.includes('contact') && entities.includes('deal') && entities.includes('pet'),
               'the picker lists the entities', entities);

@@ -71,13 +71,19 @@
         const first = [...pages.entries()].filter(([, p]) => p.label && (!p.when || p.when(who)))
             .sort((a, b) => a[1].order - b[1].order)[0];
         const name = parts[0] || (first && first[0]) || 'home';
-        const view = $('view');
+        // The default page names itself in the fragment without a second route (replaceState
+        // fires no hashchange), so its own link in the bar does not draw it again.
+        if (!parts.length && pages.has(name))
+            history.replaceState(null, '', '#' + name);
+        // Each route draws into a box of its own: a page still waiting on the API when the
+        // user moves on draws into a box no longer shown, never into the next page.
+        const view = el('div', {class: 'page'});
+        $('view').replaceChildren(view);
         say('');
         notice('');
         current = name;
         drawNav();
         const p = pages.get(name);
-        view.replaceChildren();
         if (!p) {
             view.append(el('p', {class: 'error', text: I18n.t('page.unknown', {name})}));
             return;
@@ -85,7 +91,8 @@
         try {
             await p.render(view, parts.slice(1));
         } catch (e) {
-            say(String(e && e.message ? e.message : e));
+            if (view.isConnected)
+                say(String(e && e.message ? e.message : e));
         }
     }
 
