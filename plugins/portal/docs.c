@@ -34,7 +34,7 @@ static const struct {
      "\"description\": \"The password is checked off the event loop: poll login/finish with "
      "the ticket.\", " BODY(STR("email") ", " STR("password"), "\"email\", \"password\"")
      ", \"responses\": {" R("202", "{ticket, retry_ms}") ", " R("429", "too many attempts")
-     "}}"},
+     ", " R("503", "{retry_ms}: every check slot is busy; not the client's doing") "}}"},
     {"POST", "login/finish",
      "{\"summary\": \"How a password sign-in went\", " BODY(STR("ticket"), "\"ticket\"")
      ", \"responses\": {" R("200", "{principal, role, csrf}: the session cookie is set") ", "

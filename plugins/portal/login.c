@@ -303,6 +303,8 @@ static int route_token(rapport_host *h, const rapport_api *api, const rapport_re
 enum { CHECKS = 128, CHECK_TTL_MS = 60000 };
 enum { CHECK_FREE = 0, CHECK_PENDING, CHECK_OK, CHECK_FAILED };
 
+typedef struct work work_t;
+
 typedef struct {
     char key[80];     /* "ticket:" and the hash of the ticket */
     int state;
@@ -310,18 +312,50 @@ typedef struct {
     int64_t id;       /* the contact, or 0 for an address that signs no one in */
     int64_t at_ms;
     char client_key[200], address_key[300];
+    uint64_t client;  /* a hash of client_key, for the turns below */
+    uint64_t tag;     /* its turn: checks start in the order of their tags */
+    work_t *waiting;  /* the check, while it waits for a worker (NULL once it is handed on) */
 } check_t;
 
 static check_t checks[CHECKS]; /* touched on the loop only */
 
-typedef struct {
+struct work {
     int slot;
     unsigned gen;
     char hash[crypto_pwhash_STRBYTES]; /* "" when the address has no password */
     char *password;
     size_t len;
     bool ok;
-} work_t;
+};
+
+/* Checks take turns by client, not by arrival (start-time fair queueing): a check's tag is one
+ * past the later of the last tag handed to a worker and its client's own last tag, and the
+ * waiting check with the lowest tag goes next. A flood from a few clients fills the queue with
+ * their tags; a customer arriving behind it waits for about one check per flooding client, not
+ * for the whole flood. At most RUNNING checks are with the workers at once, so the engine's
+ * shared pool stays free for the other plugins' work (the mail) however long the queue. */
+enum { RUNNING = 2 };
+static int running;
+static uint64_t vtime; /* the tag of the last check handed to a worker */
+static bool stopped;
+
+static uint64_t client_hash(const char *key)
+{
+    uint64_t x = 1469598103934665603ull;
+    for (const unsigned char *p = (const unsigned char *)key; *p; p++)
+        x = (x ^ *p) * 1099511628211ull;
+    return x;
+}
+
+/* The tag of a new check from @p client: its client's checks still held go first. */
+static uint64_t next_tag(uint64_t client)
+{
+    uint64_t t = vtime;
+    for (int i = 0; i < CHECKS; i++)
+        if (checks[i].state != CHECK_FREE && checks[i].client == client && checks[i].tag > t)
+            t = checks[i].tag;
+    return t + 1;
+}
 
 static void check_work(void *ud)
 {
@@ -340,16 +374,59 @@ static void check_work(void *ud)
     sodium_memzero(w->password, w->len);
 }
 
+static void work_free(work_t *w)
+{
+    sodium_memzero(w->password, w->len);
+    free(w->password);
+    sodium_memzero(w, sizeof *w);
+    free(w);
+}
+
+static void pump(rapport_host *h, const rapport_api *api);
+
 static void check_done(rapport_host *h, const rapport_api *api, void *ud)
 {
     work_t *w = ud;
     check_t *c = &checks[w->slot];
-    (void)h, (void)api;
     if (c->gen == w->gen && c->state == CHECK_PENDING)
         c->state = w->ok && c->id ? CHECK_OK : CHECK_FAILED;
-    free(w->password);
-    sodium_memzero(w, sizeof *w);
-    free(w);
+    work_free(w);
+    running--;
+    pump(h, api);
+}
+
+/* Hands waiting checks to the workers, lowest tag first, while fewer than RUNNING are there.
+ * A check the pool refuses is answered as failed (its page asks again and is told). */
+static void pump(rapport_host *h, const rapport_api *api)
+{
+    while (!stopped && running < RUNNING) {
+        check_t *next = NULL;
+        for (int i = 0; i < CHECKS; i++)
+            if (checks[i].waiting && (!next || checks[i].tag < next->tag))
+                next = &checks[i];
+        if (!next)
+            return;
+        work_t *w = next->waiting;
+        next->waiting = NULL;
+        if (next->tag > vtime)
+            vtime = next->tag;
+        running++;
+        if (api->offload(h, check_work, check_done, w)) {
+            running--;
+            next->state = CHECK_FAILED;
+            work_free(w);
+        }
+    }
+}
+
+void pt_login_fini(void)
+{
+    stopped = true;
+    for (int i = 0; i < CHECKS; i++)
+        if (checks[i].waiting) {
+            work_free(checks[i].waiting);
+            checks[i].waiting = NULL;
+        }
 }
 
 /* A free slot (or one whose check is long over); when every slot is taken, the oldest finished
@@ -395,9 +472,16 @@ static int route_password_login(rapport_host *h, const rapport_api *api,
     snprintf(ck, sizeof ck, "password-client:%s", who);
     snprintf(ak, sizeof ak, "password-address:%s", addr);
     if (pt_limited(ck, lim.max_failures * 4, lim.window_ms, now) ||
-        pt_limited(ak, lim.max_failures, lim.window_ms, now) || !c) {
+        pt_limited(ak, lim.max_failures, lim.window_ms, now)) {
         json_decref(b);
         return too_many(api, status, body, lim.window_ms);
+    }
+    if (!c) {
+        /* Not this client's doing: every slot holds a check under way. */
+        json_decref(b);
+        return answer(api, status, body, 503,
+                      json_pack("{s:s,s:i}", "detail", "too many sign-ins are being checked "
+                                "right now; try again in a moment", "retry_ms", 1000));
     }
     work_t *w = calloc(1, sizeof *w);
     char *pw = w ? strdup(password) : NULL;
@@ -413,7 +497,10 @@ static int route_password_login(rapport_host *h, const rapport_api *api,
     bool has = hash && strlen(hash) < sizeof w->hash;
     char ticket[64];
     random_text(ticket);
-    *c = (check_t){.state = CHECK_PENDING, .gen = c->gen + 1, .id = has ? id : 0, .at_ms = now};
+    uint64_t client = client_hash(ck);
+    uint64_t tag = next_tag(client);
+    *c = (check_t){.state = CHECK_PENDING, .gen = c->gen + 1, .id = has ? id : 0, .at_ms = now,
+                   .client = client, .tag = tag, .waiting = w};
     secret_name("ticket:", ticket, c->key, sizeof c->key);
     snprintf(c->client_key, sizeof c->client_key, "%s", ck);
     snprintf(c->address_key, sizeof c->address_key, "%s", ak);
@@ -421,13 +508,7 @@ static int route_password_login(rapport_host *h, const rapport_api *api,
     if (has)
         snprintf(w->hash, sizeof w->hash, "%s", hash);
     api->free(hash);
-    if (api->offload(h, check_work, check_done, w)) {
-        c->state = CHECK_FREE;
-        sodium_memzero(pw, strlen(pw));
-        free(pw);
-        free(w);
-        return pt_fail(err, errlen, RAPPORT_EIO, "%s", api->last_error(h));
-    }
+    pump(h, api);
     /* Counted now, taken back when the password was right (login/finish): a check takes
      * tens of milliseconds, and a burst sent before the first ended must not get more tries
      * than the limit. */
@@ -698,6 +779,7 @@ int pt_login_init(rapport_host *h, char *err, size_t errlen)
 {
     if (sodium_init() < 0)
         return pt_fail(err, errlen, RAPPORT_EIO, "libsodium cannot start");
+    stopped = false;
     const rapport_api *api = pt_api;
     if (api->public_route(h, "POST", "login/link", route_link, NULL) ||
         api->public_route(h, "POST", "login/token", route_token, NULL) ||

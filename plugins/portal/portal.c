@@ -246,6 +246,12 @@ static int init(rapport_host *h, const rapport_api *api, char *err, size_t errle
     return 0;
 }
 
+static void fini(rapport_host *h, const rapport_api *api)
+{
+    (void)h, (void)api;
+    pt_login_fini();
+}
+
 static const rapport_dep deps[] = {{"operational", "0.2.0"}, {"collaborative", NULL}, {NULL, NULL}};
 
 static const rapport_plugin descriptor = {
@@ -255,7 +261,7 @@ static const rapport_plugin descriptor = {
     .description = "the customer portal: contacts signing in by a mailed link or a password",
     .requires = deps,
     .init = init,
-    .fini = NULL,
+    .fini = fini,
 };
 
 RAPPORT_EXPORT const rapport_plugin *rapport_plugin_entry(void)

@@ -57,6 +57,8 @@ void pt_uncount(const char *key);
 
 /** Registers the sign-in routes and the link-mail job. */
 int pt_login_init(rapport_host *h, char *err, size_t errlen);
+/* Drops the password checks still waiting for a worker (the plugin's fini). */
+void pt_login_fini(void);
 
 /* ---- account.c: consent, forget me, the privacy policy ----------------------------------- */
 

@@ -75,6 +75,11 @@
 
     async function withPassword(email, password) {
         let r = await Rapport.call('POST', P + '/login/password', {email, password});
+        // 503: every check is busy (someone else's flood); the page tries again a few times.
+        for (let i = 0; r.status === 503 && i < 10; i++) {
+            await sleep((r.data && r.data.retry_ms) || 1000);
+            r = await Rapport.call('POST', P + '/login/password', {email, password});
+        }
         const ticket = r.status === 202 ? r.data.ticket : null;
         for (let i = 0; ticket && i < 100; i++) {
             await sleep(r.data.retry_ms || 200);
