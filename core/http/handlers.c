@@ -16,6 +16,7 @@
 #include "rapport/auth.h"
 #include "rapport/events.h"
 #include "rapport/http.h"
+#include "rapport/jsontext.h"
 
 #include "http_internal.h"
 
@@ -29,15 +30,11 @@ static void wrote(call_t *c)
 }
 
 /* The typed value of filter text @p v for field @p name of @p fields (the entity's schema). */
-static json_t *typed_value(json_t *fields, const char *name, const char *v)
+static json_t *typed_value(rp_store_t *s, const char *entity, const char *name, const char *v)
 {
-    static const char *const ints[] = {"id", "version", NULL};
-    const char *type = json_string_value(json_object_get(json_object_get(fields, name), "type"));
-    for (int i = 0; ints[i]; i++)
-        if (strcmp(name, ints[i]) == 0)
-            type = "integer";
-    if (type && (!strcmp(type, "integer") || !strcmp(type, "ref") || !strcmp(type, "real") ||
-                 !strcmp(type, "boolean"))) {
+    int type = RP_T_TEXT;
+    if (rp_store_field_type(s, entity, name, &type) &&
+        (type == RP_T_INTEGER || type == RP_T_REF || type == RP_T_REAL || type == RP_T_BOOLEAN)) {
         json_t *j = json_loads(v, JSON_DECODE_ANY, NULL);
         if (j && (json_is_number(j) || json_is_boolean(j)))
             return j;
@@ -55,12 +52,16 @@ static int query_where(call_t *c, const char *entity, const char *const *reserve
 {
     *out = NULL;
     rp_error_t err = {0};
-    json_t *schema = rp_store_schema(c->h->s, entity, &err);
-    if (!schema) {
-        rp__http_store_problem(c, &err, true);
-        return -1;
+    if (!rp_store_has_entity(c->h->s, entity)) {
+        /* Not known here: defined by another process since (the schema reads it again), or
+         * not at all (its problem answered). */
+        json_t *schema = rp_store_schema(c->h->s, entity, &err);
+        if (!schema) {
+            rp__http_store_problem(c, &err, true);
+            return -1;
+        }
+        json_decref(schema);
     }
-    json_t *fields = json_object_get(schema, "fields");
     json_t *where = json_object();
     const char *wtext = rp__http_param(c, "where");
     if (wtext) {
@@ -69,7 +70,6 @@ static int query_where(call_t *c, const char *entity, const char *const *reserve
         if (!json_is_object(w)) {
             json_decref(w);
             json_decref(where);
-            json_decref(schema);
             rp__http_problemf(c, 400, "where",
                               "where must be a JSON object filter (column %d: %s)", je.column,
                               w ? "not an object" : je.text);
@@ -85,9 +85,8 @@ static int query_where(call_t *c, const char *entity, const char *const *reserve
         for (int i = 0; reserved[i]; i++)
             skip |= strcmp(k, reserved[i]) == 0;
         if (!skip)
-            json_object_set_new(where, k, typed_value(fields, k, json_string_value(v)));
+            json_object_set_new(where, k, typed_value(c->h->s, entity, k, json_string_value(v)));
     }
-    json_decref(schema);
     if (json_object_size(where))
         *out = where;
     else
@@ -136,15 +135,30 @@ int rp__http_list(call_t *c, const char *entity)
         q.fields = flist;
     }
     q.where = where;
-    json_t *out = NULL;
+    /* The page is written straight from the rows: {"data": [...], "next": cursor-or-null}. */
+    rp_jtext_t page = {0};
+    rp_jt_lit(&page, "{\"data\":");
     char *next = NULL;
     rp_error_t err = {0};
-    int rc = rp_store_find(c->h->s, &q, &out, &next, &err);
+    int rc = rp_store_find_text(c->h->s, &q, &page, &next, &err);
     free(fbuf);
     json_decref(where);
-    if (rc)
+    if (rc) {
+        rp_jt_free(&page);
         return rp__http_store_problem(c, &err, true);
-    return rp__http_send_page(c, out, next);
+    }
+    rp_jt_lit(&page, ",\"next\":");
+    if (next)
+        rp_jt_str(&page, next, strlen(next));
+    else
+        rp_jt_lit(&page, "null");
+    rp_jt_lit(&page, "}");
+    free(next);
+    size_t n = 0;
+    char *body = rp_jt_take(&page, &n);
+    if (!body)
+        return rp__http_problem(c, 500, "out of memory", NULL);
+    return rp__http_send_owned(c, 200, "application/json", body, n);
 }
 
 /* Splits the comma list @p text (copied into @p buf) into @p out, NULL-terminated; more than

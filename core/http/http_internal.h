@@ -144,6 +144,8 @@ void rp__http_add_header(call_t *c, const h2o_token_t *token, const char *value)
 /** Answers @p status with @p len bytes of @p body (copied) of type @p ctype (NULL: none); held
  *  until the commit while a group of writes is open. Returns 0. */
 int rp__http_send_body(call_t *c, int status, const char *ctype, const char *body, size_t len);
+/* As rp__http_send_body, taking @p body (malloc'd) instead of copying it. */
+int rp__http_send_owned(call_t *c, int status, const char *ctype, char *body, size_t len);
 
 /** Answers @p status with a problem document (RFC 9457) saying @p detail about @p field
  *  (NULL: none). Returns 0 — the request is answered — so a route handler can return it;

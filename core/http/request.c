@@ -16,6 +16,7 @@
 #include "rapport/auth.h"
 #include "rapport/events.h"
 #include "rapport/http.h"
+#include "rapport/jsontext.h"
 
 #include "http_internal.h"
 
@@ -92,6 +93,39 @@ int rp__http_send_body(call_t *c, int status, const char *ctype, const char *bod
     *p->guard = p;
     *h->pend_tail = p;
     h->pend_tail = &p->next;
+    return 0;
+}
+
+static void owned_dispose(void *p)
+{
+    free(*(char **)p);
+}
+
+int rp__http_send_owned(call_t *c, int status, const char *ctype, char *body, size_t len)
+{
+    h2o_req_t *req = c->req;
+    if (c->h->group) {
+        rp__http_send_body(c, status, ctype, body, len);
+        free(body);
+        return 0;
+    }
+    char **slot = h2o_mem_alloc_shared(&req->pool, sizeof *slot, owned_dispose);
+    *slot = body;
+    req->res.status = status;
+    req->res.reason = reason(status);
+    if (ctype)
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, ctype,
+                       strlen(ctype));
+    if (status != 304 && status != 204)
+        req->res.content_length = len;
+    /* As h2o_send_inline, without its copy: the body is the pool's now, freed with it. */
+    static h2o_generator_t generator = {NULL, NULL};
+    h2o_start_response(req, &generator);
+    h2o_iovec_t buf = h2o_iovec_init(body, len);
+    if (h2o_memis(req->input.method.base, req->input.method.len, H2O_STRLIT("HEAD")))
+        h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
+    else
+        h2o_send(req, &buf, 1, H2O_SEND_STATE_FINAL);
     return 0;
 }
 
@@ -269,13 +303,12 @@ int rp__http_store_problem(call_t *c, const rp_error_t *err, bool query)
 /* Answers @p status with @p j (stolen). */
 int rp__http_send_json(call_t *c, int status, json_t *j)
 {
-    char *body = j ? json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    size_t n = 0;
+    char *body = j ? rp_json_text(j, &n) : NULL;
     json_decref(j);
     if (!body)
         return rp__http_problem(c, 500, "out of memory", NULL);
-    rp__http_send_body(c, status, "application/json", body, strlen(body));
-    free(body);
-    return 0;
+    return rp__http_send_owned(c, status, "application/json", body, n);
 }
 
 /* {"data": data, "next": next-or-null}; both stolen. */

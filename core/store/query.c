@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "filter.h"
+#include "rapport/decimal.h"
+#include "rapport/jsontext.h"
 
 #define MAX_ORDER 8    /* Sort keys. */
 
@@ -197,9 +199,129 @@ out:
 }
 
 
-int rp_store_find(rp_store_t *s, const rp_query_t *qq, json_t **out, char **next, rp_error_t *err)
+/* ---- rows written as JSON text ----------------------------------------------------------- */
+
+static const char *const sys_names[RP__NSYS] = {"id",         "created_at", "updated_at", "version",
+                                                "created_by", "updated_by", "deleted_at"};
+
+/* A page's columns, each with its key written once: ',"name":' (the first without its comma). */
+typedef struct {
+    int col;
+    const rp__field_t *f; /* NULL for a system column */
+    unsigned char klen;
+    char key[72];
+} tcol_t;
+
+typedef struct {
+    int n;
+    tcol_t c[];
+} tplan_t;
+
+/* Which columns a page shows @p a, as rp__record_from_row and rp__access_redact together would
+ * leave them: the names of a record with every column, put through the redaction itself, so
+ * the two ways agree whatever the rules. NULL when a record principal reads: its actors are
+ * masked per record, so its page goes through the records. */
+static tplan_t *text_plan(rp__entity_t *e, const rp_access_t *a, const char **fields)
 {
-    *out = NULL;
+    int64_t pid = 0;
+    if (a && (!rp__authorizer ||
+              (rp__authorizer->principal && rp__authorizer->principal(a, &pid))))
+        return NULL;
+    int n = RP__NSYS + e->nfields;
+    tplan_t *plan = calloc(1, sizeof *plan + (size_t)n * sizeof plan->c[0]);
+    json_t *probe = json_object();
+    if (!plan || !probe) {
+        free(plan);
+        json_decref(probe);
+        return NULL;
+    }
+    for (int i = 0; i < n; i++) {
+        const char *name = i < RP__NSYS ? sys_names[i] : e->fields[i - RP__NSYS].name;
+        bool always = i == 0 || i == 3; /* id and version travel with every record */
+        bool want = always || !fields;
+        for (int k = 0; !want && fields[k]; k++)
+            want = strcmp(fields[k], name) == 0;
+        if (want)
+            json_object_set_new_nocheck(probe, name, json_null());
+    }
+    rp__access_redact(a, e->name, probe);
+    for (int i = 0; i < n; i++) {
+        const char *name = i < RP__NSYS ? sys_names[i] : e->fields[i - RP__NSYS].name;
+        if (!json_object_get(probe, name))
+            continue;
+        tcol_t *c = &plan->c[plan->n++];
+        c->col = i;
+        c->f = i < RP__NSYS ? NULL : &e->fields[i - RP__NSYS];
+        /* Names are registry names ([a-z0-9_], 48 bytes at most): nothing to escape. A name
+         * that does not fit sends the page through the records. */
+        int k = snprintf(c->key, sizeof c->key, ",\"%s\":", name);
+        if (k <= 0 || (size_t)k >= sizeof c->key) {
+            json_decref(probe);
+            free(plan);
+            return NULL;
+        }
+        c->klen = (unsigned char)k;
+    }
+    json_decref(probe);
+    return plan;
+}
+
+/* Column @p col of the row as rp__value_column's value would be written. */
+static void text_value(rp_jtext_t *out, rp_db_stmt_t *st, int col, const rp__field_t *f)
+{
+    if (rp_db_col_type(st, col) == RP_DB_NULL) {
+        rp_jt_raw(out, "null", 4);
+        return;
+    }
+    switch (f ? f->type : RP_T_TEXT) {
+    case RP_T_INTEGER:
+    case RP_T_REF:
+        rp_jt_int(out, rp_db_col_int(st, col));
+        return;
+    case RP_T_REAL:
+        rp_jt_real(out, rp_db_col_float(st, col));
+        return;
+    case RP_T_BOOLEAN:
+        rp_jt_raw(out, rp_db_col_int(st, col) ? "true" : "false",
+                  rp_db_col_int(st, col) ? 4 : 5);
+        return;
+    case RP_T_DECIMAL: {
+        char buf[40];
+        rp_dec_format(rp_db_col_int(st, col), f->scale, buf, sizeof buf);
+        rp_jt_str(out, buf, strlen(buf));
+        return;
+    }
+    case RP_T_JSON: {
+        /* Read and written again, as the record would be: whatever the column holds, the
+         * page stays JSON. */
+        json_t *v = rp__value_column(st, col, f);
+        rp_jt_value(out, v);
+        json_decref(v);
+        return;
+    }
+    default:
+        rp_jt_str(out, rp_db_col_text(st, col), (size_t)rp_db_col_bytes(st, col));
+    }
+}
+
+static void text_row(rp_jtext_t *out, rp_db_stmt_t *st, const tplan_t *plan)
+{
+    rp_jt_raw(out, "{", 1);
+    for (int i = 0; i < plan->n; i++) {
+        const tcol_t *c = &plan->c[i];
+        rp_jt_raw(out, c->key + (i == 0), c->klen - (i == 0));
+        if (c->col == 0 || c->col == 3)
+            rp_jt_int(out, rp_db_col_int(st, c->col));
+        else
+            text_value(out, st, c->col, c->f);
+    }
+    rp_jt_raw(out, "}", 1);
+}
+
+/* The page of @p qq, as records into @p arr or as text into @p text. */
+static int find(rp_store_t *s, const rp_query_t *qq, json_t *arr, rp_jtext_t *text, char **next,
+                rp_error_t *err)
+{
     if (next)
         *next = NULL;
     rp__entity_t *e = rp__entity_req(s, qq->entity, err);
@@ -254,8 +376,14 @@ int rp_store_find(rp_store_t *s, const rp_query_t *qq, json_t **out, char **next
         rp_db_reset(st);
         goto out;
     }
-    json_t *arr = json_array();
-    int64_t count = 0;
+    /* Text: written straight from the rows where the plan allows, else through the records. */
+    tplan_t *plan = text ? text_plan(e, a, qq->fields) : NULL;
+    if (text) {
+        rp_jt_reserve(text, (size_t)(limit < 64 ? limit : 64) * 1024);
+        rp_jt_raw(text, "[", 1);
+    }
+    int64_t count = 0, last_id = 0;
+    json_t *last = NULL; /* the last record built, for the cursor */
     bool more = false;
     int src;
     rp_db_stmt_t *was_reading = rp__reading(s, st);
@@ -264,9 +392,22 @@ int rp_store_find(rp_store_t *s, const rp_query_t *qq, json_t **out, char **next
             more = true; /* one row more than asked for: there is a next page */
             break;
         }
-        json_t *rec = rp__record_from_row(e, st, qq->fields);
-        rp__access_redact(a, e->name, rec);
-        json_array_append_new(arr, rec);
+        if (text && count)
+            rp_jt_raw(text, ",", 1);
+        last_id = rp_db_col_int(st, 0);
+        if (plan) {
+            text_row(text, st, plan);
+        } else {
+            json_t *rec = rp__record_from_row(e, st, qq->fields);
+            rp__access_redact(a, e->name, rec);
+            if (text)
+                rp_jt_value(text, rec);
+            json_decref(last);
+            last = json_incref(rec);
+            if (arr)
+                json_array_append(arr, rec);
+            json_decref(rec);
+        }
         count++;
         /* Big records cost their conversion here, between the database's steps. */
         if (count % 32 == 0 && rp__over_budget(s, NULL)) {
@@ -277,31 +418,52 @@ int rp_store_find(rp_store_t *s, const rp_query_t *qq, json_t **out, char **next
     }
     rp__reading(s, was_reading);
     rp_db_reset(st);
-    if (more && next) {
+    free(plan);
+    if (text)
+        rp_jt_raw(text, "]", 1);
+    if (src == RP_DB_ROW)
+        src = RP_DB_DONE;
+    if (src == RP_DB_DONE && more && next) {
         /* After the reset: reading the last row whole may prepare another statement. */
-        json_t *last = json_array_get(arr, (size_t)count - 1);
-        json_t *full = qq->fields || a ? NULL : json_incref(last);
+        json_t *full = qq->fields || a || !last ? NULL : json_incref(last);
         if (!full)
-            rp__record_load(s, e, json_integer_value(json_object_get(last, "id")), NULL, &full,
-                            NULL);
+            rp__record_load(s, e, last_id, NULL, &full, NULL);
         *next = full ? make_cursor(qq->order, keys, nkeys, full) : NULL;
         json_decref(full);
     }
-    if (src == RP_DB_ROW)
-        src = RP_DB_DONE;
-    if (src != RP_DB_ROW && src != RP_DB_DONE) {
-        json_decref(arr);
-        if (next) {
-            free(*next);
-            *next = NULL;
-        }
+    json_decref(last);
+    if (src != RP_DB_DONE) {
         rc = rp__dberr(s, src, "query failed", err);
         goto out;
     }
-    *out = arr;
+    if (text && text->oom)
+        rc = rp_error_set(err, RP_ENOMEM, 0, "out of memory");
 out:
     rp__qb_free(&q);
     return rc;
+}
+
+int rp_store_find(rp_store_t *s, const rp_query_t *qq, json_t **out, char **next, rp_error_t *err)
+{
+    json_t *arr = json_array();
+    *out = NULL;
+    if (!arr) {
+        if (next)
+            *next = NULL;
+        return rp_error_set(err, RP_ENOMEM, 0, "out of memory");
+    }
+    int rc = find(s, qq, arr, NULL, next, err);
+    if (rc)
+        json_decref(arr);
+    else
+        *out = arr;
+    return rc;
+}
+
+int rp_store_find_text(rp_store_t *s, const rp_query_t *qq, rp_jtext_t *out, char **next,
+                       rp_error_t *err)
+{
+    return find(s, qq, NULL, out, next, err);
 }
 
 int rp_store_count(rp_store_t *s, const char *entity, json_t *where, bool with_deleted,

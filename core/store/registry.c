@@ -75,6 +75,20 @@ bool rp_store_has_field(const rp_store_t *s, const char *entity, const char *fie
     return e && field && (rp__field(e, field) || rp__is_system_field(field));
 }
 
+bool rp_store_field_type(const rp_store_t *s, const char *entity, const char *field, int *type)
+{
+    rp__entity_t *e = rp__entity(s, entity);
+    const rp__field_t *f = e && field ? rp__field(e, field) : NULL;
+    if (f)
+        *type = (int)f->type;
+    else if (e && field && rp__is_system_field(field))
+        *type = strcmp(field, "id") == 0 || strcmp(field, "version") == 0 ? RP_T_INTEGER
+                                                                          : RP_T_TEXT;
+    else
+        return false;
+    return true;
+}
+
 static const char *const type_names[] = {"text", "integer", "real",  "decimal", "boolean",
                                           "date", "datetime", "enum", "ref",     "json",
                                           "email", "phone",   "url"};

@@ -351,6 +351,10 @@ bool rp_store_has_entity(const rp_store_t *s, const char *name);
 bool rp_store_name_ok(const char *name);
 /** Whether @p entity is defined and has a field @p field (system fields included). */
 bool rp_store_has_field(const rp_store_t *s, const char *entity, const char *field);
+/** The type of field @p field of @p entity into *type (id and version: integer; the other
+ *  system fields: text); false when there is no such field. */
+bool rp_store_field_type(const rp_store_t *s, const char *entity, const char *field,
+                         int *type);
 
 /**
  * The registry as JSON: {entity: {"label":…, "owner":…, "fields": {name: field_spec}}} for all
@@ -558,6 +562,16 @@ typedef struct rp_query {
  * cursor for the following page (owned: free()) or NULL when this page was the last.
  */
 int rp_store_find(rp_store_t *s, const rp_query_t *q, json_t **out, char **next, rp_error_t *err);
+/**
+ * As rp_store_find, but the page is written into @p out as JSON text — the array of records,
+ * byte for byte what json_dumps(JSON_COMPACT) of rp_store_find's array gives — straight from
+ * the rows, without building the records (an unrestricted read or a user's: a record
+ * principal's, whose actors are masked, goes through the records). On an error @p out may hold
+ * part of a page: the caller throws it away.
+ */
+struct rp_jtext;
+int rp_store_find_text(rp_store_t *s, const rp_query_t *q, struct rp_jtext *out, char **next,
+                       rp_error_t *err);
 
 /** Counts the records of @p entity matching @p where (NULL for all). */
 int rp_store_count(rp_store_t *s, const char *entity, json_t *where, bool with_deleted,
