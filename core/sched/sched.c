@@ -4,6 +4,7 @@
  */
 #include <ctype.h>
 #include <limits.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +46,11 @@ RP_DB_SCHEMA(sched_schema)
  * lease from a heartbeat while a handler runs, every third of it, and never judge by pid. */
 #define RP__LEASE_MS 30000
 #define RP__RECLAIM_EVERY_MS 1000
+/* Jobs due now claimed at once and run in one transaction: two commits for the batch instead of
+ * two for each job, which were nearly all of a job's cost (≈ 100 µs of a no-op job, most of it
+ * writing and locking the WAL). */
+#define RP__JOB_BATCH 64
+#define RP__PASS_SLACK_MS 2
 
 typedef struct {
     char *name, *owner;
@@ -476,8 +482,11 @@ static int fire_schedules(rp_sched_t *e, rp_error_t *err)
 
 /* Claims up to @p max due jobs (or jobs whose lease ran out), oldest due first, for this engine,
  * atomically: one UPDATE … RETURNING, so two engines on one database never take the same job.
- * The caller claims only what it starts at once (one job): a claim that waits behind a long job
- * is time lost if the engine dies, and an attempt charged to a job that never began. */
+ * The claim commits before any of them runs, so a job that kills the engine has its attempt
+ * counted and is dead-lettered after the last, not run for ever. The caller claims the jobs due
+ * now, RP__JOB_BATCH at most, and runs them at once in one transaction: if the engine dies
+ * during the batch, the jobs after the one running are charged an attempt they never began
+ * (and run again once reclaimed), the price of not paying two commits for every job. */
 static int claim(rp_sched_t *e, json_t **jobs, int max, rp_error_t *err)
 {
     int64_t now = rp_sched_now(e);
@@ -689,7 +698,7 @@ int rp_sched_run_due(rp_sched_t *e, int *did, rp_error_t *err)
             break;
         for (;;) {
             json_t *jobs = NULL;
-            if ((rc = claim(e, &jobs, 1, err)))
+            if ((rc = claim(e, &jobs, RP__JOB_BATCH, err)))
                 break;
             size_t n = json_array_size(jobs);
             if (n)
@@ -793,6 +802,11 @@ static void on_tick(uv_timer_t *t)
     int64_t wait = rp_sched_next_due(e) - rp_sched_now(e);
     if (wait > e->poll_ms || failed)
         wait = e->poll_ms; /* a failing pass is tried again at the poll, not in a tight loop */
+    /* Under load (this pass did work), the next pass waits a little for more to fall due:
+     * a pass costs two commits whatever it runs, so jobs due a millisecond apart share one
+     * (at 10k jobs/s, 20 a pass instead of 1 or 2). Lateness grows by RP__PASS_SLACK_MS at most. */
+    if (did > 0 && wait < RP__PASS_SLACK_MS)
+        wait = RP__PASS_SLACK_MS;
     if (wait < 0)
         wait = 0;
     uv_timer_start(&e->timer, on_tick, (uint64_t)wait, 0);
@@ -921,6 +935,11 @@ int rp_sched_serve(rp_sched_t *e, int poll_ms, void (*on_hup)(void *ud), void *h
     uv_loop_t loop;
     if (uv_loop_init(&loop) != 0)
         return rp_error_set(err, RP_EIO, 0, "cannot start the event loop");
+    /* A serving engine keeps what it frees for its next pass: glibc would otherwise give the
+     * top of the heap back on a free and take it again on the next malloc, a brk and a page
+     * fault per page every pass (a third of a timer pass's CPU at 10k jobs/s). */
+    mallopt(M_TRIM_THRESHOLD, 32 << 20);
+    mallopt(M_TOP_PAD, 1 << 20);
     e->loop = &loop;
     e->poll_ms = poll_ms > 0 ? poll_ms : 100;
     e->on_hup = on_hup;

@@ -678,7 +678,7 @@ static void test_owners_are_judged_by_pid_here_and_by_lease_elsewhere(void **sta
     test_rmdir(dir);
 }
 
-/* Counts the running jobs while a job runs: only itself may be claimed. */
+/* Counts the claimed (running) jobs while a job runs. */
 static int most_running;
 static int count_running(rp_store_t *s, const rp_job_t *job, const rp_ctx_t *ctx, void *ud,
                          rp_error_t *err)
@@ -692,7 +692,9 @@ static int count_running(rp_store_t *s, const rp_job_t *job, const rp_ctx_t *ctx
     return 0;
 }
 
-static void test_only_the_job_about_to_run_is_claimed(void **state)
+/* The jobs due now are claimed together, 64 at most (sched.c's RP__JOB_BATCH), and run in one
+ * transaction; a job not yet due is neither claimed nor charged an attempt. */
+static void test_due_jobs_are_claimed_in_batches(void **state)
 {
     (void)state;
     rp_store_t *s = test_open();
@@ -700,13 +702,22 @@ static void test_only_the_job_about_to_run_is_claimed(void **state)
     rp_sched_t *e = engine(s, t0);
     rp_error_t err = {0};
     assert_int_equal(rp_sched_handler(e, "count", count_running, NULL, "test", &err), 0);
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < 70; i++)
         schedule(s, "count", i, t0, NULL);
+    schedule(s, "count", 99, t0 + H, NULL);
     most_running = 0;
     int did = 0;
     assert_int_equal(rp_sched_run_due(e, &did, &err), 0);
-    assert_int_equal(did, 5);
-    assert_int_equal(most_running, 1);
+    assert_int_equal(did, 70);
+    assert_int_equal(most_running, 64);
+    json_t *jobs = NULL;
+    assert_int_equal(rp_jobs_list(s, "pending", &jobs, &err), 0);
+    assert_int_equal(json_array_size(jobs), 1);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(jobs, 0), "attempts")), 0);
+    json_decref(jobs);
+    assert_int_equal(rp_jobs_list(s, "running", &jobs, &err), 0);
+    assert_int_equal(json_array_size(jobs), 0);
+    json_decref(jobs);
     rp_sched_free(e);
     rp_store_close(s);
 }
@@ -757,7 +768,7 @@ int main(void)
         cmocka_unit_test(test_sigkill_mid_job_runs_again_once),
         cmocka_unit_test(test_sigkill_with_default_owner_is_reclaimed_at_once),
         cmocka_unit_test(test_owners_are_judged_by_pid_here_and_by_lease_elsewhere),
-        cmocka_unit_test(test_only_the_job_about_to_run_is_claimed),
+        cmocka_unit_test(test_due_jobs_are_claimed_in_batches),
         cmocka_unit_test(test_handler_writes_roll_back_and_names_are_owned),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
