@@ -127,6 +127,10 @@ int rp_db_set_cache_mb(rp_db_t *db, int mb, rp_error_t *err)
 
 int rp_db_schema_cookie(rp_db_t *db)
 {
+    /* Inside a snapshot the schema is the one its first read found: no other process's
+     * change is seen, and this connection writes nothing before the snapshot ends. */
+    if (db->snapshot && db->depth == 0)
+        return db->snap_cookie;
     rp_db_stmt_t *st = rp_db_stmt(db, "PRAGMA schema_version", NULL);
     int v = st && rp_db_step(st) == RP_DB_ROW ? (int)rp_db_col_int(st, 0) : -1;
     if (st)
@@ -411,9 +415,10 @@ int rp_db_read_begin(rp_db_t *db, rp_error_t *err)
     int rc = run_level(db, NULL, "BEGIN", "cannot begin a read", err);
     if (rc)
         return rc;
-    db->snapshot = true;
     /* BEGIN takes no lock: a first read does, and brings the data version up to date. */
-    if (rp_db_schema_cookie(db) < 0) {
+    db->snap_cookie = rp_db_schema_cookie(db);
+    db->snapshot = true;
+    if (db->snap_cookie < 0) {
         rp_db_read_end(db);
         return rp_error_set(err, RP_EIO, RP_C_SQL, "cannot begin a read: %s",
                             db->drv->errmsg(db));

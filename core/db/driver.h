@@ -81,6 +81,7 @@ struct rp_db {
     bool interrupted;        /* the last statement was stopped by the budget */
     rp_db_stmt_t *reading;   /* the read the budget may stop, or NULL */
     bool snapshot;           /* a read transaction (rp_db_read_begin) is open, depth 0 */
+    int snap_cookie;         /* the schema version the snapshot's first read found */
     struct {
         const char *module;
         int version;
