@@ -145,6 +145,7 @@ int rp__http_list(call_t *c, const char *entity)
     json_decref(where);
     if (rc) {
         rp_jt_free(&page);
+        free(next);
         return rp__http_store_problem(c, &err, true);
     }
     rp_jt_lit(&page, ",\"next\":");

@@ -227,7 +227,9 @@ int rp__plugin_offload(rapport_host *h, void (*work)(void *ud),
         return (int)rp__plugin_fail(h, RAPPORT_ENOMEM, "out of memory");
     *o = (offload_t){.loop = loop, .h = h, .work = work, .done = done, .ud = ud};
     rp_plugins_t *P = h->P;
-    if (P->off_running >= OFFLOAD_MAX) {
+    /* In turn: work handed over from a done callback waits behind what is queued already,
+     * so one plugin that offloads again as its work ends cannot keep the others out. */
+    if (P->off_running >= OFFLOAD_MAX || P->off_head) {
         if (P->off_tail)
             P->off_tail->next = o;
         else

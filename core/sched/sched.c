@@ -51,6 +51,7 @@ RP_DB_SCHEMA(sched_schema)
  * writing and locking the WAL). */
 #define RP__JOB_BATCH 64
 #define RP__PASS_SLACK_MS 2
+#define RP__BATCH_MS 100 /* the longest a batch holds the write lock before handing jobs back */
 
 typedef struct {
     char *name, *owner;
@@ -480,25 +481,56 @@ static int fire_schedules(rp_sched_t *e, rp_error_t *err)
     return rc;
 }
 
-/* Claims up to @p max due jobs (or jobs whose lease ran out), oldest due first, for this engine,
- * atomically: one UPDATE … RETURNING, so two engines on one database never take the same job.
- * The claim commits before any of them runs, so a job that kills the engine has its attempt
- * counted and is dead-lettered after the last, not run for ever. The caller claims the jobs due
- * now, RP__JOB_BATCH at most, and runs them at once in one transaction: if the engine dies
- * during the batch, the jobs after the one running are charged an attempt they never began
- * (and run again once reclaimed), the price of not paying two commits for every job. */
-static int claim(rp_sched_t *e, json_t **jobs, int max, rp_error_t *err)
+/* Claims due jobs (or jobs whose lease ran out), oldest due first, for this engine, atomically:
+ * one UPDATE … RETURNING, so two engines on one database never take the same job. The claim
+ * commits before any of them runs, so a job that kills the engine has its attempt counted and
+ * is dead-lettered after the last, not run for ever.
+ * With @p batch, up to RP__JOB_BATCH jobs on their first try and without a key, run together
+ * in one transaction (two commits for the batch, not two for each job); else one job of any
+ * kind, run alone. Only first tries are batched: if a job kills the engine mid-batch, every job
+ * of the batch is charged an attempt and from then on runs alone, so the one that killed it
+ * goes on to the dead jobs by itself and the others are charged once. Only jobs without a key
+ * are batched: a keyed job may be cancelled or moved by a handler run just before it, which
+ * must find it pending. */
+static int claim(rp_sched_t *e, json_t **jobs, bool batch, rp_error_t *err)
 {
     int64_t now = rp_sched_now(e);
+    /* Jobs run in due order: a batch takes only what falls due before the first job that must
+     * run alone (a retry, a keyed job, one whose lease ran out). */
+    int64_t bound_due = INT64_MAX, bound_id = INT64_MAX;
+    if (batch) {
+        rp_db_stmt_t *b = rp_db_stmt(rp_store_db(e->s),
+                                     "SELECT due_at, id FROM (SELECT due_at, id FROM rp_jobs"
+                                     " WHERE state = 'pending' AND due_at <= ?1"
+                                     " AND (attempts > 0 OR key IS NOT NULL)"
+                                     " ORDER BY due_at, id LIMIT 1) UNION ALL"
+                                     " SELECT due_at, id FROM (SELECT due_at, id FROM rp_jobs"
+                                     " WHERE state = 'running' AND lease_until < ?1"
+                                     " ORDER BY due_at, id LIMIT 1) ORDER BY due_at, id LIMIT 1",
+                                     err);
+        if (!b)
+            return err ? err->code : RP_EIO;
+        rp_db_bind_int(b, 1, now);
+        int rc = rp_db_step(b);
+        if (rc == RP_DB_ROW) {
+            bound_due = rp_db_col_int(b, 0);
+            bound_id = rp_db_col_int(b, 1);
+        }
+        rp_db_reset(b);
+        if (rc != RP_DB_ROW && rc != RP_DB_DONE)
+            return rp_db_error(rp_store_db(e->s), rc, "cannot claim jobs", err);
+    }
     rp_db_stmt_t *st = rp_db_stmt(rp_store_db(e->s),
                                 "UPDATE rp_jobs SET state = 'running', owner = ?1,"
                                 " lease_until = ?2 + ?3, attempts = attempts + 1"
                                 " WHERE id IN (SELECT id FROM (SELECT id, due_at FROM"
                                 " (SELECT id, due_at FROM rp_jobs"
                                 " WHERE state = 'pending' AND due_at <= ?2"
+                                " AND (?5 = 0 OR (attempts = 0 AND key IS NULL"
+                                " AND (due_at < ?6 OR (due_at = ?6 AND id < ?7))))"
                                 " ORDER BY due_at, id LIMIT ?4) UNION ALL"
                                 " SELECT id, due_at FROM (SELECT id, due_at FROM rp_jobs"
-                                " WHERE state = 'running' AND lease_until < ?2"
+                                " WHERE state = 'running' AND lease_until < ?2 AND ?5 = 0"
                                 " ORDER BY due_at, id LIMIT ?4)) ORDER BY due_at, id LIMIT ?4)"
                                 " RETURNING id, name, key, payload, due_at, attempts",
                                 err);
@@ -507,7 +539,10 @@ static int claim(rp_sched_t *e, json_t **jobs, int max, rp_error_t *err)
     rp_db_bind_text(st, 1, e->owner, -1);
     rp_db_bind_int(st, 2, now);
     rp_db_bind_int(st, 3, e->lease_ms);
-    rp_db_bind_int(st, 4, max);
+    rp_db_bind_int(st, 4, batch ? RP__JOB_BATCH : 1);
+    rp_db_bind_int(st, 5, batch ? 1 : 0);
+    rp_db_bind_int(st, 6, bound_due);
+    rp_db_bind_int(st, 7, bound_id);
     json_t *arr = json_array();
     int rc;
     while ((rc = rp_db_step(st)) == RP_DB_ROW) {
@@ -646,17 +681,55 @@ static int run_job(rp_sched_t *e, json_t *j, rp_error_t *err)
     return (rc = end_lazy(e->s, true, err)) ? rc : 1;
 }
 
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Hands claimed jobs that did not start back (pending, their attempt taken back), in the
+ * batch's transaction. */
+static int unclaim(rp_sched_t *e, json_t *jobs, size_t from, rp_error_t *err)
+{
+    for (size_t i = from; i < json_array_size(jobs); i++) {
+        rp_db_stmt_t *st = rp_db_stmt(rp_store_db(e->s),
+                                      "UPDATE rp_jobs SET state = 'pending', owner = NULL,"
+                                      " lease_until = NULL, attempts = attempts - 1"
+                                      " WHERE id = ? AND owner = ? AND state = 'running'",
+                                      err);
+        if (!st)
+            return err ? err->code : RP_EIO;
+        rp_db_bind_int(st, 1, json_integer_value(json_object_get(json_array_get(jobs, i), "id")));
+        rp_db_bind_text(st, 2, e->owner, -1);
+        int rc = rp__sched_step(e->s, st, "cannot hand a claimed job back", err);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 /* Runs the claimed jobs in one transaction. BEGIN IMMEDIATE takes SQLite's write lock, which is
  * held until the commit: while a handler runs no other engine can claim anything, so a live
- * owner's job is never run twice however long it takes, and its lease needs no renewal. */
+ * owner's job is never run twice however long it takes, and its lease needs no renewal. A batch
+ * holds the lock RP__BATCH_MS at most (another process's write waits for it): past that, or
+ * when the engine stops, the jobs not begun are handed back for the next pass. */
 static int run_jobs(rp_sched_t *e, json_t *jobs, int *work, rp_error_t *err)
 {
     int rc = rp_store_begin(e->s, err);
     if (rc)
         return rc;
+    int64_t until = mono_ms() + RP__BATCH_MS;
     size_t i;
     json_t *j;
     json_array_foreach(jobs, i, j) {
+        if (i > 0 && (e->stopping || mono_ms() > until)) {
+            if ((rc = unclaim(e, jobs, i, err))) {
+                rp_store_rollback(e->s, NULL);
+                return rc;
+            }
+            break;
+        }
         int ran = run_job(e, j, err);
         if (ran < 0) {
             rp_store_rollback(e->s, NULL);
@@ -665,13 +738,6 @@ static int run_jobs(rp_sched_t *e, json_t *jobs, int *work, rp_error_t *err)
         *work += ran;
     }
     return rp_store_commit(e->s, err);
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Puts back the jobs of engines that died holding them: on the first pass, then at most once a
@@ -696,16 +762,19 @@ int rp_sched_run_due(rp_sched_t *e, int *did, rp_error_t *err)
         int before = work;
         if ((rc = fire_schedules(e, err)))
             break;
-        for (;;) {
+        /* A batch of first tries, then one job of any kind (a retry, a keyed job), in turn,
+         * so neither kind waits for the other to run out. */
+        for (bool batch = true, idle = false;; batch = !batch) {
             json_t *jobs = NULL;
-            if ((rc = claim(e, &jobs, RP__JOB_BATCH, err)))
+            if ((rc = claim(e, &jobs, batch, err)))
                 break;
             size_t n = json_array_size(jobs);
             if (n)
                 rc = run_jobs(e, jobs, &work, err);
             json_decref(jobs);
-            if (rc || n == 0 || e->stopping)
+            if (rc || e->stopping || (n == 0 && idle))
                 break;
+            idle = n == 0;
         }
         if (rc)
             break;

@@ -429,8 +429,12 @@ json_t *rp__value_column(rp_db_stmt_t *st, int col, const rp__field_t *f)
     case RP_T_INTEGER:
     case RP_T_REF:
         return json_integer(rp_db_col_int(st, col));
-    case RP_T_REAL:
-        return json_real(rp_db_col_float(st, col));
+    case RP_T_REAL: {
+        /* A value that is not finite (put there by hand) reads as null, as the page written
+         * from rows shows it: jansson has no such real. */
+        json_t *r = json_real(rp_db_col_float(st, col));
+        return r ? r : json_null();
+    }
     case RP_T_BOOLEAN:
         return json_boolean(rp_db_col_int(st, col) != 0);
     case RP_T_DECIMAL: {

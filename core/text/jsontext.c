@@ -9,6 +9,7 @@
 #include "rapport/jsontext.h"
 
 #include <inttypes.h>
+#include <locale.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,6 +136,12 @@ void rp_jt_real(rp_jtext_t *b, double v)
         rp_jt_raw(b, "null", 4);
         return;
     }
+    /* A locale with a decimal comma (os.setlocale, a plugin) writes "1,5": JSON has a point. */
+    char point = localeconv()->decimal_point[0];
+    if (point && point != '.')
+        for (char *c = buf; *c; c++)
+            if (*c == point)
+                *c = '.';
     if (!strchr(buf, '.') && !strchr(buf, 'e')) {
         memcpy(buf + n, ".0", 3);
         n += 2;

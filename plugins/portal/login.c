@@ -534,7 +534,9 @@ static int route_finish(rapport_host *h, const rapport_api *api, const rapport_r
     int64_t now = api->now_ms(h);
     check_t *c = NULL;
     for (int i = 0; i < CHECKS && !c; i++)
-        if (checks[i].state != CHECK_FREE && now - checks[i].at_ms <= CHECK_TTL_MS &&
+        /* A check still waiting or running is found however long its queue took. */
+        if (checks[i].state != CHECK_FREE &&
+            (checks[i].state == CHECK_PENDING || now - checks[i].at_ms <= CHECK_TTL_MS) &&
             sodium_memcmp(checks[i].key, key, strlen(key) + 1) == 0)
             c = &checks[i];
     if (c && c->state == CHECK_PENDING)

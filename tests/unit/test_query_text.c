@@ -5,6 +5,8 @@
  * fields (for one entity and for all), and a record principal, whose page goes through the
  * records.
  */
+#include <locale.h>
+
 #include "helpers.h"
 #include "rapport/access.h"
 #include "rapport/jsontext.h"
@@ -148,12 +150,36 @@ static void test_record_principal(void **state)
     rp_store_close(s);
 }
 
+/* Under a locale with a decimal comma (when one is installed) a real is still "1.5". */
+static void test_decimal_comma_locale(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"de_DE.UTF-8", "de_DE.utf8",  "fr_FR.UTF-8",
+                                        "fr_FR.utf8",  "ru_RU.UTF-8", "nl_NL.UTF-8"};
+    const char *got = NULL;
+    for (size_t i = 0; i < sizeof names / sizeof names[0] && !got; i++)
+        got = setlocale(LC_NUMERIC, names[i]);
+    char probe[16];
+    snprintf(probe, sizeof probe, "%.1f", 1.5);
+    if (!got || strcmp(probe, "1,5") != 0) {
+        setlocale(LC_NUMERIC, "C");
+        skip(); /* no decimal-comma locale here (try LOCPATH with one made by localedef) */
+    }
+    json_t *v = json_pack("[f,f,f]", 1.5, 2.0, 0.25);
+    char *text = rp_json_text(v, NULL);
+    setlocale(LC_NUMERIC, "C");
+    assert_string_equal(text, "[1.5,2.0,0.25]");
+    free(text);
+    json_decref(v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_type),
         cmocka_unit_test(test_hidden_fields),
         cmocka_unit_test(test_record_principal),
+        cmocka_unit_test(test_decimal_comma_locale),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -430,6 +430,107 @@ static void test_sigkill_mid_job_runs_again_once(void **state)
     test_rmdir(dir);
 }
 
+/* Counts the claimed (running) jobs while a job runs. */
+static int most_running;
+static int count_running(rp_store_t *s, const rp_job_t *job, const rp_ctx_t *ctx, void *ud,
+                         rp_error_t *err)
+{
+    json_t *jobs = NULL;
+    if (rp_jobs_list(s, "running", &jobs, err))
+        return -1;
+    if ((int)json_array_size(jobs) > most_running)
+        most_running = (int)json_array_size(jobs);
+    json_decref(jobs);
+    return 0;
+}
+
+/* A batch of first tries whose third job kills the engine: every job of the batch is charged
+ * one attempt and runs again alone, once in effect; none is dead-lettered for the other's
+ * sake. */
+static int batch_attempts[8];
+static int hang_on_third(rp_store_t *s, const rp_job_t *job, const rp_ctx_t *ctx, void *ud,
+                         rp_error_t *err)
+{
+    json_t *p = json_loads(job->payload, 0, NULL);
+    int n = (int)json_integer_value(json_object_get(p, "n"));
+    json_decref(p);
+    if (n >= 0 && n < 8)
+        batch_attempts[n] = job->attempts;
+    int rc = record_run(s, job, ctx, ud, err);
+    if (rc)
+        return rc;
+    if (strcmp(ud, "doomed") == 0 && n == 2) {
+        if (write(3, "x", 1) != 1)
+            _exit(12);
+        for (;;)
+            pause();
+    }
+    return count_running(s, job, ctx, NULL, err);
+}
+
+static void test_sigkill_mid_batch_charges_each_once(void **state)
+{
+    (void)state;
+    char dir[64], path[256];
+    test_tmpdb(dir, path, "batch.db");
+    rp_store_t *s = NULL;
+    rp_error_t err = {0};
+    assert_int_equal(rp_store_open(path, NULL, &s, &err), 0);
+    define(s, "run", "{\"fields\": {\"job_id\": {\"type\": \"integer\", \"unique\": true},"
+                     " \"runner\": {\"type\": \"text\"}}}");
+    int64_t t0 = rp_store_now(s);
+    for (int i = 0; i < 5; i++)
+        schedule(s, "step", i, t0, NULL);
+    rp_store_close(s);
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        dup2(fds[1], 3);
+        rp_store_t *cs = NULL;
+        rp_error_t cerr = {0};
+        if (rp_store_open(path, NULL, &cs, &cerr))
+            _exit(10);
+        rp_sched_opts_t o = {.lease_ms = 60000}; /* this machine's owner: judged by its pid */
+        rp_sched_t *e = rp_sched_new(cs, &o);
+        rp_sched_handler(e, "step", hang_on_third, "doomed", "test", &cerr);
+        rp_sched_run_due(e, NULL, &cerr);
+        _exit(13);
+    }
+    close(fds[1]);
+    char c;
+    assert_int_equal(read(fds[0], &c, 1), 1); /* the third job is mid-run */
+    kill(pid, SIGKILL);
+    int st;
+    waitpid(pid, &st, 0);
+    assert_true(WIFSIGNALED(st));
+    close(fds[0]);
+
+    assert_int_equal(rp_store_open(path, NULL, &s, &err), 0);
+    int64_t n = -1;
+    assert_int_equal(rp_store_count(s, "run", NULL, true, &n, &err), 0);
+    assert_int_equal(n, 0); /* the batch's writes died with it, the first two jobs' too */
+    rp_sched_t *e = engine(s, t0 + 30000);
+    assert_int_equal(rp_sched_handler(e, "step", hang_on_third, "survivor", "test", &err), 0);
+    most_running = 0;
+    memset(batch_attempts, 0, sizeof batch_attempts);
+    /* The dead engine's jobs are put back at once (its pid is gone), then run. */
+    assert_int_equal(rp_sched_run_due(e, NULL, &err), 0);
+    assert_int_equal(rp_store_count(s, "run", NULL, true, &n, &err), 0);
+    assert_int_equal(n, 5);
+    assert_int_equal(most_running, 1); /* tried before: each alone now */
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(batch_attempts[i], 2); /* charged once for the batch, once now */
+    json_t *jobs = NULL;
+    assert_int_equal(rp_jobs_list(s, NULL, &jobs, &err), 0);
+    assert_int_equal(json_array_size(jobs), 0); /* none dead, none left */
+    json_decref(jobs);
+    rp_sched_free(e);
+    rp_store_close(s);
+    test_rmdir(dir);
+}
+
 /* ---- engines that died holding jobs --------------------------------------------------------- */
 
 /* Log lines of an engine, kept for the assertions. */
@@ -678,20 +779,6 @@ static void test_owners_are_judged_by_pid_here_and_by_lease_elsewhere(void **sta
     test_rmdir(dir);
 }
 
-/* Counts the claimed (running) jobs while a job runs. */
-static int most_running;
-static int count_running(rp_store_t *s, const rp_job_t *job, const rp_ctx_t *ctx, void *ud,
-                         rp_error_t *err)
-{
-    json_t *jobs = NULL;
-    if (rp_jobs_list(s, "running", &jobs, err))
-        return -1;
-    if ((int)json_array_size(jobs) > most_running)
-        most_running = (int)json_array_size(jobs);
-    json_decref(jobs);
-    return 0;
-}
-
 /* The jobs due now are claimed together, 64 at most (sched.c's RP__JOB_BATCH), and run in one
  * transaction; a job not yet due is neither claimed nor charged an attempt. */
 static void test_due_jobs_are_claimed_in_batches(void **state)
@@ -720,6 +807,98 @@ static void test_due_jobs_are_claimed_in_batches(void **state)
     json_decref(jobs);
     rp_sched_free(e);
     rp_store_close(s);
+}
+
+/* A job's handler cancels a keyed job due at the same moment: it is found pending and never
+ * runs (keyed jobs are not claimed with a batch). A batch that runs past its time hands the
+ * jobs it has not begun back, their attempt taken back. */
+static int cancelled_ran;
+static int cancel_b(rp_store_t *s, const rp_job_t *job, const rp_ctx_t *ctx, void *ud,
+                    rp_error_t *err)
+{
+    (void)ctx, (void)ud, (void)err;
+    if (strcmp(job->name, "b") == 0) {
+        cancelled_ran++;
+        return 0;
+    }
+    return rp_jobs_cancel(s, "key-b", NULL) == 0 ? 0 : -1;
+}
+
+static int slow_attempts[4], slow_running[4];
+static char slow_path[256];
+static int slow(rp_store_t *s, const rp_job_t *job, const rp_ctx_t *ctx, void *ud,
+                rp_error_t *err)
+{
+    (void)s, (void)ctx, (void)ud, (void)err;
+    json_t *p = json_loads(job->payload, 0, NULL);
+    int n = (int)json_integer_value(json_object_get(p, "n"));
+    json_decref(p);
+    if (n >= 0 && n < 4)
+        slow_attempts[n] = job->attempts;
+    /* What another connection sees committed: the jobs not yet done. */
+    sqlite3 *other = NULL;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_open_v2(slow_path, &other, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(other, "SELECT count(*) FROM rp_jobs", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW && n >= 0 && n < 4)
+        slow_running[n] = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(other);
+    usleep(70 * 1000);
+    return 0;
+}
+
+static void test_batches_leave_keyed_jobs_and_keep_time(void **state)
+{
+    (void)state;
+    rp_store_t *s = test_open();
+    int64_t t0 = 1767225600000;
+    rp_sched_t *e = engine(s, t0);
+    rp_error_t err = {0};
+    assert_int_equal(rp_sched_handler(e, "a", cancel_b, NULL, "test", &err), 0);
+    assert_int_equal(rp_sched_handler(e, "b", cancel_b, NULL, "test", &err), 0);
+    schedule(s, "a", 1, t0, NULL);
+    schedule(s, "b", 2, t0, "key-b");
+    cancelled_ran = 0;
+    assert_int_equal(rp_sched_run_due(e, NULL, &err), 0);
+    assert_int_equal(cancelled_ran, 0);
+    json_t *jobs = NULL;
+    assert_int_equal(rp_jobs_list(s, NULL, &jobs, &err), 0);
+    assert_int_equal(json_array_size(jobs), 0);
+    json_decref(jobs);
+
+    /* Due order holds across the kinds: a batch stops before a keyed job due earlier. */
+    assert_int_equal(rp_sched_handler(e, "tick", log_job, NULL, "test", &err), 0);
+    schedule(s, "tick", 1, t0 - 4, NULL);
+    schedule(s, "tick", 2, t0 - 3, "keyed");
+    schedule(s, "tick", 3, t0 - 2, NULL);
+    schedule(s, "tick", 4, t0 - 2, NULL);
+    run_log[0] = '\0';
+    assert_int_equal(rp_sched_run_due(e, NULL, &err), 0);
+    assert_string_equal(run_log, "tick:1,tick:2,tick:3,tick:4");
+
+    rp_sched_free(e);
+    rp_store_close(s);
+
+    char dir[64];
+    test_tmpdb(dir, slow_path, "slow.db");
+    rp_store_opts_t o = {.now_ms = test_now};
+    assert_int_equal(rp_store_open(slow_path, &o, &s, &err), 0);
+    e = engine(s, t0);
+    assert_int_equal(rp_sched_handler(e, "slow", slow, NULL, "test", &err), 0);
+    for (int i = 0; i < 3; i++)
+        schedule(s, "slow", i, t0, NULL);
+    memset(slow_attempts, 0, sizeof slow_attempts);
+    int did = 0;
+    assert_int_equal(rp_sched_run_due(e, &did, &err), 0);
+    assert_int_equal(did, 3);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(slow_attempts[i], 1); /* the one handed back was charged once */
+    assert_int_equal(slow_running[1], 3); /* one batch: nothing committed before the second, */
+    assert_int_equal(slow_running[2], 1); /* the third handed back after 140 ms, a new batch */
+    rp_sched_free(e);
+    rp_store_close(s);
+    test_rmdir(dir);
 }
 
 /* A handler that cancels a job and then fails: the cancel is undone with the rest. */
@@ -769,6 +948,8 @@ int main(void)
         cmocka_unit_test(test_sigkill_with_default_owner_is_reclaimed_at_once),
         cmocka_unit_test(test_owners_are_judged_by_pid_here_and_by_lease_elsewhere),
         cmocka_unit_test(test_due_jobs_are_claimed_in_batches),
+        cmocka_unit_test(test_sigkill_mid_batch_charges_each_once),
+        cmocka_unit_test(test_batches_leave_keyed_jobs_and_keep_time),
         cmocka_unit_test(test_handler_writes_roll_back_and_names_are_owned),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
