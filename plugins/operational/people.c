@@ -15,7 +15,7 @@
 
 #include "operational.h"
 
-#define PAGE 10000
+#define PAGE 2000
 #define BUCKET_MAX 500 /* records per account compared pairwise for close names */
 
 enum { R_EMAIL = 1, R_PHONE = 2, R_NAME = 4 };
@@ -34,10 +34,11 @@ typedef struct {
 
 #define NO_KEY UINT32_MAX
 
-/* @p s copied into @p a (with its NUL); its offset, or NO_KEY when out of memory or past 4 GiB. */
-static uint32_t arena_put(arena_t *a, const char *s)
+/* @p s copied into @p a (with its NUL), after the @p pre bytes of @p head; its offset, or
+ * NO_KEY when out of memory or past 4 GiB. */
+static uint32_t arena_put(arena_t *a, const void *head, size_t pre, const char *s)
 {
-    size_t n = strlen(s) + 1;
+    size_t n = pre + strlen(s) + 1;
     if (a->len + n > a->cap) {
         size_t nc = a->cap ? a->cap : 1 << 20;
         while (a->len + n > nc)
@@ -50,16 +51,18 @@ static uint32_t arena_put(arena_t *a, const char *s)
     }
     if (a->len + n >= NO_KEY)
         return NO_KEY;
-    memcpy(a->p + a->len, s, n);
+    if (pre)
+        memcpy(a->p + a->len, head, pre);
+    memcpy(a->p + a->len + pre, s, n - pre);
     a->len += n;
     return (uint32_t)(a->len - n);
 }
 
-/* One slot: the key's hash (its upper half, to skip most comparisons) and where it is. */
+/* One slot: the key's hash (its upper half, to skip most comparisons) and where it is in the
+ * arena: the record that had it first (an int), then the key. */
 typedef struct {
     uint32_t tag; /* 0: empty */
-    uint32_t key; /* offset in the arena */
-    int val;      /* the record that had it first */
+    uint32_t at;  /* offset in the arena */
 } slot_t;
 
 typedef struct {
@@ -93,7 +96,7 @@ static int table_put(table_t *t, arena_t *a, const char *key, int v)
         for (size_t i = 0; i < t->cap; i++) {
             if (!t->slots[i].tag)
                 continue;
-            size_t j = hash(a->p + t->slots[i].key) & (nc - 1);
+            size_t j = hash(a->p + t->slots[i].at + sizeof(int)) & (nc - 1);
             while (ns[j].tag)
                 j = (j + 1) & (nc - 1);
             ns[j] = t->slots[i];
@@ -106,14 +109,18 @@ static int table_put(table_t *t, arena_t *a, const char *key, int v)
     uint32_t tag = tag_of(h);
     size_t j = h & (t->cap - 1);
     while (t->slots[j].tag) {
-        if (t->slots[j].tag == tag && strcmp(a->p + t->slots[j].key, key) == 0)
-            return t->slots[j].val;
+        const char *at = a->p + t->slots[j].at;
+        if (t->slots[j].tag == tag && strcmp(at + sizeof(int), key) == 0) {
+            int first;
+            memcpy(&first, at, sizeof first);
+            return first;
+        }
         j = (j + 1) & (t->cap - 1);
     }
-    uint32_t off = arena_put(a, key);
+    uint32_t off = arena_put(a, &v, sizeof v, key);
     if (off == NO_KEY)
         return -1;
-    t->slots[j] = (slot_t){.tag = tag, .key = off, .val = v};
+    t->slots[j] = (slot_t){.tag = tag, .at = off};
     t->n++;
     return v;
 }
@@ -169,20 +176,23 @@ static bool one_apart(const char *a, const char *b)
     return strcmp(a + i, b + i + 1) == 0;
 }
 
-/* qsort's comparison of indexes by the account of their record. */
-static int64_t *sort_keys;
+/* A person with a name at an account, for the close names: kept only for those. */
+typedef struct {
+    int64_t account;
+    int rec;
+    uint32_t name; /* offset in the arena */
+} named_t;
 
-static int cmp_by_key(const void *x, const void *y)
+static int cmp_by_account(const void *x, const void *y)
 {
-    int64_t a = sort_keys[*(const int *)x], b = sort_keys[*(const int *)y];
+    int64_t a = ((const named_t *)x)->account, b = ((const named_t *)y)->account;
     return a < b ? -1 : a > b;
 }
 
 /* ---- the scan --------------------------------------------------------------------------- */
 
 typedef struct {
-    int64_t *ids, *accounts;
-    uint32_t *names; /* offsets in the arena, NO_KEY for none */
+    int64_t *ids;
     int *parent;
     unsigned char *why;
     int n, cap;
@@ -199,19 +209,13 @@ static int people_grow(people_t *P, int more)
     int64_t *ids = realloc(P->ids, sizeof *ids * (size_t)nc);
     if (ids)
         P->ids = ids;
-    int64_t *acc = realloc(P->accounts, sizeof *acc * (size_t)nc);
-    if (acc)
-        P->accounts = acc;
-    uint32_t *names = realloc(P->names, sizeof *names * (size_t)nc);
-    if (names)
-        P->names = names;
     int *parent = realloc(P->parent, sizeof *parent * (size_t)nc);
     if (parent)
         P->parent = parent;
     unsigned char *why = realloc(P->why, (size_t)nc);
     if (why)
         P->why = why;
-    if (!ids || !acc || !names || !parent || !why)
+    if (!ids || !parent || !why)
         return -1;
     P->cap = nc;
     return 0;
@@ -246,7 +250,27 @@ typedef struct {
     people_t P;
     arena_t keys;
     table_t emails, phones, names;
+    named_t *named; /* people at an account whose names may be one letter apart */
+    int nnamed, capnamed;
 } scan_t;
+
+/* Keeps @p name of record @p k at account @p acct for the close names. -1 on no memory. */
+static int keep_named(scan_t *S, int64_t acct, int k, const char *name)
+{
+    if (S->nnamed == S->capnamed) {
+        int nc = S->capnamed ? S->capnamed + S->capnamed / 2 : 1024;
+        named_t *nn = realloc(S->named, sizeof *nn * (size_t)nc);
+        if (!nn)
+            return -1;
+        S->named = nn;
+        S->capnamed = nc;
+    }
+    uint32_t off = arena_put(&S->keys, NULL, 0, name);
+    if (off == NO_KEY)
+        return -1;
+    S->named[S->nnamed++] = (named_t){.account = acct, .rec = k, .name = off};
+    return 0;
+}
 
 /* Takes record @p r (one row of a page) into the scan: joins it to the first record that had
  * its email, phone or folded name. -1 on no memory. */
@@ -256,8 +280,7 @@ static int take(rapport_host *h, scan_t *S, json_t *r)
     bool account = S->account;
     int k = P->n++;
     P->ids[k] = json_integer_value(json_object_get(r, "id"));
-    P->accounts[k] = json_integer_value(json_object_get(r, "account"));
-    P->names[k] = NO_KEY;
+    int64_t acct = json_integer_value(json_object_get(r, "account"));
     P->parent[k] = k;
     P->why[k] = 0;
     const char *e = op_str(r, account ? "domain" : "email"), *p = op_str(r, "phone");
@@ -276,7 +299,7 @@ static int take(rapport_host *h, scan_t *S, json_t *r)
     }
     /* Names count at the same account for people (anywhere for accounts): a person without
      * one is not folded, nor kept. */
-    if (!account && !P->accounts[k])
+    if (!account && !acct)
         return 0;
     char *name = name_key(h, r, account);
     if (!name)
@@ -284,21 +307,20 @@ static int take(rapport_host *h, scan_t *S, json_t *r)
     int rc = 0;
     if (strlen(name) >= 3) {
         char key[600];
-        snprintf(key, sizeof key, "%lld:%s", account ? 0LL : (long long)P->accounts[k], name);
+        snprintf(key, sizeof key, "%lld:%s", account ? 0LL : (long long)acct, name);
         if ((at = table_put(&S->names, &S->keys, key, k)) < 0)
             rc = -1;
         else if (at != k)
             join(P->parent, P->why, at, k, R_NAME);
     }
     /* Kept for the close names at the same account (people only). */
-    if (!rc && !account && strlen(name) >= 5 && (P->names[k] = arena_put(&S->keys, name)) == NO_KEY)
-        rc = -1;
+    if (!rc && !account && strlen(name) >= 5)
+        rc = keep_named(S, acct, k, name);
     op_api->free(name);
     return rc;
 }
 
-/* Frees what only finding the pairs needs: the keys, their tables, the records' accounts and
- * names. */
+/* Frees what only finding the pairs needs: the keys, their tables, the people's names. */
 static void keys_free(scan_t *S)
 {
     free(S->keys.p);
@@ -306,10 +328,9 @@ static void keys_free(scan_t *S)
     table_free(&S->emails);
     table_free(&S->phones);
     table_free(&S->names);
-    free(S->P.accounts);
-    free(S->P.names);
-    S->P.accounts = NULL;
-    S->P.names = NULL;
+    free(S->named);
+    S->named = NULL;
+    S->nnamed = S->capnamed = 0;
 }
 
 /*
@@ -366,29 +387,22 @@ static json_t *scan(rapport_host *h, const char *entity, int64_t only, char *err
     unsigned char *why = P->why;
     if (!account) {
         /* Names one letter apart at the same account: sort by account, compare in buckets. */
-        int *order = malloc(sizeof *order * (size_t)(P->n ? P->n : 1));
-        if (!order)
-            goto oom;
-        int m = 0;
-        for (int k = 0; k < P->n; k++)
-            if (P->names[k] != NO_KEY)
-                order[m++] = k;
-        int64_t *acc = P->accounts;
-        sort_keys = acc;
-        qsort(order, (size_t)m, sizeof *order, cmp_by_key);
+        named_t *nd = S.named;
+        int m = S.nnamed;
+        if (m > 1)
+            qsort(nd, (size_t)m, sizeof *nd, cmp_by_account);
         const char *kp = S.keys.p;
         for (int s = 0; s < m;) {
             int e = s;
-            while (e < m && acc[order[e]] == acc[order[s]])
+            while (e < m && nd[e].account == nd[s].account)
                 e++;
             if (e - s <= BUCKET_MAX)
                 for (int x = s; x < e; x++)
                     for (int y = x + 1; y < e; y++)
-                        if (one_apart(kp + P->names[order[x]], kp + P->names[order[y]]))
-                            join(parent, why, order[x], order[y], R_NAME);
+                        if (one_apart(kp + nd[x].name, kp + nd[y].name))
+                            join(parent, why, nd[x].rec, nd[y].rec, R_NAME);
             s = e;
         }
-        free(order);
     }
     /* The keys are done with: the groups are built without them (a million records' keys would
      * otherwise stay beside the groups, at the scan's peak). */
