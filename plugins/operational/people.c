@@ -3,8 +3,8 @@
  *
  * Records are likely duplicates when they share a (normalised) email or phone, or when their
  * names fold to the same text or differ by one letter at the same account. A scan reads the
- * table once, a page at a time, keeps a small key per record and joins records that share a
- * key (union-find), so a million contacts take seconds. A merge keeps one record, fills its
+ * table once, a page at a time, keeps each distinct key once in one arena and joins records
+ * that share a key (union-find), so a million contacts take seconds and about 100 MB. A merge keeps one record, fills its
  * empty fields from the others, points every reference to the others at it, marks the others
  * merged into it and deletes them (softly: nothing is lost), and records the whole merge as an
  * event, so it can be explained afterwards.
@@ -24,7 +24,7 @@ enum { R_EMAIL = 1, R_PHONE = 2, R_NAME = 4 };
 
 /*
  * Every key a scan keeps (an email, a phone, a folded name) is copied once into one growing
- * block and named by its offset: a million records kept a million small allocations each,
+ * block and named by its offset: a strdup per key made a million small allocations per kind,
  * and their malloc overhead and freeing cost more than the scan itself.
  */
 typedef struct {
