@@ -3,8 +3,8 @@
  *
  * Records are likely duplicates when they share a (normalised) email or phone, or when their
  * names fold to the same text or differ by one letter at the same account. A scan reads the
- * table once, a page at a time, keeps a small key per record and joins records that share a
- * key (union-find), so a million contacts take seconds. A merge keeps one record, fills its
+ * table once, a page at a time, keeps each distinct key once in one arena and joins records
+ * that share a key (union-find), so a million contacts take seconds and about 100 MB. A merge keeps one record, fills its
  * empty fields from the others, points every reference to the others at it, marks the others
  * merged into it and deletes them (softly: nothing is lost), and records the whole merge as an
  * event, so it can be explained afterwards.
@@ -15,72 +15,120 @@
 
 #include "operational.h"
 
-#define PAGE 10000
+#define PAGE 2000
 #define BUCKET_MAX 500 /* records per account compared pairwise for close names */
 
 enum { R_EMAIL = 1, R_PHONE = 2, R_NAME = 4 };
 
-/* ---- a string-keyed table of first occurrences ------------------------------------------ */
+/* ---- the keys: one arena of text, and tables of first occurrences over it ---------------- */
+
+/*
+ * Every key a scan keeps (an email, a phone, a folded name) is copied once into one growing
+ * block and named by its offset: a strdup per key made a million small allocations per kind,
+ * and their malloc overhead and freeing cost more than the scan itself.
+ */
+typedef struct {
+    char *p;
+    size_t len, cap;
+} arena_t;
+
+#define NO_KEY UINT32_MAX
+
+/* @p s copied into @p a (with its NUL), after the @p pre bytes of @p head; its offset, or
+ * NO_KEY when out of memory or past 4 GiB. */
+static uint32_t arena_put(arena_t *a, const void *head, size_t pre, const char *s)
+{
+    size_t n = pre + strlen(s) + 1;
+    if (a->len + n > a->cap) {
+        size_t nc = a->cap ? a->cap : 1 << 20;
+        while (a->len + n > nc)
+            nc *= 2;
+        char *np = realloc(a->p, nc);
+        if (!np)
+            return NO_KEY;
+        a->p = np;
+        a->cap = nc;
+    }
+    if (a->len + n >= NO_KEY)
+        return NO_KEY;
+    if (pre)
+        memcpy(a->p + a->len, head, pre);
+    memcpy(a->p + a->len + pre, s, n - pre);
+    a->len += n;
+    return (uint32_t)(a->len - n);
+}
+
+/* One slot: the key's hash (its upper half, to skip most comparisons) and where it is in the
+ * arena: the record that had it first (an int), then the key. */
+typedef struct {
+    uint32_t tag; /* 0: empty */
+    uint32_t at;  /* offset in the arena */
+} slot_t;
 
 typedef struct {
-    char **keys;
-    int *vals;
+    slot_t *slots;
     size_t cap, n;
 } table_t;
 
-static size_t hash(const char *s)
+static uint64_t hash(const char *s)
 {
-    size_t h = 1469598103934665603ULL;
+    uint64_t h = 1469598103934665603ULL;
     for (; *s; s++)
         h = (h ^ (unsigned char)*s) * 1099511628211ULL;
     return h;
 }
 
-/* The value stored under @p key, after storing @p v there if it was absent. -1 on no memory. */
-static int table_put(table_t *t, const char *key, int v)
+static uint32_t tag_of(uint64_t h)
+{
+    uint32_t t = (uint32_t)(h >> 32);
+    return t ? t : 1;
+}
+
+/* The record stored under @p key, after storing @p v there if it was absent (the key copied
+ * into @p a). -1 on no memory. */
+static int table_put(table_t *t, arena_t *a, const char *key, int v)
 {
     if ((t->n + 1) * 2 > t->cap) {
         size_t nc = t->cap ? t->cap * 2 : 1024;
-        char **nk = calloc(nc, sizeof *nk);
-        int *nv = calloc(nc, sizeof *nv);
-        if (!nk || !nv) {
-            free(nk);
-            free(nv);
+        slot_t *ns = calloc(nc, sizeof *ns);
+        if (!ns)
             return -1;
-        }
         for (size_t i = 0; i < t->cap; i++) {
-            if (!t->keys[i])
+            if (!t->slots[i].tag)
                 continue;
-            size_t j = hash(t->keys[i]) & (nc - 1);
-            while (nk[j])
+            size_t j = hash(a->p + t->slots[i].at + sizeof(int)) & (nc - 1);
+            while (ns[j].tag)
                 j = (j + 1) & (nc - 1);
-            nk[j] = t->keys[i];
-            nv[j] = t->vals[i];
+            ns[j] = t->slots[i];
         }
-        free(t->keys);
-        free(t->vals);
-        t->keys = nk;
-        t->vals = nv;
+        free(t->slots);
+        t->slots = ns;
         t->cap = nc;
     }
-    size_t j = hash(key) & (t->cap - 1);
-    while (t->keys[j]) {
-        if (strcmp(t->keys[j], key) == 0)
-            return t->vals[j];
+    uint64_t h = hash(key);
+    uint32_t tag = tag_of(h);
+    size_t j = h & (t->cap - 1);
+    while (t->slots[j].tag) {
+        const char *at = a->p + t->slots[j].at;
+        if (t->slots[j].tag == tag && strcmp(at + sizeof(int), key) == 0) {
+            int first;
+            memcpy(&first, at, sizeof first);
+            return first;
+        }
         j = (j + 1) & (t->cap - 1);
     }
-    t->keys[j] = strdup(key);
-    t->vals[j] = v;
+    uint32_t off = arena_put(a, &v, sizeof v, key);
+    if (off == NO_KEY)
+        return -1;
+    t->slots[j] = (slot_t){.tag = tag, .at = off};
     t->n++;
     return v;
 }
 
 static void table_free(table_t *t)
 {
-    for (size_t i = 0; i < t->cap; i++)
-        free(t->keys[i]);
-    free(t->keys);
-    free(t->vals);
+    free(t->slots);
+    *t = (table_t){0};
 }
 
 /* ---- union-find ------------------------------------------------------------------------- */
@@ -128,24 +176,53 @@ static bool one_apart(const char *a, const char *b)
     return strcmp(a + i, b + i + 1) == 0;
 }
 
-/* qsort's comparison of indexes by the account of their record. */
-static int64_t *sort_keys;
+/* A person with a name at an account, for the close names: kept only for those. */
+typedef struct {
+    int64_t account;
+    int rec;
+    uint32_t name; /* offset in the arena */
+} named_t;
 
-static int cmp_by_key(const void *x, const void *y)
+static int cmp_by_account(const void *x, const void *y)
 {
-    int64_t a = sort_keys[*(const int *)x], b = sort_keys[*(const int *)y];
+    int64_t a = ((const named_t *)x)->account, b = ((const named_t *)y)->account;
     return a < b ? -1 : a > b;
 }
 
 /* ---- the scan --------------------------------------------------------------------------- */
 
 typedef struct {
-    int64_t *ids, *accounts;
-    char **names;
+    int64_t *ids;
+    int *parent;
+    unsigned char *why;
     int n, cap;
 } people_t;
 
-/* The folded name of @p rec: "first last" for people, the name of an account. */
+/* Room for @p more records in @p P. */
+static int people_grow(people_t *P, int more)
+{
+    if (P->n + more <= P->cap)
+        return 0;
+    int nc = P->cap ? P->cap : 1024;
+    while (nc < P->n + more)
+        nc += nc / 2;
+    int64_t *ids = realloc(P->ids, sizeof *ids * (size_t)nc);
+    if (ids)
+        P->ids = ids;
+    int *parent = realloc(P->parent, sizeof *parent * (size_t)nc);
+    if (parent)
+        P->parent = parent;
+    unsigned char *why = realloc(P->why, (size_t)nc);
+    if (why)
+        P->why = why;
+    if (!ids || !parent || !why)
+        return -1;
+    P->cap = nc;
+    return 0;
+}
+
+/* The folded name of @p rec: "first last" for people, the name of an account. Owned by the
+ * host (api->free). */
 static char *name_key(rapport_host *h, json_t *rec, bool account)
 {
     char buf[512];
@@ -167,6 +244,95 @@ static char *name_key(rapport_host *h, json_t *rec, bool account)
     return f;
 }
 
+/* The keys of one scan: the records, their union-find, and the tables over one arena. */
+typedef struct {
+    bool account;
+    people_t P;
+    arena_t keys;
+    table_t emails, phones, names;
+    named_t *named; /* people at an account whose names may be one letter apart */
+    int nnamed, capnamed;
+} scan_t;
+
+/* Keeps @p name of record @p k at account @p acct for the close names. -1 on no memory. */
+static int keep_named(scan_t *S, int64_t acct, int k, const char *name)
+{
+    if (S->nnamed == S->capnamed) {
+        int nc = S->capnamed ? S->capnamed + S->capnamed / 2 : 1024;
+        named_t *nn = realloc(S->named, sizeof *nn * (size_t)nc);
+        if (!nn)
+            return -1;
+        S->named = nn;
+        S->capnamed = nc;
+    }
+    uint32_t off = arena_put(&S->keys, NULL, 0, name);
+    if (off == NO_KEY)
+        return -1;
+    S->named[S->nnamed++] = (named_t){.account = acct, .rec = k, .name = off};
+    return 0;
+}
+
+/* Takes record @p r (one row of a page) into the scan: joins it to the first record that had
+ * its email, phone or folded name. -1 on no memory. */
+static int take(rapport_host *h, scan_t *S, json_t *r)
+{
+    people_t *P = &S->P;
+    bool account = S->account;
+    int k = P->n++;
+    P->ids[k] = json_integer_value(json_object_get(r, "id"));
+    int64_t acct = json_integer_value(json_object_get(r, "account"));
+    P->parent[k] = k;
+    P->why[k] = 0;
+    const char *e = op_str(r, account ? "domain" : "email"), *p = op_str(r, "phone");
+    int at;
+    if (e && *e) {
+        if ((at = table_put(&S->emails, &S->keys, e, k)) < 0)
+            return -1;
+        if (at != k)
+            join(P->parent, P->why, at, k, R_EMAIL);
+    }
+    if (p && *p) {
+        if ((at = table_put(&S->phones, &S->keys, p, k)) < 0)
+            return -1;
+        if (at != k)
+            join(P->parent, P->why, at, k, R_PHONE);
+    }
+    /* Names count at the same account for people (anywhere for accounts): a person without
+     * one is not folded, nor kept. */
+    if (!account && !acct)
+        return 0;
+    char *name = name_key(h, r, account);
+    if (!name)
+        return 0;
+    int rc = 0;
+    if (strlen(name) >= 3) {
+        char key[600];
+        snprintf(key, sizeof key, "%lld:%s", account ? 0LL : (long long)acct, name);
+        if ((at = table_put(&S->names, &S->keys, key, k)) < 0)
+            rc = -1;
+        else if (at != k)
+            join(P->parent, P->why, at, k, R_NAME);
+    }
+    /* Kept for the close names at the same account (people only). */
+    if (!rc && !account && strlen(name) >= 5)
+        rc = keep_named(S, acct, k, name);
+    op_api->free(name);
+    return rc;
+}
+
+/* Frees what only finding the pairs needs: the keys, their tables, the people's names. */
+static void keys_free(scan_t *S)
+{
+    free(S->keys.p);
+    S->keys = (arena_t){0};
+    table_free(&S->emails);
+    table_free(&S->phones);
+    table_free(&S->names);
+    free(S->named);
+    S->named = NULL;
+    S->nnamed = S->capnamed = 0;
+}
+
 /*
  * The groups of likely duplicates among the live records of @p entity (account, contact or
  * lead): [{"ids": [..], "reasons": ["email", "phone", "name"]}], ordered by their first id;
@@ -174,11 +340,9 @@ static char *name_key(rapport_host *h, json_t *rec, bool account)
  */
 static json_t *scan(rapport_host *h, const char *entity, int64_t only, char *err, size_t errlen)
 {
-    bool account = strcmp(entity, "account") == 0;
-    people_t P = {0};
-    table_t emails = {0}, phones = {0}, names = {0};
-    int *parent = NULL;
-    unsigned char *why = NULL;
+    scan_t S = {.account = strcmp(entity, "account") == 0};
+    bool account = S.account;
+    people_t *P = &S.P;
     json_t *out = NULL;
     char *after = NULL;
     int fail = 0;
@@ -202,35 +366,15 @@ static json_t *scan(rapport_host *h, const char *entity, int64_t only, char *err
         }
         json_t *data = json_object_get(page, "data"), *r;
         size_t i;
-        if (P.n + (int)json_array_size(data) > P.cap) {
-            P.cap = (P.n + (int)json_array_size(data)) * 2;
-            P.ids = realloc(P.ids, sizeof *P.ids * (size_t)P.cap);
-            P.accounts = realloc(P.accounts, sizeof *P.accounts * (size_t)P.cap);
-            P.names = realloc(P.names, sizeof *P.names * (size_t)P.cap);
-            parent = realloc(parent, sizeof *parent * (size_t)P.cap);
-            why = realloc(why, (size_t)P.cap);
+        if (people_grow(P, (int)json_array_size(data))) {
+            json_decref(page);
+            goto oom;
         }
         json_array_foreach(data, i, r)
         {
-            int k = P.n++;
-            P.ids[k] = json_integer_value(json_object_get(r, "id"));
-            P.accounts[k] = json_integer_value(json_object_get(r, "account"));
-            P.names[k] = name_key(h, r, account);
-            parent[k] = k;
-            why[k] = 0;
-            const char *e = op_str(r, account ? "domain" : "email"), *p = op_str(r, "phone");
-            int at;
-            if (e && *e && (at = table_put(&emails, e, k)) != k && at >= 0)
-                join(parent, why, at, k, R_EMAIL);
-            if (p && *p && (at = table_put(&phones, p, k)) != k && at >= 0)
-                join(parent, why, at, k, R_PHONE);
-            /* The same folded name: at the same account for people; anywhere for accounts. */
-            if (P.names[k] && strlen(P.names[k]) >= 3) {
-                char key[600];
-                snprintf(key, sizeof key, "%lld:%s", account ? 0LL : (long long)P.accounts[k],
-                         P.names[k]);
-                if ((account || P.accounts[k]) && (at = table_put(&names, key, k)) != k && at >= 0)
-                    join(parent, why, at, k, R_NAME);
+            if (take(h, &S, r)) {
+                json_decref(page);
+                goto oom;
             }
         }
         const char *next = op_str(page, "next");
@@ -239,37 +383,38 @@ static json_t *scan(rapport_host *h, const char *entity, int64_t only, char *err
         if (!after)
             break;
     }
+    int *parent = P->parent;
+    unsigned char *why = P->why;
     if (!account) {
         /* Names one letter apart at the same account: sort by account, compare in buckets. */
-        int *order = malloc(sizeof *order * (size_t)(P.n ? P.n : 1));
-        int m = 0;
-        for (int k = 0; k < P.n; k++)
-            if (P.accounts[k] && P.names[k] && strlen(P.names[k]) >= 5)
-                order[m++] = k;
-        int64_t *acc = P.accounts;
-        sort_keys = acc;
-        qsort(order, (size_t)m, sizeof *order, cmp_by_key);
+        named_t *nd = S.named;
+        int m = S.nnamed;
+        if (m > 1)
+            qsort(nd, (size_t)m, sizeof *nd, cmp_by_account);
+        const char *kp = S.keys.p;
         for (int s = 0; s < m;) {
             int e = s;
-            while (e < m && acc[order[e]] == acc[order[s]])
+            while (e < m && nd[e].account == nd[s].account)
                 e++;
             if (e - s <= BUCKET_MAX)
                 for (int x = s; x < e; x++)
                     for (int y = x + 1; y < e; y++)
-                        if (one_apart(P.names[order[x]], P.names[order[y]]))
-                            join(parent, why, order[x], order[y], R_NAME);
+                        if (one_apart(kp + nd[x].name, kp + nd[y].name))
+                            join(parent, why, nd[x].rec, nd[y].rec, R_NAME);
             s = e;
         }
-        free(order);
     }
+    /* The keys are done with: the groups are built without them (a million records' keys would
+     * otherwise stay beside the groups, at the scan's peak). */
+    keys_free(&S);
     /* The groups, by their smallest member (the root: join keeps the smaller index). */
     out = json_array();
-    json_t **groups = calloc((size_t)(P.n ? P.n : 1), sizeof *groups);
+    json_t **groups = calloc((size_t)(P->n ? P->n : 1), sizeof *groups);
     int only_root = -1;
-    for (int k = 0; k < P.n; k++)
-        if (only > 0 && P.ids[k] == only)
+    for (int k = 0; k < P->n; k++)
+        if (only > 0 && P->ids[k] == only)
             only_root = find_root(parent, k);
-    for (int k = 0; k < P.n; k++) {
+    for (int k = 0; k < P->n; k++) {
         int root = find_root(parent, k);
         if (root == k && !why[k])
             continue; /* alone */
@@ -277,9 +422,9 @@ static json_t *scan(rapport_host *h, const char *entity, int64_t only, char *err
             continue;
         if (!groups[root])
             groups[root] = json_array();
-        json_array_append_new(groups[root], json_integer(P.ids[k]));
+        json_array_append_new(groups[root], json_integer(P->ids[k]));
     }
-    for (int k = 0; k < P.n; k++) {
+    for (int k = 0; k < P->n; k++) {
         if (!groups[k])
             continue;
         if (json_array_size(groups[k]) < 2) {
@@ -296,18 +441,16 @@ static json_t *scan(rapport_host *h, const char *entity, int64_t only, char *err
         json_array_append_new(out, json_pack("{s:o,s:o}", "ids", groups[k], "reasons", reasons));
     }
     free(groups);
+    goto done;
+oom:
+    op_fail(err, errlen, "duplicates: out of memory after %d %ss", P->n, entity);
+    fail = 1;
 done:
-    for (int k = 0; k < P.n; k++)
-        op_api->free(P.names[k]);
-    free(P.ids);
-    free(P.accounts);
-    free(P.names);
-    free(parent);
-    free(why);
+    keys_free(&S);
+    free(P->ids);
+    free(P->parent);
+    free(P->why);
     free(after);
-    table_free(&emails);
-    table_free(&phones);
-    table_free(&names);
     return fail ? NULL : out;
 }
 

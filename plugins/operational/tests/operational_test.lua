@@ -256,6 +256,48 @@ test("likely duplicates: same email, same phone, or close names at the same acco
   assert_error(function() crm.operational.duplicates("deal") end, "contact, account or lead")
 end)
 
+test("duplicates: the exact groups and reasons, whatever was typed", function()
+  crm.set_config("plugin.operational.default_country", "US")
+  local acme = crm.create("account", {name = "Acme", domain = "acme.example"}).id
+  local acme2 = crm.create("account", {name = "Acme Inc", domain = " ACME.example"}).id
+  local globex = crm.create("account", {name = "Globex"}).id
+  local globex2 = crm.create("account", {name = "GLOBEX!"}).id
+  local function c(fields) return crm.create("contact", fields).id end
+  -- The same email in another case and with spaces; a deleted third is not counted.
+  local m1 = c({last_name = "Wong", email = " Mia.Wong@Example.com "})
+  local gone = c({last_name = "Gone", email = "mia.wong@example.com"})
+  local m2 = c({last_name = "Other", email = "mia.wong@example.COM"})
+  crm.delete("contact", gone)
+  -- One phone in three forms, and an email that chains a fourth record to them.
+  local p1 = c({last_name = "P1", phone = "(415) 555-0199"})
+  local p2 = c({last_name = "P2", phone = "+1 415-555-0199", email = "chain@example.com"})
+  local p3 = c({last_name = "P3", phone = "415.555.0199"})
+  local p4 = c({last_name = "P4", email = "CHAIN@example.com"})
+  -- The same folded name at the same account; at another account, or none, it is someone else.
+  local n1 = c({first_name = "Ana María", last_name = "López", account = acme})
+  local n2 = c({first_name = "ana maria", last_name = "LOPEZ", account = acme})
+  c({first_name = "Ana Maria", last_name = "Lopez", account = globex})
+  c({first_name = "Ana Maria", last_name = "Lopez"})
+  -- One letter apart at the same account; names under three letters never count.
+  local k1 = c({first_name = "Karl", last_name = "Meyer", account = globex})
+  local k2 = c({first_name = "Carl", last_name = "Meyer", account = globex})
+  c({last_name = "Li", account = acme})
+  c({last_name = "Li", account = acme})
+  c({first_name = "Karl", last_name = "Meyer", account = acme2})
+  assert_eq(crm.operational.duplicates("contact"), {
+    {ids = {m1, m2}, reasons = {"email"}},
+    {ids = {p1, p2, p3, p4}, reasons = {"email", "phone"}},
+    {ids = {n1, n2}, reasons = {"name"}},
+    {ids = {k1, k2}, reasons = {"name"}},
+  })
+  assert_eq(crm.operational.duplicates("contact", p4), {{ids = {p1, p2, p3, p4}, reasons = {"email", "phone"}}})
+  assert_eq(crm.operational.duplicates("contact", gone), {})
+  assert_eq(crm.operational.duplicates("account"), {
+    {ids = {acme, acme2}, reasons = {"domain"}},
+    {ids = {globex, globex2}, reasons = {"name"}},
+  })
+end)
+
 test("a merge keeps one record, fills it, re-points references, and is explainable", function()
   local keep = crm.create("contact", {last_name = "Smith", email = "jon@acme.example"})
   local dup = crm.create("contact", {first_name = "Jon", last_name = "Smith",
