@@ -481,6 +481,32 @@ static int fire_schedules(rp_sched_t *e, rp_error_t *err)
     return rc;
 }
 
+/* What the job due first (pending and due, or claimed by an engine whose lease ran out) is: 0
+ * none, 1 one that must run alone, 2 a first try without a key (batched); negative on error.
+ * One read, so a pass with nothing due takes no write lock. */
+static int next_claim(rp_sched_t *e, rp_error_t *err)
+{
+    rp_db_stmt_t *st = rp_db_stmt(rp_store_db(e->s),
+                                  "SELECT due_at, id, alone FROM (SELECT due_at, id,"
+                                  " (attempts > 0 OR key IS NOT NULL) AS alone FROM rp_jobs"
+                                  " WHERE state = 'pending' AND due_at <= ?1"
+                                  " ORDER BY due_at, id LIMIT 1) UNION ALL"
+                                  " SELECT due_at, id, 1 FROM (SELECT due_at, id FROM rp_jobs"
+                                  " WHERE state = 'running' AND lease_until < ?1"
+                                  " ORDER BY due_at, id LIMIT 1) ORDER BY due_at, id LIMIT 1",
+                                  err);
+    if (!st)
+        return err ? err->code : RP_EIO;
+    rp_db_bind_int(st, 1, rp_sched_now(e));
+    int rc = rp_db_step(st), kind = 0;
+    if (rc == RP_DB_ROW)
+        kind = rp_db_col_int(st, 2) ? 1 : 2;
+    rp_db_reset(st);
+    if (rc != RP_DB_ROW && rc != RP_DB_DONE)
+        return rp_db_error(rp_store_db(e->s), rc, "cannot look for due jobs", err);
+    return kind;
+}
+
 /* Claims due jobs (or jobs whose lease ran out), oldest due first, for this engine, atomically:
  * one UPDATE … RETURNING, so two engines on one database never take the same job. The claim
  * commits before any of them runs, so a job that kills the engine has its attempt counted and
@@ -762,19 +788,25 @@ int rp_sched_run_due(rp_sched_t *e, int *did, rp_error_t *err)
         int before = work;
         if ((rc = fire_schedules(e, err)))
             break;
-        /* A batch of first tries, then one job of any kind (a retry, a keyed job), in turn,
-         * so neither kind waits for the other to run out. */
-        for (bool batch = true, idle = false;; batch = !batch) {
+        /* The job due first decides: a first try without a key goes with the batch of those
+         * due after it (up to the first that must run alone), any other runs alone. */
+        for (;;) {
+            int next = next_claim(e, err);
+            if (next < 0) {
+                rc = next;
+                break;
+            }
+            if (next == 0)
+                break;
             json_t *jobs = NULL;
-            if ((rc = claim(e, &jobs, batch, err)))
+            if ((rc = claim(e, &jobs, next == 2, err)))
                 break;
             size_t n = json_array_size(jobs);
             if (n)
                 rc = run_jobs(e, jobs, &work, err);
             json_decref(jobs);
-            if (rc || e->stopping || (n == 0 && idle))
+            if (rc || n == 0 || e->stopping)
                 break;
-            idle = n == 0;
         }
         if (rc)
             break;
