@@ -57,7 +57,7 @@ static int find_field(rp__entity_t *e, const rp_access_t *a, const char *name,
     const rp__field_t *f = rp__any_field(e, name);
     if (!f)
         return rp__no_field(e, name, err);
-    if (rp__access_hidden(a, e->name, f->name))
+    if (rp__access_hidden(a, e->name, f->name) || rp__access_masked(a, f->name))
         return rp_error_field(err, f->name,
                               rp__access_denied(err, a, e->name, RP_PERM_READ,
                                                 "an aggregate names a hidden field"));

@@ -386,6 +386,10 @@ static int filter_hidden(const rp_access_t *a, rp__entity_t *e, json_t *node, rp
         else if (rp__access_hidden(a, e->name, k))
             rc = rp_error_field(err, k, rp__access_denied(err, a, e->name, RP_PERM_READ,
                                                           "a filter names a hidden field"));
+        else if (rp__access_masked(a, k))
+            rc = rp_error_field(err, k, rp__access_denied(err, a, e->name, RP_PERM_READ,
+                                                          "a filter names a field you see "
+                                                          "masked"));
         if (rc)
             return rc;
     }

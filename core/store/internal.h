@@ -6,6 +6,8 @@
 #ifndef RAPPORT_STORE_INTERNAL_H
 #define RAPPORT_STORE_INTERNAL_H
 
+#include <string.h>
+
 #include "rapport/write.h"
 #include "rapport/db.h"
 #include "rapport/store.h"
@@ -266,6 +268,16 @@ static inline rp_scope_t rp__access_scope(const rp_access_t *a, const char *enti
 static inline bool rp__access_hidden(const rp_access_t *a, const char *entity, const char *f)
 {
     return a && (!rp__authorizer || rp__authorizer->hidden(a, entity, f));
+}
+/* Whether @p a sees field @p f only masked: a record principal (a portal's customer) reads
+ * another actor as its kind alone ("user"), so it may not filter, sort or group by who did
+ * it either — the answer (or a page's cursor) would tell what the mask hides. */
+static inline bool rp__access_masked(const rp_access_t *a, const char *f)
+{
+    int64_t pid = 0;
+    return a && rp__authorizer && rp__authorizer->principal &&
+           (strcmp(f, "created_by") == 0 || strcmp(f, "updated_by") == 0) &&
+           rp__authorizer->principal(a, &pid) != NULL;
 }
 static inline void rp__access_redact(const rp_access_t *a, const char *entity, json_t *obj)
 {

@@ -343,7 +343,8 @@ static int find(rp_store_t *s, const rp_query_t *qq, json_t *arr, rp_jtext_t *te
     if (rc)
         return rc;
     for (int i = 0; a && i < nkeys; i++)
-        if (rp__access_hidden(a, e->name, keys[i].f->name))
+        if (rp__access_hidden(a, e->name, keys[i].f->name) ||
+            rp__access_masked(a, keys[i].f->name))
             return rp_error_field(err, keys[i].f->name,
                                   rp__access_denied(err, a, e->name, RP_PERM_READ,
                                                     "the order names a hidden field"));

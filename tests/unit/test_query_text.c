@@ -146,6 +146,24 @@ static void test_record_principal(void **state)
     assert_null(strstr(text, "\"o1\""));
     assert_non_null(strstr(text, "\"o2\""));
     free(text);
+    /* Who did it is masked for a customer: sorting, filtering or grouping by it would tell
+     * (a page's cursor carries the sort key's value). */
+    json_t *rows = NULL;
+    assert_int_equal(rp_store_find(s, &(rp_query_t){.entity = "order", .limit = 1, .access = a,
+                                                    .order = "created_by"}, &rows, NULL, &err),
+                     RP_EPERM);
+    assert_null(rows);
+    json_t *w = J("{\"updated_by\": \"user:test\"}");
+    assert_int_equal(rp_store_find(s, &(rp_query_t){.entity = "order", .access = a, .where = w},
+                                   &rows, NULL, &err), RP_EPERM);
+    json_decref(w);
+    const char *groups[] = {"created_by", NULL};
+    rp_aggregate_t agg = {.entity = "order", .group_by = groups, .access = a};
+    assert_int_equal(rp_store_aggregate(s, &agg, &rows, &err), RP_EPERM);
+    /* Staff sort by it as before. */
+    assert_int_equal(rp_store_find(s, &(rp_query_t){.entity = "order", .order = "created_by"},
+                                   &rows, NULL, &err), 0);
+    json_decref(rows);
     rp_access_free(a);
     rp_store_close(s);
 }
