@@ -61,9 +61,9 @@ static void guard_dispose(void *p)
         (*guard)->req = NULL;
 }
 
-int rp__http_send_body(call_t *c, int status, const char *ctype, const char *body, size_t len)
+/* An answer's status, type and length. */
+static void answer_head(h2o_req_t *req, int status, const char *ctype, size_t len)
 {
-    h2o_req_t *req = c->req;
     req->res.status = status;
     req->res.reason = reason(status);
     if (ctype)
@@ -74,6 +74,12 @@ int rp__http_send_body(call_t *c, int status, const char *ctype, const char *bod
      * new connection. A 304 or 204 has no body to measure. */
     if (status != 304 && status != 204)
         req->res.content_length = len;
+}
+
+int rp__http_send_body(call_t *c, int status, const char *ctype, const char *body, size_t len)
+{
+    h2o_req_t *req = c->req;
+    answer_head(req, status, ctype, len);
     rp_http_t *h = c->h;
     if (!h->group) {
         h2o_send_inline(req, body, len);
@@ -111,13 +117,7 @@ int rp__http_send_owned(call_t *c, int status, const char *ctype, char *body, si
     }
     char **slot = h2o_mem_alloc_shared(&req->pool, sizeof *slot, owned_dispose);
     *slot = body;
-    req->res.status = status;
-    req->res.reason = reason(status);
-    if (ctype)
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, ctype,
-                       strlen(ctype));
-    if (status != 304 && status != 204)
-        req->res.content_length = len;
+    answer_head(req, status, ctype, len);
     /* As h2o_send_inline, without its copy: the body is the pool's now, freed with it. */
     static h2o_generator_t generator = {NULL, NULL};
     h2o_start_response(req, &generator);
