@@ -11,6 +11,73 @@
 
 #include "rapport/sched.h"
 
+#include <uv.h>
+
+/* ---- the scheduler object (sched.c: what a pass does; loop.c: the serve loop) -------------- */
+
+typedef struct {
+    char *name, *owner;
+    rp_job_fn fn;
+    void *ud;
+} handler_t;
+
+typedef struct {
+    char *name, *owner;
+    rp_event_fn fn;
+    void *ud;
+    rp_sched_t *e;
+} sub_t;
+
+struct rp_sched {
+    rp_store_t *s;
+    bool virt;
+    int64_t vnow;
+    int64_t lease_ms;
+    rp_retry_t retry;
+    rp_log_fn log;
+    void *log_ud;
+    char owner[160];
+    int64_t reclaim_after; /* monotonic ms: when to look for stopped engines' jobs again */
+    handler_t *handlers;
+    int nhandlers;
+    sub_t **subs;
+    int nsubs;
+    /* The serve loop. */
+    uv_loop_t *loop;
+    /* Another part on the loop (rp_sched_attach). */
+    int (*att_start)(void *ud, uv_loop_t *loop, rp_error_t *err);
+    void (*att_stop)(void *ud, uv_loop_t *loop);
+    void *att_ud;
+    bool kicked;
+    uv_timer_t timer;
+    uv_signal_t sig[3];
+    int poll_ms;
+    bool stopping;
+    void (*on_hup)(void *);
+    void *hup_ud;
+    uv_timer_t interval;
+    void (*interval_fn)(void *);
+    void *interval_ud;
+    int interval_ms;
+    void (*pass_fn)(void *); /* rp_sched_on_pass */
+    void *pass_ud;
+    /* WAL checkpoints run on a worker thread with a connection of their own, so the fsync they
+     * need never stalls the loop (it showed as job lateness spikes). */
+    uv_timer_t ckpt_timer;
+    uv_work_t ckpt_work;
+    bool ckpt_busy;
+    rp_db_t *ckpt_db;   /* opened and used only on the worker thread */
+    int ckpt_log;       /* frames in the WAL after the last passive checkpoint */
+    char *db_path;
+};
+
+/** Says one line of the engine's through its log, as component "sched". */
+void rp__sched_say(rp_sched_t *e, const char *level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/** Monotonic milliseconds. */
+int64_t rp__sched_mono_ms(void);
+
 /** Whether @p n is a valid job or schedule name (lower-case letters, digits, _ . - :). */
 bool rp__job_name_ok(const char *n);
 

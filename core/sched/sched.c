@@ -1,10 +1,10 @@
 /*
  * sched.c — the engine's time: the clock, durable jobs (schedule, claim, run, retry, dead
- * letters), cron schedules, and the loop that runs them and dispatches events, on libuv.
+ * letters), cron schedules, and the pass that runs what is due and dispatches events. The serve
+ * loop that calls the pass on libuv is loop.c.
  */
 #include <ctype.h>
 #include <limits.h>
-#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,64 +50,7 @@ RP_DB_SCHEMA(sched_schema)
  * two for each job, which were nearly all of a job's cost (≈ 100 µs of a no-op job, most of it
  * writing and locking the WAL). */
 #define RP__JOB_BATCH 64
-#define RP__PASS_SLACK_MS 2
 #define RP__BATCH_MS 100 /* the longest a batch holds the write lock before handing jobs back */
-
-typedef struct {
-    char *name, *owner;
-    rp_job_fn fn;
-    void *ud;
-} handler_t;
-
-typedef struct {
-    char *name, *owner;
-    rp_event_fn fn;
-    void *ud;
-    rp_sched_t *e;
-} sub_t;
-
-struct rp_sched {
-    rp_store_t *s;
-    bool virt;
-    int64_t vnow;
-    int64_t lease_ms;
-    rp_retry_t retry;
-    rp_log_fn log;
-    void *log_ud;
-    char owner[160];
-    int64_t reclaim_after; /* monotonic ms: when to look for stopped engines' jobs again */
-    handler_t *handlers;
-    int nhandlers;
-    sub_t **subs;
-    int nsubs;
-    /* The serve loop. */
-    uv_loop_t *loop;
-    /* Another part on the loop (rp_sched_attach). */
-    int (*att_start)(void *ud, uv_loop_t *loop, rp_error_t *err);
-    void (*att_stop)(void *ud, uv_loop_t *loop);
-    void *att_ud;
-    bool kicked;
-    uv_timer_t timer;
-    uv_signal_t sig[3];
-    int poll_ms;
-    bool stopping;
-    void (*on_hup)(void *);
-    void *hup_ud;
-    uv_timer_t interval;
-    void (*interval_fn)(void *);
-    void *interval_ud;
-    int interval_ms;
-    void (*pass_fn)(void *); /* rp_sched_on_pass */
-    void *pass_ud;
-    /* WAL checkpoints run on a worker thread with a connection of their own, so the fsync they
-     * need never stalls the loop (it showed as job lateness spikes). */
-    uv_timer_t ckpt_timer;
-    uv_work_t ckpt_work;
-    bool ckpt_busy;
-    rp_db_t *ckpt_db;   /* opened and used only on the worker thread */
-    int ckpt_log;       /* frames in the WAL after the last passive checkpoint */
-    char *db_path;
-};
 
 void rp__sched_vsay(rp_log_fn log, void *ud, const char *level, const char *fmt, va_list ap)
 {
@@ -115,9 +58,7 @@ void rp__sched_vsay(rp_log_fn log, void *ud, const char *level, const char *fmt,
         rp_log_vto(log, ud, level, "sched", fmt, ap);
 }
 
-static void say(rp_sched_t *e, const char *level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void say(rp_sched_t *e, const char *level, const char *fmt, ...)
+void rp__sched_say(rp_sched_t *e, const char *level, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -280,11 +221,11 @@ static int sub_trampoline(rp_store_t *s, const rp_event_t *ev, const rp_ctx_t *c
     if (rc) {
         int attempt = ev->attempts + 1, max = sub->e->retry.max_attempts;
         if (attempt >= max || ev->replay)
-            say(sub->e, "error", "event dead-lettered subscriber=%s seq=%lld type=%s attempt=%d "
+            rp__sched_say(sub->e, "error", "event dead-lettered subscriber=%s seq=%lld type=%s attempt=%d "
                 "error=%s", sub->name, (long long)ev->seq, ev->type, attempt,
                 err && err->msg[0] ? err->msg : "(none)");
         else
-            say(sub->e, "warn", "handler failed subscriber=%s seq=%lld type=%s attempt=%d/%d "
+            rp__sched_say(sub->e, "warn", "handler failed subscriber=%s seq=%lld type=%s attempt=%d/%d "
                 "error=%s", sub->name, (long long)ev->seq, ev->type, attempt, max,
                 err && err->msg[0] ? err->msg : "(none)");
     }
@@ -442,7 +383,7 @@ static int fire_schedules(rp_sched_t *e, rp_error_t *err)
         if (rp_cron_parse(json_string_value(json_object_get(d, "cron")),
                           json_string_value(json_object_get(d, "tz")), &c, &cerr) ||
             rp_cron_next(&c, now, &next, &cerr)) {
-            say(e, "error", "schedule broken name=%s error=%s", name, cerr.msg);
+            rp__sched_say(e, "error", "schedule broken name=%s error=%s", name, cerr.msg);
             next = INT64_MAX;
         }
         json_t *payload = json_loads(json_string_value(json_object_get(d, "payload")), 0, NULL);
@@ -640,10 +581,10 @@ static int job_failed(rp_sched_t *e, const rp_job_t *job, const char *why, rp_er
     if (rc != RP_DB_DONE)
         return rp_db_error(rp_store_db(e->s), rc, "cannot record the job failure", err);
     if (dead)
-        say(e, "error", "job dead id=%lld name=%s attempts=%d error=%s", (long long)job->id,
+        rp__sched_say(e, "error", "job dead id=%lld name=%s attempts=%d error=%s", (long long)job->id,
             job->name, job->attempts, why);
     else
-        say(e, "warn", "job failed id=%lld name=%s attempt=%d/%d retry_in_ms=%lld error=%s",
+        rp__sched_say(e, "warn", "job failed id=%lld name=%s attempt=%d/%d retry_in_ms=%lld error=%s",
             (long long)job->id, job->name, job->attempts, e->retry.max_attempts,
             (long long)delay, why);
     return 0;
@@ -701,13 +642,13 @@ static int run_job(rp_sched_t *e, json_t *j, rp_error_t *err)
     if (rp_db_changes(rp_store_db(e->s)) == 0) {
         /* Our lease ran out and another engine took the job: its run counts, not ours. */
         end_lazy(e->s, false, NULL);
-        say(e, "warn", "job lease lost id=%lld name=%s", (long long)job.id, job.name);
+        rp__sched_say(e, "warn", "job lease lost id=%lld name=%s", (long long)job.id, job.name);
         return 0;
     }
     return (rc = end_lazy(e->s, true, err)) ? rc : 1;
 }
 
-static int64_t mono_ms(void)
+int64_t rp__sched_mono_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -745,11 +686,11 @@ static int run_jobs(rp_sched_t *e, json_t *jobs, int *work, rp_error_t *err)
     int rc = rp_store_begin(e->s, err);
     if (rc)
         return rc;
-    int64_t until = mono_ms() + RP__BATCH_MS;
+    int64_t until = rp__sched_mono_ms() + RP__BATCH_MS;
     size_t i;
     json_t *j;
     json_array_foreach(jobs, i, j) {
-        if (i > 0 && (e->stopping || mono_ms() > until)) {
+        if (i > 0 && (e->stopping || rp__sched_mono_ms() > until)) {
             if ((rc = unclaim(e, jobs, i, err))) {
                 rp_store_rollback(e->s, NULL);
                 return rc;
@@ -770,13 +711,13 @@ static int run_jobs(rp_sched_t *e, json_t *jobs, int *work, rp_error_t *err)
  * second (one indexed read of the running jobs' owners, a /proc look-up for each other one). */
 static void reclaim_stopped(rp_sched_t *e)
 {
-    int64_t now = mono_ms();
+    int64_t now = rp__sched_mono_ms();
     if (e->reclaim_after && now < e->reclaim_after)
         return;
     e->reclaim_after = now + RP__RECLAIM_EVERY_MS;
     rp_error_t err = {0};
     if (rp__jobs_reclaim(e->s, e->owner, e->retry.max_attempts, e->log, e->log_ud, &err) < 0)
-        say(e, "warn", "cannot reclaim the jobs of stopped engines error=%s", err.msg);
+        rp__sched_say(e, "warn", "cannot reclaim the jobs of stopped engines error=%s", err.msg);
 }
 
 int rp_sched_run_due(rp_sched_t *e, int *did, rp_error_t *err)
@@ -880,223 +821,4 @@ int rp_sched_advance(rp_sched_t *e, int64_t ms, rp_error_t *err)
     }
     e->vnow = target;
     return rp_sched_run_due(e, NULL, err);
-}
-
-/* ---- the serve loop ---------------------------------------------------------------------- */
-
-static void on_tick(uv_timer_t *t)
-{
-    rp_sched_t *e = t->data;
-    rp_error_t err = {0};
-    int did = 0;
-    e->kicked = false;
-    rp_store_refresh(e->s); /* entities another process defined meanwhile */
-    bool failed = rp_sched_run_due(e, &did, &err) != 0;
-    if (failed)
-        say(e, "error", "pass failed error=%s", err.msg);
-    if (e->pass_fn && !e->stopping)
-        e->pass_fn(e->pass_ud);
-    if (e->stopping) {
-        uv_stop(e->loop);
-        return;
-    }
-    int64_t wait = rp_sched_next_due(e) - rp_sched_now(e);
-    if (wait > e->poll_ms || failed)
-        wait = e->poll_ms; /* a failing pass is tried again at the poll, not in a tight loop */
-    /* Under load (this pass did work), the next pass waits a little for more to fall due:
-     * a pass costs two commits whatever it runs, so jobs due a millisecond apart share one
-     * (at 10k jobs/s, 20 a pass instead of 1 or 2). Lateness grows by RP__PASS_SLACK_MS at most. */
-    if (did > 0 && wait < RP__PASS_SLACK_MS)
-        wait = RP__PASS_SLACK_MS;
-    if (wait < 0)
-        wait = 0;
-    uv_timer_start(&e->timer, on_tick, (uint64_t)wait, 0);
-}
-
-static void on_signal(uv_signal_t *h, int signum)
-{
-    rp_sched_t *e = h->data;
-    if (signum == SIGHUP) {
-        say(e, "info", "reload requested (SIGHUP)");
-        if (e->on_hup)
-            e->on_hup(e->hup_ud);
-        return;
-    }
-    say(e, "info", "stopping on %s", signum == SIGTERM ? "SIGTERM" : "SIGINT");
-    rp_sched_stop(e);
-}
-
-void rp_sched_on_pass(rp_sched_t *e, void (*fn)(void *ud), void *ud)
-{
-    e->pass_fn = fn;
-    e->pass_ud = ud;
-}
-
-void rp_sched_on_interval(rp_sched_t *e, void (*fn)(void *ud), void *ud, int every_ms)
-{
-    e->interval_fn = fn;
-    e->interval_ud = ud;
-    e->interval_ms = every_ms > 0 ? every_ms : 1000;
-}
-
-static void on_interval(uv_timer_t *t)
-{
-    rp_sched_t *e = t->data;
-    if (e->interval_fn && !e->stopping)
-        e->interval_fn(e->interval_ud);
-}
-
-struct uv_loop_s *rp_sched_loop(const rp_sched_t *e)
-{
-    return e && !e->stopping ? e->loop : NULL;
-}
-
-void rp_sched_attach(rp_sched_t *e, int (*start)(void *ud, uv_loop_t *loop, rp_error_t *err),
-                     void (*stop)(void *ud, uv_loop_t *loop), void *ud)
-{
-    e->att_start = start;
-    e->att_stop = stop;
-    e->att_ud = ud;
-}
-
-void rp_sched_kick(rp_sched_t *e)
-{
-    /* One restart per loop turn however many writes asked: a timer of 0 runs on the next. */
-    if (!e->loop || e->stopping || e->kicked)
-        return;
-    e->kicked = true;
-    uv_timer_start(&e->timer, on_tick, 0, 0);
-}
-
-void rp_sched_stop(rp_sched_t *e)
-{
-    e->stopping = true;
-    if (e->loop)
-        uv_stop(e->loop);
-}
-
-static void close_cb(uv_handle_t *h)
-{
-    (void)h;
-}
-
-#define RP__WAL_RESTART_FRAMES 4096 /* 16 MB of 4 KB pages */
-
-static void ckpt_run(uv_work_t *w)
-{
-    rp_sched_t *e = w->data;
-    if (!e->ckpt_db) {
-        /* Its own connection, on this worker thread only. Opening reads the file, which a
-         * connection must have done before it knows the file is in WAL mode (a checkpoint
-         * through it did nothing before that read, and the WAL of a busy serve grew). */
-        rp_db_opts_t o = {.no_migrate = true, .busy_timeout_ms = 100};
-        if (rp_db_open(e->db_path, &o, &e->ckpt_db, NULL) != 0)
-            return;
-    }
-    /* Passive: copies what it can without waiting for or blocking the writer. */
-    int log = 0;
-    rp_db_checkpoint(e->ckpt_db, false, &log);
-    e->ckpt_log = log;
-}
-
-static void ckpt_done(uv_work_t *w, int status)
-{
-    rp_sched_t *e = w->data;
-    (void)status;
-    e->ckpt_busy = false;
-    /* Under a steady stream of writes a passive checkpoint never finds the WAL wholly copied
-     * at the moment a write begins, so the WAL is never started over and grows without end
-     * (measured: 1 GB after a minute of API creates, every read slower for it). Past 16 MB,
-     * start it over here, on the loop, between two requests: the passive pass just copied
-     * nearly all of it, so this copies the rest and waits only for other processes' readers. */
-    if (e->ckpt_log > RP__WAL_RESTART_FRAMES && !e->stopping) {
-        /* A reader that keeps an old snapshot (`rapport backup` holds one for the whole copy)
-         * would make this wait out the store's busy timeout, 5 s of a stalled loop every 200 ms;
-         * a short reader is done within 20 ms, a long one is waited for at the next turn. */
-        int64_t was = rp_store_set_deadline(e->s, mono_ms() + 20);
-        rp_db_checkpoint(rp_store_db(e->s), true, NULL);
-        rp_store_set_deadline(e->s, was);
-    }
-}
-
-static void on_ckpt_timer(uv_timer_t *t)
-{
-    rp_sched_t *e = t->data;
-    if (e->ckpt_busy || e->stopping || !e->db_path)
-        return;
-    e->ckpt_busy = true;
-    e->ckpt_work.data = e;
-    if (uv_queue_work(e->loop, &e->ckpt_work, ckpt_run, ckpt_done) != 0)
-        e->ckpt_busy = false;
-}
-
-int rp_sched_serve(rp_sched_t *e, int poll_ms, void (*on_hup)(void *ud), void *hup_ud,
-                   rp_error_t *err)
-{
-    uv_loop_t loop;
-    if (uv_loop_init(&loop) != 0)
-        return rp_error_set(err, RP_EIO, 0, "cannot start the event loop");
-    /* A serving engine keeps what it frees for its next pass: glibc would otherwise give the
-     * top of the heap back on a free and take it again on the next malloc, a brk and a page
-     * fault per page every pass (a third of a timer pass's CPU at 10k jobs/s). */
-    mallopt(M_TRIM_THRESHOLD, 32 << 20);
-    mallopt(M_TOP_PAD, 1 << 20);
-    e->loop = &loop;
-    e->poll_ms = poll_ms > 0 ? poll_ms : 100;
-    e->on_hup = on_hup;
-    e->hup_ud = hup_ud;
-    e->stopping = false;
-    uv_timer_init(&loop, &e->timer);
-    e->timer.data = e;
-    static const int sigs[3] = {SIGTERM, SIGINT, SIGHUP};
-    for (int i = 0; i < 3; i++) {
-        uv_signal_init(&loop, &e->sig[i]);
-        e->sig[i].data = e;
-        uv_signal_start(&e->sig[i], on_signal, sigs[i]);
-    }
-    uv_timer_init(&loop, &e->interval);
-    e->interval.data = e;
-    if (e->interval_fn)
-        uv_timer_start(&e->interval, on_interval, (uint64_t)e->interval_ms,
-                       (uint64_t)e->interval_ms);
-    /* Checkpoint on a worker every 200 ms instead of inside a commit on the loop. */
-    const char *file = rp_db_path(rp_store_db(e->s));
-    e->db_path = file ? strdup(file) : NULL;
-    uv_timer_init(&loop, &e->ckpt_timer);
-    e->ckpt_timer.data = e;
-    if (e->db_path) {
-        rp_db_auto_checkpoint(rp_store_db(e->s), false);
-        uv_timer_start(&e->ckpt_timer, on_ckpt_timer, 200, 200);
-    }
-    int rc = 0;
-    if (e->att_start && (rc = e->att_start(e->att_ud, &loop, err)) != 0)
-        e->stopping = true;
-    else {
-        say(e, "info", "started owner=%s handlers=%d subscribers=%d", e->owner, e->nhandlers,
-            e->nsubs);
-        uv_timer_start(&e->timer, on_tick, 0, 0);
-        uv_run(&loop, UV_RUN_DEFAULT);
-        if (e->att_stop)
-            e->att_stop(e->att_ud, &loop);
-    }
-    uv_close((uv_handle_t *)&e->timer, close_cb);
-    uv_close((uv_handle_t *)&e->interval, close_cb);
-    uv_close((uv_handle_t *)&e->ckpt_timer, close_cb);
-    for (int i = 0; i < 3; i++)
-        uv_close((uv_handle_t *)&e->sig[i], close_cb);
-    uv_run(&loop, UV_RUN_DEFAULT); /* also waits for a checkpoint in flight */
-    uv_loop_close(&loop);
-    e->loop = NULL;
-    if (e->ckpt_db) {
-        rp_db_close(e->ckpt_db);
-        e->ckpt_db = NULL;
-    }
-    if (e->db_path) {
-        rp_db_auto_checkpoint(rp_store_db(e->s), true);
-        free(e->db_path);
-        e->db_path = NULL;
-    }
-    if (rc == 0)
-        say(e, "info", "stopped");
-    return rc;
 }
