@@ -280,6 +280,19 @@ static void test_dispatch_in_order_and_isolated(void **state)
 
 /* ---- two engines, one database ------------------------------------------------------------ */
 
+/* A store at @p path with the entity "run" that record_run writes, one per job run (job_id is
+ * unique: a second run of a job fails instead of adding a row). */
+static rp_store_t *run_store(const char *path)
+{
+    rp_store_t *s = NULL;
+    rp_error_t err = {0};
+    if (rp_store_open(path, NULL, &s, &err))
+        fail_msg("open %s: %s", path, err.msg);
+    define(s, "run", "{\"fields\": {\"job_id\": {\"type\": \"integer\", \"unique\": true},"
+                     " \"runner\": {\"type\": \"text\"}}}");
+    return s;
+}
+
 static int record_run(rp_store_t *s, const rp_job_t *job, const rp_ctx_t *ctx, void *ud,
                       rp_error_t *err)
 {
@@ -315,11 +328,8 @@ static void test_two_engines_never_run_a_job_twice(void **state)
     (void)state;
     char dir[64], path[256];
     test_tmpdb(dir, path, "two.db");
-    rp_store_t *s = NULL;
+    rp_store_t *s = run_store(path);
     rp_error_t err = {0};
-    assert_int_equal(rp_store_open(path, NULL, &s, &err), 0);
-    define(s, "run", "{\"fields\": {\"job_id\": {\"type\": \"integer\", \"unique\": true},"
-                     " \"runner\": {\"type\": \"text\"}}}");
     int64_t now = rp_store_now(s);
     for (int i = 0; i < 400; i++)
         schedule(s, "work", i, now, NULL);
@@ -351,6 +361,41 @@ static void test_two_engines_never_run_a_job_twice(void **state)
     test_rmdir(dir);
 }
 
+/* Runs the due jobs at @p path in a child engine (owner @p owner, NULL for this machine's, and
+ * a lease of @p lease_ms), job @p job handled by @p fn with "doomed" as its data; @p fn writes a
+ * byte to descriptor 3 once it is mid-run, and the child is killed with SIGKILL then. Returns the
+ * dead child's pid. */
+static pid_t kill_mid_job(const char *path, const char *owner, int64_t lease_ms, const char *job,
+                          rp_job_fn fn)
+{
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a failed test */
+        close(fds[0]);
+        dup2(fds[1], 3);
+        rp_store_t *cs = NULL;
+        rp_error_t cerr = {0};
+        if (rp_store_open(path, NULL, &cs, &cerr))
+            _exit(10);
+        rp_sched_opts_t o = {.owner = owner, .lease_ms = lease_ms};
+        rp_sched_t *e = rp_sched_new(cs, &o);
+        rp_sched_handler(e, job, fn, "doomed", "test", &cerr);
+        rp_sched_run_due(e, NULL, &cerr);
+        _exit(13);
+    }
+    close(fds[1]);
+    char c;
+    assert_int_equal(read(fds[0], &c, 1), 1); /* the job is mid-run */
+    kill(pid, SIGKILL);
+    int st;
+    waitpid(pid, &st, 0);
+    assert_true(WIFSIGNALED(st));
+    close(fds[0]);
+    return pid;
+}
+
 /* ---- SIGKILL in the middle of a job ------------------------------------------------------- */
 
 static int hang_after_write(rp_store_t *s, const rp_job_t *job, const rp_ctx_t *ctx, void *ud,
@@ -374,39 +419,13 @@ static void test_sigkill_mid_job_runs_again_once(void **state)
     (void)state;
     char dir[64], path[256];
     test_tmpdb(dir, path, "kill.db");
-    rp_store_t *s = NULL;
+    rp_store_t *s = run_store(path);
     rp_error_t err = {0};
-    assert_int_equal(rp_store_open(path, NULL, &s, &err), 0);
-    define(s, "run", "{\"fields\": {\"job_id\": {\"type\": \"integer\", \"unique\": true},"
-                     " \"runner\": {\"type\": \"text\"}}}");
     int64_t t0 = rp_store_now(s);
     schedule(s, "charge", 1, t0, "charge:invoice:1");
     rp_store_close(s);
 
-    int fds[2];
-    assert_int_equal(pipe(fds), 0);
-    pid_t pid = fork();
-    if (pid == 0) {
-        close(fds[0]);
-        dup2(fds[1], 3);
-        rp_store_t *cs = NULL;
-        rp_error_t cerr = {0};
-        if (rp_store_open(path, NULL, &cs, &cerr))
-            _exit(10);
-        rp_sched_opts_t o = {.owner = "doomed", .lease_ms = 60000};
-        rp_sched_t *e = rp_sched_new(cs, &o);
-        rp_sched_handler(e, "charge", hang_after_write, "doomed", "test", &cerr);
-        rp_sched_run_due(e, NULL, &cerr);
-        _exit(13);
-    }
-    close(fds[1]);
-    char c;
-    assert_int_equal(read(fds[0], &c, 1), 1); /* the job is mid-run */
-    kill(pid, SIGKILL);
-    int st;
-    waitpid(pid, &st, 0);
-    assert_true(WIFSIGNALED(st));
-    close(fds[0]);
+    kill_mid_job(path, "doomed", 60000, "charge", hang_after_write);
 
     /* The job is still claimed by the dead engine; once its lease runs out another runs it. */
     assert_int_equal(rp_store_open(path, NULL, &s, &err), 0);
@@ -473,39 +492,14 @@ static void test_sigkill_mid_batch_charges_each_once(void **state)
     (void)state;
     char dir[64], path[256];
     test_tmpdb(dir, path, "batch.db");
-    rp_store_t *s = NULL;
+    rp_store_t *s = run_store(path);
     rp_error_t err = {0};
-    assert_int_equal(rp_store_open(path, NULL, &s, &err), 0);
-    define(s, "run", "{\"fields\": {\"job_id\": {\"type\": \"integer\", \"unique\": true},"
-                     " \"runner\": {\"type\": \"text\"}}}");
     int64_t t0 = rp_store_now(s);
     for (int i = 0; i < 5; i++)
         schedule(s, "step", i, t0, NULL);
     rp_store_close(s);
-    int fds[2];
-    assert_int_equal(pipe(fds), 0);
-    pid_t pid = fork();
-    if (pid == 0) {
-        close(fds[0]);
-        dup2(fds[1], 3);
-        rp_store_t *cs = NULL;
-        rp_error_t cerr = {0};
-        if (rp_store_open(path, NULL, &cs, &cerr))
-            _exit(10);
-        rp_sched_opts_t o = {.lease_ms = 60000}; /* this machine's owner: judged by its pid */
-        rp_sched_t *e = rp_sched_new(cs, &o);
-        rp_sched_handler(e, "step", hang_on_third, "doomed", "test", &cerr);
-        rp_sched_run_due(e, NULL, &cerr);
-        _exit(13);
-    }
-    close(fds[1]);
-    char c;
-    assert_int_equal(read(fds[0], &c, 1), 1); /* the third job is mid-run */
-    kill(pid, SIGKILL);
-    int st;
-    waitpid(pid, &st, 0);
-    assert_true(WIFSIGNALED(st));
-    close(fds[0]);
+    /* This machine's owner (NULL): judged by its pid. */
+    kill_mid_job(path, NULL, 60000, "step", hang_on_third);
 
     assert_int_equal(rp_store_open(path, NULL, &s, &err), 0);
     int64_t n = -1;
@@ -546,41 +540,14 @@ static void test_sigkill_with_default_owner_is_reclaimed_at_once(void **state)
     (void)state;
     char dir[64], path[256];
     test_tmpdb(dir, path, "killed.db");
-    rp_store_t *s = NULL;
+    rp_store_t *s = run_store(path);
     rp_error_t err = {0};
-    assert_int_equal(rp_store_open(path, NULL, &s, &err), 0);
-    define(s, "run", "{\"fields\": {\"job_id\": {\"type\": \"integer\", \"unique\": true},"
-                     " \"runner\": {\"type\": \"text\"}}}");
     int64_t t0 = rp_store_now(s);
     schedule(s, "charge", 1, t0, "charge:invoice:1");
     rp_store_close(s);
 
-    int fds[2];
-    assert_int_equal(pipe(fds), 0);
-    pid_t pid = fork();
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        close(fds[0]);
-        dup2(fds[1], 3);
-        rp_store_t *cs = NULL;
-        rp_error_t cerr = {0};
-        if (rp_store_open(path, NULL, &cs, &cerr))
-            _exit(10);
-        /* The default owner, and a lease of an hour: only the pid can free the job early. */
-        rp_sched_opts_t o = {.lease_ms = H};
-        rp_sched_t *e = rp_sched_new(cs, &o);
-        rp_sched_handler(e, "charge", hang_after_write, "doomed", "test", &cerr);
-        rp_sched_run_due(e, NULL, &cerr);
-        _exit(13);
-    }
-    close(fds[1]);
-    char c;
-    assert_int_equal(read(fds[0], &c, 1), 1); /* the job is mid-run */
-    kill(pid, SIGKILL);
-    int st;
-    waitpid(pid, &st, 0);
-    assert_true(WIFSIGNALED(st));
-    close(fds[0]);
+    /* The default owner, and a lease of an hour: only the pid can free the job early. */
+    pid_t pid = kill_mid_job(path, NULL, H, "charge", hang_after_write);
 
     assert_int_equal(rp_store_open(path, NULL, &s, &err), 0);
     said[0] = '\0';
