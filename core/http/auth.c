@@ -187,7 +187,12 @@ static int session_authenticate(call_t *c)
             failed(c, "unknown session", NULL);
         if (rp__http_status_of(&err, false) == 503)
             return rp__http_store_problem(c, &err, false) - 1;
-        rp__http_session_clear_cookie(c);
+        /* Only a cookie that was never ours is removed. An ended session's may have been
+         * sent just before the answer that ended it set a new one (a password change opens
+         * the session again): a removal on this answer could land after that cookie and sign
+         * the browser out. The ended cookie stays refused, and expires with its Max-Age. */
+        if (guess)
+            rp__http_session_clear_cookie(c);
         return rp__http_problem(c, 401, err.msg, NULL) - 1;
     }
     bool writes = !rp__http_method_is(c->req, "GET") && !rp__http_method_is(c->req, "HEAD");

@@ -158,11 +158,18 @@ c "$tmp/sara2" GET /api/v1/auth/me
 is 200 "\"principal\":\"contact:$A\"" "the password's session"
 # A new password ends the customer's other sessions (one opened with the old password, or a
 # link someone else followed); the session that set it goes on under a new cookie and token.
+cp "$tmp/sara" "$tmp/sara-before"
 c "$tmp/sara" POST $P/password '{"password": "sara second password"}' -H "X-CSRF-Token: $csrf"
 is 202 'accepted' "changing the password"
 old_csrf=$csrf
 csrf=$(csrf_of "$body")
 check '[ ${#csrf} = 64 ] && [ "$csrf" != "$old_csrf" ]' "the answer gives the session's new CSRF token: $body"
+# A request the page sent with the old cookie while the change was on its way is refused, and
+# its answer leaves the cookie alone: removing it could land after the new one and sign the
+# browser out (what the portal's browser test once met).
+c "$tmp/sara-before" GET /api/v1/auth/me
+is 401 'ended' "the old cookie after the password changed"
+check '! grep -qi "^set-cookie: rp_session" <<<"$head"' "a refused old cookie's answer sets a cookie: $head"
 c "$tmp/sara2" GET /api/v1/auth/me
 is 401 '' "the other session after the password changed"
 c "$tmp/sara" GET /api/v1/auth/me
