@@ -130,8 +130,24 @@ static double rss_mb(pid_t pid, bool peak)
 
 typedef struct {
     double rps, p50, p99; /* requests/s; latencies in ms */
+    double cpu_us;        /* the server's CPU (user + system) a request, in microseconds */
     long non2xx;
 } load_t;
+
+static pid_t server; /* the server the loads run against */
+
+/* The CPU @p pid has used so far (user + system), in seconds. */
+static double cpu_s(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    slurp(path, buf, sizeof buf);
+    const char *p = strrchr(buf, ')'); /* the name may hold spaces: fields after it */
+    unsigned long ut = 0, st = 0;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+        die(path, "unreadable");
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
 
 /* wrk's "12.34ms" / "850.00us" / "1.20s" in ms. */
 static double ms_of(const char *p)
@@ -161,7 +177,9 @@ static load_t load(const char *url, const char *script)
     }
     argv[n++] = (char *)url;
     argv[n] = NULL;
+    double cpu0 = cpu_s(server);
     run(argv, out);
+    double cpu = cpu_s(server) - cpu0;
     char buf[16384];
     slurp(out, buf, sizeof buf);
     load_t l = {0};
@@ -174,6 +192,14 @@ static load_t load(const char *url, const char *script)
         l.p99 = ms_of(p + 4 + strspn(p + 4, " "));
     if ((p = strstr(buf, "Non-2xx or 3xx responses:")))
         l.non2xx = atol(p + 26);
+    /* wrk's "  123456 requests in 5.00s, …": the count starts its line. */
+    long requests = 0;
+    if ((p = strstr(buf, " requests in "))) {
+        while (p > buf && p[-1] != '\n')
+            p--;
+        requests = strtol(p, NULL, 10);
+    }
+    l.cpu_us = requests > 0 ? cpu * 1e6 / (double)requests : 0;
     return l;
 }
 
@@ -264,8 +290,9 @@ static void write_file(const char *name, const char *text)
 
 static void report(const char *what, load_t l, double floor)
 {
-    printf("   %-44s %8.0f req/s (%.2f of the floor)  p50 %6.2f ms  p99 %6.2f ms%s\n", what,
-           l.rps, l.rps / floor, l.p50, l.p99, l.non2xx ? "  (some answers were not 2xx!)" : "");
+    printf("   %-44s %8.0f req/s (%.2f of the floor)  p50 %6.2f ms  p99 %6.2f ms  server "
+           "%5.1f us CPU a request%s\n", what, l.rps, l.rps / floor, l.p50, l.p99, l.cpu_us,
+           l.non2xx ? "  (some answers were not 2xx!)" : "");
 }
 
 int main(int argc, char **argv)
@@ -346,7 +373,7 @@ int main(int argc, char **argv)
     write_file("post.lua", lua);
 
     int port;
-    pid_t pid = serve(false, &port);
+    pid_t pid = server = serve(false, &port);
     nanosleep(&(struct timespec){0, 300000000}, NULL);
     double rest = rss_mb(pid, false);
     char url[256];
@@ -369,7 +396,7 @@ int main(int argc, char **argv)
     load_t post = load(u, "post.lua");
     double peak = rss_mb(pid, true);
     stop(pid);
-    pid = serve(true, &port);
+    pid = server = serve(true, &port);
     snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
     snprintf(u, sizeof u, "%s/api/v1/contact", url);
     load_t post_full = load(u, "post.lua");
