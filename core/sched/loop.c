@@ -114,7 +114,7 @@ static void close_cb(uv_handle_t *h)
     (void)h;
 }
 
-#define RP__WAL_RESTART_FRAMES 4096 /* 16 MB of 4 KB pages */
+#define RP__WAL_RESTART_FRAMES 16384 /* 64 MB of 4 KB pages */
 
 static void ckpt_run(uv_work_t *w)
 {
@@ -140,9 +140,11 @@ static void ckpt_done(uv_work_t *w, int status)
     e->ckpt_busy = false;
     /* Under a steady stream of writes a passive checkpoint never finds the WAL wholly copied
      * at the moment a write begins, so the WAL is never started over and grows without end
-     * (measured: 1 GB after a minute of API creates, every read slower for it). Past 16 MB,
+     * (measured: 1 GB after a minute of API creates, every read slower for it). Past 64 MB,
      * start it over here, on the loop, between two requests: the passive pass just copied
-     * nearly all of it, so this copies the rest and waits only for other processes' readers. */
+     * nearly all of it, so this copies the rest and waits only for other processes' readers.
+     * Each restart stalls the loop for 10-17 ms (the copy's tail and its sync); at 16 MB it came
+     * every 400 ms under 10k jobs/s and made the timers' p99 lateness (32 ms, bench_sched). */
     if (e->ckpt_log > RP__WAL_RESTART_FRAMES && !e->stopping) {
         /* A reader that keeps an old snapshot (`rapport backup` holds one for the whole copy)
          * would make this wait out the store's busy timeout, 5 s of a stalled loop every 200 ms;
