@@ -68,6 +68,8 @@ struct rp_sched {
     bool ckpt_busy;
     rp_db_t *ckpt_db;   /* opened and used only on the worker thread */
     int ckpt_log;       /* frames in the WAL after the last passive checkpoint */
+    int64_t ckpt_took_us; /* how long that checkpoint took on the worker */
+    int ckpt_rounds;    /* passes run back to back before a restart */
     char *db_path;
 };
 
