@@ -12,7 +12,8 @@
 
 /* Folds the write-ahead log into the file and truncates it, so the pages written before the
  * erasure (which still hold the erased values) leave the -wal file too. Says so when a reader
- * holds it open and the log could not be emptied. */
+ * holds it open and the log could not be emptied: a serving engine starts its log over in place
+ * (sqlite.c, sq_checkpoint), so old pages stay in the file until written over or it closes. */
 static void truncate_wal(rp_store_t *s)
 {
     rp_db_stmt_t *st = rp_db_prepare(rp_store_db(s), "PRAGMA wal_checkpoint(TRUNCATE)", NULL);
@@ -20,8 +21,8 @@ static void truncate_wal(rp_store_t *s)
         return;
     if (rp_db_step(st) == RP_DB_ROW && rp_db_col_int(st, 0) != 0)
         fprintf(stderr, "rapport: note: another process holds the database open, so its "
-                        "write-ahead log still holds pages from before the erasure until the "
-                        "next checkpoint\n");
+                        "write-ahead log may still hold pages from before the erasure until "
+                        "that process closes the database or writes over them\n");
     rp_db_finalize(st);
 }
 

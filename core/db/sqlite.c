@@ -120,14 +120,16 @@ static int sq_open(rp_db_t *db, const char *path, const rp_db_opts_t *o, rp_erro
      * what is deleted (a job's payload, a plugin's taken secret) is zeroed where that costs no
      * extra I/O (the page is written anyway), not left readable in it until the page is reused;
      * ON would also zero whole freed pages, at a write each. (`rapport erase` turns ON for its
-     * own transaction.) journal_size_limit: a log started over is cut back to 64 MB at most
-     * (a bulk import's can grow far past that; a restart otherwise keeps the file's size). */
+     * own transaction.) journal_size_limit: a log started over is cut back to 128 MB at most
+     * (a bulk import's can grow far past that; a restart otherwise keeps the file's size). It
+     * is above the 64 MB past which a serving engine starts its log over (sched/loop.c), so a
+     * serving engine's log is not cut and grown again on every cycle. */
     return rp_db_exec(db, o->sync_full ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
                                          " PRAGMA foreign_keys=ON; PRAGMA secure_delete=FAST;"
-                                         " PRAGMA journal_size_limit=67108864;"
+                                         " PRAGMA journal_size_limit=134217728;"
                                        : "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
                                          " PRAGMA foreign_keys=ON; PRAGMA secure_delete=FAST;"
-                                         " PRAGMA journal_size_limit=67108864;",
+                                         " PRAGMA journal_size_limit=134217728;",
                       err);
 }
 
@@ -189,7 +191,8 @@ static int sq_checkpoint(rp_db_t *db, bool restart, int *pending)
     /* Restart, not truncate: the next writer starts over at the head of the same file, where
      * truncating made every write after it extend the file again, page by page, while it grew
      * back (measured on a serving loop: a restart's stall 30-40 ms with truncate, 10-17 ms with
-     * restart). journal_size_limit, set at open, keeps the file from staying larger than that. */
+     * restart). journal_size_limit, set at open, keeps the file from staying much larger. The
+     * old frames stay in the file until written over (`rapport erase` truncates it itself). */
     int rc = sqlite3_wal_checkpoint_v2(CONN(db), NULL, restart ? SQLITE_CHECKPOINT_RESTART
                                                                : SQLITE_CHECKPOINT_PASSIVE,
                                        &log, &done);

@@ -114,7 +114,7 @@ static void close_cb(uv_handle_t *h)
     (void)h;
 }
 
-#define RP__WAL_RESTART_FRAMES 16384 /* 64 MB of 4 KB pages */
+#define RP__WAL_RESTART_FRAMES 16384 /* 64 MB of 4 KB pages (each frame has a 24-byte header) */
 
 static void ckpt_done(uv_work_t *w, int status);
 
@@ -162,14 +162,14 @@ static void ckpt_done(uv_work_t *w, int status)
      * the restart stalled the loop 10-17 ms, and at 16 MB it came every 400 ms under 10k
      * jobs/s: that was the timers' p99 lateness (32 ms, bench_sched). So passes run back to
      * back first, each shorter than the last (the worker copies far faster than the loop
-     * writes), until one takes under 3 ms: then the restart has that little left to copy. */
+     * writes), until one takes under 3 ms: then the restart has that little left to copy (at
+     * most 8 passes: where a sync alone takes longer, the restart comes after the eighth). */
     if (e->ckpt_log > RP__WAL_RESTART_FRAMES && !e->stopping) {
         if (e->ckpt_took_us > 3000 && e->ckpt_rounds < 8) {
             e->ckpt_rounds++;
             ckpt_queue(e);
             return;
         }
-        e->ckpt_rounds = 0;
         /* A reader that keeps an old snapshot (`rapport backup` holds one for the whole copy)
          * would make this wait out the store's busy timeout, 5 s of a stalled loop every 200 ms;
          * a short reader is done within 20 ms, a long one is waited for at the next turn. */
@@ -177,6 +177,7 @@ static void ckpt_done(uv_work_t *w, int status)
         rp_db_checkpoint(rp_store_db(e->s), true, NULL);
         rp_store_set_deadline(e->s, was);
     }
+    e->ckpt_rounds = 0;
 }
 
 static void on_ckpt_timer(uv_timer_t *t)
@@ -203,6 +204,7 @@ int rp_sched_serve(rp_sched_t *e, int poll_ms, void (*on_hup)(void *ud), void *h
     e->on_hup = on_hup;
     e->hup_ud = hup_ud;
     e->stopping = false;
+    e->ckpt_rounds = 0;
     uv_timer_init(&loop, &e->timer);
     e->timer.data = e;
     static const int sigs[3] = {SIGTERM, SIGINT, SIGHUP};
