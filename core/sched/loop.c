@@ -114,8 +114,6 @@ static void close_cb(uv_handle_t *h)
     (void)h;
 }
 
-#define RP__WAL_RESTART_FRAMES 16384 /* 64 MB of 4 KB pages (each frame has a 24-byte header) */
-
 static void ckpt_done(uv_work_t *w, int status);
 
 static void ckpt_run(uv_work_t *w)
@@ -155,16 +153,17 @@ static void ckpt_done(uv_work_t *w, int status)
     e->ckpt_busy = false;
     /* Under a steady stream of writes a passive checkpoint never finds the WAL wholly copied
      * at the moment a write begins, so the WAL is never started over and grows without end
-     * (measured: 1 GB after a minute of API creates, every read slower for it). Past 64 MB,
-     * start it over here, on the loop, between two requests: the passive pass just copied
-     * nearly all of it, so this copies the rest and waits only for other processes' readers.
-     * "The rest" is what the loop wrote while the pass ran: after a pass over 200 ms of writes
-     * the restart stalled the loop 10-17 ms, and at 16 MB it came every 400 ms under 10k
-     * jobs/s: that was the timers' p99 lateness (32 ms, bench_sched). So passes run back to
-     * back first, each shorter than the last (the worker copies far faster than the loop
-     * writes), until one takes under 3 ms: then the restart has that little left to copy (at
-     * most 8 passes: where a sync alone takes longer, the restart comes after the eighth). */
-    if (e->ckpt_log > RP__WAL_RESTART_FRAMES && !e->stopping) {
+     * (measured: 1 GB after a minute of API creates, every read slower for it). Past
+     * wal_restart_pages (64 MB), start it over here, on the loop, between two requests: the
+     * passive pass just copied nearly all of it, so this copies the rest and waits only for
+     * other processes' readers. "The rest" is what the loop wrote while the pass ran: after a
+     * pass over 200 ms of writes the restart stalled the loop 10-17 ms, and at 16 MB it came
+     * every 400 ms under 10k jobs/s: that was the timers' p99 lateness (32 ms, bench_sched).
+     * So passes run back to back first, each shorter than the last (the worker copies far
+     * faster than the loop writes), until one takes under 3 ms: then the restart has that
+     * little left to copy (at most 8 passes: where a sync alone takes longer, the restart
+     * comes after the eighth). */
+    if (e->ckpt_log > e->wal_restart_pages && !e->stopping) {
         if (e->ckpt_took_us > 3000 && e->ckpt_rounds < 8) {
             e->ckpt_rounds++;
             ckpt_queue(e);

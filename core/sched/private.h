@@ -33,6 +33,7 @@ struct rp_sched {
     bool virt;
     int64_t vnow;
     int64_t lease_ms;
+    int wal_restart_pages; /* the log's size past which serve starts it over */
     rp_retry_t retry;
     rp_log_fn log;
     void *log_ud;

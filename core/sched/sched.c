@@ -45,6 +45,7 @@ RP_DB_SCHEMA(sched_schema)
  * run holds no lock that keeps other engines out (PostgreSQL, several nodes) must renew the
  * lease from a heartbeat while a handler runs, every third of it, and never judge by pid. */
 #define RP__LEASE_MS 30000
+#define RP__WAL_RESTART_PAGES 16384 /* 64 MB of 4 KB pages (each frame has a 24-byte header) */
 #define RP__RECLAIM_EVERY_MS 1000
 /* Jobs due now claimed at once and run in one transaction: two commits for the batch instead of
  * two for each job, which were nearly all of a job's cost (≈ 100 µs of a no-op job, most of it
@@ -119,6 +120,7 @@ rp_sched_t *rp_sched_new(rp_store_t *s, const rp_sched_opts_t *opts)
     e->virt = o.virtual_clock;
     e->vnow = o.start_ms ? o.start_ms : real_ms();
     e->lease_ms = o.lease_ms > 0 ? o.lease_ms : RP__LEASE_MS;
+    e->wal_restart_pages = o.wal_restart_pages > 0 ? o.wal_restart_pages : RP__WAL_RESTART_PAGES;
     e->retry = o.retry;
     if (e->retry.max_attempts <= 0)
         e->retry.max_attempts = 5;

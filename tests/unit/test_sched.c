@@ -4,8 +4,10 @@
  * engines claiming from one database, a SIGKILL in the middle of a job, the jobs of a dead
  * engine put back at once, and claims no bigger than the job about to run.
  */
+#include <limits.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -876,6 +878,72 @@ static int cancel_then_fail(rp_store_t *s, const rp_event_t *ev, const rp_ctx_t 
     return rp_error_set(err, RP_EINVAL, 0, "failed after cancelling");
 }
 
+/* The serve loop's log: each job writes a record with 2 KB of text, a steady stream of writes
+ * for about 2 s; the last job stops the serve. */
+typedef struct {
+    int ran, want;
+    rp_sched_t *e;
+} stream_t;
+
+static int write_text(rp_store_t *s, const rp_job_t *job, const rp_ctx_t *ctx, void *ud,
+                      rp_error_t *err)
+{
+    stream_t *st = ud;
+    char text[2049];
+    memset(text, 'x', 2048);
+    text[2048] = 0;
+    json_t *f = json_pack("{s:I,s:s}", "job_id", (json_int_t)job->id, "runner", text);
+    int rc = rp_store_create(s, ctx, "run", f, NULL, err);
+    json_decref(f);
+    if (++st->ran >= st->want)
+        rp_sched_stop(st->e);
+    return rc;
+}
+
+/* Serves 4,000 such jobs due over 2 s; returns the size of the -wal file at the end. */
+static long serve_stream(const char *path, int restart_pages)
+{
+    rp_store_t *s = run_store(path);
+    rp_error_t err = {0};
+    rp_sched_opts_t o = {.wal_restart_pages = restart_pages};
+    rp_sched_t *e = rp_sched_new(s, &o);
+    stream_t st = {.want = 4000, .e = e};
+    assert_int_equal(rp_sched_handler(e, "text", write_text, &st, "test", &err), 0);
+    int64_t now = rp_sched_now(e);
+    assert_int_equal(rp_store_begin(s, &err), 0);
+    for (int i = 0; i < st.want; i++)
+        assert_int_equal(
+            rp_jobs_schedule(s, NULL, "text", NULL, now + i / 2, NULL, NULL, &err), 0);
+    assert_int_equal(rp_store_commit(s, &err), 0);
+    assert_int_equal(rp_sched_serve(e, 1, NULL, NULL, &err), 0);
+    assert_int_equal(st.ran, st.want);
+    char wal[300];
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    struct stat sb;
+    long size = stat(wal, &sb) == 0 ? (long)sb.st_size : -1;
+    rp_sched_free(e);
+    rp_store_close(s);
+    return size;
+}
+
+/* Under a steady stream of writes SQLite never starts its log over by itself: the serve loop
+ * does, past wal_restart_pages, so the file stays near that size instead of holding every
+ * write since the serve began. */
+static void test_serve_keeps_the_log_bounded(void **state)
+{
+    (void)state;
+    char dir[64], a[256], b[256];
+    test_tmpdb(dir, a, "never.db");
+    snprintf(b, sizeof b, "%s/bounded.db", dir);
+    long never = serve_stream(a, INT_MAX);
+    long bounded = serve_stream(b, 256);
+    print_message("log after 4,000 writes of 2 KB: %ld bytes never started over, %ld bytes "
+                  "started over past 256 pages\n", never, bounded);
+    assert_true(never > 16L << 20);
+    assert_true(bounded > 0 && bounded * 4 < never);
+    test_rmdir(dir);
+}
+
 static void test_handler_writes_roll_back_and_names_are_owned(void **state)
 {
     (void)state;
@@ -918,6 +986,7 @@ int main(void)
         cmocka_unit_test(test_sigkill_mid_batch_charges_each_once),
         cmocka_unit_test(test_batches_leave_keyed_jobs_and_keep_time),
         cmocka_unit_test(test_handler_writes_roll_back_and_names_are_owned),
+        cmocka_unit_test(test_serve_keeps_the_log_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

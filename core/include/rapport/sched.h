@@ -78,6 +78,11 @@ typedef struct rp_sched_opts {
      *  lets another engine of this machine tell at once that we are gone (no process with that
      *  pid and start time) and put our jobs back; any other name is judged by its lease. */
     const char *owner;
+    /** The write-ahead log's size in pages past which rp_sched_serve() starts it over (0:
+     *  16384, 64 MB of 4 KB pages). Under a steady stream of writes SQLite never starts it over
+     *  by itself; a smaller figure keeps the file smaller at the cost of more frequent, equally
+     *  short pauses of the loop. */
+    int wal_restart_pages;
 } rp_sched_opts_t;
 
 /**
