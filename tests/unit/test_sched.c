@@ -879,7 +879,7 @@ static int cancel_then_fail(rp_store_t *s, const rp_event_t *ev, const rp_ctx_t 
 }
 
 /* The serve loop's log: each job writes a record with 2 KB of text, a steady stream of writes
- * for about 2 s; the last job stops the serve. */
+ * (1,000 a second for 3 s); the last job stops the serve. */
 typedef struct {
     int ran, want;
     rp_sched_t *e;
@@ -900,30 +900,36 @@ static int write_text(rp_store_t *s, const rp_job_t *job, const rp_ctx_t *ctx, v
     return rc;
 }
 
-/* Serves 4,000 such jobs due over 2 s; returns the size of the -wal file at the end. */
-static long serve_stream(const char *path, int restart_pages)
+/* Serves that stream; gives the size of the -wal file at the end and how many times the log
+ * was started over (the checkpoint sequence in its header, bytes 12-15, counts each). */
+static void serve_stream(const char *path, int restart_pages, long *size, unsigned *restarts)
 {
     rp_store_t *s = run_store(path);
     rp_error_t err = {0};
     rp_sched_opts_t o = {.wal_restart_pages = restart_pages};
     rp_sched_t *e = rp_sched_new(s, &o);
-    stream_t st = {.want = 4000, .e = e};
+    stream_t st = {.want = 3000, .e = e};
     assert_int_equal(rp_sched_handler(e, "text", write_text, &st, "test", &err), 0);
     int64_t now = rp_sched_now(e);
     assert_int_equal(rp_store_begin(s, &err), 0);
     for (int i = 0; i < st.want; i++)
-        assert_int_equal(
-            rp_jobs_schedule(s, NULL, "text", NULL, now + i / 2, NULL, NULL, &err), 0);
+        assert_int_equal(rp_jobs_schedule(s, NULL, "text", NULL, now + i, NULL, NULL, &err), 0);
     assert_int_equal(rp_store_commit(s, &err), 0);
     assert_int_equal(rp_sched_serve(e, 1, NULL, NULL, &err), 0);
     assert_int_equal(st.ran, st.want);
     char wal[300];
     snprintf(wal, sizeof wal, "%s-wal", path);
-    struct stat sb;
-    long size = stat(wal, &sb) == 0 ? (long)sb.st_size : -1;
+    unsigned char head[16] = {0};
+    FILE *f = fopen(wal, "rb");
+    assert_non_null(f);
+    assert_int_equal(fread(head, 1, sizeof head, f), sizeof head);
+    fseek(f, 0, SEEK_END);
+    *size = ftell(f);
+    fclose(f);
+    *restarts = (unsigned)head[12] << 24 | (unsigned)head[13] << 16 | (unsigned)head[14] << 8 |
+                head[15];
     rp_sched_free(e);
     rp_store_close(s);
-    return size;
 }
 
 /* Under a steady stream of writes SQLite never starts its log over by itself: the serve loop
@@ -935,12 +941,20 @@ static void test_serve_keeps_the_log_bounded(void **state)
     char dir[64], a[256], b[256];
     test_tmpdb(dir, a, "never.db");
     snprintf(b, sizeof b, "%s/bounded.db", dir);
-    long never = serve_stream(a, INT_MAX);
-    long bounded = serve_stream(b, 256);
-    print_message("log after 4,000 writes of 2 KB: %ld bytes never started over, %ld bytes "
-                  "started over past 256 pages\n", never, bounded);
-    assert_true(never > 16L << 20);
-    assert_true(bounded > 0 && bounded * 4 < never);
+    long never = 0, bounded = 0;
+    unsigned never_restarts = 0, restarts = 0;
+    serve_stream(a, INT_MAX, &never, &never_restarts);
+    serve_stream(b, 256, &bounded, &restarts);
+    print_message("log after 3,000 writes of 2 KB: %ld bytes and %u restarts left alone, %ld "
+                  "bytes and %u restarts started over past 256 pages\n", never, never_restarts,
+                  bounded, restarts);
+    /* How large the file grows between two restarts depends on how fast this machine is at
+     * the moment (a starved worker copies slowly), within twice the limit and one pass's
+     * writes; that they happen does not (ASan and two CPU-bound processes beside: 8 MB and
+     * 13 restarts against 42 MB and none). */
+    assert_true(never > 8L << 20);
+    assert_true(restarts >= 3);
+    assert_true(bounded * 2 < never);
     test_rmdir(dir);
 }
 
