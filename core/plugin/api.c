@@ -3,6 +3,7 @@
  * basics and records, the registrations, and the trampolines from the core's callbacks to the
  * plugins' JSON-text ABI.
  */
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -443,16 +444,23 @@ static int c_count(rapport_change *c)
     return c->count;
 }
 
-static char *c_get(rapport_change *c, int i, const char *field)
+/* The field as c_get finds it, borrowed. */
+static json_t *c_field(rapport_change *c, int i, const char *field)
 {
-    if (i < 0 || i >= c->count || !field)
-        return NULL;
     json_t *f = c->batch ? json_array_get(c->batch, (size_t)i) : NULL;
     json_t *v = f ? json_object_get(f, field) : NULL;
     if (!v) {
         json_t *old = c->olds ? c->olds[i] : c->single_old;
         v = old ? json_object_get(old, field) : NULL;
     }
+    return v;
+}
+
+static char *c_get(rapport_change *c, int i, const char *field)
+{
+    if (i < 0 || i >= c->count || !field)
+        return NULL;
+    json_t *v = c_field(c, i, field);
     return v ? json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
 }
 
@@ -464,6 +472,33 @@ static int c_set(rapport_change *c, int i, const char *field, const char *text)
     if (!text)
         return json_object_del(f, field) == 0 ? 0 : RAPPORT_ENOTFOUND;
     json_t *v = json_loads(text, JSON_DECODE_ANY, NULL);
+    if (!v)
+        return RAPPORT_EINVAL;
+    return json_object_set_new(f, field, v) == 0 ? 0 : RAPPORT_ENOMEM;
+}
+
+static long c_get_text(rapport_change *c, int i, const char *field, char *buf, size_t cap)
+{
+    if (i < 0 || i >= c->count || !field)
+        return RAPPORT_EINVAL;
+    json_t *v = c_field(c, i, field);
+    if (!v || json_is_null(v))
+        return RAPPORT_ENOTFOUND;
+    if (!json_is_string(v))
+        return RAPPORT_EINVAL;
+    size_t n = json_string_length(v);
+    if (buf && cap) {
+        size_t k = n < cap ? n : cap - 1;
+        memcpy(buf, json_string_value(v), k);
+        buf[k] = '\0';
+    }
+    return n > (size_t)LONG_MAX ? LONG_MAX : (long)n;
+}
+
+static int c_set_text(rapport_change *c, int i, const char *field, const char *text)
+{
+    json_t *f = c->batch && i >= 0 && i < c->count ? json_array_get(c->batch, (size_t)i) : NULL;
+    json_t *v = f && field && text ? json_string(text) : NULL; /* NULL: not UTF-8 */
     if (!v)
         return RAPPORT_EINVAL;
     return json_object_set_new(f, field, v) == 0 ? 0 : RAPPORT_ENOMEM;
@@ -938,4 +973,6 @@ const rapport_api rp__plugin_api = {
     .reply_bytes = rp__plugin_reply_bytes,
     .route_doc = rp__plugin_route_doc,
     .search = rp__plugin_search,
+    .change_get_text = c_get_text,
+    .change_set_text = c_set_text,
 };

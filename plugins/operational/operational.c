@@ -443,57 +443,80 @@ int op_norm_phone(const char *in, const char *cc, char *out, size_t cap, char *w
     return 0;
 }
 
+/* Record @p r's field as text: in @p small (@p cap bytes) when it fits, else in memory of its
+ * own (free it when it is not @p small); NULL when absent or not text, *len then says which
+ * (RAPPORT_ENOMEM when memory ran out). */
+static char *text_at(const rapport_api *api, rapport_change *c, int r, const char *field,
+                     char *small, size_t cap, long *len)
+{
+    *len = api->change_get_text(c, r, field, small, cap);
+    if (*len < (long)cap)
+        return *len >= 0 ? small : NULL;
+    char *big = malloc((size_t)*len + 1);
+    if (big && api->change_get_text(c, r, field, big, (size_t)*len + 1) == *len)
+        return big;
+    free(big);
+    *len = RAPPORT_ENOMEM;
+    return NULL;
+}
+
 /* Batch before-hook on accounts, contacts and leads: one form for emails, phones and domains,
  * so lookups and duplicate checks match whatever was typed. A batch hook, so an import of a
- * million reads the default country once per batch, not once per row. */
+ * million reads the default country once per batch, not once per row; the fields are read
+ * and written as text, without a JSON round trip a field. */
 static int normalise(rapport_host *h, const rapport_api *api, rapport_change *c, void *ud,
                      char *err, size_t errlen)
 {
     (void)ud;
-    static const char *const phones[] = {"phone", "mobile", NULL};
-    static const char *const lower[] = {"email", "domain", NULL};
+    static const char *const fields[] = {"phone", "mobile", "email", "domain", NULL};
     char cc[8] = "";
     bool cc_read = false;
     const char *entity = api->change_entity(c);
     int n = api->change_count(c);
     for (int r = 0; r < n; r++) {
-        for (int i = 0; phones[i]; i++) {
-            json_t *j = op_change_get_i(c, r, phones[i]);
-            const char *v = json_string_value(j);
-            if (v && *v) {
+        for (int i = 0; fields[i]; i++) {
+            char small[256];
+            long len;
+            char *v = text_at(api, c, r, fields[i], small, sizeof small, &len);
+            if (!v) {
+                if (len == RAPPORT_ENOMEM)
+                    return op_fail(err, errlen, "%s.%s: out of memory", entity, fields[i]);
+                continue; /* absent or not text: the store's own check says which */
+            }
+            int rc = 0;
+            if (i < 2 && *v) { /* a phone */
                 if (!cc_read) {
                     op_default_cc(h, cc);
                     cc_read = true;
                 }
                 char out[48], why[160];
                 if (op_norm_phone(v, cc, out, sizeof out, why, sizeof why)) {
-                    json_decref(j);
                     api->change_refuse(c, r);
-                    return op_fail(err, errlen, "%s.%s: %s", entity, phones[i], why);
+                    rc = op_fail(err, errlen, "%s.%s: %s", entity, fields[i], why);
+                } else if (strcmp(out, v) != 0) {
+                    api->change_set_text(c, r, fields[i], out);
                 }
-                if (strcmp(out, v) != 0)
-                    op_change_set_i(c, r, phones[i], json_string(out));
+            } else if (i >= 2) { /* trimmed of spaces, in lower case */
+                char *t = v;
+                while (*t == ' ')
+                    t++;
+                size_t tl = strlen(t);
+                while (tl && t[tl - 1] == ' ')
+                    tl--;
+                bool changed = t != v || tl != (size_t)len;
+                t[tl] = '\0';
+                for (char *q = t; *q; q++)
+                    if (*q >= 'A' && *q <= 'Z') {
+                        *q = (char)(*q - 'A' + 'a');
+                        changed = true;
+                    }
+                if (changed)
+                    api->change_set_text(c, r, fields[i], t);
             }
-            json_decref(j);
-        }
-        for (int i = 0; lower[i]; i++) {
-            json_t *j = op_change_get_i(c, r, lower[i]);
-            const char *v = json_string_value(j);
-            if (v) {
-                char *t = strdup(v);
-                char *s = t;
-                while (*s == ' ')
-                    s++;
-                size_t len = strlen(s);
-                while (len && s[len - 1] == ' ')
-                    s[--len] = '\0';
-                for (char *q = s; *q; q++)
-                    *q = (char)tolower((unsigned char)*q);
-                if (strcmp(s, v) != 0)
-                    op_change_set_i(c, r, lower[i], json_string(s));
-                free(t);
-            }
-            json_decref(j);
+            if (v != small)
+                free(v);
+            if (rc)
+                return rc;
         }
     }
     return 0;

@@ -604,6 +604,23 @@ struct rapport_api {
      * 1,024 bytes is refused). (Appended with route_doc.)
      */
     char *(*search)(rapport_host *h, const char *text, const char *entity, int limit);
+    /**
+     * Inside a before-hook: record @p i's field @p field when it is a string, copied into
+     * @p buf (@p cap bytes, NUL-terminated, cut to fit). Returns the string's length in bytes
+     * (a length of @p cap or more says it was cut: call again with length + 1 bytes),
+     * RAPPORT_ENOTFOUND when the field is absent or null, RAPPORT_EINVAL when it holds another
+     * type (read that with change_get) or @p i is not a record of the change. On update, a
+     * field not in the patch is read from the record as it was, as change_get does. No JSON
+     * and nothing to free: for hooks that read every row of a large import. (Appended after
+     * search: test with RAPPORT_HAS.)
+     */
+    long (*change_get_text)(rapport_change *c, int i, const char *field, char *buf, size_t cap);
+    /**
+     * Inside a before-hook: sets record @p i's field to the string @p text (copied).
+     * RAPPORT_EINVAL when @p text is not valid UTF-8 or @p i is not a record of the change
+     * (nothing is set). (Appended with change_get_text.)
+     */
+    int (*change_set_text)(rapport_change *c, int i, const char *field, const char *text);
 };
 
 /** Whether @p api has function @p fn (so a plugin can run on an older host). */

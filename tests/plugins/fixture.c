@@ -9,26 +9,47 @@
 #include "rapport_plugin.h"
 
 #if FIXTURE_GOOD || FIXTURE_INITFAIL
-/* Upper-cases the first letter of a good_item's name and gives it 1 point when it has none. */
+/* Upper-cases the first letter of a good_item's name and gives it 1 point when it has none.
+ * The name is read as text into a buffer too small for long ones (read again, whole). */
 static int capitalise(rapport_host *h, const rapport_api *api, rapport_change *c, void *ud,
                       char *err, size_t errlen)
 {
     for (int i = 0; i < api->change_count(c); i++) {
-        char *name = api->change_get(c, i, "name");
-        if (name && strcmp(name, "\"forbidden\"") == 0) {
-            api->free(name);
+        char small[8], *name = small;
+        long len = api->change_get_text(c, i, "name", small, sizeof small);
+        if (len >= (long)sizeof small) {
+            name = malloc((size_t)len + 1);
+            if (!name || api->change_get_text(c, i, "name", name, (size_t)len + 1) != len) {
+                free(name);
+                snprintf(err, errlen, "good_item %d: the name read twice differs", i);
+                return RAPPORT_EIO;
+            }
+        }
+        int rc = 0;
+        if (len >= 0 && strcmp(name, "forbidden") == 0) {
             snprintf(err, errlen, "good_item %d: the name \"forbidden\" is not allowed", i);
+            rc = RAPPORT_EVETO;
+        } else if (len >= 0 && strcmp(name, "not utf-8") == 0) {
+            /* The host refuses to store a string that is not UTF-8, and says so. */
+            snprintf(err, errlen, "good_item %d: change_set_text of a lone 0xff said %d", i,
+                     api->change_set_text(c, i, "name", "\xff"));
+            rc = RAPPORT_EVETO;
+        } else if (len > 0 && name[0] >= 'a' && name[0] <= 'z') {
+            name[0] = (char)(name[0] - 'a' + 'A');
+            api->change_set_text(c, i, "name", name);
+        }
+        if (name != small)
+            free(name);
+        if (rc)
+            return rc;
+        /* Points: absent gets 1; a number is not text (the host says which). */
+        long pts = api->change_get_text(c, i, "points", small, sizeof small);
+        if (pts == RAPPORT_ENOTFOUND)
+            api->change_set(c, i, "points", "1");
+        else if (pts != RAPPORT_EINVAL) {
+            snprintf(err, errlen, "good_item %d: points read as text gave %ld", i, pts);
             return RAPPORT_EVETO;
         }
-        if (name && name[0] == '"' && name[1] >= 'a' && name[1] <= 'z') {
-            name[1] = (char)(name[1] - 'a' + 'A');
-            api->change_set(c, i, "name", name);
-        }
-        api->free(name);
-        char *pts = api->change_get(c, i, "points");
-        if (!pts)
-            api->change_set(c, i, "points", "1");
-        api->free(pts);
     }
     return 0;
 }

@@ -74,12 +74,19 @@ static void test_a_working_plugin(void **state)
     rp_error_t verr = {0};
     assert_int_equal(try_create(s, "good_item", "{\"name\": \"forbidden\"}", &verr), RP_EVETO);
     assert_contains(verr.msg, "the name \"forbidden\" is not allowed (plugin good)");
+    /* Text read without JSON: a name longer than the hook's buffer is read again whole; one
+     * that starts with no lower-case letter is left alone; a string that is not UTF-8 is
+     * refused by change_set_text. */
+    id = create(s, "good_item", "{\"name\": \"a name longer than eight bytes\"}");
+    assert_string_equal(field_of(s, "good_item", id, "name"), "\"A name longer than eight bytes\"");
+    assert_int_equal(try_create(s, "good_item", "{\"name\": \"not utf-8\"}", &verr), RP_EVETO);
+    assert_contains(verr.msg, "change_set_text of a lone 0xff said -1");
     /* A bulk write goes through the same hook. */
     json_t *batch = J("[{\"name\": \"alpha\"}, {\"name\": \"beta\", \"points\": 5}]");
     assert_int_equal(rp_store_create_many(s, &test_ctx, "good_item", batch, NULL, NULL, &err), 0);
     json_decref(batch);
-    assert_string_equal(field_of(s, "good_item", 3, "name"), "\"Beta\"");
-    assert_string_equal(field_of(s, "good_item", 3, "points"), "5");
+    assert_string_equal(field_of(s, "good_item", 4, "name"), "\"Beta\"");
+    assert_string_equal(field_of(s, "good_item", 4, "points"), "5");
 
     /* Its event handler and its job run on the engine, writing as the plugin. */
     assert_int_equal(rp_sched_run_due(e, NULL, &err), 0);
@@ -96,7 +103,7 @@ static void test_a_working_plugin(void **state)
         }
         rp_event_clear(&ev[i]);
     }
-    assert_int_equal(seen, 3);
+    assert_int_equal(seen, 4);
     json_decref(w);
     json_t *payload = J("{\"n\": 7}");
     assert_int_equal(rp_jobs_schedule(s, &test_ctx, "good.tick", payload, rp_sched_now(e) + 1000,
