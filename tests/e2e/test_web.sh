@@ -134,25 +134,6 @@ sleep 1.3
 c "$tmp/none" GET /api/v1/auth/me '' -H "Cookie: $maxc"
 is 401 'expired' "a session past http.session_max_s"
 
-# Revoking from the command line: one session, then every session of a user.
-c "$tmp/s1" POST /api/v1/auth/session '{"user": "rita", "password": "rita password 1"}'
-id1=$(grep -o '"session_id":[0-9]*' <<<"$body" | cut -d: -f2)
-c "$tmp/s2" POST /api/v1/auth/session '{"user": "rita", "password": "rita password 1"}'
-c "$tmp/s3" POST /api/v1/auth/session '{"user": "rita", "password": "rita password 1"}'
-expect 0 "\"id\":$id1," -- sessions list
-expect 0 "session $id1 revoked" -- sessions revoke "$id1"
-expect 1 "no live session with id $id1" -- sessions revoke "$id1"
-c "$tmp/s1" GET /api/v1/auth/me
-is 401 'ended' "a revoked session"
-c "$tmp/s2" GET /api/v1/auth/me
-is 200 '' "another session of the user lives on"
-expect 0 "2 sessions of user rita revoked" -- sessions revoke-user rita
-c "$tmp/s3" GET /api/v1/auth/me
-is 401 'ended' "a session revoked with its user's"
-expect 2 "sessions revoke ID" -- sessions revoke x
-check '"$RAPPORT" events tail -n 200 | grep -q "\"type\":\"session.revoked\""' "no session.revoked event"
-check '! "$RAPPORT" events tail -n 200 | grep -qF "rps_"' "a session secret is in the event log"
-
 # Wrong passwords are limited as the token sign-in's are: three, then 429 (even for the right
 # one), and an unknown cookie counts as a guess.
 c "$tmp/x" POST /api/v1/auth/session '{"user": "ana", "password": "wrong one"}'
@@ -231,6 +212,36 @@ c "$tmp/h" GET /api/v1/pet '' -H "Authorization: Bearer $tok"
 has 'cache-control: no-store' "an API answer is never kept"
 c "$tmp/h" GET /openapi.json
 check 'grep -qF "\"/api/v1/auth/session\"" <<<"$body" && grep -qF "\"/api/v1/auth/me\"" <<<"$body"' "the OpenAPI document lacks the session routes"
+
+kill $serve_pid
+wait $serve_pid 2>/dev/null
+serve_pid=
+
+# ---- revoking from the command line, on a server with the default idle time: the first
+# server's 2 s ended a session while the commands below started (a sanitizer build, with the
+# suite beside it) ----
+"$RAPPORT" serve --listen 127.0.0.1:0 --poll-ms 20 2> "$tmp/serve1b.log" &
+serve_pid=$!
+port=$(listened_port "$tmp/serve1b.log")
+check '[ -n "$port" ]' "serve did not start again: $(cat "$tmp/serve1b.log")"
+U=http://127.0.0.1:$port
+c "$tmp/s1" POST /api/v1/auth/session '{"user": "rita", "password": "rita password 1"}'
+id1=$(grep -o '"session_id":[0-9]*' <<<"$body" | cut -d: -f2)
+c "$tmp/s2" POST /api/v1/auth/session '{"user": "rita", "password": "rita password 1"}'
+c "$tmp/s3" POST /api/v1/auth/session '{"user": "rita", "password": "rita password 1"}'
+expect 0 "\"id\":$id1," -- sessions list
+expect 0 "session $id1 revoked" -- sessions revoke "$id1"
+expect 1 "no live session with id $id1" -- sessions revoke "$id1"
+c "$tmp/s1" GET /api/v1/auth/me
+is 401 'ended' "a revoked session"
+c "$tmp/s2" GET /api/v1/auth/me
+is 200 '' "another session of the user lives on"
+expect 0 "2 sessions of user rita revoked" -- sessions revoke-user rita
+c "$tmp/s3" GET /api/v1/auth/me
+is 401 'ended' "a session revoked with its user's"
+expect 2 "sessions revoke ID" -- sessions revoke x
+check '"$RAPPORT" events tail -n 200 | grep -q "\"type\":\"session.revoked\""' "no session.revoked event"
+check '! "$RAPPORT" events tail -n 200 | grep -qF "rps_"' "a session secret is in the event log"
 
 kill $serve_pid
 wait $serve_pid 2>/dev/null
