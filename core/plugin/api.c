@@ -219,50 +219,6 @@ static int h_remove(rapport_host *h, const char *entity, int64_t id)
     return from_err(h, rp_store_delete(h->P->s, &h->ctx, entity, id, &err), &err);
 }
 
-static char *h_find(rapport_host *h, const char *entity, const char *query)
-{
-    json_t *q = query ? parse(h, query, "the query") : json_object();
-    if (!q)
-        return NULL;
-    const char *fields[65] = {0};
-    json_t *jf = json_object_get(q, "fields");
-    for (size_t i = 0; json_is_array(jf) && i < json_array_size(jf) && i < 64; i++)
-        fields[i] = json_string_value(json_array_get(jf, i));
-    rp_query_t rq = {.entity = entity,
-                     .where = json_object_get(q, "where"),
-                     .order = json_string_value(json_object_get(q, "order")),
-                     .limit = json_integer_value(json_object_get(q, "limit")),
-                     .offset = json_integer_value(json_object_get(q, "offset")),
-                     .after = json_string_value(json_object_get(q, "after")),
-                     .fields = json_is_array(jf) ? fields : NULL,
-                     .with_deleted = json_is_true(json_object_get(q, "deleted")),
-                     .access = h->ctx.access};
-    /* The page is written straight from the rows (the store's text path: the same reads and
-     * access as rp_store_find), byte for byte what dumping {"data": rows, "next": cursor}
-     * gave; a scan over a million records built and freed a tree per record here. */
-    rp_jtext_t page = {0};
-    rp_jt_lit(&page, "{\"data\":");
-    char *next = NULL;
-    rp_error_t err = {0};
-    int rc = rp_store_find_text(h->P->s, &rq, &page, &next, &err);
-    json_decref(q);
-    if (from_err(h, rc, &err)) {
-        rp_jt_free(&page);
-        free(next);
-        return NULL;
-    }
-    if (next) {
-        rp_jt_lit(&page, ",\"next\":");
-        rp_jt_str(&page, next, strlen(next));
-        free(next);
-    }
-    rp_jt_lit(&page, "}");
-    char *out = rp_jt_take(&page, NULL);
-    if (!out)
-        rp__plugin_fail(h, RAPPORT_ENOMEM, "out of memory");
-    return out;
-}
-
 static int h_count(rapport_host *h, const char *entity, const char *where, int64_t *n)
 {
     json_t *w = where ? parse(h, where, "the filter") : NULL;
@@ -918,7 +874,7 @@ const rapport_api rp__plugin_api = {
     .get = h_get,
     .update = h_update,
     .remove = h_remove,
-    .find = h_find,
+    .find = rp__plugin_find,
     .count = h_count,
     .emit = h_emit,
     .hook = h_hook,
@@ -975,4 +931,5 @@ const rapport_api rp__plugin_api = {
     .search = rp__plugin_search,
     .change_get_text = c_get_text,
     .change_set_text = c_set_text,
+    .find_rows = rp__plugin_find_rows,
 };

@@ -126,6 +126,13 @@ int64_t rp__plugin_fail(rapport_host *h, int code, const char *fmt, ...)
 int rp__plugin_route_doc(rapport_host *h, const char *method, const char *path, const char *op);
 char *rp__plugin_search(rapport_host *h, const char *text, const char *entity, int limit);
 
+/** api->find and api->find_rows (find.c). */
+char *rp__plugin_find(rapport_host *h, const char *entity, const char *query);
+int rp__plugin_find_rows(rapport_host *h, const char *entity, const char *query,
+                         int (*row)(void *ud, int n, const char *const *values,
+                                    const size_t *lens),
+                         void *ud, char **next);
+
 /** api->format (formats.c). */
 int rp__plugin_format(rapport_host *h, const rapport_format *f, void *ud);
 

@@ -2,6 +2,7 @@
  * query.c — finding records: sorting, offset and keyset pagination, and counting, over the
  * filters of filter.c. Aggregates are aggregate.c, full-text search search.c.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -318,9 +319,134 @@ static void text_row(rp_jtext_t *out, rp_db_stmt_t *st, const tplan_t *plan)
     rp_jt_raw(out, "}", 1);
 }
 
-/* The page of @p qq, as records into @p arr or as text into @p text. */
-static int find(rp_store_t *s, const rp_query_t *qq, json_t *arr, rp_jtext_t *text, char **next,
-                rp_error_t *err)
+/* ---- rows handed over as text (rp_store_find_rows) --------------------------------------- */
+
+#define ROWS_MAX 64
+
+typedef struct {
+    rp_row_fn fn;
+    void *ud;
+    int n;
+    bool records; /* a record principal reads: through the records, as rp_store_find */
+    int col[ROWS_MAX];
+    const rp__field_t *f[ROWS_MAX]; /* NULL for a system column */
+    const char *v[ROWS_MAX];
+    size_t len[ROWS_MAX], off[ROWS_MAX];
+    rp_jtext_t scratch; /* the values written here (numbers, JSON), each NUL-terminated */
+} rows_t;
+
+/* Which column each field of @p fields is, for @p a's read. */
+static void rows_plan(rows_t *R, rp__entity_t *e, const rp_access_t *a, const char **fields)
+{
+    int64_t pid = 0;
+    R->records = a && (!rp__authorizer ||
+                       (rp__authorizer->principal && rp__authorizer->principal(a, &pid)));
+    for (R->n = 0; fields[R->n]; R->n++) {
+        R->col[R->n] = -1;
+        R->f[R->n] = NULL;
+        for (int c = 0; c < RP__NSYS; c++)
+            if (strcmp(sys_names[c], fields[R->n]) == 0)
+                R->col[R->n] = c;
+        for (int i = 0; R->col[R->n] < 0 && i < e->nfields; i++)
+            if (strcmp(e->fields[i].name, fields[R->n]) == 0) {
+                R->col[R->n] = RP__NSYS + i;
+                R->f[R->n] = &e->fields[i];
+            }
+    }
+}
+
+/* Column @p c's value as text: in place when the column holds it, else into the scratch. */
+static void rows_value(rows_t *R, int i, rp_db_stmt_t *st)
+{
+    int c = R->col[i];
+    const rp__field_t *f = R->f[i];
+    R->v[i] = NULL;
+    R->len[i] = 0;
+    R->off[i] = SIZE_MAX;
+    if (rp_db_col_type(st, c) == RP_DB_NULL)
+        return;
+    rp_jtext_t *b = &R->scratch;
+    size_t at = b->len;
+    switch (f ? f->type : c == 0 || c == 3 ? RP_T_INTEGER : RP_T_TEXT) {
+    case RP_T_INTEGER:
+    case RP_T_REF:
+        rp_jt_int(b, rp_db_col_int(st, c));
+        break;
+    case RP_T_REAL:
+        rp_jt_real(b, rp_db_col_float(st, c));
+        break;
+    case RP_T_BOOLEAN:
+        rp_jt_lit(b, rp_db_col_int(st, c) ? "true" : "false");
+        break;
+    case RP_T_DECIMAL: {
+        char buf[40];
+        rp_dec_format(rp_db_col_int(st, c), f->scale, buf, sizeof buf);
+        rp_jt_lit(b, buf);
+        break;
+    }
+    case RP_T_JSON: { /* as its record holds it: a string is handed over as its text */
+        json_t *v = rp__value_column(st, c, f);
+        if (json_is_string(v))
+            rp_jt_raw(b, json_string_value(v), json_string_length(v));
+        else if (!json_is_null(v))
+            rp_jt_value(b, v);
+        bool none = json_is_null(v);
+        json_decref(v);
+        if (none)
+            return;
+        break;
+    }
+    default:
+        R->v[i] = rp_db_col_text(st, c);
+        R->len[i] = (size_t)rp_db_col_bytes(st, c);
+        return;
+    }
+    R->len[i] = b->len - at;
+    R->off[i] = at;
+    rp_jt_raw(b, "", 1);
+}
+
+/* Hands the row under @p st to the caller (see rp_row_fn). */
+static int rows_emit(rows_t *R, rp__entity_t *e, const rp_access_t *a, rp_db_stmt_t *st,
+                     const char **fields)
+{
+    R->scratch.len = 0;
+    json_t *rec = NULL;
+    if (R->records) {
+        rec = rp__record_from_row(e, st, fields);
+        rp__access_redact(a, e->name, rec);
+    }
+    for (int i = 0; i < R->n; i++) {
+        if (!rec) {
+            rows_value(R, i, st);
+            continue;
+        }
+        json_t *v = json_object_get(rec, fields[i]);
+        R->v[i] = json_string_value(v);
+        R->len[i] = json_string_length(v);
+        R->off[i] = SIZE_MAX;
+        if (v && !json_is_null(v) && !json_is_string(v)) {
+            R->off[i] = R->scratch.len;
+            rp_jt_value(&R->scratch, v);
+            R->len[i] = R->scratch.len - R->off[i];
+            rp_jt_raw(&R->scratch, "", 1);
+        }
+    }
+    if (R->scratch.oom) {
+        json_decref(rec);
+        return RP_ENOMEM;
+    }
+    for (int i = 0; i < R->n; i++)
+        if (R->off[i] != SIZE_MAX)
+            R->v[i] = R->scratch.p + R->off[i];
+    int rc = R->fn(R->ud, R->n, R->v, R->len);
+    json_decref(rec);
+    return rc;
+}
+
+/* The page of @p qq, as records into @p arr, as text into @p text, or row by row to @p rows. */
+static int find(rp_store_t *s, const rp_query_t *qq, json_t *arr, rp_jtext_t *text,
+                rows_t *rows, char **next, rp_error_t *err)
 {
     if (next)
         *next = NULL;
@@ -379,6 +505,9 @@ static int find(rp_store_t *s, const rp_query_t *qq, json_t *arr, rp_jtext_t *te
     }
     /* Text: written straight from the rows where the plan allows, else through the records. */
     tplan_t *plan = text ? text_plan(e, a, qq->fields) : NULL;
+    if (rows)
+        rows_plan(rows, e, a, qq->fields);
+    int stop = 0;
     if (text) {
         rp_jt_reserve(text, (size_t)(limit < 64 ? limit : 64) * 1024);
         rp_jt_raw(text, "[", 1);
@@ -396,7 +525,11 @@ static int find(rp_store_t *s, const rp_query_t *qq, json_t *arr, rp_jtext_t *te
         if (text && count)
             rp_jt_raw(text, ",", 1);
         last_id = rp_db_col_int(st, 0);
-        if (plan) {
+        if (rows) {
+            /* The cursor reads the last record whole once the page is done. */
+            if ((stop = rows_emit(rows, e, a, st, qq->fields)))
+                break;
+        } else if (plan) {
             text_row(text, st, plan);
         } else {
             json_t *rec = rp__record_from_row(e, st, qq->fields);
@@ -422,6 +555,11 @@ static int find(rp_store_t *s, const rp_query_t *qq, json_t *arr, rp_jtext_t *te
     free(plan);
     if (text)
         rp_jt_raw(text, "]", 1);
+    if (stop) {
+        rc = stop == RP_ENOMEM ? rp_error_set(err, RP_ENOMEM, 0, "out of memory") : stop;
+        json_decref(last);
+        goto out;
+    }
     if (src == RP_DB_ROW)
         src = RP_DB_DONE;
     if (src == RP_DB_DONE && more && next) {
@@ -453,7 +591,7 @@ int rp_store_find(rp_store_t *s, const rp_query_t *qq, json_t **out, char **next
             *next = NULL;
         return rp_error_set(err, RP_ENOMEM, 0, "out of memory");
     }
-    int rc = find(s, qq, arr, NULL, next, err);
+    int rc = find(s, qq, arr, NULL, NULL, next, err);
     if (rc)
         json_decref(arr);
     else
@@ -464,7 +602,33 @@ int rp_store_find(rp_store_t *s, const rp_query_t *qq, json_t **out, char **next
 int rp_store_find_text(rp_store_t *s, const rp_query_t *qq, rp_jtext_t *out, char **next,
                        rp_error_t *err)
 {
-    return find(s, qq, NULL, out, next, err);
+    return find(s, qq, NULL, out, NULL, next, err);
+}
+
+int rp_store_find_rows(rp_store_t *s, const rp_query_t *qq, rp_row_fn fn, void *ud, char **next,
+                       rp_error_t *err)
+{
+    int n = 0;
+    while (qq->fields && qq->fields[n])
+        n++;
+    if (n < 1 || n > ROWS_MAX) {
+        if (next)
+            *next = NULL;
+        return rp_error_set(err, RP_EINVAL, RP_C_TYPE, "a read of rows names 1 to %d fields, "
+                            "not %d", ROWS_MAX, n);
+    }
+    rows_t *R = calloc(1, sizeof *R);
+    if (!R) {
+        if (next)
+            *next = NULL;
+        return rp_error_set(err, RP_ENOMEM, 0, "out of memory");
+    }
+    R->fn = fn;
+    R->ud = ud;
+    int rc = find(s, qq, NULL, NULL, R, next, err);
+    rp_jt_free(&R->scratch);
+    free(R);
+    return rc;
 }
 
 int rp_store_count(rp_store_t *s, const char *entity, json_t *where, bool with_deleted,

@@ -15,7 +15,7 @@
 
 #include "operational.h"
 
-#define PAGE 2000
+#define PAGE 10000 /* records a read: the most a page holds */
 #define BUCKET_MAX 500 /* records per account compared pairwise for close names */
 
 enum { R_EMAIL = 1, R_PHONE = 2, R_NAME = 4 };
@@ -221,17 +221,15 @@ static int people_grow(people_t *P, int more)
     return 0;
 }
 
-/* The folded name of @p rec: "first last" for people, the name of an account. Owned by the
- * host (api->free). */
-static char *name_key(rapport_host *h, json_t *rec, bool account)
+/* The folded name: "first last" for people (@p a, @p b), the name of an account (@p a). Owned
+ * by the host (api->free). */
+static char *name_key(rapport_host *h, const char *a, const char *b, bool account)
 {
     char buf[512];
     if (account)
-        snprintf(buf, sizeof buf, "%s", op_str(rec, "name") ? op_str(rec, "name") : "");
+        snprintf(buf, sizeof buf, "%s", a ? a : "");
     else
-        snprintf(buf, sizeof buf, "%s %s",
-                 op_str(rec, "first_name") ? op_str(rec, "first_name") : "",
-                 op_str(rec, "last_name") ? op_str(rec, "last_name") : "");
+        snprintf(buf, sizeof buf, "%s %s", a ? a : "", b ? b : "");
     char *f = op_api->fold(h, buf);
     /* Only letters and digits count: "O'Neil" is "oneil". */
     size_t o = 0;
@@ -246,6 +244,7 @@ static char *name_key(rapport_host *h, json_t *rec, bool account)
 
 /* The keys of one scan: the records, their union-find, and the tables over one arena. */
 typedef struct {
+    rapport_host *h;
     bool account;
     people_t P;
     arena_t keys;
@@ -272,28 +271,38 @@ static int keep_named(scan_t *S, int64_t acct, int k, const char *name)
     return 0;
 }
 
-/* Takes record @p r (one row of a page) into the scan: joins it to the first record that had
- * its email, phone or folded name. -1 on no memory. */
-static int take(rapport_host *h, scan_t *S, json_t *r)
+/* The fields a scan reads, in the order take() finds them. */
+static const char scan_people[] = "[\"id\", \"account\", \"email\", \"phone\", \"first_name\", "
+                                  "\"last_name\"]";
+static const char scan_accounts[] = "[\"id\", \"id\", \"domain\", \"phone\", \"name\", \"name\"]";
+
+/* Takes one record, its fields @p v as scan_people or scan_accounts names them, into the scan:
+ * joins it to the first record that had its email, phone or folded name (a row function of
+ * find_rows). Non-zero on no memory. */
+static int take(void *ud, int n, const char *const *v, const size_t *lens)
 {
+    (void)lens;
+    scan_t *S = ud;
     people_t *P = &S->P;
     bool account = S->account;
+    if (n != 6 || !v[0] || people_grow(P, 1))
+        return 1;
     int k = P->n++;
-    P->ids[k] = json_integer_value(json_object_get(r, "id"));
-    int64_t acct = json_integer_value(json_object_get(r, "account"));
+    P->ids[k] = strtoll(v[0], NULL, 10);
+    int64_t acct = account || !v[1] ? 0 : strtoll(v[1], NULL, 10);
     P->parent[k] = k;
     P->why[k] = 0;
-    const char *e = op_str(r, account ? "domain" : "email"), *p = op_str(r, "phone");
+    const char *e = v[2], *p = v[3];
     int at;
     if (e && *e) {
         if ((at = table_put(&S->emails, &S->keys, e, k)) < 0)
-            return -1;
+            return 1;
         if (at != k)
             join(P->parent, P->why, at, k, R_EMAIL);
     }
     if (p && *p) {
         if ((at = table_put(&S->phones, &S->keys, p, k)) < 0)
-            return -1;
+            return 1;
         if (at != k)
             join(P->parent, P->why, at, k, R_PHONE);
     }
@@ -301,7 +310,7 @@ static int take(rapport_host *h, scan_t *S, json_t *r)
      * one is not folded, nor kept. */
     if (!account && !acct)
         return 0;
-    char *name = name_key(h, r, account);
+    char *name = name_key(S->h, v[4], v[5], account);
     if (!name)
         return 0;
     int rc = 0;
@@ -309,13 +318,13 @@ static int take(rapport_host *h, scan_t *S, json_t *r)
         char key[600];
         snprintf(key, sizeof key, "%lld:%s", account ? 0LL : (long long)acct, name);
         if ((at = table_put(&S->names, &S->keys, key, k)) < 0)
-            rc = -1;
+            rc = 1;
         else if (at != k)
             join(P->parent, P->why, at, k, R_NAME);
     }
     /* Kept for the close names at the same account (people only). */
     if (!rc && !account && strlen(name) >= 5)
-        rc = keep_named(S, acct, k, name);
+        rc = keep_named(S, acct, k, name) ? 1 : 0;
     op_api->free(name);
     return rc;
 }
@@ -340,46 +349,31 @@ static void keys_free(scan_t *S)
  */
 static json_t *scan(rapport_host *h, const char *entity, int64_t only, char *err, size_t errlen)
 {
-    scan_t S = {.account = strcmp(entity, "account") == 0};
+    scan_t S = {.h = h, .account = strcmp(entity, "account") == 0};
     bool account = S.account;
     people_t *P = &S.P;
     json_t *out = NULL;
     char *after = NULL;
     int fail = 0;
+    /* A page at a time, each record handed over as the text of its fields (no JSON). */
     for (;;) {
-        json_t *q = account ? json_pack("{s:i,s:[s,s,s,s]}", "limit", PAGE, "fields", "id", "name",
-                                        "domain", "phone")
-                            : json_pack("{s:i,s:[s,s,s,s,s,s]}", "limit", PAGE, "fields", "id",
-                                        "email", "phone", "first_name", "last_name", "account");
+        json_t *q = json_pack("{s:i,s:o}", "limit", PAGE, "fields",
+                              json_loads(account ? scan_accounts : scan_people, 0, NULL));
         if (after)
             json_object_set_new(q, "after", json_string(after));
-        free(after);
+        op_api->free(after);
         after = NULL;
         char *qt = json_dumps(q, JSON_COMPACT);
         json_decref(q);
-        json_t *page = op_json(op_api->find(h, entity, qt));
+        int rc = qt ? op_api->find_rows(h, entity, qt, take, &S, &after) : 1;
         free(qt);
-        if (!page) {
+        if (rc > 0)
+            goto oom;
+        if (rc) {
             op_fail(err, errlen, "duplicates: %s", op_api->last_error(h));
             fail = 1;
             goto done;
         }
-        json_t *data = json_object_get(page, "data"), *r;
-        size_t i;
-        if (people_grow(P, (int)json_array_size(data))) {
-            json_decref(page);
-            goto oom;
-        }
-        json_array_foreach(data, i, r)
-        {
-            if (take(h, &S, r)) {
-                json_decref(page);
-                goto oom;
-            }
-        }
-        const char *next = op_str(page, "next");
-        after = next ? strdup(next) : NULL;
-        json_decref(page);
         if (!after)
             break;
     }
@@ -450,7 +444,7 @@ done:
     free(P->ids);
     free(P->parent);
     free(P->why);
-    free(after);
+    op_api->free(after);
     return fail ? NULL : out;
 }
 

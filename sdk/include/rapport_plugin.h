@@ -621,6 +621,22 @@ struct rapport_api {
      * (nothing is set). (Appended with change_get_text.)
      */
     int (*change_set_text)(rapport_change *c, int i, const char *field, const char *text);
+    /**
+     * Reads a page of @p entity's records as find does, without JSON: @p query_json is find's
+     * ("where", "order", "limit" up to 10,000, "after", "deleted"), with "fields" required (1
+     * to 64 names). @p row is called once per record: @p values[i] is the text of the i-th
+     * field named, NULL when null: a value find's JSON holds as a string as it is (a decimal
+     * "12.50", a date-time, a JSON field that holds a string), any other as its JSON text (42,
+     * 2.5, true, {"a":1}); @p lens[i] is its length. Both are valid during the call only. A non-zero return from @p row stops the
+     * read and is returned as it is. Otherwise 0, and *@p next is the cursor of the following
+     * page (owned: api->free), NULL after the last; or an error with last_error. The caller's
+     * role and field security apply as to find. For a scan of a whole table: the duplicate
+     * scan of a million contacts spent 38 % of its time parsing find's JSON. (Appended with
+     * change_get_text.)
+     */
+    int (*find_rows)(rapport_host *h, const char *entity, const char *query_json,
+                     int (*row)(void *ud, int n, const char *const *values, const size_t *lens),
+                     void *ud, char **next);
 };
 
 /** Whether @p api has function @p fn (so a plugin can run on an older host). */

@@ -127,6 +127,22 @@ static void test_a_working_plugin(void **state)
     json_decref(res);
     assert_int_equal(rp_lua_eval(l, "crm.good.double('x')", "t", &res, &err), RP_EINVAL);
     assert_contains(err.msg, "t:1: crm.good.double: double needs one integer");
+    /* find_rows: every good_item as the text of its fields, two a page along the cursor (the
+     * points an integer's text, a null as "-"), in the order asked for; a query that is not
+     * JSON, or names a field the entity lacks, is refused with the host's words. */
+    assert_int_equal(rp_lua_eval(l, "return crm.good.rows(\"{'limit': 2, 'fields': ['name', "
+                                    "'points'], 'order': 'name'}\")", "t", &res, &err), 0);
+    char *rows_text = json_dumps(json_array_get(res, 0), JSON_COMPACT);
+    assert_string_equal(rows_text, "[\"A name longer than eight bytes|1\",\"Alpha|1\","
+                                   "\"Beta|5\",\"Widget|1\"]");
+    free(rows_text);
+    json_decref(res);
+    assert_int_equal(rp_lua_eval(l, "return crm.good.rows('{oops')", "t", &res, &err),
+                     RP_EINVAL);
+    assert_contains(err.msg, "the query is not valid JSON");
+    assert_int_equal(rp_lua_eval(l, "return crm.good.rows(\"{'fields': ['nope']}\")", "t", &res,
+                                 &err), RP_EINVAL);
+    assert_contains(err.msg, "nope");
     rp_lua_free(l);
 
     /* Its command, and a command it lacks. */

@@ -1,6 +1,7 @@
 /*
  * test_query_text.c — a page written as text straight from the rows (rp_store_find_text) is
- * byte for byte the page of records (rp_store_find) dumped by jansson, with the same cursor:
+ * byte for byte the page of records (rp_store_find) dumped by jansson, with the same cursor,
+ * and a page handed over row by row (rp_store_find_rows) holds the same values:
  * every field type, text that needs escaping, a field list, deleted records, a role hiding
  * fields (for one entity and for all), and a record principal, whose page goes through the
  * records.
@@ -11,7 +12,74 @@
 #include "rapport/access.h"
 #include "rapport/jsontext.h"
 
-/* Finds @p q both ways and checks the two agree; returns the page's cursor (owned) or NULL. */
+/* What rp_store_find_rows hands over, held against the records of the same page. */
+typedef struct {
+    json_t *want; /* the page of records */
+    size_t at;
+    const char **fields;
+    int nf, stop_at; /* stop_at > 0: stop after that many rows */
+} rows_check_t;
+
+static int check_row(void *ud, int n, const char *const *v, const size_t *lens)
+{
+    rows_check_t *c = ud;
+    json_t *rec = json_array_get(c->want, c->at++);
+    if (!rec)
+        fail_msg("find_rows handed over more rows than find has");
+    assert_int_equal(n, c->nf);
+    for (int i = 0; i < n; i++) {
+        json_t *x = json_object_get(rec, c->fields[i]);
+        char *dumped = NULL;
+        const char *w = json_string_value(x);
+        if (x && !json_is_null(x) && !w)
+            w = dumped = json_dumps(x, JSON_ENCODE_ANY | JSON_COMPACT);
+        if ((w == NULL) != (v[i] == NULL) || (w && (strcmp(w, v[i]) != 0 || strlen(w) != lens[i])))
+            fail_msg("row %zu, %s: find_rows gave %s, find %s", c->at - 1, c->fields[i],
+                     v[i] ? v[i] : "NULL", w ? w : "NULL");
+        free(dumped);
+    }
+    return c->stop_at > 0 && (int)c->at == c->stop_at ? 7 : 0;
+}
+
+/* rp_store_find_rows of @p q (its fields, else every field @p rows' first record has) gives
+ * the page @p rows, value for value, and the cursor @p next. */
+static void rows_agree(rp_store_t *s, const rp_query_t *q, json_t *rows, const char *next)
+{
+    const char *names[70] = {0};
+    rp_query_t rq = *q;
+    int nf = 0;
+    if (q->fields) {
+        while (q->fields[nf])
+            nf++;
+    } else {
+        const char *k;
+        json_t *v;
+        json_object_foreach(json_array_get(rows, 0), k, v) names[nf++] = k;
+        if (!nf)
+            names[nf++] = "id";
+        rq.fields = names;
+    }
+    rows_check_t c = {.want = rows, .fields = rq.fields, .nf = nf};
+    char *next3 = NULL;
+    rp_error_t err = {0};
+    if (rp_store_find_rows(s, &rq, check_row, &c, &next3, &err))
+        fail_msg("find_rows %s: %s", q->entity, err.msg);
+    assert_int_equal(c.at, json_array_size(rows));
+    assert_true((next == NULL) == (next3 == NULL));
+    if (next)
+        assert_string_equal(next, next3);
+    free(next3);
+    /* A row function that says stop ends the read there, with its own code. */
+    if (json_array_size(rows) > 1) {
+        rows_check_t c2 = {.want = rows, .fields = rq.fields, .nf = nf, .stop_at = 1};
+        assert_int_equal(rp_store_find_rows(s, &rq, check_row, &c2, &next3, &err), 7);
+        assert_int_equal(c2.at, 1);
+        assert_null(next3);
+    }
+}
+
+/* Finds @p q both ways and checks the two agree, and find_rows with them; returns the page's
+ * cursor (owned) or NULL. */
 static char *both(rp_store_t *s, const rp_query_t *q)
 {
     json_t *rows = NULL;
@@ -29,6 +97,7 @@ static char *both(rp_store_t *s, const rp_query_t *q)
     assert_true((next1 == NULL) == (next2 == NULL));
     if (next1)
         assert_string_equal(next1, next2);
+    rows_agree(s, q, rows, next1);
     json_decref(rows);
     free(want);
     free(got);
@@ -168,6 +237,55 @@ static void test_record_principal(void **state)
     rp_store_close(s);
 }
 
+static int count_row(void *ud, int n, const char *const *v, const size_t *lens)
+{
+    (void)n, (void)v, (void)lens;
+    ++*(int *)ud;
+    return 0;
+}
+
+/* find_rows needs a field list of 1 to 64 names, each a field the reader may see. */
+static void test_rows_refusals(void **state)
+{
+    (void)state;
+    rp_store_t *s = test_open_crm();
+    create(s, "contact", "{\"last_name\": \"Lovelace\", \"email\": \"ada@x.org\"}");
+    rp_error_t err = {0};
+    int seen = 0;
+    char *next = NULL;
+    assert_int_equal(rp_store_find_rows(s, &(rp_query_t){.entity = "contact"}, count_row, &seen,
+                                        &next, &err), RP_EINVAL);
+    assert_non_null(strstr(err.msg, "1 to 64 fields"));
+    const char *many[66];
+    for (int i = 0; i < 65; i++)
+        many[i] = "id";
+    many[65] = NULL;
+    assert_int_equal(rp_store_find_rows(s, &(rp_query_t){.entity = "contact", .fields = many},
+                                        count_row, &seen, &next, &err), RP_EINVAL);
+    const char *nope[] = {"id", "no_such_field", NULL};
+    assert_int_equal(rp_store_find_rows(s, &(rp_query_t){.entity = "contact", .fields = nope},
+                                        count_row, &seen, &next, &err), RP_EINVAL);
+    json_t *g = J("{\"entities\": {\"*\": {\"read\": \"all\"}},"
+                  " \"fields\": {\"contact.email\": \"hidden\"}}");
+    assert_int_equal(rp_access_role_set(s, &test_ctx, "narrow", g, &err), 0);
+    json_decref(g);
+    rp_access_t *a = NULL;
+    assert_int_equal(rp_access_load(s, "u", "narrow", NULL, &a, &err), 0);
+    const char *hidden[] = {"id", "email", NULL};
+    assert_int_equal(rp_store_find_rows(s, &(rp_query_t){.entity = "contact", .fields = hidden,
+                                                          .access = a},
+                                        count_row, &seen, &next, &err), RP_EPERM);
+    assert_int_equal(seen, 0);
+    const char *fine[] = {"id", "last_name", NULL};
+    assert_int_equal(rp_store_find_rows(s, &(rp_query_t){.entity = "contact", .fields = fine,
+                                                          .access = a},
+                                        count_row, &seen, &next, &err), 0);
+    assert_int_equal(seen, 1);
+    assert_null(next);
+    rp_access_free(a);
+    rp_store_close(s);
+}
+
 /* Under a locale with a decimal comma (when one is installed) a real is still "1.5". */
 static void test_decimal_comma_locale(void **state)
 {
@@ -197,6 +315,7 @@ int main(void)
         cmocka_unit_test(test_every_type),
         cmocka_unit_test(test_hidden_fields),
         cmocka_unit_test(test_record_principal),
+        cmocka_unit_test(test_rows_refusals),
         cmocka_unit_test(test_decimal_comma_locale),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

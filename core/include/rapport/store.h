@@ -573,6 +573,22 @@ struct rp_jtext;
 int rp_store_find_text(rp_store_t *s, const rp_query_t *q, struct rp_jtext *out, char **next,
                        rp_error_t *err);
 
+/**
+ * One record of rp_store_find_rows(): @p values[i] is the i-th field of the query's list as
+ * text, NULL when null. A value the record holds as a string is handed over as it is (a
+ * decimal "12.50" and a date-time too, and a JSON field that holds a string); any other as its
+ * JSON text (42, 2.5, true, {"a":1}). @p lens[i] is its length in bytes. Valid during the
+ * call only. A non-zero return stops the read, and rp_store_find_rows() returns it.
+ */
+typedef int (*rp_row_fn)(void *ud, int n, const char *const *values, const size_t *lens);
+/**
+ * As rp_store_find(), but each record of the page is handed to @p fn as the text of the
+ * fields @p q->fields names (required: 1 to 64 names), in that order, without building it:
+ * for a scan of a whole table. The same reads, access and cursor as rp_store_find().
+ */
+int rp_store_find_rows(rp_store_t *s, const rp_query_t *q, rp_row_fn fn, void *ud, char **next,
+                       rp_error_t *err);
+
 /** Counts the records of @p entity matching @p where (NULL for all). */
 int rp_store_count(rp_store_t *s, const char *entity, json_t *where, bool with_deleted,
                    int64_t *count, rp_error_t *err);
