@@ -90,6 +90,12 @@ int rp__plugin_find_rows(rapport_host *h, const char *entity, const char *query,
     json_t *q = query_of(h, entity, query, fields, &rq);
     if (!q)
         return RAPPORT_EINVAL;
+    size_t nf = json_array_size(json_object_get(q, "fields"));
+    if (nf > 64) { /* not cut to 64: the row function would count on every one */
+        json_decref(q);
+        return (int)rp__plugin_fail(h, RAPPORT_EINVAL, "find_rows reads 1 to 64 fields, not %zu",
+                                    nf);
+    }
     rp_error_t err = {0};
     int rc = rp_store_find_rows(h->P->s, &rq, row, ud, next, &err);
     json_decref(q);

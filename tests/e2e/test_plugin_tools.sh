@@ -47,7 +47,7 @@ expect 2 "--json goes with plugin check" -- plugin new acme2 "$tmp/y" --json
 
 # ---- plugin check --------------------------------------------------------------------------
 out=$("$RAPPORT" plugin check "$FIX/good.so" 2>&1); st=$?
-check '[ $st = 0 ] && grep -q "^ok: good 1.2.0 (ABI 1) — a plugin that works$" <<<"$out" && grep -q "^  requires: none$" <<<"$out" && grep -q "^  hooks: good_item.create$" <<<"$out" && grep -q "^  lua: crm.good.double, crm.good.dec, crm.good.doc$" <<<"$out" && grep -q "^  commands: good hello$" <<<"$out"' \
+check '[ $st = 0 ] && grep -q "^ok: good 1.2.0 (ABI 1) — a plugin that works$" <<<"$out" && grep -q "^  requires: none$" <<<"$out" && grep -q "^  hooks: good_item.create$" <<<"$out" && grep -q "^  lua: crm.good.double, crm.good.dec, crm.good.rows, crm.good.doc$" <<<"$out" && grep -q "^  commands: good hello$" <<<"$out"' \
       "plugin check good.so: $st $out"
 check 'grep -Eq "^  fields of good_item: (name \(text\), points \(integer\)|points \(integer\), name \(text\))$" <<<"$out"' \
       "the fields: $out"

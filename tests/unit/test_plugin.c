@@ -143,6 +143,10 @@ static void test_a_working_plugin(void **state)
     assert_int_equal(rp_lua_eval(l, "return crm.good.rows(\"{'fields': ['nope']}\")", "t", &res,
                                  &err), RP_EINVAL);
     assert_contains(err.msg, "nope");
+    assert_int_equal(rp_lua_eval(l, "return crm.good.rows(\"{'fields': [\" .. "
+                                    "string.rep(\"'id', \", 64) .. \"'id']}\")", "t", &res, &err),
+                     RP_EINVAL);
+    assert_contains(err.msg, "1 to 64 fields, not 65");
     rp_lua_free(l);
 
     /* Its command, and a command it lacks. */
