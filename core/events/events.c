@@ -326,8 +326,11 @@ int rp_events_read(rp_store_t *s, const char *name, rp_event_t *out, int max,
             *retry_at_ms = rnext;
         return 0;
     }
-    st = rp_db_stmt(rp_store_db(s), "SELECT " EVENT_COLS " FROM rp_events WHERE seq > ? AND type GLOB ?"
-                     " ORDER BY seq LIMIT ?", err);
+    /* The pattern is an expression, not a bare parameter: SQLite plans a GLOB against a bound
+     * parameter by its value, so each subscriber's own pattern, bound to this one cached
+     * statement, made it prepare again on every read (two thirds of an idle scheduler pass). */
+    st = rp_db_stmt(rp_store_db(s), "SELECT " EVENT_COLS " FROM rp_events WHERE seq > ?"
+                     " AND type GLOB CAST(? AS TEXT) ORDER BY seq LIMIT ?", err);
     if (!st)
         return err ? err->code : RP_EIO;
     rp_db_bind_int(st, 1, checkpoint);
