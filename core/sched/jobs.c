@@ -34,6 +34,42 @@ int rp__sched_step(rp_store_t *s, rp_db_stmt_t *st, const char *what, rp_error_t
     return rc == RP_DB_DONE ? 0 : rp_db_error(rp_store_db(s), rc, what, err);
 }
 
+/* A job's id places its row by when it is due: the jobs due in one millisecond are
+ * neighbours in the table, so the claim and the delete of a batch touch a page or two. With
+ * ids in the order jobs were scheduled, a batch's rows lay scattered over the table, one page
+ * (written to the log twice, at claim and at done) per job: three times the CPU per job.
+ * id = (ms since 2020 + 1) * 2048 + n, n counting that millisecond's jobs, stays below 2^53
+ * (a JavaScript client reads it exactly) until 2159. A millisecond with 2048 jobs already
+ * lends its ids to the next; past a few of those the table picks the id itself. */
+#define JOB_ID_EPOCH_MS 1577836800000LL /* 2020-01-01 */
+#define JOB_ID_PER_MS 2048
+#define JOB_ID_MAX_MS ((1LL << 42) - 2)
+
+static int job_id(rp_store_t *s, int64_t due_ms, int64_t *id, rp_error_t *err)
+{
+    int64_t ms = due_ms - JOB_ID_EPOCH_MS;
+    ms = ms < 0 ? 0 : ms > JOB_ID_MAX_MS ? JOB_ID_MAX_MS : ms;
+    rp_db_stmt_t *st = rp_db_stmt(rp_store_db(s), "SELECT max(id) FROM rp_jobs WHERE id >= ?1"
+                                  " AND id < ?1 + ?2", err);
+    if (!st)
+        return err ? err->code : RP_EIO;
+    *id = 0;
+    for (int i = 0; i < 8 && !*id && ms + i <= JOB_ID_MAX_MS; i++) {
+        int64_t lo = (ms + i + 1) * JOB_ID_PER_MS;
+        rp_db_bind_int(st, 1, lo);
+        rp_db_bind_int(st, 2, JOB_ID_PER_MS);
+        int rc = rp_db_step(st);
+        int64_t max = rc == RP_DB_ROW && rp_db_col_type(st, 0) != RP_DB_NULL ? rp_db_col_int(st, 0)
+                                                                            : lo - 1;
+        rp_db_reset(st);
+        if (rc != RP_DB_ROW)
+            return rp_db_error(rp_store_db(s), rc, "cannot schedule the job", err);
+        if (max + 1 < lo + JOB_ID_PER_MS)
+            *id = max + 1;
+    }
+    return 0;
+}
+
 int rp_jobs_schedule(rp_store_t *s, const rp_ctx_t *ctx, const char *name, json_t *payload,
                      int64_t due_ms, const char *key, int64_t *id_out, rp_error_t *err)
 {
@@ -66,11 +102,16 @@ int rp_jobs_schedule(rp_store_t *s, const rp_ctx_t *ctx, const char *name, json_
         if ((rc = rp__sched_step(s, st, "cannot replace the job", err)))
             goto fail;
     }
+    int64_t id;
+    if ((rc = job_id(s, due_ms, &id, err)))
+        goto fail;
     if (!(st = rp_db_stmt(rp_store_db(s), "INSERT INTO rp_jobs(name, key, payload, due_at, created_at,"
-                           " created_by) VALUES(?,?,?,?,?,?)", err))) {
+                           " created_by, id) VALUES(?,?,?,?,?,?,?)", err))) {
         rc = err ? err->code : RP_EIO;
         goto fail;
     }
+    if (id) /* else the table picks one */
+        rp_db_bind_int(st, 7, id);
     rp_db_bind_text(st, 1, name, -1);
     if (key)
         rp_db_bind_text(st, 2, key, -1);

@@ -544,8 +544,9 @@ static void test_sigkill_with_default_owner_is_reclaimed_at_once(void **state)
     test_tmpdb(dir, path, "killed.db");
     rp_store_t *s = run_store(path);
     rp_error_t err = {0};
-    int64_t t0 = rp_store_now(s);
-    schedule(s, "charge", 1, t0, "charge:invoice:1");
+    int64_t t0 = rp_store_now(s), id = 0;
+    assert_int_equal(rp_jobs_schedule(s, &test_ctx, "charge", NULL, t0, "charge:invoice:1", &id,
+                                      &err), 0);
     rp_store_close(s);
 
     /* The default owner, and a lease of an hour: only the pid can free the job early. */
@@ -566,7 +567,8 @@ static void test_sigkill_with_default_owner_is_reclaimed_at_once(void **state)
     snprintf(want, sizeof want, ":%ld:", (long)pid);
     assert_contains(said, "warn sched reclaimed the jobs of a stopped engine owner=");
     assert_contains(said, want);
-    assert_contains(said, "jobs=1:charge");
+    snprintf(want, sizeof want, "jobs=%lld:charge", (long long)id);
+    assert_contains(said, want);
     json_t *jobs = NULL;
     assert_int_equal(rp_jobs_list(s, NULL, &jobs, &err), 0);
     assert_int_equal(json_array_size(jobs), 0);
@@ -773,6 +775,55 @@ static void test_due_jobs_are_claimed_in_batches(void **state)
     json_decref(jobs);
     assert_int_equal(rp_jobs_list(s, "running", &jobs, &err), 0);
     assert_int_equal(json_array_size(jobs), 0);
+    json_decref(jobs);
+    rp_sched_free(e);
+    rp_store_close(s);
+}
+
+/* A job's id follows when it is due, so the rows a batch claims and deletes are neighbours
+ * in the table: earlier due, smaller id, whatever the order of scheduling; one millisecond's
+ * jobs in the order they were scheduled; a crowded millisecond lends its ids to the next;
+ * dues before 2020 or in a far future still get an id a JavaScript client reads exactly. */
+static int64_t due_id(rp_store_t *s, int64_t due)
+{
+    int64_t id = 0;
+    rp_error_t err = {0};
+    if (rp_jobs_schedule(s, &test_ctx, "count", NULL, due, NULL, &id, &err))
+        fail_msg("schedule: %s", err.msg);
+    return id;
+}
+
+static void test_job_ids_follow_due_time(void **state)
+{
+    (void)state;
+    rp_store_t *s = test_open();
+    int64_t t0 = 1767225600000;
+    int64_t late = due_id(s, t0 + 10000), early = due_id(s, t0 + 5000),
+            twin = due_id(s, t0 + 5000);
+    assert_true(early < late);
+    assert_int_equal(twin, early + 1);
+    /* 2050 jobs in one millisecond, then one due the millisecond after: all distinct, in
+     * order, and every one of them runs. */
+    int64_t prev = 0;
+    for (int i = 0; i < 2050; i++) {
+        int64_t id = due_id(s, t0 + H);
+        assert_true(id > prev);
+        prev = id;
+    }
+    int64_t next_ms = due_id(s, t0 + H + 1);
+    assert_true(next_ms > prev);
+    assert_true(due_id(s, t0 + H + 2) > next_ms);
+    int64_t old = due_id(s, 0), far = due_id(s, INT64_MAX / 2);
+    assert_true(old > 0 && old < early);
+    assert_true(far > prev && far <= (1LL << 53));
+    rp_sched_t *e = engine(s, t0);
+    rp_error_t err = {0};
+    assert_int_equal(rp_sched_handler(e, "count", count_running, NULL, "test", &err), 0);
+    assert_int_equal(rp_sched_advance(e, 2 * H, &err), 0);
+    json_t *jobs = NULL;
+    assert_int_equal(rp_jobs_list(s, "pending", &jobs, &err), 0);
+    assert_int_equal(json_array_size(jobs), 1); /* the far one */
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(jobs, 0), "id")), far);
     json_decref(jobs);
     rp_sched_free(e);
     rp_store_close(s);
@@ -997,6 +1048,7 @@ int main(void)
         cmocka_unit_test(test_sigkill_with_default_owner_is_reclaimed_at_once),
         cmocka_unit_test(test_owners_are_judged_by_pid_here_and_by_lease_elsewhere),
         cmocka_unit_test(test_due_jobs_are_claimed_in_batches),
+        cmocka_unit_test(test_job_ids_follow_due_time),
         cmocka_unit_test(test_sigkill_mid_batch_charges_each_once),
         cmocka_unit_test(test_batches_leave_keyed_jobs_and_keep_time),
         cmocka_unit_test(test_handler_writes_roll_back_and_names_are_owned),

@@ -32,7 +32,10 @@ typedef int (*rp_job_fn)(rp_store_t *s, const rp_job_t *job, const rp_ctx_t *ctx
 /**
  * Schedules job @p name with @p payload (a JSON object, borrowed; NULL for {}) to run at
  * @p due_ms. With @p key, scheduling replaces the pending job of that key (idempotent; it moves
- * a deadline) and rp_jobs_cancel() can remove it. *id_out may be NULL.
+ * a deadline) and rp_jobs_cancel() can remove it. *id_out may be NULL. A job's id follows its
+ * due time (an earlier due, a smaller id; one millisecond's jobs in the order scheduled), so the
+ * rows of jobs due together are neighbours; ids stay below 2^53 and are never an order of
+ * creation.
  */
 int rp_jobs_schedule(rp_store_t *s, const rp_ctx_t *ctx, const char *name, json_t *payload,
                      int64_t due_ms, const char *key, int64_t *id_out, rp_error_t *err);
