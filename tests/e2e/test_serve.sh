@@ -20,6 +20,7 @@ serve_pid=$!
 # Waited for, not slept on: a sanitizer build on a loaded machine takes seconds to start.
 for _ in $(seq 400); do grep -q " info engine serving db=" "$tmp/serve.log" && break; sleep 0.05; done
 check 'grep -q " info engine serving db=" "$tmp/serve.log"' "no start line: $(cat "$tmp/serve.log")"
+check 'grep -q " info engine serving db=.* cache_mb=64$" "$tmp/serve.log"' "not the server's page cache of 64 MB: $(cat "$tmp/serve.log")"
 for _ in $(seq 200); do "$RAPPORT" events tail -n 5 | grep -q '"type":"while.down"' && break; sleep 0.05; done
 check '"$RAPPORT" events tail -n 5 | grep -q "\"type\":\"while.down\""' "the job due during downtime did not run on start"
 
@@ -62,6 +63,21 @@ serve_pid=
 check '[ $status = 0 ]' "serve exited $status on SIGTERM"
 check 'grep -q " info sched stopping on SIGTERM" "$tmp/serve.log" && grep -q " info sched stopped" "$tmp/serve.log"' "no stop lines: $(cat "$tmp/serve.log")"
 check '[ "$("$RAPPORT" serve --bogus 2>&1; echo $?)" != 0 ]' "serve accepted a bad option"
+
+# The page cache is a setting (db.cache_mb); a value out of range is named and the default kept.
+serve_once() {
+    "$RAPPORT" serve --poll-ms 20 2> "$tmp/serve2.log" &
+    serve_pid=$!
+    for _ in $(seq 400); do grep -q " info engine serving db=" "$tmp/serve2.log" && break; sleep 0.05; done
+    kill -TERM $serve_pid; wait $serve_pid; serve_pid=
+}
+"$RAPPORT" config set db.cache_mb 8 >/dev/null
+serve_once
+check 'grep -q " info engine serving db=.* cache_mb=8$" "$tmp/serve2.log"' "db.cache_mb 8 not used: $(cat "$tmp/serve2.log")"
+RAPPORT_DB_CACHE_MB=5000 serve_once
+check 'grep -q " warn engine db.cache_mb: 5000 is not 1 to 4096 (MB); keeping 64" "$tmp/serve2.log" && grep -q "cache_mb=64$" "$tmp/serve2.log"' "db.cache_mb 5000 not refused: $(cat "$tmp/serve2.log")"
+RAPPORT_DB_CACHE_MB=lots serve_once
+check 'grep -q "RAPPORT_DB_CACHE_MB" "$tmp/serve2.log" && grep -q "cache_mb=64$" "$tmp/serve2.log"' "db.cache_mb lots not refused: $(cat "$tmp/serve2.log")"
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
