@@ -43,6 +43,12 @@ struct rp_sched {
     int nhandlers;
     sub_t **subs;
     int nsubs;
+    /* The subscribers were all found with nothing to do at file version quiet_version, and no
+     * retry of theirs falls due before quiet_until: while both hold, a pass need not ask them
+     * (rp_sched_next_due sets it; any commit, here or in another process, moves the version). */
+    bool quiet;
+    uint32_t quiet_version;
+    int64_t quiet_until;
     /* The serve loop. */
     uv_loop_t *loop;
     /* Another part on the loop (rp_sched_attach). */

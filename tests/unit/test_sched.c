@@ -280,6 +280,83 @@ static void test_dispatch_in_order_and_isolated(void **state)
     rp_store_close(s);
 }
 
+/* A pass that finds every subscriber idle lets the next skip them, until anything is committed
+ * (here or by another connection) or one of their retries falls due: each of those is
+ * delivered at the next pass all the same. */
+static int quiet_seen, quiet_fail;
+static int quiet_sub(rp_store_t *s, const rp_event_t *ev, const rp_ctx_t *ctx, void *ud,
+                     rp_error_t *err)
+{
+    (void)s, (void)ev, (void)ctx, (void)ud;
+    if (quiet_fail > 0) {
+        quiet_fail--;
+        snprintf(err->msg, sizeof err->msg, "not now");
+        return -1;
+    }
+    quiet_seen++;
+    return 0;
+}
+
+static void emit_one(rp_store_t *s, const char *type)
+{
+    rp_error_t err = {0};
+    assert_int_equal(rp_store_begin(s, &err), 0);
+    assert_int_equal(rp_events_emit(s, NULL, type, NULL, 1, NULL, NULL, &err), 0);
+    assert_int_equal(rp_store_commit(s, &err), 0);
+}
+
+static void test_idle_subscribers_are_skipped_until_something_changes(void **state)
+{
+    (void)state;
+    char dir[64], path[256];
+    test_tmpdb(dir, path, "quiet.db");
+    rp_store_t *s = NULL, *other = NULL;
+    rp_error_t err = {0};
+    assert_int_equal(rp_store_open(path, NULL, &s, &err), 0);
+    assert_int_equal(rp_store_open(path, NULL, &other, &err), 0);
+    int64_t t0 = 1767225600000;
+    rp_sched_t *e = engine(s, t0);
+    quiet_seen = quiet_fail = 0;
+    assert_int_equal(rp_sched_subscribe(e, "quiet", "deal.*", false, quiet_sub, NULL, "test",
+                                        &err), 0);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(rp_sched_run_due(e, NULL, &err), 0);
+        assert_true(rp_sched_next_due(e) == INT64_MAX);
+    }
+    /* Another connection's commit. */
+    emit_one(other, "deal.updated");
+    assert_int_equal(rp_sched_run_due(e, NULL, &err), 0);
+    assert_int_equal(quiet_seen, 1);
+    assert_true(rp_sched_next_due(e) == INT64_MAX);
+    /* This connection's own; and one the subscriber does not take changes nothing for it. */
+    emit_one(s, "contact.updated");
+    assert_true(rp_sched_next_due(e) == INT64_MAX);
+    emit_one(s, "deal.won");
+    assert_int_equal(rp_sched_run_due(e, NULL, &err), 0);
+    assert_int_equal(quiet_seen, 2);
+    /* A failure's retry falls due while nothing is committed: it is delivered on time. */
+    quiet_fail = 1;
+    emit_one(other, "deal.lost");
+    assert_int_equal(rp_sched_run_due(e, NULL, &err), 0);
+    assert_int_equal(quiet_seen, 2);
+    int64_t retry = rp_sched_next_due(e);
+    assert_true(retry > t0 && retry < INT64_MAX);
+    assert_int_equal(rp_sched_run_due(e, NULL, &err), 0);
+    assert_true(rp_sched_next_due(e) == retry);
+    assert_int_equal(rp_sched_advance(e, retry - t0, &err), 0);
+    assert_int_equal(quiet_seen, 3);
+    assert_true(rp_sched_next_due(e) == INT64_MAX);
+    /* A subscriber added later starts from the beginning, quiet or not. */
+    assert_int_equal(rp_sched_subscribe(e, "late", "deal.*", false, quiet_sub, NULL, "test",
+                                        &err), 0);
+    assert_int_equal(rp_sched_run_due(e, NULL, &err), 0);
+    assert_int_equal(quiet_seen, 6);
+    rp_sched_free(e);
+    rp_store_close(other);
+    rp_store_close(s);
+    test_rmdir(dir);
+}
+
 /* ---- two engines, one database ------------------------------------------------------------ */
 
 /* A store at @p path with the entity "run" that record_run writes, one per job run (job_id is
@@ -1043,6 +1120,7 @@ int main(void)
         cmocka_unit_test(test_job_backoff_dead_and_retry),
         cmocka_unit_test(test_cron_and_catch_up),
         cmocka_unit_test(test_dispatch_in_order_and_isolated),
+        cmocka_unit_test(test_idle_subscribers_are_skipped_until_something_changes),
         cmocka_unit_test(test_two_engines_never_run_a_job_twice),
         cmocka_unit_test(test_sigkill_mid_job_runs_again_once),
         cmocka_unit_test(test_sigkill_with_default_owner_is_reclaimed_at_once),
