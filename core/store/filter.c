@@ -262,7 +262,10 @@ static int compile_op(rp__entity_t *e, const rp__field_t *f, const char *op, jso
             return filter_err(e, err, "%s.%s works on text fields only", col, op);
         if (!json_is_string(v))
             return filter_err(e, err, "%s.%s needs a text value", col, op);
-        rp__qb_put(q, "\"%s\" LIKE ? ESCAPE '\\'", col);
+        /* The pattern as an expression, not a bare parameter: SQLite would plan the LIKE by
+         * the bound value and prepare the cached statement again for every other value, for
+         * an index it cannot use here (LIKE folds case; the indexes do not). */
+        rp__qb_put(q, "\"%s\" LIKE CAST(? AS TEXT) ESCAPE '\\'", col);
         rp__qb_bind_add(q, NULL, like_pattern(json_string_value(v), op[0] == 'c'));
         return 0;
     }
