@@ -358,7 +358,7 @@ static int take_failures(replay_t *r, json_t *by, rp_error_t *err)
     rp_db_reset(st);
     st = rp_db_stmt(db,
                     "SELECT r.name, r.error, coalesce(j.cause, 0) FROM rp_jobs r LEFT JOIN"
-                    " replay_jobs j ON j.id = r.id WHERE r.state = 'dead' ORDER BY r.id",
+                    " replay_jobs j ON j.id = r.id WHERE r.state = 'dead' ORDER BY j.rowid, r.id",
                     err);
     if (!st)
         return err ? err->code : RP_EIO;
@@ -640,7 +640,7 @@ int rp__replay_finish(replay_t *r, rp_error_t *err)
     rp_db_stmt_t *st = rp_db_stmt(db,
                                   "SELECT j.name, j.payload, j.due_at, j.cause,"
                                   " (SELECT state FROM rp_jobs WHERE id = j.id),"
-                                  " j.created_by FROM replay_jobs j ORDER BY j.id",
+                                  " j.created_by FROM replay_jobs j ORDER BY j.rowid",
                                   err);
     if (!st)
         return err ? err->code : RP_EIO;

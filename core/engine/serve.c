@@ -116,9 +116,13 @@ static int serve_cache(rp_engine_t *en)
     int64_t mb = rp_setting_int(en->s, "db.cache_mb", SERVE_CACHE_MB, en->o.log, en->o.log_ud);
     rp_error_t err = {0};
     if (mb < 1 || mb > 4096 || rp_store_set_cache_mb(en->s, (int)mb, &err)) {
-        char msg[200];
-        snprintf(msg, sizeof msg, "db.cache_mb: %lld is not 1 to 4096 (MB); keeping %d",
-                 (long long)mb, SERVE_CACHE_MB);
+        char msg[300];
+        if (mb < 1 || mb > 4096)
+            snprintf(msg, sizeof msg, "db.cache_mb: %lld is not 1 to 4096 (MB); keeping %d",
+                     (long long)mb, SERVE_CACHE_MB);
+        else
+            snprintf(msg, sizeof msg, "db.cache_mb: cannot set %lld MB (%.200s); keeping %d",
+                     (long long)mb, err.msg, SERVE_CACHE_MB);
         say(en, "warn", "engine", msg);
         mb = rp_store_set_cache_mb(en->s, SERVE_CACHE_MB, NULL) ? 2 : SERVE_CACHE_MB;
     }

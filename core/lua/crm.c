@@ -492,20 +492,25 @@ static int crm_transaction(lua_State *L)
     return call_fn_in_txn(L, rp__lua_of(L), true, "crm.transaction");
 }
 
-static int64_t max_job_id(rp_store_t *s)
+/* The jobs of a list from rp_jobs_list() by their id (borrowed references). */
+static json_t *jobs_by_id(json_t *jobs)
 {
-    json_t *jobs = NULL;
-    int64_t max = 0;
-    if (rp_jobs_list(s, NULL, &jobs, NULL) == 0) {
-        size_t i;
-        json_t *j;
-        json_array_foreach(jobs, i, j) {
-            int64_t id = json_integer_value(json_object_get(j, "id"));
-            max = id > max ? id : max;
-        }
+    json_t *by = json_object();
+    size_t i;
+    json_t *j;
+    json_array_foreach(jobs, i, j) {
+        char key[24];
+        snprintf(key, sizeof key, "%" JSON_INTEGER_FORMAT, json_integer_value(json_object_get(j, "id")));
+        json_object_set(by, key, j);
     }
-    json_decref(jobs);
-    return max;
+    return by;
+}
+
+static json_t *job_by_id(json_t *by, json_t *job)
+{
+    char key[24];
+    snprintf(key, sizeof key, "%" JSON_INTEGER_FORMAT, json_integer_value(json_object_get(job, "id")));
+    return json_object_get(by, key);
 }
 
 static bool is_write_action(const char *action)
@@ -522,9 +527,11 @@ static int crm_dry_run(lua_State *L)
     rp_lua_t *l = rp__lua_of(L);
     luaL_checktype(L, 1, LUA_TFUNCTION);
     lua_settop(L, 1);
-    int64_t seq0 = rp_events_last_seq(l->s), job0 = max_job_id(l->s);
+    int64_t seq0 = rp_events_last_seq(l->s);
     rp_error_t err = {0};
-    /* The pending jobs before: those gone after were cancelled (or moved, by their key). */
+    /* The jobs before: those gone after were cancelled (or moved, by their key), those new
+     * after were scheduled. Ids are never an order of creation (they follow due time), but a
+     * job's id is never reused. */
     json_t *before = NULL;
     if (rp_jobs_list(l->s, NULL, &before, &err))
         return rp__lua_raise(L, &err);
@@ -570,8 +577,9 @@ static int crm_dry_run(lua_State *L)
     if (!rc && rp_jobs_list(l->s, NULL, &all, NULL) == 0) {
         size_t i, k;
         json_t *j, *b;
+        json_t *was = jobs_by_id(before), *is = jobs_by_id(all);
         json_array_foreach(all, i, j) {
-            if (json_integer_value(json_object_get(j, "id")) <= job0)
+            if (job_by_id(was, j))
                 continue;
             json_array_append(jobs, j);
             if (l->ctx.access) /* for a user: that a job is due, not what rules put in it */
@@ -581,20 +589,16 @@ static int crm_dry_run(lua_State *L)
             const char *st = json_string_value(json_object_get(b, "state"));
             if (!st || strcmp(st, "pending") != 0)
                 continue;
-            bool still = false;
-            json_array_foreach(all, i, j) {
-                if (json_equal(json_object_get(j, "id"), json_object_get(b, "id"))) {
-                    const char *now = json_string_value(json_object_get(j, "state"));
-                    still = now && strcmp(now, "pending") == 0;
-                    break;
-                }
-            }
-            if (!still) {
+            j = job_by_id(is, b);
+            const char *now = j ? json_string_value(json_object_get(j, "state")) : NULL;
+            if (!now || strcmp(now, "pending") != 0) {
                 json_array_append(cancelled, b);
                 if (l->ctx.access)
                     json_object_del(b, "payload");
             }
         }
+        json_decref(was);
+        json_decref(is);
     }
     json_decref(all);
     json_decref(before);
@@ -887,7 +891,7 @@ static int crm_has_job(lua_State *L)
  * command line or the REPL. */
 static const char *const guarded_settings[] = {"lua.", "roles.", "http.", "webhooks.",
                                                "auth.", "security.", "plugins.", "scripts.",
-                                               "users.", "tokens.", NULL};
+                                               "users.", "tokens.", "db.", NULL};
 
 static const char *guarded_setting(const char *key)
 {

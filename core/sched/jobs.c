@@ -38,34 +38,73 @@ int rp__sched_step(rp_store_t *s, rp_db_stmt_t *st, const char *what, rp_error_t
  * neighbours in the table, so the claim and the delete of a batch touch a page or two. With
  * ids in the order jobs were scheduled, a batch's rows lay scattered over the table, one page
  * (written to the log twice, at claim and at done) per job: three times the CPU per job.
- * id = (ms since 2020 + 1) * 2048 + n, n counting that millisecond's jobs, stays below 2^53
- * (a JavaScript client reads it exactly) until 2159. A millisecond with 2048 jobs already
- * lends its ids to the next; past a few of those the table picks the id itself. */
+ * id = (ms since 2020 + 1) * 2048 + n stays below 2^53 (a JavaScript client reads it exactly)
+ * until 2159. No id is ever used twice (a handler may key its own writes on it): rp_job_ids
+ * keeps the last id handed out in each millisecond's range, and now and then the ranges more
+ * than a second in the past are given up (row ms = -1, their rows deleted), so a job due
+ * before them takes an id of about the present. A millisecond with 2048 jobs lends its ids to
+ * the next; past 8 of those the table picks. */
 #define JOB_ID_EPOCH_MS 1577836800000LL /* 2020-01-01 */
 #define JOB_ID_PER_MS 2048
 #define JOB_ID_MAX_MS ((1LL << 42) - 2)
 
+static int64_t job_range(int64_t ms)
+{
+    if (ms < JOB_ID_EPOCH_MS)
+        return 0;
+    ms -= JOB_ID_EPOCH_MS;
+    return ms > JOB_ID_MAX_MS ? JOB_ID_MAX_MS : ms;
+}
+
+/* Inside the scheduling transaction. *id is 0 when the table is to pick. */
 static int job_id(rp_store_t *s, int64_t due_ms, int64_t *id, rp_error_t *err)
 {
-    int64_t ms = due_ms - JOB_ID_EPOCH_MS;
-    ms = ms < 0 ? 0 : ms > JOB_ID_MAX_MS ? JOB_ID_MAX_MS : ms;
-    rp_db_stmt_t *st = rp_db_stmt(rp_store_db(s), "SELECT max(id) FROM rp_jobs WHERE id >= ?1"
-                                  " AND id < ?1 + ?2", err);
-    if (!st)
+    rp_db_t *db = rp_store_db(s);
+    rp_db_stmt_t *get = rp_db_stmt(db, "SELECT last FROM rp_job_ids WHERE ms = -1", err);
+    rp_db_stmt_t *gone = rp_db_stmt(db, "DELETE FROM rp_job_ids WHERE ms >= 0 AND ms <= ?", err);
+    rp_db_stmt_t *put = rp_db_stmt(db, "INSERT INTO rp_job_ids(ms, last) VALUES(-1, ?1)"
+                                   " ON CONFLICT(ms) DO UPDATE SET last = excluded.last", err);
+    /* The next id of a range; a range new to the table starts after the ids held in it. */
+    rp_db_stmt_t *take = rp_db_stmt(db, "INSERT INTO rp_job_ids(ms, last) VALUES(?1,"
+                                    " (SELECT coalesce(max(id), ?2 - 1) + 1 FROM rp_jobs"
+                                    " WHERE id >= ?2 AND id < ?2 + ?3))"
+                                    " ON CONFLICT(ms) DO UPDATE SET last = last + 1"
+                                    " RETURNING last", err);
+    if (!get || !gone || !put || !take)
         return err ? err->code : RP_EIO;
+    int rc = rp_db_step(get);
+    int64_t given_up = rc == RP_DB_ROW ? rp_db_col_int(get, 0) : -1;
+    rp_db_reset(get);
+    if (rc != RP_DB_ROW && rc != RP_DB_DONE)
+        return rp_db_error(db, rc, "cannot schedule the job", err);
+    /* Give up the ranges a second or more in the past (not on every call: a write). */
+    int64_t past = job_range(rp_store_now(s)) - 1;
+    if (past - given_up >= 1000) {
+        rp_db_bind_int(gone, 1, past);
+        rp_db_bind_int(put, 1, past);
+        if ((rc = rp__sched_step(s, gone, "cannot schedule the job", err)) ||
+            (rc = rp__sched_step(s, put, "cannot schedule the job", err)))
+            return rc;
+        given_up = past;
+    }
+    int64_t ms = job_range(due_ms);
+    if (ms <= given_up)
+        ms = given_up + 1;
     *id = 0;
-    for (int i = 0; i < 8 && !*id && ms + i <= JOB_ID_MAX_MS; i++) {
+    for (int i = 0; i < 8 && ms + i <= JOB_ID_MAX_MS; i++) {
         int64_t lo = (ms + i + 1) * JOB_ID_PER_MS;
-        rp_db_bind_int(st, 1, lo);
-        rp_db_bind_int(st, 2, JOB_ID_PER_MS);
-        int rc = rp_db_step(st);
-        int64_t max = rc == RP_DB_ROW && rp_db_col_type(st, 0) != RP_DB_NULL ? rp_db_col_int(st, 0)
-                                                                            : lo - 1;
-        rp_db_reset(st);
+        rp_db_bind_int(take, 1, ms + i);
+        rp_db_bind_int(take, 2, lo);
+        rp_db_bind_int(take, 3, JOB_ID_PER_MS);
+        rc = rp_db_step(take);
+        int64_t last = rc == RP_DB_ROW ? rp_db_col_int(take, 0) : 0;
+        rp_db_reset(take);
         if (rc != RP_DB_ROW)
-            return rp_db_error(rp_store_db(s), rc, "cannot schedule the job", err);
-        if (max + 1 < lo + JOB_ID_PER_MS)
-            *id = max + 1;
+            return rp_db_error(db, rc, "cannot schedule the job", err);
+        if (last < lo + JOB_ID_PER_MS) { /* else this range is full: the next */
+            *id = last;
+            break;
+        }
     }
     return 0;
 }

@@ -33,9 +33,13 @@ static const rp_db_step_t sched_steps[] = {
      " job TEXT NOT NULL, payload TEXT NOT NULL, next_at INTEGER NOT NULL, last_at INTEGER)"
      " WITHOUT ROWID;",
      NULL},
+    /* The last job id handed out in each millisecond's range (jobs.c), so no id is ever used
+     * twice; the row ms = -1 holds the ranges given up (past), never handed out again. */
+    {2, "CREATE TABLE IF NOT EXISTS rp_job_ids(ms INTEGER PRIMARY KEY, last INTEGER NOT NULL);",
+     NULL},
 };
 static const int sched_legacy[] = {0, 1, 1, 1};
-static const rp_db_schema_t sched_schema = {"sched", sched_steps, 1, sched_legacy, 4};
+static const rp_db_schema_t sched_schema = {"sched", sched_steps, 2, sched_legacy, 4};
 RP_DB_SCHEMA(sched_schema)
 
 /* The lease of a claim: a bound on the time from the claim's commit to the BEGIN IMMEDIATE of its
@@ -816,7 +820,7 @@ int64_t rp_sched_next_due(rp_sched_t *e)
         if (st)
             rp_db_reset(st);
     }
-    uint32_t v;
+    uint32_t v = 0;
     bool known;
     if (subs_quiet(e, &v, &known))
         return min64(next, e->quiet_until);

@@ -20,6 +20,7 @@ expect 1 'RP-E1904: "lua.max_cpu_ms" is a lua.* setting' -- eval --sandbox 'crm.
 expect 1 'RP-E1904' -- eval --sandbox 'crm.set_config("roles.admin", {entities = {}})'
 expect 1 'RP-E1904' -- eval --sandbox 'crm.set_config("webhooks.allow_networks", "0.0.0.0/0")'
 expect 1 'RP-E1904' -- eval --sandbox 'crm.set_config("http.request_budget_ms", nil)'
+expect 1 'RP-E1904: "db.cache_mb" is a db.* setting' -- eval --sandbox 'crm.set_config("db.cache_mb", 4096)'
 expect 1 '' -- config get lua.max_cpu_ms
 # A rule script is sandboxed too: it does not load.
 mkdir "$tmp/rules"

@@ -890,11 +890,14 @@ static void test_job_ids_follow_due_time(void **state)
     int64_t next_ms = due_id(s, t0 + H + 1);
     assert_true(next_ms > prev);
     assert_true(due_id(s, t0 + H + 2) > next_ms);
-    int64_t old = due_id(s, 0), far = due_id(s, INT64_MAX / 2);
-    assert_true(old > 0 && old < early);
+    int64_t far = due_id(s, INT64_MAX / 2);
     assert_true(far > prev && far <= (1LL << 53));
     rp_sched_t *e = engine(s, t0);
     rp_error_t err = {0};
+    /* Due in the past (before 2020, or before now): an id of the present, after those handed
+     * out for now. */
+    int64_t now_id = due_id(s, t0), old = due_id(s, 0);
+    assert_true(old > now_id && old < early);
     assert_int_equal(rp_sched_handler(e, "count", count_running, NULL, "test", &err), 0);
     assert_int_equal(rp_sched_advance(e, 2 * H, &err), 0);
     json_t *jobs = NULL;
@@ -902,6 +905,17 @@ static void test_job_ids_follow_due_time(void **state)
     assert_int_equal(json_array_size(jobs), 1); /* the far one */
     assert_int_equal(json_integer_value(json_object_get(json_array_get(jobs, 0), "id")), far);
     json_decref(jobs);
+    /* No id is used twice: not after the jobs of a millisecond ran (a job due then now takes an
+     * id of the present), not when a keyed job is moved to the same time or cancelled. */
+    int64_t again = due_id(s, t0 + H);
+    assert_true(again > next_ms);
+    int64_t k1 = 0, k2 = 0, k3 = 0;
+    int64_t when = rp_store_now(s) + 5 * H;
+    assert_int_equal(rp_jobs_schedule(s, &test_ctx, "count", NULL, when, "k", &k1, &err), 0);
+    assert_int_equal(rp_jobs_schedule(s, &test_ctx, "count", NULL, when, "k", &k2, &err), 0);
+    assert_int_equal(rp_jobs_cancel(s, "k", &err), 0);
+    assert_int_equal(rp_jobs_schedule(s, &test_ctx, "count", NULL, when, "k", &k3, &err), 0);
+    assert_true(k1 < k2 && k2 < k3);
     rp_sched_free(e);
     rp_store_close(s);
 }

@@ -32,10 +32,11 @@ typedef int (*rp_job_fn)(rp_store_t *s, const rp_job_t *job, const rp_ctx_t *ctx
 /**
  * Schedules job @p name with @p payload (a JSON object, borrowed; NULL for {}) to run at
  * @p due_ms. With @p key, scheduling replaces the pending job of that key (idempotent; it moves
- * a deadline) and rp_jobs_cancel() can remove it. *id_out may be NULL. A job's id follows its
- * due time (an earlier due, a smaller id; one millisecond's jobs in the order scheduled), so the
- * rows of jobs due together are neighbours; ids stay below 2^53 and are never an order of
- * creation.
+ * a deadline) and rp_jobs_cancel() can remove it. *id_out may be NULL. A job's id is never
+ * used twice, and follows its due time so that the rows of jobs due together are neighbours:
+ * a later due, a larger id, and one millisecond's jobs in the order scheduled; a job due in
+ * the past takes an id of the present, and a retry keeps its id. Ids are not an order of
+ * creation; they stay below 2^53 (unless 8 milliseconds in a row each hold 2,048 jobs).
  */
 int rp_jobs_schedule(rp_store_t *s, const rp_ctx_t *ctx, const char *name, json_t *payload,
                      int64_t due_ms, const char *key, int64_t *id_out, rp_error_t *err);

@@ -15,7 +15,7 @@
 #include "rapport/error.h"
 
 /** The schema version of the core's own tables this build writes and understands. */
-#define RP_STORE_SCHEMA_VERSION 6
+#define RP_STORE_SCHEMA_VERSION 7
 
 /** The store: one open database. Not thread-safe; one per thread. */
 typedef struct rp_store rp_store_t;
