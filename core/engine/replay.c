@@ -445,7 +445,9 @@ static int load_plugins(replay_t *r, rp_engine_t *en, rp_error_t *err)
         rp_sched_unregister_owner(en->e, owner);
     }
     json_decref(desc);
-    return rp_db_exec(rp_store_db(en->s), "DELETE FROM rp_jobs; DELETE FROM rp_schedules", err);
+    /* The copy's clock is the recorded one, in the past: its job ids start afresh. */
+    return rp_db_exec(rp_store_db(en->s), "DELETE FROM rp_jobs; DELETE FROM rp_schedules;"
+                      " DELETE FROM rp_job_ids", err);
 }
 
 static int load_script(replay_t *r, rp_engine_t *en, rp_error_t *err)

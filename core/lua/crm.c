@@ -531,7 +531,7 @@ static int crm_dry_run(lua_State *L)
     rp_error_t err = {0};
     /* The jobs before: those gone after were cancelled (or moved, by their key), those new
      * after were scheduled. Ids are never an order of creation (they follow due time), but a
-     * job's id is never reused. */
+     * committed job's id is never reused. */
     json_t *before = NULL;
     if (rp_jobs_list(l->s, NULL, &before, &err))
         return rp__lua_raise(L, &err);

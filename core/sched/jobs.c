@@ -40,10 +40,12 @@ int rp__sched_step(rp_store_t *s, rp_db_stmt_t *st, const char *what, rp_error_t
  * (written to the log twice, at claim and at done) per job: three times the CPU per job.
  * id = (ms since 2020 + 1) * 2048 + n stays below 2^53 (a JavaScript client reads it exactly)
  * until 2159. No id is ever used twice (a handler may key its own writes on it): rp_job_ids
- * keeps the last id handed out in each millisecond's range, and now and then the ranges more
- * than a second in the past are given up (row ms = -1, their rows deleted), so a job due
- * before them takes an id of about the present. A millisecond with 2048 jobs lends its ids to
- * the next; past 8 of those the table picks. */
+ * keeps the last id handed out in each millisecond's range (among committed jobs: a rolled
+ * back schedule gives its id back), and once a second at most every range before the present
+ * millisecond is given up (row ms = -1, their rows deleted), so a job due earlier takes an id
+ * of about the present. A millisecond with 2048 jobs lends its ids to the next; past 64 full
+ * ones the table picks (the largest id ever used, plus one: past 2^53 only once a job due
+ * after 2159 was scheduled). */
 #define JOB_ID_EPOCH_MS 1577836800000LL /* 2020-01-01 */
 #define JOB_ID_PER_MS 2048
 #define JOB_ID_MAX_MS ((1LL << 42) - 2)
@@ -56,34 +58,38 @@ static int64_t job_range(int64_t ms)
     return ms > JOB_ID_MAX_MS ? JOB_ID_MAX_MS : ms;
 }
 
-/* Inside the scheduling transaction. *id is 0 when the table is to pick. */
+#define JOB_ID_TRIES 64 /* full ranges passed over before the table picks */
+
+static const char job_id_put[] = "INSERT INTO rp_job_ids(ms, last) VALUES(?1, ?2)"
+                                 " ON CONFLICT(ms) DO UPDATE SET last = max(last, excluded.last)";
+
+/* Inside the scheduling transaction. *id is 0 when the table is to pick (job_id_taken then).
+ * Each statement is fetched just before it runs: fetching one may put another out of the
+ * connection's cache. */
 static int job_id(rp_store_t *s, int64_t due_ms, int64_t *id, rp_error_t *err)
 {
     rp_db_t *db = rp_store_db(s);
-    rp_db_stmt_t *get = rp_db_stmt(db, "SELECT last FROM rp_job_ids WHERE ms = -1", err);
-    rp_db_stmt_t *gone = rp_db_stmt(db, "DELETE FROM rp_job_ids WHERE ms >= 0 AND ms <= ?", err);
-    rp_db_stmt_t *put = rp_db_stmt(db, "INSERT INTO rp_job_ids(ms, last) VALUES(-1, ?1)"
-                                   " ON CONFLICT(ms) DO UPDATE SET last = excluded.last", err);
-    /* The next id of a range; a range new to the table starts after the ids held in it. */
-    rp_db_stmt_t *take = rp_db_stmt(db, "INSERT INTO rp_job_ids(ms, last) VALUES(?1,"
-                                    " (SELECT coalesce(max(id), ?2 - 1) + 1 FROM rp_jobs"
-                                    " WHERE id >= ?2 AND id < ?2 + ?3))"
-                                    " ON CONFLICT(ms) DO UPDATE SET last = last + 1"
-                                    " RETURNING last", err);
-    if (!get || !gone || !put || !take)
+    rp_db_stmt_t *st = rp_db_stmt(db, "SELECT last FROM rp_job_ids WHERE ms = -1", err);
+    if (!st)
         return err ? err->code : RP_EIO;
-    int rc = rp_db_step(get);
-    int64_t given_up = rc == RP_DB_ROW ? rp_db_col_int(get, 0) : -1;
-    rp_db_reset(get);
+    int rc = rp_db_step(st);
+    int64_t given_up = rc == RP_DB_ROW ? rp_db_col_int(st, 0) : -1;
+    rp_db_reset(st);
     if (rc != RP_DB_ROW && rc != RP_DB_DONE)
         return rp_db_error(db, rc, "cannot schedule the job", err);
-    /* Give up the ranges a second or more in the past (not on every call: a write). */
+    /* Once a second at most (a write), give up every range before the present millisecond. */
     int64_t past = job_range(rp_store_now(s)) - 1;
     if (past - given_up >= 1000) {
-        rp_db_bind_int(gone, 1, past);
-        rp_db_bind_int(put, 1, past);
-        if ((rc = rp__sched_step(s, gone, "cannot schedule the job", err)) ||
-            (rc = rp__sched_step(s, put, "cannot schedule the job", err)))
+        if (!(st = rp_db_stmt(db, "DELETE FROM rp_job_ids WHERE ms >= 0 AND ms <= ?", err)))
+            return err ? err->code : RP_EIO;
+        rp_db_bind_int(st, 1, past);
+        if ((rc = rp__sched_step(s, st, "cannot schedule the job", err)))
+            return rc;
+        if (!(st = rp_db_stmt(db, job_id_put, err)))
+            return err ? err->code : RP_EIO;
+        rp_db_bind_int(st, 1, -1);
+        rp_db_bind_int(st, 2, past);
+        if ((rc = rp__sched_step(s, st, "cannot schedule the job", err)))
             return rc;
         given_up = past;
     }
@@ -91,14 +97,21 @@ static int job_id(rp_store_t *s, int64_t due_ms, int64_t *id, rp_error_t *err)
     if (ms <= given_up)
         ms = given_up + 1;
     *id = 0;
-    for (int i = 0; i < 8 && ms + i <= JOB_ID_MAX_MS; i++) {
+    for (int i = 0; i < JOB_ID_TRIES && ms + i <= JOB_ID_MAX_MS; i++) {
         int64_t lo = (ms + i + 1) * JOB_ID_PER_MS;
-        rp_db_bind_int(take, 1, ms + i);
-        rp_db_bind_int(take, 2, lo);
-        rp_db_bind_int(take, 3, JOB_ID_PER_MS);
-        rc = rp_db_step(take);
-        int64_t last = rc == RP_DB_ROW ? rp_db_col_int(take, 0) : 0;
-        rp_db_reset(take);
+        /* The next id of a range; a range new to the table starts after the ids it holds. */
+        if (!(st = rp_db_stmt(db, "INSERT INTO rp_job_ids(ms, last) VALUES(?1,"
+                                  " (SELECT coalesce(max(id), ?2 - 1) + 1 FROM rp_jobs"
+                                  " WHERE id >= ?2 AND id < ?2 + ?3))"
+                                  " ON CONFLICT(ms) DO UPDATE SET last = last + 1"
+                                  " RETURNING last", err)))
+            return err ? err->code : RP_EIO;
+        rp_db_bind_int(st, 1, ms + i);
+        rp_db_bind_int(st, 2, lo);
+        rp_db_bind_int(st, 3, JOB_ID_PER_MS);
+        rc = rp_db_step(st);
+        int64_t last = rc == RP_DB_ROW ? rp_db_col_int(st, 0) : 0;
+        rp_db_reset(st);
         if (rc != RP_DB_ROW)
             return rp_db_error(db, rc, "cannot schedule the job", err);
         if (last < lo + JOB_ID_PER_MS) { /* else this range is full: the next */
@@ -107,6 +120,18 @@ static int job_id(rp_store_t *s, int64_t due_ms, int64_t *id, rp_error_t *err)
         }
     }
     return 0;
+}
+
+/* The id the table picked (the largest ever used, plus one) is recorded in its range, so the
+ * range's next id comes after it. */
+static int job_id_taken(rp_store_t *s, int64_t id, rp_error_t *err)
+{
+    rp_db_stmt_t *st = rp_db_stmt(rp_store_db(s), job_id_put, err);
+    if (!st)
+        return err ? err->code : RP_EIO;
+    rp_db_bind_int(st, 1, id / JOB_ID_PER_MS - 1);
+    rp_db_bind_int(st, 2, id);
+    return rp__sched_step(s, st, "cannot schedule the job", err);
 }
 
 int rp_jobs_schedule(rp_store_t *s, const rp_ctx_t *ctx, const char *name, json_t *payload,
@@ -159,6 +184,8 @@ int rp_jobs_schedule(rp_store_t *s, const rp_ctx_t *ctx, const char *name, json_
     rp_db_bind_int(st, 5, rp_store_now(s));
     rp_db_bind_text(st, 6, ctx && ctx->actor ? ctx->actor : "system", -1);
     if ((rc = rp__sched_step(s, st, "cannot schedule the job", err)))
+        goto fail;
+    if (!id && (rc = job_id_taken(s, rp_db_last_id(rp_store_db(s)), err)))
         goto fail;
     if (id_out)
         *id_out = rp_db_last_id(rp_store_db(s));

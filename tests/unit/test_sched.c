@@ -14,6 +14,7 @@
 #include <sqlite3.h>
 
 #include "helpers.h"
+#include "rapport/db.h"
 #include "rapport/sched.h"
 
 static const int64_t H = 3600000;
@@ -920,6 +921,33 @@ static void test_job_ids_follow_due_time(void **state)
     rp_store_close(s);
 }
 
+/* 64 full milliseconds in a row: the table picks the id (the largest ever used, plus one: here
+ * in the range of a job due an hour later), and that range's next id comes after it. */
+static void test_job_ids_when_milliseconds_are_full(void **state)
+{
+    (void)state;
+    rp_store_t *s = test_open();
+    int64_t t0 = 1767225600000;
+    rp_sched_t *e = engine(s, t0);
+    rp_error_t err = {0};
+    int64_t r0 = t0 + 2 * H - 1577836800000LL;
+    char sql[512];
+    snprintf(sql, sizeof sql, "WITH RECURSIVE k(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM k"
+             " WHERE n < 63) INSERT INTO rp_job_ids(ms, last) SELECT %lld + n,"
+             " (%lld + n + 1) * 2048 + 2047 FROM k", (long long)r0, (long long)r0);
+    assert_int_equal(rp_db_exec(rp_store_db(s), sql, &err), 0);
+    int64_t later = due_id(s, t0 + 3 * H);
+    int64_t picked = due_id(s, t0 + 2 * H);
+    assert_true(picked == later + 1);
+    assert_true(due_id(s, t0 + 3 * H) == picked + 1);
+    json_t *jobs = NULL;
+    assert_int_equal(rp_jobs_list(s, "pending", &jobs, &err), 0);
+    assert_int_equal(json_array_size(jobs), 3);
+    json_decref(jobs);
+    rp_sched_free(e);
+    rp_store_close(s);
+}
+
 /* A job's handler cancels a keyed job due at the same moment: it is found pending and never
  * runs (keyed jobs are not claimed with a batch). A batch that runs past its time hands the
  * jobs it has not begun back, their attempt taken back. */
@@ -1141,6 +1169,7 @@ int main(void)
         cmocka_unit_test(test_owners_are_judged_by_pid_here_and_by_lease_elsewhere),
         cmocka_unit_test(test_due_jobs_are_claimed_in_batches),
         cmocka_unit_test(test_job_ids_follow_due_time),
+        cmocka_unit_test(test_job_ids_when_milliseconds_are_full),
         cmocka_unit_test(test_sigkill_mid_batch_charges_each_once),
         cmocka_unit_test(test_batches_leave_keyed_jobs_and_keep_time),
         cmocka_unit_test(test_handler_writes_roll_back_and_names_are_owned),

@@ -36,7 +36,8 @@ typedef int (*rp_job_fn)(rp_store_t *s, const rp_job_t *job, const rp_ctx_t *ctx
  * used twice, and follows its due time so that the rows of jobs due together are neighbours:
  * a later due, a larger id, and one millisecond's jobs in the order scheduled; a job due in
  * the past takes an id of the present, and a retry keeps its id. Ids are not an order of
- * creation; they stay below 2^53 (unless 8 milliseconds in a row each hold 2,048 jobs).
+ * creation; they stay below 2^53 (unless a job due after 2159 was scheduled). A rolled back
+ * schedule gives its id back.
  */
 int rp_jobs_schedule(rp_store_t *s, const rp_ctx_t *ctx, const char *name, json_t *payload,
                      int64_t due_ms, const char *key, int64_t *id_out, rp_error_t *err);
