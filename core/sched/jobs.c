@@ -185,10 +185,13 @@ int rp_jobs_schedule(rp_store_t *s, const rp_ctx_t *ctx, const char *name, json_
     rp_db_bind_text(st, 6, ctx && ctx->actor ? ctx->actor : "system", -1);
     if ((rc = rp__sched_step(s, st, "cannot schedule the job", err)))
         goto fail;
-    if (!id && (rc = job_id_taken(s, rp_db_last_id(rp_store_db(s)), err)))
-        goto fail;
+    if (!id) { /* read before job_id_taken's own insert moves the last id */
+        id = rp_db_last_id(rp_store_db(s));
+        if ((rc = job_id_taken(s, id, err)))
+            goto fail;
+    }
     if (id_out)
-        *id_out = rp_db_last_id(rp_store_db(s));
+        *id_out = id;
     free(text);
     return rp_store_commit(s, err);
 fail:

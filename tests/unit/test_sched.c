@@ -921,8 +921,9 @@ static void test_job_ids_follow_due_time(void **state)
     rp_store_close(s);
 }
 
-/* 64 full milliseconds in a row: the table picks the id (the largest ever used, plus one: here
- * in the range of a job due an hour later), and that range's next id comes after it. */
+/* 64 full milliseconds in a row: the table picks the id (the largest ever used, plus one), the
+ * caller is told that id, and its range's next id comes after it: in a range that held one
+ * already (a job due an hour later), and in one new to the table. */
 static void test_job_ids_when_milliseconds_are_full(void **state)
 {
     (void)state;
@@ -943,6 +944,26 @@ static void test_job_ids_when_milliseconds_are_full(void **state)
     json_t *jobs = NULL;
     assert_int_equal(rp_jobs_list(s, "pending", &jobs, &err), 0);
     assert_int_equal(json_array_size(jobs), 3);
+    json_decref(jobs);
+    rp_sched_free(e);
+    rp_store_close(s);
+
+    /* The largest id ever used is the last of the 64th full range: the pick opens the next. */
+    s = test_open();
+    e = engine(s, t0);
+    int64_t last = (r0 + 64) * 2048 + 2047;
+    snprintf(sql, sizeof sql, "WITH RECURSIVE k(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM k"
+             " WHERE n < 63) INSERT INTO rp_job_ids(ms, last) SELECT %lld + n,"
+             " (%lld + n + 1) * 2048 + 2047 FROM k;"
+             " INSERT INTO sqlite_sequence(name, seq) VALUES('rp_jobs', %lld)",
+             (long long)r0, (long long)r0, (long long)last);
+    assert_int_equal(rp_db_exec(rp_store_db(s), sql, &err), 0);
+    int64_t opened = due_id(s, t0 + 2 * H);
+    assert_true(opened == last + 1);
+    assert_true(due_id(s, t0 + 2 * H + 64) == opened + 1);
+    assert_int_equal(rp_jobs_list(s, "pending", &jobs, &err), 0);
+    assert_int_equal(json_array_size(jobs), 2);
+    assert_true(json_integer_value(json_object_get(json_array_get(jobs, 0), "id")) == opened);
     json_decref(jobs);
     rp_sched_free(e);
     rp_store_close(s);
