@@ -921,6 +921,22 @@ static void test_job_ids_follow_due_time(void **state)
     rp_store_close(s);
 }
 
+/* Marks the 64 millisecond ranges from @p r0 full in rp_job_ids and, with @p seq > 0, makes it
+ * the largest job id ever used. */
+static void fill_ranges(rp_store_t *s, int64_t r0, int64_t seq)
+{
+    char sql[512], top[160] = "";
+    if (seq > 0)
+        snprintf(top, sizeof top, "DELETE FROM sqlite_sequence WHERE name = 'rp_jobs';"
+                 " INSERT INTO sqlite_sequence(name, seq) VALUES('rp_jobs', %lld)",
+                 (long long)seq);
+    snprintf(sql, sizeof sql, "WITH RECURSIVE k(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM k"
+             " WHERE n < 63) INSERT INTO rp_job_ids(ms, last) SELECT %lld + n,"
+             " (%lld + n + 1) * 2048 + 2047 FROM k; %s", (long long)r0, (long long)r0, top);
+    rp_error_t err = {0};
+    assert_int_equal(rp_db_exec(rp_store_db(s), sql, &err), 0);
+}
+
 /* 64 full milliseconds in a row: the table picks the id (the largest ever used, plus one), the
  * caller is told that id, and its range's next id comes after it: in a range that held one
  * already (a job due an hour later), and in one new to the table. */
@@ -932,11 +948,7 @@ static void test_job_ids_when_milliseconds_are_full(void **state)
     rp_sched_t *e = engine(s, t0);
     rp_error_t err = {0};
     int64_t r0 = t0 + 2 * H - 1577836800000LL;
-    char sql[512];
-    snprintf(sql, sizeof sql, "WITH RECURSIVE k(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM k"
-             " WHERE n < 63) INSERT INTO rp_job_ids(ms, last) SELECT %lld + n,"
-             " (%lld + n + 1) * 2048 + 2047 FROM k", (long long)r0, (long long)r0);
-    assert_int_equal(rp_db_exec(rp_store_db(s), sql, &err), 0);
+    fill_ranges(s, r0, 0);
     int64_t later = due_id(s, t0 + 3 * H);
     int64_t picked = due_id(s, t0 + 2 * H);
     assert_true(picked == later + 1);
@@ -952,12 +964,7 @@ static void test_job_ids_when_milliseconds_are_full(void **state)
     s = test_open();
     e = engine(s, t0);
     int64_t last = (r0 + 64) * 2048 + 2047;
-    snprintf(sql, sizeof sql, "WITH RECURSIVE k(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM k"
-             " WHERE n < 63) INSERT INTO rp_job_ids(ms, last) SELECT %lld + n,"
-             " (%lld + n + 1) * 2048 + 2047 FROM k;"
-             " INSERT INTO sqlite_sequence(name, seq) VALUES('rp_jobs', %lld)",
-             (long long)r0, (long long)r0, (long long)last);
-    assert_int_equal(rp_db_exec(rp_store_db(s), sql, &err), 0);
+    fill_ranges(s, r0, last);
     int64_t opened = due_id(s, t0 + 2 * H);
     assert_true(opened == last + 1);
     assert_true(due_id(s, t0 + 2 * H + 64) == opened + 1);
