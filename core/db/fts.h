@@ -12,7 +12,15 @@
 #define RP__FTS_TOKENIZER "rapport"
 
 /**
- * Registers the "rapport" FTS5 tokenizer on @p db (borrowed; the tokenizer lives as long as the
+ * The name of the rank function registered beside the tokenizer:
+ * `rp_bm25(table, sz)` is minus the BM25 score of the current row (lower first), every phrase
+ * weighing alike, with the row's length read from @p sz, its `%_docsize` blob (join the table
+ * for it; without it the function looks the length up itself).
+ */
+#define RP__FTS_BM25 "rp_bm25"
+
+/**
+ * Registers the "rapport" FTS5 tokenizer and the rp_bm25() rank function on @p db (borrowed; the tokenizer lives as long as the
  * connection). Call it once per connection, before the first statement that touches an FTS5
  * table using it.
  *

@@ -2,6 +2,7 @@
  * test_query.c — queries: every filter operator, and/or/not, sorting, offset and keyset
  * pagination, field subsets, deleted records, counting, and full-text search.
  */
+#include <math.h>
 #include <time.h>
 
 #include "helpers.h"
@@ -323,6 +324,82 @@ static void test_search(void **state)
     rp_store_close(s);
 }
 
+/* The rank of hit @p i of @p hits, and its snippet. */
+static double hit_rank(json_t *hits, size_t i)
+{
+    return json_real_value(json_object_get(json_array_get(hits, i), "rank"));
+}
+
+static const char *hit_snippet(json_t *hits, size_t i)
+{
+    return json_string_value(json_object_get(json_array_get(hits, i), "snippet"));
+}
+
+/* Ranking: more of the words first, then the shorter text, then the newer record; ranks are
+ * BM25 with every word weighing alike, so two records alike rank alike whatever else the
+ * collection holds. Past the window the newest matches are the ones ranked. Every hit has the
+ * snippet of its own record, also when two entities share an id. */
+static void test_search_ranking(void **state)
+{
+    (void)state;
+    rp_store_t *s = test_open_crm();
+    int64_t acct = create(s, "account", "{\"name\": \"Quinta Holdings of Leeds\"}");
+    int64_t one = create(s, "contact", "{\"first_name\": \"Ann\", \"last_name\": \"Quint\"}");
+    int64_t two = create(s, "contact", "{\"first_name\": \"Quinn\", \"last_name\": \"Quint\"}");
+    int64_t longer = create(s, "contact", "{\"first_name\": \"Ann Marie Louise\", "
+                                          "\"last_name\": \"Quint\"}");
+    int64_t same = create(s, "contact", "{\"first_name\": \"Bob\", \"last_name\": \"Quint\"}");
+    assert_int_equal(acct, one); /* two entities, one id: each keeps its own snippet */
+    json_t *hits = NULL;
+    rp_error_t err = {0};
+    assert_int_equal(rp_store_search(s, "qui", NULL, 10, &hits, &err), 0);
+    assert_int_equal(json_array_size(hits), 5);
+    /* "Quinn Quint": two words match. */
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(hits, 0), "id")), two);
+    assert_string_equal(hit_snippet(hits, 0), "[Quinn]\n[Quint]");
+    /* The ranks are BM25's (k1 1.2, b 0.75) with every word weighing alike: for "Quinn Quint"
+     * two hits in a text of 2 words, where the five texts average 14 / 5 words. */
+    assert_true(fabs(hit_rank(hits, 0) + 4.4 / (2 + 1.2 * (0.25 + 0.75 * 2 / 2.8))) < 1e-9);
+    assert_true(fabs(hit_rank(hits, 1) + 2.2 / (1 + 1.2 * (0.25 + 0.75 * 2 / 2.8))) < 1e-9);
+    /* Then the short ones, alike: the newer first, the same rank. */
+    json_t *h1 = json_array_get(hits, 1), *h2 = json_array_get(hits, 2);
+    assert_true(hit_rank(hits, 0) < hit_rank(hits, 1));
+    assert_true(hit_rank(hits, 1) == hit_rank(hits, 2));
+    assert_int_equal(json_integer_value(json_object_get(h1, "id")), same);
+    assert_string_equal(hit_snippet(hits, 1), "Bob\n[Quint]");
+    assert_int_equal(json_integer_value(json_object_get(h2, "id")), one);
+    assert_string_equal(json_string_value(json_object_get(h2, "entity")), "contact");
+    assert_string_equal(hit_snippet(hits, 2), "Ann\n[Quint]");
+    /* Then the account and the contact with the long first name (four words each): after the
+     * short ones. */
+    for (size_t i = 3; i < 5; i++) {
+        json_t *h = json_array_get(hits, i);
+        int64_t id = json_integer_value(json_object_get(h, "id"));
+        const char *en = json_string_value(json_object_get(h, "entity"));
+        assert_true(hit_rank(hits, 2) < hit_rank(hits, i));
+        if (strcmp(en, "account") == 0)
+            assert_string_equal(hit_snippet(hits, i), "[Quinta] Holdings of Leeds");
+        else
+            assert_true(id == longer && strcmp(hit_snippet(hits, i), "Ann Marie Louise\n[Quint]") == 0);
+    }
+    json_decref(hits);
+    /* Past 256 matches, the newest 256 are ranked: the two-word match among them first. */
+    json_t *many = json_array();
+    for (int i = 0; i < 300; i++)
+        json_array_append_new(many, json_pack("{s:s,s:s}", "first_name", "Bob", "last_name",
+                                              i == 150 ? "Quint Quintessa" : "Quint"));
+    assert_int_equal(rp_store_create_many(s, &test_ctx, "contact", many, NULL, NULL, &err), 0);
+    json_decref(many);
+    assert_int_equal(rp_store_search(s, "quint", "contact", 3, &hits, &err), 0);
+    assert_int_equal(json_array_size(hits), 3);
+    assert_string_equal(hit_snippet(hits, 0), "Bob\n[Quint] [Quintessa]");
+    assert_true(hit_rank(hits, 0) < hit_rank(hits, 1));
+    /* The newest "Bob Quint" is next, its rank that of "Bob Quint" above. */
+    assert_true(json_integer_value(json_object_get(json_array_get(hits, 1), "id")) > same + 299);
+    json_decref(hits);
+    rp_store_close(s);
+}
+
 /* Review findings: search text that expands most, a full statement cache under a running
  * query, and spaces around commas in an order. */
 static void test_review_regressions(void **state)
@@ -473,6 +550,7 @@ int main(void)
         cmocka_unit_test(test_order_offset_fields_deleted),
         cmocka_unit_test(test_keyset_cursor),
         cmocka_unit_test(test_search),
+        cmocka_unit_test(test_search_ranking),
         cmocka_unit_test(test_review_regressions),
         cmocka_unit_test(test_caps_and_budget),
     };
