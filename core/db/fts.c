@@ -150,7 +150,8 @@ static int64_t first_varint(const unsigned char *p, int n)
  *  - The row's length in tokens comes from @p sz, its %_docsize blob, which the query joins
  *    for it (one seek in the statement); FTS5's xColumnSize runs a statement of its own per
  *    row, twice as slow. Without sz (NULL or absent) xColumnSize is asked.
- * The score is the one search.c's visible_score() gives a reader who sees part of a record.
+ * It is the formula of search.c's visible_score(), which ranks for a reader who sees part of a
+ * record (there the average length is the hits', here the whole index's).
  */
 static void bm25_fn(const Fts5ExtensionApi *x, Fts5Context *c, sqlite3_context *ctx, int nv,
                     sqlite3_value **v)

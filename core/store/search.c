@@ -157,8 +157,9 @@ static int search_run(rp_store_t *s, const char *text, const char *entity, int l
         limit = 1000;
     /* Ranking costs about a microsecond a match, and a short prefix over a million records
      * matches tens of thousands: rank only the newest RANK_WINDOW matches (or `limit`, if
-     * more), read newest first in one pass with each one's length joined in for rp_bm25. Within
-     * one entity rowids follow record ids, so "newest" is the latest created. */
+     * more), read newest first in one pass with each one's length joined in for rp_bm25 (CROSS
+     * JOIN keeps the index outside, whatever statistics say). Within one entity rowids follow
+     * record ids, so "newest" is the latest created. */
     int window = newest ? limit : limit > RP__RANK_WINDOW ? limit : RP__RANK_WINDOW;
     const char *sql =
         newest && only ? "SELECT rowid, 0.0 FROM rp_search WHERE rp_search MATCH ?1"
@@ -166,10 +167,10 @@ static int search_run(rp_store_t *s, const char *text, const char *entity, int l
         : newest ? "SELECT rowid, 0.0 FROM rp_search WHERE rp_search MATCH ?1"
                    " ORDER BY rowid DESC LIMIT ?2"
         : only ? "SELECT f.rowid, rp_bm25(rp_search, d.sz) FROM rp_search f"
-                 " JOIN rp_search_docsize d ON d.id = f.rowid WHERE rp_search MATCH ?1"
+                 " CROSS JOIN rp_search_docsize d ON d.id = f.rowid WHERE rp_search MATCH ?1"
                  " AND f.rowid BETWEEN ?3 AND ?4 ORDER BY f.rowid DESC LIMIT ?2"
                : "SELECT f.rowid, rp_bm25(rp_search, d.sz) FROM rp_search f"
-                 " JOIN rp_search_docsize d ON d.id = f.rowid WHERE rp_search MATCH ?1"
+                 " CROSS JOIN rp_search_docsize d ON d.id = f.rowid WHERE rp_search MATCH ?1"
                  " ORDER BY f.rowid DESC LIMIT ?2";
     rp_db_stmt_t *st = rp__stmt(s, sql, err);
     match_t *m = st ? malloc(sizeof *m * (size_t)window) : NULL;
@@ -231,11 +232,17 @@ static int add_snippets(rp_store_t *s, const char *text, json_t *hits, rp_error_
         lo = rowid < lo ? rowid : lo;
         hi = rowid > hi ? rowid : hi;
     }
-    char *expr = json_array_size(rowids) ? match_expr(text) : NULL;
+    bool any = json_array_size(rowids) > 0;
+    char *expr = any ? match_expr(text) : NULL;
     char *list = expr ? json_dumps(rowids, JSON_COMPACT) : NULL;
     json_decref(rowids);
     int rc = 0;
-    if (expr && list) {
+    if (any && !list) {
+        /* search_run took the text, so match_expr can only have run out of memory. */
+        free(expr);
+        return rp_error_set(err, RP_ENOMEM, 0, "out of memory");
+    }
+    if (any) {
         /* "+rowid": the list filters the rows the range gives, and is not offered to FTS5,
          * which would run the whole query again for every one of its values. Newest first:
          * the hits are at the newest end, which FTS5 reaches without walking the rest (35 µs

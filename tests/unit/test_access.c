@@ -322,6 +322,24 @@ static void test_search_ranks_only_what_is_visible(void **state)
     assert_int_equal(rp_store_search(s, "fraud", NULL, 10, &hits, &err), 0);
     assert_true(rank_of(hits, plain) != rank_of(hits, word));
     json_decref(hits);
+    /* Snippets are made after the cut, each hit its own: the index's for an entity with
+     * nothing hidden, the visible text for one with a hidden field. */
+    define(s, "memo", "{\"fields\": {\"body\": {\"type\": \"text\", \"searchable\": true}}}");
+    role(s, "clerk", "{\"entities\": {\"lead\": {\"read\": \"all\"}, \"memo\": {\"read\": "
+                     "\"all\"}}, \"fields\": {\"lead.notes\": \"hidden\"}}");
+    rp_access_free(a);
+    assert_int_equal(rp_access_of_user(s, "cleo", &a, &err), 0);
+    create(s, "memo", "{\"body\": \"call the Xeno desk\"}");
+    create(s, "lead", "{\"name\": \"Xeno desk\", \"notes\": \"xenon secret\"}");
+    assert_int_equal(rp_store_search_as(s, a, "xeno", NULL, 10, &hits, &err), 0);
+    assert_int_equal(json_array_size(hits), 2);
+    for (size_t i = 0; i < 2; i++) {
+        json_t *h = json_array_get(hits, i);
+        const char *en = json_string_value(json_object_get(h, "entity"));
+        assert_string_equal(json_string_value(json_object_get(h, "snippet")),
+                            strcmp(en, "memo") == 0 ? "call the [Xeno] desk" : "Xeno desk");
+    }
+    json_decref(hits);
     rp_access_free(a);
     rp_store_close(s);
 }

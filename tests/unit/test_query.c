@@ -335,10 +335,10 @@ static const char *hit_snippet(json_t *hits, size_t i)
     return json_string_value(json_object_get(json_array_get(hits, i), "snippet"));
 }
 
-/* Ranking: more of the words first, then the shorter text, then the newer record; ranks are
- * BM25 with every word weighing alike, so two records alike rank alike whatever else the
- * collection holds. Past the window the newest matches are the ones ranked. Every hit has the
- * snippet of its own record, also when two entities share an id. */
+/* Ranking: more hits of the words first, then the shorter text, then the newer record; ranks
+ * are BM25 with every word weighing alike (no weight from how many records hold a word). Past
+ * the window the newest matches are the ones ranked. Every hit has the snippet of its own
+ * record, also when two entities share an id (test_access: a restricted reader's). */
 static void test_search_ranking(void **state)
 {
     (void)state;
@@ -394,7 +394,7 @@ static void test_search_ranking(void **state)
     assert_int_equal(json_array_size(hits), 3);
     assert_string_equal(hit_snippet(hits, 0), "Bob\n[Quint] [Quintessa]");
     assert_true(hit_rank(hits, 0) < hit_rank(hits, 1));
-    /* The newest "Bob Quint" is next, its rank that of "Bob Quint" above. */
+    /* The newest "Bob Quint" is next. */
     assert_true(json_integer_value(json_object_get(json_array_get(hits, 1), "id")) > same + 299);
     json_decref(hits);
     rp_store_close(s);

@@ -603,7 +603,8 @@ int rp_store_count_as(rp_store_t *s, const rp_access_t *a, const char *entity, j
  * only), case, accents and Arabic/Persian letter
  * variants fold. *out is a new array of {"entity", "id", "rank", "snippet"} (best first, owned).
  * The rank is minus the BM25 score (k1 1.2, b 0.75) with every word weighing alike (all of them
- * are in every hit), lower first, ties to the newer record; when more than 256 records (or
+ * are in every hit), lower first, ties to the later index row (within an entity, the newer
+ * record); when more than 256 records (or
  * @p limit, if more) match, the newest that many are ranked. Deleted records are not found. A text of more than RP_SEARCH_MAX_WORDS words or
  * RP_SEARCH_MAX_BYTES bytes is refused (RP_ELIMIT).
  */
