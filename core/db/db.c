@@ -481,8 +481,12 @@ bool rp_db_over_budget(rp_db_t *db)
 {
     if (!db->deadline_ms && !db->interrupt)
         return false;
-    return (db->interrupt && db->interrupt(db->interrupt_ud)) ||
-           (db->deadline_ms && rp__db_mono_ms() >= db->deadline_ms);
+    /* The clock first, the caller's check after: a caller that set this deadline reads its
+     * clock later, sees it passed too and names its own limit. The other way round, a
+     * millisecond that ended between the two reads stopped a script's read at its wall-time
+     * limit with the words of an enclosing call's budget (seen once, under load). */
+    bool late = db->deadline_ms && rp__db_mono_ms() >= db->deadline_ms;
+    return (db->interrupt && db->interrupt(db->interrupt_ud)) || late;
 }
 
 rp_db_stmt_t *rp_db_reading(rp_db_t *db, rp_db_stmt_t *st)
