@@ -305,12 +305,27 @@ static void text_value(rp_jtext_t *out, rp_db_stmt_t *st, int col, const rp__fie
     }
 }
 
+/* Appends column @p c's key (without its comma when @p first). With room, KEY_COPY bytes of
+ * its buffer are copied and the length counted: a copy of 64 bytes is four vector moves,
+ * where one of klen bytes became `rep movsq`, a third of the page's own time (perf). A key
+ * is at most 52 bytes (a registry name is 48), and the buffer holds 72. */
+#define KEY_COPY 64
+static inline void text_key(rp_jtext_t *out, const tcol_t *c, int first)
+{
+    if (out->len + KEY_COPY < out->cap) {
+        memcpy(out->p + out->len, c->key + first, KEY_COPY);
+        out->len += (size_t)(c->klen - first);
+    } else {
+        rp_jt_raw(out, c->key + first, (size_t)(c->klen - first));
+    }
+}
+
 static void text_row(rp_jtext_t *out, rp_db_stmt_t *st, const tplan_t *plan)
 {
     rp_jt_raw(out, "{", 1);
     for (int i = 0; i < plan->n; i++) {
         const tcol_t *c = &plan->c[i];
-        rp_jt_raw(out, c->key + (i == 0), c->klen - (i == 0));
+        text_key(out, c, i == 0);
         if (c->col == 0 || c->col == 3)
             rp_jt_int(out, rp_db_col_int(st, c->col));
         else
