@@ -5,6 +5,7 @@
 #include "fts.h"
 
 #include <limits.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -208,6 +209,74 @@ fail:
     sqlite3_result_error_code(ctx, rc);
 }
 
+/* The best k rows met so far by rp_topk: rank (lower first) and rowid (higher first on a tie). */
+typedef struct topk {
+    int k, n;
+    struct {
+        double rank;
+        sqlite3_int64 rowid;
+    } e[];
+} topk_t;
+
+/* Whether (rank, rowid) goes before entry @p i of @p t. */
+static bool topk_before(const topk_t *t, int i, double rank, sqlite3_int64 rowid)
+{
+    return rank < t->e[i].rank || (rank == t->e[i].rank && rowid > t->e[i].rowid);
+}
+
+/*
+ * rp_topk(rank, rowid, k): 1 when the row is among the best k of the rows this statement has
+ * shown it so far (rank lower first, then rowid higher first), else 0. A search asks it
+ * before making a row's snippet, so that of the 256 rows it ranks only those that can end in
+ * its first k get one: a row of the final k is among the best k of every set of rows that
+ * holds it, so it always gets its snippet, whatever went before (even if SQLite drops the
+ * state, which it may: it is kept as the auxiliary data of the constant argument k).
+ */
+static void topk_fn(sqlite3_context *ctx, int nv, sqlite3_value **v)
+{
+    (void)nv;
+    int k = sqlite3_value_int(v[2]);
+    if (k <= 0 || k > 100000) {
+        sqlite3_result_int(ctx, 0);
+        return;
+    }
+    topk_t *t = sqlite3_get_auxdata(ctx, 2);
+    if (!t) {
+        t = sqlite3_malloc64(sizeof *t + sizeof t->e[0] * (size_t)k);
+        if (!t) {
+            sqlite3_result_error_nomem(ctx);
+            return;
+        }
+        t->k = k;
+        t->n = 0;
+        sqlite3_set_auxdata(ctx, 2, t, sqlite3_free);
+        /* set_auxdata frees it at once when it cannot keep it: ask again. */
+        if (!(t = sqlite3_get_auxdata(ctx, 2))) {
+            sqlite3_result_int(ctx, 1);
+            return;
+        }
+    }
+    double rank = sqlite3_value_double(v[0]);
+    sqlite3_int64 rowid = sqlite3_value_int64(v[1]);
+    int at;
+    if (t->n < t->k) {
+        at = t->n++;
+    } else {
+        /* The worst kept: replaced when this row goes before it. */
+        at = 0;
+        for (int i = 1; i < t->n; i++)
+            if (topk_before(t, i, t->e[at].rank, t->e[at].rowid))
+                at = i;
+        if (!topk_before(t, at, rank, rowid)) {
+            sqlite3_result_int(ctx, 0);
+            return;
+        }
+    }
+    t->e[at].rank = rank;
+    t->e[at].rowid = rowid;
+    sqlite3_result_int(ctx, 1);
+}
+
 static const char get_api_sql[] = "SELECT fts5(?1)";
 
 /* Fetches the connection's fts5_api; fails with SQLITE_ERROR ("no such function") when the
@@ -248,5 +317,9 @@ int rp__fts_register(sqlite3 *db)
     rc = api->xCreateTokenizer(api, RP__FTS_TOKENIZER, api, &methods, NULL);
     if (rc != SQLITE_OK)
         return rc;
-    return api->xCreateFunction(api, RP__FTS_BM25, NULL, bm25_fn, NULL);
+    rc = api->xCreateFunction(api, RP__FTS_BM25, NULL, bm25_fn, NULL);
+    if (rc != SQLITE_OK)
+        return rc;
+    return sqlite3_create_function(db, RP__FTS_TOPK, 3, SQLITE_UTF8 | SQLITE_INNOCUOUS, NULL,
+                                   topk_fn, NULL, NULL);
 }

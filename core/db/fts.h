@@ -20,9 +20,18 @@
 #define RP__FTS_BM25 "rp_bm25"
 
 /**
- * Registers the "rapport" FTS5 tokenizer and the rp_bm25() rank function on @p db (borrowed; the tokenizer lives as long as the
- * connection). Call it once per connection, before the first statement that touches an FTS5
- * table using it.
+ * The name of the SQL function registered beside them: `rp_topk(rank, rowid, k)` is 1 when the
+ * row is among the best @p k of the rows the statement has shown it so far (rank lower first,
+ * rowid higher first on a tie), else 0; so a statement makes a row's snippet only when the row
+ * can still be in its first k. @p k must be a constant (a bound parameter): the rows are kept
+ * as its auxiliary data.
+ */
+#define RP__FTS_TOPK "rp_topk"
+
+/**
+ * Registers the "rapport" FTS5 tokenizer, the rp_bm25() rank function and rp_topk() on @p db
+ * (borrowed; the tokenizer lives as long as the connection). Call it once per connection,
+ * before the first statement that touches an FTS5 table using it.
  *
  * The tokenizer wraps unicode61 (remove_diacritics 2, categories 'L* N* Co Mn Mc', and ZWNJ,
  * ZWJ and the other invisible format characters that rp_text_fold_cp() drops as token

@@ -96,13 +96,13 @@ static int search_cap(const char *text, rp_error_t *err)
 }
 
 static int search_run(rp_store_t *s, const char *text, const char *entity, int limit,
-                      bool newest, json_t **out, rp_error_t *err);
+                      bool newest, int snip, json_t **out, rp_error_t *err);
 static int add_snippets(rp_store_t *s, const char *text, json_t *hits, rp_error_t *err);
 
 int rp_store_search(rp_store_t *s, const char *text, const char *entity, int limit, json_t **out,
                     rp_error_t *err)
 {
-    int rc = search_run(s, text, entity, limit, false, out, err);
+    int rc = search_run(s, text, entity, limit, false, limit, out, err);
     if (rc == 0 && (rc = add_snippets(s, text, *out, err)) != 0) {
         json_decref(*out);
         *out = NULL;
@@ -110,10 +110,11 @@ int rp_store_search(rp_store_t *s, const char *text, const char *entity, int lim
     return rc;
 }
 
-/* One match: its index row and rank. */
+/* One match: its index row, rank, and snippet if it was made. */
 typedef struct {
     int64_t rowid;
     double rank;
+    char *snip;
 } match_t;
 
 /* Best first: lower rank, then the newer record. */
@@ -135,11 +136,12 @@ static const char *rowid_entity(rp_store_t *s, int64_t rowid)
     return NULL;
 }
 
-/* The search itself, without snippets (add_snippets gives them to the hits kept): ranked, or
- * with @p newest the newest matches unranked (for a reader whose ranks are made from what they
- * see, so that the index's, which weigh hidden text, decide nothing). */
+/* The search itself: ranked, or with @p newest the newest matches unranked (for a reader whose
+ * ranks are made from what they see, so that the index's, which weigh hidden text, decide
+ * nothing). The first @p snip hits (ranked only) come with their snippets, made in the same
+ * pass; add_snippets gives the others theirs, once the caller knows which it keeps. */
 static int search_run(rp_store_t *s, const char *text, const char *entity, int limit,
-                      bool newest, json_t **out, rp_error_t *err)
+                      bool newest, int snip, json_t **out, rp_error_t *err)
 {
     *out = NULL;
     rp__entity_t *only = NULL;
@@ -159,19 +161,24 @@ static int search_run(rp_store_t *s, const char *text, const char *entity, int l
      * matches tens of thousands: rank only the newest RANK_WINDOW matches (or `limit`, if
      * more), read newest first in one pass with each one's length joined in for rp_bm25 (CROSS
      * JOIN keeps the index outside, whatever statistics say). Within one entity rowids follow
-     * record ids, so "newest" is the latest created. */
+     * record ids, so "newest" is the latest created. A snippet is made only for a row that can
+     * still be among the first `snip` (rp_topk): a second pass for them would read the words'
+     * index entries again, which for a long prefix of a common word is the whole cost. */
     int window = newest ? limit : limit > RP__RANK_WINDOW ? limit : RP__RANK_WINDOW;
     const char *sql =
         newest && only ? "SELECT rowid, 0.0 FROM rp_search WHERE rp_search MATCH ?1"
                          " AND rowid BETWEEN ?3 AND ?4 ORDER BY rowid DESC LIMIT ?2"
         : newest ? "SELECT rowid, 0.0 FROM rp_search WHERE rp_search MATCH ?1"
                    " ORDER BY rowid DESC LIMIT ?2"
-        : only ? "SELECT f.rowid, rp_bm25(rp_search, d.sz) FROM rp_search f"
-                 " CROSS JOIN rp_search_docsize d ON d.id = f.rowid WHERE rp_search MATCH ?1"
-                 " AND f.rowid BETWEEN ?3 AND ?4 ORDER BY f.rowid DESC LIMIT ?2"
-               : "SELECT f.rowid, rp_bm25(rp_search, d.sz) FROM rp_search f"
-                 " CROSS JOIN rp_search_docsize d ON d.id = f.rowid WHERE rp_search MATCH ?1"
-                 " ORDER BY f.rowid DESC LIMIT ?2";
+        : only ? "SELECT f.rowid, rp_bm25(rp_search, d.sz), CASE WHEN rp_topk(rp_bm25(rp_search,"
+                 " d.sz), f.rowid, ?5) THEN snippet(rp_search, 0, '[', ']', '…', 12) END"
+                 " FROM rp_search f CROSS JOIN rp_search_docsize d ON d.id = f.rowid"
+                 " WHERE rp_search MATCH ?1 AND f.rowid BETWEEN ?3 AND ?4"
+                 " ORDER BY f.rowid DESC LIMIT ?2"
+               : "SELECT f.rowid, rp_bm25(rp_search, d.sz), CASE WHEN rp_topk(rp_bm25(rp_search,"
+                 " d.sz), f.rowid, ?5) THEN snippet(rp_search, 0, '[', ']', '…', 12) END"
+                 " FROM rp_search f CROSS JOIN rp_search_docsize d ON d.id = f.rowid"
+                 " WHERE rp_search MATCH ?1 ORDER BY f.rowid DESC LIMIT ?2";
     rp_db_stmt_t *st = rp__stmt(s, sql, err);
     match_t *m = st ? malloc(sizeof *m * (size_t)window) : NULL;
     if (!m) {
@@ -182,17 +189,23 @@ static int search_run(rp_store_t *s, const char *text, const char *entity, int l
     }
     rp_db_bind_text_owned(st, 1, expr, -1);
     rp_db_bind_int(st, 2, window);
+    if (!newest)
+        rp_db_bind_int(st, 5, snip);
     if (only) {
         rp_db_bind_int(st, 3, only->no << RP__FTS_SHIFT);
         rp_db_bind_int(st, 4, ((only->no + 1) << RP__FTS_SHIFT) - 1);
     }
     int n = 0;
     rp_db_stmt_t *was_reading = rp__reading(s, st);
-    while ((rc = rp_db_step(st)) == RP_DB_ROW && n < window)
-        m[n++] = (match_t){rp_db_col_int(st, 0), rp_db_col_float(st, 1)};
+    while ((rc = rp_db_step(st)) == RP_DB_ROW && n < window) {
+        const char *sn = newest ? NULL : rp_db_col_text(st, 2);
+        m[n++] = (match_t){rp_db_col_int(st, 0), rp_db_col_float(st, 1), sn ? strdup(sn) : NULL};
+    }
     rp__reading(s, was_reading);
     rp_db_reset(st);
     if (rc != RP_DB_DONE && rc != RP_DB_ROW) {
+        for (int i = 0; i < n; i++)
+            free(m[i].snip);
         free(m);
         return rp__dberr(s, rc, "search failed", err);
     }
@@ -201,20 +214,26 @@ static int search_run(rp_store_t *s, const char *text, const char *entity, int l
     json_t *hits = json_array();
     for (int i = 0; i < n && (int)json_array_size(hits) < limit; i++) {
         const char *ename = rowid_entity(s, m[i].rowid);
-        if (ename)
-            json_array_append_new(
-                hits, json_pack("{s:s,s:I,s:f}", "entity", ename, "id",
-                                (json_int_t)(m[i].rowid & ((INT64_C(1) << RP__FTS_SHIFT) - 1)),
-                                "rank", m[i].rank));
+        if (!ename)
+            continue;
+        json_t *h = json_pack("{s:s,s:I,s:f}", "entity", ename, "id",
+                              (json_int_t)(m[i].rowid & ((INT64_C(1) << RP__FTS_SHIFT) - 1)),
+                              "rank", m[i].rank);
+        if (h && m[i].snip)
+            json_object_set_new(h, "snippet", json_string(m[i].snip));
+        json_array_append_new(hits, h);
     }
+    for (int i = 0; i < n; i++)
+        free(m[i].snip);
     free(m);
     *out = hits;
     return 0;
 }
 
 /* Gives every hit of @p hits without a "snippet" the index's: the matching words of its text
- * in brackets, in one pass over the index rows from the oldest hit to the newest (a query of
- * its own per hit would read the words' index entries again each time). */
+ * in brackets. These are the hits search_run made none for: a restricted reader's, kept past
+ * the first `snip` or ranked again. One pass over the index rows from the newest hit to the
+ * oldest (a query of its own per hit would read the words' index entries again each time). */
 static int add_snippets(rp_store_t *s, const char *text, json_t *hits, rp_error_t *err)
 {
     json_t *rowids = json_array();
@@ -497,7 +516,7 @@ int rp_store_search_as(rp_store_t *s, const rp_access_t *a, const char *text, co
         json_decref(res);
         free(words);
         hits = NULL;
-        int rc = search_run(s, text, entity, want, vis_rank, &hits, err);
+        int rc = search_run(s, text, entity, want, vis_rank, limit, &hits, err);
         if (rc)
             return rc;
         words = rp_text_fold(text, strlen(text), &flen);

@@ -9,6 +9,7 @@
 
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -539,6 +540,69 @@ static void test_printable(void **state)
     assert_null(rp_text_printable(NULL, false));
 }
 
+/* rp_topk: 1 for a row among the best k shown so far (rank lower first, then the higher
+ * rowid); every row of the final best k is among them when it comes, whatever the order. */
+static void test_fts_topk(void **state)
+{
+    sqlite3 *db = *state;
+    char *got = query_text(db, "SELECT group_concat(rp_topk(column2, column1, 2), '') FROM (VALUES"
+                               " (10, 5.0), (9, 4.0), (8, 6.0), (7, 1.0), (6, 4.0), (5, 0.5))",
+                           "");
+    assert_non_null(got);
+    assert_string_equal(got, "110101");
+    free(got);
+    assert_int_equal(sqlite3_exec(db, "CREATE TEMP TABLE r(id INTEGER PRIMARY KEY, r REAL)", NULL,
+                                  NULL, NULL), SQLITE_OK);
+    uint64_t x = 7;
+    for (int i = 1; i <= 500; i++) {
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+        char sql[96];
+        snprintf(sql, sizeof sql, "INSERT INTO r VALUES(%d, %d)", i, (int)((x >> 33) % 40));
+        assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    }
+    for (int k = 1; k <= 64; k *= 4) {
+        char sql[256];
+        snprintf(sql, sizeof sql,
+                 "SELECT count(*) FROM (SELECT id, rp_topk(r, id, %d) AS a FROM r ORDER BY id DESC)"
+                 " WHERE a AND id IN (SELECT id FROM r ORDER BY r, id DESC LIMIT %d)", k, k);
+        got = query_text(db, sql, "");
+        char want[16];
+        snprintf(want, sizeof want, "%d", k);
+        assert_non_null(got);
+        assert_string_equal(got, want);
+        free(got);
+    }
+    got = query_text(db, "SELECT rp_topk(1.0, 1, 0) || rp_topk(1.0, 1, -3)", "");
+    assert_string_equal(got, "00");
+    free(got);
+}
+
+/* rp_bm25: the row's length read from its docsize blob or, without it, looked up: the same
+ * rank either way, below zero for every match (one word, several, none matching). */
+static void test_fts_bm25(void **state)
+{
+    sqlite3 *db = *state;
+    static const char *const queries[] = {"s*", "jose", "ka* s*", "ελλαδα"};
+    static const int matches[] = {1, 1, 0, 1};
+    for (size_t q = 0; q < sizeof queries / sizeof queries[0]; q++) {
+        sqlite3_stmt *st = NULL;
+        assert_int_equal(sqlite3_prepare_v2(db, "SELECT rp_bm25(t, d.sz), rp_bm25(t) FROM t"
+                                                " JOIN t_docsize d ON d.id = t.rowid"
+                                                " WHERE t MATCH ?1", -1, &st, NULL), SQLITE_OK);
+        sqlite3_bind_text(st, 1, queries[q], -1, SQLITE_STATIC);
+        int n = 0, rc;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            n++;
+            assert_true(sqlite3_column_double(st, 0) < 0);
+            assert_true(sqlite3_column_double(st, 0) == sqlite3_column_double(st, 1));
+        }
+        assert_int_equal(rc, SQLITE_DONE);
+        assert_int_equal(n, matches[q]);
+        sqlite3_finalize(st);
+    }
+    /* The formula's value itself is held in test_query (test_search_ranking). */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -561,6 +625,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fts_odd_input, fts_setup, fts_teardown),
         cmocka_unit_test_setup_teardown(test_fts_rejects_arguments, fts_setup, fts_teardown),
         cmocka_unit_test_setup_teardown(test_fts_register_twice, fts_setup, fts_teardown),
+        cmocka_unit_test_setup_teardown(test_fts_topk, fts_setup, fts_teardown),
+        cmocka_unit_test_setup_teardown(test_fts_bm25, fts_setup, fts_teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
