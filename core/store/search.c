@@ -157,6 +157,8 @@ static int search_run(rp_store_t *s, const char *text, const char *entity, int l
         limit = 20;
     if (limit > 1000)
         limit = 1000;
+    if (snip <= 0 || snip > limit)
+        snip = limit;
     /* Ranking costs about a microsecond a match, and a short prefix over a million records
      * matches tens of thousands: rank only the newest RANK_WINDOW matches (or `limit`, if
      * more), read newest first in one pass with each one's length joined in for rp_bm25 (CROSS
