@@ -142,6 +142,13 @@ static int64_t first_varint(const unsigned char *p, int n)
 #define BM25_B 0.75
 #define BM25_PHRASES 64 /* Phrases counted on the stack; a search has at most 32 words. */
 
+/* What rp_bm25 keeps for one query: the index's average length, and the last row it scored. */
+typedef struct bm25_query {
+    double avgdl, score;
+    sqlite3_int64 rowid;
+    bool scored;
+} bm25_query_t;
+
 /*
  * rp_bm25(table, sz): minus the BM25 score (k1 1.2, b 0.75, FTS5's own) of the current row,
  * lower first as FTS5's rank. Two things differ from FTS5's bm25(), both for speed:
@@ -164,19 +171,28 @@ static void bm25_fn(const Fts5ExtensionApi *x, Fts5Context *c, sqlite3_context *
         return;
     }
     memset(tf, 0, sizeof *tf * (size_t)(nphrase > 0 ? nphrase : 0));
-    double *avgdl = x->xGetAuxdata(c, 0);
-    if (!avgdl) {
+    bm25_query_t *q = x->xGetAuxdata(c, 0);
+    if (!q) {
         sqlite3_int64 rows = 0, total = 0;
         if ((rc = x->xRowCount(c, &rows)) != SQLITE_OK ||
             (rc = x->xColumnTotalSize(c, -1, &total)) != SQLITE_OK)
             goto fail;
-        if (!(avgdl = sqlite3_malloc64(sizeof *avgdl))) {
+        if (!(q = sqlite3_malloc64(sizeof *q))) {
             rc = SQLITE_NOMEM;
             goto fail;
         }
-        *avgdl = rows > 0 && total > 0 ? (double)total / (double)rows : 1.0;
-        if ((rc = x->xSetAuxdata(c, avgdl, sqlite3_free)) != SQLITE_OK)
+        q->avgdl = rows > 0 && total > 0 ? (double)total / (double)rows : 1.0;
+        q->scored = false;
+        if ((rc = x->xSetAuxdata(c, q, sqlite3_free)) != SQLITE_OK)
             goto fail;
+    }
+    /* Asked twice for one row (its rank, then whether it earns a snippet): the same answer. */
+    sqlite3_int64 rowid = x->xRowid(c);
+    if (q->scored && q->rowid == rowid) {
+        if (tf != stack)
+            sqlite3_free(tf);
+        sqlite3_result_double(ctx, q->score);
+        return;
     }
     int64_t dl = -1;
     if (nv >= 1 && sqlite3_value_type(v[0]) == SQLITE_BLOB)
@@ -196,11 +212,14 @@ static void bm25_fn(const Fts5ExtensionApi *x, Fts5Context *c, sqlite3_context *
         if (ph >= 0 && ph < nphrase)
             tf[ph]++;
     }
-    double norm = BM25_K1 * (1 - BM25_B + BM25_B * (double)dl / *avgdl), score = 0;
+    double norm = BM25_K1 * (1 - BM25_B + BM25_B * (double)dl / q->avgdl), score = 0;
     for (int p = 0; p < nphrase; p++)
         score += tf[p] * (BM25_K1 + 1) / (tf[p] + norm);
     if (tf != stack)
         sqlite3_free(tf);
+    q->scored = true;
+    q->rowid = rowid;
+    q->score = -score;
     sqlite3_result_double(ctx, -score);
     return;
 fail:

@@ -381,6 +381,23 @@ static bool hides_searchable(rp_store_t *s, const rp_access_t *a)
     return false;
 }
 
+/* Whether @p a reads every record of every entity searched (only @p entity when not NULL) with
+ * nothing hidden: then every match is a hit, and a search asks for no more than it returns. */
+static bool sees_all(rp_store_t *s, const rp_access_t *a, const char *entity)
+{
+    for (int i = 0; i < s->nents; i++) {
+        rp__entity_t *e = s->ents[i];
+        if (entity && strcmp(e->name, entity) != 0)
+            continue;
+        if (rp__access_scope(a, e->name, RP_PERM_READ) != RP_SCOPE_ALL)
+            return false;
+        for (int f = 0; f < e->nfields; f++)
+            if (e->fields[f].searchable && rp__access_hidden(a, e->name, e->fields[f].name))
+                return false;
+    }
+    return true;
+}
+
 /* The length of the token at @p t (a run of letters and digits), 0 at none. */
 static size_t token_len(const char *t)
 {
@@ -512,7 +529,7 @@ int rp_store_search_as(rp_store_t *s, const rp_access_t *a, const char *text, co
     char *words = NULL;
     size_t flen;
     bool vis_rank = hides_searchable(s, a);
-    int want = limit * 4 > 1000 ? 1000 : limit * 4;
+    int want = sees_all(s, a, entity) ? limit : limit * 4 > 1000 ? 1000 : limit * 4;
     for (;;) {
         json_decref(hits);
         json_decref(res);
