@@ -166,6 +166,18 @@ static rp_db_stmt_t *aborted_error(rp_error_t *err)
     return NULL;
 }
 
+/* Whether the open transaction is gone: the database rolled it back by itself after an error
+ * (a full disk, an I/O error) that the caller has not yet unwound, perhaps not even seen (a
+ * search that ran the index's held writes, its error caught by a script). Until the levels are
+ * unwound, nothing more runs: a SAVEPOINT would start a transaction of its own, and its
+ * RELEASE commit half of the work. */
+static bool lost(rp_db_t *db)
+{
+    if (!db->aborted && db->depth > 0 && !db->drv->in_txn(db))
+        db->aborted = true;
+    return db->aborted;
+}
+
 static rp_db_stmt_t *prepare(rp_db_t *db, const char *sql, bool keep, rp_error_t *err)
 {
     rp_db_stmt_t *st = NULL;
@@ -181,7 +193,7 @@ static rp_db_stmt_t *prepare(rp_db_t *db, const char *sql, bool keep, rp_error_t
 
 rp_db_stmt_t *rp_db_stmt(rp_db_t *db, const char *sql, rp_error_t *err)
 {
-    if (db->aborted)
+    if (lost(db))
         return aborted_error(err);
     unsigned h = hash_str(sql) % RP__DB_CACHE;
     for (unsigned i = 0; i < RP__DB_CACHE; i++) {
@@ -229,7 +241,7 @@ rp_db_stmt_t *rp_db_stmt(rp_db_t *db, const char *sql, rp_error_t *err)
 rp_db_stmt_t *rp_db_stmt_held(rp_db_t *db, rp_db_stmt_t **slot, const char *sql,
                               rp_error_t *err)
 {
-    if (db->aborted)
+    if (lost(db))
         return aborted_error(err);
     if (*slot) {
         /* No clear: a held statement's caller binds every parameter. */
@@ -242,6 +254,8 @@ rp_db_stmt_t *rp_db_stmt_held(rp_db_t *db, rp_db_stmt_t **slot, const char *sql,
 
 rp_db_stmt_t *rp_db_prepare(rp_db_t *db, const char *sql, rp_error_t *err)
 {
+    if (lost(db))
+        return aborted_error(err);
     return prepare(db, sql, false, err);
 }
 
@@ -346,6 +360,10 @@ int rp_db_begin(rp_db_t *db, rp_error_t *err)
     if (db->depth == 0 && db->snapshot)
         rp_db_read_end(db); /* a write takes the newest state, never the snapshot's */
     int d = db->depth;
+    if (lost(db)) {
+        aborted_error(err);
+        return err ? err->code : RP_EIO;
+    }
     int rc = d == 0 ? run_level(db, NULL, db->drv->begin_sql, "cannot begin a transaction", err)
                     : run_level(db, d <= 8 ? &db->sp[d - 1] : NULL,
                                 level_sql(buf, "SAVEPOINT rp_sp", d),

@@ -458,7 +458,8 @@ static int erase_all(erase_t *x, rp__entity_t *e, int64_t id, const char *reason
     /* Merging the search index's segments is what takes the erased words out of its pages: a
      * delete alone only adds a tombstone beside them (SQLite before 3.42 has no secure-delete
      * for FTS5). */
-    if ((rc = rp__exec(s, "INSERT INTO rp_search(rp_search) VALUES('optimize')", err)))
+    if ((rc = rp__fts_flush(s, err)) ||
+        (rc = rp__exec(s, "INSERT INTO rp_search(rp_search) VALUES('optimize')", err)))
         goto out;
     json_t *desc = json_pack("{s:O,s:O,s:I,s:I}", "fields", fields, "records", x->records,
                              "events", (json_int_t)x->events, "other_events",

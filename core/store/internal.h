@@ -62,6 +62,8 @@ typedef struct rp__hook {
 /** The statements of the hottest paths, held by slot rather than looked up by text. */
 enum { RP__HELD_EVENT, RP__HELD_N };
 
+typedef struct rp__fts_op rp__fts_op_t;
+
 struct rp_store {
     rp_db_t *db;
     rp__entity_t **ents;
@@ -81,6 +83,10 @@ struct rp_store {
     int64_t uid_last_ms;
     uint64_t uid_hi, uid_lo, rng;
     bool offline; /* no outside effects: see rp_store_set_offline() */
+    /* The search index's writes held to the outermost commit (fts_queue.c). */
+    rp__fts_op_t *fq;
+    size_t nfq, capfq, fq_held;
+    int fq_top; /* no op was made or ran deeper than this */
 };
 
 /** Writes @p a then @p b into @p out (of @p cap bytes), cut to fit: a snprintf("%s%s")
@@ -231,6 +237,20 @@ json_t *rp__batch_copy(rp__entity_t *e, json_t *in, bool take, size_t *failed, r
 void rp__name_record(rp_error_t *err, size_t i);
 /** Builds a record's JSON from a row of e->sql_select (columns: 7 system, then fields). */
 json_t *rp__record_from_row(rp__entity_t *e, rp_db_stmt_t *st, const char **fields);
+
+/* --- fts_queue.c: the search index's writes, held to the outermost commit ---------------- */
+
+/** Holds a write of the search index made at the present depth: @p body (owned; NULL removes
+ *  the row) for @p rowid. Run at once outside a transaction. */
+int rp__fts_hold(rp_store_t *s, int64_t rowid, char *body, int len, rp_error_t *err);
+/** Runs the writes held, in order, at the present depth: before the outermost commit, and
+ *  before anything reads or writes rp_search itself. */
+int rp__fts_flush(rp_store_t *s, rp_error_t *err);
+/** After a level was committed (its writes go to the level below) or rolled back (its writes
+ *  are dropped, and those it ran for a lower level are held again). */
+void rp__fts_committed(rp_store_t *s);
+void rp__fts_rolled_back(rp_store_t *s);
+void rp__fts_hold_free(rp_store_t *s);
 
 /* --- events.c ----------------------------------------------------------------------------- */
 

@@ -354,10 +354,13 @@ int rp_store_drop_entity(rp_store_t *s, const rp_ctx_t *ctx, const char *entity,
     int rc = rp__count_sql(s, sql, NULL, &n, err);
     if (rc || (rc = change_begin(s, err)))
         return rc;
-    rp_db_stmt_t *st = rp__stmt(s, "DELETE FROM rp_search WHERE rowid >= ? AND rowid < ?", err);
-    if (!st) {
+    /* Writes held for the index run first, so that none lands after the clearing. */
+    rc = rp__fts_flush(s, err);
+    rp_db_stmt_t *st =
+        rc ? NULL : rp__stmt(s, "DELETE FROM rp_search WHERE rowid >= ? AND rowid < ?", err);
+    if (!rc && !st) {
         rc = err ? err->code : RP_EIO;
-    } else {
+    } else if (st) {
         rp_db_bind_int(st, 1, no << RP__FTS_SHIFT);
         rp_db_bind_int(st, 2, (no + 1) << RP__FTS_SHIFT);
         rc = rp__step_done(s, st, "cannot clear the search index", err);

@@ -4,6 +4,7 @@
  * Changing stored records is change.c.
  */
 #include <stdio.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -231,27 +232,17 @@ int rp__fts_put(rp_store_t *s, rp__entity_t *e, int64_t id, json_t *rec, rp_erro
         free(body);
         return 0;
     }
-    rp_db_stmt_t *st = rp__stmt(s, "INSERT INTO rp_search(rowid, body) VALUES(?, ?)", err);
-    if (!st) {
+    if (len > INT_MAX) {
         free(body);
-        return err ? err->code : RP_EIO;
+        return rp_error_set(err, RP_ELIMIT, RP_C_CAP, "%s %lld: its searchable text is too long",
+                            e->name, (long long)id);
     }
-    rp_db_bind_int(st, 1, fts_rowid(e, id));
-    rp_db_bind_text_owned(st, 2, body, (int)len);
-    int rc = rp_db_step(st);
-    rp_db_reset(st);
-    return rc == RP_DB_DONE ? 0 : rp__dberr(s, rc, "cannot index the record for search", err);
+    return rp__fts_hold(s, fts_rowid(e, id), body, (int)len, err);
 }
 
 int rp__fts_drop(rp_store_t *s, rp__entity_t *e, int64_t id, rp_error_t *err)
 {
-    rp_db_stmt_t *st = rp__stmt(s, "DELETE FROM rp_search WHERE rowid = ?", err);
-    if (!st)
-        return err ? err->code : RP_EIO;
-    rp_db_bind_int(st, 1, fts_rowid(e, id));
-    int rc = rp_db_step(st);
-    rp_db_reset(st);
-    return rc == RP_DB_DONE ? 0 : rp__dberr(s, rc, "cannot update the search index", err);
+    return rp__fts_hold(s, fts_rowid(e, id), NULL, 0, err);
 }
 
 int rp__reindex(rp_store_t *s, rp__entity_t *e, rp_error_t *err)

@@ -159,6 +159,11 @@ static int search_run(rp_store_t *s, const char *text, const char *entity, int l
         limit = 1000;
     if (snip <= 0 || snip > limit)
         snip = limit;
+    /* The index answers for the transaction's own writes too. */
+    if ((rc = rp__fts_flush(s, err))) {
+        free(expr);
+        return rc;
+    }
     /* Ranking costs about a microsecond a match, and a short prefix over a million records
      * matches tens of thousands: rank only the newest RANK_WINDOW matches (or `limit`, if
      * more), read newest first in one pass with each one's length joined in for rp_bm25 (CROSS
@@ -254,6 +259,10 @@ static int add_snippets(rp_store_t *s, const char *text, json_t *hits, rp_error_
         hi = rowid > hi ? rowid : hi;
     }
     bool any = json_array_size(rowids) > 0;
+    if (any && rp__fts_flush(s, err)) {
+        json_decref(rowids);
+        return err ? err->code : RP_EIO;
+    }
     char *expr = any ? match_expr(text) : NULL;
     char *list = expr ? json_dumps(rowids, JSON_COMPACT) : NULL;
     json_decref(rowids);

@@ -285,6 +285,7 @@ void rp_store_close(rp_store_t *s)
     if (s->db)
         rp__stmt_flush(s);
     rp__hooks_free(s);
+    rp__fts_hold_free(s);
     rp__registry_free(s);
     rp_db_close(s->db);
     free(s);
@@ -331,7 +332,19 @@ static void schema_settle(rp_store_t *s)
 
 int rp_store_commit(rp_store_t *s, rp_error_t *err)
 {
+    /* The search index's held writes run before the outermost commit, with no savepoint open
+     * (fts_queue.c); a failure there fails the commit, and nothing is kept. */
+    if (rp_db_depth(s->db) == 1 && rp__fts_flush(s, err)) {
+        int code = err ? err->code : RP_EIO;
+        rp_store_rollback(s, NULL);
+        return code;
+    }
     int rc = rp_db_commit(s->db, err);
+    /* A failed commit rolled its level back. */
+    if (rc)
+        rp__fts_rolled_back(s);
+    else
+        rp__fts_committed(s);
     schema_settle(s);
     return rc;
 }
@@ -339,6 +352,7 @@ int rp_store_commit(rp_store_t *s, rp_error_t *err)
 int rp_store_rollback(rp_store_t *s, rp_error_t *err)
 {
     int rc = rp_db_rollback(s->db, err);
+    rp__fts_rolled_back(s);
     schema_settle(s);
     return rc;
 }

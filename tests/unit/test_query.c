@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "helpers.h"
+#include "rapport/db.h"
 
 /* Ids of the records matching @p where, as "1,2,3". */
 static const char *ids_where(rp_store_t *s, const char *where, const char *order)
@@ -400,6 +401,103 @@ static void test_search_ranking(void **state)
     rp_store_close(s);
 }
 
+/* The index's writes are held to the outermost commit (fts_queue.c): whatever the nesting of
+ * savepoints, what is committed is searchable once, what is rolled back is not, and a search
+ * inside the transaction sees its own writes. */
+static void test_search_follows_transactions(void **state)
+{
+    (void)state;
+    rp_store_t *s = test_open_crm();
+    rp_error_t err = {0};
+    /* A write held at level 1, run by a search inside a savepoint that is then rolled back:
+     * held again, and committed. */
+    assert_int_equal(rp_store_begin(s, &err), 0);
+    create(s, "contact", "{\"last_name\": \"Aardvark\"}");
+    assert_int_equal(rp_store_begin(s, &err), 0);
+    assert_int_equal(hits_count(s, "aardvark", NULL), 1);
+    create(s, "contact", "{\"last_name\": \"Aardwolf\"}");
+    assert_int_equal(rp_store_rollback(s, &err), 0);
+    assert_int_equal(hits_count(s, "aard", NULL), 1);
+    assert_int_equal(rp_store_commit(s, &err), 0);
+    assert_int_equal(hits_count(s, "aardvark", NULL), 1);
+    assert_int_equal(hits_count(s, "aardwolf", NULL), 0);
+    /* A savepoint's writes rolled back are never indexed. */
+    assert_int_equal(rp_store_begin(s, &err), 0);
+    assert_int_equal(rp_store_begin(s, &err), 0);
+    int64_t b = create(s, "contact", "{\"last_name\": \"Bandicoot\"}");
+    assert_int_equal(rp_store_rollback(s, &err), 0);
+    assert_int_equal(rp_store_commit(s, &err), 0);
+    assert_int_equal(hits_count(s, "bandicoot", NULL), 0);
+    json_t *rec = NULL;
+    assert_int_equal(rp_store_get(s, "contact", b, &rec, &err), RP_ENOTFOUND);
+    /* An update (the old text out, the new in) run by a search two levels down, then
+     * committed level by level: the new text only. */
+    int64_t c = create(s, "contact", "{\"last_name\": \"Caracal\"}");
+    assert_int_equal(rp_store_begin(s, &err), 0);
+    json_t *p = J("{\"last_name\": \"Capybara\"}");
+    assert_int_equal(rp_store_update(s, &test_ctx, "contact", c, p, 0, NULL, &err), 0);
+    json_decref(p);
+    assert_int_equal(rp_store_begin(s, &err), 0);
+    assert_int_equal(rp_store_begin(s, &err), 0);
+    assert_int_equal(hits_count(s, "capybara", NULL), 1);
+    assert_int_equal(rp_store_commit(s, &err), 0);
+    assert_int_equal(rp_store_rollback(s, &err), 0); /* the search's level: nothing of its own */
+    assert_int_equal(hits_count(s, "capybara", NULL), 1);
+    assert_int_equal(rp_store_commit(s, &err), 0);
+    assert_int_equal(hits_count(s, "capybara", NULL), 1);
+    assert_int_equal(hits_count(s, "caracal", NULL), 0);
+    /* A whole transaction rolled back after a search ran its writes: gone from the index. */
+    assert_int_equal(rp_store_begin(s, &err), 0);
+    create(s, "contact", "{\"last_name\": \"Dugong\"}");
+    assert_int_equal(hits_count(s, "dugong", NULL), 1);
+    assert_int_equal(rp_store_rollback(s, &err), 0);
+    assert_int_equal(hits_count(s, "dugong", NULL), 0);
+    /* More writes than are held at once (1,024), each record in a savepoint of its own: all of
+     * them, or none. */
+    for (int keep = 0; keep < 2; keep++) {
+        assert_int_equal(rp_store_begin(s, &err), 0);
+        for (int i = 0; i < 1500; i++)
+            create(s, "contact", keep ? "{\"last_name\": \"Echidna\"}"
+                                      : "{\"last_name\": \"Ermine\"}");
+        if (keep)
+            assert_int_equal(rp_store_commit(s, &err), 0);
+        else
+            assert_int_equal(rp_store_rollback(s, &err), 0);
+    }
+    json_t *hits = NULL;
+    assert_int_equal(rp_store_search(s, "ermine", NULL, 1000, &hits, &err), 0);
+    assert_int_equal(json_array_size(hits), 0);
+    json_decref(hits);
+    int64_t n = 0;
+    json_t *w = J("{\"last_name\": \"Echidna\"}");
+    assert_int_equal(rp_store_count(s, "contact", w, false, &n, &err), 0);
+    json_decref(w);
+    assert_int_equal(n, 1500);
+    /* Every one of them is in the index once: the newest 1,000 are found. */
+    assert_int_equal(rp_store_search(s, "echidna", NULL, 1000, &hits, &err), 0);
+    assert_int_equal(json_array_size(hits), 1000);
+    json_decref(hits);
+    /* The database rolls the transaction back by itself (as after a full disk, here by hand)
+     * and the caller has not seen it: the next write is refused, where its savepoint would
+     * have begun a transaction of its own and committed the record alone, without its index
+     * row. */
+    assert_int_equal(rp_store_begin(s, &err), 0);
+    create(s, "contact", "{\"last_name\": \"Fossa\"}");
+    assert_int_equal(rp_db_exec(rp_store_db(s), "ROLLBACK", &err), 0);
+    json_t *f = J("{\"last_name\": \"Fennec\"}");
+    int64_t id = 0;
+    assert_int_not_equal(rp_store_create(s, &test_ctx, "contact", f, &id, &err), 0);
+    json_decref(f);
+    assert_int_not_equal(rp_store_rollback(s, &err), 0); /* says what happened */
+    assert_int_equal(rp_store_txn_depth(s), 0);
+    w = J("{\"last_name\": {\"in\": [\"Fossa\", \"Fennec\"]}}");
+    assert_int_equal(rp_store_count(s, "contact", w, false, &n, &err), 0);
+    json_decref(w);
+    assert_int_equal(n, 0);
+    assert_int_equal(hits_count(s, "fossa fennec", NULL), 0);
+    rp_store_close(s);
+}
+
 /* Review findings: search text that expands most, a full statement cache under a running
  * query, and spaces around commas in an order. */
 static void test_review_regressions(void **state)
@@ -551,6 +649,7 @@ int main(void)
         cmocka_unit_test(test_keyset_cursor),
         cmocka_unit_test(test_search),
         cmocka_unit_test(test_search_ranking),
+        cmocka_unit_test(test_search_follows_transactions),
         cmocka_unit_test(test_review_regressions),
         cmocka_unit_test(test_caps_and_budget),
     };
