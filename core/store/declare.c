@@ -407,8 +407,7 @@ static int apply(plan_t *p, const rp_ctx_t *ctx, json_t *done, rp_error_t *err)
     int rc = rp_store_begin(s, err);
     if (rc)
         return rc;
-    s->schema_dirty = true;
-    s->schema_gen++;
+    rp__schema_touched(s);
     size_t i;
     json_t *x;
     char line[160];

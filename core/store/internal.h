@@ -72,6 +72,12 @@ struct rp_store {
     void *now_ud;
     int max_depth;
     bool schema_dirty; /* The registry changed in the open transaction. */
+    /* The deepest level that may hold a schema change not yet committed below it (0: none).
+     * A rollback of that level reads the registry back (rp__schema_touched). */
+    int schema_top;
+    /* Registries read back inside a transaction: a write below may still hold pointers into
+     * them, so they are freed once the transaction has ended (rp__registry_reload). */
+    struct rp__retired *retired;
     uint64_t schema_gen; /* Moves whenever the registry is read or changed. */
     int seen_schema;   /* the database's schema cookie when the registry was last read */
     /* A savepoint that rp_store_begin() opens only if a write happens: event handlers that
@@ -168,9 +174,14 @@ uint64_t rp__rand(rp_store_t *s);
 int rp__registry_load(rp_store_t *s, rp_error_t *err);
 /** Frees the registry in memory. */
 void rp__registry_free(rp_store_t *s);
+/** Frees the registries read back inside the transaction that has now ended. */
+void rp__registry_retired_free(rp_store_t *s);
 /** Reads the registry back from the file (after a schema change was undone, or another process
  *  changed it), forgetting every statement made from the old one. */
 void rp__registry_reload(rp_store_t *s);
+/** Marks a schema change made at the present level: the registry is read back if the level
+ *  is rolled back, and at the outermost commit. */
+void rp__schema_touched(rp_store_t *s);
 /** Parses field specification @p spec into @p f (whose name and owner are set) for @p entity;
  *  @p self names the entity being defined, so a ref may point at it. */
 int rp__field_parse(rp_store_t *s, const char *entity, const char *self, rp__field_t *f,

@@ -31,8 +31,7 @@ static int change_begin(rp_store_t *s, rp_error_t *err)
 {
     int rc = rp_store_begin(s, err);
     if (!rc) {
-        s->schema_dirty = true;
-        s->schema_gen++;
+        rp__schema_touched(s);
     }
     return rc;
 }

@@ -686,10 +686,11 @@ int rp_store_stored_value(rp_store_t *s, const rp_ctx_t *ctx, const char *entity
     size_t failed = 0;
     if (rp__hooks_any(s, e, RP_ACT_CREATE))
         rc = rp__hooks_run(s, e, RP_ACT_CREATE, batch, NULL, NULL, ctx, &failed, err);
-    rp_store_rollback(s, NULL);
+    /* Made before the rollback: a hook that changed the schema leaves e and f read back. */
     if (!rc)
         rc = rp__value_canon(e->name, f, json_object_get(json_array_get(batch, 0), field), value,
                              err);
+    rp_store_rollback(s, NULL);
     json_decref(batch);
     return rc;
 }

@@ -355,13 +355,35 @@ out:
     return rc;
 }
 
+struct rp__retired {
+    rp__entity_t **ents;
+    int nents;
+    struct rp__retired *next;
+};
+
+static void ents_free(rp__entity_t **ents, int n)
+{
+    for (int i = 0; i < n; i++)
+        entity_free(ents[i]);
+    free(ents);
+}
+
 void rp__registry_free(rp_store_t *s)
 {
-    for (int i = 0; i < s->nents; i++)
-        entity_free(s->ents[i]);
-    free(s->ents);
+    ents_free(s->ents, s->nents);
     s->ents = NULL;
     s->nents = 0;
+    rp__registry_retired_free(s);
+}
+
+void rp__registry_retired_free(rp_store_t *s)
+{
+    while (s->retired) {
+        struct rp__retired *r = s->retired;
+        s->retired = r->next;
+        ents_free(r->ents, r->nents);
+        free(r);
+    }
 }
 
 /* After a failed schema change the in-memory registry may be ahead of the rolled-back file:
@@ -374,7 +396,18 @@ uint64_t rp_store_schema_generation(const rp_store_t *s)
 void rp__registry_reload(rp_store_t *s)
 {
     rp__stmt_flush(s);
-    rp__registry_free(s);
+    struct rp__retired *r = rp_db_depth(s->db) > 0 ? malloc(sizeof *r) : NULL;
+    if (r) {
+        /* A write that ran the change (a hook's) may still use the entity it holds. */
+        *r = (struct rp__retired){s->ents, s->nents, s->retired};
+        s->retired = r;
+        s->ents = NULL;
+        s->nents = 0;
+    } else {
+        ents_free(s->ents, s->nents);
+        s->ents = NULL;
+        s->nents = 0;
+    }
     rp_error_t ignored;
     rp__registry_load(s, &ignored);
     s->seen_schema = rp_db_schema_cookie(s->db);
@@ -571,8 +604,7 @@ int rp_store_define(rp_store_t *s, const rp_ctx_t *ctx, const char *name, json_t
     if ((rc = rp_store_begin(s, err)))
         goto fail;
     began = true;
-    s->schema_dirty = true;
-    s->schema_gen++;
+    rp__schema_touched(s);
     if ((rc = rp__exec(s, sql, err)))
         goto fail;
     for (int i = 0; i < e->nfields; i++)
@@ -675,8 +707,7 @@ int rp_store_add_field(rp_store_t *s, const rp_ctx_t *ctx, const char *entity, c
     if ((rc = rp_store_begin(s, err)))
         goto fail;
     began = true;
-    s->schema_dirty = true;
-    s->schema_gen++;
+    rp__schema_touched(s);
     bool has_rows = false;
     if ((rc = table_has_rows(s, entity, &has_rows, err)))
         goto fail;

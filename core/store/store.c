@@ -320,14 +320,34 @@ bool rp_store_lazy_end(rp_store_t *s)
     return opened;
 }
 
-/* A nested rollback may have undone part of the schema: read it back once, at the outermost
- * level only, since callers below hold pointers into the registry. */
-static void schema_settle(rp_store_t *s)
+void rp__schema_touched(rp_store_t *s)
 {
+    s->schema_dirty = true;
+    s->schema_gen++;
+    int d = rp_db_depth(s->db);
+    if (d > s->schema_top)
+        s->schema_top = d;
+}
+
+/* Level @p d has ended. Committed, its schema changes now belong to the level below; rolled
+ * back, they are undone in the file, so the registry is read back from it at once, even inside
+ * an outer transaction: a write there must see the fields as they are again. A write below that
+ * holds the old entity keeps it until the transaction ends (rp__registry_reload). At the
+ * outermost level the registry is read once more if anything changed. */
+static void schema_settle(rp_store_t *s, int d, bool undone)
+{
+    if (d > 0 && s->schema_top >= d) {
+        s->schema_top = d - 1;
+        if (undone && d > 1)
+            rp__registry_reload(s);
+    }
     if (rp_db_depth(s->db) == 0 && s->schema_dirty) {
         rp__registry_reload(s);
         s->schema_dirty = false;
+        s->schema_top = 0;
     }
+    if (rp_db_depth(s->db) == 0)
+        rp__registry_retired_free(s);
 }
 
 int rp_store_commit(rp_store_t *s, rp_error_t *err)
@@ -339,21 +359,23 @@ int rp_store_commit(rp_store_t *s, rp_error_t *err)
         rp_store_rollback(s, NULL);
         return code;
     }
+    int d = rp_db_depth(s->db);
     int rc = rp_db_commit(s->db, err);
     /* A failed commit rolled its level back. */
     if (rc)
         rp__fts_rolled_back(s);
     else
         rp__fts_committed(s);
-    schema_settle(s);
+    schema_settle(s, d, rc != 0);
     return rc;
 }
 
 int rp_store_rollback(rp_store_t *s, rp_error_t *err)
 {
+    int d = rp_db_depth(s->db);
     int rc = rp_db_rollback(s->db, err);
     rp__fts_rolled_back(s);
-    schema_settle(s);
+    schema_settle(s, d, true);
     return rc;
 }
 

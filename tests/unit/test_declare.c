@@ -326,6 +326,71 @@ static void test_migration_ledger(void **state)
     rp_store_close(s);
 }
 
+/* A schema change a savepoint made and then rolled back is undone in the registry at once, not
+ * only at the outermost end: the writes after it, in the same transaction, see the fields as
+ * the file has them again (the search index's rows among them). */
+static void test_schema_change_rolled_back_in_a_savepoint(void **state)
+{
+    (void)state;
+    rp_store_t *s = test_open();
+    rp_error_t err = {0};
+    const char *chip_found = pet_with("\"chip\": {\"type\": \"text\"}",
+                                      "\"chip\": {\"type\": \"text\", \"searchable\": true}");
+    char chip_searchable[1024];
+    snprintf(chip_searchable, sizeof chip_searchable, "%s", chip_found);
+    assert_int_equal(declare(s, chip_searchable, "me", NULL, &err), 0);
+    add_pet(s, "{\"name\": \"Rex\", \"chip\": \"c1\"}");
+    assert_int_equal(searched(s, "c1"), 1);
+
+    /* chip stops being searchable in a savepoint that is rolled back: it still is. */
+    assert_int_equal(rp_store_begin(s, &err), 0);
+    assert_int_equal(rp_store_begin(s, &err), 0);
+    assert_int_equal(declare(s, PET, "me", NULL, &err), 0);
+    json_t *f = field_spec(s, "chip");
+    assert_null(json_object_get(f, "searchable"));
+    json_decref(f);
+    assert_int_equal(rp_store_rollback(s, &err), 0);
+    f = field_spec(s, "chip");
+    assert_true(json_is_true(json_object_get(f, "searchable")));
+    json_decref(f);
+    add_pet(s, "{\"name\": \"Tom\", \"chip\": \"c2\"}");
+    assert_int_equal(searched(s, "c2"), 2);
+
+    /* A field added in a savepoint that is rolled back is gone: a write naming it is refused. */
+    assert_int_equal(rp_store_begin(s, &err), 0);
+    json_t *spec = J("{\"type\": \"text\", \"searchable\": true}");
+    assert_int_equal(rp_store_add_field(s, &test_ctx, "pet", "color", spec, "me", &err), 0);
+    json_decref(spec);
+    assert_true(rp_store_has_field(s, "pet", "color"));
+    assert_int_equal(rp_store_rollback(s, &err), 0);
+    assert_false(rp_store_has_field(s, "pet", "color"));
+    json_t *rec = J("{\"name\": \"Max\", \"color\": \"red\"}");
+    assert_int_equal(rp_store_create(s, &test_ctx, "pet", rec, NULL, &err), RP_EINVAL);
+    json_decref(rec);
+
+    /* A level with no schema change, rolled back, leaves the outer change in place. */
+    assert_int_equal(declare(s, PET, "me", NULL, &err), 0);
+    assert_int_equal(rp_store_begin(s, &err), 0);
+    add_pet(s, "{\"name\": \"Bob\", \"chip\": \"c3\"}");
+    assert_int_equal(rp_store_rollback(s, &err), 0);
+    f = field_spec(s, "chip");
+    assert_null(json_object_get(f, "searchable"));
+    json_decref(f);
+    add_pet(s, "{\"name\": \"Ann\", \"chip\": \"c4\"}");
+    assert_int_equal(searched(s, "c4"), 0);
+    assert_int_equal(rp_store_commit(s, &err), 0);
+
+    /* Committed: chip is not searchable, Tom and Ann are there, Bob is not. */
+    f = field_spec(s, "chip");
+    assert_null(json_object_get(f, "searchable"));
+    json_decref(f);
+    assert_int_equal(searched(s, "Tom"), 2);
+    assert_int_equal(searched(s, "Ann"), 3);
+    assert_int_equal(searched(s, "Bob"), 0);
+    assert_int_equal(searched(s, "c2"), 0);
+    rp_store_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -336,6 +401,7 @@ int main(void)
         cmocka_unit_test(test_change_type),
         cmocka_unit_test(test_rename_and_drop),
         cmocka_unit_test(test_migration_ledger),
+        cmocka_unit_test(test_schema_change_rolled_back_in_a_savepoint),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

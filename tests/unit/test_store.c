@@ -705,6 +705,25 @@ static int failing_schema_change(rp_store_t *s, rp_change_t *ch, void *ud, rp_er
     return 0;
 }
 
+/* A hook whose own savepoint adds a field and is then rolled back: the registry is read back at
+ * once, and the write that ran the hook keeps the entity it holds until the transaction ends. */
+static int undone_schema_change(rp_store_t *s, rp_change_t *ch, void *ud, rp_error_t *err)
+{
+    (void)ch;
+    (void)ud;
+    (void)err;
+    rp_error_t inner = {0};
+    assert_int_equal(rp_store_begin(s, &inner), 0);
+    json_t *spec = J("{\"type\": \"text\"}");
+    assert_int_equal(rp_store_add_field(s, &test_ctx, "contact", "nickname", spec, "admin",
+                                        &inner), 0);
+    json_decref(spec);
+    assert_true(rp_store_has_field(s, "contact", "nickname"));
+    assert_int_equal(rp_store_rollback(s, &inner), 0);
+    assert_false(rp_store_has_field(s, "contact", "nickname"));
+    return 0;
+}
+
 static void test_failed_schema_change_inside_a_write(void **state)
 {
     (void)state;
@@ -718,6 +737,14 @@ static void test_failed_schema_change_inside_a_write(void **state)
     json_t *sch = rp_store_schema(s, "contact", &err);
     assert_null(json_object_get(json_object_get(sch, "fields"), "must_have"));
     json_decref(sch);
+    assert_true(rp_hook_add(s, "contact", RP_ACT_CREATE, 0, undone_schema_change, NULL, "t2",
+                            &err) > 0);
+    assert_int_equal(rp_store_begin(s, &err), 0);
+    id = create(s, "contact", "{\"last_name\": \"Third\"}");
+    assert_string_equal(field_of(s, "contact", id, "last_name"), "\"Third\"");
+    assert_int_equal(rp_store_commit(s, &err), 0);
+    assert_false(rp_store_has_field(s, "contact", "nickname"));
+    assert_string_equal(field_of(s, "contact", id, "last_name"), "\"Third\"");
     /* The same record twice in one bulk update is refused up front, clearly. */
     json_t *ups = J("[{\"id\": 1, \"age\": 1}, {\"id\": 1, \"age\": 2}]");
     size_t failed = 0;
