@@ -20,6 +20,11 @@ int64_t rp__db_mono_ms(void)
 /* ---------------------------------------------------------------------------------------- */
 /* The connection                                                                            */
 
+bool rp_db_is_server(const char *path)
+{
+    return path && (strncmp(path, "postgresql://", 13) == 0 || strncmp(path, "postgres://", 11) == 0);
+}
+
 int rp_db_open(const char *path, const rp_db_opts_t *opts, rp_db_t **out, rp_error_t *err)
 {
     rp_db_opts_t o = {0};
@@ -31,10 +36,15 @@ int rp_db_open(const char *path, const rp_db_opts_t *opts, rp_db_t **out, rp_err
     rp_db_t *db = calloc(1, sizeof *db);
     if (!db)
         return rp_error_set(err, RP_ENOMEM, 0, "out of memory");
-    db->drv = &rp__db_sqlite;
+    db->drv = rp_db_is_server(path) ? &rp__db_pg : &rp__db_sqlite;
     db->busy_ms = o.busy_timeout_ms > 0 ? o.busy_timeout_ms : 5000;
     int rc = db->drv->open(db, path, &o, err);
-    if (!rc && !o.no_migrate && !o.read_only)
+    /* The modules' schemas are written for SQLite so far: none has its server text yet. */
+    if (!rc && !o.no_migrate && !o.read_only && db->drv == &rp__db_pg)
+        rc = rp_error_set(err, RP_ESTATE, RP_C_OPEN,
+                          "PostgreSQL answers, but this build's store runs on SQLite only: its "
+                          "schemas are not yet written for PostgreSQL (give a file name)");
+    else if (!rc && !o.no_migrate && !o.read_only)
         rc = rp__db_migrate(db, err);
     if (rc) {
         rp_db_close(db);
@@ -131,7 +141,7 @@ int rp_db_schema_cookie(rp_db_t *db)
      * change is seen, and this connection writes nothing before the snapshot ends. */
     if (db->snapshot && db->depth == 0)
         return db->snap_cookie;
-    rp_db_stmt_t *st = rp_db_stmt(db, "PRAGMA schema_version", NULL);
+    rp_db_stmt_t *st = rp_db_stmt(db, db->drv->cookie_sql, NULL);
     int v = st && rp_db_step(st) == RP_DB_ROW ? (int)rp_db_col_int(st, 0) : -1;
     if (st)
         rp_db_reset(st);
@@ -430,7 +440,7 @@ int rp_db_read_begin(rp_db_t *db, rp_error_t *err)
 {
     if (db->depth > 0 || db->snapshot || db->drv->in_txn(db))
         return 0;
-    int rc = run_level(db, NULL, "BEGIN", "cannot begin a read", err);
+    int rc = run_level(db, NULL, db->drv->read_sql, "cannot begin a read", err);
     if (rc)
         return rc;
     /* BEGIN takes no lock: a first read does, and brings the data version up to date. */

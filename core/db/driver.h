@@ -16,6 +16,8 @@ typedef struct rp_db_driver {
     const char *name;
     const char *begin_sql;     /* the outermost BEGIN, taking the write lock */
     const char *has_table_sql; /* one row when the table named by parameter 1 exists */
+    const char *read_sql;      /* begins a read transaction that sees one snapshot */
+    const char *cookie_sql;    /* one integer that moves whenever a table is changed */
     int (*open)(rp_db_t *db, const char *path, const rp_db_opts_t *o, rp_error_t *err);
     void (*close)(rp_db_t *db);
     const char *(*errmsg)(rp_db_t *db);
@@ -92,6 +94,7 @@ struct rp_db {
 
 /** The embedded driver. */
 extern const rp_db_driver_t rp__db_sqlite;
+extern const rp_db_driver_t rp__db_pg;
 
 /** CLOCK_MONOTONIC in ms. */
 int64_t rp__db_mono_ms(void);

@@ -341,6 +341,8 @@ const rp_db_driver_t rp__db_sqlite = {
     .name = "sqlite",
     .begin_sql = "BEGIN IMMEDIATE",
     .has_table_sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+    .read_sql = "BEGIN",
+    .cookie_sql = "PRAGMA schema_version",
     .open = sq_open,
     .close = sq_close,
     .errmsg = sq_errmsg,

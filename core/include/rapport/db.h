@@ -69,15 +69,20 @@ typedef struct rp_db_opts {
 /* --- the connection ----------------------------------------------------------------------- */
 
 /**
- * Opens the database at @p path (a file name, or ":memory:") with the driver that path names
- * (today only the embedded one), then creates or migrates every registered schema
+ * Opens the database at @p path with the driver that path names: a file name (or ":memory:")
+ * the embedded driver (SQLite), a URI "postgresql://…" or "postgres://…" (libpq's connection
+ * URI) the server driver (core/db/pg.c). Then creates or migrates every registered schema
  * (rp_db_schema_register) unless @p opts says not to. RP_EVERSION when the file holds a module
- * schema newer than this build knows.
+ * schema newer than this build knows. On PostgreSQL the connection and every statement call
+ * work, but no module has its schema's server text yet: RP_ESTATE unless @p opts says
+ * no_migrate (or read_only).
  */
 int rp_db_open(const char *path, const rp_db_opts_t *opts, rp_db_t **out, rp_error_t *err);
+/** Whether @p path names a PostgreSQL database (a postgresql:// or postgres:// URI). */
+bool rp_db_is_server(const char *path);
 /** Closes @p db, rolling back an open transaction. NULL is ignored. */
 void rp_db_close(rp_db_t *db);
-/** The dialect of @p db's SQL: "sqlite" (the only driver so far). */
+/** The dialect of @p db's SQL: "sqlite" or "postgresql". */
 const char *rp_db_dialect(const rp_db_t *db);
 /** The driver's own last error message of @p db. */
 const char *rp_db_errmsg(rp_db_t *db);
