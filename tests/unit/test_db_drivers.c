@@ -6,6 +6,8 @@
  * tell apart, levels of savepoints, a failed statement undone with its level, and the refusals
  * of a server database this build cannot yet run the store on.
  */
+#include <time.h>
+
 #include "helpers.h"
 #include "rapport/db.h"
 
@@ -318,6 +320,173 @@ static void test_snapshots_postgresql(void **state)
     snapshots(true);
 }
 
+/* What a second reading found in the server driver, each checked on both: values kept per
+ * column, a statement outliving its connection, a failed statement or read that leaves the
+ * transaction going, literals the parameter rewrite must leave alone, NULL blobs, numbers read
+ * as numbers, the rows an INSERT … RETURNING changed, and a statement whose table another
+ * connection changed. */
+static void semantics(bool server)
+{
+    conn_t c;
+    conn_open(&c, server);
+    rp_error_t err = {0};
+    static const unsigned char b1[] = {1, 2, 0, 3}, b2[] = {9, 8};
+    rp_db_stmt_t *st = rp_db_stmt(c.db, "INSERT INTO t(name, data) VALUES(?, ?)", &err);
+    rp_db_bind_text(st, 1, "blob", -1);
+    rp_db_bind_blob(st, 2, b1, sizeof b1);
+    assert_int_equal(rp_db_step(st), RP_DB_DONE);
+    rp_db_reset(st);
+    rp_db_bind_text(st, 1, "nullblob", -1);
+    rp_db_bind_blob(st, 2, NULL, 0);
+    assert_int_equal(rp_db_step(st), RP_DB_DONE);
+    rp_db_reset(st);
+    /* Two blob columns of one row: the first stays readable after the second is read. */
+    st = rp_db_stmt(c.db, server ? "SELECT data, ?::bytea, data IS NULL FROM t WHERE name = ?"
+                                 : "SELECT data, ?, data IS NULL FROM t WHERE name = ?", &err);
+    assert_non_null(st);
+    rp_db_bind_blob(st, 1, b2, sizeof b2);
+    rp_db_bind_text(st, 2, "blob", -1);
+    assert_int_equal(rp_db_step(st), RP_DB_ROW);
+    const void *first = rp_db_col_blob(st, 0);
+    assert_int_equal(rp_db_col_bytes(st, 0), (int)sizeof b1);
+    assert_memory_equal(rp_db_col_blob(st, 1), b2, sizeof b2);
+    assert_int_equal(rp_db_col_bytes(st, 1), (int)sizeof b2);
+    assert_memory_equal(first, b1, sizeof b1);
+    assert_int_equal(rp_db_col_int(st, 2), 0);
+    rp_db_reset(st);
+    rp_db_bind_text(st, 2, "nullblob", -1);
+    assert_int_equal(rp_db_step(st), RP_DB_ROW);
+    assert_int_equal(rp_db_col_type(st, 0), RP_DB_NULL);
+    assert_int_equal(rp_db_col_int(st, 2), 1);
+    rp_db_reset(st);
+
+    /* Literals and names the rewrite leaves alone; a number used alone; a number's name. */
+    const char *lit = server ? "SELECT E'\\'?1\\'' AS a, $$?:x$$ AS b, ?2 AS c"
+                             : "SELECT '''?1''' AS a, '?:x' AS b, ?2 AS c";
+    st = rp_db_prepare(c.db, lit, &err);
+    if (!st)
+        fail_msg("%s: %s", lit, err.msg);
+    assert_int_equal(rp_db_param_index(st, "?2"), 2);
+    rp_db_bind_text(st, 2, "two", -1);
+    assert_int_equal(rp_db_step(st), RP_DB_ROW);
+    assert_string_equal(rp_db_col_text(st, 0), "'?1'");
+    assert_string_equal(rp_db_col_text(st, 1), "?:x");
+    assert_string_equal(rp_db_col_text(st, 2), "two");
+    /* A step past the end runs the statement again, as SQLite's does. */
+    assert_int_equal(rp_db_step(st), RP_DB_DONE);
+    assert_int_equal(rp_db_step(st), RP_DB_ROW);
+    rp_db_finalize(st);
+
+    /* Numbers read as numbers: a sum, a float past int64 clamped. */
+    assert_int_equal(put(c.db, "n1", 1, 40), RP_DB_DONE);
+    assert_int_equal(put(c.db, "n2", 1, 2), RP_DB_DONE);
+    st = rp_db_stmt(c.db, "SELECT sum(n), 1e300, -1e300 FROM t", &err);
+    assert_non_null(st);
+    assert_int_equal(rp_db_step(st), RP_DB_ROW);
+    assert_int_equal(rp_db_col_type(st, 0), RP_DB_INTEGER);
+    assert_int_equal(rp_db_col_int(st, 0), 42);
+    assert_true(rp_db_col_int(st, 1) == INT64_MAX);
+    assert_true(rp_db_col_int(st, 2) == INT64_MIN);
+    rp_db_reset(st);
+
+    /* The rows an INSERT … RETURNING changed. */
+    st = rp_db_prepare(c.db, "INSERT INTO t(name) VALUES('r1'), ('r2'), ('r3') RETURNING id",
+                       &err);
+    assert_non_null(st);
+    assert_int_equal(rp_db_step(st), RP_DB_ROW);
+    while (rp_db_step(st) == RP_DB_ROW)
+        ;
+    assert_int_equal(rp_db_changes(c.db), 3);
+    rp_db_finalize(st);
+
+    /* A failed statement inside a level, the caller going on: its other work is kept at the
+     * commit. A failed read inside a snapshot: the next read works. */
+    assert_int_equal(rp_db_begin(c.db, &err), 0);
+    assert_int_equal(put(c.db, "before", 1, 1), RP_DB_DONE);
+    assert_int_equal(put(c.db, "before", 1, 1), RP_DB_UNIQUE);
+    assert_int_equal(put(c.db, "after", 1, 1), RP_DB_DONE);
+    assert_int_equal(rp_db_commit(c.db, &err), 0);
+    st = rp_db_stmt(c.db, "SELECT count(*) FROM t WHERE name IN ('before', 'after')", &err);
+    assert_int_equal(rp_db_step(st), RP_DB_ROW);
+    assert_int_equal(rp_db_col_int(st, 0), 2);
+    rp_db_reset(st);
+    assert_int_equal(rp_db_read_begin(c.db, &err), 0);
+    st = rp_db_stmt(c.db, "SELECT count(*) FROM t WHERE id = ?", &err);
+    rp_db_bind_text(st, 1, "not a number", -1);
+    int rc = rp_db_step(st);
+    assert_true(rc == RP_DB_ROW || rc == RP_DB_ERROR);
+    rp_db_reset(st);
+    assert_int_equal(count(c.db), 9);
+    rp_db_read_end(c.db);
+
+    /* A statement whose table another connection changed runs again (prepared anew). */
+    rp_db_t *other = NULL;
+    rp_db_opts_t o = {.no_migrate = true};
+    char path[600];
+    snprintf(path, sizeof path, "%s/drivers.db", c.dir);
+    assert_int_equal(rp_db_open(server ? pg_uri : path, &o, &other, &err), 0);
+    st = rp_db_stmt(c.db, "SELECT * FROM t WHERE name = 'n1'", &err);
+    assert_int_equal(rp_db_step(st), RP_DB_ROW);
+    rp_db_reset(st);
+    assert_int_equal(rp_db_exec(other, "ALTER TABLE t ADD COLUMN extra TEXT", &err), 0);
+    assert_int_equal(rp_db_step(st), RP_DB_ROW);
+    assert_int_equal(rp_db_col_count(st), 6);
+    rp_db_reset(st);
+    /* A statement outlives its connection: finalized after the close, it frees only itself. */
+    rp_db_stmt_t *kept = rp_db_prepare(other, "SELECT 1", &err);
+    assert_non_null(kept);
+    rp_db_close(other);
+    rp_db_finalize(kept);
+    conn_close(&c);
+}
+
+static void test_semantics_sqlite(void **state)
+{
+    (void)state;
+    semantics(false);
+}
+
+static void test_semantics_postgresql(void **state)
+{
+    (void)state;
+    semantics(true);
+}
+
+/* PostgreSQL: a writer waits for another's row lock only as long as the busy timeout (SQLite's
+ * BEGIN IMMEDIATE does the same at the write lock); a server error names no row's value. */
+static void test_postgresql_waits_and_messages(void **state)
+{
+    (void)state;
+    conn_t a;
+    conn_open(&a, true);
+    rp_error_t err = {0};
+    assert_int_equal(put(a.db, "tok_live_SECRETVALUE", 1, 1), RP_DB_DONE);
+    assert_int_equal(put(a.db, "tok_live_SECRETVALUE", 1, 1), RP_DB_UNIQUE);
+    assert_null(strstr(rp_db_errmsg(a.db), "SECRETVALUE"));
+    assert_null(strchr(rp_db_errmsg(a.db), '\n'));
+    rp_db_t *b = NULL;
+    rp_db_opts_t o = {.no_migrate = true, .busy_timeout_ms = 200};
+    assert_int_equal(rp_db_open(pg_uri, &o, &b, &err), 0);
+    assert_int_equal(rp_db_begin(a.db, &err), 0);
+    assert_int_equal(rp_db_exec(a.db, "UPDATE t SET n = 2", &err), 0);
+    assert_int_equal(rp_db_begin(b, &err), 0);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(rp_db_exec(b, "UPDATE t SET n = 3", &err), RP_EIO);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+    assert_true(ms >= 150 && ms < 5000);
+    assert_int_equal(rp_db_rollback(b, &err), 0);
+    assert_int_equal(rp_db_rollback(a.db, &err), 0);
+    rp_db_close(b);
+    /* A URI libpq cannot read is named without its text (libpq's own message quotes it). */
+    assert_int_equal(rp_db_open("postgresql://rapport:50%off@/postgres", NULL, &b, &err),
+                     RP_EINVAL);
+    assert_null(strstr(err.msg, "50%off"));
+    assert_contains(err.msg, "malformed");
+    conn_close(&a);
+}
+
 /* What this build refuses on PostgreSQL, clearly: the store's schemas (not yet written for it),
  * and a server it cannot reach, named without its password. */
 static void test_postgresql_refusals(void **state)
@@ -348,6 +517,9 @@ int main(void)
         cmocka_unit_test(test_errors_and_levels_postgresql),
         cmocka_unit_test(test_snapshots_sqlite),
         cmocka_unit_test(test_snapshots_postgresql),
+        cmocka_unit_test(test_semantics_sqlite),
+        cmocka_unit_test(test_semantics_postgresql),
+        cmocka_unit_test(test_postgresql_waits_and_messages),
         cmocka_unit_test(test_postgresql_refusals),
     };
     return cmocka_run_group_tests(tests, cluster_up, cluster_down);
