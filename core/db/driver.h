@@ -96,6 +96,10 @@ struct rp_db {
 extern const rp_db_driver_t rp__db_sqlite;
 extern const rp_db_driver_t rp__db_pg;
 
+/** The text PostgreSQL is given for @p sql (SQLite's parameters as $N; owned), *@p nparams
+ *  its parameters; NULL when a parameter is malformed. For the fuzz target. */
+char *rp__pg_rewrite(const char *sql, int *nparams);
+
 /** CLOCK_MONOTONIC in ms. */
 int64_t rp__db_mono_ms(void);
 /** The budget's verdict for a driver's progress callback: stop the marked read now? */

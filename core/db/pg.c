@@ -530,6 +530,17 @@ bad:
     return NULL;
 }
 
+char *rp__pg_rewrite(const char *sql, int *nparams)
+{
+    pg_stmt_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    char *out = rewrite(s, sql);
+    *nparams = out ? s->nparams : 0;
+    stmt_free(s);
+    return out;
+}
+
 /* Whether @p sql only reads: it begins with SELECT, VALUES or SHOW and locks no row (a WITH
  * may write). */
 static bool reads_only(const char *sql)
